@@ -1,0 +1,120 @@
+// An SRTP crypto context for one direction of one leg (RFC 3711 §3.2): the
+// master keys (by MKI), their derived session keys, and per-SSRC stream state
+// (rollover counter, highest sequence, replay windows, SRTCP index).
+//
+// Created on the control thread. After that, exactly one worker (the owner)
+// passes it to Engine; the keys never change, the stream state is written
+// only by that worker. Destruction wipes every key.
+#ifndef SLUICE_SRTP_CONTEXT_H_
+#define SLUICE_SRTP_CONTEXT_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sluice/crypto/session_key.h"
+#include "sluice/crypto/suite.h"
+#include "sluice/srtp/master_key.h"
+#include "sluice/srtp/replay_window.h"
+
+namespace sluice::srtp {
+
+struct ContextOptions {
+  // RFC 3711 §3.3.2 replay window, packets: 64 to 1024, a multiple of 64.
+  uint32_t replay_window = 128;
+  // SSRCs with their own stream state in this context.
+  uint32_t max_streams = 4;
+  // SRTCP: encrypt what we protect (E flag). Unprotect follows each packet's E.
+  bool encrypt_srtcp = true;
+};
+
+inline constexpr int kMaxMasterKeys = 4;
+
+class Context {
+ public:
+  // 1 to kMaxMasterKeys master keys of one suite. With more than one, each has
+  // an MKI of the same length and no two MKIs are equal. keys[0] protects.
+  static absl::StatusOr<std::unique_ptr<Context>> Create(std::span<const MasterKey> keys,
+                                                         const ContextOptions& options);
+
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context();
+
+  const crypto::SuiteInfo& suite() const { return *suite_; }
+  const ContextOptions& options() const { return options_; }
+  uint8_t mki_len() const { return mki_len_; }
+  int key_count() const { return static_cast<int>(keys_.size()); }
+
+  // Which master key protect uses (owner thread).
+  void SetActiveKey(int index) noexcept { active_ = index; }
+  int active_key() const noexcept { return active_; }
+
+  // Bytes protect appends: SRTP tag + MKI; SRTCP 4-byte index + tag + MKI.
+  uint32_t srtp_overhead() const;
+  uint32_t srtcp_overhead() const;
+
+  // Packets protected or unprotected so far with master key `index`, and
+  // whether it has reached its lifetime (then protect refuses with
+  // kLifetimeExhausted and the control plane should re-key).
+  uint64_t srtp_packets(int index) const { return keys_[index].srtp_count; }
+  uint64_t srtcp_packets(int index) const { return keys_[index].srtcp_count; }
+  bool exhausted(int index) const;
+
+  // Per-SSRC state, owner thread only.
+  struct Stream {
+    uint32_t ssrc = 0;
+    bool in_use = false;
+    // SRTP: the highest 48-bit packet index (ROC << 16 | SEQ, RFC 3711
+    // §3.3.1) is the window's top; the window remembers the ones before it.
+    // A sender keeps one too, so no index is ever protected twice.
+    ReplayWindow rtp_window;
+    // SRTCP: the sender's last index (the first packet gets 1, as in
+    // libsrtp); the receiver's window over the 31-bit index.
+    uint32_t srtcp_index = 0;
+    ReplayWindow rtcp_window;
+
+    uint32_t roc() const { return static_cast<uint32_t>(rtp_window.top() >> 16); }
+    uint16_t highest_seq() const { return static_cast<uint16_t>(rtp_window.top()); }
+  };
+  // The stream for ssrc, or null.
+  Stream* FindStream(uint32_t ssrc) noexcept;
+  // The stream for ssrc, created if there is room; null when full.
+  Stream* FindOrAddStream(uint32_t ssrc) noexcept;
+  std::span<const Stream> streams() const { return {streams_.data(), streams_.size()}; }
+
+  // Sets where a sender's SRTP stream starts: used when a stream moves to a
+  // new context (re-key) so the rollover counter carries on.
+  void SeedRtpStream(uint32_t ssrc, uint32_t roc, uint16_t highest_seq) noexcept;
+
+ private:
+  friend class Engine;
+
+  struct Key {
+    crypto::SessionKeys session;
+    std::array<uint8_t, kMaxMkiLen> mki{};
+    uint64_t srtp_limit = 0;
+    uint64_t srtcp_limit = 0;
+    uint64_t srtp_count = 0;   // owner thread
+    uint64_t srtcp_count = 0;  // owner thread
+  };
+
+  Context() = default;
+  bool HasFreeStream() const noexcept;
+  // Key index for the MKI in a packet, or -1.
+  int FindKeyByMki(const uint8_t* mki) const noexcept;
+
+  const crypto::SuiteInfo* suite_ = nullptr;
+  ContextOptions options_;
+  uint8_t mki_len_ = 0;
+  int active_ = 0;
+  std::vector<Key> keys_;
+  std::vector<Stream> streams_;
+  std::vector<uint64_t> window_words_;  // backing store of every replay window
+};
+
+}  // namespace sluice::srtp
+
+#endif  // SLUICE_SRTP_CONTEXT_H_

@@ -1,0 +1,68 @@
+// The SRTP/SRTCP burst transform: protect or unprotect many packets of many
+// contexts at once, with one batched crypto submission per burst.
+//
+// Data plane, one Engine per worker thread (it owns a Backend's scratch).
+// Does not allocate, lock, log or throw. Each packet gets a Verdict; a packet
+// whose verdict is not kOk is left in an unspecified state and must be dropped.
+//
+// Per burst, three phases: parse each packet, find its stream and key, check
+// the replay window and set up its crypto operation; run the crypto for the
+// whole burst; then verify tags in constant time and only then update the
+// rollover counter and replay window (RFC 3711 §3.3: state changes only after
+// authentication).
+#ifndef SLUICE_SRTP_ENGINE_H_
+#define SLUICE_SRTP_ENGINE_H_
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "sluice/crypto/backend.h"
+#include "sluice/srtp/context.h"
+#include "sluice/srtp/verdict.h"
+
+namespace sluice::srtp {
+
+// A packet in a plain buffer: data[0, len) is the RTP/RTCP packet and
+// data[len, capacity) is tailroom protect may write into.
+struct Packet {
+  uint8_t* data;
+  uint32_t len;
+  uint32_t capacity;
+};
+
+struct Job {
+  Context* ctx;
+  Packet* pkt;
+};
+
+class Engine {
+ public:
+  // Largest burst processed in one crypto submission; longer spans are cut.
+  static constexpr size_t kMaxBurst = 64;
+
+  explicit Engine(crypto::Backend& backend) noexcept : backend_(backend) {}
+
+  // Each writes verdicts[i] for jobs[i] (verdicts.size() >= jobs.size()) and
+  // returns the number of kOk verdicts.
+  size_t ProtectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t UnprotectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t ProtectRtcp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t UnprotectRtcp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+
+  crypto::Backend& backend() noexcept { return backend_; }
+
+ private:
+  struct Slot;  // per-packet scratch, defined in engine.cc
+  size_t ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t UnprotectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+
+  crypto::Backend& backend_;
+  std::array<crypto::CryptoOp, kMaxBurst> ops_;
+};
+
+}  // namespace sluice::srtp
+
+#endif  // SLUICE_SRTP_ENGINE_H_

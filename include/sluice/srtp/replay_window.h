@@ -1,0 +1,91 @@
+// RFC 3711 §3.3.2 replay window: a bitmap of the last N indices below the
+// highest one accepted.
+//
+// Owner thread only. Does not allocate: its words live in storage the owner
+// provides (so windows of any size, 64 to 1024 bits, pack into one block).
+#ifndef SLUICE_SRTP_REPLAY_WINDOW_H_
+#define SLUICE_SRTP_REPLAY_WINDOW_H_
+
+#include <cstdint>
+
+namespace sluice::srtp {
+
+enum class ReplayCheck : uint8_t { kNew, kReplayed, kTooOld };
+
+class ReplayWindow {
+ public:
+  ReplayWindow() = default;
+  // `words` holds size_bits / 64 words, zeroed; size_bits is a multiple of 64.
+  void Init(uint64_t* words, uint32_t size_bits) noexcept {
+    words_ = words;
+    size_ = size_bits;
+    top_ = 0;
+    empty_ = true;
+  }
+
+  uint32_t size() const noexcept { return size_; }
+  uint64_t top() const noexcept { return top_; }
+  bool empty() const noexcept { return empty_; }
+
+  // Starts the window at `index` without marking it received (a stream moved
+  // from a previous context keeps its position).
+  void Seed(uint64_t index) noexcept {
+    for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = 0;
+    top_ = index;
+    empty_ = false;
+  }
+
+  // Whether `index` could be accepted. Changes nothing.
+  ReplayCheck Check(uint64_t index) const noexcept {
+    if (empty_ || index > top_) return ReplayCheck::kNew;
+    const uint64_t delta = top_ - index;
+    if (delta >= size_) return ReplayCheck::kTooOld;
+    return Bit(index) ? ReplayCheck::kReplayed : ReplayCheck::kNew;
+  }
+
+  // Records `index` as received; call only after the packet authenticated
+  // and Check() said kNew.
+  void Accept(uint64_t index) noexcept {
+    if (empty_) {
+      empty_ = false;
+      top_ = index;
+      SetBit(index);
+      return;
+    }
+    if (index > top_) {
+      const uint64_t advance = index - top_;
+      if (advance >= size_) {
+        for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = 0;
+      } else {
+        // Clear the bits of indices (top_, index] that slide into the window.
+        for (uint64_t i = top_ + 1; i <= index; ++i) ClearBit(i);
+      }
+      top_ = index;
+    }
+    SetBit(index);
+  }
+
+ private:
+  // Bits are addressed by index modulo size, so sliding is clearing, not shifting.
+  bool Bit(uint64_t index) const noexcept {
+    const uint64_t b = index % size_;
+    return (words_[b / 64] >> (b % 64)) & 1;
+  }
+  void SetBit(uint64_t index) noexcept {
+    const uint64_t b = index % size_;
+    words_[b / 64] |= uint64_t{1} << (b % 64);
+  }
+  void ClearBit(uint64_t index) noexcept {
+    const uint64_t b = index % size_;
+    words_[b / 64] &= ~(uint64_t{1} << (b % 64));
+  }
+
+  uint64_t* words_ = nullptr;
+  uint32_t size_ = 0;
+  uint64_t top_ = 0;
+  bool empty_ = true;
+};
+
+}  // namespace sluice::srtp
+
+#endif  // SLUICE_SRTP_REPLAY_WINDOW_H_

@@ -1,0 +1,144 @@
+#include "ipsecmb_backend.h"
+
+#include <array>
+#include <cstring>
+
+#include "ipsecmb_manager.h"
+
+namespace sluice::crypto {
+namespace {
+
+// Up to this many HMAC jobs go to the SSE manager (SHA-NI, one packet at a
+// time is cheap there); bigger bursts fill the AVX-512 manager's 16 lanes.
+constexpr size_t kSmallHashBurst = 4;
+constexpr size_t kMaxJobs = 64;
+
+IMB_KEY_SIZE_BYTES KeySize(int key_len) {
+  switch (key_len) {
+    case 24: return IMB_KEY_192_BYTES;
+    case 32: return IMB_KEY_256_BYTES;
+    default: return IMB_KEY_128_BYTES;
+  }
+}
+
+class IpsecMbBackend final : public Backend {
+ public:
+  IpsecMbBackend(MbMgrPtr mgr, MbMgrPtr sse, IMB_ARCH arch)
+      : mgr_(std::move(mgr)), sse_(std::move(sse)), arch_(arch) {}
+
+  std::string_view name() const noexcept override { return "ipsec-mb"; }
+  std::string_view arch() const noexcept override { return MbArchName(arch_); }
+
+  bool AesCm(std::span<CryptoOp* const> ops) noexcept override {
+    // One cipher burst per key size; a burst has one key size.
+    for (int key_len : {16, 24, 32}) {
+      size_t n = 0;
+      for (CryptoOp* op : ops) {
+        if (op->key->suite->key_len != key_len || op->cipher_len == 0) continue;
+        IMB_JOB& job = jobs_[n++];
+        job.enc_keys = op->key->aes_round_keys;
+        job.dec_keys = op->key->aes_round_keys;
+        job.key_len_in_bytes = static_cast<uint64_t>(key_len);
+        job.src = op->buf;
+        job.dst = op->buf + op->cipher_offset;
+        job.cipher_start_src_offset_in_bytes = op->cipher_offset;
+        job.msg_len_to_cipher_in_bytes = op->cipher_len;
+        job.iv = op->iv;
+        job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
+        if (n == kMaxJobs) {
+          if (!CipherBurst(n, key_len)) return false;
+          n = 0;
+        }
+      }
+      if (n > 0 && !CipherBurst(n, key_len)) return false;
+    }
+    return true;
+  }
+
+  bool HmacSha1(std::span<CryptoOp* const> ops) noexcept override {
+    for (size_t start = 0; start < ops.size(); start += kMaxJobs) {
+      const size_t n = std::min(kMaxJobs, ops.size() - start);
+      for (size_t i = 0; i < n; ++i) {
+        CryptoOp* op = ops[start + i];
+        IMB_JOB& job = jobs_[i];
+        job.src = op->buf;
+        job.hash_start_src_offset_in_bytes = op->auth_offset;
+        job.msg_len_to_hash_in_bytes = op->auth_len;
+        job.auth_tag_output = op->tag;
+        job.auth_tag_output_len_in_bytes = 12;  // ipsec-mb's HMAC-SHA1 sizes: 12 or 20
+        job.u.HMAC._hashed_auth_key_xor_ipad = op->key->hmac_ipad_state;
+        job.u.HMAC._hashed_auth_key_xor_opad = op->key->hmac_opad_state;
+      }
+      IMB_MGR* mgr = n <= kSmallHashBurst ? sse_.get() : mgr_.get();
+      const uint32_t done =
+          IMB_SUBMIT_HASH_BURST(mgr, jobs_.data(), static_cast<uint32_t>(n), IMB_AUTH_HMAC_SHA_1);
+      if (done != n || !AllCompleted(n)) return false;
+    }
+    return true;
+  }
+
+  bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept override {
+    for (CryptoOp* op : ops) {
+      const uint8_t* aad = op->aad != nullptr ? op->aad : op->buf + op->auth_offset;
+      const uint64_t aad_len = op->aad != nullptr ? op->aad_len : op->auth_len;
+      uint8_t* data = op->buf + op->cipher_offset;
+      if (op->key->suite->key_len == 16) {
+        IMB_AES128_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+                           op->iv, aad, aad_len, op->tag, op->tag_len);
+      } else {
+        IMB_AES256_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+                           op->iv, aad, aad_len, op->tag, op->tag_len);
+      }
+    }
+    return imb_get_errno(mgr_.get()) == 0;
+  }
+
+  bool GcmDecrypt(std::span<CryptoOp* const> ops) noexcept override {
+    for (CryptoOp* op : ops) {
+      const uint8_t* aad = op->aad != nullptr ? op->aad : op->buf + op->auth_offset;
+      const uint64_t aad_len = op->aad != nullptr ? op->aad_len : op->auth_len;
+      uint8_t* data = op->buf + op->cipher_offset;
+      if (op->key->suite->key_len == 16) {
+        IMB_AES128_GCM_DEC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+                           op->iv, aad, aad_len, op->tag, op->tag_len);
+      } else {
+        IMB_AES256_GCM_DEC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+                           op->iv, aad, aad_len, op->tag, op->tag_len);
+      }
+    }
+    return imb_get_errno(mgr_.get()) == 0;
+  }
+
+ private:
+  bool CipherBurst(size_t n, int key_len) noexcept {
+    const uint32_t done = IMB_SUBMIT_CIPHER_BURST(mgr_.get(), jobs_.data(),
+                                                  static_cast<uint32_t>(n), IMB_CIPHER_CNTR,
+                                                  IMB_DIR_ENCRYPT, KeySize(key_len));
+    return done == n && AllCompleted(n);
+  }
+
+  bool AllCompleted(size_t n) const noexcept {
+    for (size_t i = 0; i < n; ++i) {
+      if (jobs_[i].status != IMB_STATUS_COMPLETED) return false;
+    }
+    return true;
+  }
+
+  MbMgrPtr mgr_;
+  MbMgrPtr sse_;
+  IMB_ARCH arch_;
+  std::array<IMB_JOB, kMaxJobs> jobs_{};
+  struct gcm_context_data gcm_ctx_{};
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeIpsecMbBackend() {
+  IMB_ARCH arch = IMB_ARCH_NONE;
+  MbMgrPtr mgr = NewMbMgr(MbArch::kAuto, &arch);
+  MbMgrPtr sse = NewMbMgr(MbArch::kSse);
+  if (!mgr || !sse) return nullptr;
+  return std::make_unique<IpsecMbBackend>(std::move(mgr), std::move(sse), arch);
+}
+
+}  // namespace sluice::crypto

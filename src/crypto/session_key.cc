@@ -1,0 +1,131 @@
+#include "sluice/crypto/session_key.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "ipsecmb_manager.h"
+
+namespace sluice::crypto {
+namespace {
+
+const EVP_CIPHER* CtrCipher(int key_len) {
+  switch (key_len) {
+    case 16: return EVP_aes_128_ctr();
+    case 24: return EVP_aes_192_ctr();
+    case 32: return EVP_aes_256_ctr();
+    default: return nullptr;
+  }
+}
+
+bool UsesHmac(const SuiteInfo& suite) {
+  return suite.srtp_auth == AuthKind::kHmacSha1 || suite.srtcp_auth == AuthKind::kHmacSha1;
+}
+
+}  // namespace
+
+void Wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
+
+SessionKey::~SessionKey() { Wipe(this, sizeof(*this)); }
+
+void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
+               std::span<const uint8_t> master_salt, KeyLabel label,
+               std::span<uint8_t> out) {
+  // RFC 3711 §4.3.1: x = key_id XOR master_salt, key_id = label || r with r = 0
+  // (rate 0), right-aligned in the 112-bit salt, so the label lands in byte 7.
+  // A 96-bit GCM salt is padded with two zero bytes (RFC 7714 §11).
+  std::array<uint8_t, 16> iv{};
+  std::memcpy(iv.data(), master_salt.data(), std::min<size_t>(master_salt.size(), 14));
+  iv[7] ^= static_cast<uint8_t>(label);
+  // The PRF output is the AES-CM keystream: encrypt zeros from IV = x * 2^16.
+  std::memset(out.data(), 0, out.size());
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int n = 0;
+  const bool ok = ctx != nullptr &&
+                  EVP_EncryptInit_ex(ctx, CtrCipher(static_cast<int>(master_key.size())),
+                                     nullptr, master_key.data(), iv.data()) == 1 &&
+                  EVP_EncryptUpdate(ctx, out.data(), &n, out.data(),
+                                    static_cast<int>(out.size())) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  Wipe(iv.data(), iv.size());
+  if (!ok) {
+    // Never leave a predictable key behind: an all-zero key is refused by the
+    // caller's length checks long before here, so this is an internal fault.
+    std::abort();
+  }
+  (void)suite;
+}
+
+void PrepareSessionKey(SessionKey& key) {
+  const SuiteInfo& suite = *key.suite;
+  IMB_MGR* mgr = ControlThreadManager();
+  alignas(16) uint8_t dec_round_keys[16 * 15];
+  if (suite.cipher == CipherKind::kAesCm) {
+    switch (suite.key_len) {
+      case 16: IMB_AES_KEYEXP_128(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
+      case 24: IMB_AES_KEYEXP_192(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
+      case 32: IMB_AES_KEYEXP_256(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
+    }
+  } else if (suite.cipher == CipherKind::kAesGcm) {
+    if (suite.key_len == 16) {
+      IMB_AES128_GCM_PRE(mgr, key.enc_key, &key.gcm);
+    } else {
+      IMB_AES256_GCM_PRE(mgr, key.enc_key, &key.gcm);
+    }
+  }
+  Wipe(dec_round_keys, sizeof dec_round_keys);
+  if (UsesHmac(suite)) {
+    // RFC 2104: H(K ^ opad, H(K ^ ipad, m)); the first block of each is the
+    // same for every packet, so its SHA-1 state is computed once here.
+    alignas(16) uint8_t block[64];
+    std::memset(block, 0x36, sizeof block);
+    for (int i = 0; i < suite.auth_key_len; ++i) block[i] ^= key.auth_key[i];
+    IMB_SHA1_ONE_BLOCK(mgr, block, key.hmac_ipad_state);
+    std::memset(block, 0x5c, sizeof block);
+    for (int i = 0; i < suite.auth_key_len; ++i) block[i] ^= key.auth_key[i];
+    IMB_SHA1_ONE_BLOCK(mgr, block, key.hmac_opad_state);
+    Wipe(block, sizeof block);
+  }
+}
+
+absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
+                                              std::span<const uint8_t> master_key,
+                                              std::span<const uint8_t> master_salt) {
+  if (master_key.size() != suite.key_len) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(suite.name), " needs a ", suite.key_len,
+                                                   "-byte master key, got ",
+                                                   master_key.size()));
+  }
+  if (master_salt.size() != suite.salt_len) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(suite.name), " needs a ", suite.salt_len,
+                                                   "-byte master salt, got ",
+                                                   master_salt.size()));
+  }
+  SessionKeys keys;
+  keys.srtp = std::make_unique<SessionKey>();
+  keys.srtcp = std::make_unique<SessionKey>();
+  struct Labels {
+    SessionKey* key;
+    KeyLabel enc, auth, salt;
+  };
+  for (const Labels& l :
+       {Labels{keys.srtp.get(), KeyLabel::kSrtpEncryption, KeyLabel::kSrtpAuthentication,
+               KeyLabel::kSrtpSalt},
+        Labels{keys.srtcp.get(), KeyLabel::kSrtcpEncryption, KeyLabel::kSrtcpAuthentication,
+               KeyLabel::kSrtcpSalt}}) {
+    std::memset(static_cast<void*>(l.key), 0, sizeof(SessionKey));
+    l.key->suite = &suite;
+    DeriveKey(suite, master_key, master_salt, l.enc, {l.key->enc_key, suite.key_len});
+    DeriveKey(suite, master_key, master_salt, l.salt, {l.key->salt, suite.salt_len});
+    if (suite.auth_key_len > 0) {
+      DeriveKey(suite, master_key, master_salt, l.auth, {l.key->auth_key, suite.auth_key_len});
+    }
+    PrepareSessionKey(*l.key);
+  }
+  return keys;
+}
+
+}  // namespace sluice::crypto

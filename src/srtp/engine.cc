@@ -1,0 +1,692 @@
+#include "sluice/srtp/engine.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice::srtp {
+namespace {
+
+using crypto::AuthKind;
+using crypto::CipherKind;
+using crypto::CryptoOp;
+
+inline uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+inline uint32_t Load32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+inline void Store32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
+constexpr uint32_t kRtcpHeaderLen = 8;
+constexpr uint32_t kSrtcpTrailerLen = 4;
+constexpr uint32_t kEFlag = 0x80000000u;
+constexpr uint32_t kMaxSrtcpIndex = 0x7fffffffu;
+
+struct RtpHeader {
+  uint32_t header_len;  // fixed header + CSRCs + extension
+  uint16_t seq;
+  uint32_t ssrc;
+};
+
+// RFC 3550 §5.1 and §5.3.1: version 2, CSRC list and extension inside len.
+bool ParseRtpHeader(const uint8_t* d, uint32_t len, RtpHeader* h) {
+  if (len < 12 || (d[0] >> 6) != 2) return false;
+  uint32_t header_len = 12 + 4u * (d[0] & 0x0f);
+  if (d[0] & 0x10) {
+    if (header_len + 4 > len) return false;
+    header_len += 4 + 4u * Load16(d + header_len + 2);
+  }
+  if (header_len > len) return false;
+  h->header_len = header_len;
+  h->seq = Load16(d + 2);
+  h->ssrc = Load32(d + 8);
+  return true;
+}
+
+// RFC 3711 §3.3.1 and Appendix A: the packet index from the highest index so
+// far and the sequence number, computed as libsrtp does. While the highest
+// index is at most 2^15 the ROC is taken as 0 (the RFC's formula would guess
+// ROC - 1 = 2^32 - 1 for a stream that starts high and dips below).
+uint64_t EstimateIndex(bool have_top, uint64_t top, uint16_t seq) {
+  if (!have_top || top <= 0x8000) return seq;
+  const uint32_t local_roc = static_cast<uint32_t>(top >> 16);
+  const int32_t local_seq = static_cast<int32_t>(top & 0xffff);
+  const int32_t s = seq;
+  uint32_t roc = local_roc;
+  if (local_seq < 0x8000) {
+    if (s - local_seq > 0x8000) roc = local_roc - 1;
+  } else if (local_seq - 0x8000 > s) {
+    roc = local_roc + 1;
+  }
+  return ((uint64_t{roc} << 16) | seq) & 0xffffffffffffull;
+}
+
+Verdict FromReplayCheck(ReplayCheck c) {
+  return c == ReplayCheck::kReplayed ? Verdict::kReplayed : Verdict::kTooOld;
+}
+
+// RFC 3711 §4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16).
+void CmIv(uint8_t iv[16], const uint8_t salt[14], uint32_t ssrc, uint64_t index) {
+  std::memcpy(iv, salt, 14);
+  iv[14] = 0;
+  iv[15] = 0;
+  iv[4] ^= static_cast<uint8_t>(ssrc >> 24);
+  iv[5] ^= static_cast<uint8_t>(ssrc >> 16);
+  iv[6] ^= static_cast<uint8_t>(ssrc >> 8);
+  iv[7] ^= static_cast<uint8_t>(ssrc);
+  for (int i = 0; i < 6; ++i) iv[8 + i] ^= static_cast<uint8_t>(index >> (40 - 8 * i));
+}
+
+// RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt, and §9.1 for
+// SRTCP: (0x0000 || SSRC || 0x0000 || 0 || index) XOR salt. In both the last
+// six bytes are a 48-bit number: the packet index (ROC << 16 | SEQ) or the
+// 31-bit SRTCP index.
+void GcmIv(uint8_t iv[16], const uint8_t salt[12], uint32_t ssrc, uint64_t index48) {
+  uint8_t block[12] = {0, 0};
+  Store32(block + 2, ssrc);
+  for (int i = 0; i < 6; ++i) block[6 + i] = static_cast<uint8_t>(index48 >> (40 - 8 * i));
+  for (int i = 0; i < 12; ++i) iv[i] = block[i] ^ salt[i];
+  iv[12] = iv[13] = iv[14] = iv[15] = 0;
+}
+
+// Unprotect estimates the index of a stream with no authenticated packet yet
+// from the earlier packets of the same burst, as libsrtp would one by one.
+struct Pending {
+  const Context* ctx;
+  uint32_t ssrc;
+  uint64_t top;
+};
+
+}  // namespace
+
+struct Engine::Slot {
+  Context::Key* key;
+  uint64_t index;
+  uint32_t ssrc;
+  uint32_t end;       // unprotect: the packet's length once the trailer is gone
+  uint32_t trailer;   // SRTCP E flag and index
+  uint8_t tag_len;
+  bool pending;       // passed phase 1, waiting for crypto
+  bool decrypt_after; // AES-CM payload to decrypt once the tag verified
+  alignas(16) uint8_t rx_tag[16];
+  uint8_t aad[12];
+};
+
+size_t Engine::ProtectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  size_t ok = 0;
+  for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
+    const size_t n = std::min(kMaxBurst, jobs.size() - off);
+    ok += ProtectRtpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
+  }
+  return ok;
+}
+
+size_t Engine::UnprotectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  size_t ok = 0;
+  for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
+    const size_t n = std::min(kMaxBurst, jobs.size() - off);
+    ok += UnprotectRtpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
+  }
+  return ok;
+}
+
+size_t Engine::ProtectRtcp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  size_t ok = 0;
+  for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
+    const size_t n = std::min(kMaxBurst, jobs.size() - off);
+    ok += ProtectRtcpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
+  }
+  return ok;
+}
+
+size_t Engine::UnprotectRtcp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  size_t ok = 0;
+  for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
+    const size_t n = std::min(kMaxBurst, jobs.size() - off);
+    ok += UnprotectRtcpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
+  }
+  return ok;
+}
+
+namespace {
+
+// When the crypto library refuses a burst, every packet still pending in it
+// is dropped: none may leave unprotected or be accepted unverified.
+void FailClosedUnless(bool ok, size_t n, Verdict* verdicts, bool* pending) {
+  if (ok) return;
+  for (size_t i = 0; i < n; ++i) {
+    if (pending[i]) {
+      verdicts[i] = Verdict::kCryptoError;
+      pending[i] = false;
+    }
+  }
+}
+
+}  // namespace
+
+size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  const size_t n = jobs.size();
+  Slot slots[kMaxBurst];
+  bool pending[kMaxBurst];
+  CryptoOp* cm[kMaxBurst];
+  CryptoOp* gcm[kMaxBurst];
+  CryptoOp* hmac[kMaxBurst];
+  size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
+
+  // Phase 1: parse, pick the stream and index, set up the crypto. A sender's
+  // index is committed here: nothing after this can make it unused, and a
+  // second packet with the same index must be refused (two-time pad).
+  for (size_t i = 0; i < n; ++i) {
+    pending[i] = false;
+    Context& ctx = *jobs[i].ctx;
+    Packet& pkt = *jobs[i].pkt;
+    const crypto::SuiteInfo& suite = *ctx.suite_;
+    RtpHeader h;
+    if (!ParseRtpHeader(pkt.data, pkt.len, &h)) {
+      verdicts[i] = Verdict::kMalformed;
+      continue;
+    }
+    Context::Key& key = ctx.keys_[static_cast<size_t>(ctx.active_)];
+    if (key.srtp_count >= key.srtp_limit) {
+      verdicts[i] = Verdict::kLifetimeExhausted;
+      continue;
+    }
+    if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < ctx.srtp_overhead()) {
+      verdicts[i] = Verdict::kNoTailroom;
+      continue;
+    }
+    Context::Stream* stream = ctx.FindOrAddStream(h.ssrc);
+    if (stream == nullptr) {
+      verdicts[i] = Verdict::kStreamLimit;
+      continue;
+    }
+    const uint64_t index =
+        EstimateIndex(!stream->rtp_window.empty(), stream->rtp_window.top(), h.seq);
+    if (ReplayCheck c = stream->rtp_window.Check(index); c != ReplayCheck::kNew) {
+      verdicts[i] = FromReplayCheck(c);
+      continue;
+    }
+    stream->rtp_window.Accept(index);
+    ++key.srtp_count;
+
+    Slot& slot = slots[i];
+    slot.key = &key;
+    slot.end = pkt.len;
+    CryptoOp& op = ops_[i];
+    const crypto::SessionKey* sk = key.session.srtp.get();
+    op.key = sk;
+    op.buf = pkt.data;
+    op.aad = nullptr;
+    op.cipher_offset = h.header_len;
+    op.cipher_len = pkt.len - h.header_len;
+    const uint32_t roc = static_cast<uint32_t>(index >> 16);
+    if (suite.cipher == CipherKind::kAesCm) {
+      CmIv(op.iv, sk->salt, h.ssrc, index);
+      cm[n_cm++] = &op;
+    } else if (suite.cipher == CipherKind::kAesGcm) {
+      // RFC 7714 §8.2: the header is the AAD; the tag follows the ciphertext.
+      GcmIv(op.iv, sk->salt, h.ssrc, index);
+      op.auth_offset = 0;
+      op.auth_len = h.header_len;
+      op.tag_len = suite.srtp_tag_len;
+      gcm[n_gcm++] = &op;
+    }
+    if (suite.srtp_auth == AuthKind::kHmacSha1) {
+      // RFC 3711 §4.2: the tag covers header, encrypted payload and ROC; the
+      // ROC sits where the MKI and tag go, which are written afterwards.
+      Store32(pkt.data + pkt.len, roc);
+      op.auth_offset = 0;
+      op.auth_len = pkt.len + 4;
+      hmac[n_hmac++] = &op;
+    }
+    pending[i] = true;
+  }
+
+  // Phase 2: one submission per kind of work for the whole burst;
+  // encrypt-then-MAC.
+  bool ok = true;
+  if (n_cm > 0) ok = backend_.AesCm({cm, n_cm}) && ok;
+  if (n_gcm > 0) ok = backend_.GcmEncrypt({gcm, n_gcm}) && ok;
+  if (n_hmac > 0 && ok) ok = backend_.HmacSha1({hmac, n_hmac});
+  FailClosedUnless(ok, n, verdicts.data(), pending);
+
+  // Phase 3: append MKI and tag.
+  size_t good = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!pending[i]) continue;
+    Context& ctx = *jobs[i].ctx;
+    Packet& pkt = *jobs[i].pkt;
+    const crypto::SuiteInfo& suite = *ctx.suite_;
+    uint8_t* trailer = pkt.data + pkt.len;
+    const uint8_t* mki = slots[i].key->mki.data();
+    if (suite.cipher == CipherKind::kAesGcm) {
+      std::memcpy(trailer, ops_[i].tag, suite.srtp_tag_len);
+      std::memcpy(trailer + suite.srtp_tag_len, mki, ctx.mki_len_);
+    } else {
+      std::memcpy(trailer, mki, ctx.mki_len_);
+      std::memcpy(trailer + ctx.mki_len_, ops_[i].tag, suite.srtp_tag_len);
+    }
+    pkt.len += ctx.srtp_overhead();
+    verdicts[i] = Verdict::kOk;
+    ++good;
+  }
+  return good;
+}
+
+size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  const size_t n = jobs.size();
+  Slot slots[kMaxBurst];
+  bool pending[kMaxBurst];
+  Pending starts[kMaxBurst];
+  size_t n_starts = 0;
+  CryptoOp* cm[kMaxBurst];
+  CryptoOp* gcm[kMaxBurst];
+  CryptoOp* hmac[kMaxBurst];
+  size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
+
+  // Phase 1: parse, find the key by MKI, estimate the index, pre-check replay.
+  for (size_t i = 0; i < n; ++i) {
+    pending[i] = false;
+    Context& ctx = *jobs[i].ctx;
+    Packet& pkt = *jobs[i].pkt;
+    const crypto::SuiteInfo& suite = *ctx.suite_;
+    RtpHeader h;
+    const uint32_t tag_len = suite.srtp_tag_len;
+    const uint32_t mki_len = ctx.mki_len_;
+    if (!ParseRtpHeader(pkt.data, pkt.len, &h) || pkt.len < h.header_len + tag_len + mki_len) {
+      verdicts[i] = Verdict::kMalformed;
+      continue;
+    }
+    // HMAC: header | payload | MKI | tag.  GCM: header | ciphertext | tag | MKI.
+    const uint32_t end = pkt.len - tag_len - mki_len;
+    const bool aead = suite.cipher == CipherKind::kAesGcm;
+    const uint8_t* mki = aead ? pkt.data + end + tag_len : pkt.data + end;
+    const uint8_t* tag = aead ? pkt.data + end : pkt.data + end + mki_len;
+    int k = 0;
+    if (mki_len > 0) {
+      k = ctx.FindKeyByMki(mki);
+      if (k < 0) {
+        verdicts[i] = Verdict::kUnknownMki;
+        continue;
+      }
+    }
+    Context::Key& key = ctx.keys_[static_cast<size_t>(k)];
+    if (key.srtp_count >= key.srtp_limit) {
+      verdicts[i] = Verdict::kLifetimeExhausted;
+      continue;
+    }
+    Context::Stream* stream = ctx.FindStream(h.ssrc);
+    uint64_t index;
+    if (stream != nullptr && !stream->rtp_window.empty()) {
+      index = EstimateIndex(true, stream->rtp_window.top(), h.seq);
+      if (ReplayCheck c = stream->rtp_window.Check(index); c != ReplayCheck::kNew) {
+        verdicts[i] = FromReplayCheck(c);
+        continue;
+      }
+    } else {
+      // A stream's first packets: no state may be created before one of them
+      // authenticates, but a burst that starts a stream right at the wrap
+      // must still see the wrap.
+      if (stream == nullptr && !ctx.HasFreeStream()) {
+        verdicts[i] = Verdict::kStreamLimit;
+        continue;
+      }
+      Pending* start = nullptr;
+      for (size_t s = 0; s < n_starts; ++s) {
+        if (starts[s].ctx == &ctx && starts[s].ssrc == h.ssrc) start = &starts[s];
+      }
+      index = start != nullptr ? EstimateIndex(true, start->top, h.seq) : h.seq;
+      if (start == nullptr) {
+        starts[n_starts++] = Pending{&ctx, h.ssrc, index};
+      } else if (index > start->top) {
+        start->top = index;
+      }
+    }
+
+    Slot& slot = slots[i];
+    slot.key = &key;
+    slot.index = index;
+    slot.ssrc = h.ssrc;
+    slot.end = end;
+    slot.tag_len = static_cast<uint8_t>(tag_len);
+    slot.decrypt_after = false;
+    std::memcpy(slot.rx_tag, tag, tag_len);
+    CryptoOp& op = ops_[i];
+    const crypto::SessionKey* sk = key.session.srtp.get();
+    op.key = sk;
+    op.buf = pkt.data;
+    op.aad = nullptr;
+    op.cipher_offset = h.header_len;
+    op.cipher_len = end - h.header_len;
+    const uint32_t roc = static_cast<uint32_t>(index >> 16);
+    if (aead) {
+      GcmIv(op.iv, sk->salt, h.ssrc, index);
+      op.auth_offset = 0;
+      op.auth_len = h.header_len;
+      op.tag_len = static_cast<uint8_t>(tag_len);
+      std::memcpy(op.tag, tag, tag_len);
+      gcm[n_gcm++] = &op;
+    } else {
+      if (suite.cipher == CipherKind::kAesCm) {
+        CmIv(op.iv, sk->salt, h.ssrc, index);
+        slot.decrypt_after = true;
+      }
+      if (suite.srtp_auth == AuthKind::kHmacSha1) {
+        Store32(pkt.data + end, roc);  // over the MKI/tag, already copied
+        op.auth_offset = 0;
+        op.auth_len = end + 4;
+        hmac[n_hmac++] = &op;
+      } else if (slot.decrypt_after) {
+        cm[n_cm++] = &op;  // no tag to check first
+        slot.decrypt_after = false;
+      }
+    }
+    pending[i] = true;
+  }
+
+  // Phase 2: authenticate, then decrypt only what verified.
+  bool ok = true;
+  if (n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac}) && ok;
+  if (n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm}) && ok;
+  FailClosedUnless(ok, n, verdicts.data(), pending);
+  for (size_t i = 0; i < n; ++i) {
+    if (!pending[i]) continue;
+    const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
+    const bool tagged = suite.srtp_auth != AuthKind::kNull;
+    if (tagged && CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
+      verdicts[i] = Verdict::kAuthFailed;
+      pending[i] = false;
+      continue;
+    }
+    if (slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
+  }
+  if (n_cm > 0) {
+    FailClosedUnless(backend_.AesCm({cm, n_cm}), n, verdicts.data(), pending);
+  }
+
+  // Phase 3: commit the stream state of authenticated packets, in order.
+  size_t good = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!pending[i]) continue;
+    Context& ctx = *jobs[i].ctx;
+    Slot& slot = slots[i];
+    Context::Stream* stream = ctx.FindOrAddStream(slot.ssrc);
+    if (stream == nullptr) {
+      verdicts[i] = Verdict::kStreamLimit;
+      continue;
+    }
+    // Re-check: an earlier packet of this burst may have taken the index.
+    if (ReplayCheck c = stream->rtp_window.Check(slot.index); c != ReplayCheck::kNew) {
+      verdicts[i] = FromReplayCheck(c);
+      continue;
+    }
+    stream->rtp_window.Accept(slot.index);
+    ++slot.key->srtp_count;
+    jobs[i].pkt->len = slot.end;
+    verdicts[i] = Verdict::kOk;
+    ++good;
+  }
+  return good;
+}
+
+size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  const size_t n = jobs.size();
+  Slot slots[kMaxBurst];
+  bool pending[kMaxBurst];
+  CryptoOp* cm[kMaxBurst];
+  CryptoOp* gcm[kMaxBurst];
+  CryptoOp* hmac[kMaxBurst];
+  size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
+
+  for (size_t i = 0; i < n; ++i) {
+    pending[i] = false;
+    Context& ctx = *jobs[i].ctx;
+    Packet& pkt = *jobs[i].pkt;
+    const crypto::SuiteInfo& suite = *ctx.suite_;
+    if (pkt.len < kRtcpHeaderLen || (pkt.data[0] >> 6) != 2) {
+      verdicts[i] = Verdict::kMalformed;
+      continue;
+    }
+    Context::Key& key = ctx.keys_[static_cast<size_t>(ctx.active_)];
+    if (key.srtcp_count >= key.srtcp_limit) {
+      verdicts[i] = Verdict::kLifetimeExhausted;
+      continue;
+    }
+    if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < ctx.srtcp_overhead()) {
+      verdicts[i] = Verdict::kNoTailroom;
+      continue;
+    }
+    const uint32_t ssrc = Load32(pkt.data + 4);
+    Context::Stream* stream = ctx.FindOrAddStream(ssrc);
+    if (stream == nullptr) {
+      verdicts[i] = Verdict::kStreamLimit;
+      continue;
+    }
+    if (stream->srtcp_index >= kMaxSrtcpIndex) {
+      verdicts[i] = Verdict::kLifetimeExhausted;
+      continue;
+    }
+    const uint32_t index = ++stream->srtcp_index;
+    ++key.srtcp_count;
+    // RFC 3711 §3.4: E set when the payload is encrypted.
+    const bool encrypt = ctx.options_.encrypt_srtcp && suite.cipher != CipherKind::kNull;
+    const uint32_t trailer = (encrypt ? kEFlag : 0) | index;
+
+    Slot& slot = slots[i];
+    slot.key = &key;
+    slot.trailer = trailer;
+    CryptoOp& op = ops_[i];
+    const crypto::SessionKey* sk = key.session.srtcp.get();
+    op.key = sk;
+    op.buf = pkt.data;
+    op.aad = nullptr;
+    op.cipher_offset = kRtcpHeaderLen;
+    op.cipher_len = encrypt ? pkt.len - kRtcpHeaderLen : 0;
+    if (suite.cipher == CipherKind::kAesGcm) {
+      // RFC 7714 §9.2: AAD is the header and the E||index trailer; with E
+      // clear the whole packet is AAD (the trailer is placed after it for the
+      // computation and moved behind the tag afterwards).
+      GcmIv(op.iv, sk->salt, ssrc, index);
+      op.tag_len = suite.srtcp_tag_len;
+      if (encrypt) {
+        std::memcpy(slot.aad, pkt.data, kRtcpHeaderLen);
+        Store32(slot.aad + kRtcpHeaderLen, trailer);
+        op.aad = slot.aad;
+        op.aad_len = kRtcpHeaderLen + kSrtcpTrailerLen;
+      } else {
+        Store32(pkt.data + pkt.len, trailer);
+        op.auth_offset = 0;
+        op.auth_len = pkt.len + kSrtcpTrailerLen;
+      }
+      gcm[n_gcm++] = &op;
+    } else {
+      // RFC 3711 §3.4: header | payload | E||index | MKI | tag; the tag covers
+      // everything up to and including the index.
+      Store32(pkt.data + pkt.len, trailer);
+      if (encrypt) {
+        CmIv(op.iv, sk->salt, ssrc, index);
+        cm[n_cm++] = &op;
+      }
+      op.auth_offset = 0;
+      op.auth_len = pkt.len + kSrtcpTrailerLen;
+      hmac[n_hmac++] = &op;
+    }
+    pending[i] = true;
+  }
+
+  bool ok = true;
+  if (n_cm > 0) ok = backend_.AesCm({cm, n_cm}) && ok;
+  if (n_gcm > 0) ok = backend_.GcmEncrypt({gcm, n_gcm}) && ok;
+  if (n_hmac > 0 && ok) ok = backend_.HmacSha1({hmac, n_hmac});
+  FailClosedUnless(ok, n, verdicts.data(), pending);
+
+  size_t good = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!pending[i]) continue;
+    Context& ctx = *jobs[i].ctx;
+    Packet& pkt = *jobs[i].pkt;
+    const crypto::SuiteInfo& suite = *ctx.suite_;
+    uint8_t* p = pkt.data + pkt.len;
+    const uint8_t* mki = slots[i].key->mki.data();
+    if (suite.cipher == CipherKind::kAesGcm) {
+      std::memcpy(p, ops_[i].tag, suite.srtcp_tag_len);
+      Store32(p + suite.srtcp_tag_len, slots[i].trailer);
+      std::memcpy(p + suite.srtcp_tag_len + kSrtcpTrailerLen, mki, ctx.mki_len_);
+    } else {
+      std::memcpy(p + kSrtcpTrailerLen, mki, ctx.mki_len_);
+      std::memcpy(p + kSrtcpTrailerLen + ctx.mki_len_, ops_[i].tag, suite.srtcp_tag_len);
+    }
+    pkt.len += ctx.srtcp_overhead();
+    verdicts[i] = Verdict::kOk;
+    ++good;
+  }
+  return good;
+}
+
+size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
+                                  std::span<Verdict> verdicts) noexcept {
+  const size_t n = jobs.size();
+  Slot slots[kMaxBurst];
+  bool pending[kMaxBurst];
+  CryptoOp* cm[kMaxBurst];
+  CryptoOp* gcm[kMaxBurst];
+  CryptoOp* hmac[kMaxBurst];
+  size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
+
+  for (size_t i = 0; i < n; ++i) {
+    pending[i] = false;
+    Context& ctx = *jobs[i].ctx;
+    Packet& pkt = *jobs[i].pkt;
+    const crypto::SuiteInfo& suite = *ctx.suite_;
+    const uint32_t tag_len = suite.srtcp_tag_len;
+    const uint32_t mki_len = ctx.mki_len_;
+    if (pkt.len < kRtcpHeaderLen + kSrtcpTrailerLen + tag_len + mki_len ||
+        (pkt.data[0] >> 6) != 2) {
+      verdicts[i] = Verdict::kMalformed;
+      continue;
+    }
+    const bool aead = suite.cipher == CipherKind::kAesGcm;
+    // HMAC: header | payload | E||index | MKI | tag.
+    // GCM:  header | ciphertext | tag | E||index | MKI.
+    const uint32_t trailer_at =
+        aead ? pkt.len - mki_len - kSrtcpTrailerLen : pkt.len - tag_len - mki_len - kSrtcpTrailerLen;
+    const uint32_t end = aead ? trailer_at - tag_len : trailer_at;
+    const uint8_t* mki = pkt.data + trailer_at + kSrtcpTrailerLen;
+    const uint8_t* tag = aead ? pkt.data + end : pkt.data + pkt.len - tag_len;
+    int k = 0;
+    if (mki_len > 0) {
+      k = ctx.FindKeyByMki(mki);
+      if (k < 0) {
+        verdicts[i] = Verdict::kUnknownMki;
+        continue;
+      }
+    }
+    Context::Key& key = ctx.keys_[static_cast<size_t>(k)];
+    if (key.srtcp_count >= key.srtcp_limit) {
+      verdicts[i] = Verdict::kLifetimeExhausted;
+      continue;
+    }
+    const uint32_t ssrc = Load32(pkt.data + 4);
+    const uint32_t trailer = Load32(pkt.data + trailer_at);
+    const uint32_t index = trailer & kMaxSrtcpIndex;
+    const bool encrypted = (trailer & kEFlag) != 0;
+    Context::Stream* stream = ctx.FindStream(ssrc);
+    if (stream != nullptr) {
+      if (ReplayCheck c = stream->rtcp_window.Check(index); c != ReplayCheck::kNew) {
+        verdicts[i] = FromReplayCheck(c);
+        continue;
+      }
+    } else if (!ctx.HasFreeStream()) {
+      verdicts[i] = Verdict::kStreamLimit;
+      continue;
+    }
+
+    Slot& slot = slots[i];
+    slot.key = &key;
+    slot.index = index;
+    slot.ssrc = ssrc;
+    slot.end = end;
+    slot.tag_len = static_cast<uint8_t>(tag_len);
+    slot.decrypt_after = false;
+    std::memcpy(slot.rx_tag, tag, tag_len);
+    CryptoOp& op = ops_[i];
+    const crypto::SessionKey* sk = key.session.srtcp.get();
+    op.key = sk;
+    op.buf = pkt.data;
+    op.aad = nullptr;
+    op.cipher_offset = kRtcpHeaderLen;
+    op.cipher_len = encrypted ? end - kRtcpHeaderLen : 0;
+    if (aead) {
+      GcmIv(op.iv, sk->salt, ssrc, index);
+      op.tag_len = static_cast<uint8_t>(tag_len);
+      std::memcpy(op.tag, tag, tag_len);
+      if (encrypted) {
+        std::memcpy(slot.aad, pkt.data, kRtcpHeaderLen);
+        Store32(slot.aad + kRtcpHeaderLen, trailer);
+        op.aad = slot.aad;
+        op.aad_len = kRtcpHeaderLen + kSrtcpTrailerLen;
+      } else {
+        Store32(pkt.data + end, trailer);  // over the tag, already copied
+        op.auth_offset = 0;
+        op.auth_len = end + kSrtcpTrailerLen;
+      }
+      gcm[n_gcm++] = &op;
+    } else {
+      if (encrypted && suite.cipher == CipherKind::kAesCm) {
+        CmIv(op.iv, sk->salt, ssrc, index);
+        slot.decrypt_after = true;
+      }
+      op.auth_offset = 0;
+      op.auth_len = trailer_at + kSrtcpTrailerLen;
+      hmac[n_hmac++] = &op;
+    }
+    pending[i] = true;
+  }
+
+  bool ok = true;
+  if (n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac}) && ok;
+  if (n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm}) && ok;
+  FailClosedUnless(ok, n, verdicts.data(), pending);
+  for (size_t i = 0; i < n; ++i) {
+    if (!pending[i]) continue;
+    if (CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
+      verdicts[i] = Verdict::kAuthFailed;
+      pending[i] = false;
+      continue;
+    }
+    if (slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
+  }
+  if (n_cm > 0) {
+    FailClosedUnless(backend_.AesCm({cm, n_cm}), n, verdicts.data(), pending);
+  }
+
+  size_t good = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!pending[i]) continue;
+    Context& ctx = *jobs[i].ctx;
+    Slot& slot = slots[i];
+    Context::Stream* stream = ctx.FindOrAddStream(slot.ssrc);
+    if (stream == nullptr) {
+      verdicts[i] = Verdict::kStreamLimit;
+      continue;
+    }
+    if (ReplayCheck c = stream->rtcp_window.Check(slot.index); c != ReplayCheck::kNew) {
+      verdicts[i] = FromReplayCheck(c);
+      continue;
+    }
+    stream->rtcp_window.Accept(slot.index);
+    ++slot.key->srtcp_count;
+    jobs[i].pkt->len = slot.end;
+    verdicts[i] = Verdict::kOk;
+    ++good;
+  }
+  return good;
+}
+
+}  // namespace sluice::srtp
