@@ -29,7 +29,7 @@ struct CryptoOp {
   uint32_t cipher_len;
 
   // HMAC-SHA1: the bytes [auth_offset, auth_offset + auth_len) are
-  // authenticated. AES-GCM: when aad is null, the same range is the additional
+  // authenticated; auth_len is at least 1 (ipsec-mb refuses empty input). AES-GCM: when aad is null, the same range is the additional
   // authenticated data.
   uint32_t auth_offset;
   uint32_t auth_len;
@@ -40,7 +40,8 @@ struct CryptoOp {
   alignas(16) uint8_t iv[16];
 
   // Out: the computed tag. HMAC-SHA1 writes at least 12 bytes (callers compare
-  // the first 4 or 10); AES-GCM writes tag_len bytes.
+  // the first 4 or 10); AES-GCM encrypt writes tag_len bytes. In and out for
+  // GcmDecrypt: see there.
   alignas(16) uint8_t tag[20];
   uint8_t tag_len;  // AES-GCM: 8 or 16
 };

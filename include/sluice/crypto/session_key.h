@@ -32,7 +32,8 @@ struct alignas(64) SessionKey {
   // AES-CM: expanded encryption round keys (10, 12 or 14 rounds).
   // AES-GCM: gcm.expanded_keys holds them instead.
   alignas(16) uint8_t aes_round_keys[16 * 15];
-  // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad).
+  // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad),
+  // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words.
   alignas(16) uint8_t hmac_ipad_state[20];
   alignas(16) uint8_t hmac_opad_state[20];
   // AES-GCM: round keys and GHASH tables for ipsec-mb.
