@@ -33,7 +33,8 @@ struct MasterKey {
   std::span<const uint8_t> salt_bytes() const { return {salt.data(), info().salt_len}; }
   std::span<const uint8_t> mki_bytes() const { return {mki.data(), mki_len}; }
 
-  // Same key and salt (the two-time-pad check).
+  // Same key material (the two-time-pad check): equal key size, key bytes and
+  // salt bytes, whatever the suites' tag lengths.
   bool SameKeyAs(const MasterKey& other) const;
 
   MasterKey() = default;
