@@ -1,0 +1,67 @@
+// A flow: one direction of a call. Packets that arrive at leg X's local
+// address are authenticated and decrypted with X's receive keys, encrypted
+// with leg Y's send keys and sent from Y's local address to Y's peer.
+//
+// Built by the control plane and published through the FlowTable; after that
+// its configuration is read-only and its mutable part (stream state inside the
+// SRTP contexts, counters, learning) belongs to the one worker that receives
+// X's packets. Does not allocate once published.
+#ifndef SLUICE_SESSION_FLOW_H_
+#define SLUICE_SESSION_FLOW_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "sluice/packet/address.h"
+#include "sluice/packet/rewrite.h"
+#include "sluice/session/remote.h"
+#include "sluice/srtp/context.h"
+
+namespace sluice::session {
+
+// Per-flow counters. Written by the owning worker only (relaxed stores of a
+// value it alone increments), read by anyone.
+struct alignas(64) FlowCounters {
+  std::atomic<uint64_t> rx_packets{0};  // arrived at X from its peer
+  std::atomic<uint64_t> rx_bytes{0};
+  std::atomic<uint64_t> tx_packets{0};  // sent to Y's peer
+  std::atomic<uint64_t> tx_bytes{0};
+  std::atomic<uint64_t> auth_failures{0};
+  std::atomic<uint64_t> replay_drops{0};  // replayed or too old
+  std::atomic<uint64_t> other_drops{0};
+  std::atomic<uint64_t> remote_changes{0};  // learned address moved
+
+  static void Add(std::atomic<uint64_t>& c, uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+struct alignas(64) Flow {
+  // --- configuration (dp: ro, cp: rw before publishing) ---
+  uint64_t id = 0;
+  packet::Endpoint in_local;  // X's local address and RTP port
+  bool rtcp_mux = true;       // X's RTCP arrives on the RTP port (else port + 1)
+  bool strict_source = false; // only ever accept X's given remote
+  uint16_t out_port = 0;      // DPDK port of Y's interface
+  uint16_t out_vlan = 0;
+  packet::MacAddress out_src_mac{};
+  packet::Endpoint out_local;  // Y's local address and RTP port
+  bool out_rtcp_mux = true;    // Y's RTCP leaves from the RTP port (else + 1)
+  // SRTP contexts; null means plain RTP on that side. The stream state inside
+  // is written by the owning worker only.
+  srtp::Context* rx = nullptr;  // X's receive keys (unprotect)
+  srtp::Context* tx = nullptr;  // Y's send keys (protect)
+  RemoteSlot* in_remote = nullptr;   // X's peer: learned here
+  RemoteSlot* out_remote = nullptr;  // Y's peer: read here
+  uint32_t learn_packets = 3;        // authenticated packets before a move
+
+  // --- owning worker only ---
+  packet::Endpoint candidate;        // a new source seen for X's peer
+  uint32_t candidate_count = 0;
+  FlowCounters counters;
+};
+
+}  // namespace sluice::session
+
+#endif  // SLUICE_SESSION_FLOW_H_

@@ -1,0 +1,78 @@
+// The lock-free flow table: (local address, local UDP port) -> flow.
+//
+// A DPDK rte_hash with lock-free read/write concurrency: the control thread
+// adds and deletes, workers look up in bulk without locks. Deleted flows are
+// freed only after every worker has passed a quiescent state (rte_rcu_qsbr),
+// so a worker never reads freed memory. Workers register once and report
+// quiescence from their loop.
+#ifndef SLUICE_SESSION_FLOW_TABLE_H_
+#define SLUICE_SESSION_FLOW_TABLE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "sluice/packet/address.h"
+#include "sluice/session/flow.h"
+
+struct rte_hash;
+struct rte_rcu_qsbr;
+
+namespace sluice::session {
+
+// The hash key: 20 bytes, zero-padded.
+struct FlowKey {
+  uint8_t family;
+  uint8_t pad;
+  uint16_t port;  // host order
+  uint8_t addr[16];
+
+  static FlowKey From(const packet::Endpoint& ep) noexcept;
+};
+static_assert(sizeof(FlowKey) == 20);
+
+// A table entry: the flow and whether this key is its separate RTCP port.
+struct FlowRef {
+  Flow* flow;
+  bool rtcp_port;
+};
+
+class FlowTable {
+ public:
+  // capacity: maximum keys (two per leg with separate RTCP). max_readers:
+  // worker threads that will register.
+  static absl::StatusOr<std::unique_ptr<FlowTable>> Create(const std::string& name,
+                                                           uint32_t capacity,
+                                                           uint32_t max_readers);
+  ~FlowTable();
+
+  // --- control thread ---
+  absl::Status Add(const packet::Endpoint& local, Flow* flow, bool rtcp_port);
+  absl::Status Remove(const packet::Endpoint& local);
+  // Blocks until every registered worker has passed a quiescent state since
+  // the call began: afterwards nothing removed before it is referenced.
+  void Synchronize();
+  uint32_t size() const;
+
+  // --- workers ---
+  // Registers reader `thread_id` (0 .. max_readers-1) and marks it online.
+  void RegisterReader(uint32_t thread_id);
+  void UnregisterReader(uint32_t thread_id);
+  void Quiescent(uint32_t thread_id) noexcept;
+  // Looks up n keys (n <= 64); refs[i].flow is null when absent.
+  void LookupBulk(const FlowKey* keys, uint32_t n, FlowRef* refs) const noexcept;
+
+  rte_rcu_qsbr* qsbr() const { return qsbr_; }
+
+ private:
+  FlowTable() = default;
+  rte_hash* hash_ = nullptr;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  void* qsbr_mem_ = nullptr;
+};
+
+}  // namespace sluice::session
+
+#endif  // SLUICE_SESSION_FLOW_TABLE_H_

@@ -1,0 +1,86 @@
+// Where a leg's peer is: its UDP endpoint and the next-hop MAC toward it,
+// given by the control plane or learned from authenticated packets.
+//
+// One writer at a time (the control plane before publishing, then the worker
+// that owns the leg's inbound direction), read by the worker of the other
+// direction. A sequence lock over atomic words: readers never block the writer
+// and never see a torn endpoint. Does not allocate.
+#ifndef SLUICE_SESSION_REMOTE_H_
+#define SLUICE_SESSION_REMOTE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "sluice/packet/address.h"
+#include "sluice/packet/rewrite.h"
+
+namespace sluice::session {
+
+struct RemoteView {
+  bool known = false;     // an endpoint to send to
+  bool has_mac = false;   // next-hop MAC learned with it
+  bool learned = false;   // from traffic (not given by the control plane)
+  packet::Endpoint endpoint;
+  packet::MacAddress mac{};
+};
+
+class RemoteSlot {
+ public:
+  // Writer side.
+  void Store(const RemoteView& view) noexcept {
+    uint64_t words[kWords];
+    Pack(view, words);
+    const uint32_t s = seq_.load(std::memory_order_relaxed);
+    seq_.store(s + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    for (int i = 0; i < kWords; ++i) words_[i].store(words[i], std::memory_order_relaxed);
+    seq_.store(s + 2, std::memory_order_release);
+  }
+
+  // Reader side: a consistent copy.
+  RemoteView Load() const noexcept {
+    uint64_t words[kWords];
+    for (;;) {
+      const uint32_t s1 = seq_.load(std::memory_order_acquire);
+      if (s1 & 1) continue;
+      for (int i = 0; i < kWords; ++i) words[i] = words_[i].load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (seq_.load(std::memory_order_relaxed) == s1) break;
+    }
+    RemoteView view;
+    Unpack(words, &view);
+    return view;
+  }
+
+  // Changes on every Store; a reader caches by it.
+  uint32_t version() const noexcept { return seq_.load(std::memory_order_acquire); }
+
+ private:
+  static constexpr int kWords = 4;
+  // [0] flags, family, port; [1..2] address; [3] MAC.
+  static void Pack(const RemoteView& v, uint64_t w[kWords]) {
+    uint64_t mac = 0;
+    for (int i = 0; i < 6; ++i) mac |= uint64_t{v.mac[i]} << (8 * i);
+    w[0] = uint64_t{v.known} | (uint64_t{v.has_mac} << 1) | (uint64_t{v.learned} << 2) |
+           (uint64_t{v.endpoint.ip.family} << 8) | (uint64_t{v.endpoint.port} << 16);
+    std::memcpy(&w[1], v.endpoint.ip.bytes.data(), 16);
+    w[3] = mac;
+  }
+  static void Unpack(const uint64_t w[kWords], RemoteView* v) {
+    v->known = w[0] & 1;
+    v->has_mac = (w[0] >> 1) & 1;
+    v->learned = (w[0] >> 2) & 1;
+    v->endpoint.ip.family = static_cast<uint8_t>(w[0] >> 8);
+    v->endpoint.port = static_cast<uint16_t>(w[0] >> 16);
+    std::memcpy(v->endpoint.ip.bytes.data(), &w[1], 16);
+    for (int i = 0; i < 6; ++i) v->mac[i] = static_cast<uint8_t>(w[3] >> (8 * i));
+  }
+
+  std::atomic<uint32_t> seq_{0};
+  std::atomic<uint64_t> words_[kWords]{};
+};
+
+}  // namespace sluice::session
+
+#endif  // SLUICE_SESSION_REMOTE_H_

@@ -1,0 +1,83 @@
+// A call as the data plane carries it: two legs, each with its local address,
+// its peer and its keys, and the two flows between them.
+//
+// Built and published by the control thread. Once published, its flows are
+// read by workers through the FlowTable; Unpublish, FlowTable::Synchronize,
+// then destruction (which wipes every key).
+#ifndef SLUICE_SESSION_SESSION_H_
+#define SLUICE_SESSION_SESSION_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sluice/packet/address.h"
+#include "sluice/packet/rewrite.h"
+#include "sluice/session/flow.h"
+#include "sluice/session/flow_table.h"
+#include "sluice/session/remote.h"
+#include "sluice/srtp/context.h"
+#include "sluice/srtp/master_key.h"
+
+namespace sluice::session {
+
+struct LegSpec {
+  std::string name;
+  uint16_t port_id = 0;            // DPDK port of the leg's interface
+  packet::MacAddress port_mac{};   // that port's MAC
+  uint16_t vlan = 0;
+  packet::Endpoint local;          // our address and RTP port
+  bool rtcp_mux = true;            // else RTCP on local port + 1
+  std::optional<packet::Endpoint> remote;    // the peer, when the controller knows it
+  std::optional<packet::MacAddress> remote_mac;  // next hop toward it, when resolved
+  bool strict_source = false;      // never learn: accept only `remote`
+  // Keys the peer sends with (unprotect) and Sluice sends with (protect);
+  // empty = plain RTP in that direction.
+  std::vector<srtp::MasterKey> rx_keys;
+  std::vector<srtp::MasterKey> tx_keys;
+  bool tx_encrypt_srtcp = true;
+};
+
+struct SessionOptions {
+  srtp::ContextOptions srtp;
+  uint32_t learn_packets = 3;
+};
+
+class Session {
+ public:
+  static absl::StatusOr<std::unique_ptr<Session>> Create(uint64_t id, const LegSpec& a,
+                                                         const LegSpec& b,
+                                                         const SessionOptions& options);
+  ~Session();
+
+  // Adds the flows' keys to the table; on failure nothing stays added.
+  absl::Status Publish(FlowTable& table);
+  // Removes them. Call FlowTable::Synchronize before destroying the session.
+  void Unpublish(FlowTable& table);
+
+  uint64_t id() const { return id_; }
+  const LegSpec& leg(int i) const { return legs_[i]; }
+  // Flow i carries what arrives on leg i to leg 1 - i.
+  const Flow& flow(int i) const { return flows_[i]; }
+  Flow& mutable_flow(int i) { return flows_[i]; }
+  RemoteView remote(int i) const { return remotes_[i].Load(); }
+
+ private:
+  Session() = default;
+
+  uint64_t id_ = 0;
+  std::array<LegSpec, 2> legs_;
+  std::array<RemoteSlot, 2> remotes_;
+  std::array<std::unique_ptr<srtp::Context>, 2> rx_;
+  std::array<std::unique_ptr<srtp::Context>, 2> tx_;
+  std::array<Flow, 2> flows_;
+  std::vector<packet::Endpoint> published_;
+};
+
+}  // namespace sluice::session
+
+#endif  // SLUICE_SESSION_SESSION_H_

@@ -1,0 +1,94 @@
+// A poll-mode worker: receives bursts from its RX queues and relays each
+// packet between the two legs of its call.
+//
+// Data plane. One Worker per lcore; it alone calls its methods (Run, or
+// ProcessBurst from a benchmark). In the loop it never allocates, locks, logs,
+// throws or makes a system call. Per burst: parse and look up (bulk), one
+// SRTP unprotect submission, one protect submission, then rewrite and TX.
+#ifndef SLUICE_WORKER_WORKER_H_
+#define SLUICE_WORKER_WORKER_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "sluice/crypto/backend.h"
+#include "sluice/packet/parse.h"
+#include "sluice/packet/rewrite.h"
+#include "sluice/session/flow_table.h"
+#include "sluice/srtp/engine.h"
+#include "sluice/worker/drop_reason.h"
+
+struct rte_mbuf;
+struct rte_ring;
+
+namespace sluice::worker {
+
+// Per-worker counters: written by their worker only, summed by readers.
+struct alignas(64) WorkerCounters {
+  std::atomic<uint64_t> rx_packets{0};
+  std::atomic<uint64_t> tx_packets{0};
+  std::atomic<uint64_t> slow_path_packets{0};
+  std::atomic<uint64_t> busy_cycles{0};
+  std::atomic<uint64_t> idle_cycles{0};
+  std::array<std::atomic<uint64_t>, kDropReasonCount> drops{};
+  std::array<std::atomic<uint64_t>, packet::kParseErrorCount> parse_errors{};
+
+  uint64_t total_drops() const;
+};
+
+struct RxQueue {
+  uint16_t port;
+  uint16_t queue;
+};
+
+struct WorkerConfig {
+  uint32_t id = 0;               // RCU reader id and TX queue index on every port
+  std::vector<RxQueue> rx_queues;
+  uint16_t tx_queue = 0;
+  uint16_t burst = 32;
+  session::FlowTable* table = nullptr;
+  rte_ring* slow_path = nullptr;  // ARP, ICMP: handed over here (null: dropped)
+  crypto::Backend* backend = nullptr;
+  packet::ParseOptions parse;
+  uint32_t quiescent_every = 256;  // loop iterations between RCU reports
+};
+
+class Worker {
+ public:
+  static constexpr uint16_t kMaxBurst = 64;
+  static constexpr uint16_t kMaxPorts = 16;
+
+  explicit Worker(const WorkerConfig& config);
+
+  // Polls until `stop` is set, reporting RCU quiescence as configured.
+  void Run(const std::atomic<bool>& stop) noexcept;
+
+  // Relays n (<= kMaxBurst) received packets: every mbuf is either queued for
+  // TX, handed to the slow path, or freed with a counted drop reason.
+  void ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept;
+
+  // Sends what ProcessBurst queued.
+  void FlushTx() noexcept;
+
+  const WorkerCounters& counters() const { return counters_; }
+  const WorkerConfig& config() const { return config_; }
+
+ private:
+  struct Item;  // per-packet scratch, defined in worker.cc
+
+  void Drop(rte_mbuf* m, DropReason reason) noexcept;
+  void Enqueue(uint16_t port, rte_mbuf* m) noexcept;
+
+  WorkerConfig config_;
+  srtp::Engine engine_;
+  WorkerCounters counters_;
+  uint16_t ip_id_ = 0;
+  std::array<std::array<rte_mbuf*, kMaxBurst>, kMaxPorts> tx_;
+  std::array<uint16_t, kMaxPorts> tx_count_{};
+};
+
+}  // namespace sluice::worker
+
+#endif  // SLUICE_WORKER_WORKER_H_

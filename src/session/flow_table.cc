@@ -1,0 +1,130 @@
+#include "sluice/session/flow_table.h"
+
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace sluice::session {
+namespace {
+
+// The RTCP-port flag rides in the low bit of the flow pointer (flows are
+// 64-byte aligned), so a table value is one word.
+void* Tag(Flow* flow, bool rtcp_port) {
+  return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(flow) | (rtcp_port ? 1u : 0u));
+}
+FlowRef Untag(void* value) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(value);
+  return FlowRef{reinterpret_cast<Flow*>(v & ~uintptr_t{1}), (v & 1) != 0};
+}
+
+}  // namespace
+
+FlowKey FlowKey::From(const packet::Endpoint& ep) noexcept {
+  FlowKey key;
+  std::memset(&key, 0, sizeof key);
+  key.family = ep.ip.family;
+  key.port = ep.port;
+  std::memcpy(key.addr, ep.ip.bytes.data(), ep.ip.is_v4() ? 4 : 16);
+  return key;
+}
+
+absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::Create(const std::string& name,
+                                                             uint32_t capacity,
+                                                             uint32_t max_readers) {
+  std::unique_ptr<FlowTable> table(new FlowTable());
+  const size_t qsbr_size = rte_rcu_qsbr_get_memsize(std::max<uint32_t>(max_readers, 1));
+  table->qsbr_mem_ = rte_zmalloc(nullptr, qsbr_size, RTE_CACHE_LINE_SIZE);
+  if (table->qsbr_mem_ == nullptr) {
+    return absl::ResourceExhaustedError("cannot allocate the RCU state for the flow table");
+  }
+  table->qsbr_ = static_cast<rte_rcu_qsbr*>(table->qsbr_mem_);
+  if (rte_rcu_qsbr_init(table->qsbr_, std::max<uint32_t>(max_readers, 1)) != 0) {
+    return absl::InternalError("rte_rcu_qsbr_init failed");
+  }
+  rte_hash_parameters params = {};
+  params.name = name.c_str();
+  params.entries = std::max<uint32_t>(capacity, 64);
+  params.key_len = sizeof(FlowKey);
+  params.hash_func = rte_hash_crc;
+  params.hash_func_init_val = 0;
+  params.socket_id = static_cast<int>(rte_socket_id());
+  params.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+  table->hash_ = rte_hash_create(&params);
+  if (table->hash_ == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot create flow table for ", capacity,
+                                                     " keys: ", rte_strerror(rte_errno)));
+  }
+  // Deleted key slots are recycled only after a grace period.
+  rte_hash_rcu_config rcu = {};
+  rcu.v = table->qsbr_;
+  rcu.mode = RTE_HASH_QSBR_MODE_DQ;
+  if (rte_hash_rcu_qsbr_add(table->hash_, &rcu) != 0) {
+    return absl::InternalError(
+        absl::StrCat("rte_hash_rcu_qsbr_add failed: ", rte_strerror(rte_errno)));
+  }
+  return table;
+}
+
+FlowTable::~FlowTable() {
+  if (hash_ != nullptr) rte_hash_free(hash_);
+  if (qsbr_mem_ != nullptr) rte_free(qsbr_mem_);
+}
+
+absl::Status FlowTable::Add(const packet::Endpoint& local, Flow* flow, bool rtcp_port) {
+  const FlowKey key = FlowKey::From(local);
+  if (rte_hash_lookup(hash_, &key) >= 0) {
+    return absl::AlreadyExistsError(absl::StrCat(local.ToString(), " is already in use"));
+  }
+  const int rc = rte_hash_add_key_data(hash_, &key, Tag(flow, rtcp_port));
+  if (rc != 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("flow table full: cannot add ", local.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FlowTable::Remove(const packet::Endpoint& local) {
+  const FlowKey key = FlowKey::From(local);
+  if (rte_hash_del_key(hash_, &key) < 0) {
+    return absl::NotFoundError(absl::StrCat(local.ToString(), " is not in the flow table"));
+  }
+  return absl::OkStatus();
+}
+
+void FlowTable::Synchronize() { rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID); }
+
+uint32_t FlowTable::size() const { return static_cast<uint32_t>(rte_hash_count(hash_)); }
+
+void FlowTable::RegisterReader(uint32_t thread_id) {
+  rte_rcu_qsbr_thread_register(qsbr_, thread_id);
+  rte_rcu_qsbr_thread_online(qsbr_, thread_id);
+}
+
+void FlowTable::UnregisterReader(uint32_t thread_id) {
+  rte_rcu_qsbr_thread_offline(qsbr_, thread_id);
+  rte_rcu_qsbr_thread_unregister(qsbr_, thread_id);
+}
+
+void FlowTable::Quiescent(uint32_t thread_id) noexcept {
+  rte_rcu_qsbr_quiescent(qsbr_, thread_id);
+}
+
+void FlowTable::LookupBulk(const FlowKey* keys, uint32_t n, FlowRef* refs) const noexcept {
+  const void* key_ptrs[RTE_HASH_LOOKUP_BULK_MAX];
+  void* values[RTE_HASH_LOOKUP_BULK_MAX];
+  uint64_t hits = 0;
+  for (uint32_t i = 0; i < n; ++i) key_ptrs[i] = &keys[i];
+  rte_hash_lookup_bulk_data(hash_, key_ptrs, n, &hits, values);
+  for (uint32_t i = 0; i < n; ++i) {
+    refs[i] = (hits >> i) & 1 ? Untag(values[i]) : FlowRef{nullptr, false};
+  }
+}
+
+}  // namespace sluice::session

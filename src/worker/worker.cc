@@ -1,0 +1,343 @@
+#include "sluice/worker/worker.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+
+#include <cstring>
+
+namespace sluice::worker {
+namespace {
+
+using session::Flow;
+using session::FlowCounters;
+
+void Inc(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept { FlowCounters::Add(c, n); }
+
+DropReason FromVerdict(srtp::Verdict v) noexcept {
+  switch (v) {
+    case srtp::Verdict::kAuthFailed: return DropReason::kAuthFailed;
+    case srtp::Verdict::kReplayed: return DropReason::kReplayed;
+    case srtp::Verdict::kTooOld: return DropReason::kTooOld;
+    case srtp::Verdict::kUnknownMki: return DropReason::kUnknownMki;
+    case srtp::Verdict::kLifetimeExhausted: return DropReason::kLifetimeExhausted;
+    case srtp::Verdict::kStreamLimit: return DropReason::kStreamLimit;
+    case srtp::Verdict::kNoTailroom: return DropReason::kNoTailroom;
+    case srtp::Verdict::kCryptoError: return DropReason::kCryptoError;
+    default: return DropReason::kSrtpMalformed;
+  }
+}
+
+// The peer's RTCP port when RTCP is not muxed: RTP port + 1 (RFC 3550 §11).
+uint16_t RtcpPort(uint16_t rtp_port, bool mux) { return mux ? rtp_port : rtp_port + 1; }
+
+}  // namespace
+
+uint64_t WorkerCounters::total_drops() const {
+  uint64_t total = 0;
+  for (const auto& d : drops) total += d.load(std::memory_order_relaxed);
+  return total;
+}
+
+struct Worker::Item {
+  rte_mbuf* m;
+  Flow* flow;
+  packet::ParsedFrame frame;
+  srtp::Packet pkt;     // the UDP payload, protected or not
+  bool rtcp;
+  bool from_new_source; // not the leg's known peer: learn only if it authenticates
+  bool alive;
+};
+
+Worker::Worker(const WorkerConfig& config)
+    : config_(config), engine_(*config.backend) {
+  if (config_.burst == 0 || config_.burst > kMaxBurst) config_.burst = kMaxBurst;
+}
+
+void Worker::Drop(rte_mbuf* m, DropReason reason) noexcept {
+  Inc(counters_.drops[static_cast<size_t>(reason)]);
+  rte_pktmbuf_free(m);
+}
+
+void Worker::Enqueue(uint16_t port, rte_mbuf* m) noexcept {
+  if (port >= kMaxPorts) {
+    Drop(m, DropReason::kTxFull);
+    return;
+  }
+  if (tx_count_[port] == kMaxBurst) FlushTx();
+  tx_[port][tx_count_[port]++] = m;
+}
+
+void Worker::FlushTx() noexcept {
+  for (uint16_t port = 0; port < kMaxPorts; ++port) {
+    const uint16_t n = tx_count_[port];
+    if (n == 0) continue;
+    const uint16_t sent = rte_eth_tx_burst(port, config_.tx_queue, tx_[port].data(), n);
+    Inc(counters_.tx_packets, sent);
+    for (uint16_t i = sent; i < n; ++i) Drop(tx_[port][i], DropReason::kTxFull);
+    tx_count_[port] = 0;
+  }
+}
+
+void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
+  Item items[kMaxBurst];
+  session::FlowKey keys[kMaxBurst];
+  session::FlowRef refs[kMaxBurst];
+  uint16_t k = 0;
+  Inc(counters_.rx_packets, n);
+
+  // Phase 1: parse every frame; UDP goes on to the bulk lookup.
+  for (uint16_t i = 0; i < n; ++i) {
+    if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
+    rte_mbuf* m = pkts[i];
+    if (m->nb_segs != 1) {
+      Drop(m, DropReason::kMultiSegment);
+      continue;
+    }
+    const packet::ParsedFrame frame =
+        packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, config_.parse);
+    switch (frame.kind) {
+      case packet::FrameKind::kUdp:
+        items[k].m = m;
+        items[k].frame = frame;
+        keys[k] = session::FlowKey::From(frame.dst);
+        ++k;
+        break;
+      case packet::FrameKind::kArp:
+      case packet::FrameKind::kIcmpV4:
+      case packet::FrameKind::kIcmpV6:
+        if (config_.slow_path != nullptr && rte_ring_enqueue(config_.slow_path, m) == 0) {
+          Inc(counters_.slow_path_packets);
+        } else {
+          Drop(m, config_.slow_path != nullptr ? DropReason::kSlowPathFull : DropReason::kNotForUs);
+        }
+        break;
+      case packet::FrameKind::kDrop:
+        Inc(counters_.parse_errors[static_cast<size_t>(frame.error)]);
+        Drop(m, DropReason::kMalformedFrame);
+        break;
+      default:
+        Drop(m, DropReason::kNotForUs);
+        break;
+    }
+  }
+  if (k == 0) return;
+
+  config_.table->LookupBulk(keys, k, refs);
+
+  // Phase 2: the flow, the payload kind, the source; queue SRTP for one
+  // unprotect submission.
+  srtp::Job rtp_jobs[kMaxBurst], rtcp_jobs[kMaxBurst];
+  uint16_t rtp_idx[kMaxBurst], rtcp_idx[kMaxBurst];
+  uint16_t n_rtp = 0, n_rtcp = 0;
+  for (uint16_t i = 0; i < k; ++i) {
+    Item& it = items[i];
+    it.alive = false;
+    Flow* flow = refs[i].flow;
+    if (flow == nullptr) {
+      Drop(it.m, DropReason::kNoFlow);
+      continue;
+    }
+    switch (it.frame.payload_kind) {
+      case packet::PayloadKind::kRtp:
+      case packet::PayloadKind::kRtcp:
+        break;
+      case packet::PayloadKind::kDtls:
+        Drop(it.m, DropReason::kDtls);
+        continue;
+      case packet::PayloadKind::kStun:
+        Drop(it.m, DropReason::kStun);
+        continue;
+      default:
+        Inc(flow->counters.other_drops);
+        Drop(it.m, DropReason::kNotRtp);
+        continue;
+    }
+    // RFC 5761 §4: on a muxed port the payload type tells RTCP from RTP; on a
+    // separate RTCP port (RFC 3550 §11: RTP port + 1) only RTCP belongs.
+    it.rtcp = it.frame.payload_kind == packet::PayloadKind::kRtcp;
+    if (!flow->rtcp_mux && it.rtcp != refs[i].rtcp_port) {
+      Inc(flow->counters.other_drops);
+      Drop(it.m, DropReason::kRtcpOnRtpPort);
+      continue;
+    }
+    Inc(flow->counters.rx_packets);
+    Inc(flow->counters.rx_bytes, it.frame.payload_len);
+
+    const session::RemoteView peer = flow->in_remote->Load();
+    const uint16_t expected_port = it.rtcp ? RtcpPort(peer.endpoint.port, flow->rtcp_mux)
+                                           : peer.endpoint.port;
+    it.from_new_source = !peer.known || peer.endpoint.ip != it.frame.src.ip ||
+                         expected_port != it.frame.src.port;
+    if (it.from_new_source) {
+      // A given or learned peer is only replaced by a source whose packets
+      // authenticate; a plain leg has nothing to authenticate with, so it
+      // learns its first source only, and a strict leg never moves.
+      if (flow->strict_source || (flow->rx == nullptr && peer.known)) {
+        Inc(flow->counters.other_drops);
+        Drop(it.m, DropReason::kWrongSource);
+        continue;
+      }
+    }
+    it.flow = flow;
+    uint8_t* payload = rte_pktmbuf_mtod_offset(it.m, uint8_t*, it.frame.payload_offset);
+    const uint8_t* buf_end = static_cast<uint8_t*>(it.m->buf_addr) + it.m->buf_len;
+    it.pkt = srtp::Packet{payload, it.frame.payload_len,
+                          static_cast<uint32_t>(buf_end - payload)};
+    it.alive = true;
+    if (flow->rx != nullptr) {
+      if (it.rtcp) {
+        rtcp_jobs[n_rtcp] = srtp::Job{flow->rx, &it.pkt};
+        rtcp_idx[n_rtcp++] = i;
+      } else {
+        rtp_jobs[n_rtp] = srtp::Job{flow->rx, &it.pkt};
+        rtp_idx[n_rtp++] = i;
+      }
+    }
+  }
+
+  // Phase 3: authenticate and decrypt the whole burst at once.
+  srtp::Verdict verdicts[kMaxBurst];
+  auto settle = [&](uint16_t count, const uint16_t* idx) {
+    for (uint16_t j = 0; j < count; ++j) {
+      Item& it = items[idx[j]];
+      if (verdicts[j] == srtp::Verdict::kOk) continue;
+      const DropReason reason = FromVerdict(verdicts[j]);
+      if (reason == DropReason::kAuthFailed) {
+        Inc(it.flow->counters.auth_failures);
+      } else if (reason == DropReason::kReplayed || reason == DropReason::kTooOld) {
+        Inc(it.flow->counters.replay_drops);
+      } else {
+        Inc(it.flow->counters.other_drops);
+      }
+      it.alive = false;
+      Drop(it.m, reason);
+    }
+  };
+  if (n_rtp > 0) {
+    engine_.UnprotectRtp({rtp_jobs, n_rtp}, {verdicts, n_rtp});
+    settle(n_rtp, rtp_idx);
+  }
+  if (n_rtcp > 0) {
+    engine_.UnprotectRtcp({rtcp_jobs, n_rtcp}, {verdicts, n_rtcp});
+    settle(n_rtcp, rtcp_idx);
+  }
+
+  // Phase 4: learn peers from what authenticated, find the way out, and queue
+  // SRTP for one protect submission.
+  n_rtp = n_rtcp = 0;
+  for (uint16_t i = 0; i < k; ++i) {
+    Item& it = items[i];
+    if (!it.alive) continue;
+    Flow* flow = it.flow;
+    if (it.from_new_source && !(it.rtcp && !flow->rtcp_mux)) {
+      session::RemoteView peer = flow->in_remote->Load();
+      bool move = !peer.known;
+      if (!move) {
+        if (flow->candidate == it.frame.src) {
+          ++flow->candidate_count;
+        } else {
+          flow->candidate = it.frame.src;
+          flow->candidate_count = 1;
+        }
+        move = flow->candidate_count >= flow->learn_packets;
+        if (move) Inc(flow->counters.remote_changes);
+      }
+      if (move) {
+        peer.known = true;
+        peer.learned = true;
+        peer.has_mac = true;
+        peer.endpoint = it.frame.src;
+        // The frame came from the next hop toward the peer: its source MAC.
+        std::memcpy(peer.mac.data(), rte_pktmbuf_mtod_offset(it.m, uint8_t*, 6), 6);
+        flow->in_remote->Store(peer);
+        flow->candidate_count = 0;
+      }
+    } else if (!it.from_new_source) {
+      flow->candidate_count = 0;
+    }
+    if (flow->tx != nullptr) {
+      if (it.rtcp) {
+        rtcp_jobs[n_rtcp] = srtp::Job{flow->tx, &it.pkt};
+        rtcp_idx[n_rtcp++] = i;
+      } else {
+        rtp_jobs[n_rtp] = srtp::Job{flow->tx, &it.pkt};
+        rtp_idx[n_rtp++] = i;
+      }
+    }
+  }
+  if (n_rtp > 0) {
+    engine_.ProtectRtp({rtp_jobs, n_rtp}, {verdicts, n_rtp});
+    settle(n_rtp, rtp_idx);
+  }
+  if (n_rtcp > 0) {
+    engine_.ProtectRtcp({rtcp_jobs, n_rtcp}, {verdicts, n_rtcp});
+    settle(n_rtcp, rtcp_idx);
+  }
+
+  // Phase 5: new headers in front of the payload, from the other leg's
+  // address to its peer, and onto that port's TX queue.
+  for (uint16_t i = 0; i < k; ++i) {
+    Item& it = items[i];
+    if (!it.alive) continue;
+    Flow* flow = it.flow;
+    const session::RemoteView out = flow->out_remote->Load();
+    if (!out.known) {
+      Inc(flow->counters.other_drops);
+      Drop(it.m, DropReason::kNoRemote);
+      continue;
+    }
+    if (!out.has_mac) {
+      Inc(flow->counters.other_drops);
+      Drop(it.m, DropReason::kNoNeighbor);
+      continue;
+    }
+    packet::UdpHeaderSpec spec;
+    spec.src_mac = flow->out_src_mac;
+    spec.dst_mac = out.mac;
+    spec.vlan_id = flow->out_vlan;
+    spec.src = flow->out_local;
+    spec.dst = out.endpoint;
+    if (it.rtcp) {
+      spec.src.port = RtcpPort(spec.src.port, flow->out_rtcp_mux);
+      spec.dst.port = RtcpPort(spec.dst.port, flow->out_rtcp_mux);
+    }
+    uint8_t* frame = packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++);
+    const uint32_t frame_len = static_cast<uint32_t>(it.pkt.data + it.pkt.len - frame);
+    it.m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(it.m->buf_addr));
+    it.m->data_len = static_cast<uint16_t>(frame_len);
+    it.m->pkt_len = frame_len;
+    it.m->ol_flags = 0;
+    Inc(flow->counters.tx_packets);
+    Inc(flow->counters.tx_bytes, it.pkt.len);
+    Enqueue(flow->out_port, it.m);
+  }
+}
+
+void Worker::Run(const std::atomic<bool>& stop) noexcept {
+  config_.table->RegisterReader(config_.id);
+  uint32_t iterations = 0;
+  rte_mbuf* pkts[kMaxBurst];
+  while (!stop.load(std::memory_order_relaxed)) {
+    const uint64_t start = rte_rdtsc();
+    uint32_t received = 0;
+    for (const RxQueue& q : config_.rx_queues) {
+      const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, config_.burst);
+      if (n == 0) continue;
+      received += n;
+      ProcessBurst(pkts, n);
+    }
+    FlushTx();
+    const uint64_t spent = rte_rdtsc() - start;
+    Inc(received > 0 ? counters_.busy_cycles : counters_.idle_cycles, spent);
+    if (++iterations >= config_.quiescent_every) {
+      config_.table->Quiescent(config_.id);
+      iterations = 0;
+    }
+  }
+  config_.table->UnregisterReader(config_.id);
+}
+
+}  // namespace sluice::worker
