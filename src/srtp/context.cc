@@ -41,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
                        " has ", keys[i].mki_len, ", key 0 has ", mki_len));
     }
     for (size_t j = 0; j < i; ++j) {
-      if (keys.size() > 1 && std::memcmp(keys[i].mki.data(), keys[j].mki.data(), mki_len) == 0) {
+      if (mki_len > 0 && std::memcmp(keys[i].mki.data(), keys[j].mki.data(), mki_len) == 0) {
         return absl::InvalidArgumentError(
             absl::StrCat("master keys ", j, " and ", i, " have the same MKI"));
       }
@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
       }
     }
   }
-  if (keys.size() > 1 && mki_len == 0) {
+  if (keys.size() > 1 && mki_len == 0 && !options.trial_keys) {
     return absl::InvalidArgumentError("several master keys in one context need MKIs");
   }
 
@@ -115,6 +115,17 @@ Context::Stream* Context::FindOrAddStream(uint32_t ssrc) noexcept {
     free_slot->ssrc = ssrc;
   }
   return free_slot;
+}
+
+void Context::AdoptStreamsFrom(const Context& old) noexcept {
+  for (const Stream& from : old.streams_) {
+    if (!from.in_use) continue;
+    Stream* to = FindOrAddStream(from.ssrc);
+    if (to == nullptr) return;  // fewer slots than before: the rest start afresh
+    to->rtp_window.CopyFrom(from.rtp_window);
+    to->rtcp_window.CopyFrom(from.rtcp_window);
+    to->srtcp_index = from.srtcp_index;
+  }
 }
 
 bool Context::HasFreeStream() const noexcept {

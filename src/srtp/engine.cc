@@ -107,6 +107,7 @@ struct Pending {
 
 struct Engine::Slot {
   Context::Key* key;
+  int key_index;
   uint64_t index;
   uint32_t ssrc;
   uint32_t end;       // unprotect: the packet's length once the trailer is gone
@@ -316,6 +317,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
         continue;
       }
     }
+    if (mki_len == 0) k = ctx.active_;
     Context::Key& key = ctx.keys_[static_cast<size_t>(k)];
     if (key.srtp_count >= key.srtp_limit) {
       verdicts[i] = Verdict::kLifetimeExhausted;
@@ -351,6 +353,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
 
     Slot& slot = slots[i];
     slot.key = &key;
+    slot.key_index = k;
     slot.index = index;
     slot.ssrc = h.ssrc;
     slot.end = end;
@@ -395,6 +398,8 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
   if (n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac}) && ok;
   if (n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm}) && ok;
   FailClosedUnless(ok, n, verdicts.data(), pending);
+  uint16_t failed[kMaxBurst];
+  size_t n_failed = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!pending[i]) continue;
     const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
@@ -402,9 +407,14 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
     if (tagged && CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
       verdicts[i] = Verdict::kAuthFailed;
       pending[i] = false;
-      continue;
+      failed[n_failed++] = static_cast<uint16_t>(i);
     }
-    if (slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
+  }
+  if (n_failed > 0) {
+    RetryTrialKeys(jobs, slots, pending, verdicts.data(), failed, n_failed, /*rtcp=*/false);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (pending[i] && slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
   }
   if (n_cm > 0) {
     FailClosedUnless(backend_.AesCm({cm, n_cm}), n, verdicts.data(), pending);
@@ -587,6 +597,7 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
         continue;
       }
     }
+    if (mki_len == 0) k = ctx.active_;
     Context::Key& key = ctx.keys_[static_cast<size_t>(k)];
     if (key.srtcp_count >= key.srtcp_limit) {
       verdicts[i] = Verdict::kLifetimeExhausted;
@@ -609,6 +620,7 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
 
     Slot& slot = slots[i];
     slot.key = &key;
+    slot.key_index = k;
     slot.index = index;
     slot.ssrc = ssrc;
     slot.end = end;
@@ -653,14 +665,21 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
   if (n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac}) && ok;
   if (n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm}) && ok;
   FailClosedUnless(ok, n, verdicts.data(), pending);
+  uint16_t failed[kMaxBurst];
+  size_t n_failed = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!pending[i]) continue;
     if (CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
       verdicts[i] = Verdict::kAuthFailed;
       pending[i] = false;
-      continue;
+      failed[n_failed++] = static_cast<uint16_t>(i);
     }
-    if (slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
+  }
+  if (n_failed > 0) {
+    RetryTrialKeys(jobs, slots, pending, verdicts.data(), failed, n_failed, /*rtcp=*/true);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (pending[i] && slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
   }
   if (n_cm > 0) {
     FailClosedUnless(backend_.AesCm({cm, n_cm}), n, verdicts.data(), pending);
@@ -687,6 +706,80 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
     ++good;
   }
   return good;
+}
+
+void Engine::RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pending,
+                            Verdict* verdicts, const uint16_t* failed, size_t n_failed,
+                            bool rtcp) noexcept {
+  CryptoOp* restore[kMaxBurst];
+  CryptoOp* work[kMaxBurst];
+  uint16_t work_idx[kMaxBurst];
+  uint16_t still[kMaxBurst];
+  size_t n_still = 0;
+  for (size_t f = 0; f < n_failed; ++f) {
+    const Context& ctx = *jobs[failed[f]].ctx;
+    if (ctx.options_.trial_keys && ctx.mki_len_ == 0 && ctx.keys_.size() > 1 &&
+        now_ < ctx.trial_until_) {
+      still[n_still++] = failed[f];
+    }
+  }
+  for (int attempt = 1; attempt < kMaxMasterKeys && n_still > 0; ++attempt) {
+    size_t n_restore = 0, n_work = 0;
+    for (size_t f = 0; f < n_still; ++f) {
+      const uint16_t i = still[f];
+      Context& ctx = *jobs[i].ctx;
+      // Try the keys in order, skipping the one already tried (the active one).
+      int k = attempt <= ctx.active_ ? attempt - 1 : attempt;
+      if (k >= static_cast<int>(ctx.keys_.size())) continue;
+      Slot& slot = slots[i];
+      CryptoOp& op = ops_[i];
+      const crypto::SuiteInfo& suite = *ctx.suite_;
+      // AES-GCM already decrypted in place: encrypting again with the same
+      // key and IV gives the ciphertext back.
+      if (suite.cipher == CipherKind::kAesGcm && op.cipher_len > 0) restore[n_restore++] = &op;
+      Context::Key& key = ctx.keys_[static_cast<size_t>(k)];
+      slot.key = &key;
+      slot.key_index = k;
+      work[n_work] = &op;
+      work_idx[n_work++] = i;
+    }
+    if (n_work == 0) break;
+    bool ok = n_restore == 0 || backend_.GcmEncrypt({restore, n_restore});
+    size_t n_hmac = 0, n_gcm = 0;
+    CryptoOp* hmac[kMaxBurst];
+    CryptoOp* gcm[kMaxBurst];
+    for (size_t w = 0; w < n_work; ++w) {
+      const uint16_t i = work_idx[w];
+      Slot& slot = slots[i];
+      CryptoOp& op = *work[w];
+      const crypto::SessionKey* sk =
+          rtcp ? slot.key->session.srtcp.get() : slot.key->session.srtp.get();
+      op.key = sk;
+      if (sk->suite->cipher == CipherKind::kAesGcm) {
+        GcmIv(op.iv, sk->salt, slot.ssrc, slot.index);
+        std::memcpy(op.tag, slot.rx_tag, slot.tag_len);
+        gcm[n_gcm++] = &op;
+      } else {
+        if (slot.decrypt_after) CmIv(op.iv, sk->salt, slot.ssrc, slot.index);
+        hmac[n_hmac++] = &op;
+      }
+    }
+    if (ok && n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac});
+    if (ok && n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm});
+    size_t n_next = 0;
+    for (size_t w = 0; w < n_work; ++w) {
+      const uint16_t i = work_idx[w];
+      if (ok && CRYPTO_memcmp(work[w]->tag, slots[i].rx_tag, slots[i].tag_len) == 0) {
+        pending[i] = true;
+        verdicts[i] = Verdict::kOk;
+      } else if (ok) {
+        still[n_next++] = i;
+      } else {
+        verdicts[i] = Verdict::kCryptoError;
+      }
+    }
+    n_still = ok ? n_next : 0;
+  }
 }
 
 }  // namespace sluice::srtp

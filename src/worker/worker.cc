@@ -30,6 +30,28 @@ DropReason FromVerdict(srtp::Verdict v) noexcept {
   }
 }
 
+// Re-key, at a burst boundary for this flow: take the context the control
+// plane handed over, carry the streams across and park the old one. Skipped
+// while the previous retired context has not been collected.
+void Adopt(std::atomic<srtp::Context*>& next_slot, std::atomic<srtp::Context*>& retired,
+           srtp::Context*& current, uint64_t trial_deadline) noexcept {
+  if (next_slot.load(std::memory_order_relaxed) == nullptr ||
+      retired.load(std::memory_order_acquire) != nullptr) {
+    return;
+  }
+  srtp::Context* next = next_slot.exchange(nullptr, std::memory_order_acq_rel);
+  if (next == nullptr) return;
+  srtp::Context* old = current;
+  if (next == Flow::Plain()) {
+    current = nullptr;
+  } else {
+    if (old != nullptr) next->AdoptStreamsFrom(*old);
+    next->SetTrialDeadline(trial_deadline);
+    current = next;
+  }
+  if (old != nullptr) retired.store(old, std::memory_order_release);
+}
+
 // The peer's RTCP port when RTCP is not muxed: RTP port + 1 (RFC 3550 §11).
 uint16_t RtcpPort(uint16_t rtp_port, bool mux) { return mux ? rtp_port : rtp_port + 1; }
 
@@ -87,6 +109,8 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   session::FlowRef refs[kMaxBurst];
   uint16_t k = 0;
   Inc(counters_.rx_packets, n);
+  const uint64_t now = rte_rdtsc();
+  engine_.SetNow(now);
 
   // Phase 1: parse every frame; UDP goes on to the bulk lookup.
   for (uint16_t i = 0; i < n; ++i) {
@@ -126,6 +150,14 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   if (k == 0) return;
 
   config_.table->LookupBulk(keys, k, refs);
+  // Re-keys take effect here, before any packet of this burst is queued for
+  // crypto, so the whole burst sees one context per flow.
+  for (uint16_t i = 0; i < k; ++i) {
+    Flow* flow = refs[i].flow;
+    if (flow == nullptr) continue;
+    Adopt(flow->rx_next, flow->rx_retired, flow->rx, now + flow->rekey_overlap_tsc);
+    Adopt(flow->tx_next, flow->tx_retired, flow->tx, UINT64_MAX);
+  }
 
   // Phase 2: the flow, the payload kind, the source; queue SRTP for one
   // unprotect submission.

@@ -48,13 +48,28 @@ struct alignas(64) Flow {
   packet::MacAddress out_src_mac{};
   packet::Endpoint out_local;  // Y's local address and RTP port
   bool out_rtcp_mux = true;    // Y's RTCP leaves from the RTP port (else + 1)
-  // SRTP contexts; null means plain RTP on that side. The stream state inside
-  // is written by the owning worker only.
-  srtp::Context* rx = nullptr;  // X's receive keys (unprotect)
-  srtp::Context* tx = nullptr;  // Y's send keys (protect)
   RemoteSlot* in_remote = nullptr;   // X's peer: learned here
   RemoteSlot* out_remote = nullptr;  // Y's peer: read here
   uint32_t learn_packets = 3;        // authenticated packets before a move
+  uint64_t rekey_overlap_tsc = 0;    // how long a replaced receive key is still tried
+
+  // --- SRTP contexts (dp: rw, owning worker only; cp: sets before publishing) ---
+  // Null means plain RTP on that side. The stream state inside is the
+  // owning worker's.
+  srtp::Context* rx = nullptr;  // X's receive keys (unprotect)
+  srtp::Context* tx = nullptr;  // Y's send keys (protect)
+
+  // --- re-key hand-off ---
+  // cp: stores a finished context (or kPlain); dp: takes it at a burst
+  // boundary, moves the streams over and parks the context it stopped using
+  // in *_retired, which cp collects and frees. A pending context that the
+  // worker never took is cp's to free (exchange tells who owns it).
+  std::atomic<srtp::Context*> rx_next{nullptr};
+  std::atomic<srtp::Context*> tx_next{nullptr};
+  std::atomic<srtp::Context*> rx_retired{nullptr};
+  std::atomic<srtp::Context*> tx_retired{nullptr};
+  // In *_next: switch that side to plain RTP.
+  static srtp::Context* Plain() { return reinterpret_cast<srtp::Context*>(uintptr_t{1}); }
 
   // --- owning worker only ---
   packet::Endpoint candidate;        // a new source seen for X's peer

@@ -28,6 +28,11 @@ struct ContextOptions {
   uint32_t max_streams = 4;
   // SRTCP: encrypt what we protect (E flag). Unprotect follows each packet's E.
   bool encrypt_srtcp = true;
+  // Several master keys without MKIs: unprotect tries them in order (the
+  // first one protects) until the trial deadline. This is the re-key overlap
+  // for peers that do not send MKIs: the new key first, the previous one
+  // still accepted for packets in flight.
+  bool trial_keys = false;
 };
 
 inline constexpr int kMaxMasterKeys = 4;
@@ -89,6 +94,17 @@ class Context {
   // new context (re-key) so the rollover counter carries on.
   void SeedRtpStream(uint32_t ssrc, uint32_t roc, uint16_t highest_seq) noexcept;
 
+  // Re-key, owner thread: takes over every stream of `old` (RFC 3711 §3.3.1:
+  // the rollover counter and highest index belong to the stream, not the
+  // key, so they carry on; replay windows carry on too; SRTCP indices keep
+  // counting). Does not allocate.
+  void AdoptStreamsFrom(const Context& old) noexcept;
+
+  // Keys after the first are tried on unprotect only while now < deadline
+  // (Engine::SetNow's clock). Default: no deadline.
+  void SetTrialDeadline(uint64_t deadline) noexcept { trial_until_ = deadline; }
+  uint64_t trial_deadline() const noexcept { return trial_until_; }
+
  private:
   friend class Engine;
 
@@ -110,6 +126,7 @@ class Context {
   ContextOptions options_;
   uint8_t mki_len_ = 0;
   int active_ = 0;
+  uint64_t trial_until_ = UINT64_MAX;
   std::vector<Key> keys_;
   std::vector<Stream> streams_;
   std::vector<uint64_t> window_words_;  // backing store of every replay window

@@ -52,6 +52,10 @@ class Engine {
 
   crypto::Backend& backend() noexcept { return backend_; }
 
+  // The clock that trial-key deadlines are compared with (a TSC reading in
+  // the data plane). Set before each burst.
+  void SetNow(uint64_t now) noexcept { now_ = now; }
+
  private:
   struct Slot;  // per-packet scratch, defined in engine.cc
   size_t ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
@@ -59,7 +63,14 @@ class Engine {
   size_t ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
   size_t UnprotectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
 
+  // Retries packets that failed authentication with the context's other
+  // trial keys; clears pending[i] and sets verdicts[i] for the ones that stay bad.
+  void RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pending,
+                      Verdict* verdicts, const uint16_t* failed, size_t n_failed,
+                      bool rtcp) noexcept;
+
   crypto::Backend& backend_;
+  uint64_t now_ = 0;
   std::array<crypto::CryptoOp, kMaxBurst> ops_;
 };
 

@@ -35,6 +35,25 @@ class ReplayWindow {
     empty_ = false;
   }
 
+  // Takes over another window's state (re-key). With a different size the
+  // whole new window counts as seen: late packets are refused, never replays
+  // let through.
+  void CopyFrom(const ReplayWindow& other) noexcept {
+    if (other.empty_) {
+      for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = 0;
+      empty_ = true;
+      top_ = 0;
+      return;
+    }
+    top_ = other.top_;
+    empty_ = false;
+    if (other.size_ == size_) {
+      for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = other.words_[w];
+    } else {
+      for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = ~uint64_t{0};
+    }
+  }
+
   // Whether `index` could be accepted. Changes nothing.
   ReplayCheck Check(uint64_t index) const noexcept {
     if (empty_ || index > top_) return ReplayCheck::kNew;

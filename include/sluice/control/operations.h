@@ -1,0 +1,169 @@
+// The control plane's operations, as typed requests and results: what the
+// protocol codec decodes requests into, and what sluiced's session manager
+// carries out. Independent of JSON and of the socket.
+//
+// Control thread only.
+#ifndef SLUICE_CONTROL_OPERATIONS_H_
+#define SLUICE_CONTROL_OPERATIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "sluice/crypto/suite.h"
+#include "sluice/packet/address.h"
+
+namespace sluice::control {
+
+// Key material passes through the control plane as text (SDES attribute
+// values); these keep it from lingering in freed memory.
+//
+// Overwrites `size` bytes in a way the compiler cannot elide (OPENSSL_cleanse).
+void WipeMemory(void* data, size_t size) noexcept;
+// Overwrites the string's whole buffer (up to its capacity), then empties it.
+void WipeString(std::string& s) noexcept;
+
+// An allocator that wipes memory before handing it back, for strings and JSON
+// values that may hold key material (the protocol codec uses it throughout).
+template <typename T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() = default;
+  template <typename U>
+  WipingAllocator(const WipingAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  T* allocate(size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, size_t n) noexcept {
+    WipeMemory(p, n * sizeof(T));
+    std::allocator<T>().deallocate(p, n);
+  }
+  template <typename U>
+  bool operator==(const WipingAllocator<U>&) const noexcept { return true; }
+  template <typename U>
+  bool operator!=(const WipingAllocator<U>&) const noexcept { return false; }
+};
+
+// How one side of a leg is protected.
+struct CryptoSpec {
+  enum class Kind : uint8_t {
+    kPlain,     // {"plain": true}
+    kSdes,      // {"crypto": "<SDES crypto attribute value>"}
+    kGenerate,  // {"suite": "<name>"}: tx only, Sluice generates the key
+  };
+  Kind kind = Kind::kPlain;
+  std::string sdes;  // kSdes: the attribute value (key material: wipe, never log)
+  crypto::Suite suite = crypto::Suite::kAesCm128HmacSha1_80;  // kGenerate
+  ~CryptoSpec();
+};
+
+enum class RtcpMode : uint8_t { kMux, kSeparate };
+
+struct LegRequest {
+  std::string name;
+  std::string interface;
+  std::optional<packet::Endpoint> remote;
+  RtcpMode rtcp = RtcpMode::kSeparate;
+  bool strict_source = false;
+  CryptoSpec rx;
+  CryptoSpec tx;
+};
+
+struct CreateRequest {
+  std::string session;
+  std::vector<LegRequest> legs;  // exactly two
+};
+
+struct UpdateRequest {
+  std::string session;
+  std::string leg;
+  std::optional<CryptoSpec> rx;
+  std::optional<CryptoSpec> tx;
+  std::optional<packet::Endpoint> remote;
+};
+
+struct LegCounters {
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+  uint64_t auth_failures = 0, replay_drops = 0, other_drops = 0, remote_changes = 0;
+};
+
+struct LegInfo {
+  std::string name;
+  std::string interface;
+  packet::Endpoint local;
+  std::optional<packet::Endpoint> remote;
+  bool remote_learned = false;
+  RtcpMode rtcp = RtcpMode::kSeparate;
+  std::string rx_suite;  // suite name or "plain"
+  std::string tx_suite;
+  LegCounters counters;
+  // Only in a create/update reply, and only for a tx key Sluice generated:
+  // the SDES attribute value the SBC must put in its SDP. Never in get/list
+  // (the codec drops it from every other reply). Wiped by the destructor.
+  std::optional<std::string> tx_crypto;
+  ~LegInfo();
+};
+
+struct SessionInfo {
+  std::string session;
+  std::vector<LegInfo> legs;
+};
+
+struct ListResult {
+  uint64_t total = 0;
+  std::vector<SessionInfo> sessions;
+};
+
+struct WorkerStats {
+  uint32_t id = 0;
+  unsigned lcore = 0;
+  uint64_t rx_packets = 0, tx_packets = 0, busy_cycles = 0, idle_cycles = 0;
+  std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count, non-zero only
+};
+
+struct Stats {
+  uint64_t sessions = 0;
+  std::vector<WorkerStats> workers;
+  std::vector<std::pair<std::string, uint64_t>> drops;  // summed over workers
+};
+
+// Error codes of the protocol map onto absl::StatusCode:
+//   invalid_argument -> kInvalidArgument, not_found -> kNotFound,
+//   already_exists -> kAlreadyExists, key_reuse -> kFailedPrecondition with a
+//   message starting "key_reuse: ", resource_exhausted -> kResourceExhausted,
+//   internal -> anything else. parse_error and invalid_request are the codec's.
+// Messages go to the client as they are: name the field, never a key.
+inline absl::Status KeyReuseError(absl::string_view message) {
+  return absl::FailedPreconditionError(std::string("key_reuse: ").append(message.data(), message.size()));
+}
+
+// What the protocol asks of sluiced. The codec has already checked the shape
+// of every request (see protocol.h): names, endpoints, suite names, exactly
+// two legs, exactly one protection per direction. Everything that needs the
+// daemon's state or parses key material (SDES keys, interfaces, ports,
+// duplicates, key reuse) is the implementation's to check.
+class Operations {
+ public:
+  virtual ~Operations() = default;
+  virtual std::string Version() const = 0;
+  virtual uint32_t Workers() const = 0;
+  // The reply's legs carry tx_crypto where the request asked for a generated
+  // tx key (kGenerate).
+  virtual absl::StatusOr<SessionInfo> Create(const CreateRequest& request) = 0;
+  virtual absl::StatusOr<SessionInfo> Update(const UpdateRequest& request) = 0;
+  // The session's final counters.
+  virtual absl::StatusOr<SessionInfo> Delete(const std::string& session) = 0;
+  virtual absl::StatusOr<SessionInfo> Get(const std::string& session) = 0;
+  // Sessions [offset, offset + limit) in a stable order; limit <= 1000.
+  virtual ListResult List(uint64_t offset, uint64_t limit) = 0;
+  virtual Stats GetStats() = 0;
+};
+
+}  // namespace sluice::control
+
+#endif  // SLUICE_CONTROL_OPERATIONS_H_
