@@ -25,6 +25,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
   std::unique_ptr<Session> s(new Session());
   s->id_ = id;
   s->legs_ = {a, b};
+  srtp::Context* rx_ctx[2] = {nullptr, nullptr};
+  srtp::Context* tx_ctx[2] = {nullptr, nullptr};
   for (int i = 0; i < 2; ++i) {
     const LegSpec& leg = s->legs_[i];
     if (leg.local.ip.unset() || leg.local.port == 0) {
@@ -44,8 +46,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     auto tx = MaybeContext(leg.tx_keys, options.srtp, leg.tx_encrypt_srtcp,
                            absl::StrCat("legs[", i, "].tx"));
     if (!tx.ok()) return tx.status();
-    s->rx_[i] = std::move(*rx);
-    s->tx_[i] = std::move(*tx);
+    rx_ctx[i] = rx->get();
+    tx_ctx[i] = tx->get();
+    if (*rx) s->contexts_.push_back(std::move(*rx));
+    if (*tx) s->contexts_.push_back(std::move(*tx));
     RemoteView view;
     if (leg.remote) {
       view.known = true;
@@ -70,8 +74,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     f.out_src_mac = out.port_mac;
     f.out_local = out.local;
     f.out_rtcp_mux = out.rtcp_mux;
-    f.rx = s->rx_[i].get();
-    f.tx = s->tx_[1 - i].get();
+    f.rx = rx_ctx[i];
+    f.tx = tx_ctx[1 - i];
     f.in_remote = &s->remotes_[i];
     f.out_remote = &s->remotes_[1 - i];
     f.learn_packets = options.learn_packets;
@@ -80,6 +84,66 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
 }
 
 Session::~Session() = default;
+
+void Session::Free(srtp::Context* context) {
+  for (auto it = contexts_.begin(); it != contexts_.end(); ++it) {
+    if (it->get() == context) {
+      contexts_.erase(it);
+      return;
+    }
+  }
+}
+
+void Session::HandOver(std::atomic<srtp::Context*>& slot,
+                       std::unique_ptr<srtp::Context> context) {
+  srtp::Context* next = context ? context.get() : Flow::Plain();
+  if (context) contexts_.push_back(std::move(context));
+  srtp::Context* previous = slot.exchange(next, std::memory_order_acq_rel);
+  // The worker never took the previous one: it is ours to free.
+  if (previous != nullptr && previous != Flow::Plain()) Free(previous);
+}
+
+void Session::HandOverRx(int leg, std::unique_ptr<srtp::Context> context) {
+  HandOver(flows_[leg].rx_next, std::move(context));
+}
+
+void Session::HandOverTx(int leg, std::unique_ptr<srtp::Context> context) {
+  HandOver(flows_[1 - leg].tx_next, std::move(context));
+}
+
+int Session::CollectRetired() {
+  int freed = 0;
+  for (Flow& f : flows_) {
+    for (std::atomic<srtp::Context*>* slot : {&f.rx_retired, &f.tx_retired}) {
+      srtp::Context* retired = slot->load(std::memory_order_acquire);
+      if (retired == nullptr) continue;
+      Free(retired);  // wipes its keys
+      slot->store(nullptr, std::memory_order_release);
+      ++freed;
+    }
+  }
+  return freed;
+}
+
+bool Session::HandOverPending() const {
+  for (const Flow& f : flows_) {
+    if (f.rx_next.load(std::memory_order_acquire) != nullptr ||
+        f.tx_next.load(std::memory_order_acquire) != nullptr ||
+        f.rx_retired.load(std::memory_order_acquire) != nullptr ||
+        f.tx_retired.load(std::memory_order_acquire) != nullptr) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Session::SetOwner(uint16_t worker) {
+  for (Flow& f : flows_) f.owner = worker;
+}
+
+void Session::SetRekeyOverlap(uint64_t tsc) {
+  for (Flow& f : flows_) f.rekey_overlap_tsc = tsc;
+}
 
 absl::Status Session::Publish(FlowTable& table) {
   for (int i = 0; i < 2; ++i) {

@@ -27,6 +27,7 @@ const char* DropReasonName(DropReason reason) noexcept {
     case DropReason::kTxFull: return "tx_full";
     case DropReason::kSlowPathFull: return "slow_path_full";
     case DropReason::kRateLimited: return "rate_limited";
+    case DropReason::kHandoffFull: return "handoff_full";
   }
   return "unknown";
 }

@@ -70,6 +70,7 @@ struct Worker::Item {
   srtp::Packet pkt;     // the UDP payload, protected or not
   bool rtcp;
   bool from_new_source; // not the leg's known peer: learn only if it authenticates
+  bool needs_mac;       // the known peer's next-hop MAC is not known yet
   bool alive;
 };
 
@@ -150,6 +151,22 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   if (k == 0) return;
 
   config_.table->LookupBulk(keys, k, refs);
+  // Another worker's flow: hand the packet to its owner, which keeps the
+  // stream's state and order.
+  if (!config_.handoff.empty()) {
+    for (uint16_t i = 0; i < k; ++i) {
+      Flow* flow = refs[i].flow;
+      if (flow == nullptr || flow->owner == config_.id) continue;
+      rte_ring* ring = flow->owner < config_.handoff.size() ? config_.handoff[flow->owner] : nullptr;
+      if (ring != nullptr && rte_ring_mp_enqueue(ring, items[i].m) == 0) {
+        Inc(counters_.handed_off);
+      } else {
+        Drop(items[i].m, DropReason::kHandoffFull);
+      }
+      refs[i].flow = nullptr;
+      items[i].m = nullptr;
+    }
+  }
   // Re-keys take effect here, before any packet of this burst is queued for
   // crypto, so the whole burst sees one context per flow.
   for (uint16_t i = 0; i < k; ++i) {
@@ -167,9 +184,10 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   for (uint16_t i = 0; i < k; ++i) {
     Item& it = items[i];
     it.alive = false;
+    it.needs_mac = false;
     Flow* flow = refs[i].flow;
     if (flow == nullptr) {
-      Drop(it.m, DropReason::kNoFlow);
+      if (it.m != nullptr) Drop(it.m, DropReason::kNoFlow);  // null: handed off
       continue;
     }
     switch (it.frame.payload_kind) {
@@ -203,6 +221,7 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
                                            : peer.endpoint.port;
     it.from_new_source = !peer.known || peer.endpoint.ip != it.frame.src.ip ||
                          expected_port != it.frame.src.port;
+    it.needs_mac = !it.from_new_source && !peer.has_mac;
     if (it.from_new_source) {
       // A given or learned peer is only replaced by a source whose packets
       // authenticate; a plain leg has nothing to authenticate with, so it
@@ -289,6 +308,13 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
       }
     } else if (!it.from_new_source) {
       flow->candidate_count = 0;
+      if (it.needs_mac) {
+        // A given peer sends first: its frame tells the next hop toward it.
+        session::RemoteView peer = flow->in_remote->Load();
+        peer.has_mac = true;
+        std::memcpy(peer.mac.data(), rte_pktmbuf_mtod_offset(it.m, uint8_t*, 6), 6);
+        flow->in_remote->Store(peer);
+      }
     }
     if (flow->tx != nullptr) {
       if (it.rtcp) {
@@ -315,12 +341,13 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     Item& it = items[i];
     if (!it.alive) continue;
     Flow* flow = it.flow;
-    const session::RemoteView out = flow->out_remote->Load();
+    session::RemoteView out = flow->out_remote->Load();
     if (!out.known) {
       Inc(flow->counters.other_drops);
       Drop(it.m, DropReason::kNoRemote);
       continue;
     }
+    if (!out.has_mac) out.has_mac = flow->out_remote->ResolvedMac(&out.mac);
     if (!out.has_mac) {
       Inc(flow->counters.other_drops);
       Drop(it.m, DropReason::kNoNeighbor);
@@ -352,9 +379,19 @@ void Worker::Run(const std::atomic<bool>& stop) noexcept {
   config_.table->RegisterReader(config_.id);
   uint32_t iterations = 0;
   rte_mbuf* pkts[kMaxBurst];
+  rte_ring* own_handoff =
+      config_.id < config_.handoff.size() ? config_.handoff[config_.id] : nullptr;
   while (!stop.load(std::memory_order_relaxed)) {
     const uint64_t start = rte_rdtsc();
     uint32_t received = 0;
+    if (own_handoff != nullptr) {
+      const unsigned n = rte_ring_sc_dequeue_burst(own_handoff, reinterpret_cast<void**>(pkts),
+                                                   config_.burst, nullptr);
+      if (n > 0) {
+        received += n;
+        ProcessBurst(pkts, static_cast<uint16_t>(n));
+      }
+    }
     for (const RxQueue& q : config_.rx_queues) {
       const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, config_.burst);
       if (n == 0) continue;

@@ -52,6 +52,7 @@ struct alignas(64) Flow {
   RemoteSlot* out_remote = nullptr;  // Y's peer: read here
   uint32_t learn_packets = 3;        // authenticated packets before a move
   uint64_t rekey_overlap_tsc = 0;    // how long a replaced receive key is still tried
+  uint16_t owner = 0;                // the worker that owns this flow's state
 
   // --- SRTP contexts (dp: rw, owning worker only; cp: sets before publishing) ---
   // Null means plain RTP on that side. The stream state inside is the

@@ -53,6 +53,21 @@ class RemoteSlot {
     return view;
   }
 
+  // The control plane's ARP/ND answer for the next hop toward this peer
+  // (cp: writes; dp: reads when the view has no MAC). A separate word, so the
+  // worker stays the only writer of the view.
+  void SetResolvedMac(const packet::MacAddress& mac) noexcept {
+    uint64_t v = uint64_t{1} << 63;
+    for (int i = 0; i < 6; ++i) v |= uint64_t{mac[i]} << (8 * i);
+    resolved_.store(v, std::memory_order_release);
+  }
+  bool ResolvedMac(packet::MacAddress* mac) const noexcept {
+    const uint64_t v = resolved_.load(std::memory_order_acquire);
+    if ((v >> 63) == 0) return false;
+    for (int i = 0; i < 6; ++i) (*mac)[i] = static_cast<uint8_t>(v >> (8 * i));
+    return true;
+  }
+
   // Changes on every Store; a reader caches by it.
   uint32_t version() const noexcept { return seq_.load(std::memory_order_acquire); }
 
@@ -79,6 +94,7 @@ class RemoteSlot {
 
   std::atomic<uint32_t> seq_{0};
   std::atomic<uint64_t> words_[kWords]{};
+  std::atomic<uint64_t> resolved_{0};
 };
 
 }  // namespace sluice::session

@@ -59,6 +59,21 @@ class Session {
   // Removes them. Call FlowTable::Synchronize before destroying the session.
   void Unpublish(FlowTable& table);
 
+  // Re-key, control thread: hands leg i a new receive (or send) context, or
+  // plain RTP with null. The worker that owns the flow takes it on its next
+  // packet, carrying the streams over; a context still pending from an
+  // earlier call is replaced and freed.
+  void HandOverRx(int leg, std::unique_ptr<srtp::Context> context);
+  void HandOverTx(int leg, std::unique_ptr<srtp::Context> context);
+  // Frees the contexts workers have stopped using. Returns how many.
+  int CollectRetired();
+  // Whether a handed-over context is still waiting for its worker.
+  bool HandOverPending() const;
+
+  // Worker that owns both flows' state (handed packets of other workers).
+  void SetOwner(uint16_t worker);
+  void SetRekeyOverlap(uint64_t tsc);
+
   uint64_t id() const { return id_; }
   const LegSpec& leg(int i) const { return legs_[i]; }
   // Flow i carries what arrives on leg i to leg 1 - i.
@@ -68,12 +83,14 @@ class Session {
 
  private:
   Session() = default;
+  void HandOver(std::atomic<srtp::Context*>& slot, std::unique_ptr<srtp::Context> context);
+  void Free(srtp::Context* context);
 
   uint64_t id_ = 0;
   std::array<LegSpec, 2> legs_;
   std::array<RemoteSlot, 2> remotes_;
-  std::array<std::unique_ptr<srtp::Context>, 2> rx_;
-  std::array<std::unique_ptr<srtp::Context>, 2> tx_;
+  // Every context the flows use, were handed or have not yet retired.
+  std::vector<std::unique_ptr<srtp::Context>> contexts_;
   std::array<Flow, 2> flows_;
   std::vector<packet::Endpoint> published_;
 };

@@ -32,8 +32,9 @@ enum class DropReason : uint8_t {
   kTxFull,            // TX queue full
   kSlowPathFull,      // slow-path ring full
   kRateLimited,       // leg over its packet rate
+  kHandoffFull,       // the owning worker's hand-off ring is full
 };
-inline constexpr int kDropReasonCount = 23;
+inline constexpr int kDropReasonCount = 24;
 
 // Stable names for counters ("auth_failed", ...).
 const char* DropReasonName(DropReason reason) noexcept;

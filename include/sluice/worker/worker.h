@@ -30,6 +30,7 @@ struct alignas(64) WorkerCounters {
   std::atomic<uint64_t> rx_packets{0};
   std::atomic<uint64_t> tx_packets{0};
   std::atomic<uint64_t> slow_path_packets{0};
+  std::atomic<uint64_t> handed_off{0};
   std::atomic<uint64_t> busy_cycles{0};
   std::atomic<uint64_t> idle_cycles{0};
   std::array<std::atomic<uint64_t>, kDropReasonCount> drops{};
@@ -50,6 +51,10 @@ struct WorkerConfig {
   uint16_t burst = 32;
   session::FlowTable* table = nullptr;
   rte_ring* slow_path = nullptr;  // ARP, ICMP: handed over here (null: dropped)
+  // Hand-off rings, indexed by worker id: a packet whose flow another worker
+  // owns goes to that worker's ring (where RSS cannot steer by destination
+  // port). Empty with a single worker.
+  std::vector<rte_ring*> handoff;
   crypto::Backend* backend = nullptr;
   packet::ParseOptions parse;
   uint32_t quiescent_every = 256;  // loop iterations between RCU reports

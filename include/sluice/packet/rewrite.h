@@ -1,0 +1,86 @@
+// Writing the headers of a relayed datagram: Ethernet (+ optional 802.1Q),
+// IPv4 or IPv6, UDP, with lengths and checksums, in front of a payload that
+// stays where it is. Also the Internet checksum (RFC 1071) that both this and
+// ParseFrame use.
+//
+// Data plane, any worker. Does not allocate; writes only the bytes it is told.
+#ifndef SLUICE_PACKET_REWRITE_H_
+#define SLUICE_PACKET_REWRITE_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "sluice/packet/address.h"
+
+namespace sluice::packet {
+
+using MacAddress = std::array<uint8_t, 6>;
+
+struct UdpHeaderSpec {
+  MacAddress src_mac{};
+  MacAddress dst_mac{};
+  uint16_t vlan_id = 0;  // 0 = untagged; else an 802.1Q tag, VID 1-4094, PCP 0
+  // Our address and port, and the peer's. The caller's duty: both set and of
+  // the same family (asserted in debug builds). src's family decides IPv4 or
+  // IPv6; a mismatch in a release build writes a wrong but in-bounds header.
+  Endpoint src;
+  Endpoint dst;
+  uint8_t ttl = 64;      // IPv4 TTL or IPv6 hop limit
+  uint8_t dscp = 46;     // EF (RFC 4594 telephony); 0 to leave unmarked
+  // Leave the UDP checksum for the NIC: the UDP checksum field then holds the
+  // pseudo-header sum, not complemented, exactly what DPDK's
+  // rte_ipv4_phdr_cksum()/rte_ipv6_phdr_cksum() return, as the
+  // RTE_MBUF_F_TX_UDP_CKSUM offload expects. The caller sets the mbuf's
+  // ol_flags, l2_len and l3_len.
+  bool udp_checksum_offload = false;
+  // Leave the IPv4 header checksum for the NIC (RTE_MBUF_F_TX_IP_CKSUM): the
+  // field is written as 0. No effect on IPv6, which has no header checksum.
+  bool ip_checksum_offload = false;
+};
+
+// Bytes HeaderLength(spec) needs in front of the payload: 14 (+4 with a VLAN
+// tag) + 20 (IPv4) or 40 (IPv6) + 8.
+uint32_t HeaderLength(const UdpHeaderSpec& spec) noexcept;
+
+// Largest payload_len WriteUdpHeaders accepts for spec's family, so that the
+// IPv4 total length or IPv6 payload length fits in 16 bits.
+uint32_t MaxUdpPayload(const UdpHeaderSpec& spec) noexcept;
+
+// Writes the headers into [payload - HeaderLength(spec), payload) for a
+// payload of payload_len bytes (which the UDP checksum covers; it must be
+// readable and at most MaxUdpPayload(spec), asserted in debug builds), and
+// returns the start of the frame. ip_id is the IPv4 identification field
+// (ignored for IPv6). IPv4 goes with DF set (RFC 6864 §4.1 lets the ID of an
+// atomic datagram be anything).
+uint8_t* WriteUdpHeaders(uint8_t* payload, uint32_t payload_len, const UdpHeaderSpec& spec,
+                         uint16_t ip_id) noexcept;
+
+// --- Internet checksum (RFC 1071) -----------------------------------------
+// All values are host-order numbers: a checksum field holds them big-endian.
+
+// The ones'-complement sum of [data, data + len) added to `sum`, folded to 16
+// bits, not complemented. An odd last byte counts as the high byte of a word
+// padded with zero; when chaining, every piece but the last must have an even
+// length.
+uint16_t OnesComplementSum(const uint8_t* data, size_t len, uint16_t sum = 0) noexcept;
+
+// The IPv4 header checksum of `header_len` bytes: what the checksum field
+// must hold when it was 0 during the computation; 0 when verifying a header
+// whose checksum field is correct.
+uint16_t Ipv4HeaderChecksum(const uint8_t* header, size_t header_len) noexcept;
+
+// The sum of the UDP pseudo-header (RFC 768 for IPv4, RFC 8200 §8.1 for IPv6)
+// for a datagram of udp_len bytes (header included), not complemented: the
+// value rte_ipv4_phdr_cksum()/rte_ipv6_phdr_cksum() compute.
+uint16_t UdpPseudoHeaderSum(const IpAddress& src, const IpAddress& dst, uint32_t udp_len) noexcept;
+
+// The complemented sum over the pseudo-header and [udp, udp + udp_len): with
+// the checksum field 0 it is the checksum to send (after mapping 0 to 0xFFFF,
+// RFC 768); with the received checksum in place it is 0 when that is right.
+uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* udp,
+                     uint32_t udp_len) noexcept;
+
+}  // namespace sluice::packet
+
+#endif  // SLUICE_PACKET_REWRITE_H_

@@ -1,0 +1,349 @@
+#include "sluice/packet/rewrite.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sluice/packet/parse.h"
+
+namespace sluice::packet {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// RFC 1071 written out plainly, independent of the library's implementation:
+// the ones'-complement sum of big-endian 16-bit words (odd byte padded).
+uint16_t RefSum(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (size_t i = 0; i < n; i += 2) {
+    uint32_t word = uint32_t{p[i]} << 8;
+    if (i + 1 < n) word |= p[i + 1];
+    sum += word;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  }
+  return static_cast<uint16_t>(sum);
+}
+
+uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+uint16_t RefPseudoSum(const IpAddress& src, const IpAddress& dst, uint32_t udp_len) {
+  Bytes ph;
+  const size_t n = src.is_v6() ? 16 : 4;
+  ph.insert(ph.end(), src.bytes.begin(), src.bytes.begin() + n);
+  ph.insert(ph.end(), dst.bytes.begin(), dst.bytes.begin() + n);
+  if (src.is_v6()) {
+    ph.insert(ph.end(), {0, 0, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len),
+                         0, 0, 0, 17});
+  } else {
+    ph.insert(ph.end(), {0, 17, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len)});
+  }
+  return RefSum(ph.data(), ph.size());
+}
+
+MacAddress kOurMac = {0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x01};
+MacAddress kPeerMac = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+
+UdpHeaderSpec Spec(absl::string_view src, absl::string_view dst, uint16_t vlan = 0) {
+  UdpHeaderSpec s;
+  s.src_mac = kOurMac;
+  s.dst_mac = kPeerMac;
+  s.vlan_id = vlan;
+  s.src = *Endpoint::Parse(src);
+  s.dst = *Endpoint::Parse(dst);
+  return s;
+}
+
+// A buffer with headroom in front of the payload, and guard bytes around, as
+// an mbuf has.
+struct Buffer {
+  static constexpr size_t kHeadroom = 128;
+  static constexpr size_t kTail = 16;
+  static constexpr uint8_t kGuard = 0xcc;
+  Bytes bytes;
+  size_t payload_len;
+
+  explicit Buffer(const Bytes& payload)
+      : bytes(kHeadroom + payload.size() + kTail, kGuard), payload_len(payload.size()) {
+    std::copy(payload.begin(), payload.end(), bytes.begin() + kHeadroom);
+  }
+  uint8_t* payload() { return bytes.data() + kHeadroom; }
+  uint8_t* Write(const UdpHeaderSpec& spec, uint16_t ip_id = 0x4242) {
+    return WriteUdpHeaders(payload(), static_cast<uint32_t>(payload_len), spec, ip_id);
+  }
+  // The bytes outside [frame, payload end) are untouched.
+  bool GuardsIntact(const uint8_t* frame) const {
+    for (const uint8_t* p = bytes.data(); p < frame; ++p) {
+      if (*p != kGuard) return false;
+    }
+    for (size_t i = kHeadroom + payload_len; i < bytes.size(); ++i) {
+      if (bytes[i] != kGuard) return false;
+    }
+    return true;
+  }
+};
+
+Bytes Rtp(size_t media) {
+  Bytes p = {0x80, 0x08, 0x00, 0x07, 0, 0, 0x03, 0x20, 0x11, 0x22, 0x33, 0x44};
+  for (size_t i = 0; i < media; ++i) p.push_back(static_cast<uint8_t>(i * 7 + 1));
+  return p;
+}
+
+TEST(HeaderLength, ByFamilyAndTag) {
+  EXPECT_EQ(HeaderLength(Spec("10.0.0.1:1", "10.0.0.2:2")), 42u);
+  EXPECT_EQ(HeaderLength(Spec("10.0.0.1:1", "10.0.0.2:2", 100)), 46u);
+  EXPECT_EQ(HeaderLength(Spec("[fd00::1]:1", "[fd00::2]:2")), 62u);
+  EXPECT_EQ(HeaderLength(Spec("[fd00::1]:1", "[fd00::2]:2", 100)), 66u);
+  EXPECT_EQ(MaxUdpPayload(Spec("10.0.0.1:1", "10.0.0.2:2")), 65535u - 28u);
+  EXPECT_EQ(MaxUdpPayload(Spec("[fd00::1]:1", "[fd00::2]:2")), 65535u - 8u);
+}
+
+struct RoundTripCase {
+  std::string name;
+  UdpHeaderSpec spec;
+};
+
+std::vector<RoundTripCase> RoundTripCases() {
+  return {
+      {"ipv4", Spec("10.200.1.1:30000", "203.0.113.7:40000")},
+      {"ipv4 vlan", Spec("10.200.1.1:30001", "203.0.113.7:40001", 100)},
+      {"ipv6", Spec("[fd00:1::1]:30000", "[2001:db8::7]:40000")},
+      {"ipv6 vlan", Spec("[fd00:1::1]:30001", "[2001:db8::7]:40001", 4095)},
+  };
+}
+
+TEST(WriteUdpHeaders, ParsesBackWithValidChecksums) {
+  for (const RoundTripCase& c : RoundTripCases()) {
+    for (size_t media : {0, 1, 2, 3, 160, 161, 1200}) {
+      const Bytes payload = media == 0 ? Bytes() : Rtp(media);
+      Buffer buf(payload);
+      uint8_t* frame = buf.Write(c.spec);
+      const uint32_t header_len = HeaderLength(c.spec);
+      ASSERT_EQ(frame, buf.payload() - header_len) << c.name;
+      EXPECT_TRUE(buf.GuardsIntact(frame)) << c.name;
+      EXPECT_TRUE(std::equal(payload.begin(), payload.end(), buf.payload())) << c.name;
+
+      const uint32_t frame_len = header_len + static_cast<uint32_t>(payload.size());
+      const ParsedFrame f = ParseFrame(frame, frame_len, {});
+      ASSERT_EQ(f.kind, FrameKind::kUdp) << c.name << " " << media << " "
+                                         << ParseErrorName(f.error);
+      EXPECT_EQ(f.src, c.spec.src) << c.name;
+      EXPECT_EQ(f.dst, c.spec.dst) << c.name;
+      EXPECT_EQ(f.payload_offset, header_len) << c.name;
+      EXPECT_EQ(f.payload_len, payload.size()) << c.name;
+      EXPECT_EQ(f.vlan_count, c.spec.vlan_id != 0 ? 1 : 0) << c.name;
+      EXPECT_EQ(f.vlan_id, c.spec.vlan_id) << c.name;
+      if (media >= 12) {
+        EXPECT_EQ(f.payload_kind, PayloadKind::kRtp) << c.name;
+      }
+
+      // The checksums, checked with the plain implementation.
+      const uint8_t* ip = frame + f.l3_offset;
+      const uint8_t* udp = frame + f.l4_offset;
+      const uint32_t udp_len = 8 + static_cast<uint32_t>(payload.size());
+      if (c.spec.src.ip.is_v4()) {
+        EXPECT_EQ(RefSum(ip, 20), 0xffff) << c.name;
+      }
+      EXPECT_EQ(RefSum(udp, udp_len, RefPseudoSum(c.spec.src.ip, c.spec.dst.ip, udp_len)), 0xffff)
+          << c.name << " " << media;
+      EXPECT_NE(Get16(udp + 6), 0) << c.name;
+    }
+  }
+}
+
+TEST(WriteUdpHeaders, Ipv4HeaderFields) {
+  UdpHeaderSpec spec = Spec("10.200.1.1:30000", "203.0.113.7:40000", 100);
+  spec.ttl = 17;
+  Buffer buf(Rtp(160));
+  const uint8_t* f = buf.Write(spec, 0xbeef);
+  EXPECT_TRUE(std::equal(kPeerMac.begin(), kPeerMac.end(), f));
+  EXPECT_TRUE(std::equal(kOurMac.begin(), kOurMac.end(), f + 6));
+  EXPECT_EQ(Get16(f + 12), 0x8100);
+  EXPECT_EQ(Get16(f + 14), 100);  // PCP 0, DEI 0, VID 100
+  EXPECT_EQ(Get16(f + 16), 0x0800);
+  const uint8_t* ip = f + 18;
+  EXPECT_EQ(ip[0], 0x45);
+  EXPECT_EQ(ip[1], 46 << 2);  // EF, ECN 0
+  EXPECT_EQ(Get16(ip + 2), 20 + 8 + 172);
+  EXPECT_EQ(Get16(ip + 4), 0xbeef);
+  EXPECT_EQ(Get16(ip + 6), 0x4000);  // DF
+  EXPECT_EQ(ip[8], 17);
+  EXPECT_EQ(ip[9], 17);
+  EXPECT_EQ(Get16(ip + 12), 0x0ac8);
+  EXPECT_EQ(Get16(ip + 16), 0xcb00);
+  const uint8_t* udp = ip + 20;
+  EXPECT_EQ(Get16(udp), 30000);
+  EXPECT_EQ(Get16(udp + 2), 40000);
+  EXPECT_EQ(Get16(udp + 4), 8 + 172);
+}
+
+TEST(WriteUdpHeaders, Ipv6HeaderFields) {
+  UdpHeaderSpec spec = Spec("[fd00:1::1]:30000", "[2001:db8::7]:40000");
+  spec.ttl = 33;
+  Buffer buf(Rtp(160));
+  const uint8_t* f = buf.Write(spec);
+  EXPECT_EQ(Get16(f + 12), 0x86dd);
+  const uint8_t* ip = f + 14;
+  // Version 6, traffic class 0xb8 (EF), flow label 0.
+  EXPECT_EQ(ip[0], 0x6b);
+  EXPECT_EQ(ip[1], 0x80);
+  EXPECT_EQ(ip[2], 0);
+  EXPECT_EQ(ip[3], 0);
+  EXPECT_EQ(Get16(ip + 4), 8 + 172);
+  EXPECT_EQ(ip[6], 17);
+  EXPECT_EQ(ip[7], 33);
+  EXPECT_TRUE(std::equal(ip + 8, ip + 24, spec.src.ip.bytes.begin()));
+  EXPECT_TRUE(std::equal(ip + 24, ip + 40, spec.dst.ip.bytes.begin()));
+}
+
+TEST(WriteUdpHeaders, DscpZeroLeavesTrafficClassZero) {
+  UdpHeaderSpec v4 = Spec("10.0.0.1:1000", "10.0.0.2:2000");
+  v4.dscp = 0;
+  Buffer b4(Rtp(20));
+  EXPECT_EQ(b4.Write(v4)[15], 0);
+  UdpHeaderSpec v6 = Spec("[::1]:1000", "[::2]:2000");
+  v6.dscp = 0;
+  Buffer b6(Rtp(20));
+  const uint8_t* f = b6.Write(v6);
+  EXPECT_EQ(f[14], 0x60);
+  EXPECT_EQ(f[15], 0x00);
+}
+
+TEST(WriteUdpHeaders, ChecksumOffloadLeavesThePseudoHeaderSum) {
+  for (const RoundTripCase& c : RoundTripCases()) {
+    UdpHeaderSpec spec = c.spec;
+    spec.udp_checksum_offload = true;
+    spec.ip_checksum_offload = true;
+    const Bytes payload = Rtp(161);
+    Buffer buf(payload);
+    uint8_t* frame = buf.Write(spec);
+    const uint32_t frame_len = HeaderLength(spec) + static_cast<uint32_t>(payload.size());
+    const ParsedFrame f =
+        ParseFrame(frame, frame_len, {.verify_ip_checksum = false, .verify_udp_checksum = false});
+    ASSERT_EQ(f.kind, FrameKind::kUdp) << c.name;
+    EXPECT_EQ(f.src, spec.src);
+    EXPECT_EQ(f.dst, spec.dst);
+    uint8_t* ip = frame + f.l3_offset;
+    uint8_t* udp = frame + f.l4_offset;
+    const uint32_t udp_len = 8 + static_cast<uint32_t>(payload.size());
+    if (spec.src.ip.is_v4()) {
+      EXPECT_EQ(Get16(ip + 10), 0) << c.name;  // for the NIC to fill
+    }
+    // What rte_ipv4_phdr_cksum()/rte_ipv6_phdr_cksum() would have written.
+    EXPECT_EQ(Get16(udp + 6), RefPseudoSum(spec.src.ip, spec.dst.ip, udp_len)) << c.name;
+    EXPECT_EQ(Get16(udp + 6), UdpPseudoHeaderSum(spec.src.ip, spec.dst.ip, udp_len));
+
+    // Do what the NIC does: sum the UDP datagram as it stands (the field
+    // seeded with the pseudo-header sum) and store the complement; then the
+    // frame verifies.
+    const uint16_t nic = static_cast<uint16_t>(~RefSum(udp, udp_len));
+    udp[6] = static_cast<uint8_t>(nic >> 8);
+    udp[7] = static_cast<uint8_t>(nic);
+    if (spec.src.ip.is_v4()) {
+      const uint16_t ip_sum = static_cast<uint16_t>(~RefSum(ip, 20));
+      ip[10] = static_cast<uint8_t>(ip_sum >> 8);
+      ip[11] = static_cast<uint8_t>(ip_sum);
+    }
+    EXPECT_EQ(ParseFrame(frame, frame_len, {}).kind, FrameKind::kUdp) << c.name;
+  }
+}
+
+TEST(WriteUdpHeaders, OnlyIpChecksumOffload) {
+  UdpHeaderSpec spec = Spec("10.0.0.1:1000", "10.0.0.2:2000");
+  spec.ip_checksum_offload = true;
+  Buffer buf(Rtp(40));
+  uint8_t* frame = buf.Write(spec);
+  const uint32_t len = 42 + 52;
+  EXPECT_EQ(Get16(frame + 24), 0);
+  EXPECT_EQ(ParseFrame(frame, len, {}).error, ParseError::kBadIpChecksum);
+  EXPECT_EQ(ParseFrame(frame, len, {.verify_ip_checksum = false}).kind, FrameKind::kUdp);
+}
+
+TEST(WriteUdpHeaders, ComputedZeroUdpChecksumIsSentAsAllOnes) {
+  for (const char* family : {"v4", "v6"}) {
+    UdpHeaderSpec spec = family == std::string("v4") ? Spec("10.0.0.1:1000", "10.0.0.2:2000")
+                                                     : Spec("[fd00::1]:1000", "[fd00::2]:2000");
+    // With the last payload word 0 the checksum is c = ~S; putting c in that
+    // word makes the sum 0xffff, so the computed checksum becomes 0.
+    Bytes payload = Rtp(20);
+    payload.push_back(0);
+    payload.push_back(0);
+    Buffer first(payload);
+    const uint16_t c = Get16(first.Write(spec) + HeaderLength(spec) - 2);
+    payload[payload.size() - 2] = static_cast<uint8_t>(c >> 8);
+    payload[payload.size() - 1] = static_cast<uint8_t>(c);
+    Buffer second(payload);
+    uint8_t* frame = second.Write(spec);
+    const uint32_t header_len = HeaderLength(spec);
+    EXPECT_EQ(Get16(frame + header_len - 2), 0xffff) << family;
+    const ParsedFrame f =
+        ParseFrame(frame, header_len + static_cast<uint32_t>(payload.size()), {});
+    EXPECT_EQ(f.kind, FrameKind::kUdp) << family << " " << ParseErrorName(f.error);
+  }
+}
+
+TEST(Checksum, Ipv4HeaderKnownAnswer) {
+  // The classic example: 4500 0073 0000 4000 4011 [b861] c0a8 0001 c0a8 00c7.
+  uint8_t header[20] = {0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
+                        0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7};
+  EXPECT_EQ(Ipv4HeaderChecksum(header, sizeof(header)), 0xb861);
+  header[10] = 0xb8;
+  header[11] = 0x61;
+  EXPECT_EQ(Ipv4HeaderChecksum(header, sizeof(header)), 0);
+
+  // WriteUdpHeaders produces exactly that header for the same fields.
+  UdpHeaderSpec spec = Spec("192.168.0.1:1000", "192.168.0.199:2000");
+  spec.dscp = 0;
+  spec.ttl = 0x40;
+  Buffer buf(Bytes(0x73 - 28, 0));
+  const uint8_t* frame = buf.Write(spec, 0);
+  EXPECT_TRUE(std::equal(header, header + 20, frame + 14));
+}
+
+TEST(Checksum, Rfc1071Example) {
+  // RFC 1071 §3: 0001 f203 f4f5 f6f7 sums to ddf2 (after the end-around carry).
+  const uint8_t bytes[8] = {0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7};
+  EXPECT_EQ(OnesComplementSum(bytes, 8), 0xddf2);
+  // Chained in even pieces, the same.
+  EXPECT_EQ(OnesComplementSum(bytes + 2, 6, OnesComplementSum(bytes, 2)), 0xddf2);
+  EXPECT_EQ(OnesComplementSum(bytes + 6, 2, OnesComplementSum(bytes, 6)), 0xddf2);
+  // An odd last byte is the high byte of a zero-padded word.
+  const uint8_t odd[3] = {0x12, 0x34, 0x56};
+  EXPECT_EQ(OnesComplementSum(odd, 3), 0x1234 + 0x5600);
+  EXPECT_EQ(OnesComplementSum(nullptr, 0), 0);
+  EXPECT_EQ(OnesComplementSum(nullptr, 0, 0xabcd), 0xabcd);
+}
+
+TEST(Checksum, AgreesWithThePlainImplementation) {
+  Bytes data;
+  uint32_t x = 12345;
+  for (size_t n = 0; n < 300; ++n) {
+    x = x * 1103515245 + 12345;
+    data.push_back(static_cast<uint8_t>(x >> 16));
+    EXPECT_EQ(OnesComplementSum(data.data(), data.size()), RefSum(data.data(), data.size()))
+        << n;
+  }
+  const Bytes ones(1500, 0xff);
+  EXPECT_EQ(OnesComplementSum(ones.data(), ones.size()), 0xffff);
+}
+
+TEST(Checksum, PseudoHeaderSums) {
+  const IpAddress a4 = *IpAddress::Parse("10.0.0.1");
+  const IpAddress b4 = *IpAddress::Parse("192.0.2.200");
+  const IpAddress a6 = *IpAddress::Parse("fd00::1");
+  const IpAddress b6 = *IpAddress::Parse("2001:db8:ffff::ffff");
+  for (uint32_t len : {8u, 9u, 180u, 65535u}) {
+    EXPECT_EQ(UdpPseudoHeaderSum(a4, b4, len), RefPseudoSum(a4, b4, len)) << len;
+    EXPECT_EQ(UdpPseudoHeaderSum(a6, b6, len), RefPseudoSum(a6, b6, len)) << len;
+  }
+}
+
+TEST(WriteUdpHeadersDeathTest, MixedFamiliesAssertInDebug) {
+  UdpHeaderSpec spec = Spec("10.0.0.1:1000", "[fd00::2]:2000");
+  Buffer buf(Rtp(20));
+  // In a release build the call writes an IPv4 header in bounds.
+  EXPECT_DEBUG_DEATH(buf.Write(spec), "family");
+}
+
+}  // namespace
+}  // namespace sluice::packet
