@@ -1,10 +1,40 @@
 // sluiced: the Sluice media relay daemon.
+//
+// Reads its configuration, starts EAL and the ports, launches one poll-mode
+// worker per configured lcore, and runs the control thread on the main lcore:
+// the control socket, the slow path (ARP, neighbour discovery, echo) and the
+// reclamation of re-keyed contexts. SIGTERM or SIGINT stops it cleanly:
+// workers stop, every session is deleted and its keys wiped.
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "sluice/config/config.h"
+#include "sluice/control/server.h"
+#include "sluice/control/session_manager.h"
+#include "sluice/crypto/backend.h"
+#include "sluice/dpdk/eal.h"
+#include "sluice/dpdk/port.h"
+#include "sluice/dpdk/slow_path.h"
+#include "sluice/session/flow_table.h"
 #include "sluice/version.h"
+#include "sluice/worker/worker.h"
 
+namespace sluice {
 namespace {
 
 constexpr char kUsage[] =
@@ -13,31 +43,290 @@ constexpr char kUsage[] =
     "Relays the RTP/RTCP media of each call between its two legs on DPDK\n"
     "poll-mode NIC workers: authenticates and decrypts what each side sends,\n"
     "re-encrypts it with the other side's keys and forwards it. A SIP\n"
-    "controller installs each call's keys over a local control socket.\n"
+    "controller installs each call's keys over a local control socket\n"
+    "(see docs/control-protocol.md and sluicectl).\n"
     "\n"
-    "Usage: sluiced --config FILE\n"
+    "Usage: sluiced --config FILE [--check]\n"
     "\n"
     "Options:\n"
     "  --config FILE   TOML configuration (see configs/ for examples)\n"
+    "  --check         validate the configuration and exit\n"
     "  --help          show this text\n"
     "  --version       print the version\n";
 
+std::atomic<bool> stop_requested{false};
+
+void OnSignal(int) { stop_requested.store(true); }
+
+void Log(const std::string& line) { std::fprintf(stderr, "sluiced: %s\n", line.c_str()); }
+
+struct WorkerSlot {
+  std::unique_ptr<crypto::Backend> backend;
+  std::unique_ptr<worker::Worker> worker;
+  unsigned lcore = 0;
+};
+
+std::atomic<bool> workers_stop{false};
+
+int WorkerMain(void* arg) {
+  static_cast<worker::Worker*>(arg)->Run(workers_stop);
+  return 0;
+}
+
+uint32_t RoundPoolSize(uint64_t n) {
+  uint32_t size = 4095;
+  while (size < n && size < (1u << 24)) size = size * 2 + 1;
+  return size;
+}
+
+int Run(const config::Config& cfg) {
+  // Keys live in this process: no core dumps, no ptrace by other users.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> eal_args = {"sluiced"};
+  eal_args.insert(eal_args.end(), cfg.eal_args.begin(), cfg.eal_args.end());
+  if (absl::Status s = dpdk::InitEalWithArgs(eal_args); !s.ok()) {
+    Log(std::string(s.message()));
+    return 1;
+  }
+  const uint32_t n_workers = static_cast<uint32_t>(cfg.workers.lcores.size());
+  for (unsigned lcore : cfg.workers.lcores) {
+    if (!rte_lcore_is_enabled(lcore) || lcore == rte_get_main_lcore()) {
+      Log(absl::StrCat("workers.lcores: lcore ", lcore,
+                       " is not a worker lcore of EAL (give it in [eal] args -l, and keep the "
+                       "main lcore ", rte_get_main_lcore(), " for the control thread)"));
+      return 1;
+    }
+  }
+  if (absl::StatusOr<std::unique_ptr<crypto::Backend>> probe =
+          crypto::MakeBackend(cfg.crypto.backend);
+      !probe.ok()) {
+    Log(std::string(probe.status().message()));
+    return 1;
+  } else {
+    Log(absl::StrCat("crypto backend ", std::string((*probe)->name()), " (",
+                     std::string((*probe)->arch()), ")"));
+  }
+
+  // Mbufs for every RX and TX descriptor, bursts in flight and the rings.
+  uint64_t mbufs = cfg.limits.mbufs;
+  if (mbufs == 0) {
+    for (const config::InterfaceConfig& iface : cfg.interfaces) {
+      const uint16_t rxq = iface.rx_queues ? iface.rx_queues : 1;
+      mbufs += uint64_t{rxq} * iface.rx_ring_size + uint64_t{n_workers + 1} * iface.tx_ring_size;
+    }
+    mbufs += uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048;
+  }
+  rte_mempool* pool = rte_pktmbuf_pool_create("sluiced_mbufs", RoundPoolSize(mbufs), 256, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE,
+                                              static_cast<int>(rte_socket_id()));
+  if (pool == nullptr) {
+    Log(absl::StrCat("cannot allocate ", mbufs,
+                     " mbufs: give EAL more memory (-m) or set [limits] mbufs"));
+    return 1;
+  }
+
+  std::vector<control::InterfaceInfo> infos;
+  std::vector<dpdk::SlowPathInterface> slow_ifaces;
+  std::vector<std::vector<worker::RxQueue>> queues(n_workers);
+  for (size_t i = 0; i < cfg.interfaces.size(); ++i) {
+    const config::InterfaceConfig& iface = cfg.interfaces[i];
+    dpdk::PortSetup setup;
+    setup.device = iface.device;
+    setup.rx_queues = iface.rx_queues ? iface.rx_queues : 1;
+    setup.tx_queues = static_cast<uint16_t>(n_workers + 1);
+    setup.rx_ring_size = iface.rx_ring_size;
+    setup.tx_ring_size = iface.tx_ring_size;
+    setup.mtu = iface.mtu;
+    setup.pool = pool;
+    absl::StatusOr<dpdk::PortInfo> port = dpdk::StartPort(setup);
+    if (!port.ok()) {
+      Log(absl::StrCat("interface ", iface.name, ": ", port.status().message()));
+      return 1;
+    }
+    for (uint16_t q = 0; q < setup.rx_queues; ++q) {
+      queues[(i + q) % n_workers].push_back({port->port_id, q});
+    }
+    control::InterfaceInfo info;
+    info.name = iface.name;
+    info.port_id = port->port_id;
+    info.mac = port->mac;
+    info.ipv4 = iface.ipv4;
+    info.ipv6 = iface.ipv6;
+    info.gateway = iface.gateway;
+    info.gateway6 = iface.gateway6;
+    info.vlan = iface.vlan;
+    infos.push_back(info);
+    dpdk::SlowPathInterface sp;
+    sp.port_id = port->port_id;
+    sp.mac = port->mac;
+    sp.ipv4 = iface.ipv4;
+    sp.ipv6 = iface.ipv6;
+    sp.vlan = iface.vlan;
+    sp.tx_queue = static_cast<uint16_t>(n_workers);
+    slow_ifaces.push_back(sp);
+    Log(absl::StrCat("interface ", iface.name, ": ", iface.device, " port ", port->port_id,
+                     iface.ipv4 ? " " + iface.ipv4->ToString() : "",
+                     iface.ipv6 ? " " + iface.ipv6->ToString() : ""));
+  }
+
+  absl::StatusOr<std::unique_ptr<session::FlowTable>> table = session::FlowTable::Create(
+      "sluiced_flows", cfg.limits.max_sessions * 4 + 64, n_workers);
+  if (!table.ok()) {
+    Log(std::string(table.status().message()));
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<dpdk::SlowPath>> slow = dpdk::SlowPath::Create(slow_ifaces, pool);
+  if (!slow.ok()) {
+    Log(std::string(slow.status().message()));
+    return 1;
+  }
+  std::vector<rte_ring*> handoff;
+  if (n_workers > 1) {
+    for (uint32_t w = 0; w < n_workers; ++w) {
+      rte_ring* ring = rte_ring_create(absl::StrCat("handoff", w).c_str(), 4096,
+                                       SOCKET_ID_ANY, RING_F_SC_DEQ);
+      if (ring == nullptr) {
+        Log("cannot create the hand-off rings");
+        return 1;
+      }
+      handoff.push_back(ring);
+    }
+  }
+
+  std::vector<WorkerSlot> workers(n_workers);
+  for (uint32_t w = 0; w < n_workers; ++w) {
+    workers[w].backend = *crypto::MakeBackend(cfg.crypto.backend);
+    worker::WorkerConfig wc;
+    wc.id = w;
+    wc.rx_queues = queues[w];
+    wc.tx_queue = static_cast<uint16_t>(w);
+    wc.burst = cfg.workers.burst;
+    wc.table = table->get();
+    wc.slow_path = (*slow)->ring();
+    wc.backend = workers[w].backend.get();
+    wc.handoff = handoff;
+    workers[w].worker = std::make_unique<worker::Worker>(wc);
+    workers[w].lcore = cfg.workers.lcores[w];
+  }
+  for (WorkerSlot& w : workers) {
+    if (rte_eal_remote_launch(WorkerMain, w.worker.get(), w.lcore) != 0) {
+      Log(absl::StrCat("cannot launch a worker on lcore ", w.lcore));
+      workers_stop = true;
+      rte_eal_mp_wait_lcore();
+      return 1;
+    }
+  }
+
+  auto worker_stats = [&workers]() {
+    std::vector<control::WorkerStats> out;
+    for (uint32_t i = 0; i < workers.size(); ++i) {
+      const worker::WorkerCounters& c = workers[i].worker->counters();
+      control::WorkerStats s;
+      s.id = i;
+      s.lcore = workers[i].lcore;
+      s.rx_packets = c.rx_packets.load(std::memory_order_relaxed);
+      s.tx_packets = c.tx_packets.load(std::memory_order_relaxed);
+      s.busy_cycles = c.busy_cycles.load(std::memory_order_relaxed);
+      s.idle_cycles = c.idle_cycles.load(std::memory_order_relaxed);
+      for (int r = 0; r < worker::kDropReasonCount; ++r) {
+        const uint64_t n = c.drops[static_cast<size_t>(r)].load(std::memory_order_relaxed);
+        if (n > 0) {
+          s.drops.emplace_back(worker::DropReasonName(static_cast<worker::DropReason>(r)), n);
+        }
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
+  };
+  dpdk::SlowPath* slow_path = slow->get();
+  control::NeighborResolver resolver;
+  resolver.lookup = [slow_path](uint16_t port, const packet::IpAddress& ip) {
+    return slow_path->Lookup(port, ip);
+  };
+  control::SessionManager manager(cfg, infos, **table, n_workers, rte_get_tsc_hz(), resolver,
+                                  worker_stats);
+
+  control::ServerOptions server_options;
+  server_options.socket_path = cfg.control.socket;
+  server_options.group = cfg.control.group;
+  server_options.max_connections = cfg.control.max_connections;
+  server_options.log = [](absl::string_view line) { Log(std::string(line)); };
+  absl::StatusOr<std::unique_ptr<control::Server>> server =
+      control::Server::Create(manager, server_options);
+  int rc = 0;
+  if (!server.ok()) {
+    Log(absl::StrCat("control socket: ", server.status().message()));
+    rc = 1;
+  } else {
+    Log(absl::StrCat("ready: ", n_workers, " worker(s), control socket ", cfg.control.socket));
+    while (!stop_requested.load()) {
+      if (absl::Status s = (*server)->Poll(2); !s.ok()) {
+        Log(absl::StrCat("control socket: ", s.message()));
+        rc = 1;
+        break;
+      }
+      slow_path->Poll();
+      manager.Tick();
+    }
+    Log("stopping");
+  }
+
+  workers_stop = true;
+  rte_eal_mp_wait_lcore();
+  if (server.ok()) server->reset();
+  manager.Clear();  // every session deleted, every key wiped
+  for (const control::InterfaceInfo& info : infos) dpdk::StopPort(info.port_id);
+  Log("stopped");
+  return rc;
+}
+
 }  // namespace
+}  // namespace sluice
 
 int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      std::printf(kUsage, sluice::kVersion);
+      std::printf(sluice::kUsage, sluice::kVersion);
       return 0;
     }
     if (arg == "--version") {
       std::printf("sluiced %s\n", sluice::kVersion);
       return 0;
     }
+    if (arg == "--check") {
+      check_only = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.substr(0, 9) == "--config=") {
+      config_path = std::string(arg.substr(9));
+    } else {
+      std::fprintf(stderr, "sluiced: unknown argument \"%s\"; see --help\n", argv[i]);
+      return 2;
+    }
   }
-  std::fprintf(stderr,
-               "sluiced: the relay data plane is not available in this build yet; "
-               "see --help\n");
-  return 2;
+  if (config_path.empty()) {
+    std::fprintf(stderr, "sluiced: --config FILE is required; see --help\n");
+    return 2;
+  }
+  absl::StatusOr<sluice::config::Config> cfg = sluice::config::LoadConfigFile(config_path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "sluiced: %s\n", std::string(cfg.status().message()).c_str());
+    return 2;
+  }
+  if (check_only) {
+    std::printf("%s: configuration is valid\n", config_path.c_str());
+    return 0;
+  }
+  const int rc = sluice::Run(*cfg);
+  sluice::dpdk::CleanupEal();
+  return rc;
 }

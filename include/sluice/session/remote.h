@@ -1,10 +1,12 @@
 // Where a leg's peer is: its UDP endpoint and the next-hop MAC toward it,
 // given by the control plane or learned from authenticated packets.
 //
-// One writer at a time (the control plane before publishing, then the worker
-// that owns the leg's inbound direction), read by the worker of the other
-// direction. A sequence lock over atomic words: readers never block the writer
-// and never see a torn endpoint. Does not allocate.
+// Written by the worker that owns the leg's inbound direction (learning) and,
+// rarely, by the control plane (a new remote from the controller); read by the
+// worker of the other direction. A sequence lock over atomic words: readers
+// never see a torn endpoint and retry only while a store of four words is in
+// progress; writers exclude each other by taking the sequence to odd. Does
+// not allocate.
 #ifndef SLUICE_SESSION_REMOTE_H_
 #define SLUICE_SESSION_REMOTE_H_
 
@@ -31,8 +33,15 @@ class RemoteSlot {
   void Store(const RemoteView& view) noexcept {
     uint64_t words[kWords];
     Pack(view, words);
-    const uint32_t s = seq_.load(std::memory_order_relaxed);
-    seq_.store(s + 1, std::memory_order_relaxed);
+    uint32_t s = seq_.load(std::memory_order_relaxed);
+    for (;;) {
+      if ((s & 1) == 0 &&
+          seq_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+        break;
+      }
+      s = seq_.load(std::memory_order_relaxed);
+    }
     std::atomic_thread_fence(std::memory_order_release);
     for (int i = 0; i < kWords; ++i) words_[i].store(words[i], std::memory_order_relaxed);
     seq_.store(s + 2, std::memory_order_release);

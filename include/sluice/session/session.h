@@ -80,6 +80,7 @@ class Session {
   const Flow& flow(int i) const { return flows_[i]; }
   Flow& mutable_flow(int i) { return flows_[i]; }
   RemoteView remote(int i) const { return remotes_[i].Load(); }
+  RemoteSlot& remote_slot(int i) { return remotes_[i]; }
 
  private:
   Session() = default;

@@ -1,0 +1,128 @@
+// The session manager: carries out the control protocol's operations on the
+// data plane. It allocates local ports, parses and generates keys, refuses
+// reused keys, builds sessions and publishes them in the flow table, hands
+// re-keys to workers and reclaims what they retire.
+//
+// Control thread only. Every operation either completes or leaves nothing
+// behind (no port, no table entry, no key).
+#ifndef SLUICE_CONTROL_SESSION_MANAGER_H_
+#define SLUICE_CONTROL_SESSION_MANAGER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/config/config.h"
+#include "sluice/control/operations.h"
+#include "sluice/packet/address.h"
+#include "sluice/packet/rewrite.h"
+#include "sluice/session/flow_table.h"
+#include "sluice/session/session.h"
+#include "sluice/srtp/master_key.h"
+
+namespace sluice::control {
+
+struct InterfaceInfo {
+  std::string name;
+  uint16_t port_id = 0;
+  packet::MacAddress mac{};
+  std::optional<packet::Prefix> ipv4;
+  std::optional<packet::Prefix> ipv6;
+  std::optional<packet::IpAddress> gateway;
+  std::optional<packet::IpAddress> gateway6;
+  uint16_t vlan = 0;
+};
+
+// Where the next hop toward a peer is asked for (ARP/ND), and where answers
+// are looked up. Provided by the daemon's slow path; tests may leave it empty.
+struct NeighborResolver {
+  // Returns the MAC if known; otherwise starts resolving and returns nullopt.
+  std::function<std::optional<packet::MacAddress>(uint16_t port_id,
+                                                  const packet::IpAddress& next_hop)>
+      lookup;
+};
+
+// Per-worker counters as the daemon reads them.
+using WorkerStatsFn = std::function<std::vector<WorkerStats>()>;
+
+class SessionManager : public Operations {
+ public:
+  SessionManager(const config::Config& config, std::vector<InterfaceInfo> interfaces,
+                 session::FlowTable& table, uint32_t workers, uint64_t tsc_hz,
+                 NeighborResolver resolver = {}, WorkerStatsFn worker_stats = {});
+  ~SessionManager() override;
+
+  std::string Version() const override;
+  uint32_t Workers() const override { return workers_; }
+  absl::StatusOr<SessionInfo> Create(const CreateRequest& request) override;
+  absl::StatusOr<SessionInfo> Update(const UpdateRequest& request) override;
+  absl::StatusOr<SessionInfo> Delete(const std::string& session) override;
+  absl::StatusOr<SessionInfo> Get(const std::string& session) override;
+  ListResult List(uint64_t offset, uint64_t limit) override;
+  Stats GetStats() override;
+
+  // Control loop: frees contexts workers retired after re-keys, and fills in
+  // next hops that the resolver has learned since.
+  void Tick();
+
+  // Deletes every session (shutdown): keys wiped.
+  void Clear();
+
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  struct PortPool {
+    std::deque<std::pair<uint16_t, uint64_t>> free;  // port, when freed (ms)
+  };
+  struct LegState {
+    std::string interface;
+    RtcpMode rtcp = RtcpMode::kSeparate;
+    std::string rx_suite = "plain";
+    std::string tx_suite = "plain";
+    std::vector<srtp::MasterKey> rx_keys;  // current; [0] is the newest
+    std::vector<srtp::MasterKey> tx_keys;
+    bool tx_unencrypted_srtcp = false;
+  };
+  struct Entry {
+    uint64_t id = 0;
+    std::unique_ptr<session::Session> session;
+    LegState legs[2];
+    std::vector<srtp::MasterKey> used_keys;  // every key this session has seen
+    bool next_hops_pending = false;
+  };
+
+  absl::StatusOr<uint16_t> AllocatePort(const std::string& interface);
+  void ReleasePort(const std::string& interface, uint16_t port);
+  const InterfaceInfo* FindInterface(const std::string& name) const;
+  uint64_t NowMs() const;
+  SessionInfo Describe(const std::string& name, const Entry& entry,
+                       const std::optional<std::string> tx_crypto[2]) const;
+  // Builds the keys a crypto spec asks for: parsed SDES, or generated (then
+  // *generated gets the SDES value to return).
+  absl::StatusOr<std::vector<srtp::MasterKey>> KeysFor(const CryptoSpec& spec,
+                                                       const std::string& field,
+                                                       bool* unencrypted_srtcp,
+                                                       std::optional<std::string>* generated);
+  srtp::ContextOptions ContextOptionsFor() const;
+  void ResolveNextHops(Entry& entry);
+
+  config::Config config_;
+  std::vector<InterfaceInfo> interfaces_;
+  std::map<std::string, PortPool> ports_;  // by interface name
+  session::FlowTable& table_;
+  uint32_t workers_;
+  uint64_t tsc_hz_;
+  NeighborResolver resolver_;
+  WorkerStatsFn worker_stats_;
+  uint64_t next_id_ = 1;
+  std::map<std::string, Entry> sessions_;  // ordered, for stable list paging
+};
+
+}  // namespace sluice::control
+
+#endif  // SLUICE_CONTROL_SESSION_MANAGER_H_

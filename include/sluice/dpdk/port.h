@@ -1,0 +1,42 @@
+// Bringing up a DPDK port for a configured interface: queues, RSS, MTU.
+//
+// Main thread, at start-up and shutdown.
+#ifndef SLUICE_DPDK_PORT_H_
+#define SLUICE_DPDK_PORT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "sluice/packet/rewrite.h"
+
+struct rte_mempool;
+
+namespace sluice::dpdk {
+
+struct PortSetup {
+  std::string device;      // DPDK device name (vdev name or PCI address)
+  uint16_t rx_queues = 1;
+  uint16_t tx_queues = 1;  // one per worker, plus one for the control thread
+  uint16_t rx_ring_size = 1024;
+  uint16_t tx_ring_size = 1024;
+  uint16_t mtu = 1500;
+  rte_mempool* pool = nullptr;
+};
+
+struct PortInfo {
+  uint16_t port_id = 0;
+  packet::MacAddress mac{};
+  bool rx_ip_checksum_offload = false;   // the NIC verifies IPv4 header checksums
+  bool rx_udp_checksum_offload = false;  // and UDP checksums
+};
+
+// Configures and starts the port. Errors say what to change in the config
+// (for example too few queues on a virtual device).
+absl::StatusOr<PortInfo> StartPort(const PortSetup& setup);
+
+void StopPort(uint16_t port_id);
+
+}  // namespace sluice::dpdk
+
+#endif  // SLUICE_DPDK_PORT_H_

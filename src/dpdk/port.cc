@@ -1,0 +1,85 @@
+#include "sluice/dpdk/port.h"
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace sluice::dpdk {
+
+absl::StatusOr<PortInfo> StartPort(const PortSetup& setup) {
+  PortInfo info;
+  if (rte_eth_dev_get_port_by_name(setup.device.c_str(), &info.port_id) != 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "no DPDK port named \"", setup.device,
+        "\": create it in [eal] args (--vdev=... for a virtual device, or allow the PCI "
+        "device bound to vfio-pci)"));
+  }
+  rte_eth_dev_info dev = {};
+  if (int rc = rte_eth_dev_info_get(info.port_id, &dev); rc != 0) {
+    return absl::InternalError(absl::StrCat(setup.device, ": rte_eth_dev_info_get: ",
+                                            rte_strerror(-rc)));
+  }
+  if (dev.max_tx_queues < setup.tx_queues || dev.max_rx_queues < setup.rx_queues) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        setup.device, " offers ", dev.max_rx_queues, " RX and ", dev.max_tx_queues,
+        " TX queues; sluiced needs ", setup.rx_queues, " RX and ", setup.tx_queues,
+        " TX (one TX queue per worker plus one for the control thread). For net_af_packet "
+        "add qpairs=", std::max(setup.rx_queues, setup.tx_queues), " to its --vdev"));
+  }
+  rte_eth_conf conf = {};
+  if (setup.rx_queues > 1) {
+    // Spread by address and UDP ports; a flow that lands on another worker's
+    // queue is handed to its owner, so order and ownership hold either way.
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_hf =
+        (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & dev.flow_type_rss_offloads;
+  }
+  if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
+    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+    info.rx_ip_checksum_offload = true;
+  }
+  if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) {
+    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+    info.rx_udp_checksum_offload = true;
+  }
+  if (int rc = rte_eth_dev_configure(info.port_id, setup.rx_queues, setup.tx_queues, &conf);
+      rc != 0) {
+    return absl::InternalError(absl::StrCat(setup.device, ": rte_eth_dev_configure: ",
+                                            rte_strerror(-rc)));
+  }
+  uint16_t rx_ring = setup.rx_ring_size, tx_ring = setup.tx_ring_size;
+  rte_eth_dev_adjust_nb_rx_tx_desc(info.port_id, &rx_ring, &tx_ring);
+  const int socket = rte_eth_dev_socket_id(info.port_id);
+  for (uint16_t q = 0; q < setup.rx_queues; ++q) {
+    if (int rc = rte_eth_rx_queue_setup(info.port_id, q, rx_ring, socket, nullptr, setup.pool);
+        rc != 0) {
+      return absl::InternalError(absl::StrCat(setup.device, ": RX queue ", q, ": ",
+                                              rte_strerror(-rc)));
+    }
+  }
+  for (uint16_t q = 0; q < setup.tx_queues; ++q) {
+    if (int rc = rte_eth_tx_queue_setup(info.port_id, q, tx_ring, socket, nullptr); rc != 0) {
+      return absl::InternalError(absl::StrCat(setup.device, ": TX queue ", q, ": ",
+                                              rte_strerror(-rc)));
+    }
+  }
+  // Not every virtual device can change its MTU; the default then stands.
+  rte_eth_dev_set_mtu(info.port_id, setup.mtu);
+  if (int rc = rte_eth_dev_start(info.port_id); rc != 0) {
+    return absl::InternalError(absl::StrCat(setup.device, ": start: ", rte_strerror(-rc)));
+  }
+  rte_ether_addr addr;
+  rte_eth_macaddr_get(info.port_id, &addr);
+  std::memcpy(info.mac.data(), addr.addr_bytes, 6);
+  return info;
+}
+
+void StopPort(uint16_t port_id) {
+  rte_eth_dev_stop(port_id);
+  rte_eth_dev_close(port_id);
+}
+
+}  // namespace sluice::dpdk

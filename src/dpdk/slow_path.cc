@@ -1,0 +1,367 @@
+#include "sluice/dpdk/slow_path.h"
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <chrono>
+#include <cstring>
+
+#include <array>
+
+namespace sluice::dpdk {
+namespace {
+
+constexpr uint16_t kEtherArp = 0x0806;
+constexpr uint16_t kEtherIpv4 = 0x0800;
+constexpr uint16_t kEtherIpv6 = 0x86dd;
+constexpr uint16_t kEtherVlan = 0x8100;
+
+uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+void Store16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+bool IsOurs(const std::optional<packet::Prefix>& prefix, const packet::IpAddress& ip) {
+  return prefix && prefix->ip == ip;
+}
+
+// RFC 4443 §2.3: the ICMPv6 checksum covers a pseudo-header (RFC 8200 §8.1)
+// with next header 58.
+uint16_t Icmpv6Checksum(const uint8_t* src, const uint8_t* dst, const uint8_t* msg,
+                        uint32_t len) {
+  uint8_t pseudo[40] = {};
+  std::memcpy(pseudo, src, 16);
+  std::memcpy(pseudo + 16, dst, 16);
+  pseudo[32] = static_cast<uint8_t>(len >> 24);
+  pseudo[33] = static_cast<uint8_t>(len >> 16);
+  pseudo[34] = static_cast<uint8_t>(len >> 8);
+  pseudo[35] = static_cast<uint8_t>(len);
+  pseudo[39] = 58;
+  const uint16_t sum = packet::OnesComplementSum(pseudo, sizeof pseudo);
+  return static_cast<uint16_t>(~packet::OnesComplementSum(msg, len, sum));
+}
+
+// The solicited-node multicast address (RFC 4291 §2.7.1) and its MAC (RFC 2464 §7).
+void SolicitedNode(const uint8_t* target, uint8_t* ip, uint8_t* mac) {
+  static constexpr uint8_t kPrefix[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+  std::memcpy(ip, kPrefix, 13);
+  std::memcpy(ip + 13, target + 13, 3);
+  mac[0] = 0x33;
+  mac[1] = 0x33;
+  std::memcpy(mac + 2, ip + 12, 4);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SlowPath>> SlowPath::Create(std::vector<SlowPathInterface> ifaces,
+                                                           rte_mempool* pool,
+                                                           uint32_t ring_size) {
+  std::unique_ptr<SlowPath> sp(new SlowPath());
+  sp->ifaces_ = std::move(ifaces);
+  sp->pool_ = pool;
+  // Many workers enqueue, the control thread alone dequeues.
+  sp->ring_ = rte_ring_create("slow_path", ring_size, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  if (sp->ring_ == nullptr) {
+    return absl::ResourceExhaustedError("cannot create the slow-path ring");
+  }
+  return sp;
+}
+
+SlowPath::~SlowPath() {
+  if (ring_ != nullptr) {
+    void* m;
+    while (rte_ring_dequeue(ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(ring_);
+  }
+}
+
+uint64_t SlowPath::NowMs() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+const SlowPathInterface* SlowPath::FindPort(uint16_t port) const {
+  for (const SlowPathInterface& iface : ifaces_) {
+    if (iface.port_id == port) return &iface;
+  }
+  return nullptr;
+}
+
+unsigned SlowPath::Poll() {
+  void* pkts[32];
+  const unsigned n = rte_ring_sc_dequeue_burst(ring_, pkts, 32, nullptr);
+  for (unsigned i = 0; i < n; ++i) Handle(static_cast<rte_mbuf*>(pkts[i]));
+  counters_.received += n;
+  return n;
+}
+
+void SlowPath::Learn(uint16_t port, const packet::IpAddress& ip, const uint8_t* mac) {
+  packet::MacAddress m;
+  std::memcpy(m.data(), mac, 6);
+  auto [it, inserted] = neighbors_.insert_or_assign({port, ip}, m);
+  if (inserted) ++counters_.neighbors_learned;
+}
+
+void SlowPath::Send(const SlowPathInterface& iface, rte_mbuf* m) {
+  if (rte_eth_tx_burst(iface.port_id, iface.tx_queue, &m, 1) != 1) {
+    ++counters_.tx_failed;
+    rte_pktmbuf_free(m);
+  }
+}
+
+void SlowPath::Handle(rte_mbuf* m) {
+  const SlowPathInterface* iface = FindPort(m->port);
+  const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  bool consumed = false;
+  if (iface != nullptr && m->nb_segs == 1 && len >= 14) {
+    uint32_t l3 = 14;
+    uint16_t type = Load16(d + 12);
+    if (type == kEtherVlan && len >= 18) {
+      type = Load16(d + 16);
+      l3 = 18;
+    }
+    if (type == kEtherArp) {
+      consumed = HandleArp(m, *iface, l3);
+    } else if (type == kEtherIpv4) {
+      consumed = HandleIpv4(m, *iface, l3);
+    } else if (type == kEtherIpv6) {
+      consumed = HandleIpv6(m, *iface, l3);
+    }
+  }
+  if (!consumed) {
+    ++counters_.ignored;
+    rte_pktmbuf_free(m);
+  }
+}
+
+// RFC 826: learn the sender; answer requests for our address in place.
+bool SlowPath::HandleArp(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3) {
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  if (rte_pktmbuf_data_len(m) < l3 + 28) return false;
+  uint8_t* arp = d + l3;
+  if (Load16(arp) != 1 || Load16(arp + 2) != kEtherIpv4 || arp[4] != 6 || arp[5] != 4) {
+    return false;
+  }
+  const uint16_t op = Load16(arp + 6);
+  const packet::IpAddress sender = packet::IpAddress::V4Bytes(arp + 14);
+  const packet::IpAddress target = packet::IpAddress::V4Bytes(arp + 24);
+  if (iface.ipv4 && iface.ipv4->Contains(sender)) Learn(iface.port_id, sender, arp + 8);
+  if (op != 1 || !IsOurs(iface.ipv4, target)) return false;
+  // Reply: to the asker, from us.
+  std::memcpy(d, arp + 8, 6);
+  std::memcpy(d + 6, iface.mac.data(), 6);
+  Store16(arp + 6, 2);
+  std::memcpy(arp + 18, arp + 8, 10);  // target hardware + protocol = the asker
+  std::memcpy(arp + 8, iface.mac.data(), 6);
+  std::memcpy(arp + 14, target.bytes.data(), 4);
+  ++counters_.arp_replies;
+  Send(iface, m);
+  return true;
+}
+
+// ICMP echo (RFC 792) to our address: answered in place.
+bool SlowPath::HandleIpv4(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3) {
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  if (len < l3 + 20) return false;
+  uint8_t* ip = d + l3;
+  const uint32_t ihl = (ip[0] & 0x0f) * 4u;
+  const uint32_t total = Load16(ip + 2);
+  if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl + 8 || l3 + total > len || ip[9] != 1) {
+    return false;
+  }
+  const packet::IpAddress dst = packet::IpAddress::V4Bytes(ip + 16);
+  uint8_t* icmp = ip + ihl;
+  if (!IsOurs(iface.ipv4, dst) || icmp[0] != 8) return false;
+  uint8_t mac[6];
+  std::memcpy(mac, d, 6);
+  std::memcpy(d, d + 6, 6);
+  std::memcpy(d + 6, iface.mac.data(), 6);
+  uint8_t addr[4];
+  std::memcpy(addr, ip + 12, 4);
+  std::memcpy(ip + 12, ip + 16, 4);
+  std::memcpy(ip + 16, addr, 4);
+  ip[8] = 64;
+  ip[10] = ip[11] = 0;
+  Store16(ip + 10, packet::Ipv4HeaderChecksum(ip, ihl));
+  icmp[0] = 0;  // echo reply
+  icmp[2] = icmp[3] = 0;
+  Store16(icmp + 2, static_cast<uint16_t>(~packet::OnesComplementSum(icmp, total - ihl)));
+  m->data_len = static_cast<uint16_t>(l3 + total);  // drop Ethernet padding
+  m->pkt_len = m->data_len;
+  ++counters_.echo_replies;
+  Send(iface, m);
+  return true;
+}
+
+// RFC 4861 neighbour discovery and RFC 4443 echo for our IPv6 address.
+bool SlowPath::HandleIpv6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3) {
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  if (len < l3 + 40 + 8) return false;
+  uint8_t* ip = d + l3;
+  const uint32_t payload = Load16(ip + 4);
+  if ((ip[0] >> 4) != 6 || ip[6] != 58 || l3 + 40 + payload > len || payload < 8) return false;
+  uint8_t* icmp = ip + 40;
+  const packet::IpAddress src = packet::IpAddress::V6Bytes(ip + 8);
+  const packet::IpAddress dst = packet::IpAddress::V6Bytes(ip + 24);
+  const uint8_t type = icmp[0];
+  if (type == 135 || type == 136) {  // solicitation / advertisement
+    if (payload < 24 || ip[7] != 255) return false;  // RFC 4861 §7.1.1: hop limit 255
+    const packet::IpAddress target = packet::IpAddress::V6Bytes(icmp + 8);
+    // Link-layer address option: source (1) in NS, target (2) in NA.
+    const uint8_t want = type == 135 ? 1 : 2;
+    const uint8_t* lla = nullptr;
+    for (uint32_t off = 24; off + 8 <= payload;) {
+      const uint32_t opt_len = icmp[off + 1] * 8u;
+      if (opt_len == 0 || off + opt_len > payload) break;
+      if (icmp[off] == want && opt_len >= 8) lla = icmp + off + 2;
+      off += opt_len;
+    }
+    if (type == 136) {
+      if (lla != nullptr) Learn(iface.port_id, target, lla);
+      return false;
+    }
+    if (lla != nullptr) Learn(iface.port_id, src, lla);
+    if (!IsOurs(iface.ipv6, target)) return false;
+    // Advertise: solicited, override, with our link-layer address.
+    const bool unspecified = src == packet::IpAddress::V6Bytes(std::array<uint8_t, 16>{}.data());
+    static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
+                                              0,    0,    0, 0, 0, 0, 0, 1};
+    uint8_t reply_dst[16];
+    std::memcpy(reply_dst, unspecified ? kAllNodes : src.bytes.data(), 16);
+    uint8_t eth_dst[6];
+    if (unspecified) {
+      const uint8_t mac[6] = {0x33, 0x33, 0, 0, 0, 1};
+      std::memcpy(eth_dst, mac, 6);
+    } else {
+      std::memcpy(eth_dst, d + 6, 6);
+    }
+    const uint32_t na_len = 32;  // header, target, one 8-byte option
+    if (l3 + 40 + na_len > rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m)) return false;
+    std::memcpy(d, eth_dst, 6);
+    std::memcpy(d + 6, iface.mac.data(), 6);
+    Store16(ip + 4, static_cast<uint16_t>(na_len));
+    ip[7] = 255;
+    std::memcpy(ip + 8, target.bytes.data(), 16);
+    std::memcpy(ip + 24, reply_dst, 16);
+    icmp[0] = 136;
+    icmp[1] = 0;
+    icmp[4] = unspecified ? 0x20 : 0x60;  // S (solicited) unless to all-nodes, O (override)
+    icmp[5] = icmp[6] = icmp[7] = 0;
+    icmp[24] = 2;  // target link-layer address
+    icmp[25] = 1;
+    std::memcpy(icmp + 26, iface.mac.data(), 6);
+    icmp[2] = icmp[3] = 0;
+    Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, na_len));
+    m->data_len = static_cast<uint16_t>(l3 + 40 + na_len);
+    m->pkt_len = m->data_len;
+    ++counters_.nd_adverts;
+    Send(iface, m);
+    return true;
+  }
+  if (type == 128 && IsOurs(iface.ipv6, dst)) {  // echo request
+    std::memcpy(d, d + 6, 6);
+    std::memcpy(d + 6, iface.mac.data(), 6);
+    std::memcpy(ip + 24, ip + 8, 16);
+    std::memcpy(ip + 8, dst.bytes.data(), 16);
+    ip[7] = 64;
+    icmp[0] = 129;
+    icmp[2] = icmp[3] = 0;
+    Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, payload));
+    m->data_len = static_cast<uint16_t>(l3 + 40 + payload);
+    m->pkt_len = m->data_len;
+    ++counters_.echo_replies;
+    Send(iface, m);
+    return true;
+  }
+  return false;
+}
+
+std::optional<packet::MacAddress> SlowPath::Lookup(uint16_t port_id,
+                                                   const packet::IpAddress& ip) {
+  if (auto it = neighbors_.find({port_id, ip}); it != neighbors_.end()) return it->second;
+  const SlowPathInterface* iface = FindPort(port_id);
+  if (iface == nullptr) return std::nullopt;
+  uint64_t& asked = asked_ms_[{port_id, ip}];
+  const uint64_t now = NowMs();
+  if (asked == 0 || now - asked >= 1000) {
+    asked = now;
+    if (ip.is_v4()) {
+      SendArpRequest(*iface, ip);
+    } else {
+      SendNeighborSolicit(*iface, ip);
+    }
+  }
+  return std::nullopt;
+}
+
+void SlowPath::SendArpRequest(const SlowPathInterface& iface, const packet::IpAddress& target) {
+  if (!iface.ipv4) return;
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) return;
+  const uint32_t l3 = iface.vlan ? 18 : 14;
+  uint8_t* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, l3 + 28));
+  std::memset(d, 0xff, 6);
+  std::memcpy(d + 6, iface.mac.data(), 6);
+  if (iface.vlan) {
+    Store16(d + 12, kEtherVlan);
+    Store16(d + 14, iface.vlan);
+  }
+  Store16(d + l3 - 2, kEtherArp);
+  uint8_t* arp = d + l3;
+  Store16(arp, 1);
+  Store16(arp + 2, kEtherIpv4);
+  arp[4] = 6;
+  arp[5] = 4;
+  Store16(arp + 6, 1);
+  std::memcpy(arp + 8, iface.mac.data(), 6);
+  std::memcpy(arp + 14, iface.ipv4->ip.bytes.data(), 4);
+  std::memset(arp + 18, 0, 6);
+  std::memcpy(arp + 24, target.bytes.data(), 4);
+  ++counters_.arp_requests;
+  Send(iface, m);
+}
+
+void SlowPath::SendNeighborSolicit(const SlowPathInterface& iface,
+                                   const packet::IpAddress& target) {
+  if (!iface.ipv6) return;
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) return;
+  const uint32_t l3 = iface.vlan ? 18 : 14;
+  const uint32_t ns_len = 32;
+  uint8_t* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, l3 + 40 + ns_len));
+  uint8_t group[16], group_mac[6];
+  SolicitedNode(target.bytes.data(), group, group_mac);
+  std::memcpy(d, group_mac, 6);
+  std::memcpy(d + 6, iface.mac.data(), 6);
+  if (iface.vlan) {
+    Store16(d + 12, kEtherVlan);
+    Store16(d + 14, iface.vlan);
+  }
+  Store16(d + l3 - 2, kEtherIpv6);
+  uint8_t* ip = d + l3;
+  std::memset(ip, 0, 40);
+  ip[0] = 0x60;
+  Store16(ip + 4, static_cast<uint16_t>(ns_len));
+  ip[6] = 58;
+  ip[7] = 255;
+  std::memcpy(ip + 8, iface.ipv6->ip.bytes.data(), 16);
+  std::memcpy(ip + 24, group, 16);
+  uint8_t* icmp = ip + 40;
+  std::memset(icmp, 0, ns_len);
+  icmp[0] = 135;
+  std::memcpy(icmp + 8, target.bytes.data(), 16);
+  icmp[24] = 1;  // source link-layer address
+  icmp[25] = 1;
+  std::memcpy(icmp + 26, iface.mac.data(), 6);
+  Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, ns_len));
+  ++counters_.nd_solicits;
+  Send(iface, m);
+}
+
+}  // namespace sluice::dpdk
