@@ -117,8 +117,8 @@ int Run(const config::Config& cfg) {
   uint64_t mbufs = cfg.limits.mbufs;
   if (mbufs == 0) {
     for (const config::InterfaceConfig& iface : cfg.interfaces) {
-      const uint16_t rxq = iface.rx_queues ? iface.rx_queues : 1;
-      mbufs += uint64_t{rxq} * iface.rx_ring_size + uint64_t{n_workers + 1} * iface.tx_ring_size;
+      const uint16_t rxq = iface.rx_queues ? iface.rx_queues : static_cast<uint16_t>(n_workers);
+      mbufs += uint64_t{rxq} * iface.rx_ring_size + uint64_t{n_workers} * iface.tx_ring_size;
     }
     mbufs += uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048;
   }
@@ -138,8 +138,8 @@ int Run(const config::Config& cfg) {
     const config::InterfaceConfig& iface = cfg.interfaces[i];
     dpdk::PortSetup setup;
     setup.device = iface.device;
-    setup.rx_queues = iface.rx_queues ? iface.rx_queues : 1;
-    setup.tx_queues = static_cast<uint16_t>(n_workers + 1);
+    setup.rx_queues = iface.rx_queues ? iface.rx_queues : static_cast<uint16_t>(n_workers);
+    setup.tx_queues = static_cast<uint16_t>(n_workers);
     setup.rx_ring_size = iface.rx_ring_size;
     setup.tx_ring_size = iface.tx_ring_size;
     setup.mtu = iface.mtu;
@@ -168,7 +168,6 @@ int Run(const config::Config& cfg) {
     sp.ipv4 = iface.ipv4;
     sp.ipv6 = iface.ipv6;
     sp.vlan = iface.vlan;
-    sp.tx_queue = static_cast<uint16_t>(n_workers);
     slow_ifaces.push_back(sp);
     Log(absl::StrCat("interface ", iface.name, ": ", iface.device, " port ", port->port_id,
                      iface.ipv4 ? " " + iface.ipv4->ToString() : "",
@@ -211,6 +210,7 @@ int Run(const config::Config& cfg) {
     wc.slow_path = (*slow)->ring();
     wc.backend = workers[w].backend.get();
     wc.handoff = handoff;
+    if (w == 0) wc.control_tx = (*slow)->tx_ring();
     workers[w].worker = std::make_unique<worker::Worker>(wc);
     workers[w].lcore = cfg.workers.lcores[w];
   }

@@ -22,12 +22,18 @@ absl::StatusOr<PortInfo> StartPort(const PortSetup& setup) {
     return absl::InternalError(absl::StrCat(setup.device, ": rte_eth_dev_info_get: ",
                                             rte_strerror(-rc)));
   }
-  if (dev.max_tx_queues < setup.tx_queues || dev.max_rx_queues < setup.rx_queues) {
+  const bool af_packet = dev.driver_name != nullptr &&
+                         std::strcmp(dev.driver_name, "net_af_packet") == 0;
+  // af_packet fans frames out over all its queue pairs: a queue nobody polls
+  // would swallow its share, so the counts must match exactly.
+  if (dev.max_tx_queues < setup.tx_queues || dev.max_rx_queues < setup.rx_queues ||
+      (af_packet && dev.max_rx_queues != setup.rx_queues)) {
     return absl::FailedPreconditionError(absl::StrCat(
         setup.device, " offers ", dev.max_rx_queues, " RX and ", dev.max_tx_queues,
-        " TX queues; sluiced needs ", setup.rx_queues, " RX and ", setup.tx_queues,
-        " TX (one TX queue per worker plus one for the control thread). For net_af_packet "
-        "add qpairs=", std::max(setup.rx_queues, setup.tx_queues), " to its --vdev"));
+        " TX queues; sluiced uses ", setup.rx_queues, " RX and ", setup.tx_queues,
+        " TX (one TX queue per worker; RX as [[interface]] rx_queues says, default one per "
+        "worker). For net_af_packet give its --vdev qpairs=",
+        std::max(setup.rx_queues, setup.tx_queues)));
   }
   rte_eth_conf conf = {};
   if (setup.rx_queues > 1) {

@@ -66,6 +66,10 @@ absl::StatusOr<std::unique_ptr<SlowPath>> SlowPath::Create(std::vector<SlowPathI
   if (sp->ring_ == nullptr) {
     return absl::ResourceExhaustedError("cannot create the slow-path ring");
   }
+  sp->tx_ring_ = rte_ring_create("slow_path_tx", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  if (sp->tx_ring_ == nullptr) {
+    return absl::ResourceExhaustedError("cannot create the slow-path TX ring");
+  }
   return sp;
 }
 
@@ -74,6 +78,11 @@ SlowPath::~SlowPath() {
     void* m;
     while (rte_ring_dequeue(ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(ring_);
+  }
+  if (tx_ring_ != nullptr) {
+    void* m;
+    while (rte_ring_dequeue(tx_ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(tx_ring_);
   }
 }
 
@@ -106,7 +115,8 @@ void SlowPath::Learn(uint16_t port, const packet::IpAddress& ip, const uint8_t* 
 }
 
 void SlowPath::Send(const SlowPathInterface& iface, rte_mbuf* m) {
-  if (rte_eth_tx_burst(iface.port_id, iface.tx_queue, &m, 1) != 1) {
+  m->port = iface.port_id;
+  if (rte_ring_sp_enqueue(tx_ring_, m) != 0) {
     ++counters_.tx_failed;
     rte_pktmbuf_free(m);
   }

@@ -384,6 +384,11 @@ void Worker::Run(const std::atomic<bool>& stop) noexcept {
   while (!stop.load(std::memory_order_relaxed)) {
     const uint64_t start = rte_rdtsc();
     uint32_t received = 0;
+    if (config_.control_tx != nullptr) {
+      const unsigned n = rte_ring_sc_dequeue_burst(
+          config_.control_tx, reinterpret_cast<void**>(pkts), config_.burst, nullptr);
+      for (unsigned i = 0; i < n; ++i) Enqueue(pkts[i]->port, pkts[i]);
+    }
     if (own_handoff != nullptr) {
       const unsigned n = rte_ring_sc_dequeue_burst(own_handoff, reinterpret_cast<void**>(pkts),
                                                    config_.burst, nullptr);

@@ -240,6 +240,11 @@ absl::Status Topology::AddVeth(const std::string& ns_a, const std::string& if_a,
   return absl::OkStatus();
 }
 
+absl::Status Topology::DisableChecksumOffload(const std::string& ns, const std::string& ifname) {
+  return RunCommand({"ip", "netns", "exec", FullName(ns), "ethtool", "-K", ifname, "tx", "off",
+                     "rx", "off"});
+}
+
 absl::Status Topology::Run(const std::string& name, const std::vector<std::string>& argv) {
   std::vector<std::string> cmd = {"ip", "netns", "exec", FullName(name)};
   cmd.insert(cmd.end(), argv.begin(), argv.end());

@@ -43,6 +43,11 @@ class Topology {
                        const std::string& addr_a, const std::string& ns_b,
                        const std::string& if_b, const std::string& addr_b);
 
+  // Turns off checksum offloads on an interface (ethtool -K tx off rx off):
+  // a veth otherwise hands half-computed checksums to an af_packet reader,
+  // which a DPDK data plane rightly refuses.
+  absl::Status DisableChecksumOffload(const std::string& ns, const std::string& ifname);
+
   // Full name of a namespace of this topology ("sluice-<pid>-<name>").
   std::string FullName(const std::string& name) const;
 

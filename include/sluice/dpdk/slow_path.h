@@ -3,8 +3,8 @@
 // and ICMPv6 echo, learns neighbours from what it sees, and resolves next hops
 // for the session manager (ARP requests, neighbour solicitations).
 //
-// Control thread only (workers only enqueue into ring()). Transmits on each
-// port's control-thread TX queue.
+// Control thread only (workers only enqueue into ring()). What it sends goes
+// through tx_ring(), which one worker drains onto its own TX queues.
 #ifndef SLUICE_DPDK_SLOW_PATH_H_
 #define SLUICE_DPDK_SLOW_PATH_H_
 
@@ -31,7 +31,6 @@ struct SlowPathInterface {
   std::optional<packet::Prefix> ipv4;
   std::optional<packet::Prefix> ipv6;
   uint16_t vlan = 0;
-  uint16_t tx_queue = 0;  // the control thread's TX queue on this port
 };
 
 struct SlowPathCounters {
@@ -54,6 +53,7 @@ class SlowPath {
   ~SlowPath();
 
   rte_ring* ring() const { return ring_; }
+  rte_ring* tx_ring() const { return tx_ring_; }
 
   // Handles what the workers queued; returns how many packets.
   unsigned Poll();
@@ -80,6 +80,7 @@ class SlowPath {
   std::vector<SlowPathInterface> ifaces_;
   rte_mempool* pool_ = nullptr;
   rte_ring* ring_ = nullptr;
+  rte_ring* tx_ring_ = nullptr;
   absl::flat_hash_map<std::pair<uint16_t, packet::IpAddress>, packet::MacAddress> neighbors_;
   absl::flat_hash_map<std::pair<uint16_t, packet::IpAddress>, uint64_t> asked_ms_;
   SlowPathCounters counters_;

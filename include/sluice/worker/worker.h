@@ -55,6 +55,11 @@ struct WorkerConfig {
   // owns goes to that worker's ring (where RSS cannot steer by destination
   // port). Empty with a single worker.
   std::vector<rte_ring*> handoff;
+  // Frames the control thread wants sent (ARP, neighbour discovery, echo
+  // replies), each with mbuf->port set: this worker sends them on its own TX
+  // queue, so no port needs a TX queue for the control thread. Null on all
+  // workers but one.
+  rte_ring* control_tx = nullptr;
   crypto::Backend* backend = nullptr;
   packet::ParseOptions parse;
   uint32_t quiescent_every = 256;  // loop iterations between RCU reports

@@ -1,0 +1,111 @@
+// sluiced's configuration: a TOML file read once at start-up into a validated
+// Config. Unknown tables and keys, wrong types and bad values are refused with
+// a message that names the file, the line and the full key path
+// ("sluice.toml:14: interface[1].ipv4: not an address/prefix: \"10.0.0.300/24\"").
+// A key that is absent takes the default written below.
+//
+// Control thread, at start-up. configs/ holds commented examples.
+#ifndef SLUICE_CONFIG_CONFIG_H_
+#define SLUICE_CONFIG_CONFIG_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "sluice/crypto/backend.h"
+#include "sluice/packet/address.h"
+
+namespace sluice::config {
+
+// [[interface]], one per DPDK port. At least one; names and devices unique.
+struct InterfaceConfig {
+  std::string name;    // what legs refer to ("a", "core", "access"): 1..64 of [A-Za-z0-9_.-]
+  std::string device;  // DPDK port by device name: vdev name or PCI address
+  // At least one of the two. "10.200.1.1/24": the interface's own unicast
+  // address and its subnet. No address may be on two interfaces.
+  std::optional<packet::Prefix> ipv4;
+  std::optional<packet::Prefix> ipv6;
+  // Next hops for peers outside the subnet. gateway is IPv4 and inside ipv4's
+  // subnet; gateway6 is IPv6 and inside ipv6's prefix or link-local (fe80::/10,
+  // where IPv6 routers normally sit).
+  std::optional<packet::IpAddress> gateway;
+  std::optional<packet::IpAddress> gateway6;
+  uint16_t vlan = 0;             // 802.1Q tag on this interface, 0 = untagged; 0..4094
+  uint16_t mtu = 1500;           // 576..9000; at least 1280 with ipv6 (RFC 8200 §5)
+  uint16_t rx_queues = 0;        // 0 = one per worker; at most 1024
+  uint16_t rx_ring_size = 1024;  // descriptors: a power of two, 64..32768
+  uint16_t tx_ring_size = 1024;  // likewise
+};
+
+// [workers]
+struct WorkersConfig {
+  std::vector<unsigned> lcores;  // one poll-mode worker per lcore; non-empty, unique, < 1024
+  uint16_t burst = 32;           // packets per RX burst, 1..64
+};
+
+// [media]
+struct MediaConfig {
+  // Legs get an even RTP port p (RTCP on p + 1) with port_min <= p < p + 1 <=
+  // port_max. port_min is even, both are >= 1024, port_min < port_max.
+  uint16_t port_min = 30000;
+  uint16_t port_max = 39999;
+  uint32_t replay_window = 128;      // packets, 64..1024, multiple of 64 (RFC 3711 §3.3.2)
+  uint32_t rekey_overlap_ms = 2000;  // old rx key still accepted after a re-key; 0..60000
+  uint32_t max_ssrcs_per_leg = 4;    // per direction, 1..64
+  uint32_t port_reuse_delay_s = 60;  // a freed port is not handed out again sooner; 0..3600
+  uint32_t learn_packets = 3;  // authenticated packets from a new source before moving; 1..1000
+};
+
+// [control]
+struct ControlConfig {
+  // Unix socket: an absolute path that fits sockaddr_un (at most 107 bytes).
+  std::string socket = "/run/sluice/control.sock";
+  std::string group;                // owning group of the socket (empty: root's)
+  uint32_t max_connections = 1024;  // clients at once, >= 1; more are refused
+};
+
+// [crypto]
+struct CryptoConfig {
+  crypto::BackendKind backend = crypto::BackendKind::kAuto;  // "auto" | "ipsec-mb" | "openssl"
+};
+
+// [limits]
+struct LimitsConfig {
+  uint32_t max_sessions = 100000;  // >= 1; session.create beyond it: resource_exhausted
+  uint32_t mbufs = 0;              // 0 = sized from rings, workers and max_sessions
+  uint32_t leg_max_pps = 0;        // packets per second per leg and direction, 0 = unlimited
+};
+
+struct Config {
+  std::vector<std::string> eal_args;  // [eal] args: passed to rte_eal_init after argv[0]
+  std::vector<InterfaceConfig> interfaces;
+  WorkersConfig workers;
+  MediaConfig media;
+  ControlConfig control;
+  CryptoConfig crypto;
+  LimitsConfig limits;
+  std::string source;  // where it came from, for messages
+
+  // The interface called `name`, or null.
+  const InterfaceConfig* FindInterface(absl::string_view name) const;
+};
+
+// Larger input is refused before parsing: a configuration is a few KiB. So
+// are lines over 4 KiB, nesting deeper than 16 levels and invalid UTF-8
+// (toml11's limits; see config.cc).
+inline constexpr size_t kMaxConfigBytes = size_t{256} << 10;
+
+// Parses and validates TOML text; `origin` names it in messages. Never throws:
+// TOML syntax errors come back as InvalidArgument with the line and column.
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_view origin);
+
+// Reads and parses a file. NotFound when it does not exist.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+}  // namespace sluice::config
+
+#endif  // SLUICE_CONFIG_CONFIG_H_
