@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "crypto_command.h"
 #include "sluice/version.h"
 
 namespace {
@@ -16,7 +17,13 @@ constexpr char kUsage[] =
     "Usage: sluice-bench COMMAND [OPTIONS]\n"
     "\n"
     "Commands:\n"
-    "  crypto    SRTP protect/unprotect bursts per suite and backend\n"
+    "  crypto    SRTP protect/unprotect per suite: Sluice's engine on the\n"
+    "            ipsec-mb and OpenSSL backends, libsrtp2, and the raw ipsec-mb\n"
+    "            floor, in bursts on one core (table, or JSON with --json)\n"
+    "  relay     the worker pipeline end to end (not implemented yet)\n"
+    "  control   control-plane operations (not implemented yet)\n"
+    "\n"
+    "Run `sluice-bench COMMAND --help` for a command's options.\n"
     "\n"
     "Options:\n"
     "  --help      show this text\n"
@@ -25,17 +32,24 @@ constexpr char kUsage[] =
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::printf(kUsage, sluice::kVersion);
-      return 0;
-    }
-    if (arg == "--version") {
-      std::printf("sluice-bench %s\n", sluice::kVersion);
-      return 0;
-    }
+  if (argc < 2) {
+    std::fprintf(stderr, "sluice-bench: no command given; see --help\n");
+    return 2;
   }
-  std::fprintf(stderr, "sluice-bench: no command given; see --help\n");
+  const std::string_view command = argv[1];
+  if (command == "--help" || command == "-h") {
+    std::printf(kUsage, sluice::kVersion);
+    return 0;
+  }
+  if (command == "--version") {
+    std::printf("sluice-bench %s\n", sluice::kVersion);
+    return 0;
+  }
+  if (command == "crypto") return sluice::bench::RunCryptoCommand(argc - 2, argv + 2);
+  if (command == "relay" || command == "control") {
+    std::fprintf(stderr, "sluice-bench %s: not implemented yet\n", argv[1]);
+    return 2;
+  }
+  std::fprintf(stderr, "sluice-bench: unknown command \"%s\"; see --help\n", argv[1]);
   return 2;
 }

@@ -67,20 +67,40 @@ uint64_t EstimateIndex(bool have_top, uint64_t top, uint16_t seq) {
   return ((uint64_t{roc} << 16) | seq) & 0xffffffffffffull;
 }
 
+// Tags are 4, 8, 10 or 16 bytes, MKIs 0 to 4. GCC compiles a memcpy of a
+// runtime length of 8 or more as head + tail + rep movsq, and rep movsq costs
+// tens of cycles to start; one constant size per case compiles to plain moves.
+inline void CopySmall(uint8_t* dst, const uint8_t* src, uint32_t len) {
+  switch (len) {
+    case 0: return;
+    case 1: std::memcpy(dst, src, 1); return;
+    case 2: std::memcpy(dst, src, 2); return;
+    case 3: std::memcpy(dst, src, 3); return;
+    case 4: std::memcpy(dst, src, 4); return;
+    case 8: std::memcpy(dst, src, 8); return;
+    case 10: std::memcpy(dst, src, 10); return;
+    case 16: std::memcpy(dst, src, 16); return;
+    default: std::memcpy(dst, src, len); return;
+  }
+}
+
 Verdict FromReplayCheck(ReplayCheck c) {
   return c == ReplayCheck::kReplayed ? Verdict::kReplayed : Verdict::kTooOld;
 }
 
 // RFC 3711 §4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16).
 void CmIv(uint8_t iv[16], const uint8_t salt[14], uint32_t ssrc, uint64_t index) {
-  std::memcpy(iv, salt, 14);
-  iv[14] = 0;
-  iv[15] = 0;
-  iv[4] ^= static_cast<uint8_t>(ssrc >> 24);
-  iv[5] ^= static_cast<uint8_t>(ssrc >> 16);
-  iv[6] ^= static_cast<uint8_t>(ssrc >> 8);
-  iv[7] ^= static_cast<uint8_t>(ssrc);
-  for (int i = 0; i < 6; ++i) iv[8 + i] ^= static_cast<uint8_t>(index >> (40 - 8 * i));
+  // Built in two registers and stored once. XORing bytes into iv after a
+  // memcpy made GCC reload iv across two pending stores, which the CPU
+  // cannot store-forward (measured: ~4 ns a packet).
+  uint64_t hi, lo;
+  std::memcpy(&hi, salt, 8);
+  std::memcpy(&lo, salt + 6, 8);
+  lo >>= 16;  // salt[8..13] in the low six bytes; iv[14..15] are zero
+  hi ^= uint64_t{__builtin_bswap32(ssrc)} << 32;
+  lo ^= __builtin_bswap64(index << 16);
+  std::memcpy(iv, &hi, 8);
+  std::memcpy(iv + 8, &lo, 8);
 }
 
 // RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt, and §9.1 for
@@ -198,7 +218,7 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
     }
-    if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < ctx.srtp_overhead()) {
+    if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < uint32_t{suite.srtp_tag_len} + ctx.mki_len_) {
       verdicts[i] = Verdict::kNoTailroom;
       continue;
     }
@@ -267,13 +287,13 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
     uint8_t* trailer = pkt.data + pkt.len;
     const uint8_t* mki = slots[i].key->mki.data();
     if (suite.cipher == CipherKind::kAesGcm) {
-      std::memcpy(trailer, ops_[i].tag, suite.srtp_tag_len);
-      std::memcpy(trailer + suite.srtp_tag_len, mki, ctx.mki_len_);
+      CopySmall(trailer, ops_[i].tag, suite.srtp_tag_len);
+      CopySmall(trailer + suite.srtp_tag_len, mki, ctx.mki_len_);
     } else {
-      std::memcpy(trailer, mki, ctx.mki_len_);
-      std::memcpy(trailer + ctx.mki_len_, ops_[i].tag, suite.srtp_tag_len);
+      CopySmall(trailer, mki, ctx.mki_len_);
+      CopySmall(trailer + ctx.mki_len_, ops_[i].tag, suite.srtp_tag_len);
     }
-    pkt.len += ctx.srtp_overhead();
+    pkt.len += uint32_t{suite.srtp_tag_len} + ctx.mki_len_;
     verdicts[i] = Verdict::kOk;
     ++good;
   }
@@ -359,7 +379,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
     slot.end = end;
     slot.tag_len = static_cast<uint8_t>(tag_len);
     slot.decrypt_after = false;
-    std::memcpy(slot.rx_tag, tag, tag_len);
+    CopySmall(slot.rx_tag, tag, tag_len);
     CryptoOp& op = ops_[i];
     const crypto::SessionKey* sk = key.session.srtp.get();
     op.key = sk;
@@ -373,7 +393,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
       op.auth_offset = 0;
       op.auth_len = h.header_len;
       op.tag_len = static_cast<uint8_t>(tag_len);
-      std::memcpy(op.tag, tag, tag_len);
+      CopySmall(op.tag, tag, tag_len);
       gcm[n_gcm++] = &op;
     } else {
       if (suite.cipher == CipherKind::kAesCm) {
