@@ -208,7 +208,8 @@ absl::Status RemoveStaleSocket(const std::string& path) {
   }
   sockaddr_un addr;
   FillSockaddr(path, &addr);
-  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: a live daemon with a full backlog answers EAGAIN, not a wait.
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (probe < 0) return ErrnoStatus(errno, "socket");
   const int rc = connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   const int err = errno;

@@ -1,0 +1,85 @@
+// Fuzz target: the control protocol's request handling (decode, dispatch,
+// encode) against a fake session manager. Each input is a conversation:
+// its lines go through HandleLine in order, so a create can be followed by
+// updates, gets and deletes of the same session.
+//
+// Invariants, beyond not crashing: every reply is exactly one line of JSON
+// with "id" and a boolean "ok", an error has a known code, and the codec's
+// error messages never repeat a key-sized run of base64 from the input.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "../control/fake_operations.h"
+#include "sluice/control/protocol.h"
+
+namespace {
+
+bool IsBase64(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/' || c == '=';
+}
+
+// True when `message` holds a run of more than 32 base64 characters that is
+// also in `input`: a key the codec must not have quoted.
+bool EchoesKeyMaterial(std::string_view message, std::string_view input) {
+  size_t start = 0;
+  for (size_t i = 0; i <= message.size(); ++i) {
+    if (i < message.size() && IsBase64(message[i])) continue;
+    if (i - start > 32 && input.find(message.substr(start, i - start)) != std::string_view::npos) {
+      return true;
+    }
+    start = i + 1;
+  }
+  return false;
+}
+
+void Check(const std::string& reply, std::string_view line) {
+  if (reply.empty() || reply.back() != '\n' || reply.find('\n') != reply.size() - 1) {
+    __builtin_trap();
+  }
+  const nlohmann::json r = nlohmann::json::parse(reply, nullptr, /*allow_exceptions=*/false);
+  if (r.is_discarded() || !r.is_object() || !r.contains("id") || !r.contains("ok") ||
+      !r["ok"].is_boolean()) {
+    __builtin_trap();
+  }
+  if (r["ok"].get<bool>()) return;
+  const nlohmann::json& error = r["error"];
+  if (!error.is_object() || !error["code"].is_string() || !error["message"].is_string()) {
+    __builtin_trap();
+  }
+  const std::string code = error["code"].get<std::string>();
+  static constexpr std::string_view kCodes[] = {
+      "parse_error", "invalid_request", "invalid_argument", "not_found",
+      "already_exists", "key_reuse", "resource_exhausted", "internal"};
+  bool known = false;
+  for (std::string_view c : kCodes) known |= c == code;
+  if (!known) __builtin_trap();
+  // The codec's own messages (the fake's may quote session names).
+  if ((code == "parse_error" || code == "invalid_request" || code == "invalid_argument") &&
+      EchoesKeyMaterial(error["message"].get<std::string>(), line)) {
+    __builtin_trap();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  sluice::control::testing::FakeOperations operations;
+  sluice::control::ControlCounters counters;
+  size_t start = 0;
+  while (start <= input.size()) {
+    size_t end = input.find('\n', start);
+    if (end == std::string_view::npos) end = input.size();
+    const std::string_view line = input.substr(start, end - start);
+    Check(sluice::control::HandleLine(operations, absl::string_view(line.data(), line.size()),
+                                      &counters),
+          line);
+    start = end + 1;
+  }
+  return 0;
+}
