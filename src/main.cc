@@ -13,6 +13,7 @@
 #include <rte_ring.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cstdio>
@@ -82,6 +83,12 @@ uint32_t RoundPoolSize(uint64_t n) {
 int Run(const config::Config& cfg) {
   // Keys live in this process: no core dumps, no ptrace by other users.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // Room for every control connection the configuration allows.
+  rlimit files = {};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   struct sigaction sa = {};
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);

@@ -1,5 +1,6 @@
 #include "ipsecmb_backend.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -30,27 +31,37 @@ class IpsecMbBackend final : public Backend {
   std::string_view arch() const noexcept override { return MbArchName(arch_); }
 
   bool AesCm(std::span<CryptoOp* const> ops) noexcept override {
-    // One cipher burst per key size; a burst has one key size.
-    for (int key_len : {16, 24, 32}) {
-      size_t n = 0;
-      for (CryptoOp* op : ops) {
-        if (op->key->suite->key_len != key_len || op->cipher_len == 0) continue;
-        IMB_JOB& job = jobs_[n++];
-        job.enc_keys = op->key->aes_round_keys;
-        job.dec_keys = op->key->aes_round_keys;
-        job.key_len_in_bytes = static_cast<uint64_t>(key_len);
-        job.src = op->buf;
-        job.dst = op->buf + op->cipher_offset;
-        job.cipher_start_src_offset_in_bytes = op->cipher_offset;
-        job.msg_len_to_cipher_in_bytes = op->cipher_len;
-        job.iv = op->iv;
-        job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
-        if (n == kMaxJobs) {
-          if (!CipherBurst(n, key_len)) return false;
-          n = 0;
-        }
+    // A cipher burst has one key size: sort the ops by size in one pass (a
+    // burst nearly always has just one), then one submission per size.
+    CryptoOp* by_size[3][kMaxJobs];
+    size_t count[3] = {0, 0, 0};
+    for (size_t start = 0; start < ops.size(); start += kMaxJobs) {
+      const size_t end = std::min(ops.size(), start + kMaxJobs);
+      count[0] = count[1] = count[2] = 0;
+      for (size_t i = start; i < end; ++i) {
+        CryptoOp* op = ops[i];
+        if (op->cipher_len == 0) continue;
+        const int size = (op->key->suite->key_len - 16) / 8;  // 16, 24, 32 -> 0, 1, 2
+        by_size[size][count[size]++] = op;
       }
-      if (n > 0 && !CipherBurst(n, key_len)) return false;
+      for (int size = 0; size < 3; ++size) {
+        if (count[size] == 0) continue;
+        const int key_len = 16 + 8 * size;
+        for (size_t j = 0; j < count[size]; ++j) {
+          const CryptoOp* op = by_size[size][j];
+          IMB_JOB& job = jobs_[j];
+          job.enc_keys = op->key->aes_round_keys;
+          job.dec_keys = op->key->aes_round_keys;
+          job.key_len_in_bytes = static_cast<uint64_t>(key_len);
+          job.src = op->buf;
+          job.dst = op->buf + op->cipher_offset;
+          job.cipher_start_src_offset_in_bytes = op->cipher_offset;
+          job.msg_len_to_cipher_in_bytes = op->cipher_len;
+          job.iv = op->iv;
+          job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
+        }
+        if (!CipherBurst(count[size], key_len)) return false;
+      }
     }
     return true;
   }

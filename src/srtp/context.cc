@@ -97,26 +97,6 @@ bool Context::exhausted(int index) const {
   return k.srtp_count >= k.srtp_limit || k.srtcp_count >= k.srtcp_limit;
 }
 
-Context::Stream* Context::FindStream(uint32_t ssrc) noexcept {
-  for (Stream& s : streams_) {
-    if (s.in_use && s.ssrc == ssrc) return &s;
-  }
-  return nullptr;
-}
-
-Context::Stream* Context::FindOrAddStream(uint32_t ssrc) noexcept {
-  Stream* free_slot = nullptr;
-  for (Stream& s : streams_) {
-    if (s.in_use && s.ssrc == ssrc) return &s;
-    if (!s.in_use && free_slot == nullptr) free_slot = &s;
-  }
-  if (free_slot != nullptr) {
-    free_slot->in_use = true;
-    free_slot->ssrc = ssrc;
-  }
-  return free_slot;
-}
-
 void Context::AdoptStreamsFrom(const Context& old) noexcept {
   for (const Stream& from : old.streams_) {
     if (!from.in_use) continue;
@@ -126,13 +106,6 @@ void Context::AdoptStreamsFrom(const Context& old) noexcept {
     to->rtcp_window.CopyFrom(from.rtcp_window);
     to->srtcp_index = from.srtcp_index;
   }
-}
-
-bool Context::HasFreeStream() const noexcept {
-  for (const Stream& s : streams_) {
-    if (!s.in_use) return true;
-  }
-  return false;
 }
 
 void Context::SeedRtpStream(uint32_t ssrc, uint32_t roc, uint16_t highest_seq) noexcept {

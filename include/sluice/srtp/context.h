@@ -132,6 +132,34 @@ class Context {
   std::vector<uint64_t> window_words_;  // backing store of every replay window
 };
 
+// Per packet in the engine: inline.
+inline Context::Stream* Context::FindStream(uint32_t ssrc) noexcept {
+  for (Stream& s : streams_) {
+    if (s.in_use && s.ssrc == ssrc) return &s;
+  }
+  return nullptr;
+}
+
+inline Context::Stream* Context::FindOrAddStream(uint32_t ssrc) noexcept {
+  Stream* free_slot = nullptr;
+  for (Stream& s : streams_) {
+    if (s.in_use && s.ssrc == ssrc) return &s;
+    if (!s.in_use && free_slot == nullptr) free_slot = &s;
+  }
+  if (free_slot != nullptr) {
+    free_slot->in_use = true;
+    free_slot->ssrc = ssrc;
+  }
+  return free_slot;
+}
+
+inline bool Context::HasFreeStream() const noexcept {
+  for (const Stream& s : streams_) {
+    if (!s.in_use) return true;
+  }
+  return false;
+}
+
 }  // namespace sluice::srtp
 
 #endif  // SLUICE_SRTP_CONTEXT_H_

@@ -1,0 +1,214 @@
+// The session manager behind the real protocol codec: every operation and
+// error code, key handling, port allocation and clean failure, on an
+// in-process flow table.
+#include "sluice/control/session_manager.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "sluice/control/protocol.h"
+#include "sluice/dpdk/eal.h"
+#include "sluice/srtp/sdes.h"
+
+namespace sluice::control {
+namespace {
+
+using json = nlohmann::json;
+
+class EalEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    dpdk::EalOptions options;
+    options.program_name = "session_manager_test";
+    options.memory_mb = 128;
+    ASSERT_TRUE(dpdk::InitEal(options).ok());
+  }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+
+constexpr char kKey1[] = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+constexpr char kKey2[] = "AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";
+constexpr char kKey3[] = "AEAD_AES_128_GCM inline:KCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/QEFCQw==";
+
+class SessionManagerTest : public ::testing::Test {
+ protected:
+  void MakeManager(uint16_t port_min, uint16_t port_max, uint32_t reuse_delay_s,
+                   uint32_t max_sessions = 100) {
+    manager_.reset();  // before the table it uses
+    table_.reset();
+    config_.media.port_min = port_min;
+    config_.media.port_max = port_max;
+    config_.media.port_reuse_delay_s = reuse_delay_s;
+    config_.limits.max_sessions = max_sessions;
+    std::vector<InterfaceInfo> ifaces(2);
+    ifaces[0].name = "a";
+    ifaces[0].port_id = 0;
+    ifaces[0].ipv4 = *packet::Prefix::Parse("10.0.1.1/24");
+    ifaces[0].ipv6 = *packet::Prefix::Parse("fd00:1::1/64");
+    ifaces[1].name = "b";
+    ifaces[1].port_id = 1;
+    ifaces[1].ipv4 = *packet::Prefix::Parse("10.0.2.1/24");
+    table_ = *session::FlowTable::Create("sm_flows_" + std::to_string(counter_++), 1024, 1);
+    manager_ = std::make_unique<SessionManager>(config_, ifaces, *table_, 1, 1000000000);
+  }
+  void SetUp() override { MakeManager(30000, 30099, 60); }
+  void TearDown() override {
+    manager_.reset();
+    table_.reset();
+  }
+
+  json Call(json request) {
+    request["id"] = ++id_;
+    const std::string reply = HandleLine(*manager_, request.dump());
+    json parsed = json::parse(reply, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << reply;
+    return parsed;
+  }
+  static std::string Code(const json& reply) {
+    return reply.contains("error") ? reply["error"]["code"].get<std::string>() : "ok";
+  }
+  json Create(const std::string& name, const std::string& rx_a = kKey1,
+              const std::string& iface_b = "b", const std::string& remote_a = "10.0.1.2:4000") {
+    json leg_a = {{"name", "a"}, {"interface", "a"}, {"remote", remote_a},
+                  {"rx", {{"crypto", rx_a}}}, {"tx", {{"suite", "AEAD_AES_256_GCM"}}}};
+    json leg_b = {{"name", "b"}, {"interface", iface_b}, {"rtcp", "mux"},
+                  {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}};
+    return Call({{"op", "session.create"}, {"session", name}, {"legs", {leg_a, leg_b}}});
+  }
+
+  config::Config config_;
+  std::unique_ptr<session::FlowTable> table_;
+  std::unique_ptr<SessionManager> manager_;
+  int id_ = 0;
+  inline static int counter_ = 0;
+};
+
+TEST_F(SessionManagerTest, CreateAllocatesEvenPortsAndReturnsOnlyGeneratedKeys) {
+  json r = Create("call-1");
+  ASSERT_EQ(Code(r), "ok") << r.dump();
+  EXPECT_EQ(r["legs"][0]["local"], "10.0.1.1:30000");
+  EXPECT_EQ(r["legs"][1]["local"], "10.0.2.1:30000");
+  EXPECT_EQ(r["legs"][0]["rx_suite"], "AES_CM_128_HMAC_SHA1_80");
+  ASSERT_TRUE(r["legs"][0].contains("tx"));
+  auto generated = srtp::ParseSdesCrypto(r["legs"][0]["tx"]["crypto"].get<std::string>());
+  ASSERT_TRUE(generated.ok()) << generated.status();
+  EXPECT_EQ(generated->key.suite, crypto::Suite::kAeadAes256Gcm);
+  EXPECT_FALSE(r["legs"][1].contains("tx")) << "a plain leg has no key";
+  // RTP on the even port; with RTCP on port + 1 (leg a), the table holds both.
+  EXPECT_EQ(table_->size(), 3u);
+  json g = Call({{"op", "session.get"}, {"session", "call-1"}});
+  EXPECT_EQ(Code(g), "ok");
+  EXPECT_EQ(g.dump().find("inline:"), std::string::npos) << "no key in session.get: " << g.dump();
+  json second = Create("call-2", kKey2);
+  EXPECT_EQ(second["legs"][0]["local"], "10.0.1.1:30002");
+  // A generated key differs every time.
+  json third = Create("call-3", kKey3);
+  EXPECT_NE(third["legs"][0]["tx"]["crypto"], r["legs"][0]["tx"]["crypto"]);
+}
+
+TEST_F(SessionManagerTest, Ipv6RemoteGetsTheInterfacesIpv6Address) {
+  json r = Create("v6", kKey1, "b", "[fd00:1::2]:4000");
+  ASSERT_EQ(Code(r), "ok") << r.dump();
+  EXPECT_EQ(r["legs"][0]["local"], "[fd00:1::1]:30000");
+  json bad = Call({{"op", "session.create"}, {"session", "v6b"}, {"legs", {
+      {{"name", "a"}, {"interface", "b"}, {"remote", "[fd00:2::2]:4000"},
+       {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}},
+      {{"name", "b"}, {"interface", "a"}, {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}}}}});
+  EXPECT_EQ(Code(bad), "invalid_argument");
+  EXPECT_NE(bad["error"]["message"].get<std::string>().find("legs[0].remote"), std::string::npos)
+      << bad.dump();
+}
+
+TEST_F(SessionManagerTest, ErrorsNameTheFieldAndLeaveNothingBehind) {
+  json unknown = Create("x", kKey1, "nope");
+  EXPECT_EQ(Code(unknown), "invalid_argument");
+  EXPECT_NE(unknown["error"]["message"].get<std::string>().find("legs[1].interface"),
+            std::string::npos)
+      << unknown.dump();
+  const std::string bad_key = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubG!!";
+  json bad = Create("y", bad_key);
+  EXPECT_EQ(Code(bad), "invalid_argument");
+  EXPECT_EQ(bad.dump().find("WVNfX19zZW1jdGwg"), std::string::npos) << "no key in errors";
+  json short_key = Create("z", "AES_256_CM_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz");
+  EXPECT_EQ(Code(short_key), "invalid_argument");
+  EXPECT_EQ(table_->size(), 0u);
+  // Nothing leaked: the first port is still the first one handed out.
+  json ok = Create("w");
+  EXPECT_EQ(ok["legs"][0]["local"], "10.0.1.1:30000") << ok.dump();
+  EXPECT_EQ(Code(Create("w", kKey2)), "already_exists");
+  EXPECT_EQ(Code(Call({{"op", "session.get"}, {"session", "none"}})), "not_found");
+  EXPECT_EQ(Code(Call({{"op", "session.delete"}, {"session", "none"}})), "not_found");
+  EXPECT_EQ(Code(Call({{"op", "session.update"}, {"session", "w"}, {"leg", "c"},
+                       {"remote", "10.0.1.3:4000"}})),
+            "not_found");
+}
+
+TEST_F(SessionManagerTest, KeyReuseIsRefusedEverywhereInTheSession) {
+  // The same key for a's rx and b's tx.
+  json legs = {{{"name", "a"}, {"interface", "a"}, {"rx", {{"crypto", kKey1}}},
+                {"tx", {{"plain", true}}}},
+               {{"name", "b"}, {"interface", "b"}, {"rx", {{"plain", true}}},
+                {"tx", {{"crypto", kKey1}}}}};
+  json r = Call({{"op", "session.create"}, {"session", "reuse"}, {"legs", legs}});
+  EXPECT_EQ(Code(r), "key_reuse") << r.dump();
+  // The same key under a suite that only changes the tag length is the same key.
+  std::string k32 = kKey1;
+  k32.replace(k32.find("_80"), 3, "_32");
+  legs[1]["tx"] = {{"crypto", k32}};
+  EXPECT_EQ(Code(Call({{"op", "session.create"}, {"session", "reuse"}, {"legs", legs}})),
+            "key_reuse");
+  ASSERT_EQ(Code(Create("s")), "ok");
+  // A re-INVITE to a new key, then back to the first: refused.
+  json up = Call({{"op", "session.update"}, {"session", "s"}, {"leg", "a"},
+                  {"rx", {{"crypto", kKey2}}}});
+  ASSERT_EQ(Code(up), "ok") << up.dump();
+  EXPECT_EQ(Code(Call({{"op", "session.update"}, {"session", "s"}, {"leg", "a"},
+                       {"rx", {{"crypto", kKey1}}}})),
+            "key_reuse");
+  // A re-offer of the key in use changes nothing and is fine.
+  EXPECT_EQ(Code(Call({{"op", "session.update"}, {"session", "s"}, {"leg", "a"},
+                       {"rx", {{"crypto", kKey2}}}})),
+            "ok");
+  // A generated tx key in an update comes back once.
+  json tx = Call({{"op", "session.update"}, {"session", "s"}, {"leg", "a"},
+                  {"tx", {{"suite", "AES_CM_128_HMAC_SHA1_32"}}}});
+  ASSERT_EQ(Code(tx), "ok");
+  EXPECT_TRUE(tx["legs"][0].contains("tx"));
+  EXPECT_EQ(tx["legs"][0]["tx_suite"], "AES_CM_128_HMAC_SHA1_32");
+}
+
+TEST_F(SessionManagerTest, PortsRestBeforeReuseAndTheRangeRunsOut) {
+  MakeManager(30000, 30003, 60);  // two even ports per interface
+  ASSERT_EQ(Code(Create("p1")), "ok");
+  ASSERT_EQ(Code(Create("p2", kKey2)), "ok");
+  json full = Create("p3", kKey3);
+  EXPECT_EQ(Code(full), "resource_exhausted") << full.dump();
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "p1"}})), "ok");
+  EXPECT_EQ(Code(Create("p3", kKey3)), "resource_exhausted") << "a freed port rests 60 s";
+  MakeManager(30000, 30003, 0);
+  ASSERT_EQ(Code(Create("p1")), "ok");
+  ASSERT_EQ(Code(Create("p2", kKey2)), "ok");
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "p1"}})), "ok");
+  EXPECT_EQ(Code(Create("p3", kKey3)), "ok");
+}
+
+TEST_F(SessionManagerTest, SessionLimitAndListPaging) {
+  MakeManager(30000, 30099, 60, /*max_sessions=*/3);
+  const char* keys[] = {kKey1, kKey2, kKey3};
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Code(Create("s" + std::to_string(i), keys[i])), "ok");
+  EXPECT_EQ(Code(Create("s3")), "resource_exhausted");
+  json page = Call({{"op", "session.list"}, {"offset", 1}, {"limit", 1}});
+  EXPECT_EQ(page["total"], 3);
+  ASSERT_EQ(page["sessions"].size(), 1u);
+  EXPECT_EQ(page["sessions"][0]["session"], "s1");
+  json d = Call({{"op", "session.delete"}, {"session", "s1"}});
+  EXPECT_EQ(Code(d), "ok");
+  EXPECT_EQ(d["legs"][0]["counters"]["rx_packets"], 0) << "final counters come back";
+  EXPECT_EQ(Call({{"op", "stats"}})["sessions"], 2);
+  EXPECT_EQ(Call({{"op", "ping"}})["workers"], 1);
+}
+
+}  // namespace
+}  // namespace sluice::control
