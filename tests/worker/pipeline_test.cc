@@ -9,6 +9,7 @@
 #include <rte_mbuf.h>
 
 #include <cstring>
+#include <list>
 #include <random>
 #include <string>
 #include <vector>
@@ -209,14 +210,17 @@ class PipelineTest : public ::testing::Test {
     Drain(port_b);
   }
   void TearDown() override {
-    for (auto& c : published_) c->session->Unpublish(*table_);
+    for (Call& c : calls_) {
+      if (c.session) c.session->Unpublish(*table_);
+    }
     table_->Synchronize();
+    calls_.clear();
   }
 
-  void Publish(Call& c) {
-    ASSERT_TRUE(c.session->Publish(*table_).ok());
-    published_.push_back(&c);
-  }
+  // The fixture keeps every call until TearDown has taken it out of the table.
+  Call& Keep(Call c) { return calls_.emplace_back(std::move(c)); }
+
+  void Publish(Call& c) { ASSERT_TRUE(c.session->Publish(*table_).ok()); }
 
   void Send(std::vector<rte_mbuf*> frames) {
     worker_->ProcessBurst(frames.data(), static_cast<uint16_t>(frames.size()));
@@ -230,7 +234,7 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<session::FlowTable> table_;
   std::unique_ptr<crypto::Backend> backend_;
   std::unique_ptr<Worker> worker_;
-  std::vector<Call*> published_;
+  std::list<Call> calls_;
 };
 
 std::string Name(std::optional<crypto::Suite> s) {
@@ -257,7 +261,7 @@ TEST_F(PipelineTest, RelaysEverySuitePairBothWays) {
   for (const auto& sa : sides) {
     for (const auto& sb : sides) {
       SCOPED_TRACE(Name(sa) + " <-> " + Name(sb));
-      Call c = MakeCall(sa, sb, /*give_remotes=*/true, rng);
+      Call& c = Keep(MakeCall(sa, sb, /*give_remotes=*/true, rng));
       Publish(c);
       for (int dir = 0; dir < 2; ++dir) {
         LibsrtpPeer* sender = dir == 0 ? c.a_send.get() : c.b_send.get();
@@ -299,7 +303,6 @@ TEST_F(PipelineTest, RelaysEverySuitePairBothWays) {
         }
       }
       c.session->Unpublish(*table_);
-      published_.pop_back();
       table_->Synchronize();
     }
   }
@@ -308,8 +311,8 @@ TEST_F(PipelineTest, RelaysEverySuitePairBothWays) {
 
 TEST_F(PipelineTest, LearnsPeersFromAuthenticatedPacketsOnly) {
   std::mt19937 rng(11);
-  Call c = MakeCall(crypto::Suite::kAesCm128HmacSha1_80, crypto::Suite::kAeadAes128Gcm,
-                    /*give_remotes=*/false, rng);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80, crypto::Suite::kAeadAes128Gcm,
+                          /*give_remotes=*/false, rng));
   Publish(c);
   const Endpoint phone_a = Ep("10.0.1.2:40000"), phone_b = Ep("10.0.2.2:40002");
   const Endpoint spoofer = Ep("10.0.1.66:5060");
@@ -354,8 +357,8 @@ TEST_F(PipelineTest, LearnsPeersFromAuthenticatedPacketsOnly) {
 
 TEST_F(PipelineTest, NatRebindingMovesThePeerAfterSeveralAuthenticatedPackets) {
   std::mt19937 rng(13);
-  Call c = MakeCall(crypto::Suite::kAesCm128HmacSha1_80, crypto::Suite::kAesCm128HmacSha1_80,
-                    /*give_remotes=*/true, rng);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80,
+                          crypto::Suite::kAesCm128HmacSha1_80, /*give_remotes=*/true, rng));
   Publish(c);
   const Endpoint rebound = Ep("10.0.1.2:41000");
   for (int i = 0; i < 3; ++i) {
@@ -370,7 +373,7 @@ TEST_F(PipelineTest, NatRebindingMovesThePeerAfterSeveralAuthenticatedPackets) {
 
 TEST_F(PipelineTest, PlainLegLearnsFirstSourceAndRefusesOthers) {
   std::mt19937 rng(17);
-  Call c = MakeCall(std::nullopt, crypto::Suite::kAesCm128HmacSha1_80, false, rng);
+  Call& c = Keep(MakeCall(std::nullopt, crypto::Suite::kAesCm128HmacSha1_80, false, rng));
   c.b.remote = Ep("10.0.2.2:40002");
   c.b.remote_mac = Mac(0x22);
   c.session = *session::Session::Create(2, c.a, c.b, session::SessionOptions{});
@@ -384,8 +387,8 @@ TEST_F(PipelineTest, PlainLegLearnsFirstSourceAndRefusesOthers) {
 
 TEST_F(PipelineTest, SeparateRtcpPortCarriesOnlyRtcp) {
   std::mt19937 rng(19);
-  Call c = MakeCall(crypto::Suite::kAesCm128HmacSha1_80, crypto::Suite::kAesCm128HmacSha1_80,
-                    true, rng, /*a_rtcp_mux=*/false);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80,
+                          crypto::Suite::kAesCm128HmacSha1_80, true, rng, /*a_rtcp_mux=*/false));
   Publish(c);
   Endpoint rtcp_local = c.a.local;
   rtcp_local.port++;
