@@ -160,10 +160,11 @@ absl::Status CheckSdesShape(absl::string_view value, absl::string_view path) {
 
 absl::Status DecodeCrypto(const Json& v, absl::string_view path, bool tx, CryptoSpec* out) {
   const absl::string_view forms =
-      tx ? "{\"crypto\": \"<SDES attribute>\"}, {\"suite\": \"<name>\"} or {\"plain\": true}"
-         : "{\"crypto\": \"<SDES attribute>\"} or {\"plain\": true}";
+      tx ? "{\"crypto\": \"<SDES attribute>\"}, {\"suite\": \"<name>\"}, {\"plain\": true} "
+           "or {\"passthrough\": true}"
+         : "{\"crypto\": \"<SDES attribute>\"}, {\"plain\": true} or {\"passthrough\": true}";
   if (!v.is_object()) return InvalidArgument(path, absl::StrCat("must be ", forms));
-  if (absl::Status s = CheckFields(v, path, {"crypto", "suite", "plain"},
+  if (absl::Status s = CheckFields(v, path, {"crypto", "suite", "plain", "passthrough"},
                                    ErrorCode::kInvalidArgument);
       !s.ok()) {
     return s;
@@ -178,6 +179,13 @@ absl::Status DecodeCrypto(const Json& v, absl::string_view path, bool tx, Crypto
       return InvalidArgument(field, "must be true (leave it out to protect the stream)");
     }
     out->kind = CryptoSpec::Kind::kPlain;
+    return absl::OkStatus();
+  }
+  if (name == "passthrough") {
+    if (!value.is_boolean() || !value.get<bool>()) {
+      return InvalidArgument(field, "must be true (leave it out to protect the stream)");
+    }
+    out->kind = CryptoSpec::Kind::kPassthrough;
     return absl::OkStatus();
   }
   if (name == "suite") {

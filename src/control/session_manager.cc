@@ -12,8 +12,21 @@
 namespace sluice::control {
 namespace {
 
-std::string SuiteLabel(const std::vector<srtp::MasterKey>& keys) {
+std::string SuiteLabel(const std::vector<srtp::MasterKey>& keys, const CryptoSpec& spec) {
+  if (spec.kind == CryptoSpec::Kind::kPassthrough) return "passthrough";
   return keys.empty() ? "plain" : std::string(crypto::SuiteName(keys[0].suite));
+}
+
+// SRTP pass-through relays packets untouched, which is only meaningful when
+// both ends of a direction ask for it: what leg i receives leaves leg 1 - i.
+absl::Status CheckPassthrough(const CryptoSpec& rx, const CryptoSpec& other_tx, int i) {
+  const bool in = rx.kind == CryptoSpec::Kind::kPassthrough;
+  const bool out = other_tx.kind == CryptoSpec::Kind::kPassthrough;
+  if (in == out) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "legs[", in ? i : 1 - i, in ? "].rx" : "].tx",
+      ": passthrough relays SRTP without keys, so it needs legs[", in ? 1 - i : i,
+      in ? "].tx" : "].rx", " to be passthrough too"));
 }
 
 absl::Status KeyReuse(const std::string& field) {
@@ -109,6 +122,7 @@ absl::StatusOr<std::vector<srtp::MasterKey>> SessionManager::KeysFor(
   *unencrypted_srtcp = false;
   switch (spec.kind) {
     case CryptoSpec::Kind::kPlain:
+    case CryptoSpec::Kind::kPassthrough:
       return keys;
     case CryptoSpec::Kind::kSdes: {
       absl::StatusOr<srtp::SdesCrypto> parsed = srtp::ParseSdesCrypto(spec.sdes);
@@ -151,6 +165,13 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
   }
   if (request.legs.size() != 2) {
     return absl::InvalidArgumentError("legs: a session has exactly two legs");
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (absl::Status s = CheckPassthrough(request.legs[static_cast<size_t>(i)].rx,
+                                          request.legs[static_cast<size_t>(1 - i)].tx, i);
+        !s.ok()) {
+      return s;
+    }
   }
   Entry entry;
   entry.id = next_id_;
@@ -195,8 +216,8 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     LegState& state = entry.legs[i];
     state.interface = iface->name;
     state.rtcp = leg.rtcp;
-    state.rx_suite = SuiteLabel(*rx);
-    state.tx_suite = SuiteLabel(*tx);
+    state.rx_suite = SuiteLabel(*rx, leg.rx);
+    state.tx_suite = SuiteLabel(*tx, leg.tx);
     state.rx_keys = std::move(*rx);
     state.tx_keys = std::move(*tx);
     state.tx_unencrypted_srtcp = unencrypted_tx;
@@ -266,6 +287,12 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
            next[0].mki_len == current[0].mki_len && next[0].mki == current[0].mki &&
            next[0].SameKeyAs(current[0]);
   };
+  for (const std::optional<CryptoSpec>* spec : {&request.rx, &request.tx}) {
+    if (*spec && (*spec)->kind == CryptoSpec::Kind::kPassthrough) {
+      return absl::InvalidArgumentError(
+          "passthrough is chosen when the session is created (both ends of a direction at once)");
+    }
+  }
   std::optional<CryptoSpec> rx_request, tx_request;
   if (request.rx) {
     auto rx = KeysFor(*request.rx, "rx", &unencrypted_rx, nullptr);
@@ -327,13 +354,13 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   if (rx_request) {
     entry.session->HandOverRx(leg, std::move(rx_ctx));
     entry.used_keys.insert(entry.used_keys.end(), new_rx.begin(), new_rx.end());
-    state.rx_suite = SuiteLabel(new_rx);
+    state.rx_suite = SuiteLabel(new_rx, *request.rx);
     state.rx_keys = new_rx;
   }
   if (tx_request) {
     entry.session->HandOverTx(leg, std::move(tx_ctx));
     entry.used_keys.insert(entry.used_keys.end(), new_tx.begin(), new_tx.end());
-    state.tx_suite = SuiteLabel(new_tx);
+    state.tx_suite = SuiteLabel(new_tx, *request.tx);
     state.tx_keys = new_tx;
     state.tx_unencrypted_srtcp = unencrypted_tx;
   }

@@ -248,14 +248,16 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
       {leg(R"("name":"a","interface":"a","rx":{"plain":false},"tx":{"plain":true})"),
        "legs[0].rx.plain: must be true (leave it out to protect the stream)"},
       {leg(R"("name":"a","interface":"a","rx":{},"tx":{"plain":true})"),
-       "legs[0].rx: must be exactly one of {\"crypto\": \"<SDES attribute>\"} or {\"plain\": true}"},
+       "legs[0].rx: must be exactly one of {\"crypto\": \"<SDES attribute>\"}, {\"plain\": "
+       "true} or {\"passthrough\": true}"},
       {leg(R"("name":"a","interface":"a","rx":{"plain":true},"tx":{"plain":true,"suite":"AEAD_AES_128_GCM"})"),
        "legs[0].tx: must be exactly one of {\"crypto\": \"<SDES attribute>\"}, {\"suite\": "
-       "\"<name>\"} or {\"plain\": true}"},
+       "\"<name>\"}, {\"plain\": true} or {\"passthrough\": true}"},
       {leg(R"("name":"a","interface":"a","rx":"plain","tx":{"plain":true})"),
-       "legs[0].rx: must be {\"crypto\": \"<SDES attribute>\"} or {\"plain\": true}"},
+       "legs[0].rx: must be {\"crypto\": \"<SDES attribute>\"}, {\"plain\": true} or "
+       "{\"passthrough\": true}"},
       {leg(R"("name":"a","interface":"a","rx":{"plain":true,"bogus":1},"tx":{"plain":true})"),
-       "legs[0].rx.bogus: unknown field; expected crypto, suite, plain"},
+       "legs[0].rx.bogus: unknown field; expected crypto, suite, plain, passthrough"},
       {leg(R"("name":"a","interface":"a","tx":{"plain":true})"),
        "legs[0].rx: required ({\"plain\": true} for none)"},
       {leg(R"("name":"a","interface":"a","rx":{"plain":true})"),

@@ -194,6 +194,23 @@ TEST_F(SessionManagerTest, PortsRestBeforeReuseAndTheRangeRunsOut) {
   EXPECT_EQ(Code(Create("p3", kKey3)), "ok");
 }
 
+TEST_F(SessionManagerTest, PassthroughOnlyWhenBothEndsOfADirectionAskForIt) {
+  json both = {{{"name", "a"}, {"interface", "a"}, {"rx", {{"passthrough", true}}},
+                {"tx", {{"passthrough", true}}}},
+               {{"name", "b"}, {"interface", "b"}, {"rx", {{"passthrough", true}}},
+                {"tx", {{"passthrough", true}}}}};
+  json r = Call({{"op", "session.create"}, {"session", "pt"}, {"legs", both}});
+  ASSERT_EQ(Code(r), "ok") << r.dump();
+  EXPECT_EQ(r["legs"][0]["rx_suite"], "passthrough");
+  EXPECT_EQ(r["legs"][1]["tx_suite"], "passthrough");
+  json half = both;
+  half[1]["tx"] = {{"plain", true}};
+  json refused = Call({{"op", "session.create"}, {"session", "pt2"}, {"legs", half}});
+  EXPECT_EQ(Code(refused), "invalid_argument");
+  EXPECT_NE(refused["error"]["message"].get<std::string>().find("legs[0].rx"), std::string::npos)
+      << refused.dump();
+}
+
 TEST_F(SessionManagerTest, SessionLimitAndListPaging) {
   MakeManager(30000, 30099, 60, /*max_sessions=*/3);
   const char* keys[] = {kKey1, kKey2, kKey3};

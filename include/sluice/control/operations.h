@@ -55,6 +55,9 @@ struct CryptoSpec {
     kPlain,     // {"plain": true}
     kSdes,      // {"crypto": "<SDES crypto attribute value>"}
     kGenerate,  // {"suite": "<name>"}: tx only, Sluice generates the key
+    // {"passthrough": true}: SRTP relayed as it is, without keys; must be
+    // asked for on both ends of a direction (one leg's rx, the other's tx).
+    kPassthrough,
   };
   Kind kind = Kind::kPlain;
   std::string sdes;  // kSdes: the attribute value (key material: wipe, never log)
