@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "control_command.h"
 #include "crypto_command.h"
 #include "sluice/version.h"
 
@@ -21,7 +22,9 @@ constexpr char kUsage[] =
     "            ipsec-mb and OpenSSL backends, libsrtp2, and the raw ipsec-mb\n"
     "            floor, in bursts on one core (table, or JSON with --json)\n"
     "  relay     the worker pipeline end to end (not implemented yet)\n"
-    "  control   control-plane operations (not implemented yet)\n"
+    "  control   session.create, re-key and session.delete per second over the\n"
+    "            control socket of a sluiced it starts, with media flowing\n"
+    "            through it during the re-keys when run as root\n"
     "\n"
     "Run `sluice-bench COMMAND --help` for a command's options.\n"
     "\n"
@@ -46,7 +49,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "crypto") return sluice::bench::RunCryptoCommand(argc - 2, argv + 2);
-  if (command == "relay" || command == "control") {
+  if (command == "control") return sluice::bench::RunControlCommand(argc - 2, argv + 2);
+  if (command == "relay") {
     std::fprintf(stderr, "sluice-bench %s: not implemented yet\n", argv[1]);
     return 2;
   }

@@ -257,6 +257,7 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
   ++next_id_;
   auto [it, inserted] = sessions_.emplace(request.session, std::move(entry));
   ResolveNextHops(it->second);
+  if (it->second.next_hops_pending) pending_.insert(&it->second);
   return Describe(it->first, it->second, generated);
 }
 
@@ -372,6 +373,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
     entry.next_hops_pending = true;
     ResolveNextHops(entry);
   }
+  if (entry.next_hops_pending || entry.session->HandOverPending()) pending_.insert(&entry);
   return Describe(it->first, entry, generated);
 }
 
@@ -388,6 +390,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
   for (int i = 0; i < 2; ++i) {
     ReleasePort(entry.legs[i].interface, entry.session->leg(i).local.port);
   }
+  pending_.erase(&entry);
   sessions_.erase(it);  // contexts and master keys wipe themselves
   return final_counters;
 }
@@ -427,15 +430,22 @@ Stats SessionManager::GetStats() {
 }
 
 void SessionManager::Tick() {
-  for (auto& [name, entry] : sessions_) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    Entry& entry = **it;
     entry.session->CollectRetired();
     if (entry.next_hops_pending) ResolveNextHops(entry);
+    if (!entry.next_hops_pending && !entry.session->HandOverPending()) {
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
 void SessionManager::Clear() {
   for (auto& [name, entry] : sessions_) entry.session->Unpublish(table_);
   table_.Synchronize();
+  pending_.clear();
   sessions_.clear();
 }
 

@@ -263,7 +263,13 @@ socket = ")" + *socket_ + R"("
   }
 
   json Create(const std::string& name, json leg_a, json leg_b) {
-    return control_.Call({{"op", "session.create"}, {"session", name}, {"legs", {leg_a, leg_b}}});
+    json reply =
+        control_.Call({{"op", "session.create"}, {"session", name}, {"legs", {leg_a, leg_b}}});
+    // Creating a session with given remotes starts ARP for them; until the
+    // answer is in, packets toward them are dropped as no_neighbor. An SBC's
+    // offer/answer takes far longer than that; the test waits as long.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return reply;
   }
 
   static uint16_t LocalPort(const json& leg) {
@@ -403,11 +409,17 @@ TEST_F(RelayTest, LearnsPeersButNeverFromForgedOrReplayedPackets) {
   spoof.SendRaw(wire);
   got = b.Receive(300);
   ASSERT_EQ(got.size(), 1u) << "the replay must not be relayed";
+  // A tampered packet (one payload bit flipped) in the middle of the call.
+  std::vector<uint8_t> tampered = a.Rtp(a.seq++);
+  ASSERT_EQ(a.send->ProtectRtp(tampered), srtp_err_status_ok);
+  tampered[30] ^= 0x01;
+  a.SendRaw(tampered);
   Exchange(a, b, 50);
   g = control_.Call({{"op", "session.get"}, {"session", "learn"}});
   EXPECT_EQ(g["legs"][0]["remote"], "10.201.1.2:40020") << g.dump();
   EXPECT_EQ(g["legs"][0]["remote_learned"], true);
   EXPECT_EQ(g["legs"][0]["counters"]["replay_drops"], 1);
+  EXPECT_EQ(g["legs"][0]["counters"]["auth_failures"], 2) << "the forged and the tampered packet";
   control_.Call({{"op", "session.delete"}, {"session", "learn"}});
 }
 
@@ -433,7 +445,8 @@ TEST_F(RelayTest, RekeyMidStreamLosesNothing) {
   ASSERT_TRUE(u["ok"].get<bool>()) << u.dump();
   a.SendRaw(in_flight);
   auto got = b.Receive(300);
-  ASSERT_EQ(got.size(), 1u);
+  ASSERT_EQ(got.size(), 1u) << control_.Call({{"op", "session.get"}, {"session", "rekey"}}).dump()
+                            << control_.Call({{"op", "stats"}}).dump();
   EXPECT_TRUE(got[0] == in_flight_plain);
   // The phone moves to the new keys, keeping its stream (and ROC).
   srtp::MasterKey new_send, new_recv;

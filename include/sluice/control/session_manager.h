@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -121,6 +122,9 @@ class SessionManager : public Operations {
   WorkerStatsFn worker_stats_;
   uint64_t next_id_ = 1;
   std::map<std::string, Entry> sessions_;  // ordered, for stable list paging
+  // Sessions with work for Tick (a re-key in flight, a next hop to resolve),
+  // so Tick costs nothing per idle session.
+  std::set<Entry*> pending_;
 };
 
 }  // namespace sluice::control
