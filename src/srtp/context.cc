@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
     k.srtcp_limit = lifetime == 0 ? ctx->suite_->max_srtcp_packets
                                   : std::min(lifetime, ctx->suite_->max_srtcp_packets);
   }
-  const uint32_t words = options.replay_window / 64;
+  const uint32_t words = ReplayWindow::StorageBits(options.replay_window) / 64;
   ctx->window_words_.assign(size_t{options.max_streams} * 2 * words, 0);
   ctx->streams_.resize(options.max_streams);
   for (uint32_t i = 0; i < options.max_streams; ++i) {

@@ -15,10 +15,20 @@ enum class ReplayCheck : uint8_t { kNew, kReplayed, kTooOld };
 class ReplayWindow {
  public:
   ReplayWindow() = default;
-  // `words` holds size_bits / 64 words, zeroed; size_bits is a multiple of 64.
+  // Bits of storage a window of size_bits needs: the next power of two, so
+  // that addressing a bit is a mask, not a division.
+  static constexpr uint32_t StorageBits(uint32_t size_bits) {
+    uint32_t bits = 64;
+    while (bits < size_bits) bits *= 2;
+    return bits;
+  }
+
+  // `words` holds StorageBits(size_bits) / 64 words, zeroed; size_bits is a
+  // multiple of 64.
   void Init(uint64_t* words, uint32_t size_bits) noexcept {
     words_ = words;
     size_ = size_bits;
+    mask_ = StorageBits(size_bits) - 1;
     top_ = 0;
     empty_ = true;
   }
@@ -30,7 +40,7 @@ class ReplayWindow {
   // Starts the window at `index` without marking it received (a stream moved
   // from a previous context keeps its position).
   void Seed(uint64_t index) noexcept {
-    for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = 0;
+    for (uint32_t w = 0; w < n_words(); ++w) words_[w] = 0;
     top_ = index;
     empty_ = false;
   }
@@ -40,7 +50,7 @@ class ReplayWindow {
   // let through.
   void CopyFrom(const ReplayWindow& other) noexcept {
     if (other.empty_) {
-      for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = 0;
+      for (uint32_t w = 0; w < n_words(); ++w) words_[w] = 0;
       empty_ = true;
       top_ = 0;
       return;
@@ -48,9 +58,9 @@ class ReplayWindow {
     top_ = other.top_;
     empty_ = false;
     if (other.size_ == size_) {
-      for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = other.words_[w];
+      for (uint32_t w = 0; w < n_words(); ++w) words_[w] = other.words_[w];
     } else {
-      for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = ~uint64_t{0};
+      for (uint32_t w = 0; w < n_words(); ++w) words_[w] = ~uint64_t{0};
     }
   }
 
@@ -74,7 +84,7 @@ class ReplayWindow {
     if (index > top_) {
       const uint64_t advance = index - top_;
       if (advance >= size_) {
-        for (uint32_t w = 0; w < size_ / 64; ++w) words_[w] = 0;
+        for (uint32_t w = 0; w < n_words(); ++w) words_[w] = 0;
       } else {
         // Clear the bits of indices (top_, index] that slide into the window.
         for (uint64_t i = top_ + 1; i <= index; ++i) ClearBit(i);
@@ -85,22 +95,25 @@ class ReplayWindow {
   }
 
  private:
-  // Bits are addressed by index modulo size, so sliding is clearing, not shifting.
+  // Bits are addressed by index modulo the storage size (a power of two at
+  // least the window size), so sliding is clearing, not shifting.
+  uint32_t n_words() const noexcept { return (mask_ + 1) / 64; }
   bool Bit(uint64_t index) const noexcept {
-    const uint64_t b = index % size_;
+    const uint64_t b = index & mask_;
     return (words_[b / 64] >> (b % 64)) & 1;
   }
   void SetBit(uint64_t index) noexcept {
-    const uint64_t b = index % size_;
+    const uint64_t b = index & mask_;
     words_[b / 64] |= uint64_t{1} << (b % 64);
   }
   void ClearBit(uint64_t index) noexcept {
-    const uint64_t b = index % size_;
+    const uint64_t b = index & mask_;
     words_[b / 64] &= ~(uint64_t{1} << (b % 64));
   }
 
   uint64_t* words_ = nullptr;
   uint32_t size_ = 0;
+  uint32_t mask_ = 63;
   uint64_t top_ = 0;
   bool empty_ = true;
 };
