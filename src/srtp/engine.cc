@@ -139,40 +139,31 @@ struct Engine::Slot {
   uint8_t aad[12];
 };
 
-size_t Engine::ProtectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+template <typename BurstFn>
+size_t Engine::Chunked(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                       BurstFn burst) noexcept {
   size_t ok = 0;
   for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
     const size_t n = std::min(kMaxBurst, jobs.size() - off);
-    ok += ProtectRtpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
+    ok += (this->*burst)(jobs.subspan(off, n), verdicts.subspan(off, n));
   }
   return ok;
+}
+
+size_t Engine::ProtectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
+  return Chunked(jobs, verdicts, &Engine::ProtectRtpBurst);
 }
 
 size_t Engine::UnprotectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
-  size_t ok = 0;
-  for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
-    const size_t n = std::min(kMaxBurst, jobs.size() - off);
-    ok += UnprotectRtpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
-  }
-  return ok;
+  return Chunked(jobs, verdicts, &Engine::UnprotectRtpBurst);
 }
 
 size_t Engine::ProtectRtcp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
-  size_t ok = 0;
-  for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
-    const size_t n = std::min(kMaxBurst, jobs.size() - off);
-    ok += ProtectRtcpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
-  }
-  return ok;
+  return Chunked(jobs, verdicts, &Engine::ProtectRtcpBurst);
 }
 
 size_t Engine::UnprotectRtcp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
-  size_t ok = 0;
-  for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
-    const size_t n = std::min(kMaxBurst, jobs.size() - off);
-    ok += UnprotectRtcpBurst(jobs.subspan(off, n), verdicts.subspan(off, n));
-  }
-  return ok;
+  return Chunked(jobs, verdicts, &Engine::UnprotectRtcpBurst);
 }
 
 namespace {
@@ -413,56 +404,8 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
     pending[i] = true;
   }
 
-  // Phase 2: authenticate, then decrypt only what verified.
-  bool ok = true;
-  if (n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac}) && ok;
-  if (n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm}) && ok;
-  FailClosedUnless(ok, n, verdicts.data(), pending);
-  uint16_t failed[kMaxBurst];
-  size_t n_failed = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!pending[i]) continue;
-    const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
-    const bool tagged = suite.srtp_auth != AuthKind::kNull;
-    if (tagged && CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
-      verdicts[i] = Verdict::kAuthFailed;
-      pending[i] = false;
-      failed[n_failed++] = static_cast<uint16_t>(i);
-    }
-  }
-  if (n_failed > 0) {
-    RetryTrialKeys(jobs, slots, pending, verdicts.data(), failed, n_failed, /*rtcp=*/false);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (pending[i] && slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
-  }
-  if (n_cm > 0) {
-    FailClosedUnless(backend_.AesCm({cm, n_cm}), n, verdicts.data(), pending);
-  }
-
-  // Phase 3: commit the stream state of authenticated packets, in order.
-  size_t good = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!pending[i]) continue;
-    Context& ctx = *jobs[i].ctx;
-    Slot& slot = slots[i];
-    Context::Stream* stream = ctx.FindOrAddStream(slot.ssrc);
-    if (stream == nullptr) {
-      verdicts[i] = Verdict::kStreamLimit;
-      continue;
-    }
-    // Re-check: an earlier packet of this burst may have taken the index.
-    if (ReplayCheck c = stream->rtp_window.Check(slot.index); c != ReplayCheck::kNew) {
-      verdicts[i] = FromReplayCheck(c);
-      continue;
-    }
-    stream->rtp_window.Accept(slot.index);
-    ++slot.key->srtp_count;
-    jobs[i].pkt->len = slot.end;
-    verdicts[i] = Verdict::kOk;
-    ++good;
-  }
-  return good;
+  return FinishUnprotect(jobs, verdicts, slots, pending, {hmac, n_hmac}, {gcm, n_gcm},
+                         {cm, n_cm}, /*rtcp=*/false);
 }
 
 size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
@@ -681,30 +624,46 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
     pending[i] = true;
   }
 
+  return FinishUnprotect(jobs, verdicts, slots, pending, {hmac, n_hmac}, {gcm, n_gcm},
+                         {cm, n_cm}, /*rtcp=*/true);
+}
+
+size_t Engine::FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                               Slot* slots, bool* pending, std::span<CryptoOp*> hmac,
+                               std::span<CryptoOp*> gcm, std::span<CryptoOp*> cm,
+                               bool rtcp) noexcept {
+  const size_t n = jobs.size();
+  // Phase 2: authenticate, then decrypt only what verified.
   bool ok = true;
-  if (n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac}) && ok;
-  if (n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm}) && ok;
+  if (!hmac.empty()) ok = backend_.HmacSha1(hmac) && ok;
+  if (!gcm.empty()) ok = backend_.GcmDecrypt(gcm) && ok;
   FailClosedUnless(ok, n, verdicts.data(), pending);
   uint16_t failed[kMaxBurst];
   size_t n_failed = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!pending[i]) continue;
-    if (CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
+    const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
+    // AES_CM_128_NULL_AUTH carries no SRTP tag; SRTCP always has one.
+    const bool tagged = rtcp || suite.srtp_auth != AuthKind::kNull;
+    if (tagged && CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
       verdicts[i] = Verdict::kAuthFailed;
       pending[i] = false;
       failed[n_failed++] = static_cast<uint16_t>(i);
     }
   }
-  if (n_failed > 0) {
-    RetryTrialKeys(jobs, slots, pending, verdicts.data(), failed, n_failed, /*rtcp=*/true);
-  }
+  if (n_failed > 0) RetryTrialKeys(jobs, slots, pending, verdicts.data(), failed, n_failed, rtcp);
+  // cm already holds the unauthenticated (NULL_AUTH) payloads; add the rest.
+  CryptoOp* decrypt[kMaxBurst];
+  size_t n_decrypt = 0;
+  for (CryptoOp* op : cm) decrypt[n_decrypt++] = op;
   for (size_t i = 0; i < n; ++i) {
-    if (pending[i] && slots[i].decrypt_after) cm[n_cm++] = &ops_[i];
+    if (pending[i] && slots[i].decrypt_after) decrypt[n_decrypt++] = &ops_[i];
   }
-  if (n_cm > 0) {
-    FailClosedUnless(backend_.AesCm({cm, n_cm}), n, verdicts.data(), pending);
+  if (n_decrypt > 0) {
+    FailClosedUnless(backend_.AesCm({decrypt, n_decrypt}), n, verdicts.data(), pending);
   }
 
+  // Phase 3: commit the stream state of authenticated packets, in order.
   size_t good = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!pending[i]) continue;
@@ -715,12 +674,14 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
       verdicts[i] = Verdict::kStreamLimit;
       continue;
     }
-    if (ReplayCheck c = stream->rtcp_window.Check(slot.index); c != ReplayCheck::kNew) {
+    // Re-check: an earlier packet of this burst may have taken the index.
+    ReplayWindow& window = rtcp ? stream->rtcp_window : stream->rtp_window;
+    if (ReplayCheck c = window.Check(slot.index); c != ReplayCheck::kNew) {
       verdicts[i] = FromReplayCheck(c);
       continue;
     }
-    stream->rtcp_window.Accept(slot.index);
-    ++slot.key->srtcp_count;
+    window.Accept(slot.index);
+    ++(rtcp ? slot.key->srtcp_count : slot.key->srtp_count);
     jobs[i].pkt->len = slot.end;
     verdicts[i] = Verdict::kOk;
     ++good;

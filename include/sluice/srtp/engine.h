@@ -63,6 +63,15 @@ class Engine {
   size_t ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
   size_t UnprotectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
 
+  // Cuts a long span into bursts of kMaxBurst.
+  template <typename BurstFn>
+  size_t Chunked(std::span<const Job> jobs, std::span<Verdict> verdicts, BurstFn burst) noexcept;
+  // Unprotect phases 2 and 3, shared by SRTP and SRTCP: verify tags (retrying
+  // trial keys), decrypt what verified, then commit replay state in order.
+  size_t FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts, Slot* slots,
+                         bool* pending, std::span<crypto::CryptoOp*> hmac,
+                         std::span<crypto::CryptoOp*> gcm, std::span<crypto::CryptoOp*> cm,
+                         bool rtcp) noexcept;
   // Retries packets that failed authentication with the context's other
   // trial keys; clears pending[i] and sets verdicts[i] for the ones that stay bad.
   void RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pending,
