@@ -22,16 +22,18 @@ struct rte_rcu_qsbr;
 
 namespace sluice::session {
 
-// The hash key: 20 bytes, zero-padded.
-struct FlowKey {
+// The hash key: 24 bytes, zero-padded and 8-byte aligned (rte_hash_crc reads
+// it eight bytes at a time).
+struct alignas(8) FlowKey {
   uint8_t family;
   uint8_t pad;
   uint16_t port;  // host order
   uint8_t addr[16];
+  uint8_t pad2[4];
 
   static FlowKey From(const packet::Endpoint& ep) noexcept;
 };
-static_assert(sizeof(FlowKey) == 20);
+static_assert(sizeof(FlowKey) == 24);
 
 // A table entry: the flow and whether this key is its separate RTCP port.
 struct FlowRef {
