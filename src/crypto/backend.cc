@@ -10,9 +10,13 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(BackendKind kind) {
   std::unique_ptr<Backend> backend;
   switch (kind) {
     case BackendKind::kAuto:
+      // ipsec-mb where the CPU has AES-NI; without it ipsec-mb would fall back
+      // to table-driven AES, and OpenSSL is the better portable choice.
+      backend = MakeIpsecMbBackend();
+      if (backend == nullptr || backend->arch() == "no-aesni") backend = MakeOpensslBackend();
+      break;
     case BackendKind::kIpsecMb:
       backend = MakeIpsecMbBackend();
-      if (backend == nullptr && kind == BackendKind::kAuto) backend = MakeOpensslBackend();
       break;
     case BackendKind::kOpenssl:
       backend = MakeOpensslBackend();
