@@ -189,6 +189,8 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
   CryptoOp* cm[kMaxBurst];
   CryptoOp* gcm[kMaxBurst];
   CryptoOp* hmac[kMaxBurst];
+  CryptoOp* both[kMaxBurst];
+  size_t n_both = 0;
   size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
 
   // Phase 1: parse, pick the stream and index, set up the crypto. A sender's
@@ -255,7 +257,11 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       Store32(pkt.data + pkt.len, roc);
       op.auth_offset = 0;
       op.auth_len = pkt.len + 4;
-      hmac[n_hmac++] = &op;
+      if (suite.cipher == CipherKind::kAesCm) {
+        both[n_both++] = cm[--n_cm];  // encrypt-then-MAC in one submission
+      } else {
+        hmac[n_hmac++] = &op;
+      }
     }
     pending[i] = true;
   }
@@ -263,6 +269,7 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
   // Phase 2: one submission per kind of work for the whole burst;
   // encrypt-then-MAC.
   bool ok = true;
+  if (n_both > 0) ok = backend_.AesCmThenHmacSha1({both, n_both}) && ok;
   if (n_cm > 0) ok = backend_.AesCm({cm, n_cm}) && ok;
   if (n_gcm > 0) ok = backend_.GcmEncrypt({gcm, n_gcm}) && ok;
   if (n_hmac > 0 && ok) ok = backend_.HmacSha1({hmac, n_hmac});

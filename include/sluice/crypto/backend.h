@@ -66,6 +66,12 @@ class Backend {
   virtual bool AesCm(std::span<CryptoOp* const> ops) noexcept = 0;
   // HMAC-SHA1 over the auth range, into tag.
   virtual bool HmacSha1(std::span<CryptoOp* const> ops) noexcept = 0;
+  // Encrypt-then-MAC in one go: AES-CM over the cipher range, then HMAC-SHA1
+  // over the auth range (what protect does for the AES-CM suites). A backend
+  // may set each packet's work up once for both.
+  virtual bool AesCmThenHmacSha1(std::span<CryptoOp* const> ops) noexcept {
+    return AesCm(ops) && HmacSha1(ops);
+  }
   // AES-GCM encrypt the cipher range, tag into tag.
   virtual bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept = 0;
   // AES-GCM decrypt the cipher range in place and check the tag. In: tag holds
