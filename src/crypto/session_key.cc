@@ -64,6 +64,9 @@ void PrepareSessionKey(SessionKey& key) {
   IMB_MGR* mgr = ControlThreadManager();
   alignas(16) uint8_t dec_round_keys[16 * 15];
   if (suite.cipher == CipherKind::kAesCm) {
+    uint8_t block[16] = {};
+    std::memcpy(block, key.salt, 14);
+    std::memcpy(key.cm_salt, block, 16);
     switch (suite.key_len) {
       case 16: IMB_AES_KEYEXP_128(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
       case 24: IMB_AES_KEYEXP_192(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;

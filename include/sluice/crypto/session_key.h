@@ -29,6 +29,10 @@ enum class KeyLabel : uint8_t {
 };
 
 struct alignas(64) SessionKey {
+  // AES-CM: the salt as the two 64-bit words of the counter block it starts
+  // (bytes 0-7, and bytes 8-13 with 14-15 zero), so building each packet's IV
+  // is two XORs.
+  uint64_t cm_salt[2];
   // AES-CM: expanded encryption round keys (10, 12 or 14 rounds).
   // AES-GCM: gcm.expanded_keys holds them instead.
   alignas(16) uint8_t aes_round_keys[16 * 15];
