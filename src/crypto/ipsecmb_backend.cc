@@ -31,137 +31,108 @@ class IpsecMbBackend final : public Backend {
   std::string_view arch() const noexcept override { return MbArchName(arch_); }
 
   bool AesCm(std::span<CryptoOp* const> ops) noexcept override {
-    // A cipher burst has one key size: sort the ops by size in one pass (a
-    // burst nearly always has just one), then one submission per size.
-    CryptoOp* by_size[3][kMaxJobs];
-    size_t count[3] = {0, 0, 0};
-    for (size_t start = 0; start < ops.size(); start += kMaxJobs) {
-      const size_t end = std::min(ops.size(), start + kMaxJobs);
-      count[0] = count[1] = count[2] = 0;
-      for (size_t i = start; i < end; ++i) {
-        CryptoOp* op = ops[i];
-        if (op->cipher_len == 0) continue;
-        const int size = (op->key->suite->key_len - 16) / 8;  // 16, 24, 32 -> 0, 1, 2
-        by_size[size][count[size]++] = op;
-      }
-      for (int size = 0; size < 3; ++size) {
-        if (count[size] == 0) continue;
-        const int key_len = 16 + 8 * size;
-        for (size_t j = 0; j < count[size]; ++j) {
-          const CryptoOp* op = by_size[size][j];
-          IMB_JOB& job = jobs_[j];
-          job.enc_keys = op->key->aes_round_keys;
-          job.dec_keys = op->key->aes_round_keys;
-          job.key_len_in_bytes = static_cast<uint64_t>(key_len);
-          job.src = op->buf;
-          job.dst = op->buf + op->cipher_offset;
-          job.cipher_start_src_offset_in_bytes = op->cipher_offset;
-          job.msg_len_to_cipher_in_bytes = op->cipher_len;
-          job.iv = op->iv;
-          job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
-        }
-        if (!CipherBurst(count[size], key_len)) return false;
-      }
-    }
-    return true;
+    return ByKeySize(ops, /*skip_empty=*/true, [this](std::span<CryptoOp* const> group,
+                                                      int key_len) {
+      for (size_t j = 0; j < group.size(); ++j) SetCipher(jobs_[j], *group[j], key_len);
+      return CipherBurst(group.size(), key_len);
+    });
   }
 
   bool AesCmThenHmacSha1(std::span<CryptoOp* const> ops) noexcept override {
     // Each job carries both halves; the cipher burst and then the hash burst
     // run over the same array, so every packet is set up once.
-    CryptoOp* by_size[3][kMaxJobs];
-    size_t count[3] = {0, 0, 0};
-    for (size_t start = 0; start < ops.size(); start += kMaxJobs) {
-      const size_t end = std::min(ops.size(), start + kMaxJobs);
-      count[0] = count[1] = count[2] = 0;
-      for (size_t i = start; i < end; ++i) {
-        CryptoOp* op = ops[i];
-        const int size = (op->key->suite->key_len - 16) / 8;
-        by_size[size][count[size]++] = op;
+    return ByKeySize(ops, /*skip_empty=*/false, [this](std::span<CryptoOp* const> group,
+                                                       int key_len) {
+      // ipsec-mb refuses a zero-length cipher job: a group with an empty
+      // payload (rare) goes the two-pass way instead.
+      for (const CryptoOp* op : group) {
+        if (op->cipher_len == 0) return AesCm(group) && HmacSha1(group);
       }
-      for (int size = 0; size < 3; ++size) {
-        const size_t n = count[size];
-        if (n == 0) continue;
-        const int key_len = 16 + 8 * size;
-        bool all_cipher = true;
-        for (size_t j = 0; j < n; ++j) {
-          CryptoOp* op = by_size[size][j];
-          IMB_JOB& job = jobs_[j];
-          job.enc_keys = op->key->aes_round_keys;
-          job.dec_keys = op->key->aes_round_keys;
-          job.key_len_in_bytes = static_cast<uint64_t>(key_len);
-          job.src = op->buf;
-          job.dst = op->buf + op->cipher_offset;
-          job.cipher_start_src_offset_in_bytes = op->cipher_offset;
-          job.msg_len_to_cipher_in_bytes = op->cipher_len;
-          job.iv = op->iv;
-          job.iv_len_in_bytes = 16;
-          job.hash_start_src_offset_in_bytes = op->auth_offset;
-          job.msg_len_to_hash_in_bytes = op->auth_len;
-          job.auth_tag_output = op->tag;
-          job.auth_tag_output_len_in_bytes = 12;
-          job.u.HMAC._hashed_auth_key_xor_ipad = op->key->hmac_ipad_state;
-          job.u.HMAC._hashed_auth_key_xor_opad = op->key->hmac_opad_state;
-          all_cipher &= op->cipher_len > 0;
-        }
-        // ipsec-mb refuses a zero-length cipher job: a group with an empty
-        // payload (rare) goes the two-pass way instead.
-        if (!all_cipher) {
-          std::span<CryptoOp* const> group(by_size[size], n);
-          if (!AesCm(group) || !HmacSha1(group)) return false;
-          continue;
-        }
-        if (!CipherBurst(n, key_len)) return false;
-        if (!HashBurst(n <= kSmallHashBurst ? sse_.get() : mgr_.get(), n)) return false;
+      for (size_t j = 0; j < group.size(); ++j) {
+        SetCipher(jobs_[j], *group[j], key_len);
+        SetHash(jobs_[j], *group[j]);
       }
-    }
-    return true;
+      return CipherBurst(group.size(), key_len) && HashBurst(group.size());
+    });
   }
 
   bool HmacSha1(std::span<CryptoOp* const> ops) noexcept override {
     for (size_t start = 0; start < ops.size(); start += kMaxJobs) {
       const size_t n = std::min(kMaxJobs, ops.size() - start);
-      for (size_t i = 0; i < n; ++i) {
-        CryptoOp* op = ops[start + i];
-        IMB_JOB& job = jobs_[i];
-        job.src = op->buf;
-        job.hash_start_src_offset_in_bytes = op->auth_offset;
-        job.msg_len_to_hash_in_bytes = op->auth_len;
-        job.auth_tag_output = op->tag;
-        job.auth_tag_output_len_in_bytes = 12;  // ipsec-mb's HMAC-SHA1 sizes: 12 or 20
-        job.u.HMAC._hashed_auth_key_xor_ipad = op->key->hmac_ipad_state;
-        job.u.HMAC._hashed_auth_key_xor_opad = op->key->hmac_opad_state;
-      }
-      IMB_MGR* mgr = n <= kSmallHashBurst ? sse_.get() : mgr_.get();
-      const uint32_t done =
-          IMB_SUBMIT_HASH_BURST(mgr, jobs_.data(), static_cast<uint32_t>(n), IMB_AUTH_HMAC_SHA_1);
-      if (done != n || !AllCompleted(n)) return false;
+      for (size_t i = 0; i < n; ++i) SetHash(jobs_[i], *ops[start + i]);
+      if (!HashBurst(n)) return false;
     }
     return true;
   }
 
-  bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept override {
-    for (CryptoOp* op : ops) {
-      const uint8_t* aad = op->aad != nullptr ? op->aad : op->buf + op->auth_offset;
-      const uint64_t aad_len = op->aad != nullptr ? op->aad_len : op->auth_len;
-      uint8_t* data = op->buf + op->cipher_offset;
-      if (op->key->suite->key_len == 16) {
-        IMB_AES128_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
-                           op->iv, aad, aad_len, op->tag, op->tag_len);
-      } else {
-        IMB_AES256_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
-                           op->iv, aad, aad_len, op->tag, op->tag_len);
+  bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept override { return Gcm<true>(ops); }
+  bool GcmDecrypt(std::span<CryptoOp* const> ops) noexcept override { return Gcm<false>(ops); }
+
+ private:
+  // Calls fn(group, key_len) for the ops of each AES key size, at most
+  // kMaxJobs at a time: a cipher burst has one key size (a burst nearly always
+  // has just one, so this is one pass). With skip_empty, ops with nothing to
+  // encrypt are left out.
+  template <typename Fn>
+  static bool ByKeySize(std::span<CryptoOp* const> ops, bool skip_empty, Fn fn) noexcept {
+    CryptoOp* by_size[3][kMaxJobs];
+    for (size_t start = 0; start < ops.size(); start += kMaxJobs) {
+      const size_t end = std::min(ops.size(), start + kMaxJobs);
+      size_t count[3] = {0, 0, 0};
+      for (size_t i = start; i < end; ++i) {
+        CryptoOp* op = ops[i];
+        if (skip_empty && op->cipher_len == 0) continue;
+        const int size = (op->key->suite->key_len - 16) / 8;  // 16, 24, 32 -> 0, 1, 2
+        by_size[size][count[size]++] = op;
+      }
+      for (int size = 0; size < 3; ++size) {
+        if (count[size] > 0 && !fn(std::span<CryptoOp* const>(by_size[size], count[size]),
+                                   16 + 8 * size)) {
+          return false;
+        }
       }
     }
-    return imb_get_errno(mgr_.get()) == 0;
+    return true;
   }
 
-  bool GcmDecrypt(std::span<CryptoOp* const> ops) noexcept override {
+  static void SetCipher(IMB_JOB& job, const CryptoOp& op, int key_len) noexcept {
+    job.enc_keys = op.key->aes_round_keys;
+    job.dec_keys = op.key->aes_round_keys;
+    job.key_len_in_bytes = static_cast<uint64_t>(key_len);
+    job.src = op.buf;
+    job.dst = op.buf + op.cipher_offset;
+    job.cipher_start_src_offset_in_bytes = op.cipher_offset;
+    job.msg_len_to_cipher_in_bytes = op.cipher_len;
+    job.iv = op.iv;
+    job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
+  }
+
+  static void SetHash(IMB_JOB& job, CryptoOp& op) noexcept {
+    job.src = op.buf;
+    job.hash_start_src_offset_in_bytes = op.auth_offset;
+    job.msg_len_to_hash_in_bytes = op.auth_len;
+    job.auth_tag_output = op.tag;
+    job.auth_tag_output_len_in_bytes = 12;  // ipsec-mb's HMAC-SHA1 sizes: 12 or 20
+    job.u.HMAC._hashed_auth_key_xor_ipad = op.key->hmac_ipad_state;
+    job.u.HMAC._hashed_auth_key_xor_opad = op.key->hmac_opad_state;
+  }
+
+  template <bool kEncrypt>
+  bool Gcm(std::span<CryptoOp* const> ops) noexcept {
     for (CryptoOp* op : ops) {
       const uint8_t* aad = op->aad != nullptr ? op->aad : op->buf + op->auth_offset;
       const uint64_t aad_len = op->aad != nullptr ? op->aad_len : op->auth_len;
       uint8_t* data = op->buf + op->cipher_offset;
-      if (op->key->suite->key_len == 16) {
+      const bool aes128 = op->key->suite->key_len == 16;
+      if constexpr (kEncrypt) {
+        if (aes128) {
+          IMB_AES128_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+                             op->iv, aad, aad_len, op->tag, op->tag_len);
+        } else {
+          IMB_AES256_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+                             op->iv, aad, aad_len, op->tag, op->tag_len);
+        }
+      } else if (aes128) {
         IMB_AES128_GCM_DEC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
                            op->iv, aad, aad_len, op->tag, op->tag_len);
       } else {
@@ -172,7 +143,6 @@ class IpsecMbBackend final : public Backend {
     return imb_get_errno(mgr_.get()) == 0;
   }
 
- private:
   bool CipherBurst(size_t n, int key_len) noexcept {
     const uint32_t done = IMB_SUBMIT_CIPHER_BURST(mgr_.get(), jobs_.data(),
                                                   static_cast<uint32_t>(n), IMB_CIPHER_CNTR,
@@ -180,8 +150,10 @@ class IpsecMbBackend final : public Backend {
     return done == n && AllCompleted(n);
   }
 
-  // Submits the first n jobs (already set up) as one HMAC-SHA1 burst.
-  bool HashBurst(IMB_MGR* mgr, size_t n) noexcept {
+  // Submits the first n jobs (already set up) as one HMAC-SHA1 burst, on the
+  // SSE manager when the burst is small.
+  bool HashBurst(size_t n) noexcept {
+    IMB_MGR* mgr = n <= kSmallHashBurst ? sse_.get() : mgr_.get();
     const uint32_t done =
         IMB_SUBMIT_HASH_BURST(mgr, jobs_.data(), static_cast<uint32_t>(n), IMB_AUTH_HMAC_SHA_1);
     return done == n && AllCompleted(n);

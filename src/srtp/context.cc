@@ -88,10 +88,6 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
 
 Context::~Context() = default;  // SessionKey destructors wipe the keys
 
-uint32_t Context::srtp_overhead() const { return suite_->srtp_tag_len + mki_len_; }
-
-uint32_t Context::srtcp_overhead() const { return 4u + suite_->srtcp_tag_len + mki_len_; }
-
 bool Context::exhausted(int index) const {
   const Key& k = keys_[static_cast<size_t>(index)];
   return k.srtp_count >= k.srtp_limit || k.srtcp_count >= k.srtcp_limit;

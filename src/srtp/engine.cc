@@ -216,7 +216,7 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
     }
-    if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < uint32_t{suite.srtp_tag_len} + ctx.mki_len_) {
+    if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < ctx.srtp_overhead()) {
       verdicts[i] = Verdict::kNoTailroom;
       continue;
     }
@@ -273,12 +273,8 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
 
   // Phase 2: one submission per kind of work for the whole burst;
   // encrypt-then-MAC.
-  bool ok = true;
-  if (n_both > 0) ok = backend_.AesCmThenHmacSha1({both, n_both}) && ok;
-  if (n_cm > 0) ok = backend_.AesCm({cm, n_cm}) && ok;
-  if (n_gcm > 0) ok = backend_.GcmEncrypt({gcm, n_gcm}) && ok;
-  if (n_hmac > 0 && ok) ok = backend_.HmacSha1({hmac, n_hmac});
-  FailClosedUnless(ok, n, verdicts.data(), pending);
+  FailClosedUnless(SubmitProtect({both, n_both}, {cm, n_cm}, {gcm, n_gcm}, {hmac, n_hmac}), n,
+                   verdicts.data(), pending);
 
   // Phase 3: append MKI and tag.
   size_t good = 0;
@@ -296,7 +292,7 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       CopySmall(trailer, mki, ctx.mki_len_);
       CopySmall(trailer + ctx.mki_len_, ops_[i].tag, suite.srtp_tag_len);
     }
-    pkt.len += uint32_t{suite.srtp_tag_len} + ctx.mki_len_;
+    pkt.len += ctx.srtp_overhead();
     verdicts[i] = Verdict::kOk;
     ++good;
   }
@@ -427,6 +423,8 @@ size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> ve
   CryptoOp* cm[kMaxBurst];
   CryptoOp* gcm[kMaxBurst];
   CryptoOp* hmac[kMaxBurst];
+  CryptoOp* both[kMaxBurst];
+  size_t n_both = 0;
   size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
 
   for (size_t i = 0; i < n; ++i) {
@@ -494,22 +492,20 @@ size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> ve
       // RFC 3711 §3.4: header | payload | E||index | MKI | tag; the tag covers
       // everything up to and including the index.
       Store32(pkt.data + pkt.len, trailer);
-      if (encrypt) {
-        CmIv(op.iv, sk->cm_salt, pkt.data + 4, index);
-        cm[n_cm++] = &op;
-      }
       op.auth_offset = 0;
       op.auth_len = pkt.len + kSrtcpTrailerLen;
-      hmac[n_hmac++] = &op;
+      if (encrypt) {
+        CmIv(op.iv, sk->cm_salt, pkt.data + 4, index);
+        both[n_both++] = &op;  // encrypt-then-MAC in one submission
+      } else {
+        hmac[n_hmac++] = &op;
+      }
     }
     pending[i] = true;
   }
 
-  bool ok = true;
-  if (n_cm > 0) ok = backend_.AesCm({cm, n_cm}) && ok;
-  if (n_gcm > 0) ok = backend_.GcmEncrypt({gcm, n_gcm}) && ok;
-  if (n_hmac > 0 && ok) ok = backend_.HmacSha1({hmac, n_hmac});
-  FailClosedUnless(ok, n, verdicts.data(), pending);
+  FailClosedUnless(SubmitProtect({both, n_both}, {cm, n_cm}, {gcm, n_gcm}, {hmac, n_hmac}), n,
+                   verdicts.data(), pending);
 
   size_t good = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -520,12 +516,12 @@ size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> ve
     uint8_t* p = pkt.data + pkt.len;
     const uint8_t* mki = slots[i].key->mki.data();
     if (suite.cipher == CipherKind::kAesGcm) {
-      std::memcpy(p, ops_[i].tag, suite.srtcp_tag_len);
+      CopySmall(p, ops_[i].tag, suite.srtcp_tag_len);
       Store32(p + suite.srtcp_tag_len, slots[i].trailer);
-      std::memcpy(p + suite.srtcp_tag_len + kSrtcpTrailerLen, mki, ctx.mki_len_);
+      CopySmall(p + suite.srtcp_tag_len + kSrtcpTrailerLen, mki, ctx.mki_len_);
     } else {
-      std::memcpy(p + kSrtcpTrailerLen, mki, ctx.mki_len_);
-      std::memcpy(p + kSrtcpTrailerLen + ctx.mki_len_, ops_[i].tag, suite.srtcp_tag_len);
+      CopySmall(p + kSrtcpTrailerLen, mki, ctx.mki_len_);
+      CopySmall(p + kSrtcpTrailerLen + ctx.mki_len_, ops_[i].tag, suite.srtcp_tag_len);
     }
     pkt.len += ctx.srtcp_overhead();
     verdicts[i] = Verdict::kOk;
@@ -638,6 +634,19 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
 
   return FinishUnprotect(jobs, verdicts, slots, pending, {hmac, n_hmac}, {gcm, n_gcm},
                          {cm, n_cm}, /*rtcp=*/true);
+}
+
+// Protect phase 2: one submission per kind of work for the whole burst,
+// encrypt-then-MAC. False when the library refused any of it.
+bool Engine::SubmitProtect(std::span<CryptoOp* const> both, std::span<CryptoOp* const> cm,
+                           std::span<CryptoOp* const> gcm,
+                           std::span<CryptoOp* const> hmac) noexcept {
+  bool ok = true;
+  if (!both.empty()) ok = backend_.AesCmThenHmacSha1(both) && ok;
+  if (!cm.empty()) ok = backend_.AesCm(cm) && ok;
+  if (!gcm.empty()) ok = backend_.GcmEncrypt(gcm) && ok;
+  if (!hmac.empty() && ok) ok = backend_.HmacSha1(hmac);
+  return ok;
 }
 
 size_t Engine::FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,

@@ -58,8 +58,8 @@ class Context {
   int active_key() const noexcept { return active_; }
 
   // Bytes protect appends: SRTP tag + MKI; SRTCP 4-byte index + tag + MKI.
-  uint32_t srtp_overhead() const;
-  uint32_t srtcp_overhead() const;
+  uint32_t srtp_overhead() const { return uint32_t{suite_->srtp_tag_len} + mki_len_; }
+  uint32_t srtcp_overhead() const { return 4u + suite_->srtcp_tag_len + mki_len_; }
 
   // Packets protected or unprotected so far with master key `index`, and
   // whether it has reached its lifetime (then protect refuses with

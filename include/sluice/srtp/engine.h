@@ -66,6 +66,11 @@ class Engine {
   // Cuts a long span into bursts of kMaxBurst.
   template <typename BurstFn>
   size_t Chunked(std::span<const Job> jobs, std::span<Verdict> verdicts, BurstFn burst) noexcept;
+  // Protect phase 2, shared by SRTP and SRTCP.
+  bool SubmitProtect(std::span<crypto::CryptoOp* const> both,
+                     std::span<crypto::CryptoOp* const> cm,
+                     std::span<crypto::CryptoOp* const> gcm,
+                     std::span<crypto::CryptoOp* const> hmac) noexcept;
   // Unprotect phases 2 and 3, shared by SRTP and SRTCP: verify tags (retrying
   // trial keys), decrypt what verified, then commit replay state in order.
   size_t FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts, Slot* slots,
