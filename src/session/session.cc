@@ -1,5 +1,7 @@
 #include "sluice/session/session.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace sluice::session {
@@ -143,6 +145,18 @@ void Session::SetOwner(uint16_t worker) {
 
 void Session::SetRekeyOverlap(uint64_t tsc) {
   for (Flow& f : flows_) f.rekey_overlap_tsc = tsc;
+}
+
+void Session::SetRateLimit(uint32_t max_pps, uint64_t tsc_hz) {
+  for (Flow& f : flows_) {
+    if (max_pps == 0) {
+      f.rate_interval_tsc = f.rate_tolerance_tsc = 0;
+      continue;
+    }
+    f.rate_interval_tsc = std::max<uint64_t>(tsc_hz / max_pps, 1);
+    const uint64_t burst = std::max<uint64_t>(max_pps / 10, kRateBurst);
+    f.rate_tolerance_tsc = (burst - 1) * f.rate_interval_tsc;
+  }
 }
 
 absl::Status Session::Publish(FlowTable& table) {

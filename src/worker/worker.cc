@@ -52,6 +52,18 @@ void Adopt(std::atomic<srtp::Context*>& next_slot, std::atomic<srtp::Context*>& 
   if (old != nullptr) retired.store(old, std::memory_order_release);
 }
 
+// [limits] leg_max_pps as a generic cell rate algorithm (ITU-T I.371 virtual
+// scheduling): a packet conforms unless it arrives more than the tolerance
+// ahead of its theoretical arrival time, which each conforming packet pushes
+// one interval on. Owning worker only.
+bool WithinRate(Flow& flow, uint64_t now) noexcept {
+  if (flow.rate_interval_tsc == 0) return true;
+  const uint64_t tat = flow.rate_tat > now ? flow.rate_tat : now;
+  if (tat - now > flow.rate_tolerance_tsc) return false;
+  flow.rate_tat = tat + flow.rate_interval_tsc;
+  return true;
+}
+
 // The peer's RTCP port when RTCP is not muxed: RTP port + 1 (RFC 3550 §11).
 uint16_t RtcpPort(uint16_t rtp_port, bool mux) { return mux ? rtp_port : rtp_port + 1; }
 
@@ -276,13 +288,21 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     settle(n_rtcp, rtcp_idx);
   }
 
-  // Phase 4: learn peers from what authenticated, find the way out, and queue
-  // SRTP for one protect submission.
+  // Phase 4: hold each leg to its packet rate, learn peers from what
+  // authenticated, find the way out, and queue SRTP for one protect
+  // submission. The rate applies after authentication, so forged packets
+  // cannot spend a leg's allowance and starve its real peer.
   n_rtp = n_rtcp = 0;
   for (uint16_t i = 0; i < k; ++i) {
     Item& it = items[i];
     if (!it.alive) continue;
     Flow* flow = it.flow;
+    if (!WithinRate(*flow, now)) {
+      Inc(flow->counters.other_drops);
+      it.alive = false;
+      Drop(it.m, DropReason::kRateLimited);
+      continue;
+    }
     if (it.from_new_source && !(it.rtcp && !flow->rtcp_mux)) {
       session::RemoteView peer = flow->in_remote->Load();
       bool move = !peer.known;

@@ -4,6 +4,7 @@
 #include "sluice/worker/worker.h"
 
 #include <gtest/gtest.h>
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -408,6 +409,53 @@ TEST_F(PipelineTest, SeparateRtcpPortCarriesOnlyRtcp) {
   ASSERT_EQ(c.a_send->ProtectRtp(rtp), srtp_err_status_ok);
   Send({Frame(Mac(0x12), c.a.port_mac, phone_rtcp, rtcp_local, rtp)});
   EXPECT_EQ(Drops(DropReason::kRtcpOnRtpPort), 1u);
+}
+
+// [limits] leg_max_pps: a burst's worth passes at once, the rest of a flood
+// is counted and dropped; forged packets do not spend the allowance; after a
+// pause the leg carries packets again.
+TEST_F(PipelineTest, LegPacketRateIsLimitedAfterAuthentication) {
+  std::mt19937 rng(23);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80,
+                          crypto::Suite::kAesCm128HmacSha1_80, true, rng));
+  // 100 packets a second: a tenth of a second's worth is under the minimum
+  // burst, so exactly kRateBurst pass back to back.
+  c.session->SetRateLimit(100, rte_get_tsc_hz());
+  Publish(c);
+  constexpr uint32_t kBurst = session::Session::kRateBurst;
+  uint16_t seq = 1;
+  auto burst = [&](int n, bool forged) {
+    std::vector<rte_mbuf*> frames;
+    for (int i = 0; i < n; ++i) {
+      std::vector<uint8_t> p = RtpPacket(seq++, 0xaaaa, 160, 0);
+      ASSERT_EQ(c.a_send->ProtectRtp(p), srtp_err_status_ok);
+      if (forged) p[20] ^= 1;
+      frames.push_back(Frame(Mac(0x12), c.a.port_mac, *c.a.remote, c.a.local, p));
+    }
+    Send(frames);
+  };
+  // Forged packets first: counted as such, the allowance untouched.
+  burst(Worker::kMaxBurst, /*forged=*/true);
+  EXPECT_EQ(Drops(DropReason::kAuthFailed), Worker::kMaxBurst);
+  EXPECT_EQ(Drops(DropReason::kRateLimited), 0u);
+  const uint64_t start = rte_get_tsc_cycles();
+  for (int b = 0; b < 4; ++b) burst(Worker::kMaxBurst, false);
+  const double seconds =
+      static_cast<double>(rte_get_tsc_cycles() - start) / static_cast<double>(rte_get_tsc_hz());
+  const uint64_t relayed = Drain(port_b).size();
+  EXPECT_GE(relayed, kBurst);
+  EXPECT_LE(relayed, kBurst + 1 + static_cast<uint64_t>(seconds * 100));
+  EXPECT_EQ(relayed + Drops(DropReason::kRateLimited), 4u * Worker::kMaxBurst);
+  EXPECT_EQ(c.session->flow(0).counters.other_drops.load(), Drops(DropReason::kRateLimited));
+  // A quiet 50 ms refills five packets' worth.
+  rte_delay_ms(50);
+  burst(5, false);
+  EXPECT_EQ(Drain(port_b).size(), 5u);
+  // The other direction has its own allowance.
+  std::vector<uint8_t> p = RtpPacket(1, 0xbbbb, 160, 0);
+  ASSERT_EQ(c.b_send->ProtectRtp(p), srtp_err_status_ok);
+  Send({Frame(Mac(0x22), c.b.port_mac, *c.b.remote, c.b.local, p)});
+  EXPECT_EQ(Drain(port_a).size(), 1u);
 }
 
 TEST_F(PipelineTest, UnknownDestinationAndGarbageAreCountedDrops) {

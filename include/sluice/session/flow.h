@@ -53,6 +53,10 @@ struct alignas(64) Flow {
   uint32_t learn_packets = 3;        // authenticated packets before a move
   uint64_t rekey_overlap_tsc = 0;    // how long a replaced receive key is still tried
   uint16_t owner = 0;                // the worker that owns this flow's state
+  // [limits] leg_max_pps: one packet per rate_interval_tsc, with bursts of
+  // up to rate_tolerance_tsc ahead of that pace; 0 = unlimited.
+  uint64_t rate_interval_tsc = 0;
+  uint64_t rate_tolerance_tsc = 0;
 
   // --- SRTP contexts (dp: rw, owning worker only; cp: sets before publishing) ---
   // Null means plain RTP on that side. The stream state inside is the
@@ -75,6 +79,7 @@ struct alignas(64) Flow {
   // --- owning worker only ---
   packet::Endpoint candidate;        // a new source seen for X's peer
   uint32_t candidate_count = 0;
+  uint64_t rate_tat = 0;             // rate limit: theoretical arrival time (TSC)
   FlowCounters counters;
 };
 

@@ -73,6 +73,11 @@ class Session {
   // Worker that owns both flows' state (handed packets of other workers).
   void SetOwner(uint16_t worker);
   void SetRekeyOverlap(uint64_t tsc);
+  // At most max_pps packets a second into each leg (0: unlimited), with
+  // bursts of a tenth of a second's worth (at least kRateBurst) let through.
+  // Before publishing.
+  void SetRateLimit(uint32_t max_pps, uint64_t tsc_hz);
+  static constexpr uint32_t kRateBurst = 64;
 
   uint64_t id() const { return id_; }
   const LegSpec& leg(int i) const { return legs_[i]; }
