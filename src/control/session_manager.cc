@@ -248,6 +248,7 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
   }
   (*session)->SetOwner(static_cast<uint16_t>(entry.id % workers_));
   (*session)->SetRekeyOverlap(uint64_t{config_.media.rekey_overlap_ms} * tsc_hz_ / 1000);
+  (*session)->SetRateLimit(config_.limits.leg_max_pps, tsc_hz_);
   if (absl::Status s = (*session)->Publish(table_); !s.ok()) {
     release();
     return s;
