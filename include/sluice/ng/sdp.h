@@ -1,0 +1,115 @@
+// SDP (RFC 4566) as the ng protocol needs it for RFC 3264 offer/answer:
+// parsed into session lines and media sections, each line kept verbatim, with
+// the few fields Sluice rewrites picked out (connection address, m= port and
+// transport, a=rtcp, a=rtcp-mux, a=crypto). Rewrite puts Sluice's addresses,
+// ports and keys in place of the peer's and leaves every other line intact,
+// apart from ICE and DTLS attributes, which Sluice (not an ICE agent, no
+// DTLS-SRTP) removes.
+//
+// Control thread only. SDP bodies carry SDES keys: they live in wiping
+// strings, and errors quote line numbers, never line contents.
+#ifndef SLUICE_NG_SDP_H_
+#define SLUICE_NG_SDP_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sluice/crypto/suite.h"
+#include "sluice/ng/bencode.h"
+#include "sluice/packet/address.h"
+
+namespace sluice::ng {
+
+// One a=crypto line (RFC 4568 §9.1): its tag, and the attribute value after
+// the tag ("<suite> inline:..."), as srtp::ParseSdesCrypto takes it.
+struct SdpCrypto {
+  uint32_t tag = 0;
+  std::string suite_name;
+  String value;  // key material
+};
+
+struct SdpMedia {
+  std::string media;     // "audio"
+  uint16_t port = 0;     // 0: disabled (RFC 3264 §6)
+  std::string port_count;  // "/2" when the m= line had one, else empty
+  std::string proto;     // "RTP/AVP", "RTP/SAVP", ...
+  std::string formats;   // the rest of the m= line
+  std::optional<packet::IpAddress> connection;  // this section's c=
+  std::optional<uint16_t> rtcp_port;            // a=rtcp
+  bool rtcp_mux = false;                        // a=rtcp-mux
+  std::vector<SdpCrypto> crypto;                // a=crypto, in order
+  std::vector<String> lines;  // every line after m=, verbatim, without EOL
+
+  bool disabled() const { return port == 0; }
+  bool secure() const;  // the transport is an SRTP profile (RTP/SAVP, RTP/SAVPF)
+};
+
+struct Sdp {
+  std::vector<String> session_lines;            // v= up to the first m=
+  std::optional<packet::IpAddress> connection;  // session-level c=
+  std::vector<SdpMedia> media;
+  std::string eol = "\r\n";  // what the input used
+
+  // Where media of section `i` goes: its own c= or the session's.
+  std::optional<packet::IpAddress> Address(size_t i) const;
+};
+
+inline constexpr size_t kMaxSdpMedia = 32;
+
+// Parses an SDP body. Refused: no v=0 first, a line that is not "<letter>=",
+// an m= or c= line that does not parse, a c= that is not an IP address,
+// more than kMaxSdpMedia sections. Unknown lines are kept.
+absl::StatusOr<Sdp> ParseSdp(std::string_view text);
+
+// RTP/AVP <-> RTP/SAVP and RTP/AVPF <-> RTP/SAVPF: the profile with or
+// without SRTP, feedback kept.
+std::string WithSrtp(std::string_view proto, bool srtp);
+
+// SDES flags of an offer (rtpengine's "SDES" list): which suites Sluice
+// offers, in which order.
+struct SdesPolicy {
+  bool off = false;
+  std::vector<crypto::Suite> only;  // empty: no restriction
+  std::vector<crypto::Suite> no;
+  // Flags this policy does not understand ("pad", "static", unknown suites),
+  // for the reply's warning.
+  std::vector<std::string> ignored;
+
+  bool Allows(crypto::Suite suite) const;
+};
+SdesPolicy ParseSdesPolicy(const std::vector<std::string>& flags);
+
+// The suites Sluice offers on the far side: the peer's own (those Sluice
+// supports, once each, in the peer's order) when it offered SRTP, else
+// Sluice's defaults; then the policy's subset.
+std::vector<crypto::Suite> SuitesToOffer(const SdpMedia& peer, const SdesPolicy& policy);
+// Sluice's default suites, most preferred first.
+std::span<const crypto::Suite> DefaultSuites();
+
+// What one media section becomes.
+struct MediaRewrite {
+  packet::Endpoint local;  // Sluice's address and RTP port for this section
+  bool rtcp_mux = false;
+  std::string proto;
+  std::vector<SdpCrypto> crypto;  // Sluice's a=crypto lines
+};
+
+struct RewriteOptions {
+  // o= address becomes Sluice's ("replace": ["origin"]). The session-level c=
+  // is always Sluice's: a section without its own c= uses it.
+  bool replace_origin = false;
+};
+
+// Writes `sdp` with `plans[i]` applied to enabled section i (disabled
+// sections are written as they came). plans.size() must equal media.size().
+String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
+                  const RewriteOptions& options = {});
+
+}  // namespace sluice::ng
+
+#endif  // SLUICE_NG_SDP_H_

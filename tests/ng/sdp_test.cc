@@ -1,0 +1,186 @@
+#include "sluice/ng/sdp.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sluice::ng {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string S(const String& s) { return std::string(s.data(), s.size()); }
+
+packet::Endpoint Ep(const char* text) { return *packet::Endpoint::Parse(text); }
+
+// An SRTP offer from a phone: two suites, ICE and DTLS attributes, audio and
+// a disabled video section, session-level c=.
+constexpr char kPhoneOffer[] =
+    "v=0\r\n"
+    "o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n"
+    "s=-\r\n"
+    "c=IN IP4 192.0.2.10\r\n"
+    "t=0 0\r\n"
+    "a=ice-lite\r\n"
+    "m=audio 49170 RTP/SAVP 0 8 101\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=rtcp:49171\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4\r\n"
+    "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n"
+    "a=candidate:1 1 UDP 2130706431 192.0.2.10 49170 typ host\r\n"
+    "a=ice-ufrag:abcd\r\n"
+    "a=ice-pwd:0123456789abcdef0123456789\r\n"
+    "a=fingerprint:sha-256 AA:BB\r\n"
+    "a=setup:actpass\r\n"
+    "a=sendrecv\r\n"
+    "m=video 0 RTP/SAVP 96\r\n"
+    "a=rtpmap:96 H264/90000\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n";
+
+TEST(SdpTest, ParsesSectionsAndTheFieldsSluiceRewrites) {
+  absl::StatusOr<Sdp> sdp = ParseSdp(kPhoneOffer);
+  ASSERT_TRUE(sdp.ok()) << sdp.status();
+  EXPECT_EQ(sdp->eol, "\r\n");
+  ASSERT_EQ(sdp->session_lines.size(), 6u);
+  EXPECT_EQ(sdp->connection->ToString(), "192.0.2.10");
+  ASSERT_EQ(sdp->media.size(), 2u);
+  const SdpMedia& audio = sdp->media[0];
+  EXPECT_EQ(audio.media, "audio");
+  EXPECT_EQ(audio.port, 49170);
+  EXPECT_EQ(audio.proto, "RTP/SAVP");
+  EXPECT_TRUE(audio.secure());
+  EXPECT_EQ(audio.formats, "0 8 101");
+  EXPECT_FALSE(audio.connection.has_value());
+  EXPECT_EQ(sdp->Address(0)->ToString(), "192.0.2.10");
+  EXPECT_EQ(audio.rtcp_port, 49171);
+  EXPECT_FALSE(audio.rtcp_mux);
+  ASSERT_EQ(audio.crypto.size(), 2u);
+  EXPECT_EQ(audio.crypto[0].tag, 1u);
+  EXPECT_EQ(audio.crypto[0].suite_name, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(S(audio.crypto[0].value),
+            "AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4");
+  EXPECT_EQ(audio.crypto[1].tag, 2u);
+  EXPECT_EQ(audio.lines.size(), 11u);
+  EXPECT_TRUE(sdp->media[1].disabled());
+}
+
+TEST(SdpTest, RewritesAddressesPortsRtcpAndCryptoAndKeepsEverythingElse) {
+  absl::StatusOr<Sdp> sdp = ParseSdp(kPhoneOffer);
+  ASSERT_TRUE(sdp.ok()) << sdp.status();
+  MediaRewrite audio;
+  audio.local = Ep("203.0.113.5:30000");
+  audio.proto = "RTP/AVP";  // toward a plain trunk: no crypto lines
+  MediaRewrite video;       // ignored: the section is disabled
+  const MediaRewrite plans[] = {audio, video};
+  RewriteOptions options;
+  options.replace_origin = true;
+  EXPECT_EQ(S(RewriteSdp(*sdp, plans, options)),
+            "v=0\r\n"
+            "o=alice 2890844526 2890844526 IN IP4 203.0.113.5\r\n"
+            "s=-\r\n"
+            "c=IN IP4 203.0.113.5\r\n"
+            "t=0 0\r\n"
+            "m=audio 30000 RTP/AVP 0 8 101\r\n"
+            "a=rtpmap:0 PCMU/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\n"
+            "a=sendrecv\r\n"
+            "a=rtcp:30001\r\n"
+            "m=video 0 RTP/SAVP 96\r\n"
+            "a=rtpmap:96 H264/90000\r\n");  // disabled: kept, without the peer's key
+}
+
+TEST(SdpTest, PlainToSrtpWithMuxAndMediaLevelConnection) {
+  constexpr char kTrunk[] =
+      "v=0\n"
+      "o=- 1 2 IN IP6 2001:db8::1\n"
+      "s=trunk\n"
+      "t=0 0\n"
+      "m=audio 5004 RTP/AVPF 0\n"
+      "c=IN IP6 2001:db8::1\n"
+      "a=rtcp-mux\n"
+      "a=rtcp-fb:* nack\n";
+  absl::StatusOr<Sdp> sdp = ParseSdp(kTrunk);
+  ASSERT_TRUE(sdp.ok()) << sdp.status();
+  EXPECT_EQ(sdp->eol, "\n");
+  EXPECT_TRUE(sdp->media[0].rtcp_mux);
+  EXPECT_EQ(sdp->Address(0)->ToString(), "2001:db8::1");
+  MediaRewrite plan;
+  plan.local = Ep("[2001:db8::99]:40000");
+  plan.rtcp_mux = true;
+  plan.proto = WithSrtp(sdp->media[0].proto, true);
+  plan.crypto.push_back({7, "AES_256_CM_HMAC_SHA1_80", String("AES_256_CM_HMAC_SHA1_80 inline:KEY")});
+  const MediaRewrite plans[] = {plan};
+  // o= stays (replace origin not asked); no session c= to rewrite.
+  EXPECT_EQ(S(RewriteSdp(*sdp, plans)),
+            "v=0\n"
+            "o=- 1 2 IN IP6 2001:db8::1\n"
+            "s=trunk\n"
+            "t=0 0\n"
+            "m=audio 40000 RTP/SAVPF 0\n"
+            "c=IN IP6 2001:db8::99\n"
+            "a=rtcp-fb:* nack\n"
+            "a=rtcp-mux\n"
+            "a=crypto:7 AES_256_CM_HMAC_SHA1_80 inline:KEY\n");
+}
+
+TEST(SdpTest, ProfilesConvert) {
+  EXPECT_EQ(WithSrtp("RTP/AVP", true), "RTP/SAVP");
+  EXPECT_EQ(WithSrtp("RTP/SAVP", false), "RTP/AVP");
+  EXPECT_EQ(WithSrtp("RTP/AVPF", true), "RTP/SAVPF");
+  EXPECT_EQ(WithSrtp("RTP/SAVPF", false), "RTP/AVPF");
+  EXPECT_EQ(WithSrtp("RTP/SAVP", true), "RTP/SAVP");
+  EXPECT_EQ(WithSrtp("UDP/TLS/RTP/SAVPF", false), "UDP/TLS/RTP/SAVPF");
+}
+
+TEST(SdpTest, SdesPolicyPicksSubsetAndOrder) {
+  Sdp sdp = *ParseSdp(kPhoneOffer);
+  const SdpMedia& srtp = sdp.media[0];
+  using crypto::Suite;
+  EXPECT_THAT(SuitesToOffer(srtp, {}),
+              ElementsAre(Suite::kAesCm128HmacSha1_80, Suite::kAesCm128HmacSha1_32));
+  EXPECT_THAT(SuitesToOffer(srtp, ParseSdesPolicy({"no-AES_CM_128_HMAC_SHA1_80"})),
+              ElementsAre(Suite::kAesCm128HmacSha1_32));
+  EXPECT_THAT(SuitesToOffer(srtp, ParseSdesPolicy({"only-AES_CM_128_HMAC_SHA1_32"})),
+              ElementsAre(Suite::kAesCm128HmacSha1_32));
+  EXPECT_TRUE(SuitesToOffer(srtp, ParseSdesPolicy({"off"})).empty());
+  SdpMedia plain;
+  plain.proto = "RTP/AVP";
+  EXPECT_THAT(SuitesToOffer(plain, {}),
+              ElementsAre(Suite::kAesCm128HmacSha1_80, Suite::kAesCm128HmacSha1_32,
+                          Suite::kAes256CmHmacSha1_80, Suite::kAes256CmHmacSha1_32,
+                          Suite::kAeadAes128Gcm, Suite::kAeadAes256Gcm));
+  EXPECT_THAT(SuitesToOffer(plain, ParseSdesPolicy({"only-AEAD_AES_256_GCM",
+                                                    "only-AES_CM_128_HMAC_SHA1_80"})),
+              ElementsAre(Suite::kAesCm128HmacSha1_80, Suite::kAeadAes256Gcm));
+  const SdesPolicy odd = ParseSdesPolicy({"pad", "no-NOT_A_SUITE", "static"});
+  EXPECT_THAT(odd.ignored, ElementsAre("pad", "no-NOT_A_SUITE", "static"));
+}
+
+TEST(SdpTest, RefusesMalformedBodiesByLineNumber) {
+  EXPECT_THAT(ParseSdp("").status().message(), HasSubstr("empty body"));
+  EXPECT_THAT(ParseSdp("v=1\r\n").status().message(), HasSubstr("line 1: an SDP body starts with v=0"));
+  EXPECT_THAT(ParseSdp("v=0\r\nhello\r\n").status().message(), HasSubstr("line 2: not a"));
+  EXPECT_THAT(ParseSdp("v=0\r\n\r\ns=-\r\n").status().message(), HasSubstr("line 2: empty line"));
+  EXPECT_THAT(ParseSdp("v=0\r\nc=IN IP4 sbc.example.com\r\n").status().message(),
+              HasSubstr("line 2: c= is not"));
+  EXPECT_THAT(ParseSdp("v=0\r\nc=IN IP6 192.0.2.1\r\n").status().message(), HasSubstr("c= is not"));
+  EXPECT_THAT(ParseSdp("v=0\r\nm=audio 70000 RTP/AVP 0\r\n").status().message(),
+              HasSubstr("line 2: m= port"));
+  EXPECT_THAT(ParseSdp("v=0\r\nm=audio 1\r\n").status().message(), HasSubstr("m= needs"));
+  EXPECT_THAT(ParseSdp("v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtcp:x\r\n").status().message(),
+              HasSubstr("line 3: a=rtcp port"));
+  const std::string key_line =
+      "v=0\r\nm=audio 1 RTP/SAVP 0\r\na=crypto:x AES_CM_128_HMAC_SHA1_80 inline:SECRETSECRET\r\n";
+  const absl::Status bad_crypto = ParseSdp(key_line).status();
+  EXPECT_THAT(bad_crypto.message(), HasSubstr("line 3: a=crypto does not start with a tag"));
+  EXPECT_THAT(bad_crypto.message(), ::testing::Not(HasSubstr("SECRET")));
+  std::string many = "v=0\r\n";
+  for (size_t i = 0; i <= kMaxSdpMedia; ++i) many += "m=audio 0 RTP/AVP 0\r\n";
+  EXPECT_THAT(ParseSdp(many).status().message(), HasSubstr("more than 32 media sections"));
+}
+
+}  // namespace
+}  // namespace sluice::ng
