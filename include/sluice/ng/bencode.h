@@ -36,6 +36,7 @@ class Value {
   Value(String s) : v_(std::move(s)) {}                         // NOLINT
   Value(std::string_view s) : v_(String(s.data(), s.size())) {} // NOLINT
   Value(const char* s) : Value(std::string_view(s)) {}          // NOLINT
+  Value(const std::string& s) : Value(std::string_view(s)) {}   // NOLINT
   Value(List l) : v_(std::move(l)) {}                           // NOLINT
   Value(Dict d) : v_(std::move(d)) {}                           // NOLINT
 

@@ -1,0 +1,597 @@
+#include "sluice/ng/handler.h"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "sluice/srtp/sdes.h"
+
+namespace sluice::ng {
+
+using control::CryptoSpec;
+
+namespace {
+
+constexpr const char* kLegNames[2] = {"a", "b"};
+constexpr std::string_view kSessionChars = "._@:-";
+constexpr size_t kMaxCallIdForName = 100;
+
+std::string Str(const Value* v) { return v && v->is_string() ? std::string(v->str()) : std::string(); }
+
+String ToString(std::string_view s) { return String(s.data(), s.size()); }
+
+bool RtpProfile(std::string_view proto) {
+  return proto == "RTP/AVP" || proto == "RTP/SAVP" || proto == "RTP/AVPF" || proto == "RTP/SAVPF";
+}
+
+// Sluice's send key for one suite, as an SDES attribute value.
+absl::StatusOr<String> GenerateKey(crypto::Suite suite) {
+  srtp::SdesCrypto crypto;
+  crypto.key.suite = suite;
+  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(suite);
+  if (RAND_priv_bytes(crypto.key.key.data(), info.key_len) != 1 ||
+      RAND_priv_bytes(crypto.key.salt.data(), info.salt_len) != 1) {
+    return absl::InternalError("the CSPRNG failed");
+  }
+  std::string text = srtp::FormatSdesCrypto(crypto);
+  String out(text.data(), text.size());
+  control::WipeString(text);
+  return out;
+}
+
+CryptoSpec Sdes(const String& value) {
+  CryptoSpec spec;
+  spec.kind = CryptoSpec::Kind::kSdes;
+  spec.sdes.assign(value.data(), value.size());
+  return spec;
+}
+
+}  // namespace
+
+std::string SessionName(std::string_view call_id, size_t index) {
+  bool plain = !call_id.empty() && call_id.size() <= kMaxCallIdForName;
+  for (char c : call_id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    kSessionChars.find(c) != std::string_view::npos;
+    plain = plain && ok;
+  }
+  std::string base;
+  if (plain) {
+    base = std::string(call_id);
+  } else {
+    // Call-IDs (RFC 3261 §25.1 "word") may hold characters a session name
+    // cannot: a digest names those sessions instead.
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(call_id.data()), call_id.size(), digest);
+    base = "ng-";
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; ++i) {
+      base += kHex[digest[i] >> 4];
+      base += kHex[digest[i] & 15];
+    }
+  }
+  return index == 0 ? base : absl::StrCat(base, ":", index);
+}
+
+// One media section of a call: its Sluice session and Sluice's side of it.
+struct Handler::Stream {
+  std::string session;        // empty: the section was disabled when offered
+  packet::Endpoint local[2];  // Sluice's address on leg 0 and leg 1
+  bool rtcp_mux[2] = {false, false};
+};
+
+// What an offer left for its answer to settle, per media section.
+struct OfferedMedia {
+  bool enabled = false;
+  std::string offer_proto;             // what the offerer asked for (the answer says it back)
+  bool offerer_srtp = false;
+  uint32_t accepted_tag = 0;           // the offerer's a=crypto Sluice takes
+  String offerer_rx;                   // its value: Sluice's receive key on the offerer's leg
+  String offerer_tx;                   // Sluice's new send key toward the offerer
+  bool answerer_srtp = false;
+  std::vector<SdpCrypto> offered;      // Sluice's send keys toward the answerer, by tag
+  std::optional<packet::Endpoint> offerer_remote;
+};
+
+struct Handler::Call {
+  std::string tags[2];  // leg 0: the first offerer's from-tag; leg 1: the other side
+  std::vector<Stream> streams;
+  int offerer = 0;  // of the pending offer
+  bool pending = false;
+  std::vector<OfferedMedia> offered;
+};
+
+struct Handler::Request {
+  std::string command, call_id, from_tag, to_tag;
+  const Value* sdp = nullptr;
+  std::set<std::string> flags;
+  std::vector<std::string> sdes, rtcp_mux, replace, direction;
+  std::string transport, interface, ice, dtls;
+  std::optional<packet::IpAddress> received_from;
+  std::vector<std::string> warnings;
+
+  bool Has(const std::set<std::string>& set, const char* f) const { return set.count(f) > 0; }
+  bool Flag(const char* f) const { return flags.count(f) > 0; }
+  bool RtcpMux(const char* f) const {
+    return std::find(rtcp_mux.begin(), rtcp_mux.end(), f) != rtcp_mux.end();
+  }
+};
+
+namespace {
+
+// A list of strings from a bencoded list (or a single string); what is not a
+// string becomes a warning.
+std::vector<std::string> Strings(const Value* v, std::string_view key,
+                                 std::vector<std::string>& warnings) {
+  std::vector<std::string> out;
+  if (v == nullptr) return out;
+  if (v->is_string()) {
+    out.emplace_back(v->str());
+    return out;
+  }
+  if (!v->is_list()) {
+    warnings.push_back(absl::StrCat(std::string(key), ": not a list"));
+    return out;
+  }
+  for (const Value& item : v->as_list()) {
+    if (item.is_string()) {
+      out.emplace_back(item.str());
+    } else {
+      warnings.push_back(absl::StrCat(std::string(key), ": non-string item ignored"));
+    }
+  }
+  return out;
+}
+
+Value Error(Value& reply, std::string_view reason) {
+  reply.Set("result", "error");
+  reply.Set("error-reason", reason);
+  return std::move(reply);
+}
+
+Value Error(Value& reply, const absl::Status& status) {
+  return Error(reply, std::string_view(status.message().data(), status.message().size()));
+}
+
+}  // namespace
+
+Handler::Handler(control::Operations& operations, HandlerOptions options)
+    : operations_(operations), options_(std::move(options)) {}
+
+Handler::~Handler() = default;
+
+Value Handler::Handle(const Value& request) {
+  Value reply(Value::Dict{});
+  if (!request.is_dict()) return Error(reply, "the message is not a dictionary");
+  Request r;
+  static const std::set<std::string> kKnown = {
+      "command", "call-id", "from-tag", "to-tag", "via-branch", "sdp", "transport-protocol",
+      "SDES", "rtcp-mux", "ICE", "DTLS", "direction", "interface", "replace", "flags",
+      "received-from", "supports"};
+  static const std::set<std::string> kKnownFlags = {"trust-address", "symmetric",
+                                                    "strict-source", "recrypt", "asymmetric"};
+  std::vector<std::string> unknown_keys;
+  for (const auto& [key, value] : request.as_dict()) {
+    const std::string k(key.data(), key.size());
+    if (kKnown.count(k) == 0) unknown_keys.push_back(k);
+  }
+  const Value* command = request.Find("command");
+  if (command == nullptr || !command->is_string()) return Error(reply, "no command");
+  r.command = std::string(command->str());
+  r.call_id = Str(request.Find("call-id"));
+  r.from_tag = Str(request.Find("from-tag"));
+  r.to_tag = Str(request.Find("to-tag"));
+  r.sdp = request.Find("sdp");
+  std::vector<std::string> unknown_flags;
+  for (std::string& f : Strings(request.Find("flags"), "flags", r.warnings)) {
+    if (kKnownFlags.count(f) == 0) unknown_flags.push_back(f);
+    r.flags.insert(std::move(f));
+  }
+  r.sdes = Strings(request.Find("SDES"), "SDES", r.warnings);
+  r.rtcp_mux = Strings(request.Find("rtcp-mux"), "rtcp-mux", r.warnings);
+  r.replace = Strings(request.Find("replace"), "replace", r.warnings);
+  r.direction = Strings(request.Find("direction"), "direction", r.warnings);
+  r.transport = Str(request.Find("transport-protocol"));
+  r.interface = Str(request.Find("interface"));
+  r.ice = Str(request.Find("ICE"));
+  r.dtls = Str(request.Find("DTLS"));
+  const std::vector<std::string> received =
+      Strings(request.Find("received-from"), "received-from", r.warnings);
+  if (received.size() == 2) {
+    r.received_from = packet::IpAddress::Parse(received[1]);
+  }
+  if (!unknown_keys.empty()) {
+    r.warnings.push_back(absl::StrCat("unknown keys ignored: ", absl::StrJoin(unknown_keys, ", ")));
+  }
+  if (!unknown_flags.empty()) {
+    r.warnings.push_back(
+        absl::StrCat("unknown flags ignored: ", absl::StrJoin(unknown_flags, ", ")));
+  }
+  Value out;
+  if (r.command == "ping") {
+    reply.Set("result", "pong");
+    out = std::move(reply);
+  } else if (r.command == "offer") {
+    out = Offer(r, reply);
+  } else if (r.command == "answer") {
+    out = Answer(r, reply);
+  } else if (r.command == "delete") {
+    out = Delete(r, reply);
+  } else if (r.command == "query") {
+    out = Query(r, reply);
+  } else if (r.command == "list") {
+    out = List(reply);
+  } else if (r.command == "statistics") {
+    out = Statistics(reply);
+  } else {
+    return Error(reply, absl::StrCat("unknown command \"", r.command.substr(0, 32), "\""));
+  }
+  if (!r.warnings.empty()) out.Set("warning", absl::StrJoin(r.warnings, "; "));
+  return out;
+}
+
+Value Handler::Offer(Request& r, Value& reply) {
+  if (r.call_id.empty()) return Error(reply, "offer: no call-id");
+  if (r.from_tag.empty()) return Error(reply, "offer: no from-tag");
+  if (r.sdp == nullptr || !r.sdp->is_string()) return Error(reply, "offer: no sdp");
+  absl::StatusOr<Sdp> sdp = ParseSdp(r.sdp->str());
+  if (!sdp.ok()) return Error(reply, sdp.status());
+  const SdesPolicy policy = ParseSdesPolicy(r.sdes);
+  std::vector<std::string>& warnings = r.warnings;
+  if (!policy.ignored.empty()) {
+    warnings.push_back(absl::StrCat("SDES flags ignored: ", absl::StrJoin(policy.ignored, ", ")));
+  }
+  if (!r.ice.empty() && r.ice != "remove") {
+    warnings.push_back(absl::StrCat("ICE=", r.ice, " not supported: ICE attributes removed"));
+  }
+  if (!r.dtls.empty() && r.dtls != "off" && r.dtls != "no") {
+    warnings.push_back(absl::StrCat("DTLS=", r.dtls, " not supported: DTLS-SRTP is off"));
+  }
+  std::string transport = r.transport == "accept" ? std::string() : r.transport;
+  if (!transport.empty() && !RtpProfile(transport)) {
+    return Error(reply, absl::StrCat("transport-protocol: ", transport.substr(0, 32),
+                                     " is not one of RTP/AVP, RTP/SAVP, RTP/AVPF, RTP/SAVPF"));
+  }
+
+  auto found = calls_.find(r.call_id);
+  const bool new_call = found == calls_.end();
+  int offerer = 0;
+  if (!new_call) {
+    const Call& call = found->second;
+    if (r.from_tag == call.tags[0]) {
+      offerer = 0;
+    } else if (r.from_tag == call.tags[1]) {
+      offerer = 1;
+    } else if (call.tags[1].empty() && call.pending) {
+      offerer = 0;  // a repeated initial offer (a forked or re-sent INVITE)
+    } else {
+      return Error(reply, "offer: from-tag belongs to neither side of this call");
+    }
+  }
+  const int answerer = 1 - offerer;
+  std::string interfaces[2] = {options_.default_interface, options_.default_interface};
+  if (!r.interface.empty()) interfaces[0] = interfaces[1] = r.interface;
+  if (r.direction.size() == 2) {
+    interfaces[offerer] = r.direction[0];
+    interfaces[answerer] = r.direction[1];
+  }
+
+  // Plan every section before touching any session.
+  std::vector<OfferedMedia> offered(sdp->media.size());
+  for (size_t i = 0; i < sdp->media.size(); ++i) {
+    const SdpMedia& m = sdp->media[i];
+    OfferedMedia& o = offered[i];
+    if (m.disabled()) continue;
+    if (!RtpProfile(m.proto)) {
+      return Error(reply, absl::StrCat("media section ", i + 1, ": transport ",
+                                       m.proto.substr(0, 32), " is not relayed by Sluice"));
+    }
+    o.enabled = true;
+    o.offer_proto = m.proto;
+    o.offerer_srtp = m.secure();
+    if (o.offerer_srtp) {
+      // RFC 4568 §7.1.1: Sluice answers with the first crypto it supports.
+      std::optional<crypto::Suite> suite;
+      for (const SdpCrypto& c : m.crypto) {
+        absl::StatusOr<srtp::SdesCrypto> parsed =
+            srtp::ParseSdesCrypto(absl::string_view(c.value.data(), c.value.size()));
+        if (parsed.ok()) {
+          o.accepted_tag = c.tag;
+          o.offerer_rx = c.value;
+          suite = parsed->key.suite;
+          break;
+        }
+      }
+      if (!suite) {
+        return Error(reply, absl::StrCat("media section ", i + 1,
+                                         ": no a=crypto line Sluice supports"));
+      }
+      absl::StatusOr<String> key = GenerateKey(*suite);
+      if (!key.ok()) return Error(reply, key.status());
+      o.offerer_tx = std::move(*key);
+    }
+    const std::string out_proto = transport.empty() ? m.proto : transport;
+    o.answerer_srtp = WithSrtp(out_proto, true) == out_proto;
+    if (o.answerer_srtp) {
+      const std::vector<crypto::Suite> suites = SuitesToOffer(m, policy);
+      if (suites.empty()) {
+        return Error(reply, absl::StrCat("media section ", i + 1,
+                                         ": SDES flags leave no suite to offer"));
+      }
+      uint32_t tag = 1;
+      for (crypto::Suite s : suites) {
+        absl::StatusOr<String> key = GenerateKey(s);
+        if (!key.ok()) return Error(reply, key.status());
+        offered[i].offered.push_back({tag++, std::string(crypto::SuiteName(s)), std::move(*key)});
+      }
+    }
+    std::optional<packet::IpAddress> ip = sdp->Address(i);
+    if (ip && !r.Flag("trust-address") && r.received_from) ip = r.received_from;
+    if (ip && !ip->unset() && !(ip->is_v4() && ip->v4_host_order() == 0)) {
+      o.offerer_remote = packet::Endpoint{*ip, m.port};
+    }
+  }
+
+  // New sections get sessions (a re-offer may add some).
+  Call scratch;
+  Call& call = new_call ? scratch : found->second;
+  if (new_call) call.tags[0] = r.from_tag;
+  std::vector<std::string> created;
+  const size_t old_streams = call.streams.size();
+  if (call.streams.size() < sdp->media.size()) call.streams.resize(sdp->media.size());
+  for (size_t i = 0; i < sdp->media.size(); ++i) {
+    const OfferedMedia& o = offered[i];
+    Stream& stream = call.streams[i];
+    if (!o.enabled || !stream.session.empty()) continue;
+    const SdpMedia& m = sdp->media[i];
+    control::CreateRequest create;
+    create.session = SessionName(r.call_id, i);
+    create.legs.resize(2);
+    const bool offerer_mux = m.rtcp_mux && !r.RtcpMux("reject");
+    const bool answerer_mux =
+        (m.rtcp_mux && !r.RtcpMux("demux")) || r.RtcpMux("offer") || r.RtcpMux("require");
+    for (int leg = 0; leg < 2; ++leg) {
+      control::LegRequest& l = create.legs[static_cast<size_t>(leg)];
+      l.name = kLegNames[leg];
+      l.interface = interfaces[leg];
+      const bool mux = leg == offerer ? offerer_mux : answerer_mux;
+      l.rtcp = mux ? control::RtcpMode::kMux : control::RtcpMode::kSeparate;
+      l.strict_source = r.Flag("strict-source");
+    }
+    control::LegRequest& off = create.legs[static_cast<size_t>(offerer)];
+    off.remote = o.offerer_remote;
+    if (o.offerer_srtp) {
+      off.rx = Sdes(o.offerer_rx);
+      off.tx = Sdes(o.offerer_tx);
+    }
+    if (o.answerer_srtp) {
+      create.legs[static_cast<size_t>(answerer)].tx = Sdes(o.offered.front().value);
+    }
+    absl::StatusOr<control::SessionInfo> info = operations_.Create(create);
+    if (!info.ok()) {
+      for (const std::string& name : created) operations_.Delete(name).IgnoreError();
+      call.streams.resize(old_streams);
+      return Error(reply, info.status());
+    }
+    created.push_back(create.session);
+    stream.session = create.session;
+    for (int leg = 0; leg < 2; ++leg) {
+      stream.local[leg] = info->legs[static_cast<size_t>(leg)].local;
+      stream.rtcp_mux[leg] = create.legs[static_cast<size_t>(leg)].rtcp == control::RtcpMode::kMux;
+    }
+  }
+
+  std::vector<MediaRewrite> plans(sdp->media.size());
+  for (size_t i = 0; i < sdp->media.size(); ++i) {
+    if (!offered[i].enabled) continue;
+    const Stream& stream = call.streams[i];
+    plans[i].local = stream.local[answerer];
+    plans[i].rtcp_mux = stream.rtcp_mux[answerer];
+    plans[i].proto = WithSrtp(transport.empty() ? sdp->media[i].proto : transport,
+                              offered[i].answerer_srtp);
+    plans[i].crypto = offered[i].offered;
+  }
+  RewriteOptions options;
+  options.replace_origin =
+      std::find(r.replace.begin(), r.replace.end(), "origin") != r.replace.end();
+  const String out = RewriteSdp(*sdp, plans, options);
+  call.offerer = offerer;
+  call.pending = true;
+  call.offered = std::move(offered);
+  if (new_call) calls_.emplace(r.call_id, std::move(scratch));
+  reply.Set("result", "ok");
+  reply.Set("sdp", Value(out));
+  return std::move(reply);
+}
+
+Value Handler::Answer(Request& r, Value& reply) {
+  if (r.call_id.empty()) return Error(reply, "answer: no call-id");
+  if (r.sdp == nullptr || !r.sdp->is_string()) return Error(reply, "answer: no sdp");
+  auto found = calls_.find(r.call_id);
+  if (found == calls_.end()) return Error(reply, "Unknown call-id");
+  Call& call = found->second;
+  if (!call.pending) return Error(reply, "answer: no offer is waiting for an answer in this call");
+  absl::StatusOr<Sdp> sdp = ParseSdp(r.sdp->str());
+  if (!sdp.ok()) return Error(reply, sdp.status());
+  const int offerer = call.offerer;
+  const int answerer = 1 - offerer;
+  if (sdp->media.size() != call.offered.size()) {
+    return Error(reply, absl::StrCat("answer: ", sdp->media.size(),
+                                     " media sections where the offer had ",
+                                     call.offered.size(), " (RFC 3264 §6)"));
+  }
+  std::vector<std::string>& warnings = r.warnings;
+  // Check every section before changing any session.
+  struct Step {
+    control::UpdateRequest answerer_update, offerer_update;
+  };
+  std::vector<std::optional<Step>> steps(sdp->media.size());
+  for (size_t i = 0; i < sdp->media.size(); ++i) {
+    const OfferedMedia& o = call.offered[i];
+    const SdpMedia& m = sdp->media[i];
+    if (!o.enabled || m.disabled()) continue;
+    const Stream& stream = call.streams[i];
+    Step step;
+    control::UpdateRequest& a = step.answerer_update;
+    a.session = stream.session;
+    a.leg = kLegNames[answerer];
+    if (o.answerer_srtp) {
+      const SdpCrypto* picked = nullptr;
+      const SdpCrypto* ours = nullptr;
+      for (const SdpCrypto& c : m.crypto) {
+        for (const SdpCrypto& mine : o.offered) {
+          if (mine.tag == c.tag && mine.suite_name == c.suite_name) {
+            picked = &c;
+            ours = &mine;
+          }
+        }
+        if (picked != nullptr) break;
+      }
+      if (picked == nullptr) {
+        return Error(reply, absl::StrCat("media section ", i + 1,
+                                         ": the answer takes none of the offered a=crypto"));
+      }
+      a.rx = Sdes(picked->value);
+      a.tx = Sdes(ours->value);
+    } else if (!m.crypto.empty()) {
+      warnings.push_back(absl::StrCat("media section ", i + 1,
+                                      ": a=crypto in an answer to a plain offer ignored"));
+    }
+    if (stream.rtcp_mux[answerer] && !m.rtcp_mux) {
+      warnings.push_back(absl::StrCat("media section ", i + 1,
+                                      ": the answerer declined rtcp-mux; Sluice keeps RTCP on "
+                                      "the RTP port toward it"));
+    }
+    std::optional<packet::IpAddress> ip = sdp->Address(i);
+    if (ip && !r.Flag("trust-address") && r.received_from) ip = r.received_from;
+    if (ip && !ip->unset() && !(ip->is_v4() && ip->v4_host_order() == 0)) {
+      a.remote = packet::Endpoint{*ip, m.port};
+    }
+    control::UpdateRequest& b = step.offerer_update;
+    b.session = stream.session;
+    b.leg = kLegNames[offerer];
+    if (o.offerer_srtp) {
+      b.rx = Sdes(o.offerer_rx);
+      b.tx = Sdes(o.offerer_tx);
+    }
+    b.remote = o.offerer_remote;
+    steps[i] = std::move(step);
+  }
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (!steps[i]) continue;
+    for (const control::UpdateRequest* u : {&steps[i]->offerer_update, &steps[i]->answerer_update}) {
+      absl::StatusOr<control::SessionInfo> info = operations_.Update(*u);
+      if (!info.ok()) {
+        return Error(reply, absl::StrCat("media section ", i + 1, ", leg of the ",
+                                         u == &steps[i]->offerer_update ? "offerer" : "answerer",
+                                         ": ", std::string(info.status().message())));
+      }
+    }
+  }
+  if (call.tags[answerer].empty()) call.tags[answerer] = r.to_tag;
+
+  std::vector<MediaRewrite> plans(sdp->media.size());
+  for (size_t i = 0; i < sdp->media.size(); ++i) {
+    const OfferedMedia& o = call.offered[i];
+    if (!o.enabled || sdp->media[i].disabled()) {
+      sdp->media[i].port = 0;  // rejected on either side: stays rejected (RFC 3264 §6)
+      continue;
+    }
+    const Stream& stream = call.streams[i];
+    plans[i].local = stream.local[offerer];
+    plans[i].rtcp_mux = stream.rtcp_mux[offerer];
+    plans[i].proto = o.offer_proto;
+    if (o.offerer_srtp) plans[i].crypto.push_back({o.accepted_tag, "", o.offerer_tx});
+  }
+  RewriteOptions options;
+  options.replace_origin =
+      std::find(r.replace.begin(), r.replace.end(), "origin") != r.replace.end();
+  const String out = RewriteSdp(*sdp, plans, options);
+  call.pending = false;
+  call.offered.clear();
+  reply.Set("result", "ok");
+  reply.Set("sdp", Value(out));
+  return std::move(reply);
+}
+
+Value Handler::Delete(Request& r, Value& reply) {
+  auto found = calls_.find(r.call_id);
+  if (found == calls_.end()) return Error(reply, "Unknown call-id");
+  for (const Stream& s : found->second.streams) {
+    if (!s.session.empty()) operations_.Delete(s.session).IgnoreError();
+  }
+  calls_.erase(found);
+  reply.Set("result", "ok");
+  return std::move(reply);
+}
+
+Value Handler::Query(Request& r, Value& reply) {
+  auto found = calls_.find(r.call_id);
+  if (found == calls_.end()) return Error(reply, "Unknown call-id");
+  const Call& call = found->second;
+  Value::List streams;
+  int64_t packets = 0, bytes = 0, errors = 0;
+  for (const Stream& s : call.streams) {
+    if (s.session.empty()) continue;
+    absl::StatusOr<control::SessionInfo> info = operations_.Get(s.session);
+    if (!info.ok()) continue;
+    Value stream(Value::Dict{});
+    stream.Set("session", info->session);
+    Value::List legs;
+    for (size_t i = 0; i < info->legs.size(); ++i) {
+      const control::LegInfo& l = info->legs[i];
+      Value leg(Value::Dict{});
+      leg.Set("tag", call.tags[i]);
+      leg.Set("local", l.local.ToString());
+      if (l.remote) leg.Set("remote", l.remote->ToString());
+      leg.Set("rx-suite", l.rx_suite);
+      leg.Set("tx-suite", l.tx_suite);
+      leg.Set("packets", static_cast<int64_t>(l.counters.rx_packets));
+      leg.Set("bytes", static_cast<int64_t>(l.counters.rx_bytes));
+      leg.Set("auth-failures", static_cast<int64_t>(l.counters.auth_failures));
+      packets += static_cast<int64_t>(l.counters.rx_packets);
+      bytes += static_cast<int64_t>(l.counters.rx_bytes);
+      errors += static_cast<int64_t>(l.counters.auth_failures + l.counters.replay_drops +
+                                     l.counters.other_drops);
+      legs.push_back(std::move(leg));
+    }
+    stream.Set("legs", Value(std::move(legs)));
+    streams.push_back(std::move(stream));
+  }
+  Value rtp(Value::Dict{});
+  rtp.Set("packets", packets);
+  rtp.Set("bytes", bytes);
+  rtp.Set("errors", errors);
+  Value totals(Value::Dict{});
+  totals.Set("RTP", std::move(rtp));
+  reply.Set("result", "ok");
+  reply.Set("totals", std::move(totals));
+  reply.Set("streams", Value(std::move(streams)));
+  return std::move(reply);
+}
+
+Value Handler::List(Value& reply) {
+  Value::List ids;
+  for (const auto& [id, call] : calls_) ids.emplace_back(std::string_view(id));
+  reply.Set("result", "ok");
+  reply.Set("calls", Value(std::move(ids)));
+  return std::move(reply);
+}
+
+Value Handler::Statistics(Value& reply) {
+  const control::Stats stats = operations_.GetStats();
+  Value current(Value::Dict{});
+  current.Set("sessionsown", static_cast<int64_t>(calls_.size()));
+  current.Set("sessionstotal", static_cast<int64_t>(stats.sessions));
+  Value totals(Value::Dict{});
+  totals.Set("currentstatistics", std::move(current));
+  reply.Set("result", "ok");
+  reply.Set("statistics", std::move(totals));
+  return std::move(reply);
+}
+
+}  // namespace sluice::ng

@@ -1,0 +1,320 @@
+// The ng command handler on the real session manager (in-process flow
+// table): offer/answer with SDES, re-offers that re-key, reused keys, plain
+// to SRTP, SDES flags, warnings, delete/query/list/statistics, and the same
+// session seen through the native protocol.
+#include "sluice/ng/handler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "sluice/control/protocol.h"
+#include "sluice/control/session_manager.h"
+#include "sluice/dpdk/eal.h"
+
+namespace sluice::ng {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class EalEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    dpdk::EalOptions options;
+    options.program_name = "ng_handler_test";
+    options.memory_mb = 128;
+    ASSERT_TRUE(dpdk::InitEal(options).ok());
+  }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+
+constexpr char kKey1[] = "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+constexpr char kKey2[] = "inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";
+constexpr char kKey3[] = "inline:KCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/QEFCQ0RF";
+constexpr char kKey4[] = "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+std::string Sdp(const std::string& ip, int port, const std::string& proto,
+                const std::string& crypto_lines, const std::string& extra = "") {
+  return "v=0\r\no=- 1 1 IN IP4 " + ip + "\r\ns=-\r\nc=IN IP4 " + ip + "\r\nt=0 0\r\nm=audio " +
+         std::to_string(port) + " " + proto + " 0 101\r\na=rtpmap:0 PCMU/8000\r\n" +
+         crypto_lines + extra + "a=sendrecv\r\n";
+}
+
+std::string S(const Value* v) { return v && v->is_string() ? std::string(v->str()) : "<none>"; }
+
+class HandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.media.port_min = 30000;
+    config_.media.port_max = 30099;
+    std::vector<control::InterfaceInfo> ifaces(2);
+    ifaces[0].name = "a";
+    ifaces[0].ipv4 = *packet::Prefix::Parse("10.0.1.1/24");
+    ifaces[1].name = "b";
+    ifaces[1].port_id = 1;
+    ifaces[1].ipv4 = *packet::Prefix::Parse("10.0.2.1/24");
+    table_ = *session::FlowTable::Create("ng_flows_" + std::to_string(counter_++), 1024, 1);
+    manager_ = std::make_unique<control::SessionManager>(config_, ifaces, *table_, 1, 1000000000);
+    handler_ = std::make_unique<Handler>(*manager_, HandlerOptions{"a"});
+  }
+  void TearDown() override {
+    handler_.reset();
+    manager_.reset();
+    table_.reset();
+  }
+
+  Value Request(const std::string& command, const std::string& call_id = "call-1@host") {
+    Value r(Value::Dict{});
+    r.Set("command", command);
+    if (!call_id.empty()) r.Set("call-id", call_id);
+    return r;
+  }
+  Value Offer(const std::string& sdp, const std::string& call_id = "call-1@host",
+              const std::string& from_tag = "alice") {
+    Value r = Request("offer", call_id);
+    r.Set("from-tag", from_tag);
+    r.Set("sdp", sdp);
+    r.Set("flags", Value(Value::List{"trust-address"}));
+    r.Set("direction", Value(Value::List{"a", "b"}));
+    return r;
+  }
+  Value Answer(const std::string& sdp, const std::string& call_id = "call-1@host",
+               const std::string& from_tag = "alice", const std::string& to_tag = "bob") {
+    Value r = Offer(sdp, call_id, from_tag);
+    r.Set("command", "answer");
+    r.Set("to-tag", to_tag);
+    return r;
+  }
+  // The parsed SDP of an ok reply.
+  ng::Sdp ReplySdp(const Value& reply) {
+    EXPECT_EQ(S(reply.Find("result")), "ok") << S(reply.Find("error-reason"));
+    const Value* sdp = reply.Find("sdp");
+    if (sdp == nullptr) return {};
+    absl::StatusOr<ng::Sdp> parsed = ParseSdp(sdp->str());
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return parsed.ok() ? *parsed : ng::Sdp{};
+  }
+  control::SessionInfo Get(const std::string& name) {
+    absl::StatusOr<control::SessionInfo> info = manager_->Get(name);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? *info : control::SessionInfo{};
+  }
+
+  static inline int counter_ = 0;
+  config::Config config_;
+  std::unique_ptr<session::FlowTable> table_;
+  std::unique_ptr<control::SessionManager> manager_;
+  std::unique_ptr<Handler> handler_;
+};
+
+TEST_F(HandlerTest, PingPongs) {
+  Value reply = handler_->Handle(Request("ping", ""));
+  EXPECT_EQ(S(reply.Find("result")), "pong");
+  EXPECT_EQ(reply.Find("warning"), nullptr);
+}
+
+TEST_F(HandlerTest, SrtpOfferAnswerBuildsOneSessionWithSluicesKeys) {
+  const std::string offer_crypto =
+      std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n" +
+      "a=crypto:2 AES_CM_128_HMAC_SHA1_32 " + kKey2 + "\r\n";
+  Value reply = handler_->Handle(
+      Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", offer_crypto,
+                "a=ice-ufrag:x\r\na=candidate:1 1 UDP 1 10.0.1.2 4000 typ host\r\n")));
+  ng::Sdp out = ReplySdp(reply);
+  ASSERT_EQ(out.media.size(), 1u);
+  control::SessionInfo info = Get("call-1@host");
+  ASSERT_EQ(info.legs.size(), 2u);
+  // The offer goes on toward the answerer from Sluice's leg b.
+  EXPECT_EQ(out.connection->ToString(), "10.0.2.1");
+  EXPECT_EQ(out.media[0].port, info.legs[1].local.port);
+  EXPECT_EQ(out.media[0].proto, "RTP/SAVP");
+  EXPECT_EQ(out.media[0].rtcp_port, info.legs[1].local.port + 1);
+  ASSERT_EQ(out.media[0].crypto.size(), 2u);
+  EXPECT_EQ(out.media[0].crypto[0].tag, 1u);
+  EXPECT_EQ(out.media[0].crypto[0].suite_name, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(out.media[0].crypto[1].suite_name, "AES_CM_128_HMAC_SHA1_32");
+  const std::string sent(S(reply.Find("sdp")));
+  EXPECT_THAT(sent, Not(HasSubstr(kKey1 + 7)));  // the offerer's keys stay with Sluice
+  EXPECT_THAT(sent, Not(HasSubstr(kKey2 + 7)));
+  EXPECT_THAT(sent, Not(HasSubstr("a=ice-ufrag")));
+  EXPECT_THAT(sent, Not(HasSubstr("a=candidate")));
+  EXPECT_THAT(sent, HasSubstr("a=rtpmap:0 PCMU/8000\r\n"));
+  EXPECT_EQ(info.legs[0].rx_suite, "AES_CM_128_HMAC_SHA1_80");  // the offerer's first crypto
+  EXPECT_EQ(info.legs[0].remote->ToString(), "10.0.1.2:4000");
+  EXPECT_EQ(info.legs[0].interface, "a");
+  EXPECT_EQ(info.legs[1].interface, "b");
+  EXPECT_EQ(info.legs[1].rx_suite, "plain");  // until the answer
+
+  // The answerer takes Sluice's second suite.
+  const std::string answer_crypto = std::string("a=crypto:2 AES_CM_128_HMAC_SHA1_32 ") + kKey3 + "\r\n";
+  Value answered = handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", answer_crypto)));
+  ng::Sdp back = ReplySdp(answered);
+  ASSERT_EQ(back.media.size(), 1u);
+  info = Get("call-1@host");
+  EXPECT_EQ(back.connection->ToString(), "10.0.1.1");
+  EXPECT_EQ(back.media[0].port, info.legs[0].local.port);
+  ASSERT_EQ(back.media[0].crypto.size(), 1u);
+  EXPECT_EQ(back.media[0].crypto[0].tag, 1u);  // the offerer's tag, Sluice's key
+  EXPECT_EQ(back.media[0].crypto[0].suite_name, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_THAT(std::string(S(answered.Find("sdp"))), Not(HasSubstr(kKey3 + 7)));
+  EXPECT_THAT(std::string(S(answered.Find("sdp"))), Not(HasSubstr(kKey1 + 7)));
+  EXPECT_EQ(info.legs[0].tx_suite, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(info.legs[1].rx_suite, "AES_CM_128_HMAC_SHA1_32");
+  EXPECT_EQ(info.legs[1].tx_suite, "AES_CM_128_HMAC_SHA1_32");
+  EXPECT_EQ(info.legs[1].remote->ToString(), "10.0.2.2:5000");
+
+  // The native protocol sees the same session, without keys.
+  const std::string line = control::HandleLine(
+      *manager_, R"({"id":1,"op":"session.get","session":"call-1@host"})");
+  EXPECT_THAT(line, HasSubstr("\"ok\":true"));
+  EXPECT_THAT(line, Not(HasSubstr("inline:")));
+
+  Value deleted = handler_->Handle(Request("delete"));
+  EXPECT_EQ(S(deleted.Find("result")), "ok");
+  EXPECT_FALSE(manager_->Get("call-1@host").ok());
+  EXPECT_EQ(S(handler_->Handle(Request("query")).Find("result")), "error");
+  EXPECT_EQ(handler_->call_count(), 0u);
+}
+
+TEST_F(HandlerTest, ReOfferReKeysWithFreshKeysAndAReusedKeyIsRefused) {
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  const std::string c2 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n";
+  const std::string c3 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey3 + "\r\n";
+  const std::string c4 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey4 + "\r\n";
+  ng::Sdp offer1 = ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c1))));
+  ng::Sdp answer1 = ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c2))));
+  // Re-INVITE from the same side with a new key.
+  ng::Sdp offer2 = ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c3))));
+  ng::Sdp answer2 = ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c4))));
+  ASSERT_EQ(offer2.media.size(), 1u);
+  ASSERT_EQ(answer2.media.size(), 1u);
+  EXPECT_EQ(offer2.media[0].port, offer1.media[0].port);  // same session, same ports
+  EXPECT_EQ(answer2.media[0].port, answer1.media[0].port);
+  EXPECT_NE(offer2.media[0].crypto[0].value, offer1.media[0].crypto[0].value);  // fresh keys
+  EXPECT_NE(answer2.media[0].crypto[0].value, answer1.media[0].crypto[0].value);
+  EXPECT_EQ(manager_->session_count(), 1u);
+
+  // A re-offer that repeats the key in use is no re-key and no reuse.
+  Value same = handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c3)));
+  EXPECT_EQ(S(same.Find("result")), "ok");
+  EXPECT_EQ(S(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c4))).Find("result")), "ok");
+
+  // Going back to the first key is a two-time pad: refused.
+  ASSERT_EQ(S(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c1))).Find("result")), "ok");
+  Value refused = handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c4)));
+  EXPECT_EQ(S(refused.Find("result")), "error");
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("key_reuse"));
+  EXPECT_THAT(S(refused.Find("error-reason")), Not(HasSubstr("inline")));
+
+  // A re-INVITE from the other side (its tag as from-tag) re-keys too.
+  ng::Sdp offer3 = ReplySdp(handler_->Handle(
+      Offer(Sdp("10.0.2.2", 5000, "RTP/SAVP",
+                "a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:lpeYmZqbnJ2en6ChoqOkpaanqKmqq6ytrq+wsbKz\r\n"),
+            "call-1@host", "bob")));
+  ASSERT_EQ(offer3.media.size(), 1u);
+  EXPECT_EQ(offer3.media[0].port, answer1.media[0].port);  // toward alice: leg a
+  EXPECT_EQ(offer3.connection->ToString(), "10.0.1.1");
+}
+
+TEST_F(HandlerTest, PlainTrunkBridgesToSrtpWithTheSuitesTheFlagsAllow) {
+  Value offer = Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", "", "a=rtcp-mux\r\n"));
+  offer.Set("transport-protocol", "RTP/SAVP");
+  offer.Set("SDES", Value(Value::List{"no-AES_CM_128_HMAC_SHA1_32", "no-AEAD_AES_256_GCM", "pad"}));
+  Value reply = handler_->Handle(offer);
+  ng::Sdp out = ReplySdp(reply);
+  ASSERT_EQ(out.media.size(), 1u);
+  EXPECT_EQ(out.media[0].proto, "RTP/SAVP");
+  EXPECT_TRUE(out.media[0].rtcp_mux);
+  EXPECT_FALSE(out.media[0].rtcp_port.has_value());
+  ASSERT_EQ(out.media[0].crypto.size(), 4u);  // Sluice's six defaults less the two refused
+  EXPECT_EQ(out.media[0].crypto[0].suite_name, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(out.media[0].crypto[1].suite_name, "AES_256_CM_HMAC_SHA1_80");
+  EXPECT_EQ(out.media[0].crypto[2].suite_name, "AES_256_CM_HMAC_SHA1_32");
+  EXPECT_EQ(out.media[0].crypto[3].suite_name, "AEAD_AES_128_GCM");
+  EXPECT_EQ(out.media[0].crypto[3].tag, 4u);
+  EXPECT_THAT(S(reply.Find("warning")), HasSubstr("SDES flags ignored: pad"));
+  control::SessionInfo info = Get("call-1@host");
+  EXPECT_EQ(info.legs[0].rx_suite, "plain");
+  EXPECT_EQ(info.legs[0].rtcp, control::RtcpMode::kMux);
+
+  Value answer = Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP",
+                            std::string("a=crypto:2 AES_256_CM_HMAC_SHA1_80 ") +
+                                "inline:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoOEhYaHiImKi4yNjo+QkQ==\r\n",
+                            "a=rtcp-mux\r\n"));
+  ng::Sdp back = ReplySdp(handler_->Handle(answer));
+  ASSERT_EQ(back.media.size(), 1u);
+  EXPECT_EQ(back.media[0].proto, "RTP/AVP");  // the trunk's profile, no keys
+  EXPECT_TRUE(back.media[0].crypto.empty());
+  info = Get("call-1@host");
+  EXPECT_EQ(info.legs[0].tx_suite, "plain");
+  EXPECT_EQ(info.legs[1].rx_suite, "AES_256_CM_HMAC_SHA1_80");
+  EXPECT_EQ(info.legs[1].tx_suite, "AES_256_CM_HMAC_SHA1_80");
+}
+
+TEST_F(HandlerTest, DisabledSectionsStayDisabledAndGetNoSession) {
+  const std::string sdp = Sdp("10.0.1.2", 4000, "RTP/AVP", "") + "m=video 0 RTP/AVP 96\r\n";
+  ng::Sdp out = ReplySdp(handler_->Handle(Offer(sdp)));
+  ASSERT_EQ(out.media.size(), 2u);
+  EXPECT_TRUE(out.media[1].disabled());
+  EXPECT_EQ(manager_->session_count(), 1u);
+  EXPECT_FALSE(manager_->Get(SessionName("call-1@host", 1)).ok());
+  // The answerer may also refuse a section: it then stays refused for the offerer.
+  const std::string answer = Sdp("10.0.2.2", 0, "RTP/AVP", "") + "m=video 0 RTP/AVP 96\r\n";
+  ng::Sdp back = ReplySdp(handler_->Handle(Answer(answer)));
+  ASSERT_EQ(back.media.size(), 2u);
+  EXPECT_TRUE(back.media[0].disabled());
+}
+
+TEST_F(HandlerTest, UnknownKeysAndFlagsAreWarningsAndErrorsAreReplies) {
+  Value offer = Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""));
+  offer.Set("flags", Value(Value::List{"trust-address", "loop-protect"}));
+  offer.Set("record-call", "yes");
+  Value reply = handler_->Handle(offer);
+  EXPECT_EQ(S(reply.Find("result")), "ok");
+  EXPECT_THAT(S(reply.Find("warning")), HasSubstr("unknown keys ignored: record-call"));
+  EXPECT_THAT(S(reply.Find("warning")), HasSubstr("unknown flags ignored: loop-protect"));
+
+  EXPECT_EQ(S(handler_->Handle(Request("bogus")).Find("error-reason")), "unknown command \"bogus\"");
+  EXPECT_EQ(S(handler_->Handle(Value("x")).Find("result")), "error");
+  Value no_sdp = Request("offer", "c2");
+  no_sdp.Set("from-tag", "t");
+  EXPECT_EQ(S(handler_->Handle(no_sdp).Find("error-reason")), "offer: no sdp");
+  Value bad_sdp = Offer("v=1\r\n", "c3");
+  EXPECT_THAT(S(handler_->Handle(bad_sdp).Find("error-reason")), HasSubstr("sdp: line 1"));
+  Value dtls = Offer(Sdp("10.0.1.2", 4000, "UDP/TLS/RTP/SAVPF", ""), "c4");
+  EXPECT_THAT(S(handler_->Handle(dtls).Find("error-reason")), HasSubstr("not relayed by Sluice"));
+  Value no_crypto = Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", ""), "c5");
+  EXPECT_THAT(S(handler_->Handle(no_crypto).Find("error-reason")),
+              HasSubstr("no a=crypto line Sluice supports"));
+  EXPECT_EQ(S(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""), "nope")).Find("error-reason")),
+            "Unknown call-id");
+  Value wrong_iface = Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""), "c6");
+  wrong_iface.Set("direction", Value(Value::List{"a", "zz"}));
+  EXPECT_THAT(S(handler_->Handle(wrong_iface).Find("error-reason")), HasSubstr("unknown interface"));
+  // Nothing was left behind by the failures.
+  EXPECT_EQ(manager_->session_count(), 1u);
+  EXPECT_EQ(handler_->call_count(), 1u);
+}
+
+TEST_F(HandlerTest, ListQueryAndStatistics) {
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.3", 4002, "RTP/AVP", ""), "call/2 with spaces")));
+  Value list = handler_->Handle(Request("list", ""));
+  ASSERT_TRUE(list.Find("calls")->is_list());
+  EXPECT_EQ(list.Find("calls")->as_list().size(), 2u);
+  // A call-id a session name cannot hold gets a digest name.
+  EXPECT_THAT(SessionName("call/2 with spaces", 0), ::testing::StartsWith("ng-"));
+  EXPECT_TRUE(manager_->Get(SessionName("call/2 with spaces", 0)).ok());
+  Value query = handler_->Handle(Request("query"));
+  EXPECT_EQ(S(query.Find("result")), "ok");
+  ASSERT_EQ(query.Find("streams")->as_list().size(), 1u);
+  EXPECT_EQ(query.Find("totals")->Find("RTP")->Find("packets")->as_int(), 0);
+  Value stats = handler_->Handle(Request("statistics", ""));
+  EXPECT_EQ(stats.Find("statistics")->Find("currentstatistics")->Find("sessionsown")->as_int(), 2);
+}
+
+}  // namespace
+}  // namespace sluice::ng
