@@ -24,6 +24,7 @@
 #include "libsrtp_loops.h"
 #include "measure.h"
 #include "nlohmann/json.hpp"
+#include "options.h"
 #include "rtp_packets.h"
 #include "sluice/crypto/backend.h"
 #include "sluice/crypto/suite.h"
@@ -114,58 +115,39 @@ struct Options {
   bool json = false;
 };
 
-// abseil 20220623's string_view is not std::string_view.
-std::string Str(std::string_view s) { return std::string(s); }
-std::string Str(absl::string_view s) { return std::string(s); }
-
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   Options o;
   std::string suites = "all";
   std::string backends = "all";
-  for (int i = 0; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    std::string_view value;
-    bool has_value = false;
-    if (const size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
-    }
-    auto next = [&]() -> absl::StatusOr<std::string_view> {
-      if (has_value) return value;
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(Str(arg), " needs a value"));
-      return std::string_view(argv[++i]);
-    };
-    auto bad = [&](std::string_view v, std::string_view expected) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad value \"", Str(v), "\" for ", Str(arg), ": expected ", Str(expected)));
-    };
+  OptionReader r(argc, argv);
+  while (r.Next()) {
+    const std::string_view arg = r.name();
     if (arg == "--json") {
       o.json = true;
       continue;
     }
     if (arg != "--size" && arg != "--burst" && arg != "--suites" && arg != "--backends" &&
         arg != "--min-time" && arg != "--repetitions") {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option \"", Str(arg), "\""));
+      return r.Unknown();
     }
-    absl::StatusOr<std::string_view> v = next();
+    absl::StatusOr<std::string_view> v = r.Value();
     if (!v.ok()) return v.status();
     const absl::string_view av(v->data(), v->size());
     if (arg == "--size") {
       if (!absl::SimpleAtoi(av, &o.size) || o.size < kRtpHeaderLen || o.size > 9000) {
-        return bad(*v, "a packet size from 12 to 9000");
+        return r.Bad("a packet size from 12 to 9000");
       }
     } else if (arg == "--burst") {
       if (!absl::SimpleAtoi(av, &o.burst) || o.burst < 1 || o.burst > srtp::Engine::kMaxBurst) {
-        return bad(*v, "a burst of 1 to 64 packets");
+        return r.Bad("a burst of 1 to 64 packets");
       }
     } else if (arg == "--min-time") {
       if (!absl::SimpleAtod(av, &o.min_time) || !(o.min_time > 0) || o.min_time > 60) {
-        return bad(*v, "seconds, more than 0 and at most 60");
+        return r.Bad("seconds, more than 0 and at most 60");
       }
     } else if (arg == "--repetitions") {
       if (!absl::SimpleAtoi(av, &o.repetitions) || o.repetitions < 1 || o.repetitions > 100) {
-        return bad(*v, "1 to 100");
+        return r.Bad("1 to 100");
       }
     } else if (arg == "--suites") {
       suites = Str(*v);

@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -88,6 +90,44 @@ class LibsrtpUnprotectLoop final : public BurstLoop {
   size_t next_ = 0;
   bool refill_failed_ = false;
   srtp_err_status_t last_error_ = srtp_err_status_ok;
+};
+
+// What a relay built on libsrtp2 does per packet: srtp_unprotect with the
+// inbound leg's session, then srtp_protect with the outbound leg's, one packet
+// at a time. A side without a suite (plain RTP) skips its half. Runs through a
+// ring of packets protected beforehand, restored with fresh sessions off the
+// clock when it runs out.
+class LibsrtpRelayLoop final : public BurstLoop {
+ public:
+  // At least one of in_suite and out_suite is set.
+  static absl::StatusOr<std::unique_ptr<LibsrtpRelayLoop>> Create(
+      std::optional<crypto::Suite> in_suite, std::optional<crypto::Suite> out_suite,
+      uint32_t size, size_t burst, size_t ring = kUnprotectRing);
+  size_t burst() const noexcept override { return burst_; }
+  bool NeedsRefill() const noexcept override { return next_ == len_.size(); }
+  void Refill() override;
+  size_t Step() noexcept override;
+  std::string FailureDetail() const override;
+
+ private:
+  LibsrtpRelayLoop(std::optional<crypto::Suite> in_suite, std::optional<crypto::Suite> out_suite,
+                   uint32_t size, size_t burst, size_t ring)
+      : in_suite_(in_suite), out_suite_(out_suite), burst_(burst), protected_(ring, size),
+        work_(ring, size), protected_len_(ring, static_cast<int>(size)),
+        len_(ring, static_cast<int>(size)) {}
+  absl::Status FreshSessions();
+
+  std::optional<crypto::Suite> in_suite_, out_suite_;
+  size_t burst_;
+  std::optional<LibsrtpSession> receiver_;  // inbound leg (absent: plain)
+  std::optional<LibsrtpSession> sender_;    // outbound leg (absent: plain)
+  RtpPackets protected_;
+  RtpPackets work_;
+  std::vector<int> protected_len_;
+  std::vector<int> len_;
+  size_t next_ = 0;
+  bool refill_failed_ = false;
+  std::string last_error_;
 };
 
 }  // namespace sluice::bench

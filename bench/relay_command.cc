@@ -1,0 +1,400 @@
+#include "relay_command.h"
+
+#include <srtp2/srtp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "crypto/ipsecmb_floor.h"
+#include "libsrtp_loops.h"
+#include "measure.h"
+#include "nlohmann/json.hpp"
+#include "options.h"
+#include "relay_rig.h"
+#include "sluice/crypto/suite.h"
+#include "svg_plot.h"
+
+namespace sluice::bench {
+namespace {
+
+const char kRelayUsage[] =
+    "Usage: sluice-bench relay [OPTIONS]\n"
+    "\n"
+    "Relays RTP through sluiced's worker pipeline in process (Worker::ProcessBurst\n"
+    "and FlushTx, the functions sluiced's workers run) on virtual ring ports, with\n"
+    "N sessions installed through the control plane's SessionManager. Traffic is\n"
+    "one SSRC per session, sequence numbers advancing, sessions visited in a\n"
+    "random order so that a large table is not cache-resident; it is generated\n"
+    "and protected off the clock, and the first chunk of output is unprotected\n"
+    "and compared with what was sent before anything is timed. Times are each\n"
+    "worker thread's CPU time. In the same run it measures:\n"
+    "  floor     the raw ipsec-mb cost of the crypto a relay must do on each\n"
+    "            packet: unprotect on the way in plus protect on the way out (each\n"
+    "            one CTR cipher burst + one HMAC-SHA1 hash burst, or one GCM call,\n"
+    "            over the same bytes; AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM)\n"
+    "  libsrtp2  srtp_unprotect then srtp_protect per packet, same suites and sizes\n"
+    "\n"
+    "Options:\n"
+    "  --sessions N      sessions, 1 to 1000000 (default 1)\n"
+    "  --size BYTES      RTP packet size, 12-byte header included, 12 to 1400\n"
+    "                    (default 172: G.711, 20 ms)\n"
+    "  --in-suite S      SDES suite the phones send with, or plain\n"
+    "                    (default AES_CM_128_HMAC_SHA1_80)\n"
+    "  --out-suite S     suite Sluice sends with, or plain (default: --in-suite)\n"
+    "  --workers W       worker lcores, 1 to the number of cores (default 1)\n"
+    "  --burst B         packets per RX burst, 1 to 64 (default 32)\n"
+    "  --seconds T       timed CPU seconds per worker, after a 0.2 s warm-up\n"
+    "                    (default 3)\n"
+    "  --backend B       auto, ipsec-mb or openssl (default auto)\n"
+    "  --no-baselines    skip the floor and libsrtp2\n"
+    "  --sweep           measure session counts 1, 10, ... up to --sessions (or\n"
+    "                    100000 when --sessions is 1) at --size, and sizes 60,\n"
+    "                    172, 332, 652 and 1212 at 1 session\n"
+    "  --plot FILE.svg   with --sweep: draw Mpps against sessions and packet size\n"
+    "  --progress        live packets per second on stderr (default when stderr\n"
+    "                    is a terminal); --no-progress turns it off\n"
+    "  --json            one JSON object (with --sweep: {\"points\":[...]})\n"
+    "  --help            show this text\n"
+    "\n"
+    "Exit status: 0; 1 when a measurement failed; 2 for bad options.\n";
+
+struct Options {
+  RelayRigOptions rig;
+  double seconds = 3;
+  bool baselines = true;
+  bool sweep = false;
+  bool json = false;
+  std::string plot;
+};
+
+struct Point {
+  RelayRigOptions rig;
+  RelayRigResult relay;
+  std::optional<double> floor_mpps;
+  std::optional<double> libsrtp2_mpps;
+};
+
+
+std::string SuiteLabel(const std::optional<crypto::Suite>& s) {
+  return s ? std::string(crypto::SuiteName(*s)) : "plain";
+}
+
+absl::StatusOr<std::optional<crypto::Suite>> ParseSuite(std::string_view name,
+                                                        std::string_view option) {
+  if (name == "plain") return std::optional<crypto::Suite>();
+  std::optional<crypto::Suite> s = crypto::SuiteFromName(name);
+  if (!s) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown suite \"", Str(name), "\" for ",
+                                                   Str(option),
+                                                   ": expected an SDES name such as "
+                                                   "AES_CM_128_HMAC_SHA1_80, or plain"));
+  }
+  return s;
+}
+
+absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  o.rig.in_suite = crypto::Suite::kAesCm128HmacSha1_80;
+  bool out_given = false;
+  o.rig.progress = isatty(STDERR_FILENO) != 0;
+  OptionReader r(argc, argv);
+  while (r.Next()) {
+    const std::string_view arg = r.name();
+    if (arg == "--json") { o.json = true; continue; }
+    if (arg == "--sweep") { o.sweep = true; continue; }
+    if (arg == "--no-baselines") { o.baselines = false; continue; }
+    if (arg == "--progress") { o.rig.progress = true; continue; }
+    if (arg == "--no-progress") { o.rig.progress = false; continue; }
+    static constexpr std::string_view kValued[] = {"--sessions", "--size",    "--in-suite",
+                                                   "--out-suite", "--workers", "--burst",
+                                                   "--seconds",  "--backend", "--plot"};
+    if (std::find(std::begin(kValued), std::end(kValued), arg) == std::end(kValued)) {
+      return r.Unknown();
+    }
+    absl::StatusOr<std::string_view> v = r.Value();
+    if (!v.ok()) return v.status();
+    const std::string_view value = *v;
+    const absl::string_view av(value.data(), value.size());
+    auto bad = [&](std::string_view expected) { return r.Bad(expected); };
+    if (arg == "--sessions") {
+      if (!absl::SimpleAtoi(av, &o.rig.sessions) || o.rig.sessions < 1 ||
+          o.rig.sessions > 1000000) {
+        return bad("1 to 1000000");
+      }
+    } else if (arg == "--size") {
+      if (!absl::SimpleAtoi(av, &o.rig.size) || o.rig.size < 12 || o.rig.size > 1400) {
+        return bad("a packet size from 12 to 1400");
+      }
+    } else if (arg == "--in-suite" || arg == "--out-suite") {
+      absl::StatusOr<std::optional<crypto::Suite>> s = ParseSuite(value, arg);
+      if (!s.ok()) return s.status();
+      if (arg == "--in-suite") {
+        o.rig.in_suite = *s;
+      } else {
+        o.rig.out_suite = *s;
+        out_given = true;
+      }
+    } else if (arg == "--workers") {
+      if (!absl::SimpleAtoi(av, &o.rig.workers) || o.rig.workers < 1 || o.rig.workers > 128) {
+        return bad("1 to the number of cores");
+      }
+    } else if (arg == "--burst") {
+      uint32_t b = 0;
+      if (!absl::SimpleAtoi(av, &b) || b < 1 || b > 64) return bad("1 to 64");
+      o.rig.burst = static_cast<uint16_t>(b);
+    } else if (arg == "--seconds") {
+      if (!absl::SimpleAtod(av, &o.seconds) || !(o.seconds > 0) || o.seconds > 600) {
+        return bad("seconds, more than 0 and at most 600");
+      }
+    } else if (arg == "--backend") {
+      if (value == "auto") o.rig.backend = crypto::BackendKind::kAuto;
+      else if (value == "ipsec-mb") o.rig.backend = crypto::BackendKind::kIpsecMb;
+      else if (value == "openssl") o.rig.backend = crypto::BackendKind::kOpenssl;
+      else return bad("auto, ipsec-mb or openssl");
+    } else {
+      o.plot = Str(value);
+    }
+  }
+  if (!out_given) o.rig.out_suite = o.rig.in_suite;
+  if (!o.plot.empty() && !o.sweep) {
+    return absl::InvalidArgumentError("--plot draws a sweep: give --sweep too");
+  }
+  return o;
+}
+
+// Floor and libsrtp2 for one configuration, one core.
+absl::Status MeasureBaselines(const Options& o, Point& p) {
+  const double seconds = std::min(o.seconds, 1.0);
+  const RelayRigOptions& r = p.rig;
+  if (r.in_suite || r.out_suite) {
+    bool floor_defined = true;
+    double floor_ns = 0;
+    absl::StatusOr<std::unique_ptr<ImbManager>> mgr = ImbManager::Create();
+    if (!mgr.ok()) return mgr.status();
+    for (const std::optional<crypto::Suite>& s : {r.in_suite, r.out_suite}) {
+      if (!s) continue;
+      if (!HasFloor(*s)) {
+        floor_defined = false;
+        continue;
+      }
+      absl::StatusOr<std::unique_ptr<BurstLoop>> loop = MakeFloorLoop(**mgr, *s, r.size, r.burst);
+      if (!loop.ok()) return loop.status();
+      if (absl::StatusOr<Measurement> w = Measure(**loop, 0.1); !w.ok()) return w.status();
+      absl::StatusOr<Measurement> m = Measure(**loop, seconds);
+      if (!m.ok()) return m.status();
+      floor_ns += m->ns_per_packet();
+    }
+    if (floor_defined) p.floor_mpps = 1e3 / floor_ns;
+    absl::StatusOr<std::unique_ptr<LibsrtpRelayLoop>> lib =
+        LibsrtpRelayLoop::Create(r.in_suite, r.out_suite, r.size, r.burst);
+    if (!lib.ok()) return lib.status();
+    if (absl::StatusOr<Measurement> w = Measure(**lib, 0.1); !w.ok()) return w.status();
+    absl::StatusOr<Measurement> m = Measure(**lib, seconds);
+    if (!m.ok()) return absl::InternalError(absl::StrCat("libsrtp2: ", m.status().message()));
+    p.libsrtp2_mpps = m->mpps();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Point> MeasurePoint(const Options& o, const RelayRigOptions& rig) {
+  Point p;
+  p.rig = rig;
+  {
+    absl::StatusOr<std::unique_ptr<RelayRig>> r = RelayRig::Create(rig);
+    if (!r.ok()) return r.status();
+    absl::StatusOr<RelayRigResult> result = (*r)->Run(o.seconds);
+    if (!result.ok()) return result.status();
+    p.relay = *result;
+  }
+  if (o.baselines) {
+    if (absl::Status s = MeasureBaselines(o, p); !s.ok()) return s;
+  }
+  return p;
+}
+
+double Round(double x, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::round(x * scale) / scale;
+}
+
+nlohmann::json ToJson(const Point& p) {
+  nlohmann::json j;
+  j["sessions"] = p.rig.sessions;
+  j["size"] = p.rig.size;
+  j["in_suite"] = SuiteLabel(p.rig.in_suite);
+  j["out_suite"] = SuiteLabel(p.rig.out_suite);
+  j["workers"] = p.rig.workers;
+  j["burst"] = p.rig.burst;
+  j["backend"] = p.relay.backend;
+  j["mpps_per_core"] = Round(p.relay.mpps_per_core, 3);
+  j["mpps_total"] = Round(p.relay.mpps_total, 3);
+  j["ns_per_packet"] = Round(p.relay.ns_per_packet, 1);
+  j["wall_ns_per_packet"] = Round(p.relay.wall_ns_per_packet, 1);
+  j["gbps"] = Round(p.relay.gbps, 2);
+  auto opt = [](const std::optional<double>& v, int digits) -> nlohmann::json {
+    return v ? nlohmann::json(Round(*v, digits)) : nlohmann::json(nullptr);
+  };
+  j["floor_mpps"] = opt(p.floor_mpps, 3);
+  j["libsrtp2_mpps"] = opt(p.libsrtp2_mpps, 3);
+  j["ratio_to_floor"] =
+      opt(p.floor_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.floor_mpps)
+                       : std::nullopt, 3);
+  j["ratio_to_libsrtp2"] =
+      opt(p.libsrtp2_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.libsrtp2_mpps)
+                          : std::nullopt, 2);
+  j["bytes_per_session"] = std::llround(p.relay.bytes_per_session);
+  j["install_seconds"] = Round(p.relay.install_seconds, 2);
+  j["verified_packets"] = p.relay.verified;
+  j["packets"] = p.relay.packets;
+  return j;
+}
+
+std::string Cell(const std::optional<double>& v, const char* fmt) {
+  if (!v) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), fmt, *v);
+  return buf;
+}
+
+void PrintHeader(const Options& o) {
+  std::printf("sluice-bench relay: %s -> %s, %u worker(s), burst %u, %.1f s per point\n",
+              SuiteLabel(o.rig.in_suite).c_str(), SuiteLabel(o.rig.out_suite).c_str(),
+              o.rig.workers, o.rig.burst, o.seconds);
+  std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s\n", "sessions", "size", "Mpps/core",
+              "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor", "vs libsrtp2",
+              "B/session");
+}
+
+void PrintRow(const Point& p) {
+  const std::optional<double> vs_floor =
+      p.floor_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.floor_mpps) : std::nullopt;
+  const std::optional<double> vs_lib =
+      p.libsrtp2_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.libsrtp2_mpps)
+                      : std::nullopt;
+  std::printf("%9u %5u %10.2f %8.1f %7.2f %10s %10s %9s %11s %9.0f\n", p.rig.sessions, p.rig.size,
+              p.relay.mpps_per_core, p.relay.ns_per_packet, p.relay.gbps,
+              Cell(p.floor_mpps, "%.2f").c_str(), Cell(p.libsrtp2_mpps, "%.3f").c_str(),
+              Cell(vs_floor, "%.2f").c_str(), Cell(vs_lib, "%.1fx").c_str(),
+              p.relay.bytes_per_session);
+  std::fflush(stdout);
+}
+
+absl::Status WritePlot(const Options& o, const std::vector<Point>& by_sessions,
+                       const std::vector<Point>& by_size) {
+  auto series = [](const std::vector<Point>& points, bool x_sessions) {
+    std::vector<PlotSeries> s(3);
+    s[0].name = "Sluice relay";
+    s[1].name = "floor (raw ipsec-mb)";
+    s[2].name = "libsrtp2";
+    for (const Point& p : points) {
+      const double x = x_sessions ? p.rig.sessions : p.rig.size;
+      s[0].points.push_back({x, p.relay.mpps_per_core});
+      if (p.floor_mpps) s[1].points.push_back({x, *p.floor_mpps});
+      if (p.libsrtp2_mpps) s[2].points.push_back({x, *p.libsrtp2_mpps});
+    }
+    return s;
+  };
+  const std::string title = absl::StrCat(SuiteLabel(o.rig.in_suite), " -> ",
+                                         SuiteLabel(o.rig.out_suite), ", per core");
+  std::vector<PlotPanel> panels(2);
+  panels[0] = {absl::StrCat("Mpps against sessions (", o.rig.size, "-byte RTP)"), "sessions",
+               "Mpps per core", true, series(by_sessions, true)};
+  panels[1] = {"Mpps against packet size (1 session)", "RTP packet bytes", "Mpps per core",
+               false, series(by_size, false)};
+  std::ofstream out(o.plot);
+  if (!out) return absl::InvalidArgumentError(absl::StrCat("cannot write ", o.plot));
+  out << RenderSvg(title, panels);
+  return out.good() ? absl::OkStatus()
+                    : absl::InternalError(absl::StrCat("cannot write ", o.plot));
+}
+
+}  // namespace
+
+int RunRelayCommand(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+      std::printf("%s", kRelayUsage);
+      return 0;
+    }
+  }
+  absl::StatusOr<Options> parsed = ParseOptions(argc, argv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "sluice-bench relay: %s\n", std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  Options& o = *parsed;
+  std::vector<RelayRigOptions> by_sessions, by_size;
+  if (o.sweep) {
+    const uint32_t top = o.rig.sessions == 1 ? 100000 : o.rig.sessions;
+    for (uint32_t n = 1; n < top; n *= 10) {
+      if (n < o.rig.workers) continue;
+      by_sessions.push_back(o.rig);
+      by_sessions.back().sessions = n;
+    }
+    by_sessions.push_back(o.rig);
+    by_sessions.back().sessions = top;
+    for (uint32_t size : {60u, 172u, 332u, 652u, 1212u}) {
+      by_size.push_back(o.rig);
+      by_size.back().size = size;
+      by_size.back().sessions = o.rig.workers;
+    }
+  } else {
+    by_sessions.push_back(o.rig);
+  }
+  uint32_t most = 1;
+  for (const RelayRigOptions& r : by_sessions) most = std::max(most, r.sessions);
+  if (absl::Status s = RelayRig::InitEal(o.rig.workers, most); !s.ok()) {
+    std::fprintf(stderr, "sluice-bench relay: %s\n", std::string(s.message()).c_str());
+    return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  if (srtp_init() != srtp_err_status_ok) {
+    std::fprintf(stderr, "sluice-bench relay: srtp_init failed\n");
+    return 1;
+  }
+  if (!o.json) PrintHeader(o);
+  std::vector<Point> done_sessions, done_size;
+  for (auto* list : {&by_sessions, &by_size}) {
+    for (const RelayRigOptions& rig : *list) {
+      absl::StatusOr<Point> p = MeasurePoint(o, rig);
+      if (!p.ok()) {
+        std::fprintf(stderr, "sluice-bench relay: %u sessions, %u bytes: %s\n", rig.sessions,
+                     rig.size, std::string(p.status().message()).c_str());
+        return 1;
+      }
+      if (!o.json) PrintRow(*p);
+      (list == &by_sessions ? done_sessions : done_size).push_back(*p);
+    }
+  }
+  if (o.json) {
+    if (!o.sweep) {
+      std::printf("%s\n", ToJson(done_sessions[0]).dump().c_str());
+    } else {
+      nlohmann::json points = nlohmann::json::array();
+      for (const Point& p : done_sessions) points.push_back(ToJson(p));
+      for (const Point& p : done_size) points.push_back(ToJson(p));
+      std::printf("%s\n", nlohmann::json{{"points", points}}.dump().c_str());
+    }
+  }
+  if (!o.plot.empty()) {
+    if (absl::Status s = WritePlot(o, done_sessions, done_size); !s.ok()) {
+      std::fprintf(stderr, "sluice-bench relay: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  srtp_shutdown();
+  return 0;
+}
+
+}  // namespace sluice::bench

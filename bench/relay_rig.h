@@ -1,0 +1,80 @@
+// The relay rig: sluiced's worker pipeline in process, fed on virtual ports,
+// with sessions installed through the control plane's SessionManager, the same
+// code a session.create request runs.
+//
+//   traffic (off the clock) ──► port "in", RX queue w ──► Worker w
+//        ProcessBurst + FlushTx (the functions sluiced's workers run) ──►
+//   port "out", TX queue w ──► freed as a NIC frees what it sent (on the clock)
+//
+// Each worker's queue carries only the sessions it owns, as a NIC steering
+// flows to their owner would. Every worker thread times itself (its CPU
+// time), so one worker's traffic generation never counts against another.
+//
+// Benchmark code. Create, Run and the destructor run on the main lcore.
+#ifndef SLUICE_BENCH_RELAY_RIG_H_
+#define SLUICE_BENCH_RELAY_RIG_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sluice/crypto/backend.h"
+#include "sluice/crypto/suite.h"
+
+namespace sluice::bench {
+
+struct RelayRigOptions {
+  uint32_t sessions = 1;
+  uint32_t size = 172;                        // RTP packet, 12-byte header included
+  std::optional<crypto::Suite> in_suite;      // how phones send to Sluice (nullopt: plain)
+  std::optional<crypto::Suite> out_suite;     // how Sluice sends on (nullopt: plain)
+  uint32_t workers = 1;                       // <= lcores EAL was started with
+  uint16_t burst = 32;                        // 1..64
+  crypto::BackendKind backend = crypto::BackendKind::kAuto;
+  bool progress = false;                      // a live line on stderr
+};
+
+struct RelayRigResult {
+  std::string backend;        // the workers' crypto backend
+  uint64_t packets = 0;       // relayed in the timed region, all workers
+  double mpps_total = 0;      // sum over workers of packets / own CPU seconds
+  double mpps_per_core = 0;   // mpps_total / workers
+  double ns_per_packet = 0;   // CPU time per packet, averaged over workers
+  double wall_ns_per_packet = 0;
+  double gbps = 0;            // inbound frames at mpps_total, as line rate
+  uint32_t frame_bytes = 0;   // one inbound Ethernet frame (no FCS)
+  double bytes_per_session = 0;
+  double install_seconds = 0;  // to create every session through SessionManager
+  uint64_t verified = 0;       // output packets checked before timing
+};
+
+class RelayRig {
+ public:
+  // Starts EAL on first use (lcores 0..max_workers-1, no hugepages, no PCI).
+  static absl::Status InitEal(uint32_t max_workers, uint32_t max_sessions);
+
+  // Creates ports, the flow table and the session manager, and installs the
+  // sessions. Fails with a clear message on bad options or exhausted memory.
+  static absl::StatusOr<std::unique_ptr<RelayRig>> Create(const RelayRigOptions& options);
+  ~RelayRig();
+  RelayRig(const RelayRig&) = delete;
+  RelayRig& operator=(const RelayRig&) = delete;
+
+  // Checks that the first chunk of traffic comes out exactly as each
+  // session's receiver should see it, warms up, then relays for `seconds` of
+  // CPU time on every worker.
+  absl::StatusOr<RelayRigResult> Run(double seconds);
+
+  struct Impl;
+
+ private:
+  explicit RelayRig(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::bench
+
+#endif  // SLUICE_BENCH_RELAY_RIG_H_
