@@ -264,6 +264,17 @@ int Run(const config::Config& cfg) {
   server_options.group = cfg.control.group;
   server_options.max_connections = cfg.control.max_connections;
   server_options.log = [](absl::string_view line) { Log(std::string(line)); };
+  if (cfg.control.tls.has_value()) {
+    const config::ControlTlsConfig& tls = *cfg.control.tls;
+    control::TlsServerOptions& t = server_options.tls.emplace();
+    t.listen = tls.listen.ToString();
+    t.cert_file = tls.cert;
+    t.key_file = tls.key;
+    t.ca_file = tls.ca;
+    t.server_name = tls.server_name;
+    t.allowed_clients = tls.allowed_clients;
+    t.handshake_timeout_ms = tls.handshake_timeout_ms;
+  }
   absl::StatusOr<std::unique_ptr<control::Server>> server =
       control::Server::Create(manager, server_options);
   int rc = 0;
@@ -271,7 +282,8 @@ int Run(const config::Config& cfg) {
     Log(absl::StrCat("control socket: ", server.status().message()));
     rc = 1;
   } else {
-    Log(absl::StrCat("ready: ", n_workers, " worker(s), control socket ", cfg.control.socket));
+    Log(absl::StrCat("ready: ", n_workers, " worker(s), control socket ", cfg.control.socket,
+                     cfg.control.tls ? ", control TLS " + cfg.control.tls->listen.ToString() : ""));
     while (!stop_requested.load()) {
       if (absl::Status s = (*server)->Poll(2); !s.ok()) {
         Log(absl::StrCat("control socket: ", s.message()));

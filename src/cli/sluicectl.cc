@@ -39,7 +39,9 @@ constexpr char kUsage[] =
     "inspects and deletes the sessions (calls) whose media it relays, and\n"
     "reads its statistics.\n"
     "\n"
-    "Usage: sluicectl [--socket PATH] [--json] COMMAND [ARGS]\n"
+    "Usage: sluicectl [--socket PATH | --connect HOST:PORT --tls-ca FILE\n"
+    "                 --tls-cert FILE --tls-key FILE [--tls-server-name NAME]]\n"
+    "                 [--json] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  ping                            daemon version and worker count\n"
@@ -59,6 +61,15 @@ constexpr char kUsage[] =
     "\n"
     "Options:\n"
     "  --socket PATH   control socket (default /run/sluice/control.sock)\n"
+    "  --connect HOST:PORT\n"
+    "                  the daemon's [control.tls] listener instead, over mutual\n"
+    "                  TLS (1.2 or newer); needs the three --tls-* files:\n"
+    "  --tls-ca FILE   PEM CA certificate(s) the daemon's certificate chains to\n"
+    "  --tls-cert FILE PEM client certificate (and intermediates) to present\n"
+    "  --tls-key FILE  its PEM private key (no access for other users)\n"
+    "  --tls-server-name NAME\n"
+    "                  name sent as SNI and required in the daemon's certificate\n"
+    "                  (default: HOST of --connect)\n"
     "  --json          print the raw JSON reply\n"
     "  --help          show this text\n"
     "  --version       print the version\n"
@@ -223,6 +234,16 @@ void PrintStats(const Json& body) {
                                         Num(control, "connections_refused_credentials")),
         static_cast<unsigned long long>(Num(control, "requests")),
         static_cast<unsigned long long>(Num(control, "errors")));
+    const Json& tls = Member(control, "tls");
+    if (tls.is_object()) {
+      std::printf("control TLS: %llu clients accepted, %llu handshakes failed, %llu timed out\n",
+                  static_cast<unsigned long long>(Num(tls, "connections_accepted")),
+                  static_cast<unsigned long long>(Num(tls, "handshakes_failed")),
+                  static_cast<unsigned long long>(Num(tls, "handshake_timeouts")));
+      if (Member(tls, "warning").is_string()) {
+        std::printf("warning: %s\n", Str(tls, "warning").c_str());
+      }
+    }
   }
   std::printf("\n");
   std::vector<Row> rows = {{"WORKER", "LCORE", "RX PKTS", "TX PKTS", "BUSY", "DROPS"}};
@@ -372,10 +393,22 @@ Json ListRequest(Args& args) {
 
 enum class Show { kPing, kSession, kDeleted, kList, kStats };
 
+// Where the value of a --connect / --tls-* option goes, or null.
+std::string* TlsOption(const std::string& arg, sluice::control::TlsConnectOptions* tls) {
+  if (arg == "--connect") return &tls->address;
+  if (arg == "--tls-ca") return &tls->files.ca_file;
+  if (arg == "--tls-cert") return &tls->files.cert_file;
+  if (arg == "--tls-key") return &tls->files.key_file;
+  if (arg == "--tls-server-name") return &tls->server_name;
+  return nullptr;
+}
+
 // --- Main --------------------------------------------------------------------
 
 int Run(int argc, char** argv) {
   std::string socket_path = "/run/sluice/control.sock";
+  bool socket_given = false;
+  sluice::control::TlsConnectOptions tls;
   bool json = false;
   Args args;
   for (int i = 1; i < argc; ++i) {
@@ -393,8 +426,13 @@ int Run(int argc, char** argv) {
     } else if (arg == "--socket") {
       if (i + 1 >= argc) Usage("--socket needs a path");
       socket_path = argv[++i];
+      socket_given = true;
     } else if (arg.rfind("--socket=", 0) == 0) {
       socket_path = arg.substr(9);
+      socket_given = true;
+    } else if (std::string* value = TlsOption(arg, &tls)) {
+      if (i + 1 >= argc) Usage(absl::StrCat(arg, " needs a value"));
+      *value = argv[++i];
     } else {
       args.words.emplace_back(arg);
     }
@@ -432,7 +470,19 @@ int Run(int argc, char** argv) {
     Usage(absl::StrCat("unknown command \"", command, "\""));
   }
 
-  absl::StatusOr<sluice::control::Client> client = sluice::control::Client::Connect(socket_path);
+  const bool use_tls = !tls.address.empty() || !tls.files.ca_file.empty() ||
+                       !tls.files.cert_file.empty() || !tls.files.key_file.empty() ||
+                       !tls.server_name.empty();
+  if (use_tls) {
+    if (socket_given) Usage("--socket and --connect are alternatives");
+    if (tls.address.empty()) Usage("the --tls-* options need --connect HOST:PORT");
+    if (tls.files.ca_file.empty() || tls.files.cert_file.empty() || tls.files.key_file.empty()) {
+      Usage("--connect needs --tls-ca, --tls-cert and --tls-key");
+    }
+  }
+  absl::StatusOr<sluice::control::Client> client =
+      use_tls ? sluice::control::Client::ConnectTls(tls)
+              : sluice::control::Client::Connect(socket_path);
   if (!client.ok()) {
     std::fprintf(stderr, "sluicectl: %s\n", std::string(client.status().message()).c_str());
     return kExitUsage;

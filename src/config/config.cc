@@ -65,7 +65,10 @@ constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets"};
-constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections"};
+constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
+constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
+                                                 "ca",          "server_name",    "allowed_clients",
+                                                 "handshake_timeout_ms"};
 constexpr absl::string_view kCryptoKeys[] = {"backend"};
 constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps"};
 
@@ -368,6 +371,7 @@ class Reader {
   absl::Status ReadWorkers(const Value& root, Config* config) const;
   absl::Status ReadMedia(const Value& root, Config* config) const;
   absl::Status ReadControl(const Value& root, Config* config) const;
+  absl::Status ReadControlTls(const Section& control, Config* config) const;
   absl::Status ReadCrypto(const Value& root, Config* config) const;
   absl::Status ReadLimits(const Value& root, Config* config) const;
 
@@ -819,7 +823,57 @@ absl::Status Reader::ReadControl(const Value& root, Config* config) const {
                  absl::StrCat("must be a group name of 1 to ", kMaxNameLength,
                               " letters, digits, '_', '-' or '.'"));
   }
-  return ReadUint(s, "max_connections", 1, UINT32_MAX, &c.max_connections);
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_connections", 1, UINT32_MAX, &c.max_connections));
+  return ReadControlTls(s, config);
+}
+
+absl::Status Reader::ReadControlTls(const Section& control, Config* config) const {
+  const Value* v = control.Get("tls");
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_table()) {
+    return Error(v, "control.tls", absl::StrCat("expected a table, got ", TypeName(*v)));
+  }
+  Section s{v, "control.tls"};
+  SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kControlTlsKeys));
+  ControlTlsConfig tls;
+  for (absl::string_view key : kControlTlsKeys) {
+    if (key != "handshake_timeout_ms" && s.Get(key) == nullptr) {
+      return Error(v, s.Path(key), "is required in [control.tls]");
+    }
+  }
+  std::string listen;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "listen", &listen));
+  const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(listen);
+  if (!endpoint) {
+    return Error(s.Get("listen"), s.Path("listen"),
+                 absl::StrCat("expected an IP address and a port, like \"127.0.0.1:7443\" or "
+                              "\"[::]:7443\"; got \"",
+                              absl::CHexEscape(listen.substr(0, kMaxKeyShown)), "\""));
+  }
+  tls.listen = *endpoint;
+  for (auto [key, out] : {std::pair{"cert", &tls.cert}, {"key", &tls.key}, {"ca", &tls.ca},
+                          {"server_name", &tls.server_name}}) {
+    SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, key, out));
+    if (out->empty()) return Error(s.Get(key), s.Path(key), "is empty");
+  }
+  const Value* allowed = s.Get("allowed_clients");
+  const auto bad_list = [&](const Value* at) {
+    return Error(at, s.Path("allowed_clients"),
+                 "expected a non-empty array of client certificate names (subject CN or "
+                 "subjectAltName), like [\"sbc1.example.net\"]");
+  };
+  if (!allowed->is_array() || allowed->as_array().empty()) return bad_list(allowed);
+  for (const Value& name : allowed->as_array()) {
+    if (!name.is_string() || name.as_string().str.empty() ||
+        name.as_string().str.find('\0') != std::string::npos) {
+      return bad_list(&name);
+    }
+    tls.allowed_clients.push_back(name.as_string().str);
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "handshake_timeout_ms", 100, 60000, &tls.handshake_timeout_ms));
+  config->control.tls = std::move(tls);
+  return absl::OkStatus();
 }
 
 absl::Status Reader::ReadCrypto(const Value& root, Config* config) const {

@@ -610,6 +610,17 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
                            {"requests", control->requests},
                            {"errors", control->errors},
                            {"lines_too_long", control->lines_too_long}};
+    if (control->tls) {
+      Json tls = Json{{"connections_accepted", control->tls_connections_accepted},
+                      {"handshakes_failed", control->tls_handshakes_failed},
+                      {"handshake_timeouts", control->tls_handshake_timeouts},
+                      {"certificate_not_after", control->tls_certificate_not_after}};
+      if (!control->tls_certificate_warning.empty()) {
+        tls["warning"] = WipedString(control->tls_certificate_warning.data(),
+                                     control->tls_certificate_warning.size());
+      }
+      body["control"]["tls"] = std::move(tls);
+    }
   }
   return body;
 }

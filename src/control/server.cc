@@ -1,7 +1,12 @@
 #include "sluice/control/server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -21,7 +26,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "sluice/control/client.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59  // Linux 4.13
@@ -36,6 +40,11 @@ constexpr int kMaxAcceptsPerPoll = 64;
 // Out of descriptors even for refusing: how long the listening socket is
 // left alone (unless a connection closes first).
 constexpr std::chrono::milliseconds kAcceptPause{100};
+// TLS clients over max_connections that are handshaking to be told so; more
+// than this are closed at once.
+constexpr size_t kMaxRefusing = 16;
+constexpr std::chrono::seconds kCertificateCheckEvery{60};
+constexpr time_t kCertificateLogEvery = 24 * 3600;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -224,6 +233,39 @@ absl::Status RemoveStaleSocket(const std::string& path) {
   return absl::OkStatus();
 }
 
+// What an SSL_read or SSL_write that moved nothing means.
+enum class TlsIo { kWait, kClosed, kFailed };
+TlsIo TlsOutcome(SSL* ssl, int rc) {
+  switch (SSL_get_error(ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      return TlsIo::kWait;
+    case SSL_ERROR_ZERO_RETURN:  // close_notify
+      return TlsIo::kClosed;
+    default:
+      DrainSslErrors();
+      return TlsIo::kFailed;
+  }
+}
+
+std::string PeerAddress(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+    port = ntohs(a->sin_port);
+    return absl::StrCat(host, ":", port);
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+  inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+  port = ntohs(a->sin6_port);
+  return absl::StrCat("[", host, "]:", port);
+}
+
 }  // namespace
 
 bool PeerAllowed(const PeerCredentials& peer, uid_t own_uid, gid_t socket_gid) {
@@ -240,6 +282,11 @@ struct Server::Connection {
   bool read_closed = false; // the client sent EOF
   bool peer_gone = false;   // the client closed: its requests still run, replies go nowhere
   uint32_t interest = 0;    // the epoll events registered
+  // TLS only:
+  SslPtr ssl;
+  bool handshaking = false;
+  bool refusing = false;    // over max_connections: told so after the handshake, then closed
+  std::string peer;         // "address:port", for the log
 };
 
 Server::Server(Operations& operations, ServerOptions options)
@@ -309,7 +356,76 @@ absl::Status Server::Open() {
     return ErrnoStatus(errno, "epoll_ctl");
   }
   spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (options_.tls.has_value()) return OpenTls();
   return absl::OkStatus();
+}
+
+absl::Status Server::OpenTls() {
+  const TlsServerOptions& tls = *options_.tls;
+  std::string host;
+  uint16_t port = 0;
+  if (absl::Status s = SplitHostPort(tls.listen, "control.tls.listen", &host, &port); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<TlsServerContext>> context = TlsServerContext::Create(tls);
+  if (!context.ok()) return context.status();
+  tls_ = std::move(*context);
+  counters_.tls = true;
+  CheckCertificate();
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string service = absl::StrCat(port);
+  if (const int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "control.tls.listen: \"", host, "\" is not an IP address (", gai_strerror(rc), ")"));
+  }
+  const int family = found->ai_family;
+  sockaddr_storage addr{};
+  const socklen_t addr_len = found->ai_addrlen;
+  std::memcpy(&addr, found->ai_addr, found->ai_addrlen);
+  freeaddrinfo(found);
+
+  tls_fd_ = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (tls_fd_ < 0) return ErrnoStatus(errno, "socket");
+  const int one = 1;
+  setsockopt(tls_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(tls_fd_, reinterpret_cast<const sockaddr*>(&addr), addr_len) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("control.tls.listen: bind ", tls.listen));
+  }
+  if (listen(tls_fd_, SOMAXCONN) != 0) return ErrnoStatus(errno, "listen");
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof(bound);
+  if (getsockname(tls_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_len) == 0) {
+    tls_port_ = ntohs(bound.ss_family == AF_INET6
+                          ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
+                          : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kTlsListener;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, tls_fd_, &ev) != 0) {
+    return ErrnoStatus(errno, "epoll_ctl");
+  }
+  return absl::OkStatus();
+}
+
+void Server::CheckCertificate() {
+  const auto now = std::chrono::steady_clock::now();
+  if (tls_ == nullptr || now < next_certificate_check_) return;
+  next_certificate_check_ = now + kCertificateCheckEvery;
+  CertificateStatus cert = tls_->Certificate();
+  counters_.tls_certificate_not_after = cert.not_after;
+  counters_.tls_certificate_warning = std::move(cert.warning);
+  const time_t wall = time(nullptr);
+  if (!counters_.tls_certificate_warning.empty() &&
+      wall - certificate_logged_ >= kCertificateLogEvery) {
+    certificate_logged_ = wall;
+    Log(absl::StrCat("control: warning: ", counters_.tls_certificate_warning));
+  }
 }
 
 Server::~Server() {
@@ -323,6 +439,7 @@ Server::~Server() {
       unlink(options_.socket_path.c_str());
     }
   }
+  if (tls_fd_ >= 0) close(tls_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (spare_fd_ >= 0) close(spare_fd_);
   WipeMemory(scratch_.get(), kReadBytes);
@@ -337,8 +454,12 @@ void Server::PauseAccepting() {
   Log("control: out of file descriptors; not accepting clients for a moment");
   epoll_event ev{};
   ev.events = 0;
-  ev.data.u64 = 0;
+  ev.data.u64 = kUnixListener;
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  if (tls_fd_ >= 0) {
+    ev.data.u64 = kTlsListener;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, tls_fd_, &ev);
+  }
   accept_paused_ = true;
   accept_resume_ = std::chrono::steady_clock::now() + kAcceptPause;
 }
@@ -348,8 +469,12 @@ void Server::ResumeAccepting() {
   if (spare_fd_ < 0) spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = 0;
+  ev.data.u64 = kUnixListener;
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  if (tls_fd_ >= 0) {
+    ev.data.u64 = kTlsListener;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, tls_fd_, &ev);
+  }
   accept_paused_ = false;
 }
 
@@ -363,6 +488,10 @@ absl::Status Server::Poll(int timeout_ms) {
       if (timeout_ms < 0 || timeout_ms > left) timeout_ms = static_cast<int>(left);
     }
   }
+  if (const int next = ExpireHandshakes(); next >= 0 && (timeout_ms < 0 || timeout_ms > next)) {
+    timeout_ms = next;
+  }
+  CheckCertificate();
   epoll_event events[kMaxEvents];
   const int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
   if (n < 0) {
@@ -371,8 +500,8 @@ absl::Status Server::Poll(int timeout_ms) {
   }
   for (int i = 0; i < n; ++i) {
     const uint64_t id = events[i].data.u64;
-    if (id == 0) {
-      Accept();
+    if (id == kUnixListener || id == kTlsListener) {
+      Accept(id == kTlsListener);
       continue;
     }
     // Gone already if an earlier event in this batch closed it.
@@ -392,9 +521,10 @@ void Server::Refuse(int fd, absl::string_view why) {
   close(fd);
 }
 
-void Server::Accept() {
+void Server::Accept(bool tls) {
+  const int listen_fd = tls ? tls_fd_ : listen_fd_;
   for (int i = 0; i < kMaxAcceptsPerPoll; ++i) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
@@ -404,9 +534,15 @@ void Server::Accept() {
         // socket readable forever. Give up the spare to accept and refuse it.
         if (spare_fd_ >= 0) {
           close(spare_fd_);
-          fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           const int again = errno;
-          if (fd >= 0) Refuse(fd, "out of file descriptors");
+          if (fd >= 0 && tls) {
+            // No descriptor to spare for a handshake: closed untold.
+            ++counters_.connections_refused_limit;
+            close(fd);
+          } else if (fd >= 0) {
+            Refuse(fd, "out of file descriptors");
+          }
           spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
           if (fd >= 0) continue;
           if (again == EAGAIN || again == EWOULDBLOCK) return;
@@ -418,6 +554,11 @@ void Server::Accept() {
       }
       Log(absl::StrCat("control: accept: ", ErrnoText(err)));
       return;
+    }
+    if (tls) {
+      // The certificate is the credential, checked in the handshake.
+      AddTlsConnection(fd, connections_.size() - refusing_ >= options_.max_connections);
+      continue;
     }
     const absl::StatusOr<PeerCredentials> peer = GetPeerCredentials(fd);
     if (!peer.ok() || !PeerAllowed(*peer, geteuid(), socket_gid_)) {
@@ -432,7 +573,7 @@ void Server::Accept() {
       close(fd);
       continue;
     }
-    if (connections_.size() >= options_.max_connections) {
+    if (connections_.size() - refusing_ >= options_.max_connections) {
       Refuse(fd, absl::StrCat("at most ", options_.max_connections));
       continue;
     }
@@ -440,21 +581,29 @@ void Server::Accept() {
     c->fd = fd;
     c->id = next_id_++;
     c->interest = EPOLLIN;
-    epoll_event ev{};
-    ev.events = c->interest;
-    ev.data.u64 = c->id;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      Log(absl::StrCat("control: epoll_ctl: ", ErrnoText(errno)));
-      close(fd);
-      continue;
-    }
-    ++counters_.connections_accepted;
-    ++counters_.connections_open;
-    connections_.emplace(c->id, std::move(c));
+    if (Register(std::move(c))) ++counters_.connections_accepted;
   }
 }
 
+bool Server::Register(std::unique_ptr<Connection> c) {
+  epoll_event ev{};
+  ev.events = c->interest;
+  ev.data.u64 = c->id;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+    Log(absl::StrCat("control: epoll_ctl: ", ErrnoText(errno)));
+    close(c->fd);
+    return false;
+  }
+  ++counters_.connections_open;
+  connections_.emplace(c->id, std::move(c));
+  return true;
+}
+
 void Server::HandleEvent(Connection& c, uint32_t events) {
+  if (c.handshaking) {
+    Handshake(c);  // errors and hang-ups surface as a failed step
+    return;
+  }
   if (events & EPOLLERR) {
     Close(c);
     return;
@@ -485,6 +634,7 @@ void Server::HandleEvent(Connection& c, uint32_t events) {
 }
 
 bool Server::ReadOnce(Connection& c) {
+  if (c.ssl != nullptr) return ReadTls(c);
   const ssize_t n = recv(c.fd, scratch_.get(), kReadBytes, MSG_DONTWAIT);
   if (n > 0) {
     c.in.Append(scratch_.get(), static_cast<size_t>(n));
@@ -553,6 +703,7 @@ void Server::ProcessInput(Connection& c) {
 }
 
 bool Server::Flush(Connection& c) {
+  if (c.ssl != nullptr) return FlushTls(c);
   while (!c.out.empty()) {
     const ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
@@ -586,143 +737,175 @@ void Server::Settle(Connection& c) {
   uint32_t interest = 0;
   if (!c.read_closed && c.out.size() < options_.max_output_bytes) interest |= EPOLLIN;
   if (!c.out.empty()) interest |= EPOLLOUT;
-  if (interest != c.interest) {
-    epoll_event ev{};
-    ev.events = interest;
-    ev.data.u64 = c.id;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
-      Log(absl::StrCat("control: epoll_ctl: ", ErrnoText(errno)));
-      Close(c);
-      return;
-    }
-    c.interest = interest;
+  SetInterest(c, interest);
+}
+
+// False (and the connection closed) when epoll refuses.
+bool Server::SetInterest(Connection& c, uint32_t interest) {
+  if (interest == c.interest) return true;
+  epoll_event ev{};
+  ev.events = interest;
+  ev.data.u64 = c.id;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
+    Log(absl::StrCat("control: epoll_ctl: ", ErrnoText(errno)));
+    Close(c);
+    return false;
   }
+  c.interest = interest;
+  return true;
+}
+
+// --- TLS ---------------------------------------------------------------------
+
+void Server::AddTlsConnection(int fd, bool refuse) {
+  if (refuse && refusing_ >= kMaxRefusing) {
+    ++counters_.connections_refused_limit;
+    close(fd);
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  auto c = std::make_unique<Connection>();
+  c->fd = fd;
+  c->id = next_id_++;
+  c->ssl = tls_->NewConnection(fd);
+  c->handshaking = true;
+  c->refusing = refuse;
+  c->peer = PeerAddress(fd);
+  c->interest = EPOLLIN;
+  if (c->ssl == nullptr) {
+    Log(absl::StrCat("control: TLS client from ", c->peer, ": ", DrainSslErrors()));
+    close(fd);
+    return;
+  }
+  const uint64_t id = c->id;
+  if (!Register(std::move(c))) return;
+  if (refuse) ++refusing_;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(options_.tls->handshake_timeout_ms);
+  handshakes_.emplace_back(deadline, id);
+}
+
+void Server::Handshake(Connection& c) {
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(c.ssl.get());
+  if (rc == 1) {
+    c.handshaking = false;
+    if (c.refusing) {
+      ++counters_.connections_refused_limit;
+      const std::string line = EncodeError(
+          nullptr, ErrorCode::kResourceExhausted,
+          absl::StrCat("too many control connections (at most ", options_.max_connections,
+                       "); try again later"));
+      c.out.Append(line.data(), line.size());
+      c.read_closed = true;  // nothing it sends is served; closed once told
+    } else {
+      ++counters_.tls_connections_accepted;
+      Log(absl::StrCat("control: TLS client ", TlsServerContext::Describe(c.ssl.get()), " from ",
+                       c.peer));
+      // Requests sent with the handshake's last flight.
+      if (!ReadOnce(c)) {
+        Close(c);
+        return;
+      }
+    }
+    Settle(c);
+    return;
+  }
+  switch (SSL_get_error(c.ssl.get(), rc)) {
+    case SSL_ERROR_WANT_READ:
+      SetInterest(c, EPOLLIN);
+      return;
+    case SSL_ERROR_WANT_WRITE:
+      SetInterest(c, EPOLLOUT);
+      return;
+    default:
+      break;
+  }
+  ++counters_.tls_handshakes_failed;
+  Log(absl::StrCat("control: refused a TLS client from ", c.peer, ": ",
+                   TlsServerContext::FailureReason(c.ssl.get())));
+  Close(c);
+}
+
+int Server::ExpireHandshakes() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!handshakes_.empty()) {
+    const auto [deadline, id] = handshakes_.front();
+    const auto it = connections_.find(id);
+    if (it == connections_.end() || !it->second->handshaking) {
+      handshakes_.pop_front();
+      continue;
+    }
+    if (deadline > now) {
+      return static_cast<int>(
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+    }
+    handshakes_.pop_front();
+    ++counters_.tls_handshake_timeouts;
+    Log(absl::StrCat("control: dropped a TLS client from ", it->second->peer,
+                     ": no handshake within ", options_.tls->handshake_timeout_ms, " ms"));
+    Close(*it->second);
+  }
+  return -1;
+}
+
+bool Server::ReadTls(Connection& c) {
+  // Each SSL_read returns (at most) one whole record: asking for more than a
+  // record holds leaves nothing buffered inside OpenSSL that epoll cannot see.
+  size_t total = 0;
+  while (total < kReadBytes || SSL_pending(c.ssl.get()) > 0) {
+    ERR_clear_error();
+    const int n = SSL_read(c.ssl.get(), scratch_.get(), static_cast<int>(kReadBytes));
+    if (n > 0) {
+      c.in.Append(scratch_.get(), static_cast<size_t>(n));
+      WipeMemory(scratch_.get(), static_cast<size_t>(n));
+      total += static_cast<size_t>(n);
+      continue;
+    }
+    // Reset, or closed without close_notify (a truncated request is not
+    // served): kFailed.
+    switch (TlsOutcome(c.ssl.get(), n)) {
+      case TlsIo::kWait:
+        if (c.peer_gone) c.read_closed = true;
+        return true;
+      case TlsIo::kClosed:
+        c.read_closed = true;
+        return true;
+      case TlsIo::kFailed:
+        return false;
+    }
+  }
+  return true;
+}
+
+bool Server::FlushTls(Connection& c) {
+  while (!c.out.empty()) {
+    ERR_clear_error();
+    const int n = SSL_write(c.ssl.get(), c.out.data(),
+                            static_cast<int>(std::min<size_t>(c.out.size(), 1 << 30)));
+    if (n > 0) {
+      c.out.Consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (TlsOutcome(c.ssl.get(), n) != TlsIo::kWait) return false;
+    return true;
+  }
+  return true;
 }
 
 void Server::Close(Connection& c) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  if (c.ssl != nullptr && !c.handshaking && !c.peer_gone) {
+    ERR_clear_error();
+    SSL_shutdown(c.ssl.get());  // close_notify, if the socket takes it now
+    DrainSslErrors();
+  }
+  if (c.refusing) --refusing_;
   close(c.fd);
   --counters_.connections_open;
   connections_.erase(c.id);  // frees (and wipes) c
   ResumeAccepting();         // a descriptor is free again
-}
-
-// ---------------------------------------------------------------------------
-// Client (client.h): here, beside the server, for the socket helpers above.
-
-absl::StatusOr<Client> Client::Connect(absl::string_view socket_path, int timeout_ms) {
-  sockaddr_un addr;
-  if (!FillSockaddr(socket_path, &addr)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad socket path: ", socket_path));
-  }
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoStatus(errno, "socket");
-  Client client(fd);
-  if (timeout_ms > 0) {
-    timeval tv{};
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  }
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    const int err = errno;
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to ", socket_path, ": ", ErrnoText(err)));
-  }
-  return client;
-}
-
-Client::Client(Client&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      buffer_(std::move(other.buffer_)),
-      scanned_(std::exchange(other.scanned_, 0)) {}
-
-Client& Client::operator=(Client&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    WipeString(buffer_);
-    fd_ = std::exchange(other.fd_, -1);
-    buffer_ = std::move(other.buffer_);
-    scanned_ = std::exchange(other.scanned_, 0);
-  }
-  return *this;
-}
-
-Client::~Client() {
-  if (fd_ >= 0) close(fd_);
-  WipeString(buffer_);
-}
-
-absl::Status Client::Write(absl::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      data.remove_prefix(static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return absl::DeadlineExceededError("timed out writing to the control socket");
-    }
-    return absl::UnavailableError(
-        absl::StrCat("writing to the control socket: ", ErrnoText(errno)));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> Client::ReadLine() {
-  for (;;) {
-    const size_t newline = buffer_.find('\n', scanned_);
-    if (newline != std::string::npos) {
-      std::string line = buffer_.substr(0, newline);
-      // Shift the rest down in place, wiping what it leaves behind.
-      const size_t rest = buffer_.size() - newline - 1;
-      std::memmove(buffer_.data(), buffer_.data() + newline + 1, rest);
-      WipeMemory(buffer_.data() + rest, buffer_.size() - rest);
-      buffer_.resize(rest);
-      scanned_ = 0;
-      return line;
-    }
-    scanned_ = buffer_.size();
-    char chunk[16384];
-    const ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
-    if (n > 0) {
-      if (buffer_.capacity() - buffer_.size() < static_cast<size_t>(n)) {
-        // Grow by hand so the old array is wiped.
-        std::string grown;
-        grown.reserve(std::max(buffer_.capacity() * 2, buffer_.size() + static_cast<size_t>(n)));
-        grown.append(buffer_);
-        WipeString(buffer_);
-        buffer_ = std::move(grown);
-      }
-      buffer_.append(chunk, static_cast<size_t>(n));
-      WipeMemory(chunk, static_cast<size_t>(n));
-      continue;
-    }
-    if (n == 0) return absl::UnavailableError("the control socket closed the connection");
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      return absl::DeadlineExceededError("timed out waiting for a reply on the control socket");
-    }
-    return absl::UnavailableError(
-        absl::StrCat("reading from the control socket: ", ErrnoText(errno)));
-  }
-}
-
-absl::StatusOr<std::string> Client::Call(absl::string_view request) {
-  if (!request.empty() && request.back() == '\n') {
-    if (absl::Status s = Write(request); !s.ok()) return s;
-  } else {
-    std::string line;
-    line.reserve(request.size() + 1);
-    line.append(request.data(), request.size());
-    line.push_back('\n');
-    absl::Status s = Write(line);
-    WipeString(line);
-    if (!s.ok()) return s;
-  }
-  return ReadLine();
 }
 
 }  // namespace sluice::control

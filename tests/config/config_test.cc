@@ -269,6 +269,58 @@ void ExpectErrors(const std::vector<Case>& cases) {
   }
 }
 
+// --- [control.tls] -------------------------------------------------------------
+
+constexpr absl::string_view kTls = R"toml([control.tls]
+listen = "[::1]:7443"
+cert = "/etc/sluice/server.pem"
+key = "/etc/sluice/server.key"
+ca = "/etc/sluice/ca.pem"
+server_name = "sluice.example.net"
+allowed_clients = ["sbc1.example.net", "sbc2"]
+)toml";
+
+TEST(ConfigTest, ControlTls) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->control.tls.has_value());
+  c = ParseConfig(Cfg(kIpv4, kTls), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->control.tls.has_value());
+  const ControlTlsConfig& tls = *c->control.tls;
+  EXPECT_EQ(tls.listen.ToString(), "[::1]:7443");
+  EXPECT_EQ(tls.cert, "/etc/sluice/server.pem");
+  EXPECT_EQ(tls.key, "/etc/sluice/server.key");
+  EXPECT_EQ(tls.ca, "/etc/sluice/ca.pem");
+  EXPECT_EQ(tls.server_name, "sluice.example.net");
+  EXPECT_THAT(tls.allowed_clients, ElementsAre("sbc1.example.net", "sbc2"));
+  EXPECT_EQ(tls.handshake_timeout_ms, 5000u);
+
+  const auto with = [](absl::string_view from, absl::string_view to) {
+    std::string text(kTls);
+    text.replace(text.find(std::string(from)), from.size(), std::string(to));
+    return Cfg(kIpv4, text);
+  };
+  ExpectErrors({
+      {with("listen = \"[::1]:7443\"\n", ""), {"control.tls.listen: is required in [control.tls]"}},
+      {with("allowed_clients = [\"sbc1.example.net\", \"sbc2\"]\n", ""),
+       {"control.tls.allowed_clients: is required"}},
+      {with("listen = \"[::1]:7443\"", "listen = \"localhost:7443\""),
+       {"control.tls.listen: expected an IP address and a port"}},
+      {with("listen = \"[::1]:7443\"", "listen = \"10.0.0.1\""),
+       {"control.tls.listen: expected an IP address and a port"}},
+      {with("cert = \"/etc/sluice/server.pem\"", "cert = \"\""), {"control.tls.cert: is empty"}},
+      {with("[\"sbc1.example.net\", \"sbc2\"]", "[]"),
+       {"control.tls.allowed_clients: expected a non-empty array"}},
+      {with("[\"sbc1.example.net\", \"sbc2\"]", "[\"a\", 3]"),
+       {"control.tls.allowed_clients: expected a non-empty array"}},
+      {with("server_name", "name"), {"control.tls.name: unknown key"}},
+      {Cfg(kIpv4, absl::StrCat(kTls, "handshake_timeout_ms = 50\n")),
+       {"control.tls.handshake_timeout_ms: must be between 100 and 60000"}},
+      {Cfg(kIpv4, "[control]\ntls = 1\n"), {"control.tls: expected a table, got an integer"}},
+  });
+}
+
 TEST(ConfigTest, UnknownKeysNameTheFullPath) {
   const std::string two = absl::StrCat(
       "[[interface]]\nname = \"b\"\ndevice = \"net1\"\nipv4 = \"10.0.1.1/24\"\nipv5 = \"x\"\n");
@@ -276,7 +328,7 @@ TEST(ConfigTest, UnknownKeysNameTheFullPath) {
       {Cfg(kIpv4, two), {"interface[1].ipv5: unknown key", "known keys: name, device"}},
       {Cfg(absl::StrCat(kIpv4, "speed = 10\n")), {"interface[0].speed: unknown key"}},
       {Cfg(kIpv4, "[media]\nport_minimum = 30000\n"), {"media.port_minimum: unknown key"}},
-      {Cfg(kIpv4, "[control.tls]\nca = \"/etc/ca.pem\"\n"), {"control.tls: unknown table"}},
+      {Cfg(kIpv4, "[control.http]\nport = 80\n"), {"control.http: unknown table"}},
       {Cfg(kIpv4, "[eal]\nargv = []\n"), {"eal.argv: unknown key"}},
       {Cfg(kIpv4, "[workers]\n"), {"invalid TOML"}},  // [workers] twice
       {Cfg(kIpv4, "[limits]\nmax_session = 1\n"), {"limits.max_session: unknown key"}},

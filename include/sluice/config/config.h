@@ -60,12 +60,25 @@ struct MediaConfig {
   uint32_t learn_packets = 3;  // authenticated packets from a new source before moving; 1..1000
 };
 
+// [control.tls]: the control protocol over mutual TLS on TCP
+// (docs/control-protocol.md). Every key but handshake_timeout_ms is required.
+struct ControlTlsConfig {
+  packet::Endpoint listen;       // "127.0.0.1:7443", "[::]:7443": an IP address and a port
+  std::string cert;              // PEM: the server certificate, then its intermediates
+  std::string key;               // PEM private key: no access for other users, no group write
+  std::string ca;                // PEM: the CA(s) client certificates must chain to
+  std::string server_name;       // must be a subjectAltName of `cert`; clients check it
+  std::vector<std::string> allowed_clients;  // client certificate CNs or SANs let in; non-empty
+  uint32_t handshake_timeout_ms = 5000;      // 100..60000
+};
+
 // [control]
 struct ControlConfig {
   // Unix socket: an absolute path that fits sockaddr_un (at most 107 bytes).
   std::string socket = "/run/sluice/control.sock";
   std::string group;                // owning group of the socket (empty: root's)
   uint32_t max_connections = 1024;  // clients at once, >= 1; more are refused
+  std::optional<ControlTlsConfig> tls;  // [control.tls]; none: the Unix socket only
 };
 
 // [crypto]

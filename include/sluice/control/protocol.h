@@ -112,6 +112,13 @@ struct ControlCounters {
   uint64_t requests = 0;
   uint64_t errors = 0;  // error replies, of any code
   uint64_t lines_too_long = 0;
+  // The TLS listener ([control.tls]), when there is one.
+  bool tls = false;
+  uint64_t tls_connections_accepted = 0;  // handshakes completed, client allowed
+  uint64_t tls_handshakes_failed = 0;     // refused certificates, versions, suites; not TLS
+  uint64_t tls_handshake_timeouts = 0;
+  int64_t tls_certificate_not_after = 0;  // the server certificate's expiry, Unix seconds
+  std::string tls_certificate_warning;    // set within 30 days of that
 };
 
 Json EncodeStats(const Stats& stats, const ControlCounters* control);

@@ -8,6 +8,13 @@
 // queued up to max_output_bytes; beyond that the connection's requests wait
 // (and, through the socket buffer, the client) until it reads its replies.
 // Other clients are never held up.
+//
+// With ServerOptions::tls set, a TCP listener carries the same protocol over
+// mutual TLS (tls.h). Handshakes run in the same loop, a step per event, and
+// one that has not finished within its timeout is dropped. max_connections
+// counts Unix and TLS clients together; a TLS client over the limit is told
+// resource_exhausted once its handshake is done (a few at a time; beyond that
+// it is closed at once).
 #ifndef SLUICE_CONTROL_SERVER_H_
 #define SLUICE_CONTROL_SERVER_H_
 
@@ -15,6 +22,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
+#include <optional>
+#include <utility>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +37,7 @@
 #include "absl/strings/string_view.h"
 #include "sluice/control/operations.h"
 #include "sluice/control/protocol.h"
+#include "sluice/control/tls.h"
 
 namespace sluice::control {
 
@@ -42,6 +53,9 @@ struct ServerOptions {
   // Replies queued for one client that is not reading them; at this size its
   // further requests wait.
   size_t max_output_bytes = size_t{4} << 20;
+  // The TCP listener for mutual TLS; none when unset. Port 0 picks a free
+  // port (tls_port() says which).
+  std::optional<TlsServerOptions> tls;
   // Refused connections and socket errors, one line each, for the daemon's
   // log. May be empty.
   std::function<void(absl::string_view)> log;
@@ -79,22 +93,40 @@ class Server {
   const std::string& socket_path() const { return options_.socket_path; }
   const ControlCounters& counters() const { return counters_; }
   size_t connections() const { return connections_.size(); }
+  // The TLS listener's port, 0 without one.
+  uint16_t tls_port() const { return tls_port_; }
 
  private:
   struct Connection;
 
   Server(Operations& operations, ServerOptions options);
   absl::Status Open();
-  void Accept();
+  absl::Status OpenTls();
+  // Accepts what is pending on the Unix (tls false) or TLS listener.
+  void Accept(bool tls);
+  // Watches the connection's socket and keeps it; false (the socket
+  // closed) when epoll refuses.
+  bool Register(std::unique_ptr<Connection> c);
+  void AddTlsConnection(int fd, bool refuse);
+  // One handshake step; on success the connection is served (or refused).
+  void Handshake(Connection& c);
+  // Drops handshakes past their deadline; the time to the next one, in ms (-1: none).
+  int ExpireHandshakes();
+  // Keeps the certificate warning in the counters (for stats) current and
+  // logs it once a day.
+  void CheckCertificate();
+  bool SetInterest(Connection& c, uint32_t interest);
   void PauseAccepting();
   void ResumeAccepting();
   void Refuse(int fd, absl::string_view why);
   void HandleEvent(Connection& c, uint32_t events);
   // Reads once; false when the connection is to be closed.
   bool ReadOnce(Connection& c);
+  bool ReadTls(Connection& c);
   void ProcessInput(Connection& c);
   // Sends what it can; false on a send error.
   bool Flush(Connection& c);
+  bool FlushTls(Connection& c);
   // Processes and sends until neither makes progress, then sets the epoll
   // interest or closes the connection.
   void Settle(Connection& c);
@@ -111,7 +143,18 @@ class Server {
   gid_t socket_gid_ = 0;
   dev_t socket_dev_ = 0;
   ino_t socket_ino_ = 0;
-  uint64_t next_id_ = 1;  // epoll data: 0 is the listening socket
+  // epoll data: kUnixListener, kTlsListener, then connections
+  static constexpr uint64_t kUnixListener = 0;
+  static constexpr uint64_t kTlsListener = 1;
+  uint64_t next_id_ = 2;
+  int tls_fd_ = -1;
+  uint16_t tls_port_ = 0;
+  std::unique_ptr<TlsServerContext> tls_;
+  // Handshakes in the order they started (and so of their deadlines).
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> handshakes_;
+  size_t refusing_ = 0;  // TLS clients over the limit, being told so
+  std::chrono::steady_clock::time_point next_certificate_check_{};
+  time_t certificate_logged_ = 0;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unique_ptr<char[]> scratch_;  // one read's worth, wiped after use
   ControlCounters counters_;
