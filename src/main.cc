@@ -31,6 +31,7 @@
 #include "sluice/dpdk/eal.h"
 #include "sluice/dpdk/port.h"
 #include "sluice/dpdk/slow_path.h"
+#include "sluice/ng/listener.h"
 #include "sluice/session/flow_table.h"
 #include "sluice/version.h"
 #include "sluice/worker/worker.h"
@@ -278,6 +279,28 @@ int Run(const config::Config& cfg) {
   absl::StatusOr<std::unique_ptr<control::Server>> server =
       control::Server::Create(manager, server_options);
   int rc = 0;
+  // rtpengine's ng protocol ([ng]) beside the native control socket, on the
+  // same session manager.
+  ng::Handler ng_handler(manager, ng::HandlerOptions{cfg.ng && !cfg.ng->interface.empty()
+                                                         ? cfg.ng->interface
+                                                         : cfg.interfaces.front().name});
+  std::unique_ptr<ng::Listener> ng_listener;
+  if (cfg.ng) {
+    ng::ListenerOptions ng_options;
+    ng_options.listen = cfg.ng->listen;
+    ng_options.cache_entries = cfg.ng->reply_cache_entries;
+    ng_options.cache_ms = cfg.ng->reply_cache_ms;
+    absl::StatusOr<std::unique_ptr<ng::Listener>> listener =
+        ng::Listener::Create(ng_handler, ng_options);
+    if (listener.ok()) {
+      ng_listener = std::move(*listener);
+      Log(absl::StrCat("ng protocol on udp ", cfg.ng->listen.ToString()));
+    } else {
+      Log(std::string(listener.status().message()));
+      rc = 1;
+      stop_requested.store(true);
+    }
+  }
   if (!server.ok()) {
     Log(absl::StrCat("control socket: ", server.status().message()));
     rc = 1;
@@ -291,6 +314,13 @@ int Run(const config::Config& cfg) {
         break;
       }
       slow_path->Poll();
+      if (ng_listener) {
+        if (absl::Status s = ng_listener->Poll(0); !s.ok()) {
+          Log(std::string(s.message()));
+          rc = 1;
+          break;
+        }
+      }
       manager.Tick();
     }
     Log("stopping");

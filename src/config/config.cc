@@ -71,6 +71,8 @@ constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",         
                                                  "handshake_timeout_ms"};
 constexpr absl::string_view kCryptoKeys[] = {"backend"};
 constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps"};
+constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_entries",
+                                          "reply_cache_ms"};
 
 struct TableSchema {
   absl::string_view name;
@@ -80,6 +82,7 @@ constexpr TableSchema kSchema[] = {
     {"eal", kEalKeys},       {"interface", kInterfaceKeys}, {"workers", kWorkersKeys},
     {"media", kMediaKeys},   {"control", kControlKeys},     {"crypto", kCryptoKeys},
     {"limits", kLimitsKeys},
+    {"ng", kNgKeys},
 };
 
 // --- Input guard -----------------------------------------------------------
@@ -374,6 +377,7 @@ class Reader {
   absl::Status ReadControlTls(const Section& control, Config* config) const;
   absl::Status ReadCrypto(const Value& root, Config* config) const;
   absl::Status ReadLimits(const Value& root, Config* config) const;
+  absl::Status ReadNg(const Value& root, Config* config) const;
 
   absl::string_view origin_;
 };
@@ -904,6 +908,36 @@ absl::Status Reader::ReadLimits(const Value& root, Config* config) const {
   return ReadUint(s, "leg_max_pps", 0, UINT32_MAX, &l.leg_max_pps);
 }
 
+absl::Status Reader::ReadNg(const Value& root, Config* config) const {
+  Section s;
+  SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "ng", &s));
+  if (s.table == nullptr) return absl::OkStatus();
+  SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kNgKeys));
+  NgConfig ng;
+  if (const Value* v = s.Get("listen")) {
+    std::string listen;
+    SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "listen", &listen));
+    const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(listen);
+    if (!endpoint || endpoint->port == 0) {
+      return Error(v, s.Path("listen"),
+                   absl::StrCat("expected a UDP address and port, like \"127.0.0.1:2223\"; got \"",
+                                absl::CHexEscape(listen.substr(0, kMaxKeyShown)), "\""));
+    }
+    ng.listen = *endpoint;
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "interface", &ng.interface));
+  if (!ng.interface.empty() && config->FindInterface(ng.interface) == nullptr) {
+    return Error(s.Get("interface"), s.Path("interface"),
+                 absl::StrCat("no [[interface]] is called \"",
+                              absl::CHexEscape(ng.interface.substr(0, kMaxKeyShown)), "\""));
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "reply_cache_entries", 16, 1000000, &ng.reply_cache_entries));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "reply_cache_ms", 1000, 600000, &ng.reply_cache_ms));
+  config->ng = std::move(ng);
+  return absl::OkStatus();
+}
+
 absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckTopLevel(root));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadEal(root, config));
@@ -912,6 +946,7 @@ absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadMedia(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadControl(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadCrypto(root, config));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadNg(root, config));
   return ReadLimits(root, config);
 }
 

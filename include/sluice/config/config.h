@@ -93,6 +93,15 @@ struct LimitsConfig {
   uint32_t leg_max_pps = 0;        // packets per second per leg and direction, 0 = unlimited
 };
 
+// [ng]: rtpengine's ng control protocol over UDP (docs/ng-protocol.md). The
+// table being present turns the listener on.
+struct NgConfig {
+  packet::Endpoint listen = packet::Endpoint::Parse("127.0.0.1:2223").value();  // UDP
+  std::string interface;               // where legs go by default; empty: the first [[interface]]
+  uint32_t reply_cache_entries = 4096;  // replies kept for retransmissions, 16..1000000
+  uint32_t reply_cache_ms = 30000;      // and for how long, 1000..600000
+};
+
 struct Config {
   std::vector<std::string> eal_args;  // [eal] args: passed to rte_eal_init after argv[0]
   std::vector<InterfaceConfig> interfaces;
@@ -101,6 +110,7 @@ struct Config {
   ControlConfig control;
   CryptoConfig crypto;
   LimitsConfig limits;
+  std::optional<NgConfig> ng;  // [ng]; none: no ng listener
   std::string source;  // where it came from, for messages
 
   // The interface called `name`, or null.

@@ -1,0 +1,160 @@
+// A real sluiced for end-to-end tests: the daemon in a network namespace of
+// its own with two net_af_packet interfaces on veth pairs, a namespace for
+// each side's phones, a client of its control socket, phones that speak
+// libsrtp2-protected RTP over UDP, and a raw Ethernet sender.
+//
+// Test thread only (a Phone may be used by one other thread at a time).
+// Everything lives in the namespaces the Topology made and goes when the
+// Daemon is destroyed.
+#ifndef SLUICE_TESTS_INTEGRATION_HARNESS_H_
+#define SLUICE_TESTS_INTEGRATION_HARNESS_H_
+
+#include <netinet/in.h>
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "libsrtp_peer.h"
+#include "netns.h"
+#include "sluice/srtp/master_key.h"
+
+namespace sluice::testing {
+
+// One line-oriented client of the control socket.
+class ControlClient {
+ public:
+  ControlClient() = default;
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+  ~ControlClient();
+  bool Connect(const std::string& path);
+  // Sends the request with a fresh id; the reply, or a discarded value when
+  // the daemon did not answer.
+  nlohmann::json Call(nlohmann::json request);
+
+ private:
+  int fd_ = -1;
+  int id_ = 0;
+};
+
+sockaddr_in Addr(const std::string& ip, uint16_t port);
+
+// A phone: a UDP socket in its namespace (with a receive buffer large enough
+// for floods) and, for an SRTP leg, libsrtp2 contexts for what it sends and
+// what it receives.
+struct Phone {
+  Phone() = default;
+  Phone(Phone&& other) noexcept;
+  Phone& operator=(Phone&& other) noexcept;
+  ~Phone();
+
+  // RTP packet `s` of this phone's stream with a payload of `payload` bytes.
+  std::vector<uint8_t> Rtp(uint16_t s, size_t payload = 160) const;
+  // Sends the next packet (protected when SRTP); returns its plaintext.
+  std::vector<uint8_t> SendNext();
+  void SendRaw(const std::vector<uint8_t>& wire) const;
+  // What arrives within timeout_ms (0: what is already queued), unprotected
+  // when SRTP; packets that do not verify are counted in *bad.
+  std::vector<std::vector<uint8_t>> Receive(int timeout_ms, int* bad = nullptr);
+
+  int fd = -1;
+  uint32_t ssrc = 0;
+  uint16_t seq = 0;
+  sockaddr_in relay{};
+  std::unique_ptr<LibsrtpPeer> send, recv;
+};
+
+// Sets up a phone's libsrtp2 contexts: it sends with `rx_crypto` (what
+// Sluice receives) and receives with `tx_crypto` (what Sluice sends with).
+void Arm(Phone& p, const std::string& rx_crypto, const std::string& tx_crypto);
+void ParseKey(const std::string& sdes, srtp::MasterKey* key);
+
+nlohmann::json SrtpLeg(const std::string& name, const std::string& iface,
+                       const std::string& remote, const std::string& rx_crypto,
+                       const std::string& tx_suite);
+nlohmann::json PlainLeg(const std::string& name, const std::string& iface,
+                        const std::string& remote);
+// The port of a leg in a session.create reply.
+uint16_t LocalPort(const nlohmann::json& leg);
+
+struct ExchangeResult {
+  std::vector<std::vector<uint8_t>> sent_a, sent_b, got_a, got_b;
+  int bad_a = 0, bad_b = 0;
+  // Every packet arrived, once, in order, with the payload sent.
+  bool Perfect() const;
+  std::string Describe() const;
+};
+// Sends n packets each way, 2 ms apart, and collects what arrives.
+ExchangeResult Exchange(Phone& a, Phone& b, int n);
+
+// Frames written on an AF_PACKET socket bound to a phone-side veth end.
+class RawSender {
+ public:
+  ~RawSender();
+  bool Send(const std::vector<uint8_t>& frame) const;
+  const std::array<uint8_t, 6>& own_mac() const { return own_mac_; }
+  const std::array<uint8_t, 6>& peer_mac() const { return peer_mac_; }
+
+ private:
+  friend class Daemon;
+  int fd_ = -1;
+  int ifindex_ = 0;
+  std::array<uint8_t, 6> own_mac_{}, peer_mac_{};
+};
+
+struct DaemonOptions {
+  std::string name;      // log and file prefix
+  std::string subnet_a;  // "10.202.1": the relay is .1, the phones .2 and .3
+  std::string subnet_b;
+  std::string extra_config;  // TOML appended to the generated file
+};
+
+class Daemon {
+ public:
+  Daemon() = default;
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+  // Stops sluiced (SIGTERM; it must exit 0 within 5 s), prints its log if a
+  // test failed, removes the namespaces.
+  ~Daemon();
+
+  // Builds the namespaces and starts sluiced. Returns a reason to skip (no
+  // root, no ethtool) or "" when it runs; a failure to start is a test failure.
+  std::string Start(const DaemonOptions& options);
+
+  bool running() const { return pid_ > 0; }
+  // The process exists and its control socket answers.
+  bool Alive();
+  pid_t pid() const { return pid_; }
+  const std::string& socket_path() const { return socket_; }
+  std::string relay_ip(int side) const { return subnet_[side] + ".1"; }
+  std::string phone_ip(int side) const { return subnet_[side] + ".2"; }
+  std::string spoof_ip() const { return subnet_[0] + ".3"; }  // a second address on side 0
+  Topology& topology() { return *topo_; }
+
+  // A phone socket on side 0 ("pa") or 1 ("pb"), bound to ip:port.
+  Phone MakePhone(int side, const std::string& ip, uint16_t port, uint32_t ssrc);
+  // session.create, then long enough for sluiced to resolve the remotes.
+  nlohmann::json Create(ControlClient& control, const std::string& name, nlohmann::json leg_a,
+                        nlohmann::json leg_b);
+  // A raw sender on side `side`'s phone veth, addressed to the relay's end.
+  absl::StatusOr<std::unique_ptr<RawSender>> RawSocket(int side);
+
+ private:
+  std::unique_ptr<Topology> topo_;
+  std::string dir_, socket_;
+  std::string subnet_[2];
+  pid_t pid_ = -1;
+};
+
+}  // namespace sluice::testing
+
+#endif  // SLUICE_TESTS_INTEGRATION_HARNESS_H_
