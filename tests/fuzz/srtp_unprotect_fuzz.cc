@@ -1,8 +1,10 @@
 // Fuzz target: any bytes as an SRTP and as an SRTCP packet, unprotected by
 // fixed-key contexts (AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM, without
-// an MKI and with a 4-byte one) through the Engine on the ipsec-mb backend.
+// an MKI and with a 4-byte one; AES_CM_128_HMAC_SHA1_32) through the Engine
+// on the ipsec-mb and on the OpenSSL backend, each with contexts of its own.
 // Nothing may crash or touch memory outside the packet's buffer (exactly
-// size + 32 bytes on the heap), and an accepted packet only ever shrinks.
+// size + 32 bytes on the heap), an accepted packet only ever shrinks, and
+// the two backends agree on every verdict and every byte they leave.
 //
 // The seed corpus holds packets libsrtp protected with these keys (see
 // kMasterKey below), so the fuzzer starts from inputs that authenticate.
@@ -10,7 +12,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "sluice/crypto/backend.h"
@@ -45,62 +49,85 @@ MasterKey FixedKey(Suite suite, bool mki) {
   return k;
 }
 
-struct Fixture {
+// One backend's engine and its own contexts (their replay state evolves
+// with what it accepts).
+struct Lane {
   std::unique_ptr<sluice::crypto::Backend> backend;
   std::unique_ptr<Engine> engine;
   std::vector<std::unique_ptr<Context>> contexts;
 };
 
-Fixture& Get() {
-  static Fixture* f = [] {
-    auto* fx = new Fixture;
-    auto backend = sluice::crypto::MakeBackend(sluice::crypto::BackendKind::kIpsecMb);
-    if (!backend.ok()) abort();
-    fx->backend = std::move(*backend);
-    fx->engine = std::make_unique<Engine>(*fx->backend);
-    for (Suite s : {Suite::kAesCm128HmacSha1_80, Suite::kAeadAes128Gcm}) {
-      for (bool mki : {false, true}) {
-        const MasterKey key = FixedKey(s, mki);
+constexpr sluice::crypto::BackendKind kBackends[] = {sluice::crypto::BackendKind::kIpsecMb,
+                                                     sluice::crypto::BackendKind::kOpenssl};
+constexpr size_t kLanes = std::size(kBackends);
+
+std::vector<Lane>& Get() {
+  static std::vector<Lane>* lanes = [] {
+    auto* v = new std::vector<Lane>(kLanes);
+    for (size_t b = 0; b < kLanes; ++b) {
+      Lane& lane = (*v)[b];
+      auto backend = sluice::crypto::MakeBackend(kBackends[b]);
+      if (!backend.ok()) abort();
+      lane.backend = std::move(*backend);
+      lane.engine = std::make_unique<Engine>(*lane.backend);
+      const std::pair<Suite, bool> keys[] = {
+          {Suite::kAesCm128HmacSha1_80, false}, {Suite::kAesCm128HmacSha1_80, true},
+          {Suite::kAeadAes128Gcm, false},       {Suite::kAeadAes128Gcm, true},
+          {Suite::kAesCm128HmacSha1_32, false}};
+      for (const auto& [suite, mki] : keys) {
+        const MasterKey key = FixedKey(suite, mki);
         auto ctx = Context::Create({&key, 1}, {});
         if (!ctx.ok()) abort();
-        fx->contexts.push_back(std::move(*ctx));
+        lane.contexts.push_back(std::move(*ctx));
       }
     }
-    return fx;
+    return v;
   }();
-  return *f;
+  return *lanes;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 4096) return 0;
-  Fixture& f = Get();
-  const size_t n = f.contexts.size();
+  std::vector<Lane>& lanes = Get();
+  const size_t n = lanes[0].contexts.size();
   for (bool rtcp : {false, true}) {
-    // One copy per context, all in one burst.
-    std::vector<std::unique_ptr<uint8_t[]>> bufs;
-    std::vector<Packet> pkts(n);
-    std::vector<Job> jobs(n);
-    for (size_t i = 0; i < n; ++i) {
-      bufs.emplace_back(new uint8_t[size + kTailroom]);
-      if (size > 0) std::memcpy(bufs[i].get(), data, size);
-      pkts[i] = Packet{bufs[i].get(), static_cast<uint32_t>(size),
-                       static_cast<uint32_t>(size + kTailroom)};
-      jobs[i] = Job{f.contexts[i].get(), &pkts[i]};
+    std::vector<std::vector<std::unique_ptr<uint8_t[]>>> bufs(kLanes);
+    std::vector<std::vector<Packet>> pkts(kLanes, std::vector<Packet>(n));
+    std::vector<std::vector<Verdict>> verdicts(
+        kLanes, std::vector<Verdict>(n, static_cast<Verdict>(0xff)));
+    for (size_t b = 0; b < kLanes; ++b) {
+      // One copy per context, all in one burst.
+      std::vector<Job> jobs(n);
+      for (size_t i = 0; i < n; ++i) {
+        bufs[b].emplace_back(new uint8_t[size + kTailroom]);
+        if (size > 0) std::memcpy(bufs[b][i].get(), data, size);
+        pkts[b][i] = Packet{bufs[b][i].get(), static_cast<uint32_t>(size),
+                            static_cast<uint32_t>(size + kTailroom)};
+        jobs[i] = Job{lanes[b].contexts[i].get(), &pkts[b][i]};
+      }
+      Engine& engine = *lanes[b].engine;
+      const size_t ok =
+          rtcp ? engine.UnprotectRtcp(jobs, verdicts[b]) : engine.UnprotectRtp(jobs, verdicts[b]);
+      size_t counted = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (static_cast<int>(verdicts[b][i]) >= sluice::srtp::kVerdictCount) abort();
+        if (verdicts[b][i] == Verdict::kOk) {
+          ++counted;
+          if (pkts[b][i].len > size) abort();
+        }
+      }
+      if (counted != ok) abort();
     }
-    std::vector<Verdict> verdicts(n, static_cast<Verdict>(0xff));
-    const size_t ok =
-        rtcp ? f.engine->UnprotectRtcp(jobs, verdicts) : f.engine->UnprotectRtp(jobs, verdicts);
-    size_t counted = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (static_cast<int>(verdicts[i]) >= sluice::srtp::kVerdictCount) abort();
-      if (verdicts[i] == Verdict::kOk) {
-        ++counted;
-        if (pkts[i].len > size) abort();
+      if (verdicts[1][i] != verdicts[0][i]) abort();
+      if (verdicts[0][i] != Verdict::kOk) continue;
+      if (pkts[1][i].len != pkts[0][i].len ||
+          std::memcmp(pkts[1][i].data, pkts[0][i].data, pkts[0][i].len) != 0) {
+        abort();
       }
     }
-    if (counted != ok) abort();
   }
   return 0;
 }
