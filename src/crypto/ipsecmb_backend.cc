@@ -126,17 +126,17 @@ class IpsecMbBackend final : public Backend {
       const bool aes128 = op->key->suite->key_len == 16;
       if constexpr (kEncrypt) {
         if (aes128) {
-          IMB_AES128_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+          IMB_AES128_GCM_ENC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
                              op->iv, aad, aad_len, op->tag, op->tag_len);
         } else {
-          IMB_AES256_GCM_ENC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+          IMB_AES256_GCM_ENC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
                              op->iv, aad, aad_len, op->tag, op->tag_len);
         }
       } else if (aes128) {
-        IMB_AES128_GCM_DEC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+        IMB_AES128_GCM_DEC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
                            op->iv, aad, aad_len, op->tag, op->tag_len);
       } else {
-        IMB_AES256_GCM_DEC(mgr_.get(), &op->key->gcm, &gcm_ctx_, data, data, op->cipher_len,
+        IMB_AES256_GCM_DEC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
                            op->iv, aad, aad_len, op->tag, op->tag_len);
       }
     }

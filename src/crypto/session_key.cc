@@ -29,7 +29,18 @@ bool UsesHmac(const SuiteInfo& suite) {
 
 void Wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
 
-SessionKey::~SessionKey() { Wipe(this, sizeof(*this)); }
+GcmTables::~GcmTables() { Wipe(&data, sizeof data); }
+
+SessionKey::~SessionKey() {
+  gcm.reset();  // wipes the tables
+  Wipe(cm_salt, sizeof cm_salt);
+  Wipe(aes_round_keys, sizeof aes_round_keys);
+  Wipe(hmac_ipad_state, sizeof hmac_ipad_state);
+  Wipe(hmac_opad_state, sizeof hmac_opad_state);
+  Wipe(enc_key, sizeof enc_key);
+  Wipe(salt, sizeof salt);
+  Wipe(auth_key, sizeof auth_key);
+}
 
 void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
                std::span<const uint8_t> master_salt, KeyLabel label,
@@ -73,10 +84,11 @@ void PrepareSessionKey(SessionKey& key) {
       case 32: IMB_AES_KEYEXP_256(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
     }
   } else if (suite.cipher == CipherKind::kAesGcm) {
+    if (key.gcm == nullptr) key.gcm = std::make_unique<GcmTables>();
     if (suite.key_len == 16) {
-      IMB_AES128_GCM_PRE(mgr, key.enc_key, &key.gcm);
+      IMB_AES128_GCM_PRE(mgr, key.enc_key, &key.gcm->data);
     } else {
-      IMB_AES256_GCM_PRE(mgr, key.enc_key, &key.gcm);
+      IMB_AES256_GCM_PRE(mgr, key.enc_key, &key.gcm->data);
     }
   }
   Wipe(dec_round_keys, sizeof dec_round_keys);
@@ -119,7 +131,6 @@ absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
                KeyLabel::kSrtpSalt},
         Labels{keys.srtcp.get(), KeyLabel::kSrtcpEncryption, KeyLabel::kSrtcpAuthentication,
                KeyLabel::kSrtcpSalt}}) {
-    std::memset(static_cast<void*>(l.key), 0, sizeof(SessionKey));
     l.key->suite = &suite;
     DeriveKey(suite, master_key, master_salt, l.enc, {l.key->enc_key, suite.key_len});
     DeriveKey(suite, master_key, master_salt, l.salt, {l.key->salt, suite.salt_len});

@@ -28,20 +28,34 @@ enum class KeyLabel : uint8_t {
   kSrtcpSalt = 0x05,
 };
 
+// AES-GCM's round keys and GHASH tables for ipsec-mb (about 1 KiB): only
+// GCM keys have them, so they live apart from SessionKey. Wiped on
+// destruction.
+struct alignas(64) GcmTables {
+  struct gcm_key_data data;
+
+  GcmTables() = default;
+  GcmTables(const GcmTables&) = delete;
+  GcmTables& operator=(const GcmTables&) = delete;
+  ~GcmTables();
+};
+
+// What protect and unprotect read comes first: the salt words, the tables'
+// address and the AES round keys, then the HMAC states, five cache lines in
+// all for AES-CM with HMAC-SHA1.
 struct alignas(64) SessionKey {
   // AES-CM: the salt as the two 64-bit words of the counter block it starts
   // (bytes 0-7, and bytes 8-13 with 14-15 zero), so building each packet's IV
   // is two XORs.
   uint64_t cm_salt[2];
+  // AES-GCM: round keys and hash tables (null for other ciphers).
+  std::unique_ptr<GcmTables> gcm;
   // AES-CM: expanded encryption round keys (10, 12 or 14 rounds).
-  // AES-GCM: gcm.expanded_keys holds them instead.
   alignas(16) uint8_t aes_round_keys[16 * 15];
   // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad),
   // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words.
   alignas(16) uint8_t hmac_ipad_state[20];
   alignas(16) uint8_t hmac_opad_state[20];
-  // AES-GCM: round keys and GHASH tables for ipsec-mb.
-  alignas(64) struct gcm_key_data gcm;
 
   const SuiteInfo* suite;
   uint8_t enc_key[32];   // key_len bytes used

@@ -100,6 +100,13 @@ class Context {
   // counting). Does not allocate.
   void AdoptStreamsFrom(const Context& old) noexcept;
 
+  // Starts loading what protecting or unprotecting this context's next RTP
+  // packet reads (the active key's counters and session key, the stream
+  // table and its replay windows), so that a burst of packets of many
+  // sessions waits for memory once, not once per packet. Owner thread; a
+  // hint only, it changes nothing.
+  void PrefetchRtp() const noexcept;
+
   // Keys after the first are tried on unprotect only while now < deadline
   // (Engine::SetNow's clock). Default: no deadline.
   void SetTrialDeadline(uint64_t deadline) noexcept { trial_until_ = deadline; }
@@ -151,6 +158,23 @@ inline Context::Stream* Context::FindOrAddStream(uint32_t ssrc) noexcept {
     free_slot->ssrc = ssrc;
   }
   return free_slot;
+}
+
+inline void Context::PrefetchRtp() const noexcept {
+  const Key& key = keys_[static_cast<size_t>(active_)];
+  __builtin_prefetch(&key);
+  __builtin_prefetch(streams_.data());
+  __builtin_prefetch(window_words_.data());
+  // AES-CM: the salt words, round keys and HMAC states fill the first five
+  // lines; AES-GCM reads its round keys and hash-key table from `gcm`.
+  const crypto::SessionKey& sk = *key.session.srtp;
+  if (suite_->cipher == crypto::CipherKind::kAesGcm) {
+    const char* gcm = reinterpret_cast<const char*>(sk.gcm.get());
+    for (int line = 0; line < 8; ++line) __builtin_prefetch(gcm + 64 * line);
+  } else {
+    const char* cm = reinterpret_cast<const char*>(&sk);
+    for (int line = 0; line < 5; ++line) __builtin_prefetch(cm + 64 * line);
+  }
 }
 
 inline bool Context::HasFreeStream() const noexcept {
