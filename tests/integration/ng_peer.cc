@@ -1,0 +1,125 @@
+#include "ng_peer.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "sluice/ng/sdp.h"
+#include "sluice/srtp/sdes.h"
+
+namespace sluice::testing {
+
+NgClient::~NgClient() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool NgClient::Open(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port) {
+  auto fd = topo.Socket(ns, AF_INET, SOCK_DGRAM);
+  if (!fd.ok()) return false;
+  fd_ = *fd;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  inet_pton(AF_INET, ip.c_str(), &to.sin_addr);
+  return connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0;
+}
+
+std::string NgClient::RawText(const std::string& datagram, int timeout_ms) {
+  if (send(fd_, datagram.data(), datagram.size(), 0) < 0) return "";
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) != 1) return "";
+  std::string buf(65536, '\0');
+  const ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
+  if (n <= 0) return "";
+  buf.resize(static_cast<size_t>(n));
+  return buf;
+}
+
+std::string NgClient::Raw(const std::string& cookie, const ng::Value& request) {
+  const ng::String body = ng::Encode(request);
+  return RawText(absl::StrCat(cookie, " ", std::string(body.data(), body.size())), 2000);
+}
+
+ng::Value NgClient::Call(const ng::Value& request) {
+  const std::string cookie = absl::StrCat("t", getpid(), "_", ++next_);
+  const std::string reply = Raw(cookie, request);
+  if (reply.rfind(cookie + " ", 0) != 0) return ng::Value(ng::Value::Dict{});
+  absl::StatusOr<ng::Value> v = ng::Decode(std::string_view(reply).substr(cookie.size() + 1));
+  return v.ok() ? *v : ng::Value(ng::Value::Dict{});
+}
+
+std::string NewSdesKey() {
+  srtp::SdesCrypto c;
+  c.key.suite = crypto::Suite::kAesCm128HmacSha1_80;
+  RAND_bytes(c.key.key.data(), 16);
+  RAND_bytes(c.key.salt.data(), 14);
+  return srtp::FormatSdesCrypto(c);
+}
+
+std::string PhoneSdp(const std::string& ip, uint16_t port, const std::string& proto,
+                     const std::vector<std::string>& keys) {
+  std::string sdp = absl::StrCat("v=0\r\no=phone 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip,
+                                 "\r\nt=0 0\r\nm=audio ", port, " ", proto,
+                                 " 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+                                 "a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n");
+  for (size_t i = 0; i < keys.size(); ++i) absl::StrAppend(&sdp, "a=crypto:", i + 1, " ", keys[i], "\r\n");
+  return sdp + "a=sendrecv\r\n";
+}
+
+ng::Value NgCommand(const std::string& command, const std::string& call_id) {
+  ng::Value r(ng::Value::Dict{});
+  r.Set("command", command);
+  if (!call_id.empty()) r.Set("call-id", call_id);
+  return r;
+}
+
+ng::Value NgOffer(const std::string& call_id, const std::string& from_tag, const std::string& sdp) {
+  ng::Value r = NgCommand("offer", call_id);
+  r.Set("from-tag", from_tag);
+  r.Set("sdp", sdp);
+  r.Set("flags", ng::Value(ng::Value::List{"trust-address"}));
+  r.Set("direction", ng::Value(ng::Value::List{"a", "b"}));
+  return r;
+}
+
+ng::Value NgAnswer(const std::string& call_id, const std::string& from_tag,
+                   const std::string& to_tag, const std::string& sdp) {
+  ng::Value r = NgOffer(call_id, from_tag, sdp);
+  r.Set("command", "answer");
+  r.Set("to-tag", to_tag);
+  return r;
+}
+
+std::string Result(const ng::Value& reply) {
+  const ng::Value* v = reply.Find("result");
+  return v && v->is_string() ? std::string(v->str()) : "<no result>";
+}
+
+std::string ErrorReason(const ng::Value& reply) {
+  const ng::Value* v = reply.Find("error-reason");
+  return v && v->is_string() ? std::string(v->str()) : "";
+}
+
+SdpView ViewSdp(const std::string& sdp) {
+  SdpView view;
+  absl::StatusOr<ng::Sdp> parsed = ng::ParseSdp(sdp);
+  if (!parsed.ok() || parsed->media.empty()) return view;
+  if (std::optional<packet::IpAddress> ip = parsed->Address(0)) view.ip = ip->ToString();
+  view.port = parsed->media[0].port;
+  view.proto = parsed->media[0].proto;
+  for (const ng::SdpCrypto& c : parsed->media[0].crypto) {
+    view.crypto.emplace_back(c.value.data(), c.value.size());
+  }
+  return view;
+}
+
+SdpView ViewSdp(const ng::Value& reply) {
+  const ng::Value* sdp = reply.Find("sdp");
+  return sdp && sdp->is_string() ? ViewSdp(std::string(sdp->str())) : SdpView{};
+}
+
+}  // namespace sluice::testing

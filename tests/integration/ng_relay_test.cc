@@ -1,0 +1,167 @@
+// sluiced driven over the ng protocol end to end: the real daemon with its
+// [ng] UDP listener, the SBC's side played by bencoded offer/answer requests
+// on the daemon namespace's loopback, and phones in two more namespaces
+// sending and receiving libsrtp2-protected RTP with the keys the rewritten
+// SDP carries. Every packet is verified.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "ng_peer.h"
+
+namespace sluice::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class NgRelayTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    LibsrtpPeer::Init();
+    daemon_ = new Daemon;
+    DaemonOptions options;
+    options.name = "ng-relay";
+    options.subnet_a = "10.203.1";
+    options.subnet_b = "10.203.2";
+    options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n[ng]\nlisten = \"127.0.0.1:2223\"\n";
+    skip_reason_ = daemon_->Start(options);
+  }
+  static void TearDownTestSuite() {
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << "skipped: " << skip_reason_;
+    ASSERT_TRUE(daemon_->running());
+    ASSERT_TRUE(ng_.Open(daemon_->topology(), "relay", "127.0.0.1", 2223));
+    ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  }
+
+  inline static Daemon* daemon_ = nullptr;
+  inline static std::string skip_reason_;
+  NgClient ng_;
+  ControlClient control_;
+};
+
+TEST_F(NgRelayTest, SrtpCallReKeyedByAReOfferThenDeleted) {
+  const std::string call = "ng-e2e-1@sbc.example";
+  const std::string ka = NewSdesKey(), kb = NewSdesKey();
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 40000, 0x1111);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 40002, 0x2222);
+
+  ng::Value offer = NgOffer(call, "tag-a", PhoneSdp(daemon_->phone_ip(0), 40000, "RTP/SAVP", {ka}));
+  ng::Value reply = ng_.Call(offer);
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  SdpView to_b = ViewSdp(reply);
+  ASSERT_EQ(to_b.crypto.size(), 1u);  // one per offered suite
+  ng::Value answer = NgAnswer(call, "tag-a", "tag-b",
+                              PhoneSdp(daemon_->phone_ip(1), 40002, "RTP/SAVP", {kb}));
+  reply = ng_.Call(answer);
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  SdpView to_a = ViewSdp(reply);
+  ASSERT_EQ(to_a.crypto.size(), 1u);
+  EXPECT_EQ(to_a.ip, daemon_->relay_ip(0));
+  EXPECT_EQ(to_b.ip, daemon_->relay_ip(1));
+
+  a.relay = Addr(to_a.ip, to_a.port);
+  b.relay = Addr(to_b.ip, to_b.port);
+  Arm(a, ka, to_a.crypto[0]);
+  Arm(b, kb, to_b.crypto[0]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ARP for both peers
+  ExchangeResult first = Exchange(a, b, 50);
+  EXPECT_TRUE(first.Perfect()) << first.Describe();
+
+  // The same session through the native protocol (what sluicectl shows).
+  nlohmann::json get = control_.Call({{"op", "session.get"}, {"session", call}});
+  ASSERT_EQ(get["ok"], true) << get.dump();
+  EXPECT_EQ(get["legs"][0]["rx_suite"], "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(get["legs"][1]["tx_suite"], "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(get["legs"][0]["counters"]["rx_packets"], 50);
+  EXPECT_THAT(get.dump(), ::testing::Not(HasSubstr("inline:")));
+
+  // re-INVITE: new keys on both sides, fresh keys from Sluice.
+  const std::string ka2 = NewSdesKey(), kb2 = NewSdesKey();
+  reply = ng_.Call(NgOffer(call, "tag-a", PhoneSdp(daemon_->phone_ip(0), 40000, "RTP/SAVP", {ka2})));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  SdpView to_b2 = ViewSdp(reply);
+  reply = ng_.Call(NgAnswer(call, "tag-a", "tag-b",
+                            PhoneSdp(daemon_->phone_ip(1), 40002, "RTP/SAVP", {kb2})));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  SdpView to_a2 = ViewSdp(reply);
+  EXPECT_EQ(to_a2.port, to_a.port);
+  EXPECT_EQ(to_b2.port, to_b.port);
+  EXPECT_NE(to_a2.crypto[0], to_a.crypto[0]);
+  EXPECT_NE(to_b2.crypto[0], to_b.crypto[0]);
+  Arm(a, ka2, to_a2.crypto[0]);
+  Arm(b, kb2, to_b2.crypto[0]);
+  ExchangeResult second = Exchange(a, b, 50);
+  EXPECT_TRUE(second.Perfect()) << second.Describe();
+
+  // Back to the first key: refused, and media keeps flowing on the current one.
+  reply = ng_.Call(NgOffer(call, "tag-a", PhoneSdp(daemon_->phone_ip(0), 40000, "RTP/SAVP", {ka})));
+  ASSERT_EQ(Result(reply), "ok");
+  reply = ng_.Call(NgAnswer(call, "tag-a", "tag-b",
+                            PhoneSdp(daemon_->phone_ip(1), 40002, "RTP/SAVP", {kb2})));
+  EXPECT_EQ(Result(reply), "error");
+  EXPECT_THAT(ErrorReason(reply), HasSubstr("key_reuse"));
+
+  reply = ng_.Call(NgCommand("delete", call));
+  EXPECT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  get = control_.Call({{"op", "session.get"}, {"session", call}});
+  EXPECT_EQ(get["error"]["code"], "not_found") << get.dump();
+}
+
+TEST_F(NgRelayTest, PlainTrunkBridgedToAnSrtpPhone) {
+  const std::string call = "ng-e2e-plain";
+  const std::string kb = NewSdesKey();
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 40010, 0x3333);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 40012, 0x4444);
+  ng::Value offer = NgOffer(call, "trunk", PhoneSdp(daemon_->phone_ip(0), 40010, "RTP/AVP", {}));
+  offer.Set("transport-protocol", "RTP/SAVP");
+  offer.Set("SDES", ng::Value(ng::Value::List{"only-AES_CM_128_HMAC_SHA1_80"}));
+  ng::Value reply = ng_.Call(offer);
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  SdpView to_b = ViewSdp(reply);
+  EXPECT_EQ(to_b.proto, "RTP/SAVP");
+  ASSERT_EQ(to_b.crypto.size(), 1u);
+  reply = ng_.Call(NgAnswer(call, "trunk", "phone",
+                            PhoneSdp(daemon_->phone_ip(1), 40012, "RTP/SAVP", {kb})));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  SdpView to_a = ViewSdp(reply);
+  EXPECT_EQ(to_a.proto, "RTP/AVP");
+  EXPECT_TRUE(to_a.crypto.empty());
+  a.relay = Addr(to_a.ip, to_a.port);
+  b.relay = Addr(to_b.ip, to_b.port);
+  Arm(b, kb, to_b.crypto[0]);  // a stays plain
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ExchangeResult r = Exchange(a, b, 50);
+  EXPECT_TRUE(r.Perfect()) << r.Describe();
+  EXPECT_EQ(Result(ng_.Call(NgCommand("delete", call))), "ok");
+}
+
+TEST_F(NgRelayTest, RetransmittedOfferIsAnsweredFromTheCache) {
+  ng::Value offer = NgOffer("ng-e2e-retx", "t", PhoneSdp(daemon_->phone_ip(0), 40020, "RTP/AVP", {}));
+  const std::string first = ng_.Raw("retx-1", offer);
+  const std::string again = ng_.Raw("retx-1", offer);
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first, again);
+  EXPECT_THAT(first, HasSubstr("6:result2:ok"));
+  EXPECT_THAT(ng_.RawText("no-dictionary"), ::testing::IsEmpty());  // no cookie: no reply
+  EXPECT_THAT(ng_.RawText("c9 i1e"), HasSubstr("not a dictionary"));
+  EXPECT_EQ(Result(ng_.Call(NgCommand("ping", ""))), "pong");  // still serving
+  EXPECT_EQ(Result(ng_.Call(NgCommand("delete", "ng-e2e-retx"))), "ok");
+}
+
+}  // namespace
+}  // namespace sluice::testing
