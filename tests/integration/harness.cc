@@ -237,6 +237,12 @@ ExchangeResult Exchange(Phone& a, Phone& b, int n) {
   return r;
 }
 
+::testing::AssertionResult Flows(Phone& a, Phone& b, int n) {
+  const ExchangeResult r = Exchange(a, b, n);
+  if (r.Perfect()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << r.Describe();
+}
+
 // --- RawSender ---
 
 RawSender::~RawSender() {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
@@ -94,6 +95,8 @@ struct ExchangeResult {
 };
 // Sends n packets each way, 2 ms apart, and collects what arrives.
 ExchangeResult Exchange(Phone& a, Phone& b, int n);
+// Exchange, as a test assertion: success when Perfect(), else what was lost.
+::testing::AssertionResult Flows(Phone& a, Phone& b, int n);
 
 // Frames written on an AF_PACKET socket bound to a phone-side veth end.
 class RawSender {
