@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
     s.rtp_window.Init(&ctx->window_words_[(2 * i) * words], options.replay_window);
     s.rtcp_window.Init(&ctx->window_words_[(2 * i + 1) * words], options.replay_window);
   }
+  ctx->SetActiveKey(0);
   return ctx;
 }
 

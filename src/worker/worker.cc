@@ -199,8 +199,11 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     Adopt(flow->tx_next, flow->tx_retired, flow->tx, UINT64_MAX);
     rte_prefetch0(flow->in_remote);
     rte_prefetch0(flow->out_remote);
-    if (flow->rx != nullptr) rte_prefetch0(flow->rx);
-    if (flow->tx != nullptr) rte_prefetch0(flow->tx);
+    for (const srtp::Context* ctx : {flow->rx, flow->tx}) {
+      if (ctx == nullptr) continue;
+      rte_prefetch0(ctx);
+      rte_prefetch0(reinterpret_cast<const char*>(ctx) + 64);
+    }
   }
 
   // Phase 2: the flow, the payload kind, the source; queue SRTP for one
@@ -222,9 +225,11 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
       case packet::PayloadKind::kRtcp:
         break;
       case packet::PayloadKind::kDtls:
+        Inc(flow->counters.other_drops);
         Drop(it.m, DropReason::kDtls);
         continue;
       case packet::PayloadKind::kStun:
+        Inc(flow->counters.other_drops);
         Drop(it.m, DropReason::kStun);
         continue;
       default:

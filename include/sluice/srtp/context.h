@@ -54,7 +54,10 @@ class Context {
   int key_count() const { return static_cast<int>(keys_.size()); }
 
   // Which master key protect uses (owner thread).
-  void SetActiveKey(int index) noexcept { active_ = index; }
+  void SetActiveKey(int index) noexcept {
+    active_ = index;
+    active_srtp_key_ = keys_[static_cast<size_t>(index)].session.srtp.get();
+  }
   int active_key() const noexcept { return active_; }
 
   // Bytes protect appends: SRTP tag + MKI; SRTCP 4-byte index + tag + MKI.
@@ -133,6 +136,9 @@ class Context {
   ContextOptions options_;
   uint8_t mki_len_ = 0;
   int active_ = 0;
+  // keys_[active_]'s SRTP session key, so that PrefetchRtp needs nothing but
+  // this object to be loaded.
+  const crypto::SessionKey* active_srtp_key_ = nullptr;
   uint64_t trial_until_ = UINT64_MAX;
   std::vector<Key> keys_;
   std::vector<Stream> streams_;
@@ -161,20 +167,16 @@ inline Context::Stream* Context::FindOrAddStream(uint32_t ssrc) noexcept {
 }
 
 inline void Context::PrefetchRtp() const noexcept {
-  const Key& key = keys_[static_cast<size_t>(active_)];
-  __builtin_prefetch(&key);
+  // Addresses from this object only, no loads through them: every prefetch
+  // issues at once.
+  __builtin_prefetch(keys_.data() + active_);
   __builtin_prefetch(streams_.data());
   __builtin_prefetch(window_words_.data());
   // AES-CM: the salt words, round keys and HMAC states fill the first five
-  // lines; AES-GCM reads its round keys and hash-key table from `gcm`.
-  const crypto::SessionKey& sk = *key.session.srtp;
-  if (suite_->cipher == crypto::CipherKind::kAesGcm) {
-    const char* gcm = reinterpret_cast<const char*>(sk.gcm.get());
-    for (int line = 0; line < 8; ++line) __builtin_prefetch(gcm + 64 * line);
-  } else {
-    const char* cm = reinterpret_cast<const char*>(&sk);
-    for (int line = 0; line < 5; ++line) __builtin_prefetch(cm + 64 * line);
-  }
+  // lines; AES-GCM reads its round keys and hash tables from `gcm`, whose
+  // address is in the first line.
+  const char* sk = reinterpret_cast<const char*>(active_srtp_key_);
+  for (int line = 0; line < 5; ++line) __builtin_prefetch(sk + 64 * line);
 }
 
 inline bool Context::HasFreeStream() const noexcept {
