@@ -133,8 +133,17 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
       Drop(m, DropReason::kMultiSegment);
       continue;
     }
+    // What the NIC has already checked is not checked again (a bad or
+    // unknown result is: the software check counts it).
+    packet::ParseOptions parse = config_.parse;
+    if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD) {
+      parse.verify_ip_checksum = false;
+    }
+    if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
+      parse.verify_udp_checksum = false;
+    }
     const packet::ParsedFrame frame =
-        packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, config_.parse);
+        packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, parse);
     switch (frame.kind) {
       case packet::FrameKind::kUdp:
         items[k].m = m;
