@@ -458,6 +458,26 @@ TEST_F(PipelineTest, LegPacketRateIsLimitedAfterAuthentication) {
   EXPECT_EQ(Drain(port_a).size(), 1u);
 }
 
+// What reaches a leg but is not RTP or RTCP is counted on that leg too.
+TEST_F(PipelineTest, NonMediaAtALegCountsAgainstTheLeg) {
+  std::mt19937 rng(29);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80,
+                          crypto::Suite::kAesCm128HmacSha1_80, true, rng));
+  Publish(c);
+  std::vector<uint8_t> stun(20, 0);
+  stun[1] = 1;  // binding request
+  std::vector<uint8_t> dtls(40, 0x16);
+  std::vector<uint8_t> other(30, 0x08);
+  Send({Frame(Mac(0x12), c.a.port_mac, *c.a.remote, c.a.local, stun),
+        Frame(Mac(0x12), c.a.port_mac, *c.a.remote, c.a.local, dtls),
+        Frame(Mac(0x12), c.a.port_mac, *c.a.remote, c.a.local, other)});
+  EXPECT_EQ(Drops(DropReason::kStun), 1u);
+  EXPECT_EQ(Drops(DropReason::kDtls), 1u);
+  EXPECT_EQ(Drops(DropReason::kNotRtp), 1u);
+  EXPECT_EQ(c.session->flow(0).counters.other_drops.load(), 3u);
+  EXPECT_EQ(Drain(port_b).size(), 0u);
+}
+
 TEST_F(PipelineTest, UnknownDestinationAndGarbageAreCountedDrops) {
   Send({Frame(Mac(1), Mac(2), Ep("10.0.9.9:1000"), Ep("10.0.1.1:31000"), RtpPacket(1, 1, 20, 0))});
   EXPECT_EQ(Drops(DropReason::kNoFlow), 1u);
