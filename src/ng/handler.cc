@@ -520,7 +520,13 @@ Value Handler::Answer(Request& r, Value& reply) {
 
 Value Handler::Delete(Request& r, Value& reply) {
   auto found = calls_.find(r.call_id);
-  if (found == calls_.end()) return Error(reply, "Unknown call-id");
+  if (found == calls_.end()) {
+    // As rtpengine does: a call already gone (a BYE and a CANCEL, a resent
+    // BYE under a new cookie) is no failure for the SBC.
+    r.warnings.push_back("Call-ID not found");
+    reply.Set("result", "ok");
+    return std::move(reply);
+  }
   for (const Stream& s : found->second.streams) {
     if (!s.session.empty()) operations_.Delete(s.session).IgnoreError();
   }

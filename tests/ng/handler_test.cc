@@ -177,6 +177,10 @@ TEST_F(HandlerTest, SrtpOfferAnswerBuildsOneSessionWithSluicesKeys) {
   EXPECT_FALSE(manager_->Get("call-1@host").ok());
   EXPECT_EQ(S(handler_->Handle(Request("query")).Find("result")), "error");
   EXPECT_EQ(handler_->call_count(), 0u);
+  // Deleting it again is no failure (a resent BYE), as with rtpengine.
+  Value again = handler_->Handle(Request("delete"));
+  EXPECT_EQ(S(again.Find("result")), "ok");
+  EXPECT_EQ(S(again.Find("warning")), "Call-ID not found");
 }
 
 TEST_F(HandlerTest, ReOfferReKeysWithFreshKeysAndAReusedKeyIsRefused) {
