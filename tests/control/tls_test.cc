@@ -380,6 +380,33 @@ TEST_F(TlsTest, OnlyTls12WithForwardSecrecyAndAeadOrNewer) {
   EXPECT_EQ(server->counters().tls_connections_accepted, 4u);
 }
 
+TEST_F(TlsTest, NoRenegotiationNoCompression) {
+  Start();
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_max_proto_version(ctx.get(), TLS1_2_VERSION);
+  ASSERT_EQ(SSL_CTX_load_verify_locations(ctx.get(), ca_->cert_file.c_str(), nullptr), 1);
+  ASSERT_EQ(SSL_CTX_use_certificate_file(ctx.get(), client_->cert_file.c_str(), SSL_FILETYPE_PEM), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx.get(), client_->key_file.c_str(), SSL_FILETYPE_PEM), 1);
+  const int fd = TcpConnect(server->tls_port());
+  ASSERT_GE(fd, 0);
+  SslPtr ssl(SSL_new(ctx.get()));
+  SSL_set_fd(ssl.get(), fd);
+  ASSERT_EQ(SSL_connect(ssl.get()), 1);
+  EXPECT_EQ(SSL_get_current_compression(ssl.get()), nullptr);
+  const char ping[] = "{\"id\":1,\"op\":\"ping\"}\n";
+  char buf[512];
+  ASSERT_GT(SSL_write(ssl.get(), ping, sizeof(ping) - 1), 0);
+  ASSERT_GT(SSL_read(ssl.get(), buf, sizeof(buf)), 0);
+  // The client asks to renegotiate: the server declines (RFC 5746's
+  // no_renegotiation alert) and the new handshake never completes.
+  ERR_clear_error();
+  ASSERT_EQ(SSL_renegotiate(ssl.get()), 1);
+  EXPECT_NE(SSL_do_handshake(ssl.get()), 1);
+  EXPECT_THAT(DrainSslErrors(), HasSubstr("no renegotiation"));
+  close(fd);
+  EXPECT_TRUE(PingAs(*client_).ok());
+}
+
 TEST_F(TlsTest, PlaintextClientOnTheTlsPortRefused) {
   Start();
   const int fd = TcpConnect(server->tls_port());
