@@ -75,6 +75,19 @@ int WorkerMain(void* arg) {
   return 0;
 }
 
+// [control.tls] as the control server takes it.
+control::TlsServerOptions TlsServerOptionsFrom(const config::ControlTlsConfig& tls) {
+  control::TlsServerOptions t;
+  t.listen = tls.listen.ToString();
+  t.cert_file = tls.cert;
+  t.key_file = tls.key;
+  t.ca_file = tls.ca;
+  t.server_name = tls.server_name;
+  t.allowed_clients = tls.allowed_clients;
+  t.handshake_timeout_ms = tls.handshake_timeout_ms;
+  return t;
+}
+
 uint32_t RoundPoolSize(uint64_t n) {
   uint32_t size = 4095;
   while (size < n && size < (1u << 24)) size = size * 2 + 1;
@@ -265,17 +278,7 @@ int Run(const config::Config& cfg) {
   server_options.group = cfg.control.group;
   server_options.max_connections = cfg.control.max_connections;
   server_options.log = [](absl::string_view line) { Log(std::string(line)); };
-  if (cfg.control.tls.has_value()) {
-    const config::ControlTlsConfig& tls = *cfg.control.tls;
-    control::TlsServerOptions& t = server_options.tls.emplace();
-    t.listen = tls.listen.ToString();
-    t.cert_file = tls.cert;
-    t.key_file = tls.key;
-    t.ca_file = tls.ca;
-    t.server_name = tls.server_name;
-    t.allowed_clients = tls.allowed_clients;
-    t.handshake_timeout_ms = tls.handshake_timeout_ms;
-  }
+  if (cfg.control.tls.has_value()) server_options.tls = TlsServerOptionsFrom(*cfg.control.tls);
   absl::StatusOr<std::unique_ptr<control::Server>> server =
       control::Server::Create(manager, server_options);
   int rc = 0;
@@ -372,6 +375,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
+    // The control TLS certificate, key and CA are loaded and checked too: a
+    // listener that would refuse to start fails the check.
+    if (cfg->control.tls.has_value()) {
+      absl::StatusOr<std::unique_ptr<sluice::control::TlsServerContext>> tls =
+          sluice::control::TlsServerContext::Create(
+              sluice::TlsServerOptionsFrom(*cfg->control.tls));
+      if (!tls.ok()) {
+        std::fprintf(stderr, "sluiced: %s: %s\n", config_path.c_str(),
+                     std::string(tls.status().message()).c_str());
+        return 2;
+      }
+    }
     std::printf("%s: configuration is valid\n", config_path.c_str());
     return 0;
   }
