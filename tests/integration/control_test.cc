@@ -350,6 +350,13 @@ TEST_F(ControlTest, ServerNameNotInTheCertificateRefusesToStart) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
   EXPECT_THAT(ReadFile(*dir_ + "/bad.log"),
               HasSubstr("has no subjectAltName matching control.tls.server_name \"wrong.test\""));
+  // --check says so before anything starts.
+  const int check = std::system(((BuildDir() / "src" / "sluiced").string() + " --config " + *dir_ +
+                                 "/bad.toml --check >" + *dir_ + "/check.log 2>&1")
+                                    .c_str());
+  EXPECT_TRUE(WIFEXITED(check) && WEXITSTATUS(check) == 2) << check;
+  EXPECT_THAT(ReadFile(*dir_ + "/check.log"),
+              HasSubstr("has no subjectAltName matching control.tls.server_name \"wrong.test\""));
 }
 
 TEST_F(ControlTest, SessionLimitRefusedWithResourceExhausted) {
