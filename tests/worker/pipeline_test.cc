@@ -478,6 +478,31 @@ TEST_F(PipelineTest, NonMediaAtALegCountsAgainstTheLeg) {
   EXPECT_EQ(Drain(port_b).size(), 0u);
 }
 
+// A checksum the NIC reports good is not checked again; one it reports bad,
+// or does not report, is checked in software and a wrong one dropped.
+TEST_F(PipelineTest, ChecksumsTheNicCheckedAreTrusted) {
+  std::mt19937 rng(31);
+  Call& c = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  Publish(c);
+  auto corrupted = [&](uint16_t seq, uint64_t ol_flags) {
+    rte_mbuf* m = Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local,
+                        RtpPacket(seq, 0x4242, 160, 1));
+    rte_pktmbuf_mtod(m, uint8_t*)[14 + 20 + 6] ^= 0x5a;  // the UDP checksum
+    m->ol_flags = ol_flags;
+    return m;
+  };
+  Send({corrupted(1, 0),
+        corrupted(2, RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_BAD),
+        corrupted(3, RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD)});
+  EXPECT_EQ(worker_->counters()
+                .parse_errors[static_cast<size_t>(packet::ParseError::kBadUdpChecksum)]
+                .load(),
+            2u);
+  std::vector<Received> got = Drain(port_b);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload[3], 3) << "the packet the NIC vouched for is relayed";
+}
+
 TEST_F(PipelineTest, UnknownDestinationAndGarbageAreCountedDrops) {
   Send({Frame(Mac(1), Mac(2), Ep("10.0.9.9:1000"), Ep("10.0.1.1:31000"), RtpPacket(1, 1, 20, 0))});
   EXPECT_EQ(Drops(DropReason::kNoFlow), 1u);
