@@ -168,6 +168,7 @@ class FakeOperations : public Operations {
   static std::string SuiteOf(const CryptoSpec& spec) {
     switch (spec.kind) {
       case CryptoSpec::Kind::kPlain: return "plain";
+      case CryptoSpec::Kind::kPassthrough: return "passthrough";
       case CryptoSpec::Kind::kGenerate: return std::string(crypto::SuiteName(spec.suite));
       case CryptoSpec::Kind::kSdes: {
         std::string s = spec.sdes.substr(0, spec.sdes.find(' '));

@@ -597,6 +597,17 @@ TEST_F(TlsTest, ClientChecksTheServerName) {
   // a root the client does not trust.)
   EXPECT_THAT(std::string(c.status().message()),
               HasSubstr("the server's certificate: self-signed certificate in certificate chain"));
+  // sluicectl's own key must be private too.
+  const std::string open_key = *dir_ + "/client-open.key";
+  std::filesystem::copy_file(client_->key_file, open_key,
+                             std::filesystem::copy_options::overwrite_existing);
+  ASSERT_EQ(chmod(open_key.c_str(), 0604), 0);
+  o = ClientOptions(*client_);
+  o.files.key_file = open_key;
+  c = Client::ConnectTls(o, kTimeoutMs);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("tls-key: private key " + open_key + " has mode 0604"));
   // The address itself is a name the certificate carries.
   o = ClientOptions(*client_);
   o.server_name = "";
