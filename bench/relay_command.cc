@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -45,6 +47,9 @@ const char kRelayUsage[] =
     "            one CTR cipher burst + one HMAC-SHA1 hash burst, or one GCM call,\n"
     "            over the same bytes; AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM)\n"
     "  libsrtp2  srtp_unprotect then srtp_protect per packet, same suites and sizes\n"
+    "  mem ns    one dependent load at random over as much memory as the sessions'\n"
+    "            state (at least 16 MiB): what a packet of a session out of cache\n"
+    "            waits for at each pointer it follows\n"
     "\n"
     "Options:\n"
     "  --sessions N      sessions, 1 to 1000000 (default 1)\n"
@@ -84,7 +89,32 @@ struct Point {
   RelayRigResult relay;
   std::optional<double> floor_mpps;
   std::optional<double> libsrtp2_mpps;
+  // What one dependent load costs at random over as much memory as the
+  // sessions' state: what a packet of a session that is not in cache waits
+  // for, once per pointer it follows.
+  double memory_latency_ns = 0;
 };
+
+// A pointer chase through `bytes` of cache lines in random order.
+double MemoryLatencyNs(size_t bytes) {
+  struct alignas(64) Line {
+    uint32_t next;
+  };
+  const size_t n = std::max<size_t>(bytes / sizeof(Line), 1024);
+  std::vector<uint32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
+  std::shuffle(order.begin(), order.end(), std::mt19937(7));
+  std::vector<Line> lines(n);
+  for (size_t i = 0; i < n; ++i) lines[order[i]].next = order[(i + 1) % n];
+  uint32_t p = order[0];
+  const size_t steps = 2000000;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < steps; ++i) p = lines[p].next;
+  const auto end = std::chrono::steady_clock::now();
+  volatile uint32_t sink = p;
+  (void)sink;
+  return std::chrono::duration<double, std::nano>(end - start).count() / steps;
+}
 
 
 std::string SuiteLabel(const std::optional<crypto::Suite>& s) {
@@ -220,6 +250,10 @@ absl::StatusOr<Point> MeasurePoint(const Options& o, const RelayRigOptions& rig)
   }
   if (o.baselines) {
     if (absl::Status s = MeasureBaselines(o, p); !s.ok()) return s;
+    // The sessions' state, at least 16 MiB (beyond most caches), at most 1 GiB.
+    const double state = p.relay.bytes_per_session * rig.sessions;
+    p.memory_latency_ns = MemoryLatencyNs(static_cast<size_t>(
+        std::clamp(state, 16.0 * (1 << 20), 1024.0 * (1 << 20))));
   }
   return p;
 }
@@ -255,6 +289,8 @@ nlohmann::json ToJson(const Point& p) {
       opt(p.libsrtp2_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.libsrtp2_mpps)
                           : std::nullopt, 2);
   j["bytes_per_session"] = std::llround(p.relay.bytes_per_session);
+  j["memory_latency_ns"] = p.memory_latency_ns > 0 ? nlohmann::json(Round(p.memory_latency_ns, 1))
+                                                   : nlohmann::json(nullptr);
   j["install_seconds"] = Round(p.relay.install_seconds, 2);
   j["verified_packets"] = p.relay.verified;
   j["packets"] = p.relay.packets;
@@ -272,9 +308,9 @@ void PrintHeader(const Options& o) {
   std::printf("sluice-bench relay: %s -> %s, %u worker(s), burst %u, %.1f s per point\n",
               SuiteLabel(o.rig.in_suite).c_str(), SuiteLabel(o.rig.out_suite).c_str(),
               o.rig.workers, o.rig.burst, o.seconds);
-  std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s\n", "sessions", "size", "Mpps/core",
-              "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor", "vs libsrtp2",
-              "B/session");
+  std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s %7s\n", "sessions", "size",
+              "Mpps/core", "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor",
+              "vs libsrtp2", "B/session", "mem ns");
 }
 
 void PrintRow(const Point& p) {
@@ -283,11 +319,13 @@ void PrintRow(const Point& p) {
   const std::optional<double> vs_lib =
       p.libsrtp2_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.libsrtp2_mpps)
                       : std::nullopt;
-  std::printf("%9u %5u %10.2f %8.1f %7.2f %10s %10s %9s %11s %9.0f\n", p.rig.sessions, p.rig.size,
-              p.relay.mpps_per_core, p.relay.ns_per_packet, p.relay.gbps,
+  std::printf("%9u %5u %10.2f %8.1f %7.2f %10s %10s %9s %11s %9.0f %7s\n", p.rig.sessions,
+              p.rig.size, p.relay.mpps_per_core, p.relay.ns_per_packet, p.relay.gbps,
               Cell(p.floor_mpps, "%.2f").c_str(), Cell(p.libsrtp2_mpps, "%.3f").c_str(),
               Cell(vs_floor, "%.2f").c_str(), Cell(vs_lib, "%.1fx").c_str(),
-              p.relay.bytes_per_session);
+              p.relay.bytes_per_session,
+              Cell(p.memory_latency_ns > 0 ? std::optional<double>(p.memory_latency_ns)
+                                           : std::nullopt, "%.0f").c_str());
   std::fflush(stdout);
 }
 
