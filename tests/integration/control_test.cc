@@ -339,6 +339,44 @@ TEST_F(ControlTest, SluicectlOverMutualTls) {
   EXPECT_THAT(r.err, HasSubstr("--connect needs --tls-ca, --tls-cert and --tls-key"));
 }
 
+TEST_F(ControlTest, StalledTlsHandshakesTimeOutWhileOthersAreServed) {
+  Control admin(*socket_);
+  ASSERT_TRUE(admin.ok());
+  const uint64_t timeouts_before =
+      admin.Call({{"op", "stats"}})["control"]["tls"]["handshake_timeouts"].get<uint64_t>();
+  // 200 TCP clients of the TLS port that never finish a handshake (half of
+  // them stop inside their first record).
+  constexpr int kStalled = 200;
+  std::vector<int> stalled;
+  for (int i = 0; i < kStalled; ++i) {
+    absl::StatusOr<int> fd = topo_->Socket("relay", AF_INET, SOCK_STREAM);
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    const sockaddr_in addr = Addr("127.0.0.1", 7443);
+    ASSERT_EQ(connect(*fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+    if (i % 2 == 0) {
+      ASSERT_EQ(write(*fd, "\x16\x03\x01\x02", 4), 4);
+    }
+    stalled.push_back(*fd);
+  }
+  const auto t = Clock::now();
+  RunResult r = Sluicectl(TlsArgs(*good_) + " ping");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(admin.Call({{"op", "ping"}})["ok"], true);
+  EXPECT_LT(Clock::now() - t, std::chrono::seconds(1));
+  // Each is closed once handshake_timeout_ms (2 s) is up.
+  for (int fd : stalled) {
+    pollfd p{fd, POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 5000), 1);
+    char c;
+    EXPECT_EQ(recv(fd, &c, 1, 0), 0);
+    close(fd);
+  }
+  const json stats = admin.Call({{"op", "stats"}});
+  EXPECT_EQ(stats["control"]["tls"]["handshake_timeouts"].get<uint64_t>() - timeouts_before,
+            static_cast<uint64_t>(kStalled));
+  EXPECT_THAT(Log(), HasSubstr("no handshake within 2000 ms"));
+}
+
 TEST_F(ControlTest, ServerNameNotInTheCertificateRefusesToStart) {
   // On null devices: this daemon never touches the veths.
   std::ofstream(*dir_ + "/bad.toml")
