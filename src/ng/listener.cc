@@ -114,6 +114,18 @@ String Listener::Process(std::string_view datagram) {
     reply.Set("error-reason", std::string(request.status().message()));
   } else {
     reply = handler_.Handle(*request);
+    // The listener's own counters go with the statistics: what it dropped
+    // cannot be seen anywhere else.
+    const Value* command = request->Find("command");
+    if (command != nullptr && command->is_string() && command->str() == "statistics" &&
+        reply.Find("statistics") != nullptr) {
+      Value ng(Value::Dict{});
+      ng.Set("requests", static_cast<int64_t>(counters_.requests));
+      ng.Set("retransmissions", static_cast<int64_t>(counters_.retransmissions));
+      ng.Set("errors", static_cast<int64_t>(counters_.errors));
+      ng.Set("dropped", static_cast<int64_t>(counters_.dropped));
+      reply.Set("ng", std::move(ng));
+    }
   }
   const Value* result = reply.Find("result");
   if (result != nullptr && result->is_string() && result->str() == "error") ++counters_.errors;

@@ -96,6 +96,9 @@ TEST_F(ListenerTest, BadMessagesGetErrorsOrAreCounted) {
   EXPECT_THAT(S(listener_->Process("k2 li1ee")), HasSubstr("not a dictionary"));
   EXPECT_THAT(S(listener_->Process("k3 ")), HasSubstr("empty input"));
   EXPECT_EQ(listener_->counters().errors, 3u);
+  // The counts are in the statistics reply.
+  const std::string stats = S(listener_->Process("k4 d7:command10:statisticse"));
+  EXPECT_THAT(stats, HasSubstr("2:ngd7:droppedi4e6:errorsi3e8:requestsi4e15:retransmissionsi0ee"));
 }
 
 TEST_F(ListenerTest, AnswersOverUdpOnLoopback) {
