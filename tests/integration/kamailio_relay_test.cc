@@ -55,6 +55,7 @@ modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:2223")
 
 request_route {
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+  if (is_method("OPTIONS") && uri == myself) { sl_send_reply("200", "OK"); exit; }
   if (has_totag()) {
     if (loose_route()) {
       if (is_method("BYE")) {
@@ -104,11 +105,11 @@ class Agent {
     sockaddr_in to = Addr("127.0.0.1", to_port);
     sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
   }
-  // The next message that is not a provisional (1xx) response, within 3 s.
-  std::string Receive() {
+  // The next message that is not a provisional (1xx) response, within timeout_ms.
+  std::string Receive(int timeout_ms = 3000) {
     for (;;) {
       pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 3000) != 1) return "";
+      if (poll(&p, 1, timeout_ms) != 1) return "";
       std::string buf(65536, '\0');
       const ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
       if (n <= 0) return "";
@@ -213,19 +214,23 @@ class KamailioRelayTest : public ::testing::Test {
                                "/kamailio.log 2>&1")});
     ASSERT_TRUE(pid.ok()) << pid.status();
     kamailio_ = *pid;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // modules load, ng ping
+    // Ready when it answers OPTIONS (its rtpengine module has pinged Sluice
+    // by then: children ping at start-up).
+    Agent probe;
+    ASSERT_TRUE(probe.Open(daemon_->topology(), 5099));
+    for (int i = 0; i < 50; ++i) {
+      probe.Send(absl::StrCat("OPTIONS sip:127.0.0.1:", kProxyPort, " SIP/2.0\r\n",
+                              "Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-probe", i, "\r\n",
+                              "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\n",
+                              "To: <sip:127.0.0.1>\r\nCall-ID: probe-", i, "\r\nCSeq: 1 OPTIONS\r\n",
+                              "Content-Length: 0\r\n\r\n"));
+      if (probe.Receive(200).rfind("SIP/2.0 200", 0) == 0) return;
+    }
+    FAIL() << "kamailio did not answer OPTIONS; log: " << *dir_ << "/kamailio.log";
   }
   static void TearDownTestSuite() {
     if (kamailio_ > 0) {
-      kill(kamailio_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 100 && waitpid(kamailio_, &status, WNOHANG) == 0; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      if (waitpid(kamailio_, &status, WNOHANG) == 0) {
-        kill(kamailio_, SIGKILL);
-        waitpid(kamailio_, &status, 0);
-      }
+      StopProcess(kamailio_);
     }
     if (dir_ != nullptr) {
       if (::testing::UnitTest::GetInstance()->failed_test_count() > 0) {

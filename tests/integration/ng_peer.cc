@@ -4,8 +4,13 @@
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "sluice/ng/sdp.h"
@@ -120,6 +125,19 @@ SdpView ViewSdp(const std::string& sdp) {
 SdpView ViewSdp(const ng::Value& reply) {
   const ng::Value* sdp = reply.Find("sdp");
   return sdp && sdp->is_string() ? ViewSdp(std::string(sdp->str())) : SdpView{};
+}
+
+void StopProcess(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (waitpid(pid, &status, WNOHANG) == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
 }
 
 }  // namespace sluice::testing

@@ -4,6 +4,8 @@
 #ifndef SLUICE_TESTS_INTEGRATION_NG_PEER_H_
 #define SLUICE_TESTS_INTEGRATION_NG_PEER_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,6 +55,9 @@ struct SdpView {
 };
 SdpView ViewSdp(const std::string& sdp);
 SdpView ViewSdp(const ng::Value& reply);  // its "sdp"
+
+// Stops a process the test spawned: SIGTERM, up to 5 s, then SIGKILL.
+void StopProcess(pid_t pid);
 
 }  // namespace sluice::testing
 

@@ -152,15 +152,7 @@ class NgRtpengineCompareTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (rtpengine_ > 0) {
-      kill(rtpengine_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 100 && waitpid(rtpengine_, &status, WNOHANG) == 0; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      if (waitpid(rtpengine_, &status, WNOHANG) == 0) {
-        kill(rtpengine_, SIGKILL);
-        waitpid(rtpengine_, &status, 0);
-      }
+      StopProcess(rtpengine_);
       std::remove(absl::StrCat("/tmp/sluice-ng-compare-rtpengine-", getpid(), ".log").c_str());
     }
     delete daemon_;
