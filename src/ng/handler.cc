@@ -246,10 +246,10 @@ Value Handler::Offer(Request& r, Value& reply) {
     warnings.push_back(absl::StrCat("SDES flags ignored: ", absl::StrJoin(policy.ignored, ", ")));
   }
   if (!r.ice.empty() && r.ice != "remove") {
-    warnings.push_back(absl::StrCat("ICE=", r.ice, " not supported: ICE attributes removed"));
+    warnings.push_back(absl::StrCat("ICE=", r.ice.substr(0, 32), " not supported: ICE attributes removed"));
   }
   if (!r.dtls.empty() && r.dtls != "off" && r.dtls != "no") {
-    warnings.push_back(absl::StrCat("DTLS=", r.dtls, " not supported: DTLS-SRTP is off"));
+    warnings.push_back(absl::StrCat("DTLS=", r.dtls.substr(0, 32), " not supported: DTLS-SRTP is off"));
   }
   std::string transport = r.transport == "accept" ? std::string() : r.transport;
   if (!transport.empty() && !RtpProfile(transport)) {
