@@ -385,8 +385,10 @@ std::string TlsServerContext::FailureReason(SSL* ssl) {
 
 std::string TlsServerContext::Describe(SSL* ssl) {
   X509* peer = SSL_get0_peer_certificate(ssl);
+  const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   return absl::StrCat(Subject(peer), ", ", SSL_get_version(ssl), " ",
-                      SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+                      SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
+                      sni != nullptr ? absl::StrCat(", SNI ", absl::CHexEscape(sni)) : "");
 }
 
 absl::StatusOr<SslCtxPtr> MakeTlsClientContext(const TlsClientOptions& options) {

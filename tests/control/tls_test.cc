@@ -234,7 +234,9 @@ TEST_F(TlsTest, GoodClientServedOverTls13) {
   EXPECT_EQ(stats["control"]["tls"]["handshakes_failed"], 0);
   EXPECT_FALSE(stats["control"]["tls"].contains("warning"));
   const std::string log = WaitForLog("TLS client");
-  EXPECT_THAT(log, HasSubstr("control: TLS client CN=sbc1,O=Sluice tests, TLSv1.3"));
+  EXPECT_THAT(log, ::testing::ContainsRegex(
+                       "control: TLS client CN=sbc1,O=Sluice tests, TLSv1.3 TLS_[A-Z0-9_]+, "
+                       "SNI sluice.test from 127.0.0.1:[0-9]+"));
   EXPECT_THAT(log, Not(HasSubstr("PRIVATE")));
 }
 

@@ -319,6 +319,7 @@ TEST_F(ControlTest, SluicectlOverMutualTls) {
   EXPECT_THAT(r.out, HasSubstr("control TLS: "));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("warning")));
   EXPECT_THAT(Log(), HasSubstr("control: TLS client CN=sbc1,O=Sluice tests, TLSv1.3"));
+  EXPECT_THAT(Log(), HasSubstr(", SNI sluice.test from 127.0.0.1:"));  // sluicectl sent SNI
 
   // A certificate of the right CA that is not on the allow-list.
   r = Sluicectl(TlsArgs(*unlisted_) + " ping");

@@ -80,7 +80,8 @@ class TlsServerContext {
   // queue.
   static std::string FailureReason(SSL* ssl);
 
-  // After a handshake: the client certificate's subject, and the protocol and cipher.
+  // After a handshake: the client certificate's subject, the protocol and
+  // cipher, and the server name the client asked for (SNI), if any.
   static std::string Describe(SSL* ssl);
 
   // The server certificate's state as of `now` (0: the clock).
