@@ -136,6 +136,8 @@ struct Counters {
   uint64_t rekeys = 0;        // send or receive keys changed mid-call
   uint64_t previous_key = 0;  // verified with the receive key before the newest
   uint64_t held = 0;          // arrived before their key, verified once it came
+  uint64_t old_after_new = 0;  // verified with the previous key after the newest one verified
+  uint64_t new_key_calls = 0;  // re-keyed calls where the newest receive key verified a packet
 };
 
 class Phone;
@@ -172,7 +174,7 @@ struct Call {
   // Packets no key verified yet: the other side may have switched to a key
   // whose answer has not reached this phone yet. Retried on a re-key.
   std::deque<std::pair<int64_t, std::vector<uint8_t>>> stash;
-  bool started_rx = false;
+  bool new_key_seen = false;  // the newest receive key (after a re-key) verified a packet
   uint64_t expected = 0;  // index (from the peer's first sequence) of the next packet
   ~Call() {
     for (srtp_t s : {send, recv, recv_prev}) {
@@ -397,6 +399,7 @@ class Phone {
       } else {
         if (call.recv_prev != nullptr) srtp_dealloc(call.recv_prev);
         call.recv_prev = call.recv;
+        call.new_key_seen = false;
       }
     }
     current = ctx;
@@ -569,7 +572,15 @@ class Phone {
       }
       return;
     }
-    if (previous) ++counters_.previous_key;
+    if (previous) {
+      ++counters_.previous_key;
+      // Make-before-break: once the relay sends with the new key it never
+      // goes back to the old one.
+      if (call.new_key_seen) ++counters_.old_after_new;
+    } else if (call.recv_prev != nullptr && !call.new_key_seen) {
+      call.new_key_seen = true;
+      ++counters_.new_key_calls;
+    }
     if (held) ++counters_.held;
     Check(call, work);
   }
@@ -623,11 +634,13 @@ class Phone {
         "{\"event\":\"%s\",\"name\":\"%s\",\"calls\":%zu,\"sent\":%lu,\"received\":%lu,"
         "\"verified\":%lu,\"auth_failures\":%lu,\"replays\":%lu,\"bad_payload\":%lu,"
         "\"out_of_order\":%lu,\"rekeys\":%lu,\"previous_key\":%lu,\"held\":%lu,"
+        "\"old_after_new\":%lu,\"new_key_calls\":%lu,"
         "\"send_errors\":%lu,\"protect_errors\":%lu,\"skipped_slots\":%lu,"
         "\"unknown_source\":%lu,\"sockets\":%zu}\n",
         event, name_.c_str(), calls_.size(), counters_.sent, counters_.received,
         counters_.verified, counters_.auth_failures, counters_.replays, counters_.bad_payload,
         counters_.out_of_order, counters_.rekeys, counters_.previous_key, counters_.held,
+        counters_.old_after_new, counters_.new_key_calls,
         send_errors_, protect_errors_, skipped_slots_, unknown_source_, sockets_.size());
     std::fflush(stdout);
   }
