@@ -209,9 +209,10 @@ absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method) {
       SSL_CTX_set_ciphersuites(c, kTls13Suites) != 1 || SSL_CTX_set1_groups_list(c, kGroups) != 1) {
     return SslError("setting TLS versions and cipher suites");
   }
-  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                             SSL_OP_NO_TICKET |
-                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Requests carry SDES keys: received plaintext is wiped from OpenSSL's
+  // record buffer once handed over (we wipe our own copies).
+  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
+                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_CLEANSE_PLAINTEXT);
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   // Replies are written straight from a buffer that may move between tries;
   // idle connections give their record buffers back.
