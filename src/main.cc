@@ -11,9 +11,12 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -94,9 +97,48 @@ uint32_t RoundPoolSize(uint64_t n) {
   return size;
 }
 
-int Run(const config::Config& cfg) {
-  // Keys live in this process: no core dumps, no ptrace by other users.
+void RefuseCoreDumps(const config::SecurityConfig& security) {
+  if (security.core_dumps) {
+    // Allowed: also after a change of user, which would otherwise clear it.
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    return;
+  }
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  const rlimit none = {0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+}
+
+// [security] user: with every port, socket and listener open, become that
+// user for good (all threads: glibc applies set*id to the whole process).
+absl::Status DropPrivileges(const config::SecurityConfig& security) {
+  if (security.user.empty()) return absl::OkStatus();
+  const passwd* pw = getpwnam(security.user.c_str());
+  if (pw == nullptr) return absl::NotFoundError(absl::StrCat("no user \"", security.user, "\""));
+  const uid_t uid = pw->pw_uid;
+  gid_t gid = pw->pw_gid;
+  if (!security.group.empty()) {
+    const group* gr = getgrnam(security.group.c_str());
+    if (gr == nullptr) return absl::NotFoundError(absl::StrCat("no group \"", security.group, "\""));
+    gid = gr->gr_gid;
+  }
+  if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
+      setresuid(uid, uid, uid) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot become user ", security.user, ": ", std::strerror(errno)));
+  }
+  // Changing credentials resets the dumpable flag: set it again as
+  // configured. And there is no way back.
+  RefuseCoreDumps(security);
+  if (uid != 0 && setuid(0) == 0) {
+    return absl::InternalError("privileges could be regained after dropping them");
+  }
+  return absl::OkStatus();
+}
+
+int Run(const config::Config& cfg) {
+  // Keys live in this process: no core dumps, no ptrace by other users,
+  // unless the configuration allows dumps.
+  RefuseCoreDumps(cfg.security);
   // Room for every control connection the configuration allows.
   rlimit files = {};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -302,6 +344,15 @@ int Run(const config::Config& cfg) {
       Log(std::string(listener.status().message()));
       rc = 1;
       stop_requested.store(true);
+    }
+  }
+  if (server.ok() && rc == 0) {
+    if (absl::Status s = DropPrivileges(cfg.security); !s.ok()) {
+      Log(absl::StrCat("security.user: ", s.message()));
+      rc = 1;
+      stop_requested.store(true);
+    } else if (!cfg.security.user.empty()) {
+      Log(absl::StrCat("running as user ", cfg.security.user));
     }
   }
   if (!server.ok()) {

@@ -1,6 +1,8 @@
 #include "sluice/config/config.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -73,6 +75,7 @@ constexpr absl::string_view kCryptoKeys[] = {"backend"};
 constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps"};
 constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_entries",
                                           "reply_cache_ms"};
+constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group"};
 
 struct TableSchema {
   absl::string_view name;
@@ -83,6 +86,7 @@ constexpr TableSchema kSchema[] = {
     {"media", kMediaKeys},   {"control", kControlKeys},     {"crypto", kCryptoKeys},
     {"limits", kLimitsKeys},
     {"ng", kNgKeys},
+    {"security", kSecurityKeys},
 };
 
 // --- Input guard -----------------------------------------------------------
@@ -378,6 +382,7 @@ class Reader {
   absl::Status ReadCrypto(const Value& root, Config* config) const;
   absl::Status ReadLimits(const Value& root, Config* config) const;
   absl::Status ReadNg(const Value& root, Config* config) const;
+  absl::Status ReadSecurity(const Value& root, Config* config) const;
 
   absl::string_view origin_;
 };
@@ -938,6 +943,37 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
   return absl::OkStatus();
 }
 
+absl::Status Reader::ReadSecurity(const Value& root, Config* config) const {
+  Section s;
+  SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "security", &s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kSecurityKeys));
+  SecurityConfig& sec = config->security;
+  if (const Value* v = s.Get("core_dumps")) {
+    if (!v->is_boolean()) {
+      return Error(v, s.Path("core_dumps"), absl::StrCat("expected true or false, got ", TypeName(*v)));
+    }
+    sec.core_dumps = v->as_boolean();
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "user", &sec.user));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "group", &sec.group));
+  if (!sec.user.empty() && getpwnam(sec.user.c_str()) == nullptr) {
+    return Error(s.Get("user"), s.Path("user"),
+                 absl::StrCat("no user \"", absl::CHexEscape(sec.user.substr(0, kMaxKeyShown)),
+                              "\" on this system"));
+  }
+  if (!sec.group.empty()) {
+    if (sec.user.empty()) {
+      return Error(s.Get("group"), s.Path("group"), "a group is dropped to with a user: set user too");
+    }
+    if (getgrnam(sec.group.c_str()) == nullptr) {
+      return Error(s.Get("group"), s.Path("group"),
+                   absl::StrCat("no group \"", absl::CHexEscape(sec.group.substr(0, kMaxKeyShown)),
+                                "\" on this system"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckTopLevel(root));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadEal(root, config));
@@ -947,6 +983,7 @@ absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadControl(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadCrypto(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadNg(root, config));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadSecurity(root, config));
   return ReadLimits(root, config);
 }
 

@@ -321,6 +321,33 @@ TEST(ConfigTest, ControlTls) {
   });
 }
 
+// --- [security] ----------------------------------------------------------------
+
+TEST(ConfigTest, Security) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->security.core_dumps);
+  EXPECT_EQ(c->security.user, "");
+  // Every Debian system has the user nobody and the group nogroup.
+  c = ParseConfig(Cfg(kIpv4, "[security]\ncore_dumps = true\nuser = \"nobody\"\n"
+                             "group = \"nogroup\"\n"),
+                  "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->security.core_dumps);
+  EXPECT_EQ(c->security.user, "nobody");
+  EXPECT_EQ(c->security.group, "nogroup");
+  ExpectErrors({
+      {Cfg(kIpv4, "[security]\ncore_dumps = 1\n"),
+       {"security.core_dumps: expected true or false, got an integer"}},
+      {Cfg(kIpv4, "[security]\nuser = \"no-such-user-sluice\"\n"),
+       {"security.user: no user \"no-such-user-sluice\" on this system"}},
+      {Cfg(kIpv4, "[security]\nuser = \"nobody\"\ngroup = \"no-such-group-sluice\"\n"),
+       {"security.group: no group \"no-such-group-sluice\""}},
+      {Cfg(kIpv4, "[security]\ngroup = \"nogroup\"\n"), {"security.group: a group is dropped to with a user"}},
+      {Cfg(kIpv4, "[security]\nuid = 5\n"), {"security.uid: unknown key"}},
+  });
+}
+
 TEST(ConfigTest, UnknownKeysNameTheFullPath) {
   const std::string two = absl::StrCat(
       "[[interface]]\nname = \"b\"\ndevice = \"net1\"\nipv4 = \"10.0.1.1/24\"\nipv5 = \"x\"\n");

@@ -102,6 +102,18 @@ struct NgConfig {
   uint32_t reply_cache_ms = 30000;      // and for how long, 1000..600000
 };
 
+// [security]
+struct SecurityConfig {
+  // Core dumps would hold every key in memory: refused (PR_SET_DUMPABLE 0,
+  // RLIMIT_CORE 0) unless this is true.
+  bool core_dumps = false;
+  // Once ports, sockets and listeners are up, sluiced becomes this user (and
+  // `group`, or the user's primary group) and keeps no privilege. Empty: it
+  // stays who started it. Checked at load: the user and group must exist.
+  std::string user;
+  std::string group;
+};
+
 struct Config {
   std::vector<std::string> eal_args;  // [eal] args: passed to rte_eal_init after argv[0]
   std::vector<InterfaceConfig> interfaces;
@@ -111,6 +123,7 @@ struct Config {
   CryptoConfig crypto;
   LimitsConfig limits;
   std::optional<NgConfig> ng;  // [ng]; none: no ng listener
+  SecurityConfig security;
   std::string source;  // where it came from, for messages
 
   // The interface called `name`, or null.
