@@ -7,6 +7,7 @@
 // workers stop, every session is deleted and its keys wiped.
 #include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -314,6 +315,25 @@ int Run(const config::Config& cfg) {
   };
   control::SessionManager manager(cfg, infos, **table, n_workers, rte_get_tsc_hz(), resolver,
                                   worker_stats);
+  manager.SetPortStats([&infos]() {
+    std::vector<control::PortStats> out;
+    for (const control::InterfaceInfo& info : infos) {
+      rte_eth_stats s = {};
+      if (rte_eth_stats_get(info.port_id, &s) != 0) continue;
+      control::PortStats p;
+      p.interface = info.name;
+      p.rx_packets = s.ipackets;
+      p.rx_bytes = s.ibytes;
+      p.tx_packets = s.opackets;
+      p.tx_bytes = s.obytes;
+      p.rx_missed = s.imissed;
+      p.rx_errors = s.ierrors;
+      p.rx_no_mbuf = s.rx_nombuf;
+      p.tx_errors = s.oerrors;
+      out.push_back(std::move(p));
+    }
+    return out;
+  });
 
   control::ServerOptions server_options;
   server_options.socket_path = cfg.control.socket;

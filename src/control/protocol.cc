@@ -588,6 +588,18 @@ Json EncodePing(absl::string_view version, uint32_t workers) {
 Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   Json body = Json::object();
   body["sessions"] = stats.sessions;
+  Json& ports = body["ports"] = Json::array();
+  for (const PortStats& p : stats.ports) {
+    ports.push_back(Json{{"interface", WipedString(p.interface.data(), p.interface.size())},
+                         {"rx_packets", p.rx_packets},
+                         {"rx_bytes", p.rx_bytes},
+                         {"tx_packets", p.tx_packets},
+                         {"tx_bytes", p.tx_bytes},
+                         {"rx_missed", p.rx_missed},
+                         {"rx_errors", p.rx_errors},
+                         {"rx_no_mbuf", p.rx_no_mbuf},
+                         {"tx_errors", p.tx_errors}});
+  }
   Json& workers = body["workers"] = Json::array();
   for (const WorkerStats& w : stats.workers) {
     Json j = Json::object();

@@ -422,6 +422,7 @@ Stats SessionManager::GetStats() {
   Stats stats;
   stats.sessions = sessions_.size();
   if (worker_stats_) stats.workers = worker_stats_();
+  if (port_stats_) stats.ports = port_stats_();
   std::map<std::string, uint64_t> drops;
   for (const WorkerStats& w : stats.workers) {
     for (const auto& [reason, count] : w.drops) drops[reason] += count;

@@ -462,8 +462,21 @@ TEST(Encode, ListPingStats) {
   w.drops = {{"auth_failed", 1}};
   stats.workers = {w};
   stats.drops = {{"auth_failed", 1}, {"no_flow", 2}};
+  PortStats port;
+  port.interface = "access";
+  port.rx_packets = 11;
+  port.rx_bytes = 1100;
+  port.tx_packets = 12;
+  port.tx_bytes = 1200;
+  port.rx_missed = 13;
+  port.rx_errors = 14;
+  port.rx_no_mbuf = 15;
+  port.tx_errors = 16;
+  stats.ports = {port};
   EXPECT_EQ(Dump(EncodeStats(stats, nullptr)),
-            R"({"sessions":2,"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
+            R"({"sessions":2,"ports":[{"interface":"access","rx_packets":11,"rx_bytes":1100,)"
+            R"("tx_packets":12,"tx_bytes":1200,"rx_missed":13,"rx_errors":14,"rx_no_mbuf":15,)"
+            R"("tx_errors":16}],"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
             R"("busy_cycles":100,"idle_cycles":200,"drops":{"auth_failed":1}}],)"
             R"("drops":{"auth_failed":1,"no_flow":2}})");
   ControlCounters control;

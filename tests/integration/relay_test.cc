@@ -82,7 +82,19 @@ TEST_F(RelayTest, DifferentSuitesOnTheTwoLegsAcrossTheSequenceWrap) {
   Arm(b, kKeyB, r["legs"][1]["tx"]["crypto"]);
   a.seq = 65400;  // the rollover counter advances mid-call
   b.seq = 65450;
+  const json before = control_.Call({{"op", "stats"}});
   Exchange(a, b, 200);
+  // The ports' own counters saw the call too, and lost nothing.
+  const json after = control_.Call({{"op", "stats"}});
+  ASSERT_EQ(after["ports"].size(), 2u) << after.dump();
+  for (int side = 0; side < 2; ++side) {
+    const json& p = after["ports"][side];
+    const json& p0 = before["ports"][side];
+    EXPECT_EQ(p["interface"], side == 0 ? "a" : "b");
+    EXPECT_GE(p["rx_packets"].get<uint64_t>() - p0["rx_packets"].get<uint64_t>(), 200u) << p.dump();
+    EXPECT_GE(p["tx_packets"].get<uint64_t>() - p0["tx_packets"].get<uint64_t>(), 200u) << p.dump();
+    EXPECT_EQ(p["rx_missed"], p0["rx_missed"]) << p.dump();
+  }
   json g = control_.Call({{"op", "session.get"}, {"session", "suites"}});
   EXPECT_EQ(g["legs"][0]["counters"]["rx_packets"], 200) << g.dump();
   EXPECT_EQ(g["legs"][0]["counters"]["auth_failures"], 0);

@@ -129,8 +129,20 @@ struct WorkerStats {
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count, non-zero only
 };
 
+// One DPDK port's own counters (rte_eth_stats): what reached the port or was
+// lost before any worker saw it.
+struct PortStats {
+  std::string interface;
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+  uint64_t rx_missed = 0;   // the NIC had no room: RX ring full (imissed)
+  uint64_t rx_errors = 0;   // bad frames the NIC dropped (ierrors)
+  uint64_t rx_no_mbuf = 0;  // no packet buffer to receive into
+  uint64_t tx_errors = 0;
+};
+
 struct Stats {
   uint64_t sessions = 0;
+  std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;
   std::vector<std::pair<std::string, uint64_t>> drops;  // summed over workers
 };

@@ -50,6 +50,8 @@ struct NeighborResolver {
 
 // Per-worker counters as the daemon reads them.
 using WorkerStatsFn = std::function<std::vector<WorkerStats>()>;
+// Per-port counters as the daemon reads them.
+using PortStatsFn = std::function<std::vector<PortStats>()>;
 
 class SessionManager : public Operations {
  public:
@@ -75,6 +77,9 @@ class SessionManager : public Operations {
   void Clear();
 
   size_t session_count() const { return sessions_.size(); }
+
+  // Where stats gets the ports' counters (none until set).
+  void SetPortStats(PortStatsFn port_stats) { port_stats_ = std::move(port_stats); }
 
  private:
   struct PortPool {
@@ -120,6 +125,7 @@ class SessionManager : public Operations {
   uint64_t tsc_hz_;
   NeighborResolver resolver_;
   WorkerStatsFn worker_stats_;
+  PortStatsFn port_stats_;
   uint64_t next_id_ = 1;
   std::map<std::string, Entry> sessions_;  // ordered, for stable list paging
   // Sessions with work for Tick (a re-key in flight, a next hop to resolve),
