@@ -14,28 +14,12 @@
 #include <nlohmann/json.hpp>
 
 #include "../control/fake_operations.h"
+#include "key_echo.h"
 #include "sluice/control/protocol.h"
 
 namespace {
 
-bool IsBase64(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '/' || c == '=';
-}
-
-// True when `message` holds a run of more than 32 base64 characters that is
-// also in `input`: a key the codec must not have quoted.
-bool EchoesKeyMaterial(std::string_view message, std::string_view input) {
-  size_t start = 0;
-  for (size_t i = 0; i <= message.size(); ++i) {
-    if (i < message.size() && IsBase64(message[i])) continue;
-    if (i - start > 32 && input.find(message.substr(start, i - start)) != std::string_view::npos) {
-      return true;
-    }
-    start = i + 1;
-  }
-  return false;
-}
+using sluice::fuzz::EchoesKeyMaterial;
 
 void Check(const std::string& reply, std::string_view line) {
   if (reply.empty() || reply.back() != '\n' || reply.find('\n') != reply.size() - 1) {

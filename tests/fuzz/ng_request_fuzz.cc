@@ -13,27 +13,13 @@
 #include <string_view>
 
 #include "../control/fake_operations.h"
+#include "key_echo.h"
 #include "sluice/ng/bencode.h"
 #include "sluice/ng/handler.h"
 
 namespace {
 
-bool IsBase64(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '/' || c == '=';
-}
-
-bool EchoesKeyMaterial(std::string_view message, std::string_view input) {
-  size_t start = 0;
-  for (size_t i = 0; i <= message.size(); ++i) {
-    if (i < message.size() && IsBase64(message[i])) continue;
-    if (i - start > 32 && input.find(message.substr(start, i - start)) != std::string_view::npos) {
-      return true;
-    }
-    start = i + 1;
-  }
-  return false;
-}
+using sluice::fuzz::EchoesKeyMaterial;
 
 void Check(const sluice::ng::Value& reply, std::string_view input) {
   if (!reply.is_dict()) __builtin_trap();
