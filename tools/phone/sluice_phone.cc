@@ -128,11 +128,11 @@ srtp_t MakeContext(const std::string& sdes, uint32_t ssrc, std::string* error) {
 struct Counters {
   uint64_t sent = 0;          // packets sent
   uint64_t received = 0;      // datagrams received
-  uint64_t verified = 0;      // authenticated, decrypted, in order, payload as sent
+  uint64_t verified = 0;      // authenticated, decrypted, the payload the other side sent
   uint64_t auth_failures = 0;  // no key verified them (after waiting for a re-key)
   uint64_t replays = 0;       // libsrtp refused them as replayed or too old
   uint64_t bad_payload = 0;   // verified but not the audio the other side sends
-  uint64_t out_of_order = 0;  // a sequence number other than the next one
+  uint64_t out_of_order = 0;  // a sequence number other than the next one (loss or reordering)
   uint64_t rekeys = 0;        // send or receive keys changed mid-call
   uint64_t previous_key = 0;  // verified with the receive key before the newest
   uint64_t held = 0;          // arrived before their key, verified once it came
@@ -140,7 +140,6 @@ struct Counters {
   uint64_t new_key_calls = 0;  // re-keyed calls where the newest receive key verified a packet
 };
 
-class Phone;
 
 // A UDP socket and the calls on it.
 struct Socket {
