@@ -64,6 +64,14 @@ const char kRelayUsage[] =
     "                    (default 3)\n"
     "  --backend B       auto, ipsec-mb or openssl (default auto)\n"
     "  --no-baselines    skip the floor and libsrtp2\n"
+    "  --overload F      then offer fresh packets from a second lcore, paced in\n"
+    "                    time, for --seconds at the measured rate (paced: the\n"
+    "                    baseline with traffic arriving from another core) and\n"
+    "                    then at F times it (for example 2), and report what the\n"
+    "                    worker relays in each (one worker; what does not fit its\n"
+    "                    RX ring is lost there, as at a NIC). Give many sessions:\n"
+    "                    one stream losing over 32768 packets in a row loses its\n"
+    "                    rollover counter (RFC 3711 3.3.1)\n"
     "  --sweep           measure session counts 1, 10, ... up to --sessions (or\n"
     "                    100000 when --sessions is 1) at --size, and sizes 60,\n"
     "                    172, 332, 652 and 1212 at 1 session\n"
@@ -78,6 +86,7 @@ const char kRelayUsage[] =
 struct Options {
   RelayRigOptions rig;
   double seconds = 3;
+  double overload = 0;  // offered load as a multiple of the measured rate; 0: none
   bool baselines = true;
   bool sweep = false;
   bool json = false;
@@ -89,6 +98,9 @@ struct Point {
   RelayRigResult relay;
   std::optional<double> floor_mpps;
   std::optional<double> libsrtp2_mpps;
+  // --overload: the same two-thread set-up offered 1x the measured rate (the
+  // cross-core baseline), then F x.
+  std::optional<RelayOverloadResult> paced, overload;
   // What one dependent load costs at random over as much memory as the
   // sessions' state: what a packet of a session that is not in cache waits
   // for, once per pointer it follows.
@@ -149,7 +161,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     if (arg == "--no-progress") { o.rig.progress = false; continue; }
     static constexpr std::string_view kValued[] = {"--sessions", "--size",    "--in-suite",
                                                    "--out-suite", "--workers", "--burst",
-                                                   "--seconds",  "--backend", "--plot"};
+                                                   "--seconds",  "--backend", "--plot",
+                                                   "--overload"};
     if (std::find(std::begin(kValued), std::end(kValued), arg) == std::end(kValued)) {
       return r.Unknown();
     }
@@ -188,6 +201,10 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       if (!absl::SimpleAtod(av, &o.seconds) || !(o.seconds > 0) || o.seconds > 600) {
         return bad("seconds, more than 0 and at most 600");
       }
+    } else if (arg == "--overload") {
+      if (!absl::SimpleAtod(av, &o.overload) || !(o.overload >= 1) || o.overload > 100) {
+        return bad("a multiple of the measured rate, 1 to 100");
+      }
     } else if (arg == "--backend") {
       if (value == "auto") o.rig.backend = crypto::BackendKind::kAuto;
       else if (value == "ipsec-mb") o.rig.backend = crypto::BackendKind::kIpsecMb;
@@ -198,6 +215,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     }
   }
   if (!out_given) o.rig.out_suite = o.rig.in_suite;
+  if (o.overload > 0 && (o.sweep || o.rig.workers != 1)) {
+    return absl::InvalidArgumentError("--overload runs one worker, without --sweep");
+  }
   if (!o.plot.empty() && !o.sweep) {
     return absl::InvalidArgumentError("--plot draws a sweep: give --sweep too");
   }
@@ -247,6 +267,15 @@ absl::StatusOr<Point> MeasurePoint(const Options& o, const RelayRigOptions& rig)
     absl::StatusOr<RelayRigResult> result = (*r)->Run(o.seconds);
     if (!result.ok()) return result.status();
     p.relay = *result;
+    if (o.overload > 0) {
+      absl::StatusOr<RelayOverloadResult> paced = (*r)->RunOverload(p.relay.mpps_per_core, o.seconds);
+      if (!paced.ok()) return paced.status();
+      p.paced = *paced;
+      absl::StatusOr<RelayOverloadResult> over =
+          (*r)->RunOverload(o.overload * p.relay.mpps_per_core, o.seconds);
+      if (!over.ok()) return over.status();
+      p.overload = *over;
+    }
   }
   if (o.baselines) {
     if (absl::Status s = MeasureBaselines(o, p); !s.ok()) return s;
@@ -293,6 +322,21 @@ nlohmann::json ToJson(const Point& p) {
                                                    : nlohmann::json(nullptr);
   j["install_seconds"] = Round(p.relay.install_seconds, 2);
   j["verified_packets"] = p.relay.verified;
+  if (p.overload && p.paced) {
+    auto phase = [&](const RelayOverloadResult& ov) {
+      return nlohmann::json{{"offered_mpps", Round(ov.offered_mpps, 3)},
+                            {"offered_ratio", Round(ov.offered_mpps / p.relay.mpps_per_core, 2)},
+                            {"relayed_mpps", Round(ov.relayed_mpps, 3)},
+                            {"relayed_wall_mpps", Round(ov.relayed_wall_mpps, 3)},
+                            {"offered", ov.offered},
+                            {"relayed", ov.relayed},
+                            {"ring_full_drops", ov.ring_full_drops},
+                            {"worker_drops", ov.worker_drops}};
+    };
+    j["overload"] = {{"paced", phase(*p.paced)},
+                     {"overloaded", phase(*p.overload)},
+                     {"relayed_ratio", Round(p.overload->relayed_mpps / p.paced->relayed_mpps, 3)}};
+  }
   j["packets"] = p.relay.packets;
   return j;
 }
@@ -393,7 +437,8 @@ int RunRelayCommand(int argc, char** argv) {
   }
   uint32_t most = 1;
   for (const RelayRigOptions& r : by_sessions) most = std::max(most, r.sessions);
-  if (absl::Status s = RelayRig::InitEal(o.rig.workers, most); !s.ok()) {
+  if (absl::Status s = RelayRig::InitEal(o.rig.workers + (o.overload > 0 ? 1 : 0), most);
+      !s.ok()) {
     std::fprintf(stderr, "sluice-bench relay: %s\n", std::string(s.message()).c_str());
     return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
@@ -412,6 +457,20 @@ int RunRelayCommand(int argc, char** argv) {
         return 1;
       }
       if (!o.json) PrintRow(*p);
+      if (!o.json && p->overload && p->paced) {
+        for (const RelayOverloadResult* ov : {&*p->paced, &*p->overload}) {
+          std::printf("%s: offered %.2f Mpps from another lcore (%.2fx the rate above), relayed "
+                      "%.2f Mpps per CPU second (%.2f Mpps of wall time); %llu of %llu offered "
+                      "lost at the full RX ring; worker drops so far: %s\n",
+                      ov == &*p->paced ? "paced" : "overloaded", ov->offered_mpps,
+                      ov->offered_mpps / p->relay.mpps_per_core, ov->relayed_mpps,
+                      ov->relayed_wall_mpps, static_cast<unsigned long long>(ov->ring_full_drops),
+                      static_cast<unsigned long long>(ov->offered),
+                      ov->worker_drop_reasons.c_str());
+        }
+        std::printf("overloaded / paced relay rate: %.2f\n",
+                    p->overload->relayed_mpps / p->paced->relayed_mpps);
+      }
       (list == &by_sessions ? done_sessions : done_size).push_back(*p);
     }
   }

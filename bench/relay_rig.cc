@@ -12,7 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <emmintrin.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -105,6 +108,23 @@ uint8_t PayloadByte(uint32_t session, uint16_t seq, uint32_t j) {
   return static_cast<uint8_t>(session * 7 + seq * 13u + j);
 }
 
+// Writes PayloadByte(session, seq, j) for j in [12, size), 16 bytes at a time
+// (traffic generation must outrun the relay for --overload).
+void FillPayload(uint8_t* rtp, uint32_t session, uint16_t seq, uint32_t size) {
+  static const std::array<uint8_t, 1536> ramp = [] {
+    std::array<uint8_t, 1536> r{};
+    for (size_t j = 0; j < r.size(); ++j) r[j] = static_cast<uint8_t>(j);
+    return r;
+  }();
+  const __m128i base = _mm_set1_epi8(static_cast<char>(PayloadByte(session, seq, 0)));
+  uint32_t j = 12;
+  for (; j + 16 <= size; j += 16) {
+    const __m128i r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ramp.data() + j));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(rtp + j), _mm_add_epi8(r, base));
+  }
+  for (; j < size; ++j) rtp[j] = PayloadByte(session, seq, j);
+}
+
 std::string Describe(const worker::WorkerCounters& c) {
   std::string out;
   for (int r = 0; r < worker::kDropReasonCount; ++r) {
@@ -136,6 +156,8 @@ struct SessionTraffic {
   std::optional<srtp::MasterKey> out_key;  // leg "out" tx
 };
 
+class RelayLoop;
+
 struct RelayRig::Impl {
   RelayRigOptions options;
   uint32_t serial = 0;
@@ -152,6 +174,9 @@ struct RelayRig::Impl {
   std::vector<std::unique_ptr<crypto::Backend>> backends;
   std::vector<std::unique_ptr<worker::Worker>> workers;
   std::vector<SessionTraffic> traffic;
+  // One per worker, made by the first Run and kept: their sender contexts
+  // carry each stream's rollover counter from one run to the next.
+  std::vector<std::unique_ptr<RelayLoop>> loops;
   double install_seconds = 0;
   double bytes_per_session = 0;
 
@@ -187,6 +212,9 @@ class RelayLoop final : public BurstLoop {
   bool NeedsRefill() const noexcept override { return remaining_ == 0; }
   void Refill() override;
   size_t Step() noexcept override;
+  // Makes n (<= 64) frames of the next packets of this worker's sessions, as
+  // their phones send them; false (and failed_ set) when it cannot.
+  bool Generate(rte_mbuf** mbufs, uint32_t n, uint32_t ip_id, std::string* error);
   std::string FailureDetail() const override {
     if (!failed_.empty()) return failed_;
     return absl::StrCat("worker ", w_, ": ", Describe(rig_.workers[w_]->counters()));
@@ -275,71 +303,11 @@ void RelayLoop::Refill() {
       last_print_ = now;
     }
   }
-  if (positions_.empty() && !senders_.empty()) {
-    positions_.assign(rig_.traffic.size(), 0);
-    for (size_t i = 0; i < sessions_.size(); ++i) positions_[sessions_[i]] = static_cast<uint32_t>(i);
-  }
-  const RelayRigOptions& o = rig_.options;
-  packet::UdpHeaderSpec spec;
-  spec.dst_mac = rig_.mac_in;
-  spec.src_mac = kPhoneMac;
-  spec.dscp = 46;
-  rte_mbuf* mbufs[srtp::Engine::kMaxBurst];
-  uint32_t owners[srtp::Engine::kMaxBurst];
-  srtp::Packet pkts[srtp::Engine::kMaxBurst];
   uint32_t made = 0;
+  rte_mbuf* mbufs[srtp::Engine::kMaxBurst];
   while (made < chunk_) {
     const uint32_t n = std::min<uint32_t>(srtp::Engine::kMaxBurst, chunk_ - made);
-    if (rte_pktmbuf_alloc_bulk(rig_.pool, mbufs, n) != 0) {
-      failed_ = "out of packet buffers while generating traffic";
-      return;
-    }
-    // The largest header: RTP data sits at a fixed offset that fits it.
-    spec.src = Endpoint{IpAddress::V4(kInRemoteBase), kInRemotePort};
-    spec.dst = rig_.traffic[0].in_local;
-    const uint32_t hdr = packet::HeaderLength(spec);
-    for (uint32_t i = 0; i < n; ++i) {
-      if (cursor_ == sessions_.size()) cursor_ = 0;
-      const uint32_t s = sessions_[cursor_++];
-      SessionTraffic& t = rig_.traffic[s];
-      owners[i] = s;
-      uint8_t* rtp = rte_pktmbuf_mtod(mbufs[i], uint8_t*) + hdr;
-      const uint16_t seq = t.next_seq++;
-      rtp[0] = 0x80;
-      rtp[1] = 0;  // PCMU
-      rtp[2] = static_cast<uint8_t>(seq >> 8);
-      rtp[3] = static_cast<uint8_t>(seq);
-      const uint32_t ts = uint32_t{seq} * 160;
-      rtp[4] = static_cast<uint8_t>(ts >> 24);
-      rtp[5] = static_cast<uint8_t>(ts >> 16);
-      rtp[6] = static_cast<uint8_t>(ts >> 8);
-      rtp[7] = static_cast<uint8_t>(ts);
-      rtp[8] = static_cast<uint8_t>(t.ssrc >> 24);
-      rtp[9] = static_cast<uint8_t>(t.ssrc >> 16);
-      rtp[10] = static_cast<uint8_t>(t.ssrc >> 8);
-      rtp[11] = static_cast<uint8_t>(t.ssrc);
-      for (uint32_t j = 12; j < o.size; ++j) rtp[j] = PayloadByte(s, seq, j);
-      const uint32_t capacity = rte_pktmbuf_tailroom(mbufs[i]) - hdr;
-      pkts[i] = {rtp, o.size, capacity};
-    }
-    if (o.in_suite) {
-      if (absl::Status st = Protect(std::span(mbufs, n), std::span(owners, n),
-                                    std::span(pkts, n));
-          !st.ok()) {
-        failed_ = std::string(st.message());
-        rte_pktmbuf_free_bulk(mbufs, n);
-        return;
-      }
-    }
-    for (uint32_t i = 0; i < n; ++i) {
-      const SessionTraffic& t = rig_.traffic[owners[i]];
-      spec.src = Endpoint{IpAddress::V4(kInRemoteBase + owners[i]), kInRemotePort};
-      spec.dst = t.in_local;
-      packet::WriteUdpHeaders(pkts[i].data, pkts[i].len, spec, static_cast<uint16_t>(made + i));
-      const uint32_t frame = hdr + pkts[i].len;
-      mbufs[i]->data_len = static_cast<uint16_t>(frame);
-      mbufs[i]->pkt_len = frame;
-    }
+    if (!Generate(mbufs, n, made, &failed_)) return;
     if (rte_ring_enqueue_bulk(rig_.rx_rings[w_], reinterpret_cast<void**>(mbufs), n, nullptr) !=
         n) {
       failed_ = "the RX ring is full";
@@ -350,6 +318,70 @@ void RelayLoop::Refill() {
   }
   remaining_ = chunk_;
   chunk_cpu_start_ = ThreadCpuSeconds();
+}
+
+bool RelayLoop::Generate(rte_mbuf** mbufs, uint32_t n, uint32_t ip_id, std::string* error) {
+  if (positions_.empty() && !senders_.empty()) {
+    positions_.assign(rig_.traffic.size(), 0);
+    for (size_t i = 0; i < sessions_.size(); ++i) positions_[sessions_[i]] = static_cast<uint32_t>(i);
+  }
+  const RelayRigOptions& o = rig_.options;
+  packet::UdpHeaderSpec spec;
+  spec.dst_mac = rig_.mac_in;
+  spec.src_mac = kPhoneMac;
+  spec.dscp = 46;
+  uint32_t owners[srtp::Engine::kMaxBurst];
+  srtp::Packet pkts[srtp::Engine::kMaxBurst];
+  if (rte_pktmbuf_alloc_bulk(rig_.pool, mbufs, n) != 0) {
+    *error = "out of packet buffers while generating traffic";
+    return false;
+  }
+  // The largest header: RTP data sits at a fixed offset that fits it.
+  spec.src = Endpoint{IpAddress::V4(kInRemoteBase), kInRemotePort};
+  spec.dst = rig_.traffic[0].in_local;
+  const uint32_t hdr = packet::HeaderLength(spec);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (cursor_ == sessions_.size()) cursor_ = 0;
+    const uint32_t s = sessions_[cursor_++];
+    SessionTraffic& t = rig_.traffic[s];
+    owners[i] = s;
+    uint8_t* rtp = rte_pktmbuf_mtod(mbufs[i], uint8_t*) + hdr;
+    const uint16_t seq = t.next_seq++;
+    rtp[0] = 0x80;
+    rtp[1] = 0;  // PCMU
+    rtp[2] = static_cast<uint8_t>(seq >> 8);
+    rtp[3] = static_cast<uint8_t>(seq);
+    const uint32_t ts = uint32_t{seq} * 160;
+    rtp[4] = static_cast<uint8_t>(ts >> 24);
+    rtp[5] = static_cast<uint8_t>(ts >> 16);
+    rtp[6] = static_cast<uint8_t>(ts >> 8);
+    rtp[7] = static_cast<uint8_t>(ts);
+    rtp[8] = static_cast<uint8_t>(t.ssrc >> 24);
+    rtp[9] = static_cast<uint8_t>(t.ssrc >> 16);
+    rtp[10] = static_cast<uint8_t>(t.ssrc >> 8);
+    rtp[11] = static_cast<uint8_t>(t.ssrc);
+    FillPayload(rtp, s, seq, o.size);
+    const uint32_t capacity = rte_pktmbuf_tailroom(mbufs[i]) - hdr;
+    pkts[i] = {rtp, o.size, capacity};
+  }
+  if (o.in_suite) {
+    if (absl::Status st = Protect(std::span(mbufs, n), std::span(owners, n), std::span(pkts, n));
+        !st.ok()) {
+      *error = std::string(st.message());
+      rte_pktmbuf_free_bulk(mbufs, n);
+      return false;
+    }
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    const SessionTraffic& t = rig_.traffic[owners[i]];
+    spec.src = Endpoint{IpAddress::V4(kInRemoteBase + owners[i]), kInRemotePort};
+    spec.dst = t.in_local;
+    packet::WriteUdpHeaders(pkts[i].data, pkts[i].len, spec, static_cast<uint16_t>(ip_id + i));
+    const uint32_t frame = hdr + pkts[i].len;
+    mbufs[i]->data_len = static_cast<uint16_t>(frame);
+    mbufs[i]->pkt_len = frame;
+  }
+  return true;
 }
 
 size_t RelayLoop::Step() noexcept {
@@ -661,7 +693,7 @@ struct WorkerRun {
 
 int RunWorker(void* arg) {
   WorkerRun& run = *static_cast<WorkerRun*>(arg);
-  run.table->RegisterReader(run.id);
+  run.table->RegisterReader(run.id);  // again: it only marks the reader online
   // First chunk: every packet checked as its phone would check it.
   run.loop->Capture();
   while (!run.loop->NeedsRefill()) {
@@ -686,19 +718,20 @@ int RunWorker(void* arg) {
 absl::StatusOr<RelayRigResult> RelayRig::Run(double seconds) {
   Impl& rig = *impl_;
   const uint32_t w = rig.options.workers;
-  std::vector<std::vector<uint32_t>> owned(w);
-  for (uint32_t s = 0; s < rig.traffic.size(); ++s) owned[rig.traffic[s].owner].push_back(s);
-  std::vector<std::unique_ptr<RelayLoop>> loops;
-  std::vector<WorkerRun> runs(w);
-  for (uint32_t i = 0; i < w; ++i) {
-    if (owned[i].empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("worker ", i, " owns no session: give at least ", w, " sessions"));
+  if (rig.loops.empty()) {
+    std::vector<std::vector<uint32_t>> owned(w);
+    for (uint32_t s = 0; s < rig.traffic.size(); ++s) owned[rig.traffic[s].owner].push_back(s);
+    for (uint32_t i = 0; i < w; ++i) {
+      if (owned[i].empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("worker ", i, " owns no session: give at least ", w, " sessions"));
+      }
+      rig.loops.push_back(std::make_unique<RelayLoop>(rig, i, std::move(owned[i])));
+      if (absl::Status s = rig.loops.back()->Init(); !s.ok()) return s;
     }
-    loops.push_back(std::make_unique<RelayLoop>(rig, i, std::move(owned[i])));
-    if (absl::Status s = loops.back()->Init(); !s.ok()) return s;
-    runs[i] = {loops.back().get(), seconds, rig.table.get(), i};
   }
+  std::vector<WorkerRun> runs(w);
+  for (uint32_t i = 0; i < w; ++i) runs[i] = {rig.loops[i].get(), seconds, rig.table.get(), i};
   unsigned lcore = rte_get_main_lcore();
   for (uint32_t i = 1; i < w; ++i) {
     lcore = rte_get_next_lcore(lcore, 1, 0);
@@ -739,6 +772,78 @@ absl::StatusOr<RelayRigResult> RelayRig::Run(double seconds) {
   // On the wire each frame also has a 4-byte FCS, 8 bytes of preamble and a
   // 12-byte gap.
   r.gbps = r.mpps_total * 1e6 * (r.frame_bytes + 24) * 8 / 1e9;
+  return r;
+}
+
+
+namespace {
+
+struct OverloadWorker {
+  RelayLoop* loop = nullptr;
+  const std::atomic<bool>* stop = nullptr;
+  uint64_t relayed = 0;
+  double cpu_seconds = 0;
+};
+
+int RunOverloadWorker(void* arg) {
+  OverloadWorker& w = *static_cast<OverloadWorker*>(arg);
+  const double start = ThreadCpuSeconds();
+  while (!w.stop->load(std::memory_order_relaxed)) w.relayed += w.loop->Step();
+  w.cpu_seconds = ThreadCpuSeconds() - start;
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<RelayOverloadResult> RelayRig::RunOverload(double offered_mpps, double seconds) {
+  Impl& rig = *impl_;
+  if (rig.options.workers != 1 || rig.loops.size() != 1) {
+    return absl::FailedPreconditionError("overload runs with one worker, after Run");
+  }
+  if (rte_lcore_count() < 2) {
+    return absl::FailedPreconditionError("overload needs a second lcore for the traffic");
+  }
+  RelayLoop& loop = *rig.loops[0];
+  // What the last Run left in the RX ring goes first.
+  void* left;
+  while (rte_ring_dequeue(rig.rx_rings[0], &left) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(left));
+  std::atomic<bool> stop{false};
+  OverloadWorker worker{&loop, &stop};
+  const unsigned lcore = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
+  if (rte_eal_remote_launch(RunOverloadWorker, &worker, lcore) != 0) {
+    return absl::InternalError("cannot start the worker lcore");
+  }
+  // This thread is the wire: fresh packets at the offered rate into the RX
+  // ring, and what does not fit is lost as at a NIC whose ring is full.
+  RelayOverloadResult r;
+  std::string error;
+  const uint64_t hz = rte_get_tsc_hz();
+  const uint64_t start = rte_rdtsc();
+  const uint64_t end = start + static_cast<uint64_t>(seconds * static_cast<double>(hz));
+  const double per_tick = offered_mpps * 1e6 / static_cast<double>(hz);
+  rte_mbuf* mbufs[32];
+  uint64_t now;
+  while ((now = rte_rdtsc()) < end) {
+    if (static_cast<double>(r.offered + 32) > static_cast<double>(now - start) * per_tick) continue;
+    if (!loop.Generate(mbufs, 32, static_cast<uint32_t>(r.offered), &error)) break;
+    const unsigned queued =
+        rte_ring_enqueue_burst(rig.rx_rings[0], reinterpret_cast<void**>(mbufs), 32, nullptr);
+    if (queued < 32) rte_pktmbuf_free_bulk(mbufs + queued, 32 - queued);
+    r.offered += 32;
+    r.ring_full_drops += 32 - queued;
+  }
+  const double wall = static_cast<double>(rte_rdtsc() - start) / static_cast<double>(hz);
+  stop.store(true);
+  rte_eal_mp_wait_lcore();
+  while (rte_ring_dequeue(rig.rx_rings[0], &left) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(left));
+  if (!error.empty()) return absl::InternalError(error);
+  r.relayed = worker.relayed;
+  r.offered_mpps = static_cast<double>(r.offered) / wall / 1e6;
+  r.relayed_mpps = worker.cpu_seconds > 0 ? static_cast<double>(r.relayed) / worker.cpu_seconds / 1e6 : 0;
+  r.relayed_wall_mpps = static_cast<double>(r.relayed) / wall / 1e6;
+  const worker::WorkerCounters& counters = rig.workers[0]->counters();
+  r.worker_drops = counters.total_drops();
+  r.worker_drop_reasons = Describe(counters);
   return r;
 }
 

@@ -51,6 +51,18 @@ struct RelayRigResult {
   uint64_t verified = 0;       // output packets checked before timing
 };
 
+// Offered more than it can carry: what the worker still relays.
+struct RelayOverloadResult {
+  uint64_t offered = 0;          // packets the traffic thread made
+  uint64_t ring_full_drops = 0;  // of them, lost because the RX ring was full
+  uint64_t relayed = 0;          // packets the worker sent on
+  uint64_t worker_drops = 0;     // drops the worker counted (all runs so far)
+  std::string worker_drop_reasons;
+  double offered_mpps = 0;       // over the wall time
+  double relayed_mpps = 0;       // over the worker thread's CPU time
+  double relayed_wall_mpps = 0;  // over the wall time
+};
+
 class RelayRig {
  public:
   // Starts EAL on first use (lcores 0..max_workers-1, no hugepages, no PCI).
@@ -67,6 +79,12 @@ class RelayRig {
   // session's receiver should see it, warms up, then relays for `seconds` of
   // CPU time on every worker.
   absl::StatusOr<RelayRigResult> Run(double seconds);
+
+  // After Run, with one worker and a second lcore: another thread offers
+  // fresh packets at `offered_mpps` for `seconds` while the worker relays
+  // on its own lcore; what does not fit in the RX ring is dropped there, as
+  // at a NIC.
+  absl::StatusOr<RelayOverloadResult> RunOverload(double offered_mpps, double seconds);
 
   struct Impl;
 
