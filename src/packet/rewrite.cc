@@ -137,6 +137,17 @@ uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* 
   return static_cast<uint16_t>(~Fold(sum));
 }
 
+std::optional<uint16_t> UdpPayloadSum(uint16_t checksum, const Endpoint& src, const Endpoint& dst,
+                                      uint32_t payload_len) noexcept {
+  if (checksum == 0) return std::nullopt;  // none (IPv4); IPv6 refuses it before here
+  const uint32_t udp_len = kUdpLen + payload_len;
+  // fold(pseudo + header + payload) == ~checksum, so payload == ~checksum -
+  // (pseudo + header), subtraction being addition of the ones' complement.
+  const uint16_t headers = Fold(PseudoHeaderWords(src.ip, dst.ip, udp_len) + src.port + dst.port +
+                                udp_len);
+  return Fold(uint64_t{static_cast<uint16_t>(~checksum)} + static_cast<uint16_t>(~headers));
+}
+
 uint32_t HeaderLength(const UdpHeaderSpec& spec) noexcept {
   return kEtherLen + (spec.vlan_id != 0 ? kVlanLen : 0) +
          (spec.src.ip.is_v6() ? kIpv6Len : kIpv4Len) + kUdpLen;
@@ -213,7 +224,8 @@ uint8_t* WriteUdpHeaders(uint8_t* payload, uint32_t payload_len, const UdpHeader
     Put16(udp + 6, Fold(pseudo));
   } else {
     const uint64_t sum = pseudo + spec.src.port + spec.dst.port + udp_len +
-                         OnesComplementSum(payload, payload_len);
+                         (spec.payload_sum ? *spec.payload_sum
+                                           : OnesComplementSum(payload, payload_len));
     uint16_t checksum = static_cast<uint16_t>(~Fold(sum));
     // RFC 768 (and RFC 8200 §8.1): a computed 0 goes out as all ones, since 0
     // means "no checksum" over IPv4 and is invalid over IPv6.

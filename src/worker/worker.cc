@@ -407,6 +407,14 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
       continue;
     }
     packet::UdpHeaderSpec spec;
+    // A payload forwarded unchanged (plain both ways, or SRTP passed through)
+    // keeps its sum: the new UDP checksum follows from the received one (RFC
+    // 1624) without reading the payload again.
+    if (flow->rx == nullptr && flow->tx == nullptr) {
+      const uint8_t* old = rte_pktmbuf_mtod_offset(it.m, const uint8_t*, it.frame.l4_offset + 6);
+      spec.payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
+                                               it.frame.src, it.frame.dst, it.frame.payload_len);
+    }
     spec.src_mac = flow->out_src_mac;
     spec.dst_mac = out.mac;
     spec.vlan_id = flow->out_vlan;

@@ -151,6 +151,45 @@ TEST(WriteUdpHeaders, ParsesBackWithValidChecksums) {
   }
 }
 
+// A relay forwarding a payload unchanged recovers its sum from the received
+// checksum (RFC 1624) and writes the same checksum as reading it would give,
+// across address families and ports.
+TEST(UdpPayloadSum, RecoveredFromTheChecksumGivesTheSameNewChecksum) {
+  for (const RoundTripCase& in : RoundTripCases()) {
+    for (const RoundTripCase& out : RoundTripCases()) {
+      for (size_t media : {0, 1, 2, 3, 160, 161, 1200}) {
+        const Bytes payload = media == 0 ? Bytes() : Rtp(media);
+        Buffer received(payload);
+        const uint8_t* frame = received.Write(in.spec);
+        const ParsedFrame f =
+            ParseFrame(frame, HeaderLength(in.spec) + static_cast<uint32_t>(payload.size()), {});
+        ASSERT_EQ(f.kind, FrameKind::kUdp);
+        const std::optional<uint16_t> sum = UdpPayloadSum(Get16(frame + f.l4_offset + 6), f.src,
+                                                          f.dst, f.payload_len);
+        ASSERT_TRUE(sum.has_value());
+        // Equal as ones'-complement numbers (0 and 0xffff are both zero).
+        const uint16_t direct = OnesComplementSum(payload.data(), payload.size());
+        EXPECT_TRUE(*sum == direct || (*sum % 0xffff == 0 && direct % 0xffff == 0))
+            << in.name << " " << media << ": " << *sum << " vs " << direct;
+
+        Buffer read_again(payload), from_sum(payload);
+        UdpHeaderSpec spec = out.spec;
+        const uint8_t* a = read_again.Write(spec);
+        spec.payload_sum = sum;
+        const uint8_t* b = from_sum.Write(spec);
+        const uint32_t len = HeaderLength(spec) + static_cast<uint32_t>(payload.size());
+        EXPECT_TRUE(std::equal(a, a + len, b)) << in.name << " -> " << out.name << " " << media;
+      }
+    }
+  }
+}
+
+TEST(UdpPayloadSum, NoneWithoutAChecksum) {
+  EXPECT_FALSE(UdpPayloadSum(0, *Endpoint::Parse("10.0.0.1:1000"), *Endpoint::Parse("10.0.0.2:2000"),
+                             20)
+                   .has_value());
+}
+
 TEST(WriteUdpHeaders, Ipv4HeaderFields) {
   UdpHeaderSpec spec = Spec("10.200.1.1:30000", "203.0.113.7:40000", 100);
   spec.ttl = 17;

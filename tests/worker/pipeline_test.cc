@@ -479,28 +479,36 @@ TEST_F(PipelineTest, NonMediaAtALegCountsAgainstTheLeg) {
 }
 
 // A checksum the NIC reports good is not checked again; one it reports bad,
-// or does not report, is checked in software and a wrong one dropped.
+// or does not report, is checked in software and a wrong one dropped. A
+// plain payload keeps its checksum's verdict through the relay (the new
+// checksum follows from the old one): a bad UDP checksum the NIC let through
+// is still bad where it arrives.
 TEST_F(PipelineTest, ChecksumsTheNicCheckedAreTrusted) {
   std::mt19937 rng(31);
   Call& c = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
   Publish(c);
-  auto corrupted = [&](uint16_t seq, uint64_t ol_flags) {
+  constexpr uint32_t kIpChecksum = 14 + 10, kUdpChecksum = 14 + 20 + 6;
+  auto corrupted = [&](uint16_t seq, uint32_t offset, uint64_t ol_flags) {
     rte_mbuf* m = Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local,
                         RtpPacket(seq, 0x4242, 160, 1));
-    rte_pktmbuf_mtod(m, uint8_t*)[14 + 20 + 6] ^= 0x5a;  // the UDP checksum
+    rte_pktmbuf_mtod(m, uint8_t*)[offset] ^= 0x5a;
     m->ol_flags = ol_flags;
     return m;
   };
-  Send({corrupted(1, 0),
-        corrupted(2, RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_BAD),
-        corrupted(3, RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD)});
-  EXPECT_EQ(worker_->counters()
-                .parse_errors[static_cast<size_t>(packet::ParseError::kBadUdpChecksum)]
-                .load(),
-            2u);
+  const uint64_t good = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+  Send({corrupted(1, kUdpChecksum, 0),
+        corrupted(2, kUdpChecksum, RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_BAD),
+        corrupted(3, kIpChecksum, good), corrupted(4, kUdpChecksum, good)});
+  const auto& errors = worker_->counters().parse_errors;
+  EXPECT_EQ(errors[static_cast<size_t>(packet::ParseError::kBadUdpChecksum)].load(), 2u);
+  EXPECT_EQ(errors[static_cast<size_t>(packet::ParseError::kBadIpChecksum)].load(), 0u);
   std::vector<Received> got = Drain(port_b);
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].payload[3], 3) << "the packet the NIC vouched for is relayed";
+  ASSERT_EQ(got.size(), 2u) << "the two packets the NIC vouched for are relayed";
+  ASSERT_EQ(got[0].frame.kind, packet::FrameKind::kUdp);
+  ASSERT_GE(got[0].payload.size(), 4u);
+  EXPECT_EQ(got[0].payload[3], 3) << "new IPv4 header, valid checksums";
+  EXPECT_EQ(got[1].frame.kind, packet::FrameKind::kDrop);
+  EXPECT_EQ(got[1].frame.error, packet::ParseError::kBadUdpChecksum);
 }
 
 TEST_F(PipelineTest, UnknownDestinationAndGarbageAreCountedDrops) {

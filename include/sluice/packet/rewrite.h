@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "sluice/packet/address.h"
 
@@ -37,7 +38,20 @@ struct UdpHeaderSpec {
   // Leave the IPv4 header checksum for the NIC (RTE_MBUF_F_TX_IP_CKSUM): the
   // field is written as 0. No effect on IPv6, which has no header checksum.
   bool ip_checksum_offload = false;
+  // The ones'-complement sum of the payload's 16-bit words, as
+  // OnesComplementSum returns it, when the caller knows it: the UDP checksum
+  // is then computed without reading the payload. A relay that forwards a
+  // payload unchanged has it from the received checksum (UdpPayloadSum).
+  std::optional<uint16_t> payload_sum;
 };
+
+// The ones'-complement sum of a received UDP payload's 16-bit words,
+// recovered from the datagram's checksum, addresses and ports without reading
+// the payload (RFC 1624's incremental update, run backwards). nullopt for a
+// datagram without a checksum (0, over IPv4). As right as the checksum was:
+// a corrupted payload keeps failing its check downstream.
+std::optional<uint16_t> UdpPayloadSum(uint16_t checksum, const Endpoint& src, const Endpoint& dst,
+                                      uint32_t payload_len) noexcept;
 
 // Bytes HeaderLength(spec) needs in front of the payload: 14 (+4 with a VLAN
 // tag) + 20 (IPv4) or 40 (IPv6) + 8.
