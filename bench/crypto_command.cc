@@ -213,13 +213,6 @@ struct Case {
   std::unique_ptr<BurstLoop> loop;
 };
 
-// To `digits` decimals; dividing by a power of ten gives the double nearest
-// the decimal, which JSON then prints short.
-double Round(double x, int digits) {
-  const double scale = std::pow(10.0, digits);
-  return std::round(x * scale) / scale;
-}
-
 // Ratios, looked up by suite (and op for libsrtp2).
 class Ratios {
  public:

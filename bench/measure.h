@@ -5,6 +5,7 @@
 #ifndef SLUICE_BENCH_MEASURE_H_
 #define SLUICE_BENCH_MEASURE_H_
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -52,6 +53,13 @@ struct Measurement {
 // small fraction of a nanosecond per packet. Fails as soon as a burst does not
 // come out whole.
 absl::StatusOr<Measurement> Measure(BurstLoop& loop, double seconds);
+
+// To `digits` decimals, for JSON reports; dividing by a power of ten gives
+// the double nearest the decimal, which JSON then prints short.
+inline double Round(double x, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::round(x * scale) / scale;
+}
 
 }  // namespace sluice::bench
 

@@ -287,11 +287,6 @@ absl::StatusOr<Point> MeasurePoint(const Options& o, const RelayRigOptions& rig)
   return p;
 }
 
-double Round(double x, int digits) {
-  const double scale = std::pow(10.0, digits);
-  return std::round(x * scale) / scale;
-}
-
 nlohmann::json ToJson(const Point& p) {
   nlohmann::json j;
   j["sessions"] = p.rig.sessions;

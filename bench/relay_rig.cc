@@ -224,8 +224,6 @@ class RelayLoop final : public BurstLoop {
   void Capture() { capture_ = true; }
   absl::StatusOr<uint64_t> Verify();
 
-  uint64_t progress_packets() const { return progress_packets_; }
-
  private:
   absl::StatusOr<std::unique_ptr<srtp::Context>> ContextFor(const srtp::MasterKey& key) {
     return srtp::Context::Create(std::span<const srtp::MasterKey>(&key, 1),
