@@ -48,6 +48,21 @@ class RtpPackets {
     std::memcpy(data(i) + 2, &be, 2);
   }
 
+  // Numbers every packet first_seq, first_seq + 1, ... and returns the next
+  // number. Runs in timed loops: the members are read once, since a byte
+  // store into a packet could alias them and SetSeq in a loop reloads them
+  // after each one.
+  uint16_t SetSeqs(uint16_t first_seq) noexcept {
+    uint8_t* p = storage_.get() + 2;
+    const size_t stride = stride_;
+    uint16_t seq = first_seq;
+    for (size_t i = 0, n = count_; i < n; ++i, p += stride, ++seq) {
+      const uint16_t be = __builtin_bswap16(seq);
+      std::memcpy(p, &be, 2);
+    }
+    return seq;
+  }
+
   // Copies every buffer (packet and tailroom) of `other`, which has the same
   // count and size.
   void CopyFrom(const RtpPackets& other);

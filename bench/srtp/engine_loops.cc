@@ -51,11 +51,9 @@ absl::StatusOr<std::unique_ptr<EngineProtectLoop>> EngineProtectLoop::Create(
 }
 
 size_t EngineProtectLoop::Step() noexcept {
-  const size_t n = jobs_.size();
-  for (size_t i = 0; i < n; ++i) {
-    pkts_[i].len = packets_.size();
-    packets_.SetSeq(i, next_seq_++);
-  }
+  const uint32_t size = packets_.size();
+  for (srtp::Packet& pkt : pkts_) pkt.len = size;
+  next_seq_ = packets_.SetSeqs(next_seq_);
   return engine_.ProtectRtp(jobs_, verdicts_);
 }
 

@@ -25,7 +25,13 @@ IMB_KEY_SIZE_BYTES KeySize(int key_len) {
 class IpsecMbBackend final : public Backend {
  public:
   IpsecMbBackend(MbMgrPtr mgr, MbMgrPtr sse, IMB_ARCH arch)
-      : mgr_(std::move(mgr)), sse_(std::move(sse)), arch_(arch) {}
+      : mgr_(std::move(mgr)), sse_(std::move(sse)), arch_(arch) {
+    // What every job of every burst has in common is written once.
+    for (IMB_JOB& job : jobs_) {
+      job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
+      job.auth_tag_output_len_in_bytes = 12;  // ipsec-mb's HMAC-SHA1 sizes: 12 or 20
+    }
+  }
 
   std::string_view name() const noexcept override { return "ipsec-mb"; }
   std::string_view arch() const noexcept override { return MbArchName(arch_); }
@@ -70,17 +76,26 @@ class IpsecMbBackend final : public Backend {
 
  private:
   // Calls fn(group, key_len) for the ops of each AES key size, at most
-  // kMaxJobs at a time: a cipher burst has one key size (a burst nearly always
-  // has just one, so this is one pass). With skip_empty, ops with nothing to
-  // encrypt are left out.
+  // kMaxJobs at a time: a cipher burst has one key size. A burst nearly
+  // always has just one, and then the ops go as they are. With skip_empty,
+  // ops with nothing to encrypt are left out.
   template <typename Fn>
   static bool ByKeySize(std::span<CryptoOp* const> ops, bool skip_empty, Fn fn) noexcept {
     CryptoOp* by_size[3][kMaxJobs];
     for (size_t start = 0; start < ops.size(); start += kMaxJobs) {
       const size_t end = std::min(ops.size(), start + kMaxJobs);
+      const std::span<CryptoOp* const> chunk = ops.subspan(start, end - start);
+      const int first_len = chunk[0]->key->suite->key_len;
+      bool uniform = true;
+      for (const CryptoOp* op : chunk) {
+        uniform &= op->key->suite->key_len == first_len && (!skip_empty || op->cipher_len != 0);
+      }
+      if (uniform) {
+        if (!fn(chunk, first_len)) return false;
+        continue;
+      }
       size_t count[3] = {0, 0, 0};
-      for (size_t i = start; i < end; ++i) {
-        CryptoOp* op = ops[i];
+      for (CryptoOp* op : chunk) {
         if (skip_empty && op->cipher_len == 0) continue;
         const int size = (op->key->suite->key_len - 16) / 8;  // 16, 24, 32 -> 0, 1, 2
         by_size[size][count[size]++] = op;
@@ -95,26 +110,35 @@ class IpsecMbBackend final : public Backend {
     return true;
   }
 
+  // The op's fields are read into locals before any job field is written:
+  // the compiler cannot tell the two apart in memory and would otherwise
+  // reload the op after every store.
   static void SetCipher(IMB_JOB& job, const CryptoOp& op, int key_len) noexcept {
-    job.enc_keys = op.key->aes_round_keys;
-    job.dec_keys = op.key->aes_round_keys;
+    const uint8_t* round_keys = op.key->aes_round_keys;
+    uint8_t* buf = op.buf;
+    const uint32_t offset = op.cipher_offset;
+    const uint32_t len = op.cipher_len;
+    job.enc_keys = round_keys;
+    job.dec_keys = round_keys;
     job.key_len_in_bytes = static_cast<uint64_t>(key_len);
-    job.src = op.buf;
-    job.dst = op.buf + op.cipher_offset;
-    job.cipher_start_src_offset_in_bytes = op.cipher_offset;
-    job.msg_len_to_cipher_in_bytes = op.cipher_len;
+    job.src = buf;
+    job.dst = buf + offset;
+    job.cipher_start_src_offset_in_bytes = offset;
+    job.msg_len_to_cipher_in_bytes = len;
     job.iv = op.iv;
-    job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
   }
 
   static void SetHash(IMB_JOB& job, CryptoOp& op) noexcept {
-    job.src = op.buf;
-    job.hash_start_src_offset_in_bytes = op.auth_offset;
-    job.msg_len_to_hash_in_bytes = op.auth_len;
+    const SessionKey* key = op.key;
+    uint8_t* buf = op.buf;
+    const uint32_t offset = op.auth_offset;
+    const uint32_t len = op.auth_len;
+    job.src = buf;
+    job.hash_start_src_offset_in_bytes = offset;
+    job.msg_len_to_hash_in_bytes = len;
     job.auth_tag_output = op.tag;
-    job.auth_tag_output_len_in_bytes = 12;  // ipsec-mb's HMAC-SHA1 sizes: 12 or 20
-    job.u.HMAC._hashed_auth_key_xor_ipad = op.key->hmac_ipad_state;
-    job.u.HMAC._hashed_auth_key_xor_opad = op.key->hmac_opad_state;
+    job.u.HMAC._hashed_auth_key_xor_ipad = key->hmac_ipad_state;
+    job.u.HMAC._hashed_auth_key_xor_opad = key->hmac_opad_state;
   }
 
   template <bool kEncrypt>

@@ -22,8 +22,6 @@ constexpr size_t kMaxCallIdForName = 100;
 
 std::string Str(const Value* v) { return v && v->is_string() ? std::string(v->str()) : std::string(); }
 
-String ToString(std::string_view s) { return String(s.data(), s.size()); }
-
 bool RtpProfile(std::string_view proto) {
   return proto == "RTP/AVP" || proto == "RTP/SAVP" || proto == "RTP/AVPF" || proto == "RTP/SAVPF";
 }

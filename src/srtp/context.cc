@@ -59,6 +59,7 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
   ctx->suite_ = &crypto::GetSuiteInfo(suite);
   ctx->options_ = options;
   ctx->mki_len_ = mki_len;
+  ctx->srtp_overhead_ = static_cast<uint8_t>(ctx->suite_->srtp_tag_len + mki_len);
   ctx->keys_.resize(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     absl::StatusOr<crypto::SessionKeys> session =

@@ -191,16 +191,33 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
   const size_t n = jobs.size();
   Slot slots[kMaxBurst];
   bool pending[kMaxBurst];
-  CryptoOp* cm[kMaxBurst];
-  CryptoOp* gcm[kMaxBurst];
-  CryptoOp* hmac[kMaxBurst];
-  CryptoOp* both[kMaxBurst];
-  size_t n_both = 0;
-  size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
 
   // Phase 1: parse, pick the stream and index, set up the crypto. A sender's
   // index is committed here: nothing after this can make it unused, and a
   // second packet with the same index must be refused (two-time pad).
+  //
+  // A run of packets of one stream in order (a video frame, a talk spurt of
+  // one call) is counted here and written to the stream's window and the
+  // key's counter once, when the run ends: a packet's index then waits for
+  // no memory write of the packet before.
+  struct Run {
+    const Context* ctx = nullptr;
+    uint64_t ssrc = 0;
+    Context::Stream* stream = nullptr;
+    Context::Key* key = nullptr;
+    uint64_t top = 0;      // the stream's highest index
+    uint64_t written = 0;  // the highest index its window holds
+    uint64_t count = 0;    // packets protected with key
+    void Flush() noexcept {
+      if (ctx == nullptr) return;
+      if (top > written) stream->rtp_window.AcceptNextRange(written + 1, top);
+      written = top;
+      key->srtp_count = count;
+    }
+  } run;
+  size_t n_pending = 0;
+  const crypto::SuiteInfo* one_suite = nullptr;  // of the packets pending
+  bool mixed = false;                            // whether they have several
   for (size_t i = 0; i < n; ++i) {
     pending[i] = false;
     Context& ctx = *jobs[i].ctx;
@@ -211,8 +228,11 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       verdicts[i] = Verdict::kMalformed;
       continue;
     }
-    Context::Key& key = ctx.keys_[static_cast<size_t>(ctx.active_)];
-    if (key.srtp_count >= key.srtp_limit) {
+    Context::Key& key = *ctx.active_key_;
+    const bool in_run = &ctx == run.ctx && h.ssrc == run.ssrc;
+    if (!in_run) run.Flush();
+    const uint64_t count = in_run ? run.count : key.srtp_count;
+    if (count >= key.srtp_limit) {
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
     }
@@ -220,60 +240,101 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       verdicts[i] = Verdict::kNoTailroom;
       continue;
     }
-    Context::Stream* stream = ctx.FindOrAddStream(h.ssrc);
-    if (stream == nullptr) {
-      verdicts[i] = Verdict::kStreamLimit;
-      continue;
+    uint64_t index;
+    if (in_run) {
+      index = EstimateIndex(true, run.top, h.seq);
+      if (index == run.top + 1) [[likely]] {
+        run.top = index;
+      } else {
+        run.Flush();
+        if (ReplayCheck c = run.stream->rtp_window.Admit(index); c != ReplayCheck::kNew) {
+          verdicts[i] = FromReplayCheck(c);
+          continue;
+        }
+        run.top = run.written = run.stream->rtp_window.top();
+      }
+    } else {
+      Context::Stream* stream = ctx.FindOrAddStream(static_cast<uint32_t>(h.ssrc));
+      if (stream == nullptr) {
+        verdicts[i] = Verdict::kStreamLimit;
+        continue;
+      }
+      index = EstimateIndex(!stream->rtp_window.empty(), stream->rtp_window.top(), h.seq);
+      if (ReplayCheck c = stream->rtp_window.Admit(index); c != ReplayCheck::kNew) {
+        verdicts[i] = FromReplayCheck(c);
+        continue;
+      }
+      const uint64_t top = stream->rtp_window.top();
+      run = Run{&ctx, h.ssrc, stream, &key, top, top, count};
     }
-    const uint64_t index =
-        EstimateIndex(!stream->rtp_window.empty(), stream->rtp_window.top(), h.seq);
-    if (ReplayCheck c = stream->rtp_window.Check(index); c != ReplayCheck::kNew) {
-      verdicts[i] = FromReplayCheck(c);
-      continue;
-    }
-    stream->rtp_window.Accept(index);
-    ++key.srtp_count;
+    run.count = count + 1;
+    ++n_pending;
+    mixed |= one_suite != nullptr && one_suite != &suite;
+    one_suite = &suite;
 
-    Slot& slot = slots[i];
-    slot.key = &key;
-    slot.end = pkt.len;
+    slots[i].key = &key;
     CryptoOp& op = ops_[i];
-    const crypto::SessionKey* sk = key.session.srtp.get();
+    const crypto::SessionKey* sk = ctx.active_srtp_key_;
     op.key = sk;
     op.buf = pkt.data;
     op.aad = nullptr;
-    op.cipher_offset = h.header_len;
-    op.cipher_len = pkt.len - h.header_len;
-    const uint32_t roc = static_cast<uint32_t>(index >> 16);
+    op.cipher_offset = static_cast<uint32_t>(h.header_len);
+    op.cipher_len = pkt.len - static_cast<uint32_t>(h.header_len);
+    op.auth_offset = 0;
     if (suite.cipher == CipherKind::kAesCm) {
       CmIv(op.iv, sk->cm_salt, pkt.data + 8, index);
-      cm[n_cm++] = &op;
     } else if (suite.cipher == CipherKind::kAesGcm) {
       // RFC 7714 §8.2: the header is the AAD; the tag follows the ciphertext.
-      GcmIv(op.iv, sk->salt, h.ssrc, index);
-      op.auth_offset = 0;
-      op.auth_len = h.header_len;
+      GcmIv(op.iv, sk->salt, static_cast<uint32_t>(h.ssrc), index);
+      op.auth_len = static_cast<uint32_t>(h.header_len);
       op.tag_len = suite.srtp_tag_len;
-      gcm[n_gcm++] = &op;
     }
     if (suite.srtp_auth == AuthKind::kHmacSha1) {
       // RFC 3711 §4.2: the tag covers header, encrypted payload and ROC; the
       // ROC sits where the MKI and tag go, which are written afterwards.
-      Store32(pkt.data + pkt.len, roc);
-      op.auth_offset = 0;
+      Store32(pkt.data + pkt.len, static_cast<uint32_t>(index >> 16));
       op.auth_len = pkt.len + 4;
-      if (suite.cipher == CipherKind::kAesCm) {
-        both[n_both++] = cm[--n_cm];  // encrypt-then-MAC in one submission
-      } else {
-        hmac[n_hmac++] = &op;
-      }
     }
     pending[i] = true;
   }
 
+  run.Flush();
+
+  // Sorted by kind of work apart from the loop above, which has enough to
+  // keep in registers already. A whole burst of AES-CM with HMAC-SHA1 (the
+  // usual case) needs no sorting.
+  CryptoOp* cm[kMaxBurst];
+  CryptoOp* gcm[kMaxBurst];
+  CryptoOp* hmac[kMaxBurst];
+  CryptoOp* both[kMaxBurst];
+  size_t n_both = 0, n_cm = 0, n_gcm = 0, n_hmac = 0;
+  const bool all_cm_hmac = n_pending == n && !mixed && one_suite != nullptr &&
+                           one_suite->cipher == CipherKind::kAesCm &&
+                           one_suite->srtp_auth == AuthKind::kHmacSha1;
+  for (size_t i = 0; i < n && !all_cm_hmac; ++i) {
+    if (!pending[i]) continue;
+    const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
+    CryptoOp* op = &ops_[i];
+    const bool mac = suite.srtp_auth == AuthKind::kHmacSha1;
+    if (suite.cipher == CipherKind::kAesCm) {
+      if (mac) {
+        both[n_both++] = op;  // encrypt-then-MAC in one submission
+      } else {
+        cm[n_cm++] = op;
+      }
+    } else if (suite.cipher == CipherKind::kAesGcm) {
+      gcm[n_gcm++] = op;
+    } else if (mac) {
+      hmac[n_hmac++] = op;
+    }
+  }
+
   // Phase 2: one submission per kind of work for the whole burst;
   // encrypt-then-MAC.
-  FailClosedUnless(SubmitProtect({both, n_both}, {cm, n_cm}, {gcm, n_gcm}, {hmac, n_hmac}), n,
+  const std::span<CryptoOp* const> all_both =
+      all_cm_hmac ? std::span<CryptoOp* const>(op_ptrs_.data(), n)
+                  : std::span<CryptoOp* const>(both, n_both);
+  FailClosedUnless(SubmitProtect(all_both, {cm, n_cm}, {gcm, n_gcm}, {hmac, n_hmac}), n,
                    verdicts.data(), pending);
 
   // Phase 3: append MKI and tag.

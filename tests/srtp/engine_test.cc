@@ -358,6 +358,78 @@ TEST_P(EngineTest, SenderRefusesToReuseAnIndex) {
   EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kReplayed);
 }
 
+// A protect burst gives each packet the verdict and bytes that protecting the
+// packets one at a time gives, whatever runs of one stream it holds: in
+// order, a repeat inside a run, a late packet, a jump, other SSRCs and
+// contexts in between, a stream coming back after another, across the wrap.
+TEST_P(EngineTest, ProtectBurstWithRunsAgreesWithOneAtATime) {
+  SCOPED_TRACE(Seed());
+  const MasterKey k1 = KeyFor(GetParam().suite, rng_), k2 = KeyFor(GetParam().suite, rng_);
+  auto burst_a = NewContext({&k1, 1}), burst_b = NewContext({&k2, 1});
+  auto single_a = NewContext({&k1, 1}), single_b = NewContext({&k2, 1});
+  ASSERT_TRUE(burst_a && burst_b && single_a && single_b);
+  struct P {
+    int ctx;
+    uint32_t ssrc;
+    uint16_t seq;
+  };
+  const uint32_t x = 0x11111111, y = 0x22222222;
+  const std::vector<P> pattern = {
+      {0, x, 65530}, {0, x, 65531}, {0, x, 65532}, {0, x, 65532}, {0, x, 65533},
+      {0, x, 65531}, {0, x, 65529}, {0, x, 65534}, {0, x, 65535}, {0, x, 0},
+      {0, x, 1},     {0, y, 100},   {0, y, 101},   {0, x, 2},     {0, x, 3},
+      {1, x, 7},     {1, x, 8},     {0, x, 4},     {0, x, 40},    {0, x, 41},
+      {0, x, 20},    {0, x, 41},    {0, x, 42},    {0, y, 102},   {0, y, 101},
+      {0, x, 43},    {0, x, 65000}, {0, x, 44},    {0, x, 45},    {1, y, 9},
+  };
+  for (int round = 0; round < 3; ++round) {
+    std::vector<Buffer> bufs;
+    std::vector<Job> jobs;
+    std::vector<Verdict> single_v;
+    std::vector<Bytes> single_bytes;
+    for (const P& p : pattern) {
+      const uint16_t seq = static_cast<uint16_t>(p.seq + 50 * round);
+      Context& burst_ctx = p.ctx == 0 ? *burst_a : *burst_b;
+      Context& single_ctx = p.ctx == 0 ? *single_a : *single_b;
+      Bytes plain = MakeRtp(p.ssrc, seq);
+      bufs.emplace_back(plain, plain.size() + burst_ctx.srtp_overhead());
+      single_v.push_back(RunOne(*engine_, Op::kProtectRtp, single_ctx, plain));
+      single_bytes.push_back(plain);
+    }
+    for (size_t i = 0; i < pattern.size(); ++i) {
+      jobs.push_back({pattern[i].ctx == 0 ? burst_a.get() : burst_b.get(), bufs[i].pkt()});
+    }
+    const std::vector<Verdict> v = RunBurst(*engine_, Op::kProtectRtp, jobs);
+    for (size_t i = 0; i < v.size(); ++i) {
+      EXPECT_EQ(v[i], single_v[i]) << "round " << round << " packet " << i << ": "
+                                   << Name(v[i]) << " against " << Name(single_v[i]);
+      if (v[i] == Verdict::kOk && single_v[i] == Verdict::kOk) {
+        EXPECT_EQ(bufs[i].bytes(), single_bytes[i]) << "round " << round << " packet " << i;
+      }
+    }
+  }
+  for (int c = 0; c < 2; ++c) {
+    const Context& burst = c == 0 ? *burst_a : *burst_b;
+    const Context& single = c == 0 ? *single_a : *single_b;
+    EXPECT_EQ(burst.srtp_packets(0), single.srtp_packets(0)) << "context " << c;
+    for (const Context::Stream& s : single.streams()) {
+      if (!s.in_use) continue;
+      bool found = false;
+      for (const Context::Stream& t : burst.streams()) {
+        if (!t.in_use || t.ssrc != s.ssrc) continue;
+        found = true;
+        EXPECT_EQ(t.rtp_window.top(), s.rtp_window.top()) << "SSRC " << s.ssrc;
+        const uint64_t top = s.rtp_window.top();
+        for (uint64_t i = top > 200 ? top - 200 : 0; i <= top + 1; ++i) {
+          EXPECT_EQ(t.rtp_window.Check(i), s.rtp_window.Check(i)) << "SSRC " << s.ssrc
+                                                                  << " index " << i;
+        }
+      }
+      EXPECT_TRUE(found) << "SSRC " << s.ssrc;
+    }
+  }
+}
+
 // RFC 3711 §3.3.2: with window W and highest index T accepted, T - (W - 1)
 // is still judged by the bitmap and T - W is too old; for 128 and 1024.
 TEST_P(EngineTest, PacketsBehindTheWindowAreTooOld) {

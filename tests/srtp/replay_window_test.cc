@@ -92,6 +92,42 @@ TEST_P(ReplayWindowTest, AgreesWithASimpleModel) {
   }
 }
 
+// Admit (check and accept in one) and AcceptNextRange (a run in order, as
+// protect writes it) leave the window exactly as Check and Accept would.
+TEST_P(ReplayWindowTest, AdmitAndRangesAgreeWithCheckThenAccept) {
+  const uint32_t size = GetParam();
+  std::vector<uint64_t> model_words(ReplayWindow::StorageBits(size) / 64, 0);
+  ReplayWindow model;
+  model.Init(model_words.data(), size);
+  std::mt19937_64 rng(size + 1);
+  uint64_t next = 1 << 20;
+  for (int step = 0; step < 5000; ++step) {
+    const uint64_t kind = rng() % 4;
+    if (kind == 0 && !window_.empty()) {
+      // A run in order from top + 1, up to the storage size.
+      const uint64_t from = window_.top() + 1;
+      const uint64_t to = from + rng() % ReplayWindow::StorageBits(size);
+      window_.AcceptNextRange(from, to);
+      for (uint64_t i = from; i <= to; ++i) {
+        ASSERT_EQ(model.Check(i), ReplayCheck::kNew);
+        model.Accept(i);
+      }
+      next = to + 1;
+    } else {
+      next += rng() % 3;
+      const uint64_t index = kind == 1 ? next : next - rng() % (size + size / 2);
+      const ReplayCheck expected = model.Check(index);
+      if (expected == ReplayCheck::kNew) model.Accept(index);
+      ASSERT_EQ(window_.Admit(index), expected) << "step " << step << " index " << index;
+    }
+    ASSERT_EQ(window_.top(), model.top()) << "step " << step;
+    const uint64_t top = model.top();
+    for (uint64_t i = top > size + 2 ? top - size - 2 : 0; i <= top + 1; ++i) {
+      ASSERT_EQ(window_.Check(i), model.Check(i)) << "step " << step << " index " << i;
+    }
+  }
+}
+
 // 192 and 960 are not powers of two: storage rounds up, the window does not.
 INSTANTIATE_TEST_SUITE_P(Sizes, ReplayWindowTest, ::testing::Values(64u, 128u, 192u, 960u, 1024u));
 

@@ -9,6 +9,7 @@
 
 #include <intel-ipsec-mb.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -40,9 +41,10 @@ struct alignas(64) GcmTables {
   ~GcmTables();
 };
 
-// What protect and unprotect read comes first: the salt words, the tables'
-// address and the AES round keys, then the HMAC states, five cache lines in
-// all for AES-CM with HMAC-SHA1.
+// What protect and unprotect read comes first: the salt words, the suite,
+// the tables' address and the AES round keys, then the HMAC states: the first
+// five cache lines (bytes 0 to 311) are everything a packet of any suite
+// reads here, and what Context::PrefetchRtp loads.
 struct alignas(64) SessionKey {
   // AES-CM: the salt as the two 64-bit words of the counter block it starts
   // (bytes 0-7, and bytes 8-13 with 14-15 zero), so building each packet's IV
@@ -50,14 +52,15 @@ struct alignas(64) SessionKey {
   uint64_t cm_salt[2];
   // AES-GCM: round keys and hash tables (null for other ciphers).
   std::unique_ptr<GcmTables> gcm;
+  const SuiteInfo* suite;
   // AES-CM: expanded encryption round keys (10, 12 or 14 rounds).
   alignas(16) uint8_t aes_round_keys[16 * 15];
   // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad),
-  // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words.
+  // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words (ipsec-mb
+  // reads them without alignment; packed, the two end inside line 4).
   alignas(16) uint8_t hmac_ipad_state[20];
-  alignas(16) uint8_t hmac_opad_state[20];
+  uint8_t hmac_opad_state[20];
 
-  const SuiteInfo* suite;
   uint8_t enc_key[32];   // key_len bytes used
   uint8_t salt[14];      // salt_len bytes used
   uint8_t auth_key[20];  // auth_key_len bytes used
@@ -67,6 +70,9 @@ struct alignas(64) SessionKey {
   SessionKey& operator=(const SessionKey&) = delete;
   ~SessionKey();
 };
+
+static_assert(offsetof(SessionKey, hmac_opad_state) + 20 <= 5 * 64,
+              "what a packet reads of its session key must stay in five cache lines");
 
 // SRTP and SRTCP session keys from one master key.
 struct SessionKeys {

@@ -56,12 +56,13 @@ class Context {
   // Which master key protect uses (owner thread).
   void SetActiveKey(int index) noexcept {
     active_ = index;
-    active_srtp_key_ = keys_[static_cast<size_t>(index)].session.srtp.get();
+    active_key_ = &keys_[static_cast<size_t>(index)];
+    active_srtp_key_ = active_key_->session.srtp.get();
   }
   int active_key() const noexcept { return active_; }
 
   // Bytes protect appends: SRTP tag + MKI; SRTCP 4-byte index + tag + MKI.
-  uint32_t srtp_overhead() const { return uint32_t{suite_->srtp_tag_len} + mki_len_; }
+  uint32_t srtp_overhead() const { return srtp_overhead_; }
   uint32_t srtcp_overhead() const { return 4u + suite_->srtcp_tag_len + mki_len_; }
 
   // Packets protected or unprotected so far with master key `index`, and
@@ -135,9 +136,11 @@ class Context {
   const crypto::SuiteInfo* suite_ = nullptr;
   ContextOptions options_;
   uint8_t mki_len_ = 0;
+  uint8_t srtp_overhead_ = 0;  // suite_->srtp_tag_len + mki_len_
   int active_ = 0;
-  // keys_[active_]'s SRTP session key, so that PrefetchRtp needs nothing but
-  // this object to be loaded.
+  // keys_[active_] and its SRTP session key, so that protect finds them in
+  // this object and PrefetchRtp needs nothing but this object to be loaded.
+  Key* active_key_ = nullptr;
   const crypto::SessionKey* active_srtp_key_ = nullptr;
   uint64_t trial_until_ = UINT64_MAX;
   std::vector<Key> keys_;
@@ -169,7 +172,7 @@ inline Context::Stream* Context::FindOrAddStream(uint32_t ssrc) noexcept {
 inline void Context::PrefetchRtp() const noexcept {
   // Addresses from this object only, no loads through them: every prefetch
   // issues at once.
-  __builtin_prefetch(keys_.data() + active_);
+  __builtin_prefetch(active_key_);
   __builtin_prefetch(streams_.data());
   __builtin_prefetch(window_words_.data());
   // AES-CM: the salt words, round keys and HMAC states fill the first five

@@ -41,7 +41,9 @@ class Engine {
   // Largest burst processed in one crypto submission; longer spans are cut.
   static constexpr size_t kMaxBurst = 64;
 
-  explicit Engine(crypto::Backend& backend) noexcept : backend_(backend) {}
+  explicit Engine(crypto::Backend& backend) noexcept : backend_(backend) {
+    for (size_t i = 0; i < kMaxBurst; ++i) op_ptrs_[i] = &ops_[i];
+  }
 
   // Each writes verdicts[i] for jobs[i] (verdicts.size() >= jobs.size()) and
   // returns the number of kOk verdicts.
@@ -86,6 +88,7 @@ class Engine {
   crypto::Backend& backend_;
   uint64_t now_ = 0;
   std::array<crypto::CryptoOp, kMaxBurst> ops_;
+  std::array<crypto::CryptoOp*, kMaxBurst> op_ptrs_;  // &ops_[i]: a burst's ops as they are
 };
 
 }  // namespace sluice::srtp

@@ -6,6 +6,7 @@
 #ifndef SLUICE_SRTP_REPLAY_WINDOW_H_
 #define SLUICE_SRTP_REPLAY_WINDOW_H_
 
+#include <algorithm>
 #include <cstdint>
 
 namespace sluice::srtp {
@@ -70,6 +71,40 @@ class ReplayWindow {
     const uint64_t delta = top_ - index;
     if (delta >= size_) return ReplayCheck::kTooOld;
     return Bit(index) ? ReplayCheck::kReplayed : ReplayCheck::kNew;
+  }
+
+  // Check() and, when it says kNew, Accept() in one step: for a sender,
+  // whose index is committed as soon as it is chosen. The next index in order
+  // (nearly every packet) takes the short way: one bit set, the top moved.
+  ReplayCheck Admit(uint64_t index) noexcept {
+    if (index == top_ + 1 && !empty_) [[likely]] {
+      AcceptNext(index);
+      return ReplayCheck::kNew;
+    }
+    const ReplayCheck c = Check(index);
+    if (c == ReplayCheck::kNew) Accept(index);
+    return c;
+  }
+
+  // Accept() for index == top() + 1 of a window that is not empty, which
+  // the caller knows already.
+  void AcceptNext(uint64_t index) noexcept {
+    SetBit(index);
+    top_ = index;
+  }
+
+  // AcceptNext() for each of from, from + 1, ..., to, in order (from ==
+  // top() + 1, the window not empty), a word at a time. At most StorageBits
+  // indices: the range may cover the storage once, never twice.
+  void AcceptNextRange(uint64_t from, uint64_t to) noexcept {
+    for (uint64_t i = from; i <= to;) {
+      const uint64_t b = i & mask_;
+      const uint64_t bit = b % 64;
+      const uint64_t span = std::min<uint64_t>(64 - bit, to - i + 1);
+      words_[b / 64] |= (span == 64 ? ~uint64_t{0} : (uint64_t{1} << span) - 1) << bit;
+      i += span;
+    }
+    top_ = to;
   }
 
   // Records `index` as received; call only after the packet authenticated
