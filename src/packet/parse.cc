@@ -186,15 +186,22 @@ const char* ParseErrorName(ParseError e) noexcept {
   return "unknown";
 }
 
-ParsedFrame ParseFrame(const uint8_t* data, uint32_t len, const ParseOptions& options) noexcept {
-  ParsedFrame f;
+void ParseFrame(const uint8_t* data, uint32_t len, const ParseOptions& options,
+                ParsedFrame* out) noexcept {
+  // Reset field by field from zero: `f = ParsedFrame{}` builds a temporary
+  // in misaligned stores and copies it in aligned loads, which stalls.
+  std::memset(static_cast<void*>(out), 0, sizeof *out);
+  ParsedFrame& f = *out;
+  f.kind = FrameKind::kDrop;
+  f.error = ParseError::kNone;
+  f.payload_kind = PayloadKind::kUnknown;
   if (len > kMaxFrameLen) {
     Drop(f, ParseError::kOversized);
-    return f;
+    return;
   }
   if (len < kEtherLen) {
     Drop(f, ParseError::kRunt);
-    return f;
+    return;
   }
   uint32_t off = 12;
   uint16_t ether_type = Get16(data + off);
@@ -205,7 +212,7 @@ ParsedFrame ParseFrame(const uint8_t* data, uint32_t len, const ParseOptions& op
          f.vlan_count < kMaxVlanTags) {
     if (len - off < kVlanLen) {
       Drop(f, ParseError::kRunt);
-      return f;
+      return;
     }
     if (f.vlan_count == 0) f.vlan_id = Get16(data + off) & 0x0fff;
     ++f.vlan_count;
@@ -235,6 +242,11 @@ ParsedFrame ParseFrame(const uint8_t* data, uint32_t len, const ParseOptions& op
       f.kind = FrameKind::kOtherL2;
       break;
   }
+}
+
+ParsedFrame ParseFrame(const uint8_t* data, uint32_t len, const ParseOptions& options) noexcept {
+  ParsedFrame f;
+  ParseFrame(data, len, options, &f);
   return f;
 }
 

@@ -117,6 +117,28 @@ inline uint64_t PseudoHeaderWords(const IpAddress& src, const IpAddress& dst, ui
   return uint64_t{WordSum(src)} + WordSum(dst) + kProtoUdp + (udp_len >> 16) + (udp_len & 0xffff);
 }
 
+// IPv4 header words but the total length and the ID (the checksum field
+// counts as 0), from the values that WriteUdpHeaders stores.
+inline uint64_t Ipv4HeaderWords(const UdpHeaderSpec& spec) {
+  const uint8_t traffic_class = static_cast<uint8_t>((spec.dscp & 0x3f) << 2);  // ECN 0
+  return 0x4500u + traffic_class + 0x4000u + (uint32_t{spec.ttl} << 8 | kProtoUdp) +
+         WordSum(spec.src.ip) + WordSum(spec.dst.ip);
+}
+
+// The UDP checksum field for a datagram of udp_len bytes whose pseudo-header
+// words (but the length) sum to pseudo, ports to ports, payload to payload.
+inline uint16_t UdpChecksumField(uint64_t pseudo, uint32_t ports, uint32_t udp_len,
+                                 bool offload, uint16_t payload) {
+  // The pseudo-header's length: 16 bits (RFC 768) or 32 (RFC 8200), whose
+  // upper word is 0 as udp_len fits in 16 bits.
+  pseudo += udp_len;
+  if (offload) return Fold(pseudo);
+  uint16_t checksum = static_cast<uint16_t>(~Fold(pseudo + ports + udp_len + payload));
+  // RFC 768 (and RFC 8200 §8.1): a computed 0 goes out as all ones, since 0
+  // means "no checksum" over IPv4 and is invalid over IPv6.
+  return checksum == 0 ? 0xffff : checksum;
+}
+
 }  // namespace
 
 uint16_t OnesComplementSum(const uint8_t* data, size_t len, uint16_t sum) noexcept {
@@ -207,9 +229,7 @@ uint8_t* WriteUdpHeaders(uint8_t* payload, uint32_t payload_len, const UdpHeader
     if (!spec.ip_checksum_offload) {
       // Summed from the values rather than read back from the bytes just
       // stored, which would stall on store forwarding.
-      const uint64_t sum = 0x4500u + traffic_class + kIpv4Len + udp_len + ip_id + 0x4000u +
-                           (uint32_t{spec.ttl} << 8 | kProtoUdp) + WordSum(spec.src.ip) +
-                           WordSum(spec.dst.ip);
+      const uint64_t sum = Ipv4HeaderWords(spec) + kIpv4Len + udp_len + ip_id;
       Put16(ip + 10, static_cast<uint16_t>(~Fold(sum)));
     }
     p = ip + kIpv4Len;
@@ -219,19 +239,59 @@ uint8_t* WriteUdpHeaders(uint8_t* payload, uint32_t payload_len, const UdpHeader
   Put16(udp, spec.src.port);
   Put16(udp + 2, spec.dst.port);
   Put16(udp + 4, static_cast<uint16_t>(udp_len));
-  const uint64_t pseudo = PseudoHeaderWords(spec.src.ip, spec.dst.ip, udp_len);
-  if (spec.udp_checksum_offload) {
-    Put16(udp + 6, Fold(pseudo));
-  } else {
-    const uint64_t sum = pseudo + spec.src.port + spec.dst.port + udp_len +
-                         (spec.payload_sum ? *spec.payload_sum
-                                           : OnesComplementSum(payload, payload_len));
-    uint16_t checksum = static_cast<uint16_t>(~Fold(sum));
-    // RFC 768 (and RFC 8200 §8.1): a computed 0 goes out as all ones, since 0
-    // means "no checksum" over IPv4 and is invalid over IPv6.
-    if (checksum == 0) checksum = 0xffff;
-    Put16(udp + 6, checksum);
+  const uint16_t payload_sum =
+      spec.udp_checksum_offload ? 0
+      : spec.payload_sum        ? *spec.payload_sum
+                                : OnesComplementSum(payload, payload_len);
+  Put16(udp + 6, UdpChecksumField(PseudoHeaderWords(spec.src.ip, spec.dst.ip, 0),
+                                  uint32_t{spec.src.port} + spec.dst.port, udp_len,
+                                  spec.udp_checksum_offload, payload_sum));
+  return frame;
+}
+
+void UdpHeaderTemplate::Build(const UdpHeaderSpec& spec) noexcept {
+  len_ = static_cast<uint8_t>(HeaderLength(spec));
+  v6_ = spec.src.ip.is_v6();
+  ip_offset_ = static_cast<uint8_t>(kEtherLen + (spec.vlan_id != 0 ? kVlanLen : 0));
+  ip_checksum_offload_ = spec.ip_checksum_offload;
+  udp_checksum_offload_ = spec.udp_checksum_offload;
+  ip_sum_ = Ipv4HeaderWords(spec);
+  pseudo_sum_ = PseudoHeaderWords(spec.src.ip, spec.dst.ip, 0);
+  ports_sum_ = uint32_t{spec.src.port} + spec.dst.port;
+  UdpHeaderSpec empty = spec;
+  empty.payload_sum = 0;
+  WriteUdpHeaders(bytes_ + len_, 0, empty, 0);
+}
+
+uint8_t* UdpHeaderTemplate::Write(uint8_t* payload, uint32_t payload_len, uint16_t ip_id,
+                                  std::optional<uint16_t> payload_sum) const noexcept {
+  uint8_t* const frame = payload - len_;
+  // One constant-size copy per layout; a runtime length would call memcpy.
+  switch (len_) {
+    case 42: std::memcpy(frame, bytes_, 42); break;
+    case 46: std::memcpy(frame, bytes_, 46); break;
+    case 62: std::memcpy(frame, bytes_, 62); break;
+    default: std::memcpy(frame, bytes_, 66); break;
   }
+  uint8_t* const ip = frame + ip_offset_;
+  const uint32_t udp_len = kUdpLen + payload_len;
+  uint8_t* udp;
+  if (v6_) {
+    Put16(ip + 4, static_cast<uint16_t>(udp_len));
+    udp = ip + kIpv6Len;
+  } else {
+    Put16(ip + 2, static_cast<uint16_t>(kIpv4Len + udp_len));
+    Put16(ip + 4, ip_id);
+    if (!ip_checksum_offload_) {
+      Put16(ip + 10, static_cast<uint16_t>(~Fold(ip_sum_ + kIpv4Len + udp_len + ip_id)));
+    }
+    udp = ip + kIpv4Len;
+  }
+  Put16(udp + 4, static_cast<uint16_t>(udp_len));
+  const uint16_t sum = udp_checksum_offload_ ? 0
+                       : payload_sum         ? *payload_sum
+                                             : OnesComplementSum(payload, payload_len);
+  Put16(udp + 6, UdpChecksumField(pseudo_sum_, ports_sum_, udp_len, udp_checksum_offload_, sum));
   return frame;
 }
 

@@ -26,15 +26,6 @@ FlowRef Untag(void* value) {
 
 }  // namespace
 
-FlowKey FlowKey::From(const packet::Endpoint& ep) noexcept {
-  FlowKey key;
-  std::memset(&key, 0, sizeof key);
-  key.family = ep.ip.family;
-  key.port = ep.port;
-  std::memcpy(key.addr, ep.ip.bytes.data(), ep.ip.is_v4() ? 4 : 16);
-  return key;
-}
-
 absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::Create(const std::string& name,
                                                              uint32_t capacity,
                                                              uint32_t max_readers) {

@@ -6,7 +6,9 @@
 #include <rte_prefetch.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace sluice::worker {
 namespace {
@@ -67,6 +69,10 @@ bool WithinRate(Flow& flow, uint64_t now) noexcept {
 // The peer's RTCP port when RTCP is not muxed: RTP port + 1 (RFC 3550 §11).
 uint16_t RtcpPort(uint16_t rtp_port, bool mux) { return mux ? rtp_port : rtp_port + 1; }
 
+// Lines of each received frame prefetched at the start of a burst: a G.711
+// or Opus frame with its headers (up to 256 bytes) whole.
+constexpr uint32_t kPrefetchFrameLines = 4;
+
 }  // namespace
 
 uint64_t WorkerCounters::total_drops() const {
@@ -125,9 +131,20 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   const uint64_t now = rte_rdtsc();
   engine_.SetNow(now);
 
+  // The frames arrive cold (a NIC writes them to memory): every line the
+  // burst will read is asked for before the first is parsed, the mbufs'
+  // first lines, then the frames (headers, and the payload that checksums and
+  // crypto read, a few lines of it; the hardware prefetcher follows longer
+  // frames), so the burst waits for memory once rather than once per frame.
+  for (uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
+  for (uint16_t i = 0; i < n; ++i) {
+    const char* data = rte_pktmbuf_mtod(pkts[i], const char*);
+    const uint32_t lines = std::min<uint32_t>(kPrefetchFrameLines, (pkts[i]->data_len + 63) / 64);
+    for (uint32_t line = 0; line < lines; ++line) rte_prefetch0(data + 64 * line);
+  }
+
   // Phase 1: parse every frame; UDP goes on to the bulk lookup.
   for (uint16_t i = 0; i < n; ++i) {
-    if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
     rte_mbuf* m = pkts[i];
     if (m->nb_segs != 1) {
       Drop(m, DropReason::kMultiSegment);
@@ -142,12 +159,11 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
       parse.verify_udp_checksum = false;
     }
-    const packet::ParsedFrame frame =
-        packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, parse);
+    const packet::ParsedFrame& frame = items[k].frame;  // written in place
+    packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, parse, &items[k].frame);
     switch (frame.kind) {
       case packet::FrameKind::kUdp:
         items[k].m = m;
-        items[k].frame = frame;
         keys[k] = session::FlowKey::From(frame.dst);
         ++k;
         break;
@@ -257,17 +273,15 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     Inc(flow->counters.rx_packets);
     Inc(flow->counters.rx_bytes, it.frame.payload_len);
 
-    const session::RemoteView peer = flow->in_remote->Load();
-    const uint16_t expected_port = it.rtcp ? RtcpPort(peer.endpoint.port, flow->rtcp_mux)
-                                           : peer.endpoint.port;
-    it.from_new_source = !peer.known || peer.endpoint.ip != it.frame.src.ip ||
-                         expected_port != it.frame.src.port;
-    it.needs_mac = !it.from_new_source && !peer.has_mac;
+    const session::RemoteSlot::Match peer = flow->in_remote->Matches(
+        it.frame.src.ip, it.frame.src.port, RtcpPort(0, !it.rtcp || flow->rtcp_mux));
+    it.from_new_source = !peer.same;
+    it.needs_mac = peer.same && !peer.has_mac;
     if (it.from_new_source) {
       // A given or learned peer is only replaced by a source whose packets
       // authenticate; a plain leg has nothing to authenticate with, so it
       // learns its first source only, and a strict leg never moves.
-      if (flow->strict_source || (flow->rx == nullptr && peer.known)) {
+      if (flow->strict_source || (flow->rx == nullptr && flow->in_remote->Load().known)) {
         Inc(flow->counters.other_drops);
         Drop(it.m, DropReason::kWrongSource);
         continue;
@@ -389,42 +403,65 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   }
 
   // Phase 5: new headers in front of the payload, from the other leg's
-  // address to its peer, and onto that port's TX queue.
+  // address to its peer, and onto that port's TX queue. The flow keeps the
+  // headers it wrote last: while the peer stays where it is (its slot's
+  // version unchanged) a packet only patches lengths, ID and checksums in.
   for (uint16_t i = 0; i < k; ++i) {
     Item& it = items[i];
     if (!it.alive) continue;
     Flow* flow = it.flow;
-    session::RemoteView out = flow->out_remote->Load();
-    if (!out.known) {
-      Inc(flow->counters.other_drops);
-      Drop(it.m, DropReason::kNoRemote);
-      continue;
-    }
-    if (!out.has_mac) out.has_mac = flow->out_remote->ResolvedMac(&out.mac);
-    if (!out.has_mac) {
-      Inc(flow->counters.other_drops);
-      Drop(it.m, DropReason::kNoNeighbor);
-      continue;
-    }
-    packet::UdpHeaderSpec spec;
     // A payload forwarded unchanged (plain both ways, or SRTP passed through)
     // keeps its sum: the new UDP checksum follows from the received one (RFC
     // 1624) without reading the payload again.
+    std::optional<uint16_t> payload_sum;
     if (flow->rx == nullptr && flow->tx == nullptr) {
       const uint8_t* old = rte_pktmbuf_mtod_offset(it.m, const uint8_t*, it.frame.l4_offset + 6);
-      spec.payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
-                                               it.frame.src, it.frame.dst, it.frame.payload_len);
+      payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
+                                          it.frame.src, it.frame.dst, it.frame.payload_len);
     }
-    spec.src_mac = flow->out_src_mac;
-    spec.dst_mac = out.mac;
-    spec.vlan_id = flow->out_vlan;
-    spec.src = flow->out_local;
-    spec.dst = out.endpoint;
-    if (it.rtcp) {
-      spec.src.port = RtcpPort(spec.src.port, flow->out_rtcp_mux);
-      spec.dst.port = RtcpPort(spec.dst.port, flow->out_rtcp_mux);
+    // RTCP on its own port (RTP port + 1) has headers of its own.
+    const bool rtp_port = !it.rtcp || flow->out_rtcp_mux;
+    const uint32_t version = flow->out_remote->version();
+    const uint64_t resolved = flow->out_remote->resolved_word();
+    uint8_t* frame;
+    if (rtp_port && version == flow->out_headers_version &&
+        resolved == flow->out_headers_resolved) [[likely]] {
+      frame = flow->out_headers.Write(it.pkt.data, it.pkt.len, ip_id_++, payload_sum);
+    } else {
+      session::RemoteView out = flow->out_remote->Load();
+      if (!out.known) {
+        Inc(flow->counters.other_drops);
+        Drop(it.m, DropReason::kNoRemote);
+        continue;
+      }
+      const bool cacheable = rtp_port && (version & 1) == 0;
+      if (!out.has_mac) out.has_mac = flow->out_remote->ResolvedMac(&out.mac);
+      if (!out.has_mac) {
+        Inc(flow->counters.other_drops);
+        Drop(it.m, DropReason::kNoNeighbor);
+        continue;
+      }
+      packet::UdpHeaderSpec spec;
+      spec.payload_sum = payload_sum;
+      spec.src_mac = flow->out_src_mac;
+      spec.dst_mac = out.mac;
+      spec.vlan_id = flow->out_vlan;
+      spec.src = flow->out_local;
+      spec.dst = out.endpoint;
+      if (it.rtcp) {
+        spec.src.port = RtcpPort(spec.src.port, flow->out_rtcp_mux);
+        spec.dst.port = RtcpPort(spec.dst.port, flow->out_rtcp_mux);
+      }
+      frame = packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++);
+      // The version and resolved MAC were read before the view and the MAC:
+      // what was used is at least as new, so a change means one more
+      // rebuild, never stale headers.
+      if (cacheable) {
+        flow->out_headers.Build(spec);
+        flow->out_headers_version = version;
+        flow->out_headers_resolved = resolved;
+      }
     }
-    uint8_t* frame = packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++);
     const uint32_t frame_len = static_cast<uint32_t>(it.pkt.data + it.pkt.len - frame);
     it.m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(it.m->buf_addr));
     it.m->data_len = static_cast<uint16_t>(frame_len);

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -65,7 +68,7 @@ struct Buffer {
 
   explicit Buffer(const Bytes& payload)
       : bytes(kHeadroom + payload.size() + kTail, kGuard), payload_len(payload.size()) {
-    std::copy(payload.begin(), payload.end(), bytes.begin() + kHeadroom);
+    if (!payload.empty()) std::memcpy(bytes.data() + kHeadroom, payload.data(), payload.size());
   }
   uint8_t* payload() { return bytes.data() + kHeadroom; }
   uint8_t* Write(const UdpHeaderSpec& spec, uint16_t ip_id = 0x4242) {
@@ -318,6 +321,50 @@ TEST(WriteUdpHeaders, ComputedZeroUdpChecksumIsSentAsAllOnes) {
     const ParsedFrame f =
         ParseFrame(frame, header_len + static_cast<uint32_t>(payload.size()), {});
     EXPECT_EQ(f.kind, FrameKind::kUdp) << family << " " << ParseErrorName(f.error);
+  }
+}
+
+// A template writes exactly what WriteUdpHeaders writes, for every layout,
+// option and payload length, with the payload sum given or read, and touches
+// nothing outside the frame; one template serves payload after payload.
+TEST(UdpHeaderTemplate, WritesWhatWriteUdpHeadersWrites) {
+  std::mt19937 rng(20261122);
+  const char* const pairs[][2] = {{"10.0.0.1:1000", "192.0.2.77:40000"},
+                                  {"[fd00::1]:1000", "[2001:db8::5:77]:40000"},
+                                  {"198.51.100.9:65534", "203.0.113.1:1"},
+                                  {"[fe80::1]:5004", "[::1]:5006"}};
+  for (const auto& pair : pairs) {
+    for (uint16_t vlan : {uint16_t{0}, uint16_t{100}, uint16_t{4094}}) {
+      for (int options = 0; options < 16; ++options) {
+        UdpHeaderSpec spec = Spec(pair[0], pair[1], vlan);
+        spec.udp_checksum_offload = options & 1;
+        spec.ip_checksum_offload = options & 2;
+        spec.dscp = (options & 4) ? 0 : 46;
+        spec.ttl = (options & 8) ? 1 : 64;
+        UdpHeaderTemplate tmpl;
+        tmpl.Build(spec);
+        ASSERT_EQ(tmpl.length(), HeaderLength(spec));
+        for (int round = 0; round < 12; ++round) {
+          const size_t len = round == 0 ? 0 : rng() % 1400;
+          Bytes payload(len);
+          for (uint8_t& b : payload) b = static_cast<uint8_t>(rng());
+          const uint16_t ip_id = static_cast<uint16_t>(rng());
+          const bool give_sum = rng() % 2 == 0;
+          const uint16_t sum = OnesComplementSum(payload.data(), payload.size());
+          UdpHeaderSpec with_sum = spec;
+          if (give_sum) with_sum.payload_sum = sum;
+          Buffer want(payload), got(payload);
+          const uint8_t* want_frame = want.Write(with_sum, ip_id);
+          const uint8_t* got_frame =
+              tmpl.Write(got.payload(), static_cast<uint32_t>(len), ip_id,
+                         give_sum ? std::optional<uint16_t>(sum) : std::nullopt);
+          ASSERT_EQ(got_frame - got.bytes.data(), want_frame - want.bytes.data());
+          ASSERT_EQ(got.bytes, want.bytes)
+              << pair[0] << " vlan " << vlan << " options " << options << " len " << len;
+          ASSERT_TRUE(got.GuardsIntact(got_frame));
+        }
+      }
+    }
   }
 }
 

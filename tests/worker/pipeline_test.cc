@@ -411,6 +411,88 @@ TEST_F(PipelineTest, SeparateRtcpPortCarriesOnlyRtcp) {
   EXPECT_EQ(Drops(DropReason::kRtcpOnRtpPort), 1u);
 }
 
+// The headers a flow keeps for its way out follow every change: a peer the
+// control plane moves, a next hop resolved anew, a peer that moves behind a
+// NAT, and RTCP to a separate port in between, which has headers of its own.
+TEST_F(PipelineTest, OutgoingHeadersFollowThePeerAndItsNextHop) {
+  std::mt19937 rng(29);
+  Call c = MakeCall(crypto::Suite::kAesCm128HmacSha1_80, crypto::Suite::kAesCm128HmacSha1_80,
+                    /*give_remotes=*/true, rng);
+  c.b.remote_mac.reset();  // B's next hop from ARP, not from the controller
+  c.b.rtcp_mux = false;
+  c.session = *session::Session::Create(3, c.a, c.b, session::SessionOptions{});
+  Call& call = Keep(std::move(c));
+  Publish(call);
+  uint16_t seq = 300;
+  // One RTP packet from phone A; what left on port b.
+  auto relay_rtp = [&]() {
+    std::vector<uint8_t> p = RtpPacket(seq++, 0xaaaa, 160, 0);
+    EXPECT_EQ(call.a_send->ProtectRtp(p), srtp_err_status_ok);
+    Send({Frame(Mac(0x12), call.a.port_mac, *call.a.remote, call.a.local, p)});
+    std::vector<Received> got = Drain(port_b);
+    EXPECT_EQ(got.size(), 1u);
+    return got.empty() ? Received{} : got[0];
+  };
+  auto relay_rtcp = [&]() {
+    std::vector<uint8_t> rr = RtcpReceiverReport(0xaaaa);
+    EXPECT_EQ(call.a_send->ProtectRtcp(rr), srtp_err_status_ok);
+    Send({Frame(Mac(0x12), call.a.port_mac, *call.a.remote, call.a.local, rr)});
+    std::vector<Received> got = Drain(port_b);
+    EXPECT_EQ(got.size(), 1u);
+    return got.empty() ? Received{} : got[0];
+  };
+  auto expect_to = [&](const Received& r, const Endpoint& to, const MacAddress& mac,
+                       uint16_t from_port, const char* what) {
+    EXPECT_EQ(r.frame.kind, packet::FrameKind::kUdp) << what;
+    EXPECT_EQ(r.frame.dst, to) << what;
+    EXPECT_EQ(r.dst_mac, mac) << what;
+    EXPECT_EQ(r.frame.src.port, from_port) << what;
+  };
+  const Endpoint b_peer = *call.b.remote;
+  Endpoint b_rtcp = b_peer;
+  b_rtcp.port++;
+  const uint16_t b_port = call.b.local.port;
+
+  // No next hop yet: counted, nothing sent.
+  std::vector<uint8_t> p = RtpPacket(seq++, 0xaaaa, 160, 0);
+  ASSERT_EQ(call.a_send->ProtectRtp(p), srtp_err_status_ok);
+  Send({Frame(Mac(0x12), call.a.port_mac, *call.a.remote, call.a.local, p)});
+  EXPECT_EQ(Drops(DropReason::kNoNeighbor), 1u);
+
+  call.session->remote_slot(1).SetResolvedMac(Mac(0x31));
+  expect_to(relay_rtp(), b_peer, Mac(0x31), b_port, "resolved");
+  expect_to(relay_rtp(), b_peer, Mac(0x31), b_port, "again, from the kept headers");
+  expect_to(relay_rtcp(), b_rtcp, Mac(0x31), b_port + 1, "RTCP to its own port");
+  expect_to(relay_rtp(), b_peer, Mac(0x31), b_port, "RTP after RTCP");
+
+  call.session->remote_slot(1).SetResolvedMac(Mac(0x32));
+  expect_to(relay_rtp(), b_peer, Mac(0x32), b_port, "next hop resolved anew");
+
+  // The control plane moves B's peer (a re-INVITE with a new address).
+  session::RemoteView moved = call.session->remote(1);
+  moved.endpoint = Ep("10.0.2.9:40100");
+  moved.has_mac = true;
+  moved.mac = Mac(0x33);
+  call.session->remote_slot(1).Store(moved);
+  expect_to(relay_rtp(), Ep("10.0.2.9:40100"), Mac(0x33), b_port, "moved by the controller");
+
+  // Phone B moves behind its NAT: learned after three authenticated packets,
+  // and A's media follows it there.
+  const Endpoint rebound = Ep("10.0.2.9:41111");
+  for (int i = 0; i < 3; ++i) {
+    std::vector<uint8_t> q = RtpPacket(static_cast<uint16_t>(900 + i), 0xbbbb, 160, 0);
+    ASSERT_EQ(call.b_send->ProtectRtp(q), srtp_err_status_ok);
+    Send({Frame(Mac(0x44), call.b.port_mac, rebound, call.b.local, q)});
+  }
+  Drain(port_a);
+  EXPECT_EQ(call.session->remote(1).endpoint, rebound);
+  expect_to(relay_rtp(), rebound, Mac(0x44), b_port, "moved behind a NAT");
+  Endpoint rebound_rtcp = rebound;
+  rebound_rtcp.port++;
+  expect_to(relay_rtcp(), rebound_rtcp, Mac(0x44), b_port + 1, "RTCP after the move");
+  EXPECT_EQ(worker_->counters().total_drops(), 1u);
+}
+
 // [limits] leg_max_pps: a burst's worth passes at once, the rest of a flood
 // is counted and dropped; forged packets do not spend the allowance; after a
 // pause the leg carries packets again.

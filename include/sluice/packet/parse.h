@@ -86,6 +86,11 @@ struct ParseOptions {
 // Bytes after the IP datagram (Ethernet padding) are allowed and ignored.
 // ICMP needs at least its 8-byte header, ARP its full header and addresses.
 ParsedFrame ParseFrame(const uint8_t* data, uint32_t len, const ParseOptions& options) noexcept;
+// The same into *out, for a caller that keeps the result in a larger record:
+// copying a returned ParsedFrame reads in wide loads what was just written in
+// narrow stores, a store-forwarding stall per frame.
+void ParseFrame(const uint8_t* data, uint32_t len, const ParseOptions& options,
+                ParsedFrame* out) noexcept;
 
 }  // namespace sluice::packet
 

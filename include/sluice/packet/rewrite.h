@@ -70,6 +70,33 @@ uint32_t MaxUdpPayload(const UdpHeaderSpec& spec) noexcept;
 uint8_t* WriteUdpHeaders(uint8_t* payload, uint32_t payload_len, const UdpHeaderSpec& spec,
                          uint16_t ip_id) noexcept;
 
+// The headers WriteUdpHeaders writes for one spec, built once and stamped in
+// front of many payloads: what a flow sends to one peer. Per packet only the
+// lengths, the IPv4 ID and the checksums change, and they are patched in;
+// the rest is one fixed-size copy. Write gives exactly WriteUdpHeaders' bytes.
+class UdpHeaderTemplate {
+ public:
+  // spec as for WriteUdpHeaders; its payload_sum is not used here.
+  void Build(const UdpHeaderSpec& spec) noexcept;
+  // HeaderLength of the spec built from.
+  uint32_t length() const noexcept { return len_; }
+  // WriteUdpHeaders(payload, payload_len, spec, ip_id) with spec.payload_sum
+  // = payload_sum (read from the payload when nullopt).
+  uint8_t* Write(uint8_t* payload, uint32_t payload_len, uint16_t ip_id,
+                 std::optional<uint16_t> payload_sum) const noexcept;
+
+ private:
+  alignas(16) uint8_t bytes_[80] = {};  // the headers for an empty payload, ID 0
+  uint8_t len_ = 0;                     // 42, 46, 62 or 66
+  uint8_t ip_offset_ = 0;
+  bool v6_ = false;
+  bool ip_checksum_offload_ = false;
+  bool udp_checksum_offload_ = false;
+  uint64_t ip_sum_ = 0;      // IPv4 header words but the total length and ID
+  uint64_t pseudo_sum_ = 0;  // UDP pseudo-header words but the length
+  uint32_t ports_sum_ = 0;   // source port + destination port
+};
+
 // --- Internet checksum (RFC 1071) -----------------------------------------
 // All values are host-order numbers: a checksum field holds them big-endian.
 

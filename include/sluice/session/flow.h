@@ -81,6 +81,13 @@ struct alignas(64) Flow {
   uint32_t candidate_count = 0;
   uint64_t rate_tat = 0;             // rate limit: theoretical arrival time (TSC)
   FlowCounters counters;
+  // The headers toward Y's peer from Y's RTP port, built from out_remote
+  // when its version() was out_headers_version (odd: none built; a version
+  // is even once stored) and its resolved_word() out_headers_resolved.
+  // Rebuilt when the peer or its next hop moves.
+  packet::UdpHeaderTemplate out_headers;
+  uint32_t out_headers_version = 1;
+  uint64_t out_headers_resolved = 0;
 };
 
 }  // namespace sluice::session

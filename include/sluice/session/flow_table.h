@@ -9,6 +9,7 @@
 #define SLUICE_SESSION_FLOW_TABLE_H_
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -34,6 +35,28 @@ struct alignas(8) FlowKey {
   static FlowKey From(const packet::Endpoint& ep) noexcept;
 };
 static_assert(sizeof(FlowKey) == 24);
+
+// Inline, per packet: the key is put together in three registers and stored
+// as three words, the way rte_hash reads it (byte stores followed by word
+// loads cannot be forwarded and stall).
+inline FlowKey FlowKey::From(const packet::Endpoint& ep) noexcept {
+  const uint8_t* a = ep.ip.bytes.data();
+  uint32_t a0 = 0, a3 = 0;
+  uint64_t a1 = 0;
+  std::memcpy(&a0, a, 4);
+  if (!ep.ip.is_v4()) {
+    std::memcpy(&a1, a + 4, 8);
+    std::memcpy(&a3, a + 12, 4);
+  }
+  // Little-endian words: family, pad, port | addr[0..3]; addr[4..11];
+  // addr[12..15], pad2.
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
+  const uint64_t w[3] = {uint64_t{ep.ip.family} | uint64_t{ep.port} << 16 | uint64_t{a0} << 32,
+                         a1, a3};
+  FlowKey key;
+  std::memcpy(&key, w, sizeof key);
+  return key;
+}
 
 // A table entry: the flow and whether this key is its separate RTCP port.
 struct FlowRef {

@@ -62,6 +62,36 @@ class RemoteSlot {
     return view;
   }
 
+  // Reader side, per packet: whether the peer is known and is `ip` at port
+  // peer port + port_offset, and whether a MAC came with it; one consistent
+  // read, compared in registers (a RemoteView copy stalls: its fields are
+  // stored narrow and read wide).
+  struct Match {
+    bool same;     // known, same address and port
+    bool has_mac;  // the view's own MAC, given or learned
+  };
+  Match Matches(const packet::IpAddress& ip, uint16_t port, uint16_t port_offset) const noexcept {
+    uint64_t w0, w1, w2;
+    for (;;) {
+      const uint32_t s1 = seq_.load(std::memory_order_acquire);
+      if (s1 & 1) continue;
+      w0 = words_[0].load(std::memory_order_relaxed);
+      w1 = words_[1].load(std::memory_order_relaxed);
+      w2 = words_[2].load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (seq_.load(std::memory_order_relaxed) == s1) break;
+    }
+    uint64_t a1, a2;
+    std::memcpy(&a1, ip.bytes.data(), 8);
+    std::memcpy(&a2, ip.bytes.data() + 8, 8);
+    const bool known = w0 & 1;
+    const uint8_t family = static_cast<uint8_t>(w0 >> 8);
+    const uint16_t peer_port = static_cast<uint16_t>(w0 >> 16);
+    return Match{known && family == ip.family && w1 == a1 && w2 == a2 &&
+                     static_cast<uint16_t>(peer_port + port_offset) == port,
+                 ((w0 >> 1) & 1) != 0};
+  }
+
   // The control plane's ARP/ND answer for the next hop toward this peer
   // (cp: writes; dp: reads when the view has no MAC). A separate word, so the
   // worker stays the only writer of the view.
@@ -79,6 +109,9 @@ class RemoteSlot {
 
   // Changes on every Store; a reader caches by it.
   uint32_t version() const noexcept { return seq_.load(std::memory_order_acquire); }
+  // The resolved MAC as one word: changes whenever SetResolvedMac sets another
+  // MAC; a reader that used ResolvedMac caches by it too.
+  uint64_t resolved_word() const noexcept { return resolved_.load(std::memory_order_acquire); }
 
  private:
   static constexpr int kWords = 4;
