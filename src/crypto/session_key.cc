@@ -38,7 +38,6 @@ SessionKey::~SessionKey() {
   Wipe(hmac_ipad_state, sizeof hmac_ipad_state);
   Wipe(hmac_opad_state, sizeof hmac_opad_state);
   Wipe(enc_key, sizeof enc_key);
-  Wipe(salt, sizeof salt);
   Wipe(auth_key, sizeof auth_key);
 }
 
@@ -70,14 +69,21 @@ void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
   (void)suite;
 }
 
+int SessionKey::hot_lines() const noexcept {
+  size_t end = offsetof(SessionKey, hmac_ipad_state);  // salt words, tables, suite
+  if (suite->cipher == CipherKind::kAesCm) {
+    end = offsetof(SessionKey, aes_round_keys) + 16 * (suite->key_len / 4 + 7);  // Nr + 1
+  } else if (UsesHmac(*suite)) {
+    end = offsetof(SessionKey, hmac_opad_state) + sizeof hmac_opad_state;
+  }
+  return static_cast<int>((end + 63) / 64);
+}
+
 void PrepareSessionKey(SessionKey& key) {
   const SuiteInfo& suite = *key.suite;
   IMB_MGR* mgr = ControlThreadManager();
   alignas(16) uint8_t dec_round_keys[16 * 15];
   if (suite.cipher == CipherKind::kAesCm) {
-    uint8_t block[16] = {};
-    std::memcpy(block, key.salt, 14);
-    std::memcpy(key.cm_salt, block, 16);
     switch (suite.key_len) {
       case 16: IMB_AES_KEYEXP_128(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
       case 24: IMB_AES_KEYEXP_192(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
@@ -133,7 +139,8 @@ absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
                KeyLabel::kSrtcpSalt}}) {
     l.key->suite = &suite;
     DeriveKey(suite, master_key, master_salt, l.enc, {l.key->enc_key, suite.key_len});
-    DeriveKey(suite, master_key, master_salt, l.salt, {l.key->salt, suite.salt_len});
+    // Into the counter block's words, whose bytes after the salt stay zero.
+    DeriveKey(suite, master_key, master_salt, l.salt, {l.key->salt(), suite.salt_len});
     if (suite.auth_key_len > 0) {
       DeriveKey(suite, master_key, master_salt, l.auth, {l.key->auth_key, suite.auth_key_len});
     }

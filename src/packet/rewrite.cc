@@ -255,8 +255,9 @@ void UdpHeaderTemplate::Build(const UdpHeaderSpec& spec) noexcept {
   ip_offset_ = static_cast<uint8_t>(kEtherLen + (spec.vlan_id != 0 ? kVlanLen : 0));
   ip_checksum_offload_ = spec.ip_checksum_offload;
   udp_checksum_offload_ = spec.udp_checksum_offload;
-  ip_sum_ = Ipv4HeaderWords(spec);
-  pseudo_sum_ = PseudoHeaderWords(spec.src.ip, spec.dst.ip, 0);
+  // Each fits 32 bits: at most a dozen 16-bit words.
+  ip_sum_ = static_cast<uint32_t>(Ipv4HeaderWords(spec));
+  pseudo_sum_ = static_cast<uint32_t>(PseudoHeaderWords(spec.src.ip, spec.dst.ip, 0));
   ports_sum_ = uint32_t{spec.src.port} + spec.dst.port;
   UdpHeaderSpec empty = spec;
   empty.payload_sum = 0;
@@ -283,7 +284,7 @@ uint8_t* UdpHeaderTemplate::Write(uint8_t* payload, uint32_t payload_len, uint16
     Put16(ip + 2, static_cast<uint16_t>(kIpv4Len + udp_len));
     Put16(ip + 4, ip_id);
     if (!ip_checksum_offload_) {
-      Put16(ip + 10, static_cast<uint16_t>(~Fold(ip_sum_ + kIpv4Len + udp_len + ip_id)));
+      Put16(ip + 10, static_cast<uint16_t>(~Fold(uint64_t{ip_sum_} + kIpv4Len + udp_len + ip_id)));
     }
     udp = ip + kIpv4Len;
   }

@@ -285,7 +285,7 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       CmIv(op.iv, sk->cm_salt, pkt.data + 8, index);
     } else if (suite.cipher == CipherKind::kAesGcm) {
       // RFC 7714 §8.2: the header is the AAD; the tag follows the ciphertext.
-      GcmIv(op.iv, sk->salt, static_cast<uint32_t>(h.ssrc), index);
+      GcmIv(op.iv, sk->salt(), static_cast<uint32_t>(h.ssrc), index);
       op.auth_len = static_cast<uint32_t>(h.header_len);
       op.tag_len = suite.srtp_tag_len;
     }
@@ -398,7 +398,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
       }
     }
     if (mki_len == 0) k = ctx.active_;
-    Context::Key& key = ctx.keys_[static_cast<size_t>(k)];
+    Context::Key& key = mki_len == 0 ? *ctx.active_key_ : ctx.keys_[static_cast<size_t>(k)];
     if (key.srtp_count >= key.srtp_limit) {
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
@@ -449,7 +449,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
     op.cipher_len = end - h.header_len;
     const uint32_t roc = static_cast<uint32_t>(index >> 16);
     if (aead) {
-      GcmIv(op.iv, sk->salt, h.ssrc, index);
+      GcmIv(op.iv, sk->salt(), h.ssrc, index);
       op.auth_offset = 0;
       op.auth_len = h.header_len;
       op.tag_len = static_cast<uint8_t>(tag_len);
@@ -536,7 +536,7 @@ size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> ve
       // RFC 7714 §9.2: AAD is the header and the E||index trailer; with E
       // clear the whole packet is AAD (the trailer is placed after it for the
       // computation and moved behind the tag afterwards).
-      GcmIv(op.iv, sk->salt, ssrc, index);
+      GcmIv(op.iv, sk->salt(), ssrc, index);
       op.tag_len = suite.srtcp_tag_len;
       if (encrypt) {
         std::memcpy(slot.aad, pkt.data, kRtcpHeaderLen);
@@ -667,7 +667,7 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
     op.cipher_offset = kRtcpHeaderLen;
     op.cipher_len = encrypted ? end - kRtcpHeaderLen : 0;
     if (aead) {
-      GcmIv(op.iv, sk->salt, ssrc, index);
+      GcmIv(op.iv, sk->salt(), ssrc, index);
       op.tag_len = static_cast<uint8_t>(tag_len);
       std::memcpy(op.tag, tag, tag_len);
       if (encrypted) {
@@ -819,7 +819,7 @@ void Engine::RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pendin
           rtcp ? slot.key->session.srtcp.get() : slot.key->session.srtp.get();
       op.key = sk;
       if (sk->suite->cipher == CipherKind::kAesGcm) {
-        GcmIv(op.iv, sk->salt, slot.ssrc, slot.index);
+        GcmIv(op.iv, sk->salt(), slot.ssrc, slot.index);
         std::memcpy(op.tag, slot.rx_tag, slot.tag_len);
         gcm[n_gcm++] = &op;
       } else {

@@ -35,8 +35,10 @@ DropReason FromVerdict(srtp::Verdict v) noexcept {
 // Re-key, at a burst boundary for this flow: take the context the control
 // plane handed over, carry the streams across and park the old one. Skipped
 // while the previous retired context has not been collected.
+// overlap_tsc: how long the replaced receive key is still tried (read only
+// when there is a context to take: it lives on a cold line); null for send.
 void Adopt(std::atomic<srtp::Context*>& next_slot, std::atomic<srtp::Context*>& retired,
-           srtp::Context*& current, uint64_t trial_deadline) noexcept {
+           srtp::Context*& current, uint64_t now, const uint64_t* overlap_tsc) noexcept {
   if (next_slot.load(std::memory_order_relaxed) == nullptr ||
       retired.load(std::memory_order_acquire) != nullptr) {
     return;
@@ -48,7 +50,7 @@ void Adopt(std::atomic<srtp::Context*>& next_slot, std::atomic<srtp::Context*>& 
     current = nullptr;
   } else {
     if (old != nullptr) next->AdoptStreamsFrom(*old);
-    next->SetTrialDeadline(trial_deadline);
+    next->SetTrialDeadline(overlap_tsc != nullptr ? now + *overlap_tsc : UINT64_MAX);
     current = next;
   }
   if (old != nullptr) retired.store(old, std::memory_order_release);
@@ -210,9 +212,10 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   // times in parallel rather than once per packet and pointer.
   for (uint16_t i = 0; i < k; ++i) {
     if (const Flow* flow = refs[i].flow) {
-      for (int line = 0; line < static_cast<int>(sizeof(Flow) / 64); ++line) {
+      for (int line = 0; line < session::kFlowHotLines; ++line) {
         rte_prefetch0(reinterpret_cast<const char*>(flow) + 64 * line);
       }
+      rte_prefetch0(&flow->counters);
     }
   }
   // Re-keys take effect here, before any packet of this burst is queued for
@@ -220,8 +223,8 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   for (uint16_t i = 0; i < k; ++i) {
     Flow* flow = refs[i].flow;
     if (flow == nullptr) continue;
-    Adopt(flow->rx_next, flow->rx_retired, flow->rx, now + flow->rekey_overlap_tsc);
-    Adopt(flow->tx_next, flow->tx_retired, flow->tx, UINT64_MAX);
+    Adopt(flow->rx_next, flow->rx_retired, flow->rx, now, &flow->rekey_overlap_tsc);
+    Adopt(flow->tx_next, flow->tx_retired, flow->tx, now, nullptr);
     rte_prefetch0(flow->in_remote);
     rte_prefetch0(flow->out_remote);
     for (const srtp::Context* ctx : {flow->rx, flow->tx}) {

@@ -125,7 +125,7 @@ TEST(RfcKeyDerivationTest, DeriveSessionKeysGivesTheRfcSessionKeys) {
     const SessionKey& k = *keys->srtp;
     EXPECT_EQ(k.suite, &GetSuiteInfo(v.suite));
     EXPECT_EQ(ToHex(k.enc_key, GetSuiteInfo(v.suite).key_len), ToHex(Hex(v.cipher_key)));
-    EXPECT_EQ(ToHex(k.salt, 14), ToHex(Hex(v.cipher_salt)));
+    EXPECT_EQ(ToHex(k.salt(), 14), ToHex(Hex(v.cipher_salt)));
     EXPECT_EQ(ToHex(k.auth_key, 20), ToHex(Hex(v.auth_key)));
   }
 }
@@ -146,7 +146,7 @@ TEST(RfcKeyDerivationTest, SrtcpLabelsWithTheB3MasterKey) {
   ASSERT_TRUE(keys.ok()) << keys.status();
   EXPECT_EQ(ToHex(keys->srtcp->enc_key, 16), "4c1aa45a81f73d61c800bbb00fbb1eaa");
   EXPECT_EQ(ToHex(keys->srtcp->auth_key, 20), "8d54534feb49ae8e7993a6bd0b844fc323a93dfd");
-  EXPECT_EQ(ToHex(keys->srtcp->salt, 14), "9581c7ad87b3e530bf3e4454a8b3");
+  EXPECT_EQ(ToHex(keys->srtcp->salt(), 14), "9581c7ad87b3e530bf3e4454a8b3");
 }
 
 // RFC 7714 §11: the 96-bit GCM master salt enters the AES-CM PRF padded with
@@ -190,7 +190,7 @@ class RfcBackendTest : public ::testing::TestWithParam<BackendKind> {
     auto k = std::make_unique<SessionKey>();
     k->suite = &GetSuiteInfo(suite);
     std::copy(key.begin(), key.end(), k->enc_key);
-    std::copy(salt.begin(), salt.end(), k->salt);
+    std::copy(salt.begin(), salt.end(), k->salt());
     crypto::PrepareSessionKey(*k);
     return k;
   }

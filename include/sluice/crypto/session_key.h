@@ -42,27 +42,35 @@ struct alignas(64) GcmTables {
 };
 
 // What protect and unprotect read comes first: the salt words, the suite,
-// the tables' address and the AES round keys, then the HMAC states: the first
-// five cache lines (bytes 0 to 311) are everything a packet of any suite
-// reads here, and what Context::PrefetchRtp loads.
+// the tables' address, the HMAC states and then the AES round keys, so that
+// a packet reads the first hot_lines() cache lines and no more: four for
+// AES-128 with HMAC-SHA1 (bytes 0 to 255), five for AES-192/256, one for
+// AES-GCM (whose tables live apart), two for NULL with HMAC-SHA1.
+// Context::PrefetchRtp loads exactly those.
 struct alignas(64) SessionKey {
-  // AES-CM: the salt as the two 64-bit words of the counter block it starts
-  // (bytes 0-7, and bytes 8-13 with 14-15 zero), so building each packet's IV
-  // is two XORs.
-  uint64_t cm_salt[2];
+  // The session salt (14 bytes for AES-CM and NULL, 12 for AES-GCM), then
+  // zeros: for AES-CM the two 64-bit words of the counter block it starts,
+  // so building each packet's IV is two XORs.
+  uint64_t cm_salt[2] = {0, 0};
   // AES-GCM: round keys and hash tables (null for other ciphers).
   std::unique_ptr<GcmTables> gcm;
   const SuiteInfo* suite;
-  // AES-CM: expanded encryption round keys (10, 12 or 14 rounds).
-  alignas(16) uint8_t aes_round_keys[16 * 15];
   // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad),
   // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words (ipsec-mb
-  // reads them without alignment; packed, the two end inside line 4).
-  alignas(16) uint8_t hmac_ipad_state[20];
+  // reads them without alignment).
+  uint8_t hmac_ipad_state[20];
   uint8_t hmac_opad_state[20];
+  // AES-CM: expanded encryption round keys (10, 12 or 14 rounds: 176, 208
+  // or 240 bytes used).
+  alignas(16) uint8_t aes_round_keys[16 * 15];
+
+  // Cache lines from the start that protect and unprotect read for this key.
+  int hot_lines() const noexcept;
+  // The session salt's bytes (suite->salt_len of them).
+  const uint8_t* salt() const noexcept { return reinterpret_cast<const uint8_t*>(cm_salt); }
+  uint8_t* salt() noexcept { return reinterpret_cast<uint8_t*>(cm_salt); }
 
   uint8_t enc_key[32];   // key_len bytes used
-  uint8_t salt[14];      // salt_len bytes used
   uint8_t auth_key[20];  // auth_key_len bytes used
 
   SessionKey() = default;
@@ -71,8 +79,10 @@ struct alignas(64) SessionKey {
   ~SessionKey();
 };
 
-static_assert(offsetof(SessionKey, hmac_opad_state) + 20 <= 5 * 64,
-              "what a packet reads of its session key must stay in five cache lines");
+static_assert(offsetof(SessionKey, aes_round_keys) + 176 <= 4 * 64,
+              "AES-128 with HMAC-SHA1 must read four cache lines of its session key");
+static_assert(offsetof(SessionKey, aes_round_keys) + 240 <= 5 * 64,
+              "AES-256 with HMAC-SHA1 must read five cache lines of its session key");
 
 // SRTP and SRTCP session keys from one master key.
 struct SessionKeys {

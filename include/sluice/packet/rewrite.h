@@ -74,7 +74,7 @@ uint8_t* WriteUdpHeaders(uint8_t* payload, uint32_t payload_len, const UdpHeader
 // front of many payloads: what a flow sends to one peer. Per packet only the
 // lengths, the IPv4 ID and the checksums change, and they are patched in;
 // the rest is one fixed-size copy. Write gives exactly WriteUdpHeaders' bytes.
-class UdpHeaderTemplate {
+class alignas(16) UdpHeaderTemplate {
  public:
   // spec as for WriteUdpHeaders; its payload_sum is not used here.
   void Build(const UdpHeaderSpec& spec) noexcept;
@@ -86,15 +86,18 @@ class UdpHeaderTemplate {
                  std::optional<uint16_t> payload_sum) const noexcept;
 
  private:
-  alignas(16) uint8_t bytes_[80] = {};  // the headers for an empty payload, ID 0
-  uint8_t len_ = 0;                     // 42, 46, 62 or 66
-  uint8_t ip_offset_ = 0;
-  bool v6_ = false;
-  bool ip_checksum_offload_ = false;
-  bool udp_checksum_offload_ = false;
-  uint64_t ip_sum_ = 0;      // IPv4 header words but the total length and ID
-  uint64_t pseudo_sum_ = 0;  // UDP pseudo-header words but the length
+  // 16 bytes of sums and layout, then the headers: a template at a 16-byte
+  // offset within a cache line has its headers (but the last two bytes of
+  // IPv6 with a VLAN tag) in the next line.
+  uint32_t ip_sum_ = 0;      // IPv4 header words but the total length and ID
+  uint32_t pseudo_sum_ = 0;  // UDP pseudo-header words but the length
   uint32_t ports_sum_ = 0;   // source port + destination port
+  uint8_t len_ = 0;          // 42, 46, 62 or 66
+  uint8_t ip_offset_ = 0;
+  uint8_t v6_ : 1 = 0;
+  uint8_t ip_checksum_offload_ : 1 = 0;
+  uint8_t udp_checksum_offload_ : 1 = 0;
+  uint8_t bytes_[66] = {};   // the headers for an empty payload, ID 0
 };
 
 // --- Internet checksum (RFC 1071) -----------------------------------------

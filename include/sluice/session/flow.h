@@ -10,6 +10,7 @@
 #define SLUICE_SESSION_FLOW_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -38,57 +39,72 @@ struct alignas(64) FlowCounters {
 };
 
 struct alignas(64) Flow {
-  // --- configuration (dp: ro, cp: rw before publishing) ---
-  uint64_t id = 0;
-  packet::Endpoint in_local;  // X's local address and RTP port
-  bool rtcp_mux = true;       // X's RTCP arrives on the RTP port (else port + 1)
-  bool strict_source = false; // only ever accept X's given remote
-  uint16_t out_port = 0;      // DPDK port of Y's interface
-  uint16_t out_vlan = 0;
-  packet::MacAddress out_src_mac{};
-  packet::Endpoint out_local;  // Y's local address and RTP port
-  bool out_rtcp_mux = true;    // Y's RTCP leaves from the RTP port (else + 1)
-  RemoteSlot* in_remote = nullptr;   // X's peer: learned here
-  RemoteSlot* out_remote = nullptr;  // Y's peer: read here
-  uint32_t learn_packets = 3;        // authenticated packets before a move
-  uint64_t rekey_overlap_tsc = 0;    // how long a replaced receive key is still tried
-  uint16_t owner = 0;                // the worker that owns this flow's state
-  // [limits] leg_max_pps: one packet per rate_interval_tsc, with bursts of
-  // up to rate_tolerance_tsc ahead of that pace; 0 = unlimited.
-  uint64_t rate_interval_tsc = 0;
-  uint64_t rate_tolerance_tsc = 0;
+  // Laid out by use: a packet reads lines 0 to 2 and writes the counters'
+  // line; the rest is read when the flow or its peer changes. With many
+  // sessions every line is a wait for memory.
 
-  // --- SRTP contexts (dp: rw, owning worker only; cp: sets before publishing) ---
+  // --- line 0: what every packet follows ---
+  // SRTP contexts (dp: rw, owning worker only; cp: sets before publishing).
   // Null means plain RTP on that side. The stream state inside is the
   // owning worker's.
   srtp::Context* rx = nullptr;  // X's receive keys (unprotect)
   srtp::Context* tx = nullptr;  // Y's send keys (protect)
-
-  // --- re-key hand-off ---
-  // cp: stores a finished context (or kPlain); dp: takes it at a burst
-  // boundary, moves the streams over and parks the context it stopped using
-  // in *_retired, which cp collects and frees. A pending context that the
-  // worker never took is cp's to free (exchange tells who owns it).
+  RemoteSlot* in_remote = nullptr;   // X's peer: learned here
+  RemoteSlot* out_remote = nullptr;  // Y's peer: read here
+  // Re-key hand-off: cp stores a finished context (or kPlain); dp takes it
+  // at a burst boundary, moves the streams over and parks the context it
+  // stopped using in *_retired, which cp collects and frees. A pending
+  // context that the worker never took is cp's to free (exchange tells who
+  // owns it).
   std::atomic<srtp::Context*> rx_next{nullptr};
   std::atomic<srtp::Context*> tx_next{nullptr};
   std::atomic<srtp::Context*> rx_retired{nullptr};
   std::atomic<srtp::Context*> tx_retired{nullptr};
+
+  // --- line 1: small per-packet fields ---
+  // [limits] leg_max_pps: one packet per rate_interval_tsc, with bursts of
+  // up to rate_tolerance_tsc ahead of that pace; 0 = unlimited.
+  uint64_t rate_interval_tsc = 0;
+  uint32_t learn_packets = 3;        // authenticated packets before a move
+  uint32_t candidate_count = 0;      // owning worker: packets from `candidate`
+  uint16_t out_port = 0;             // DPDK port of Y's interface
+  uint16_t owner = 0;                // the worker that owns this flow's state
+  bool rtcp_mux = true;       // X's RTCP arrives on the RTP port (else port + 1)
+  bool strict_source = false; // only ever accept X's given remote
+  bool out_rtcp_mux = true;   // Y's RTCP leaves from the RTP port (else + 1)
+  // Owning worker: out_headers were built from out_remote when its version()
+  // was out_headers_version (odd: none built; a version is even once
+  // stored) and its resolved_word() out_headers_resolved. Rebuilt when the
+  // peer or its next hop moves.
+  uint32_t out_headers_version = 1;
+  uint64_t out_headers_resolved = 0;
+  // --- lines 1 (its sums) and 2 (its bytes): the headers toward Y's peer
+  // from Y's RTP port ---
+  packet::UdpHeaderTemplate out_headers;
+
+  // --- configuration read when the headers are built or the flow changes
+  // (dp: ro, cp: rw before publishing) ---
+  uint64_t id = 0;
+  packet::Endpoint in_local;  // X's local address and RTP port
+  uint16_t out_vlan = 0;
+  packet::MacAddress out_src_mac{};
+  packet::Endpoint out_local;  // Y's local address and RTP port
+  uint64_t rekey_overlap_tsc = 0;    // how long a replaced receive key is still tried
+  uint64_t rate_tolerance_tsc = 0;
   // In *_next: switch that side to plain RTP.
   static srtp::Context* Plain() { return reinterpret_cast<srtp::Context*>(uintptr_t{1}); }
 
   // --- owning worker only ---
   packet::Endpoint candidate;        // a new source seen for X's peer
-  uint32_t candidate_count = 0;
   uint64_t rate_tat = 0;             // rate limit: theoretical arrival time (TSC)
   FlowCounters counters;
-  // The headers toward Y's peer from Y's RTP port, built from out_remote
-  // when its version() was out_headers_version (odd: none built; a version
-  // is even once stored) and its resolved_word() out_headers_resolved.
-  // Rebuilt when the peer or its next hop moves.
-  packet::UdpHeaderTemplate out_headers;
-  uint32_t out_headers_version = 1;
-  uint64_t out_headers_resolved = 0;
 };
+
+// Lines a packet reads before its counters: 0 to 2.
+inline constexpr int kFlowHotLines = 3;
+static_assert(offsetof(Flow, out_headers) == 64 + 48,
+              "the header template's sums end line 1 and its bytes fill line 2");
+
 
 }  // namespace sluice::session
 

@@ -58,6 +58,7 @@ class Context {
     active_ = index;
     active_key_ = &keys_[static_cast<size_t>(index)];
     active_srtp_key_ = active_key_->session.srtp.get();
+    active_srtp_key_lines_ = static_cast<uint8_t>(active_srtp_key_->hot_lines());
   }
   int active_key() const noexcept { return active_; }
 
@@ -137,6 +138,7 @@ class Context {
   ContextOptions options_;
   uint8_t mki_len_ = 0;
   uint8_t srtp_overhead_ = 0;  // suite_->srtp_tag_len + mki_len_
+  uint8_t active_srtp_key_lines_ = 0;  // active_srtp_key_->hot_lines()
   int active_ = 0;
   // keys_[active_] and its SRTP session key, so that protect finds them in
   // this object and PrefetchRtp needs nothing but this object to be loaded.
@@ -175,11 +177,11 @@ inline void Context::PrefetchRtp() const noexcept {
   __builtin_prefetch(active_key_);
   __builtin_prefetch(streams_.data());
   __builtin_prefetch(window_words_.data());
-  // AES-CM: the salt words, round keys and HMAC states fill the first five
-  // lines; AES-GCM reads its round keys and hash tables from `gcm`, whose
-  // address is in the first line.
+  // The session key's hot lines (four for AES-128 with HMAC-SHA1); AES-GCM
+  // reads its round keys and hash tables from `gcm`, whose address is in the
+  // first line.
   const char* sk = reinterpret_cast<const char*>(active_srtp_key_);
-  for (int line = 0; line < 5; ++line) __builtin_prefetch(sk + 64 * line);
+  for (int line = 0; line < active_srtp_key_lines_; ++line) __builtin_prefetch(sk + 64 * line);
 }
 
 inline bool Context::HasFreeStream() const noexcept {
