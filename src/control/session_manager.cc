@@ -12,9 +12,10 @@
 namespace sluice::control {
 namespace {
 
-std::string SuiteLabel(const std::vector<srtp::MasterKey>& keys, const CryptoSpec& spec) {
+// A static name (the suite table's, or a literal): sessions keep the view.
+std::string_view SuiteLabel(const std::vector<srtp::MasterKey>& keys, const CryptoSpec& spec) {
   if (spec.kind == CryptoSpec::Kind::kPassthrough) return "passthrough";
-  return keys.empty() ? "plain" : std::string(crypto::SuiteName(keys[0].suite));
+  return keys.empty() ? "plain" : crypto::SuiteName(keys[0].suite);
 }
 
 // SRTP pass-through relays packets untouched, which is only meaningful when
@@ -35,13 +36,20 @@ absl::Status KeyReuse(const std::string& field) {
       " repeats a master key already used in this session (a reused key is a two-time pad)"));
 }
 
-// Whether `key` repeats any of `seen`; names the field on refusal.
-absl::Status CheckFresh(const std::vector<srtp::MasterKey>& keys,
-                        const std::vector<srtp::MasterKey>& seen, const std::string& field) {
+// Refuses `keys` if one repeats a key of `seen` (naming the field), else
+// adds them to it.
+absl::Status AdmitFresh(const std::vector<srtp::MasterKey>& keys,
+                        std::vector<srtp::KeyFingerprint>& seen, const std::string& field) {
+  const size_t before = seen.size();
   for (const srtp::MasterKey& k : keys) {
-    for (const srtp::MasterKey& s : seen) {
-      if (k.SameKeyAs(s)) return KeyReuse(field);
+    const srtp::KeyFingerprint fingerprint(k);
+    for (const srtp::KeyFingerprint& s : seen) {
+      if (fingerprint.Matches(s)) {
+        seen.erase(seen.begin() + static_cast<std::ptrdiff_t>(before), seen.end());
+        return KeyReuse(field);
+      }
     }
+    seen.push_back(fingerprint);
   }
   return absl::OkStatus();
 }
@@ -196,10 +204,8 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     if (!rx.ok()) return rx.status();
     auto tx = KeysFor(leg.tx, field + ".tx", &unencrypted_tx, &generated[i]);
     if (!tx.ok()) return tx.status();
-    if (absl::Status s = CheckFresh(*rx, entry.used_keys, field + ".rx"); !s.ok()) return s;
-    entry.used_keys.insert(entry.used_keys.end(), rx->begin(), rx->end());
-    if (absl::Status s = CheckFresh(*tx, entry.used_keys, field + ".tx"); !s.ok()) return s;
-    entry.used_keys.insert(entry.used_keys.end(), tx->begin(), tx->end());
+    if (absl::Status s = AdmitFresh(*rx, entry.used_keys, field + ".rx"); !s.ok()) return s;
+    if (absl::Status s = AdmitFresh(*tx, entry.used_keys, field + ".tx"); !s.ok()) return s;
 
     session::LegSpec& spec = specs[i];
     spec.name = leg.name;
@@ -280,7 +286,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   std::optional<std::string> generated[2];
   std::vector<srtp::MasterKey> new_rx, new_tx;
   bool unencrypted_rx = false, unencrypted_tx = false;
-  std::vector<srtp::MasterKey> seen = entry.used_keys;
+  std::vector<srtp::KeyFingerprint> seen = entry.used_keys;
   // A re-offer that repeats the key in use changes nothing: not a re-key,
   // and not a reuse.
   auto unchanged = [](const std::vector<srtp::MasterKey>& next,
@@ -300,9 +306,8 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
     auto rx = KeysFor(*request.rx, "rx", &unencrypted_rx, nullptr);
     if (!rx.ok()) return rx.status();
     if (!unchanged(*rx, state.rx_keys)) {
-      if (absl::Status s = CheckFresh(*rx, seen, "rx.crypto"); !s.ok()) return s;
+      if (absl::Status s = AdmitFresh(*rx, seen, "rx.crypto"); !s.ok()) return s;
       new_rx = std::move(*rx);
-      seen.insert(seen.end(), new_rx.begin(), new_rx.end());
       rx_request.emplace();
     }
   }
@@ -310,7 +315,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
     auto tx = KeysFor(*request.tx, "tx", &unencrypted_tx, &generated[leg]);
     if (!tx.ok()) return tx.status();
     if (!unchanged(*tx, state.tx_keys)) {
-      if (absl::Status s = CheckFresh(*tx, seen, "tx.crypto"); !s.ok()) return s;
+      if (absl::Status s = AdmitFresh(*tx, seen, "tx.crypto"); !s.ok()) return s;
       new_tx = std::move(*tx);
       tx_request.emplace();
     }
@@ -353,17 +358,16 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
     tx_ctx = std::move(*ctx);
   }
 
+  entry.used_keys = std::move(seen);  // with the new keys
   if (rx_request) {
     entry.session->HandOverRx(leg, std::move(rx_ctx));
-    entry.used_keys.insert(entry.used_keys.end(), new_rx.begin(), new_rx.end());
     state.rx_suite = SuiteLabel(new_rx, *request.rx);
-    state.rx_keys = new_rx;
+    state.rx_keys = std::move(new_rx);
   }
   if (tx_request) {
     entry.session->HandOverTx(leg, std::move(tx_ctx));
-    entry.used_keys.insert(entry.used_keys.end(), new_tx.begin(), new_tx.end());
     state.tx_suite = SuiteLabel(new_tx, *request.tx);
-    state.tx_keys = new_tx;
+    state.tx_keys = std::move(new_tx);
     state.tx_unencrypted_srtcp = unencrypted_tx;
   }
   if (request.remote) {
@@ -492,8 +496,8 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
     if (view.known) leg.remote = view.endpoint;
     leg.remote_learned = view.learned;
     leg.rtcp = state.rtcp;
-    leg.rx_suite = state.rx_suite;
-    leg.tx_suite = state.tx_suite;
+    leg.rx_suite = std::string(state.rx_suite);
+    leg.tx_suite = std::string(state.tx_suite);
     auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
     leg.counters.rx_packets = get(in.counters.rx_packets);
     leg.counters.rx_bytes = get(in.counters.rx_bytes);

@@ -76,7 +76,7 @@ class KeyedCache {
   const uint8_t* KeyFor(int ctx_index, const SessionKey* key) noexcept {
     if (keyed_[ctx_index] == key) return nullptr;
     keyed_[ctx_index] = key;
-    return key->enc_key;
+    return key->enc_key();
   }
   void Forget(int ctx_index) noexcept { keyed_[ctx_index] = nullptr; }
 

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -32,13 +33,11 @@ void Wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
 GcmTables::~GcmTables() { Wipe(&data, sizeof data); }
 
 SessionKey::~SessionKey() {
-  gcm.reset();  // wipes the tables
+  own_gcm.reset();  // wipes the tables (tables in a context's block are its to wipe)
   Wipe(cm_salt, sizeof cm_salt);
   Wipe(aes_round_keys, sizeof aes_round_keys);
   Wipe(hmac_ipad_state, sizeof hmac_ipad_state);
   Wipe(hmac_opad_state, sizeof hmac_opad_state);
-  Wipe(enc_key, sizeof enc_key);
-  Wipe(auth_key, sizeof auth_key);
 }
 
 void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
@@ -79,42 +78,48 @@ int SessionKey::hot_lines() const noexcept {
   return static_cast<int>((end + 63) / 64);
 }
 
-void PrepareSessionKey(SessionKey& key) {
+void PrepareSessionKey(SessionKey& key, std::span<const uint8_t> enc_key,
+                       std::span<const uint8_t> auth_key) {
   const SuiteInfo& suite = *key.suite;
   IMB_MGR* mgr = ControlThreadManager();
-  alignas(16) uint8_t dec_round_keys[16 * 15];
   if (suite.cipher == CipherKind::kAesCm) {
+    alignas(16) uint8_t dec_round_keys[16 * 15];
     switch (suite.key_len) {
-      case 16: IMB_AES_KEYEXP_128(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
-      case 24: IMB_AES_KEYEXP_192(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
-      case 32: IMB_AES_KEYEXP_256(mgr, key.enc_key, key.aes_round_keys, dec_round_keys); break;
+      case 16: IMB_AES_KEYEXP_128(mgr, enc_key.data(), key.aes_round_keys, dec_round_keys); break;
+      case 24: IMB_AES_KEYEXP_192(mgr, enc_key.data(), key.aes_round_keys, dec_round_keys); break;
+      case 32: IMB_AES_KEYEXP_256(mgr, enc_key.data(), key.aes_round_keys, dec_round_keys); break;
     }
+    Wipe(dec_round_keys, sizeof dec_round_keys);
   } else if (suite.cipher == CipherKind::kAesGcm) {
-    if (key.gcm == nullptr) key.gcm = std::make_unique<GcmTables>();
+    std::memcpy(key.aes_round_keys, enc_key.data(), suite.key_len);
+    if (key.gcm == nullptr) {
+      key.own_gcm = std::make_unique<GcmTables>();
+      key.gcm = key.own_gcm.get();
+    }
     if (suite.key_len == 16) {
-      IMB_AES128_GCM_PRE(mgr, key.enc_key, &key.gcm->data);
+      IMB_AES128_GCM_PRE(mgr, enc_key.data(), &key.gcm->data);
     } else {
-      IMB_AES256_GCM_PRE(mgr, key.enc_key, &key.gcm->data);
+      IMB_AES256_GCM_PRE(mgr, enc_key.data(), &key.gcm->data);
     }
   }
-  Wipe(dec_round_keys, sizeof dec_round_keys);
   if (UsesHmac(suite)) {
     // RFC 2104: H(K ^ opad, H(K ^ ipad, m)); the first block of each is the
     // same for every packet, so its SHA-1 state is computed once here.
+    const size_t n = std::min<size_t>(auth_key.size(), suite.auth_key_len);
     alignas(16) uint8_t block[64];
     std::memset(block, 0x36, sizeof block);
-    for (int i = 0; i < suite.auth_key_len; ++i) block[i] ^= key.auth_key[i];
+    for (size_t i = 0; i < n; ++i) block[i] ^= auth_key[i];
     IMB_SHA1_ONE_BLOCK(mgr, block, key.hmac_ipad_state);
     std::memset(block, 0x5c, sizeof block);
-    for (int i = 0; i < suite.auth_key_len; ++i) block[i] ^= key.auth_key[i];
+    for (size_t i = 0; i < n; ++i) block[i] ^= auth_key[i];
     IMB_SHA1_ONE_BLOCK(mgr, block, key.hmac_opad_state);
     Wipe(block, sizeof block);
   }
 }
 
-absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
-                                              std::span<const uint8_t> master_key,
-                                              std::span<const uint8_t> master_salt) {
+absl::Status DeriveSessionKeysInto(const SuiteInfo& suite, std::span<const uint8_t> master_key,
+                                   std::span<const uint8_t> master_salt, SessionKey& srtp,
+                                   SessionKey& srtcp) {
   if (master_key.size() != suite.key_len) {
     return absl::InvalidArgumentError(absl::StrCat(std::string(suite.name), " needs a ", suite.key_len,
                                                    "-byte master key, got ",
@@ -125,26 +130,43 @@ absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
                                                    "-byte master salt, got ",
                                                    master_salt.size()));
   }
-  SessionKeys keys;
-  keys.srtp = std::make_unique<SessionKey>();
-  keys.srtcp = std::make_unique<SessionKey>();
   struct Labels {
     SessionKey* key;
     KeyLabel enc, auth, salt;
   };
+  // The session encryption and authentication keys pass through here on
+  // their way into the prepared forms, and are wiped.
+  uint8_t enc_key[32];
+  uint8_t auth_key[20];
   for (const Labels& l :
-       {Labels{keys.srtp.get(), KeyLabel::kSrtpEncryption, KeyLabel::kSrtpAuthentication,
+       {Labels{&srtp, KeyLabel::kSrtpEncryption, KeyLabel::kSrtpAuthentication,
                KeyLabel::kSrtpSalt},
-        Labels{keys.srtcp.get(), KeyLabel::kSrtcpEncryption, KeyLabel::kSrtcpAuthentication,
+        Labels{&srtcp, KeyLabel::kSrtcpEncryption, KeyLabel::kSrtcpAuthentication,
                KeyLabel::kSrtcpSalt}}) {
     l.key->suite = &suite;
-    DeriveKey(suite, master_key, master_salt, l.enc, {l.key->enc_key, suite.key_len});
+    const std::span<uint8_t> enc(enc_key, suite.key_len);
+    const std::span<uint8_t> auth(auth_key, suite.auth_key_len);
+    DeriveKey(suite, master_key, master_salt, l.enc, enc);
     // Into the counter block's words, whose bytes after the salt stay zero.
     DeriveKey(suite, master_key, master_salt, l.salt, {l.key->salt(), suite.salt_len});
-    if (suite.auth_key_len > 0) {
-      DeriveKey(suite, master_key, master_salt, l.auth, {l.key->auth_key, suite.auth_key_len});
-    }
-    PrepareSessionKey(*l.key);
+    if (suite.auth_key_len > 0) DeriveKey(suite, master_key, master_salt, l.auth, auth);
+    PrepareSessionKey(*l.key, enc, auth);
+  }
+  Wipe(enc_key, sizeof enc_key);
+  Wipe(auth_key, sizeof auth_key);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
+                                              std::span<const uint8_t> master_key,
+                                              std::span<const uint8_t> master_salt) {
+  SessionKeys keys;
+  keys.srtp = std::make_unique<SessionKey>();
+  keys.srtcp = std::make_unique<SessionKey>();
+  if (absl::Status s = DeriveSessionKeysInto(suite, master_key, master_salt, *keys.srtp,
+                                             *keys.srtcp);
+      !s.ok()) {
+    return s;
   }
   return keys;
 }

@@ -82,6 +82,12 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     f.out_remote = &s->remotes_[1 - i];
     f.learn_packets = options.learn_packets;
   }
+  // The contexts hold what the keys became; the master keys themselves are
+  // not kept (their destructors wipe them).
+  for (LegSpec& leg : s->legs_) {
+    leg.rx_keys = {};
+    leg.tx_keys = {};
+  }
   return s;
 }
 

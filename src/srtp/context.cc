@@ -55,40 +55,90 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
     return absl::InvalidArgumentError("several master keys in one context need MKIs");
   }
 
-  std::unique_ptr<Context> ctx(new Context());
-  ctx->suite_ = &crypto::GetSuiteInfo(suite);
+  // The block: this object, the keys' lines, the session keys, the GCM
+  // tables, the streams, the windows' words; each part starts a cache line.
+  constexpr size_t kLine = 64;
+  auto lines = [](size_t bytes) { return (bytes + kLine - 1) & ~(kLine - 1); };
+  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(suite);
+  const size_t n_keys = keys.size();
+  const size_t n_tables = info.cipher == crypto::CipherKind::kAesGcm ? 2 * n_keys : 0;
+  const uint32_t words = ReplayWindow::StorageBits(options.replay_window) / 64;
+  const size_t keys_at = lines(sizeof(Context));
+  const size_t session_keys_at = keys_at + n_keys * sizeof(Key);
+  const size_t tables_at = session_keys_at + 2 * n_keys * sizeof(crypto::SessionKey);
+  const size_t streams_at = tables_at + n_tables * sizeof(crypto::GcmTables);
+  const size_t words_at = streams_at + options.max_streams * sizeof(Stream);
+  const size_t total = lines(words_at + size_t{options.max_streams} * 2 * words * 8);
+  static_assert(sizeof(Key) % kLine == 0 && sizeof(crypto::SessionKey) % kLine == 0 &&
+                sizeof(crypto::GcmTables) % kLine == 0 && sizeof(Stream) % kLine == 0);
+
+  char* block = static_cast<char*>(::operator new(total, std::align_val_t{kLine}));
+  // From here the context owns the block: a failure below frees it through
+  // the destroying delete, which wipes whatever keys were made.
+  std::unique_ptr<Context> ctx(new (block) Context());
+  ctx->suite_ = &info;
   ctx->options_ = options;
   ctx->mki_len_ = mki_len;
-  ctx->srtp_overhead_ = static_cast<uint8_t>(ctx->suite_->srtp_tag_len + mki_len);
-  ctx->keys_.resize(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    absl::StatusOr<crypto::SessionKeys> session =
-        crypto::DeriveSessionKeys(*ctx->suite_, keys[i].key_bytes(), keys[i].salt_bytes());
-    if (!session.ok()) return session.status();
-    Key& k = ctx->keys_[i];
-    k.session = std::move(*session);
+  ctx->srtp_overhead_ = static_cast<uint8_t>(info.srtp_tag_len + mki_len);
+  ctx->memory_bytes_ = total;
+  Key* key_array = reinterpret_cast<Key*>(block + keys_at);
+  auto* session_keys = reinterpret_cast<crypto::SessionKey*>(block + session_keys_at);
+  auto* tables = reinterpret_cast<crypto::GcmTables*>(block + tables_at);
+  for (size_t i = 0; i < n_keys; ++i) {
+    Key* k = new (&key_array[i]) Key();
+    k->srtp = new (&session_keys[2 * i]) crypto::SessionKey();
+    k->srtcp = new (&session_keys[2 * i + 1]) crypto::SessionKey();
+    if (n_tables > 0) {
+      k->srtp->gcm = new (&tables[2 * i]) crypto::GcmTables();
+      k->srtcp->gcm = new (&tables[2 * i + 1]) crypto::GcmTables();
+    }
+  }
+  ctx->keys_ = {key_array, n_keys};
+  ctx->gcm_tables_ = {tables, n_tables};
+  Stream* streams = reinterpret_cast<Stream*>(block + streams_at);
+  for (uint32_t i = 0; i < options.max_streams; ++i) new (&streams[i]) Stream();
+  ctx->streams_ = {streams, options.max_streams};
+  ctx->window_words_ = reinterpret_cast<uint64_t*>(block + words_at);
+  std::fill_n(ctx->window_words_, size_t{options.max_streams} * 2 * words, uint64_t{0});
+  for (uint32_t i = 0; i < options.max_streams; ++i) {
+    Stream& s = streams[i];
+    s.rtp_window.Init(&ctx->window_words_[(2 * i) * words], options.replay_window);
+    s.rtcp_window.Init(&ctx->window_words_[(2 * i + 1) * words], options.replay_window);
+  }
+
+  for (size_t i = 0; i < n_keys; ++i) {
+    Key& k = key_array[i];
+    if (absl::Status st = crypto::DeriveSessionKeysInto(info, keys[i].key_bytes(),
+                                                        keys[i].salt_bytes(), *k.srtp, *k.srtcp);
+        !st.ok()) {
+      return st;
+    }
     k.mki = keys[i].mki;
     // RFC 3711 §9.2: at most 2^48 SRTP and 2^31 SRTCP packets per master key;
     // the SDES lifetime can only lower that.
     const uint64_t lifetime = keys[i].lifetime;
-    k.srtp_limit = lifetime == 0 ? ctx->suite_->max_srtp_packets
-                                 : std::min(lifetime, ctx->suite_->max_srtp_packets);
-    k.srtcp_limit = lifetime == 0 ? ctx->suite_->max_srtcp_packets
-                                  : std::min(lifetime, ctx->suite_->max_srtcp_packets);
-  }
-  const uint32_t words = ReplayWindow::StorageBits(options.replay_window) / 64;
-  ctx->window_words_.assign(size_t{options.max_streams} * 2 * words, 0);
-  ctx->streams_.resize(options.max_streams);
-  for (uint32_t i = 0; i < options.max_streams; ++i) {
-    Stream& s = ctx->streams_[i];
-    s.rtp_window.Init(&ctx->window_words_[(2 * i) * words], options.replay_window);
-    s.rtcp_window.Init(&ctx->window_words_[(2 * i + 1) * words], options.replay_window);
+    k.srtp_limit = lifetime == 0 ? info.max_srtp_packets
+                                 : std::min(lifetime, info.max_srtp_packets);
+    k.srtcp_limit = lifetime == 0 ? info.max_srtcp_packets
+                                  : std::min(lifetime, info.max_srtcp_packets);
   }
   ctx->SetActiveKey(0);
   return ctx;
 }
 
-Context::~Context() = default;  // SessionKey destructors wipe the keys
+Context::~Context() {
+  // The session keys wipe themselves; the GCM tables in this block too.
+  for (Key& k : keys_) {
+    k.srtp->~SessionKey();
+    k.srtcp->~SessionKey();
+  }
+  for (crypto::GcmTables& t : gcm_tables_) t.~GcmTables();
+}
+
+void Context::operator delete(Context* ctx, std::destroying_delete_t) noexcept {
+  ctx->~Context();
+  ::operator delete(static_cast<void*>(ctx), std::align_val_t{64});
+}
 
 bool Context::exhausted(int index) const {
   const Key& k = keys_[static_cast<size_t>(index)];

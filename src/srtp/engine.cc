@@ -441,7 +441,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
     slot.decrypt_after = false;
     CopySmall(slot.rx_tag, tag, tag_len);
     CryptoOp& op = ops_[i];
-    const crypto::SessionKey* sk = key.session.srtp.get();
+    const crypto::SessionKey* sk = key.srtp;
     op.key = sk;
     op.buf = pkt.data;
     op.aad = nullptr;
@@ -526,7 +526,7 @@ size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> ve
     slot.key = &key;
     slot.trailer = trailer;
     CryptoOp& op = ops_[i];
-    const crypto::SessionKey* sk = key.session.srtcp.get();
+    const crypto::SessionKey* sk = key.srtcp;
     op.key = sk;
     op.buf = pkt.data;
     op.aad = nullptr;
@@ -660,7 +660,7 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
     slot.decrypt_after = false;
     std::memcpy(slot.rx_tag, tag, tag_len);
     CryptoOp& op = ops_[i];
-    const crypto::SessionKey* sk = key.session.srtcp.get();
+    const crypto::SessionKey* sk = key.srtcp;
     op.key = sk;
     op.buf = pkt.data;
     op.aad = nullptr;
@@ -816,7 +816,7 @@ void Engine::RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pendin
       Slot& slot = slots[i];
       CryptoOp& op = *work[w];
       const crypto::SessionKey* sk =
-          rtcp ? slot.key->session.srtcp.get() : slot.key->session.srtp.get();
+          rtcp ? slot.key->srtcp : slot.key->srtp;
       op.key = sk;
       if (sk->suite->cipher == CipherKind::kAesGcm) {
         GcmIv(op.iv, sk->salt(), slot.ssrc, slot.index);

@@ -132,11 +132,10 @@ std::unique_ptr<SessionKey> NewKey(Suite suite, std::span<const uint8_t> enc_key
   auto key = std::make_unique<SessionKey>();
   key->suite = &GetSuiteInfo(suite);
   EXPECT_EQ(enc_key.size(), key->suite->key_len);
-  EXPECT_LE(auth_key.size(), sizeof(key->auth_key));
-  std::copy_n(enc_key.begin(), std::min(enc_key.size(), sizeof(key->enc_key)), key->enc_key);
-  std::copy_n(auth_key.begin(), std::min(auth_key.size(), sizeof(key->auth_key)),
-              key->auth_key);
-  PrepareSessionKey(*key);
+  EXPECT_LE(auth_key.size(), size_t{key->suite->auth_key_len});
+  std::vector<uint8_t> auth(key->suite->auth_key_len, 0);
+  std::copy_n(auth_key.begin(), std::min(auth_key.size(), auth.size()), auth.begin());
+  PrepareSessionKey(*key, enc_key, auth);
   return key;
 }
 

@@ -573,10 +573,11 @@ TEST_F(ControlTest, CallAndOtherClientsServedWhileTheControlSocketIsAbused) {
     fill.push_back(std::make_unique<Control>(*socket_));
     ASSERT_TRUE(fill.back()->ok());
   }
-  // (Clients that closed a moment ago may still be counted: a few more may
-  // get in before the limit is reached.)
+  // (Clients that closed a moment ago may still be counted, up to the 20
+  // served just above and more on a loaded machine: that many more may get
+  // in before the limit is reached.)
   json refusal;
-  for (int i = 0; i < 10 && refusal.is_null(); ++i) {
+  for (int i = 0; i < 100 && refusal.is_null(); ++i) {
     fill.push_back(std::make_unique<Control>(*socket_));
     ASSERT_TRUE(fill.back()->ok());
     const json r = fill.back()->Call({{"op", "ping"}});

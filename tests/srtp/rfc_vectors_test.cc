@@ -116,6 +116,19 @@ TEST(RfcKeyDerivationTest, DeriveKeyGivesTheRfcSessionKeys) {
   }
 }
 
+// A derived key keeps its session keys only in prepared form: the AES round
+// keys and HMAC states must be those the expected keys prepare to.
+void ExpectPreparedFrom(const SessionKey& derived, const Bytes& enc_key, const Bytes& auth_key) {
+  SessionKey want;
+  want.suite = derived.suite;
+  crypto::PrepareSessionKey(want, enc_key, auth_key);
+  const size_t round_key_bytes = 16 * (derived.suite->key_len / 4 + 7);
+  EXPECT_EQ(ToHex(derived.aes_round_keys, round_key_bytes),
+            ToHex(want.aes_round_keys, round_key_bytes));
+  EXPECT_EQ(ToHex(derived.hmac_ipad_state, 20), ToHex(want.hmac_ipad_state, 20));
+  EXPECT_EQ(ToHex(derived.hmac_opad_state, 20), ToHex(want.hmac_opad_state, 20));
+}
+
 TEST(RfcKeyDerivationTest, DeriveSessionKeysGivesTheRfcSessionKeys) {
   for (const KdfVector& v : kKdfVectors) {
     SCOPED_TRACE(v.where);
@@ -124,9 +137,9 @@ TEST(RfcKeyDerivationTest, DeriveSessionKeysGivesTheRfcSessionKeys) {
     ASSERT_TRUE(keys.ok()) << keys.status();
     const SessionKey& k = *keys->srtp;
     EXPECT_EQ(k.suite, &GetSuiteInfo(v.suite));
-    EXPECT_EQ(ToHex(k.enc_key, GetSuiteInfo(v.suite).key_len), ToHex(Hex(v.cipher_key)));
+    EXPECT_EQ(ToHex(k.enc_key(), GetSuiteInfo(v.suite).key_len), ToHex(Hex(v.cipher_key)));
     EXPECT_EQ(ToHex(k.salt(), 14), ToHex(Hex(v.cipher_salt)));
-    EXPECT_EQ(ToHex(k.auth_key, 20), ToHex(Hex(v.auth_key)));
+    ExpectPreparedFrom(k, Hex(v.cipher_key), Hex(v.auth_key));
   }
 }
 
@@ -144,8 +157,9 @@ TEST(RfcKeyDerivationTest, SrtcpLabelsWithTheB3MasterKey) {
   EXPECT_EQ(ToHex(Derive(s, key, salt, KeyLabel::kSrtcpSalt, 14)), "9581c7ad87b3e530bf3e4454a8b3");
   auto keys = crypto::DeriveSessionKeys(GetSuiteInfo(s), key, salt);
   ASSERT_TRUE(keys.ok()) << keys.status();
-  EXPECT_EQ(ToHex(keys->srtcp->enc_key, 16), "4c1aa45a81f73d61c800bbb00fbb1eaa");
-  EXPECT_EQ(ToHex(keys->srtcp->auth_key, 20), "8d54534feb49ae8e7993a6bd0b844fc323a93dfd");
+  EXPECT_EQ(ToHex(keys->srtcp->enc_key(), 16), "4c1aa45a81f73d61c800bbb00fbb1eaa");
+  ExpectPreparedFrom(*keys->srtcp, Hex("4c1aa45a81f73d61c800bbb00fbb1eaa"),
+                     Hex("8d54534feb49ae8e7993a6bd0b844fc323a93dfd"));
   EXPECT_EQ(ToHex(keys->srtcp->salt(), 14), "9581c7ad87b3e530bf3e4454a8b3");
 }
 
@@ -189,9 +203,8 @@ class RfcBackendTest : public ::testing::TestWithParam<BackendKind> {
   static std::unique_ptr<SessionKey> RawKey(Suite suite, const Bytes& key, const Bytes& salt) {
     auto k = std::make_unique<SessionKey>();
     k->suite = &GetSuiteInfo(suite);
-    std::copy(key.begin(), key.end(), k->enc_key);
     std::copy(salt.begin(), salt.end(), k->salt());
-    crypto::PrepareSessionKey(*k);
+    crypto::PrepareSessionKey(*k, key, {});
     return k;
   }
 

@@ -482,6 +482,53 @@ TEST(MasterKeyTest, SameKeyAs) {
   EXPECT_FALSE(a.SameKeyAs(f));
 }
 
+// The reuse check keeps fingerprints, not keys: they must agree with
+// SameKeyAs on every kind of pair, across suites and salt sizes.
+TEST(MasterKeyTest, FingerprintsMatchExactlyWhenSameKeyAs) {
+  const MasterKey a = RfcMasterKey();
+  std::vector<MasterKey> keys = {a};
+  MasterKey k = a;
+  k.lifetime = 5;
+  k.mki = {9, 9, 9, 9};
+  k.key[20] ^= 1;  // past AES-128's 16 bytes
+  keys.push_back(k);
+  k = a;
+  k.key[15] ^= 0x80;
+  keys.push_back(k);
+  k = a;
+  k.salt[13] ^= 0x01;  // past AES-GCM's 12 salt bytes, within AES-CM's 14
+  keys.push_back(k);
+  k = a;
+  k.salt[11] ^= 0x01;
+  keys.push_back(k);
+  k = a;
+  k.suite = crypto::Suite::kAesCm128HmacSha1_32;
+  keys.push_back(k);
+  k = a;
+  k.suite = crypto::Suite::kAeadAes128Gcm;  // same key size, 12-byte salt
+  keys.push_back(k);
+  k.salt[12] ^= 0x01;  // not part of a GCM salt
+  keys.push_back(k);
+  k = a;
+  k.suite = crypto::Suite::kAes256CmHmacSha1_80;
+  keys.push_back(k);
+  k = a;
+  k.suite = crypto::Suite::kNullHmacSha1_80;
+  keys.push_back(k);
+  int same = 0, different = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t j = 0; j < keys.size(); ++j) {
+      const bool want = keys[i].SameKeyAs(keys[j]);
+      EXPECT_EQ(KeyFingerprint(keys[i]).Matches(KeyFingerprint(keys[j])), want)
+          << "keys " << i << " and " << j;
+      (want ? same : different)++;
+    }
+  }
+  // Both answers were exercised, beyond each key against itself.
+  EXPECT_GT(same, static_cast<int>(keys.size()));
+  EXPECT_GT(different, 0);
+}
+
 TEST(MasterKeyTest, DestructorWipesKeySaltAndMki) {
   alignas(MasterKey) unsigned char storage[sizeof(MasterKey)];
   MasterKey* key = new (storage) MasterKey(RfcMasterKey());

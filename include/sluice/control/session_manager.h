@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/config/config.h"
@@ -88,8 +89,8 @@ class SessionManager : public Operations {
   struct LegState {
     std::string interface;
     RtcpMode rtcp = RtcpMode::kSeparate;
-    std::string rx_suite = "plain";
-    std::string tx_suite = "plain";
+    std::string_view rx_suite = "plain";  // static names (SuiteLabel)
+    std::string_view tx_suite = "plain";
     std::vector<srtp::MasterKey> rx_keys;  // current; [0] is the newest
     std::vector<srtp::MasterKey> tx_keys;
     bool tx_unencrypted_srtcp = false;
@@ -98,7 +99,9 @@ class SessionManager : public Operations {
     uint64_t id = 0;
     std::unique_ptr<session::Session> session;
     LegState legs[2];
-    std::vector<srtp::MasterKey> used_keys;  // every key this session has seen
+    // Every key this session has seen, for refusing reuse (fingerprints:
+    // the keys themselves are kept only while in use, in `legs`).
+    std::vector<srtp::KeyFingerprint> used_keys;
     bool next_hops_pending = false;
   };
 

@@ -46,22 +46,29 @@ struct alignas(64) GcmTables {
 // a packet reads the first hot_lines() cache lines and no more: four for
 // AES-128 with HMAC-SHA1 (bytes 0 to 255), five for AES-192/256, one for
 // AES-GCM (whose tables live apart), two for NULL with HMAC-SHA1.
-// Context::PrefetchRtp loads exactly those.
+// Context::PrefetchRtp loads exactly those. The derived authentication key
+// itself is not kept: the HMAC states are all a packet needs.
 struct alignas(64) SessionKey {
   // The session salt (14 bytes for AES-CM and NULL, 12 for AES-GCM), then
   // zeros: for AES-CM the two 64-bit words of the counter block it starts,
   // so building each packet's IV is two XORs.
   uint64_t cm_salt[2] = {0, 0};
-  // AES-GCM: round keys and hash tables (null for other ciphers).
-  std::unique_ptr<GcmTables> gcm;
-  const SuiteInfo* suite;
+  // AES-GCM: round keys and hash tables (null for other ciphers): in the
+  // owning context's block, or in own_gcm.
+  GcmTables* gcm = nullptr;
+  const SuiteInfo* suite = nullptr;
   // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad),
   // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words (ipsec-mb
   // reads them without alignment).
   uint8_t hmac_ipad_state[20];
   uint8_t hmac_opad_state[20];
+  // Where PrepareSessionKey put the GCM tables when no one else provided
+  // room for them (a key made on its own rather than inside a Context).
+  std::unique_ptr<GcmTables> own_gcm;
   // AES-CM: expanded encryption round keys (10, 12 or 14 rounds: 176, 208
-  // or 240 bytes used).
+  // or 240 bytes used), whose first key_len bytes are the cipher key itself
+  // (FIPS 197 §5.2). AES-GCM, whose schedule is in `gcm`, keeps its key's
+  // bytes here too. enc_key() reads them for backends keyed per packet.
   alignas(16) uint8_t aes_round_keys[16 * 15];
 
   // Cache lines from the start that protect and unprotect read for this key.
@@ -69,9 +76,8 @@ struct alignas(64) SessionKey {
   // The session salt's bytes (suite->salt_len of them).
   const uint8_t* salt() const noexcept { return reinterpret_cast<const uint8_t*>(cm_salt); }
   uint8_t* salt() noexcept { return reinterpret_cast<uint8_t*>(cm_salt); }
-
-  uint8_t enc_key[32];   // key_len bytes used
-  uint8_t auth_key[20];  // auth_key_len bytes used
+  // The session encryption key's bytes (suite->key_len of them).
+  const uint8_t* enc_key() const noexcept { return aes_round_keys; }
 
   SessionKey() = default;
   SessionKey(const SessionKey&) = delete;
@@ -83,6 +89,7 @@ static_assert(offsetof(SessionKey, aes_round_keys) + 176 <= 4 * 64,
               "AES-128 with HMAC-SHA1 must read four cache lines of its session key");
 static_assert(offsetof(SessionKey, aes_round_keys) + 240 <= 5 * 64,
               "AES-256 with HMAC-SHA1 must read five cache lines of its session key");
+static_assert(sizeof(SessionKey) == 5 * 64);
 
 // SRTP and SRTCP session keys from one master key.
 struct SessionKeys {
@@ -97,16 +104,25 @@ void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
                std::span<const uint8_t> master_salt, KeyLabel label,
                std::span<uint8_t> out);
 
-// Derives and prepares both sets of session keys. Fails when the key or salt
+// Derives and prepares both sets of session keys into `srtp` and `srtcp`
+// (fresh SessionKeys; for AES-GCM with `gcm` pointing at room for the
+// tables, or null to have them allocated). Fails when the key or salt
 // lengths do not match the suite.
+absl::Status DeriveSessionKeysInto(const SuiteInfo& suite, std::span<const uint8_t> master_key,
+                                   std::span<const uint8_t> master_salt, SessionKey& srtp,
+                                   SessionKey& srtcp);
+// The same, each key in its own allocation.
 absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
                                               std::span<const uint8_t> master_key,
                                               std::span<const uint8_t> master_salt);
 
-// Fills the prepared fields (AES round keys, HMAC states, GCM tables) from
-// key.suite, key.enc_key and key.auth_key. DeriveSessionKeys calls it; tests
-// with raw known-answer keys call it directly.
-void PrepareSessionKey(SessionKey& key);
+// Fills the prepared fields (AES round keys, HMAC states, GCM tables) of a
+// key whose suite and salt are set, from its session encryption and
+// authentication keys (key_len and auth_key_len bytes; a shorter
+// authentication key is taken as padded with zeros), which the caller wipes. DeriveSessionKeys calls it; tests with raw known-answer keys call it
+// directly.
+void PrepareSessionKey(SessionKey& key, std::span<const uint8_t> enc_key,
+                       std::span<const uint8_t> auth_key);
 
 // Wipes memory so the compiler cannot elide it (OPENSSL_cleanse).
 void Wipe(void* p, size_t n) noexcept;

@@ -36,7 +36,8 @@ struct LegSpec {
   std::optional<packet::MacAddress> remote_mac;  // next hop toward it, when resolved
   bool strict_source = false;      // never learn: accept only `remote`
   // Keys the peer sends with (unprotect) and Sluice sends with (protect);
-  // empty = plain RTP in that direction.
+  // empty = plain RTP in that direction. Session::Create makes the contexts
+  // from them and keeps no copy: leg() shows them empty.
   std::vector<srtp::MasterKey> rx_keys;
   std::vector<srtp::MasterKey> tx_keys;
   bool tx_encrypt_srtcp = true;

@@ -5,11 +5,17 @@
 // Created on the control thread. After that, exactly one worker (the owner)
 // passes it to Engine; the keys never change, the stream state is written
 // only by that worker. Destruction wipes every key.
+//
+// A context is one allocation: this object, then its master keys' lines,
+// their session keys (and AES-GCM tables), the stream slots and their replay
+// windows, so that a million sessions' contexts cost no allocator overhead
+// and a packet's reads stay within a page or two.
 #ifndef SLUICE_SRTP_CONTEXT_H_
 #define SLUICE_SRTP_CONTEXT_H_
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -46,9 +52,12 @@ class Context {
 
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
-  ~Context();
+  // Destroys the context (wiping its keys) and frees its block.
+  static void operator delete(Context* ctx, std::destroying_delete_t) noexcept;
 
   const crypto::SuiteInfo& suite() const { return *suite_; }
+  // Bytes of the block this context is.
+  size_t memory_bytes() const { return memory_bytes_; }
   const ContextOptions& options() const { return options_; }
   uint8_t mki_len() const { return mki_len_; }
   int key_count() const { return static_cast<int>(keys_.size()); }
@@ -57,7 +66,7 @@ class Context {
   void SetActiveKey(int index) noexcept {
     active_ = index;
     active_key_ = &keys_[static_cast<size_t>(index)];
-    active_srtp_key_ = active_key_->session.srtp.get();
+    active_srtp_key_ = active_key_->srtp;
     active_srtp_key_lines_ = static_cast<uint8_t>(active_srtp_key_->hot_lines());
   }
   int active_key() const noexcept { return active_; }
@@ -73,8 +82,8 @@ class Context {
   uint64_t srtcp_packets(int index) const { return keys_[index].srtcp_count; }
   bool exhausted(int index) const;
 
-  // Per-SSRC state, owner thread only.
-  struct Stream {
+  // Per-SSRC state, owner thread only: one cache line.
+  struct alignas(64) Stream {
     uint32_t ssrc = 0;
     bool in_use = false;
     // SRTP: the highest 48-bit packet index (ROC << 16 | SEQ, RFC 3711
@@ -120,16 +129,19 @@ class Context {
  private:
   friend class Engine;
 
-  struct Key {
-    crypto::SessionKeys session;
-    std::array<uint8_t, kMaxMkiLen> mki{};
-    uint64_t srtp_limit = 0;
-    uint64_t srtcp_limit = 0;
+  // A master key: one cache line.
+  struct alignas(64) Key {
+    crypto::SessionKey* srtp = nullptr;   // in the context's block
+    crypto::SessionKey* srtcp = nullptr;
     uint64_t srtp_count = 0;   // owner thread
     uint64_t srtcp_count = 0;  // owner thread
+    uint64_t srtp_limit = 0;
+    uint64_t srtcp_limit = 0;
+    std::array<uint8_t, kMaxMkiLen> mki{};
   };
 
   Context() = default;
+  ~Context();
   bool HasFreeStream() const noexcept;
   // Key index for the MKI in a packet, or -1.
   int FindKeyByMki(const uint8_t* mki) const noexcept;
@@ -145,10 +157,15 @@ class Context {
   Key* active_key_ = nullptr;
   const crypto::SessionKey* active_srtp_key_ = nullptr;
   uint64_t trial_until_ = UINT64_MAX;
-  std::vector<Key> keys_;
-  std::vector<Stream> streams_;
-  std::vector<uint64_t> window_words_;  // backing store of every replay window
+  size_t memory_bytes_ = 0;
+  // In the context's block, after this object.
+  std::span<Key> keys_;
+  std::span<Stream> streams_;
+  uint64_t* window_words_ = nullptr;  // backing store of every replay window
+  std::span<crypto::GcmTables> gcm_tables_;  // AES-GCM: two per key
 };
+
+static_assert(sizeof(Context::Stream) == 64);
 
 // Per packet in the engine: inline.
 inline Context::Stream* Context::FindStream(uint32_t ssrc) noexcept {
@@ -176,7 +193,7 @@ inline void Context::PrefetchRtp() const noexcept {
   // issues at once.
   __builtin_prefetch(active_key_);
   __builtin_prefetch(streams_.data());
-  __builtin_prefetch(window_words_.data());
+  __builtin_prefetch(window_words_);
   // The session key's hot lines (four for AES-128 with HMAC-SHA1); AES-GCM
   // reads its round keys and hash tables from `gcm`, whose address is in the
   // first line.

@@ -43,6 +43,24 @@ struct MasterKey {
   ~MasterKey();
 };
 
+// What the key-reuse check remembers of a master key instead of the key:
+// keyed digests (HMAC-SHA-256 under a secret this process draws when first
+// asked, first 16 bytes) of the key size and bytes with the first 12 salt
+// bytes, which every suite's salt has, and, for 14-byte salts, with all 14.
+// Two fingerprints match exactly when MasterKey::SameKeyAs would say so
+// (but for a chance of 2^-128). The digests say nothing about the key to
+// anyone without the secret, which never leaves the process.
+class KeyFingerprint {
+ public:
+  explicit KeyFingerprint(const MasterKey& key);
+  bool Matches(const KeyFingerprint& other) const;
+
+ private:
+  std::array<uint8_t, 16> short_salt_{};
+  std::array<uint8_t, 16> full_salt_{};
+  bool has_full_salt_ = false;
+};
+
 }  // namespace sluice::srtp
 
 #endif  // SLUICE_SRTP_MASTER_KEY_H_

@@ -28,8 +28,8 @@ class ReplayWindow {
   // multiple of 64.
   void Init(uint64_t* words, uint32_t size_bits) noexcept {
     words_ = words;
-    size_ = size_bits;
-    mask_ = StorageBits(size_bits) - 1;
+    size_ = static_cast<uint16_t>(size_bits);
+    mask_ = static_cast<uint16_t>(StorageBits(size_bits) - 1);
     top_ = 0;
     empty_ = true;
   }
@@ -147,11 +147,13 @@ class ReplayWindow {
   }
 
   uint64_t* words_ = nullptr;
-  uint32_t size_ = 0;
-  uint32_t mask_ = 63;
   uint64_t top_ = 0;
+  uint16_t size_ = 0;   // at most 1024
+  uint16_t mask_ = 63;
   bool empty_ = true;
 };
+
+static_assert(sizeof(ReplayWindow) == 24);
 
 }  // namespace sluice::srtp
 

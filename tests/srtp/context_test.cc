@@ -1,0 +1,165 @@
+// srtp::Context's memory: one block per context, and no key left in it when
+// it is freed. This binary replaces the global operator new and delete to
+// watch the context's allocation.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <random>
+#include <vector>
+
+#include "sluice/crypto/session_key.h"
+#include "sluice/srtp/context.h"
+#include "sluice/srtp/master_key.h"
+
+namespace {
+
+// Counted while `counting`; the block at `watched` is copied into
+// `last_freed` just before it is freed.
+bool counting = false;
+int allocations = 0;
+void* watched = nullptr;
+size_t watched_size = 0;
+std::vector<unsigned char>* last_freed = nullptr;
+
+void* Allocate(size_t n, size_t align) {
+  if (counting) ++allocations;
+  void* p = align > alignof(std::max_align_t)
+                ? std::aligned_alloc(align, (std::max<size_t>(n, 1) + align - 1) / align * align)
+                : std::malloc(std::max<size_t>(n, 1));
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void Free(void* p) noexcept {
+  if (p != nullptr && p == watched && last_freed != nullptr) {
+    const auto* bytes = static_cast<const unsigned char*>(p);
+    last_freed->assign(bytes, bytes + watched_size);
+  }
+  std::free(p);
+}
+
+}  // namespace
+
+void* operator new(size_t n) { return Allocate(n, alignof(std::max_align_t)); }
+void* operator new[](size_t n) { return Allocate(n, alignof(std::max_align_t)); }
+void* operator new(size_t n, std::align_val_t a) { return Allocate(n, static_cast<size_t>(a)); }
+void* operator new[](size_t n, std::align_val_t a) { return Allocate(n, static_cast<size_t>(a)); }
+void operator delete(void* p) noexcept { Free(p); }
+void operator delete[](void* p) noexcept { Free(p); }
+void operator delete(void* p, size_t) noexcept { Free(p); }
+void operator delete[](void* p, size_t) noexcept { Free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { Free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { Free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { Free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { Free(p); }
+
+namespace sluice::srtp {
+namespace {
+
+MasterKey RandomKey(crypto::Suite suite, std::mt19937_64& rng, uint8_t mki = 0) {
+  MasterKey k;
+  k.suite = suite;
+  for (auto& b : k.key) b = static_cast<uint8_t>(rng());
+  for (auto& b : k.salt) b = static_cast<uint8_t>(rng());
+  if (mki != 0) {
+    k.mki_len = 1;
+    k.mki[0] = mki;
+  }
+  return k;
+}
+
+bool Contains(const std::vector<unsigned char>& haystack, const uint8_t* needle, size_t n) {
+  return std::search(haystack.begin(), haystack.end(), needle, needle + n) != haystack.end();
+}
+
+class ContextMemoryTest : public ::testing::TestWithParam<crypto::Suite> {};
+
+TEST_P(ContextMemoryTest, OneAllocationHoldingKeysStreamsAndWindows) {
+  std::mt19937_64 rng(7);
+  const MasterKey keys[] = {RandomKey(GetParam(), rng, 1), RandomKey(GetParam(), rng, 2)};
+  ContextOptions options;
+  options.replay_window = 1024;
+  options.max_streams = 8;
+  crypto::DeriveSessionKeys(crypto::GetSuiteInfo(GetParam()), keys[0].key_bytes(),
+                            keys[0].salt_bytes())
+      .IgnoreError();  // the control thread's ipsec-mb manager exists before counting
+  allocations = 0;
+  counting = true;
+  absl::StatusOr<std::unique_ptr<Context>> ctx = Context::Create(keys, options);
+  counting = false;
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  EXPECT_EQ(allocations, 1);
+  EXPECT_EQ((*ctx)->key_count(), 2);
+  // Every stream slot, with its windows, is usable.
+  for (uint32_t ssrc = 1; ssrc <= options.max_streams; ++ssrc) {
+    Context::Stream* s = (*ctx)->FindOrAddStream(ssrc);
+    ASSERT_NE(s, nullptr) << ssrc;
+    EXPECT_EQ(s->rtp_window.size(), 1024u);
+    EXPECT_EQ(s->rtcp_window.size(), 1024u);
+  }
+  EXPECT_EQ((*ctx)->FindOrAddStream(options.max_streams + 1), nullptr);
+}
+
+TEST_P(ContextMemoryTest, FreedBlockHoldsNoKey) {
+  std::mt19937_64 rng(11);
+  const MasterKey key = RandomKey(GetParam(), rng);
+  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(GetParam());
+  // The same derivation outside the context: what its block holds while alive.
+  absl::StatusOr<crypto::SessionKeys> want =
+      crypto::DeriveSessionKeys(info, key.key_bytes(), key.salt_bytes());
+  ASSERT_TRUE(want.ok()) << want.status();
+  struct Secret {
+    const char* what;
+    const uint8_t* bytes;
+    size_t len;
+  };
+  std::vector<Secret> secrets;
+  for (const crypto::SessionKey* sk : {want->srtp.get(), want->srtcp.get()}) {
+    secrets.push_back({"session salt", sk->salt(), info.salt_len});
+    if (info.cipher != crypto::CipherKind::kNull) {
+      secrets.push_back({"session key", sk->enc_key(), info.key_len});
+    }
+    if (info.srtp_auth == crypto::AuthKind::kHmacSha1) {
+      secrets.push_back({"HMAC inner state", sk->hmac_ipad_state, 20});
+      secrets.push_back({"HMAC outer state", sk->hmac_opad_state, 20});
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<Context>> ctx = Context::Create({&key, 1}, ContextOptions{});
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  // The block holds them while the context lives (so the search below
+  // would find them) ...
+  const auto* base = reinterpret_cast<const unsigned char*>(ctx->get());
+  const size_t size = (*ctx)->memory_bytes();
+  const std::vector<unsigned char> alive(base, base + size);
+  for (const Secret& s : secrets) {
+    ASSERT_TRUE(Contains(alive, s.bytes, s.len)) << s.what << " is not in the context's block";
+  }
+  // ... and not once it is destroyed.
+  std::vector<unsigned char> freed;
+  watched = ctx->get();
+  watched_size = size;
+  last_freed = &freed;
+  ctx->reset();
+  last_freed = nullptr;
+  watched = nullptr;
+  ASSERT_EQ(freed.size(), size);
+  for (const Secret& s : secrets) EXPECT_FALSE(Contains(freed, s.bytes, s.len)) << s.what;
+}
+
+INSTANTIATE_TEST_SUITE_P(Suites, ContextMemoryTest,
+                         ::testing::Values(crypto::Suite::kAesCm128HmacSha1_80,
+                                           crypto::Suite::kAes256CmHmacSha1_32,
+                                           crypto::Suite::kAeadAes128Gcm,
+                                           crypto::Suite::kNullHmacSha1_80),
+                         [](const ::testing::TestParamInfo<crypto::Suite>& info) {
+                           std::string name(crypto::SuiteName(info.param));
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace sluice::srtp
