@@ -36,21 +36,23 @@ absl::Status KeyReuse(const std::string& field) {
       " repeats a master key already used in this session (a reused key is a two-time pad)"));
 }
 
+std::vector<srtp::KeyFingerprint> Fingerprints(const std::vector<srtp::MasterKey>& keys) {
+  std::vector<srtp::KeyFingerprint> out;
+  out.reserve(keys.size());
+  for (const srtp::MasterKey& k : keys) out.emplace_back(k);
+  return out;
+}
+
 // Refuses `keys` if one repeats a key of `seen` (naming the field), else
 // adds them to it.
-absl::Status AdmitFresh(const std::vector<srtp::MasterKey>& keys,
+absl::Status AdmitFresh(const std::vector<srtp::KeyFingerprint>& keys,
                         std::vector<srtp::KeyFingerprint>& seen, const std::string& field) {
-  const size_t before = seen.size();
-  for (const srtp::MasterKey& k : keys) {
-    const srtp::KeyFingerprint fingerprint(k);
+  for (const srtp::KeyFingerprint& k : keys) {
     for (const srtp::KeyFingerprint& s : seen) {
-      if (fingerprint.Matches(s)) {
-        seen.erase(seen.begin() + static_cast<std::ptrdiff_t>(before), seen.end());
-        return KeyReuse(field);
-      }
+      if (k.Matches(s)) return KeyReuse(field);
     }
-    seen.push_back(fingerprint);
   }
+  seen.insert(seen.end(), keys.begin(), keys.end());
   return absl::OkStatus();
 }
 
@@ -204,8 +206,9 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     if (!rx.ok()) return rx.status();
     auto tx = KeysFor(leg.tx, field + ".tx", &unencrypted_tx, &generated[i]);
     if (!tx.ok()) return tx.status();
-    if (absl::Status s = AdmitFresh(*rx, entry.used_keys, field + ".rx"); !s.ok()) return s;
-    if (absl::Status s = AdmitFresh(*tx, entry.used_keys, field + ".tx"); !s.ok()) return s;
+    const std::vector<srtp::KeyFingerprint> rx_fp = Fingerprints(*rx), tx_fp = Fingerprints(*tx);
+    if (absl::Status s = AdmitFresh(rx_fp, entry.used_keys, field + ".rx"); !s.ok()) return s;
+    if (absl::Status s = AdmitFresh(tx_fp, entry.used_keys, field + ".tx"); !s.ok()) return s;
 
     session::LegSpec& spec = specs[i];
     spec.name = leg.name;
@@ -216,17 +219,17 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     spec.rtcp_mux = leg.rtcp == RtcpMode::kMux;
     spec.remote = leg.remote;
     spec.strict_source = leg.strict_source;
-    spec.rx_keys = *rx;
-    spec.tx_keys = *tx;
     spec.tx_encrypt_srtcp = !unencrypted_tx;
     LegState& state = entry.legs[i];
     state.interface = iface->name;
     state.rtcp = leg.rtcp;
     state.rx_suite = SuiteLabel(*rx, leg.rx);
     state.tx_suite = SuiteLabel(*tx, leg.tx);
-    state.rx_keys = std::move(*rx);
-    state.tx_keys = std::move(*tx);
+    if (!rx->empty()) state.rx_key.emplace((*rx)[0], rx_fp[0]);
+    if (!tx->empty()) state.tx_key.emplace((*tx)[0], tx_fp[0]);
     state.tx_unencrypted_srtcp = unencrypted_tx;
+    spec.rx_keys = std::move(*rx);
+    spec.tx_keys = std::move(*tx);
   }
 
   // Ports last: nothing above can leak one.
@@ -285,15 +288,17 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   LegState& state = entry.legs[leg];
   std::optional<std::string> generated[2];
   std::vector<srtp::MasterKey> new_rx, new_tx;
+  std::vector<srtp::KeyFingerprint> new_rx_fp, new_tx_fp;
   bool unencrypted_rx = false, unencrypted_tx = false;
   std::vector<srtp::KeyFingerprint> seen = entry.used_keys;
   // A re-offer that repeats the key in use changes nothing: not a re-key,
   // and not a reuse.
   auto unchanged = [](const std::vector<srtp::MasterKey>& next,
-                      const std::vector<srtp::MasterKey>& current) {
-    return next.size() == 1 && !current.empty() && next[0].suite == current[0].suite &&
-           next[0].mki_len == current[0].mki_len && next[0].mki == current[0].mki &&
-           next[0].SameKeyAs(current[0]);
+                      const std::vector<srtp::KeyFingerprint>& next_fp,
+                      const std::optional<KeyInUse>& current) {
+    return next.size() == 1 && current && next[0].suite == current->suite &&
+           next[0].mki_len == current->mki_len && next[0].mki == current->mki &&
+           next_fp[0].Matches(current->fingerprint);
   };
   for (const std::optional<CryptoSpec>* spec : {&request.rx, &request.tx}) {
     if (*spec && (*spec)->kind == CryptoSpec::Kind::kPassthrough) {
@@ -305,18 +310,22 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   if (request.rx) {
     auto rx = KeysFor(*request.rx, "rx", &unencrypted_rx, nullptr);
     if (!rx.ok()) return rx.status();
-    if (!unchanged(*rx, state.rx_keys)) {
-      if (absl::Status s = AdmitFresh(*rx, seen, "rx.crypto"); !s.ok()) return s;
+    std::vector<srtp::KeyFingerprint> fp = Fingerprints(*rx);
+    if (!unchanged(*rx, fp, state.rx_key)) {
+      if (absl::Status s = AdmitFresh(fp, seen, "rx.crypto"); !s.ok()) return s;
       new_rx = std::move(*rx);
+      new_rx_fp = std::move(fp);
       rx_request.emplace();
     }
   }
   if (request.tx) {
     auto tx = KeysFor(*request.tx, "tx", &unencrypted_tx, &generated[leg]);
     if (!tx.ok()) return tx.status();
-    if (!unchanged(*tx, state.tx_keys)) {
-      if (absl::Status s = AdmitFresh(*tx, seen, "tx.crypto"); !s.ok()) return s;
+    std::vector<srtp::KeyFingerprint> fp = Fingerprints(*tx);
+    if (!unchanged(*tx, fp, state.tx_key)) {
+      if (absl::Status s = AdmitFresh(fp, seen, "tx.crypto"); !s.ok()) return s;
       new_tx = std::move(*tx);
+      new_tx_fp = std::move(fp);
       tx_request.emplace();
     }
   }
@@ -331,18 +340,18 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   // session as it was.
   std::unique_ptr<srtp::Context> rx_ctx, tx_ctx;
   if (rx_request && !new_rx.empty()) {
-    std::vector<srtp::MasterKey> keys = new_rx;
     srtp::ContextOptions options = ContextOptionsFor();
     // Make-before-break: the previous key of the same suite stays valid for
     // packets in flight, by MKI or, without MKIs, tried second until the
-    // overlap ends.
-    if (!state.rx_keys.empty() && state.rx_keys[0].suite == new_rx[0].suite &&
-        state.rx_keys[0].mki_len == new_rx[0].mki_len &&
-        !(new_rx[0].mki_len > 0 && new_rx[0].mki == state.rx_keys[0].mki)) {
-      keys.push_back(state.rx_keys[0]);
+    // overlap ends. It comes prepared from the context in use.
+    const srtp::Context* previous = nullptr;
+    if (state.rx_key && state.rx_key->suite == new_rx[0].suite &&
+        state.rx_key->mki_len == new_rx[0].mki_len &&
+        !(new_rx[0].mki_len > 0 && new_rx[0].mki == state.rx_key->mki)) {
+      previous = entry.session->newest_rx(leg);
       options.trial_keys = new_rx[0].mki_len == 0;
     }
-    auto ctx = srtp::Context::Create(keys, options);
+    auto ctx = srtp::Context::Create(new_rx, options, previous);
     if (!ctx.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("rx: ", ctx.status().message()));
     }
@@ -362,12 +371,14 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   if (rx_request) {
     entry.session->HandOverRx(leg, std::move(rx_ctx));
     state.rx_suite = SuiteLabel(new_rx, *request.rx);
-    state.rx_keys = std::move(new_rx);
+    state.rx_key.reset();
+    if (!new_rx.empty()) state.rx_key.emplace(new_rx[0], new_rx_fp[0]);
   }
   if (tx_request) {
     entry.session->HandOverTx(leg, std::move(tx_ctx));
     state.tx_suite = SuiteLabel(new_tx, *request.tx);
-    state.tx_keys = std::move(new_tx);
+    state.tx_key.reset();
+    if (!new_tx.empty()) state.tx_key.emplace(new_tx[0], new_tx_fp[0]);
     state.tx_unencrypted_srtcp = unencrypted_tx;
   }
   if (request.remote) {

@@ -117,6 +117,32 @@ void PrepareSessionKey(SessionKey& key, std::span<const uint8_t> enc_key,
   }
 }
 
+void CopyPreparedKey(const SessionKey& from, SessionKey& to) {
+  to.suite = from.suite;
+  std::memcpy(to.cm_salt, from.cm_salt, sizeof to.cm_salt);
+  std::memcpy(to.hmac_ipad_state, from.hmac_ipad_state, sizeof to.hmac_ipad_state);
+  std::memcpy(to.hmac_opad_state, from.hmac_opad_state, sizeof to.hmac_opad_state);
+  std::memcpy(to.aes_round_keys, from.aes_round_keys, sizeof to.aes_round_keys);
+  if (from.gcm != nullptr) {
+    if (to.gcm == nullptr) {
+      to.own_gcm = std::make_unique<GcmTables>();
+      to.gcm = to.own_gcm.get();
+    }
+    std::memcpy(&to.gcm->data, &from.gcm->data, sizeof from.gcm->data);
+  }
+}
+
+bool SamePreparedKey(const SessionKey& a, const SessionKey& b) noexcept {
+  // The salt, the pad states and the AES key bytes (the schedule's first
+  // round key, or AES-GCM's key) determine everything else.
+  if (a.suite->key_len != b.suite->key_len) return false;
+  const bool salt = CRYPTO_memcmp(a.cm_salt, b.cm_salt, sizeof a.cm_salt) == 0;
+  const bool ipad = CRYPTO_memcmp(a.hmac_ipad_state, b.hmac_ipad_state, 20) == 0;
+  const bool opad = CRYPTO_memcmp(a.hmac_opad_state, b.hmac_opad_state, 20) == 0;
+  const bool key = CRYPTO_memcmp(a.enc_key(), b.enc_key(), a.suite->key_len) == 0;
+  return salt & ipad & opad & key;
+}
+
 absl::Status DeriveSessionKeysInto(const SuiteInfo& suite, std::span<const uint8_t> master_key,
                                    std::span<const uint8_t> master_salt, SessionKey& srtp,
                                    SessionKey& srtcp) {

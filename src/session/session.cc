@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
                            absl::StrCat("legs[", i, "].tx"));
     if (!tx.ok()) return tx.status();
     rx_ctx[i] = rx->get();
+    s->newest_rx_[i] = rx->get();
     tx_ctx[i] = tx->get();
     if (*rx) s->contexts_.push_back(std::move(*rx));
     if (*tx) s->contexts_.push_back(std::move(*tx));
@@ -112,6 +113,7 @@ void Session::HandOver(std::atomic<srtp::Context*>& slot,
 }
 
 void Session::HandOverRx(int leg, std::unique_ptr<srtp::Context> context) {
+  newest_rx_[leg] = context.get();
   HandOver(flows_[leg].rx_next, std::move(context));
 }
 

@@ -8,11 +8,13 @@
 namespace sluice::srtp {
 
 absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterKey> keys,
-                                                         const ContextOptions& options) {
-  if (keys.empty() || keys.size() > kMaxMasterKeys) {
+                                                         const ContextOptions& options,
+                                                         const Context* previous) {
+  const size_t n_keys = keys.size() + (previous != nullptr ? 1 : 0);
+  if (keys.empty() || n_keys > kMaxMasterKeys) {
     return absl::InvalidArgumentError(
         absl::StrCat("a crypto context holds 1 to ", kMaxMasterKeys, " master keys, got ",
-                     keys.size()));
+                     n_keys));
   }
   if (options.replay_window < 64 || options.replay_window > 1024 ||
       options.replay_window % 64 != 0) {
@@ -51,7 +53,20 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
       }
     }
   }
-  if (keys.size() > 1 && mki_len == 0 && !options.trial_keys) {
+  const Key* carried = previous != nullptr ? &previous->keys_[0] : nullptr;
+  if (previous != nullptr) {
+    if (previous->suite_ != &crypto::GetSuiteInfo(suite) || previous->mki_len_ != mki_len) {
+      return absl::InvalidArgumentError(
+          "the previous context's key is of another suite or MKI length");
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (mki_len > 0 && std::memcmp(keys[i].mki.data(), carried->mki.data(), mki_len) == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("master key ", i, " has the previous key's MKI"));
+      }
+    }
+  }
+  if (n_keys > 1 && mki_len == 0 && !options.trial_keys) {
     return absl::InvalidArgumentError("several master keys in one context need MKIs");
   }
 
@@ -60,7 +75,6 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
   constexpr size_t kLine = 64;
   auto lines = [](size_t bytes) { return (bytes + kLine - 1) & ~(kLine - 1); };
   const crypto::SuiteInfo& info = crypto::GetSuiteInfo(suite);
-  const size_t n_keys = keys.size();
   const size_t n_tables = info.cipher == crypto::CipherKind::kAesGcm ? 2 * n_keys : 0;
   const uint32_t words = ReplayWindow::StorageBits(options.replay_window) / 64;
   const size_t keys_at = lines(sizeof(Context));
@@ -106,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
     s.rtcp_window.Init(&ctx->window_words_[(2 * i + 1) * words], options.replay_window);
   }
 
-  for (size_t i = 0; i < n_keys; ++i) {
+  for (size_t i = 0; i < keys.size(); ++i) {
     Key& k = key_array[i];
     if (absl::Status st = crypto::DeriveSessionKeysInto(info, keys[i].key_bytes(),
                                                         keys[i].salt_bytes(), *k.srtp, *k.srtcp);
@@ -121,6 +135,21 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
                                  : std::min(lifetime, info.max_srtp_packets);
     k.srtcp_limit = lifetime == 0 ? info.max_srtcp_packets
                                   : std::min(lifetime, info.max_srtcp_packets);
+    if (carried != nullptr && crypto::SamePreparedKey(*k.srtp, *carried->srtp)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("master key ", i, " is the previous context's key"));
+    }
+  }
+  if (carried != nullptr) {
+    // Its prepared keys, limits and MKI; its packet counts stay with the
+    // previous context (whose owner is still counting), as a key re-derived
+    // from its master key would start again too.
+    Key& k = key_array[n_keys - 1];
+    crypto::CopyPreparedKey(*carried->srtp, *k.srtp);
+    crypto::CopyPreparedKey(*carried->srtcp, *k.srtcp);
+    k.mki = carried->mki;
+    k.srtp_limit = carried->srtp_limit;
+    k.srtcp_limit = carried->srtcp_limit;
   }
   ctx->SetActiveKey(0);
   return ctx;

@@ -1,6 +1,7 @@
-// Keys at rest and in memory, end to end with the real sluiced: a deleted
-// session's master keys no longer appear anywhere in the daemon's memory
-// (scanned through /proc/<pid>/mem), core dumps are refused unless
+// Keys at rest and in memory, end to end with the real sluiced: a session's
+// master keys appear nowhere in the daemon's memory, even while it is in use
+// (only the session keys derived from them do), and a deleted session's
+// session keys are gone too (scanned through /proc/<pid>/mem), core dumps are refused unless
 // configured, and [security] user drops every privilege once the ports are
 // up while media keeps flowing.
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "harness.h"
+#include "sluice/crypto/session_key.h"
 #include "sluice/srtp/master_key.h"
 
 namespace sluice::testing {
@@ -29,27 +31,37 @@ namespace {
 
 using json = nlohmann::json;
 
-// A fresh random AES_CM_128_HMAC_SHA1_80 key and salt as an SDES value, and
-// its 16 master key bytes.
+// A fresh random AES_CM_128_HMAC_SHA1_80 key and salt as an SDES value, its
+// 16 master key bytes, and the SRTP session encryption key derived from it
+// (RFC 3711 §4.3), which sluiced holds while the key is in use.
 struct TestKey {
   std::string sdes;
-  std::string key;  // raw bytes
+  std::string key;          // raw bytes
+  std::string session_key;  // raw bytes
 };
+
+std::string SessionKeyOf(const srtp::MasterKey& key) {
+  uint8_t out[16];
+  crypto::DeriveKey(key.info(), key.key_bytes(), key.salt_bytes(),
+                    crypto::KeyLabel::kSrtpEncryption, out);
+  return std::string(reinterpret_cast<const char*>(out), sizeof out);
+}
+
+TestKey KeysOf(const std::string& sdes) {
+  srtp::MasterKey key;
+  ParseKey(sdes, &key);
+  TestKey k;
+  k.sdes = sdes;
+  k.key = std::string(reinterpret_cast<const char*>(key.key.data()), 16);
+  k.session_key = SessionKeyOf(key);
+  return k;
+}
 
 TestKey RandomKey() {
   std::random_device rd;
   std::string key_salt(30, '\0');
   for (char& c : key_salt) c = static_cast<char>(rd());
-  TestKey k;
-  k.sdes = "AES_CM_128_HMAC_SHA1_80 inline:" + absl::Base64Escape(key_salt);
-  k.key = key_salt.substr(0, 16);
-  return k;
-}
-
-std::string KeyOf(const std::string& sdes) {
-  srtp::MasterKey key;
-  ParseKey(sdes, &key);
-  return std::string(reinterpret_cast<const char*>(key.key.data()), 16);
+  return KeysOf("AES_CM_128_HMAC_SHA1_80 inline:" + absl::Base64Escape(key_salt));
 }
 
 // How many times `needle` occurs in the readable memory of process `pid`.
@@ -136,7 +148,7 @@ Call MakeCall(Daemon& daemon, ControlClient& control, const std::string& name,
   return c;
 }
 
-TEST(KeysTest, DeletedSessionsKeysLeaveTheDaemonsMemory) {
+TEST(KeysTest, MasterKeysAreNotKeptAndSessionKeysLeaveWithTheSession) {
   Daemon daemon;
   const std::string skip =
       daemon.Start({"keys", "10.207.1", "10.207.2", "[media]\nport_min = 31000\nport_max = 31099\n"});
@@ -149,16 +161,20 @@ TEST(KeysTest, DeletedSessionsKeysLeaveTheDaemonsMemory) {
   Call call = MakeCall(daemon, control, "secret-call", key_a, key_b, 41000, 41002);
   ASSERT_EQ(call.reply["ok"], true) << call.reply.dump();
   // The keys Sluice generated for what it sends: in the reply, once.
-  const std::string sent_a = KeyOf(call.reply["legs"][0]["tx"]["crypto"]);
-  const std::string sent_b = KeyOf(call.reply["legs"][1]["tx"]["crypto"]);
+  const TestKey sent_a = KeysOf(call.reply["legs"][0]["tx"]["crypto"]);
+  const TestKey sent_b = KeysOf(call.reply["legs"][1]["tx"]["crypto"]);
   ASSERT_TRUE(Flows(call.a, call.b, 20));
 
-  // While the call lives its keys are in memory: the scan finds them.
-  const std::vector<std::pair<std::string, std::string>> keys = {
-      {"leg a's receive key", key_a.key}, {"leg b's receive key", key_b.key},
-      {"leg a's generated send key", sent_a}, {"leg b's generated send key", sent_b}};
+  // While the call lives its session keys are in memory (the scan finds
+  // them), its master keys are not.
+  const std::vector<std::pair<std::string, const TestKey*>> keys = {
+      {"leg a's receive key", &key_a}, {"leg b's receive key", &key_b},
+      {"leg a's generated send key", &sent_a}, {"leg b's generated send key", &sent_b}};
   for (const auto& [what, key] : keys) {
-    EXPECT_GE(CountInMemory(daemon.pid(), key), 1u) << what << " not found while in use";
+    EXPECT_GE(CountInMemory(daemon.pid(), key->session_key), 1u)
+        << what << ": its session key not found while in use";
+    EXPECT_EQ(CountInMemory(daemon.pid(), key->key), 0u)
+        << what << ": the master key is kept while in use";
   }
 
   json deleted = control.Call({{"op", "session.delete"}, {"session", "secret-call"}});
@@ -168,7 +184,9 @@ TEST(KeysTest, DeletedSessionsKeysLeaveTheDaemonsMemory) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_TRUE(daemon.Alive());
   for (const auto& [what, key] : keys) {
-    EXPECT_EQ(CountInMemory(daemon.pid(), key), 0u) << what << " still in sluiced's memory";
+    EXPECT_EQ(CountInMemory(daemon.pid(), key->key), 0u) << what << " still in sluiced's memory";
+    EXPECT_EQ(CountInMemory(daemon.pid(), key->session_key), 0u)
+        << what << ": its session key still in sluiced's memory";
   }
   // Nor does the SDES text the controller sent.
   const std::string b64 = key_a.sdes.substr(key_a.sdes.find(':') + 1);

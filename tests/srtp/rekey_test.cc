@@ -62,14 +62,17 @@ class RekeyTest : public ::testing::TestWithParam<crypto::Suite> {
     p.resize(v == Verdict::kOk ? pkt.len : len);
     return v;
   }
+  void Overlap(bool from_previous_context);
   std::unique_ptr<crypto::Backend> backend_;
   std::unique_ptr<Engine> engine_;
 };
 
 // The receiver moves from the old key to [new, old]: packets in flight under
 // the old key still verify, across a sequence wrap, until the deadline; the
-// sender's stream (ROC 1 by then) carries on under the new key.
-TEST_P(RekeyTest, OverlapAcceptsBothKeysAcrossTheWrapThenOnlyTheNew) {
+// sender's stream (ROC 1 by then) carries on under the new key. The old key
+// comes from its master key, or (as the control plane does it) prepared from
+// the context in use.
+void RekeyTest::Overlap(bool from_previous_context) {
   std::mt19937 rng(3);
   const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
   auto tx_old = *Context::Create({&old_key, 1}, {});
@@ -88,7 +91,9 @@ TEST_P(RekeyTest, OverlapAcceptsBothKeysAcrossTheWrapThenOnlyTheNew) {
   ContextOptions opts;
   opts.trial_keys = true;
   const MasterKey both[] = {new_key, old_key};
-  auto next = *Context::Create(both, opts);
+  auto next = from_previous_context ? *Context::Create({&new_key, 1}, opts, rx.get())
+                                    : *Context::Create(both, opts);
+  ASSERT_EQ(next->key_count(), 2);
   next->AdoptStreamsFrom(*rx);
   auto tx_new = *Context::Create({&new_key, 1}, {});
   tx_new->AdoptStreamsFrom(*tx_old);
@@ -117,6 +122,32 @@ TEST_P(RekeyTest, OverlapAcceptsBothKeysAcrossTheWrapThenOnlyTheNew) {
   std::vector<uint8_t> fresh = Rtp(static_cast<uint16_t>(seq + 1), 7);
   ASSERT_EQ(Protect(*tx_new, fresh), Verdict::kOk);
   EXPECT_EQ(Unprotect(*next, fresh), Verdict::kOk);
+}
+
+TEST_P(RekeyTest, OverlapAcceptsBothKeysAcrossTheWrapThenOnlyTheNew) { Overlap(false); }
+
+TEST_P(RekeyTest, OverlapWithThePreviousContextsPreparedKey) { Overlap(true); }
+
+// A context cannot carry a key of another suite or MKI length, nor take the
+// previous key again as a new one.
+TEST_P(RekeyTest, PreviousContextMustMatchAndDiffer) {
+  std::mt19937 rng(9);
+  const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
+  auto rx = *Context::Create({&old_key, 1}, {});
+  ContextOptions opts;
+  opts.trial_keys = true;
+  EXPECT_FALSE(Context::Create({&old_key, 1}, opts, rx.get()).ok());
+  MasterKey other_suite = new_key;
+  other_suite.suite = GetParam() == crypto::Suite::kAesCm128HmacSha1_80
+                          ? crypto::Suite::kAeadAes128Gcm
+                          : crypto::Suite::kAesCm128HmacSha1_80;
+  EXPECT_FALSE(Context::Create({&other_suite, 1}, opts, rx.get()).ok());
+  MasterKey with_mki = new_key;
+  with_mki.mki_len = 1;
+  EXPECT_FALSE(Context::Create({&with_mki, 1}, opts, rx.get()).ok());
+  // Without MKIs the two keys are told apart only by trying them.
+  EXPECT_FALSE(Context::Create({&new_key, 1}, ContextOptions{}, rx.get()).ok());
+  EXPECT_TRUE(Context::Create({&new_key, 1}, opts, rx.get()).ok());
 }
 
 // The sender side: a new tx context adopts the stream, so its ROC carries on

@@ -8,6 +8,7 @@
 #ifndef SLUICE_CONTROL_SESSION_MANAGER_H_
 #define SLUICE_CONTROL_SESSION_MANAGER_H_
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -86,21 +87,30 @@ class SessionManager : public Operations {
   struct PortPool {
     std::deque<std::pair<uint16_t, uint64_t>> free;  // port, when freed (ms)
   };
+  struct KeyInUse {
+    KeyInUse(const srtp::MasterKey& key, const srtp::KeyFingerprint& fp)
+        : suite(key.suite), mki(key.mki), mki_len(key.mki_len), fingerprint(fp) {}
+    crypto::Suite suite;
+    std::array<uint8_t, srtp::kMaxMkiLen> mki;
+    uint8_t mki_len;
+    srtp::KeyFingerprint fingerprint;
+  };
   struct LegState {
     std::string interface;
     RtcpMode rtcp = RtcpMode::kSeparate;
     std::string_view rx_suite = "plain";  // static names (SuiteLabel)
     std::string_view tx_suite = "plain";
-    std::vector<srtp::MasterKey> rx_keys;  // current; [0] is the newest
-    std::vector<srtp::MasterKey> tx_keys;
+    // The keys in use, described (the master keys themselves live on only
+    // as the contexts' prepared keys).
+    std::optional<KeyInUse> rx_key;
+    std::optional<KeyInUse> tx_key;
     bool tx_unencrypted_srtcp = false;
   };
   struct Entry {
     uint64_t id = 0;
     std::unique_ptr<session::Session> session;
     LegState legs[2];
-    // Every key this session has seen, for refusing reuse (fingerprints:
-    // the keys themselves are kept only while in use, in `legs`).
+    // Every key this session has seen, for refusing reuse.
     std::vector<srtp::KeyFingerprint> used_keys;
     bool next_hops_pending = false;
   };

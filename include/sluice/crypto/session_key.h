@@ -60,8 +60,8 @@ struct alignas(64) SessionKey {
   // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad),
   // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words (ipsec-mb
   // reads them without alignment).
-  uint8_t hmac_ipad_state[20];
-  uint8_t hmac_opad_state[20];
+  uint8_t hmac_ipad_state[20] = {};
+  uint8_t hmac_opad_state[20] = {};
   // Where PrepareSessionKey put the GCM tables when no one else provided
   // room for them (a key made on its own rather than inside a Context).
   std::unique_ptr<GcmTables> own_gcm;
@@ -69,7 +69,7 @@ struct alignas(64) SessionKey {
   // or 240 bytes used), whose first key_len bytes are the cipher key itself
   // (FIPS 197 §5.2). AES-GCM, whose schedule is in `gcm`, keeps its key's
   // bytes here too. enc_key() reads them for backends keyed per packet.
-  alignas(16) uint8_t aes_round_keys[16 * 15];
+  alignas(16) uint8_t aes_round_keys[16 * 15] = {};
 
   // Cache lines from the start that protect and unprotect read for this key.
   int hot_lines() const noexcept;
@@ -123,6 +123,15 @@ absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
 // directly.
 void PrepareSessionKey(SessionKey& key, std::span<const uint8_t> enc_key,
                        std::span<const uint8_t> auth_key);
+
+// Copies a prepared key into a fresh one (whose `gcm`, for AES-GCM, points
+// at room for the tables, or is null to have them allocated): how a new
+// context keeps accepting a previous master key without the master key.
+void CopyPreparedKey(const SessionKey& from, SessionKey& to);
+
+// Whether two prepared keys are the same key (constant time over the
+// material).
+bool SamePreparedKey(const SessionKey& a, const SessionKey& b) noexcept;
 
 // Wipes memory so the compiler cannot elide it (OPENSSL_cleanse).
 void Wipe(void* p, size_t n) noexcept;

@@ -66,6 +66,10 @@ class Session {
   // earlier call is replaced and freed.
   void HandOverRx(int leg, std::unique_ptr<srtp::Context> context);
   void HandOverTx(int leg, std::unique_ptr<srtp::Context> context);
+  // Control thread: leg i's newest receive context (the one last handed
+  // over, taken by its worker or not; null for plain RTP). Its keys may be
+  // read; it lives until a later hand-over replaces it.
+  const srtp::Context* newest_rx(int leg) const { return newest_rx_[leg]; }
   // Frees the contexts workers have stopped using. Returns how many.
   int CollectRetired();
   // Whether a handed-over context is still waiting for its worker.
@@ -99,6 +103,7 @@ class Session {
   // Every context the flows use, were handed or have not yet retired.
   std::vector<std::unique_ptr<srtp::Context>> contexts_;
   std::array<Flow, 2> flows_;
+  std::array<const srtp::Context*, 2> newest_rx_{};
   std::vector<packet::Endpoint> published_;
 };
 

@@ -46,14 +46,22 @@ inline constexpr int kMaxMasterKeys = 4;
 class Context {
  public:
   // 1 to kMaxMasterKeys master keys of one suite. With more than one, each has
-  // an MKI of the same length and no two MKIs are equal. keys[0] protects.
+  // an MKI of the same length and no two MKIs are equal (or, without MKIs,
+  // options.trial_keys). keys[0] protects. With `previous`, its first key
+  // (the one it was made with first) follows `keys`, copied as prepared
+  // there: the re-key overlap, without anyone keeping the master key.
+  // `previous` is only read (its keys never change), so its owner may be
+  // using it meanwhile.
   static absl::StatusOr<std::unique_ptr<Context>> Create(std::span<const MasterKey> keys,
-                                                         const ContextOptions& options);
+                                                         const ContextOptions& options,
+                                                         const Context* previous = nullptr);
 
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
-  // Destroys the context (wiping its keys) and frees its block.
+  // Destroys the context (wiping its keys) and frees its block: `delete`
+  // (a unique_ptr) is the only way to end a context.
   static void operator delete(Context* ctx, std::destroying_delete_t) noexcept;
+  ~Context();
 
   const crypto::SuiteInfo& suite() const { return *suite_; }
   // Bytes of the block this context is.
@@ -141,7 +149,6 @@ class Context {
   };
 
   Context() = default;
-  ~Context();
   bool HasFreeStream() const noexcept;
   // Key index for the MKI in a packet, or -1.
   int FindKeyByMki(const uint8_t* mki) const noexcept;
