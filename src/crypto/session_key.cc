@@ -26,6 +26,16 @@ bool UsesHmac(const SuiteInfo& suite) {
   return suite.srtp_auth == AuthKind::kHmacSha1 || suite.srtcp_auth == AuthKind::kHmacSha1;
 }
 
+// The key's GCM tables: where its owner put room for them, else allocated
+// for the key alone.
+GcmTables& TablesOf(SessionKey& key) {
+  if (key.gcm == nullptr) {
+    key.own_gcm = std::make_unique<GcmTables>();
+    key.gcm = key.own_gcm.get();
+  }
+  return *key.gcm;
+}
+
 }  // namespace
 
 void Wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
@@ -92,14 +102,11 @@ void PrepareSessionKey(SessionKey& key, std::span<const uint8_t> enc_key,
     Wipe(dec_round_keys, sizeof dec_round_keys);
   } else if (suite.cipher == CipherKind::kAesGcm) {
     std::memcpy(key.aes_round_keys, enc_key.data(), suite.key_len);
-    if (key.gcm == nullptr) {
-      key.own_gcm = std::make_unique<GcmTables>();
-      key.gcm = key.own_gcm.get();
-    }
+    GcmTables& tables = TablesOf(key);
     if (suite.key_len == 16) {
-      IMB_AES128_GCM_PRE(mgr, enc_key.data(), &key.gcm->data);
+      IMB_AES128_GCM_PRE(mgr, enc_key.data(), &tables.data);
     } else {
-      IMB_AES256_GCM_PRE(mgr, enc_key.data(), &key.gcm->data);
+      IMB_AES256_GCM_PRE(mgr, enc_key.data(), &tables.data);
     }
   }
   if (UsesHmac(suite)) {
@@ -123,13 +130,7 @@ void CopyPreparedKey(const SessionKey& from, SessionKey& to) {
   std::memcpy(to.hmac_ipad_state, from.hmac_ipad_state, sizeof to.hmac_ipad_state);
   std::memcpy(to.hmac_opad_state, from.hmac_opad_state, sizeof to.hmac_opad_state);
   std::memcpy(to.aes_round_keys, from.aes_round_keys, sizeof to.aes_round_keys);
-  if (from.gcm != nullptr) {
-    if (to.gcm == nullptr) {
-      to.own_gcm = std::make_unique<GcmTables>();
-      to.gcm = to.own_gcm.get();
-    }
-    std::memcpy(&to.gcm->data, &from.gcm->data, sizeof from.gcm->data);
-  }
+  if (from.gcm != nullptr) std::memcpy(&TablesOf(to).data, &from.gcm->data, sizeof from.gcm->data);
 }
 
 bool SamePreparedKey(const SessionKey& a, const SessionKey& b) noexcept {
