@@ -64,6 +64,11 @@ const char kRelayUsage[] =
     "                    (default 3)\n"
     "  --backend B       auto, ipsec-mb or openssl (default auto)\n"
     "  --no-baselines    skip the floor and libsrtp2\n"
+    "  --nic-offloads    the ports stand for a NIC with checksum offload, as\n"
+    "                    sluiced uses one: received frames come marked with good\n"
+    "                    IPv4 and UDP checksums and the worker leaves the sent\n"
+    "                    ones to the port (default: ring ports without offloads,\n"
+    "                    every checksum checked and written in software)\n"
     "  --overload F      then offer fresh packets from a second lcore, paced in\n"
     "                    time, for --seconds at the measured rate (paced: the\n"
     "                    baseline with traffic arriving from another core) and\n"
@@ -157,6 +162,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     if (arg == "--json") { o.json = true; continue; }
     if (arg == "--sweep") { o.sweep = true; continue; }
     if (arg == "--no-baselines") { o.baselines = false; continue; }
+    if (arg == "--nic-offloads") { o.rig.nic_offloads = true; continue; }
     if (arg == "--progress") { o.rig.progress = true; continue; }
     if (arg == "--no-progress") { o.rig.progress = false; continue; }
     static constexpr std::string_view kValued[] = {"--sessions", "--size",    "--in-suite",
@@ -295,6 +301,7 @@ nlohmann::json ToJson(const Point& p) {
   j["out_suite"] = SuiteLabel(p.rig.out_suite);
   j["workers"] = p.rig.workers;
   j["burst"] = p.rig.burst;
+  j["nic_offloads"] = p.rig.nic_offloads;
   j["backend"] = p.relay.backend;
   j["mpps_per_core"] = Round(p.relay.mpps_per_core, 3);
   j["mpps_total"] = Round(p.relay.mpps_total, 3);
@@ -344,9 +351,10 @@ std::string Cell(const std::optional<double>& v, const char* fmt) {
 }
 
 void PrintHeader(const Options& o) {
-  std::printf("sluice-bench relay: %s -> %s, %u worker(s), burst %u, %.1f s per point\n",
+  std::printf("sluice-bench relay: %s -> %s, %u worker(s), burst %u, %.1f s per point, %s\n",
               SuiteLabel(o.rig.in_suite).c_str(), SuiteLabel(o.rig.out_suite).c_str(),
-              o.rig.workers, o.rig.burst, o.seconds);
+              o.rig.workers, o.rig.burst, o.seconds,
+              o.rig.nic_offloads ? "checksums offloaded to the NIC" : "checksums in software");
   std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s %7s\n", "sessions", "size",
               "Mpps/core", "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor",
               "vs libsrtp2", "B/session", "mem ns");

@@ -378,6 +378,9 @@ bool RelayLoop::Generate(rte_mbuf** mbufs, uint32_t n, uint32_t ip_id, std::stri
     const uint32_t frame = hdr + pkts[i].len;
     mbufs[i]->data_len = static_cast<uint16_t>(frame);
     mbufs[i]->pkt_len = frame;
+    if (o.nic_offloads) {
+      mbufs[i]->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+    }
   }
   return true;
 }
@@ -401,7 +404,17 @@ size_t RelayLoop::Step() noexcept {
     if (capture_) {
       for (unsigned i = 0; i < k; ++i) {
         const uint8_t* d = rte_pktmbuf_mtod(out[i], const uint8_t*);
-        captured_.emplace_back(d, d + rte_pktmbuf_data_len(out[i]));
+        std::vector<uint8_t>& frame = captured_.emplace_back(d, d + rte_pktmbuf_data_len(out[i]));
+        // The checksums a NIC would fill in, as it would; Verify then checks
+        // them like any others.
+        const uint64_t flags = out[i]->ol_flags;
+        if ((flags & RTE_MBUF_F_TX_OFFLOAD_MASK) != 0 &&
+            !packet::CompleteOffloadedChecksums(
+                frame.data(), static_cast<uint32_t>(frame.size()), out[i]->l2_len,
+                out[i]->l3_len, (flags & RTE_MBUF_F_TX_IP_CKSUM) != 0,
+                (flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM)) {
+          frame.clear();  // Verify reports it as not UDP
+        }
       }
     }
     rte_pktmbuf_free_bulk(out, k);
@@ -649,6 +662,12 @@ absl::Status RelayRig::Impl::Install() {
     wc.burst = options.burst;
     wc.table = table.get();
     if (options.workers > 1) wc.handoff = handoff;
+    if (options.nic_offloads) {
+      wc.tx_checksum_offload.resize(std::max(port_in, port_out) + 1);
+      for (uint16_t p : {port_in, port_out}) {
+        wc.tx_checksum_offload[p] = {.ipv4_header = true, .udp = true};
+      }
+    }
     wc.backend = backends.back().get();
     workers.push_back(std::make_unique<worker::Worker>(wc));
   }

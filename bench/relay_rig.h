@@ -35,6 +35,12 @@ struct RelayRigOptions {
   uint16_t burst = 32;                        // 1..64
   crypto::BackendKind backend = crypto::BackendKind::kAuto;
   bool progress = false;                      // a live line on stderr
+  // The ports stand for a NIC that checks received checksums and fills in
+  // sent ones (every frame arrives marked RTE_MBUF_F_RX_*_CKSUM_GOOD; the
+  // workers leave IPv4 and UDP checksums to the port, which the rig fills in
+  // only on the frames it verifies, off the clock). False: ring ports as
+  // they are, every checksum in software.
+  bool nic_offloads = false;
 };
 
 struct RelayRigResult {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "sluice/config/config.h"
 #include "sluice/control/server.h"
 #include "sluice/control/session_manager.h"
@@ -198,6 +199,7 @@ int Run(const config::Config& cfg) {
   std::vector<control::InterfaceInfo> infos;
   std::vector<dpdk::SlowPathInterface> slow_ifaces;
   std::vector<std::vector<worker::RxQueue>> queues(n_workers);
+  std::vector<worker::TxChecksumOffload> tx_offload;  // by port id
   for (size_t i = 0; i < cfg.interfaces.size(); ++i) {
     const config::InterfaceConfig& iface = cfg.interfaces[i];
     dpdk::PortSetup setup;
@@ -208,6 +210,7 @@ int Run(const config::Config& cfg) {
     setup.tx_ring_size = iface.tx_ring_size;
     setup.mtu = iface.mtu;
     setup.pool = pool;
+    setup.checksum_offload = iface.checksum_offload;
     absl::StatusOr<dpdk::PortInfo> port = dpdk::StartPort(setup);
     if (!port.ok()) {
       Log(absl::StrCat("interface ", iface.name, ": ", port.status().message()));
@@ -216,6 +219,9 @@ int Run(const config::Config& cfg) {
     for (uint16_t q = 0; q < setup.rx_queues; ++q) {
       queues[(i + q) % n_workers].push_back({port->port_id, q});
     }
+    if (tx_offload.size() <= port->port_id) tx_offload.resize(port->port_id + 1);
+    tx_offload[port->port_id] = {.ipv4_header = port->tx_ip_checksum_offload,
+                                 .udp = port->tx_udp_checksum_offload};
     control::InterfaceInfo info;
     info.name = iface.name;
     info.port_id = port->port_id;
@@ -233,9 +239,16 @@ int Run(const config::Config& cfg) {
     sp.ipv6 = iface.ipv6;
     sp.vlan = iface.vlan;
     slow_ifaces.push_back(sp);
+    // Which checksums the NIC does: what an operator comparing hosts asks first.
+    std::vector<std::string> offloads;
+    if (port->rx_ip_checksum_offload) offloads.push_back("rx-ipv4");
+    if (port->rx_udp_checksum_offload) offloads.push_back("rx-udp");
+    if (port->tx_ip_checksum_offload) offloads.push_back("tx-ipv4");
+    if (port->tx_udp_checksum_offload) offloads.push_back("tx-udp");
     Log(absl::StrCat("interface ", iface.name, ": ", iface.device, " port ", port->port_id,
                      iface.ipv4 ? " " + iface.ipv4->ToString() : "",
-                     iface.ipv6 ? " " + iface.ipv6->ToString() : ""));
+                     iface.ipv6 ? " " + iface.ipv6->ToString() : "", ", checksum offload: ",
+                     offloads.empty() ? "none" : absl::StrJoin(offloads, " ")));
   }
 
   absl::StatusOr<std::unique_ptr<session::FlowTable>> table = session::FlowTable::Create(
@@ -274,6 +287,7 @@ int Run(const config::Config& cfg) {
     wc.slow_path = (*slow)->ring();
     wc.backend = workers[w].backend.get();
     wc.handoff = handoff;
+    wc.tx_checksum_offload = tx_offload;
     if (w == 0) wc.control_tx = (*slow)->tx_ring();
     workers[w].worker = std::make_unique<worker::Worker>(wc);
     workers[w].lcore = cfg.workers.lcores[w];

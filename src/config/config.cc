@@ -62,7 +62,8 @@ constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 constexpr absl::string_view kEalKeys[] = {"args"};
 constexpr absl::string_view kInterfaceKeys[] = {"name",      "device",       "ipv4",        "ipv6",
                                                 "gateway",   "gateway6",     "vlan",        "mtu",
-                                                "rx_queues", "rx_ring_size", "tx_ring_size"};
+                                                "rx_queues", "rx_ring_size", "tx_ring_size",
+                                                "checksum_offload"};
 constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
@@ -366,6 +367,7 @@ class Reader {
     return status;
   }
   absl::Status ReadString(const Section& s, absl::string_view key, std::string* out) const;
+  absl::Status ReadBool(const Section& s, absl::string_view key, bool* out) const;
   absl::Status ReadPrefix(const Section& s, absl::string_view key, uint8_t family,
                           std::optional<packet::Prefix>* out) const;
   absl::Status ReadAddress(const Section& s, absl::string_view key, uint8_t family,
@@ -472,6 +474,16 @@ absl::Status Reader::ReadString(const Section& s, absl::string_view key, std::st
     return Error(v, s.Path(key), "contains a NUL character");
   }
   *out = str;
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadBool(const Section& s, absl::string_view key, bool* out) const {
+  const Value* v = s.Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_boolean()) {
+    return Error(v, s.Path(key), absl::StrCat("expected true or false, got ", TypeName(*v)));
+  }
+  *out = v->as_boolean();
   return absl::OkStatus();
 }
 
@@ -637,6 +649,7 @@ absl::Status Reader::ReadInterface(const Section& s, InterfaceConfig* out) const
                    absl::StrCat("must be a power of two (64, 128, ... 32768); got ", *ring));
     }
   }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "checksum_offload", &out->checksum_offload));
   return absl::OkStatus();
 }
 
@@ -948,12 +961,7 @@ absl::Status Reader::ReadSecurity(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "security", &s));
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kSecurityKeys));
   SecurityConfig& sec = config->security;
-  if (const Value* v = s.Get("core_dumps")) {
-    if (!v->is_boolean()) {
-      return Error(v, s.Path("core_dumps"), absl::StrCat("expected true or false, got ", TypeName(*v)));
-    }
-    sec.core_dumps = v->as_boolean();
-  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "core_dumps", &sec.core_dumps));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "user", &sec.user));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "group", &sec.group));
   if (!sec.user.empty() && getpwnam(sec.user.c_str()) == nullptr) {

@@ -43,13 +43,27 @@ absl::StatusOr<PortInfo> StartPort(const PortSetup& setup) {
     conf.rx_adv_conf.rss_conf.rss_hf =
         (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & dev.flow_type_rss_offloads;
   }
-  if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
-    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
-    info.rx_ip_checksum_offload = true;
-  }
-  if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) {
-    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
-    info.rx_udp_checksum_offload = true;
+  // Checksums the device can check or fill in are left to it: received
+  // frames then carry RTE_MBUF_F_RX_*_CKSUM_GOOD, which the worker trusts,
+  // and sent ones RTE_MBUF_F_TX_*_CKSUM, with only the pseudo-header sum
+  // written (the form rte_ipv4_phdr_cksum() gives).
+  if (setup.checksum_offload) {
+    if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
+      conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+      info.rx_ip_checksum_offload = true;
+    }
+    if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) {
+      conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+      info.rx_udp_checksum_offload = true;
+    }
+    if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
+      conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+      info.tx_ip_checksum_offload = true;
+    }
+    if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM) {
+      conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+      info.tx_udp_checksum_offload = true;
+    }
   }
   if (int rc = rte_eth_dev_configure(info.port_id, setup.rx_queues, setup.tx_queues, &conf);
       rc != 0) {

@@ -296,4 +296,18 @@ uint8_t* UdpHeaderTemplate::Write(uint8_t* payload, uint32_t payload_len, uint16
   return frame;
 }
 
+bool CompleteOffloadedChecksums(uint8_t* frame, uint32_t frame_len, uint32_t l2_len,
+                                uint32_t l3_len, bool ipv4_header, bool udp) noexcept {
+  if (uint64_t{l2_len} + l3_len + kUdpLen > frame_len) return false;
+  if (ipv4_header && l3_len < kIpv4Len) return false;
+  uint8_t* const ip = frame + l2_len;
+  uint8_t* const l4 = ip + l3_len;
+  if (ipv4_header) Put16(ip + 10, Ipv4HeaderChecksum(ip, l3_len));
+  if (udp) {
+    const uint16_t sum = static_cast<uint16_t>(~OnesComplementSum(l4, frame_len - l2_len - l3_len));
+    Put16(l4 + 6, sum == 0 ? 0xffff : sum);
+  }
+  return true;
+}
+
 }  // namespace sluice::packet

@@ -97,6 +97,19 @@ struct Worker::Item {
 Worker::Worker(const WorkerConfig& config)
     : config_(config), engine_(*config.backend) {
   if (config_.burst == 0 || config_.burst > kMaxBurst) config_.burst = kMaxBurst;
+  for (size_t port = 0; port < std::min<size_t>(kMaxPorts, config_.tx_checksum_offload.size());
+       ++port) {
+    const TxChecksumOffload& o = config_.tx_checksum_offload[port];
+    tx_offload_[port] = o;
+    uint64_t v4 = 0, v6 = 0;
+    if (o.ipv4_header) v4 |= RTE_MBUF_F_TX_IP_CKSUM;
+    if (o.udp) {
+      v4 |= RTE_MBUF_F_TX_UDP_CKSUM;
+      v6 |= RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_UDP_CKSUM;
+    }
+    if (v4 != 0) v4 |= RTE_MBUF_F_TX_IPV4;
+    tx_flags_[port] = {v4, v6};
+  }
 }
 
 void Worker::Drop(rte_mbuf* m, DropReason reason) noexcept {
@@ -413,11 +426,15 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     Item& it = items[i];
     if (!it.alive) continue;
     Flow* flow = it.flow;
+    // What the NIC fills in (a port past kMaxPorts: the packet is dropped by
+    // Enqueue).
+    const uint16_t out_port = flow->out_port < kMaxPorts ? flow->out_port : 0;
+    const TxChecksumOffload offload = tx_offload_[out_port];
     // A payload forwarded unchanged (plain both ways, or SRTP passed through)
     // keeps its sum: the new UDP checksum follows from the received one (RFC
     // 1624) without reading the payload again.
     std::optional<uint16_t> payload_sum;
-    if (flow->rx == nullptr && flow->tx == nullptr) {
+    if (flow->rx == nullptr && flow->tx == nullptr && !offload.udp) {
       const uint8_t* old = rte_pktmbuf_mtod_offset(it.m, const uint8_t*, it.frame.l4_offset + 6);
       payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
                                           it.frame.src, it.frame.dst, it.frame.payload_len);
@@ -446,6 +463,8 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
       }
       packet::UdpHeaderSpec spec;
       spec.payload_sum = payload_sum;
+      spec.udp_checksum_offload = offload.udp;
+      spec.ip_checksum_offload = offload.ipv4_header;
       spec.src_mac = flow->out_src_mac;
       spec.dst_mac = out.mac;
       spec.vlan_id = flow->out_vlan;
@@ -469,7 +488,16 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     it.m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(it.m->buf_addr));
     it.m->data_len = static_cast<uint16_t>(frame_len);
     it.m->pkt_len = frame_len;
-    it.m->ol_flags = 0;
+    // A NIC asked to fill in checksums needs the headers' lengths; the
+    // frame's EtherType (after a VLAN tag if there is one) tells them.
+    const bool tagged = frame[12] == 0x81 && frame[13] == 0x00;
+    const uint8_t* ether_type = frame + (tagged ? 16 : 12);
+    const bool v6 = ether_type[0] == 0x86 && ether_type[1] == 0xdd;
+    it.m->ol_flags = tx_flags_[out_port][v6];
+    if (it.m->ol_flags != 0) {
+      it.m->l2_len = tagged ? 18 : 14;
+      it.m->l3_len = v6 ? 40 : 20;
+    }
     Inc(flow->counters.tx_packets);
     Inc(flow->counters.tx_bytes, it.pkt.len);
     Enqueue(flow->out_port, it.m);

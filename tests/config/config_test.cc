@@ -112,6 +112,7 @@ TEST(ConfigTest, IssueExampleParses) {
   EXPECT_EQ(a.rx_queues, 0);
   EXPECT_EQ(a.rx_ring_size, 1024);
   EXPECT_EQ(a.tx_ring_size, 1024);
+  EXPECT_TRUE(a.checksum_offload);
   EXPECT_EQ(c->interfaces[1].name, "b");
   EXPECT_EQ(c->interfaces[1].device, "net_af_packet1");
   EXPECT_EQ(*c->interfaces[1].ipv4, P("10.200.2.1/24"));
@@ -164,6 +165,7 @@ mtu = 9000
 rx_queues = 3
 rx_ring_size = 2048
 tx_ring_size = 512
+checksum_offload = false
 [workers]
 lcores = [3, 1, 2]
 burst = 64
@@ -201,6 +203,7 @@ leg_max_pps = 500
   EXPECT_EQ(i.rx_queues, 3);
   EXPECT_EQ(i.rx_ring_size, 2048);
   EXPECT_EQ(i.tx_ring_size, 512);
+  EXPECT_FALSE(i.checksum_offload);
   EXPECT_THAT(c->workers.lcores, ElementsAre(3u, 1u, 2u));
   EXPECT_EQ(c->workers.burst, 64);
   EXPECT_EQ(c->media.port_min, 1024);
@@ -566,6 +569,8 @@ TEST(ConfigTest, PortSettingsValidation) {
        {"interface[0].tx_ring_size: must be between 64 and 32768"}},
       {Cfg(absl::StrCat(kIpv4, "tx_ring_size = 65536\n")),
        {"interface[0].tx_ring_size: must be between 64 and 32768"}},
+      {Cfg(absl::StrCat(kIpv4, "checksum_offload = \"no\"\n")),
+       {"interface[0].checksum_offload: expected true or false, got a string"}},
   });
   EXPECT_EQ(ErrorOf(Cfg(absl::StrCat(kIpv4, "mtu = 576\n"))), "OK");
   EXPECT_EQ(ErrorOf(Cfg(v6 + "mtu = 1280\n")), "OK");

@@ -290,6 +290,59 @@ TEST(WriteUdpHeaders, ChecksumOffloadLeavesThePseudoHeaderSum) {
   }
 }
 
+// Completing an offloaded frame as a NIC does gives, byte for byte, the frame
+// with software checksums: every layout, odd and even lengths, and a UDP
+// checksum that computes to 0 (sent as 0xFFFF either way).
+TEST(CompleteOffloadedChecksums, GivesTheFrameSoftwareChecksumsGive) {
+  for (const RoundTripCase& c : RoundTripCases()) {
+    std::vector<Bytes> payloads;
+    for (size_t media : {0, 1, 2, 3, 160, 161, 1200}) payloads.push_back(Rtp(media));
+    {
+      // The last word set to the checksum of the payload with it 0: the
+      // datagram then sums to 0xFFFF and its computed checksum is 0.
+      Bytes zero = Rtp(20);
+      zero.push_back(0);
+      zero.push_back(0);
+      Buffer first(zero);
+      const uint16_t sum = Get16(first.Write(c.spec) + HeaderLength(c.spec) - 2);
+      zero[zero.size() - 2] = static_cast<uint8_t>(sum >> 8);
+      zero[zero.size() - 1] = static_cast<uint8_t>(sum);
+      payloads.push_back(zero);
+    }
+    for (const Bytes& payload : payloads) {
+      Buffer software(payload);
+      const uint8_t* want = software.Write(c.spec);
+      UdpHeaderSpec spec = c.spec;
+      spec.udp_checksum_offload = spec.ip_checksum_offload = true;
+      Buffer offloaded(payload);
+      uint8_t* frame = offloaded.Write(spec);
+      const uint32_t header_len = HeaderLength(spec);
+      const uint32_t frame_len = header_len + static_cast<uint32_t>(payload.size());
+      const bool v6 = spec.src.ip.is_v6();
+      const uint32_t l3_len = v6 ? 40 : 20;
+      const uint32_t l2_len = header_len - l3_len - 8;
+      ASSERT_TRUE(CompleteOffloadedChecksums(frame, frame_len, l2_len, l3_len, !v6, true));
+      EXPECT_TRUE(std::equal(frame, frame + frame_len, want))
+          << c.name << ", " << payload.size() << "-byte payload";
+      EXPECT_TRUE(offloaded.GuardsIntact(frame)) << c.name;
+    }
+  }
+}
+
+TEST(CompleteOffloadedChecksums, RefusesLengthsPastTheFrame) {
+  UdpHeaderSpec spec = Spec("10.0.0.1:1000", "10.0.0.2:2000");
+  spec.udp_checksum_offload = spec.ip_checksum_offload = true;
+  Buffer buf(Rtp(0));
+  uint8_t* frame = buf.Write(spec);
+  const Bytes before(frame, frame + 54);
+  EXPECT_FALSE(CompleteOffloadedChecksums(frame, 54, 14, 40, false, true));
+  EXPECT_FALSE(CompleteOffloadedChecksums(frame, 41, 14, 20, true, true));
+  EXPECT_FALSE(CompleteOffloadedChecksums(frame, 54, 14, 12, true, false));
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), frame));
+  EXPECT_TRUE(CompleteOffloadedChecksums(frame, 54, 14, 20, true, true));
+  EXPECT_EQ(ParseFrame(frame, 54, {}).kind, FrameKind::kUdp);
+}
+
 TEST(WriteUdpHeaders, OnlyIpChecksumOffload) {
   UdpHeaderSpec spec = Spec("10.0.0.1:1000", "10.0.0.2:2000");
   spec.ip_checksum_offload = true;

@@ -115,16 +115,40 @@ struct Received {
   packet::ParsedFrame frame;
   MacAddress src_mac, dst_mac;
   std::vector<uint8_t> payload;
+  // Checksums the worker left to the NIC: the TX flags and header lengths it
+  // gave, and how the frame parsed before they were filled in.
+  uint64_t tx_flags = 0;
+  uint32_t l2_len = 0, l3_len = 0;
+  packet::ParsedFrame as_sent;      // checksums checked
+  packet::ParsedFrame as_sent_udp;  // the UDP checksum only
+  uint16_t udp_checksum_as_sent = 0;
 };
 
+// What leaves a port, as the wire sees it: a net_ring device hands over the
+// very mbuf that was sent, so checksums asked of the NIC (ol_flags) are
+// filled in here, as a NIC would.
 std::vector<Received> Drain(uint16_t port) {
   std::vector<Received> out;
   rte_mbuf* pkts[64];
   uint16_t n;
   while ((n = rte_eth_rx_burst(port, 0, pkts, 64)) > 0) {
     for (uint16_t i = 0; i < n; ++i) {
-      const uint8_t* d = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
+      uint8_t* d = rte_pktmbuf_mtod(pkts[i], uint8_t*);
       Received r;
+      r.tx_flags = pkts[i]->ol_flags & RTE_MBUF_F_TX_OFFLOAD_MASK;
+      if (r.tx_flags != 0) {
+        r.l2_len = pkts[i]->l2_len;
+        r.l3_len = pkts[i]->l3_len;
+        r.as_sent = packet::ParseFrame(d, rte_pktmbuf_data_len(pkts[i]), packet::ParseOptions{});
+        r.as_sent_udp = packet::ParseFrame(d, rte_pktmbuf_data_len(pkts[i]),
+                                           packet::ParseOptions{.verify_ip_checksum = false});
+        const uint8_t* udp = d + r.l2_len + r.l3_len;
+        r.udp_checksum_as_sent = static_cast<uint16_t>(udp[6] << 8 | udp[7]);
+        EXPECT_TRUE(packet::CompleteOffloadedChecksums(
+            d, rte_pktmbuf_data_len(pkts[i]), r.l2_len, r.l3_len,
+            (r.tx_flags & RTE_MBUF_F_TX_IP_CKSUM) != 0,
+            (r.tx_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM));
+      }
       r.frame = packet::ParseFrame(d, rte_pktmbuf_data_len(pkts[i]), packet::ParseOptions{});
       std::memcpy(r.dst_mac.data(), d, 6);
       std::memcpy(r.src_mac.data(), d + 6, 6);
@@ -591,6 +615,73 @@ TEST_F(PipelineTest, ChecksumsTheNicCheckedAreTrusted) {
   EXPECT_EQ(got[0].payload[3], 3) << "new IPv4 header, valid checksums";
   EXPECT_EQ(got[1].frame.kind, packet::FrameKind::kDrop);
   EXPECT_EQ(got[1].frame.error, packet::ParseError::kBadUdpChecksum);
+}
+
+// On a port whose NIC fills in checksums the worker leaves them to it: the
+// frame goes out with the TX flags and header lengths DPDK asks for and only
+// the pseudo-header sum in the UDP checksum, and is right once the NIC has
+// done its part. SRTP re-encrypted and plain forwarded alike (plain keeps its
+// old checksum's sum otherwise); a NIC that does the IPv4 header only gets a
+// software UDP checksum.
+TEST_F(PipelineTest, ChecksumsAreLeftToANicThatFillsThemIn) {
+  WorkerConfig config = worker_->config();
+  config.tx_checksum_offload.resize(std::max(port_a, port_b) + 1);
+  config.tx_checksum_offload[port_b] = {.ipv4_header = true, .udp = true};
+  config.tx_checksum_offload[port_a] = {.ipv4_header = true, .udp = false};
+  worker_ = std::make_unique<Worker>(config);
+  std::mt19937 rng(37);
+  for (const auto& suite : {std::optional(crypto::Suite::kAesCm128HmacSha1_80),
+                            std::optional<crypto::Suite>()}) {
+    SCOPED_TRACE(Name(suite));
+    Call& c = Keep(MakeCall(suite, suite, /*give_remotes=*/true, rng));
+    Publish(c);
+    for (int dir = 0; dir < 2; ++dir) {
+      LibsrtpPeer* sender = dir == 0 ? c.a_send.get() : c.b_send.get();
+      LibsrtpPeer* receiver = dir == 0 ? c.b_recv.get() : c.a_recv.get();
+      std::vector<std::vector<uint8_t>> originals;
+      std::vector<rte_mbuf*> frames;
+      for (uint16_t seq = 1; seq <= 4; ++seq) {
+        // Odd and even payload lengths.
+        std::vector<uint8_t> p = RtpPacket(seq, 0x5150 + dir, 159 + seq, static_cast<uint8_t>(seq));
+        originals.push_back(p);
+        if (sender != nullptr) ASSERT_EQ(sender->ProtectRtp(p), srtp_err_status_ok);
+        frames.push_back(dir == 0 ? Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p)
+                                  : Frame(*c.b.remote_mac, c.b.port_mac, *c.b.remote, c.b.local, p));
+      }
+      Send(frames);
+      std::vector<Received> got = Drain(dir == 0 ? port_b : port_a);
+      ASSERT_EQ(got.size(), originals.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        const Received& r = got[i];
+        if (dir == 0) {
+          EXPECT_EQ(r.tx_flags,
+                    RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM);
+        } else {
+          EXPECT_EQ(r.tx_flags, RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM);
+        }
+        EXPECT_EQ(r.l2_len, 14u);
+        EXPECT_EQ(r.l3_len, 20u);
+        // As sent, the IPv4 header checksum is the NIC's to write.
+        EXPECT_EQ(r.as_sent.error, packet::ParseError::kBadIpChecksum);
+        ASSERT_EQ(r.frame.kind, packet::FrameKind::kUdp) << packet::ParseErrorName(r.frame.error);
+        if (dir == 0) {
+          // What rte_ipv4_phdr_cksum() gives, for the NIC to start from.
+          EXPECT_EQ(r.udp_checksum_as_sent,
+                    packet::UdpPseudoHeaderSum(r.frame.src.ip, r.frame.dst.ip,
+                                               8 + r.frame.payload_len));
+        } else {
+          EXPECT_EQ(r.as_sent_udp.kind, packet::FrameKind::kUdp)
+              << packet::ParseErrorName(r.as_sent_udp.error);
+        }
+        std::vector<uint8_t> p = r.payload;
+        if (receiver != nullptr) ASSERT_EQ(receiver->UnprotectRtp(p), srtp_err_status_ok);
+        EXPECT_EQ(p, originals[i]) << "packet " << i;
+      }
+    }
+    c.session->Unpublish(*table_);
+    table_->Synchronize();
+  }
+  EXPECT_EQ(worker_->counters().total_drops(), 0u);
 }
 
 TEST_F(PipelineTest, UnknownDestinationAndGarbageAreCountedDrops) {

@@ -39,6 +39,10 @@ struct InterfaceConfig {
   uint16_t rx_queues = 0;        // 0 = one per worker; at most 1024
   uint16_t rx_ring_size = 1024;  // descriptors: a power of two, 64..32768
   uint16_t tx_ring_size = 1024;  // likewise
+  // Let the NIC check received IPv4 and UDP checksums and fill in sent ones
+  // where it can; false does both in software (for a NIC whose offloads
+  // misbehave).
+  bool checksum_offload = true;
 };
 
 // [workers]

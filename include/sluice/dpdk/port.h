@@ -22,6 +22,9 @@ struct PortSetup {
   uint16_t tx_ring_size = 1024;
   uint16_t mtu = 1500;
   rte_mempool* pool = nullptr;
+  // Enable the checksum offloads the device offers (receive and transmit,
+  // IPv4 header and UDP); false leaves every checksum to software.
+  bool checksum_offload = true;
 };
 
 struct PortInfo {
@@ -29,6 +32,8 @@ struct PortInfo {
   packet::MacAddress mac{};
   bool rx_ip_checksum_offload = false;   // the NIC verifies IPv4 header checksums
   bool rx_udp_checksum_offload = false;  // and UDP checksums
+  bool tx_ip_checksum_offload = false;   // the NIC fills in IPv4 header checksums
+  bool tx_udp_checksum_offload = false;  // and UDP checksums (from the pseudo-header sum)
 };
 
 // Configures and starts the port. Errors say what to change in the config

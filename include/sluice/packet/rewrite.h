@@ -125,6 +125,16 @@ uint16_t UdpPseudoHeaderSum(const IpAddress& src, const IpAddress& dst, uint32_t
 uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* udp,
                      uint32_t udp_len) noexcept;
 
+// What a NIC does to a frame sent with RTE_MBUF_F_TX_IP_CKSUM (ipv4_header)
+// and RTE_MBUF_F_TX_UDP_CKSUM (udp): the IPv4 header checksum computed into
+// its field (which WriteUdpHeaders left 0), and the UDP checksum computed
+// over the datagram as it stands, its field seeded with the pseudo-header sum,
+// and stored complemented (a computed 0 as 0xFFFF). l2_len and l3_len as the
+// mbuf gives them. For a device that cannot (the benchmark's ring ports) and
+// for tests; false, frame untouched, when the lengths do not fit.
+bool CompleteOffloadedChecksums(uint8_t* frame, uint32_t frame_len, uint32_t l2_len,
+                                uint32_t l3_len, bool ipv4_header, bool udp) noexcept;
+
 }  // namespace sluice::packet
 
 #endif  // SLUICE_PACKET_REWRITE_H_

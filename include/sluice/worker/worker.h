@@ -44,6 +44,14 @@ struct RxQueue {
   uint16_t queue;
 };
 
+// What a port's NIC fills in on transmit (DPDK's RTE_ETH_TX_OFFLOAD_*_CKSUM,
+// enabled when the port was configured). The worker then writes only the
+// pseudo-header sum and leaves reading the payload to the NIC.
+struct TxChecksumOffload {
+  bool ipv4_header = false;
+  bool udp = false;
+};
+
 struct WorkerConfig {
   uint32_t id = 0;               // RCU reader id and TX queue index on every port
   std::vector<RxQueue> rx_queues;
@@ -61,6 +69,8 @@ struct WorkerConfig {
   // workers but one.
   rte_ring* control_tx = nullptr;
   crypto::Backend* backend = nullptr;
+  // By port id; a port past the end offloads nothing.
+  std::vector<TxChecksumOffload> tx_checksum_offload;
   packet::ParseOptions parse;
   uint32_t quiescent_every = 256;  // loop iterations between RCU reports
 };
@@ -97,6 +107,10 @@ class Worker {
   uint16_t ip_id_ = 0;
   std::array<std::array<rte_mbuf*, kMaxBurst>, kMaxPorts> tx_;
   std::array<uint16_t, kMaxPorts> tx_count_{};
+  // Per port: what its NIC fills in, and the mbuf TX flags that ask for it
+  // on an IPv4 and an IPv6 frame (0: the worker writes every checksum).
+  std::array<TxChecksumOffload, kMaxPorts> tx_offload_{};
+  std::array<std::array<uint64_t, 2>, kMaxPorts> tx_flags_{};
 };
 
 }  // namespace sluice::worker
