@@ -186,7 +186,8 @@ struct RelayRig::Impl {
 };
 
 // Relays one worker's traffic: Step is the worker loop's body (RX burst,
-// ProcessBurst, FlushTx, and the TX completions a NIC driver would free);
+// Worker::Receive, Drain on a quiet poll, Quiesce every 256 polls, FlushTx,
+// and the TX completions a NIC driver would free);
 // Refill generates the next chunk of protected RTP off the clock.
 class RelayLoop final : public BurstLoop {
  public:
@@ -212,6 +213,8 @@ class RelayLoop final : public BurstLoop {
   bool NeedsRefill() const noexcept override { return remaining_ == 0; }
   void Refill() override;
   size_t Step() noexcept override;
+  // Relays what the worker still holds; returns how many packets it sent.
+  size_t Finish() noexcept;
   // Makes n (<= 64) frames of the next packets of this worker's sessions, as
   // their phones send them; false (and failed_ set) when it cannot.
   bool Generate(rte_mbuf** mbufs, uint32_t n, uint32_t ip_id, std::string* error);
@@ -231,6 +234,9 @@ class RelayLoop final : public BurstLoop {
   }
   absl::Status Protect(std::span<rte_mbuf*> mbufs, std::span<uint32_t> owners,
                        std::span<srtp::Packet> pkts);
+  // Takes what the TX ring holds (capturing it when asked) and frees it, as
+  // a NIC driver frees sent mbufs; returns how many.
+  size_t CollectSent() noexcept;
 
   RelayRig::Impl& rig_;
   uint32_t w_;
@@ -392,8 +398,27 @@ size_t RelayLoop::Step() noexcept {
                                       rig_.options.burst);
   remaining_ -= std::min<uint32_t>(remaining_, n);
   worker::Worker& worker = *rig_.workers[w_];
-  worker.ProcessBurst(pkts, n);
+  // As Worker::Run polls: Receive, drained on a quiet poll, and an RCU
+  // report (which drains too) every 256 polls.
+  const uint32_t held_before = worker.held_packets();
+  worker.Receive(pkts, n);
+  if (n == 0) worker.Drain();
+  if ((++steps_ & 255) == 0) worker.Quiesce();
+  const uint32_t held_after = worker.held_packets();
   worker.FlushTx();
+  const size_t sent = CollectSent();
+  // Packets still held came out right so far: they are not lost.
+  return sent + held_after - held_before;
+}
+
+size_t RelayLoop::Finish() noexcept {
+  worker::Worker& worker = *rig_.workers[w_];
+  worker.Drain();
+  worker.FlushTx();
+  return CollectSent();
+}
+
+size_t RelayLoop::CollectSent() noexcept {
   // TX completions: what the port sent goes back to the pool, as a NIC
   // driver frees it on a later TX burst.
   rte_mbuf* out[worker::Worker::kMaxBurst];
@@ -420,7 +445,6 @@ size_t RelayLoop::Step() noexcept {
     rte_pktmbuf_free_bulk(out, k);
     sent += k;
   }
-  if ((++steps_ & 255) == 0) rig_.table->Quiescent(w_);
   return sent;
 }
 
@@ -719,6 +743,7 @@ int RunWorker(void* arg) {
       return 0;
     }
   }
+  run.loop->Finish();  // Verify counts what is missing
   run.verified = run.loop->Verify();
   if (!run.verified.ok()) return 0;
   absl::StatusOr<Measurement> warm = Measure(*run.loop, 0.2);

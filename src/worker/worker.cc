@@ -94,8 +94,16 @@ struct Worker::Item {
   bool alive;
 };
 
+// A burst between stages: its UDP packets (items[0, k)) and their flows.
+struct Worker::Batch {
+  Item items[kMaxBurst];
+  session::FlowRef refs[kMaxBurst];
+  uint16_t k = 0;
+  bool held = false;  // between Stage1 and Stage3
+};
+
 Worker::Worker(const WorkerConfig& config)
-    : config_(config), engine_(*config.backend) {
+    : config_(config), engine_(*config.backend), batches_(new Batch[kPipelineDepth]) {
   if (config_.burst == 0 || config_.burst > kMaxBurst) config_.burst = kMaxBurst;
   for (size_t port = 0; port < std::min<size_t>(kMaxPorts, config_.tx_checksum_offload.size());
        ++port) {
@@ -111,6 +119,8 @@ Worker::Worker(const WorkerConfig& config)
     tx_flags_[port] = {v4, v6};
   }
 }
+
+Worker::~Worker() = default;
 
 void Worker::Drop(rte_mbuf* m, DropReason reason) noexcept {
   Inc(counters_.drops[static_cast<size_t>(reason)]);
@@ -138,13 +148,58 @@ void Worker::FlushTx() noexcept {
 }
 
 void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
-  Item items[kMaxBurst];
+  Batch batch;
+  Stage1(pkts, n, batch);
+  Stage2(batch);
+  Stage3(batch);
+}
+
+void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
+  // The oldest burst goes out first, so every flow's packets keep their
+  // order; while its crypto runs, the loads the two later bursts started
+  // arrive.
+  Batch& newest = batches_[head_];
+  Batch& middle = batches_[(head_ + kPipelineDepth - 1) % kPipelineDepth];
+  Batch& oldest = batches_[(head_ + kPipelineDepth - 2) % kPipelineDepth];
+  Stage1(pkts, n, newest);
+  if (middle.held) Stage2(middle);
+  if (oldest.held) Stage3(oldest);
+  head_ = (head_ + 1) % kPipelineDepth;
+}
+
+void Worker::Drain() noexcept {
+  for (uint32_t age = kPipelineDepth - 1; age >= 1; --age) {
+    Batch& b = batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
+    if (b.held) Stage3(b);
+  }
+}
+
+void Worker::Quiesce() noexcept {
+  // Nothing held may refer to a flow past this point: a flow removed before
+  // it is freed once every worker has passed it.
+  Drain();
+  FlushTx();
+  config_.table->Quiescent(config_.id);
+}
+
+uint32_t Worker::held_packets() const noexcept {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < kPipelineDepth; ++i) {
+    if (batches_[i].held) {
+      for (uint16_t j = 0; j < batches_[i].k; ++j) n += batches_[i].items[j].m != nullptr;
+    }
+  }
+  return n;
+}
+
+void Worker::Stage1(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
+  Item* items = batch.items;
+  session::FlowRef* refs = batch.refs;
   session::FlowKey keys[kMaxBurst];
-  session::FlowRef refs[kMaxBurst];
   uint16_t k = 0;
+  batch.k = 0;
+  batch.held = false;
   Inc(counters_.rx_packets, n);
-  const uint64_t now = rte_rdtsc();
-  engine_.SetNow(now);
 
   // The frames arrive cold (a NIC writes them to memory): every line the
   // burst will read is asked for before the first is parsed, the mbufs'
@@ -201,6 +256,8 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
     }
   }
   if (k == 0) return;
+  batch.k = k;
+  batch.held = true;
 
   config_.table->LookupBulk(keys, k, refs);
   // Another worker's flow: hand the packet to its owner, which keeps the
@@ -219,18 +276,42 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
       items[i].m = nullptr;
     }
   }
-  // With many sessions their state is cold: each phase below starts loading
-  // what the next one reads for the whole burst (flows, then contexts and
-  // peers, then keys and streams), so the burst waits for memory a few
-  // times in parallel rather than once per packet and pointer.
+  // With many sessions their state is cold: each stage starts loading what
+  // the next one reads for the whole burst (flows, then contexts and peers),
+  // so the burst waits for memory a few times in parallel rather than once
+  // per packet and pointer; through Receive, hardly at all, as the loads
+  // complete while older bursts keep the core busy. Into L2 (prefetch1):
+  // two bursts' worth of sessions would push out of L1 what the core is
+  // working on.
   for (uint16_t i = 0; i < k; ++i) {
     if (const Flow* flow = refs[i].flow) {
       for (int line = 0; line < session::kFlowHotLines; ++line) {
-        rte_prefetch0(reinterpret_cast<const char*>(flow) + 64 * line);
+        rte_prefetch1(reinterpret_cast<const char*>(flow) + 64 * line);
       }
-      rte_prefetch0(&flow->counters);
     }
   }
+}
+
+void Worker::Stage2(Batch& batch) noexcept {
+  // The flows' first line is in cache by now (through Receive: a burst ago);
+  // the contexts' hot lines are where their addresses alone say.
+  for (uint16_t i = 0; i < batch.k; ++i) {
+    const Flow* flow = batch.refs[i].flow;
+    if (flow == nullptr) continue;
+    rte_prefetch1(flow->in_remote);
+    rte_prefetch1(flow->out_remote);
+    if (flow->rx != nullptr) flow->rx->PrefetchLeadingLines();
+    if (flow->tx != nullptr) flow->tx->PrefetchLeadingLines();
+  }
+}
+
+void Worker::Stage3(Batch& batch) noexcept {
+  Item* items = batch.items;
+  session::FlowRef* refs = batch.refs;
+  const uint16_t k = batch.k;
+  batch.held = false;
+  const uint64_t now = rte_rdtsc();
+  engine_.SetNow(now);
   // Re-keys take effect here, before any packet of this burst is queued for
   // crypto, so the whole burst sees one context per flow.
   for (uint16_t i = 0; i < k; ++i) {
@@ -523,23 +604,29 @@ void Worker::Run(const std::atomic<bool>& stop) noexcept {
                                                    config_.burst, nullptr);
       if (n > 0) {
         received += n;
-        ProcessBurst(pkts, static_cast<uint16_t>(n));
+        Receive(pkts, static_cast<uint16_t>(n));
       }
     }
     for (const RxQueue& q : config_.rx_queues) {
       const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, config_.burst);
       if (n == 0) continue;
       received += n;
-      ProcessBurst(pkts, n);
+      Receive(pkts, n);
     }
+    // A quiet poll sends what is held: under load a packet waits at most two
+    // bursts, and without load none.
+    const bool report = ++iterations >= config_.quiescent_every;
+    if (received == 0) Drain();
     FlushTx();
     const uint64_t spent = rte_rdtsc() - start;
     Inc(received > 0 ? counters_.busy_cycles : counters_.idle_cycles, spent);
-    if (++iterations >= config_.quiescent_every) {
-      config_.table->Quiescent(config_.id);
+    if (report) {
+      Quiesce();
       iterations = 0;
     }
   }
+  Drain();
+  FlushTx();
   config_.table->UnregisterReader(config_.id);
 }
 

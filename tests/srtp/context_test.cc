@@ -150,6 +150,36 @@ TEST_P(ContextMemoryTest, FreedBlockHoldsNoKey) {
   for (const Secret& s : secrets) EXPECT_FALSE(Contains(freed, s.bytes, s.len)) << s.what;
 }
 
+// With one master key and the default options, the block's first
+// kLeadingLines lines hold all an RTP packet reads (this object, the key's
+// line, its SRTP session key, the first stream): what a worker loads a burst
+// ahead knowing nothing but the context's address.
+TEST_P(ContextMemoryTest, LeadingLinesHoldWhatAnRtpPacketReads) {
+  std::mt19937_64 rng(13);
+  const MasterKey key = RandomKey(GetParam(), rng);
+  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(GetParam());
+  absl::StatusOr<crypto::SessionKeys> want =
+      crypto::DeriveSessionKeys(info, key.key_bytes(), key.salt_bytes());
+  ASSERT_TRUE(want.ok()) << want.status();
+  absl::StatusOr<std::unique_ptr<Context>> ctx = Context::Create({&key, 1}, ContextOptions{});
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  const auto* base = reinterpret_cast<const unsigned char*>(ctx->get());
+  const std::vector<unsigned char> leading(base, base + Context::kLeadingLines * 64);
+  ASSERT_LE(leading.size(), (*ctx)->memory_bytes());
+  const crypto::SessionKey& srtp = *want->srtp;
+  EXPECT_TRUE(Contains(leading, srtp.salt(), info.salt_len)) << "SRTP session salt";
+  if (info.cipher != crypto::CipherKind::kNull) {
+    EXPECT_TRUE(Contains(leading, srtp.enc_key(), info.key_len)) << "SRTP session key";
+  }
+  if (info.srtp_auth == crypto::AuthKind::kHmacSha1) {
+    EXPECT_TRUE(Contains(leading, srtp.hmac_ipad_state, 20)) << "HMAC inner state";
+    EXPECT_TRUE(Contains(leading, srtp.hmac_opad_state, 20)) << "HMAC outer state";
+  }
+  const auto* stream = reinterpret_cast<const unsigned char*>(&(*ctx)->streams()[0]);
+  EXPECT_GE(stream, base);
+  EXPECT_LE(stream + sizeof(Context::Stream), base + leading.size()) << "first stream";
+}
+
 INSTANTIATE_TEST_SUITE_P(Suites, ContextMemoryTest,
                          ::testing::Values(crypto::Suite::kAesCm128HmacSha1_80,
                                            crypto::Suite::kAes256CmHmacSha1_32,

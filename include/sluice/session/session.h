@@ -99,10 +99,12 @@ class Session {
 
   uint64_t id_ = 0;
   std::array<LegSpec, 2> legs_;
+  // The peers, then the flows: a packet of flow 0 reads six lines side by
+  // side (both peers, its flow's hot lines).
   std::array<RemoteSlot, 2> remotes_;
+  std::array<Flow, 2> flows_;
   // Every context the flows use, were handed or have not yet retired.
   std::vector<std::unique_ptr<srtp::Context>> contexts_;
-  std::array<Flow, 2> flows_;
   std::array<const srtp::Context*, 2> newest_rx_{};
   std::vector<packet::Endpoint> published_;
 };

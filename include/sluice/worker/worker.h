@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "sluice/crypto/backend.h"
@@ -80,14 +81,38 @@ class Worker {
   static constexpr uint16_t kMaxBurst = 64;
   static constexpr uint16_t kMaxPorts = 16;
 
-  explicit Worker(const WorkerConfig& config);
+  // Bursts Receive holds at once: the newest (parsed and looked up, its
+  // flows loading), the one before (its peers and contexts loading), and
+  // the oldest, which it relays.
+  static constexpr uint32_t kPipelineDepth = 3;
 
-  // Polls until `stop` is set, reporting RCU quiescence as configured.
+  explicit Worker(const WorkerConfig& config);
+  ~Worker();
+
+  // Polls until `stop` is set, reporting RCU quiescence (Quiesce) as
+  // configured. Receives through Receive and drains on a poll that brings
+  // nothing and at the end.
   void Run(const std::atomic<bool>& stop) noexcept;
 
   // Relays n (<= kMaxBurst) received packets: every mbuf is either queued for
   // TX, handed to the slow path, or freed with a counted drop reason.
   void ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept;
+
+  // ProcessBurst spread over three calls, so that the loads a burst of
+  // sessions out of cache waits for happen while the core relays the burst
+  // received two calls earlier: this burst is parsed and looked up (and its
+  // other-worker packets handed off), the previous one's peers and contexts
+  // start loading, and the one before is relayed. Packets of a flow leave in
+  // the order they came. Until Drain, up to two bursts stay held, and with
+  // them references to their flows: report quiescence with Quiesce only.
+  void Receive(rte_mbuf** pkts, uint16_t n) noexcept;
+  // Relays every burst Receive holds, oldest first.
+  void Drain() noexcept;
+  uint32_t held_packets() const noexcept;
+  // Drains, sends, and reports an RCU quiescent state to the flow table: the
+  // only way a worker reports one (Run, every quiescent_every polls), so
+  // that no held packet ever refers to a flow across a report.
+  void Quiesce() noexcept;
 
   // Sends what ProcessBurst queued.
   void FlushTx() noexcept;
@@ -96,7 +121,15 @@ class Worker {
   const WorkerConfig& config() const { return config_; }
 
  private:
-  struct Item;  // per-packet scratch, defined in worker.cc
+  struct Item;   // per-packet scratch, defined in worker.cc
+  struct Batch;  // a burst between stages, defined in worker.cc
+
+  // ProcessBurst's stages: parse, look up, hand off, prefetch the flows;
+  // prefetch peers and contexts; relay (unprotect, learn, protect, rewrite,
+  // queue for TX).
+  void Stage1(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept;
+  void Stage2(Batch& batch) noexcept;
+  void Stage3(Batch& batch) noexcept;
 
   void Drop(rte_mbuf* m, DropReason reason) noexcept;
   void Enqueue(uint16_t port, rte_mbuf* m) noexcept;
@@ -111,6 +144,9 @@ class Worker {
   // on an IPv4 and an IPv6 frame (0: the worker writes every checksum).
   std::array<TxChecksumOffload, kMaxPorts> tx_offload_{};
   std::array<std::array<uint64_t, 2>, kMaxPorts> tx_flags_{};
+  // Receive's bursts; head_ is where the next one goes.
+  std::unique_ptr<Batch[]> batches_;
+  uint32_t head_ = 0;
 };
 
 }  // namespace sluice::worker
