@@ -99,7 +99,8 @@ struct Worker::Batch {
   Item items[kMaxBurst];
   session::FlowRef refs[kMaxBurst];
   uint16_t k = 0;
-  bool held = false;  // between Stage1 and Stage3
+  uint16_t packets = 0;  // of items: those not handed off
+  bool held = false;     // between Stage1 and Stage3
 };
 
 Worker::Worker(const WorkerConfig& config)
@@ -184,11 +185,7 @@ void Worker::Quiesce() noexcept {
 
 uint32_t Worker::held_packets() const noexcept {
   uint32_t n = 0;
-  for (uint32_t i = 0; i < kPipelineDepth; ++i) {
-    if (batches_[i].held) {
-      for (uint16_t j = 0; j < batches_[i].k; ++j) n += batches_[i].items[j].m != nullptr;
-    }
-  }
+  for (uint32_t i = 0; i < kPipelineDepth; ++i) n += batches_[i].held ? batches_[i].packets : 0;
   return n;
 }
 
@@ -198,6 +195,7 @@ void Worker::Stage1(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
   session::FlowKey keys[kMaxBurst];
   uint16_t k = 0;
   batch.k = 0;
+  batch.packets = 0;
   batch.held = false;
   Inc(counters_.rx_packets, n);
 
@@ -257,6 +255,7 @@ void Worker::Stage1(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
   }
   if (k == 0) return;
   batch.k = k;
+  batch.packets = k;
   batch.held = true;
 
   config_.table->LookupBulk(keys, k, refs);
@@ -274,6 +273,7 @@ void Worker::Stage1(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
       }
       refs[i].flow = nullptr;
       items[i].m = nullptr;
+      --batch.packets;
     }
   }
   // With many sessions their state is cold: each stage starts loading what
