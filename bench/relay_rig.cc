@@ -408,7 +408,8 @@ size_t RelayLoop::Step() noexcept {
   worker.FlushTx();
   const size_t sent = CollectSent();
   // Packets still held came out right so far: they are not lost.
-  return sent + held_after - held_before;
+  const int64_t ok = static_cast<int64_t>(sent) + held_after - held_before;
+  return ok > 0 ? static_cast<size_t>(ok) : 0;
 }
 
 size_t RelayLoop::Finish() noexcept {

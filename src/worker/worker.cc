@@ -616,10 +616,11 @@ void Worker::Run(const std::atomic<bool>& stop) noexcept {
     // A quiet poll sends what is held: under load a packet waits at most two
     // bursts, and without load none.
     const bool report = ++iterations >= config_.quiescent_every;
-    if (received == 0) Drain();
+    const bool drained = received == 0 && held_packets() > 0;
+    if (drained) Drain();
     FlushTx();
     const uint64_t spent = rte_rdtsc() - start;
-    Inc(received > 0 ? counters_.busy_cycles : counters_.idle_cycles, spent);
+    Inc(received > 0 || drained ? counters_.busy_cycles : counters_.idle_cycles, spent);
     if (report) {
       Quiesce();
       iterations = 0;

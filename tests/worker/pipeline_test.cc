@@ -654,7 +654,9 @@ TEST_F(PipelineTest, ChecksumsAreLeftToANicThatFillsThemIn) {
         // Odd and even payload lengths.
         std::vector<uint8_t> p = RtpPacket(seq, 0x5150 + dir, 159 + seq, static_cast<uint8_t>(seq));
         originals.push_back(p);
-        if (sender != nullptr) ASSERT_EQ(sender->ProtectRtp(p), srtp_err_status_ok);
+        if (sender != nullptr) {
+          ASSERT_EQ(sender->ProtectRtp(p), srtp_err_status_ok);
+        }
         frames.push_back(dir == 0 ? Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p)
                                   : Frame(*c.b.remote_mac, c.b.port_mac, *c.b.remote, c.b.local, p));
       }
@@ -684,7 +686,9 @@ TEST_F(PipelineTest, ChecksumsAreLeftToANicThatFillsThemIn) {
               << packet::ParseErrorName(r.as_sent_udp.error);
         }
         std::vector<uint8_t> p = r.payload;
-        if (receiver != nullptr) ASSERT_EQ(receiver->UnprotectRtp(p), srtp_err_status_ok);
+        if (receiver != nullptr) {
+          ASSERT_EQ(receiver->UnprotectRtp(p), srtp_err_status_ok);
+        }
         EXPECT_EQ(p, originals[i]) << "packet " << i;
       }
     }

@@ -106,7 +106,8 @@ class Worker {
   // the order they came. Until Drain, up to two bursts stay held, and with
   // them references to their flows: report quiescence with Quiesce only.
   void Receive(rte_mbuf** pkts, uint16_t n) noexcept;
-  // Relays every burst Receive holds, oldest first.
+  // Relays every burst Receive holds, oldest first. A worker that Receive
+  // was used on is drained before it is destroyed (Run does).
   void Drain() noexcept;
   uint32_t held_packets() const noexcept;
   // Drains, sends, and reports an RCU quiescent state to the flow table: the
