@@ -2,9 +2,11 @@
 // packet between the two legs of its call.
 //
 // Data plane. One Worker per lcore; it alone calls its methods (Run, or
-// ProcessBurst from a benchmark). In the loop it never allocates, locks, logs,
-// throws or makes a system call. Per burst: parse and look up (bulk), one
-// SRTP unprotect submission, one protect submission, then rewrite and TX.
+// Receive and ProcessBurst from a benchmark or a test). In the loop it never
+// allocates, locks, logs, throws or makes a system call. Per burst: parse
+// and look up (bulk), one SRTP unprotect submission, one protect
+// submission, then rewrite and TX; Run spreads that over three polls (see
+// Receive).
 #ifndef SLUICE_WORKER_WORKER_H_
 #define SLUICE_WORKER_WORKER_H_
 
