@@ -94,13 +94,17 @@ struct Worker::Item {
   bool alive;
 };
 
-// A burst between stages: its UDP packets (items[0, k)) and their flows.
+// A burst between stages: as received (rx[0, n)) until Stage1, then its UDP
+// packets (items[0, k)) and their flows.
 struct Worker::Batch {
+  rte_mbuf* rx[kMaxBurst];
   Item items[kMaxBurst];
   session::FlowRef refs[kMaxBurst];
+  uint16_t n = 0;
   uint16_t k = 0;
-  uint16_t packets = 0;  // of items: those not handed off
-  bool held = false;     // between Stage1 and Stage3
+  uint16_t packets = 0;  // held: rx until Stage1, then items not handed off
+  bool parsed = false;   // Stage1 has run
+  bool held = false;     // between Stage0 and Stage3
 };
 
 Worker::Worker(const WorkerConfig& config)
@@ -118,6 +122,7 @@ Worker::Worker(const WorkerConfig& config)
     }
     if (v4 != 0) v4 |= RTE_MBUF_F_TX_IPV4;
     tx_flags_[port] = {v4, v6};
+    any_tx_offload_ |= v4 != 0 || v6 != 0;
   }
 }
 
@@ -150,7 +155,8 @@ void Worker::FlushTx() noexcept {
 
 void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
   Batch batch;
-  Stage1(pkts, n, batch);
+  Stage0(pkts, n, batch);
+  Stage1(batch);
   Stage2(batch);
   Stage3(batch);
 }
@@ -159,18 +165,21 @@ void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
   // The oldest burst goes out first, so every flow's packets keep their
   // order; while its crypto runs, the loads the two later bursts started
   // arrive.
-  Batch& newest = batches_[head_];
-  Batch& middle = batches_[(head_ + kPipelineDepth - 1) % kPipelineDepth];
-  Batch& oldest = batches_[(head_ + kPipelineDepth - 2) % kPipelineDepth];
-  Stage1(pkts, n, newest);
-  if (middle.held) Stage2(middle);
-  if (oldest.held) Stage3(oldest);
+  static_assert(kPipelineDepth == 4);
+  auto aged = [&](uint32_t age) -> Batch& {
+    return batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
+  };
+  Stage0(pkts, n, aged(0));
+  if (Batch& b = aged(1); b.held) Stage1(b);
+  if (Batch& b = aged(2); b.held) Stage2(b);
+  if (Batch& b = aged(3); b.held) Stage3(b);
   head_ = (head_ + 1) % kPipelineDepth;
 }
 
 void Worker::Drain() noexcept {
   for (uint32_t age = kPipelineDepth - 1; age >= 1; --age) {
     Batch& b = batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
+    if (b.held && !b.parsed) Stage1(b);
     if (b.held) Stage3(b);
   }
 }
@@ -189,27 +198,45 @@ uint32_t Worker::held_packets() const noexcept {
   return n;
 }
 
-void Worker::Stage1(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
+void Worker::Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
+  batch.n = n;
+  batch.k = 0;
+  batch.packets = n;
+  batch.parsed = false;
+  batch.held = n > 0;
+  Inc(counters_.rx_packets, n);
+  // The frames arrive cold (a NIC writes them to memory): every line of a
+  // frame the burst will read is asked for a poll before the first is
+  // parsed, the headers and the payload that checksums and crypto read, a
+  // few lines of it (the hardware prefetcher follows longer frames), and
+  // the mbuf's second line if Stage3 will write TX offloads there. Into L2,
+  // as the sessions' lines: a line prefetched into L1 and not read soon is
+  // the first evicted (measured: the frames' first lines still missed in
+  // Stage1 with prefetch0 here, not with prefetch1). Where the mbufs are
+  // cold too (a ring rather than a NIC's driver), all of them are asked for
+  // before the first is read.
+  for (uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    batch.rx[i] = m;
+    const char* data = rte_pktmbuf_mtod(m, const char*);
+    const uint32_t lines = std::min<uint32_t>(kPrefetchFrameLines, (m->data_len + 63) / 64);
+    for (uint32_t line = 0; line < lines; ++line) rte_prefetch1(data + 64 * line);
+    if (any_tx_offload_) rte_prefetch1(&m->tx_offload);
+  }
+}
+
+void Worker::Stage1(Batch& batch) noexcept {
   Item* items = batch.items;
   session::FlowRef* refs = batch.refs;
   session::FlowKey keys[kMaxBurst];
+  rte_mbuf** const pkts = batch.rx;
+  const uint16_t n = batch.n;
   uint16_t k = 0;
   batch.k = 0;
   batch.packets = 0;
+  batch.parsed = true;
   batch.held = false;
-  Inc(counters_.rx_packets, n);
-
-  // The frames arrive cold (a NIC writes them to memory): every line the
-  // burst will read is asked for before the first is parsed, the mbufs'
-  // first lines, then the frames (headers, and the payload that checksums and
-  // crypto read, a few lines of it; the hardware prefetcher follows longer
-  // frames), so the burst waits for memory once rather than once per frame.
-  for (uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
-  for (uint16_t i = 0; i < n; ++i) {
-    const char* data = rte_pktmbuf_mtod(pkts[i], const char*);
-    const uint32_t lines = std::min<uint32_t>(kPrefetchFrameLines, (pkts[i]->data_len + 63) / 64);
-    for (uint32_t line = 0; line < lines; ++line) rte_prefetch0(data + 64 * line);
-  }
 
   // Phase 1: parse every frame; UDP goes on to the bulk lookup.
   for (uint16_t i = 0; i < n; ++i) {
@@ -302,11 +329,6 @@ void Worker::Stage2(Batch& batch) noexcept {
     rte_prefetch1(flow->out_remote);
     if (flow->rx != nullptr) flow->rx->PrefetchLeadingLines();
     if (flow->tx != nullptr) flow->tx->PrefetchLeadingLines();
-    const Item& it = batch.items[i];
-    const char* data = rte_pktmbuf_mtod(it.m, const char*);
-    const uint32_t lines = std::min<uint32_t>(kPrefetchFrameLines, (it.m->data_len + 63) / 64);
-    for (uint32_t line = 1; line < lines; ++line) rte_prefetch0(data + 64 * line);
-    __builtin_prefetch(&it.m->tx_offload, 1, 3);
   }
 }
 

@@ -709,11 +709,12 @@ TEST_F(PipelineTest, UnknownDestinationAndGarbageAreCountedDrops) {
   EXPECT_EQ(rte_mempool_in_use_count(pool), 0u) << "every mbuf freed";
 }
 
-// Receive relays a burst two calls later (parsed and looked up first, its
-// peers and contexts loaded next), so each burst waits for memory while an
-// older one keeps the core busy; Drain sends what it still holds. Packets of
-// every flow leave in the order they came, as ProcessBurst would send them.
-TEST_F(PipelineTest, ReceiveRelaysTwoBurstsBehindInOrderAndDrainSendsTheRest) {
+// Receive relays a burst three calls later (its frames loaded first, then
+// parsed and looked up, then its peers and contexts loaded), so each burst
+// waits for memory while an older one keeps the core busy; Drain sends what
+// it still holds, parsing the newest burst first. Packets of every flow
+// leave in the order they came, as ProcessBurst would send them.
+TEST_F(PipelineTest, ReceiveRelaysThreeBurstsBehindInOrderAndDrainSendsTheRest) {
   std::mt19937 rng(11);
   const std::vector<std::pair<std::optional<crypto::Suite>, std::optional<crypto::Suite>>> kinds =
       {{crypto::Suite::kAesCm128HmacSha1_80, crypto::Suite::kAeadAes128Gcm},
@@ -726,7 +727,9 @@ TEST_F(PipelineTest, ReceiveRelaysTwoBurstsBehindInOrderAndDrainSendsTheRest) {
     Publish(c);
     calls.push_back(&c);
   }
-  constexpr int kBursts = 5;
+  constexpr int kBursts = 6;
+  constexpr int kBehind = Worker::kPipelineDepth - 1;
+  static_assert(kBehind == 3 && kBursts > kBehind);
   constexpr int kPerCall = 8;
   const size_t burst_size = kPerCall * calls.size();
   std::vector<std::vector<std::vector<uint8_t>>> sent(calls.size());
@@ -749,9 +752,9 @@ TEST_F(PipelineTest, ReceiveRelaysTwoBurstsBehindInOrderAndDrainSendsTheRest) {
     }
     worker_->Receive(frames.data(), static_cast<uint16_t>(frames.size()));
     worker_->FlushTx();
-    EXPECT_EQ(worker_->held_packets(), std::min(b + 1, 2) * burst_size) << "after burst " << b;
+    EXPECT_EQ(worker_->held_packets(), std::min(b + 1, kBehind) * burst_size) << "after burst " << b;
     std::vector<Received> out = Drain(port_b);
-    EXPECT_EQ(out.size(), b >= 2 ? burst_size : 0u) << "after burst " << b;
+    EXPECT_EQ(out.size(), b >= kBehind ? burst_size : 0u) << "after burst " << b;
     for (Received& r : out) got.push_back(std::move(r));
   }
   worker_->Drain();
@@ -782,21 +785,25 @@ TEST_F(PipelineTest, ReceiveRelaysTwoBurstsBehindInOrderAndDrainSendsTheRest) {
 // A worker reports an RCU quiescent state only through Quiesce, which first
 // relays what Receive holds: after a report no held packet refers to a flow,
 // so a flow removed before it can be freed once every worker has reported.
+// What was looked up before the removal is relayed; the newest burst, not
+// yet looked up, finds no flow.
 TEST_F(PipelineTest, QuiesceRelaysWhatIsHeldBeforeItReports) {
   std::mt19937 rng(13);
   Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80, std::nullopt,
                           /*give_remotes=*/true, rng));
   Publish(c);
+  constexpr int kBursts = Worker::kPipelineDepth - 1;
+  constexpr int kPerBurst = 10;
   std::vector<rte_mbuf*> frames;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < kBursts * kPerBurst; ++i) {
     std::vector<uint8_t> p = RtpPacket(static_cast<uint16_t>(i), 0x7000, 160, 0);
     ASSERT_EQ(c.a_send->ProtectRtp(p), srtp_err_status_ok);
     frames.push_back(Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p));
   }
   table_->RegisterReader(0);
-  worker_->Receive(frames.data(), 10);
-  worker_->Receive(frames.data() + 10, 10);
-  EXPECT_EQ(worker_->held_packets(), 20u);
+  for (int b = 0; b < kBursts; ++b) worker_->Receive(frames.data() + b * kPerBurst, kPerBurst);
+  EXPECT_EQ(worker_->held_packets(), static_cast<uint32_t>(kBursts * kPerBurst));
+  EXPECT_EQ(Drain(port_b).size(), 0u);
   // The control plane removes the call and asks whether every worker has
   // passed a quiescent state since.
   c.session->Unpublish(*table_);
@@ -805,10 +812,13 @@ TEST_F(PipelineTest, QuiesceRelaysWhatIsHeldBeforeItReports) {
   worker_->Quiesce();
   EXPECT_EQ(rte_rcu_qsbr_check(table_->qsbr(), token, false), 1);
   EXPECT_EQ(worker_->held_packets(), 0u);
-  EXPECT_EQ(Drain(port_b).size(), 20u) << "relayed and sent before the report";
+  constexpr size_t kLookedUp = (kBursts - 1) * kPerBurst;
+  EXPECT_EQ(Drain(port_b).size(), kLookedUp) << "relayed and sent before the report";
   table_->UnregisterReader(0);
   c.session.reset();  // freed: nothing refers to it
-  EXPECT_EQ(worker_->counters().tx_packets.load(), 20u);
+  EXPECT_EQ(worker_->counters().tx_packets.load(), kLookedUp);
+  EXPECT_EQ(Drops(DropReason::kNoFlow), static_cast<uint64_t>(kPerBurst));
+  EXPECT_EQ(rte_mempool_in_use_count(pool), 0u) << "every mbuf sent or freed";
 }
 
 // Worker::Run, pipelined, while the control plane removes and frees a call

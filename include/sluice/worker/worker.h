@@ -5,7 +5,7 @@
 // Receive and ProcessBurst from a benchmark or a test). In the loop it never
 // allocates, locks, logs, throws or makes a system call. Per burst: parse
 // and look up (bulk), one SRTP unprotect submission, one protect
-// submission, then rewrite and TX; Run spreads that over three polls (see
+// submission, then rewrite and TX; Run spreads that over four polls (see
 // Receive).
 #ifndef SLUICE_WORKER_WORKER_H_
 #define SLUICE_WORKER_WORKER_H_
@@ -83,10 +83,10 @@ class Worker {
   static constexpr uint16_t kMaxBurst = 64;
   static constexpr uint16_t kMaxPorts = 16;
 
-  // Bursts Receive holds at once: the newest (parsed and looked up, its
-  // flows loading), the one before (its peers and contexts loading), and
-  // the oldest, which it relays.
-  static constexpr uint32_t kPipelineDepth = 3;
+  // Bursts Receive holds at once: the newest (its frames loading), the one
+  // before (parsed and looked up, its flows loading), the one before that
+  // (its peers and contexts loading), and the oldest, which it relays.
+  static constexpr uint32_t kPipelineDepth = 4;
 
   explicit Worker(const WorkerConfig& config);
   ~Worker();
@@ -100,12 +100,13 @@ class Worker {
   // TX, handed to the slow path, or freed with a counted drop reason.
   void ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept;
 
-  // ProcessBurst spread over three calls, so that the loads a burst of
-  // sessions out of cache waits for happen while the core relays the burst
-  // received two calls earlier: this burst is parsed and looked up (and its
-  // other-worker packets handed off), the previous one's peers and contexts
-  // start loading, and the one before is relayed. Packets of a flow leave in
-  // the order they came. Until Drain, up to two bursts stay held, and with
+  // ProcessBurst spread over four calls, so that the loads a burst of cold
+  // frames and sessions waits for happen while the core relays the burst
+  // received three calls earlier: this burst's frames start loading, the
+  // previous one is parsed and looked up (and its other-worker packets
+  // handed off), the one before has its peers and contexts start loading,
+  // and the one before that is relayed. Packets of a flow leave in the
+  // order they came. Until Drain, up to three bursts stay held, and with
   // them references to their flows: report quiescence with Quiesce only.
   void Receive(rte_mbuf** pkts, uint16_t n) noexcept;
   // Relays every burst Receive holds, oldest first. A worker that Receive
@@ -127,10 +128,11 @@ class Worker {
   struct Item;   // per-packet scratch, defined in worker.cc
   struct Batch;  // a burst between stages, defined in worker.cc
 
-  // ProcessBurst's stages: parse, look up, hand off, prefetch the flows;
-  // prefetch peers and contexts; relay (unprotect, learn, protect, rewrite,
-  // queue for TX).
-  void Stage1(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept;
+  // ProcessBurst's stages: take the burst, prefetch the frames; parse, look
+  // up, hand off, prefetch the flows; prefetch peers and contexts; relay
+  // (unprotect, learn, protect, rewrite, queue for TX).
+  void Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept;
+  void Stage1(Batch& batch) noexcept;
   void Stage2(Batch& batch) noexcept;
   void Stage3(Batch& batch) noexcept;
 
@@ -147,6 +149,7 @@ class Worker {
   // on an IPv4 and an IPv6 frame (0: the worker writes every checksum).
   std::array<TxChecksumOffload, kMaxPorts> tx_offload_{};
   std::array<std::array<uint64_t, 2>, kMaxPorts> tx_flags_{};
+  bool any_tx_offload_ = false;  // some port has TX checksum offloads
   // Receive's bursts; head_ is where the next one goes.
   std::unique_ptr<Batch[]> batches_;
   uint32_t head_ = 0;
