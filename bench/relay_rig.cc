@@ -31,6 +31,7 @@
 #include "sluice/control/operations.h"
 #include "sluice/control/session_manager.h"
 #include "sluice/dpdk/eal.h"
+#include "sluice/memory/hot_arena.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/parse.h"
 #include "sluice/packet/rewrite.h"
@@ -75,10 +76,11 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-// Bytes allocated on the C++ heap and the DPDK heap, for memory per session.
+// Bytes allocated on the C++ heap, in the hot arena and on the DPDK heap, for
+// memory per session.
 uint64_t AllocatedBytes() {
   const struct mallinfo2 mi = mallinfo2();
-  uint64_t total = mi.uordblks + mi.hblkhd;
+  uint64_t total = mi.uordblks + mi.hblkhd + memory::GetHotArenaStats().in_use_bytes;
   rte_malloc_socket_stats stats;
   for (int s = 0; s < RTE_MAX_NUMA_NODES; ++s) {
     if (rte_malloc_get_socket_stats(s, &stats) == 0) total += stats.heap_allocsz_bytes;

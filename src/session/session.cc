@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "sluice/memory/hot_arena.h"
 
 namespace sluice::session {
 namespace {
@@ -20,6 +21,17 @@ absl::StatusOr<std::unique_ptr<srtp::Context>> MaybeContext(
 }
 
 }  // namespace
+
+void* Session::operator new(std::size_t bytes) { return memory::AllocateHot(bytes); }
+void* Session::operator new(std::size_t bytes, std::align_val_t align) {
+  static_assert(alignof(Session) <= memory::kHotAlignment);
+  if (static_cast<std::size_t>(align) > memory::kHotAlignment) throw std::bad_alloc();
+  return memory::AllocateHot(bytes);
+}
+void Session::operator delete(void* p, std::size_t bytes) noexcept { memory::FreeHot(p, bytes); }
+void Session::operator delete(void* p, std::size_t bytes, std::align_val_t) noexcept {
+  memory::FreeHot(p, bytes);
+}
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegSpec& a,
                                                          const LegSpec& b,

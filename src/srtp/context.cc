@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "sluice/memory/hot_arena.h"
 
 namespace sluice::srtp {
 
@@ -91,15 +92,16 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
   static_assert(sizeof(Key) % kLine == 0 && sizeof(crypto::SessionKey) % kLine == 0 &&
                 sizeof(crypto::GcmTables) % kLine == 0 && sizeof(Stream) % kLine == 0);
 
-  char* block = static_cast<char*>(::operator new(total, std::align_val_t{kLine}));
+  static_assert(kLine == memory::kHotAlignment);
+  char* block = static_cast<char*>(memory::AllocateHot(total));
   // From here the context owns the block: a failure below frees it through
   // the destroying delete, which wipes whatever keys were made.
   std::unique_ptr<Context> ctx(new (block) Context());
+  ctx->memory_bytes_ = total;  // what the destroying delete frees
   ctx->suite_ = &info;
   ctx->options_ = options;
   ctx->mki_len_ = mki_len;
   ctx->srtp_overhead_ = static_cast<uint8_t>(info.srtp_tag_len + mki_len);
-  ctx->memory_bytes_ = total;
   Key* key_array = reinterpret_cast<Key*>(block + keys_at);
   // Session key j: SRTP of key j / 2 when j is even, SRTCP when odd.
   auto session_key_at = [&](size_t j) {
@@ -173,8 +175,9 @@ Context::~Context() {
 }
 
 void Context::operator delete(Context* ctx, std::destroying_delete_t) noexcept {
+  const size_t bytes = ctx->memory_bytes_;
   ctx->~Context();
-  ::operator delete(static_cast<void*>(ctx), std::align_val_t{64});
+  memory::FreeHot(ctx, bytes);
 }
 
 bool Context::exhausted(int index) const {

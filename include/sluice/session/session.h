@@ -8,8 +8,10 @@
 #define SLUICE_SESSION_SESSION_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +56,13 @@ class Session {
                                                          const LegSpec& b,
                                                          const SessionOptions& options);
   ~Session();
+
+  // A session (its peer slots and flows, which every packet reads) lives in
+  // the hot arena, as its contexts do: see sluice/memory/hot_arena.h.
+  static void* operator new(std::size_t bytes);
+  static void* operator new(std::size_t bytes, std::align_val_t);
+  static void operator delete(void* p, std::size_t bytes) noexcept;
+  static void operator delete(void* p, std::size_t bytes, std::align_val_t) noexcept;
 
   // Adds the flows' keys to the table; on failure nothing stays added.
   absl::Status Publish(FlowTable& table);

@@ -1,0 +1,198 @@
+#include "sluice/memory/hot_arena.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sluice/session/session.h"
+#include "sluice/srtp/context.h"
+#include "sluice/srtp/master_key.h"
+
+namespace sluice::memory {
+namespace {
+
+struct Block {
+  uint8_t* p;
+  size_t bytes;
+  uint8_t fill;
+};
+
+void Fill(const Block& b) { std::memset(b.p, b.fill, b.bytes); }
+
+bool Intact(const Block& b) {
+  for (size_t i = 0; i < b.bytes; ++i) {
+    if (b.p[i] != b.fill) return false;
+  }
+  return true;
+}
+
+TEST(HotArenaTest, BlocksAreAlignedSeparateAndKeepTheirContents) {
+  std::mt19937 rng(5);
+  std::vector<Block> blocks;
+  // Sizes of every kind: tiny, session- and context-sized, a region's worth
+  // in several blocks, and past what regions serve.
+  const std::vector<size_t> sizes = {1, 63, 64, 65, 2000, 3520, 8192, 100000, 300000, 3 << 20};
+  for (int round = 0; round < 40; ++round) {
+    for (size_t size : sizes) {
+      Block b{static_cast<uint8_t*>(AllocateHot(size)), size, static_cast<uint8_t>(rng())};
+      ASSERT_NE(b.p, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(b.p) % kHotAlignment, 0u) << size;
+      Fill(b);
+      blocks.push_back(b);
+    }
+    // Free a random third as we go, so later blocks reuse freed ones.
+    std::shuffle(blocks.begin(), blocks.end(), rng);
+    for (size_t i = 0; i < blocks.size() / 3; ++i) {
+      ASSERT_TRUE(Intact(blocks.back())) << "a block was overwritten";
+      FreeHot(blocks.back().p, blocks.back().bytes);
+      blocks.pop_back();
+    }
+  }
+  for (const Block& b : blocks) {
+    ASSERT_TRUE(Intact(b)) << "a block of " << b.bytes << " bytes was overwritten";
+    FreeHot(b.p, b.bytes);
+  }
+}
+
+TEST(HotArenaTest, CountsWhatIsInUseAndReusesFreedBlocksOfTheSameSize) {
+  if (!HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
+  }
+  const HotArenaStats before = GetHotArenaStats();
+  void* a = AllocateHot(1000);  // 1024 with rounding
+  void* b = AllocateHot(1024);
+  EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes + 2048);
+  EXPECT_EQ(GetHotArenaStats().in_use_blocks, before.in_use_blocks + 2);
+  FreeHot(a, 1000);
+  EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes + 1024);
+  void* c = AllocateHot(1020);  // the same size class as the freed block
+  EXPECT_EQ(c, a);
+  // More than a region holds, in the largest blocks regions serve.
+  std::vector<void*> large;
+  for (int i = 0; i < 9; ++i) large.push_back(AllocateHot(256 << 10));
+  const HotArenaStats during = GetHotArenaStats();
+  EXPECT_EQ(during.in_use_bytes, before.in_use_bytes + 2048 + 9 * (256 << 10));
+  EXPECT_GE(during.regions, before.regions + 1);
+  EXPECT_EQ(during.mapped_bytes, during.regions * (2u << 20));
+  for (void* p : large) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kHotAlignment, 0u);
+    FreeHot(p, 256 << 10);
+  }
+  for (void* p : {b, c}) FreeHot(p, 1024);
+  EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes);
+}
+
+// The smaps entry of the mapping that holds p: its "THPeligible" field.
+std::string ThpEligible(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(smaps, line)) {
+    unsigned long start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find(' ') > 8) {
+      inside = addr >= start && addr < end;
+      continue;
+    }
+    if (inside && line.rfind("THPeligible:", 0) == 0) return line.substr(12);
+  }
+  return "";
+}
+
+TEST(HotArenaTest, RegionsAreAdvisedForTransparentHugepages) {
+  if (!HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
+  }
+  std::ifstream enabled("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(enabled, mode);
+  if (mode.empty() || mode.find("[never]") != std::string::npos) {
+    GTEST_SKIP() << "transparent hugepages are off on this kernel (" << mode << ")";
+  }
+  void* p = AllocateHot(4096);
+  const std::string eligible = ThpEligible(p);
+  ASSERT_FALSE(eligible.empty()) << "no THPeligible field for the block's mapping";
+  EXPECT_EQ(std::stoi(eligible), 1) << "THP mode: " << mode;
+  FreeHot(p, 4096);
+}
+
+TEST(HotArenaTest, ThreadsAllocateAndFreeConcurrently) {
+  const HotArenaStats before = GetHotArenaStats();
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([t, &failures] {
+      std::mt19937 rng(t);
+      std::vector<Block> mine;
+      for (int i = 0; i < 5000; ++i) {
+        if (mine.size() > 50 || (!mine.empty() && rng() % 3 == 0)) {
+          const size_t k = rng() % mine.size();
+          if (!Intact(mine[k])) ++failures[t];
+          FreeHot(mine[k].p, mine[k].bytes);
+          mine[k] = mine.back();
+          mine.pop_back();
+          continue;
+        }
+        const size_t size = 64 * (1 + rng() % 80);
+        Block b{static_cast<uint8_t*>(AllocateHot(size)), size, static_cast<uint8_t>(t * 50 + i)};
+        Fill(b);
+        mine.push_back(b);
+      }
+      for (const Block& b : mine) {
+        if (!Intact(b)) ++failures[t];
+        FreeHot(b.p, b.bytes);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(failures[t], 0) << "thread " << t;
+  EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes);
+}
+
+TEST(HotArenaTest, SrtpContextsLiveInTheArena) {
+  if (!HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
+  }
+  srtp::MasterKey key;
+  key.suite = crypto::Suite::kAesCm128HmacSha1_80;
+  for (size_t i = 0; i < key.key.size(); ++i) key.key[i] = static_cast<uint8_t>(i);
+  const HotArenaStats before = GetHotArenaStats();
+  absl::StatusOr<std::unique_ptr<srtp::Context>> ctx =
+      srtp::Context::Create(std::span<const srtp::MasterKey>(&key, 1), srtp::ContextOptions{});
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  const size_t bytes = (*ctx)->memory_bytes();
+  EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes + bytes);
+  ctx->reset();
+  EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes);
+}
+
+TEST(HotArenaTest, SessionsLiveInTheArena) {
+  if (!HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
+  }
+  session::LegSpec a, b;
+  a.local = *packet::Endpoint::Parse("10.0.1.1:30000");
+  b.local = *packet::Endpoint::Parse("10.0.2.1:30000");
+  const HotArenaStats before = GetHotArenaStats();
+  absl::StatusOr<std::unique_ptr<session::Session>> s =
+      session::Session::Create(1, a, b, session::SessionOptions{});
+  ASSERT_TRUE(s.ok()) << s.status();
+  // Plain legs: no context, the session alone.
+  EXPECT_EQ(GetHotArenaStats().in_use_blocks, before.in_use_blocks + 1);
+  EXPECT_GE(GetHotArenaStats().in_use_bytes, before.in_use_bytes + sizeof(session::Session));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(s->get()) % kHotAlignment, 0u);
+  s->reset();
+  EXPECT_EQ(GetHotArenaStats().in_use_blocks, before.in_use_blocks);
+  EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes);
+}
+
+}  // namespace
+}  // namespace sluice::memory
