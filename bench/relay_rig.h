@@ -3,7 +3,7 @@
 // code a session.create request runs.
 //
 //   traffic (off the clock) ──► port "in", RX queue w ──► Worker w
-//        ProcessBurst + FlushTx (the functions sluiced's workers run) ──►
+//        Receive + Drain + Quiesce + FlushTx (as sluiced's workers run them) ──►
 //   port "out", TX queue w ──► freed as a NIC frees what it sent (on the clock)
 //
 // Each worker's queue carries only the sessions it owns, as a NIC steering

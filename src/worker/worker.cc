@@ -163,7 +163,7 @@ void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
 
 void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
   // The oldest burst goes out first, so every flow's packets keep their
-  // order; while its crypto runs, the loads the two later bursts started
+  // order; while its crypto runs, the loads the three later bursts started
   // arrive.
   static_assert(kPipelineDepth == 4);
   auto aged = [&](uint32_t age) -> Batch& {
