@@ -224,6 +224,14 @@ void PrintDrops(const Json& drops) {
 
 void PrintStats(const Json& body) {
   std::printf("sessions: %llu\n", static_cast<unsigned long long>(Num(body, "sessions")));
+  const Json& memory = Member(body, "memory");
+  if (memory.is_object()) {
+    constexpr double kMiB = 1024.0 * 1024.0;
+    std::printf("session state: %.1f MiB in %llu blocks (%.1f MiB mapped for hugepages)\n",
+                static_cast<double>(Num(memory, "session_state_bytes")) / kMiB,
+                static_cast<unsigned long long>(Num(memory, "session_state_blocks")),
+                static_cast<double>(Num(memory, "mapped_bytes")) / kMiB);
+  }
   const Json& control = Member(body, "control");
   if (control.is_object()) {
     std::printf(

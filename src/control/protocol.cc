@@ -588,6 +588,11 @@ Json EncodePing(absl::string_view version, uint32_t workers) {
 Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   Json body = Json::object();
   body["sessions"] = stats.sessions;
+  if (stats.memory) {
+    body["memory"] = Json{{"session_state_bytes", stats.memory->session_state_bytes},
+                          {"session_state_blocks", stats.memory->session_state_blocks},
+                          {"mapped_bytes", stats.memory->mapped_bytes}};
+  }
   Json& ports = body["ports"] = Json::array();
   for (const PortStats& p : stats.ports) {
     ports.push_back(Json{{"interface", WipedString(p.interface.data(), p.interface.size())},

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "sluice/memory/hot_arena.h"
 #include "sluice/srtp/sdes.h"
 #include "sluice/version.h"
 
@@ -436,6 +437,10 @@ ListResult SessionManager::List(uint64_t offset, uint64_t limit) {
 Stats SessionManager::GetStats() {
   Stats stats;
   stats.sessions = sessions_.size();
+  if (memory::HotArenaUsesRegions()) {
+    const memory::HotArenaStats arena = memory::GetHotArenaStats();
+    stats.memory = MemoryStats{arena.in_use_bytes, arena.in_use_blocks, arena.mapped_bytes};
+  }
   if (worker_stats_) stats.workers = worker_stats_();
   if (port_stats_) stats.ports = port_stats_();
   std::map<std::string, uint64_t> drops;

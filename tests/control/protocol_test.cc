@@ -479,6 +479,10 @@ TEST(Encode, ListPingStats) {
             R"("tx_errors":16}],"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
             R"("busy_cycles":100,"idle_cycles":200,"drops":{"auth_failed":1}}],)"
             R"("drops":{"auth_failed":1,"no_flow":2}})");
+  stats.memory = MemoryStats{7488, 3, 2u << 20};
+  EXPECT_THAT(Dump(EncodeStats(stats, nullptr)),
+              HasSubstr(R"({"sessions":2,"memory":{"session_state_bytes":7488,)"
+                        R"("session_state_blocks":3,"mapped_bytes":2097152},"ports":[)"));
   ControlCounters control;
   control.connections_open = 1;
   control.requests = 42;

@@ -10,6 +10,7 @@
 
 #include "sluice/control/protocol.h"
 #include "sluice/dpdk/eal.h"
+#include "sluice/memory/hot_arena.h"
 #include "sluice/srtp/sdes.h"
 
 namespace sluice::control {
@@ -225,6 +226,33 @@ TEST_F(SessionManagerTest, SessionLimitAndListPaging) {
   EXPECT_EQ(d["legs"][0]["counters"]["rx_packets"], 0) << "final counters come back";
   EXPECT_EQ(Call({{"op", "stats"}})["sessions"], 2);
   EXPECT_EQ(Call({{"op", "ping"}})["workers"], 1);
+}
+
+// stats reports the memory of the state packets read: a session and its
+// contexts, from the hot arena, given back when the session is deleted.
+TEST_F(SessionManagerTest, StatsCountTheSessionsStateMemory) {
+  if (!memory::HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: the hot arena passes blocks to the heap";
+  }
+  const json before = Call({{"op", "stats"}})["memory"];
+  ASSERT_TRUE(before.is_object()) << before.dump();
+  ASSERT_EQ(Code(Create("m1")), "ok");
+  const json after = Call({{"op", "stats"}})["memory"];
+  // Leg a receives AES-CM and sends AES-256-GCM, leg b is plain: the
+  // session and two contexts.
+  EXPECT_EQ(after["session_state_blocks"].get<uint64_t>() -
+                before["session_state_blocks"].get<uint64_t>(),
+            3u);
+  EXPECT_GE(after["session_state_bytes"].get<uint64_t>() -
+                before["session_state_bytes"].get<uint64_t>(),
+            sizeof(session::Session));
+  const uint64_t mapped = after["mapped_bytes"].get<uint64_t>();
+  EXPECT_EQ(mapped % (2u << 20), 0u) << "whole 2 MiB regions";
+  EXPECT_GE(mapped, after["session_state_bytes"].get<uint64_t>());
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "m1"}})), "ok");
+  const json deleted = Call({{"op", "stats"}})["memory"];
+  EXPECT_EQ(deleted["session_state_blocks"], before["session_state_blocks"]) << deleted.dump();
+  EXPECT_EQ(deleted["session_state_bytes"], before["session_state_bytes"]);
 }
 
 }  // namespace

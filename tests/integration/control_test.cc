@@ -317,6 +317,7 @@ TEST_F(ControlTest, SluicectlOverMutualTls) {
   r = Sluicectl(TlsArgs(*good_) + " stats");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("control TLS: "));
+  EXPECT_THAT(r.out, HasSubstr("session state: "));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("warning")));
   EXPECT_THAT(Log(), HasSubstr("control: TLS client CN=sbc1,O=Sluice tests, TLSv1.3"));
   EXPECT_THAT(Log(), HasSubstr(", SNI sluice.test from 127.0.0.1:"));  // sluicectl sent SNI

@@ -140,8 +140,17 @@ struct PortStats {
   uint64_t tx_errors = 0;
 };
 
+// The memory that holds the sessions' state every packet reads (their
+// SRTP contexts, flows and peers): sluiced's hot arena.
+struct MemoryStats {
+  uint64_t session_state_bytes = 0;   // in live blocks
+  uint64_t session_state_blocks = 0;
+  uint64_t mapped_bytes = 0;          // of 2 MiB regions, for hugepages
+};
+
 struct Stats {
   uint64_t sessions = 0;
+  std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;
   std::vector<std::pair<std::string, uint64_t>> drops;  // summed over workers
