@@ -22,13 +22,11 @@ absl::StatusOr<std::unique_ptr<srtp::Context>> MaybeContext(
 
 }  // namespace
 
-void* Session::operator new(std::size_t bytes) { return memory::AllocateHot(bytes); }
-void* Session::operator new(std::size_t bytes, std::align_val_t align) {
-  static_assert(alignof(Session) <= memory::kHotAlignment);
-  if (static_cast<std::size_t>(align) > memory::kHotAlignment) throw std::bad_alloc();
+void* Session::operator new(std::size_t bytes, std::align_val_t) {
+  static_assert(alignof(Session) > __STDCPP_DEFAULT_NEW_ALIGNMENT__ &&
+                alignof(Session) <= memory::kHotAlignment);
   return memory::AllocateHot(bytes);
 }
-void Session::operator delete(void* p, std::size_t bytes) noexcept { memory::FreeHot(p, bytes); }
 void Session::operator delete(void* p, std::size_t bytes, std::align_val_t) noexcept {
   memory::FreeHot(p, bytes);
 }

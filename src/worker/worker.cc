@@ -103,7 +103,6 @@ struct Worker::Batch {
   uint16_t n = 0;
   uint16_t k = 0;
   uint16_t packets = 0;  // held: rx until Stage1, then items not handed off
-  bool parsed = false;   // Stage1 has run
   bool held = false;     // between Stage0 and Stage3
 };
 
@@ -179,7 +178,8 @@ void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
 void Worker::Drain() noexcept {
   for (uint32_t age = kPipelineDepth - 1; age >= 1; --age) {
     Batch& b = batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
-    if (b.held && !b.parsed) Stage1(b);
+    // The newest burst has only had Stage0; the older ones are parsed.
+    if (b.held && age == 1) Stage1(b);
     if (b.held) Stage3(b);
   }
 }
@@ -202,7 +202,6 @@ void Worker::Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
   batch.n = n;
   batch.k = 0;
   batch.packets = n;
-  batch.parsed = false;
   batch.held = n > 0;
   Inc(counters_.rx_packets, n);
   // The frames arrive cold (a NIC writes them to memory): every line of a
@@ -235,7 +234,6 @@ void Worker::Stage1(Batch& batch) noexcept {
   uint16_t k = 0;
   batch.k = 0;
   batch.packets = 0;
-  batch.parsed = true;
   batch.held = false;
 
   // Phase 1: parse every frame; UDP goes on to the bulk lookup.
@@ -641,8 +639,8 @@ void Worker::Run(const std::atomic<bool>& stop) noexcept {
       received += n;
       Receive(pkts, n);
     }
-    // A quiet poll sends what is held: under load a packet waits at most two
-    // bursts, and without load none.
+    // A quiet poll sends what is held: under load a packet waits at most
+    // three bursts, and without load none.
     const bool report = ++iterations >= config_.quiescent_every;
     const bool drained = received == 0 && held_packets() > 0;
     if (drained) Drain();

@@ -59,9 +59,9 @@ class Session {
 
   // A session (its peer slots and flows, which every packet reads) lives in
   // the hot arena, as its contexts do: see sluice/memory/hot_arena.h.
-  static void* operator new(std::size_t bytes);
+  // (Its cache-line-aligned members make it over-aligned: only the aligned
+  // forms are ever called.)
   static void* operator new(std::size_t bytes, std::align_val_t);
-  static void operator delete(void* p, std::size_t bytes) noexcept;
   static void operator delete(void* p, std::size_t bytes, std::align_val_t) noexcept;
 
   // Adds the flows' keys to the table; on failure nothing stays added.
