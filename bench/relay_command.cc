@@ -1,10 +1,13 @@
 #include "relay_command.h"
 
 #include <srtp2/srtp.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
 #include <random>
 #include <chrono>
 #include <cstdio>
@@ -64,6 +67,10 @@ const char kRelayUsage[] =
     "                    (default 3)\n"
     "  --backend B       auto, ipsec-mb or openssl (default auto)\n"
     "  --no-baselines    skip the floor and libsrtp2\n"
+    "  --small-pages     where the host has no hugepages, leave packet buffers,\n"
+    "                    rings and the flow table on EAL's 4 KiB pages (default:\n"
+    "                    a DPDK heap on transparent hugepages, as production\n"
+    "                    has them on hugepages)\n"
     "  --nic-offloads    the ports stand for a NIC with checksum offload, as\n"
     "                    sluiced uses one: received frames come marked with good\n"
     "                    IPv4 and UDP checksums and the worker leaves the sent\n"
@@ -93,6 +100,7 @@ struct Options {
   double seconds = 3;
   double overload = 0;  // offered load as a multiple of the measured rate; 0: none
   bool baselines = true;
+  bool small_pages = false;
   bool sweep = false;
   bool json = false;
   std::string plot;
@@ -112,7 +120,8 @@ struct Point {
   double memory_latency_ns = 0;
 };
 
-// A pointer chase through `bytes` of cache lines in random order.
+// A pointer chase through `bytes` of cache lines in random order, on
+// transparent hugepages where the kernel has them, as the sessions' state is.
 double MemoryLatencyNs(size_t bytes) {
   struct alignas(64) Line {
     uint32_t next;
@@ -121,7 +130,13 @@ double MemoryLatencyNs(size_t bytes) {
   std::vector<uint32_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
   std::shuffle(order.begin(), order.end(), std::mt19937(7));
-  std::vector<Line> lines(n);
+  constexpr size_t kHugepage = size_t{2} << 20;
+  const size_t mapped = (n * sizeof(Line) + kHugepage - 1) / kHugepage * kHugepage;
+  std::unique_ptr<Line, decltype(&std::free)> memory(
+      static_cast<Line*>(std::aligned_alloc(kHugepage, mapped)), &std::free);
+  if (memory == nullptr) return 0;
+  madvise(memory.get(), mapped, MADV_HUGEPAGE);
+  Line* lines = memory.get();
   for (size_t i = 0; i < n; ++i) lines[order[i]].next = order[(i + 1) % n];
   uint32_t p = order[0];
   const size_t steps = 2000000;
@@ -162,6 +177,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     if (arg == "--json") { o.json = true; continue; }
     if (arg == "--sweep") { o.sweep = true; continue; }
     if (arg == "--no-baselines") { o.baselines = false; continue; }
+    if (arg == "--small-pages") { o.small_pages = true; continue; }
     if (arg == "--nic-offloads") { o.rig.nic_offloads = true; continue; }
     if (arg == "--progress") { o.rig.progress = true; continue; }
     if (arg == "--no-progress") { o.rig.progress = false; continue; }
@@ -302,6 +318,7 @@ nlohmann::json ToJson(const Point& p) {
   j["workers"] = p.rig.workers;
   j["burst"] = p.rig.burst;
   j["nic_offloads"] = p.rig.nic_offloads;
+  j["data_memory"] = std::string(RelayRig::DataMemory());
   j["backend"] = p.relay.backend;
   j["mpps_per_core"] = Round(p.relay.mpps_per_core, 3);
   j["mpps_total"] = Round(p.relay.mpps_total, 3);
@@ -351,10 +368,12 @@ std::string Cell(const std::optional<double>& v, const char* fmt) {
 }
 
 void PrintHeader(const Options& o) {
-  std::printf("sluice-bench relay: %s -> %s, %u worker(s), burst %u, %.1f s per point, %s\n",
+  std::printf("sluice-bench relay: %s -> %s, %u worker(s), burst %u, %.1f s per point, %s, "
+              "packet memory on %s\n",
               SuiteLabel(o.rig.in_suite).c_str(), SuiteLabel(o.rig.out_suite).c_str(),
               o.rig.workers, o.rig.burst, o.seconds,
-              o.rig.nic_offloads ? "checksums offloaded to the NIC" : "checksums in software");
+              o.rig.nic_offloads ? "checksums offloaded to the NIC" : "checksums in software",
+              std::string(RelayRig::DataMemory()).c_str());
   std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s %7s\n", "sessions", "size",
               "Mpps/core", "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor",
               "vs libsrtp2", "B/session", "mem ns");
@@ -440,7 +459,8 @@ int RunRelayCommand(int argc, char** argv) {
   }
   uint32_t most = 1;
   for (const RelayRigOptions& r : by_sessions) most = std::max(most, r.sessions);
-  if (absl::Status s = RelayRig::InitEal(o.rig.workers + (o.overload > 0 ? 1 : 0), most);
+  if (absl::Status s =
+          RelayRig::InitEal(o.rig.workers + (o.overload > 0 ? 1 : 0), most, o.small_pages);
       !s.ok()) {
     std::fprintf(stderr, "sluice-bench relay: %s\n", std::string(s.message()).c_str());
     return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;

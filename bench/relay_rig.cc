@@ -31,6 +31,7 @@
 #include "sluice/control/operations.h"
 #include "sluice/control/session_manager.h"
 #include "sluice/dpdk/eal.h"
+#include "sluice/dpdk/thp_heap.h"
 #include "sluice/memory/hot_arena.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/parse.h"
@@ -68,6 +69,14 @@ constexpr uint16_t kOutRemotePort = 50000;
 constexpr MacAddress kPhoneMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0xbb};
 
 bool eal_ready = false;
+// Without hugepages, the packet buffers, rings and flow table go here (on
+// 2 MiB pages, as on a host with hugepages); it lives as long as EAL.
+dpdk::ThpHeap* thp_heap = nullptr;
+
+// The DPDK heap for the rig's packet buffers, rings and flow table.
+int DataSocket() {
+  return thp_heap != nullptr ? thp_heap->socket_id() : static_cast<int>(rte_socket_id());
+}
 std::atomic<uint32_t> rig_serial{0};
 
 double ThreadCpuSeconds() {
@@ -84,6 +93,9 @@ uint64_t AllocatedBytes() {
   rte_malloc_socket_stats stats;
   for (int s = 0; s < RTE_MAX_NUMA_NODES; ++s) {
     if (rte_malloc_get_socket_stats(s, &stats) == 0) total += stats.heap_allocsz_bytes;
+  }
+  if (thp_heap != nullptr && rte_malloc_get_socket_stats(thp_heap->socket_id(), &stats) == 0) {
+    total += stats.heap_allocsz_bytes;
   }
   return total;
 }
@@ -501,7 +513,8 @@ absl::StatusOr<uint64_t> RelayLoop::Verify() {
 
 // --- RelayRig -----------------------------------------------------------------
 
-absl::Status RelayRig::InitEal(uint32_t max_workers, uint32_t max_sessions) {
+absl::Status RelayRig::InitEal(uint32_t max_workers, uint32_t max_sessions,
+                               bool small_pages) {
   if (eal_ready) return absl::OkStatus();
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (max_workers < 1 || max_workers > static_cast<uint32_t>(std::max(1L, cores))) {
@@ -512,11 +525,29 @@ absl::Status RelayRig::InitEal(uint32_t max_workers, uint32_t max_sessions) {
   eal.program_name = "sluice-bench";
   eal.lcores = max_workers == 1 ? "0" : absl::StrCat("0-", max_workers - 1);
   // The flow table (4 keys per session, about 100 bytes each) and the packet
-  // pools live in EAL memory.
+  // pools.
   eal.memory_mb = 512 + static_cast<int>(uint64_t{max_sessions} * 4 * 128 / (1 << 20));
   if (absl::Status s = dpdk::InitEal(eal); !s.ok()) return s;
   eal_ready = true;
+  // Without hugepages EAL's memory is on 4 KiB pages; a production host has
+  // hugepages, so the rig's data-plane memory goes to a heap on transparent
+  // hugepages instead (unless asked to measure small pages).
+  // DPDK zeroes a heap's memory when it is added, so it is sized to need:
+  // per worker a pool of packets of up to 1400 bytes (under 64 MiB), per
+  // session four flow-table keys (about 60 bytes each), and room to spare.
+  if (!rte_eal_has_hugepages() && !small_pages) {
+    const uint64_t bytes =
+        (uint64_t{max_workers} << 26) + uint64_t{max_sessions} * 4 * 128 + (uint64_t{64} << 20);
+    absl::StatusOr<std::unique_ptr<dpdk::ThpHeap>> heap = dpdk::ThpHeap::Create("bench_thp", bytes);
+    if (!heap.ok()) return heap.status();
+    thp_heap = heap->release();
+  }
   return absl::OkStatus();
+}
+
+std::string_view RelayRig::DataMemory() {
+  if (rte_eal_has_hugepages()) return "hugepages";
+  return thp_heap != nullptr ? "transparent-hugepages" : "small-pages";
 }
 
 RelayRig::RelayRig(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -546,14 +577,13 @@ absl::Status RelayRig::Impl::MakePorts() {
   const uint32_t room = RTE_PKTMBUF_HEADROOM + options.size + 128;
   const uint32_t mbufs = w * (kChunk * 2 + kTxRing + 1024);
   pool = rte_pktmbuf_pool_create(absl::StrCat("relay", serial).c_str(), mbufs, 256, 0,
-                                 static_cast<uint16_t>(room), static_cast<int>(rte_socket_id()));
+                                 static_cast<uint16_t>(room), DataSocket());
   if (pool == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot allocate ", mbufs, " packet buffers: ", rte_strerror(rte_errno)));
   }
   auto ring = [&](const std::string& name, uint32_t size, unsigned flags) -> rte_ring* {
-    rte_ring* r = rte_ring_create(absl::StrCat(name, serial).c_str(), size,
-                                  static_cast<int>(rte_socket_id()), flags);
+    rte_ring* r = rte_ring_create(absl::StrCat(name, serial).c_str(), size, DataSocket(), flags);
     if (r != nullptr) rings.push_back(r);
     return r;
   };
@@ -612,7 +642,7 @@ absl::Status RelayRig::Impl::Install() {
   const auto start = std::chrono::steady_clock::now();
 
   absl::StatusOr<std::unique_ptr<session::FlowTable>> t = session::FlowTable::Create(
-      absl::StrCat("relay_flows", serial), n * 4 + 64, options.workers);
+      absl::StrCat("relay_flows", serial), n * 4 + 64, options.workers, DataSocket());
   if (!t.ok()) return t.status();
   table = *std::move(t);
 

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -71,8 +72,15 @@ struct RelayOverloadResult {
 
 class RelayRig {
  public:
-  // Starts EAL on first use (lcores 0..max_workers-1, no hugepages, no PCI).
-  static absl::Status InitEal(uint32_t max_workers, uint32_t max_sessions);
+  // Starts EAL on first use (lcores 0..max_workers-1, no PCI). Where the host
+  // has no hugepages, the rigs' packet buffers, rings and flow tables go on a
+  // heap of transparent hugepages (dpdk::ThpHeap), as they would be on
+  // hugepages in production; small_pages leaves them in EAL's 4 KiB pages.
+  static absl::Status InitEal(uint32_t max_workers, uint32_t max_sessions,
+                              bool small_pages = false);
+  // Where that memory is: "hugepages", "transparent-hugepages" or
+  // "small-pages".
+  static std::string_view DataMemory();
 
   // Creates ports, the flow table and the session manager, and installs the
   // sessions. Fails with a clear message on bad options or exhausted memory.

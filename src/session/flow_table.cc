@@ -3,7 +3,6 @@
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
-#include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
@@ -28,10 +27,11 @@ FlowRef Untag(void* value) {
 
 absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::Create(const std::string& name,
                                                              uint32_t capacity,
-                                                             uint32_t max_readers) {
+                                                             uint32_t max_readers,
+                                                             int socket_id) {
   std::unique_ptr<FlowTable> table(new FlowTable());
   const size_t qsbr_size = rte_rcu_qsbr_get_memsize(std::max<uint32_t>(max_readers, 1));
-  table->qsbr_mem_ = rte_zmalloc(nullptr, qsbr_size, RTE_CACHE_LINE_SIZE);
+  table->qsbr_mem_ = rte_zmalloc_socket(nullptr, qsbr_size, RTE_CACHE_LINE_SIZE, socket_id);
   if (table->qsbr_mem_ == nullptr) {
     return absl::ResourceExhaustedError("cannot allocate the RCU state for the flow table");
   }
@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::Create(const std::string& 
   params.key_len = sizeof(FlowKey);
   params.hash_func = rte_hash_crc;
   params.hash_func_init_val = 0;
-  params.socket_id = static_cast<int>(rte_socket_id());
+  params.socket_id = socket_id;
   params.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
   table->hash_ = rte_hash_create(&params);
   if (table->hash_ == nullptr) {

@@ -3,9 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <span>
 #include <string>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "sluice/session/session.h"
+#include "smaps.h"
 #include "sluice/srtp/context.h"
 #include "sluice/srtp/master_key.h"
 
@@ -90,37 +89,17 @@ TEST(HotArenaTest, CountsWhatIsInUseAndReusesFreedBlocksOfTheSameSize) {
   EXPECT_EQ(GetHotArenaStats().in_use_bytes, before.in_use_bytes);
 }
 
-// The smaps entry of the mapping that holds p: its "THPeligible" field.
-std::string ThpEligible(const void* p) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
-  while (std::getline(smaps, line)) {
-    unsigned long start = 0, end = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find(' ') > 8) {
-      inside = addr >= start && addr < end;
-      continue;
-    }
-    if (inside && line.rfind("THPeligible:", 0) == 0) return line.substr(12);
-  }
-  return "";
-}
-
 TEST(HotArenaTest, RegionsAreAdvisedForTransparentHugepages) {
   if (!HotArenaUsesRegions()) {
     GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
   }
-  std::ifstream enabled("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string mode;
-  std::getline(enabled, mode);
-  if (mode.empty() || mode.find("[never]") != std::string::npos) {
-    GTEST_SKIP() << "transparent hugepages are off on this kernel (" << mode << ")";
+  if (!testing::ThpAvailable()) {
+    GTEST_SKIP() << "transparent hugepages are off on this kernel (" << testing::ThpMode() << ")";
   }
   void* p = AllocateHot(4096);
-  const std::string eligible = ThpEligible(p);
+  const std::string eligible = testing::ThpEligible(p);
   ASSERT_FALSE(eligible.empty()) << "no THPeligible field for the block's mapping";
-  EXPECT_EQ(std::stoi(eligible), 1) << "THP mode: " << mode;
+  EXPECT_EQ(std::stoi(eligible), 1) << "THP mode: " << testing::ThpMode();
   FreeHot(p, 4096);
 }
 

@@ -67,10 +67,13 @@ struct FlowRef {
 class FlowTable {
  public:
   // capacity: maximum keys (two per leg with separate RTCP). max_readers:
-  // worker threads that will register.
+  // worker threads that will register. socket_id: the DPDK heap the table
+  // lives in; -1 (SOCKET_ID_ANY) is EAL's own memory, the caller's NUMA node
+  // first.
   static absl::StatusOr<std::unique_ptr<FlowTable>> Create(const std::string& name,
                                                            uint32_t capacity,
-                                                           uint32_t max_readers);
+                                                           uint32_t max_readers,
+                                                           int socket_id = -1);
   ~FlowTable();
 
   // --- control thread ---
