@@ -1,7 +1,9 @@
 // Google Benchmark micro-benchmarks for session::FlowTable::LookupBulk
 // (src/session/flow_table.cc): bursts of 32 lookups of random local
-// endpoints in tables of 1,000 to 1,000,000 keys, as a worker does for every
-// RX burst. Runs EAL in process without hugepages.
+// endpoints in tables of 1,000 to 4,000,000 keys, as a worker does for every
+// RX burst. Runs EAL in process without hugepages; each size runs with the
+// table in EAL's memory (4 KiB pages, "pages:small") and on a heap of
+// transparent hugepages ("pages:thp"), as on a host with hugepages.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "sluice/dpdk/eal.h"
+#include "sluice/dpdk/thp_heap.h"
 #include "sluice/packet/address.h"
 #include "sluice/session/flow.h"
 #include "sluice/session/flow_table.h"
@@ -20,6 +23,7 @@ namespace sluice::session {
 namespace {
 
 constexpr uint32_t kBurst = 32;
+dpdk::ThpHeap* thp_heap = nullptr;  // made in main, lives as long as EAL
 
 packet::Endpoint Local(uint32_t i) {
   return {packet::IpAddress::V4(0x0a000000u + (i >> 15)), static_cast<uint16_t>(1024 + 2 * (i & 0x7fff))};
@@ -28,7 +32,13 @@ packet::Endpoint Local(uint32_t i) {
 void BM_LookupBulk(benchmark::State& state) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
   static uint32_t serial = 0;
-  auto table = FlowTable::Create("bench_flows" + std::to_string(serial++), n, 1);
+  const bool thp = state.range(1) != 0;
+  if (thp && thp_heap == nullptr) {
+    state.SkipWithError("no heap of transparent hugepages");
+    return;
+  }
+  auto table = FlowTable::Create("bench_flows" + std::to_string(serial++), n, 1,
+                                 thp ? thp_heap->socket_id() : -1);
   if (!table.ok()) {
     state.SkipWithError(std::string(table.status().message()).c_str());
     return;
@@ -58,7 +68,9 @@ void BM_LookupBulk(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBurst);
 }
-BENCHMARK(BM_LookupBulk)->Arg(1000)->Arg(100000)->Arg(1000000)->ArgName("keys");
+BENCHMARK(BM_LookupBulk)
+    ->ArgsProduct({{1000, 100000, 1000000, 4000000}, {0, 1}})
+    ->ArgNames({"keys", "pages:thp"});
 
 }  // namespace
 }  // namespace sluice::session
@@ -71,6 +83,14 @@ int main(int argc, char** argv) {
   if (absl::Status s = sluice::dpdk::InitEal(eal); !s.ok()) {
     std::fprintf(stderr, "flow_table_bench: %s\n", std::string(s.message()).c_str());
     return 1;
+  }
+  // A table of 4,000,000 keys takes about 240 MiB.
+  absl::StatusOr<std::unique_ptr<sluice::dpdk::ThpHeap>> heap =
+      sluice::dpdk::ThpHeap::Create("flow_bench_thp", uint64_t{512} << 20);
+  if (heap.ok()) {
+    sluice::session::thp_heap = heap->release();
+  } else {
+    std::fprintf(stderr, "flow_table_bench: %s\n", std::string(heap.status().message()).c_str());
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
