@@ -1,7 +1,5 @@
 #include "sluice/srtp/engine.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -85,6 +83,29 @@ inline void CopySmall(uint8_t* dst, const uint8_t* src, uint32_t len) {
     case 16: std::memcpy(dst, src, 16); return;
     default: std::memcpy(dst, src, len); return;
   }
+}
+
+// Whether the tag computed here equals the one received, in a time that
+// depends on the length alone: the bytes are XORed and ORed together, never
+// compared one by one, and the empty asm keeps the compiler from learning
+// anything about the running difference (so it cannot exit early). Inline,
+// a word at a time: CRYPTO_memcmp, a call and a byte loop, was 4% of
+// unprotect. Tags are 4, 8, 10 or 16 bytes.
+inline bool TagsEqual(const uint8_t* a, const uint8_t* b, uint32_t len) {
+  uint64_t diff = 0;
+  uint32_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    diff |= x ^ y;
+    __asm__("" : "+r"(diff));
+  }
+  for (; i < len; ++i) {
+    diff |= static_cast<uint64_t>(a[i] ^ b[i]);
+    __asm__("" : "+r"(diff));
+  }
+  return diff == 0;
 }
 
 Verdict FromReplayCheck(ReplayCheck c) {
@@ -727,7 +748,7 @@ size_t Engine::FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> ver
     const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
     // AES_CM_128_NULL_AUTH carries no SRTP tag; SRTCP always has one.
     const bool tagged = rtcp || suite.srtp_auth != AuthKind::kNull;
-    if (tagged && CRYPTO_memcmp(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len) != 0) {
+    if (tagged && !TagsEqual(ops_[i].tag, slots[i].rx_tag, slots[i].tag_len)) {
       verdicts[i] = Verdict::kAuthFailed;
       pending[i] = false;
       failed[n_failed++] = static_cast<uint16_t>(i);
@@ -836,7 +857,7 @@ void Engine::RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pendin
     size_t n_next = 0;
     for (size_t w = 0; w < n_work; ++w) {
       const uint16_t i = work_idx[w];
-      if (ok && CRYPTO_memcmp(work[w]->tag, slots[i].rx_tag, slots[i].tag_len) == 0) {
+      if (ok && TagsEqual(work[w]->tag, slots[i].rx_tag, slots[i].tag_len)) {
         pending[i] = true;
         verdicts[i] = Verdict::kOk;
       } else if (ok) {

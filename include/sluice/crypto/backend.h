@@ -76,7 +76,8 @@ class Backend {
   virtual bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept = 0;
   // AES-GCM decrypt the cipher range in place and check the tag. In: tag holds
   // the packet's received tag (its first tag_len bytes). Out: the packet is
-  // authentic if and only if CRYPTO_memcmp(tag, received, tag_len) == 0.
+  // authentic if and only if the first tag_len bytes of tag equal the
+  // received tag (the caller compares them in constant time).
   // A backend meets that either by writing the tag it computed over the AAD
   // and the ciphertext (ipsec-mb), or by leaving tag unchanged when the
   // received tag verifies and complementing all 20 bytes of it when it does
