@@ -767,23 +767,31 @@ size_t Engine::FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> ver
   }
 
   // Phase 3: commit the stream state of authenticated packets, in order.
+  // Packets of one stream come in runs: its stream slot is looked up once.
   size_t good = 0;
+  const Context* last_ctx = nullptr;
+  uint32_t last_ssrc = 0;
+  Context::Stream* stream = nullptr;
   for (size_t i = 0; i < n; ++i) {
     if (!pending[i]) continue;
     Context& ctx = *jobs[i].ctx;
     Slot& slot = slots[i];
-    Context::Stream* stream = ctx.FindOrAddStream(slot.ssrc);
+    if (&ctx != last_ctx || slot.ssrc != last_ssrc || stream == nullptr) {
+      stream = ctx.FindOrAddStream(slot.ssrc);
+      last_ctx = &ctx;
+      last_ssrc = slot.ssrc;
+    }
     if (stream == nullptr) {
       verdicts[i] = Verdict::kStreamLimit;
       continue;
     }
-    // Re-check: an earlier packet of this burst may have taken the index.
+    // Checked again as it is recorded: an earlier packet of this burst may
+    // have taken the index.
     ReplayWindow& window = rtcp ? stream->rtcp_window : stream->rtp_window;
-    if (ReplayCheck c = window.Check(slot.index); c != ReplayCheck::kNew) {
+    if (ReplayCheck c = window.Admit(slot.index); c != ReplayCheck::kNew) {
       verdicts[i] = FromReplayCheck(c);
       continue;
     }
-    window.Accept(slot.index);
     ++(rtcp ? slot.key->srtcp_count : slot.key->srtp_count);
     jobs[i].pkt->len = slot.end;
     verdicts[i] = Verdict::kOk;
