@@ -77,6 +77,7 @@ dpdk::ThpHeap* thp_heap = nullptr;
 int DataSocket() {
   return thp_heap != nullptr ? thp_heap->socket_id() : static_cast<int>(rte_socket_id());
 }
+
 std::atomic<uint32_t> rig_serial{0};
 
 double ThreadCpuSeconds() {
@@ -524,8 +525,9 @@ absl::Status RelayRig::InitEal(uint32_t max_workers, uint32_t max_sessions,
   dpdk::EalOptions eal;
   eal.program_name = "sluice-bench";
   eal.lcores = max_workers == 1 ? "0" : absl::StrCat("0-", max_workers - 1);
-  // The flow table (4 keys per session, about 100 bytes each) and the packet
-  // pools.
+  // EAL's memory: the flow table (4 keys per session, about 100 bytes each)
+  // and the packet pools where they do not go to the heap below, and the
+  // table's RCU defer queue wherever they go.
   eal.memory_mb = 512 + static_cast<int>(uint64_t{max_sessions} * 4 * 128 / (1 << 20));
   if (absl::Status s = dpdk::InitEal(eal); !s.ok()) return s;
   eal_ready = true;

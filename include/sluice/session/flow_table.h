@@ -69,7 +69,8 @@ class FlowTable {
   // capacity: maximum keys (two per leg with separate RTCP). max_readers:
   // worker threads that will register. socket_id: the DPDK heap the table
   // lives in; -1 (SOCKET_ID_ANY) is EAL's own memory, the caller's NUMA node
-  // first.
+  // first. (DPDK puts the table's RCU defer queue in EAL's memory whatever
+  // the socket.)
   static absl::StatusOr<std::unique_ptr<FlowTable>> Create(const std::string& name,
                                                            uint32_t capacity,
                                                            uint32_t max_readers,
