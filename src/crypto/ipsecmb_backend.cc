@@ -12,7 +12,7 @@ namespace {
 // Up to this many HMAC jobs go to the SSE manager (SHA-NI, one packet at a
 // time is cheap there); bigger bursts fill the AVX-512 manager's 16 lanes.
 constexpr size_t kSmallHashBurst = 4;
-constexpr size_t kMaxJobs = 64;
+constexpr size_t kMaxJobs = Backend::kMaxDirectJobs;
 
 IMB_KEY_SIZE_BYTES KeySize(int key_len) {
   switch (key_len) {
@@ -69,6 +69,11 @@ class IpsecMbBackend final : public Backend {
       if (!HashBurst(n)) return false;
     }
     return true;
+  }
+
+  IMB_JOB* CmHmacJobs() noexcept override { return jobs_.data(); }
+  bool SubmitCmHmacJobs(size_t n, int key_len) noexcept override {
+    return n >= 1 && n <= kMaxJobs && CipherBurst(n, key_len) && HashBurst(n);
   }
 
   bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept override { return Gcm<true>(ops); }

@@ -25,6 +25,8 @@ constexpr uint32_t kRtcpHeaderLen = 8;
 constexpr uint32_t kSrtcpTrailerLen = 4;
 constexpr uint32_t kEFlag = 0x80000000u;
 constexpr uint32_t kMaxSrtcpIndex = 0x7fffffffu;
+// Bytes of tag ipsec-mb writes for HMAC-SHA1 (it computes 12 or 20).
+constexpr uint32_t kHmacTagOutputLen = 12;
 
 // Fields are 64 bits wide: GCC spills them and reloads whole words, and a
 // narrower store under a wider load cannot be store-forwarded (a ~15-cycle
@@ -141,6 +143,12 @@ void GcmIv(uint8_t iv[16], const uint8_t salt[12], uint32_t ssrc, uint64_t index
   iv[12] = iv[13] = iv[14] = iv[15] = 0;
 }
 
+// What protect's phase 3 does for a packet: nothing (its trailer and length
+// are final: the tag was written in place and it has no MKI), write the MKI
+// (the tag is in place), write the MKI and copy the tag (the tailroom had no
+// room for the library's 12 bytes of tag), or finish a CryptoOp's packet.
+enum class ProtectFinish : uint8_t { kDone, kMki, kMkiAndTag, kOp };
+
 // Unprotect estimates the index of a stream with no authenticated packet yet
 // from the earlier packets of the same burst, as libsrtp would one by one.
 struct Pending {
@@ -236,9 +244,18 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       key->srtp_count = count;
     }
   } run;
-  size_t n_pending = 0;
-  const crypto::SuiteInfo* one_suite = nullptr;  // of the packets pending
+  const crypto::SuiteInfo* one_suite = nullptr;  // of the CryptoOps' packets
   bool mixed = false;                            // whether they have several
+  // AES-CM with HMAC-SHA1 packets of one key size go straight into the
+  // backend's own jobs where it has them (ipsec-mb): n_direct of them, their
+  // AES keys direct_key_len bytes. A packet of another key size, or with
+  // nothing to encrypt, takes a CryptoOp (n_ops of them). finish[i], read
+  // only while pending[i], is what phase 3 still has to do.
+  IMB_JOB* const direct = direct_jobs_;
+  size_t n_direct = 0;
+  uint32_t direct_key_len = 0;
+  size_t n_ops = 0;
+  ProtectFinish finish[kMaxBurst];
   for (size_t i = 0; i < n; ++i) {
     pending[i] = false;
     Context& ctx = *jobs[i].ctx;
@@ -289,34 +306,78 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       run = Run{&ctx, h.ssrc, stream, &key, top, top, count};
     }
     run.count = count + 1;
-    ++n_pending;
+    pending[i] = true;
+    slots[i].key = &key;
+    const crypto::SessionKey* sk = ctx.active_srtp_key_;
+    const uint32_t header_len = static_cast<uint32_t>(h.header_len);
+
+    if (direct != nullptr && suite.cipher == CipherKind::kAesCm &&
+        suite.srtp_auth == AuthKind::kHmacSha1 && pkt.len > header_len &&
+        (n_direct == 0 || suite.key_len == direct_key_len)) [[likely]] {
+      direct_key_len = suite.key_len;
+      uint8_t* buf = pkt.data;
+      const uint32_t len = pkt.len;
+      uint8_t* iv = direct_ivs_[n_direct];
+      CmIv(iv, sk->cm_salt, buf + 8, index);
+      // RFC 3711 §4.2: the tag covers header, encrypted payload and ROC; the
+      // ROC sits where the MKI and tag go, which are written afterwards.
+      Store32(buf + len, static_cast<uint32_t>(index >> 16));
+      IMB_JOB& job = direct[n_direct++];
+      job.enc_keys = sk->aes_round_keys;
+      job.dec_keys = sk->aes_round_keys;
+      job.key_len_in_bytes = suite.key_len;
+      job.src = buf;
+      job.dst = buf + header_len;
+      job.cipher_start_src_offset_in_bytes = header_len;
+      job.msg_len_to_cipher_in_bytes = len - header_len;
+      job.iv = iv;
+      job.hash_start_src_offset_in_bytes = 0;
+      job.msg_len_to_hash_in_bytes = len + 4;
+      job.u.HMAC._hashed_auth_key_xor_ipad = sk->hmac_ipad_state;
+      job.u.HMAC._hashed_auth_key_xor_opad = sk->hmac_opad_state;
+      // The library writes 12 bytes of tag (the first 10 or 4 are SRTP's):
+      // into the trailer itself, once the hash has read the ROC there,
+      // where the tailroom has the 2 or 8 bytes more; else aside, for phase
+      // 3 to copy.
+      const uint32_t mki_len = ctx.mki_len_;
+      if (pkt.capacity - len >= mki_len + kHmacTagOutputLen) {
+        job.auth_tag_output = buf + len + mki_len;
+        if (mki_len == 0) {
+          pkt.len = len + ctx.srtp_overhead();
+          finish[i] = ProtectFinish::kDone;
+        } else {
+          finish[i] = ProtectFinish::kMki;
+        }
+      } else {
+        job.auth_tag_output = ops_[i].tag;
+        finish[i] = ProtectFinish::kMkiAndTag;
+      }
+      continue;
+    }
+
     mixed |= one_suite != nullptr && one_suite != &suite;
     one_suite = &suite;
-
-    slots[i].key = &key;
     CryptoOp& op = ops_[i];
-    const crypto::SessionKey* sk = ctx.active_srtp_key_;
     op.key = sk;
     op.buf = pkt.data;
     op.aad = nullptr;
-    op.cipher_offset = static_cast<uint32_t>(h.header_len);
-    op.cipher_len = pkt.len - static_cast<uint32_t>(h.header_len);
+    op.cipher_offset = header_len;
+    op.cipher_len = pkt.len - header_len;
     op.auth_offset = 0;
     if (suite.cipher == CipherKind::kAesCm) {
       CmIv(op.iv, sk->cm_salt, pkt.data + 8, index);
     } else if (suite.cipher == CipherKind::kAesGcm) {
       // RFC 7714 §8.2: the header is the AAD; the tag follows the ciphertext.
       GcmIv(op.iv, sk->salt(), static_cast<uint32_t>(h.ssrc), index);
-      op.auth_len = static_cast<uint32_t>(h.header_len);
+      op.auth_len = header_len;
       op.tag_len = suite.srtp_tag_len;
     }
     if (suite.srtp_auth == AuthKind::kHmacSha1) {
-      // RFC 3711 §4.2: the tag covers header, encrypted payload and ROC; the
-      // ROC sits where the MKI and tag go, which are written afterwards.
       Store32(pkt.data + pkt.len, static_cast<uint32_t>(index >> 16));
       op.auth_len = pkt.len + 4;
     }
-    pending[i] = true;
+    finish[i] = ProtectFinish::kOp;
+    ++n_ops;
   }
 
   run.Flush();
@@ -329,11 +390,11 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
   CryptoOp* hmac[kMaxBurst];
   CryptoOp* both[kMaxBurst];
   size_t n_both = 0, n_cm = 0, n_gcm = 0, n_hmac = 0;
-  const bool all_cm_hmac = n_pending == n && !mixed && one_suite != nullptr &&
+  const bool all_cm_hmac = n_ops == n && !mixed && one_suite != nullptr &&
                            one_suite->cipher == CipherKind::kAesCm &&
                            one_suite->srtp_auth == AuthKind::kHmacSha1;
-  for (size_t i = 0; i < n && !all_cm_hmac; ++i) {
-    if (!pending[i]) continue;
+  for (size_t i = 0; i < n && n_ops > 0 && !all_cm_hmac; ++i) {
+    if (!pending[i] || finish[i] != ProtectFinish::kOp) continue;
     const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
     CryptoOp* op = &ops_[i];
     const bool mac = suite.srtp_auth == AuthKind::kHmacSha1;
@@ -351,17 +412,24 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
   }
 
   // Phase 2: one submission per kind of work for the whole burst;
-  // encrypt-then-MAC.
-  const std::span<CryptoOp* const> all_both =
-      all_cm_hmac ? std::span<CryptoOp* const>(op_ptrs_.data(), n)
-                  : std::span<CryptoOp* const>(both, n_both);
-  FailClosedUnless(SubmitProtect(all_both, {cm, n_cm}, {gcm, n_gcm}, {hmac, n_hmac}), n,
-                   verdicts.data(), pending);
+  // encrypt-then-MAC. The direct jobs first: the backend's other calls may
+  // reuse their array.
+  bool ok = n_direct == 0 || backend_.SubmitCmHmacJobs(n_direct, direct_key_len);
+  if (ok && n_ops > 0) {
+    const std::span<CryptoOp* const> all_both =
+        all_cm_hmac ? std::span<CryptoOp* const>(op_ptrs_.data(), n)
+                    : std::span<CryptoOp* const>(both, n_both);
+    ok = SubmitProtect(all_both, {cm, n_cm}, {gcm, n_gcm}, {hmac, n_hmac});
+  }
+  FailClosedUnless(ok, n, verdicts.data(), pending);
 
   // Phase 3: append MKI and tag.
   size_t good = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!pending[i]) continue;
+    verdicts[i] = Verdict::kOk;
+    ++good;
+    if (finish[i] == ProtectFinish::kDone) continue;
     Context& ctx = *jobs[i].ctx;
     Packet& pkt = *jobs[i].pkt;
     const crypto::SuiteInfo& suite = *ctx.suite_;
@@ -372,11 +440,11 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
       CopySmall(trailer + suite.srtp_tag_len, mki, ctx.mki_len_);
     } else {
       CopySmall(trailer, mki, ctx.mki_len_);
-      CopySmall(trailer + ctx.mki_len_, ops_[i].tag, suite.srtp_tag_len);
+      if (finish[i] != ProtectFinish::kMki) {
+        CopySmall(trailer + ctx.mki_len_, ops_[i].tag, suite.srtp_tag_len);
+      }
     }
     pkt.len += ctx.srtp_overhead();
-    verdicts[i] = Verdict::kOk;
-    ++good;
   }
   return good;
 }

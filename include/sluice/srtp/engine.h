@@ -40,8 +40,10 @@ class Engine {
  public:
   // Largest burst processed in one crypto submission; longer spans are cut.
   static constexpr size_t kMaxBurst = 64;
+  static_assert(kMaxBurst <= crypto::Backend::kMaxDirectJobs);
 
-  explicit Engine(crypto::Backend& backend) noexcept : backend_(backend) {
+  explicit Engine(crypto::Backend& backend) noexcept
+      : backend_(backend), direct_jobs_(backend.CmHmacJobs()) {
     for (size_t i = 0; i < kMaxBurst; ++i) op_ptrs_[i] = &ops_[i];
   }
 
@@ -86,6 +88,10 @@ class Engine {
                       bool rtcp) noexcept;
 
   crypto::Backend& backend_;
+  // The backend's own AES-CM + HMAC-SHA1 jobs, which protect fills
+  // directly, or null (see Backend::CmHmacJobs); their counter blocks.
+  IMB_JOB* const direct_jobs_;
+  alignas(16) uint8_t direct_ivs_[kMaxBurst][16];
   uint64_t now_ = 0;
   std::array<crypto::CryptoOp, kMaxBurst> ops_;
   std::array<crypto::CryptoOp*, kMaxBurst> op_ptrs_;  // &ops_[i]: a burst's ops as they are
