@@ -154,12 +154,13 @@ class IpsecMbBackend final : public Backend {
       uint8_t* data = op->buf + op->cipher_offset;
       const bool aes128 = op->key->suite->key_len == 16;
       if constexpr (kEncrypt) {
+        uint8_t* tag = op->tag_out != nullptr ? op->tag_out : op->tag;
         if (aes128) {
           IMB_AES128_GCM_ENC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
-                             op->iv, aad, aad_len, op->tag, op->tag_len);
+                             op->iv, aad, aad_len, tag, op->tag_len);
         } else {
           IMB_AES256_GCM_ENC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
-                             op->iv, aad, aad_len, op->tag, op->tag_len);
+                             op->iv, aad, aad_len, tag, op->tag_len);
         }
       } else if (aes128) {
         IMB_AES128_GCM_DEC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,

@@ -165,6 +165,7 @@ class OpensslBackend final : public Backend {
         if (i >= 0) cache.Forget(i);
         FailCipher(*op);
         std::memset(op->tag, 0, sizeof(op->tag));
+        if (op->tag_out != nullptr) std::memset(op->tag_out, 0, op->tag_len);
         ok = false;
       }
     }
@@ -244,7 +245,8 @@ class OpensslBackend final : public Backend {
     }
     uint8_t none[16];  // GCM's final step writes no data
     return EVP_EncryptFinal_ex(ctx, none, &out_len) == 1 &&
-           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, op.tag_len, op.tag) == 1;
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, op.tag_len,
+                               op.tag_out != nullptr ? op.tag_out : op.tag) == 1;
   }
 
   OpenResult Open(int i, KeyedCache& cache, CryptoOp& op) noexcept {

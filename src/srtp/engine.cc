@@ -134,20 +134,25 @@ void CmIv(uint8_t iv[16], const uint64_t salt[2], const uint8_t* ssrc, uint64_t 
 // RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt, and §9.1 for
 // SRTCP: (0x0000 || SSRC || 0x0000 || 0 || index) XOR salt. In both the last
 // six bytes are a 48-bit number: the packet index (ROC << 16 | SEQ) or the
-// 31-bit SRTCP index.
-void GcmIv(uint8_t iv[16], const uint8_t salt[12], uint32_t ssrc, uint64_t index48) {
-  uint8_t block[12] = {0, 0};
-  Store32(block + 2, ssrc);
-  for (int i = 0; i < 6; ++i) block[6 + i] = static_cast<uint8_t>(index48 >> (40 - 8 * i));
-  for (int i = 0; i < 12; ++i) iv[i] = block[i] ^ salt[i];
-  iv[12] = iv[13] = iv[14] = iv[15] = 0;
+// 31-bit SRTCP index. `salt` is the session key's salt words (12 bytes of
+// salt, then zeros), so the IV's last four bytes, which ipsec-mb reads, are
+// zero. Built in two registers, big-endian, and stored once.
+void GcmIv(uint8_t iv[16], const uint64_t salt[2], uint32_t ssrc, uint64_t index48) {
+  const uint64_t hi = (uint64_t{ssrc} << 16) | (index48 >> 32);  // bytes 0 to 7
+  const uint64_t lo = (index48 & 0xffffffffu) << 32;             // bytes 8 to 15
+  const uint64_t w0 = salt[0] ^ __builtin_bswap64(hi);
+  const uint64_t w1 = salt[1] ^ __builtin_bswap64(lo);
+  std::memcpy(iv, &w0, 8);
+  std::memcpy(iv + 8, &w1, 8);
 }
 
-// What protect's phase 3 does for a packet: nothing (its trailer and length
-// are final: the tag was written in place and it has no MKI), write the MKI
-// (the tag is in place), write the MKI and copy the tag (the tailroom had no
-// room for the library's 12 bytes of tag), or finish a CryptoOp's packet.
-enum class ProtectFinish : uint8_t { kDone, kMki, kMkiAndTag, kOp };
+// How protect goes on with a packet after phase 1. In ipsec-mb's own jobs:
+// nothing more (its trailer and length are final: the tag is written in
+// place and it has no MKI), write the MKI (the tag is in place), or write
+// the MKI and copy the tag (the tailroom had no room for the library's 12
+// bytes of tag). As a CryptoOp: phase 3 writes its MKI and tag (an AES-GCM
+// tag is written in place), or (kOpDone) nothing more.
+enum class ProtectFinish : uint8_t { kDone, kMki, kMkiAndTag, kOp, kOpDone };
 
 // Unprotect estimates the index of a stream with no authenticated packet yet
 // from the earlier packets of the same burst, as libsrtp would one by one.
@@ -367,10 +372,20 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
     if (suite.cipher == CipherKind::kAesCm) {
       CmIv(op.iv, sk->cm_salt, pkt.data + 8, index);
     } else if (suite.cipher == CipherKind::kAesGcm) {
-      // RFC 7714 §8.2: the header is the AAD; the tag follows the ciphertext.
-      GcmIv(op.iv, sk->salt(), static_cast<uint32_t>(h.ssrc), index);
+      // RFC 7714 §8.2: the header is the AAD; the tag follows the ciphertext
+      // (then the MKI): the library writes it there.
+      GcmIv(op.iv, sk->cm_salt, static_cast<uint32_t>(h.ssrc), index);
       op.auth_len = header_len;
       op.tag_len = suite.srtp_tag_len;
+      op.tag_out = pkt.data + pkt.len;
+      ++n_ops;
+      if (ctx.mki_len_ == 0) {
+        pkt.len += ctx.srtp_overhead();
+        finish[i] = ProtectFinish::kOpDone;
+      } else {
+        finish[i] = ProtectFinish::kOp;
+      }
+      continue;
     }
     if (suite.srtp_auth == AuthKind::kHmacSha1) {
       Store32(pkt.data + pkt.len, static_cast<uint32_t>(index >> 16));
@@ -390,11 +405,12 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
   CryptoOp* hmac[kMaxBurst];
   CryptoOp* both[kMaxBurst];
   size_t n_both = 0, n_cm = 0, n_gcm = 0, n_hmac = 0;
-  const bool all_cm_hmac = n_ops == n && !mixed && one_suite != nullptr &&
-                           one_suite->cipher == CipherKind::kAesCm &&
+  const bool uniform = n_ops == n && !mixed && one_suite != nullptr;
+  const bool all_cm_hmac = uniform && one_suite->cipher == CipherKind::kAesCm &&
                            one_suite->srtp_auth == AuthKind::kHmacSha1;
-  for (size_t i = 0; i < n && n_ops > 0 && !all_cm_hmac; ++i) {
-    if (!pending[i] || finish[i] != ProtectFinish::kOp) continue;
+  const bool all_gcm = uniform && one_suite->cipher == CipherKind::kAesGcm;
+  for (size_t i = 0; i < n && n_ops > 0 && !all_cm_hmac && !all_gcm; ++i) {
+    if (!pending[i] || finish[i] < ProtectFinish::kOp) continue;
     const crypto::SuiteInfo& suite = *jobs[i].ctx->suite_;
     CryptoOp* op = &ops_[i];
     const bool mac = suite.srtp_auth == AuthKind::kHmacSha1;
@@ -416,10 +432,10 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
   // reuse their array.
   bool ok = n_direct == 0 || backend_.SubmitCmHmacJobs(n_direct, direct_key_len);
   if (ok && n_ops > 0) {
-    const std::span<CryptoOp* const> all_both =
-        all_cm_hmac ? std::span<CryptoOp* const>(op_ptrs_.data(), n)
-                    : std::span<CryptoOp* const>(both, n_both);
-    ok = SubmitProtect(all_both, {cm, n_cm}, {gcm, n_gcm}, {hmac, n_hmac});
+    const std::span<CryptoOp* const> all(op_ptrs_.data(), n);
+    ok = SubmitProtect(all_cm_hmac ? all : std::span<CryptoOp* const>(both, n_both),
+                       {cm, n_cm}, all_gcm ? all : std::span<CryptoOp* const>(gcm, n_gcm),
+                       {hmac, n_hmac});
   }
   FailClosedUnless(ok, n, verdicts.data(), pending);
 
@@ -429,15 +445,14 @@ size_t Engine::ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> ver
     if (!pending[i]) continue;
     verdicts[i] = Verdict::kOk;
     ++good;
-    if (finish[i] == ProtectFinish::kDone) continue;
+    if (finish[i] == ProtectFinish::kDone || finish[i] == ProtectFinish::kOpDone) continue;
     Context& ctx = *jobs[i].ctx;
     Packet& pkt = *jobs[i].pkt;
     const crypto::SuiteInfo& suite = *ctx.suite_;
     uint8_t* trailer = pkt.data + pkt.len;
     const uint8_t* mki = slots[i].key->mki.data();
     if (suite.cipher == CipherKind::kAesGcm) {
-      CopySmall(trailer, ops_[i].tag, suite.srtp_tag_len);
-      CopySmall(trailer + suite.srtp_tag_len, mki, ctx.mki_len_);
+      CopySmall(trailer + suite.srtp_tag_len, mki, ctx.mki_len_);  // after the tag, in place
     } else {
       CopySmall(trailer, mki, ctx.mki_len_);
       if (finish[i] != ProtectFinish::kMki) {
@@ -538,7 +553,7 @@ size_t Engine::UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> v
     op.cipher_len = end - h.header_len;
     const uint32_t roc = static_cast<uint32_t>(index >> 16);
     if (aead) {
-      GcmIv(op.iv, sk->salt(), h.ssrc, index);
+      GcmIv(op.iv, sk->cm_salt, h.ssrc, index);
       op.auth_offset = 0;
       op.auth_len = h.header_len;
       op.tag_len = static_cast<uint8_t>(tag_len);
@@ -625,8 +640,9 @@ size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> ve
       // RFC 7714 §9.2: AAD is the header and the E||index trailer; with E
       // clear the whole packet is AAD (the trailer is placed after it for the
       // computation and moved behind the tag afterwards).
-      GcmIv(op.iv, sk->salt(), ssrc, index);
+      GcmIv(op.iv, sk->cm_salt, ssrc, index);
       op.tag_len = suite.srtcp_tag_len;
+      op.tag_out = nullptr;  // phase 3 places it, around the trailer
       if (encrypt) {
         std::memcpy(slot.aad, pkt.data, kRtcpHeaderLen);
         Store32(slot.aad + kRtcpHeaderLen, trailer);
@@ -756,7 +772,7 @@ size_t Engine::UnprotectRtcpBurst(std::span<const Job> jobs,
     op.cipher_offset = kRtcpHeaderLen;
     op.cipher_len = encrypted ? end - kRtcpHeaderLen : 0;
     if (aead) {
-      GcmIv(op.iv, sk->salt(), ssrc, index);
+      GcmIv(op.iv, sk->cm_salt, ssrc, index);
       op.tag_len = static_cast<uint8_t>(tag_len);
       std::memcpy(op.tag, tag, tag_len);
       if (encrypted) {
@@ -916,7 +932,7 @@ void Engine::RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pendin
           rtcp ? slot.key->srtcp : slot.key->srtp;
       op.key = sk;
       if (sk->suite->cipher == CipherKind::kAesGcm) {
-        GcmIv(op.iv, sk->salt(), slot.ssrc, slot.index);
+        GcmIv(op.iv, sk->cm_salt, slot.ssrc, slot.index);
         std::memcpy(op.tag, slot.rx_tag, slot.tag_len);
         gcm[n_gcm++] = &op;
       } else {

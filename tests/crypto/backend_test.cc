@@ -433,6 +433,34 @@ struct GcmPacket {
 
 enum class Forgery { kCiphertext, kAad, kTag };
 
+// With tag_out set, GcmEncrypt writes exactly tag_len bytes of tag there (the
+// engine points it at the packet's trailer) and leaves op.tag as it was.
+TEST_P(BackendTest, GcmEncryptWritesTheTagWhereTagOutPoints) {
+  for (const GcmVector& v : kGcmSpec) {
+    for (uint8_t tag_len : {16, 8}) {
+      SCOPED_TRACE(testing::Message() << v.name << ", tag_len " << int{tag_len});
+      const std::vector<uint8_t> key_bytes = Hex(v.key);
+      const std::unique_ptr<SessionKey> key =
+          NewKey(GcmSuite(key_bytes.size(), tag_len), key_bytes);
+      const std::vector<uint8_t> full_tag = Hex(v.tag);
+      const std::vector<uint8_t> tag(full_tag.begin(), full_tag.begin() + tag_len);
+
+      GcmPacket packet(*key, v, tag_len, /*aad_in_packet=*/true, Hex(v.plaintext));
+      uint8_t* trailer = packet.buf.data() + packet.op.cipher_offset + packet.op.cipher_len;
+      packet.op.tag_out = trailer;
+      std::fill(std::begin(packet.op.tag), std::end(packet.op.tag), 0xa5);
+      ASSERT_TRUE(SubmitOne(*backend_, OpKind::kGcmEncrypt, packet.op));
+      EXPECT_EQ(ToHex(packet.payload()), ToHex(Hex(v.ciphertext)));
+      EXPECT_EQ(ToHex({trailer, tag_len}), ToHex(tag));
+      EXPECT_TRUE(std::all_of(trailer + tag_len, trailer + 16, [](uint8_t b) { return b == 0x3c; }))
+          << "wrote past tag_len";
+      EXPECT_TRUE(std::all_of(std::begin(packet.op.tag), std::end(packet.op.tag),
+                              [](uint8_t b) { return b == 0xa5; }))
+          << "wrote op.tag too";
+    }
+  }
+}
+
 TEST_P(BackendTest, GcmSpecVectors) {
   for (const GcmVector& v : kGcmSpec) {
     for (uint8_t tag_len : {16, 8}) {

@@ -44,6 +44,9 @@ struct CryptoOp {
   // GcmDecrypt: see there.
   alignas(16) uint8_t tag[20];
   uint8_t tag_len;  // AES-GCM: 8 or 16
+  // GcmEncrypt only: where the tag goes (tag_len bytes) instead of tag, when
+  // not null: the engine points it at the packet's trailer.
+  uint8_t* tag_out = nullptr;
 };
 
 enum class BackendKind : uint8_t { kAuto, kIpsecMb, kOpenssl };
