@@ -75,7 +75,7 @@ class Backend {
   virtual bool AesCmThenHmacSha1(std::span<CryptoOp* const> ops) noexcept {
     return AesCm(ops) && HmacSha1(ops);
   }
-  // AES-GCM encrypt the cipher range, tag into tag.
+  // AES-GCM encrypt the cipher range, tag into tag_out (or tag when null).
   virtual bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept = 0;
   // AES-GCM decrypt the cipher range in place and check the tag. In: tag holds
   // the packet's received tag (its first tag_len bytes). Out: the packet is
