@@ -466,6 +466,29 @@ TEST(Checksum, AgreesWithThePlainImplementation) {
   EXPECT_EQ(OnesComplementSum(ones.data(), ones.size()), 0xffff);
 }
 
+TEST(Checksum, AgreesAtEveryStartOffsetAndAcrossLongBuffers) {
+  // Random bytes summed from each of the first 16 offsets (unaligned loads,
+  // a different split between wide steps and the tail), and buffers long
+  // enough that the wide loop's 32-bit lanes are folded into the sum
+  // several times, all-ones (every lane at its largest) among them.
+  std::mt19937 rng(7);
+  Bytes data(2100);
+  for (uint8_t& b : data) b = static_cast<uint8_t>(rng());
+  for (size_t offset = 0; offset < 16; ++offset) {
+    for (size_t len : {31u, 32u, 33u, 63u, 64u, 172u, 180u, 1212u, 2048u}) {
+      EXPECT_EQ(OnesComplementSum(data.data() + offset, len), RefSum(data.data() + offset, len))
+          << "offset " << offset << " length " << len;
+    }
+  }
+  for (size_t len : {size_t{1} << 19, (size_t{1} << 20) + 37, (size_t{3} << 19) + 2}) {
+    Bytes big(len);
+    for (uint8_t& b : big) b = static_cast<uint8_t>(rng());
+    EXPECT_EQ(OnesComplementSum(big.data(), len), RefSum(big.data(), len)) << len;
+    const Bytes ones(len, 0xff);
+    EXPECT_EQ(OnesComplementSum(ones.data(), len), RefSum(ones.data(), len)) << len;
+  }
+}
+
 TEST(Checksum, PseudoHeaderSums) {
   const IpAddress a4 = *IpAddress::Parse("10.0.0.1");
   const IpAddress b4 = *IpAddress::Parse("192.0.2.200");
