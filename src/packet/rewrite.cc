@@ -65,7 +65,7 @@ inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
   // 32 bytes a step as sixteen 16-bit words, each widened into a 32-bit
   // lane (no carries to chase: a lane gains at most 0xffff a step), in four
   // accumulators; every kMaxSteps steps the lanes go into the 64-bit sum
-  // before they could overflow. Twice the scalar loop's bytes per cycle.
+  // before they could overflow. About 1.6 times the scalar loop's speed.
   constexpr size_t kMaxSteps = 16384;  // 4 accumulators * 0xffff * 16384 < 2^32
   const __m128i zero = _mm_setzero_si128();
   while (len >= 32) {

@@ -210,7 +210,7 @@ void Worker::Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
   // few lines of it (the hardware prefetcher follows longer frames), and
   // the mbuf's second line if Stage3 will write TX offloads there. Into L1:
   // Stage1 reads every line of the burst's frames on the next poll when it
-  // verifies UDP checksums in software (measured on an AMD EPYC guest,
+  // verifies UDP checksums in software (measured on an AMD EPYC VM,
   // against prefetch into L2: 2.8% more AES-CM relay throughput, 3.5% plain,
   // 3.7% AES-GCM; no change with checksum offloads or 100,000 sessions; an
   // earlier host had shown the opposite, so measure again on a new one).
