@@ -308,12 +308,19 @@ std::string Daemon::Start(const DaemonOptions& options) {
   EXPECT_TRUE(pid.ok()) << pid.status();
   if (!pid.ok()) return "";
   pid_ = *pid;
+  // Ready once it answers: its socket accepts connections as soon as it
+  // listens, before sluiced has finished starting (dropped privileges, say);
+  // it answers requests only from its main loop.
   for (int i = 0; i < 200; ++i) {
     ControlClient probe;
-    if (probe.Connect(socket_)) return "";
+    if (probe.Connect(socket_)) {
+      const json r = probe.Call({{"op", "ping"}});
+      if (!r.is_discarded() && r.value("ok", false)) return "";
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ADD_FAILURE() << "sluiced did not open its control socket; log: " << dir_ << "/sluiced.log";
+  ADD_FAILURE() << "sluiced did not answer on its control socket; log: " << dir_
+                << "/sluiced.log";
   return "";
 }
 

@@ -130,7 +130,9 @@ class Daemon {
   ~Daemon();
 
   // Builds the namespaces and starts sluiced. Returns a reason to skip (no
-  // root, no ethtool) or "" when it runs; a failure to start is a test failure.
+  // root, no ethtool) or "" once it answers on its control socket (it has
+  // finished starting: ports up, privileges dropped); a failure to start is
+  // a test failure.
   std::string Start(const DaemonOptions& options);
 
   bool running() const { return pid_ > 0; }
