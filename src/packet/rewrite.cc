@@ -87,7 +87,7 @@ inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(halves), pairs);
     acc = Add64(acc, halves[0] + halves[1]);  // each below 2^32
   }
-#endif
+#else
   // Two accumulators halve the chain of dependent add-with-carry steps.
   uint64_t other = 0;
   while (len >= 32) {
@@ -101,6 +101,8 @@ inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
     len -= 32;
   }
   acc = Add64(acc, other);
+#endif
+  // The tail: fewer than 32 bytes.
   while (len >= 8) {
     uint64_t w;
     std::memcpy(&w, data, 8);

@@ -312,11 +312,7 @@ std::string Daemon::Start(const DaemonOptions& options) {
   // listens, before sluiced has finished starting (dropped privileges, say);
   // it answers requests only from its main loop.
   for (int i = 0; i < 200; ++i) {
-    ControlClient probe;
-    if (probe.Connect(socket_)) {
-      const json r = probe.Call({{"op", "ping"}});
-      if (!r.is_discarded() && r.value("ok", false)) return "";
-    }
+    if (Answers()) return "";
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ADD_FAILURE() << "sluiced did not answer on its control socket; log: " << dir_
@@ -359,6 +355,10 @@ bool Daemon::Alive() {
     pid_ = -1;
     return false;
   }
+  return Answers();
+}
+
+bool Daemon::Answers() const {
   ControlClient probe;
   if (!probe.Connect(socket_)) return false;
   const json r = probe.Call({{"op", "ping"}});

@@ -154,6 +154,9 @@ class Daemon {
   absl::StatusOr<std::unique_ptr<RawSender>> RawSocket(int side);
 
  private:
+  // Its control socket accepts a connection and answers a ping (which
+  // sluiced does only from its main loop, once it has finished starting).
+  bool Answers() const;
   std::unique_ptr<Topology> topo_;
   std::string dir_, socket_;
   std::string subnet_[2];
