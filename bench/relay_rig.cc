@@ -200,9 +200,8 @@ struct RelayRig::Impl {
   absl::Status Install();
 };
 
-// Relays one worker's traffic: Step is the worker loop's body (RX burst,
-// Worker::Receive, Drain on a quiet poll, Quiesce every 256 polls, FlushTx,
-// and the TX completions a NIC driver would free);
+// Relays one worker's traffic: Step is one Worker::PollOnce, as sluiced's
+// worker loop runs it, and the TX completions a NIC driver would free;
 // Refill generates the next chunk of protected RTP off the clock.
 class RelayLoop final : public BurstLoop {
  public:
@@ -264,7 +263,6 @@ class RelayLoop final : public BurstLoop {
   std::unique_ptr<srtp::Engine> engine_;
   std::vector<std::unique_ptr<srtp::Context>> senders_;  // by position in sessions_ order
   std::vector<uint32_t> positions_;                     // session -> sessions_ position (lazy)
-  uint64_t steps_ = 0;
   std::string failed_;
   bool capture_ = false;
   std::vector<std::vector<uint8_t>> captured_;
@@ -408,19 +406,12 @@ bool RelayLoop::Generate(rte_mbuf** mbufs, uint32_t n, uint32_t ip_id, std::stri
 
 size_t RelayLoop::Step() noexcept {
   if (!failed_.empty()) return 0;
-  rte_mbuf* pkts[worker::Worker::kMaxBurst];
-  const uint16_t n = rte_eth_rx_burst(rig_.port_in, static_cast<uint16_t>(w_), pkts,
-                                      rig_.options.burst);
-  remaining_ -= std::min<uint32_t>(remaining_, n);
+  // The daemon's own poll: the worker's RX queue is this loop's port.
   worker::Worker& worker = *rig_.workers[w_];
-  // As Worker::Run polls: Receive, drained on a quiet poll, and an RCU
-  // report (which drains too) every 256 polls.
   const uint32_t held_before = worker.held_packets();
-  worker.Receive(pkts, n);
-  if (n == 0) worker.Drain();
-  if ((++steps_ & 255) == 0) worker.Quiesce();
+  const uint32_t n = worker.PollOnce();
+  remaining_ -= std::min<uint32_t>(remaining_, n);
   const uint32_t held_after = worker.held_packets();
-  worker.FlushTx();
   const size_t sent = CollectSent();
   // Packets still held came out right so far: they are not lost.
   const int64_t ok = static_cast<int64_t>(sent) + held_after - held_before;

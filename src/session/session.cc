@@ -1,9 +1,10 @@
 #include "sluice/session/session.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "sluice/memory/hot_arena.h"
+#include "sluice/session/learning.h"
+#include "sluice/session/policing.h"
+#include "sluice/session/rekey.h"
 
 namespace sluice::session {
 namespace {
@@ -63,16 +64,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     tx_ctx[i] = tx->get();
     if (*rx) s->contexts_.push_back(std::move(*rx));
     if (*tx) s->contexts_.push_back(std::move(*tx));
-    RemoteView view;
-    if (leg.remote) {
-      view.known = true;
-      view.endpoint = *leg.remote;
-      if (leg.remote_mac) {
-        view.has_mac = true;
-        view.mac = *leg.remote_mac;
-      }
-    }
-    s->remotes_[i].Store(view);
+    s->remotes_[i].Store(learning::GivenRemote(leg.remote, leg.remote_mac));
   }
   for (int i = 0; i < 2; ++i) {
     const LegSpec& in = s->legs_[i];
@@ -115,11 +107,11 @@ void Session::Free(srtp::Context* context) {
 
 void Session::HandOver(std::atomic<srtp::Context*>& slot,
                        std::unique_ptr<srtp::Context> context) {
-  srtp::Context* next = context ? context.get() : Flow::Plain();
+  srtp::Context* next = context ? context.get() : rekey::Plain();
   if (context) contexts_.push_back(std::move(context));
-  srtp::Context* previous = slot.exchange(next, std::memory_order_acq_rel);
+  srtp::Context* previous = rekey::Offer(slot, next);
   // The worker never took the previous one: it is ours to free.
-  if (previous != nullptr && previous != Flow::Plain()) Free(previous);
+  if (previous != nullptr && previous != rekey::Plain()) Free(previous);
 }
 
 void Session::HandOverRx(int leg, std::unique_ptr<srtp::Context> context) {
@@ -135,10 +127,9 @@ int Session::CollectRetired() {
   int freed = 0;
   for (Flow& f : flows_) {
     for (std::atomic<srtp::Context*>* slot : {&f.rx_retired, &f.tx_retired}) {
-      srtp::Context* retired = slot->load(std::memory_order_acquire);
+      srtp::Context* retired = rekey::TakeRetired(*slot);
       if (retired == nullptr) continue;
       Free(retired);  // wipes its keys
-      slot->store(nullptr, std::memory_order_release);
       ++freed;
     }
   }
@@ -147,12 +138,7 @@ int Session::CollectRetired() {
 
 bool Session::HandOverPending() const {
   for (const Flow& f : flows_) {
-    if (f.rx_next.load(std::memory_order_acquire) != nullptr ||
-        f.tx_next.load(std::memory_order_acquire) != nullptr ||
-        f.rx_retired.load(std::memory_order_acquire) != nullptr ||
-        f.tx_retired.load(std::memory_order_acquire) != nullptr) {
-      return true;
-    }
+    if (rekey::Pending(f)) return true;
   }
   return false;
 }
@@ -166,15 +152,11 @@ void Session::SetRekeyOverlap(uint64_t tsc) {
 }
 
 void Session::SetRateLimit(uint32_t max_pps, uint64_t tsc_hz) {
-  for (Flow& f : flows_) {
-    if (max_pps == 0) {
-      f.rate_interval_tsc = f.rate_tolerance_tsc = 0;
-      continue;
-    }
-    f.rate_interval_tsc = std::max<uint64_t>(tsc_hz / max_pps, 1);
-    const uint64_t burst = std::max<uint64_t>(max_pps / 10, kRateBurst);
-    f.rate_tolerance_tsc = (burst - 1) * f.rate_interval_tsc;
-  }
+  for (Flow& f : flows_) policing::Configure(f, max_pps, tsc_hz);
+}
+
+void Session::SetRemote(int leg, const packet::Endpoint& remote) {
+  remotes_[leg].Store(learning::GivenRemote(remote, std::nullopt));
 }
 
 absl::Status Session::Publish(FlowTable& table) {

@@ -10,6 +10,10 @@
 #include <cstring>
 #include <optional>
 
+#include "sluice/session/learning.h"
+#include "sluice/session/policing.h"
+#include "sluice/session/rekey.h"
+
 namespace sluice::worker {
 namespace {
 
@@ -32,42 +36,6 @@ DropReason FromVerdict(srtp::Verdict v) noexcept {
   }
 }
 
-// Re-key, at a burst boundary for this flow: take the context the control
-// plane handed over, carry the streams across and park the old one. Skipped
-// while the previous retired context has not been collected.
-// overlap_tsc: how long the replaced receive key is still tried (read only
-// when there is a context to take: it lives on a cold line); null for send.
-void Adopt(std::atomic<srtp::Context*>& next_slot, std::atomic<srtp::Context*>& retired,
-           srtp::Context*& current, uint64_t now, const uint64_t* overlap_tsc) noexcept {
-  if (next_slot.load(std::memory_order_relaxed) == nullptr ||
-      retired.load(std::memory_order_acquire) != nullptr) {
-    return;
-  }
-  srtp::Context* next = next_slot.exchange(nullptr, std::memory_order_acq_rel);
-  if (next == nullptr) return;
-  srtp::Context* old = current;
-  if (next == Flow::Plain()) {
-    current = nullptr;
-  } else {
-    if (old != nullptr) next->AdoptStreamsFrom(*old);
-    next->SetTrialDeadline(overlap_tsc != nullptr ? now + *overlap_tsc : UINT64_MAX);
-    current = next;
-  }
-  if (old != nullptr) retired.store(old, std::memory_order_release);
-}
-
-// [limits] leg_max_pps as a generic cell rate algorithm (ITU-T I.371 virtual
-// scheduling): a packet conforms unless it arrives more than the tolerance
-// ahead of its theoretical arrival time, which each conforming packet pushes
-// one interval on. Owning worker only.
-bool WithinRate(Flow& flow, uint64_t now) noexcept {
-  if (flow.rate_interval_tsc == 0) return true;
-  const uint64_t tat = flow.rate_tat > now ? flow.rate_tat : now;
-  if (tat - now > flow.rate_tolerance_tsc) return false;
-  flow.rate_tat = tat + flow.rate_interval_tsc;
-  return true;
-}
-
 // The peer's RTCP port when RTCP is not muxed: RTP port + 1 (RFC 3550 §11).
 uint16_t RtcpPort(uint16_t rtp_port, bool mux) { return mux ? rtp_port : rtp_port + 1; }
 
@@ -87,24 +55,38 @@ struct Worker::Item {
   rte_mbuf* m;
   Flow* flow;
   packet::ParsedFrame frame;
-  srtp::Packet pkt;     // the UDP payload, protected or not
+  srtp::Packet pkt;  // the UDP payload, protected or not
   bool rtcp;
-  bool from_new_source; // not the leg's known peer: learn only if it authenticates
-  bool needs_mac;       // the known peer's next-hop MAC is not known yet
-  bool alive;
+  bool rejected;       // by a Relay step, for `reason`
+  DropReason reason;
+  session::learning::Source source;  // what its source is to the leg
 };
 
-// A burst between stages: as received (rx[0, n)) until Stage1, then its UDP
-// packets (items[0, k)) and their flows.
+// A burst between steps: as received (rx[0, n)) until ParseAndLookUp, then
+// its UDP packets (items[0, k)) and their flows; in Relay, the live packets
+// are the items order[0, n) names.
 struct Worker::Batch {
   rte_mbuf* rx[kMaxBurst];
   Item items[kMaxBurst];
   session::FlowRef refs[kMaxBurst];
+  uint8_t order[kMaxBurst];
   uint16_t n = 0;
   uint16_t k = 0;
-  uint16_t packets = 0;  // held: rx until Stage1, then items not handed off
-  bool held = false;     // between Stage0 and Stage3
+  uint16_t packets = 0;  // held: rx until parsed, then items not handed off
+  bool held = false;     // from PrefetchFrames until Relay
 };
+static_assert(Worker::kMaxBurst <= 256, "Batch::order holds item indices in a byte");
+
+namespace {
+
+// Relay steps reject a packet by marking it; the step's Partition then
+// moves it past the good ones.
+void Reject(Worker::Item& it, DropReason reason) noexcept {
+  it.rejected = true;
+  it.reason = reason;
+}
+
+}  // namespace
 
 Worker::Worker(const WorkerConfig& config)
     : config_(config), engine_(*config.backend), batches_(new Batch[kPipelineDepth]) {
@@ -126,6 +108,111 @@ Worker::Worker(const WorkerConfig& config)
 }
 
 Worker::~Worker() = default;
+
+// --- The poll loop -----------------------------------------------------
+
+void Worker::Run(const std::atomic<bool>& stop) noexcept {
+  Start();
+  while (!stop.load(std::memory_order_relaxed)) PollOnce();
+  Stop();
+}
+
+void Worker::Start() noexcept {
+  config_.table->RegisterReader(config_.id);
+  polls_since_quiescent_ = 0;
+}
+
+uint32_t Worker::PollOnce() noexcept {
+  const uint64_t start = rte_rdtsc();
+  rte_mbuf* pkts[kMaxBurst];
+  if (config_.control_tx != nullptr) {
+    const unsigned n = rte_ring_sc_dequeue_burst(
+        config_.control_tx, reinterpret_cast<void**>(pkts), config_.burst, nullptr);
+    for (unsigned i = 0; i < n; ++i) Enqueue(pkts[i]->port, pkts[i]);
+  }
+  uint32_t received = 0;
+  if (config_.id < config_.handoff.size() && config_.handoff[config_.id] != nullptr) {
+    const unsigned n = rte_ring_sc_dequeue_burst(
+        config_.handoff[config_.id], reinterpret_cast<void**>(pkts), config_.burst, nullptr);
+    if (n > 0) {
+      received += n;
+      Receive(pkts, static_cast<uint16_t>(n));
+    }
+  }
+  for (const RxQueue& q : config_.rx_queues) {
+    const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, config_.burst);
+    if (n == 0) continue;
+    received += n;
+    Receive(pkts, n);
+  }
+  // A quiet poll sends what is held: under load a packet waits at most
+  // three bursts, and without load none.
+  const bool report = ++polls_since_quiescent_ >= config_.quiescent_every;
+  const bool drained = received == 0 && held_packets() > 0;
+  if (drained) Drain();
+  FlushTx();
+  const uint64_t spent = rte_rdtsc() - start;
+  Inc(received > 0 || drained ? counters_.busy_cycles : counters_.idle_cycles, spent);
+  if (report) {
+    Quiesce();
+    polls_since_quiescent_ = 0;
+  }
+  return received;
+}
+
+void Worker::Stop() noexcept {
+  Drain();
+  FlushTx();
+  config_.table->UnregisterReader(config_.id);
+}
+
+void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
+  Batch batch;
+  PrefetchFrames(pkts, n, batch);
+  ParseAndLookUp(batch);
+  PrefetchSessionState(batch);
+  Relay(batch);
+}
+
+void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
+  // The oldest burst goes out first, so every flow's packets keep their
+  // order; while its crypto runs, the loads the three later bursts started
+  // arrive.
+  static_assert(kPipelineDepth == 4);
+  auto aged = [&](uint32_t age) -> Batch& {
+    return batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
+  };
+  PrefetchFrames(pkts, n, aged(0));
+  if (Batch& b = aged(1); b.held) ParseAndLookUp(b);
+  if (Batch& b = aged(2); b.held) PrefetchSessionState(b);
+  if (Batch& b = aged(3); b.held) Relay(b);
+  head_ = (head_ + 1) % kPipelineDepth;
+}
+
+void Worker::Drain() noexcept {
+  for (uint32_t age = kPipelineDepth - 1; age >= 1; --age) {
+    Batch& b = batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
+    // The newest held burst has only had its frames prefetched.
+    if (b.held && age == 1) ParseAndLookUp(b);
+    if (b.held) Relay(b);
+  }
+}
+
+void Worker::Quiesce() noexcept {
+  // Nothing held may refer to a flow past this point: a flow removed before
+  // it is freed once every worker has passed it.
+  Drain();
+  FlushTx();
+  config_.table->Quiescent(config_.id);
+}
+
+uint32_t Worker::held_packets() const noexcept {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < kPipelineDepth; ++i) n += batches_[i].held ? batches_[i].packets : 0;
+  return n;
+}
+
+// --- Drops and TX ------------------------------------------------------
 
 void Worker::Drop(rte_mbuf* m, DropReason reason) noexcept {
   Inc(counters_.drops[static_cast<size_t>(reason)]);
@@ -152,53 +239,9 @@ void Worker::FlushTx() noexcept {
   }
 }
 
-void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
-  Batch batch;
-  Stage0(pkts, n, batch);
-  Stage1(batch);
-  Stage2(batch);
-  Stage3(batch);
-}
+// --- The pipeline's first three steps: loads started ahead -------------
 
-void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
-  // The oldest burst goes out first, so every flow's packets keep their
-  // order; while its crypto runs, the loads the three later bursts started
-  // arrive.
-  static_assert(kPipelineDepth == 4);
-  auto aged = [&](uint32_t age) -> Batch& {
-    return batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
-  };
-  Stage0(pkts, n, aged(0));
-  if (Batch& b = aged(1); b.held) Stage1(b);
-  if (Batch& b = aged(2); b.held) Stage2(b);
-  if (Batch& b = aged(3); b.held) Stage3(b);
-  head_ = (head_ + 1) % kPipelineDepth;
-}
-
-void Worker::Drain() noexcept {
-  for (uint32_t age = kPipelineDepth - 1; age >= 1; --age) {
-    Batch& b = batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
-    // The newest burst has only had Stage0; the older ones are parsed.
-    if (b.held && age == 1) Stage1(b);
-    if (b.held) Stage3(b);
-  }
-}
-
-void Worker::Quiesce() noexcept {
-  // Nothing held may refer to a flow past this point: a flow removed before
-  // it is freed once every worker has passed it.
-  Drain();
-  FlushTx();
-  config_.table->Quiescent(config_.id);
-}
-
-uint32_t Worker::held_packets() const noexcept {
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < kPipelineDepth; ++i) n += batches_[i].held ? batches_[i].packets : 0;
-  return n;
-}
-
-void Worker::Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
+void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
   batch.n = n;
   batch.k = 0;
   batch.packets = n;
@@ -206,16 +249,13 @@ void Worker::Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
   Inc(counters_.rx_packets, n);
   // The frames arrive cold (a NIC writes them to memory): every line of a
   // frame the burst will read is asked for a poll before the first is
-  // parsed, the headers and the payload that checksums and crypto read, a
-  // few lines of it (the hardware prefetcher follows longer frames), and
-  // the mbuf's second line if Stage3 will write TX offloads there. Into L1:
-  // Stage1 reads every line of the burst's frames on the next poll when it
-  // verifies UDP checksums in software (measured on an AMD EPYC VM,
-  // against prefetch into L2: 2.8% more AES-CM relay throughput, 3.5% plain,
-  // 3.7% AES-GCM; no change with checksum offloads or 100,000 sessions; an
-  // earlier host had shown the opposite, so measure again on a new one).
-  // Where the mbufs are cold too (a ring rather than a NIC's driver), all of
-  // them are asked for before the first is read.
+  // parsed (the headers, and the first lines of the payload that checksums
+  // and crypto read; the hardware prefetcher follows longer frames), and
+  // the mbuf's second line if Relay will write TX offloads there. Into L1,
+  // as ParseAndLookUp reads every line on the next poll when it verifies
+  // UDP checksums in software (docs/performance.md). Where the mbufs are
+  // cold too (a ring rather than a NIC's driver), all of them are asked
+  // for before the first is read.
   for (uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
@@ -227,20 +267,36 @@ void Worker::Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
   }
 }
 
-void Worker::Stage1(Batch& batch) noexcept {
-  Item* items = batch.items;
-  session::FlowRef* refs = batch.refs;
+void Worker::ParseAndLookUp(Batch& batch) noexcept {
   session::FlowKey keys[kMaxBurst];
-  rte_mbuf** const pkts = batch.rx;
-  const uint16_t n = batch.n;
-  uint16_t k = 0;
-  batch.k = 0;
-  batch.packets = 0;
-  batch.held = false;
+  const uint16_t k = ParseFrames(batch, keys);
+  batch.k = k;
+  batch.packets = k;
+  batch.held = k > 0;
+  if (k == 0) return;
+  config_.table->LookupBulk(keys, k, batch.refs);
+  if (!config_.handoff.empty()) HandOff(batch);
+  // With many sessions their state is cold: each step starts loading what
+  // the next one reads for the whole burst (flows, then contexts and
+  // peers), so the burst waits for memory a few times in parallel rather
+  // than once per packet and pointer; through Receive, hardly at all, as the
+  // loads complete while older bursts keep the core busy. Into L2: two
+  // bursts' worth of sessions would push out of L1 what the core is
+  // working on.
+  for (uint16_t i = 0; i < k; ++i) {
+    if (const Flow* flow = batch.refs[i].flow) {
+      for (int line = 0; line < session::kFlowHotLines; ++line) {
+        rte_prefetch1(reinterpret_cast<const char*>(flow) + 64 * line);
+      }
+    }
+  }
+}
 
-  // Phase 1: parse every frame; UDP goes on to the bulk lookup.
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = pkts[i];
+uint16_t Worker::ParseFrames(Batch& batch, session::FlowKey* keys) noexcept {
+  Item* items = batch.items;
+  uint16_t k = 0;
+  for (uint16_t i = 0; i < batch.n; ++i) {
+    rte_mbuf* m = batch.rx[i];
     if (m->nb_segs != 1) {
       Drop(m, DropReason::kMultiSegment);
       continue;
@@ -280,46 +336,28 @@ void Worker::Stage1(Batch& batch) noexcept {
         break;
     }
   }
-  if (k == 0) return;
-  batch.k = k;
-  batch.packets = k;
-  batch.held = true;
+  return k;
+}
 
-  config_.table->LookupBulk(keys, k, refs);
-  // Another worker's flow: hand the packet to its owner, which keeps the
+void Worker::HandOff(Batch& batch) noexcept {
+  // Another worker's flow: the packet goes to its owner, which keeps the
   // stream's state and order.
-  if (!config_.handoff.empty()) {
-    for (uint16_t i = 0; i < k; ++i) {
-      Flow* flow = refs[i].flow;
-      if (flow == nullptr || flow->owner == config_.id) continue;
-      rte_ring* ring = flow->owner < config_.handoff.size() ? config_.handoff[flow->owner] : nullptr;
-      if (ring != nullptr && rte_ring_mp_enqueue(ring, items[i].m) == 0) {
-        Inc(counters_.handed_off);
-      } else {
-        Drop(items[i].m, DropReason::kHandoffFull);
-      }
-      refs[i].flow = nullptr;
-      items[i].m = nullptr;
-      --batch.packets;
+  for (uint16_t i = 0; i < batch.k; ++i) {
+    Flow* flow = batch.refs[i].flow;
+    if (flow == nullptr || flow->owner == config_.id) continue;
+    rte_ring* ring = flow->owner < config_.handoff.size() ? config_.handoff[flow->owner] : nullptr;
+    if (ring != nullptr && rte_ring_mp_enqueue(ring, batch.items[i].m) == 0) {
+      Inc(counters_.handed_off);
+    } else {
+      Drop(batch.items[i].m, DropReason::kHandoffFull);
     }
-  }
-  // With many sessions their state is cold: each stage starts loading what
-  // the next one reads for the whole burst (flows, then contexts and peers),
-  // so the burst waits for memory a few times in parallel rather than once
-  // per packet and pointer; through Receive, hardly at all, as the loads
-  // complete while older bursts keep the core busy. Into L2 (prefetch1):
-  // two bursts' worth of sessions would push out of L1 what the core is
-  // working on.
-  for (uint16_t i = 0; i < k; ++i) {
-    if (const Flow* flow = refs[i].flow) {
-      for (int line = 0; line < session::kFlowHotLines; ++line) {
-        rte_prefetch1(reinterpret_cast<const char*>(flow) + 64 * line);
-      }
-    }
+    batch.refs[i].flow = nullptr;
+    batch.items[i].m = nullptr;
+    --batch.packets;
   }
 }
 
-void Worker::Stage2(Batch& batch) noexcept {
+void Worker::PrefetchSessionState(Batch& batch) noexcept {
   // The flows' first line is in cache by now (through Receive: a burst ago);
   // the contexts' hot lines are where their addresses alone say.
   for (uint16_t i = 0; i < batch.k; ++i) {
@@ -332,20 +370,82 @@ void Worker::Stage2(Batch& batch) noexcept {
   }
 }
 
-void Worker::Stage3(Batch& batch) noexcept {
-  Item* items = batch.items;
-  session::FlowRef* refs = batch.refs;
-  const uint16_t k = batch.k;
+// --- Relay: the packets' way through, step by step ----------------------
+
+void Worker::Relay(Batch& batch) noexcept {
   batch.held = false;
   const uint64_t now = rte_rdtsc();
   engine_.SetNow(now);
-  // Re-keys take effect here, before any packet of this burst is queued for
-  // crypto, so the whole burst sees one context per flow.
-  for (uint16_t i = 0; i < k; ++i) {
-    Flow* flow = refs[i].flow;
-    if (flow == nullptr) continue;
-    Adopt(flow->rx_next, flow->rx_retired, flow->rx, now, &flow->rekey_overlap_tsc);
-    Adopt(flow->tx_next, flow->tx_retired, flow->tx, now, nullptr);
+  uint16_t n = GatherFlows(batch);
+  AdoptRekeys(batch, n, now);
+  n = DropRejected(batch, Admit(batch, n), n);
+  n = DropRejected(batch, Unprotect(batch, n), n);
+  n = DropRejected(batch, Police(batch, n, now), n);
+  LearnPeers(batch, n);
+  n = DropRejected(batch, Protect(batch, n), n);
+  n = DropRejected(batch, Rewrite(batch, n), n);
+  Transmit(batch, n);
+}
+
+namespace {
+
+// Moves the rejected items of order[0, n) past the good ones, each group in
+// its order; returns how many are good.
+uint16_t Partition(Worker::Item* items, uint8_t* order, uint16_t n) noexcept {
+  uint8_t rejected[Worker::kMaxBurst];
+  uint16_t good = 0, bad = 0;
+  for (uint16_t j = 0; j < n; ++j) {
+    const uint8_t i = order[j];
+    if (items[i].rejected) {
+      rejected[bad++] = i;
+    } else {
+      order[good++] = i;
+    }
+  }
+  std::memcpy(order + good, rejected, bad);
+  return good;
+}
+
+}  // namespace
+
+uint16_t Worker::DropRejected(Batch& batch, uint16_t good, uint16_t n) noexcept {
+  for (uint16_t j = good; j < n; ++j) {
+    Item& it = batch.items[batch.order[j]];
+    if (Flow* flow = it.flow) {
+      if (it.reason == DropReason::kAuthFailed) {
+        Inc(flow->counters.auth_failures);
+      } else if (it.reason == DropReason::kReplayed || it.reason == DropReason::kTooOld) {
+        Inc(flow->counters.replay_drops);
+      } else {
+        Inc(flow->counters.other_drops);
+      }
+    }
+    Drop(it.m, it.reason);
+  }
+  return good;
+}
+
+uint16_t Worker::GatherFlows(Batch& batch) noexcept {
+  uint16_t n = 0;
+  for (uint16_t i = 0; i < batch.k; ++i) {
+    Item& it = batch.items[i];
+    it.flow = batch.refs[i].flow;
+    it.rejected = false;
+    if (it.flow != nullptr) {
+      batch.order[n++] = static_cast<uint8_t>(i);
+    } else if (it.m != nullptr) {  // null: handed off
+      Drop(it.m, DropReason::kNoFlow);
+    }
+  }
+  return n;
+}
+
+void Worker::AdoptRekeys(Batch& batch, uint16_t n, uint64_t now) noexcept {
+  // Before any packet of this burst is queued for crypto, so the whole burst
+  // sees one context per flow.
+  for (uint16_t j = 0; j < n; ++j) {
+    Flow* flow = batch.items[batch.order[j]].flow;
+    session::rekey::Adopt(*flow, now);
     rte_prefetch0(flow->in_remote);
     rte_prefetch0(flow->out_remote);
     for (const srtp::Context* ctx : {flow->rx, flow->tx}) {
@@ -354,309 +454,250 @@ void Worker::Stage3(Batch& batch) noexcept {
       rte_prefetch0(reinterpret_cast<const char*>(ctx) + 64);
     }
   }
+}
 
-  // Phase 2: the flow, the payload kind, the source; queue SRTP for one
-  // unprotect submission.
-  srtp::Job rtp_jobs[kMaxBurst], rtcp_jobs[kMaxBurst];
-  uint16_t rtp_idx[kMaxBurst], rtcp_idx[kMaxBurst];
-  uint16_t n_rtp = 0, n_rtcp = 0;
-  for (uint16_t i = 0; i < k; ++i) {
-    Item& it = items[i];
-    it.alive = false;
-    it.needs_mac = false;
-    Flow* flow = refs[i].flow;
-    if (flow == nullptr) {
-      if (it.m != nullptr) Drop(it.m, DropReason::kNoFlow);  // null: handed off
-      continue;
-    }
+uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
+  uint16_t rejected = 0;
+  for (uint16_t j = 0; j < n; ++j) {
+    const uint8_t i = batch.order[j];
+    Item& it = batch.items[i];
+    Flow* flow = it.flow;
     switch (it.frame.payload_kind) {
       case packet::PayloadKind::kRtp:
       case packet::PayloadKind::kRtcp:
         break;
-      case packet::PayloadKind::kDtls:
-        Inc(flow->counters.other_drops);
-        Drop(it.m, DropReason::kDtls);
-        continue;
-      case packet::PayloadKind::kStun:
-        Inc(flow->counters.other_drops);
-        Drop(it.m, DropReason::kStun);
-        continue;
-      default:
-        Inc(flow->counters.other_drops);
-        Drop(it.m, DropReason::kNotRtp);
-        continue;
+      case packet::PayloadKind::kDtls: Reject(it, DropReason::kDtls); ++rejected; continue;
+      case packet::PayloadKind::kStun: Reject(it, DropReason::kStun); ++rejected; continue;
+      default: Reject(it, DropReason::kNotRtp); ++rejected; continue;
     }
     // RFC 5761 §4: on a muxed port the payload type tells RTCP from RTP; on a
     // separate RTCP port (RFC 3550 §11: RTP port + 1) only RTCP belongs.
     it.rtcp = it.frame.payload_kind == packet::PayloadKind::kRtcp;
-    if (!flow->rtcp_mux && it.rtcp != refs[i].rtcp_port) {
-      Inc(flow->counters.other_drops);
-      Drop(it.m, DropReason::kRtcpOnRtpPort);
+    if (!flow->rtcp_mux && it.rtcp != batch.refs[i].rtcp_port) {
+      Reject(it, DropReason::kRtcpOnRtpPort);
+      ++rejected;
       continue;
     }
     Inc(flow->counters.rx_packets);
     Inc(flow->counters.rx_bytes, it.frame.payload_len);
-
-    const session::RemoteSlot::Match peer = flow->in_remote->Matches(
-        it.frame.src.ip, it.frame.src.port, RtcpPort(0, !it.rtcp || flow->rtcp_mux));
-    it.from_new_source = !peer.same;
-    it.needs_mac = peer.same && !peer.has_mac;
-    if (it.from_new_source) {
-      // A given or learned peer is only replaced by a source whose packets
-      // authenticate; a plain leg has nothing to authenticate with, so it
-      // learns its first source only, and a strict leg never moves.
-      if (flow->strict_source || (flow->rx == nullptr && flow->in_remote->Load().known)) {
-        Inc(flow->counters.other_drops);
-        Drop(it.m, DropReason::kWrongSource);
-        continue;
-      }
+    it.source = session::learning::CheckSource(*flow, it.frame.src, it.rtcp);
+    if (it.source.refused) {
+      Reject(it, DropReason::kWrongSource);
+      ++rejected;
+      continue;
     }
-    it.flow = flow;
     uint8_t* payload = rte_pktmbuf_mtod_offset(it.m, uint8_t*, it.frame.payload_offset);
     const uint8_t* buf_end = static_cast<uint8_t*>(it.m->buf_addr) + it.m->buf_len;
     it.pkt = srtp::Packet{payload, it.frame.payload_len,
                           static_cast<uint32_t>(buf_end - payload)};
-    it.alive = true;
     if (!it.rtcp) {
       if (flow->rx != nullptr) flow->rx->PrefetchRtp();
       if (flow->tx != nullptr) flow->tx->PrefetchRtp();
     }
-    if (flow->rx != nullptr) {
-      if (it.rtcp) {
-        rtcp_jobs[n_rtcp] = srtp::Job{flow->rx, &it.pkt};
-        rtcp_idx[n_rtcp++] = i;
-      } else {
-        rtp_jobs[n_rtp] = srtp::Job{flow->rx, &it.pkt};
-        rtp_idx[n_rtp++] = i;
-      }
-    }
   }
+  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
+}
 
-  // Phase 3: authenticate and decrypt the whole burst at once.
-  srtp::Verdict verdicts[kMaxBurst];
-  auto settle = [&](uint16_t count, const uint16_t* idx) {
-    for (uint16_t j = 0; j < count; ++j) {
-      Item& it = items[idx[j]];
-      if (verdicts[j] == srtp::Verdict::kOk) continue;
-      const DropReason reason = FromVerdict(verdicts[j]);
-      if (reason == DropReason::kAuthFailed) {
-        Inc(it.flow->counters.auth_failures);
-      } else if (reason == DropReason::kReplayed || reason == DropReason::kTooOld) {
-        Inc(it.flow->counters.replay_drops);
-      } else {
-        Inc(it.flow->counters.other_drops);
-      }
-      it.alive = false;
-      Drop(it.m, reason);
-    }
-  };
-  if (n_rtp > 0) {
-    engine_.UnprotectRtp({rtp_jobs, n_rtp}, {verdicts, n_rtp});
-    settle(n_rtp, rtp_idx);
-  }
-  if (n_rtcp > 0) {
-    engine_.UnprotectRtcp({rtcp_jobs, n_rtcp}, {verdicts, n_rtcp});
-    settle(n_rtcp, rtcp_idx);
-  }
+namespace {
 
-  // Phase 4: hold each leg to its packet rate, learn peers from what
-  // authenticated, find the way out, and queue SRTP for one protect
-  // submission. The rate applies after authentication, so forged packets
-  // cannot spend a leg's allowance and starve its real peer.
-  n_rtp = n_rtcp = 0;
-  for (uint16_t i = 0; i < k; ++i) {
-    Item& it = items[i];
-    if (!it.alive) continue;
-    Flow* flow = it.flow;
-    if (!WithinRate(*flow, now)) {
-      Inc(flow->counters.other_drops);
-      it.alive = false;
-      Drop(it.m, DropReason::kRateLimited);
-      continue;
-    }
-    if (it.from_new_source && !(it.rtcp && !flow->rtcp_mux)) {
-      session::RemoteView peer = flow->in_remote->Load();
-      bool move = !peer.known;
-      if (!move) {
-        if (flow->candidate == it.frame.src) {
-          ++flow->candidate_count;
-        } else {
-          flow->candidate = it.frame.src;
-          flow->candidate_count = 1;
-        }
-        move = flow->candidate_count >= flow->learn_packets;
-        if (move) Inc(flow->counters.remote_changes);
-      }
-      if (move) {
-        peer.known = true;
-        peer.learned = true;
-        peer.has_mac = true;
-        peer.endpoint = it.frame.src;
-        // The frame came from the next hop toward the peer: its source MAC.
-        std::memcpy(peer.mac.data(), rte_pktmbuf_mtod_offset(it.m, uint8_t*, 6), 6);
-        flow->in_remote->Store(peer);
-        flow->candidate_count = 0;
-      }
-    } else if (!it.from_new_source) {
-      flow->candidate_count = 0;
-      if (it.needs_mac) {
-        // A given peer sends first: its frame tells the next hop toward it.
-        session::RemoteView peer = flow->in_remote->Load();
-        peer.has_mac = true;
-        std::memcpy(peer.mac.data(), rte_pktmbuf_mtod_offset(it.m, uint8_t*, 6), 6);
-        flow->in_remote->Store(peer);
-      }
-    }
-    if (flow->tx != nullptr) {
-      if (it.rtcp) {
-        rtcp_jobs[n_rtcp] = srtp::Job{flow->tx, &it.pkt};
-        rtcp_idx[n_rtcp++] = i;
-      } else {
-        rtp_jobs[n_rtp] = srtp::Job{flow->tx, &it.pkt};
-        rtp_idx[n_rtp++] = i;
-      }
-    }
-  }
-  if (n_rtp > 0) {
-    engine_.ProtectRtp({rtp_jobs, n_rtp}, {verdicts, n_rtp});
-    settle(n_rtp, rtp_idx);
-  }
-  if (n_rtcp > 0) {
-    engine_.ProtectRtcp({rtcp_jobs, n_rtcp}, {verdicts, n_rtcp});
-    settle(n_rtcp, rtcp_idx);
-  }
+// A burst's SRTP and SRTCP crypto, each submitted to the engine at once;
+// the verdicts land on the items they came from.
+struct CryptoSubmission {
+  srtp::Job rtp_jobs[Worker::kMaxBurst], rtcp_jobs[Worker::kMaxBurst];
+  uint8_t rtp_items[Worker::kMaxBurst], rtcp_items[Worker::kMaxBurst];
+  uint16_t n_rtp = 0, n_rtcp = 0;
 
-  // Phase 5: new headers in front of the payload, from the other leg's
-  // address to its peer, and onto that port's TX queue. The flow keeps the
-  // headers it wrote last: while the peer stays where it is (its slot's
-  // version unchanged) a packet only patches lengths, ID and checksums in.
-  for (uint16_t i = 0; i < k; ++i) {
-    Item& it = items[i];
-    if (!it.alive) continue;
-    Flow* flow = it.flow;
-    // What the NIC fills in (a port past kMaxPorts: the packet is dropped by
-    // Enqueue).
-    const uint16_t out_port = flow->out_port < kMaxPorts ? flow->out_port : 0;
-    const TxChecksumOffload offload = tx_offload_[out_port];
-    // A payload forwarded unchanged (plain both ways, or SRTP passed through)
-    // keeps its sum: the new UDP checksum follows from the received one (RFC
-    // 1624) without reading the payload again.
-    std::optional<uint16_t> payload_sum;
-    if (flow->rx == nullptr && flow->tx == nullptr && !offload.udp) {
-      const uint8_t* old = rte_pktmbuf_mtod_offset(it.m, const uint8_t*, it.frame.l4_offset + 6);
-      payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
-                                          it.frame.src, it.frame.dst, it.frame.payload_len);
-    }
-    // RTCP on its own port (RTP port + 1) has headers of its own.
-    const bool rtp_port = !it.rtcp || flow->out_rtcp_mux;
-    const uint32_t version = flow->out_remote->version();
-    const uint64_t resolved = flow->out_remote->resolved_word();
-    uint8_t* frame;
-    if (rtp_port && version == flow->out_headers_version &&
-        resolved == flow->out_headers_resolved) [[likely]] {
-      frame = flow->out_headers.Write(it.pkt.data, it.pkt.len, ip_id_++, payload_sum);
+  void Add(srtp::Context* ctx, Worker::Item& it, uint8_t i) noexcept {
+    if (it.rtcp) {
+      rtcp_jobs[n_rtcp] = srtp::Job{ctx, &it.pkt};
+      rtcp_items[n_rtcp++] = i;
     } else {
-      session::RemoteView out = flow->out_remote->Load();
-      if (!out.known) {
-        Inc(flow->counters.other_drops);
-        Drop(it.m, DropReason::kNoRemote);
-        continue;
-      }
-      const bool cacheable = rtp_port && (version & 1) == 0;
-      if (!out.has_mac) out.has_mac = flow->out_remote->ResolvedMac(&out.mac);
-      if (!out.has_mac) {
-        Inc(flow->counters.other_drops);
-        Drop(it.m, DropReason::kNoNeighbor);
-        continue;
-      }
-      packet::UdpHeaderSpec spec;
-      spec.payload_sum = payload_sum;
-      spec.udp_checksum_offload = offload.udp;
-      spec.ip_checksum_offload = offload.ipv4_header;
-      spec.src_mac = flow->out_src_mac;
-      spec.dst_mac = out.mac;
-      spec.vlan_id = flow->out_vlan;
-      spec.src = flow->out_local;
-      spec.dst = out.endpoint;
-      if (it.rtcp) {
-        spec.src.port = RtcpPort(spec.src.port, flow->out_rtcp_mux);
-        spec.dst.port = RtcpPort(spec.dst.port, flow->out_rtcp_mux);
-      }
-      frame = packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++);
-      // The version and resolved MAC were read before the view and the MAC:
-      // what was used is at least as new, so a change means one more
-      // rebuild, never stale headers.
-      if (cacheable) {
-        flow->out_headers.Build(spec);
-        flow->out_headers_version = version;
-        flow->out_headers_resolved = resolved;
-      }
+      rtp_jobs[n_rtp] = srtp::Job{ctx, &it.pkt};
+      rtp_items[n_rtp++] = i;
     }
-    const uint32_t frame_len = static_cast<uint32_t>(it.pkt.data + it.pkt.len - frame);
-    it.m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(it.m->buf_addr));
-    it.m->data_len = static_cast<uint16_t>(frame_len);
-    it.m->pkt_len = frame_len;
-    // A NIC asked to fill in checksums needs the headers' lengths; the
-    // frame's EtherType (after a VLAN tag if there is one) tells them.
-    const bool tagged = frame[12] == 0x81 && frame[13] == 0x00;
-    const uint8_t* ether_type = frame + (tagged ? 16 : 12);
-    const bool v6 = ether_type[0] == 0x86 && ether_type[1] == 0xdd;
-    it.m->ol_flags = tx_flags_[out_port][v6];
-    if (it.m->ol_flags != 0) {
-      // One store of the whole word: setting the bit-fields would first
-      // load the mbuf's second line, which nothing else reads.
-      it.m->tx_offload = rte_mbuf_tx_offload(tagged ? 18 : 14, v6 ? 40 : 20, 0, 0, 0, 0, 0);
+  }
+
+  // Runs `rtp` and `rtcp` (engine calls) over the queued jobs and rejects
+  // the items whose verdict is not kOk; returns how many it rejected.
+  template <typename RtpFn, typename RtcpFn>
+  uint16_t Run(Worker::Item* items, RtpFn rtp, RtcpFn rtcp) noexcept {
+    srtp::Verdict verdicts[Worker::kMaxBurst];
+    uint16_t rejected = 0;
+    auto settle = [&](uint16_t count, const uint8_t* idx) {
+      for (uint16_t j = 0; j < count; ++j) {
+        if (verdicts[j] == srtp::Verdict::kOk) continue;
+        Reject(items[idx[j]], FromVerdict(verdicts[j]));
+        ++rejected;
+      }
+    };
+    if (n_rtp > 0) {
+      rtp(std::span<const srtp::Job>(rtp_jobs, n_rtp), std::span<srtp::Verdict>(verdicts, n_rtp));
+      settle(n_rtp, rtp_items);
     }
-    Inc(flow->counters.tx_packets);
-    Inc(flow->counters.tx_bytes, it.pkt.len);
-    Enqueue(flow->out_port, it.m);
+    if (n_rtcp > 0) {
+      rtcp(std::span<const srtp::Job>(rtcp_jobs, n_rtcp),
+           std::span<srtp::Verdict>(verdicts, n_rtcp));
+      settle(n_rtcp, rtcp_items);
+    }
+    return rejected;
+  }
+};
+
+}  // namespace
+
+uint16_t Worker::Unprotect(Batch& batch, uint16_t n) noexcept {
+  CryptoSubmission crypto;
+  for (uint16_t j = 0; j < n; ++j) {
+    const uint8_t i = batch.order[j];
+    Item& it = batch.items[i];
+    if (it.flow->rx != nullptr) crypto.Add(it.flow->rx, it, i);
+  }
+  const uint16_t rejected = crypto.Run(
+      batch.items, [&](auto jobs, auto verdicts) { engine_.UnprotectRtp(jobs, verdicts); },
+      [&](auto jobs, auto verdicts) { engine_.UnprotectRtcp(jobs, verdicts); });
+  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
+}
+
+uint16_t Worker::Police(Batch& batch, uint16_t n, uint64_t now) noexcept {
+  uint16_t rejected = 0;
+  for (uint16_t j = 0; j < n; ++j) {
+    Item& it = batch.items[batch.order[j]];
+    if (!session::policing::WithinRate(*it.flow, now)) {
+      Reject(it, DropReason::kRateLimited);
+      ++rejected;
+    }
+  }
+  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
+}
+
+void Worker::LearnPeers(Batch& batch, uint16_t n) noexcept {
+  for (uint16_t j = 0; j < n; ++j) {
+    Item& it = batch.items[batch.order[j]];
+    // The frame came from the next hop toward the peer: its source MAC.
+    session::learning::Learn(*it.flow, it.source, it.frame.src,
+                             rte_pktmbuf_mtod_offset(it.m, const uint8_t*, 6), it.rtcp);
   }
 }
 
-void Worker::Run(const std::atomic<bool>& stop) noexcept {
-  config_.table->RegisterReader(config_.id);
-  uint32_t iterations = 0;
-  rte_mbuf* pkts[kMaxBurst];
-  rte_ring* own_handoff =
-      config_.id < config_.handoff.size() ? config_.handoff[config_.id] : nullptr;
-  while (!stop.load(std::memory_order_relaxed)) {
-    const uint64_t start = rte_rdtsc();
-    uint32_t received = 0;
-    if (config_.control_tx != nullptr) {
-      const unsigned n = rte_ring_sc_dequeue_burst(
-          config_.control_tx, reinterpret_cast<void**>(pkts), config_.burst, nullptr);
-      for (unsigned i = 0; i < n; ++i) Enqueue(pkts[i]->port, pkts[i]);
-    }
-    if (own_handoff != nullptr) {
-      const unsigned n = rte_ring_sc_dequeue_burst(own_handoff, reinterpret_cast<void**>(pkts),
-                                                   config_.burst, nullptr);
-      if (n > 0) {
-        received += n;
-        Receive(pkts, static_cast<uint16_t>(n));
-      }
-    }
-    for (const RxQueue& q : config_.rx_queues) {
-      const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, config_.burst);
-      if (n == 0) continue;
-      received += n;
-      Receive(pkts, n);
-    }
-    // A quiet poll sends what is held: under load a packet waits at most
-    // three bursts, and without load none.
-    const bool report = ++iterations >= config_.quiescent_every;
-    const bool drained = received == 0 && held_packets() > 0;
-    if (drained) Drain();
-    FlushTx();
-    const uint64_t spent = rte_rdtsc() - start;
-    Inc(received > 0 || drained ? counters_.busy_cycles : counters_.idle_cycles, spent);
-    if (report) {
-      Quiesce();
-      iterations = 0;
-    }
+uint16_t Worker::Protect(Batch& batch, uint16_t n) noexcept {
+  CryptoSubmission crypto;
+  for (uint16_t j = 0; j < n; ++j) {
+    const uint8_t i = batch.order[j];
+    Item& it = batch.items[i];
+    if (it.flow->tx != nullptr) crypto.Add(it.flow->tx, it, i);
   }
-  Drain();
-  FlushTx();
-  config_.table->UnregisterReader(config_.id);
+  const uint16_t rejected = crypto.Run(
+      batch.items, [&](auto jobs, auto verdicts) { engine_.ProtectRtp(jobs, verdicts); },
+      [&](auto jobs, auto verdicts) { engine_.ProtectRtcp(jobs, verdicts); });
+  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
+}
+
+uint16_t Worker::Rewrite(Batch& batch, uint16_t n) noexcept {
+  uint16_t rejected = 0;
+  for (uint16_t j = 0; j < n; ++j) {
+    if (!WriteHeaders(batch.items[batch.order[j]])) ++rejected;
+  }
+  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
+}
+
+bool Worker::WriteHeaders(Item& it) noexcept {
+  Flow* flow = it.flow;
+  // What the NIC fills in (a port past kMaxPorts: the packet is dropped by
+  // Enqueue).
+  const uint16_t out_port = flow->out_port < kMaxPorts ? flow->out_port : 0;
+  const TxChecksumOffload offload = tx_offload_[out_port];
+  // A payload forwarded unchanged (plain both ways) keeps its sum: the new
+  // UDP checksum follows from the received one (RFC 1624) without reading
+  // the payload again.
+  std::optional<uint16_t> payload_sum;
+  if (flow->rx == nullptr && flow->tx == nullptr && !offload.udp) {
+    const uint8_t* old = rte_pktmbuf_mtod_offset(it.m, const uint8_t*, it.frame.l4_offset + 6);
+    payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
+                                        it.frame.src, it.frame.dst, it.frame.payload_len);
+  }
+  // The flow keeps the headers it wrote last: while the peer stays where it
+  // is (its slot's version unchanged) a packet only patches lengths, ID and
+  // checksums in. RTCP on its own port (RTP port + 1) has headers of its own.
+  const bool rtp_port = !it.rtcp || flow->out_rtcp_mux;
+  uint8_t* frame;
+  if (rtp_port && flow->out_remote->version() == flow->out_headers_version &&
+      flow->out_remote->resolved_word() == flow->out_headers_resolved) [[likely]] {
+    frame = flow->out_headers.Write(it.pkt.data, it.pkt.len, ip_id_++, payload_sum);
+  } else {
+    frame = BuildHeaders(it, offload, payload_sum);
+    if (frame == nullptr) return false;
+  }
+  const uint32_t frame_len = static_cast<uint32_t>(it.pkt.data + it.pkt.len - frame);
+  it.m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(it.m->buf_addr));
+  it.m->data_len = static_cast<uint16_t>(frame_len);
+  it.m->pkt_len = frame_len;
+  SetTxOffload(it.m, frame, out_port);
+  return true;
+}
+
+uint8_t* Worker::BuildHeaders(Item& it, const TxChecksumOffload& offload,
+                              std::optional<uint16_t> payload_sum) noexcept {
+  Flow* flow = it.flow;
+  // The version and resolved MAC are read before the view and the MAC: what
+  // is used is at least as new, so a change means one more rebuild, never
+  // stale headers.
+  const uint32_t version = flow->out_remote->version();
+  const uint64_t resolved = flow->out_remote->resolved_word();
+  session::RemoteView out = flow->out_remote->Load();
+  if (!out.known) {
+    Reject(it, DropReason::kNoRemote);
+    return nullptr;
+  }
+  if (!out.has_mac) out.has_mac = flow->out_remote->ResolvedMac(&out.mac);
+  if (!out.has_mac) {
+    Reject(it, DropReason::kNoNeighbor);
+    return nullptr;
+  }
+  packet::UdpHeaderSpec spec;
+  spec.payload_sum = payload_sum;
+  spec.udp_checksum_offload = offload.udp;
+  spec.ip_checksum_offload = offload.ipv4_header;
+  spec.src_mac = flow->out_src_mac;
+  spec.dst_mac = out.mac;
+  spec.vlan_id = flow->out_vlan;
+  spec.src = flow->out_local;
+  spec.dst = out.endpoint;
+  if (it.rtcp) {
+    spec.src.port = RtcpPort(spec.src.port, flow->out_rtcp_mux);
+    spec.dst.port = RtcpPort(spec.dst.port, flow->out_rtcp_mux);
+  }
+  uint8_t* frame = packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++);
+  // Only the RTP port's headers are kept, and only from a stored view.
+  const bool rtp_port = !it.rtcp || flow->out_rtcp_mux;
+  if (rtp_port && (version & 1) == 0) {
+    flow->out_headers.Build(spec);
+    flow->out_headers_version = version;
+    flow->out_headers_resolved = resolved;
+  }
+  return frame;
+}
+
+void Worker::SetTxOffload(rte_mbuf* m, const uint8_t* frame, uint16_t out_port) noexcept {
+  // A NIC asked to fill in checksums needs the headers' lengths; the
+  // frame's EtherType (after a VLAN tag if there is one) tells them.
+  const bool tagged = frame[12] == 0x81 && frame[13] == 0x00;
+  const uint8_t* ether_type = frame + (tagged ? 16 : 12);
+  const bool v6 = ether_type[0] == 0x86 && ether_type[1] == 0xdd;
+  m->ol_flags = tx_flags_[out_port][v6];
+  if (m->ol_flags != 0) {
+    // One store of the whole word: setting the bit-fields would first load
+    // the mbuf's second line, which nothing else reads.
+    m->tx_offload = rte_mbuf_tx_offload(tagged ? 18 : 14, v6 ? 40 : 20, 0, 0, 0, 0, 0);
+  }
+}
+
+void Worker::Transmit(Batch& batch, uint16_t n) noexcept {
+  for (uint16_t j = 0; j < n; ++j) {
+    Item& it = batch.items[batch.order[j]];
+    Inc(it.flow->counters.tx_packets);
+    Inc(it.flow->counters.tx_bytes, it.pkt.len);
+    Enqueue(it.flow->out_port, it.m);
+  }
 }
 
 }  // namespace sluice::worker

@@ -52,21 +52,20 @@ struct alignas(64) Flow {
   srtp::Context* tx = nullptr;  // Y's send keys (protect)
   RemoteSlot* in_remote = nullptr;   // X's peer: learned here
   RemoteSlot* out_remote = nullptr;  // Y's peer: read here
-  // Re-key hand-off: cp stores a finished context (or kPlain); dp takes it
-  // at a burst boundary, moves the streams over and parks the context it
-  // stopped using in *_retired, which cp collects and frees. A pending
-  // context that the worker never took is cp's to free (exchange tells who
-  // owns it).
+  // Re-key hand-off (the protocol: sluice/session/rekey.h): cp offers in
+  // *_next, the owning worker adopts and parks the replaced context in
+  // *_retired, cp collects it.
   std::atomic<srtp::Context*> rx_next{nullptr};
   std::atomic<srtp::Context*> tx_next{nullptr};
   std::atomic<srtp::Context*> rx_retired{nullptr};
   std::atomic<srtp::Context*> tx_retired{nullptr};
 
   // --- line 1: small per-packet fields ---
-  // [limits] leg_max_pps: one packet per rate_interval_tsc, with bursts of
-  // up to rate_tolerance_tsc ahead of that pace; 0 = unlimited.
+  // [limits] leg_max_pps (the rule: sluice/session/policing.h): one packet
+  // per rate_interval_tsc, with bursts of up to rate_tolerance_tsc ahead of
+  // that pace; 0 = unlimited.
   uint64_t rate_interval_tsc = 0;
-  uint32_t learn_packets = 3;        // authenticated packets before a move
+  uint32_t learn_packets = 3;        // authenticated packets before a move (session/learning.h)
   uint32_t candidate_count = 0;      // owning worker: packets from `candidate`
   uint16_t out_port = 0;             // DPDK port of Y's interface
   uint16_t owner = 0;                // the worker that owns this flow's state
@@ -99,8 +98,6 @@ struct alignas(64) Flow {
   // (dp: ro, cp: rw before publishing) ---
   packet::Endpoint in_local;  // X's local address and RTP port
   packet::Endpoint out_local;  // Y's local address and RTP port
-  // In *_next: switch that side to plain RTP.
-  static srtp::Context* Plain() { return reinterpret_cast<srtp::Context*>(uintptr_t{1}); }
 
   // --- owning worker only ---
   packet::Endpoint candidate;        // a new source seen for X's peer

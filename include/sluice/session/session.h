@@ -69,10 +69,10 @@ class Session {
   // Removes them. Call FlowTable::Synchronize before destroying the session.
   void Unpublish(FlowTable& table);
 
-  // Re-key, control thread: hands leg i a new receive (or send) context, or
-  // plain RTP with null. The worker that owns the flow takes it on its next
-  // packet, carrying the streams over; a context still pending from an
-  // earlier call is replaced and freed.
+  // Re-key, control thread (the rule: sluice/session/rekey.h): hands leg i a
+  // new receive (or send) context, or plain RTP with null. The worker that
+  // owns the flow takes it on its next packet, carrying the streams over; a
+  // context still pending from an earlier call is replaced and freed.
   void HandOverRx(int leg, std::unique_ptr<srtp::Context> context);
   void HandOverTx(int leg, std::unique_ptr<srtp::Context> context);
   // Control thread: leg i's newest receive context (the one last handed
@@ -87,11 +87,12 @@ class Session {
   // Worker that owns both flows' state (handed packets of other workers).
   void SetOwner(uint16_t worker);
   void SetRekeyOverlap(uint64_t tsc);
-  // At most max_pps packets a second into each leg (0: unlimited), with
-  // bursts of a tenth of a second's worth (at least kRateBurst) let through.
-  // Before publishing.
+  // At most max_pps packets a second into each leg (0: unlimited); the rule:
+  // sluice/session/policing.h. Before publishing.
   void SetRateLimit(uint32_t max_pps, uint64_t tsc_hz);
-  static constexpr uint32_t kRateBurst = 64;
+  // Control thread: the controller moved leg i's peer (the rule:
+  // sluice/session/learning.h). Its next hop is resolved afresh.
+  void SetRemote(int leg, const packet::Endpoint& remote);
 
   uint64_t id() const { return id_; }
   const LegSpec& leg(int i) const { return legs_[i]; }

@@ -2,11 +2,22 @@
 // packet between the two legs of its call.
 //
 // Data plane. One Worker per lcore; it alone calls its methods (Run, or
-// Receive and ProcessBurst from a benchmark or a test). In the loop it never
-// allocates, locks, logs, throws or makes a system call. Per burst: parse
-// and look up (bulk), one SRTP unprotect submission, one protect
-// submission, then rewrite and TX; Run spreads that over four polls (see
-// Receive).
+// PollOnce, Receive and ProcessBurst from a benchmark or a test). In the
+// loop it never allocates, locks, logs, throws or makes a system call.
+//
+// A burst takes these steps, in this order (Receive spreads the first four
+// over four polls so that memory loads overlap other bursts' work):
+//   PrefetchFrames        its mbufs and frames start loading
+//   ParseAndLookUp        parse, slow path, bulk flow lookup, hand-off to
+//                         the owning worker; the flows start loading
+//   PrefetchSessionState  the peers and SRTP contexts start loading
+//   Relay                 AdoptRekeys, Admit, Unprotect, Police,
+//                         LearnPeers, Protect, Rewrite, Transmit
+// Relay's steps follow DPDK lib/ipsec's burst contract: each returns how
+// many packets stay good, those first in arrival order, the rejected ones
+// after them with their drop reason; DropRejected alone counts and frees
+// those. Crypto is submitted per burst: one unprotect call for the burst's
+// SRTP and one for its SRTCP, then likewise for protect.
 #ifndef SLUICE_WORKER_WORKER_H_
 #define SLUICE_WORKER_WORKER_H_
 
@@ -14,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "sluice/crypto/backend.h"
@@ -91,10 +103,19 @@ class Worker {
   explicit Worker(const WorkerConfig& config);
   ~Worker();
 
-  // Polls until `stop` is set, reporting RCU quiescence (Quiesce) as
-  // configured. Receives through Receive and drains on a poll that brings
-  // nothing and at the end.
+  // Start, PollOnce until `stop` is set, Stop.
   void Run(const std::atomic<bool>& stop) noexcept;
+
+  // Registers the worker as a reader of the flow table (RCU), on the thread
+  // that will poll.
+  void Start() noexcept;
+  // One iteration of the poll loop: the control thread's frames to send,
+  // the hand-off ring and every RX queue through Receive; on a poll that
+  // brings nothing, Drain; FlushTx; every quiescent_every polls, Quiesce.
+  // Counts the time spent as busy or idle. Returns the packets received.
+  uint32_t PollOnce() noexcept;
+  // Relays what is held, sends it, and leaves the flow table's readers.
+  void Stop() noexcept;
 
   // Relays n (<= kMaxBurst) received packets: every mbuf is either queued for
   // TX, handed to the slow path, or freed with a counted drop reason.
@@ -102,12 +123,12 @@ class Worker {
 
   // ProcessBurst spread over four calls, so that the loads a burst of cold
   // frames and sessions waits for happen while the core relays the burst
-  // received three calls earlier: this burst's frames start loading, the
-  // previous one is parsed and looked up (and its other-worker packets
-  // handed off), the one before has its peers and contexts start loading,
-  // and the one before that is relayed. Packets of a flow leave in the
-  // order they came. Until Drain, up to three bursts stay held, and with
-  // them references to their flows: report quiescence with Quiesce only.
+  // received three calls earlier: each call takes the newest burst through
+  // PrefetchFrames, the one before through ParseAndLookUp, the one before
+  // that through PrefetchSessionState, and relays the oldest. Packets of a
+  // flow leave in the order they came. Until Drain, up to three bursts stay
+  // held, and with them references to their flows: report quiescence with
+  // Quiesce only.
   void Receive(rte_mbuf** pkts, uint16_t n) noexcept;
   // Relays every burst Receive holds, oldest first. A worker that Receive
   // was used on is drained before it is destroyed (Run does).
@@ -124,17 +145,43 @@ class Worker {
   const WorkerCounters& counters() const { return counters_; }
   const WorkerConfig& config() const { return config_; }
 
- private:
-  struct Item;   // per-packet scratch, defined in worker.cc
-  struct Batch;  // a burst between stages, defined in worker.cc
+  struct Item;  // one packet's scratch between steps, defined in worker.cc
 
-  // ProcessBurst's stages: take the burst, prefetch the frames; parse, look
-  // up, hand off, prefetch the flows; prefetch peers and contexts; relay
-  // (unprotect, learn, protect, rewrite, queue for TX).
-  void Stage0(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept;
-  void Stage1(Batch& batch) noexcept;
-  void Stage2(Batch& batch) noexcept;
-  void Stage3(Batch& batch) noexcept;
+ private:
+  struct Batch;  // a burst between steps, defined in worker.cc
+
+  // The pipeline, in the order a burst takes it (see the top of this file).
+  void PrefetchFrames(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept;
+  void ParseAndLookUp(Batch& batch) noexcept;
+  void PrefetchSessionState(Batch& batch) noexcept;
+  void Relay(Batch& batch) noexcept;
+
+  // ParseAndLookUp's steps. ParseFrames keeps the burst's UDP frames (the
+  // rest go to the slow path or are dropped) and returns how many.
+  uint16_t ParseFrames(Batch& batch, session::FlowKey* keys) noexcept;
+  void HandOff(Batch& batch) noexcept;
+
+  // Relay's steps. Each takes the burst's live packets (the items
+  // batch.order[0, n) names) and returns how many stay good; see the top
+  // of this file.
+  uint16_t GatherFlows(Batch& batch) noexcept;
+  void AdoptRekeys(Batch& batch, uint16_t n, uint64_t now) noexcept;
+  uint16_t Admit(Batch& batch, uint16_t n) noexcept;
+  uint16_t Unprotect(Batch& batch, uint16_t n) noexcept;
+  uint16_t Police(Batch& batch, uint16_t n, uint64_t now) noexcept;
+  void LearnPeers(Batch& batch, uint16_t n) noexcept;
+  uint16_t Protect(Batch& batch, uint16_t n) noexcept;
+  uint16_t Rewrite(Batch& batch, uint16_t n) noexcept;
+  void Transmit(Batch& batch, uint16_t n) noexcept;
+  // Counts and frees the packets batch.order[good, n); returns good.
+  uint16_t DropRejected(Batch& batch, uint16_t good, uint16_t n) noexcept;
+
+  // Rewrite, per packet: new headers in front of the payload; false (and
+  // the item rejected) when the way out is not known yet.
+  bool WriteHeaders(Item& item) noexcept;
+  uint8_t* BuildHeaders(Item& item, const TxChecksumOffload& offload,
+                        std::optional<uint16_t> payload_sum) noexcept;
+  void SetTxOffload(rte_mbuf* m, const uint8_t* frame, uint16_t out_port) noexcept;
 
   void Drop(rte_mbuf* m, DropReason reason) noexcept;
   void Enqueue(uint16_t port, rte_mbuf* m) noexcept;
@@ -153,6 +200,7 @@ class Worker {
   // Receive's bursts; head_ is where the next one goes.
   std::unique_ptr<Batch[]> batches_;
   uint32_t head_ = 0;
+  uint32_t polls_since_quiescent_ = 0;  // PollOnce
 };
 
 }  // namespace sluice::worker

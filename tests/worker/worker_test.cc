@@ -24,6 +24,7 @@
 #include "sluice/dpdk/eal.h"
 #include "sluice/packet/parse.h"
 #include "sluice/packet/rewrite.h"
+#include "sluice/session/policing.h"
 #include "sluice/session/session.h"
 
 namespace sluice::worker {
@@ -40,7 +41,7 @@ class PipelineEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     dpdk::EalOptions options;
-    options.program_name = "pipeline_test";
+    options.program_name = "worker_test";
     options.vdevs = {"net_ring0", "net_ring1"};
     options.memory_mb = 256;
     absl::Status s = dpdk::InitEal(options);
@@ -535,10 +536,10 @@ TEST_F(PipelineTest, LegPacketRateIsLimitedAfterAuthentication) {
   Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80,
                           crypto::Suite::kAesCm128HmacSha1_80, true, rng));
   // 100 packets a second: a tenth of a second's worth is under the minimum
-  // burst, so exactly kRateBurst pass back to back.
+  // burst, so exactly kMinBurst pass back to back.
   c.session->SetRateLimit(100, rte_get_tsc_hz());
   Publish(c);
-  constexpr uint32_t kBurst = session::Session::kRateBurst;
+  constexpr uint32_t kBurst = session::policing::kMinBurst;
   uint16_t seq = 1;
   auto burst = [&](int n, bool forged) {
     std::vector<rte_mbuf*> frames;
@@ -900,6 +901,110 @@ TEST_F(PipelineTest, RunRelaysInOrderWhileACallIsRemovedMidStream) {
     EXPECT_EQ(p[2] << 8 | p[3], static_cast<int>(i));
   }
   EXPECT_EQ(rte_mempool_in_use_count(pool), 0u) << "every mbuf freed";
+}
+
+
+// PollOnce, the loop's body that Run and sluice-bench both call: a poll
+// takes what the RX queue holds into the pipeline, a quiet poll relays it,
+// and every quiescent_every polls the worker reports quiescence (after
+// relaying what it holds).
+TEST_F(PipelineTest, PollOnceReceivesRelaysOnAQuietPollAndReportsQuiescence) {
+  std::mt19937 rng(31);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80, std::nullopt,
+                          /*give_remotes=*/true, rng));
+  Publish(c);
+  WorkerConfig config;
+  config.table = table_.get();
+  config.backend = backend_.get();
+  config.rx_queues = {{port_a, 0}};
+  config.quiescent_every = 4;
+  Worker worker(config);
+  worker.Start();
+  const uint64_t token = rte_rcu_qsbr_start(table_->qsbr());
+
+  // A net_ring port's TX comes back on its RX: the phone's packets wait in
+  // port a's RX queue.
+  constexpr int kPackets = 12;
+  std::vector<rte_mbuf*> frames;
+  std::vector<std::vector<uint8_t>> originals;
+  for (int i = 0; i < kPackets; ++i) {
+    std::vector<uint8_t> p = RtpPacket(static_cast<uint16_t>(100 + i), 0x5150, 160,
+                                       static_cast<uint8_t>(i));
+    originals.push_back(p);
+    ASSERT_EQ(c.a_send->ProtectRtp(p), srtp_err_status_ok);
+    frames.push_back(Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p));
+  }
+  ASSERT_EQ(rte_eth_tx_burst(port_a, 0, frames.data(), kPackets), kPackets);
+
+  EXPECT_EQ(worker.PollOnce(), static_cast<uint32_t>(kPackets));
+  EXPECT_EQ(worker.held_packets(), static_cast<uint32_t>(kPackets)) << "in the pipeline";
+  EXPECT_EQ(Drain(port_b).size(), 0u);
+  EXPECT_EQ(worker.PollOnce(), 0u);
+  EXPECT_EQ(worker.held_packets(), 0u) << "a quiet poll relays what is held";
+  std::vector<Received> got = Drain(port_b);
+  ASSERT_EQ(got.size(), originals.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].payload, originals[i]) << i;
+  EXPECT_GT(worker.counters().busy_cycles.load(), 0u);
+
+  EXPECT_EQ(rte_rcu_qsbr_check(table_->qsbr(), token, false), 0) << "two polls of four";
+  worker.PollOnce();
+  EXPECT_EQ(rte_rcu_qsbr_check(table_->qsbr(), token, false), 0);
+  EXPECT_GT(worker.counters().idle_cycles.load(), 0u);
+  worker.PollOnce();
+  EXPECT_EQ(rte_rcu_qsbr_check(table_->qsbr(), token, false), 1) << "the fourth poll reports";
+  worker.Stop();
+  EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
+}
+
+// Relay's steps keep the burst contract: packets refused at different steps
+// of one burst (wrong payload kind, forged, no flow) are counted once each
+// under their own reason, and every good packet around them leaves in the
+// order it came.
+TEST_F(PipelineTest, RejectsAtEveryStepOfOneBurstLeaveTheRestInOrder) {
+  std::mt19937 rng(37);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80,
+                          crypto::Suite::kAesCm128HmacSha1_80, true, rng));
+  Publish(c);
+  std::vector<rte_mbuf*> frames;
+  std::vector<std::vector<uint8_t>> sent;
+  for (int i = 0; i < 24; ++i) {
+    std::vector<uint8_t> p = RtpPacket(static_cast<uint16_t>(i), 0x600d, 160, static_cast<uint8_t>(i));
+    Endpoint to = c.a.local;
+    switch (i % 4) {
+      case 1: {  // forged: refused by Unprotect
+        ASSERT_EQ(c.a_send->ProtectRtp(p), srtp_err_status_ok);
+        p[30] ^= 0x80;
+        break;
+      }
+      case 2:  // a STUN message: refused by Admit
+        p.assign(20, 0);
+        p[1] = 1;
+        break;
+      case 3:  // nobody's port: no flow
+        ASSERT_EQ(c.a_send->ProtectRtp(p), srtp_err_status_ok);
+        to.port = 1;
+        break;
+      default:
+        sent.push_back(p);
+        ASSERT_EQ(c.a_send->ProtectRtp(p), srtp_err_status_ok);
+    }
+    frames.push_back(Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, to, p));
+  }
+  Send(frames);
+  EXPECT_EQ(Drops(DropReason::kAuthFailed), 6u);
+  EXPECT_EQ(Drops(DropReason::kStun), 6u);
+  EXPECT_EQ(Drops(DropReason::kNoFlow), 6u);
+  EXPECT_EQ(worker_->counters().total_drops(), 18u);
+  EXPECT_EQ(c.session->flow(0).counters.auth_failures.load(), 6u);
+  EXPECT_EQ(c.session->flow(0).counters.other_drops.load(), 6u);
+  std::vector<Received> got = Drain(port_b);
+  ASSERT_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    std::vector<uint8_t> p = got[i].payload;
+    ASSERT_EQ(c.b_recv->UnprotectRtp(p), srtp_err_status_ok) << i;
+    EXPECT_EQ(p, sent[i]) << i;
+  }
+  EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
 }
 
 }  // namespace

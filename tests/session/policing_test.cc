@@ -1,0 +1,64 @@
+// Policing: the generic cell rate algorithm that holds a leg to its rate.
+#include "sluice/session/policing.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice::session {
+namespace {
+
+using policing::WithinRate;
+
+constexpr uint64_t kHz = 1'000'000'000;  // a 1 GHz TSC
+
+TEST(PolicingTest, UnlimitedUnlessConfigured) {
+  Flow flow;
+  for (int i = 0; i < 10000; ++i) EXPECT_TRUE(WithinRate(flow, 0));
+  policing::Configure(flow, 0, kHz);
+  EXPECT_EQ(flow.rate_interval_tsc, 0u);
+  EXPECT_TRUE(WithinRate(flow, 0));
+}
+
+TEST(PolicingTest, ABurstOfTheToleranceThenOnePacketAnInterval) {
+  Flow flow;
+  policing::Configure(flow, 100, kHz);  // 100 pps: a tenth of a second is 10 < kMinBurst
+  EXPECT_EQ(flow.rate_interval_tsc, kHz / 100);
+  int passed = 0;
+  for (int i = 0; i < 1000; ++i) passed += WithinRate(flow, 0);
+  EXPECT_EQ(passed, static_cast<int>(policing::kMinBurst));
+  // One interval later, exactly one more conforms.
+  EXPECT_TRUE(WithinRate(flow, kHz / 100));
+  EXPECT_FALSE(WithinRate(flow, kHz / 100));
+}
+
+TEST(PolicingTest, ATenthOfASecondsWorthAtHighRates) {
+  Flow flow;
+  policing::Configure(flow, 10000, kHz);
+  int passed = 0;
+  for (int i = 0; i < 5000; ++i) passed += WithinRate(flow, 0);
+  EXPECT_EQ(passed, 1000);
+}
+
+TEST(PolicingTest, TrafficAtTheRateAlwaysConforms) {
+  Flow flow;
+  policing::Configure(flow, 50, kHz);
+  const uint64_t interval = kHz / 50;
+  for (uint64_t i = 0; i < 500; ++i) EXPECT_TRUE(WithinRate(flow, i * interval)) << i;
+  // Twice the rate over a long run: about half is refused once the
+  // tolerance is spent.
+  int passed = 0;
+  const uint64_t start = 500 * interval;
+  for (uint64_t i = 0; i < 2000; ++i) passed += WithinRate(flow, start + i * interval / 2);
+  EXPECT_NEAR(passed, 1000 + static_cast<int>(policing::kMinBurst), 2);
+}
+
+TEST(PolicingTest, RefusedPacketsDoNotSpendTheAllowance) {
+  Flow flow;
+  policing::Configure(flow, 100, kHz);
+  for (int i = 0; i < 10000; ++i) WithinRate(flow, 0);
+  // However long the flood at t=0 went on, the leg's next interval brings
+  // one packet.
+  EXPECT_TRUE(WithinRate(flow, kHz / 100));
+}
+
+}  // namespace
+}  // namespace sluice::session

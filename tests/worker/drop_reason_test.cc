@@ -1,0 +1,30 @@
+#include "sluice/worker/drop_reason.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace sluice::worker {
+namespace {
+
+// Counter names are an interface (stats, sluicectl, dashboards): every
+// reason has one, they are distinct, and they are lower_snake_case.
+TEST(DropReasonTest, EveryReasonHasADistinctStableName) {
+  std::set<std::string> names;
+  for (int i = 0; i < kDropReasonCount; ++i) {
+    const char* name = DropReasonName(static_cast<DropReason>(i));
+    ASSERT_NE(name, nullptr) << i;
+    const std::string s(name);
+    EXPECT_FALSE(s.empty()) << i;
+    EXPECT_NE(s, "unknown") << i;
+    for (char c : s) EXPECT_TRUE((c >= 'a' && c <= 'z') || c == '_') << s;
+    names.insert(s);
+  }
+  EXPECT_EQ(names.size(), static_cast<size_t>(kDropReasonCount));
+  EXPECT_STREQ(DropReasonName(DropReason::kAuthFailed), "auth_failed");
+  EXPECT_STREQ(DropReasonName(DropReason::kHandoffFull), "handoff_full");
+}
+
+}  // namespace
+}  // namespace sluice::worker
