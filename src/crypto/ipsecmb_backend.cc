@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 
+#include "cm_hmac_jobs.h"
 #include "ipsecmb_manager.h"
 
 namespace sluice::crypto {
@@ -25,13 +26,7 @@ IMB_KEY_SIZE_BYTES KeySize(int key_len) {
 class IpsecMbBackend final : public Backend {
  public:
   IpsecMbBackend(MbMgrPtr mgr, MbMgrPtr sse, IMB_ARCH arch)
-      : mgr_(std::move(mgr)), sse_(std::move(sse)), arch_(arch) {
-    // What every job of every burst has in common is written once.
-    for (IMB_JOB& job : jobs_) {
-      job.iv_len_in_bytes = 16;  // the full RFC 3711 counter block
-      job.auth_tag_output_len_in_bytes = 12;  // ipsec-mb's HMAC-SHA1 sizes: 12 or 20
-    }
-  }
+      : mgr_(std::move(mgr)), sse_(std::move(sse)), arch_(arch) {}
 
   std::string_view name() const noexcept override { return "ipsec-mb"; }
   std::string_view arch() const noexcept override { return MbArchName(arch_); }
@@ -71,7 +66,7 @@ class IpsecMbBackend final : public Backend {
     return true;
   }
 
-  IMB_JOB* CmHmacJobs() noexcept override { return jobs_.data(); }
+  CmHmacJobs* DirectCmHmacJobs() noexcept override { return &jobs_; }
   bool SubmitCmHmacJobs(size_t n, int key_len) noexcept override {
     return n >= 1 && n <= kMaxJobs && CipherBurst(n, key_len) && HashBurst(n);
   }
@@ -156,17 +151,17 @@ class IpsecMbBackend final : public Backend {
       if constexpr (kEncrypt) {
         uint8_t* tag = op->tag_out != nullptr ? op->tag_out : op->tag;
         if (aes128) {
-          IMB_AES128_GCM_ENC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
+          IMB_AES128_GCM_ENC(mgr_.get(), GcmKeyOf(*op->key->gcm), &gcm_ctx_, data, data, op->cipher_len,
                              op->iv, aad, aad_len, tag, op->tag_len);
         } else {
-          IMB_AES256_GCM_ENC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
+          IMB_AES256_GCM_ENC(mgr_.get(), GcmKeyOf(*op->key->gcm), &gcm_ctx_, data, data, op->cipher_len,
                              op->iv, aad, aad_len, tag, op->tag_len);
         }
       } else if (aes128) {
-        IMB_AES128_GCM_DEC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
+        IMB_AES128_GCM_DEC(mgr_.get(), GcmKeyOf(*op->key->gcm), &gcm_ctx_, data, data, op->cipher_len,
                            op->iv, aad, aad_len, op->tag, op->tag_len);
       } else {
-        IMB_AES256_GCM_DEC(mgr_.get(), &op->key->gcm->data, &gcm_ctx_, data, data, op->cipher_len,
+        IMB_AES256_GCM_DEC(mgr_.get(), GcmKeyOf(*op->key->gcm), &gcm_ctx_, data, data, op->cipher_len,
                            op->iv, aad, aad_len, op->tag, op->tag_len);
       }
     }
@@ -174,7 +169,7 @@ class IpsecMbBackend final : public Backend {
   }
 
   bool CipherBurst(size_t n, int key_len) noexcept {
-    const uint32_t done = IMB_SUBMIT_CIPHER_BURST(mgr_.get(), jobs_.data(),
+    const uint32_t done = IMB_SUBMIT_CIPHER_BURST(mgr_.get(), jobs_.jobs(),
                                                   static_cast<uint32_t>(n), IMB_CIPHER_CNTR,
                                                   IMB_DIR_ENCRYPT, KeySize(key_len));
     return done == n && AllCompleted(n);
@@ -185,7 +180,7 @@ class IpsecMbBackend final : public Backend {
   bool HashBurst(size_t n) noexcept {
     IMB_MGR* mgr = n <= kSmallHashBurst ? sse_.get() : mgr_.get();
     const uint32_t done =
-        IMB_SUBMIT_HASH_BURST(mgr, jobs_.data(), static_cast<uint32_t>(n), IMB_AUTH_HMAC_SHA_1);
+        IMB_SUBMIT_HASH_BURST(mgr, jobs_.jobs(), static_cast<uint32_t>(n), IMB_AUTH_HMAC_SHA_1);
     return done == n && AllCompleted(n);
   }
 
@@ -199,7 +194,7 @@ class IpsecMbBackend final : public Backend {
   MbMgrPtr mgr_;
   MbMgrPtr sse_;
   IMB_ARCH arch_;
-  std::array<IMB_JOB, kMaxJobs> jobs_{};
+  CmHmacJobs jobs_;
   struct gcm_context_data gcm_ctx_{};
 };
 

@@ -4,6 +4,17 @@
 
 namespace sluice::crypto {
 
+// SessionKey and GcmTables keep the library's key material as plain bytes
+// (their header does not include the library's): they must fit it.
+static_assert(sizeof(gcm_key_data) <= sizeof(GcmTables::data),
+              "GcmTables must hold ipsec-mb's struct gcm_key_data");
+static_assert(alignof(gcm_key_data) <= alignof(GcmTables),
+              "GcmTables must be aligned as ipsec-mb's struct gcm_key_data");
+static_assert(sizeof(SessionKey::hmac_ipad_state) == 20 && sizeof(SessionKey::hmac_opad_state) == 20,
+              "IMB_SHA1_ONE_BLOCK writes a 20-byte SHA-1 state");
+static_assert(sizeof(SessionKey::aes_round_keys) >= 16 * 15 && alignof(SessionKey) >= 16,
+              "ipsec-mb's AES key expansion writes up to 15 aligned round keys");
+
 MbMgrPtr NewMbMgr(MbArch arch, IMB_ARCH* chosen) {
   MbMgrPtr mgr(alloc_mb_mgr(0));
   if (!mgr) return nullptr;

@@ -9,6 +9,8 @@
 
 #include <memory>
 
+#include "sluice/crypto/session_key.h"
+
 namespace sluice::crypto {
 
 struct MbMgrDeleter {
@@ -27,6 +29,14 @@ MbMgrPtr NewMbMgr(MbArch arch, IMB_ARCH* chosen = nullptr);
 IMB_MGR* ControlThreadManager();
 
 const char* MbArchName(IMB_ARCH arch);
+
+// A session key's AES-GCM tables as the library's key structure.
+inline gcm_key_data* GcmKeyOf(GcmTables& tables) {
+  return reinterpret_cast<gcm_key_data*>(tables.data);
+}
+inline const gcm_key_data* GcmKeyOf(const GcmTables& tables) {
+  return reinterpret_cast<const gcm_key_data*>(tables.data);
+}
 
 }  // namespace sluice::crypto
 

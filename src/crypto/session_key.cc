@@ -40,7 +40,7 @@ GcmTables& TablesOf(SessionKey& key) {
 
 void Wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
 
-GcmTables::~GcmTables() { Wipe(&data, sizeof data); }
+GcmTables::~GcmTables() { Wipe(data, sizeof data); }
 
 SessionKey::~SessionKey() {
   own_gcm.reset();  // wipes the tables (tables in a context's block are its to wipe)
@@ -104,9 +104,9 @@ void PrepareSessionKey(SessionKey& key, std::span<const uint8_t> enc_key,
     std::memcpy(key.aes_round_keys, enc_key.data(), suite.key_len);
     GcmTables& tables = TablesOf(key);
     if (suite.key_len == 16) {
-      IMB_AES128_GCM_PRE(mgr, enc_key.data(), &tables.data);
+      IMB_AES128_GCM_PRE(mgr, enc_key.data(), GcmKeyOf(tables));
     } else {
-      IMB_AES256_GCM_PRE(mgr, enc_key.data(), &tables.data);
+      IMB_AES256_GCM_PRE(mgr, enc_key.data(), GcmKeyOf(tables));
     }
   }
   if (UsesHmac(suite)) {
@@ -130,7 +130,7 @@ void CopyPreparedKey(const SessionKey& from, SessionKey& to) {
   std::memcpy(to.hmac_ipad_state, from.hmac_ipad_state, sizeof to.hmac_ipad_state);
   std::memcpy(to.hmac_opad_state, from.hmac_opad_state, sizeof to.hmac_opad_state);
   std::memcpy(to.aes_round_keys, from.aes_round_keys, sizeof to.aes_round_keys);
-  if (from.gcm != nullptr) std::memcpy(&TablesOf(to).data, &from.gcm->data, sizeof from.gcm->data);
+  if (from.gcm != nullptr) std::memcpy(TablesOf(to).data, from.gcm->data, sizeof from.gcm->data);
 }
 
 bool SamePreparedKey(const SessionKey& a, const SessionKey& b) noexcept {

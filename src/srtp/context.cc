@@ -8,11 +8,11 @@
 
 namespace sluice::srtp {
 
-absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterKey> keys,
-                                                         const ContextOptions& options,
-                                                         const Context* previous) {
-  const size_t n_keys = keys.size() + (previous != nullptr ? 1 : 0);
-  if (keys.empty() || n_keys > kMaxMasterKeys) {
+namespace {
+
+// n_keys counts the carried previous key, if any, with the new ones.
+absl::Status CheckOptions(size_t n_new_keys, size_t n_keys, const ContextOptions& options) {
+  if (n_new_keys == 0 || n_keys > kMaxMasterKeys) {
     return absl::InvalidArgumentError(
         absl::StrCat("a crypto context holds 1 to ", kMaxMasterKeys, " master keys, got ",
                      n_keys));
@@ -26,6 +26,11 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
     return absl::InvalidArgumentError(
         absl::StrCat("max_streams must be 1 to 64, got ", options.max_streams));
   }
+  return absl::OkStatus();
+}
+
+// One suite, one MKI length, distinct MKIs and distinct keys.
+absl::Status CheckKeysAgree(std::span<const MasterKey> keys) {
   const crypto::Suite suite = keys[0].suite;
   const uint8_t mki_len = keys[0].mki_len;
   if (mki_len > kMaxMkiLen) {
@@ -54,115 +59,162 @@ absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterK
       }
     }
   }
-  const Key* carried = previous != nullptr ? &previous->keys_[0] : nullptr;
-  if (previous != nullptr) {
-    if (previous->suite_ != &crypto::GetSuiteInfo(suite) || previous->mki_len_ != mki_len) {
-      return absl::InvalidArgumentError(
-          "the previous context's key is of another suite or MKI length");
-    }
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (mki_len > 0 && std::memcmp(keys[i].mki.data(), carried->mki.data(), mki_len) == 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("master key ", i, " has the previous key's MKI"));
-      }
-    }
+  return absl::OkStatus();
+}
+
+// RFC 3711 §9.2: at most 2^48 SRTP and 2^31 SRTCP packets per master key;
+// the SDES lifetime can only lower that.
+uint64_t PacketLimit(uint64_t lifetime, uint64_t suite_max) {
+  return lifetime == 0 ? suite_max : std::min(lifetime, suite_max);
+}
+
+}  // namespace
+
+// The block, each part starting a cache line, in the order an RTP packet
+// reads it: this object, the keys' lines, the first key's SRTP session key,
+// the replay windows' words, the streams, the AES-GCM tables (the first
+// key's SRTP ones first), then the other session keys. A packet of the first
+// stream with the first key reads lines 0 to 6 and two more a line or two
+// apart, nearly one run of memory rather than a few.
+struct Context::Layout {
+  static constexpr size_t kLine = 64;
+  static constexpr size_t Lines(size_t bytes) { return (bytes + kLine - 1) & ~(kLine - 1); }
+
+  Layout(size_t n_keys, const crypto::SuiteInfo& info, const ContextOptions& options)
+      : n_keys(n_keys),
+        n_tables(info.cipher == crypto::CipherKind::kAesGcm ? 2 * n_keys : 0),
+        words(ReplayWindow::StorageBits(options.replay_window) / 64),
+        keys_at(Lines(sizeof(Context))),
+        first_key_at(keys_at + n_keys * sizeof(Key)),
+        words_at(first_key_at + sizeof(crypto::SessionKey)),
+        streams_at(words_at + Lines(size_t{options.max_streams} * 2 * words * 8)),
+        tables_at(streams_at + options.max_streams * sizeof(Stream)),
+        other_keys_at(tables_at + n_tables * sizeof(crypto::GcmTables)),
+        total(other_keys_at + (2 * n_keys - 1) * sizeof(crypto::SessionKey)) {}
+
+  // Session key j: SRTP of key j / 2 when j is even, SRTCP when odd.
+  size_t session_key_at(size_t j) const {
+    return j == 0 ? first_key_at : other_keys_at + (j - 1) * sizeof(crypto::SessionKey);
   }
-  if (n_keys > 1 && mki_len == 0 && !options.trial_keys) {
+
+  size_t n_keys, n_tables;
+  uint32_t words;  // 64-bit words per replay window
+  size_t keys_at, first_key_at, words_at, streams_at, tables_at, other_keys_at, total;
+};
+
+absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterKey> keys,
+                                                         const ContextOptions& options,
+                                                         const Context* previous) {
+  const size_t n_keys = keys.size() + (previous != nullptr ? 1 : 0);
+  if (absl::Status st = CheckOptions(keys.size(), n_keys, options); !st.ok()) return st;
+  if (absl::Status st = CheckKeysAgree(keys); !st.ok()) return st;
+  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(keys[0].suite);
+  const Key* carried = previous != nullptr ? &previous->keys_[0] : nullptr;
+  if (absl::Status st = CheckPrevious(keys, previous); !st.ok()) return st;
+  if (n_keys > 1 && keys[0].mki_len == 0 && !options.trial_keys) {
     return absl::InvalidArgumentError("several master keys in one context need MKIs");
   }
-
-  // The block, each part starting a cache line, in the order an RTP packet
-  // reads it: this object, the keys' lines, the first key's SRTP session
-  // key, the replay windows' words, the streams, the AES-GCM tables (the
-  // first key's SRTP ones first), then the other session keys. A packet of
-  // the first stream with the first key reads lines 0 to 6 and two more a
-  // line or two apart, nearly one run of memory rather than a few.
-  constexpr size_t kLine = 64;
-  auto lines = [](size_t bytes) { return (bytes + kLine - 1) & ~(kLine - 1); };
-  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(suite);
-  const size_t n_tables = info.cipher == crypto::CipherKind::kAesGcm ? 2 * n_keys : 0;
-  const uint32_t words = ReplayWindow::StorageBits(options.replay_window) / 64;
-  const size_t keys_at = lines(sizeof(Context));
-  const size_t first_key_at = keys_at + n_keys * sizeof(Key);
-  const size_t words_at = first_key_at + sizeof(crypto::SessionKey);
-  const size_t streams_at = words_at + lines(size_t{options.max_streams} * 2 * words * 8);
-  const size_t tables_at = streams_at + options.max_streams * sizeof(Stream);
-  const size_t other_keys_at = tables_at + n_tables * sizeof(crypto::GcmTables);
-  const size_t total = other_keys_at + (2 * n_keys - 1) * sizeof(crypto::SessionKey);
-  static_assert(sizeof(Key) % kLine == 0 && sizeof(crypto::SessionKey) % kLine == 0 &&
-                sizeof(crypto::GcmTables) % kLine == 0 && sizeof(Stream) % kLine == 0);
-
-  static_assert(kLine == memory::kHotAlignment);
-  char* block = static_cast<char*>(memory::AllocateHot(total));
-  // From here the context owns the block: a failure below frees it through
-  // the destroying delete, which wipes whatever keys were made.
-  std::unique_ptr<Context> ctx(new (block) Context());
-  ctx->memory_bytes_ = total;  // what the destroying delete frees
-  ctx->suite_ = &info;
-  ctx->options_ = options;
-  ctx->mki_len_ = mki_len;
-  ctx->srtp_overhead_ = static_cast<uint8_t>(info.srtp_tag_len + mki_len);
-  Key* key_array = reinterpret_cast<Key*>(block + keys_at);
-  // Session key j: SRTP of key j / 2 when j is even, SRTCP when odd.
-  auto session_key_at = [&](size_t j) {
-    return block + (j == 0 ? first_key_at : other_keys_at + (j - 1) * sizeof(crypto::SessionKey));
-  };
-  auto* tables = reinterpret_cast<crypto::GcmTables*>(block + tables_at);
-  for (size_t i = 0; i < n_keys; ++i) {
-    Key* k = new (&key_array[i]) Key();
-    k->srtp = new (session_key_at(2 * i)) crypto::SessionKey();
-    k->srtcp = new (session_key_at(2 * i + 1)) crypto::SessionKey();
-    if (n_tables > 0) {
-      k->srtp->gcm = new (&tables[2 * i]) crypto::GcmTables();
-      k->srtcp->gcm = new (&tables[2 * i + 1]) crypto::GcmTables();
-    }
-  }
-  ctx->keys_ = {key_array, n_keys};
-  ctx->gcm_tables_ = {tables, n_tables};
-  Stream* streams = reinterpret_cast<Stream*>(block + streams_at);
-  for (uint32_t i = 0; i < options.max_streams; ++i) new (&streams[i]) Stream();
-  ctx->streams_ = {streams, options.max_streams};
-  ctx->window_words_ = reinterpret_cast<uint64_t*>(block + words_at);
-  std::fill_n(ctx->window_words_, size_t{options.max_streams} * 2 * words, uint64_t{0});
-  for (uint32_t i = 0; i < options.max_streams; ++i) {
-    Stream& s = streams[i];
-    s.rtp_window.Init(&ctx->window_words_[(2 * i) * words], options.replay_window);
-    s.rtcp_window.Init(&ctx->window_words_[(2 * i + 1) * words], options.replay_window);
-  }
-
+  // From the placement on, the context owns its block: a failure frees it
+  // through the destroying delete, which wipes whatever keys were made.
+  std::unique_ptr<Context> ctx = Place(Layout(n_keys, info, options), info, options,
+                                       keys[0].mki_len);
   for (size_t i = 0; i < keys.size(); ++i) {
-    Key& k = key_array[i];
-    if (absl::Status st = crypto::DeriveSessionKeysInto(info, keys[i].key_bytes(),
-                                                        keys[i].salt_bytes(), *k.srtp, *k.srtcp);
-        !st.ok()) {
-      return st;
-    }
-    k.mki = keys[i].mki;
-    // RFC 3711 §9.2: at most 2^48 SRTP and 2^31 SRTCP packets per master key;
-    // the SDES lifetime can only lower that.
-    const uint64_t lifetime = keys[i].lifetime;
-    k.srtp_limit = lifetime == 0 ? info.max_srtp_packets
-                                 : std::min(lifetime, info.max_srtp_packets);
-    k.srtcp_limit = lifetime == 0 ? info.max_srtcp_packets
-                                  : std::min(lifetime, info.max_srtcp_packets);
-    if (carried != nullptr && crypto::SamePreparedKey(*k.srtp, *carried->srtp)) {
+    if (absl::Status st = ctx->DeriveKey(i, keys[i]); !st.ok()) return st;
+    if (carried != nullptr && crypto::SamePreparedKey(*ctx->keys_[i].srtp, *carried->srtp)) {
       return absl::InvalidArgumentError(
           absl::StrCat("master key ", i, " is the previous context's key"));
     }
   }
-  if (carried != nullptr) {
-    // Its prepared keys, limits and MKI; its packet counts stay with the
-    // previous context (whose owner is still counting), as a key re-derived
-    // from its master key would start again too.
-    Key& k = key_array[n_keys - 1];
-    crypto::CopyPreparedKey(*carried->srtp, *k.srtp);
-    crypto::CopyPreparedKey(*carried->srtcp, *k.srtcp);
-    k.mki = carried->mki;
-    k.srtp_limit = carried->srtp_limit;
-    k.srtcp_limit = carried->srtcp_limit;
-  }
+  if (carried != nullptr) ctx->CarryKey(*carried);
   ctx->SetActiveKey(0);
   return ctx;
+}
+
+// The previous context's key must be of the same suite and MKI length, and
+// its MKI must differ from every new key's.
+absl::Status Context::CheckPrevious(std::span<const MasterKey> keys, const Context* previous) {
+  if (previous == nullptr) return absl::OkStatus();
+  const uint8_t mki_len = keys[0].mki_len;
+  if (previous->suite_ != &crypto::GetSuiteInfo(keys[0].suite) || previous->mki_len_ != mki_len) {
+    return absl::InvalidArgumentError(
+        "the previous context's key is of another suite or MKI length");
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (mki_len > 0 &&
+        std::memcmp(keys[i].mki.data(), previous->keys_[0].mki.data(), mki_len) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("master key ", i, " has the previous key's MKI"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Allocates the block and constructs every part in it: keys with empty
+// session keys (and AES-GCM tables), streams with zeroed replay windows.
+std::unique_ptr<Context> Context::Place(const Layout& at, const crypto::SuiteInfo& info,
+                                        const ContextOptions& options, uint8_t mki_len) {
+  static_assert(sizeof(Key) % Layout::kLine == 0 &&
+                sizeof(crypto::SessionKey) % Layout::kLine == 0 &&
+                sizeof(crypto::GcmTables) % Layout::kLine == 0 &&
+                sizeof(Stream) % Layout::kLine == 0);
+  static_assert(Layout::kLine == memory::kHotAlignment);
+  char* block = static_cast<char*>(memory::AllocateHot(at.total));
+  std::unique_ptr<Context> ctx(new (block) Context());
+  ctx->memory_bytes_ = at.total;  // what the destroying delete frees
+  ctx->suite_ = &info;
+  ctx->options_ = options;
+  ctx->mki_len_ = mki_len;
+  ctx->srtp_overhead_ = static_cast<uint8_t>(info.srtp_tag_len + mki_len);
+  Key* key_array = reinterpret_cast<Key*>(block + at.keys_at);
+  auto* tables = reinterpret_cast<crypto::GcmTables*>(block + at.tables_at);
+  for (size_t i = 0; i < at.n_keys; ++i) {
+    Key* k = new (&key_array[i]) Key();
+    k->srtp = new (block + at.session_key_at(2 * i)) crypto::SessionKey();
+    k->srtcp = new (block + at.session_key_at(2 * i + 1)) crypto::SessionKey();
+    if (at.n_tables > 0) {
+      k->srtp->gcm = new (&tables[2 * i]) crypto::GcmTables();
+      k->srtcp->gcm = new (&tables[2 * i + 1]) crypto::GcmTables();
+    }
+  }
+  ctx->keys_ = {key_array, at.n_keys};
+  ctx->gcm_tables_ = {tables, at.n_tables};
+  Stream* streams = reinterpret_cast<Stream*>(block + at.streams_at);
+  ctx->streams_ = {streams, options.max_streams};
+  ctx->window_words_ = reinterpret_cast<uint64_t*>(block + at.words_at);
+  std::fill_n(ctx->window_words_, size_t{options.max_streams} * 2 * at.words, uint64_t{0});
+  for (uint32_t i = 0; i < options.max_streams; ++i) {
+    Stream& s = *new (&streams[i]) Stream();
+    s.rtp_window.Init(&ctx->window_words_[(2 * i) * at.words], options.replay_window);
+    s.rtcp_window.Init(&ctx->window_words_[(2 * i + 1) * at.words], options.replay_window);
+  }
+  return ctx;
+}
+
+// Master key i's session keys (RFC 3711 §4.3), MKI and packet limits.
+absl::Status Context::DeriveKey(size_t i, const MasterKey& master) {
+  Key& k = keys_[i];
+  if (absl::Status st = crypto::DeriveSessionKeysInto(*suite_, master.key_bytes(),
+                                                      master.salt_bytes(), *k.srtp, *k.srtcp);
+      !st.ok()) {
+    return st;
+  }
+  k.mki = master.mki;
+  k.srtp_limit = PacketLimit(master.lifetime, suite_->max_srtp_packets);
+  k.srtcp_limit = PacketLimit(master.lifetime, suite_->max_srtcp_packets);
+  return absl::OkStatus();
+}
+
+// The previous context's first key, as the last key: its prepared keys,
+// limits and MKI; its packet counts stay with the previous context (whose
+// owner is still counting), as a key re-derived from its master key would
+// start again too.
+void Context::CarryKey(const Key& carried) {
+  Key& k = keys_.back();
+  crypto::CopyPreparedKey(*carried.srtp, *k.srtp);
+  crypto::CopyPreparedKey(*carried.srtcp, *k.srtcp);
+  k.mki = carried.mki;
+  k.srtp_limit = carried.srtp_limit;
+  k.srtcp_limit = carried.srtcp_limit;
 }
 
 Context::~Context() {

@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "sluice/crypto/backend.h"
+#include "sluice/crypto/backend_kind.h"
 #include "sluice/packet/address.h"
 
 namespace sluice::config {

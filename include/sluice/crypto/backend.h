@@ -14,9 +14,14 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "sluice/crypto/backend_kind.h"
 #include "sluice/crypto/session_key.h"
 
 namespace sluice::crypto {
+
+// The ipsec-mb backend's job array (src/crypto/cm_hmac_jobs.h): opaque
+// outside src/crypto/ and the engine's protect path.
+class CmHmacJobs;
 
 // One packet's crypto work, prepared by the SRTP layer.
 struct CryptoOp {
@@ -48,8 +53,6 @@ struct CryptoOp {
   // not null: the engine points it at the packet's trailer.
   uint8_t* tag_out = nullptr;
 };
-
-enum class BackendKind : uint8_t { kAuto, kIpsecMb, kOpenssl };
 
 class Backend {
  public:
@@ -89,24 +92,18 @@ class Backend {
   // cipher range is decrypted all the same: the caller drops that packet.
   virtual bool GcmDecrypt(std::span<CryptoOp* const> ops) noexcept = 0;
 
-  // Protect's usual work, AES-CM then HMAC-SHA1, written straight into
-  // ipsec-mb's job form. A backend built on ipsec-mb returns its array of
-  // kMaxDirectJobs jobs; the engine fills each packet's job itself (no
-  // CryptoOp to write and read back) and runs them with SubmitCmHmacJobs.
-  // Null (the default) where the backend has no such form: the engine then
-  // passes CryptoOps. The engine sets, per job: enc_keys and dec_keys (the
-  // AES round keys), key_len_in_bytes, src, dst,
-  // cipher_start_src_offset_in_bytes, msg_len_to_cipher_in_bytes (at least
-  // 1), iv (16 bytes), hash_start_src_offset_in_bytes,
-  // msg_len_to_hash_in_bytes (at least 1), auth_tag_output (12 bytes are
-  // written there) and u.HMAC's two states. The backend owns every other
-  // field (IV and tag lengths). Another call on the backend may reuse the
-  // array: fill, submit, then make the next call.
+  // Protect's usual work, AES-CM then HMAC-SHA1, written straight into the
+  // backend's own job form. A backend that has one (ipsec-mb) returns its
+  // array of kMaxDirectJobs jobs; the engine sets each packet's job itself
+  // (CmHmacJobs::Set: no CryptoOp to write and read back) and runs them with
+  // SubmitCmHmacJobs. Null (the default) where the backend has no such
+  // form: the engine then passes CryptoOps. Another call on the backend may
+  // reuse the array: set, submit, then make the next call.
   static constexpr size_t kMaxDirectJobs = 64;
-  virtual IMB_JOB* CmHmacJobs() noexcept { return nullptr; }
-  // Runs the first n (1 to kMaxDirectJobs) jobs of CmHmacJobs(), all with
-  // AES keys of key_len bytes: one cipher burst, then one hash burst. False
-  // as above (no tag or ciphertext of any of them may be used).
+  virtual CmHmacJobs* DirectCmHmacJobs() noexcept { return nullptr; }
+  // Runs the first n (1 to kMaxDirectJobs) jobs of DirectCmHmacJobs(), all
+  // with AES keys of key_len bytes: one cipher burst, then one hash burst.
+  // False as above (no tag or ciphertext of any of them may be used).
   virtual bool SubmitCmHmacJobs(size_t n, int key_len) noexcept {
     (void)n;
     (void)key_len;
@@ -116,10 +113,6 @@ class Backend {
 
 // kAuto picks ipsec-mb (which itself picks AVX-512/AVX2/AVX/SSE at run time).
 absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(BackendKind kind);
-
-std::string_view BackendKindName(BackendKind kind) noexcept;
-// Parses "auto", "ipsec-mb" or "openssl".
-absl::StatusOr<BackendKind> BackendKindFromName(std::string_view name);
 
 }  // namespace sluice::crypto
 

@@ -7,8 +7,6 @@
 #ifndef SLUICE_CRYPTO_SESSION_KEY_H_
 #define SLUICE_CRYPTO_SESSION_KEY_H_
 
-#include <intel-ipsec-mb.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,11 +27,13 @@ enum class KeyLabel : uint8_t {
   kSrtcpSalt = 0x05,
 };
 
-// AES-GCM's round keys and GHASH tables for ipsec-mb (about 1 KiB): only
-// GCM keys have them, so they live apart from SessionKey. Wiped on
-// destruction.
+// AES-GCM's round keys and GHASH tables (about 1 KiB), in the crypto
+// library's own layout, which only src/crypto/ reads (it checks there that
+// they fit): only GCM keys have them, so they live apart from SessionKey.
+// Wiped on destruction.
 struct alignas(64) GcmTables {
-  struct gcm_key_data data;
+  static constexpr size_t kBytes = 1024;
+  alignas(64) uint8_t data[kBytes];
 
   GcmTables() = default;
   GcmTables(const GcmTables&) = delete;
@@ -57,9 +57,8 @@ struct alignas(64) SessionKey {
   // owning context's block, or in own_gcm.
   GcmTables* gcm = nullptr;
   const SuiteInfo* suite = nullptr;
-  // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad),
-  // as IMB_SHA1_ONE_BLOCK writes it: five host-order 32-bit words (ipsec-mb
-  // reads them without alignment).
+  // HMAC-SHA1: SHA-1 state after one block of (key ^ ipad) and (key ^ opad):
+  // five host-order 32-bit words, read without alignment.
   uint8_t hmac_ipad_state[20] = {};
   uint8_t hmac_opad_state[20] = {};
   // Where PrepareSessionKey put the GCM tables when no one else provided

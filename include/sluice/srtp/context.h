@@ -13,6 +13,7 @@
 #ifndef SLUICE_SRTP_CONTEXT_H_
 #define SLUICE_SRTP_CONTEXT_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -90,7 +91,35 @@ class Context {
   uint64_t srtcp_packets(int index) const { return keys_[index].srtcp_count; }
   bool exhausted(int index) const;
 
-  // Per-SSRC state, owner thread only: one cache line.
+  // A master key as the engine uses it: one cache line. The session keys
+  // and limits never change after Create; the counts are written by the
+  // owner thread only.
+  struct alignas(64) Key {
+    crypto::SessionKey* srtp = nullptr;   // in the context's block
+    crypto::SessionKey* srtcp = nullptr;
+    uint64_t srtp_count = 0;   // owner thread
+    uint64_t srtcp_count = 0;  // owner thread
+    uint64_t srtp_limit = 0;
+    uint64_t srtcp_limit = 0;
+    std::array<uint8_t, kMaxMkiLen> mki{};
+  };
+  // Master key `index` (0 to key_count() - 1), and the one protect uses,
+  // with its SRTP session key. Owner thread (the counts are its to write).
+  Key& key(int index) noexcept { return keys_[static_cast<size_t>(index)]; }
+  Key& active() noexcept { return *active_key_; }
+  const crypto::SessionKey& active_srtp_key() const noexcept { return *active_srtp_key_; }
+  // The index of the master key whose MKI (mki_len() bytes) is at `mki`, or
+  // -1. Any thread (the MKIs never change).
+  int FindKeyByMki(const uint8_t* mki) const noexcept;
+  // Whether unprotect may try keys after the first on a packet that failed
+  // authentication: trial keys on, no MKIs, several keys, before the trial
+  // deadline. Any thread.
+  bool TrialKeysOpen(uint64_t now) const noexcept {
+    return options_.trial_keys && mki_len_ == 0 && keys_.size() > 1 && now < trial_until_;
+  }
+
+  // Per-SSRC state, owner thread only: one cache line. FindStream,
+  // FindOrAddStream and HasFreeStream are the owner thread's too.
   struct alignas(64) Stream {
     uint32_t ssrc = 0;
     bool in_use = false;
@@ -110,6 +139,8 @@ class Context {
   Stream* FindStream(uint32_t ssrc) noexcept;
   // The stream for ssrc, created if there is room; null when full.
   Stream* FindOrAddStream(uint32_t ssrc) noexcept;
+  // Whether FindOrAddStream would find room for a new SSRC.
+  bool HasFreeStream() const noexcept;
   std::span<const Stream> streams() const { return {streams_.data(), streams_.size()}; }
 
   // Sets where a sender's SRTP stream starts: used when a stream moves to a
@@ -149,23 +180,15 @@ class Context {
   uint64_t trial_deadline() const noexcept { return trial_until_; }
 
  private:
-  friend class Engine;
-
-  // A master key: one cache line.
-  struct alignas(64) Key {
-    crypto::SessionKey* srtp = nullptr;   // in the context's block
-    crypto::SessionKey* srtcp = nullptr;
-    uint64_t srtp_count = 0;   // owner thread
-    uint64_t srtcp_count = 0;  // owner thread
-    uint64_t srtp_limit = 0;
-    uint64_t srtcp_limit = 0;
-    std::array<uint8_t, kMaxMkiLen> mki{};
-  };
+  struct Layout;  // where each part sits in the block (context.cc)
 
   Context() = default;
-  bool HasFreeStream() const noexcept;
-  // Key index for the MKI in a packet, or -1.
-  int FindKeyByMki(const uint8_t* mki) const noexcept;
+  // Create's steps, in order.
+  static absl::Status CheckPrevious(std::span<const MasterKey> keys, const Context* previous);
+  static std::unique_ptr<Context> Place(const Layout& at, const crypto::SuiteInfo& info,
+                                        const ContextOptions& options, uint8_t mki_len);
+  absl::Status DeriveKey(size_t i, const MasterKey& master);
+  void CarryKey(const Key& carried);
 
   const crypto::SuiteInfo* suite_ = nullptr;
   ContextOptions options_;

@@ -5,11 +5,13 @@
 // Does not allocate, lock, log or throw. Each packet gets a Verdict; a packet
 // whose verdict is not kOk is left in an unspecified state and must be dropped.
 //
-// Per burst, three phases: parse each packet, find its stream and key, check
-// the replay window and set up its crypto operation; run the crypto for the
-// whole burst; then verify tags in constant time and only then update the
-// rollover counter and replay window (RFC 3711 §3.3: state changes only after
-// authentication).
+// Per burst, three phases: admit each packet (parse it, find its stream and
+// key, check the replay window, set up its crypto operation); run the crypto
+// for the whole burst; then settle: protect appends MKI and tag, unprotect
+// verifies tags in constant time and only then updates the rollover counter
+// and replay window (RFC 3711 §3.3: state changes only after
+// authentication). Protect is src/srtp/engine_protect.cc, unprotect
+// src/srtp/engine_unprotect.cc.
 #ifndef SLUICE_SRTP_ENGINE_H_
 #define SLUICE_SRTP_ENGINE_H_
 
@@ -43,7 +45,7 @@ class Engine {
   static_assert(kMaxBurst <= crypto::Backend::kMaxDirectJobs);
 
   explicit Engine(crypto::Backend& backend) noexcept
-      : backend_(backend), direct_jobs_(backend.CmHmacJobs()) {
+      : backend_(backend), direct_jobs_(backend.DirectCmHmacJobs()) {
     for (size_t i = 0; i < kMaxBurst; ++i) op_ptrs_[i] = &ops_[i];
   }
 
@@ -61,36 +63,56 @@ class Engine {
   void SetNow(uint64_t now) noexcept { now_ = now; }
 
  private:
-  struct Slot;  // per-packet scratch, defined in engine.cc
-  size_t ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
-  size_t UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
-  size_t ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
-  size_t UnprotectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  struct ProtectBurst;    // protect's per-burst state (engine_protect.cc)
+  struct UnprotectBurst;  // unprotect's per-burst state (engine_unprotect.cc)
 
   // Cuts a long span into bursts of kMaxBurst.
   template <typename BurstFn>
   size_t Chunked(std::span<const Job> jobs, std::span<Verdict> verdicts, BurstFn burst) noexcept;
-  // Protect phase 2, shared by SRTP and SRTCP.
+
+  // Protect (engine_protect.cc). Each burst: admit (parse, commit the
+  // sender's index, set up the crypto), submit, settle (append MKI and tag).
+  size_t ProtectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  void AdmitRtpForProtect(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                          ProtectBurst& b) noexcept;
+  bool SubmitProtectRtp(std::span<const Job> jobs, ProtectBurst& b) noexcept;
   bool SubmitProtect(std::span<crypto::CryptoOp* const> both,
                      std::span<crypto::CryptoOp* const> cm,
                      std::span<crypto::CryptoOp* const> gcm,
                      std::span<crypto::CryptoOp* const> hmac) noexcept;
-  // Unprotect phases 2 and 3, shared by SRTP and SRTCP: verify tags (retrying
-  // trial keys), decrypt what verified, then commit replay state in order.
-  size_t FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts, Slot* slots,
-                         bool* pending, std::span<crypto::CryptoOp*> hmac,
-                         std::span<crypto::CryptoOp*> gcm, std::span<crypto::CryptoOp*> cm,
-                         bool rtcp) noexcept;
+
+  // Unprotect (engine_unprotect.cc). Each burst: admit (parse, find the key,
+  // estimate the index, pre-check replay, set up the crypto), authenticate
+  // (retrying trial keys), decrypt what verified, commit replay state.
+  size_t UnprotectRtpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  size_t UnprotectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept;
+  void AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                            UnprotectBurst& b) noexcept;
+  void AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                             UnprotectBurst& b) noexcept;
+  size_t FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                         UnprotectBurst& b, bool rtcp) noexcept;
+  void Authenticate(std::span<const Job> jobs, std::span<Verdict> verdicts, UnprotectBurst& b,
+                    bool rtcp) noexcept;
+  void DecryptVerified(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                       UnprotectBurst& b) noexcept;
+  size_t CommitReplayState(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                           UnprotectBurst& b, bool rtcp) noexcept;
   // Retries packets that failed authentication with the context's other
-  // trial keys; clears pending[i] and sets verdicts[i] for the ones that stay bad.
-  void RetryTrialKeys(std::span<const Job> jobs, Slot* slots, bool* pending,
-                      Verdict* verdicts, const uint16_t* failed, size_t n_failed,
+  // trial keys; a packet that verifies is pending again with verdict kOk.
+  void RetryTrialKeys(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                      UnprotectBurst& b, const uint16_t* failed, size_t n_failed,
                       bool rtcp) noexcept;
+  // One round of RetryTrialKeys: each packet of `still` with key `attempt`
+  // (skipping the active one); returns how many stay in `still`.
+  size_t TryTrialKey(std::span<const Job> jobs, std::span<Verdict> verdicts, UnprotectBurst& b,
+                     uint16_t* still, size_t n_still, int attempt, bool rtcp) noexcept;
 
   crypto::Backend& backend_;
-  // The backend's own AES-CM + HMAC-SHA1 jobs, which protect fills
-  // directly, or null (see Backend::CmHmacJobs); their counter blocks.
-  IMB_JOB* const direct_jobs_;
+  // The backend's own AES-CM + HMAC-SHA1 jobs, which protect sets directly,
+  // or null (see Backend::DirectCmHmacJobs); their counter blocks.
+  crypto::CmHmacJobs* const direct_jobs_;
   alignas(16) uint8_t direct_ivs_[kMaxBurst][16];
   uint64_t now_ = 0;
   std::array<crypto::CryptoOp, kMaxBurst> ops_;
