@@ -431,8 +431,9 @@ std::vector<control::PortStats> ReadPortStats(
   return out;
 }
 
-// Destroyed before the data plane it points into; members in reverse order
-// of destruction (listeners before the manager they call).
+// Destroyed before the data plane it points into. Members are built in
+// their order and destroyed in reverse: the listeners before the manager
+// they call.
 struct ControlPlane {
   std::unique_ptr<control::SessionManager> manager;
   absl::StatusOr<std::unique_ptr<control::Server>> server;
