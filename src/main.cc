@@ -67,12 +67,6 @@ void OnSignal(int) { stop_requested.store(true); }
 
 void Log(const std::string& line) { std::fprintf(stderr, "sluiced: %s\n", line.c_str()); }
 
-struct WorkerSlot {
-  std::unique_ptr<crypto::Backend> backend;
-  std::unique_ptr<worker::Worker> worker;
-  unsigned lcore = 0;
-};
-
 std::atomic<bool> workers_stop{false};
 
 int WorkerMain(void* arg) {
@@ -93,11 +87,8 @@ control::TlsServerOptions TlsServerOptionsFrom(const config::ControlTlsConfig& t
   return t;
 }
 
-uint32_t RoundPoolSize(uint64_t n) {
-  uint32_t size = 4095;
-  while (size < n && size < (1u << 24)) size = size * 2 + 1;
-  return size;
-}
+// ---------------------------------------------------------------------------
+// Process limits and privileges.
 
 void RefuseCoreDumps(const config::SecurityConfig& security) {
   if (security.core_dumps) {
@@ -108,6 +99,24 @@ void RefuseCoreDumps(const config::SecurityConfig& security) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   const rlimit none = {0, 0};
   setrlimit(RLIMIT_CORE, &none);
+}
+
+// Before anything else starts: keys live in this process, so no core dumps
+// and no ptrace by other users unless the configuration allows dumps; room
+// for every control connection the configuration allows; SIGTERM and SIGINT
+// ask the control loop to stop.
+void ApplyProcessLimits(const config::SecurityConfig& security) {
+  RefuseCoreDumps(security);
+  rlimit files = {};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
 }
 
 // [security] user: with every port, socket and listener open, become that
@@ -137,289 +146,420 @@ absl::Status DropPrivileges(const config::SecurityConfig& security) {
   return absl::OkStatus();
 }
 
-int Run(const config::Config& cfg) {
-  // Keys live in this process: no core dumps, no ptrace by other users,
-  // unless the configuration allows dumps.
-  RefuseCoreDumps(cfg.security);
-  // Room for every control connection the configuration allows.
-  rlimit files = {};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &files);
+// DropPrivileges with its log line; 0, or 1 (and a stop request) on failure.
+int BecomeConfiguredUser(const config::SecurityConfig& security) {
+  if (absl::Status s = DropPrivileges(security); !s.ok()) {
+    Log(absl::StrCat("security.user: ", s.message()));
+    stop_requested.store(true);
+    return 1;
   }
-  struct sigaction sa = {};
-  sa.sa_handler = OnSignal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  if (!security.user.empty()) Log(absl::StrCat("running as user ", security.user));
+  return 0;
+}
 
+// ---------------------------------------------------------------------------
+// The data plane: EAL, the mbuf pool, ports, the flow table, the slow path,
+// the hand-off rings and the workers.
+
+struct WorkerSlot {
+  std::unique_ptr<crypto::Backend> backend;
+  std::unique_ptr<worker::Worker> worker;
+  unsigned lcore = 0;
+};
+
+// Owned by Run from start-up to Shutdown; never moved once started (the
+// control plane's stats callbacks point into it).
+struct DataPlane {
+  uint32_t n_workers = 0;
+  rte_mempool* pool = nullptr;
+  // Each configured interface as started, in configuration order: the one
+  // description the session manager and the slow path are given.
+  std::vector<control::InterfaceInfo> interfaces;
+  std::vector<std::vector<worker::RxQueue>> queues;   // by worker
+  std::vector<worker::TxChecksumOffload> tx_offload;  // by port id
+  std::unique_ptr<session::FlowTable> table;
+  std::unique_ptr<dpdk::SlowPath> slow_path;
+  std::vector<rte_ring*> handoff;  // by worker; empty with one worker
+  std::vector<WorkerSlot> workers;
+};
+
+// EAL with the configured arguments, and every configured worker lcore one
+// EAL enables, other than the main lcore (the control thread's).
+absl::Status StartEal(const config::Config& cfg) {
   std::vector<std::string> eal_args = {"sluiced"};
   eal_args.insert(eal_args.end(), cfg.eal_args.begin(), cfg.eal_args.end());
-  if (absl::Status s = dpdk::InitEalWithArgs(eal_args); !s.ok()) {
-    Log(std::string(s.message()));
-    return 1;
-  }
-  const uint32_t n_workers = static_cast<uint32_t>(cfg.workers.lcores.size());
+  if (absl::Status s = dpdk::InitEalWithArgs(eal_args); !s.ok()) return s;
   for (unsigned lcore : cfg.workers.lcores) {
     if (!rte_lcore_is_enabled(lcore) || lcore == rte_get_main_lcore()) {
-      Log(absl::StrCat("workers.lcores: lcore ", lcore,
-                       " is not a worker lcore of EAL (give it in [eal] args -l, and keep the "
-                       "main lcore ", rte_get_main_lcore(), " for the control thread)"));
-      return 1;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "workers.lcores: lcore ", lcore,
+          " is not a worker lcore of EAL (give it in [eal] args -l, and keep the main lcore ",
+          rte_get_main_lcore(), " for the control thread)"));
     }
   }
-  if (absl::StatusOr<std::unique_ptr<crypto::Backend>> probe =
-          crypto::MakeBackend(cfg.crypto.backend);
-      !probe.ok()) {
-    Log(std::string(probe.status().message()));
-    return 1;
-  } else {
-    Log(absl::StrCat("crypto backend ", std::string((*probe)->name()), " (",
-                     std::string((*probe)->arch()), ")"));
-  }
+  return absl::OkStatus();
+}
 
-  // Mbufs for every RX and TX descriptor, bursts in flight and the rings.
-  uint64_t mbufs = cfg.limits.mbufs;
-  if (mbufs == 0) {
-    for (const config::InterfaceConfig& iface : cfg.interfaces) {
-      const uint16_t rxq = iface.rx_queues ? iface.rx_queues : static_cast<uint16_t>(n_workers);
-      mbufs += uint64_t{rxq} * iface.rx_ring_size + uint64_t{n_workers} * iface.tx_ring_size;
-    }
-    mbufs += uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048;
+// The configured crypto backend can be made on this CPU; logs which it is.
+absl::Status ProbeCryptoBackend(const config::CryptoConfig& crypto) {
+  absl::StatusOr<std::unique_ptr<crypto::Backend>> probe = crypto::MakeBackend(crypto.backend);
+  if (!probe.ok()) return probe.status();
+  Log(absl::StrCat("crypto backend ", std::string((*probe)->name()), " (",
+                   std::string((*probe)->arch()), ")"));
+  return absl::OkStatus();
+}
+
+uint32_t RoundPoolSize(uint64_t n) {
+  uint32_t size = 4095;
+  while (size < n && size < (1u << 24)) size = size * 2 + 1;
+  return size;
+}
+
+uint16_t RxQueues(const config::InterfaceConfig& iface, uint32_t n_workers) {
+  return iface.rx_queues ? iface.rx_queues : static_cast<uint16_t>(n_workers);
+}
+
+// [limits] mbufs, or enough for every RX and TX descriptor, the bursts in
+// flight and the rings.
+uint64_t MbufCount(const config::Config& cfg, uint32_t n_workers) {
+  if (cfg.limits.mbufs != 0) return cfg.limits.mbufs;
+  uint64_t mbufs = 0;
+  for (const config::InterfaceConfig& iface : cfg.interfaces) {
+    mbufs += uint64_t{RxQueues(iface, n_workers)} * iface.rx_ring_size +
+             uint64_t{n_workers} * iface.tx_ring_size;
   }
+  return mbufs + uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048;
+}
+
+absl::StatusOr<rte_mempool*> CreateMbufPool(const config::Config& cfg, uint32_t n_workers) {
+  const uint64_t mbufs = MbufCount(cfg, n_workers);
   rte_mempool* pool = rte_pktmbuf_pool_create("sluiced_mbufs", RoundPoolSize(mbufs), 256, 0,
                                               RTE_MBUF_DEFAULT_BUF_SIZE,
                                               static_cast<int>(rte_socket_id()));
   if (pool == nullptr) {
-    Log(absl::StrCat("cannot allocate ", mbufs,
-                     " mbufs: give EAL more memory (-m) or set [limits] mbufs"));
-    return 1;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot allocate ", mbufs, " mbufs: give EAL more memory (-m) or set [limits] mbufs"));
   }
+  return pool;
+}
 
-  std::vector<control::InterfaceInfo> infos;
-  std::vector<dpdk::SlowPathInterface> slow_ifaces;
-  std::vector<std::vector<worker::RxQueue>> queues(n_workers);
-  std::vector<worker::TxChecksumOffload> tx_offload;  // by port id
-  for (size_t i = 0; i < cfg.interfaces.size(); ++i) {
-    const config::InterfaceConfig& iface = cfg.interfaces[i];
-    dpdk::PortSetup setup;
-    setup.device = iface.device;
-    setup.rx_queues = iface.rx_queues ? iface.rx_queues : static_cast<uint16_t>(n_workers);
-    setup.tx_queues = static_cast<uint16_t>(n_workers);
-    setup.rx_ring_size = iface.rx_ring_size;
-    setup.tx_ring_size = iface.tx_ring_size;
-    setup.mtu = iface.mtu;
-    setup.pool = pool;
-    setup.checksum_offload = iface.checksum_offload;
-    absl::StatusOr<dpdk::PortInfo> port = dpdk::StartPort(setup);
-    if (!port.ok()) {
-      Log(absl::StrCat("interface ", iface.name, ": ", port.status().message()));
-      return 1;
-    }
-    for (uint16_t q = 0; q < setup.rx_queues; ++q) {
-      queues[(i + q) % n_workers].push_back({port->port_id, q});
-    }
-    if (tx_offload.size() <= port->port_id) tx_offload.resize(port->port_id + 1);
-    tx_offload[port->port_id] = {.ipv4_header = port->tx_ip_checksum_offload,
-                                 .udp = port->tx_udp_checksum_offload};
-    control::InterfaceInfo info;
-    info.name = iface.name;
-    info.port_id = port->port_id;
-    info.mac = port->mac;
-    info.ipv4 = iface.ipv4;
-    info.ipv6 = iface.ipv6;
-    info.gateway = iface.gateway;
-    info.gateway6 = iface.gateway6;
-    info.vlan = iface.vlan;
-    infos.push_back(info);
-    dpdk::SlowPathInterface sp;
-    sp.port_id = port->port_id;
-    sp.mac = port->mac;
-    sp.ipv4 = iface.ipv4;
-    sp.ipv6 = iface.ipv6;
-    sp.vlan = iface.vlan;
-    slow_ifaces.push_back(sp);
-    // Which checksums the NIC does: what an operator comparing hosts asks first.
-    std::vector<std::string> offloads;
-    if (port->rx_ip_checksum_offload) offloads.push_back("rx-ipv4");
-    if (port->rx_udp_checksum_offload) offloads.push_back("rx-udp");
-    if (port->tx_ip_checksum_offload) offloads.push_back("tx-ipv4");
-    if (port->tx_udp_checksum_offload) offloads.push_back("tx-udp");
-    Log(absl::StrCat("interface ", iface.name, ": ", iface.device, " port ", port->port_id,
-                     iface.ipv4 ? " " + iface.ipv4->ToString() : "",
-                     iface.ipv6 ? " " + iface.ipv6->ToString() : "", ", checksum offload: ",
-                     offloads.empty() ? "none" : absl::StrJoin(offloads, " ")));
-  }
+// A configured interface on its started port: the one place where the
+// configuration and the port become the daemon's description of it.
+control::InterfaceInfo DescribeInterface(const config::InterfaceConfig& iface,
+                                         const dpdk::PortInfo& port) {
+  control::InterfaceInfo info;
+  info.name = iface.name;
+  info.port_id = port.port_id;
+  info.mac = port.mac;
+  info.ipv4 = iface.ipv4;
+  info.ipv6 = iface.ipv6;
+  info.gateway = iface.gateway;
+  info.gateway6 = iface.gateway6;
+  info.vlan = iface.vlan;
+  return info;
+}
 
-  absl::StatusOr<std::unique_ptr<session::FlowTable>> table = session::FlowTable::Create(
-      "sluiced_flows", cfg.limits.max_sessions * 4 + 64, n_workers);
-  if (!table.ok()) {
-    Log(std::string(table.status().message()));
-    return 1;
-  }
-  absl::StatusOr<std::unique_ptr<dpdk::SlowPath>> slow = dpdk::SlowPath::Create(slow_ifaces, pool);
-  if (!slow.ok()) {
-    Log(std::string(slow.status().message()));
-    return 1;
-  }
-  std::vector<rte_ring*> handoff;
-  if (n_workers > 1) {
-    for (uint32_t w = 0; w < n_workers; ++w) {
-      rte_ring* ring = rte_ring_create(absl::StrCat("handoff", w).c_str(), 4096,
-                                       SOCKET_ID_ANY, RING_F_SC_DEQ);
-      if (ring == nullptr) {
-        Log("cannot create the hand-off rings");
-        return 1;
-      }
-      handoff.push_back(ring);
-    }
-  }
+// What the slow path answers for on an interface.
+dpdk::SlowPathInterface SlowPathInterfaceOf(const control::InterfaceInfo& info) {
+  return {.port_id = info.port_id, .mac = info.mac, .ipv4 = info.ipv4, .ipv6 = info.ipv6,
+          .vlan = info.vlan};
+}
 
-  std::vector<WorkerSlot> workers(n_workers);
-  for (uint32_t w = 0; w < n_workers; ++w) {
-    workers[w].backend = *crypto::MakeBackend(cfg.crypto.backend);
+// The interface, its port and which checksums the NIC does: what an operator
+// comparing hosts asks first.
+void LogInterface(const config::InterfaceConfig& iface, const dpdk::PortInfo& port) {
+  std::vector<std::string> offloads;
+  if (port.rx_ip_checksum_offload) offloads.push_back("rx-ipv4");
+  if (port.rx_udp_checksum_offload) offloads.push_back("rx-udp");
+  if (port.tx_ip_checksum_offload) offloads.push_back("tx-ipv4");
+  if (port.tx_udp_checksum_offload) offloads.push_back("tx-udp");
+  Log(absl::StrCat("interface ", iface.name, ": ", iface.device, " port ", port.port_id,
+                   iface.ipv4 ? " " + iface.ipv4->ToString() : "",
+                   iface.ipv6 ? " " + iface.ipv6->ToString() : "", ", checksum offload: ",
+                   offloads.empty() ? "none" : absl::StrJoin(offloads, " ")));
+}
+
+// Starts the port of configured interface `index` and spreads its RX queues
+// over the workers, starting at worker `index`.
+absl::Status StartInterface(const config::Config& cfg, size_t index, DataPlane& data) {
+  const config::InterfaceConfig& iface = cfg.interfaces[index];
+  dpdk::PortSetup setup;
+  setup.device = iface.device;
+  setup.rx_queues = RxQueues(iface, data.n_workers);
+  setup.tx_queues = static_cast<uint16_t>(data.n_workers);
+  setup.rx_ring_size = iface.rx_ring_size;
+  setup.tx_ring_size = iface.tx_ring_size;
+  setup.mtu = iface.mtu;
+  setup.pool = data.pool;
+  setup.checksum_offload = iface.checksum_offload;
+  absl::StatusOr<dpdk::PortInfo> port = dpdk::StartPort(setup);
+  if (!port.ok()) {
+    return absl::Status(port.status().code(),
+                        absl::StrCat("interface ", iface.name, ": ", port.status().message()));
+  }
+  for (uint16_t q = 0; q < setup.rx_queues; ++q) {
+    data.queues[(index + q) % data.n_workers].push_back({port->port_id, q});
+  }
+  if (data.tx_offload.size() <= port->port_id) data.tx_offload.resize(port->port_id + 1);
+  data.tx_offload[port->port_id] = {.ipv4_header = port->tx_ip_checksum_offload,
+                                    .udp = port->tx_udp_checksum_offload};
+  data.interfaces.push_back(DescribeInterface(iface, *port));
+  LogInterface(iface, *port);
+  return absl::OkStatus();
+}
+
+// One hand-off ring per worker, where more than one worker runs.
+absl::Status CreateHandoffRings(DataPlane& data) {
+  if (data.n_workers <= 1) return absl::OkStatus();
+  for (uint32_t w = 0; w < data.n_workers; ++w) {
+    rte_ring* ring = rte_ring_create(absl::StrCat("handoff", w).c_str(), 4096, SOCKET_ID_ANY,
+                                     RING_F_SC_DEQ);
+    if (ring == nullptr) return absl::ResourceExhaustedError("cannot create the hand-off rings");
+    data.handoff.push_back(ring);
+  }
+  return absl::OkStatus();
+}
+
+// One worker per configured lcore, each with its own crypto backend; worker 0
+// also sends what the slow path queues.
+void BuildWorkers(const config::Config& cfg, DataPlane& data) {
+  data.workers.resize(data.n_workers);
+  for (uint32_t w = 0; w < data.n_workers; ++w) {
+    WorkerSlot& slot = data.workers[w];
+    slot.backend = *crypto::MakeBackend(cfg.crypto.backend);
     worker::WorkerConfig wc;
     wc.id = w;
-    wc.rx_queues = queues[w];
+    wc.rx_queues = data.queues[w];
     wc.tx_queue = static_cast<uint16_t>(w);
     wc.burst = cfg.workers.burst;
-    wc.table = table->get();
-    wc.slow_path = (*slow)->ring();
-    wc.backend = workers[w].backend.get();
-    wc.handoff = handoff;
-    wc.tx_checksum_offload = tx_offload;
-    if (w == 0) wc.control_tx = (*slow)->tx_ring();
-    workers[w].worker = std::make_unique<worker::Worker>(wc);
-    workers[w].lcore = cfg.workers.lcores[w];
+    wc.table = data.table.get();
+    wc.slow_path = data.slow_path->ring();
+    wc.backend = slot.backend.get();
+    wc.handoff = data.handoff;
+    wc.tx_checksum_offload = data.tx_offload;
+    if (w == 0) wc.control_tx = data.slow_path->tx_ring();
+    slot.worker = std::make_unique<worker::Worker>(wc);
+    slot.lcore = cfg.workers.lcores[w];
   }
-  for (WorkerSlot& w : workers) {
+}
+
+// Launches every worker on its lcore; if one cannot start, stops those that did.
+absl::Status LaunchWorkers(DataPlane& data) {
+  for (WorkerSlot& w : data.workers) {
     if (rte_eal_remote_launch(WorkerMain, w.worker.get(), w.lcore) != 0) {
-      Log(absl::StrCat("cannot launch a worker on lcore ", w.lcore));
       workers_stop = true;
       rte_eal_mp_wait_lcore();
-      return 1;
+      return absl::InternalError(absl::StrCat("cannot launch a worker on lcore ", w.lcore));
     }
   }
+  return absl::OkStatus();
+}
 
-  auto worker_stats = [&workers]() {
-    std::vector<control::WorkerStats> out;
-    for (uint32_t i = 0; i < workers.size(); ++i) {
-      const worker::WorkerCounters& c = workers[i].worker->counters();
-      control::WorkerStats s;
-      s.id = i;
-      s.lcore = workers[i].lcore;
-      s.rx_packets = c.rx_packets.load(std::memory_order_relaxed);
-      s.tx_packets = c.tx_packets.load(std::memory_order_relaxed);
-      s.busy_cycles = c.busy_cycles.load(std::memory_order_relaxed);
-      s.idle_cycles = c.idle_cycles.load(std::memory_order_relaxed);
-      for (int r = 0; r < worker::kDropReasonCount; ++r) {
-        const uint64_t n = c.drops[static_cast<size_t>(r)].load(std::memory_order_relaxed);
-        if (n > 0) {
-          s.drops.emplace_back(worker::DropReasonName(static_cast<worker::DropReason>(r)), n);
-        }
+// Starts everything the workers run on, then the workers. An error is the
+// line to log before exiting with 1.
+absl::Status StartDataPlane(const config::Config& cfg, DataPlane& data) {
+  data.n_workers = static_cast<uint32_t>(cfg.workers.lcores.size());
+  if (absl::Status s = StartEal(cfg); !s.ok()) return s;
+  if (absl::Status s = ProbeCryptoBackend(cfg.crypto); !s.ok()) return s;
+  absl::StatusOr<rte_mempool*> pool = CreateMbufPool(cfg, data.n_workers);
+  if (!pool.ok()) return pool.status();
+  data.pool = *pool;
+  data.queues.resize(data.n_workers);
+  for (size_t i = 0; i < cfg.interfaces.size(); ++i) {
+    if (absl::Status s = StartInterface(cfg, i, data); !s.ok()) return s;
+  }
+  absl::StatusOr<std::unique_ptr<session::FlowTable>> table = session::FlowTable::Create(
+      "sluiced_flows", cfg.limits.max_sessions * 4 + 64, data.n_workers);
+  if (!table.ok()) return table.status();
+  data.table = *std::move(table);
+  std::vector<dpdk::SlowPathInterface> slow_ifaces;
+  for (const control::InterfaceInfo& info : data.interfaces) {
+    slow_ifaces.push_back(SlowPathInterfaceOf(info));
+  }
+  absl::StatusOr<std::unique_ptr<dpdk::SlowPath>> slow =
+      dpdk::SlowPath::Create(std::move(slow_ifaces), data.pool);
+  if (!slow.ok()) return slow.status();
+  data.slow_path = *std::move(slow);
+  if (absl::Status s = CreateHandoffRings(data); !s.ok()) return s;
+  BuildWorkers(cfg, data);
+  return LaunchWorkers(data);
+}
+
+// ---------------------------------------------------------------------------
+// The control plane: the session manager and the listeners that drive it.
+
+std::vector<control::WorkerStats> ReadWorkerStats(const std::vector<WorkerSlot>& workers) {
+  std::vector<control::WorkerStats> out;
+  for (uint32_t i = 0; i < workers.size(); ++i) {
+    const worker::WorkerCounters& c = workers[i].worker->counters();
+    control::WorkerStats s;
+    s.id = i;
+    s.lcore = workers[i].lcore;
+    s.rx_packets = c.rx_packets.load(std::memory_order_relaxed);
+    s.tx_packets = c.tx_packets.load(std::memory_order_relaxed);
+    s.busy_cycles = c.busy_cycles.load(std::memory_order_relaxed);
+    s.idle_cycles = c.idle_cycles.load(std::memory_order_relaxed);
+    for (int r = 0; r < worker::kDropReasonCount; ++r) {
+      const uint64_t n = c.drops[static_cast<size_t>(r)].load(std::memory_order_relaxed);
+      if (n > 0) {
+        s.drops.emplace_back(worker::DropReasonName(static_cast<worker::DropReason>(r)), n);
       }
-      out.push_back(std::move(s));
     }
-    return out;
-  };
-  dpdk::SlowPath* slow_path = slow->get();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<control::PortStats> ReadPortStats(
+    const std::vector<control::InterfaceInfo>& interfaces) {
+  std::vector<control::PortStats> out;
+  for (const control::InterfaceInfo& info : interfaces) {
+    rte_eth_stats s = {};
+    if (rte_eth_stats_get(info.port_id, &s) != 0) continue;
+    control::PortStats p;
+    p.interface = info.name;
+    p.rx_packets = s.ipackets;
+    p.rx_bytes = s.ibytes;
+    p.tx_packets = s.opackets;
+    p.tx_bytes = s.obytes;
+    p.rx_missed = s.imissed;
+    p.rx_errors = s.ierrors;
+    p.rx_no_mbuf = s.rx_nombuf;
+    p.tx_errors = s.oerrors;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// Destroyed before the data plane it points into. Members are built in
+// their order and destroyed in reverse: the listeners before the manager
+// they call.
+struct ControlPlane {
+  std::unique_ptr<control::SessionManager> manager;
+  absl::StatusOr<std::unique_ptr<control::Server>> server;
+  std::unique_ptr<ng::Handler> ng_handler;
+  std::unique_ptr<ng::Listener> ng_listener;  // only with [ng]
+};
+
+std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Config& cfg,
+                                                              const DataPlane& data) {
+  dpdk::SlowPath* slow_path = data.slow_path.get();
   control::NeighborResolver resolver;
   resolver.lookup = [slow_path](uint16_t port, const packet::IpAddress& ip) {
     return slow_path->Lookup(port, ip);
   };
-  control::SessionManager manager(cfg, infos, **table, n_workers, rte_get_tsc_hz(), resolver,
-                                  worker_stats);
-  manager.SetPortStats([&infos]() {
-    std::vector<control::PortStats> out;
-    for (const control::InterfaceInfo& info : infos) {
-      rte_eth_stats s = {};
-      if (rte_eth_stats_get(info.port_id, &s) != 0) continue;
-      control::PortStats p;
-      p.interface = info.name;
-      p.rx_packets = s.ipackets;
-      p.rx_bytes = s.ibytes;
-      p.tx_packets = s.opackets;
-      p.tx_bytes = s.obytes;
-      p.rx_missed = s.imissed;
-      p.rx_errors = s.ierrors;
-      p.rx_no_mbuf = s.rx_nombuf;
-      p.tx_errors = s.oerrors;
-      out.push_back(std::move(p));
-    }
-    return out;
-  });
+  const std::vector<WorkerSlot>* workers = &data.workers;
+  auto manager = std::make_unique<control::SessionManager>(
+      cfg, data.interfaces, *data.table, data.n_workers, rte_get_tsc_hz(), resolver,
+      [workers]() { return ReadWorkerStats(*workers); });
+  const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
+  manager->SetPortStats([interfaces]() { return ReadPortStats(*interfaces); });
+  return manager;
+}
 
-  control::ServerOptions server_options;
-  server_options.socket_path = cfg.control.socket;
-  server_options.group = cfg.control.group;
-  server_options.max_connections = cfg.control.max_connections;
-  server_options.log = [](absl::string_view line) { Log(std::string(line)); };
-  if (cfg.control.tls.has_value()) server_options.tls = TlsServerOptionsFrom(*cfg.control.tls);
-  absl::StatusOr<std::unique_ptr<control::Server>> server =
-      control::Server::Create(manager, server_options);
+absl::StatusOr<std::unique_ptr<control::Server>> CreateControlServer(
+    const config::ControlConfig& control, control::SessionManager& manager) {
+  control::ServerOptions options;
+  options.socket_path = control.socket;
+  options.group = control.group;
+  options.max_connections = control.max_connections;
+  options.log = [](absl::string_view line) { Log(std::string(line)); };
+  if (control.tls.has_value()) options.tls = TlsServerOptionsFrom(*control.tls);
+  return control::Server::Create(manager, options);
+}
+
+// rtpengine's ng protocol ([ng]) beside the native control socket, on the
+// same session manager. False (logged) when [ng] is set and cannot listen.
+bool StartNg(const config::Config& cfg, ControlPlane& control) {
+  control.ng_handler = std::make_unique<ng::Handler>(
+      *control.manager, ng::HandlerOptions{cfg.ng && !cfg.ng->interface.empty()
+                                               ? cfg.ng->interface
+                                               : cfg.interfaces.front().name});
+  if (!cfg.ng) return true;
+  ng::ListenerOptions options;
+  options.listen = cfg.ng->listen;
+  options.cache_entries = cfg.ng->reply_cache_entries;
+  options.cache_ms = cfg.ng->reply_cache_ms;
+  absl::StatusOr<std::unique_ptr<ng::Listener>> listener =
+      ng::Listener::Create(*control.ng_handler, options);
+  if (!listener.ok()) {
+    Log(std::string(listener.status().message()));
+    return false;
+  }
+  control.ng_listener = *std::move(listener);
+  Log(absl::StrCat("ng protocol on udp ", cfg.ng->listen.ToString()));
+  return true;
+}
+
+// The session manager, the control socket (and its TLS listener) and the ng
+// listener. Returns 0, or 1 with a stop requested when the ng listener
+// failed; a control socket that failed is left in control.server for Run.
+int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  control.manager = CreateSessionManager(cfg, data);
+  control.server = CreateControlServer(cfg.control, *control.manager);
+  if (!StartNg(cfg, control)) {
+    stop_requested.store(true);
+    return 1;
+  }
+  return 0;
+}
+
+// Serves the control socket, the slow path, the ng listener and the manager's
+// timers until a stop is requested. 0, or 1 when a listener failed.
+int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  Log(absl::StrCat("ready: ", data.n_workers, " worker(s), control socket ", cfg.control.socket,
+                   cfg.control.tls ? ", control TLS " + cfg.control.tls->listen.ToString() : ""));
   int rc = 0;
-  // rtpengine's ng protocol ([ng]) beside the native control socket, on the
-  // same session manager.
-  ng::Handler ng_handler(manager, ng::HandlerOptions{cfg.ng && !cfg.ng->interface.empty()
-                                                         ? cfg.ng->interface
-                                                         : cfg.interfaces.front().name});
-  std::unique_ptr<ng::Listener> ng_listener;
-  if (cfg.ng) {
-    ng::ListenerOptions ng_options;
-    ng_options.listen = cfg.ng->listen;
-    ng_options.cache_entries = cfg.ng->reply_cache_entries;
-    ng_options.cache_ms = cfg.ng->reply_cache_ms;
-    absl::StatusOr<std::unique_ptr<ng::Listener>> listener =
-        ng::Listener::Create(ng_handler, ng_options);
-    if (listener.ok()) {
-      ng_listener = std::move(*listener);
-      Log(absl::StrCat("ng protocol on udp ", cfg.ng->listen.ToString()));
-    } else {
-      Log(std::string(listener.status().message()));
+  while (!stop_requested.load()) {
+    if (absl::Status s = (*control.server)->Poll(2); !s.ok()) {
+      Log(absl::StrCat("control socket: ", s.message()));
       rc = 1;
-      stop_requested.store(true);
+      break;
     }
-  }
-  if (server.ok() && rc == 0) {
-    if (absl::Status s = DropPrivileges(cfg.security); !s.ok()) {
-      Log(absl::StrCat("security.user: ", s.message()));
-      rc = 1;
-      stop_requested.store(true);
-    } else if (!cfg.security.user.empty()) {
-      Log(absl::StrCat("running as user ", cfg.security.user));
-    }
-  }
-  if (!server.ok()) {
-    Log(absl::StrCat("control socket: ", server.status().message()));
-    rc = 1;
-  } else {
-    Log(absl::StrCat("ready: ", n_workers, " worker(s), control socket ", cfg.control.socket,
-                     cfg.control.tls ? ", control TLS " + cfg.control.tls->listen.ToString() : ""));
-    while (!stop_requested.load()) {
-      if (absl::Status s = (*server)->Poll(2); !s.ok()) {
-        Log(absl::StrCat("control socket: ", s.message()));
+    data.slow_path->Poll();
+    if (control.ng_listener) {
+      if (absl::Status s = control.ng_listener->Poll(0); !s.ok()) {
+        Log(std::string(s.message()));
         rc = 1;
         break;
       }
-      slow_path->Poll();
-      if (ng_listener) {
-        if (absl::Status s = ng_listener->Poll(0); !s.ok()) {
-          Log(std::string(s.message()));
-          rc = 1;
-          break;
-        }
-      }
-      manager.Tick();
     }
-    Log("stopping");
+    control.manager->Tick();
   }
+  Log("stopping");
+  return rc;
+}
 
+// Workers stop first, then the control socket closes, every session is
+// deleted and its keys wiped, and the ports stop.
+void Shutdown(DataPlane& data, ControlPlane& control) {
   workers_stop = true;
   rte_eal_mp_wait_lcore();
-  if (server.ok()) server->reset();
-  manager.Clear();  // every session deleted, every key wiped
-  for (const control::InterfaceInfo& info : infos) dpdk::StopPort(info.port_id);
+  if (control.server.ok()) control.server->reset();
+  control.manager->Clear();
+  for (const control::InterfaceInfo& info : data.interfaces) dpdk::StopPort(info.port_id);
   Log("stopped");
+}
+
+// The daemon from start to stop; its exit code.
+int Run(const config::Config& cfg) {
+  ApplyProcessLimits(cfg.security);
+  DataPlane data;
+  if (absl::Status s = StartDataPlane(cfg, data); !s.ok()) {
+    Log(std::string(s.message()));
+    return 1;
+  }
+  ControlPlane control;
+  int rc = StartControlPlane(cfg, data, control);
+  // Privileges go only once every socket listens.
+  if (rc == 0 && control.server.ok()) rc = BecomeConfiguredUser(cfg.security);
+  if (!control.server.ok()) {
+    Log(absl::StrCat("control socket: ", control.server.status().message()));
+    rc = 1;
+  } else if (RunControlLoop(cfg, data, control) != 0) {
+    rc = 1;
+  }
+  Shutdown(data, control);
   return rc;
 }
 

@@ -413,12 +413,17 @@ std::string* TlsOption(const std::string& arg, sluice::control::TlsConnectOption
 
 // --- Main --------------------------------------------------------------------
 
-int Run(int argc, char** argv) {
+// The options before and among the command words; the rest are the command.
+struct Invocation {
   std::string socket_path = "/run/sluice/control.sock";
   bool socket_given = false;
   sluice::control::TlsConnectOptions tls;
   bool json = false;
   Args args;
+};
+
+// Fills `inv` from argv; an exit code when --help or --version answered it.
+std::optional<int> ParseInvocation(int argc, char** argv, Invocation& inv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -430,73 +435,100 @@ int Run(int argc, char** argv) {
       return kExitOk;
     }
     if (arg == "--json") {
-      json = true;
+      inv.json = true;
     } else if (arg == "--socket") {
       if (i + 1 >= argc) Usage("--socket needs a path");
-      socket_path = argv[++i];
-      socket_given = true;
+      inv.socket_path = argv[++i];
+      inv.socket_given = true;
     } else if (arg.rfind("--socket=", 0) == 0) {
-      socket_path = arg.substr(9);
-      socket_given = true;
-    } else if (std::string* value = TlsOption(arg, &tls)) {
+      inv.socket_path = arg.substr(9);
+      inv.socket_given = true;
+    } else if (std::string* value = TlsOption(arg, &inv.tls)) {
       if (i + 1 >= argc) Usage(absl::StrCat(arg, " needs a value"));
       *value = argv[++i];
     } else {
-      args.words.emplace_back(arg);
+      inv.args.words.emplace_back(arg);
     }
   }
+  return std::nullopt;
+}
+
+// session create|update|delete|get|list.
+Json SessionRequest(Args& args, Show* show) {
+  const std::string sub = args.Take("a session command (create, update, delete, get, list)");
+  if (sub == "create") return CreateRequest(args);
+  if (sub == "update") return UpdateRequest(args);
+  if (sub == "delete" || sub == "get") {
+    Json request = Request(sub == "get" ? "session.get" : "session.delete");
+    request["session"] = ToWiped(args.Take("SESSION"));
+    args.ExpectEnd();
+    *show = sub == "get" ? Show::kSession : Show::kDeleted;
+    return request;
+  }
+  if (sub == "list") {
+    *show = Show::kList;
+    return ListRequest(args);
+  }
+  Usage(absl::StrCat("unknown session command \"", sub, "\""));
+}
+
+// The request the command words ask for, and how to show its reply.
+Json CommandRequest(Args& args, Show* show) {
   if (args.Done()) Usage("no command given");
   const std::string command = args.Take("a command");
-  Json request;
-  Show show = Show::kSession;
+  *show = Show::kSession;
   if (command == "ping") {
     args.ExpectEnd();
-    request = Request("ping");
-    show = Show::kPing;
-  } else if (command == "stats") {
-    args.ExpectEnd();
-    request = Request("stats");
-    show = Show::kStats;
-  } else if (command == "session") {
-    const std::string sub = args.Take("a session command (create, update, delete, get, list)");
-    if (sub == "create") {
-      request = CreateRequest(args);
-    } else if (sub == "update") {
-      request = UpdateRequest(args);
-    } else if (sub == "delete" || sub == "get") {
-      request = Request(sub == "get" ? "session.get" : "session.delete");
-      request["session"] = ToWiped(args.Take("SESSION"));
-      args.ExpectEnd();
-      show = sub == "get" ? Show::kSession : Show::kDeleted;
-    } else if (sub == "list") {
-      request = ListRequest(args);
-      show = Show::kList;
-    } else {
-      Usage(absl::StrCat("unknown session command \"", sub, "\""));
-    }
-  } else {
-    Usage(absl::StrCat("unknown command \"", command, "\""));
+    *show = Show::kPing;
+    return Request("ping");
   }
+  if (command == "stats") {
+    args.ExpectEnd();
+    *show = Show::kStats;
+    return Request("stats");
+  }
+  if (command == "session") return SessionRequest(args, show);
+  Usage(absl::StrCat("unknown command \"", command, "\""));
+}
 
+// The control socket, or the TLS listener when any --connect / --tls-*
+// option is given (then all of address, CA, certificate and key).
+absl::StatusOr<sluice::control::Client> ConnectAsAsked(const Invocation& inv) {
+  const sluice::control::TlsConnectOptions& tls = inv.tls;
   const bool use_tls = !tls.address.empty() || !tls.files.ca_file.empty() ||
                        !tls.files.cert_file.empty() || !tls.files.key_file.empty() ||
                        !tls.server_name.empty();
-  if (use_tls) {
-    if (socket_given) Usage("--socket and --connect are alternatives");
-    if (tls.address.empty()) Usage("the --tls-* options need --connect HOST:PORT");
-    if (tls.files.ca_file.empty() || tls.files.cert_file.empty() || tls.files.key_file.empty()) {
-      Usage("--connect needs --tls-ca, --tls-cert and --tls-key");
-    }
+  if (!use_tls) return sluice::control::Client::Connect(inv.socket_path);
+  if (inv.socket_given) Usage("--socket and --connect are alternatives");
+  if (tls.address.empty()) Usage("the --tls-* options need --connect HOST:PORT");
+  if (tls.files.ca_file.empty() || tls.files.cert_file.empty() || tls.files.key_file.empty()) {
+    Usage("--connect needs --tls-ca, --tls-cert and --tls-key");
   }
-  absl::StatusOr<sluice::control::Client> client =
-      use_tls ? sluice::control::Client::ConnectTls(tls)
-              : sluice::control::Client::Connect(socket_path);
-  if (!client.ok()) {
-    std::fprintf(stderr, "sluicectl: %s\n", std::string(client.status().message()).c_str());
-    return kExitUsage;
+  return sluice::control::Client::ConnectTls(tls);
+}
+
+// A successful reply as the command shows it.
+void ShowReply(const Json& body, Show show) {
+  switch (show) {
+    case Show::kPing:
+      std::printf("sluiced %s, %llu workers\n", Str(body, "version").c_str(),
+                  static_cast<unsigned long long>(Num(body, "workers")));
+      break;
+    case Show::kDeleted:
+      std::printf("deleted; final counters:\n");
+      PrintSession(body);
+      break;
+    case Show::kSession: PrintSession(body); break;
+    case Show::kList: PrintList(body); break;
+    case Show::kStats: PrintStats(body); break;
   }
+}
+
+// Sends the request, reads the reply and shows it (as it came with --json);
+// the exit code.
+int CallAndShow(sluice::control::Client& client, const Json& request, bool json, Show show) {
   const WipedString text = request.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
-  absl::StatusOr<std::string> reply = client->Call(absl::string_view(text.data(), text.size()));
+  absl::StatusOr<std::string> reply = client.Call(absl::string_view(text.data(), text.size()));
   if (!reply.ok()) {
     std::fprintf(stderr, "sluicectl: %s\n", std::string(reply.status().message()).c_str());
     return kExitUsage;
@@ -515,21 +547,21 @@ int Run(int argc, char** argv) {
                  Str(error, "message", "(no message)").c_str());
     return kExitErrorReply;
   }
-  if (json) return kExitOk;
-  switch (show) {
-    case Show::kPing:
-      std::printf("sluiced %s, %llu workers\n", Str(body, "version").c_str(),
-                  static_cast<unsigned long long>(Num(body, "workers")));
-      break;
-    case Show::kDeleted:
-      std::printf("deleted; final counters:\n");
-      PrintSession(body);
-      break;
-    case Show::kSession: PrintSession(body); break;
-    case Show::kList: PrintList(body); break;
-    case Show::kStats: PrintStats(body); break;
-  }
+  if (!json) ShowReply(body, show);
   return kExitOk;
+}
+
+int Run(int argc, char** argv) {
+  Invocation inv;
+  if (std::optional<int> answered = ParseInvocation(argc, argv, inv)) return *answered;
+  Show show = Show::kSession;
+  const Json request = CommandRequest(inv.args, &show);
+  absl::StatusOr<sluice::control::Client> client = ConnectAsAsked(inv);
+  if (!client.ok()) {
+    std::fprintf(stderr, "sluicectl: %s\n", std::string(client.status().message()).c_str());
+    return kExitUsage;
+  }
+  return CallAndShow(*client, request, inv.json, show);
 }
 
 }  // namespace

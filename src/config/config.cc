@@ -97,94 +97,123 @@ constexpr TableSchema kSchema[] = {
 // current line, outside strings and comments. Every key is written on one
 // line, so its dots bound how deep it reaches. This is a conservative bound,
 // not a TOML lexer: what it cannot tell apart it counts.
-absl::Status CheckShape(absl::string_view text, absl::string_view origin) {
+class ShapeScanner {
+ public:
+  ShapeScanner(absl::string_view text, absl::string_view origin) : text_(text), origin_(origin) {}
+
+  absl::Status Scan() {
+    for (size_t i = 0; i < text_.size(); ++i) {
+      if (absl::Status s = CountLine(i); !s.ok()) return s;
+      if (state_ == State::kNormal) {
+        if (absl::Status s = StepNormal(i); !s.ok()) return s;
+      } else {
+        i = StepQuoted(i);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
   enum class State { kNormal, kComment, kBasic, kLiteral, kMlBasic, kMlLiteral };
-  State state = State::kNormal;
-  int brackets = 0;
-  int line_dots = 0;
-  size_t line = 1;
-  size_t line_start = 0;
-  const auto starts = [&](size_t i, absl::string_view s) { return text.substr(i, s.size()) == s; };
+
+  bool Starts(size_t i, absl::string_view s) const { return text_.substr(i, s.size()) == s; }
+
   // A multi-line string closes with three quotes, of which up to two more
-  // belong to the content (TOML 1.0).
-  const auto close_ml = [&](size_t i, char q) {
+  // belong to the content (TOML 1.0): the index of the last closing quote.
+  size_t CloseMultiline(size_t i, char q) const {
     size_t n = 3;
-    while (n < 5 && i + n < text.size() && text[i + n] == q) ++n;
+    while (n < 5 && i + n < text_.size() && text_[i + n] == q) ++n;
     return i + n - 1;
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n') {
-      ++line;
-      line_dots = 0;
-      line_start = i + 1;
-    } else if (i - line_start >= kMaxLineBytes) {
+  }
+
+  // Line numbers, the dots of the current line, and the line length limit.
+  absl::Status CountLine(size_t i) {
+    if (text_[i] == '\n') {
+      ++line_;
+      line_dots_ = 0;
+      line_start_ = i + 1;
+    } else if (i - line_start_ >= kMaxLineBytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat(origin, ":", line, ": line longer than ", kMaxLineBytes,
+          absl::StrCat(origin_, ":", line_, ": line longer than ", kMaxLineBytes,
                        " bytes; split long arrays over several lines"));
     }
-    switch (state) {
+    return absl::OkStatus();
+  }
+
+  // Outside strings and comments: opens them, counts brackets, braces and
+  // dots, and refuses too deep a nesting. May advance `i` past a quote.
+  absl::Status StepNormal(size_t& i) {
+    const char c = text_[i];
+    if (c == '#') {
+      state_ = State::kComment;
+    } else if (c == '"') {
+      state_ = Starts(i, "\"\"\"") ? State::kMlBasic : State::kBasic;
+      if (state_ == State::kMlBasic) i += 2;
+    } else if (c == '\'') {
+      state_ = Starts(i, "'''") ? State::kMlLiteral : State::kLiteral;
+      if (state_ == State::kMlLiteral) i += 2;
+    } else if (c == '[' || c == '{') {
+      ++brackets_;
+    } else if (c == ']' || c == '}') {
+      if (brackets_ > 0) --brackets_;
+    } else if (c == '.') {
+      ++line_dots_;
+    }
+    if (brackets_ + line_dots_ > kMaxNesting) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(origin_, ":", line_, ": nested deeper than ", kMaxNesting,
+                       " levels (arrays, inline tables and dotted keys together); a Sluice "
+                       "configuration needs at most 3"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Inside a comment or string: finds where it ends. Returns the index of
+  // the last character consumed.
+  size_t StepQuoted(size_t i) {
+    const char c = text_[i];
+    const bool escape = c == '\\' && i + 1 < text_.size() && text_[i + 1] != '\n';
+    switch (state_) {
       case State::kNormal:
-        if (c == '#') {
-          state = State::kComment;
-        } else if (c == '"') {
-          if (starts(i, "\"\"\"")) {
-            state = State::kMlBasic;
-            i += 2;
-          } else {
-            state = State::kBasic;
-          }
-        } else if (c == '\'') {
-          if (starts(i, "'''")) {
-            state = State::kMlLiteral;
-            i += 2;
-          } else {
-            state = State::kLiteral;
-          }
-        } else if (c == '[' || c == '{') {
-          ++brackets;
-        } else if (c == ']' || c == '}') {
-          if (brackets > 0) --brackets;
-        } else if (c == '.') {
-          ++line_dots;
-        }
-        if (brackets + line_dots > kMaxNesting) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(origin, ":", line, ": nested deeper than ", kMaxNesting,
-                           " levels (arrays, inline tables and dotted keys together); a Sluice "
-                           "configuration needs at most 3"));
-        }
         break;
       case State::kComment:
-        if (c == '\n') state = State::kNormal;
+        if (c == '\n') state_ = State::kNormal;
         break;
       case State::kBasic:
-        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
-          ++i;
-        } else if (c == '"' || c == '\n') {
-          state = State::kNormal;
-        }
+        if (escape) return i + 1;
+        if (c == '"' || c == '\n') state_ = State::kNormal;
         break;
       case State::kLiteral:
-        if (c == '\'' || c == '\n') state = State::kNormal;
+        if (c == '\'' || c == '\n') state_ = State::kNormal;
         break;
       case State::kMlBasic:
-        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
-          ++i;
-        } else if (starts(i, "\"\"\"")) {
-          i = close_ml(i, '"');
-          state = State::kNormal;
+        if (escape) return i + 1;
+        if (Starts(i, "\"\"\"")) {
+          state_ = State::kNormal;
+          return CloseMultiline(i, '"');
         }
         break;
       case State::kMlLiteral:
-        if (starts(i, "'''")) {
-          i = close_ml(i, '\'');
-          state = State::kNormal;
+        if (Starts(i, "'''")) {
+          state_ = State::kNormal;
+          return CloseMultiline(i, '\'');
         }
         break;
     }
+    return i;
   }
-  return absl::OkStatus();
+
+  const absl::string_view text_;
+  const absl::string_view origin_;
+  State state_ = State::kNormal;
+  int brackets_ = 0;
+  int line_dots_ = 0;
+  size_t line_ = 1;
+  size_t line_start_ = 0;
+};
+
+absl::Status CheckShape(absl::string_view text, absl::string_view origin) {
+  return ShapeScanner(text, origin).Scan();
 }
 
 // TOML 1.0 documents are UTF-8. toml11 3.7.1 checks that only inside strings,

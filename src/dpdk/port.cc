@@ -3,11 +3,90 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 
 namespace sluice::dpdk {
+
+namespace {
+
+// The device offers the queues asked for. af_packet fans frames out over all
+// its queue pairs: a queue nobody polls would swallow its share, so there the
+// counts must match exactly.
+absl::Status CheckQueueCounts(const PortSetup& setup, const rte_eth_dev_info& dev) {
+  const bool af_packet = dev.driver_name != nullptr &&
+                         std::strcmp(dev.driver_name, "net_af_packet") == 0;
+  if (dev.max_tx_queues < setup.tx_queues || dev.max_rx_queues < setup.rx_queues ||
+      (af_packet && dev.max_rx_queues != setup.rx_queues)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        setup.device, " offers ", dev.max_rx_queues, " RX and ", dev.max_tx_queues,
+        " TX queues; sluiced uses ", setup.rx_queues, " RX and ", setup.tx_queues,
+        " TX (one TX queue per worker; RX as [[interface]] rx_queues says, default one per "
+        "worker). For net_af_packet give its --vdev qpairs=",
+        std::max(setup.rx_queues, setup.tx_queues)));
+  }
+  return absl::OkStatus();
+}
+
+// RSS over several RX queues, and the checksum offloads the device offers;
+// records in `info` which offloads are on.
+rte_eth_conf PortConf(const PortSetup& setup, const rte_eth_dev_info& dev, PortInfo& info) {
+  rte_eth_conf conf = {};
+  if (setup.rx_queues > 1) {
+    // Spread by address and UDP ports; a flow that lands on another worker's
+    // queue is handed to its owner, so order and ownership hold either way.
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_hf =
+        (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & dev.flow_type_rss_offloads;
+  }
+  // Checksums the device can check or fill in are left to it: received
+  // frames then carry RTE_MBUF_F_RX_*_CKSUM_GOOD, which the worker trusts,
+  // and sent ones RTE_MBUF_F_TX_*_CKSUM, with only the pseudo-header sum
+  // written (the form rte_ipv4_phdr_cksum() gives).
+  if (!setup.checksum_offload) return conf;
+  if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
+    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+    info.rx_ip_checksum_offload = true;
+  }
+  if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) {
+    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+    info.rx_udp_checksum_offload = true;
+  }
+  if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
+    conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+    info.tx_ip_checksum_offload = true;
+  }
+  if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM) {
+    conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+    info.tx_udp_checksum_offload = true;
+  }
+  return conf;
+}
+
+// Every RX and TX queue, with the ring sizes the device accepts.
+absl::Status SetUpQueues(const PortSetup& setup, uint16_t port_id) {
+  uint16_t rx_ring = setup.rx_ring_size, tx_ring = setup.tx_ring_size;
+  rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rx_ring, &tx_ring);
+  const int socket = rte_eth_dev_socket_id(port_id);
+  for (uint16_t q = 0; q < setup.rx_queues; ++q) {
+    if (int rc = rte_eth_rx_queue_setup(port_id, q, rx_ring, socket, nullptr, setup.pool);
+        rc != 0) {
+      return absl::InternalError(absl::StrCat(setup.device, ": RX queue ", q, ": ",
+                                              rte_strerror(-rc)));
+    }
+  }
+  for (uint16_t q = 0; q < setup.tx_queues; ++q) {
+    if (int rc = rte_eth_tx_queue_setup(port_id, q, tx_ring, socket, nullptr); rc != 0) {
+      return absl::InternalError(absl::StrCat(setup.device, ": TX queue ", q, ": ",
+                                              rte_strerror(-rc)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<PortInfo> StartPort(const PortSetup& setup) {
   PortInfo info;
@@ -22,70 +101,14 @@ absl::StatusOr<PortInfo> StartPort(const PortSetup& setup) {
     return absl::InternalError(absl::StrCat(setup.device, ": rte_eth_dev_info_get: ",
                                             rte_strerror(-rc)));
   }
-  const bool af_packet = dev.driver_name != nullptr &&
-                         std::strcmp(dev.driver_name, "net_af_packet") == 0;
-  // af_packet fans frames out over all its queue pairs: a queue nobody polls
-  // would swallow its share, so the counts must match exactly.
-  if (dev.max_tx_queues < setup.tx_queues || dev.max_rx_queues < setup.rx_queues ||
-      (af_packet && dev.max_rx_queues != setup.rx_queues)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        setup.device, " offers ", dev.max_rx_queues, " RX and ", dev.max_tx_queues,
-        " TX queues; sluiced uses ", setup.rx_queues, " RX and ", setup.tx_queues,
-        " TX (one TX queue per worker; RX as [[interface]] rx_queues says, default one per "
-        "worker). For net_af_packet give its --vdev qpairs=",
-        std::max(setup.rx_queues, setup.tx_queues)));
-  }
-  rte_eth_conf conf = {};
-  if (setup.rx_queues > 1) {
-    // Spread by address and UDP ports; a flow that lands on another worker's
-    // queue is handed to its owner, so order and ownership hold either way.
-    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-    conf.rx_adv_conf.rss_conf.rss_hf =
-        (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & dev.flow_type_rss_offloads;
-  }
-  // Checksums the device can check or fill in are left to it: received
-  // frames then carry RTE_MBUF_F_RX_*_CKSUM_GOOD, which the worker trusts,
-  // and sent ones RTE_MBUF_F_TX_*_CKSUM, with only the pseudo-header sum
-  // written (the form rte_ipv4_phdr_cksum() gives).
-  if (setup.checksum_offload) {
-    if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
-      conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
-      info.rx_ip_checksum_offload = true;
-    }
-    if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) {
-      conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
-      info.rx_udp_checksum_offload = true;
-    }
-    if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
-      conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
-      info.tx_ip_checksum_offload = true;
-    }
-    if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM) {
-      conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
-      info.tx_udp_checksum_offload = true;
-    }
-  }
+  if (absl::Status s = CheckQueueCounts(setup, dev); !s.ok()) return s;
+  const rte_eth_conf conf = PortConf(setup, dev, info);
   if (int rc = rte_eth_dev_configure(info.port_id, setup.rx_queues, setup.tx_queues, &conf);
       rc != 0) {
     return absl::InternalError(absl::StrCat(setup.device, ": rte_eth_dev_configure: ",
                                             rte_strerror(-rc)));
   }
-  uint16_t rx_ring = setup.rx_ring_size, tx_ring = setup.tx_ring_size;
-  rte_eth_dev_adjust_nb_rx_tx_desc(info.port_id, &rx_ring, &tx_ring);
-  const int socket = rte_eth_dev_socket_id(info.port_id);
-  for (uint16_t q = 0; q < setup.rx_queues; ++q) {
-    if (int rc = rte_eth_rx_queue_setup(info.port_id, q, rx_ring, socket, nullptr, setup.pool);
-        rc != 0) {
-      return absl::InternalError(absl::StrCat(setup.device, ": RX queue ", q, ": ",
-                                              rte_strerror(-rc)));
-    }
-  }
-  for (uint16_t q = 0; q < setup.tx_queues; ++q) {
-    if (int rc = rte_eth_tx_queue_setup(info.port_id, q, tx_ring, socket, nullptr); rc != 0) {
-      return absl::InternalError(absl::StrCat(setup.device, ": TX queue ", q, ": ",
-                                              rte_strerror(-rc)));
-    }
-  }
+  if (absl::Status s = SetUpQueues(setup, info.port_id); !s.ok()) return s;
   // Not every virtual device can change its MTU; the default then stands.
   rte_eth_dev_set_mtu(info.port_id, setup.mtu);
   if (int rc = rte_eth_dev_start(info.port_id); rc != 0) {

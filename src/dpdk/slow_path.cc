@@ -53,6 +53,19 @@ void SolicitedNode(const uint8_t* target, uint8_t* ip, uint8_t* mac) {
   std::memcpy(mac + 2, ip + 12, 4);
 }
 
+// The address of the last link-layer address option of `type` in a
+// neighbour discovery message (RFC 4861 §4.6.1), or null.
+const uint8_t* FindLinkLayerOption(const uint8_t* icmp, uint32_t payload, uint8_t type) {
+  const uint8_t* lla = nullptr;
+  for (uint32_t off = 24; off + 8 <= payload;) {
+    const uint32_t opt_len = icmp[off + 1] * 8u;
+    if (opt_len == 0 || off + opt_len > payload) break;
+    if (icmp[off] == type && opt_len >= 8) lla = icmp + off + 2;
+    off += opt_len;
+  }
+  return lla;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SlowPath>> SlowPath::Create(std::vector<SlowPathInterface> ifaces,
@@ -213,83 +226,99 @@ bool SlowPath::HandleIpv6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t 
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   const uint32_t len = rte_pktmbuf_data_len(m);
   if (len < l3 + 40 + 8) return false;
-  uint8_t* ip = d + l3;
+  const uint8_t* ip = d + l3;
   const uint32_t payload = Load16(ip + 4);
   if ((ip[0] >> 4) != 6 || ip[6] != 58 || l3 + 40 + payload > len || payload < 8) return false;
-  uint8_t* icmp = ip + 40;
-  const packet::IpAddress src = packet::IpAddress::V6Bytes(ip + 8);
-  const packet::IpAddress dst = packet::IpAddress::V6Bytes(ip + 24);
-  const uint8_t type = icmp[0];
-  if (type == 135 || type == 136) {  // solicitation / advertisement
-    if (payload < 24 || ip[7] != 255) return false;  // RFC 4861 §7.1.1: hop limit 255
-    const packet::IpAddress target = packet::IpAddress::V6Bytes(icmp + 8);
-    // Link-layer address option: source (1) in NS, target (2) in NA.
-    const uint8_t want = type == 135 ? 1 : 2;
-    const uint8_t* lla = nullptr;
-    for (uint32_t off = 24; off + 8 <= payload;) {
-      const uint32_t opt_len = icmp[off + 1] * 8u;
-      if (opt_len == 0 || off + opt_len > payload) break;
-      if (icmp[off] == want && opt_len >= 8) lla = icmp + off + 2;
-      off += opt_len;
-    }
-    if (type == 136) {
-      if (lla != nullptr) Learn(iface.port_id, target, lla);
-      return false;
-    }
-    if (lla != nullptr) Learn(iface.port_id, src, lla);
-    if (!IsOurs(iface.ipv6, target)) return false;
-    // Advertise: solicited, override, with our link-layer address.
-    const bool unspecified = src == packet::IpAddress::V6Bytes(std::array<uint8_t, 16>{}.data());
-    static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
-                                              0,    0,    0, 0, 0, 0, 0, 1};
-    uint8_t reply_dst[16];
-    std::memcpy(reply_dst, unspecified ? kAllNodes : src.bytes.data(), 16);
-    uint8_t eth_dst[6];
-    if (unspecified) {
-      const uint8_t mac[6] = {0x33, 0x33, 0, 0, 0, 1};
-      std::memcpy(eth_dst, mac, 6);
-    } else {
-      std::memcpy(eth_dst, d + 6, 6);
-    }
-    const uint32_t na_len = 32;  // header, target, one 8-byte option
-    if (l3 + 40 + na_len > rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m)) return false;
-    std::memcpy(d, eth_dst, 6);
-    std::memcpy(d + 6, iface.mac.data(), 6);
-    Store16(ip + 4, static_cast<uint16_t>(na_len));
-    ip[7] = 255;
-    std::memcpy(ip + 8, target.bytes.data(), 16);
-    std::memcpy(ip + 24, reply_dst, 16);
-    icmp[0] = 136;
-    icmp[1] = 0;
-    icmp[4] = unspecified ? 0x20 : 0x60;  // S (solicited) unless to all-nodes, O (override)
-    icmp[5] = icmp[6] = icmp[7] = 0;
-    icmp[24] = 2;  // target link-layer address
-    icmp[25] = 1;
-    std::memcpy(icmp + 26, iface.mac.data(), 6);
-    icmp[2] = icmp[3] = 0;
-    Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, na_len));
-    m->data_len = static_cast<uint16_t>(l3 + 40 + na_len);
-    m->pkt_len = m->data_len;
-    ++counters_.nd_adverts;
-    Send(iface, m);
-    return true;
-  }
-  if (type == 128 && IsOurs(iface.ipv6, dst)) {  // echo request
-    std::memcpy(d, d + 6, 6);
-    std::memcpy(d + 6, iface.mac.data(), 6);
-    std::memcpy(ip + 24, ip + 8, 16);
-    std::memcpy(ip + 8, dst.bytes.data(), 16);
-    ip[7] = 64;
-    icmp[0] = 129;
-    icmp[2] = icmp[3] = 0;
-    Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, payload));
-    m->data_len = static_cast<uint16_t>(l3 + 40 + payload);
-    m->pkt_len = m->data_len;
-    ++counters_.echo_replies;
-    Send(iface, m);
-    return true;
+  const uint8_t type = ip[40];
+  if (type == 135 || type == 136) return HandleNeighborDiscovery(m, iface, l3, payload);
+  if (type == 128 && IsOurs(iface.ipv6, packet::IpAddress::V6Bytes(ip + 24))) {
+    return AnswerEcho6(m, iface, l3, payload);
   }
   return false;
+}
+
+// RFC 4861 §7.2: learn from solicitations (their source) and advertisements
+// (their target); answer a solicitation for our address.
+bool SlowPath::HandleNeighborDiscovery(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3,
+                                       uint32_t payload) {
+  const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*) + l3;
+  const uint8_t* icmp = ip + 40;
+  if (payload < 24 || ip[7] != 255) return false;  // RFC 4861 §7.1.1: hop limit 255
+  const bool solicit = icmp[0] == 135;
+  const packet::IpAddress src = packet::IpAddress::V6Bytes(ip + 8);
+  const packet::IpAddress target = packet::IpAddress::V6Bytes(icmp + 8);
+  // Link-layer address option: source (1) in NS, target (2) in NA.
+  const uint8_t* lla = FindLinkLayerOption(icmp, payload, solicit ? 1 : 2);
+  if (!solicit) {
+    if (lla != nullptr) Learn(iface.port_id, target, lla);
+    return false;
+  }
+  if (lla != nullptr) Learn(iface.port_id, src, lla);
+  if (!IsOurs(iface.ipv6, target)) return false;
+  return AdvertiseNeighbor(m, iface, l3, src, target);
+}
+
+// The solicited advertisement (override, with our link-layer address),
+// written over the solicitation: to its sender, or to all nodes when it came
+// from the unspecified address (RFC 4861 §7.2.4).
+bool SlowPath::AdvertiseNeighbor(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3,
+                                 const packet::IpAddress& src, const packet::IpAddress& target) {
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* ip = d + l3;
+  uint8_t* icmp = ip + 40;
+  const bool unspecified = src == packet::IpAddress::V6Bytes(std::array<uint8_t, 16>{}.data());
+  static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
+                                            0,    0,    0, 0, 0, 0, 0, 1};
+  static constexpr uint8_t kAllNodesMac[6] = {0x33, 0x33, 0, 0, 0, 1};
+  uint8_t reply_dst[16];
+  std::memcpy(reply_dst, unspecified ? kAllNodes : src.bytes.data(), 16);
+  uint8_t eth_dst[6];
+  std::memcpy(eth_dst, unspecified ? kAllNodesMac : d + 6, 6);
+  const uint32_t na_len = 32;  // header, target, one 8-byte option
+  if (l3 + 40 + na_len > rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m)) return false;
+  std::memcpy(d, eth_dst, 6);
+  std::memcpy(d + 6, iface.mac.data(), 6);
+  Store16(ip + 4, static_cast<uint16_t>(na_len));
+  ip[7] = 255;
+  std::memcpy(ip + 8, target.bytes.data(), 16);
+  std::memcpy(ip + 24, reply_dst, 16);
+  icmp[0] = 136;
+  icmp[1] = 0;
+  icmp[4] = unspecified ? 0x20 : 0x60;  // S (solicited) unless to all-nodes, O (override)
+  icmp[5] = icmp[6] = icmp[7] = 0;
+  icmp[24] = 2;  // target link-layer address
+  icmp[25] = 1;
+  std::memcpy(icmp + 26, iface.mac.data(), 6);
+  icmp[2] = icmp[3] = 0;
+  Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, na_len));
+  m->data_len = static_cast<uint16_t>(l3 + 40 + na_len);
+  m->pkt_len = m->data_len;
+  ++counters_.nd_adverts;
+  Send(iface, m);
+  return true;
+}
+
+// RFC 4443 §4.2: the echo reply, written over the request.
+bool SlowPath::AnswerEcho6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3,
+                           uint32_t payload) {
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* ip = d + l3;
+  uint8_t* icmp = ip + 40;
+  uint8_t dst[16];
+  std::memcpy(dst, ip + 24, 16);
+  std::memcpy(d, d + 6, 6);
+  std::memcpy(d + 6, iface.mac.data(), 6);
+  std::memcpy(ip + 24, ip + 8, 16);
+  std::memcpy(ip + 8, dst, 16);
+  ip[7] = 64;
+  icmp[0] = 129;
+  icmp[2] = icmp[3] = 0;
+  Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, payload));
+  m->data_len = static_cast<uint16_t>(l3 + 40 + payload);
+  m->pkt_len = m->data_len;
+  ++counters_.echo_replies;
+  Send(iface, m);
+  return true;
 }
 
 std::optional<packet::MacAddress> SlowPath::Lookup(uint16_t port_id,

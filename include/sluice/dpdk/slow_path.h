@@ -70,6 +70,11 @@ class SlowPath {
   bool HandleArp(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3);
   bool HandleIpv4(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3);
   bool HandleIpv6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3);
+  bool HandleNeighborDiscovery(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3,
+                               uint32_t payload);
+  bool AdvertiseNeighbor(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3,
+                         const packet::IpAddress& src, const packet::IpAddress& target);
+  bool AnswerEcho6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3, uint32_t payload);
   void Learn(uint16_t port, const packet::IpAddress& ip, const uint8_t* mac);
   void Send(const SlowPathInterface& iface, rte_mbuf* m);
   void SendArpRequest(const SlowPathInterface& iface, const packet::IpAddress& target);

@@ -3,10 +3,8 @@
 // Without hugepages (--no-huge) DPDK's own memory is a memfd: shared memory,
 // which the kernel backs with 4 KiB pages unless the host enables hugepages
 // for shmem, which few do, so a relay's packet buffers and flow table there
-// cost page-table walks that a host with hugepages does not pay (in one run
-// of session_flow_table_bench, lookups on this heap took 14% less time at
-// 100,000 keys and 19% less at 4,000,000, and were within noise at
-// 1,000,000).
+// cost page-table walks that a host with hugepages does not pay
+// (docs/performance.md, "Flow table lookups on transparent hugepages").
 //
 // A ThpHeap is a DPDK malloc heap on anonymous memory advised MADV_HUGEPAGE:
 // mempools, rings and hash tables created on its socket id sit on 2 MiB
