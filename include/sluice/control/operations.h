@@ -22,7 +22,7 @@
 
 namespace sluice::control {
 
-// The wiping functions, by the names the control plane has always used.
+// Wiping of key text, as the control plane calls it (memory/wiping_allocator.h).
 using memory::WipeMemory;
 using memory::WipeString;
 
