@@ -1,13 +1,14 @@
 #include "sluice/ng/handler.h"
 
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "sluice/memory/wiping_allocator.h"
 #include "sluice/srtp/sdes.h"
 
 namespace sluice::ng {
@@ -28,16 +29,11 @@ bool RtpProfile(std::string_view proto) {
 
 // Sluice's send key for one suite, as an SDES attribute value.
 absl::StatusOr<String> GenerateKey(crypto::Suite suite) {
-  srtp::SdesCrypto crypto;
-  crypto.key.suite = suite;
-  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(suite);
-  if (RAND_priv_bytes(crypto.key.key.data(), info.key_len) != 1 ||
-      RAND_priv_bytes(crypto.key.salt.data(), info.salt_len) != 1) {
-    return absl::InternalError("the CSPRNG failed");
-  }
-  std::string text = srtp::FormatSdesCrypto(crypto);
+  absl::StatusOr<srtp::SdesCrypto> crypto = srtp::GenerateSdesCrypto(suite);
+  if (!crypto.ok()) return crypto.status();
+  std::string text = srtp::FormatSdesCrypto(*crypto);
   String out(text.data(), text.size());
-  control::WipeString(text);
+  memory::WipeString(text);
   return out;
 }
 
@@ -83,7 +79,7 @@ struct Handler::Stream {
 };
 
 // What an offer left for its answer to settle, per media section.
-struct OfferedMedia {
+struct Handler::OfferedMedia {
   bool enabled = false;
   std::string offer_proto;             // what the offerer asked for (the answer says it back)
   bool offerer_srtp = false;
@@ -117,6 +113,16 @@ struct Handler::Request {
   bool RtcpMux(const char* f) const {
     return std::find(rtcp_mux.begin(), rtcp_mux.end(), f) != rtcp_mux.end();
   }
+  // Where media comes from when not from the SDP's address: where the SDP
+  // came from, unless "trust-address".
+  std::optional<packet::IpAddress> MediaSource() const {
+    return Flag("trust-address") ? std::nullopt : received_from;
+  }
+};
+
+// What an answer changes in one media section's session.
+struct Handler::AnswerUpdates {
+  control::UpdateRequest answerer_update, offerer_update;
 };
 
 namespace {
@@ -153,6 +159,38 @@ Value Error(Value& reply, std::string_view reason) {
 
 Value Error(Value& reply, const absl::Status& status) {
   return Error(reply, std::string_view(status.message().data(), status.message().size()));
+}
+
+RewriteOptions RewriteOptionsFor(const std::vector<std::string>& replace) {
+  RewriteOptions options;
+  options.replace_origin = std::find(replace.begin(), replace.end(), "origin") != replace.end();
+  return options;
+}
+
+// Where a peer's media goes for section `i`: the SDP's address (or
+// `media_source` in its place) and port; none while the address is unset or
+// 0.0.0.0 (on hold).
+std::optional<packet::Endpoint> PeerEndpoint(const Sdp& sdp, size_t i,
+                                             const std::optional<packet::IpAddress>& media_source) {
+  std::optional<packet::IpAddress> ip = sdp.Address(i);
+  if (ip && media_source) ip = media_source;
+  if (!ip || ip->unset() || (ip->is_v4() && ip->v4_host_order() == 0)) return std::nullopt;
+  return packet::Endpoint{*ip, sdp.media[i].port};
+}
+
+// The answer's a=crypto (the first, in the answer's order) that names one
+// Sluice offered by tag and suite, and Sluice's own line of that tag; nulls
+// when none does.
+std::pair<const SdpCrypto*, const SdpCrypto*> PickAnsweredCrypto(
+    const std::vector<SdpCrypto>& answered, const std::vector<SdpCrypto>& offered) {
+  for (const SdpCrypto& c : answered) {
+    const SdpCrypto* ours = nullptr;
+    for (const SdpCrypto& mine : offered) {
+      if (mine.tag == c.tag && mine.suite_name == c.suite_name) ours = &mine;
+    }
+    if (ours != nullptr) return {&c, ours};
+  }
+  return {nullptr, nullptr};
 }
 
 }  // namespace
@@ -239,141 +277,145 @@ Value Handler::Offer(Request& r, Value& reply) {
   absl::StatusOr<Sdp> sdp = ParseSdp(r.sdp->str());
   if (!sdp.ok()) return Error(reply, sdp.status());
   const SdesPolicy policy = ParseSdesPolicy(r.sdes);
-  std::vector<std::string>& warnings = r.warnings;
-  if (!policy.ignored.empty()) {
-    warnings.push_back(absl::StrCat("SDES flags ignored: ", absl::StrJoin(policy.ignored, ", ")));
-  }
-  if (!r.ice.empty() && r.ice != "remove") {
-    warnings.push_back(absl::StrCat("ICE=", r.ice.substr(0, 32), " not supported: ICE attributes removed"));
-  }
-  if (!r.dtls.empty() && r.dtls != "off" && r.dtls != "no") {
-    warnings.push_back(absl::StrCat("DTLS=", r.dtls.substr(0, 32), " not supported: DTLS-SRTP is off"));
-  }
-  std::string transport = r.transport == "accept" ? std::string() : r.transport;
+  WarnIgnoredOfferFlags(policy, r);
+  const std::string transport = r.transport == "accept" ? std::string() : r.transport;
   if (!transport.empty() && !RtpProfile(transport)) {
     return Error(reply, absl::StrCat("transport-protocol: ", transport.substr(0, 32),
                                      " is not one of RTP/AVP, RTP/SAVP, RTP/AVPF, RTP/SAVPF"));
   }
-
   auto found = calls_.find(r.call_id);
   const bool new_call = found == calls_.end();
-  int offerer = 0;
-  if (!new_call) {
-    const Call& call = found->second;
-    if (r.from_tag == call.tags[0]) {
-      offerer = 0;
-    } else if (r.from_tag == call.tags[1]) {
-      offerer = 1;
-    } else if (call.tags[1].empty() && call.pending) {
-      offerer = 0;  // a repeated initial offer (a forked or re-sent INVITE)
-    } else {
-      return Error(reply, "offer: from-tag belongs to neither side of this call");
-    }
-  }
-  const int answerer = 1 - offerer;
-  std::string interfaces[2] = {options_.default_interface, options_.default_interface};
-  if (!r.interface.empty()) interfaces[0] = interfaces[1] = r.interface;
-  if (r.direction.size() == 2) {
-    interfaces[offerer] = r.direction[0];
-    interfaces[answerer] = r.direction[1];
-  }
+  absl::StatusOr<int> offerer =
+      new_call ? absl::StatusOr<int>(0) : OffererSide(found->second, r.from_tag);
+  if (!offerer.ok()) return Error(reply, offerer.status());
 
   // Plan every section before touching any session.
-  std::vector<OfferedMedia> offered(sdp->media.size());
-  for (size_t i = 0; i < sdp->media.size(); ++i) {
-    const SdpMedia& m = sdp->media[i];
-    OfferedMedia& o = offered[i];
+  absl::StatusOr<std::vector<OfferedMedia>> offered =
+      PlanOffer(*sdp, policy, transport, r.MediaSource());
+  if (!offered.ok()) return Error(reply, offered.status());
+
+  Call scratch;
+  Call& call = new_call ? scratch : found->second;
+  if (new_call) call.tags[0] = r.from_tag;
+  if (absl::Status s = CreateSessions(r, *sdp, *offered, *offerer, call); !s.ok()) {
+    return Error(reply, s);
+  }
+  const String out = RewriteForAnswerer(r, *sdp, *offered, call.streams, 1 - *offerer, transport);
+  call.offerer = *offerer;
+  call.pending = true;
+  call.offered = std::move(*offered);
+  if (new_call) calls_.emplace(r.call_id, std::move(scratch));
+  reply.Set("result", "ok");
+  reply.Set("sdp", Value(out));
+  return std::move(reply);
+}
+
+void Handler::WarnIgnoredOfferFlags(const SdesPolicy& policy, Request& r) {
+  if (!policy.ignored.empty()) {
+    r.warnings.push_back(
+        absl::StrCat("SDES flags ignored: ", absl::StrJoin(policy.ignored, ", ")));
+  }
+  if (!r.ice.empty() && r.ice != "remove") {
+    r.warnings.push_back(
+        absl::StrCat("ICE=", r.ice.substr(0, 32), " not supported: ICE attributes removed"));
+  }
+  if (!r.dtls.empty() && r.dtls != "off" && r.dtls != "no") {
+    r.warnings.push_back(
+        absl::StrCat("DTLS=", r.dtls.substr(0, 32), " not supported: DTLS-SRTP is off"));
+  }
+}
+
+absl::StatusOr<int> Handler::OffererSide(const Call& call, const std::string& from_tag) {
+  if (from_tag == call.tags[0]) return 0;
+  if (from_tag == call.tags[1]) return 1;
+  // A repeated initial offer (a forked or re-sent INVITE).
+  if (call.tags[1].empty() && call.pending) return 0;
+  return absl::InvalidArgumentError("offer: from-tag belongs to neither side of this call");
+}
+
+absl::StatusOr<std::vector<Handler::OfferedMedia>> Handler::PlanOffer(
+    const Sdp& sdp, const SdesPolicy& policy, const std::string& transport,
+    const std::optional<packet::IpAddress>& media_source) {
+  std::vector<OfferedMedia> offered(sdp.media.size());
+  for (size_t i = 0; i < sdp.media.size(); ++i) {
+    const SdpMedia& m = sdp.media[i];
     if (m.disabled()) continue;
     if (!RtpProfile(m.proto)) {
-      return Error(reply, absl::StrCat("media section ", i + 1, ": transport ",
-                                       m.proto.substr(0, 32), " is not relayed by Sluice"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "media section ", i + 1, ": transport ", m.proto.substr(0, 32), " is not relayed by Sluice"));
     }
+    OfferedMedia& o = offered[i];
     o.enabled = true;
     o.offer_proto = m.proto;
     o.offerer_srtp = m.secure();
     if (o.offerer_srtp) {
-      // RFC 4568 §7.1.1: Sluice answers with the first crypto it supports.
-      std::optional<crypto::Suite> suite;
-      for (const SdpCrypto& c : m.crypto) {
-        absl::StatusOr<srtp::SdesCrypto> parsed =
-            srtp::ParseSdesCrypto(absl::string_view(c.value.data(), c.value.size()));
-        if (parsed.ok()) {
-          o.accepted_tag = c.tag;
-          o.offerer_rx = c.value;
-          suite = parsed->key.suite;
-          break;
-        }
-      }
-      if (!suite) {
-        return Error(reply, absl::StrCat("media section ", i + 1,
-                                         ": no a=crypto line Sluice supports"));
-      }
-      absl::StatusOr<String> key = GenerateKey(*suite);
-      if (!key.ok()) return Error(reply, key.status());
-      o.offerer_tx = std::move(*key);
+      if (absl::Status s = AcceptOffererCrypto(i, m, o); !s.ok()) return s;
     }
     const std::string out_proto = transport.empty() ? m.proto : transport;
     o.answerer_srtp = WithSrtp(out_proto, true) == out_proto;
     if (o.answerer_srtp) {
-      const std::vector<crypto::Suite> suites = SuitesToOffer(m, policy);
-      if (suites.empty()) {
-        return Error(reply, absl::StrCat("media section ", i + 1,
-                                         ": SDES flags leave no suite to offer"));
-      }
-      uint32_t tag = 1;
-      for (crypto::Suite s : suites) {
-        absl::StatusOr<String> key = GenerateKey(s);
-        if (!key.ok()) return Error(reply, key.status());
-        offered[i].offered.push_back({tag++, std::string(crypto::SuiteName(s)), std::move(*key)});
-      }
+      if (absl::Status s = OfferCryptoToAnswerer(i, m, policy, o); !s.ok()) return s;
     }
-    std::optional<packet::IpAddress> ip = sdp->Address(i);
-    if (ip && !r.Flag("trust-address") && r.received_from) ip = r.received_from;
-    if (ip && !ip->unset() && !(ip->is_v4() && ip->v4_host_order() == 0)) {
-      o.offerer_remote = packet::Endpoint{*ip, m.port};
+    o.offerer_remote = PeerEndpoint(sdp, i, media_source);
+  }
+  return offered;
+}
+
+absl::Status Handler::AcceptOffererCrypto(size_t i, const SdpMedia& m, OfferedMedia& o) {
+  // RFC 4568 §7.1.1: Sluice answers with the first crypto it supports.
+  std::optional<crypto::Suite> suite;
+  for (const SdpCrypto& c : m.crypto) {
+    absl::StatusOr<srtp::SdesCrypto> parsed =
+        srtp::ParseSdesCrypto(absl::string_view(c.value.data(), c.value.size()));
+    if (parsed.ok()) {
+      o.accepted_tag = c.tag;
+      o.offerer_rx = c.value;
+      suite = parsed->key.suite;
+      break;
     }
   }
+  if (!suite) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("media section ", i + 1, ": no a=crypto line Sluice supports"));
+  }
+  absl::StatusOr<String> key = GenerateKey(*suite);
+  if (!key.ok()) return key.status();
+  o.offerer_tx = std::move(*key);
+  return absl::OkStatus();
+}
 
-  // New sections get sessions (a re-offer may add some).
-  Call scratch;
-  Call& call = new_call ? scratch : found->second;
-  if (new_call) call.tags[0] = r.from_tag;
+absl::Status Handler::OfferCryptoToAnswerer(size_t i, const SdpMedia& m,
+                                            const SdesPolicy& policy, OfferedMedia& o) {
+  const std::vector<crypto::Suite> suites = SuitesToOffer(m, policy);
+  if (suites.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("media section ", i + 1, ": SDES flags leave no suite to offer"));
+  }
+  uint32_t tag = 1;
+  for (crypto::Suite s : suites) {
+    absl::StatusOr<String> key = GenerateKey(s);
+    if (!key.ok()) return key.status();
+    o.offered.push_back({tag++, std::string(crypto::SuiteName(s)), std::move(*key)});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Handler::CreateSessions(const Request& r, const Sdp& sdp,
+                                     const std::vector<OfferedMedia>& offered, int offerer,
+                                     Call& call) {
   std::vector<std::string> created;
   const size_t old_streams = call.streams.size();
-  if (call.streams.size() < sdp->media.size()) call.streams.resize(sdp->media.size());
-  for (size_t i = 0; i < sdp->media.size(); ++i) {
-    const OfferedMedia& o = offered[i];
+  if (call.streams.size() < sdp.media.size()) call.streams.resize(sdp.media.size());
+  for (size_t i = 0; i < sdp.media.size(); ++i) {
     Stream& stream = call.streams[i];
-    if (!o.enabled || !stream.session.empty()) continue;
-    const SdpMedia& m = sdp->media[i];
-    control::CreateRequest create;
-    create.session = SessionName(r.call_id, i);
-    create.legs.resize(2);
-    const bool offerer_mux = m.rtcp_mux && !r.RtcpMux("reject");
-    const bool answerer_mux =
-        (m.rtcp_mux && !r.RtcpMux("demux")) || r.RtcpMux("offer") || r.RtcpMux("require");
-    for (int leg = 0; leg < 2; ++leg) {
-      control::LegRequest& l = create.legs[static_cast<size_t>(leg)];
-      l.name = kLegNames[leg];
-      l.interface = interfaces[leg];
-      const bool mux = leg == offerer ? offerer_mux : answerer_mux;
-      l.rtcp = mux ? control::RtcpMode::kMux : control::RtcpMode::kSeparate;
-      l.strict_source = r.Flag("strict-source");
-    }
-    control::LegRequest& off = create.legs[static_cast<size_t>(offerer)];
-    off.remote = o.offerer_remote;
-    if (o.offerer_srtp) {
-      off.rx = Sdes(o.offerer_rx);
-      off.tx = Sdes(o.offerer_tx);
-    }
-    if (o.answerer_srtp) {
-      create.legs[static_cast<size_t>(answerer)].tx = Sdes(o.offered.front().value);
-    }
+    if (!offered[i].enabled || !stream.session.empty()) continue;
+    const control::CreateRequest create =
+        SessionRequest(r, i, sdp.media[i], offered[i], offerer);
     absl::StatusOr<control::SessionInfo> info = operations_.Create(create);
     if (!info.ok()) {
       for (const std::string& name : created) operations_.Delete(name).IgnoreError();
       call.streams.resize(old_streams);
-      return Error(reply, info.status());
+      return info.status();
     }
     created.push_back(create.session);
     stream.session = create.session;
@@ -382,28 +424,59 @@ Value Handler::Offer(Request& r, Value& reply) {
       stream.rtcp_mux[leg] = create.legs[static_cast<size_t>(leg)].rtcp == control::RtcpMode::kMux;
     }
   }
+  return absl::OkStatus();
+}
 
-  std::vector<MediaRewrite> plans(sdp->media.size());
-  for (size_t i = 0; i < sdp->media.size(); ++i) {
+control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const SdpMedia& m,
+                                               const OfferedMedia& o, int offerer) const {
+  const int answerer = 1 - offerer;
+  std::string interfaces[2] = {options_.default_interface, options_.default_interface};
+  if (!r.interface.empty()) interfaces[0] = interfaces[1] = r.interface;
+  if (r.direction.size() == 2) {
+    interfaces[offerer] = r.direction[0];
+    interfaces[answerer] = r.direction[1];
+  }
+  control::CreateRequest create;
+  create.session = SessionName(r.call_id, i);
+  create.legs.resize(2);
+  const bool offerer_mux = m.rtcp_mux && !r.RtcpMux("reject");
+  const bool answerer_mux =
+      (m.rtcp_mux && !r.RtcpMux("demux")) || r.RtcpMux("offer") || r.RtcpMux("require");
+  for (int leg = 0; leg < 2; ++leg) {
+    control::LegRequest& l = create.legs[static_cast<size_t>(leg)];
+    l.name = kLegNames[leg];
+    l.interface = interfaces[leg];
+    const bool mux = leg == offerer ? offerer_mux : answerer_mux;
+    l.rtcp = mux ? control::RtcpMode::kMux : control::RtcpMode::kSeparate;
+    l.strict_source = r.Flag("strict-source");
+  }
+  control::LegRequest& off = create.legs[static_cast<size_t>(offerer)];
+  off.remote = o.offerer_remote;
+  if (o.offerer_srtp) {
+    off.rx = Sdes(o.offerer_rx);
+    off.tx = Sdes(o.offerer_tx);
+  }
+  if (o.answerer_srtp) {
+    create.legs[static_cast<size_t>(answerer)].tx = Sdes(o.offered.front().value);
+  }
+  return create;
+}
+
+String Handler::RewriteForAnswerer(const Request& r, const Sdp& sdp,
+                                   const std::vector<OfferedMedia>& offered,
+                                   const std::vector<Stream>& streams, int answerer,
+                                   const std::string& transport) {
+  std::vector<MediaRewrite> plans(sdp.media.size());
+  for (size_t i = 0; i < sdp.media.size(); ++i) {
     if (!offered[i].enabled) continue;
-    const Stream& stream = call.streams[i];
+    const Stream& stream = streams[i];
     plans[i].local = stream.local[answerer];
     plans[i].rtcp_mux = stream.rtcp_mux[answerer];
-    plans[i].proto = WithSrtp(transport.empty() ? sdp->media[i].proto : transport,
+    plans[i].proto = WithSrtp(transport.empty() ? sdp.media[i].proto : transport,
                               offered[i].answerer_srtp);
     plans[i].crypto = offered[i].offered;
   }
-  RewriteOptions options;
-  options.replace_origin =
-      std::find(r.replace.begin(), r.replace.end(), "origin") != r.replace.end();
-  const String out = RewriteSdp(*sdp, plans, options);
-  call.offerer = offerer;
-  call.pending = true;
-  call.offered = std::move(offered);
-  if (new_call) calls_.emplace(r.call_id, std::move(scratch));
-  reply.Set("result", "ok");
-  reply.Set("sdp", Value(out));
-  return std::move(reply);
+  return RewriteSdp(sdp, plans, RewriteOptionsFor(r.replace));
 }
 
 Value Handler::Answer(Request& r, Value& reply) {
@@ -415,105 +488,112 @@ Value Handler::Answer(Request& r, Value& reply) {
   if (!call.pending) return Error(reply, "answer: no offer is waiting for an answer in this call");
   absl::StatusOr<Sdp> sdp = ParseSdp(r.sdp->str());
   if (!sdp.ok()) return Error(reply, sdp.status());
-  const int offerer = call.offerer;
-  const int answerer = 1 - offerer;
   if (sdp->media.size() != call.offered.size()) {
     return Error(reply, absl::StrCat("answer: ", sdp->media.size(),
                                      " media sections where the offer had ",
                                      call.offered.size(), " (RFC 3264 §6)"));
   }
-  std::vector<std::string>& warnings = r.warnings;
   // Check every section before changing any session.
-  struct Step {
-    control::UpdateRequest answerer_update, offerer_update;
-  };
-  std::vector<std::optional<Step>> steps(sdp->media.size());
-  for (size_t i = 0; i < sdp->media.size(); ++i) {
-    const OfferedMedia& o = call.offered[i];
-    const SdpMedia& m = sdp->media[i];
-    if (!o.enabled || m.disabled()) continue;
-    const Stream& stream = call.streams[i];
-    Step step;
-    control::UpdateRequest& a = step.answerer_update;
-    a.session = stream.session;
-    a.leg = kLegNames[answerer];
-    if (o.answerer_srtp) {
-      const SdpCrypto* picked = nullptr;
-      const SdpCrypto* ours = nullptr;
-      for (const SdpCrypto& c : m.crypto) {
-        for (const SdpCrypto& mine : o.offered) {
-          if (mine.tag == c.tag && mine.suite_name == c.suite_name) {
-            picked = &c;
-            ours = &mine;
-          }
-        }
-        if (picked != nullptr) break;
-      }
-      if (picked == nullptr) {
-        return Error(reply, absl::StrCat("media section ", i + 1,
-                                         ": the answer takes none of the offered a=crypto"));
-      }
-      a.rx = Sdes(picked->value);
-      a.tx = Sdes(ours->value);
-    } else if (!m.crypto.empty()) {
-      warnings.push_back(absl::StrCat("media section ", i + 1,
-                                      ": a=crypto in an answer to a plain offer ignored"));
-    }
-    if (stream.rtcp_mux[answerer] && !m.rtcp_mux) {
-      warnings.push_back(absl::StrCat("media section ", i + 1,
-                                      ": the answerer declined rtcp-mux; Sluice keeps RTCP on "
-                                      "the RTP port toward it"));
-    }
-    std::optional<packet::IpAddress> ip = sdp->Address(i);
-    if (ip && !r.Flag("trust-address") && r.received_from) ip = r.received_from;
-    if (ip && !ip->unset() && !(ip->is_v4() && ip->v4_host_order() == 0)) {
-      a.remote = packet::Endpoint{*ip, m.port};
-    }
-    control::UpdateRequest& b = step.offerer_update;
-    b.session = stream.session;
-    b.leg = kLegNames[offerer];
-    if (o.offerer_srtp) {
-      b.rx = Sdes(o.offerer_rx);
-      b.tx = Sdes(o.offerer_tx);
-    }
-    b.remote = o.offerer_remote;
-    steps[i] = std::move(step);
-  }
-  for (size_t i = 0; i < steps.size(); ++i) {
-    if (!steps[i]) continue;
-    for (const control::UpdateRequest* u : {&steps[i]->offerer_update, &steps[i]->answerer_update}) {
-      absl::StatusOr<control::SessionInfo> info = operations_.Update(*u);
-      if (!info.ok()) {
-        return Error(reply, absl::StrCat("media section ", i + 1, ", leg of the ",
-                                         u == &steps[i]->offerer_update ? "offerer" : "answerer",
-                                         ": ", std::string(info.status().message())));
-      }
-    }
-  }
+  absl::StatusOr<std::vector<std::optional<AnswerUpdates>>> updates = PlanAnswer(r, *sdp, call);
+  if (!updates.ok()) return Error(reply, updates.status());
+  if (absl::Status s = ApplyAnswer(*updates); !s.ok()) return Error(reply, s);
+  const int answerer = 1 - call.offerer;
   if (call.tags[answerer].empty()) call.tags[answerer] = r.to_tag;
-
-  std::vector<MediaRewrite> plans(sdp->media.size());
-  for (size_t i = 0; i < sdp->media.size(); ++i) {
-    const OfferedMedia& o = call.offered[i];
-    if (!o.enabled || sdp->media[i].disabled()) {
-      sdp->media[i].port = 0;  // rejected on either side: stays rejected (RFC 3264 §6)
-      continue;
-    }
-    const Stream& stream = call.streams[i];
-    plans[i].local = stream.local[offerer];
-    plans[i].rtcp_mux = stream.rtcp_mux[offerer];
-    plans[i].proto = o.offer_proto;
-    if (o.offerer_srtp) plans[i].crypto.push_back({o.accepted_tag, "", o.offerer_tx});
-  }
-  RewriteOptions options;
-  options.replace_origin =
-      std::find(r.replace.begin(), r.replace.end(), "origin") != r.replace.end();
-  const String out = RewriteSdp(*sdp, plans, options);
+  const String out = RewriteForOfferer(r, *sdp, call);
   call.pending = false;
   call.offered.clear();
   reply.Set("result", "ok");
   reply.Set("sdp", Value(out));
   return std::move(reply);
+}
+
+absl::StatusOr<std::vector<std::optional<Handler::AnswerUpdates>>> Handler::PlanAnswer(
+    Request& r, const Sdp& sdp, const Call& call) {
+  std::vector<std::optional<AnswerUpdates>> updates(sdp.media.size());
+  for (size_t i = 0; i < sdp.media.size(); ++i) {
+    const OfferedMedia& o = call.offered[i];
+    if (!o.enabled || sdp.media[i].disabled()) continue;
+    const Stream& stream = call.streams[i];
+    AnswerUpdates u;
+    absl::StatusOr<control::UpdateRequest> answerer =
+        AnswererUpdate(r, sdp, i, o, stream, 1 - call.offerer);
+    if (!answerer.ok()) return answerer.status();
+    u.answerer_update = std::move(*answerer);
+    control::UpdateRequest& b = u.offerer_update;
+    b.session = stream.session;
+    b.leg = kLegNames[call.offerer];
+    if (o.offerer_srtp) {
+      b.rx = Sdes(o.offerer_rx);
+      b.tx = Sdes(o.offerer_tx);
+    }
+    b.remote = o.offerer_remote;
+    updates[i] = std::move(u);
+  }
+  return updates;
+}
+
+absl::StatusOr<control::UpdateRequest> Handler::AnswererUpdate(Request& r, const Sdp& sdp,
+                                                               size_t i, const OfferedMedia& o,
+                                                               const Stream& stream,
+                                                               int answerer) {
+  const SdpMedia& m = sdp.media[i];
+  control::UpdateRequest a;
+  a.session = stream.session;
+  a.leg = kLegNames[answerer];
+  if (o.answerer_srtp) {
+    const auto [picked, ours] = PickAnsweredCrypto(m.crypto, o.offered);
+    if (picked == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "media section ", i + 1, ": the answer takes none of the offered a=crypto"));
+    }
+    a.rx = Sdes(picked->value);
+    a.tx = Sdes(ours->value);
+  } else if (!m.crypto.empty()) {
+    r.warnings.push_back(absl::StrCat("media section ", i + 1,
+                                      ": a=crypto in an answer to a plain offer ignored"));
+  }
+  if (stream.rtcp_mux[answerer] && !m.rtcp_mux) {
+    r.warnings.push_back(absl::StrCat("media section ", i + 1,
+                                      ": the answerer declined rtcp-mux; Sluice keeps RTCP on "
+                                      "the RTP port toward it"));
+  }
+  a.remote = PeerEndpoint(sdp, i, r.MediaSource());
+  return a;
+}
+
+absl::Status Handler::ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates) {
+  for (size_t i = 0; i < updates.size(); ++i) {
+    if (!updates[i]) continue;
+    for (const control::UpdateRequest* u :
+         {&updates[i]->offerer_update, &updates[i]->answerer_update}) {
+      absl::StatusOr<control::SessionInfo> info = operations_.Update(*u);
+      if (!info.ok()) {
+        return absl::Status(
+            info.status().code(),
+            absl::StrCat("media section ", i + 1, ", leg of the ",
+                         u == &updates[i]->offerer_update ? "offerer" : "answerer", ": ",
+                         std::string(info.status().message())));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+String Handler::RewriteForOfferer(const Request& r, Sdp& sdp, const Call& call) {
+  std::vector<MediaRewrite> plans(sdp.media.size());
+  for (size_t i = 0; i < sdp.media.size(); ++i) {
+    const OfferedMedia& o = call.offered[i];
+    if (!o.enabled || sdp.media[i].disabled()) {
+      sdp.media[i].port = 0;  // rejected on either side: stays rejected (RFC 3264 §6)
+      continue;
+    }
+    const Stream& stream = call.streams[i];
+    plans[i].local = stream.local[call.offerer];
+    plans[i].rtcp_mux = stream.rtcp_mux[call.offerer];
+    plans[i].proto = o.offer_proto;
+    if (o.offerer_srtp) plans[i].crypto.push_back({o.accepted_tag, "", o.offerer_tx});
+  }
+  return RewriteSdp(sdp, plans, RewriteOptionsFor(r.replace));
 }
 
 Value Handler::Delete(Request& r, Value& reply) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "sluice/memory/wiping_allocator.h"
 
 namespace sluice::ng {
 namespace {
@@ -159,7 +160,7 @@ absl::Status Listener::Poll(int timeout_ms) {
       return absl::InternalError(absl::StrCat("ng: recvfrom: ", std::strerror(errno)));
     }
     String reply = Process(std::string_view(buffer.data(), static_cast<size_t>(n)));
-    control::WipeMemory(buffer.data(), static_cast<size_t>(n));
+    memory::WipeMemory(buffer.data(), static_cast<size_t>(n));
     if (reply.empty()) continue;
     // A failed send (peer gone, buffer full) loses one reply; the SBC retransmits.
     sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), peer_len);

@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
+#include "sluice/memory/wiping_allocator.h"
 
 namespace sluice::ng {
 namespace {
@@ -72,6 +73,78 @@ bool Replaced(std::string_view line) {
   return false;
 }
 
+// "<type>=<value>" with a lower-case type letter, and v=0 first.
+absl::Status CheckLineForm(size_t number, std::string_view line) {
+  if (line.size() < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z') {
+    return LineError(number, "not a \"<type>=<value>\" line");
+  }
+  if (number == 1 && line != "v=0") return LineError(number, "an SDP body starts with v=0");
+  return absl::OkStatus();
+}
+
+// RFC 4566 §5.14: m=<media> <port>[/<number of ports>] <proto> <fmt> ...
+absl::StatusOr<SdpMedia> ParseMediaLine(size_t number, std::string_view value) {
+  const std::vector<std::string_view> f = Fields(value);
+  if (f.size() < 3) return LineError(number, "m= needs media, port and transport");
+  SdpMedia m;
+  m.media = std::string(f[0]);
+  const size_t slash = f[1].find('/');
+  if (!ParseNumber(f[1].substr(0, slash), m.port)) {
+    return LineError(number, "m= port is not a number from 0 to 65535");
+  }
+  if (slash != std::string_view::npos) {
+    uint16_t count = 0;
+    if (!ParseNumber(f[1].substr(slash + 1), count) || count == 0) {
+      return LineError(number, "m= port count is not a positive number");
+    }
+    m.port_count = std::string(f[1].substr(slash));
+  }
+  m.proto = std::string(f[2]);
+  const size_t formats_at = static_cast<size_t>(f[2].data() - value.data()) + f[2].size();
+  m.formats = std::string(value.substr(std::min(formats_at + 1, value.size())));
+  return m;
+}
+
+// RFC 4568 §9.1: a=crypto:<tag> <crypto-suite> <key-params> [<session-params>]
+absl::StatusOr<SdpCrypto> ParseCryptoLine(size_t number, std::string_view line) {
+  const std::string_view rest = line.substr(9);
+  const size_t space = rest.find(' ');
+  SdpCrypto c;
+  if (space == std::string_view::npos || !ParseNumber(rest.substr(0, space), c.tag) ||
+      c.tag > 999999999) {
+    return LineError(number, "a=crypto does not start with a tag (1 to 9 digits)");
+  }
+  const std::string_view attr = rest.substr(space + 1);
+  c.suite_name = std::string(attr.substr(0, attr.find(' ')));
+  c.value.assign(attr.data(), attr.size());
+  return c;
+}
+
+// The fields Sluice rewrites, from a line other than m=: c= (of the session
+// or of section `m`), and a=rtcp, a=rtcp-mux and a=crypto of section `m`.
+absl::Status PickOutFields(size_t number, std::string_view line, Sdp& sdp, SdpMedia* m) {
+  if (line[0] == 'c') {
+    std::optional<packet::IpAddress> ip = ParseConnection(line.substr(2));
+    if (!ip) return LineError(number, "c= is not \"IN IP4|IP6 <IP address>\"");
+    (m ? m->connection : sdp.connection) = ip;
+  } else if (m != nullptr && StartsWith(line, "a=rtcp:")) {
+    // RFC 3605: a=rtcp:<port> [IN IP4 <addr>]
+    const std::vector<std::string_view> f = Fields(line.substr(7));
+    uint16_t port = 0;
+    if (f.empty() || !ParseNumber(f[0], port)) {
+      return LineError(number, "a=rtcp port is not a number from 0 to 65535");
+    }
+    m->rtcp_port = port;
+  } else if (m != nullptr && line == "a=rtcp-mux") {
+    m->rtcp_mux = true;
+  } else if (m != nullptr && StartsWith(line, "a=crypto:")) {
+    absl::StatusOr<SdpCrypto> c = ParseCryptoLine(number, line);
+    if (!c.ok()) return c.status();
+    m->crypto.push_back(std::move(*c));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool SdpMedia::secure() const { return proto == "RTP/SAVP" || proto == "RTP/SAVPF"; }
@@ -99,72 +172,19 @@ absl::StatusOr<Sdp> ParseSdp(std::string_view text) {
       if (pos >= text.size()) break;  // a final empty line
       return LineError(number, "empty line");
     }
-    if (line.size() < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z') {
-      return LineError(number, "not a \"<type>=<value>\" line");
-    }
-    if (number == 1 && line != "v=0") return LineError(number, "an SDP body starts with v=0");
-    const std::string_view value = line.substr(2);
-    const String raw(line.data(), line.size());
+    if (absl::Status s = CheckLineForm(number, line); !s.ok()) return s;
     if (line[0] == 'm') {
       if (sdp.media.size() == kMaxSdpMedia) {
         return LineError(number, absl::StrCat("more than ", kMaxSdpMedia, " media sections"));
       }
-      // RFC 4566 §5.14: m=<media> <port>[/<number of ports>] <proto> <fmt> ...
-      const std::vector<std::string_view> f = Fields(value);
-      if (f.size() < 3) return LineError(number, "m= needs media, port and transport");
-      SdpMedia m;
-      m.media = std::string(f[0]);
-      const size_t slash = f[1].find('/');
-      if (!ParseNumber(f[1].substr(0, slash), m.port)) {
-        return LineError(number, "m= port is not a number from 0 to 65535");
-      }
-      if (slash != std::string_view::npos) {
-        uint16_t count = 0;
-        if (!ParseNumber(f[1].substr(slash + 1), count) || count == 0) {
-          return LineError(number, "m= port count is not a positive number");
-        }
-        m.port_count = std::string(f[1].substr(slash));
-      }
-      m.proto = std::string(f[2]);
-      const size_t formats_at = static_cast<size_t>(f[2].data() - value.data()) + f[2].size();
-      m.formats = std::string(value.substr(std::min(formats_at + 1, value.size())));
-      sdp.media.push_back(std::move(m));
+      absl::StatusOr<SdpMedia> m = ParseMediaLine(number, line.substr(2));
+      if (!m.ok()) return m.status();
+      sdp.media.push_back(std::move(*m));
       continue;
     }
     SdpMedia* m = sdp.media.empty() ? nullptr : &sdp.media.back();
-    if (line[0] == 'c') {
-      std::optional<packet::IpAddress> ip = ParseConnection(value);
-      if (!ip) return LineError(number, "c= is not \"IN IP4|IP6 <IP address>\"");
-      (m ? m->connection : sdp.connection) = ip;
-    } else if (m != nullptr && StartsWith(line, "a=rtcp:")) {
-      // RFC 3605: a=rtcp:<port> [IN IP4 <addr>]
-      const std::vector<std::string_view> f = Fields(line.substr(7));
-      uint16_t port = 0;
-      if (f.empty() || !ParseNumber(f[0], port)) {
-        return LineError(number, "a=rtcp port is not a number from 0 to 65535");
-      }
-      m->rtcp_port = port;
-    } else if (m != nullptr && line == "a=rtcp-mux") {
-      m->rtcp_mux = true;
-    } else if (m != nullptr && StartsWith(line, "a=crypto:")) {
-      // RFC 4568 §9.1: a=crypto:<tag> <crypto-suite> <key-params> [<session-params>]
-      const std::string_view rest = line.substr(9);
-      const size_t space = rest.find(' ');
-      SdpCrypto c;
-      if (space == std::string_view::npos || !ParseNumber(rest.substr(0, space), c.tag) ||
-          c.tag > 999999999) {
-        return LineError(number, "a=crypto does not start with a tag (1 to 9 digits)");
-      }
-      const std::string_view attr = rest.substr(space + 1);
-      c.suite_name = std::string(attr.substr(0, attr.find(' ')));
-      c.value.assign(attr.data(), attr.size());
-      m->crypto.push_back(std::move(c));
-    }
-    if (m != nullptr) {
-      m->lines.push_back(raw);
-    } else {
-      sdp.session_lines.push_back(raw);
-    }
+    if (absl::Status s = PickOutFields(number, line, sdp, m); !s.ok()) return s;
+    (m != nullptr ? m->lines : sdp.session_lines).emplace_back(line.data(), line.size());
   }
   if (sdp.session_lines.empty()) return absl::InvalidArgumentError("sdp: empty body");
   return sdp;
@@ -299,7 +319,7 @@ String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
       line += ' ';
       line += c.value;
       emit(View(line));
-      control::WipeMemory(line.data(), line.size());
+      memory::WipeMemory(line.data(), line.size());
     }
   }
   return out;

@@ -1,6 +1,7 @@
 #include "sluice/srtp/sdes.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
@@ -454,6 +455,17 @@ std::string FormatSdesCrypto(const SdesCrypto& crypto) {
   if (crypto.unencrypted_srtcp) absl::StrAppend(&out, " UNENCRYPTED_SRTCP");
   if (crypto.window_size_hint.has_value()) absl::StrAppend(&out, " WSH=", *crypto.window_size_hint);
   return out;
+}
+
+absl::StatusOr<SdesCrypto> GenerateSdesCrypto(crypto::Suite suite) {
+  SdesCrypto crypto;
+  crypto.key.suite = suite;
+  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(suite);
+  if (RAND_priv_bytes(crypto.key.key.data(), static_cast<int>(info.key_len)) != 1 ||
+      RAND_priv_bytes(crypto.key.salt.data(), static_cast<int>(info.salt_len)) != 1) {
+    return absl::InternalError("the CSPRNG failed");
+  }
+  return crypto;
 }
 
 }  // namespace sluice::srtp

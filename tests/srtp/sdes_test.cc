@@ -152,6 +152,46 @@ TEST_P(SdesSuiteTest, RefusesAKeyOneByteShort) {
                    info.key_len, " + salt ", info.salt_len, "), got ", info.key_salt_len() - 1));
 }
 
+TEST_P(SdesSuiteTest, GeneratesAKeyOfTheSuitesLengthsThatParsesBack) {
+  const crypto::SuiteInfo& info = GetParam();
+  absl::StatusOr<SdesCrypto> generated = GenerateSdesCrypto(info.suite);
+  ASSERT_TRUE(generated.ok()) << generated.status();
+  EXPECT_EQ(generated->key.suite, info.suite);
+  EXPECT_FALSE(generated->tag.has_value());
+  EXPECT_EQ(generated->key.lifetime, 0u);
+  EXPECT_EQ(generated->key.mki_len, 0);
+  EXPECT_FALSE(generated->unencrypted_srtcp);
+  EXPECT_FALSE(generated->window_size_hint.has_value());
+  // Random bytes fill exactly the suite's key and salt lengths.
+  for (size_t i = info.key_len; i < generated->key.key.size(); ++i) {
+    EXPECT_EQ(generated->key.key[i], 0) << i;
+  }
+  for (size_t i = info.salt_len; i < generated->key.salt.size(); ++i) {
+    EXPECT_EQ(generated->key.salt[i], 0) << i;
+  }
+
+  const std::string text = FormatSdesCrypto(*generated);
+  EXPECT_THAT(text, ::testing::StartsWith(absl::StrCat(Str(info.name), " inline:")));
+  EXPECT_THAT(text, Not(HasSubstr("|")));
+  // The parser refuses any other length of key||salt for the suite.
+  absl::StatusOr<SdesCrypto> parsed = ParseSdesCrypto(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->key.suite, info.suite);
+  EXPECT_TRUE(parsed->key.SameKeyAs(generated->key));
+}
+
+TEST_P(SdesSuiteTest, GeneratesADifferentKeyEachTime) {
+  const crypto::SuiteInfo& info = GetParam();
+  absl::StatusOr<SdesCrypto> a = GenerateSdesCrypto(info.suite);
+  absl::StatusOr<SdesCrypto> b = GenerateSdesCrypto(info.suite);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_FALSE(a->key.SameKeyAs(b->key));
+  EXPECT_NE(std::vector<uint8_t>(a->key.key.begin(), a->key.key.begin() + info.key_len),
+            std::vector<uint8_t>(b->key.key.begin(), b->key.key.begin() + info.key_len));
+  EXPECT_NE(std::vector<uint8_t>(a->key.salt.begin(), a->key.salt.begin() + info.salt_len),
+            std::vector<uint8_t>(b->key.salt.begin(), b->key.salt.begin() + info.salt_len));
+}
+
 INSTANTIATE_TEST_SUITE_P(AllSuites, SdesSuiteTest, ::testing::ValuesIn(crypto::AllSuites()),
                          [](const ::testing::TestParamInfo<crypto::SuiteInfo>& p) {
                            return Str(p.param.name);

@@ -8,7 +8,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,36 +17,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "sluice/crypto/suite.h"
+#include "sluice/memory/wiping_allocator.h"
 #include "sluice/packet/address.h"
 
 namespace sluice::control {
 
-// Key material passes through the control plane as text (SDES attribute
-// values); these keep it from lingering in freed memory.
-//
-// Overwrites `size` bytes in a way the compiler cannot elide (OPENSSL_cleanse).
-void WipeMemory(void* data, size_t size) noexcept;
-// Overwrites the string's whole buffer (up to its capacity), then empties it.
-void WipeString(std::string& s) noexcept;
-
-// An allocator that wipes memory before handing it back, for strings and JSON
-// values that may hold key material (the protocol codec uses it throughout).
-template <typename T>
-struct WipingAllocator {
-  using value_type = T;
-  WipingAllocator() = default;
-  template <typename U>
-  WipingAllocator(const WipingAllocator<U>&) noexcept {}  // NOLINT: rebinding
-  T* allocate(size_t n) { return std::allocator<T>().allocate(n); }
-  void deallocate(T* p, size_t n) noexcept {
-    WipeMemory(p, n * sizeof(T));
-    std::allocator<T>().deallocate(p, n);
-  }
-  template <typename U>
-  bool operator==(const WipingAllocator<U>&) const noexcept { return true; }
-  template <typename U>
-  bool operator!=(const WipingAllocator<U>&) const noexcept { return false; }
-};
+// Wiping of key text, as the control plane calls it (memory/wiping_allocator.h).
+using memory::WipeMemory;
+using memory::WipeString;
 
 // How one side of a leg is protected.
 struct CryptoSpec {

@@ -22,14 +22,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "sluice/control/operations.h"
+#include "sluice/memory/wiping_allocator.h"
 
 namespace sluice::control {
 
 // A JSON value whose strings and containers are wiped when freed. Objects
 // keep their insertion order, so replies read "id", "ok", then the body.
-using WipedString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
+using WipedString = std::basic_string<char, std::char_traits<char>, memory::WipingAllocator<char>>;
 using Json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, WipedString, bool,
-                                  int64_t, uint64_t, double, WipingAllocator>;
+                                  int64_t, uint64_t, double, memory::WipingAllocator>;
 
 // A line's longest length, not counting its '\n'. Longer lines are refused
 // with invalid_request.

@@ -115,6 +115,32 @@ class SessionManager : public Operations {
     bool next_hops_pending = false;
   };
 
+  struct KeyChange;
+
+  // Create, in order: check the request, each leg's interface and keys, the
+  // ports, the session published in the flow table.
+  absl::Status CheckCreate(const CreateRequest& request) const;
+  absl::Status PrepareLeg(int i, const LegRequest& leg, Entry& entry, session::LegSpec& spec,
+                          std::optional<std::string>* generated);
+  // Both or neither: a failure releases what it took.
+  absl::Status AllocateLegPorts(const Entry& entry, session::LegSpec specs[2]);
+  absl::Status StartSession(Entry& entry, const session::LegSpec specs[2]);
+
+  // Update, in order: find the leg, plan each direction's key change
+  // (refusing reuse), build the new contexts, hand them over.
+  static absl::StatusOr<int> FindLeg(const Entry& entry, const UpdateRequest& request);
+  absl::Status PlanKeyChange(const CryptoSpec& spec, const std::string& field,
+                             const std::optional<KeyInUse>& current,
+                             std::optional<std::string>* generated,
+                             std::vector<srtp::KeyFingerprint>& seen, KeyChange& change);
+  static bool RepeatsKeyInUse(const std::vector<srtp::MasterKey>& next,
+                              const std::vector<srtp::KeyFingerprint>& next_fp,
+                              const std::optional<KeyInUse>& current);
+  absl::Status BuildRxContext(const Entry& entry, int leg, KeyChange& rx) const;
+  absl::Status BuildTxContext(KeyChange& tx) const;
+  static void HandOverKeys(Entry& entry, int leg, const UpdateRequest& request, KeyChange& rx,
+                           KeyChange& tx);
+
   absl::StatusOr<uint16_t> AllocatePort(const std::string& interface);
   void ReleasePort(const std::string& interface, uint16_t port);
   const InterfaceInfo* FindInterface(const std::string& name) const;

@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "sluice/control/operations.h"
+#include "sluice/memory/wiping_allocator.h"
 
 namespace sluice::ng {
 
-using String = std::basic_string<char, std::char_traits<char>, control::WipingAllocator<char>>;
+using String = std::basic_string<char, std::char_traits<char>, memory::WipingAllocator<char>>;
 
 class Value {
  public:

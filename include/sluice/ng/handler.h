@@ -21,8 +21,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "sluice/control/operations.h"
 #include "sluice/ng/bencode.h"
 #include "sluice/ng/sdp.h"
@@ -48,9 +51,44 @@ class Handler {
   struct Stream;
   struct Call;
   struct Request;
+  struct OfferedMedia;
+  struct AnswerUpdates;
 
   Value Offer(Request& r, Value& reply);
   Value Answer(Request& r, Value& reply);
+
+  // Offer, in order: which side offers, what each section offers and
+  // accepts (keys, the offerer's address), a session for each new section,
+  // the SDP for the answerer.
+  static void WarnIgnoredOfferFlags(const SdesPolicy& policy, Request& r);
+  static absl::StatusOr<int> OffererSide(const Call& call, const std::string& from_tag);
+  static absl::StatusOr<std::vector<OfferedMedia>> PlanOffer(
+      const Sdp& sdp, const SdesPolicy& policy, const std::string& transport,
+      const std::optional<packet::IpAddress>& media_source);
+  static absl::Status AcceptOffererCrypto(size_t i, const SdpMedia& m, OfferedMedia& o);
+  static absl::Status OfferCryptoToAnswerer(size_t i, const SdpMedia& m,
+                                            const SdesPolicy& policy, OfferedMedia& o);
+  // Rolls back the sessions it created when one fails.
+  absl::Status CreateSessions(const Request& r, const Sdp& sdp,
+                              const std::vector<OfferedMedia>& offered, int offerer, Call& call);
+  control::CreateRequest SessionRequest(const Request& r, size_t i, const SdpMedia& m,
+                                        const OfferedMedia& o, int offerer) const;
+  static String RewriteForAnswerer(const Request& r, const Sdp& sdp,
+                                   const std::vector<OfferedMedia>& offered,
+                                   const std::vector<Stream>& streams, int answerer,
+                                   const std::string& transport);
+
+  // Answer, in order: every section's updates checked, then applied, then
+  // the SDP for the offerer.
+  static absl::StatusOr<std::vector<std::optional<AnswerUpdates>>> PlanAnswer(
+      Request& r, const Sdp& sdp, const Call& call);
+  static absl::StatusOr<control::UpdateRequest> AnswererUpdate(Request& r, const Sdp& sdp,
+                                                               size_t i, const OfferedMedia& o,
+                                                               const Stream& stream,
+                                                               int answerer);
+  absl::Status ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates);
+  static String RewriteForOfferer(const Request& r, Sdp& sdp, const Call& call);
+
   Value Delete(Request& r, Value& reply);
   Value Query(Request& r, Value& reply);
   Value List(Value& reply);

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "sluice/crypto/suite.h"
 #include "sluice/srtp/master_key.h"
 
 namespace sluice::srtp {
@@ -37,6 +38,12 @@ absl::StatusOr<SdesCrypto> ParseSdesCrypto(absl::string_view value);
 // session parameters (and "<tag> " first when crypto.tag is set). The result
 // carries key material: it goes to the protocol peer and nowhere else.
 std::string FormatSdesCrypto(const SdesCrypto& crypto);
+
+// A fresh master key for `suite`: key and salt from OpenSSL's CSPRNG
+// (RAND_priv_bytes), no tag, lifetime, MKI or session parameters. Fails only
+// when the CSPRNG does ("the CSPRNG failed"). The key wipes itself when the
+// result is destroyed.
+absl::StatusOr<SdesCrypto> GenerateSdesCrypto(crypto::Suite suite);
 
 }  // namespace sluice::srtp
 
