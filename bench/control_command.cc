@@ -661,15 +661,407 @@ struct MediaResult {
 
 std::string Rate(double per_second) { return absl::StrFormat("%.0f", per_second); }
 
+// `s` with "<what>: " before its message.
+absl::Status Context(absl::string_view what, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(what, ": ", Str(s.message())));
+}
+
+// One run of the command. Members are destroyed in reverse order: the phone's
+// sender stops before the connection closes, the connection closes before
+// sluiced is killed, and sluiced goes before its namespaces and directory.
+struct ControlBench {
+  Options o;
+  bool progress = false;  // progress lines on stderr (a terminal)
+  bool media = false;
+  std::string why_no_media;
+  std::string media_error;  // media was started but did not flow
+  std::optional<TempDir> dir;
+  std::unique_ptr<testing::Topology> topo;
+  std::unique_ptr<Daemon> daemon;
+  std::optional<control::Client> client;
+  int phone_a = -1, phone_b = -1;
+  std::unique_ptr<MediaSender> sender;
+  std::vector<Phase> phases;  // create, re-key and delete of each repetition
+  MediaResult media_result;
+  bool media_measured = false;
+  uint64_t next_id = 1;
+  absl::Status stopped;  // how sluiced ended
+
+  void Note(const std::string& what) const {
+    if (progress) std::fprintf(stderr, "%s\n", what.c_str());
+  }
+};
+
+bool HelpRequested(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
+
+// Whether this run has media (--media, and whether namespaces can be made),
+// and libsrtp2 ready for the phone when it does.
+absl::Status ChooseMedia(ControlBench& b) {
+  if (access(b.o.sluiced.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("no sluiced at ", b.o.sluiced, " (build it, or give --sluiced)"));
+  }
+  if (b.o.media == MediaMode::kOff) {
+    b.why_no_media = "--media off";
+    return absl::OkStatus();
+  }
+  b.media = MediaSupported(&b.why_no_media);
+  if (!b.media && b.o.media == MediaMode::kOn) {
+    return absl::FailedPreconditionError(absl::StrCat("--media on: ", b.why_no_media));
+  }
+  if (b.media) {
+    if (srtp_err_status_t err = srtp_init(); err != srtp_err_status_ok) {
+      return absl::InternalError(
+          absl::StrCat("srtp_init failed: error ", static_cast<int>(err)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// sluiced with a generated configuration in a temporary directory (inside the
+// namespaces in media mode), and a connection to its control socket.
+absl::Status StartSluiced(ControlBench& b) {
+  absl::StatusOr<TempDir> dir = TempDir::Create();
+  if (!dir.ok()) return Context("temporary directory", dir.status());
+  b.dir.emplace(*std::move(dir));
+  if (b.media) {
+    b.Note("making network namespaces...");
+    absl::StatusOr<std::unique_ptr<testing::Topology>> t = MakeTopology();
+    if (!t.ok()) return Context("network namespaces", t.status());
+    b.topo = *std::move(t);
+  }
+  const std::string socket = b.dir->path() + "/control.sock";
+  const std::string config = b.dir->path() + "/sluiced.toml";
+  const std::string log = b.dir->path() + "/sluiced.log";
+  std::ofstream(config) << Config(socket, absl::StrCat("sluice-bench-", getpid()), b.media,
+                                  b.o.sessions);
+  b.Note("starting sluiced...");
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon =
+      Daemon::Start(b.o.sluiced, config, socket, log, b.topo.get());
+  if (!daemon.ok()) return Context("starting sluiced", daemon.status());
+  b.daemon = *std::move(daemon);
+  absl::StatusOr<control::Client> client = control::Client::Connect(socket);
+  if (!client.ok()) return Context("connecting", client.status());
+  b.client.emplace(*std::move(client));
+  return absl::OkStatus();
+}
+
+// The media session (never re-keyed); its leg a rx key in *key. Returns the
+// port sluiced gave leg a.
+absl::StatusOr<uint16_t> CreateMediaSession(control::Client& client, srtp::MasterKey* key) {
+  absl::StatusOr<std::string> request =
+      CreateRequest(0, kMediaSession, kPhonePortA, kPhonePortB, key);
+  if (!request.ok()) return request.status();
+  absl::StatusOr<std::string> reply = client.Call(*request);
+  OPENSSL_cleanse(request->data(), request->size());
+  if (!reply.ok()) return reply.status();
+  json j = json::parse(*reply, nullptr, false);
+  OPENSSL_cleanse(reply->data(), reply->size());
+  if (j.is_discarded() || !j.value("ok", false)) {
+    return absl::InternalError(j.is_discarded() ? "bad reply" : j["error"].dump());
+  }
+  return LocalPort(j["legs"][0]);
+}
+
+// Phone A's and phone B's sockets, bound in their namespaces.
+absl::Status OpenPhones(ControlBench& b) {
+  absl::StatusOr<int> fa = b.topo->Socket("pa", AF_INET, SOCK_DGRAM);
+  absl::StatusOr<int> fb = b.topo->Socket("pb", AF_INET, SOCK_DGRAM);
+  if (!fa.ok()) return Context("phone A", fa.status());
+  if (!fb.ok()) return Context("phone B", fb.status());
+  b.phone_a = *fa;
+  b.phone_b = *fb;
+  // Phone B only has to exist so the relayed packets find a port; it never
+  // reads, and a small buffer keeps the kernel from holding many.
+  const int rcvbuf = 4096;
+  setsockopt(b.phone_b, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  const sockaddr_in bind_a = Addr(kPhoneA, kPhonePortA), bind_b = Addr(kPhoneB, kPhonePortB);
+  if (bind(b.phone_a, reinterpret_cast<const sockaddr*>(&bind_a), sizeof bind_a) != 0 ||
+      bind(b.phone_b, reinterpret_cast<const sockaddr*>(&bind_b), sizeof bind_b) != 0) {
+    return Context("binding the phones", absl::InternalError(std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Phone A sending to the media session, and up to 5 s for sluiced to accept
+// and relay some of it (ARP for phone B included). Media that does not flow
+// is recorded in media_error, not returned: the phases still run.
+absl::Status StartMedia(ControlBench& b) {
+  b.Note("starting media...");
+  srtp::MasterKey key;
+  absl::StatusOr<uint16_t> relay_port = CreateMediaSession(*b.client, &key);
+  if (!relay_port.ok()) return Context("media session", relay_port.status());
+  if (absl::Status s = OpenPhones(b); !s.ok()) return s;
+  absl::StatusOr<LibsrtpSession> srtp = LibsrtpSession::Create(key);
+  if (!srtp.ok()) return Context("libsrtp2", srtp.status());
+  b.sender = std::make_unique<MediaSender>(b.phone_a, Addr(kRelayA, *relay_port),
+                                           *std::move(srtp), b.o.media_pps);
+  b.sender->Start();
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(5);
+  bool flowing = false;
+  while (!flowing && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    absl::StatusOr<std::pair<LegCounters, uint64_t>> c = MediaCounters(*b.client);
+    if (!c.ok()) return Context("session.get", c.status());
+    flowing = c->first.rx_packets > 0 && c->second > 0;
+  }
+  if (!flowing) b.media_error = "no media relayed within 5 s of starting the phone";
+  return absl::OkStatus();
+}
+
+std::string SessionName(size_t rep, size_t i) { return absl::StrCat("bench-", rep, "-", i); }
+
+// Runs one phase of pipelined requests and wipes them (they hold keys).
+void RunPhase(ControlBench& b, size_t rep, absl::string_view op, absl::string_view label,
+              Batches& batches) {
+  b.Note(absl::StrCat("repetition ", rep + 1, ": ", label));
+  b.phases.push_back(RunPipelined(*b.client, op, batches, b.daemon->pid()));
+  Wipe(batches);
+}
+
+absl::Status RunCreates(ControlBench& b, size_t rep) {
+  Batches creates;
+  creates.first_id = b.next_id;
+  for (size_t i = 0; i < b.o.sessions; ++i) {
+    // Remote ports: any even port, as an SDP would give.
+    const uint16_t port = static_cast<uint16_t>(20000 + 2 * (i % 20000));
+    absl::StatusOr<std::string> r = CreateRequest(b.next_id++, SessionName(rep, i), port, port);
+    if (!r.ok()) return Context("building requests", r.status());
+    Append(creates, *std::move(r));
+  }
+  RunPhase(b, rep, "session.create", "session.create", creates);
+  return absl::OkStatus();
+}
+
+// What the phone and sluiced had counted when a re-key phase started.
+struct MediaMark {
+  std::pair<LegCounters, uint64_t> counters;  // leg a, and leg b's tx_packets
+  Clock::time_point time;
+  uint64_t sent = 0;
+  uint64_t send_errors = 0;
+};
+
+absl::StatusOr<MediaMark> MarkMedia(ControlBench& b) {
+  absl::StatusOr<std::pair<LegCounters, uint64_t>> c = MediaCounters(*b.client);
+  if (!c.ok()) return Context("session.get", c.status());
+  return MediaMark{*c, Clock::now(), b.sender->sent(), b.sender->send_errors()};
+}
+
+// Adds what was counted since `before` to media_result.
+absl::Status AddMediaSince(ControlBench& b, const MediaMark& before) {
+  const uint64_t sent = b.sender->sent() - before.sent;
+  const uint64_t send_errors = b.sender->send_errors() - before.send_errors;
+  absl::StatusOr<std::pair<LegCounters, uint64_t>> after = MediaCounters(*b.client);
+  if (!after.ok()) return Context("session.get", after.status());
+  const LegCounters& a = after->first;
+  const LegCounters& a0 = before.counters.first;
+  MediaResult& m = b.media_result;
+  m.seconds += std::chrono::duration<double>(Clock::now() - before.time).count();
+  m.sent += sent;
+  m.send_errors += send_errors;
+  m.accepted += a.rx_packets - a0.rx_packets;
+  m.relayed += after->second - before.counters.second;
+  m.auth_failures += a.auth_failures - a0.auth_failures;
+  m.replay_drops += a.replay_drops - a0.replay_drops;
+  m.other_drops += a.other_drops - a0.other_drops;
+  b.media_measured = true;
+  return absl::OkStatus();
+}
+
+// One re-key per session; with media flowing, what sluiced accepted meanwhile.
+absl::Status RunRekeys(ControlBench& b, size_t rep) {
+  Batches rekeys;
+  rekeys.first_id = b.next_id;
+  for (size_t i = 0; i < b.o.sessions; ++i) {
+    absl::StatusOr<std::string> r = RekeyRequest(b.next_id++, SessionName(rep, i));
+    if (!r.ok()) return Context("building requests", r.status());
+    Append(rekeys, *std::move(r));
+  }
+  std::optional<MediaMark> before;
+  if (b.sender && b.media_error.empty()) {
+    absl::StatusOr<MediaMark> mark = MarkMedia(b);
+    if (!mark.ok()) return mark.status();
+    before = *mark;
+  }
+  RunPhase(b, rep, "session.update", "session.update (re-key)", rekeys);
+  return before ? AddMediaSince(b, *before) : absl::OkStatus();
+}
+
+void RunDeletes(ControlBench& b, size_t rep) {
+  Batches deletes;
+  deletes.first_id = b.next_id;
+  for (size_t i = 0; i < b.o.sessions; ++i) {
+    Append(deletes, DeleteRequest(b.next_id++, SessionName(rep, i)));
+  }
+  RunPhase(b, rep, "session.delete", "session.delete", deletes);
+}
+
+// Each repetition creates, re-keys and deletes every session; requests are
+// built (random keys included) before the clock starts.
+absl::Status RunRepetitions(ControlBench& b) {
+  for (size_t rep = 0; rep < b.o.repetitions; ++rep) {
+    if (absl::Status s = RunCreates(b, rep); !s.ok()) return s;
+    if (absl::Status s = RunRekeys(b, rep); !s.ok()) return s;
+    RunDeletes(b, rep);
+  }
+  return absl::OkStatus();
+}
+
+// Stops the phone, deletes the media session, closes the connection and stops
+// sluiced (its result in `stopped`), then removes the namespaces.
+void Finish(ControlBench& b) {
+  if (b.sender) b.sender->Stop();
+  if (b.media) {
+    absl::StatusOr<std::string> reply = b.client->Call(absl::StrCat(
+        "{\"id\":\"end\",\"op\":\"session.delete\",\"session\":\"", kMediaSession, "\"}"));
+    if (!reply.ok() || !absl::StartsWith(*reply, "{\"id\":\"end\",\"ok\":true")) {
+      b.phases.back().errors++;
+      b.phases.back().messages.push_back("deleting the media session failed");
+    }
+  }
+  b.sender.reset();
+  if (b.phone_a >= 0) close(b.phone_a);
+  if (b.phone_b >= 0) close(b.phone_b);
+  b.client.reset();  // closes the connection before SIGTERM
+  b.stopped = b.daemon->Stop();
+  b.daemon.reset();
+  b.topo.reset();
+}
+
+// What is reported: the best repetition of each operation (the fewest
+// interruptions by other processes: the rates are wall-clock).
+struct Summary {
+  size_t errors = 0;
+  Phase create, rekey, remove;
+  double media_pps = 0;  // accepted on leg a during the re-keys
+};
+
+Summary Summarize(const ControlBench& b) {
+  Summary s;
+  for (const Phase& p : b.phases) s.errors += p.errors;
+  auto best = [&](absl::string_view op) {
+    const Phase* found = nullptr;
+    for (const Phase& p : b.phases) {
+      if (p.op == op && (found == nullptr || p.per_second() > found->per_second())) found = &p;
+    }
+    return *found;
+  };
+  s.create = best("session.create");
+  s.rekey = best("session.update");
+  s.remove = best("session.delete");
+  const MediaResult& m = b.media_result;
+  s.media_pps = b.media_measured && m.seconds > 0 ? m.accepted / m.seconds : 0;
+  return s;
+}
+
+void PrintJson(const ControlBench& b, const Summary& s) {
+  const Options& o = b.o;
+  json out = {
+      {"creates_per_second", s.create.per_second()},
+      {"rekeys_per_second", s.rekey.per_second()},
+      {"deletes_per_second", s.remove.per_second()},
+      {"sessions", o.sessions},
+      {"errors", s.errors},
+      {"media_pps_during_rekey", b.media_measured ? json(s.media_pps) : json(nullptr)},
+      {"repetitions", o.repetitions},
+      {"batch", kBatch},
+      {"devices", b.media ? "net_af_packet on veth pairs in network namespaces" : "net_null"},
+      {"media_offered_pps", b.media ? json(o.media_pps) : json(nullptr)},
+      {"sluiced_exit_ok", b.stopped.ok()},
+  };
+  json list = json::array();
+  for (size_t i = 0; i < b.phases.size(); ++i) {
+    const Phase& p = b.phases[i];
+    list.push_back({{"op", p.op}, {"repetition", i / 3 + 1}, {"requests", p.requests},
+                    {"errors", p.errors}, {"seconds", p.seconds},
+                    {"per_second", p.per_second()},
+                    {"control_cpu_seconds", p.cpu_seconds},
+                    {"messages", p.messages}});
+  }
+  out["phases"] = list;
+  if (b.media_measured) {
+    const MediaResult& m = b.media_result;
+    out["media"] = {{"seconds", m.seconds},           {"sent", m.sent},
+                    {"send_errors", m.send_errors},   {"accepted", m.accepted},
+                    {"relayed", m.relayed},           {"auth_failures", m.auth_failures},
+                    {"replay_drops", m.replay_drops}, {"other_drops", m.other_drops}};
+  }
+  json notes = json::array();
+  if (!b.media) notes.push_back(absl::StrCat("no media: ", b.why_no_media));
+  if (!b.media_error.empty()) notes.push_back(b.media_error);
+  if (!b.stopped.ok()) notes.push_back(Str(b.stopped.message()));
+  out["notes"] = notes;
+  std::printf("%s\n", out.dump().c_str());
+}
+
+// The line about media during the re-keys, or why there was none.
+void PrintMediaLine(const ControlBench& b, const Summary& s) {
+  if (!b.media_measured) {
+    std::printf("no media during the re-keys: %s\n",
+                b.media_error.empty() ? b.why_no_media.c_str() : b.media_error.c_str());
+    return;
+  }
+  const MediaResult& m = b.media_result;
+  std::printf(
+      "media during the re-keys (%.2f s): phone A sent %s pps (offered %u), sluiced "
+      "accepted %s pps on leg a and relayed %s pps out of leg b; auth failures %llu, "
+      "replay drops %llu, other drops %llu, send errors %llu\n",
+      m.seconds, Rate(m.sent / m.seconds).c_str(), b.o.media_pps, Rate(s.media_pps).c_str(),
+      Rate(m.relayed / m.seconds).c_str(), static_cast<unsigned long long>(m.auth_failures),
+      static_cast<unsigned long long>(m.replay_drops),
+      static_cast<unsigned long long>(m.other_drops),
+      static_cast<unsigned long long>(m.send_errors));
+}
+
+void PrintTable(const ControlBench& b, const Summary& s) {
+  const Options& o = b.o;
+  std::printf("sluiced %s on %s, %zu sessions, one connection, batches of %zu pipelined\n\n",
+              o.sluiced.c_str(), b.media ? "net_af_packet (veth, namespaces)" : "net_null",
+              o.sessions, kBatch);
+  std::printf("%-16s %4s %9s %7s %9s %11s %14s\n", "operation", "rep", "requests", "errors",
+              "seconds", "per second", "cpu us/request");
+  for (size_t i = 0; i < b.phases.size(); ++i) {
+    const Phase& p = b.phases[i];
+    std::printf("%-16s %4zu %9zu %7zu %9.3f %11s %14.1f\n", p.op.c_str(), i / 3 + 1, p.requests,
+                p.errors, p.seconds, Rate(p.per_second()).c_str(),
+                p.requests > 0 ? p.cpu_seconds * 1e6 / p.requests : 0.0);
+    for (const std::string& m : p.messages) std::printf("    %s\n", m.c_str());
+  }
+  std::printf("(cpu: sluiced's control thread, user + system)\n\n");
+  std::printf("best of %zu: session.create %s/s (target 20000), re-key %s/s (target 10000), "
+              "session.delete %s/s\n",
+              o.repetitions, Rate(s.create.per_second()).c_str(),
+              Rate(s.rekey.per_second()).c_str(), Rate(s.remove.per_second()).c_str());
+  PrintMediaLine(b, s);
+  std::printf("sluiced after SIGTERM: %s\n",
+              b.stopped.ok() ? "exited 0" : Str(b.stopped.message()).c_str());
+}
+
+// Everything up to the report: sluiced started, media started when there is
+// media, every repetition run, everything stopped.
+absl::Status Run(ControlBench& b) {
+  if (absl::Status s = ChooseMedia(b); !s.ok()) return s;
+  if (absl::Status s = StartSluiced(b); !s.ok()) return s;
+  if (b.media) {
+    if (absl::Status s = StartMedia(b); !s.ok()) return s;
+  }
+  if (absl::Status s = RunRepetitions(b); !s.ok()) return s;
+  Finish(b);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int RunControlCommand(int argc, char** argv) {
-  for (int i = 0; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kControlUsage, stdout);
-      return 0;
-    }
+  if (HelpRequested(argc, argv)) {
+    std::fputs(kControlUsage, stdout);
+    return 0;
   }
   absl::StatusOr<Options> parsed = ParseOptions(argc, argv);
   if (!parsed.ok()) {
@@ -677,296 +1069,20 @@ int RunControlCommand(int argc, char** argv) {
                  Str(parsed.status().message()).c_str());
     return 2;
   }
-  const Options& o = *parsed;
-  auto die = [](absl::string_view what, const absl::Status& s) {
-    std::fprintf(stderr, "sluice-bench control: %s: %s\n", Str(what).c_str(),
-                 Str(s.message()).c_str());
-    return 1;
-  };
-  if (access(o.sluiced.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "sluice-bench control: no sluiced at %s (build it, or give --sluiced)\n",
-                 o.sluiced.c_str());
+  ControlBench b;
+  b.o = *std::move(parsed);
+  b.progress = isatty(STDERR_FILENO) != 0;
+  if (absl::Status s = Run(b); !s.ok()) {
+    std::fprintf(stderr, "sluice-bench control: %s\n", Str(s.message()).c_str());
     return 1;
   }
-
-  std::string why_no_media;
-  bool media = false;
-  if (o.media != MediaMode::kOff) {
-    media = MediaSupported(&why_no_media);
-    if (!media && o.media == MediaMode::kOn) {
-      std::fprintf(stderr, "sluice-bench control: --media on: %s\n", why_no_media.c_str());
-      return 1;
-    }
+  const Summary summary = Summarize(b);
+  if (b.o.json) {
+    PrintJson(b, summary);
   } else {
-    why_no_media = "--media off";
+    PrintTable(b, summary);
   }
-  if (media) {
-    if (srtp_err_status_t err = srtp_init(); err != srtp_err_status_ok) {
-      std::fprintf(stderr, "sluice-bench control: srtp_init failed: error %d\n",
-                   static_cast<int>(err));
-      return 1;
-    }
-  }
-  const bool progress = isatty(STDERR_FILENO) != 0;
-  auto note = [&](const char* what) {
-    if (progress) std::fprintf(stderr, "%s\n", what);
-  };
-
-  absl::StatusOr<TempDir> dir = TempDir::Create();
-  if (!dir.ok()) return die("temporary directory", dir.status());
-  std::unique_ptr<testing::Topology> topo;
-  if (media) {
-    note("making network namespaces...");
-    absl::StatusOr<std::unique_ptr<testing::Topology>> t = MakeTopology();
-    if (!t.ok()) return die("network namespaces", t.status());
-    topo = *std::move(t);
-  }
-  const std::string socket = dir->path() + "/control.sock";
-  const std::string config = dir->path() + "/sluiced.toml";
-  const std::string log = dir->path() + "/sluiced.log";
-  std::ofstream(config) << Config(socket, absl::StrCat("sluice-bench-", getpid()), media,
-                                  o.sessions);
-
-  note("starting sluiced...");
-  absl::StatusOr<std::unique_ptr<Daemon>> daemon =
-      Daemon::Start(o.sluiced, config, socket, log, topo.get());
-  if (!daemon.ok()) return die("starting sluiced", daemon.status());
-  absl::StatusOr<control::Client> client = control::Client::Connect(socket);
-  if (!client.ok()) return die("connecting", client.status());
-
-  // Media: one session whose leg a phone A sends to, re-keyed never.
-  std::unique_ptr<MediaSender> sender;
-  int phone_a = -1, phone_b = -1;
-  std::string media_error;
-  if (media) {
-    note("starting media...");
-    srtp::MasterKey key;
-    absl::StatusOr<std::string> request =
-        CreateRequest(0, kMediaSession, kPhonePortA, kPhonePortB, &key);
-    if (!request.ok()) return die("media session", request.status());
-    absl::StatusOr<std::string> reply = client->Call(*request);
-    OPENSSL_cleanse(request->data(), request->size());
-    if (!reply.ok()) return die("media session", reply.status());
-    json j = json::parse(*reply, nullptr, false);
-    OPENSSL_cleanse(reply->data(), reply->size());
-    if (j.is_discarded() || !j.value("ok", false)) {
-      return die("media session", absl::InternalError(j.is_discarded() ? "bad reply"
-                                                                          : j["error"].dump()));
-    }
-    const uint16_t relay_port = LocalPort(j["legs"][0]);
-    absl::StatusOr<int> fa = topo->Socket("pa", AF_INET, SOCK_DGRAM);
-    absl::StatusOr<int> fb = topo->Socket("pb", AF_INET, SOCK_DGRAM);
-    if (!fa.ok()) return die("phone A", fa.status());
-    if (!fb.ok()) return die("phone B", fb.status());
-    phone_a = *fa;
-    phone_b = *fb;
-    // Phone B only has to exist so the relayed packets find a port; it never
-    // reads, and a small buffer keeps the kernel from holding many.
-    const int rcvbuf = 4096;
-    setsockopt(phone_b, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    const sockaddr_in bind_a = Addr(kPhoneA, kPhonePortA), bind_b = Addr(kPhoneB, kPhonePortB);
-    if (bind(phone_a, reinterpret_cast<const sockaddr*>(&bind_a), sizeof bind_a) != 0 ||
-        bind(phone_b, reinterpret_cast<const sockaddr*>(&bind_b), sizeof bind_b) != 0) {
-      return die("binding the phones", absl::InternalError(std::strerror(errno)));
-    }
-    absl::StatusOr<LibsrtpSession> srtp = LibsrtpSession::Create(key);
-    if (!srtp.ok()) return die("libsrtp2", srtp.status());
-    sender = std::make_unique<MediaSender>(phone_a, Addr(kRelayA, relay_port), *std::move(srtp),
-                                           o.media_pps);
-    sender->Start();
-    // Until sluiced has accepted and relayed some (ARP for phone B included).
-    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(5);
-    bool flowing = false;
-    while (!flowing && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      absl::StatusOr<std::pair<LegCounters, uint64_t>> c = MediaCounters(*client);
-      if (!c.ok()) return die("session.get", c.status());
-      flowing = c->first.rx_packets > 0 && c->second > 0;
-    }
-    if (!flowing) media_error = "no media relayed within 5 s of starting the phone";
-  }
-
-  // Each repetition creates, re-keys and deletes every session; requests are
-  // built (random keys included) before the clock starts.
-  std::vector<Phase> phases;  // kOps per repetition
-  MediaResult media_result;
-  bool media_measured = false;
-  uint64_t next_id = 1;
-  const pid_t sluiced_pid = (*daemon)->pid();
-  for (size_t rep = 0; rep < o.repetitions; ++rep) {
-    auto name = [&](size_t i) { return absl::StrCat("bench-", rep, "-", i); };
-    {
-      Batches creates;
-      creates.first_id = next_id;
-      for (size_t i = 0; i < o.sessions; ++i) {
-        // Remote ports: any even port, as an SDP would give.
-        const uint16_t port = static_cast<uint16_t>(20000 + 2 * (i % 20000));
-        absl::StatusOr<std::string> r = CreateRequest(next_id++, name(i), port, port);
-        if (!r.ok()) return die("building requests", r.status());
-        Append(creates, *std::move(r));
-      }
-      note(absl::StrCat("repetition ", rep + 1, ": session.create").c_str());
-      phases.push_back(RunPipelined(*client, "session.create", creates, sluiced_pid));
-      Wipe(creates);
-    }
-    {
-      Batches rekeys;
-      rekeys.first_id = next_id;
-      for (size_t i = 0; i < o.sessions; ++i) {
-        absl::StatusOr<std::string> r = RekeyRequest(next_id++, name(i));
-        if (!r.ok()) return die("building requests", r.status());
-        Append(rekeys, *std::move(r));
-      }
-      std::optional<std::pair<LegCounters, uint64_t>> before;
-      uint64_t sent = 0, send_errors = 0;
-      Clock::time_point t0;
-      if (sender && media_error.empty()) {
-        absl::StatusOr<std::pair<LegCounters, uint64_t>> c = MediaCounters(*client);
-        if (!c.ok()) return die("session.get", c.status());
-        before = *c;
-        t0 = Clock::now();
-        sent = sender->sent();
-        send_errors = sender->send_errors();
-      }
-      note(absl::StrCat("repetition ", rep + 1, ": session.update (re-key)").c_str());
-      phases.push_back(RunPipelined(*client, "session.update", rekeys, sluiced_pid));
-      Wipe(rekeys);
-      if (before) {
-        sent = sender->sent() - sent;
-        send_errors = sender->send_errors() - send_errors;
-        absl::StatusOr<std::pair<LegCounters, uint64_t>> after = MediaCounters(*client);
-        if (!after.ok()) return die("session.get", after.status());
-        media_result.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-        media_result.sent += sent;
-        media_result.send_errors += send_errors;
-        media_result.accepted += after->first.rx_packets - before->first.rx_packets;
-        media_result.relayed += after->second - before->second;
-        media_result.auth_failures += after->first.auth_failures - before->first.auth_failures;
-        media_result.replay_drops += after->first.replay_drops - before->first.replay_drops;
-        media_result.other_drops += after->first.other_drops - before->first.other_drops;
-        media_measured = true;
-      }
-    }
-    {
-      Batches deletes;
-      deletes.first_id = next_id;
-      for (size_t i = 0; i < o.sessions; ++i) Append(deletes, DeleteRequest(next_id++, name(i)));
-      note(absl::StrCat("repetition ", rep + 1, ": session.delete").c_str());
-      phases.push_back(RunPipelined(*client, "session.delete", deletes, sluiced_pid));
-    }
-  }
-  if (sender) sender->Stop();
-  if (media) {
-    absl::StatusOr<std::string> reply = client->Call(absl::StrCat(
-        "{\"id\":\"end\",\"op\":\"session.delete\",\"session\":\"", kMediaSession, "\"}"));
-    if (!reply.ok() || !absl::StartsWith(*reply, "{\"id\":\"end\",\"ok\":true")) {
-      phases.back().errors++;
-      phases.back().messages.push_back("deleting the media session failed");
-    }
-  }
-  sender.reset();
-  if (phone_a >= 0) close(phone_a);
-  if (phone_b >= 0) close(phone_b);
-  client = absl::CancelledError("closed");  // closes the connection before SIGTERM
-  const absl::Status stopped = (*daemon)->Stop();
-  daemon->reset();
-  topo.reset();
-
-  size_t errors = 0;
-  for (const Phase& p : phases) errors += p.errors;
-  // The best repetition of each operation (the fewest interruptions by other
-  // processes: the rates are wall-clock).
-  auto best = [&](absl::string_view op) {
-    const Phase* b = nullptr;
-    for (const Phase& p : phases) {
-      if (p.op == op && (b == nullptr || p.per_second() > b->per_second())) b = &p;
-    }
-    return *b;
-  };
-  const Phase best_create = best("session.create");
-  const Phase best_rekey = best("session.update");
-  const Phase best_delete = best("session.delete");
-  const double media_pps =
-      media_measured && media_result.seconds > 0 ? media_result.accepted / media_result.seconds : 0;
-
-  if (o.json) {
-    json out = {
-        {"creates_per_second", best_create.per_second()},
-        {"rekeys_per_second", best_rekey.per_second()},
-        {"deletes_per_second", best_delete.per_second()},
-        {"sessions", o.sessions},
-        {"errors", errors},
-        {"media_pps_during_rekey", media_measured ? json(media_pps) : json(nullptr)},
-        {"repetitions", o.repetitions},
-        {"batch", kBatch},
-        {"devices", media ? "net_af_packet on veth pairs in network namespaces" : "net_null"},
-        {"media_offered_pps", media ? json(o.media_pps) : json(nullptr)},
-        {"sluiced_exit_ok", stopped.ok()},
-    };
-    json list = json::array();
-    for (size_t i = 0; i < phases.size(); ++i) {
-      const Phase& p = phases[i];
-      list.push_back({{"op", p.op}, {"repetition", i / 3 + 1}, {"requests", p.requests},
-                      {"errors", p.errors}, {"seconds", p.seconds},
-                      {"per_second", p.per_second()},
-                      {"control_cpu_seconds", p.cpu_seconds},
-                      {"messages", p.messages}});
-    }
-    out["phases"] = list;
-    if (media_measured) {
-      out["media"] = {{"seconds", media_result.seconds},
-                      {"sent", media_result.sent},
-                      {"send_errors", media_result.send_errors},
-                      {"accepted", media_result.accepted},
-                      {"relayed", media_result.relayed},
-                      {"auth_failures", media_result.auth_failures},
-                      {"replay_drops", media_result.replay_drops},
-                      {"other_drops", media_result.other_drops}};
-    }
-    json notes = json::array();
-    if (!media) notes.push_back(absl::StrCat("no media: ", why_no_media));
-    if (!media_error.empty()) notes.push_back(media_error);
-    if (!stopped.ok()) notes.push_back(Str(stopped.message()));
-    out["notes"] = notes;
-    std::printf("%s\n", out.dump().c_str());
-  } else {
-    std::printf("sluiced %s on %s, %zu sessions, one connection, batches of %zu pipelined\n\n",
-                o.sluiced.c_str(), media ? "net_af_packet (veth, namespaces)" : "net_null",
-                o.sessions, kBatch);
-    std::printf("%-16s %4s %9s %7s %9s %11s %14s\n", "operation", "rep", "requests", "errors",
-                "seconds", "per second", "cpu us/request");
-    for (size_t i = 0; i < phases.size(); ++i) {
-      const Phase& p = phases[i];
-      std::printf("%-16s %4zu %9zu %7zu %9.3f %11s %14.1f\n", p.op.c_str(), i / 3 + 1, p.requests,
-                  p.errors, p.seconds, Rate(p.per_second()).c_str(),
-                  p.requests > 0 ? p.cpu_seconds * 1e6 / p.requests : 0.0);
-      for (const std::string& m : p.messages) std::printf("    %s\n", m.c_str());
-    }
-    std::printf("(cpu: sluiced's control thread, user + system)\n\n");
-    std::printf("best of %zu: session.create %s/s (target 20000), re-key %s/s (target 10000), "
-                "session.delete %s/s\n",
-                o.repetitions, Rate(best_create.per_second()).c_str(),
-                Rate(best_rekey.per_second()).c_str(), Rate(best_delete.per_second()).c_str());
-    if (media_measured) {
-      std::printf(
-          "media during the re-keys (%.2f s): phone A sent %s pps (offered %u), sluiced "
-          "accepted %s pps on leg a and relayed %s pps out of leg b; auth failures %llu, "
-          "replay drops %llu, other drops %llu, send errors %llu\n",
-          media_result.seconds, Rate(media_result.sent / media_result.seconds).c_str(),
-          o.media_pps, Rate(media_pps).c_str(),
-          Rate(media_result.relayed / media_result.seconds).c_str(),
-          static_cast<unsigned long long>(media_result.auth_failures),
-          static_cast<unsigned long long>(media_result.replay_drops),
-          static_cast<unsigned long long>(media_result.other_drops),
-          static_cast<unsigned long long>(media_result.send_errors));
-    } else {
-      std::printf("no media during the re-keys: %s\n",
-                  media_error.empty() ? why_no_media.c_str() : media_error.c_str());
-    }
-    std::printf("sluiced after SIGTERM: %s\n",
-                stopped.ok() ? "exited 0" : Str(stopped.message()).c_str());
-  }
-  return errors == 0 && stopped.ok() && media_error.empty() ? 0 : 1;
+  return summary.errors == 0 && b.stopped.ok() && b.media_error.empty() ? 0 : 1;
 }
 
 }  // namespace sluice::bench

@@ -115,6 +115,76 @@ struct Options {
   bool json = false;
 };
 
+// Sets numeric option `arg` in `o` from `v`; InvalidArgument when out of range.
+absl::Status ParseNumber(OptionReader& r, std::string_view arg, absl::string_view v, Options& o) {
+  if (arg == "--size") {
+    if (!absl::SimpleAtoi(v, &o.size) || o.size < kRtpHeaderLen || o.size > 9000) {
+      return r.Bad("a packet size from 12 to 9000");
+    }
+  } else if (arg == "--burst") {
+    if (!absl::SimpleAtoi(v, &o.burst) || o.burst < 1 || o.burst > srtp::Engine::kMaxBurst) {
+      return r.Bad("a burst of 1 to 64 packets");
+    }
+  } else if (arg == "--min-time") {
+    if (!absl::SimpleAtod(v, &o.min_time) || !(o.min_time > 0) || o.min_time > 60) {
+      return r.Bad("seconds, more than 0 and at most 60");
+    }
+  } else if (arg == "--repetitions") {
+    if (!absl::SimpleAtoi(v, &o.repetitions) || o.repetitions < 1 || o.repetitions > 100) {
+      return r.Bad("1 to 100");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// --suites: SDES names separated by commas, or all.
+absl::StatusOr<std::vector<crypto::Suite>> ParseSuites(const std::string& list) {
+  std::vector<crypto::Suite> suites;
+  if (list == "all") {
+    for (const crypto::SuiteInfo& info : crypto::AllSuites()) suites.push_back(info.suite);
+    return suites;
+  }
+  for (absl::string_view name : absl::StrSplit(list, ',')) {
+    std::optional<crypto::Suite> s = crypto::SuiteFromName(std::string_view(name.data(), name.size()));
+    if (!s) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown suite \"", name, "\" in --suites: expected SDES names such as "
+          "AES_CM_128_HMAC_SHA1_80, or all"));
+    }
+    suites.push_back(*s);
+  }
+  return suites;
+}
+
+// --backends: names separated by commas, or all; in kAllBackends order
+// whatever order the list had, so that the output is stable.
+absl::StatusOr<std::vector<BenchBackend>> ParseBackends(const std::string& list) {
+  std::vector<BenchBackend> chosen;
+  if (list == "all") {
+    chosen.assign(std::begin(kAllBackends), std::end(kAllBackends));
+  } else {
+    for (absl::string_view name : absl::StrSplit(list, ',')) {
+      bool found = false;
+      for (BenchBackend b : kAllBackends) {
+        if (BackendName(b) == std::string_view(name.data(), name.size())) {
+          chosen.push_back(b);
+          found = true;
+        }
+      }
+      if (!found) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "unknown backend \"", name,
+            "\" in --backends: expected ipsec-mb, openssl, libsrtp2, ipsec-mb-raw or all"));
+      }
+    }
+  }
+  std::vector<BenchBackend> ordered;
+  for (BenchBackend b : kAllBackends) {
+    if (std::find(chosen.begin(), chosen.end(), b) != chosen.end()) ordered.push_back(b);
+  }
+  return ordered;
+}
+
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   Options o;
   std::string suites = "all";
@@ -132,71 +202,21 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     }
     absl::StatusOr<std::string_view> v = r.Value();
     if (!v.ok()) return v.status();
-    const absl::string_view av(v->data(), v->size());
-    if (arg == "--size") {
-      if (!absl::SimpleAtoi(av, &o.size) || o.size < kRtpHeaderLen || o.size > 9000) {
-        return r.Bad("a packet size from 12 to 9000");
-      }
-    } else if (arg == "--burst") {
-      if (!absl::SimpleAtoi(av, &o.burst) || o.burst < 1 || o.burst > srtp::Engine::kMaxBurst) {
-        return r.Bad("a burst of 1 to 64 packets");
-      }
-    } else if (arg == "--min-time") {
-      if (!absl::SimpleAtod(av, &o.min_time) || !(o.min_time > 0) || o.min_time > 60) {
-        return r.Bad("seconds, more than 0 and at most 60");
-      }
-    } else if (arg == "--repetitions") {
-      if (!absl::SimpleAtoi(av, &o.repetitions) || o.repetitions < 1 || o.repetitions > 100) {
-        return r.Bad("1 to 100");
-      }
-    } else if (arg == "--suites") {
+    if (arg == "--suites") {
       suites = Str(*v);
-    } else {
+    } else if (arg == "--backends") {
       backends = Str(*v);
+    } else if (absl::Status s = ParseNumber(r, arg, absl::string_view(v->data(), v->size()), o);
+               !s.ok()) {
+      return s;
     }
   }
-
-  if (suites == "all") {
-    for (const crypto::SuiteInfo& info : crypto::AllSuites()) o.suites.push_back(info.suite);
-  } else {
-    for (absl::string_view name : absl::StrSplit(suites, ',')) {
-      std::optional<crypto::Suite> s = crypto::SuiteFromName(std::string_view(name.data(), name.size()));
-      if (!s) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "unknown suite \"", name, "\" in --suites: expected SDES names such as "
-            "AES_CM_128_HMAC_SHA1_80, or all"));
-      }
-      o.suites.push_back(*s);
-    }
-  }
-  std::vector<BenchBackend> chosen;
-  if (backends == "all") {
-    chosen.assign(std::begin(kAllBackends), std::end(kAllBackends));
-  } else {
-    for (absl::string_view name : absl::StrSplit(backends, ',')) {
-      bool found = false;
-      for (BenchBackend b : kAllBackends) {
-        if (BackendName(b) == std::string_view(name.data(), name.size())) {
-          chosen.push_back(b);
-          found = true;
-        }
-      }
-      if (!found) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "unknown backend \"", name,
-            "\" in --backends: expected ipsec-mb, openssl, libsrtp2, ipsec-mb-raw or all"));
-      }
-    }
-  }
-  // Always in the same order, whatever order the list had: stable output.
-  for (BenchBackend b : kAllBackends) {
-    for (BenchBackend c : chosen) {
-      if (b == c) {
-        o.backends.push_back(b);
-        break;
-      }
-    }
-  }
+  absl::StatusOr<std::vector<crypto::Suite>> chosen_suites = ParseSuites(suites);
+  if (!chosen_suites.ok()) return chosen_suites.status();
+  o.suites = *std::move(chosen_suites);
+  absl::StatusOr<std::vector<BenchBackend>> chosen_backends = ParseBackends(backends);
+  if (!chosen_backends.ok()) return chosen_backends.status();
+  o.backends = *std::move(chosen_backends);
   return o;
 }
 
@@ -319,15 +339,119 @@ absl::StatusOr<std::unique_ptr<BurstLoop>> AsLoop(absl::StatusOr<std::unique_ptr
   return std::unique_ptr<BurstLoop>(*std::move(loop));
 }
 
+// One of each crypto engine for the whole run, as a worker would hold them.
+struct Engines {
+  RunInfo info;
+  std::unique_ptr<crypto::Backend> ipsecmb, openssl;
+  std::unique_ptr<ImbManager> floor_mgr;
+};
+
+absl::StatusOr<Engines> MakeEngines(const std::vector<BenchBackend>& backends) {
+  Engines e;
+  for (BenchBackend b : backends) {
+    absl::Status status;
+    if (b == BenchBackend::kIpsecMb || b == BenchBackend::kOpenssl) {
+      const crypto::BackendKind kind =
+          b == BenchBackend::kIpsecMb ? crypto::BackendKind::kIpsecMb : crypto::BackendKind::kOpenssl;
+      absl::StatusOr<std::unique_ptr<crypto::Backend>> backend = crypto::MakeBackend(kind);
+      if (backend.ok()) {
+        if (b == BenchBackend::kIpsecMb) e.info.sluice_ipsecmb_arch = Str((*backend)->arch());
+        (b == BenchBackend::kIpsecMb ? e.ipsecmb : e.openssl) = *std::move(backend);
+      }
+      status = backend.status();
+    } else if (b == BenchBackend::kIpsecMbRaw) {
+      absl::StatusOr<std::unique_ptr<ImbManager>> mgr = ImbManager::Create();
+      if (mgr.ok()) {
+        e.floor_mgr = *std::move(mgr);
+        e.info.floor_arch = Str(e.floor_mgr->arch());
+      }
+      status = mgr.status();
+    }
+    if (!status.ok()) return status;
+  }
+  return e;
+}
+
+// "<suite> <backend> <op>: <why>", for the errors printed after the results.
+std::string CaseError(crypto::Suite suite, BenchBackend b, Op op, const absl::Status& s) {
+  return absl::StrCat(Str(crypto::SuiteName(suite)), " ", Str(BackendName(b)), " ",
+                      Str(OpName(op)), ": ", Str(s.message()));
+}
+
+// The measurements of one suite, one per backend and operation; the loops
+// that cannot be made are left out and described in *errors.
+std::vector<Case> MakeCases(crypto::Suite suite, const Options& o, Engines& engines,
+                            std::vector<std::string>* errors) {
+  std::vector<Case> cases;
+  auto add = [&](BenchBackend b, Op op, absl::StatusOr<std::unique_ptr<BurstLoop>> loop) {
+    if (!loop.ok()) {
+      errors->push_back(CaseError(suite, b, op, loop.status()));
+      return;
+    }
+    cases.push_back({Row{suite, b, op, Measurement{}}, *std::move(loop)});
+  };
+  for (BenchBackend b : o.backends) {
+    switch (b) {
+      case BenchBackend::kIpsecMb:
+      case BenchBackend::kOpenssl: {
+        crypto::Backend& backend = b == BenchBackend::kIpsecMb ? *engines.ipsecmb : *engines.openssl;
+        add(b, Op::kProtect, AsLoop(EngineProtectLoop::Create(backend, suite, o.size, o.burst)));
+        add(b, Op::kUnprotect,
+            AsLoop(EngineUnprotectLoop::Create(backend, suite, o.size, o.burst)));
+        break;
+      }
+      case BenchBackend::kLibsrtp2:
+        add(b, Op::kProtect, AsLoop(LibsrtpProtectLoop::Create(suite, o.size, o.burst)));
+        add(b, Op::kUnprotect, AsLoop(LibsrtpUnprotectLoop::Create(suite, o.size, o.burst)));
+        break;
+      case BenchBackend::kIpsecMbRaw:
+        if (HasFloor(suite)) {
+          add(b, Op::kFloor, MakeFloorLoop(*engines.floor_mgr, suite, o.size, o.burst));
+        }
+        break;
+    }
+  }
+  return cases;
+}
+
+// A warm-up of every case, then the repetitions interleaved across them; each
+// keeps its best. A case whose measurement fails is dropped (its loop reset)
+// and described in *errors.
+void MeasureCases(std::vector<Case>& cases, const Options& o, std::vector<std::string>* errors) {
+  const double warm_up = o.min_time < 0.1 ? o.min_time : 0.1;
+  auto run = [&](Case& c, double seconds, bool keep) {
+    absl::StatusOr<Measurement> m = Measure(*c.loop, seconds);
+    if (!m.ok()) {
+      errors->push_back(CaseError(c.row.suite, c.row.backend, c.row.op, m.status()));
+      c.loop.reset();
+      return;
+    }
+    if (keep && (c.row.best.packets == 0 || m->ns_per_packet() < c.row.best.ns_per_packet())) {
+      c.row.best = *m;
+    }
+  };
+  for (Case& c : cases) run(c, warm_up, false);
+  for (int rep = 0; rep < o.repetitions; ++rep) {
+    for (Case& c : cases) {
+      if (c.loop != nullptr) run(c, o.min_time, true);
+    }
+  }
+}
+
+bool HelpRequested(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int RunCryptoCommand(int argc, char** argv) {
-  for (int i = 0; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kCryptoUsage, stdout);
-      return 0;
-    }
+  if (HelpRequested(argc, argv)) {
+    std::fputs(kCryptoUsage, stdout);
+    return 0;
   }
   absl::StatusOr<Options> parsed = ParseOptions(argc, argv);
   if (!parsed.ok()) {
@@ -342,100 +466,28 @@ int RunCryptoCommand(int argc, char** argv) {
                  static_cast<int>(err));
     return 1;
   }
-
-  // One of each crypto engine for the whole run, as a worker would hold them.
-  RunInfo info;
-  std::unique_ptr<crypto::Backend> ipsecmb, openssl;
-  std::unique_ptr<ImbManager> floor_mgr;
-  for (BenchBackend b : o.backends) {
-    absl::Status status;
-    if (b == BenchBackend::kIpsecMb || b == BenchBackend::kOpenssl) {
-      const crypto::BackendKind kind =
-          b == BenchBackend::kIpsecMb ? crypto::BackendKind::kIpsecMb : crypto::BackendKind::kOpenssl;
-      absl::StatusOr<std::unique_ptr<crypto::Backend>> backend = crypto::MakeBackend(kind);
-      if (backend.ok()) {
-        if (b == BenchBackend::kIpsecMb) info.sluice_ipsecmb_arch = Str((*backend)->arch());
-        (b == BenchBackend::kIpsecMb ? ipsecmb : openssl) = *std::move(backend);
-      }
-      status = backend.status();
-    } else if (b == BenchBackend::kIpsecMbRaw) {
-      absl::StatusOr<std::unique_ptr<ImbManager>> mgr = ImbManager::Create();
-      if (mgr.ok()) {
-        floor_mgr = *std::move(mgr);
-        info.floor_arch = Str(floor_mgr->arch());
-      }
-      status = mgr.status();
-    }
-    if (!status.ok()) {
-      std::fprintf(stderr, "sluice-bench crypto: %s\n", Str(status.message()).c_str());
-      return 1;
-    }
+  absl::StatusOr<Engines> engines = MakeEngines(o.backends);
+  if (!engines.ok()) {
+    std::fprintf(stderr, "sluice-bench crypto: %s\n", Str(engines.status().message()).c_str());
+    return 1;
   }
 
   const bool progress = isatty(STDERR_FILENO) != 0;
-  const double warm_up = o.min_time < 0.1 ? o.min_time : 0.1;
   std::vector<Row> rows;
   std::vector<std::string> errors;
-
   for (crypto::Suite suite : o.suites) {
     if (progress) std::fprintf(stderr, "measuring %s...\n", Str(crypto::SuiteName(suite)).c_str());
-    std::vector<Case> cases;
-    auto add = [&](BenchBackend b, Op op, absl::StatusOr<std::unique_ptr<BurstLoop>> loop) {
-      if (!loop.ok()) {
-        errors.push_back(absl::StrCat(Str(crypto::SuiteName(suite)), " ", Str(BackendName(b)), " ",
-                                      Str(OpName(op)), ": ", Str(loop.status().message())));
-        return;
-      }
-      cases.push_back({Row{suite, b, op, Measurement{}}, *std::move(loop)});
-    };
-    for (BenchBackend b : o.backends) {
-      switch (b) {
-        case BenchBackend::kIpsecMb:
-        case BenchBackend::kOpenssl: {
-          crypto::Backend& backend = b == BenchBackend::kIpsecMb ? *ipsecmb : *openssl;
-          add(b, Op::kProtect, AsLoop(EngineProtectLoop::Create(backend, suite, o.size, o.burst)));
-          add(b, Op::kUnprotect,
-              AsLoop(EngineUnprotectLoop::Create(backend, suite, o.size, o.burst)));
-          break;
-        }
-        case BenchBackend::kLibsrtp2:
-          add(b, Op::kProtect, AsLoop(LibsrtpProtectLoop::Create(suite, o.size, o.burst)));
-          add(b, Op::kUnprotect, AsLoop(LibsrtpUnprotectLoop::Create(suite, o.size, o.burst)));
-          break;
-        case BenchBackend::kIpsecMbRaw:
-          if (HasFloor(suite)) add(b, Op::kFloor, MakeFloorLoop(*floor_mgr, suite, o.size, o.burst));
-          break;
-      }
-    }
-
-    auto run = [&](Case& c, double seconds, bool keep) {
-      absl::StatusOr<Measurement> m = Measure(*c.loop, seconds);
-      if (!m.ok()) {
-        errors.push_back(absl::StrCat(Str(crypto::SuiteName(suite)), " ",
-                                      Str(BackendName(c.row.backend)), " ", Str(OpName(c.row.op)),
-                                      ": ", Str(m.status().message())));
-        c.loop.reset();
-        return;
-      }
-      if (keep && (c.row.best.packets == 0 || m->ns_per_packet() < c.row.best.ns_per_packet())) {
-        c.row.best = *m;
-      }
-    };
-    for (Case& c : cases) run(c, warm_up, false);
-    for (int rep = 0; rep < o.repetitions; ++rep) {
-      for (Case& c : cases) {
-        if (c.loop != nullptr) run(c, o.min_time, true);
-      }
-    }
+    std::vector<Case> cases = MakeCases(suite, o, *engines, &errors);
+    MeasureCases(cases, o, &errors);
     for (Case& c : cases) {
       if (c.loop != nullptr) rows.push_back(c.row);
     }
   }
 
   if (o.json) {
-    PrintJson(o, info, rows, errors);
+    PrintJson(o, engines->info, rows, errors);
   } else {
-    PrintTable(o, info, rows);
+    PrintTable(o, engines->info, rows);
   }
   for (const std::string& e : errors) std::fprintf(stderr, "sluice-bench crypto: %s\n", e.c_str());
   return errors.empty() ? 0 : 1;

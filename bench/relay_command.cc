@@ -424,6 +424,81 @@ absl::Status WritePlot(const Options& o, const std::vector<Point>& by_sessions,
                     : absl::InternalError(absl::StrCat("cannot write ", o.plot));
 }
 
+// The overload phases of a point, after its row.
+void PrintOverload(const Point& p) {
+  for (const RelayOverloadResult* ov : {&*p.paced, &*p.overload}) {
+    std::printf("%s: offered %.2f Mpps from another lcore (%.2fx the rate above), relayed "
+                "%.2f Mpps per CPU second (%.2f Mpps of wall time); %llu of %llu offered "
+                "lost at the full RX ring; worker drops so far: %s\n",
+                ov == &*p.paced ? "paced" : "overloaded", ov->offered_mpps,
+                ov->offered_mpps / p.relay.mpps_per_core, ov->relayed_mpps,
+                ov->relayed_wall_mpps, static_cast<unsigned long long>(ov->ring_full_drops),
+                static_cast<unsigned long long>(ov->offered), ov->worker_drop_reasons.c_str());
+  }
+  std::printf("overloaded / paced relay rate: %.2f\n",
+              p.overload->relayed_mpps / p.paced->relayed_mpps);
+}
+
+// The rigs to measure: the one the options describe, or with --sweep, a
+// series by sessions (powers of ten up to --sessions, or 100000) and one by
+// packet size (one session per worker).
+struct Plan {
+  std::vector<RelayRigOptions> by_sessions, by_size;
+};
+
+Plan MakePlan(const Options& o) {
+  Plan plan;
+  if (!o.sweep) {
+    plan.by_sessions.push_back(o.rig);
+    return plan;
+  }
+  const uint32_t top = o.rig.sessions == 1 ? 100000 : o.rig.sessions;
+  for (uint32_t n = 1; n < top; n *= 10) {
+    if (n < o.rig.workers) continue;
+    plan.by_sessions.push_back(o.rig);
+    plan.by_sessions.back().sessions = n;
+  }
+  plan.by_sessions.push_back(o.rig);
+  plan.by_sessions.back().sessions = top;
+  for (uint32_t size : {60u, 172u, 332u, 652u, 1212u}) {
+    plan.by_size.push_back(o.rig);
+    plan.by_size.back().size = size;
+    plan.by_size.back().sessions = o.rig.workers;
+  }
+  return plan;
+}
+
+// Measures each rig in order, printing its row unless --json; stops at the
+// first that fails.
+absl::StatusOr<std::vector<Point>> MeasureSeries(const Options& o,
+                                                 const std::vector<RelayRigOptions>& rigs) {
+  std::vector<Point> done;
+  for (const RelayRigOptions& rig : rigs) {
+    absl::StatusOr<Point> p = MeasurePoint(o, rig);
+    if (!p.ok()) {
+      return absl::Status(p.status().code(),
+                          absl::StrCat(rig.sessions, " sessions, ", rig.size, " bytes: ",
+                                       std::string(p.status().message())));
+    }
+    if (!o.json) PrintRow(*p);
+    if (!o.json && p->overload && p->paced) PrintOverload(*p);
+    done.push_back(*std::move(p));
+  }
+  return done;
+}
+
+void PrintJson(const Options& o, const std::vector<Point>& by_sessions,
+               const std::vector<Point>& by_size) {
+  if (!o.sweep) {
+    std::printf("%s\n", ToJson(by_sessions[0]).dump().c_str());
+    return;
+  }
+  nlohmann::json points = nlohmann::json::array();
+  for (const Point& p : by_sessions) points.push_back(ToJson(p));
+  for (const Point& p : by_size) points.push_back(ToJson(p));
+  std::printf("%s\n", nlohmann::json{{"points", points}}.dump().c_str());
+}
+
 }  // namespace
 
 int RunRelayCommand(int argc, char** argv) {
@@ -439,26 +514,9 @@ int RunRelayCommand(int argc, char** argv) {
     return 2;
   }
   Options& o = *parsed;
-  std::vector<RelayRigOptions> by_sessions, by_size;
-  if (o.sweep) {
-    const uint32_t top = o.rig.sessions == 1 ? 100000 : o.rig.sessions;
-    for (uint32_t n = 1; n < top; n *= 10) {
-      if (n < o.rig.workers) continue;
-      by_sessions.push_back(o.rig);
-      by_sessions.back().sessions = n;
-    }
-    by_sessions.push_back(o.rig);
-    by_sessions.back().sessions = top;
-    for (uint32_t size : {60u, 172u, 332u, 652u, 1212u}) {
-      by_size.push_back(o.rig);
-      by_size.back().size = size;
-      by_size.back().sessions = o.rig.workers;
-    }
-  } else {
-    by_sessions.push_back(o.rig);
-  }
+  const Plan plan = MakePlan(o);
   uint32_t most = 1;
-  for (const RelayRigOptions& r : by_sessions) most = std::max(most, r.sessions);
+  for (const RelayRigOptions& r : plan.by_sessions) most = std::max(most, r.sessions);
   if (absl::Status s =
           RelayRig::InitEal(o.rig.workers + (o.overload > 0 ? 1 : 0), most, o.small_pages);
       !s.ok()) {
@@ -470,45 +528,18 @@ int RunRelayCommand(int argc, char** argv) {
     return 1;
   }
   if (!o.json) PrintHeader(o);
-  std::vector<Point> done_sessions, done_size;
-  for (auto* list : {&by_sessions, &by_size}) {
-    for (const RelayRigOptions& rig : *list) {
-      absl::StatusOr<Point> p = MeasurePoint(o, rig);
-      if (!p.ok()) {
-        std::fprintf(stderr, "sluice-bench relay: %u sessions, %u bytes: %s\n", rig.sessions,
-                     rig.size, std::string(p.status().message()).c_str());
-        return 1;
-      }
-      if (!o.json) PrintRow(*p);
-      if (!o.json && p->overload && p->paced) {
-        for (const RelayOverloadResult* ov : {&*p->paced, &*p->overload}) {
-          std::printf("%s: offered %.2f Mpps from another lcore (%.2fx the rate above), relayed "
-                      "%.2f Mpps per CPU second (%.2f Mpps of wall time); %llu of %llu offered "
-                      "lost at the full RX ring; worker drops so far: %s\n",
-                      ov == &*p->paced ? "paced" : "overloaded", ov->offered_mpps,
-                      ov->offered_mpps / p->relay.mpps_per_core, ov->relayed_mpps,
-                      ov->relayed_wall_mpps, static_cast<unsigned long long>(ov->ring_full_drops),
-                      static_cast<unsigned long long>(ov->offered),
-                      ov->worker_drop_reasons.c_str());
-        }
-        std::printf("overloaded / paced relay rate: %.2f\n",
-                    p->overload->relayed_mpps / p->paced->relayed_mpps);
-      }
-      (list == &by_sessions ? done_sessions : done_size).push_back(*p);
+  absl::StatusOr<std::vector<Point>> by_sessions = MeasureSeries(o, plan.by_sessions);
+  absl::StatusOr<std::vector<Point>> by_size =
+      by_sessions.ok() ? MeasureSeries(o, plan.by_size) : std::vector<Point>{};
+  for (const absl::Status& s : {by_sessions.status(), by_size.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "sluice-bench relay: %s\n", std::string(s.message()).c_str());
+      return 1;
     }
   }
-  if (o.json) {
-    if (!o.sweep) {
-      std::printf("%s\n", ToJson(done_sessions[0]).dump().c_str());
-    } else {
-      nlohmann::json points = nlohmann::json::array();
-      for (const Point& p : done_sessions) points.push_back(ToJson(p));
-      for (const Point& p : done_size) points.push_back(ToJson(p));
-      std::printf("%s\n", nlohmann::json{{"points", points}}.dump().c_str());
-    }
-  }
+  if (o.json) PrintJson(o, *by_sessions, *by_size);
   if (!o.plot.empty()) {
-    if (absl::Status s = WritePlot(o, done_sessions, done_size); !s.ok()) {
+    if (absl::Status s = WritePlot(o, *by_sessions, *by_size); !s.ok()) {
       std::fprintf(stderr, "sluice-bench relay: %s\n", std::string(s.message()).c_str());
       return 1;
     }

@@ -197,7 +197,15 @@ struct RelayRig::Impl {
 
   ~Impl();
   absl::Status MakePorts();
+  // Creates every session through the SessionManager, as sluiced's control
+  // plane would, and one Worker per lcore.
   absl::Status Install();
+  // Install's steps, in order.
+  void MakeTraffic(std::mt19937_64& rng);
+  std::vector<control::InterfaceInfo> Interfaces() const;
+  void MakeManager();
+  absl::Status CreateSession(uint32_t s, std::mt19937_64& rng);
+  absl::Status MakeWorkers();
 };
 
 // Relays one worker's traffic: Step is one Worker::PollOnce, as sluiced's
@@ -624,13 +632,8 @@ absl::Status RelayRig::Impl::MakePorts() {
 absl::Status RelayRig::Impl::Install() {
   const uint32_t n = options.sessions;
   // The bench's own records first, so that only Sluice's memory is counted.
-  traffic.resize(n);
   std::mt19937_64 rng(0x511ce + n);
-  for (uint32_t s = 0; s < n; ++s) {
-    if (options.in_suite) traffic[s].in_key = RandomKey(*options.in_suite, rng);
-    if (options.out_suite) traffic[s].out_key = RandomKey(*options.out_suite, rng);
-    traffic[s].ssrc = static_cast<uint32_t>(rng());
-  }
+  MakeTraffic(rng);
   const uint64_t before = AllocatedBytes();
   const auto start = std::chrono::steady_clock::now();
 
@@ -638,12 +641,31 @@ absl::Status RelayRig::Impl::Install() {
       absl::StrCat("relay_flows", serial), n * 4 + 64, options.workers, DataSocket());
   if (!t.ok()) return t.status();
   table = *std::move(t);
+  MakeManager();
+  for (uint32_t s = 0; s < n; ++s) {
+    if (absl::Status status = CreateSession(s, rng); !status.ok()) return status;
+  }
+  install_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  bytes_per_session = static_cast<double>(AllocatedBytes() - before) / n;
+  return MakeWorkers();
+}
 
-  // One local address holds kLegsPerAddress legs: enough interfaces (all on
-  // the same two ports) for every leg, as a large relay has several addresses.
-  const uint32_t addresses = (n + kLegsPerAddress - 1) / kLegsPerAddress;
+// Each session's keys and SSRC, drawn from `rng` in session order.
+void RelayRig::Impl::MakeTraffic(std::mt19937_64& rng) {
+  traffic.resize(options.sessions);
+  for (SessionTraffic& tr : traffic) {
+    if (options.in_suite) tr.in_key = RandomKey(*options.in_suite, rng);
+    if (options.out_suite) tr.out_key = RandomKey(*options.out_suite, rng);
+    tr.ssrc = static_cast<uint32_t>(rng());
+  }
+}
+
+// One local address holds kLegsPerAddress legs: enough interfaces (all on the
+// same two ports) for every leg, as a large relay has several addresses.
+std::vector<control::InterfaceInfo> RelayRig::Impl::Interfaces() const {
+  const uint32_t addresses = (options.sessions + kLegsPerAddress - 1) / kLegsPerAddress;
   std::vector<control::InterfaceInfo> ifaces;
-  config::Config config;
   for (uint32_t side = 0; side < 2; ++side) {
     for (uint32_t k = 0; k < addresses; ++k) {
       control::InterfaceInfo info;
@@ -654,53 +676,65 @@ absl::Status RelayRig::Impl::Install() {
       ifaces.push_back(info);
     }
   }
+  return ifaces;
+}
+
+// A SessionManager on the flow table whose neighbours all resolve to the
+// phones' MAC.
+void RelayRig::Impl::MakeManager() {
+  config::Config config;
   config.media.port_min = 1024;
   config.media.port_max = 65535;
   config.media.port_reuse_delay_s = 0;
-  config.limits.max_sessions = n;
+  config.limits.max_sessions = options.sessions;
   control::NeighborResolver resolver;
   resolver.lookup = [](uint16_t, const IpAddress&) -> std::optional<MacAddress> {
     return kPhoneMac;
   };
-  manager = std::make_unique<control::SessionManager>(config, std::move(ifaces), *table,
+  manager = std::make_unique<control::SessionManager>(config, Interfaces(), *table,
                                                       options.workers, rte_get_tsc_hz(),
                                                       std::move(resolver));
-  for (uint32_t s = 0; s < n; ++s) {
-    SessionTraffic& tr = traffic[s];
-    control::CreateRequest req;
-    req.session = absl::StrCat("call-", s);
-    req.legs.resize(2);
-    for (int i = 0; i < 2; ++i) {
-      control::LegRequest& leg = req.legs[i];
-      leg.name = i == 0 ? "in" : "out";
-      leg.interface = absl::StrCat(leg.name, s / kLegsPerAddress);
-      leg.remote = i == 0 ? Endpoint{IpAddress::V4(kInRemoteBase + s), kInRemotePort}
-                          : Endpoint{IpAddress::V4(kOutRemoteBase + s), kOutRemotePort};
-      const std::optional<crypto::Suite>& suite = i == 0 ? options.in_suite : options.out_suite;
-      // The unused direction gets its own fresh keys (no key is used twice).
-      std::optional<srtp::MasterKey> other;
-      if (suite) other = RandomKey(*suite, rng);
-      leg.rx = Spec(i == 0 ? tr.in_key : other);
-      leg.tx = Spec(i == 0 ? other : tr.out_key);
-    }
-    absl::StatusOr<control::SessionInfo> info = manager->Create(req);
-    if (!info.ok()) {
-      return absl::Status(info.status().code(),
-                          absl::StrCat("session ", s, ": ", info.status().message()));
-    }
-    tr.in_local = info->legs[0].local;
-    tr.out_local = info->legs[1].local;
-    session::FlowKey key = session::FlowKey::From(tr.in_local);
-    session::FlowRef ref{};
-    table->LookupBulk(&key, 1, &ref);
-    if (ref.flow == nullptr) return absl::InternalError("a session is missing from the flow table");
-    tr.owner = ref.flow->owner;
-    if (tr.owner >= options.workers) return absl::InternalError("a flow has no such worker");
-  }
-  install_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  bytes_per_session = static_cast<double>(AllocatedBytes() - before) / n;
+}
 
+// Session `s`: leg "in" receives traffic[s].in_key, leg "out" sends with
+// traffic[s].out_key. Records its local addresses and the worker that owns it.
+absl::Status RelayRig::Impl::CreateSession(uint32_t s, std::mt19937_64& rng) {
+  SessionTraffic& tr = traffic[s];
+  control::CreateRequest req;
+  req.session = absl::StrCat("call-", s);
+  req.legs.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    control::LegRequest& leg = req.legs[i];
+    leg.name = i == 0 ? "in" : "out";
+    leg.interface = absl::StrCat(leg.name, s / kLegsPerAddress);
+    leg.remote = i == 0 ? Endpoint{IpAddress::V4(kInRemoteBase + s), kInRemotePort}
+                        : Endpoint{IpAddress::V4(kOutRemoteBase + s), kOutRemotePort};
+    const std::optional<crypto::Suite>& suite = i == 0 ? options.in_suite : options.out_suite;
+    // The unused direction gets its own fresh keys (no key is used twice).
+    std::optional<srtp::MasterKey> other;
+    if (suite) other = RandomKey(*suite, rng);
+    leg.rx = Spec(i == 0 ? tr.in_key : other);
+    leg.tx = Spec(i == 0 ? other : tr.out_key);
+  }
+  absl::StatusOr<control::SessionInfo> info = manager->Create(req);
+  if (!info.ok()) {
+    return absl::Status(info.status().code(),
+                        absl::StrCat("session ", s, ": ", info.status().message()));
+  }
+  tr.in_local = info->legs[0].local;
+  tr.out_local = info->legs[1].local;
+  session::FlowKey key = session::FlowKey::From(tr.in_local);
+  session::FlowRef ref{};
+  table->LookupBulk(&key, 1, &ref);
+  if (ref.flow == nullptr) return absl::InternalError("a session is missing from the flow table");
+  tr.owner = ref.flow->owner;
+  if (tr.owner >= options.workers) return absl::InternalError("a flow has no such worker");
+  return absl::OkStatus();
+}
+
+// One Worker per lcore, each with its own crypto backend, receiving on queue
+// w of port "in" and sending on queue w of port "out".
+absl::Status RelayRig::Impl::MakeWorkers() {
   for (uint32_t w = 0; w < options.workers; ++w) {
     absl::StatusOr<std::unique_ptr<crypto::Backend>> b = crypto::MakeBackend(options.backend);
     if (!b.ok()) return b.status();

@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,29 +59,20 @@ bool InterfaceInfo(int fd, const char* ifname, int* index, std::array<uint8_t, 6
 
 // --- ControlClient ---
 
-ControlClient::~ControlClient() {
-  if (fd_ >= 0) close(fd_);
-}
-
 bool ControlClient::Connect(const std::string& path) {
-  if (fd_ >= 0) close(fd_);
-  fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  return connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  client_.reset();
+  absl::StatusOr<control::Client> client = control::Client::Connect(path);
+  if (!client.ok()) return false;
+  client_.emplace(*std::move(client));
+  return true;
 }
 
 json ControlClient::Call(json request) {
+  if (!client_) return json(json::value_t::discarded);
   request["id"] = ++id_;
-  const std::string line = request.dump() + "\n";
-  if (write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    return json(json::value_t::discarded);
-  }
-  std::string reply;
-  char c;
-  while (read(fd_, &c, 1) == 1 && c != '\n') reply.push_back(c);
-  return json::parse(reply, nullptr, false);
+  absl::StatusOr<std::string> reply = client_->Call(request.dump());
+  if (!reply.ok()) return json(json::value_t::discarded);
+  return json::parse(*reply, nullptr, false);
 }
 
 sockaddr_in Addr(const std::string& ip, uint16_t port) {

@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,24 +26,22 @@
 #include "absl/status/statusor.h"
 #include "libsrtp_peer.h"
 #include "netns.h"
+#include "sluice/control/client.h"
 #include "sluice/srtp/master_key.h"
 
 namespace sluice::testing {
 
-// One line-oriented client of the control socket.
+// A control::Client that speaks JSON values and numbers its requests.
 class ControlClient {
  public:
-  ControlClient() = default;
-  ControlClient(const ControlClient&) = delete;
-  ControlClient& operator=(const ControlClient&) = delete;
-  ~ControlClient();
+  // False when nothing answers at `path` within 30 s.
   bool Connect(const std::string& path);
   // Sends the request with a fresh id; the reply, or a discarded value when
   // the daemon did not answer.
   nlohmann::json Call(nlohmann::json request);
 
  private:
-  int fd_ = -1;
+  std::optional<control::Client> client_;
   int id_ = 0;
 };
 
