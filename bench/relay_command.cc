@@ -37,9 +37,10 @@ namespace {
 const char kRelayUsage[] =
     "Usage: sluice-bench relay [OPTIONS]\n"
     "\n"
-    "Relays RTP through sluiced's worker pipeline in process (Worker::Receive,\n"
-    "Drain, Quiesce and FlushTx, as sluiced's workers run them) on virtual ring\n"
-    "ports, with N sessions installed through the control plane's SessionManager.\n"
+    "Relays RTP through sluiced's worker loop in process (Worker::PollOnce, the\n"
+    "poll that sluiced's workers run, with its pipeline across bursts) on virtual\n"
+    "ring ports, with N sessions installed through the control plane's\n"
+    "SessionManager.\n"
     "Traffic is one SSRC per session, sequence numbers advancing, sessions\n"
     "visited in a random order so that a large table is not cache-resident; it\n"
     "is generated and protected off the clock, and the first chunk of output is\n"

@@ -546,15 +546,21 @@ struct CryptoSubmission {
 }  // namespace
 
 uint16_t Worker::Unprotect(Batch& batch, uint16_t n) noexcept {
+  return SubmitCrypto(batch, n, &Flow::rx, &srtp::Engine::UnprotectRtp,
+                      &srtp::Engine::UnprotectRtcp);
+}
+
+uint16_t Worker::SubmitCrypto(Batch& batch, uint16_t n, srtp::Context* Flow::*side,
+                              EngineBurst rtp, EngineBurst rtcp) noexcept {
   CryptoSubmission crypto;
   for (uint16_t j = 0; j < n; ++j) {
     const uint8_t i = batch.order[j];
     Item& it = batch.items[i];
-    if (it.flow->rx != nullptr) crypto.Add(it.flow->rx, it, i);
+    if (srtp::Context* ctx = it.flow->*side) crypto.Add(ctx, it, i);
   }
   const uint16_t rejected = crypto.Run(
-      batch.items, [&](auto jobs, auto verdicts) { engine_.UnprotectRtp(jobs, verdicts); },
-      [&](auto jobs, auto verdicts) { engine_.UnprotectRtcp(jobs, verdicts); });
+      batch.items, [&](auto jobs, auto verdicts) { (engine_.*rtp)(jobs, verdicts); },
+      [&](auto jobs, auto verdicts) { (engine_.*rtcp)(jobs, verdicts); });
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 
@@ -580,16 +586,7 @@ void Worker::LearnPeers(Batch& batch, uint16_t n) noexcept {
 }
 
 uint16_t Worker::Protect(Batch& batch, uint16_t n) noexcept {
-  CryptoSubmission crypto;
-  for (uint16_t j = 0; j < n; ++j) {
-    const uint8_t i = batch.order[j];
-    Item& it = batch.items[i];
-    if (it.flow->tx != nullptr) crypto.Add(it.flow->tx, it, i);
-  }
-  const uint16_t rejected = crypto.Run(
-      batch.items, [&](auto jobs, auto verdicts) { engine_.ProtectRtp(jobs, verdicts); },
-      [&](auto jobs, auto verdicts) { engine_.ProtectRtcp(jobs, verdicts); });
-  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
+  return SubmitCrypto(batch, n, &Flow::tx, &srtp::Engine::ProtectRtp, &srtp::Engine::ProtectRtcp);
 }
 
 uint16_t Worker::Rewrite(Batch& batch, uint16_t n) noexcept {

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "eal_environment.h"
 #include "sluice/control/protocol.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/memory/hot_arena.h"
@@ -18,16 +19,7 @@ namespace {
 
 using json = nlohmann::json;
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    dpdk::EalOptions options;
-    options.program_name = "session_manager_test";
-    options.memory_mb = 128;
-    ASSERT_TRUE(dpdk::InitEal(options).ok());
-  }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+const auto* const kEnv = sluice::testing::AddEalEnvironment("session_manager_test", 128);
 
 constexpr char kKey1[] = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 constexpr char kKey2[] = "AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";

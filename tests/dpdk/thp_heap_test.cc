@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "eal_environment.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/packet/address.h"
 #include "sluice/session/flow.h"
@@ -22,19 +23,7 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    EalOptions options;
-    options.program_name = "thp_heap_test";
-    options.memory_mb = 64;
-    options.force_no_huge = true;  // as on hosts without hugepages
-    absl::Status s = InitEal(options);
-    ASSERT_TRUE(s.ok()) << s;
-  }
-  void TearDown() override { CleanupEal(); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+const auto* const kEnv = sluice::testing::AddEalEnvironment("thp_heap_test", 64);
 
 bool Inside(const ThpHeap& heap, const void* p, size_t len) {
   const auto* base = static_cast<const uint8_t*>(heap.base());

@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "eal_environment.h"
 #include "sluice/control/protocol.h"
 #include "sluice/control/session_manager.h"
 #include "sluice/dpdk/eal.h"
@@ -20,16 +21,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    dpdk::EalOptions options;
-    options.program_name = "ng_handler_test";
-    options.memory_mb = 128;
-    ASSERT_TRUE(dpdk::InitEal(options).ok());
-  }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+const auto* const kEnv = sluice::testing::AddEalEnvironment("ng_handler_test", 128);
 
 constexpr char kKey1[] = "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 constexpr char kKey2[] = "inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "eal_environment.h"
 #include "absl/status/status.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/packet/address.h"
@@ -25,19 +26,7 @@ namespace {
 using packet::Endpoint;
 using packet::IpAddress;
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    dpdk::EalOptions options;
-    options.program_name = "flow_table_test";
-    options.memory_mb = 64;
-    options.force_no_huge = true;
-    absl::Status s = dpdk::InitEal(options);
-    ASSERT_TRUE(s.ok()) << s;
-  }
-  void TearDown() override { dpdk::CleanupEal(); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+const auto* const kEnv = sluice::testing::AddEalEnvironment("flow_table_test", 64);
 
 // A fresh table per test: rte_hash names are global to the process.
 std::unique_ptr<FlowTable> MakeTable(uint32_t capacity, uint32_t readers) {

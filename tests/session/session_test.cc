@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "eal_environment.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/session/flow_table.h"
 #include "sluice/session/rekey.h"
@@ -11,19 +12,7 @@
 namespace sluice::session {
 namespace {
 
-class EalEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    dpdk::EalOptions options;
-    options.program_name = "session_test";
-    options.memory_mb = 64;
-    options.force_no_huge = true;
-    absl::Status s = dpdk::InitEal(options);
-    ASSERT_TRUE(s.ok()) << s;
-  }
-  void TearDown() override { dpdk::CleanupEal(); }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+const auto* const kEnv = sluice::testing::AddEalEnvironment("session_test", 64);
 
 packet::Endpoint Ep(const char* text) { return *packet::Endpoint::Parse(text); }
 

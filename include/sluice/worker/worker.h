@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "sluice/crypto/backend.h"
@@ -173,6 +174,13 @@ class Worker {
   uint16_t Protect(Batch& batch, uint16_t n) noexcept;
   uint16_t Rewrite(Batch& batch, uint16_t n) noexcept;
   void Transmit(Batch& batch, uint16_t n) noexcept;
+  // Unprotect and Protect: the packets whose flow has a context on `side`
+  // go to the engine, SRTP in one call and SRTCP in another; those whose
+  // verdict is not kOk are rejected.
+  using EngineBurst = size_t (srtp::Engine::*)(std::span<const srtp::Job>,
+                                               std::span<srtp::Verdict>) noexcept;
+  uint16_t SubmitCrypto(Batch& batch, uint16_t n, srtp::Context* session::Flow::*side,
+                        EngineBurst rtp, EngineBurst rtcp) noexcept;
   // Counts and frees the packets batch.order[good, n); returns good.
   uint16_t DropRejected(Batch& batch, uint16_t good, uint16_t n) noexcept;
 
