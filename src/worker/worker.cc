@@ -62,6 +62,30 @@ struct Worker::Item {
   session::learning::Source source;  // what its source is to the leg
 };
 
+// One direction's SRTP and SRTCP crypto for a burst, queued by the step
+// before it and submitted to the engine at once; the verdicts land on the
+// items they came from.
+struct Worker::CryptoQueue {
+  srtp::Job rtp_jobs[kMaxBurst], rtcp_jobs[kMaxBurst];
+  uint8_t rtp_items[kMaxBurst], rtcp_items[kMaxBurst];
+  uint16_t n_rtp = 0, n_rtcp = 0;
+
+  void Clear() noexcept { n_rtp = n_rtcp = 0; }
+  void Add(srtp::Context* ctx, Item& it, uint8_t i) noexcept {
+    if (it.rtcp) {
+      rtcp_jobs[n_rtcp] = srtp::Job{ctx, &it.pkt};
+      rtcp_items[n_rtcp++] = i;
+    } else {
+      rtp_jobs[n_rtp] = srtp::Job{ctx, &it.pkt};
+      rtp_items[n_rtp++] = i;
+    }
+  }
+  // Runs `rtp` and `rtcp` (engine calls) over the queued jobs and rejects
+  // the items whose verdict is not kOk; returns how many it rejected.
+  template <typename RtpFn, typename RtcpFn>
+  uint16_t Run(Item* items, RtpFn rtp, RtcpFn rtcp) noexcept;
+};
+
 // A burst between steps: as received (rx[0, n)) until ParseAndLookUp, then
 // its UDP packets (items[0, k)) and their flows; in Relay, the live packets
 // are the items order[0, n) names.
@@ -70,6 +94,7 @@ struct Worker::Batch {
   Item items[kMaxBurst];
   session::FlowRef refs[kMaxBurst];
   uint8_t order[kMaxBurst];
+  CryptoQueue crypto;  // Relay: what Unprotect, then Protect, submits
   uint16_t n = 0;
   uint16_t k = 0;
   uint16_t packets = 0;  // held: rx until parsed, then items not handed off
@@ -87,6 +112,28 @@ void Reject(Worker::Item& it, DropReason reason) noexcept {
 }
 
 }  // namespace
+
+template <typename RtpFn, typename RtcpFn>
+uint16_t Worker::CryptoQueue::Run(Item* items, RtpFn rtp, RtcpFn rtcp) noexcept {
+  srtp::Verdict verdicts[kMaxBurst];
+  uint16_t rejected = 0;
+  auto settle = [&](uint16_t count, const uint8_t* idx) {
+    for (uint16_t j = 0; j < count; ++j) {
+      if (verdicts[j] == srtp::Verdict::kOk) continue;
+      Reject(items[idx[j]], FromVerdict(verdicts[j]));
+      ++rejected;
+    }
+  };
+  if (n_rtp > 0) {
+    rtp(std::span<const srtp::Job>(rtp_jobs, n_rtp), std::span<srtp::Verdict>(verdicts, n_rtp));
+    settle(n_rtp, rtp_items);
+  }
+  if (n_rtcp > 0) {
+    rtcp(std::span<const srtp::Job>(rtcp_jobs, n_rtcp), std::span<srtp::Verdict>(verdicts, n_rtcp));
+    settle(n_rtcp, rtcp_items);
+  }
+  return rejected;
+}
 
 Worker::Worker(const WorkerConfig& config)
     : config_(config), engine_(*config.backend), batches_(new Batch[kPipelineDepth]) {
@@ -120,10 +167,17 @@ void Worker::Run(const std::atomic<bool>& stop) noexcept {
 void Worker::Start() noexcept {
   config_.table->RegisterReader(config_.id);
   polls_since_quiescent_ = 0;
+  poll_start_ = rte_rdtsc();
+  poll_busy_ = false;
 }
 
 uint32_t Worker::PollOnce() noexcept {
+  // One TSC read a poll: the previous poll's time, busy or idle, ends where
+  // this one starts, and this one's packets are relayed as of its start.
   const uint64_t start = rte_rdtsc();
+  Inc(poll_busy_ ? counters_.busy_cycles : counters_.idle_cycles, start - poll_start_);
+  poll_start_ = start;
+  polling_ = true;
   rte_mbuf* pkts[kMaxBurst];
   if (config_.control_tx != nullptr) {
     const unsigned n = rte_ring_sc_dequeue_burst(
@@ -151,18 +205,19 @@ uint32_t Worker::PollOnce() noexcept {
   const bool drained = received == 0 && held_packets() > 0;
   if (drained) Drain();
   FlushTx();
-  const uint64_t spent = rte_rdtsc() - start;
-  Inc(received > 0 || drained ? counters_.busy_cycles : counters_.idle_cycles, spent);
+  poll_busy_ = received > 0 || drained;
   if (report) {
     Quiesce();
     polls_since_quiescent_ = 0;
   }
+  polling_ = false;
   return received;
 }
 
 void Worker::Stop() noexcept {
   Drain();
   FlushTx();
+  Inc(poll_busy_ ? counters_.busy_cycles : counters_.idle_cycles, rte_rdtsc() - poll_start_);
   config_.table->UnregisterReader(config_.id);
 }
 
@@ -219,7 +274,7 @@ void Worker::Drop(rte_mbuf* m, DropReason reason) noexcept {
   rte_pktmbuf_free(m);
 }
 
-void Worker::Enqueue(uint16_t port, rte_mbuf* m) noexcept {
+[[gnu::always_inline]] inline void Worker::Enqueue(uint16_t port, rte_mbuf* m) noexcept {
   if (port >= kMaxPorts) {
     Drop(m, DropReason::kTxFull);
     return;
@@ -374,17 +429,14 @@ void Worker::PrefetchSessionState(Batch& batch) noexcept {
 
 void Worker::Relay(Batch& batch) noexcept {
   batch.held = false;
-  const uint64_t now = rte_rdtsc();
+  const uint64_t now = polling_ ? poll_start_ : rte_rdtsc();
   engine_.SetNow(now);
-  uint16_t n = GatherFlows(batch);
-  AdoptRekeys(batch, n, now);
+  uint16_t n = AdoptRekeys(batch, now);
   n = DropRejected(batch, Admit(batch, n), n);
   n = DropRejected(batch, Unprotect(batch, n), n);
-  n = DropRejected(batch, Police(batch, n, now), n);
-  LearnPeers(batch, n);
+  n = DropRejected(batch, PoliceAndLearn(batch, n, now), n);
   n = DropRejected(batch, Protect(batch, n), n);
-  n = DropRejected(batch, Rewrite(batch, n), n);
-  Transmit(batch, n);
+  DropRejected(batch, RewriteAndTransmit(batch, n), n);
 }
 
 namespace {
@@ -408,7 +460,8 @@ uint16_t Partition(Worker::Item* items, uint8_t* order, uint16_t n) noexcept {
 
 }  // namespace
 
-uint16_t Worker::DropRejected(Batch& batch, uint16_t good, uint16_t n) noexcept {
+[[gnu::always_inline]] inline uint16_t Worker::DropRejected(Batch& batch, uint16_t good,
+                                                            uint16_t n) noexcept {
   for (uint16_t j = good; j < n; ++j) {
     Item& it = batch.items[batch.order[j]];
     if (Flow* flow = it.flow) {
@@ -425,26 +478,20 @@ uint16_t Worker::DropRejected(Batch& batch, uint16_t good, uint16_t n) noexcept 
   return good;
 }
 
-uint16_t Worker::GatherFlows(Batch& batch) noexcept {
+uint16_t Worker::AdoptRekeys(Batch& batch, uint64_t now) noexcept {
+  // Before any packet of this burst is queued for crypto, so the whole burst
+  // sees one context per flow. A packet without a flow is dropped here.
   uint16_t n = 0;
   for (uint16_t i = 0; i < batch.k; ++i) {
     Item& it = batch.items[i];
     it.flow = batch.refs[i].flow;
     it.rejected = false;
-    if (it.flow != nullptr) {
-      batch.order[n++] = static_cast<uint8_t>(i);
-    } else if (it.m != nullptr) {  // null: handed off
-      Drop(it.m, DropReason::kNoFlow);
+    Flow* flow = it.flow;
+    if (flow == nullptr) {
+      if (it.m != nullptr) Drop(it.m, DropReason::kNoFlow);  // null: handed off
+      continue;
     }
-  }
-  return n;
-}
-
-void Worker::AdoptRekeys(Batch& batch, uint16_t n, uint64_t now) noexcept {
-  // Before any packet of this burst is queued for crypto, so the whole burst
-  // sees one context per flow.
-  for (uint16_t j = 0; j < n; ++j) {
-    Flow* flow = batch.items[batch.order[j]].flow;
+    batch.order[n++] = static_cast<uint8_t>(i);
     session::rekey::Adopt(*flow, now);
     rte_prefetch0(flow->in_remote);
     rte_prefetch0(flow->out_remote);
@@ -454,9 +501,11 @@ void Worker::AdoptRekeys(Batch& batch, uint16_t n, uint64_t now) noexcept {
       rte_prefetch0(reinterpret_cast<const char*>(ctx) + 64);
     }
   }
+  return n;
 }
 
 uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
+  batch.crypto.Clear();
   uint16_t rejected = 0;
   for (uint16_t j = 0; j < n; ++j) {
     const uint8_t i = batch.order[j];
@@ -494,110 +543,66 @@ uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
       if (flow->rx != nullptr) flow->rx->PrefetchRtp();
       if (flow->tx != nullptr) flow->tx->PrefetchRtp();
     }
+    // What Unprotect will submit.
+    if (flow->rx != nullptr) batch.crypto.Add(flow->rx, it, i);
   }
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
-
-namespace {
-
-// A burst's SRTP and SRTCP crypto, each submitted to the engine at once;
-// the verdicts land on the items they came from.
-struct CryptoSubmission {
-  srtp::Job rtp_jobs[Worker::kMaxBurst], rtcp_jobs[Worker::kMaxBurst];
-  uint8_t rtp_items[Worker::kMaxBurst], rtcp_items[Worker::kMaxBurst];
-  uint16_t n_rtp = 0, n_rtcp = 0;
-
-  void Add(srtp::Context* ctx, Worker::Item& it, uint8_t i) noexcept {
-    if (it.rtcp) {
-      rtcp_jobs[n_rtcp] = srtp::Job{ctx, &it.pkt};
-      rtcp_items[n_rtcp++] = i;
-    } else {
-      rtp_jobs[n_rtp] = srtp::Job{ctx, &it.pkt};
-      rtp_items[n_rtp++] = i;
-    }
-  }
-
-  // Runs `rtp` and `rtcp` (engine calls) over the queued jobs and rejects
-  // the items whose verdict is not kOk; returns how many it rejected.
-  template <typename RtpFn, typename RtcpFn>
-  uint16_t Run(Worker::Item* items, RtpFn rtp, RtcpFn rtcp) noexcept {
-    srtp::Verdict verdicts[Worker::kMaxBurst];
-    uint16_t rejected = 0;
-    auto settle = [&](uint16_t count, const uint8_t* idx) {
-      for (uint16_t j = 0; j < count; ++j) {
-        if (verdicts[j] == srtp::Verdict::kOk) continue;
-        Reject(items[idx[j]], FromVerdict(verdicts[j]));
-        ++rejected;
-      }
-    };
-    if (n_rtp > 0) {
-      rtp(std::span<const srtp::Job>(rtp_jobs, n_rtp), std::span<srtp::Verdict>(verdicts, n_rtp));
-      settle(n_rtp, rtp_items);
-    }
-    if (n_rtcp > 0) {
-      rtcp(std::span<const srtp::Job>(rtcp_jobs, n_rtcp),
-           std::span<srtp::Verdict>(verdicts, n_rtcp));
-      settle(n_rtcp, rtcp_items);
-    }
-    return rejected;
-  }
-};
-
-}  // namespace
 
 uint16_t Worker::Unprotect(Batch& batch, uint16_t n) noexcept {
-  return SubmitCrypto(batch, n, &Flow::rx, &srtp::Engine::UnprotectRtp,
-                      &srtp::Engine::UnprotectRtcp);
-}
-
-uint16_t Worker::SubmitCrypto(Batch& batch, uint16_t n, srtp::Context* Flow::*side,
-                              EngineBurst rtp, EngineBurst rtcp) noexcept {
-  CryptoSubmission crypto;
-  for (uint16_t j = 0; j < n; ++j) {
-    const uint8_t i = batch.order[j];
-    Item& it = batch.items[i];
-    if (srtp::Context* ctx = it.flow->*side) crypto.Add(ctx, it, i);
-  }
-  const uint16_t rejected = crypto.Run(
-      batch.items, [&](auto jobs, auto verdicts) { (engine_.*rtp)(jobs, verdicts); },
-      [&](auto jobs, auto verdicts) { (engine_.*rtcp)(jobs, verdicts); });
+  const uint16_t rejected = batch.crypto.Run(
+      batch.items, [&](auto jobs, auto verdicts) { engine_.UnprotectRtp(jobs, verdicts); },
+      [&](auto jobs, auto verdicts) { engine_.UnprotectRtcp(jobs, verdicts); });
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 
-uint16_t Worker::Police(Batch& batch, uint16_t n, uint64_t now) noexcept {
+uint16_t Worker::PoliceAndLearn(Batch& batch, uint16_t n, uint64_t now) noexcept {
+  // Policing after authentication, so forged packets cannot spend a leg's
+  // allowance; learning from what conforms. The frame came from the next
+  // hop toward the peer: its source MAC.
   uint16_t rejected = 0;
   for (uint16_t j = 0; j < n; ++j) {
     Item& it = batch.items[batch.order[j]];
     if (!session::policing::WithinRate(*it.flow, now)) {
       Reject(it, DropReason::kRateLimited);
       ++rejected;
+      continue;
     }
-  }
-  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
-}
-
-void Worker::LearnPeers(Batch& batch, uint16_t n) noexcept {
-  for (uint16_t j = 0; j < n; ++j) {
-    Item& it = batch.items[batch.order[j]];
-    // The frame came from the next hop toward the peer: its source MAC.
     session::learning::Learn(*it.flow, it.source, it.frame.src,
                              rte_pktmbuf_mtod_offset(it.m, const uint8_t*, 6), it.rtcp);
   }
+  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 
 uint16_t Worker::Protect(Batch& batch, uint16_t n) noexcept {
-  return SubmitCrypto(batch, n, &Flow::tx, &srtp::Engine::ProtectRtp, &srtp::Engine::ProtectRtcp);
+  batch.crypto.Clear();
+  for (uint16_t j = 0; j < n; ++j) {
+    const uint8_t i = batch.order[j];
+    Item& it = batch.items[i];
+    if (it.flow->tx != nullptr) batch.crypto.Add(it.flow->tx, it, i);
+  }
+  const uint16_t rejected = batch.crypto.Run(
+      batch.items, [&](auto jobs, auto verdicts) { engine_.ProtectRtp(jobs, verdicts); },
+      [&](auto jobs, auto verdicts) { engine_.ProtectRtcp(jobs, verdicts); });
+  return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 
-uint16_t Worker::Rewrite(Batch& batch, uint16_t n) noexcept {
+uint16_t Worker::RewriteAndTransmit(Batch& batch, uint16_t n) noexcept {
   uint16_t rejected = 0;
   for (uint16_t j = 0; j < n; ++j) {
-    if (!WriteHeaders(batch.items[batch.order[j]])) ++rejected;
+    Item& it = batch.items[batch.order[j]];
+    if (!WriteHeaders(it)) {
+      ++rejected;
+      continue;
+    }
+    Inc(it.flow->counters.tx_packets);
+    Inc(it.flow->counters.tx_bytes, it.pkt.len);
+    Enqueue(it.flow->out_port, it.m);
   }
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 
-bool Worker::WriteHeaders(Item& it) noexcept {
+[[gnu::always_inline]] inline bool Worker::WriteHeaders(Item& it) noexcept {
   Flow* flow = it.flow;
   // What the NIC fills in (a port past kMaxPorts: the packet is dropped by
   // Enqueue).
@@ -674,7 +679,8 @@ uint8_t* Worker::BuildHeaders(Item& it, const TxChecksumOffload& offload,
   return frame;
 }
 
-void Worker::SetTxOffload(rte_mbuf* m, const uint8_t* frame, uint16_t out_port) noexcept {
+[[gnu::always_inline]] inline void Worker::SetTxOffload(rte_mbuf* m, const uint8_t* frame,
+                                                       uint16_t out_port) noexcept {
   // A NIC asked to fill in checksums needs the headers' lengths; the
   // frame's EtherType (after a VLAN tag if there is one) tells them.
   const bool tagged = frame[12] == 0x81 && frame[13] == 0x00;
@@ -685,15 +691,6 @@ void Worker::SetTxOffload(rte_mbuf* m, const uint8_t* frame, uint16_t out_port) 
     // One store of the whole word: setting the bit-fields would first load
     // the mbuf's second line, which nothing else reads.
     m->tx_offload = rte_mbuf_tx_offload(tagged ? 18 : 14, v6 ? 40 : 20, 0, 0, 0, 0, 0);
-  }
-}
-
-void Worker::Transmit(Batch& batch, uint16_t n) noexcept {
-  for (uint16_t j = 0; j < n; ++j) {
-    Item& it = batch.items[batch.order[j]];
-    Inc(it.flow->counters.tx_packets);
-    Inc(it.flow->counters.tx_bytes, it.pkt.len);
-    Enqueue(it.flow->out_port, it.m);
   }
 }
 

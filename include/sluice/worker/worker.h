@@ -11,8 +11,8 @@
 //   ParseAndLookUp        parse, slow path, bulk flow lookup, hand-off to
 //                         the owning worker; the flows start loading
 //   PrefetchSessionState  the peers and SRTP contexts start loading
-//   Relay                 AdoptRekeys, Admit, Unprotect, Police,
-//                         LearnPeers, Protect, Rewrite, Transmit
+//   Relay                 AdoptRekeys, Admit, Unprotect, PoliceAndLearn,
+//                         Protect, RewriteAndTransmit
 // Relay's steps follow DPDK lib/ipsec's burst contract: each returns how
 // many packets stay good, those first in arrival order, the rejected ones
 // after them with their drop reason; DropRejected alone counts and frees
@@ -149,7 +149,8 @@ class Worker {
   struct Item;  // one packet's scratch between steps, defined in worker.cc
 
  private:
-  struct Batch;  // a burst between steps, defined in worker.cc
+  struct CryptoQueue;  // one direction's crypto for a burst, defined in worker.cc
+  struct Batch;        // a burst between steps, defined in worker.cc
 
   // The pipeline, in the order a burst takes it (see the top of this file).
   void PrefetchFrames(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept;
@@ -164,28 +165,19 @@ class Worker {
 
   // Relay's steps. Each takes the burst's live packets (the items
   // batch.order[0, n) names) and returns how many stay good; see the top
-  // of this file.
-  uint16_t GatherFlows(Batch& batch) noexcept;
-  void AdoptRekeys(Batch& batch, uint16_t n, uint64_t now) noexcept;
+  // of this file. AdoptRekeys takes the burst's packets with a flow; Admit
+  // queues the crypto Unprotect submits, Protect its own.
+  uint16_t AdoptRekeys(Batch& batch, uint64_t now) noexcept;
   uint16_t Admit(Batch& batch, uint16_t n) noexcept;
   uint16_t Unprotect(Batch& batch, uint16_t n) noexcept;
-  uint16_t Police(Batch& batch, uint16_t n, uint64_t now) noexcept;
-  void LearnPeers(Batch& batch, uint16_t n) noexcept;
+  uint16_t PoliceAndLearn(Batch& batch, uint16_t n, uint64_t now) noexcept;
   uint16_t Protect(Batch& batch, uint16_t n) noexcept;
-  uint16_t Rewrite(Batch& batch, uint16_t n) noexcept;
-  void Transmit(Batch& batch, uint16_t n) noexcept;
-  // Unprotect and Protect: the packets whose flow has a context on `side`
-  // go to the engine, SRTP in one call and SRTCP in another; those whose
-  // verdict is not kOk are rejected.
-  using EngineBurst = size_t (srtp::Engine::*)(std::span<const srtp::Job>,
-                                               std::span<srtp::Verdict>) noexcept;
-  uint16_t SubmitCrypto(Batch& batch, uint16_t n, srtp::Context* session::Flow::*side,
-                        EngineBurst rtp, EngineBurst rtcp) noexcept;
+  uint16_t RewriteAndTransmit(Batch& batch, uint16_t n) noexcept;
   // Counts and frees the packets batch.order[good, n); returns good.
   uint16_t DropRejected(Batch& batch, uint16_t good, uint16_t n) noexcept;
 
-  // Rewrite, per packet: new headers in front of the payload; false (and
-  // the item rejected) when the way out is not known yet.
+  // RewriteAndTransmit, per packet: new headers in front of the payload;
+  // false (and the item rejected) when the way out is not known yet.
   bool WriteHeaders(Item& item) noexcept;
   uint8_t* BuildHeaders(Item& item, const TxChecksumOffload& offload,
                         std::optional<uint16_t> payload_sum) noexcept;
@@ -208,7 +200,13 @@ class Worker {
   // Receive's bursts; head_ is where the next one goes.
   std::unique_ptr<Batch[]> batches_;
   uint32_t head_ = 0;
-  uint32_t polls_since_quiescent_ = 0;  // PollOnce
+  // PollOnce: polls since the last Quiesce; the TSC at the start of the
+  // current (or last) poll, which Relay uses as its clock while polling; and
+  // whether the last poll was busy.
+  uint32_t polls_since_quiescent_ = 0;
+  uint64_t poll_start_ = 0;
+  bool polling_ = false;
+  bool poll_busy_ = false;
 };
 
 }  // namespace sluice::worker
