@@ -113,7 +113,8 @@ class Worker {
   // One iteration of the poll loop: the control thread's frames to send,
   // the hand-off ring and every RX queue through Receive; on a poll that
   // brings nothing, Drain; FlushTx; every quiescent_every polls, Quiesce.
-  // Counts the time spent as busy or idle. Returns the packets received.
+  // Each poll's time counts as busy or idle when the next poll (or Stop)
+  // begins. Returns the packets received.
   uint32_t PollOnce() noexcept;
   // Relays what is held, sends it, and leaves the flow table's readers.
   void Stop() noexcept;
