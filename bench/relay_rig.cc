@@ -235,6 +235,9 @@ class RelayLoop final : public BurstLoop {
   bool NeedsRefill() const noexcept override { return remaining_ == 0; }
   void Refill() override;
   size_t Step() noexcept override;
+  // Worker::Start, on the thread that will Step (again on a later run: it
+  // marks the reader online and starts the poll clock).
+  void StartWorker() noexcept { rig_.workers[w_]->Start(); }
   // Relays what the worker still holds; returns how many packets it sent.
   size_t Finish() noexcept;
   // Makes n (<= 64) frames of the next packets of this worker's sessions, as
@@ -786,15 +789,13 @@ namespace {
 struct WorkerRun {
   RelayLoop* loop = nullptr;
   double seconds = 0;
-  session::FlowTable* table = nullptr;
-  uint32_t id = 0;
   absl::StatusOr<Measurement> measurement = absl::UnknownError("not run");
   absl::StatusOr<uint64_t> verified = absl::UnknownError("not run");
 };
 
 int RunWorker(void* arg) {
   WorkerRun& run = *static_cast<WorkerRun*>(arg);
-  run.table->RegisterReader(run.id);  // again: it only marks the reader online
+  run.loop->StartWorker();  // on this thread: registers it with the flow table
   // First chunk: every packet checked as its phone would check it.
   run.loop->Capture();
   while (!run.loop->NeedsRefill()) {
@@ -833,7 +834,7 @@ absl::StatusOr<RelayRigResult> RelayRig::Run(double seconds) {
     }
   }
   std::vector<WorkerRun> runs(w);
-  for (uint32_t i = 0; i < w; ++i) runs[i] = {rig.loops[i].get(), seconds, rig.table.get(), i};
+  for (uint32_t i = 0; i < w; ++i) runs[i] = {rig.loops[i].get(), seconds};
   unsigned lcore = rte_get_main_lcore();
   for (uint32_t i = 1; i < w; ++i) {
     lcore = rte_get_next_lcore(lcore, 1, 0);

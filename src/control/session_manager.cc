@@ -336,10 +336,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   entry.used_keys = std::move(seen);  // with the new keys
   HandOverKeys(entry, *leg, request, rx, tx);
   if (request.remote) {
-    session::RemoteView view;
-    view.known = true;
-    view.endpoint = *request.remote;
-    entry.session->remote_slot(*leg).Store(view);
+    entry.session->SetRemote(*leg, *request.remote);
     entry.next_hops_pending = true;
     ResolveNextHops(entry);
   }

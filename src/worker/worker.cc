@@ -36,9 +36,6 @@ DropReason FromVerdict(srtp::Verdict v) noexcept {
   }
 }
 
-// The peer's RTCP port when RTCP is not muxed: RTP port + 1 (RFC 3550 §11).
-uint16_t RtcpPort(uint16_t rtp_port, bool mux) { return mux ? rtp_port : rtp_port + 1; }
-
 // Lines of each received frame prefetched at the start of a burst: a G.711
 // or Opus frame with its headers (up to 256 bytes) whole.
 constexpr uint32_t kPrefetchFrameLines = 4;
@@ -664,14 +661,12 @@ uint8_t* Worker::BuildHeaders(Item& it, const TxChecksumOffload& offload,
   spec.vlan_id = flow->out_vlan;
   spec.src = flow->out_local;
   spec.dst = out.endpoint;
-  if (it.rtcp) {
-    spec.src.port = RtcpPort(spec.src.port, flow->out_rtcp_mux);
-    spec.dst.port = RtcpPort(spec.dst.port, flow->out_rtcp_mux);
-  }
+  const uint16_t rtcp_offset = session::learning::RtcpPortOffset(it.rtcp, flow->out_rtcp_mux);
+  spec.src.port = static_cast<uint16_t>(spec.src.port + rtcp_offset);
+  spec.dst.port = static_cast<uint16_t>(spec.dst.port + rtcp_offset);
   uint8_t* frame = packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++);
   // Only the RTP port's headers are kept, and only from a stored view.
-  const bool rtp_port = !it.rtcp || flow->out_rtcp_mux;
-  if (rtp_port && (version & 1) == 0) {
+  if (rtcp_offset == 0 && (version & 1) == 0) {
     flow->out_headers.Build(spec);
     flow->out_headers_version = version;
     flow->out_headers_resolved = resolved;
