@@ -471,15 +471,23 @@ absl::StatusOr<std::unique_ptr<control::Server>> CreateControlServer(
 // rtpengine's ng protocol ([ng]) beside the native control socket, on the
 // same session manager. False (logged) when [ng] is set and cannot listen.
 bool StartNg(const config::Config& cfg, ControlPlane& control) {
-  control.ng_handler = std::make_unique<ng::Handler>(
-      *control.manager, ng::HandlerOptions{cfg.ng && !cfg.ng->interface.empty()
-                                               ? cfg.ng->interface
-                                               : cfg.interfaces.front().name});
+  ng::HandlerOptions handler_options{cfg.ng && !cfg.ng->interface.empty()
+                                         ? cfg.ng->interface
+                                         : cfg.interfaces.front().name};
+  if (cfg.ng) {
+    handler_options.allow_null_auth = cfg.ng->allow_null_auth;
+    handler_options.max_calls = cfg.ng->max_calls;
+    handler_options.offer_timeout_ms = cfg.ng->offer_timeout_ms;
+  }
+  control.ng_handler = std::make_unique<ng::Handler>(*control.manager, handler_options);
   if (!cfg.ng) return true;
   ng::ListenerOptions options;
   options.listen = cfg.ng->listen;
   options.cache_entries = cfg.ng->reply_cache_entries;
   options.cache_ms = cfg.ng->reply_cache_ms;
+  options.allowed_sources = cfg.ng->allowed_sources;
+  options.socket_path = cfg.ng->socket;
+  options.socket_group = cfg.ng->socket_group;
   absl::StatusOr<std::unique_ptr<ng::Listener>> listener =
       ng::Listener::Create(*control.ng_handler, options);
   if (!listener.ok()) {
@@ -487,7 +495,8 @@ bool StartNg(const config::Config& cfg, ControlPlane& control) {
     return false;
   }
   control.ng_listener = *std::move(listener);
-  Log(absl::StrCat("ng protocol on udp ", cfg.ng->listen.ToString()));
+  Log(absl::StrCat("ng protocol on udp ", cfg.ng->listen.ToString(),
+                   cfg.ng->socket.empty() ? "" : " and unix " + cfg.ng->socket));
   return true;
 }
 

@@ -75,7 +75,9 @@ constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",         
 constexpr absl::string_view kCryptoKeys[] = {"backend"};
 constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps"};
 constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_entries",
-                                          "reply_cache_ms"};
+                                          "reply_cache_ms",
+                                          "allowed_sources", "socket", "socket_group",
+                                          "allow_null_auth", "max_calls", "offer_timeout_ms"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group"};
 
 struct TableSchema {
@@ -413,6 +415,7 @@ class Reader {
   absl::Status ReadCrypto(const Value& root, Config* config) const;
   absl::Status ReadLimits(const Value& root, Config* config) const;
   absl::Status ReadNg(const Value& root, Config* config) const;
+  absl::Status ReadNgAccess(const Section& s, NgConfig* ng) const;
   absl::Status ReadSecurity(const Value& root, Config* config) const;
 
   absl::string_view origin_;
@@ -981,7 +984,61 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(
       ReadUint(s, "reply_cache_entries", 16, 1000000, &ng.reply_cache_entries));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "reply_cache_ms", 1000, 600000, &ng.reply_cache_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadNgAccess(s, &ng));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "allow_null_auth", &ng.allow_null_auth));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_calls", 1, UINT32_MAX, &ng.max_calls));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "offer_timeout_ms", 1000, 86400000, &ng.offer_timeout_ms));
   config->ng = std::move(ng);
+  return absl::OkStatus();
+}
+
+// Who may use ng: allowed_sources for UDP (loopback unless set, and set it
+// must be for a listen address that is not loopback), the Unix socket's file.
+absl::Status Reader::ReadNgAccess(const Section& s, NgConfig* ng) const {
+  if (const Value* allowed = s.Get("allowed_sources")) {
+    const auto bad = [&](const Value* at) {
+      return Error(at, s.Path("allowed_sources"),
+                   "expected an array of addresses or prefixes, like [\"127.0.0.1\", "
+                   "\"10.0.0.0/24\"]");
+    };
+    if (!allowed->is_array()) return bad(allowed);
+    ng->allowed_sources.clear();
+    for (const Value& item : allowed->as_array()) {
+      if (!item.is_string()) return bad(&item);
+      const std::string& text = item.as_string().str;
+      std::optional<packet::Prefix> prefix = packet::Prefix::Parse(text);
+      if (!prefix) {
+        if (std::optional<packet::IpAddress> ip = packet::IpAddress::Parse(text)) {
+          prefix = packet::Prefix{*ip, static_cast<uint8_t>(ip->is_v4() ? 32 : 128)};
+        }
+      }
+      if (!prefix) return bad(&item);
+      ng->allowed_sources.push_back(*prefix);
+    }
+  } else {
+    const packet::IpAddress& ip = ng->listen.ip;
+    const bool loopback = ip.is_v4() ? (ip.v4_host_order() >> 24) == 127
+                                     : ip == packet::IpAddress::Parse("::1").value();
+    if (!loopback) {
+      return Error(s.Get("listen"), s.Path("listen"),
+                   absl::StrCat(ng->listen.ToString(),
+                                " is not a loopback address: set ng.allowed_sources to the "
+                                "addresses of the SIP proxies that may send ng requests"));
+    }
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "socket", &ng->socket));
+  if (!ng->socket.empty() && (ng->socket[0] != '/' || ng->socket.size() > 107)) {
+    return Error(s.Get("socket"), s.Path("socket"),
+                 "expected an absolute path of at most 107 bytes, like \"/run/sluice/ng.sock\"");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "socket_group", &ng->socket_group));
+  if (!ng->socket_group.empty() && getgrnam(ng->socket_group.c_str()) == nullptr) {
+    return Error(s.Get("socket_group"), s.Path("socket_group"),
+                 absl::StrCat("no group \"",
+                              absl::CHexEscape(ng->socket_group.substr(0, kMaxKeyShown)),
+                              "\" on this system"));
+  }
   return absl::OkStatus();
 }
 
@@ -1021,7 +1078,9 @@ absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadCrypto(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadNg(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadSecurity(root, config));
-  return ReadLimits(root, config);
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadLimits(root, config));
+  if (config->ng && config->ng->max_calls == 0) config->ng->max_calls = config->limits.max_sessions;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Config> ParseUnchecked(absl::string_view toml_text, absl::string_view origin) {

@@ -3,12 +3,14 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sluice/memory/wiping_allocator.h"
+#include "sluice/srtp/master_key.h"
 #include "sluice/srtp/sdes.h"
 
 namespace sluice::ng {
@@ -35,6 +37,23 @@ absl::StatusOr<String> GenerateKey(crypto::Suite suite) {
   String out(text.data(), text.size());
   memory::WipeString(text);
   return out;
+}
+
+uint64_t SteadyMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// A reply's warnings and error reasons stay short whatever the request
+// held (unknown keys are named in them).
+constexpr size_t kMaxReasonBytes = 480;
+std::string Bounded(std::string text) {
+  if (text.size() > kMaxReasonBytes) {
+    text.resize(kMaxReasonBytes - 3);
+    text += "...";
+  }
+  return text;
 }
 
 CryptoSpec Sdes(const String& value) {
@@ -76,6 +95,11 @@ struct Handler::Stream {
   std::string session;        // empty: the section was disabled when offered
   packet::Endpoint local[2];  // Sluice's address on leg 0 and leg 1
   bool rtcp_mux[2] = {false, false};
+  // What the session manager's key-reuse check holds for this session, as
+  // far as ng set the keys: every key used, and each leg's rx and tx key in
+  // use (a repeat of one of those is no re-key).
+  std::vector<srtp::KeyFingerprint> used_keys;
+  std::optional<srtp::KeyFingerprint> in_use[2][2];  // [leg][0 rx, 1 tx]
 };
 
 // What an offer left for its answer to settle, per media section.
@@ -96,6 +120,8 @@ struct Handler::Call {
   std::vector<Stream> streams;
   int offerer = 0;  // of the pending offer
   bool pending = false;
+  bool answered = false;  // once: a call never answered expires
+  uint64_t offered_at_ms = 0;
   std::vector<OfferedMedia> offered;
 };
 
@@ -153,7 +179,7 @@ std::vector<std::string> Strings(const Value* v, std::string_view key,
 
 Value Error(Value& reply, std::string_view reason) {
   reply.Set("result", "error");
-  reply.Set("error-reason", reason);
+  reply.Set("error-reason", Bounded(std::string(reason)));
   return std::move(reply);
 }
 
@@ -193,14 +219,58 @@ std::pair<const SdpCrypto*, const SdpCrypto*> PickAnsweredCrypto(
   return {nullptr, nullptr};
 }
 
+// The fingerprint of an SDES key (none for other kinds), or why it does
+// not parse.
+absl::StatusOr<std::optional<srtp::KeyFingerprint>> FingerprintOf(
+    const std::optional<CryptoSpec>& spec) {
+  if (!spec || spec->kind != CryptoSpec::Kind::kSdes) {
+    return std::optional<srtp::KeyFingerprint>();
+  }
+  absl::StatusOr<srtp::SdesCrypto> parsed = srtp::ParseSdesCrypto(spec->sdes);
+  if (!parsed.ok()) return parsed.status();
+  return std::optional<srtp::KeyFingerprint>(srtp::KeyFingerprint(parsed->key));
+}
+
 }  // namespace
 
+// Notes a key the session manager took for one direction of a leg.
+void Handler::RememberKeys(Stream& stream, int leg, const std::optional<CryptoSpec>& rx,
+                           const std::optional<CryptoSpec>& tx) {
+  int dir = 0;
+  for (const std::optional<CryptoSpec>* spec : {&rx, &tx}) {
+    absl::StatusOr<std::optional<srtp::KeyFingerprint>> fp = FingerprintOf(*spec);
+    std::optional<srtp::KeyFingerprint>& in_use = stream.in_use[leg][dir++];
+    if (!fp.ok() || !fp->has_value() || (in_use && in_use->Matches(**fp))) continue;
+    stream.used_keys.push_back(**fp);
+    in_use = *fp;
+  }
+}
+
 Handler::Handler(control::Operations& operations, HandlerOptions options)
-    : operations_(operations), options_(std::move(options)) {}
+    : operations_(operations), options_(std::move(options)) {
+  if (!options_.now_ms) options_.now_ms = SteadyMs;
+}
+
+void Handler::ExpireUnanswered() {
+  const uint64_t now = options_.now_ms();
+  while (!unanswered_.empty() && unanswered_.front().first + options_.offer_timeout_ms <= now) {
+    auto found = calls_.find(unanswered_.front().second);
+    // Only the entry of the call's latest unanswered offer deletes it.
+    if (found != calls_.end() && !found->second.answered &&
+        found->second.offered_at_ms == unanswered_.front().first) {
+      for (const Stream& s : found->second.streams) {
+        if (!s.session.empty()) operations_.Delete(s.session).IgnoreError();
+      }
+      calls_.erase(found);
+    }
+    unanswered_.pop_front();
+  }
+}
 
 Handler::~Handler() = default;
 
 Value Handler::Handle(const Value& request) {
+  ExpireUnanswered();
   Value reply(Value::Dict{});
   if (!request.is_dict()) return Error(reply, "the message is not a dictionary");
   Request r;
@@ -266,7 +336,7 @@ Value Handler::Handle(const Value& request) {
   } else {
     return Error(reply, absl::StrCat("unknown command \"", r.command.substr(0, 32), "\""));
   }
-  if (!r.warnings.empty()) out.Set("warning", absl::StrJoin(r.warnings, "; "));
+  if (!r.warnings.empty()) out.Set("warning", Bounded(absl::StrJoin(r.warnings, "; ")));
   return out;
 }
 
@@ -276,7 +346,8 @@ Value Handler::Offer(Request& r, Value& reply) {
   if (r.sdp == nullptr || !r.sdp->is_string()) return Error(reply, "offer: no sdp");
   absl::StatusOr<Sdp> sdp = ParseSdp(r.sdp->str());
   if (!sdp.ok()) return Error(reply, sdp.status());
-  const SdesPolicy policy = ParseSdesPolicy(r.sdes);
+  SdesPolicy policy = ParseSdesPolicy(r.sdes);
+  policy.allow_unauthenticated = options_.allow_null_auth;
   WarnIgnoredOfferFlags(policy, r);
   const std::string transport = r.transport == "accept" ? std::string() : r.transport;
   if (!transport.empty() && !RtpProfile(transport)) {
@@ -285,6 +356,11 @@ Value Handler::Offer(Request& r, Value& reply) {
   }
   auto found = calls_.find(r.call_id);
   const bool new_call = found == calls_.end();
+  // Calls count whether or not they got sessions (an offer with every port
+  // 0 creates none).
+  if (new_call && calls_.size() >= options_.max_calls) {
+    return Error(reply, absl::StrCat("offer: too many calls (", options_.max_calls, ")"));
+  }
   absl::StatusOr<int> offerer =
       new_call ? absl::StatusOr<int>(0) : OffererSide(found->second, r.from_tag);
   if (!offerer.ok()) return Error(reply, offerer.status());
@@ -304,6 +380,10 @@ Value Handler::Offer(Request& r, Value& reply) {
   call.offerer = *offerer;
   call.pending = true;
   call.offered = std::move(*offered);
+  if (new_call) {
+    call.offered_at_ms = options_.now_ms();
+    unanswered_.emplace_back(call.offered_at_ms, r.call_id);
+  }
   if (new_call) calls_.emplace(r.call_id, std::move(scratch));
   reply.Set("result", "ok");
   reply.Set("sdp", Value(out));
@@ -349,7 +429,7 @@ absl::StatusOr<std::vector<Handler::OfferedMedia>> Handler::PlanOffer(
     o.offer_proto = m.proto;
     o.offerer_srtp = m.secure();
     if (o.offerer_srtp) {
-      if (absl::Status s = AcceptOffererCrypto(i, m, o); !s.ok()) return s;
+      if (absl::Status s = AcceptOffererCrypto(i, m, policy, o); !s.ok()) return s;
     }
     const std::string out_proto = transport.empty() ? m.proto : transport;
     o.answerer_srtp = WithSrtp(out_proto, true) == out_proto;
@@ -361,12 +441,20 @@ absl::StatusOr<std::vector<Handler::OfferedMedia>> Handler::PlanOffer(
   return offered;
 }
 
-absl::Status Handler::AcceptOffererCrypto(size_t i, const SdpMedia& m, OfferedMedia& o) {
-  // RFC 4568 §7.1.1: Sluice answers with the first crypto it supports.
+absl::Status Handler::AcceptOffererCrypto(size_t i, const SdpMedia& m,
+                                          const SdesPolicy& policy, OfferedMedia& o) {
+  // RFC 4568 §7.1.1: Sluice answers with the first crypto it supports (an
+  // unauthenticated suite only when the configuration allows it).
   std::optional<crypto::Suite> suite;
+  bool unauthenticated_skipped = false;
   for (const SdpCrypto& c : m.crypto) {
     absl::StatusOr<srtp::SdesCrypto> parsed =
         srtp::ParseSdesCrypto(absl::string_view(c.value.data(), c.value.size()));
+    if (parsed.ok() && !policy.allow_unauthenticated &&
+        crypto::GetSuiteInfo(parsed->key.suite).srtp_auth == crypto::AuthKind::kNull) {
+      unauthenticated_skipped = true;
+      continue;
+    }
     if (parsed.ok()) {
       o.accepted_tag = c.tag;
       o.offerer_rx = c.value;
@@ -375,8 +463,10 @@ absl::Status Handler::AcceptOffererCrypto(size_t i, const SdpMedia& m, OfferedMe
     }
   }
   if (!suite) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("media section ", i + 1, ": no a=crypto line Sluice supports"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "media section ", i + 1, ": no a=crypto line Sluice supports",
+        unauthenticated_skipped ? " (suites without authentication need [ng] allow_null_auth)"
+                                : ""));
   }
   absl::StatusOr<String> key = GenerateKey(*suite);
   if (!key.ok()) return key.status();
@@ -419,6 +509,9 @@ absl::Status Handler::CreateSessions(const Request& r, const Sdp& sdp,
     }
     created.push_back(create.session);
     stream.session = create.session;
+    for (size_t leg = 0; leg < 2; ++leg) {
+      RememberKeys(stream, static_cast<int>(leg), create.legs[leg].rx, create.legs[leg].tx);
+    }
     for (int leg = 0; leg < 2; ++leg) {
       stream.local[leg] = info->legs[static_cast<size_t>(leg)].local;
       stream.rtcp_mux[leg] = create.legs[static_cast<size_t>(leg)].rtcp == control::RtcpMode::kMux;
@@ -496,7 +589,9 @@ Value Handler::Answer(Request& r, Value& reply) {
   // Check every section before changing any session.
   absl::StatusOr<std::vector<std::optional<AnswerUpdates>>> updates = PlanAnswer(r, *sdp, call);
   if (!updates.ok()) return Error(reply, updates.status());
-  if (absl::Status s = ApplyAnswer(*updates); !s.ok()) return Error(reply, s);
+  if (absl::Status s = CheckAnswer(*updates, call); !s.ok()) return Error(reply, s);
+  if (absl::Status s = ApplyAnswer(*updates, call); !s.ok()) return Error(reply, s);
+  call.answered = true;
   const int answerer = 1 - call.offerer;
   if (call.tags[answerer].empty()) call.tags[answerer] = r.to_tag;
   const String out = RewriteForOfferer(r, *sdp, call);
@@ -561,13 +656,58 @@ absl::StatusOr<control::UpdateRequest> Handler::AnswererUpdate(Request& r, const
   return a;
 }
 
-absl::Status Handler::ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates) {
+absl::Status Handler::CheckAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
+                                 const Call& call) {
+  for (size_t i = 0; i < updates.size(); ++i) {
+    if (!updates[i]) continue;
+    const Stream& stream = call.streams[i];
+    std::vector<srtp::KeyFingerprint> seen = stream.used_keys;
+    for (const control::UpdateRequest* u :
+         {&updates[i]->offerer_update, &updates[i]->answerer_update}) {
+      const bool offerer = u == &updates[i]->offerer_update;
+      const int leg = offerer ? call.offerer : 1 - call.offerer;
+      const std::string where =
+          absl::StrCat("media section ", i + 1, ", leg of the ", offerer ? "offerer" : "answerer");
+      int dir = 0;
+      for (const std::optional<CryptoSpec>* spec : {&u->rx, &u->tx}) {
+        const char* field = dir == 0 ? "rx" : "tx";
+        const std::optional<srtp::KeyFingerprint>& in_use = stream.in_use[leg][dir++];
+        absl::StatusOr<std::optional<srtp::KeyFingerprint>> fp = FingerprintOf(*spec);
+        if (!fp.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": ", field, ": ", std::string(fp.status().message())));
+        }
+        if (!fp->has_value() || (in_use && in_use->Matches(**fp))) continue;
+        for (const srtp::KeyFingerprint& k : seen) {
+          if (k.Matches(**fp)) {
+            return absl::FailedPreconditionError(
+                absl::StrCat(where, ": key_reuse: ", field,
+                             " repeats a master key already used in this session"));
+          }
+        }
+        seen.push_back(**fp);
+      }
+      if (u->remote && u->remote->ip.family != stream.local[leg].ip.family) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": ", u->remote->ToString(), " is not the address family of ",
+                         stream.local[leg].ToString()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Handler::ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
+                                  Call& call) {
   for (size_t i = 0; i < updates.size(); ++i) {
     if (!updates[i]) continue;
     for (const control::UpdateRequest* u :
          {&updates[i]->offerer_update, &updates[i]->answerer_update}) {
       absl::StatusOr<control::SessionInfo> info = operations_.Update(*u);
-      if (!info.ok()) {
+      const bool offerer = u == &updates[i]->offerer_update;
+      if (info.ok()) {
+        RememberKeys(call.streams[i], offerer ? call.offerer : 1 - call.offerer, u->rx, u->tx);
+      } else {
         return absl::Status(
             info.status().code(),
             absl::StrCat("media section ", i + 1, ", leg of the ",

@@ -198,6 +198,9 @@ std::string WithSrtp(std::string_view proto, bool srtp) {
 
 bool SdesPolicy::Allows(crypto::Suite suite) const {
   if (off) return false;
+  if (!allow_unauthenticated && crypto::GetSuiteInfo(suite).srtp_auth == crypto::AuthKind::kNull) {
+    return false;
+  }
   if (std::find(no.begin(), no.end(), suite) != no.end()) return false;
   return only.empty() || std::find(only.begin(), only.end(), suite) != only.end();
 }

@@ -22,10 +22,17 @@ NgClient::~NgClient() {
   if (fd_ >= 0) close(fd_);
 }
 
-bool NgClient::Open(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port) {
+bool NgClient::Open(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port,
+                    const std::string& source_ip) {
   auto fd = topo.Socket(ns, AF_INET, SOCK_DGRAM);
   if (!fd.ok()) return false;
   fd_ = *fd;
+  if (!source_ip.empty()) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, source_ip.c_str(), &from.sin_addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0) return false;
+  }
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(port);

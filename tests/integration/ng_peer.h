@@ -18,8 +18,10 @@ namespace sluice::testing {
 class NgClient {
  public:
   ~NgClient();
-  // A UDP socket in namespace `ns`, connected to ip:port.
-  bool Open(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port);
+  // A UDP socket in namespace `ns`, connected to ip:port (from `source_ip`
+  // when given).
+  bool Open(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port,
+            const std::string& source_ip = "");
   // Sends the request under a fresh cookie; the reply's dictionary (an empty
   // dictionary when nothing came back within 2 s or the cookie differed).
   ng::Value Call(const ng::Value& request);

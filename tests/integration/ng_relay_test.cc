@@ -34,7 +34,8 @@ class NgRelayTest : public ::testing::Test {
     options.name = "ng-relay";
     options.subnet_a = "10.203.1";
     options.subnet_b = "10.203.2";
-    options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n[ng]\nlisten = \"127.0.0.1:2223\"\n";
+    options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n[ng]\nlisten = \"127.0.0.1:2223\"\n"
+        "allowed_sources = [\"127.0.0.1\"]\n";
     skip_reason_ = daemon_->Start(options);
   }
   static void TearDownTestSuite() {
@@ -161,6 +162,34 @@ TEST_F(NgRelayTest, RetransmittedOfferIsAnsweredFromTheCache) {
   EXPECT_THAT(ng_.RawText("c9 i1e"), HasSubstr("not a dictionary"));
   EXPECT_EQ(Result(ng_.Call(NgCommand("ping", ""))), "pong");  // still serving
   EXPECT_EQ(Result(ng_.Call(NgCommand("delete", "ng-e2e-retx"))), "ok");
+}
+
+// Another local process (here from 127.0.0.2, outside allowed_sources) gets
+// no reply to anything and changes nothing: it can neither list, query,
+// redirect nor delete a call.
+TEST_F(NgRelayTest, ALocalClientNotAllowedGetsNoReplyAndChangesNothing) {
+  const std::string call = "ng-e2e-stranger";
+  ASSERT_EQ(Result(ng_.Call(
+                NgOffer(call, "t", PhoneSdp(daemon_->phone_ip(0), 40030, "RTP/AVP", {})))),
+            "ok");
+  const ng::Value query_before = ng_.Call(NgCommand("query", call));
+  ASSERT_EQ(Result(query_before), "ok");
+  NgClient stranger;
+  ASSERT_TRUE(stranger.Open(daemon_->topology(), "relay", "127.0.0.1", 2223, "127.0.0.2"));
+  EXPECT_EQ(stranger.Raw("s1", NgCommand("list", "")), "");
+  EXPECT_EQ(stranger.Raw("s2", NgCommand("query", call)), "");
+  EXPECT_EQ(stranger.Raw("s3", NgOffer(call, "t", PhoneSdp("10.9.9.9", 40040, "RTP/AVP", {}))),
+            "");
+  EXPECT_EQ(stranger.Raw("s4", NgCommand("delete", call)), "");
+  EXPECT_EQ(stranger.RawText("garbage"), "");
+  // The call is as it was, and the refusals are counted.
+  EXPECT_EQ(ng_.Call(NgCommand("query", call)), query_before);
+  const ng::Value stats = ng_.Call(NgCommand("statistics", ""));
+  const ng::Value* ng_stats = stats.Find("ng");
+  ASSERT_NE(ng_stats, nullptr);
+  ASSERT_NE(ng_stats->Find("refused"), nullptr);
+  EXPECT_GE(ng_stats->Find("refused")->as_int(), 5);
+  EXPECT_EQ(Result(ng_.Call(NgCommand("delete", call))), "ok");
 }
 
 }  // namespace

@@ -86,6 +86,49 @@ TEST(BencodeTest, LimitsHold) {
   EXPECT_FALSE(Decode(std::string(100000, 'l')).ok());
 }
 
+// Keys in reverse order (as an unsorting encoder could send them), each
+// "k<number>" with a zero-padded number so all have one length.
+std::string ManyKeys(size_t n, const std::string& extra_key = "") {
+  std::string out = "d";
+  for (size_t i = n; i-- > 0;) {
+    std::string key = std::to_string(i);
+    key = "k" + std::string(6 - key.size(), '0') + key;
+    out += std::to_string(key.size()) + ":" + key + "i" + std::to_string(i) + "e";
+    if (i == n / 2 && !extra_key.empty()) {
+      out += std::to_string(extra_key.size()) + ":" + extra_key + "i0e";
+    }
+  }
+  return out + "e";
+}
+
+TEST(BencodeTest, DuplicateKeysAreFoundInNLogNComparisons) {
+  constexpr size_t kKeys = 4000;  // 8001 values: within the default 10000
+  DecodeStats stats;
+  absl::StatusOr<Value> v = Decode(ManyKeys(kKeys), {}, &stats);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->as_dict().size(), kKeys);
+  // A scan per key would take about n^2/2 = 8,000,000 comparisons; sorting
+  // takes about n log2 n = 48,000 (12 levels), plus one pass.
+  EXPECT_LT(stats.key_comparisons, 3 * kKeys * 12);
+  EXPECT_GT(stats.key_comparisons, kKeys);  // it did compare
+}
+
+TEST(BencodeTest, DuplicateKeyDeepInsideIsRefusedAtItsOffset) {
+  // The repeated key sits in the middle of a large dictionary five levels down.
+  const std::string inner = ManyKeys(1000, "k000999");
+  const std::string doc = "d1:ald1:xld1:y" + inner + "eeeee";
+  absl::StatusOr<Value> v = Decode(doc);
+  ASSERT_FALSE(v.ok());
+  const size_t at = doc.find("7:k000999", doc.find("7:k000999") + 1);
+  EXPECT_THAT(v.status().message(),
+              HasSubstr("at offset " + std::to_string(at) + ": duplicate dictionary key"));
+  // The same document without the repeat decodes.
+  EXPECT_TRUE(Decode("d1:ald1:xld1:y" + ManyKeys(1000) + "eeeee").ok());
+  // Of several repeats, the first in the input is named.
+  EXPECT_THAT(Decode("d1:bi0e1:ai0e1:bi1e1:ai1ee").status().message(),
+              HasSubstr("at offset 13: duplicate dictionary key"));
+}
+
 TEST(BencodeTest, EncodesCanonicallyWithSortedKeys) {
   Value reply(Value::Dict{});
   reply.Set("result", "ok");

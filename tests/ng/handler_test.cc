@@ -312,5 +312,121 @@ TEST_F(HandlerTest, ListQueryAndStatistics) {
   EXPECT_EQ(stats.Find("statistics")->Find("currentstatistics")->Find("sessionsown")->as_int(), 2);
 }
 
+// An answer is all or nothing: when the answerer's half would be refused,
+// the offerer's half of the same answer is not applied either.
+TEST_F(HandlerTest, AnAnswerWhoseSecondHalfFailsChangesNothing) {
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  const std::string c2 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n";
+  const std::string c3 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey3 + "\r\n";
+  const std::string c4 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey4 + "\r\n";
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c1))));
+  ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c2))));
+  // A re-offer that moves the offerer and re-keys it.
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.3", 4002, "RTP/SAVP", c3))));
+  const std::string session = SessionName("call-1@host", 0);
+  const Value query_before = handler_->Handle(Request("query"));
+  const std::string remote_a = Get(session).legs[0].remote->ToString();
+  ASSERT_EQ(remote_a, "10.0.1.2:4000");
+
+  // The answerer's key repeats the offerer's first key: refused.
+  Value reused = handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c1)));
+  EXPECT_EQ(S(reused.Find("result")), "error");
+  EXPECT_THAT(S(reused.Find("error-reason")), HasSubstr("key_reuse"));
+  EXPECT_THAT(S(reused.Find("error-reason")), HasSubstr("answerer"));
+  // The answerer moves to an IPv6 address on an IPv4 leg: refused.
+  std::string v6 = Sdp("10.0.2.2", 5000, "RTP/SAVP", c4);
+  v6.replace(v6.find("c=IN IP4 10.0.2.2"), 17, "c=IN IP6 fd00::2");
+  Value family = handler_->Handle(Answer(v6));
+  EXPECT_EQ(S(family.Find("result")), "error");
+  EXPECT_THAT(S(family.Find("error-reason")), HasSubstr("address family"));
+
+  // Neither touched the offerer's leg: media still goes to the old address.
+  EXPECT_EQ(Get(session).legs[0].remote->ToString(), remote_a);
+  EXPECT_EQ(Get(session).legs[1].remote->ToString(), "10.0.2.2:5000");
+  EXPECT_EQ(handler_->Handle(Request("query")), query_before);
+  // The offer still waits, and a good answer applies both halves.
+  ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.4", 5002, "RTP/SAVP", c4))));
+  EXPECT_EQ(Get(session).legs[0].remote->ToString(), "10.0.1.3:4002");
+  EXPECT_EQ(Get(session).legs[1].remote->ToString(), "10.0.2.4:5002");
+}
+
+TEST_F(HandlerTest, UnauthenticatedSuitesAreNeitherAcceptedNorOfferedUnlessAllowed) {
+  const std::string null_auth =
+      std::string("a=crypto:1 AES_CM_128_NULL_AUTH ") + kKey1 + "\r\n";
+  Value only_null = handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", null_auth)));
+  EXPECT_EQ(S(only_null.Find("result")), "error");
+  EXPECT_THAT(S(only_null.Find("error-reason")), HasSubstr("allow_null_auth"));
+  EXPECT_EQ(manager_->session_count(), 0u);
+  EXPECT_EQ(handler_->call_count(), 0u);
+
+  // Listed beside an authenticated suite: that one is taken, and NULL_AUTH
+  // is not passed on to the answerer.
+  const std::string both =
+      null_auth + "a=crypto:2 AES_CM_128_HMAC_SHA1_80 " + kKey2 + "\r\n";
+  ng::Sdp out = ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", both))));
+  ASSERT_EQ(out.media.size(), 1u);
+  ASSERT_EQ(out.media[0].crypto.size(), 1u);
+  EXPECT_EQ(out.media[0].crypto[0].suite_name, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(Get(SessionName("call-1@host", 0)).legs[0].rx_suite, "AES_CM_128_HMAC_SHA1_80");
+
+  // No SDES flag turns it on for a plain offer either.
+  Value plain = Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""), "call-2");
+  plain.Set("transport-protocol", "RTP/SAVP");
+  plain.Set("SDES", Value(Value::List{"only-AES_CM_128_NULL_AUTH"}));
+  EXPECT_THAT(S(handler_->Handle(plain).Find("error-reason")), HasSubstr("leave no suite"));
+
+  // Allowed by the configuration, it is accepted and offered.
+  HandlerOptions options{"a"};
+  options.allow_null_auth = true;
+  handler_ = std::make_unique<Handler>(*manager_, options);
+  ng::Sdp allowed =
+      ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", null_auth), "call-3")));
+  ASSERT_EQ(allowed.media.size(), 1u);
+  ASSERT_EQ(allowed.media[0].crypto.size(), 1u);
+  EXPECT_EQ(allowed.media[0].crypto[0].suite_name, "AES_CM_128_NULL_AUTH");
+}
+
+TEST_F(HandlerTest, CallsAreBoundedAndUnansweredOffersExpire) {
+  uint64_t now = 1000;
+  HandlerOptions options{"a"};
+  options.max_calls = 2;
+  options.offer_timeout_ms = 60000;
+  options.now_ms = [&now] { return now; };
+  handler_ = std::make_unique<Handler>(*manager_, options);
+  // Every port 0: a call with no session at all still counts.
+  const std::string held = Sdp("10.0.1.2", 0, "RTP/AVP", "");
+  EXPECT_EQ(S(handler_->Handle(Offer(held, "zero-1")).Find("result")), "ok");
+  EXPECT_EQ(S(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""), "live")).Find("result")),
+            "ok");
+  EXPECT_EQ(handler_->call_count(), 2u);
+  EXPECT_EQ(manager_->session_count(), 1u);
+  Value refused = handler_->Handle(Offer(held, "zero-2"));
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("too many calls"));
+  EXPECT_EQ(handler_->call_count(), 2u);
+  // A re-offer of a call that exists is no new call.
+  EXPECT_EQ(S(handler_->Handle(Offer(held, "zero-1")).Find("result")), "ok");
+
+  // "live" is answered; "zero-1" never is.
+  ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""), "live")));
+  now += 59999;
+  handler_->ExpireUnanswered();
+  EXPECT_EQ(handler_->call_count(), 2u);
+  now += 1;
+  handler_->ExpireUnanswered();
+  EXPECT_EQ(handler_->call_count(), 1u);
+  EXPECT_EQ(manager_->session_count(), 1u);
+  EXPECT_EQ(S(handler_->Handle(Offer(held, "zero-2")).Find("result")), "ok");
+
+  // An unanswered call with sessions loses them when it expires.
+  handler_->Handle(Request("delete", "zero-2"));
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4002, "RTP/AVP", ""), "ringing")));
+  EXPECT_EQ(manager_->session_count(), 2u);
+  now += 60000;
+  EXPECT_EQ(S(handler_->Handle(Request("ping", "")).Find("result")), "pong");
+  EXPECT_EQ(handler_->call_count(), 1u);
+  EXPECT_EQ(manager_->session_count(), 1u);
+  EXPECT_EQ(S(handler_->Handle(Request("query", "live")).Find("result")), "ok");
+}
+
 }  // namespace
 }  // namespace sluice::ng

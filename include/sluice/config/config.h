@@ -104,6 +104,15 @@ struct NgConfig {
   std::string interface;               // where legs go by default; empty: the first [[interface]]
   uint32_t reply_cache_entries = 4096;  // replies kept for retransmissions, 16..1000000
   uint32_t reply_cache_ms = 30000;      // and for how long, 1000..600000
+  // Who may send ng over UDP: addresses or prefixes; others get no reply.
+  // Default loopback; a listen address that is not loopback needs it set.
+  std::vector<packet::Prefix> allowed_sources = {packet::Prefix::Parse("127.0.0.0/8").value(),
+                                                 packet::Prefix::Parse("::1/128").value()};
+  std::string socket;        // Unix stream socket (Kamailio's "unix:"), mode 0660; empty: none
+  std::string socket_group;  // its owning group (empty: the daemon's)
+  bool allow_null_auth = false;      // accept/offer SDES suites without SRTP authentication
+  uint32_t max_calls = 0;            // ng calls at once, >= 1; 0 (unset): [limits] max_sessions
+  uint32_t offer_timeout_ms = 300000;  // a never-answered call is deleted, 1000..86400000
 };
 
 // [security]

@@ -70,9 +70,16 @@ struct DecodeLimits {
   size_t max_items = 10000;      // values in the whole document
 };
 
+// What decoding cost, for tests that bound it by operation count.
+struct DecodeStats {
+  size_t key_comparisons = 0;  // dictionary key comparisons for duplicate detection
+};
+
 // Decodes exactly one value that spans all of `input`. Errors name the byte
 // offset and what was expected there, never the content of a string.
-absl::StatusOr<Value> Decode(std::string_view input, const DecodeLimits& limits = {});
+// Duplicate keys are found in O(n log n) per dictionary.
+absl::StatusOr<Value> Decode(std::string_view input, const DecodeLimits& limits = {},
+                             DecodeStats* stats = nullptr);
 
 // Canonical encoding: dictionary keys sorted bytewise.
 String Encode(const Value& value);

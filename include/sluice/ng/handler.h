@@ -18,6 +18,8 @@
 #define SLUICE_NG_HANDLER_H_
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +36,13 @@ namespace sluice::ng {
 
 struct HandlerOptions {
   std::string default_interface;  // legs go here unless "direction"/"interface" say otherwise
+  // SDES suites without an SRTP authentication tag (AES_CM_128_NULL_AUTH)
+  // are neither accepted from an offerer nor offered to an answerer unless
+  // this is set ([ng] allow_null_auth).
+  bool allow_null_auth = false;
+  size_t max_calls = 100000;         // calls at once; an offer for one more is refused
+  uint64_t offer_timeout_ms = 300000;  // a call never answered is deleted after this
+  std::function<uint64_t()> now_ms;  // a monotonic clock; default steady_clock
 };
 
 class Handler {
@@ -46,6 +55,10 @@ class Handler {
   Value Handle(const Value& request);
 
   size_t call_count() const { return calls_.size(); }
+
+  // Deletes the calls whose first offer has waited offer_timeout_ms without
+  // an answer (Handle does this too, before each request).
+  void ExpireUnanswered();
 
  private:
   struct Stream;
@@ -65,7 +78,8 @@ class Handler {
   static absl::StatusOr<std::vector<OfferedMedia>> PlanOffer(
       const Sdp& sdp, const SdesPolicy& policy, const std::string& transport,
       const std::optional<packet::IpAddress>& media_source);
-  static absl::Status AcceptOffererCrypto(size_t i, const SdpMedia& m, OfferedMedia& o);
+  static absl::Status AcceptOffererCrypto(size_t i, const SdpMedia& m, const SdesPolicy& policy,
+                                          OfferedMedia& o);
   static absl::Status OfferCryptoToAnswerer(size_t i, const SdpMedia& m,
                                             const SdesPolicy& policy, OfferedMedia& o);
   // Rolls back the sessions it created when one fails.
@@ -86,8 +100,16 @@ class Handler {
                                                                size_t i, const OfferedMedia& o,
                                                                const Stream& stream,
                                                                int answerer);
-  absl::Status ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates);
+  // What the session manager would refuse (a key that does not parse, a
+  // key used before in the session, an address of the wrong family), found
+  // before any update is applied, so a failed answer changes nothing.
+  static absl::Status CheckAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
+                                  const Call& call);
+  absl::Status ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
+                           Call& call);
   static String RewriteForOfferer(const Request& r, Sdp& sdp, const Call& call);
+  static void RememberKeys(Stream& stream, int leg, const std::optional<control::CryptoSpec>& rx,
+                           const std::optional<control::CryptoSpec>& tx);
 
   Value Delete(Request& r, Value& reply);
   Value Query(Request& r, Value& reply);
@@ -97,6 +119,7 @@ class Handler {
   control::Operations& operations_;
   HandlerOptions options_;
   std::map<std::string, Call> calls_;  // by call-id
+  std::deque<std::pair<uint64_t, std::string>> unanswered_;  // offered at, call-id; oldest first
 };
 
 // The Sluice session name for media section `index` of a call.

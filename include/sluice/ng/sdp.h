@@ -79,6 +79,9 @@ struct SdesPolicy {
   // Flags this policy does not understand ("pad", "static", unknown suites),
   // for the reply's warning.
   std::vector<std::string> ignored;
+  // Suites without an SRTP tag (AES_CM_128_NULL_AUTH): off unless the
+  // configuration allows them; no SDES flag turns them on.
+  bool allow_unauthenticated = false;
 
   bool Allows(crypto::Suite suite) const;
 };
