@@ -108,6 +108,21 @@ void Reject(Worker::Item& it, DropReason reason) noexcept {
   it.reason = reason;
 }
 
+// Whether a packet came through its flow's leg's interface: the port it was
+// received on (PrefetchFrames wrote it into the mbuf) and its outermost
+// VLAN, which a NIC that strips tags leaves in the mbuf. Reads the mbuf's
+// and the flow's first lines only, which the steps around it read too.
+[[gnu::always_inline]] inline bool CameThroughLegInterface(
+    const Flow& flow, const rte_mbuf* m, const packet::ParsedFrame& frame) noexcept {
+  constexpr uint64_t kStripped = RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_QINQ_STRIPPED;
+  uint16_t vlan = frame.vlan_count > 0 ? frame.vlan_id : 0;
+  if ((m->ol_flags & kStripped) != 0) [[unlikely]] {
+    vlan = (m->ol_flags & RTE_MBUF_F_RX_QINQ_STRIPPED) != 0 ? m->vlan_tci_outer : m->vlan_tci;
+    vlan &= 0x0fff;
+  }
+  return session::ArrivedOnLeg(flow, m->port, vlan);
+}
+
 }  // namespace
 
 template <typename RtpFn, typename RtcpFn>
@@ -194,7 +209,7 @@ uint32_t Worker::PollOnce() noexcept {
     const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, config_.burst);
     if (n == 0) continue;
     received += n;
-    Receive(pkts, n);
+    Receive(pkts, n, q.port);
   }
   // A quiet poll sends what is held: under load a packet waits at most
   // three bursts, and without load none.
@@ -218,15 +233,15 @@ void Worker::Stop() noexcept {
   config_.table->UnregisterReader(config_.id);
 }
 
-void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
+void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n, uint16_t port) noexcept {
   Batch batch;
-  PrefetchFrames(pkts, n, batch);
+  PrefetchFrames(pkts, n, port, batch);
   ParseAndLookUp(batch);
   PrefetchSessionState(batch);
   Relay(batch);
 }
 
-void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
+void Worker::Receive(rte_mbuf** pkts, uint16_t n, uint16_t port) noexcept {
   // The oldest burst goes out first, so every flow's packets keep their
   // order; while its crypto runs, the loads the three later bursts started
   // arrive.
@@ -234,7 +249,7 @@ void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
   auto aged = [&](uint32_t age) -> Batch& {
     return batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
   };
-  PrefetchFrames(pkts, n, aged(0));
+  PrefetchFrames(pkts, n, port, aged(0));
   if (Batch& b = aged(1); b.held) ParseAndLookUp(b);
   if (Batch& b = aged(2); b.held) PrefetchSessionState(b);
   if (Batch& b = aged(3); b.held) Relay(b);
@@ -293,7 +308,7 @@ void Worker::FlushTx() noexcept {
 
 // --- The pipeline's first three steps: loads started ahead -------------
 
-void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
+void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, uint16_t port, Batch& batch) noexcept {
   batch.n = n;
   batch.k = 0;
   batch.packets = n;
@@ -312,6 +327,9 @@ void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept 
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     batch.rx[i] = m;
+    // Where it came in, for the interface check (here or after a hand-off);
+    // the line is written on the way out anyway.
+    if (port != kPortInMbuf) m->port = port;
     const char* data = rte_pktmbuf_mtod(m, const char*);
     const uint32_t lines = std::min<uint32_t>(kPrefetchFrameLines, (m->data_len + 63) / 64);
     for (uint32_t line = 0; line < lines; ++line) rte_prefetch0(data + 64 * line);
@@ -398,7 +416,11 @@ void Worker::HandOff(Batch& batch) noexcept {
     Flow* flow = batch.refs[i].flow;
     if (flow == nullptr || flow->owner == config_.id) continue;
     rte_ring* ring = flow->owner < config_.handoff.size() ? config_.handoff[flow->owner] : nullptr;
-    if (ring != nullptr && rte_ring_mp_enqueue(ring, batch.items[i].m) == 0) {
+    // What came through another interface takes no room in the owner's
+    // ring (the owner checks its own packets in Admit).
+    if (!CameThroughLegInterface(*flow, batch.items[i].m, batch.items[i].frame)) {
+      Drop(batch.items[i].m, DropReason::kWrongInterface);
+    } else if (ring != nullptr && rte_ring_mp_enqueue(ring, batch.items[i].m) == 0) {
       Inc(counters_.handed_off);
     } else {
       Drop(batch.items[i].m, DropReason::kHandoffFull);
@@ -508,6 +530,13 @@ uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
     const uint8_t i = batch.order[j];
     Item& it = batch.items[i];
     Flow* flow = it.flow;
+    // Found by address, which any interface's hosts can aim at: it must
+    // have come in through its leg's interface.
+    if (!CameThroughLegInterface(*flow, it.m, it.frame)) {
+      Reject(it, DropReason::kWrongInterface);
+      ++rejected;
+      continue;
+    }
     switch (it.frame.payload_kind) {
       case packet::PayloadKind::kRtp:
       case packet::PayloadKind::kRtcp:
