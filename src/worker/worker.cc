@@ -94,6 +94,7 @@ struct Worker::Batch {
   CryptoQueue crypto;  // Relay: what Unprotect, then Protect, submits
   uint16_t n = 0;
   uint16_t k = 0;
+  uint16_t port = kPortInMbuf;  // where it was received (kPortInMbuf: each mbuf says)
   uint16_t packets = 0;  // held: rx until parsed, then items not handed off
   bool held = false;     // from PrefetchFrames until Relay
 };
@@ -108,19 +109,25 @@ void Reject(Worker::Item& it, DropReason reason) noexcept {
   it.reason = reason;
 }
 
-// Whether a packet came through its flow's leg's interface: the port it was
-// received on (PrefetchFrames wrote it into the mbuf) and its outermost
-// VLAN, which a NIC that strips tags leaves in the mbuf. Reads the mbuf's
-// and the flow's first lines only, which the steps around it read too.
+// The port a packet of `batch_port`'s burst was received on.
+[[gnu::always_inline]] inline uint16_t ReceivedOn(uint16_t batch_port,
+                                                  const rte_mbuf* m) noexcept {
+  return batch_port != Worker::kPortInMbuf ? batch_port : m->port;
+}
+
+// Whether a packet received on `port` came through its flow's leg's
+// interface: that port, and the outermost VLAN, which a NIC that strips tags
+// leaves in the mbuf. Reads the mbuf's and the flow's first lines only,
+// which the steps around it read too.
 [[gnu::always_inline]] inline bool CameThroughLegInterface(
-    const Flow& flow, const rte_mbuf* m, const packet::ParsedFrame& frame) noexcept {
+    const Flow& flow, uint16_t port, const rte_mbuf* m, const packet::ParsedFrame& frame) noexcept {
   constexpr uint64_t kStripped = RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_QINQ_STRIPPED;
   uint16_t vlan = frame.vlan_count > 0 ? frame.vlan_id : 0;
   if ((m->ol_flags & kStripped) != 0) [[unlikely]] {
     vlan = (m->ol_flags & RTE_MBUF_F_RX_QINQ_STRIPPED) != 0 ? m->vlan_tci_outer : m->vlan_tci;
     vlan &= 0x0fff;
   }
-  return session::ArrivedOnLeg(flow, m->port, vlan);
+  return session::ArrivedOnLeg(flow, port, vlan);
 }
 
 }  // namespace
@@ -311,6 +318,7 @@ void Worker::FlushTx() noexcept {
 void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, uint16_t port, Batch& batch) noexcept {
   batch.n = n;
   batch.k = 0;
+  batch.port = port;
   batch.packets = n;
   batch.held = n > 0;
   Inc(counters_.rx_packets, n);
@@ -327,9 +335,6 @@ void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, uint16_t port, Batch& b
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     batch.rx[i] = m;
-    // Where it came in, for the interface check (here or after a hand-off);
-    // the line is written on the way out anyway.
-    if (port != kPortInMbuf) m->port = port;
     const char* data = rte_pktmbuf_mtod(m, const char*);
     const uint32_t lines = std::min<uint32_t>(kPrefetchFrameLines, (m->data_len + 63) / 64);
     for (uint32_t line = 0; line < lines; ++line) rte_prefetch0(data + 64 * line);
@@ -391,6 +396,7 @@ uint16_t Worker::ParseFrames(Batch& batch, session::FlowKey* keys) noexcept {
       case packet::FrameKind::kArp:
       case packet::FrameKind::kIcmpV4:
       case packet::FrameKind::kIcmpV6:
+        m->port = ReceivedOn(batch.port, m);  // the slow path answers through it
         if (config_.slow_path != nullptr && rte_ring_enqueue(config_.slow_path, m) == 0) {
           Inc(counters_.slow_path_packets);
         } else {
@@ -417,10 +423,12 @@ void Worker::HandOff(Batch& batch) noexcept {
     if (flow == nullptr || flow->owner == config_.id) continue;
     rte_ring* ring = flow->owner < config_.handoff.size() ? config_.handoff[flow->owner] : nullptr;
     // What came through another interface takes no room in the owner's
-    // ring (the owner checks its own packets in Admit).
-    if (!CameThroughLegInterface(*flow, batch.items[i].m, batch.items[i].frame)) {
-      Drop(batch.items[i].m, DropReason::kWrongInterface);
-    } else if (ring != nullptr && rte_ring_mp_enqueue(ring, batch.items[i].m) == 0) {
+    // ring; the rest carries its port there (the owner checks again).
+    rte_mbuf* m = batch.items[i].m;
+    m->port = ReceivedOn(batch.port, m);
+    if (!CameThroughLegInterface(*flow, m->port, m, batch.items[i].frame)) {
+      Drop(m, DropReason::kWrongInterface);
+    } else if (ring != nullptr && rte_ring_mp_enqueue(ring, m) == 0) {
       Inc(counters_.handed_off);
     } else {
       Drop(batch.items[i].m, DropReason::kHandoffFull);
@@ -532,7 +540,7 @@ uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
     Flow* flow = it.flow;
     // Found by address, which any interface's hosts can aim at: it must
     // have come in through its leg's interface.
-    if (!CameThroughLegInterface(*flow, it.m, it.frame)) {
+    if (!CameThroughLegInterface(*flow, ReceivedOn(batch.port, it.m), it.m, it.frame)) {
       Reject(it, DropReason::kWrongInterface);
       ++rejected;
       continue;

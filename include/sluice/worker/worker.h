@@ -120,10 +120,10 @@ class Worker {
   void Stop() noexcept;
 
   // `port` in ProcessBurst and Receive: the DPDK port the packets were
-  // received on, written into each mbuf (a driver may leave mbuf->port
-  // unset); kPortInMbuf: each mbuf's port says (the hand-off ring, whose
-  // packets the polling worker marked). A packet is relayed only when it
-  // arrived on its leg's port and VLAN (session::ArrivedOnLeg).
+  // received on (PollOnce: the queue it polled; a driver may leave
+  // mbuf->port unset); kPortInMbuf: each mbuf's port says (the hand-off
+  // ring, whose packets the polling worker marked). A packet is relayed only
+  // when it arrived on its leg's port and VLAN (session::ArrivedOnLeg).
   static constexpr uint16_t kPortInMbuf = UINT16_MAX;
 
   // Relays n (<= kMaxBurst) received packets: every mbuf is either queued for
