@@ -19,7 +19,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -376,8 +378,13 @@ absl::Status StartDataPlane(const config::Config& cfg, DataPlane& data) {
   for (const control::InterfaceInfo& info : data.interfaces) {
     slow_ifaces.push_back(SlowPathInterfaceOf(info));
   }
+  // The neighbour table's bound: a next hop for every leg, two gateways an
+  // interface.
+  dpdk::SlowPathOptions slow_options;
+  slow_options.max_neighbors = static_cast<uint32_t>(
+      std::min<uint64_t>(UINT32_MAX, 2ull * cfg.limits.max_sessions + 2 * slow_ifaces.size()));
   absl::StatusOr<std::unique_ptr<dpdk::SlowPath>> slow =
-      dpdk::SlowPath::Create(std::move(slow_ifaces), data.pool);
+      dpdk::SlowPath::Create(std::move(slow_ifaces), data.pool, std::move(slow_options));
   if (!slow.ok()) return slow.status();
   data.slow_path = *std::move(slow);
   if (absl::Status s = CreateHandoffRings(data); !s.ok()) return s;

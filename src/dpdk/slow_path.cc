@@ -70,12 +70,13 @@ const uint8_t* FindLinkLayerOption(const uint8_t* icmp, uint32_t payload, uint8_
 
 absl::StatusOr<std::unique_ptr<SlowPath>> SlowPath::Create(std::vector<SlowPathInterface> ifaces,
                                                            rte_mempool* pool,
-                                                           uint32_t ring_size) {
+                                                           SlowPathOptions options) {
   std::unique_ptr<SlowPath> sp(new SlowPath());
   sp->ifaces_ = std::move(ifaces);
+  sp->options_ = std::move(options);
   sp->pool_ = pool;
   // Many workers enqueue, the control thread alone dequeues.
-  sp->ring_ = rte_ring_create("slow_path", ring_size, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  sp->ring_ = rte_ring_create("slow_path", sp->options_.ring_size, SOCKET_ID_ANY, RING_F_SC_DEQ);
   if (sp->ring_ == nullptr) {
     return absl::ResourceExhaustedError("cannot create the slow-path ring");
   }
@@ -100,6 +101,7 @@ SlowPath::~SlowPath() {
 }
 
 uint64_t SlowPath::NowMs() const {
+  if (options_.clock) return options_.clock();
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
@@ -117,14 +119,67 @@ unsigned SlowPath::Poll() {
   const unsigned n = rte_ring_sc_dequeue_burst(ring_, pkts, 32, nullptr);
   for (unsigned i = 0; i < n; ++i) Handle(static_cast<rte_mbuf*>(pkts[i]));
   counters_.received += n;
+  const uint64_t now = NowMs();
+  if (now - aged_ms_ >= 1000) {
+    aged_ms_ = now;
+    Age(now);
+  }
   return n;
 }
 
+// RFC 826's merge: a known neighbour's address is updated from whatever
+// names it (a gateway that moved announces it). A new one is learned only
+// when it was asked for: every next hop the data plane needs goes through
+// Lookup, which asks first, so an unsolicited answer (or any host's request
+// for our address) would only fill the table. (RFC 4861 §7.2.3 has a
+// solicitation's sender cached too; Sluice asks when it needs one.)
 void SlowPath::Learn(uint16_t port, const packet::IpAddress& ip, const uint8_t* mac) {
+  const NeighborKey key{port, ip};
+  const uint64_t now = NowMs();
   packet::MacAddress m;
   std::memcpy(m.data(), mac, 6);
-  auto [it, inserted] = neighbors_.insert_or_assign({port, ip}, m);
-  if (inserted) ++counters_.neighbors_learned;
+  auto asked = asked_ms_.find(key);
+  const bool solicited = asked != asked_ms_.end() && now - asked->second < kAskWindowMs;
+  if (auto it = neighbors_.find(key); it != neighbors_.end()) {
+    it->second.mac = m;
+    it->second.confirmed_ms = now;
+    it->second.used = false;
+  } else if (!solicited) {
+    ++counters_.neighbors_refused;
+    return;
+  } else if (neighbors_.size() >= options_.max_neighbors) {
+    ++counters_.neighbors_full;
+    return;
+  } else {
+    neighbors_.emplace(key, Neighbor{m, now, false});
+    ++counters_.neighbors_learned;
+  }
+  if (asked != asked_ms_.end()) asked_ms_.erase(asked);
+}
+
+// Once a second: neighbours past their lifetime are forgotten; those Lookup
+// used since their last answer are asked again in the last quarter of it,
+// so a call's next hop stays known while it is needed. Requests unanswered
+// for longer than kAskWindowMs are forgotten.
+void SlowPath::Age(uint64_t now) {
+  const uint64_t lifetime = options_.neighbor_lifetime_ms;
+  for (auto it = neighbors_.begin(); it != neighbors_.end();) {
+    const uint64_t age = now - it->second.confirmed_ms;
+    if (age >= lifetime) {
+      ++counters_.neighbors_expired;
+      neighbors_.erase(it++);
+      continue;
+    }
+    const SlowPathInterface* iface = FindPort(it->first.first);
+    if (it->second.used && age >= lifetime - lifetime / 4 && iface != nullptr &&
+        Ask(*iface, it->first, now)) {
+      ++counters_.neighbors_refreshed;
+    }
+    ++it;
+  }
+  absl::erase_if(asked_ms_, [&](const auto& entry) {
+    return now - entry.second >= kAskWindowMs;
+  });
 }
 
 void SlowPath::Send(const SlowPathInterface& iface, rte_mbuf* m) {
@@ -172,7 +227,11 @@ bool SlowPath::HandleArp(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l
   const uint16_t op = Load16(arp + 6);
   const packet::IpAddress sender = packet::IpAddress::V4Bytes(arp + 14);
   const packet::IpAddress target = packet::IpAddress::V4Bytes(arp + 24);
-  if (iface.ipv4 && iface.ipv4->Contains(sender)) Learn(iface.port_id, sender, arp + 8);
+  if (iface.ipv4 && iface.ipv4->Contains(sender)) {
+    Learn(iface.port_id, sender, arp + 8);
+  } else {
+    ++counters_.neighbors_refused;
+  }
   if (op != 1 || !IsOurs(iface.ipv4, target)) return false;
   // Reply: to the asker, from us.
   std::memcpy(d, arp + 8, 6);
@@ -323,20 +382,39 @@ bool SlowPath::AnswerEcho6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t
 
 std::optional<packet::MacAddress> SlowPath::Lookup(uint16_t port_id,
                                                    const packet::IpAddress& ip) {
-  if (auto it = neighbors_.find({port_id, ip}); it != neighbors_.end()) return it->second;
-  const SlowPathInterface* iface = FindPort(port_id);
-  if (iface == nullptr) return std::nullopt;
-  uint64_t& asked = asked_ms_[{port_id, ip}];
+  const NeighborKey key{port_id, ip};
   const uint64_t now = NowMs();
-  if (asked == 0 || now - asked >= 1000) {
-    asked = now;
-    if (ip.is_v4()) {
-      SendArpRequest(*iface, ip);
-    } else {
-      SendNeighborSolicit(*iface, ip);
+  if (auto it = neighbors_.find(key); it != neighbors_.end()) {
+    if (now - it->second.confirmed_ms < options_.neighbor_lifetime_ms) {
+      it->second.used = true;
+      return it->second.mac;
     }
+    ++counters_.neighbors_expired;
+    neighbors_.erase(it);
   }
+  const SlowPathInterface* iface = FindPort(port_id);
+  if (iface != nullptr) Ask(*iface, key, now);
   return std::nullopt;
+}
+
+bool SlowPath::Ask(const SlowPathInterface& iface, const NeighborKey& key, uint64_t now) {
+  auto it = asked_ms_.find(key);
+  if (it == asked_ms_.end()) {
+    if (asked_ms_.size() >= options_.max_neighbors) {
+      ++counters_.neighbors_full;
+      return false;
+    }
+    it = asked_ms_.emplace(key, now).first;
+  } else if (now - it->second < kAskIntervalMs) {
+    return false;
+  }
+  it->second = now;
+  if (key.second.is_v4()) {
+    SendArpRequest(iface, key.second);
+  } else {
+    SendNeighborSolicit(iface, key.second);
+  }
+  return true;
 }
 
 void SlowPath::SendArpRequest(const SlowPathInterface& iface, const packet::IpAddress& target) {

@@ -72,6 +72,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     Flow& f = s->flows_[i];
     f.id = (id << 1) | static_cast<uint64_t>(i);
     f.in_local = in.local;
+    f.in_port = in.port_id;
+    f.in_vlan = in.vlan;
     f.rtcp_mux = in.rtcp_mux;
     f.strict_source = in.strict_source;
     f.out_port = out.port_id;

@@ -94,6 +94,7 @@ struct Worker::Batch {
   CryptoQueue crypto;  // Relay: what Unprotect, then Protect, submits
   uint16_t n = 0;
   uint16_t k = 0;
+  uint16_t port = kPortInMbuf;  // where it was received (kPortInMbuf: each mbuf says)
   uint16_t packets = 0;  // held: rx until parsed, then items not handed off
   bool held = false;     // from PrefetchFrames until Relay
 };
@@ -106,6 +107,27 @@ namespace {
 void Reject(Worker::Item& it, DropReason reason) noexcept {
   it.rejected = true;
   it.reason = reason;
+}
+
+// The port a packet of `batch_port`'s burst was received on.
+[[gnu::always_inline]] inline uint16_t ReceivedOn(uint16_t batch_port,
+                                                  const rte_mbuf* m) noexcept {
+  return batch_port != Worker::kPortInMbuf ? batch_port : m->port;
+}
+
+// Whether a packet received on `port` came through its flow's leg's
+// interface: that port, and the outermost VLAN, which a NIC that strips tags
+// leaves in the mbuf. Reads the mbuf's and the flow's first lines only,
+// which the steps around it read too.
+[[gnu::always_inline]] inline bool CameThroughLegInterface(
+    const Flow& flow, uint16_t port, const rte_mbuf* m, const packet::ParsedFrame& frame) noexcept {
+  constexpr uint64_t kStripped = RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_QINQ_STRIPPED;
+  uint16_t vlan = frame.vlan_count > 0 ? frame.vlan_id : 0;
+  if ((m->ol_flags & kStripped) != 0) [[unlikely]] {
+    vlan = (m->ol_flags & RTE_MBUF_F_RX_QINQ_STRIPPED) != 0 ? m->vlan_tci_outer : m->vlan_tci;
+    vlan &= 0x0fff;
+  }
+  return session::ArrivedOnLeg(flow, port, vlan);
 }
 
 }  // namespace
@@ -194,7 +216,7 @@ uint32_t Worker::PollOnce() noexcept {
     const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, config_.burst);
     if (n == 0) continue;
     received += n;
-    Receive(pkts, n);
+    Receive(pkts, n, q.port);
   }
   // A quiet poll sends what is held: under load a packet waits at most
   // three bursts, and without load none.
@@ -218,15 +240,15 @@ void Worker::Stop() noexcept {
   config_.table->UnregisterReader(config_.id);
 }
 
-void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept {
+void Worker::ProcessBurst(rte_mbuf** pkts, uint16_t n, uint16_t port) noexcept {
   Batch batch;
-  PrefetchFrames(pkts, n, batch);
+  PrefetchFrames(pkts, n, port, batch);
   ParseAndLookUp(batch);
   PrefetchSessionState(batch);
   Relay(batch);
 }
 
-void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
+void Worker::Receive(rte_mbuf** pkts, uint16_t n, uint16_t port) noexcept {
   // The oldest burst goes out first, so every flow's packets keep their
   // order; while its crypto runs, the loads the three later bursts started
   // arrive.
@@ -234,7 +256,7 @@ void Worker::Receive(rte_mbuf** pkts, uint16_t n) noexcept {
   auto aged = [&](uint32_t age) -> Batch& {
     return batches_[(head_ + kPipelineDepth - age) % kPipelineDepth];
   };
-  PrefetchFrames(pkts, n, aged(0));
+  PrefetchFrames(pkts, n, port, aged(0));
   if (Batch& b = aged(1); b.held) ParseAndLookUp(b);
   if (Batch& b = aged(2); b.held) PrefetchSessionState(b);
   if (Batch& b = aged(3); b.held) Relay(b);
@@ -293,9 +315,10 @@ void Worker::FlushTx() noexcept {
 
 // --- The pipeline's first three steps: loads started ahead -------------
 
-void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept {
+void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, uint16_t port, Batch& batch) noexcept {
   batch.n = n;
   batch.k = 0;
+  batch.port = port;
   batch.packets = n;
   batch.held = n > 0;
   Inc(counters_.rx_packets, n);
@@ -373,6 +396,7 @@ uint16_t Worker::ParseFrames(Batch& batch, session::FlowKey* keys) noexcept {
       case packet::FrameKind::kArp:
       case packet::FrameKind::kIcmpV4:
       case packet::FrameKind::kIcmpV6:
+        m->port = ReceivedOn(batch.port, m);  // the slow path answers through it
         if (config_.slow_path != nullptr && rte_ring_enqueue(config_.slow_path, m) == 0) {
           Inc(counters_.slow_path_packets);
         } else {
@@ -398,7 +422,13 @@ void Worker::HandOff(Batch& batch) noexcept {
     Flow* flow = batch.refs[i].flow;
     if (flow == nullptr || flow->owner == config_.id) continue;
     rte_ring* ring = flow->owner < config_.handoff.size() ? config_.handoff[flow->owner] : nullptr;
-    if (ring != nullptr && rte_ring_mp_enqueue(ring, batch.items[i].m) == 0) {
+    // What came through another interface takes no room in the owner's
+    // ring; the rest carries its port there (the owner checks again).
+    rte_mbuf* m = batch.items[i].m;
+    m->port = ReceivedOn(batch.port, m);
+    if (!CameThroughLegInterface(*flow, m->port, m, batch.items[i].frame)) {
+      Drop(m, DropReason::kWrongInterface);
+    } else if (ring != nullptr && rte_ring_mp_enqueue(ring, m) == 0) {
       Inc(counters_.handed_off);
     } else {
       Drop(batch.items[i].m, DropReason::kHandoffFull);
@@ -508,6 +538,13 @@ uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
     const uint8_t i = batch.order[j];
     Item& it = batch.items[i];
     Flow* flow = it.flow;
+    // Found by address, which any interface's hosts can aim at: it must
+    // have come in through its leg's interface.
+    if (!CameThroughLegInterface(*flow, ReceivedOn(batch.port, it.m), it.m, it.frame)) {
+      Reject(it, DropReason::kWrongInterface);
+      ++rejected;
+      continue;
+    }
     switch (it.frame.payload_kind) {
       case packet::PayloadKind::kRtp:
       case packet::PayloadKind::kRtcp:

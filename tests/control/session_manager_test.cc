@@ -12,6 +12,8 @@
 #include "sluice/control/protocol.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/memory/hot_arena.h"
+#include "sluice/packet/address.h"
+#include "sluice/session/flow_table.h"
 #include "sluice/srtp/sdes.h"
 
 namespace sluice::control {
@@ -43,6 +45,7 @@ class SessionManagerTest : public ::testing::Test {
     ifaces[1].name = "b";
     ifaces[1].port_id = 1;
     ifaces[1].ipv4 = *packet::Prefix::Parse("10.0.2.1/24");
+    ifaces[1].vlan = 7;
     table_ = *session::FlowTable::Create("sm_flows_" + std::to_string(counter_++), 1024, 1);
     manager_ = std::make_unique<SessionManager>(config_, ifaces, *table_, 1, 1000000000);
   }
@@ -222,6 +225,25 @@ TEST_F(SessionManagerTest, SessionLimitAndListPaging) {
 
 // stats reports the memory of the state packets read: a session and its
 // contexts, from the hot arena, given back when the session is deleted.
+// Each flow is installed with its leg's interface, port and VLAN, so that a
+// packet addressed to it through another interface is refused.
+TEST_F(SessionManagerTest, FlowsKnowTheInterfaceTheirLegIsOn) {
+  json r = Create("ingress");
+  ASSERT_EQ(Code(r), "ok") << r.dump();
+  session::FlowKey keys[2] = {
+      session::FlowKey::From(*packet::Endpoint::Parse(r["legs"][0]["local"].get<std::string>())),
+      session::FlowKey::From(*packet::Endpoint::Parse(r["legs"][1]["local"].get<std::string>()))};
+  session::FlowRef refs[2];
+  table_->LookupBulk(keys, 2, refs);
+  ASSERT_NE(refs[0].flow, nullptr);
+  ASSERT_NE(refs[1].flow, nullptr);
+  EXPECT_EQ(refs[0].flow->in_port, 0);
+  EXPECT_EQ(refs[0].flow->in_vlan, 0);
+  EXPECT_EQ(refs[1].flow->in_port, 1);
+  EXPECT_EQ(refs[1].flow->in_vlan, 7);
+  EXPECT_FALSE(session::ArrivedOnLeg(*refs[0].flow, 1, 7)) << "leg a's address, b's interface";
+}
+
 TEST_F(SessionManagerTest, StatsCountTheSessionsStateMemory) {
   if (!memory::HotArenaUsesRegions()) {
     GTEST_SKIP() << "built with AddressSanitizer: the hot arena passes blocks to the heap";

@@ -222,7 +222,7 @@ TEST_F(TapPortTest, WorkerFramesLeaveWithChecksumsTheDeviceFilledIn) {
     std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(f.size())), f.data(), f.size());
     frames.push_back(m);
   }
-  worker.ProcessBurst(frames.data(), static_cast<uint16_t>(frames.size()));
+  worker.ProcessBurst(frames.data(), static_cast<uint16_t>(frames.size()), a.port_id);
   worker.FlushTx();
   EXPECT_EQ(worker.counters().total_drops(), 0u);
 

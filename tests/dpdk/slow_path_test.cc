@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "sluice/dpdk/eal.h"
@@ -179,7 +180,16 @@ class SlowPathTest : public ::testing::Test {
     iface.mac = kOurMac;
     iface.ipv4 = packet::Prefix{Ip("192.0.2.1"), 24};
     iface.ipv6 = packet::Prefix{Ip("2001:db8::1"), 64};
-    absl::StatusOr<std::unique_ptr<SlowPath>> sp = SlowPath::Create({iface}, pool, 64);
+    iface_ = iface;
+    Make(SlowPathOptions{});
+  }
+
+  // (Re)creates the slow path with `options` on the test's clock.
+  void Make(SlowPathOptions options) {
+    sp_.reset();
+    options.ring_size = 64;
+    options.clock = [this] { return now_ms_; };
+    absl::StatusOr<std::unique_ptr<SlowPath>> sp = SlowPath::Create({iface_}, pool, options);
     ASSERT_TRUE(sp.ok()) << sp.status();
     sp_ = *std::move(sp);
   }
@@ -224,6 +234,8 @@ class SlowPathTest : public ::testing::Test {
   std::unique_ptr<SlowPath> sp_;
   std::vector<rte_mbuf*> sent_;
   unsigned free_before_ = 0;
+  SlowPathInterface iface_;
+  uint64_t now_ms_ = 1'000'000;
 };
 
 MacAddress MacAt(const Bytes& b, size_t off) {
@@ -250,9 +262,9 @@ TEST_F(SlowPathTest, AnswersArpRequestForItsAddressWithItsMac) {
   EXPECT_EQ(sp_->counters().arp_replies, 1u);
   EXPECT_EQ(sp_->counters().received, 1u);
   EXPECT_EQ(sp_->counters().ignored, 0u);
-  // The asker is on our subnet: learned from its request.
-  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.10")), kPeerMac);
-  EXPECT_TRUE(Sent().empty());
+  // The asker was not asked for: not learned from its request.
+  EXPECT_EQ(sp_->counters().neighbors_learned, 0u);
+  EXPECT_EQ(sp_->neighbors(), 0u);
 }
 
 TEST_F(SlowPathTest, AnswersArpRequestInsideItsVlanTag) {
@@ -302,6 +314,107 @@ TEST_F(SlowPathTest, DoesNotLearnSendersOutsideItsSubnet) {
   EXPECT_EQ(sp_->counters().neighbors_learned, 0u);
 }
 
+// Only what was asked for is learned: unsolicited replies, gratuitous ARP
+// and other hosts' requests name addresses nobody asked for, and would fill
+// the table. Each is refused and counted.
+TEST_F(SlowPathTest, LearnsOnlyWhatItAskedFor) {
+  for (int i = 0; i < 50; ++i) {
+    const IpAddress sender = Ip(("192.0.2." + std::to_string(100 + i)).c_str());
+    Deliver(Arp(2, kPeerMac, sender, kOurMac, Ip("192.0.2.1")));  // unsolicited reply
+    Deliver(Arp(1, kPeerMac, sender, MacAddress{}, sender));      // gratuitous
+  }
+  Deliver(Ipv6(kOurMac, Ip("2001:db8::30"), Ip("2001:db8::1"), 255,
+               NeighborMessage(136, Ip("2001:db8::30"), &kPeerMac)));  // unsolicited advert
+  EXPECT_EQ(sp_->counters().neighbors_learned, 0u);
+  EXPECT_EQ(sp_->counters().neighbors_refused, 101u);
+  EXPECT_EQ(sp_->neighbors(), 0u);
+  EXPECT_TRUE(Sent().empty());
+
+  // Asked for, an answer is taken within kAskWindowMs of the request only.
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.20")), std::nullopt);
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.21")), std::nullopt);
+  EXPECT_EQ(Sent().size(), 2u);
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.20"), kOurMac, Ip("192.0.2.1")));
+  now_ms_ += SlowPath::kAskWindowMs;
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.21"), kOurMac, Ip("192.0.2.1")));
+  EXPECT_EQ(sp_->counters().neighbors_learned, 1u);
+  EXPECT_EQ(sp_->counters().neighbors_refused, 102u);
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.20")), kPeerMac);
+
+  // A known neighbour follows what names it (RFC 826's merge): a gateway
+  // that moved announces its new address.
+  constexpr MacAddress kMoved = {0x02, 0x00, 0x00, 0x00, 0x00, 0x98};
+  Deliver(Arp(1, kMoved, Ip("192.0.2.20"), MacAddress{}, Ip("192.0.2.20")));
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.20")), kMoved);
+  EXPECT_EQ(sp_->counters().neighbors_learned, 1u);
+}
+
+// The table and the requests in flight are bounded: past the bound a
+// lookup asks for nothing and an answer teaches nothing, both counted.
+TEST_F(SlowPathTest, BoundsTheNeighboursAndTheRequests) {
+  SlowPathOptions options;
+  options.max_neighbors = 2;
+  Make(options);
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.20")), std::nullopt);
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.21")), std::nullopt);
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.22")), std::nullopt);
+  EXPECT_EQ(Sent().size(), 2u);
+  EXPECT_EQ(sp_->counters().neighbors_full, 1u);
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.20"), kOurMac, Ip("192.0.2.1")));
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.21"), kOurMac, Ip("192.0.2.1")));
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.22"), kOurMac, Ip("192.0.2.1")));
+  EXPECT_EQ(sp_->neighbors(), 2u);
+  EXPECT_EQ(sp_->counters().neighbors_refused, 1u) << "192.0.2.22 was never asked for";
+  // The requests were answered: a third can go out, but its answer finds
+  // the table full.
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.22")), std::nullopt);
+  EXPECT_EQ(Sent().size(), 1u);
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.22"), kOurMac, Ip("192.0.2.1")));
+  EXPECT_EQ(sp_->neighbors(), 2u);
+  EXPECT_EQ(sp_->counters().neighbors_full, 2u);
+}
+
+// A neighbour in use is asked for again before its answer expires and stays
+// known while it answers; one not looked up since its answer is forgotten
+// when the answer expires, and asked for afresh when next needed.
+TEST_F(SlowPathTest, AgesNeighboursAndRefreshesThoseInUse) {
+  SlowPathOptions options;
+  options.neighbor_lifetime_ms = 60'000;
+  Make(options);
+  const IpAddress gateway = Ip("192.0.2.254"), idle = Ip("192.0.2.30");
+  for (const IpAddress& ip : {gateway, idle}) {
+    EXPECT_EQ(sp_->Lookup(kPort, ip), std::nullopt);
+    Deliver(Arp(2, kPeerMac, ip, kOurMac, Ip("192.0.2.1")));
+  }
+  EXPECT_EQ(Sent().size(), 2u);
+  EXPECT_EQ(sp_->Lookup(kPort, gateway), kPeerMac);  // in use
+
+  now_ms_ += 30'000;
+  sp_->Poll();
+  EXPECT_TRUE(Sent().empty()) << "half its lifetime: not asked yet";
+  now_ms_ += 16'000;
+  sp_->Poll();
+  std::vector<rte_mbuf*> sent = Sent();
+  ASSERT_EQ(sent.size(), 1u) << "the gateway, asked again before it expires";
+  EXPECT_EQ(IpAddress::V4Bytes(&Data(sent[0])[38]), gateway);
+  EXPECT_EQ(sp_->counters().neighbors_refreshed, 1u);
+  Deliver(Arp(2, kPeerMac, gateway, kOurMac, Ip("192.0.2.1")));
+
+  now_ms_ += 15'000;  // 61 s after the first answers
+  sp_->Poll();
+  EXPECT_EQ(sp_->counters().neighbors_expired, 1u) << "the idle neighbour";
+  EXPECT_EQ(sp_->neighbors(), 1u);
+  EXPECT_EQ(sp_->Lookup(kPort, gateway), kPeerMac) << "answered again 15 s ago";
+  EXPECT_EQ(sp_->Lookup(kPort, idle), std::nullopt);
+  EXPECT_EQ(Sent().size(), 1u) << "asked for afresh";
+
+  // The gateway unanswered: gone a lifetime after its last answer.
+  now_ms_ += 60'000;
+  sp_->Poll();
+  EXPECT_EQ(sp_->neighbors(), 0u);
+  EXPECT_EQ(sp_->Lookup(kPort, gateway), std::nullopt);
+}
+
 TEST_F(SlowPathTest, AnswersIcmpEchoToItsAddress) {
   const Bytes data = {'s', 'l', 'u', 'i', 'c', 'e'};
   Deliver(Ping4(Ip("192.0.2.10"), Ip("192.0.2.1"), data));
@@ -331,7 +444,7 @@ TEST_F(SlowPathTest, IgnoresIcmpEchoToAnotherAddress) {
   EXPECT_EQ(sp_->counters().ignored, 1u);
 }
 
-TEST_F(SlowPathTest, AnswersNeighbourSolicitationAndLearnsTheSolicitor) {
+TEST_F(SlowPathTest, AnswersNeighbourSolicitationWithoutLearningTheSolicitor) {
   const IpAddress peer = Ip("2001:db8::10");
   Deliver(Ipv6(MacAddress{0x33, 0x33, 0xff, 0, 0, 1}, peer, Ip("ff02::1:ff00:1"), 255,
                NeighborMessage(135, Ip("2001:db8::1"), &kPeerMac)));
@@ -355,7 +468,9 @@ TEST_F(SlowPathTest, AnswersNeighbourSolicitationAndLearnsTheSolicitor) {
   EXPECT_EQ(MacAt(r, 14 + 40 + 26), kOurMac);
   EXPECT_TRUE(Icmpv6ChecksumOk(ip));
   EXPECT_EQ(sp_->counters().nd_adverts, 1u);
-  EXPECT_EQ(sp_->Lookup(kPort, peer), kPeerMac);
+  // Not asked for: the solicitor is not learned (Sluice asks when it needs it).
+  EXPECT_EQ(sp_->counters().neighbors_refused, 1u);
+  EXPECT_EQ(sp_->neighbors(), 0u);
 }
 
 TEST_F(SlowPathTest, AnswersDuplicateAddressDetectionToAllNodes) {

@@ -1,7 +1,8 @@
 // sluiced under hostile traffic, end to end: the real daemon on
 // net_af_packet devices bound to veth ends in a namespace of its own, phones
 // and attackers in two more. Forged, replayed and misaddressed SRTP floods,
-// spoofed sources, malformed frames from a raw socket, offered load far above
+// spoofed sources, packets for one interface's leg sent through another,
+// malformed frames from a raw socket, offered load far above
 // what one worker carries, the per-leg packet rate limit and the session
 // limit. The calls that are genuine keep flowing, every refused packet is
 // counted under its reason, and the daemon never stops relaying.
@@ -577,6 +578,55 @@ TEST_F(AdversarialTest, MalformedFramesAreCountedAndDropped) {
   call.a.seq = static_cast<uint16_t>(call.a.seq + 1);
   EXPECT_TRUE(Flows(call.a, call.b, 20));
   Delete("frames");
+}
+
+// A host on side b's network aims at leg a's address through interface b:
+// genuine SRTP of phone A, with phone A's address as its source, framed by
+// hand. A flow is found by address, so only the interface check stops it:
+// each copy is counted as wrong_interface and phone B receives nothing. The
+// same packet through interface a is relayed (nothing else refused it, and
+// the refused copies did not move the replay window).
+TEST_F(AdversarialTest, PacketsThroughAnotherInterfaceAreRefused) {
+  Call call = MakeCall("ingress", 40310, 40312, 0x5100);
+  ASSERT_FALSE(HasFailure());
+  EXPECT_TRUE(Flows(call.a, call.b, 5));
+  auto raw_a = daemon_->RawSocket(0);
+  ASSERT_TRUE(raw_a.ok()) << raw_a.status();
+  auto raw_b = daemon_->RawSocket(1);
+  ASSERT_TRUE(raw_b.ok()) << raw_b.status();
+
+  const std::vector<uint8_t> plain = call.a.Rtp(call.a.seq++);
+  std::vector<uint8_t> payload = plain;
+  ASSERT_EQ(call.a.send->ProtectRtp(payload), srtp_err_status_ok);
+  auto frame_through = [&](const RawSender& tx) {
+    packet::UdpHeaderSpec spec;
+    spec.src_mac = tx.own_mac();
+    spec.dst_mac = tx.peer_mac();
+    spec.src = *packet::Endpoint::Parse(Ep(daemon_->phone_ip(0), 40310));
+    spec.dst = *packet::Endpoint::Parse(
+        Ep(daemon_->relay_ip(0), LocalPort(call.reply["legs"][0])));
+    const uint32_t hdr = packet::HeaderLength(spec);
+    std::vector<uint8_t> f(hdr + payload.size());
+    std::memcpy(f.data() + hdr, payload.data(), payload.size());
+    packet::WriteUdpHeaders(f.data() + hdr, static_cast<uint32_t>(payload.size()), spec, 9);
+    return f;
+  };
+
+  constexpr int kCopies = 20;
+  const json before = Stats();
+  const std::vector<uint8_t> wrong = frame_through(**raw_b);
+  for (int i = 0; i < kCopies; ++i) ASSERT_TRUE((*raw_b)->Send(wrong));
+  EXPECT_TRUE(call.b.Receive(300).empty()) << "nothing through interface b reaches leg a";
+  const json after = Stats();
+  EXPECT_EQ(DropDelta(before, after, "wrong_interface"), static_cast<uint64_t>(kCopies))
+      << after.dump();
+
+  ASSERT_TRUE((*raw_a)->Send(frame_through(**raw_a)));
+  const auto got = call.b.Receive(300);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], plain);
+  EXPECT_TRUE(Flows(call.a, call.b, 10));
+  Delete("ingress");
 }
 
 // Offered load far above what the one worker carries: several legs flooded

@@ -55,6 +55,13 @@ TEST(SessionTest, EachFlowCarriesOneLegsPacketsToTheOther) {
   // a's packets: unprotected with a's receive key, sent plain from b.
   EXPECT_NE(f0.rx, nullptr);
   EXPECT_EQ(f0.tx, nullptr);
+  EXPECT_EQ(f0.in_port, 1);  // a's packets arrive through a's interface only
+  EXPECT_EQ(f0.in_vlan, 10);
+  EXPECT_TRUE(ArrivedOnLeg(f0, 1, 10));
+  EXPECT_FALSE(ArrivedOnLeg(f0, 2, 10));
+  EXPECT_FALSE(ArrivedOnLeg(f0, 1, 0));
+  EXPECT_EQ(f1.in_port, 2);
+  EXPECT_EQ(f1.in_vlan, 0);
   EXPECT_EQ(f0.out_port, 2);
   EXPECT_EQ(f0.out_local, Ep("10.1.0.1:30000"));
   EXPECT_FALSE(f0.out_rtcp_mux);

@@ -24,6 +24,7 @@ TEST(DropReasonTest, EveryReasonHasADistinctStableName) {
   EXPECT_EQ(names.size(), static_cast<size_t>(kDropReasonCount));
   EXPECT_STREQ(DropReasonName(DropReason::kAuthFailed), "auth_failed");
   EXPECT_STREQ(DropReasonName(DropReason::kHandoffFull), "handoff_full");
+  EXPECT_STREQ(DropReasonName(DropReason::kWrongInterface), "wrong_interface");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -100,16 +101,21 @@ std::vector<uint8_t> RtcpReceiverReport(uint32_t ssrc) {
   return p;
 }
 
-// A frame from `src` (MAC, endpoint) to `dst` carrying `payload`.
+// A frame from `src` (MAC, endpoint) to `dst` carrying `payload`, tagged
+// with `vlan` unless 0. It is received (mbuf->port, which ProcessBurst reads
+// unless given a port) on the port of the network it is addressed to:
+// 10.0.2.0/24 is port b's (leg b's in MakeCall), the rest port a's.
 rte_mbuf* Frame(const MacAddress& src_mac, const MacAddress& dst_mac, const Endpoint& src,
-                const Endpoint& dst, const std::vector<uint8_t>& payload) {
+                const Endpoint& dst, const std::vector<uint8_t>& payload, uint16_t vlan = 0) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) return nullptr;
+  m->port = packet::Prefix::Parse("10.0.2.0/24")->Contains(dst.ip) ? port_b : port_a;
   packet::UdpHeaderSpec spec;
   spec.src_mac = src_mac;
   spec.dst_mac = dst_mac;
   spec.src = src;
   spec.dst = dst;
+  spec.vlan_id = vlan;
   const uint32_t hdr = packet::HeaderLength(spec);
   uint8_t* start = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, hdr + payload.size()));
   std::memcpy(start + hdr, payload.data(), payload.size());
@@ -953,6 +959,136 @@ TEST_F(PipelineTest, PollOnceReceivesRelaysOnAQuietPollAndReportsQuiescence) {
   worker.PollOnce();
   EXPECT_EQ(rte_rcu_qsbr_check(table_->qsbr(), token, false), 1) << "the fourth poll reports";
   worker.Stop();
+  EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
+}
+
+// A flow is found by its local address, which hosts behind any interface
+// can aim at: a packet for leg a is relayed only when it came in on leg a's
+// port and VLAN, whether the tag is still in the frame or the NIC stripped
+// it; the rest is counted as wrong_interface. The port a burst was received
+// on is the one given, not what the mbuf held.
+TEST_F(PipelineTest, PacketsComeInOnlyThroughTheirLegsInterface) {
+  std::mt19937 rng(41);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80, std::nullopt,
+                          /*give_remotes=*/true, rng));
+  c.a.vlan = 10;  // leg a: port a, VLAN 10
+  auto s = session::Session::Create(1, c.a, c.b, session::SessionOptions{});
+  ASSERT_TRUE(s.ok()) << s.status();
+  c.session = *std::move(s);
+  Publish(c);
+  std::vector<uint8_t> plain[3];
+  auto packet = [&](uint16_t seq) {
+    std::vector<uint8_t> p = RtpPacket(seq, 0x7100, 160, static_cast<uint8_t>(seq));
+    plain[seq] = p;
+    EXPECT_EQ(c.a_send->ProtectRtp(p), srtp_err_status_ok);
+    return p;
+  };
+  auto frame = [&](const std::vector<uint8_t>& p, uint16_t vlan) {
+    return Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p, vlan);
+  };
+  const std::vector<uint8_t> p1 = packet(1), p2 = packet(2);
+
+  std::vector<rte_mbuf*> wrong = {frame(p1, 10), frame(p1, 10)};
+  worker_->ProcessBurst(wrong.data(), 2, port_b);  // VLAN 10, but port b
+  std::vector<rte_mbuf*> on_a = {frame(p1, 11), frame(p1, 0)};
+  worker_->ProcessBurst(on_a.data(), 2, port_a);  // port a, other VLANs
+  worker_->FlushTx();
+  EXPECT_EQ(Drops(DropReason::kWrongInterface), 4u);
+  EXPECT_EQ(worker_->counters().total_drops(), 4u) << "refused before anything else";
+  EXPECT_EQ(c.session->flow(0).counters.rx_packets.load(), 0u);
+  EXPECT_TRUE(Drain(port_b).empty());
+
+  // Port a, VLAN 10: in the frame, or stripped by the NIC into the mbuf.
+  rte_mbuf* stripped = frame(p2, 0);
+  stripped->ol_flags |= RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED;
+  stripped->vlan_tci = 10;
+  std::vector<rte_mbuf*> right = {frame(p1, 10), stripped};
+  worker_->ProcessBurst(right.data(), 2, port_a);
+  worker_->FlushTx();
+  std::vector<Received> got = Drain(port_b);
+  ASSERT_EQ(got.size(), 2u) << "not refused as replays: the refused copies changed nothing";
+  EXPECT_EQ(got[0].payload, plain[1]);
+  EXPECT_EQ(got[1].payload, plain[2]);
+  EXPECT_EQ(Drops(DropReason::kWrongInterface), 4u);
+  EXPECT_EQ(worker_->counters().total_drops(), 4u);
+  EXPECT_EQ(c.session->flow(0).counters.tx_packets.load(), 2u);
+  EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
+}
+
+// PollOnce takes the port from the queue it polled: a packet for leg a that
+// arrives on port b is refused whatever its mbuf said, and one that arrives
+// on port a is relayed.
+TEST_F(PipelineTest, PollOnceChecksThePortItPolled) {
+  std::mt19937 rng(43);
+  Call& c = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  Publish(c);
+  WorkerConfig config;
+  config.table = table_.get();
+  config.backend = backend_.get();
+  config.rx_queues = {{port_a, 0}, {port_b, 0}};
+  Worker worker(config);
+  worker.Start();
+  auto send_on = [&](uint16_t rx_port, uint16_t mbuf_port) {
+    rte_mbuf* m = Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local,
+                        RtpPacket(1, 0x7200, 160, 0));
+    m->port = mbuf_port;
+    // A net_ring port's TX comes back on its own RX.
+    ASSERT_EQ(rte_eth_tx_burst(rx_port, 0, &m, 1), 1);
+    EXPECT_EQ(worker.PollOnce(), 1u);
+    EXPECT_EQ(worker.PollOnce(), 0u) << "a quiet poll relays what is held";
+  };
+  send_on(port_b, port_a);
+  EXPECT_EQ(worker.counters().drops[static_cast<size_t>(DropReason::kWrongInterface)].load(), 1u);
+  EXPECT_TRUE(Drain(port_b).empty());
+  send_on(port_a, port_b);
+  EXPECT_EQ(Drain(port_b).size(), 1u);
+  EXPECT_EQ(worker.counters().total_drops(), 1u);
+  worker.Stop();
+  EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
+}
+
+// A packet whose flow another worker owns is checked by the worker that
+// polled it, before the hand-off: what came through the wrong interface
+// takes no room in the owner's ring; what came through the right one
+// carries its port there.
+TEST_F(PipelineTest, HandOffPassesOnlyWhatCameThroughTheLegsInterface) {
+  std::mt19937 rng(47);
+  Call& c = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  c.session->SetOwner(1);
+  Publish(c);
+  std::array<rte_ring*, 2> rings{};
+  for (int i = 0; i < 2; ++i) {
+    rings[i] = rte_ring_create(("ingress_handoff" + std::to_string(i)).c_str(), 64,
+                               static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
+    ASSERT_NE(rings[i], nullptr);
+  }
+  WorkerConfig config;
+  config.table = table_.get();
+  config.backend = backend_.get();
+  config.handoff = {rings[0], rings[1]};
+  Worker poller(config);
+  auto frame = [&] {
+    return Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local,
+                 RtpPacket(1, 0x7300, 160, 0));
+  };
+  rte_mbuf* wrong = frame();
+  poller.ProcessBurst(&wrong, 1, port_b);
+  EXPECT_EQ(poller.counters().drops[static_cast<size_t>(DropReason::kWrongInterface)].load(), 1u);
+  EXPECT_EQ(rte_ring_count(rings[1]), 0u);
+  rte_mbuf* right = frame();
+  poller.ProcessBurst(&right, 1, port_a);
+  EXPECT_EQ(poller.counters().handed_off.load(), 1u);
+  // The owner (the fixture's worker, which hands nothing off) takes its ring.
+  rte_mbuf* handed[4];
+  const unsigned n =
+      rte_ring_dequeue_burst(rings[1], reinterpret_cast<void**>(handed), 4, nullptr);
+  ASSERT_EQ(n, 1u);
+  EXPECT_EQ(handed[0]->port, port_a);
+  worker_->ProcessBurst(handed, 1);
+  worker_->FlushTx();
+  EXPECT_EQ(Drain(port_b).size(), 1u);
+  EXPECT_EQ(worker_->counters().total_drops(), 0u);
+  for (rte_ring* r : rings) rte_ring_free(r);
   EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
 }
 

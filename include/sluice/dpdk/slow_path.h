@@ -3,18 +3,28 @@
 // and ICMPv6 echo, learns neighbours from what it sees, and resolves next hops
 // for the session manager (ARP requests, neighbour solicitations).
 //
+// The neighbour table holds only what Lookup asked for: an ARP or neighbour
+// discovery message teaches the slow path an address it asked for within
+// the last few seconds, or a new link-layer address for one it knows (RFC
+// 826's merge, so a moved gateway is followed); anything else is refused and
+// counted, so no host on a link fills the table. The table and the
+// addresses being asked for are bounded, and an entry ages: asked again
+// before it expires if Lookup has used it since its last answer, forgotten
+// when it expires.
+//
 // Control thread only (workers only enqueue into ring()). What it sends goes
 // through tx_ring(), which one worker drains onto its own TX queues.
 #ifndef SLUICE_DPDK_SLOW_PATH_H_
 #define SLUICE_DPDK_SLOW_PATH_H_
 
 #include <cstdint>
-#include "absl/container/flat_hash_map.h"
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/rewrite.h"
@@ -41,26 +51,49 @@ struct SlowPathCounters {
   uint64_t nd_solicits = 0;
   uint64_t echo_replies = 0;
   uint64_t neighbors_learned = 0;
+  uint64_t neighbors_refused = 0;    // ARP/ND naming an address not asked for: not learned
+  uint64_t neighbors_full = 0;       // not learned, or not asked for: the bound was reached
+  uint64_t neighbors_refreshed = 0;  // in use and asked again before expiring
+  uint64_t neighbors_expired = 0;    // forgotten: no answer within the lifetime
   uint64_t ignored = 0;
   uint64_t tx_failed = 0;
 };
 
+struct SlowPathOptions {
+  uint32_t ring_size = 4096;
+  // Neighbours known, and addresses being asked for, each at most this many.
+  uint32_t max_neighbors = 4096;
+  // How long an answer is trusted. A neighbour that Lookup used since its
+  // last answer is asked again after three quarters of it.
+  uint64_t neighbor_lifetime_ms = 60000;
+  // Monotonic milliseconds; empty: the steady clock.
+  std::function<uint64_t()> clock;
+};
+
 class SlowPath {
  public:
+  // Answers to a request are welcome this long after it was sent.
+  static constexpr uint64_t kAskWindowMs = 5000;
+  // At most one request a second per address.
+  static constexpr uint64_t kAskIntervalMs = 1000;
+
   static absl::StatusOr<std::unique_ptr<SlowPath>> Create(std::vector<SlowPathInterface> ifaces,
                                                           rte_mempool* pool,
-                                                          uint32_t ring_size = 4096);
+                                                          SlowPathOptions options = {});
   ~SlowPath();
 
   rte_ring* ring() const { return ring_; }
   rte_ring* tx_ring() const { return tx_ring_; }
 
-  // Handles what the workers queued; returns how many packets.
+  // Handles what the workers queued, and once a second ages the neighbour
+  // table; returns how many packets.
   unsigned Poll();
 
-  // The next-hop MAC for `ip` on `port_id`, if known; otherwise asks for it
-  // (at most once a second per address) and returns nullopt.
+  // The next-hop MAC for `ip` on `port_id`, if known and not expired;
+  // otherwise asks for it (at most once a second per address) and returns
+  // nullopt.
   std::optional<packet::MacAddress> Lookup(uint16_t port_id, const packet::IpAddress& ip);
+  size_t neighbors() const { return neighbors_.size(); }
 
   const SlowPathCounters& counters() const { return counters_; }
 
@@ -75,7 +108,17 @@ class SlowPath {
   bool AdvertiseNeighbor(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3,
                          const packet::IpAddress& src, const packet::IpAddress& target);
   bool AnswerEcho6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l3, uint32_t payload);
+  using NeighborKey = std::pair<uint16_t, packet::IpAddress>;
+  struct Neighbor {
+    packet::MacAddress mac;
+    uint64_t confirmed_ms;  // its last answer
+    bool used;              // Lookup returned it since then
+  };
   void Learn(uint16_t port, const packet::IpAddress& ip, const uint8_t* mac);
+  // Sends a request for `key` unless one went out within kAskIntervalMs or
+  // the bound is reached; whether it sent one.
+  bool Ask(const SlowPathInterface& iface, const NeighborKey& key, uint64_t now);
+  void Age(uint64_t now);
   void Send(const SlowPathInterface& iface, rte_mbuf* m);
   void SendArpRequest(const SlowPathInterface& iface, const packet::IpAddress& target);
   void SendNeighborSolicit(const SlowPathInterface& iface, const packet::IpAddress& target);
@@ -83,11 +126,13 @@ class SlowPath {
   uint64_t NowMs() const;
 
   std::vector<SlowPathInterface> ifaces_;
+  SlowPathOptions options_;
+  uint64_t aged_ms_ = 0;
   rte_mempool* pool_ = nullptr;
   rte_ring* ring_ = nullptr;
   rte_ring* tx_ring_ = nullptr;
-  absl::flat_hash_map<std::pair<uint16_t, packet::IpAddress>, packet::MacAddress> neighbors_;
-  absl::flat_hash_map<std::pair<uint16_t, packet::IpAddress>, uint64_t> asked_ms_;
+  absl::flat_hash_map<NeighborKey, Neighbor> neighbors_;
+  absl::flat_hash_map<NeighborKey, uint64_t> asked_ms_;  // when each was last asked for
   SlowPathCounters counters_;
 };
 

@@ -78,6 +78,11 @@ struct alignas(64) Flow {
   // peer or its next hop moves.
   uint32_t out_headers_version = 1;
   uint64_t out_headers_resolved = 0;
+  // X's interface: its DPDK port and VLAN (0: untagged). A flow is found by
+  // its local address alone, which a host behind any interface can aim at;
+  // only what arrives through X's interface is X's (ArrivedOnLeg).
+  uint16_t in_port = 0;
+  uint16_t in_vlan = 0;
   // --- lines 1 (its sums) and 2 (its bytes, but the last two of IPv6 with
   // a VLAN tag): the headers toward Y's peer from Y's RTP port ---
   packet::UdpHeaderTemplate out_headers;
@@ -105,6 +110,14 @@ struct alignas(64) Flow {
 
 // Lines a packet reads or writes: 0 to 4.
 inline constexpr int kFlowHotLines = 5;
+static_assert(offsetof(Flow, in_vlan) + 2 <= offsetof(Flow, out_headers),
+              "the interface is on line 1, read with the other per-packet fields");
+
+// Whether a packet received on DPDK port `port` with outermost VLAN ID
+// `vlan` (0: untagged) came through X's interface. Data plane.
+inline bool ArrivedOnLeg(const Flow& flow, uint16_t port, uint16_t vlan) noexcept {
+  return flow.in_port == port && flow.in_vlan == vlan;
+}
 static_assert(offsetof(Flow, out_headers) == 64 + 48,
               "the header template's sums end line 1 and its bytes fill line 2");
 static_assert(offsetof(Flow, out_src_mac) + 6 <= 4 * 64, "line 3 holds the words after the template");

@@ -119,9 +119,16 @@ class Worker {
   // Relays what is held, sends it, and leaves the flow table's readers.
   void Stop() noexcept;
 
+  // `port` in ProcessBurst and Receive: the DPDK port the packets were
+  // received on (PollOnce: the queue it polled; a driver may leave
+  // mbuf->port unset); kPortInMbuf: each mbuf's port says (the hand-off
+  // ring, whose packets the polling worker marked). A packet is relayed only
+  // when it arrived on its leg's port and VLAN (session::ArrivedOnLeg).
+  static constexpr uint16_t kPortInMbuf = UINT16_MAX;
+
   // Relays n (<= kMaxBurst) received packets: every mbuf is either queued for
   // TX, handed to the slow path, or freed with a counted drop reason.
-  void ProcessBurst(rte_mbuf** pkts, uint16_t n) noexcept;
+  void ProcessBurst(rte_mbuf** pkts, uint16_t n, uint16_t port = kPortInMbuf) noexcept;
 
   // ProcessBurst spread over four calls, so that the loads a burst of cold
   // frames and sessions waits for happen while the core relays the burst
@@ -131,7 +138,7 @@ class Worker {
   // flow leave in the order they came. Until Drain, up to three bursts stay
   // held, and with them references to their flows: report quiescence with
   // Quiesce only.
-  void Receive(rte_mbuf** pkts, uint16_t n) noexcept;
+  void Receive(rte_mbuf** pkts, uint16_t n, uint16_t port = kPortInMbuf) noexcept;
   // Relays every burst Receive holds, oldest first. A worker that Receive
   // was used on is drained before it is destroyed (Run does).
   void Drain() noexcept;
@@ -154,7 +161,7 @@ class Worker {
   struct Batch;        // a burst between steps, defined in worker.cc
 
   // The pipeline, in the order a burst takes it (see the top of this file).
-  void PrefetchFrames(rte_mbuf** pkts, uint16_t n, Batch& batch) noexcept;
+  void PrefetchFrames(rte_mbuf** pkts, uint16_t n, uint16_t port, Batch& batch) noexcept;
   void ParseAndLookUp(Batch& batch) noexcept;
   void PrefetchSessionState(Batch& batch) noexcept;
   void Relay(Batch& batch) noexcept;
