@@ -531,12 +531,16 @@ TEST_F(AdversarialTest, NullAuthPacketsNeverMoveThePeer) {
   ASSERT_TRUE(Flows(a, b, 5));
   // Each spoofer sends a run of packets ahead of A's, protected with the
   // real key, from SSRCs A uses and others.
+  srtp::MasterKey real;
+  ParseKey(key, &real);
+  auto forger = *LibsrtpPeer::Create(LibsrtpPeer::Role::kSender, {&real, 1}, {});
   for (Phone& s : spoofers) {
     s.relay = a.relay;
+    const int first_seq = a.seq + 1000 + (&s == spoofers ? 0 : 100);
     for (int i = 0; i < 20; ++i) {
-      std::vector<uint8_t> wire = a.Rtp(static_cast<uint16_t>(a.seq + 1000 + i));
+      std::vector<uint8_t> wire = a.Rtp(static_cast<uint16_t>(first_seq + i));
       if (i % 2 == 1) wire[11] ^= 0x77;  // another SSRC
-      ASSERT_EQ(a.send->ProtectRtp(wire), srtp_err_status_ok);
+      ASSERT_EQ(forger->ProtectRtp(wire), srtp_err_status_ok);
       s.SendRaw(wire);
     }
   }
