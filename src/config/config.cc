@@ -67,7 +67,8 @@ constexpr absl::string_view kInterfaceKeys[] = {"name",      "device",       "ip
 constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
-    "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets"};
+    "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
+    "ssrc_reuse_idle_ms", "learn_before_answer"};
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
@@ -851,7 +852,10 @@ absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "rekey_overlap_ms", 0, 60000, &m.rekey_overlap_ms));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_ssrcs_per_leg", 1, 64, &m.max_ssrcs_per_leg));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "port_reuse_delay_s", 0, 3600, &m.port_reuse_delay_s));
-  return ReadUint(s, "learn_packets", 1, 1000, &m.learn_packets);
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "learn_packets", 1, 1000, &m.learn_packets));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "ssrc_reuse_idle_ms", 1000, 600000, &m.ssrc_reuse_idle_ms));
+  return ReadBool(s, "learn_before_answer", &m.learn_before_answer);
 }
 
 absl::Status Reader::ReadControl(const Value& root, Config* config) const {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <openssl/rand.h>
+
 #include "absl/strings/str_cat.h"
 #include "sluice/memory/hot_arena.h"
 #include "sluice/srtp/sdes.h"
@@ -83,7 +85,7 @@ SessionManager::SessionManager(const config::Config& config,
     PortPool& pool = ports_[iface.name];
     const uint16_t first = static_cast<uint16_t>(config_.media.port_min & ~1u);
     for (uint32_t p = first; p + 1 <= config_.media.port_max; p += 2) {
-      pool.free.emplace_back(static_cast<uint16_t>(p), 0);
+      pool.ready.push_back(static_cast<uint16_t>(p));
     }
   }
 }
@@ -107,29 +109,42 @@ const InterfaceInfo* SessionManager::FindInterface(const std::string& name) cons
 
 absl::StatusOr<uint16_t> SessionManager::AllocatePort(const std::string& interface) {
   PortPool& pool = ports_[interface];
-  // Freed ports queue up behind the never-used ones, oldest first: the first
-  // is the only candidate, and it must have rested port_reuse_delay_s.
+  // Ports that have rested port_reuse_delay_s since they were freed may be
+  // handed out again.
   const uint64_t rest_ms = uint64_t{config_.media.port_reuse_delay_s} * 1000;
-  if (pool.free.empty() || (pool.free.front().second != 0 &&
-                            pool.free.front().second + rest_ms > NowMs())) {
+  const uint64_t now = NowMs();
+  while (!pool.resting.empty() && pool.resting.front().second + rest_ms <= now) {
+    pool.ready.push_back(pool.resting.front().first);
+    pool.resting.pop_front();
+  }
+  if (pool.ready.empty()) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "no free media port on interface ", interface, " (range ", config_.media.port_min, "-",
         config_.media.port_max, ", ports rest ", config_.media.port_reuse_delay_s,
         " s after use)"));
   }
-  const uint16_t port = pool.free.front().first;
-  pool.free.pop_front();
+  // At random (OpenSSL's CSPRNG), so that a leg's port cannot be guessed
+  // from another's and media sent to it before its peer does.
+  uint32_t draw;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&draw), sizeof(draw)) != 1) {
+    return absl::InternalError("no random source to choose a media port");
+  }
+  const size_t at = draw % pool.ready.size();  // a bias below 2^-16: the pool has <= 2^15
+  const uint16_t port = pool.ready[at];
+  pool.ready[at] = pool.ready.back();
+  pool.ready.pop_back();
   return port;
 }
 
 void SessionManager::ReleasePort(const std::string& interface, uint16_t port) {
-  ports_[interface].free.emplace_back(port, std::max<uint64_t>(NowMs(), 1));
+  ports_[interface].resting.emplace_back(port, NowMs());
 }
 
 srtp::ContextOptions SessionManager::ContextOptionsFor() const {
   srtp::ContextOptions options;
   options.replay_window = config_.media.replay_window;
   options.max_streams = config_.media.max_ssrcs_per_leg;
+  options.stream_idle = uint64_t{config_.media.ssrc_reuse_idle_ms} * tsc_hz_ / 1000;
   return options;
 }
 
@@ -249,6 +264,7 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   spec.rtcp_mux = leg.rtcp == RtcpMode::kMux;
   spec.remote = leg.remote;
   spec.strict_source = leg.strict_source;
+  spec.await_answer = leg.await_answer && !config_.media.learn_before_answer;
   spec.tx_encrypt_srtcp = !unencrypted_tx;
   LegState& state = entry.legs[i];
   state.interface = iface->name;
@@ -335,6 +351,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
 
   entry.used_keys = std::move(seen);  // with the new keys
   HandOverKeys(entry, *leg, request, rx, tx);
+  if (request.answer) entry.session->SetAnswered(*leg);
   if (request.remote) {
     entry.session->SetRemote(*leg, *request.remote);
     entry.next_hops_pending = true;

@@ -552,6 +552,7 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
   if (o.answerer_srtp) {
     create.legs[static_cast<size_t>(answerer)].tx = Sdes(o.offered.front().value);
   }
+  create.legs[static_cast<size_t>(answerer)].await_answer = true;
   return create;
 }
 
@@ -635,6 +636,7 @@ absl::StatusOr<control::UpdateRequest> Handler::AnswererUpdate(Request& r, const
   control::UpdateRequest a;
   a.session = stream.session;
   a.leg = kLegNames[answerer];
+  a.answer = true;
   if (o.answerer_srtp) {
     const auto [picked, ours] = PickAnsweredCrypto(m.crypto, o.offered);
     if (picked == nullptr) {

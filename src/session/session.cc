@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     f.in_remote = &s->remotes_[i];
     f.out_remote = &s->remotes_[1 - i];
     f.learn_packets = options.learn_packets;
+    f.awaiting_answer.store(in.await_answer, std::memory_order_relaxed);
   }
   // The contexts hold what the keys became; the master keys themselves are
   // not kept (their destructors wipe them).
@@ -159,6 +160,10 @@ void Session::SetRateLimit(uint32_t max_pps, uint64_t tsc_hz) {
 
 void Session::SetRemote(int leg, const packet::Endpoint& remote) {
   remotes_[leg].Store(learning::GivenRemote(remote, std::nullopt));
+}
+
+void Session::SetAnswered(int leg) {
+  flows_[leg].awaiting_answer.store(false, std::memory_order_release);
 }
 
 absl::Status Session::Publish(FlowTable& table) {

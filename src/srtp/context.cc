@@ -239,8 +239,8 @@ bool Context::exhausted(int index) const {
 
 void Context::AdoptStreamsFrom(const Context& old) noexcept {
   for (const Stream& from : old.streams_) {
-    if (!from.in_use) continue;
-    Stream* to = FindOrAddStream(from.ssrc);
+    if (!from.in_use()) continue;
+    Stream* to = FindOrAddStream(from.ssrc, from.last_used - 1);
     if (to == nullptr) return;  // fewer slots than before: the rest start afresh
     to->rtp_window.CopyFrom(from.rtp_window);
     to->rtcp_window.CopyFrom(from.rtcp_window);
@@ -249,9 +249,37 @@ void Context::AdoptStreamsFrom(const Context& old) noexcept {
 }
 
 void Context::SeedRtpStream(uint32_t ssrc, uint32_t roc, uint16_t highest_seq) noexcept {
-  if (Stream* s = FindOrAddStream(ssrc)) {
+  if (Stream* s = FindOrAddStream(ssrc, 0)) {
     s->rtp_window.Seed((uint64_t{roc} << 16) | highest_seq);
   }
+}
+
+const Context::Stream* Context::ReclaimableStream(uint64_t now) const noexcept {
+  const Stream* lru = nullptr;
+  for (const Stream& s : streams_) {
+    if (!s.in_use()) return &s;
+    if (lru == nullptr || s.last_used < lru->last_used) lru = &s;
+  }
+  // last_used is the clock + 1; a clock behind it (a stream carried over
+  // from a context another clock drove) counts as in use now.
+  const uint64_t idle_since = lru->last_used - 1;
+  if (now < idle_since || now - idle_since < options_.stream_idle) return nullptr;
+  return lru;
+}
+
+Context::Stream* Context::ClaimStream(uint32_t ssrc, uint64_t now) noexcept {
+  Stream* s = const_cast<Stream*>(ReclaimableStream(now));
+  if (s == nullptr) return nullptr;
+  if (s->in_use()) {
+    // Taken from an idle SSRC: the new one starts a stream of its own
+    // (RFC 3711 §3.3.1: a new SSRC's ROC starts at 0).
+    s->rtp_window.Reset();
+    s->rtcp_window.Reset();
+    s->srtcp_index = 0;
+  }
+  s->ssrc = ssrc;
+  s->last_used = now + 1;
+  return s;
 }
 
 int Context::FindKeyByMki(const uint8_t* mki) const noexcept {

@@ -47,7 +47,7 @@ struct SenderRun {
   // index committed (a second packet with the same index is refused: two-time
   // pad), or the verdict that drops it.
   [[gnu::always_inline]] Verdict Admit(Context& ctx, const Packet& pkt, const RtpHeader& h,
-                                       uint64_t* index_out) noexcept {
+                                       uint64_t now, uint64_t* index_out) noexcept {
     Context::Key& key = ctx.active();
     const bool in_run = &ctx == this->ctx && h.ssrc == ssrc;
     if (!in_run) Flush();
@@ -69,7 +69,7 @@ struct SenderRun {
         top = written = stream->rtp_window.top();
       }
     } else {
-      Context::Stream* s = ctx.FindOrAddStream(static_cast<uint32_t>(h.ssrc));
+      Context::Stream* s = ctx.FindOrAddStream(static_cast<uint32_t>(h.ssrc), now);
       if (s == nullptr) return Verdict::kStreamLimit;
       index = EstimateIndex(!s->rtp_window.empty(), s->rtp_window.top(),
                             static_cast<uint16_t>(h.seq));
@@ -196,7 +196,7 @@ void Engine::AdmitRtpForProtect(std::span<const Job> jobs, std::span<Verdict> ve
       continue;
     }
     uint64_t index;
-    if (Verdict v = run.Admit(ctx, pkt, h, &index); v != Verdict::kOk) {
+    if (Verdict v = run.Admit(ctx, pkt, h, now_, &index); v != Verdict::kOk) {
       verdicts[i] = v;
       continue;
     }
@@ -297,13 +297,13 @@ namespace {
 // One SRTCP packet to protect with `key`: kOk with the stream's next index
 // taken and counted against the key, or the verdict that drops it.
 inline Verdict AdmitRtcpForProtect(Context& ctx, const Packet& pkt, Context::Key& key,
-                                    uint32_t* index) noexcept {
+                                    uint64_t now, uint32_t* index) noexcept {
   if (pkt.len < kRtcpHeaderLen || (pkt.data[0] >> 6) != 2) return Verdict::kMalformed;
   if (key.srtcp_count >= key.srtcp_limit) return Verdict::kLifetimeExhausted;
   if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < ctx.srtcp_overhead()) {
     return Verdict::kNoTailroom;
   }
-  Context::Stream* stream = ctx.FindOrAddStream(Load32(pkt.data + 4));
+  Context::Stream* stream = ctx.FindOrAddStream(Load32(pkt.data + 4), now);
   if (stream == nullptr) return Verdict::kStreamLimit;
   if (stream->srtcp_index >= kMaxSrtcpIndex) return Verdict::kLifetimeExhausted;
   *index = ++stream->srtcp_index;
@@ -383,7 +383,7 @@ size_t Engine::ProtectRtcpBurst(std::span<const Job> jobs, std::span<Verdict> ve
     Packet& pkt = *jobs[i].pkt;
     Context::Key& key = ctx.key(ctx.active_key());
     uint32_t index;
-    if (Verdict v = AdmitRtcpForProtect(ctx, pkt, key, &index); v != Verdict::kOk) {
+    if (Verdict v = AdmitRtcpForProtect(ctx, pkt, key, now_, &index); v != Verdict::kOk) {
       verdicts[i] = v;
       continue;
     }

@@ -42,8 +42,8 @@ struct StreamStart {
 // at the wrap must still see the wrap, so its earlier packets in `starts`
 // stand in for the stream's state.
 [[gnu::always_inline]] inline Verdict EstimateRtpIndex(Context& ctx, const RtpHeader& h,
-                                                       StreamStart* starts, size_t* n_starts,
-                                                       uint64_t* index) noexcept {
+                                                       uint64_t now, StreamStart* starts,
+                                                       size_t* n_starts, uint64_t* index) noexcept {
   const uint16_t seq = static_cast<uint16_t>(h.seq);
   Context::Stream* stream = ctx.FindStream(static_cast<uint32_t>(h.ssrc));
   if (stream != nullptr && !stream->rtp_window.empty()) {
@@ -51,7 +51,7 @@ struct StreamStart {
     ReplayCheck c = stream->rtp_window.Check(*index);
     return c == ReplayCheck::kNew ? Verdict::kOk : FromReplayCheck(c);
   }
-  if (stream == nullptr && !ctx.HasFreeStream()) return Verdict::kStreamLimit;
+  if (stream == nullptr && !ctx.CanAddStream(now)) return Verdict::kStreamLimit;
   StreamStart* start = nullptr;
   for (size_t s = 0; s < *n_starts; ++s) {
     if (starts[s].ctx == &ctx && starts[s].ssrc == h.ssrc) start = &starts[s];
@@ -229,7 +229,7 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
       continue;
     }
     uint64_t index;
-    if (Verdict v = EstimateRtpIndex(ctx, h, starts, &n_starts, &index); v != Verdict::kOk) {
+    if (Verdict v = EstimateRtpIndex(ctx, h, now_, starts, &n_starts, &index); v != Verdict::kOk) {
       verdicts[i] = v;
       continue;
     }
@@ -292,7 +292,7 @@ void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict>
         verdicts[i] = FromReplayCheck(c);
         continue;
       }
-    } else if (!ctx.HasFreeStream()) {
+    } else if (!ctx.CanAddStream(now_)) {
       verdicts[i] = Verdict::kStreamLimit;
       continue;
     }
@@ -368,7 +368,7 @@ size_t Engine::CommitReplayState(std::span<const Job> jobs, std::span<Verdict> v
     Context& ctx = *jobs[i].ctx;
     Slot& slot = b.slots[i];
     if (&ctx != last_ctx || slot.ssrc != last_ssrc || stream == nullptr) {
-      stream = ctx.FindOrAddStream(slot.ssrc);
+      stream = ctx.FindOrAddStream(slot.ssrc, now_);
       last_ctx = &ctx;
       last_ssrc = slot.ssrc;
     }

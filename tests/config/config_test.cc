@@ -140,6 +140,8 @@ TEST(ConfigTest, DefaultsApplyToMissingKeys) {
   EXPECT_EQ(c->media.max_ssrcs_per_leg, 4u);
   EXPECT_EQ(c->media.port_reuse_delay_s, 60u);
   EXPECT_EQ(c->media.learn_packets, 3u);
+  EXPECT_EQ(c->media.ssrc_reuse_idle_ms, 10000u);
+  EXPECT_FALSE(c->media.learn_before_answer);
   EXPECT_EQ(c->control.socket, "/run/sluice/control.sock");
   EXPECT_EQ(c->control.group, "");
   EXPECT_EQ(c->control.max_connections, 1024u);
@@ -177,6 +179,8 @@ rekey_overlap_ms = 0
 max_ssrcs_per_leg = 64
 port_reuse_delay_s = 0
 learn_packets = 1
+ssrc_reuse_idle_ms = 1000
+learn_before_answer = true
 [control]
 socket = "/tmp/s.sock"
 group = "sluice"
@@ -213,6 +217,8 @@ leg_max_pps = 500
   EXPECT_EQ(c->media.max_ssrcs_per_leg, 64u);
   EXPECT_EQ(c->media.port_reuse_delay_s, 0u);
   EXPECT_EQ(c->media.learn_packets, 1u);
+  EXPECT_EQ(c->media.ssrc_reuse_idle_ms, 1000u);
+  EXPECT_TRUE(c->media.learn_before_answer);
   EXPECT_EQ(c->control.socket, "/tmp/s.sock");
   EXPECT_EQ(c->control.group, "sluice");
   EXPECT_EQ(c->control.max_connections, 7u);
@@ -459,6 +465,12 @@ TEST(ConfigTest, MediaValidation) {
        {"media.port_reuse_delay_s: must be between 0 and 3600"}},
       {Cfg(kIpv4, "[media]\nlearn_packets = 0\n"),
        {"media.learn_packets: must be between 1 and 1000"}},
+      {Cfg(kIpv4, "[media]\nssrc_reuse_idle_ms = 999\n"),
+       {"media.ssrc_reuse_idle_ms: must be between 1000 and 600000"}},
+      {Cfg(kIpv4, "[media]\nssrc_reuse_idle_ms = 600001\n"),
+       {"media.ssrc_reuse_idle_ms: must be between 1000 and 600000"}},
+      {Cfg(kIpv4, "[media]\nlearn_before_answer = 1\n"),
+       {"media.learn_before_answer: expected true or false"}},
   });
   EXPECT_EQ(ErrorOf(Cfg(kIpv4, "[media]\nport_min = 1024\nport_max = 1025\n")), "OK");
   EXPECT_EQ(ErrorOf(Cfg(kIpv4, "[media]\nreplay_window = 64\n")), "OK");

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "eal_environment.h"
 #include "sluice/control/protocol.h"
@@ -84,8 +86,15 @@ class SessionManagerTest : public ::testing::Test {
 TEST_F(SessionManagerTest, CreateAllocatesEvenPortsAndReturnsOnlyGeneratedKeys) {
   json r = Create("call-1");
   ASSERT_EQ(Code(r), "ok") << r.dump();
-  EXPECT_EQ(r["legs"][0]["local"], "10.0.1.1:30000");
-  EXPECT_EQ(r["legs"][1]["local"], "10.0.2.1:30000");
+  const packet::Endpoint a = *packet::Endpoint::Parse(r["legs"][0]["local"].get<std::string>());
+  const packet::Endpoint b = *packet::Endpoint::Parse(r["legs"][1]["local"].get<std::string>());
+  EXPECT_EQ(a.ip.ToString(), "10.0.1.1");
+  EXPECT_EQ(b.ip.ToString(), "10.0.2.1");
+  for (uint16_t port : {a.port, b.port}) {
+    EXPECT_EQ(port % 2, 0) << port;
+    EXPECT_GE(port, 30000);
+    EXPECT_LE(port, 30098);
+  }
   EXPECT_EQ(r["legs"][0]["rx_suite"], "AES_CM_128_HMAC_SHA1_80");
   ASSERT_TRUE(r["legs"][0].contains("tx"));
   auto generated = srtp::ParseSdesCrypto(r["legs"][0]["tx"]["crypto"].get<std::string>());
@@ -98,7 +107,7 @@ TEST_F(SessionManagerTest, CreateAllocatesEvenPortsAndReturnsOnlyGeneratedKeys) 
   EXPECT_EQ(Code(g), "ok");
   EXPECT_EQ(g.dump().find("inline:"), std::string::npos) << "no key in session.get: " << g.dump();
   json second = Create("call-2", kKey2);
-  EXPECT_EQ(second["legs"][0]["local"], "10.0.1.1:30002");
+  EXPECT_NE(second["legs"][0]["local"], r["legs"][0]["local"]);
   // A generated key differs every time.
   json third = Create("call-3", kKey3);
   EXPECT_NE(third["legs"][0]["tx"]["crypto"], r["legs"][0]["tx"]["crypto"]);
@@ -107,7 +116,7 @@ TEST_F(SessionManagerTest, CreateAllocatesEvenPortsAndReturnsOnlyGeneratedKeys) 
 TEST_F(SessionManagerTest, Ipv6RemoteGetsTheInterfacesIpv6Address) {
   json r = Create("v6", kKey1, "b", "[fd00:1::2]:4000");
   ASSERT_EQ(Code(r), "ok") << r.dump();
-  EXPECT_EQ(r["legs"][0]["local"], "[fd00:1::1]:30000");
+  EXPECT_EQ(r["legs"][0]["local"].get<std::string>().rfind("[fd00:1::1]:", 0), 0u) << r.dump();
   json bad = Call({{"op", "session.create"}, {"session", "v6b"}, {"legs", {
       {{"name", "a"}, {"interface", "b"}, {"remote", "[fd00:2::2]:4000"},
        {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}},
@@ -118,6 +127,7 @@ TEST_F(SessionManagerTest, Ipv6RemoteGetsTheInterfacesIpv6Address) {
 }
 
 TEST_F(SessionManagerTest, ErrorsNameTheFieldAndLeaveNothingBehind) {
+  MakeManager(30000, 30001, 60);  // one port per interface
   json unknown = Create("x", kKey1, "nope");
   EXPECT_EQ(Code(unknown), "invalid_argument");
   EXPECT_NE(unknown["error"]["message"].get<std::string>().find("legs[1].interface"),
@@ -130,7 +140,7 @@ TEST_F(SessionManagerTest, ErrorsNameTheFieldAndLeaveNothingBehind) {
   json short_key = Create("z", "AES_256_CM_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz");
   EXPECT_EQ(Code(short_key), "invalid_argument");
   EXPECT_EQ(table_->size(), 0u);
-  // Nothing leaked: the first port is still the first one handed out.
+  // Nothing leaked: the only port is still there.
   json ok = Create("w");
   EXPECT_EQ(ok["legs"][0]["local"], "10.0.1.1:30000") << ok.dump();
   EXPECT_EQ(Code(Create("w", kKey2)), "already_exists");
@@ -188,6 +198,82 @@ TEST_F(SessionManagerTest, PortsRestBeforeReuseAndTheRangeRunsOut) {
   ASSERT_EQ(Code(Create("p2", kKey2)), "ok");
   ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "p1"}})), "ok");
   EXPECT_EQ(Code(Create("p3", kKey3)), "ok");
+}
+
+// Ports are drawn at random from the range, so a leg's port does not tell
+// the next one's; every even port is handed out once, then the range is
+// exhausted.
+TEST_F(SessionManagerTest, PortsAreRandomWithinTheRange) {
+  MakeManager(30000, 30099, 60);  // 50 even ports per interface
+  const json plain = {{"plain", true}};
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < 50; ++i) {
+    json legs = {{{"name", "a"}, {"interface", "a"}, {"rx", plain}, {"tx", plain}},
+                 {{"name", "b"}, {"interface", "b"}, {"rx", plain}, {"tx", plain}}};
+    json r = Call({{"op", "session.create"}, {"session", "r" + std::to_string(i)}, {"legs", legs}});
+    ASSERT_EQ(Code(r), "ok") << i << r.dump();
+    const auto local = packet::Endpoint::Parse(r["legs"][0]["local"].get<std::string>());
+    ASSERT_TRUE(local.has_value());
+    EXPECT_EQ(local->port % 2, 0);
+    EXPECT_GE(local->port, 30000);
+    EXPECT_LE(local->port, 30098);
+    ports.push_back(local->port);
+  }
+  // In order, each port would be 2 above the one before: at random, fewer
+  // than half are (on average one in 25).
+  int in_order = 0;
+  for (size_t i = 1; i < ports.size(); ++i) in_order += ports[i] == ports[i - 1] + 2;
+  EXPECT_LT(in_order, 25);
+  std::vector<uint16_t> sorted = ports;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_NE(sorted, ports);
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end()) << "a port handed out twice";
+  json legs = {{{"name", "a"}, {"interface", "a"}, {"rx", plain}, {"tx", plain}},
+               {{"name", "b"}, {"interface", "b"}, {"rx", plain}, {"tx", plain}}};
+  json full = Call({{"op", "session.create"}, {"session", "r50"}, {"legs", legs}});
+  EXPECT_EQ(Code(full), "resource_exhausted") << full.dump();
+  EXPECT_NE(full["error"]["message"].get<std::string>().find("no free media port"),
+            std::string::npos);
+}
+
+// An ng offer's answerer leg learns no peer from unauthenticated traffic
+// until an update answers it; [media] learn_before_answer lifts that. A
+// native create (no await_answer) learns as it always has.
+TEST_F(SessionManagerTest, AnswererLegAwaitsItsAnswer) {
+  for (const bool learn_before_answer : {false, true}) {
+    SCOPED_TRACE(learn_before_answer);
+    config_.media.learn_before_answer = learn_before_answer;
+    MakeManager(30000, 30099, 60);
+    CreateRequest create;
+    create.session = "ng";
+    create.legs.resize(2);
+    create.legs[0].name = create.legs[0].interface = "a";
+    create.legs[1].name = create.legs[1].interface = "b";
+    create.legs[0].remote = packet::Endpoint::Parse("10.0.1.2:4000");
+    create.legs[1].await_answer = true;
+    absl::StatusOr<SessionInfo> info = manager_->Create(create);
+    ASSERT_TRUE(info.ok()) << info.status();
+    auto flow_at = [&](const packet::Endpoint& local) {
+      const session::FlowKey key = session::FlowKey::From(local);
+      session::FlowRef ref{};
+      table_->LookupBulk(&key, 1, &ref);
+      return ref.flow;
+    };
+    const session::Flow* into_a = flow_at(info->legs[0].local);
+    const session::Flow* into_b = flow_at(info->legs[1].local);
+    ASSERT_TRUE(into_a != nullptr && into_b != nullptr);
+    EXPECT_FALSE(into_a->awaiting_answer.load());
+    EXPECT_EQ(into_b->awaiting_answer.load(), !learn_before_answer);
+    UpdateRequest update;
+    update.session = "ng";
+    update.leg = "b";
+    ASSERT_TRUE(manager_->Update(update).ok());
+    EXPECT_EQ(into_b->awaiting_answer.load(), !learn_before_answer) << "not the answer";
+    update.answer = true;
+    ASSERT_TRUE(manager_->Update(update).ok());
+    EXPECT_FALSE(into_b->awaiting_answer.load());
+  }
+  config_.media.learn_before_answer = false;
 }
 
 TEST_F(SessionManagerTest, PassthroughOnlyWhenBothEndsOfADirectionAskForIt) {

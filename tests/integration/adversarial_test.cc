@@ -37,6 +37,7 @@
 #include "harness.h"
 #include "libsrtp_peer.h"
 #include "netns.h"
+#include "ng_peer.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/rewrite.h"
 
@@ -102,7 +103,8 @@ class AdversarialTest : public ::testing::Test {
     options.subnet_b = "10.202.2";
     options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n"
                            "[limits]\nmax_sessions = " + std::to_string(kMaxSessions) +
-                           "\nleg_max_pps = " + std::to_string(kLegMaxPps) + "\n";
+                           "\nleg_max_pps = " + std::to_string(kLegMaxPps) + "\n" +
+                           "[ng]\nlisten = \"127.0.0.1:2224\"\n";
     skip_reason_ = daemon_->Start(options);
   }
   static void TearDownTestSuite() {
@@ -451,6 +453,106 @@ TEST_F(AdversarialTest, SpoofedSourcesNeverTakeOverALeg) {
   EXPECT_EQ(LegCounter(g, 0, "other_drops"), 40u) << "wrong_source";
   EXPECT_EQ(LegCounter(g, 1, "tx_packets"), 16u) << "A's packets only, toward B";
   Delete("spoof-plain");
+}
+
+// An ng offer's answerer leg has no peer and no receive key until the
+// answer. An attacker who sends first, plain RTP from SSRCs 1 to 20, is
+// neither learned as the peer nor given the offerer leg's send slots: once
+// the answer comes, the real callee's audio gets through both ways, and the
+// attacker receives nothing.
+TEST_F(AdversarialTest, ForgedSsrcFloodBeforeTheAnswerTakesNothing) {
+  NgClient ng;
+  ASSERT_TRUE(ng.Open(daemon_->topology(), "relay", "127.0.0.1", 2224));
+  const std::string call = "adversarial-early-flood";
+  const std::string ka = NewSdesKey();
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 40300, 0x5000);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 40302, 0x5001);
+  Phone attacker = daemon_->MakePhone(1, daemon_->phone_ip(1), 40666, 1);
+  ng::Value offer = NgOffer(call, "caller", PhoneSdp(daemon_->phone_ip(0), 40300, "RTP/SAVP", {ka}));
+  offer.Set("transport-protocol", "RTP/AVP");  // the callee's side is plain
+  ng::Value reply = ng.Call(offer);
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const SdpView to_b = ViewSdp(reply);
+  const json before = Stats();
+  attacker.relay = Addr(to_b.ip, to_b.port);
+  for (uint32_t ssrc = 1; ssrc <= 20; ++ssrc) {
+    attacker.ssrc = ssrc;
+    for (uint16_t seq = 0; seq < 5; ++seq) attacker.SendRaw(attacker.Rtp(seq));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  reply = ng.Call(NgAnswer(call, "caller", "callee",
+                           PhoneSdp(daemon_->phone_ip(1), 40302, "RTP/AVP", {})));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const SdpView to_a = ViewSdp(reply);
+  ASSERT_EQ(to_a.crypto.size(), 1u);
+  a.relay = Addr(to_a.ip, to_a.port);
+  b.relay = Addr(to_b.ip, to_b.port);
+  Arm(a, ka, to_a.crypto[0]);  // b stays plain
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ARP for both peers
+  // The attacker keeps at it during the call, from SSRCs the call has not seen.
+  for (uint32_t ssrc = 21; ssrc <= 40; ++ssrc) {
+    attacker.ssrc = ssrc;
+    attacker.SendRaw(attacker.Rtp(0));
+  }
+  ExchangeResult r = Exchange(a, b, 50);
+  EXPECT_TRUE(r.Perfect()) << r.Describe();
+  EXPECT_TRUE(attacker.Receive(100).empty()) << "the attacker receives nothing";
+  const json after = Stats();
+  EXPECT_GE(DropDelta(before, after, "wrong_source"), 120u);
+  EXPECT_EQ(DropDelta(before, after, "stream_limit"), 0u);
+  json g = Get(call);
+  EXPECT_EQ(g["legs"][1]["remote"], Ep(daemon_->phone_ip(1), 40302)) << g.dump();
+  EXPECT_EQ(LegCounter(g, 1, "remote_changes"), 0u);
+  EXPECT_EQ(Result(ng.Call(NgCommand("delete", call))), "ok");
+}
+
+// AES_CM_128_NULL_AUTH has no SRTP tag: a packet from anywhere decrypts.
+// Such a leg learns its first source and never moves, however many packets
+// another source sends (even made with the real key), and the call goes on.
+TEST_F(AdversarialTest, NullAuthPacketsNeverMoveThePeer) {
+  std::string key = NewSdesKey();
+  key.replace(0, key.find(' '), "AES_CM_128_NULL_AUTH");
+  json reply = daemon_->Create(control_, "null-auth",
+                               SrtpLeg("a", "a", "", key, "AES_CM_128_HMAC_SHA1_80"),
+                               PlainLeg("b", "b", Ep(daemon_->phone_ip(1), 40312)));
+  ASSERT_TRUE(reply["ok"].get<bool>()) << reply.dump();
+  const std::string phone_ip = daemon_->phone_ip(0);
+  Phone a = daemon_->MakePhone(0, phone_ip, 40310, 0x6000);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 40312, 0x6001);
+  Phone spoofers[2] = {daemon_->MakePhone(0, phone_ip, 40666, 0x6000),
+                       daemon_->MakePhone(0, daemon_->spoof_ip(), 40310, 0x6000)};
+  a.relay = Addr(daemon_->relay_ip(0), LocalPort(reply["legs"][0]));
+  b.relay = Addr(daemon_->relay_ip(1), LocalPort(reply["legs"][1]));
+  Arm(a, key, reply["legs"][0]["tx"]["crypto"]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ARP for B
+  const std::vector<uint8_t> first = a.SendNext();  // A is learned
+  const auto got_first = b.Receive(300);
+  ASSERT_EQ(got_first.size(), 1u);
+  EXPECT_TRUE(got_first[0] == first);
+  ASSERT_TRUE(Flows(a, b, 5));
+  // Each spoofer sends a run of packets ahead of A's, protected with the
+  // real key, from SSRCs A uses and others.
+  srtp::MasterKey real;
+  ParseKey(key, &real);
+  auto forger = *LibsrtpPeer::Create(LibsrtpPeer::Role::kSender, {&real, 1}, {});
+  for (Phone& s : spoofers) {
+    s.relay = a.relay;
+    const int first_seq = a.seq + 1000 + (&s == spoofers ? 0 : 100);
+    for (int i = 0; i < 20; ++i) {
+      std::vector<uint8_t> wire = a.Rtp(static_cast<uint16_t>(first_seq + i));
+      if (i % 2 == 1) wire[11] ^= 0x77;  // another SSRC
+      ASSERT_EQ(forger->ProtectRtp(wire), srtp_err_status_ok);
+      s.SendRaw(wire);
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(Flows(a, b, 10));
+  for (Phone& s : spoofers) EXPECT_TRUE(s.Receive(100).empty()) << "a spoofer receives nothing";
+  json g = Get("null-auth");
+  EXPECT_EQ(g["legs"][0]["remote"], Ep(phone_ip, 40310)) << g.dump();
+  EXPECT_EQ(LegCounter(g, 0, "remote_changes"), 0u);
+  EXPECT_EQ(LegCounter(g, 0, "other_drops"), 40u) << "wrong_source";
+  Delete("null-auth");
 }
 
 // Ethernet frames written by hand on a raw socket: runts, truncated and

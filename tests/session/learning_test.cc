@@ -20,6 +20,7 @@ packet::Endpoint Ep(const char* text) { return *packet::Endpoint::Parse(text); }
 
 constexpr std::array<uint8_t, 6> kMacA = {2, 0, 0, 0, 0, 0xa};
 constexpr std::array<uint8_t, 6> kMacB = {2, 0, 0, 0, 0, 0xb};
+constexpr crypto::Suite kNullAuth = crypto::Suite::kAesCm128NullAuth;
 
 class LearningTest : public ::testing::Test {
  protected:
@@ -27,9 +28,11 @@ class LearningTest : public ::testing::Test {
     flow_.in_remote = &remote_;
     flow_.learn_packets = 3;
   }
-  // A leg that authenticates what it receives.
-  void Keyed() {
+  // A leg that authenticates what it receives (or, with a suite without an
+  // SRTP tag, decrypts it without authenticating it).
+  void Keyed(crypto::Suite suite = crypto::Suite::kAesCm128HmacSha1_80) {
     srtp::MasterKey key;
+    key.suite = suite;
     ctx_ = *srtp::Context::Create(std::span<const srtp::MasterKey>(&key, 1), {});
     flow_.rx = ctx_.get();
   }
@@ -66,6 +69,47 @@ TEST_F(LearningTest, APlainLegLearnsItsFirstSourceAndNeverMoves) {
   EXPECT_EQ(v.endpoint, Ep("192.0.2.1:4000"));
   EXPECT_EQ(v.mac, packet::MacAddress(kMacA));
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(Packet(Ep("192.0.2.9:4000"), kMacB).refused);
+  EXPECT_EQ(remote_.Load().endpoint, Ep("192.0.2.1:4000"));
+}
+
+// AES_CM_128_NULL_AUTH has no SRTP tag: anyone can make a packet it
+// accepts, so it learns as a plain leg does and never moves.
+TEST_F(LearningTest, ANullAuthLegLearnsAsAPlainLeg) {
+  Keyed(crypto::Suite::kAesCm128NullAuth);
+  EXPECT_FALSE(learning::Authenticates(flow_));
+  EXPECT_FALSE(Packet(Ep("192.0.2.1:4000"), kMacA).refused);
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(Packet(Ep("192.0.2.9:4000"), kMacB).refused);
+  EXPECT_EQ(remote_.Load().endpoint, Ep("192.0.2.1:4000"));
+  EXPECT_EQ(flow_.counters.remote_changes.load(), 0u);
+  Keyed();
+  EXPECT_TRUE(learning::Authenticates(flow_));
+}
+
+// Before its call is answered, a leg that authenticates nothing learns no
+// source at all (whoever sends first would become the peer); once answered,
+// its first source. A keyed leg learns from authenticated packets either way.
+TEST_F(LearningTest, AnUnauthenticatedLegLearnsNothingBeforeItsAnswer) {
+  for (const crypto::Suite* suite :
+       {static_cast<const crypto::Suite*>(nullptr), &kNullAuth}) {
+    flow_.rx = nullptr;
+    if (suite != nullptr) Keyed(*suite);
+    remote_.Store(RemoteView{});
+    flow_.awaiting_answer.store(true);
+    for (int i = 0; i < 5; ++i) {
+      const Source s = Packet(Ep("192.0.2.66:4000"), kMacB);
+      EXPECT_TRUE(s.refused);
+      EXPECT_TRUE(s.new_source);
+    }
+    EXPECT_FALSE(remote_.Load().known);
+    flow_.awaiting_answer.store(false);
+    EXPECT_FALSE(Packet(Ep("192.0.2.1:4000"), kMacA).refused);
+    EXPECT_EQ(remote_.Load().endpoint, Ep("192.0.2.1:4000"));
+    EXPECT_TRUE(Packet(Ep("192.0.2.66:4000"), kMacB).refused);
+  }
+  Keyed();
+  remote_.Store(RemoteView{});
+  flow_.awaiting_answer.store(true);
+  EXPECT_FALSE(Packet(Ep("192.0.2.1:4000"), kMacA).refused);
   EXPECT_EQ(remote_.Load().endpoint, Ep("192.0.2.1:4000"));
 }
 

@@ -100,12 +100,12 @@ TEST_P(ContextMemoryTest, OneAllocationHoldingKeysStreamsAndWindows) {
   EXPECT_EQ((*ctx)->key_count(), 2);
   // Every stream slot, with its windows, is usable.
   for (uint32_t ssrc = 1; ssrc <= options.max_streams; ++ssrc) {
-    Context::Stream* s = (*ctx)->FindOrAddStream(ssrc);
+    Context::Stream* s = (*ctx)->FindOrAddStream(ssrc, 0);
     ASSERT_NE(s, nullptr) << ssrc;
     EXPECT_EQ(s->rtp_window.size(), 1024u);
     EXPECT_EQ(s->rtcp_window.size(), 1024u);
   }
-  EXPECT_EQ((*ctx)->FindOrAddStream(options.max_streams + 1), nullptr);
+  EXPECT_EQ((*ctx)->FindOrAddStream(options.max_streams + 1, 0), nullptr);
 }
 
 TEST_P(ContextMemoryTest, FreedBlockHoldsNoKey) {

@@ -276,7 +276,7 @@ TEST_P(EngineTest, TamperedSrtpFailsAuthentication) {
   }
   // None of the forgeries created a stream or moved a window.
   EXPECT_EQ(rx->FindStream(ssrc), nullptr);
-  for (const Context::Stream& s : rx->streams()) EXPECT_FALSE(s.in_use);
+  for (const Context::Stream& s : rx->streams()) EXPECT_FALSE(s.in_use());
   EXPECT_EQ(rx->srtp_packets(0), 0u);
   Bytes b = wire;
   ASSERT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kOk);
@@ -413,10 +413,10 @@ TEST_P(EngineTest, ProtectBurstWithRunsAgreesWithOneAtATime) {
     const Context& single = c == 0 ? *single_a : *single_b;
     EXPECT_EQ(burst.srtp_packets(0), single.srtp_packets(0)) << "context " << c;
     for (const Context::Stream& s : single.streams()) {
-      if (!s.in_use) continue;
+      if (!s.in_use()) continue;
       bool found = false;
       for (const Context::Stream& t : burst.streams()) {
-        if (!t.in_use || t.ssrc != s.ssrc) continue;
+        if (!t.in_use() || t.ssrc != s.ssrc) continue;
         found = true;
         EXPECT_EQ(t.rtp_window.top(), s.rtp_window.top()) << "SSRC " << s.ssrc;
         const uint64_t top = s.rtp_window.top();
@@ -606,7 +606,7 @@ TEST_P(EngineTest, SrtcpIndexDoesNotWrap) {
   auto rx = NewPeer(LibsrtpPeer::Role::kReceiver, {&key, 1});
   ASSERT_TRUE(tx && rx);
   const uint32_t ssrc = 0x3c3c3c3c;
-  Context::Stream* s = tx->FindOrAddStream(ssrc);
+  Context::Stream* s = tx->FindOrAddStream(ssrc, 0);
   ASSERT_NE(s, nullptr);
   s->srtcp_index = 0x7ffffffe;  // the last packet sent
   Bytes b = MakeRtcp(ssrc);
@@ -751,30 +751,49 @@ TEST_P(EngineTest, NoTailroom) {
   }
 }
 
-// More SSRCs than max_streams: protect refuses the extra one; unprotect keeps
-// no state for forged packets, so they never use up a slot.
+// More SSRCs than max_streams: while every slot has carried a packet within
+// stream_idle, protect refuses the extra one; unprotect keeps no state for
+// forged packets, so they never use up a slot. Once the least recently used
+// slot has been idle that long, a new SSRC takes it and starts afresh.
 TEST_P(EngineTest, StreamLimit) {
   SKIP_IF_LIBSRTP_UNUSABLE();
   SCOPED_TRACE(Seed());
   const MasterKey key = KeyFor(GetParam().suite, rng_);
   ContextOptions options;
   options.max_streams = 2;
+  options.stream_idle = 1000;
   auto tx = NewContext({&key, 1}, options);
   ASSERT_TRUE(tx);
-  for (uint32_t ssrc : {1u, 2u}) {
-    Bytes b = MakeRtp(ssrc, 1);
-    EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk);
-  }
-  Bytes b = MakeRtp(3, 1);
+  engine_->SetNow(5000);
+  Bytes b = MakeRtp(1, 1);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk);
+  engine_->SetNow(5500);
+  b = MakeRtp(2, 1);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk);
+  // SSRC 1 has been idle 999: not yet.
+  engine_->SetNow(5999);
+  b = MakeRtp(3, 1);
   EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kStreamLimit);
   b = MakeRtcp(3);
   EXPECT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, b), Verdict::kStreamLimit);
   b = MakeRtcp(2);
-  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, b), Verdict::kOk);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, b), Verdict::kOk);  // 2 used at 5999
+  // SSRC 1 idle 1000: SSRC 3 takes its slot, not SSRC 2's (used more lately).
+  engine_->SetNow(6000);
+  b = MakeRtp(3, 7);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk);
+  EXPECT_EQ(tx->FindStream(1), nullptr);
+  ASSERT_TRUE(tx->FindStream(2) != nullptr && tx->FindStream(3) != nullptr);
+  EXPECT_EQ(tx->FindStream(3)->highest_seq(), 7);
+  // SSRC 2 and 3 both used within the last 1000: SSRC 4 is refused.
+  engine_->SetNow(6900);
+  b = MakeRtp(4, 1);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kStreamLimit);
 
   auto peer = NewPeer(LibsrtpPeer::Role::kSender, {&key, 1});
   auto rx = NewContext({&key, 1}, options);
   ASSERT_TRUE(peer && rx);
+  engine_->SetNow(10000);
   // Forgeries from ten SSRCs: SRTCP for every suite, SRTP where it has a tag.
   for (uint32_t ssrc = 100; ssrc < 110; ++ssrc) {
     Bytes f = LibsrtpRtcp(*peer, MakeRtcp(ssrc));
@@ -786,18 +805,61 @@ TEST_P(EngineTest, StreamLimit) {
       EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, f), Verdict::kAuthFailed) << ssrc;
     }
   }
-  for (const Context::Stream& s : rx->streams()) EXPECT_FALSE(s.in_use);
+  for (const Context::Stream& s : rx->streams()) EXPECT_FALSE(s.in_use());
   // Both slots are still there for genuine streams.
   for (uint32_t ssrc : {200u, 201u}) {
     Bytes g = LibsrtpRtp(*peer, MakeRtp(ssrc, 1));
     EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, g), Verdict::kOk) << ssrc;
   }
+  engine_->SetNow(10500);
   Bytes g = LibsrtpRtp(*peer, MakeRtp(202, 1));
   EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, g), Verdict::kStreamLimit);
   g = LibsrtpRtcp(*peer, MakeRtcp(202));
   EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtcp, *rx, g), Verdict::kStreamLimit);
   g = LibsrtpRtcp(*peer, MakeRtcp(201));
   EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtcp, *rx, g), Verdict::kOk);
+  // Forgeries refresh no slot: once 200 and 201 are idle, a forged packet
+  // of 200 neither keeps 200's slot nor takes one; a genuine 202 does.
+  engine_->SetNow(11000);
+  if (srtp_authenticated()) {
+    Bytes f = LibsrtpRtp(*peer, MakeRtp(200, 2));
+    f.back() ^= 0x80;
+    EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, f), Verdict::kAuthFailed);
+    f = LibsrtpRtp(*peer, MakeRtp(203, 1));
+    f.back() ^= 0x80;
+    EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, f), Verdict::kAuthFailed);
+    EXPECT_EQ(rx->FindStream(203), nullptr);
+  }
+  g = LibsrtpRtp(*peer, MakeRtp(202, 2));
+  EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, g), Verdict::kOk);
+  EXPECT_EQ(rx->FindStream(200), nullptr);  // the least recently used
+  EXPECT_NE(rx->FindStream(201), nullptr);
+}
+
+// A phone that changes SSRC (transfers, re-INVITEs) many more times than it
+// has slots, a few seconds apart: every new SSRC gets through both ways.
+TEST_P(EngineTest, SsrcChangesOverTimeKeepFlowing) {
+  SKIP_IF_LIBSRTP_UNUSABLE();
+  SCOPED_TRACE(Seed());
+  const MasterKey key = KeyFor(GetParam().suite, rng_);
+  ContextOptions options;
+  options.max_streams = 2;
+  options.stream_idle = 2000;
+  auto tx = NewContext({&key, 1}, options);
+  auto rx = NewContext({&key, 1}, options);
+  auto peer = NewPeer(LibsrtpPeer::Role::kSender, {&key, 1});
+  ASSERT_TRUE(tx && rx && peer);
+  uint64_t now = 1;
+  for (uint32_t ssrc = 1; ssrc <= 5 * options.max_streams; ++ssrc) {
+    for (uint16_t seq = 1; seq <= 20; ++seq, now += 20) {
+      engine_->SetNow(now);
+      Bytes b = MakeRtp(ssrc, seq);
+      ASSERT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk) << ssrc << " " << seq;
+      Bytes g = LibsrtpRtp(*peer, MakeRtp(ssrc, seq));
+      ASSERT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, g), Verdict::kOk) << ssrc << " " << seq;
+    }
+    now += 3000;  // the next SSRC after a pause longer than stream_idle
+  }
 }
 
 // Truncated and malformed input: never accepted (unless the suite has no

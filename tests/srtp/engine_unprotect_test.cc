@@ -86,7 +86,7 @@ TEST_P(EngineUnprotectTest, ForgeryIsRefusedAndMovesNothing) {
   forged.bytes[forged.pkt.len - 1] ^= 0x01;
   EXPECT_EQ(Unprotect(*receiver_, forged), Verdict::kAuthFailed);
   EXPECT_EQ(receiver_->srtp_packets(0), 0u);
-  for (const Context::Stream& s : receiver_->streams()) EXPECT_FALSE(s.in_use);
+  for (const Context::Stream& s : receiver_->streams()) EXPECT_FALSE(s.in_use());
   Buffer genuine = Sealed(21);
   EXPECT_EQ(Unprotect(*receiver_, genuine), Verdict::kOk);
 }

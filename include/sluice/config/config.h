@@ -62,6 +62,11 @@ struct MediaConfig {
   uint32_t max_ssrcs_per_leg = 4;    // per direction, 1..64
   uint32_t port_reuse_delay_s = 60;  // a freed port is not handed out again sooner; 0..3600
   uint32_t learn_packets = 3;  // authenticated packets from a new source before moving; 1..1000
+  // A stream slot idle this long goes to a new SSRC once all are taken; 1000..600000.
+  uint32_t ssrc_reuse_idle_ms = 10000;
+  // A leg with a plain or unauthenticated receive side learns its peer from
+  // traffic before its call is answered (ng); false: only after.
+  bool learn_before_answer = false;
 };
 
 // [control.tls]: the control protocol over mutual TLS on TCP

@@ -52,6 +52,10 @@ struct LegRequest {
   bool strict_source = false;
   CryptoSpec rx;
   CryptoSpec tx;
+  // The peer answers later (an ng offer's answerer): while the leg's receive
+  // side is plain or unauthenticated it learns no peer from traffic until an
+  // update with `answer` ([media] learn_before_answer lifts this).
+  bool await_answer = false;
 };
 
 struct CreateRequest {
@@ -65,6 +69,7 @@ struct UpdateRequest {
   std::optional<CryptoSpec> rx;
   std::optional<CryptoSpec> tx;
   std::optional<packet::Endpoint> remote;
+  bool answer = false;  // the leg's call is answered (see LegRequest::await_answer)
 };
 
 struct LegCounters {

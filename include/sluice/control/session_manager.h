@@ -84,8 +84,12 @@ class SessionManager : public Operations {
   void SetPortStats(PortStatsFn port_stats) { port_stats_ = std::move(port_stats); }
 
  private:
+  // An interface's even RTP ports: those that may be handed out, in no
+  // order (one is drawn at random), and those freed lately, oldest first,
+  // each with when it was freed (ms), until it has rested.
   struct PortPool {
-    std::deque<std::pair<uint16_t, uint64_t>> free;  // port, when freed (ms)
+    std::vector<uint16_t> ready;
+    std::deque<std::pair<uint16_t, uint64_t>> resting;
   };
   struct KeyInUse {
     KeyInUse(const srtp::MasterKey& key, const srtp::KeyFingerprint& fp)

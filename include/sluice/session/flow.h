@@ -72,6 +72,9 @@ struct alignas(64) Flow {
   bool rtcp_mux = true;       // X's RTCP arrives on the RTP port (else port + 1)
   bool strict_source = false; // only ever accept X's given remote
   bool out_rtcp_mux = true;   // Y's RTCP leaves from the RTP port (else + 1)
+  // X's call is not answered yet: an unauthenticated receive side learns no
+  // peer (sluice/session/learning.h). dp: ro; cp: rw (cleared at the answer).
+  std::atomic<bool> awaiting_answer{false};
   // Owning worker: out_headers were built from out_remote when its version()
   // was out_headers_version (odd: none built; a version is even once
   // stored) and its resolved_word() out_headers_resolved. Rebuilt when the

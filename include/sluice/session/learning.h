@@ -8,8 +8,13 @@
 //     from the given remote, or from nothing, and moves to a new source only
 //     after learn_packets consecutive packets from it have authenticated, so
 //     a forged packet can never move a call.
-//   - A plain leg has nothing to authenticate with: it learns its first
-//     source if it was given none, and never moves after that.
+//   - A plain leg has nothing to authenticate with, nor has one whose suite
+//     has no SRTP tag (AES_CM_128_NULL_AUTH): it learns its first source if
+//     it was given none and its call is answered (Flow::awaiting_answer;
+//     an ng offer's answerer leg is not, until the answer), and never moves
+//     after that. Until then it drops what comes from anywhere else, so
+//     nothing sent first can take the peer's place, nor the stream slots of
+//     the other leg's send context.
 //   - A known peer's first packet tells the next hop toward it (its frame's
 //     source MAC) when the control plane did not.
 //   - RTCP on a separate port never moves the peer: it follows the RTP port.
@@ -50,19 +55,28 @@ inline uint16_t RtcpPortOffset(bool rtcp, bool rtcp_mux) noexcept {
   return rtcp && !rtcp_mux ? 1 : 0;
 }
 
+// Whether what the leg receives is authenticated: SRTP whose suite has an
+// SRTP tag. Plain RTP and AES_CM_128_NULL_AUTH are not: anyone may send what
+// they accept. Any thread that may read the flow's receive context.
+inline bool Authenticates(const Flow& flow) noexcept {
+  return flow.rx != nullptr && flow.rx->suite().srtp_tag_len > 0;
+}
+
 // Owning worker, on arrival.
 inline Source CheckSource(const Flow& flow, const packet::Endpoint& src, bool rtcp) noexcept {
   const RemoteSlot::Match peer =
       flow.in_remote->Matches(src.ip, src.port, RtcpPortOffset(rtcp, flow.rtcp_mux));
   Source s{false, !peer.same, peer.same && !peer.has_mac};
   if (s.new_source) {
-    s.refused = flow.strict_source || (flow.rx == nullptr && flow.in_remote->Load().known);
+    s.refused = flow.strict_source ||
+                (!Authenticates(flow) && (flow.awaiting_answer.load(std::memory_order_relaxed) ||
+                                          flow.in_remote->Load().known));
   }
   return s;
 }
 
-// Owning worker, once the packet has authenticated (or, on a plain leg, been
-// admitted) and passed the rate limit. src_mac: the frame's source MAC (the
+// Owning worker, once the packet has authenticated (or, on a leg that does
+// not authenticate, been admitted) and passed the rate limit. src_mac: the frame's source MAC (the
 // next hop toward the peer).
 inline void Learn(Flow& flow, const Source& s, const packet::Endpoint& src, const uint8_t* src_mac,
                   bool rtcp) noexcept {

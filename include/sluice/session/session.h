@@ -43,6 +43,9 @@ struct LegSpec {
   std::vector<srtp::MasterKey> rx_keys;
   std::vector<srtp::MasterKey> tx_keys;
   bool tx_encrypt_srtcp = true;
+  // Learns no peer from unauthenticated traffic until SetAnswered
+  // (sluice/session/learning.h).
+  bool await_answer = false;
 };
 
 struct SessionOptions {
@@ -93,6 +96,12 @@ class Session {
   // Control thread: the controller moved leg i's peer (the rule:
   // sluice/session/learning.h). Its next hop is resolved afresh.
   void SetRemote(int leg, const packet::Endpoint& remote);
+  // Control thread: leg i's call is answered; from now on it learns its peer
+  // as any leg does.
+  void SetAnswered(int leg);
+  bool awaiting_answer(int leg) const {
+    return flows_[leg].awaiting_answer.load(std::memory_order_acquire);
+  }
 
   uint64_t id() const { return id_; }
   const LegSpec& leg(int i) const { return legs_[i]; }

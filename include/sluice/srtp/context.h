@@ -40,6 +40,11 @@ struct ContextOptions {
   // for peers that do not send MKIs: the new key first, the previous one
   // still accepted for packets in flight.
   bool trial_keys = false;
+  // A stream slot that has carried no packet for this long (Engine::SetNow's
+  // clock) may go to a new SSRC once every slot is taken, the least recently
+  // used first; a slot used more recently is never taken. UINT64_MAX: slots
+  // are never taken back.
+  uint64_t stream_idle = UINT64_MAX;
 };
 
 inline constexpr int kMaxMasterKeys = 4;
@@ -119,28 +124,35 @@ class Context {
   }
 
   // Per-SSRC state, owner thread only: one cache line. FindStream,
-  // FindOrAddStream and HasFreeStream are the owner thread's too.
+  // FindOrAddStream and CanAddStream are the owner thread's too.
   struct alignas(64) Stream {
     uint32_t ssrc = 0;
-    bool in_use = false;
+    // SRTCP: the sender's last index (the first packet gets 1, as in
+    // libsrtp); the receiver's window over the 31-bit index.
+    uint32_t srtcp_index = 0;
     // SRTP: the highest 48-bit packet index (ROC << 16 | SEQ, RFC 3711
     // §3.3.1) is the window's top; the window remembers the ones before it.
     // A sender keeps one too, so no index is ever protected twice.
     ReplayWindow rtp_window;
-    // SRTCP: the sender's last index (the first packet gets 1, as in
-    // libsrtp); the receiver's window over the 31-bit index.
-    uint32_t srtcp_index = 0;
     ReplayWindow rtcp_window;
+    // When the slot last carried a packet: the engine's clock + 1, so that a
+    // slot in use is never 0; 0 while free.
+    uint64_t last_used = 0;
 
+    bool in_use() const { return last_used != 0; }
     uint32_t roc() const { return static_cast<uint32_t>(rtp_window.top() >> 16); }
     uint16_t highest_seq() const { return static_cast<uint16_t>(rtp_window.top()); }
   };
   // The stream for ssrc, or null.
   Stream* FindStream(uint32_t ssrc) noexcept;
-  // The stream for ssrc, created if there is room; null when full.
-  Stream* FindOrAddStream(uint32_t ssrc) noexcept;
-  // Whether FindOrAddStream would find room for a new SSRC.
-  bool HasFreeStream() const noexcept;
+  // The stream for ssrc, its last use now; else a slot for it, if a slot is
+  // free or one has been idle for options().stream_idle (then the least
+  // recently used, its state cleared: a new stream); else null. The caller
+  // has authenticated the packet (unprotect) or accepted its source
+  // (protect): a slot is taken only for packets that may be relayed.
+  Stream* FindOrAddStream(uint32_t ssrc, uint64_t now) noexcept;
+  // Whether FindOrAddStream(some new SSRC, now) would find a slot.
+  bool CanAddStream(uint64_t now) const noexcept;
   std::span<const Stream> streams() const { return {streams_.data(), streams_.size()}; }
 
   // Sets where a sender's SRTP stream starts: used when a stream moves to a
@@ -189,6 +201,11 @@ class Context {
                                         const ContextOptions& options, uint8_t mki_len);
   absl::Status DeriveKey(size_t i, const MasterKey& master);
   void CarryKey(const Key& carried);
+  // FindOrAddStream for an SSRC without a stream (out of line: rare).
+  Stream* ClaimStream(uint32_t ssrc, uint64_t now) noexcept;
+  // A free slot, else the least recently used one if idle since
+  // options_.stream_idle before now, else null.
+  const Stream* ReclaimableStream(uint64_t now) const noexcept;
 
   const crypto::SuiteInfo* suite_ = nullptr;
   ContextOptions options_;
@@ -214,22 +231,19 @@ static_assert(sizeof(Context::Stream) == 64);
 // Per packet in the engine: inline.
 inline Context::Stream* Context::FindStream(uint32_t ssrc) noexcept {
   for (Stream& s : streams_) {
-    if (s.in_use && s.ssrc == ssrc) return &s;
+    if (s.in_use() && s.ssrc == ssrc) return &s;
   }
   return nullptr;
 }
 
-inline Context::Stream* Context::FindOrAddStream(uint32_t ssrc) noexcept {
-  Stream* free_slot = nullptr;
+inline Context::Stream* Context::FindOrAddStream(uint32_t ssrc, uint64_t now) noexcept {
   for (Stream& s : streams_) {
-    if (s.in_use && s.ssrc == ssrc) return &s;
-    if (!s.in_use && free_slot == nullptr) free_slot = &s;
+    if (s.in_use() && s.ssrc == ssrc) {
+      s.last_used = now + 1;  // the line the packet's index is written to
+      return &s;
+    }
   }
-  if (free_slot != nullptr) {
-    free_slot->in_use = true;
-    free_slot->ssrc = ssrc;
-  }
-  return free_slot;
+  return ClaimStream(ssrc, now);
 }
 
 inline void Context::PrefetchRtp() const noexcept {
@@ -245,11 +259,8 @@ inline void Context::PrefetchRtp() const noexcept {
   for (int line = 0; line < active_srtp_key_lines_; ++line) __builtin_prefetch(sk + 64 * line);
 }
 
-inline bool Context::HasFreeStream() const noexcept {
-  for (const Stream& s : streams_) {
-    if (!s.in_use) return true;
-  }
-  return false;
+inline bool Context::CanAddStream(uint64_t now) const noexcept {
+  return ReclaimableStream(now) != nullptr;
 }
 
 }  // namespace sluice::srtp

@@ -58,8 +58,8 @@ class Engine {
 
   crypto::Backend& backend() noexcept { return backend_; }
 
-  // The clock that trial-key deadlines are compared with (a TSC reading in
-  // the data plane). Set before each burst.
+  // The clock that trial-key deadlines and stream slots' idle times are
+  // measured with (a TSC reading in the data plane). Set before each burst.
   void SetNow(uint64_t now) noexcept { now_ = now; }
 
  private:

@@ -38,6 +38,13 @@ class ReplayWindow {
   uint64_t top() const noexcept { return top_; }
   bool empty() const noexcept { return empty_; }
 
+  // Empty again, as after Init (a stream slot given to a new SSRC).
+  void Reset() noexcept {
+    for (uint32_t w = 0; w < n_words(); ++w) words_[w] = 0;
+    top_ = 0;
+    empty_ = true;
+  }
+
   // Starts the window at `index` without marking it received (a stream moved
   // from a previous context keeps its position).
   void Seed(uint64_t index) noexcept {
