@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sluice/memory/wiping_allocator.h"
+#include "sluice/ng/flags.h"
 #include "sluice/srtp/master_key.h"
 #include "sluice/srtp/sdes.h"
 
@@ -156,6 +157,7 @@ struct Handler::Call {
 struct Handler::Request {
   std::string command, call_id, from_tag, to_tag, via_branch;
   std::optional<int64_t> delete_delay_s;
+  std::map<std::string, Value> rtpp;  // what "rtpp-flags" said, merged with the keys
   bool supports_load_limit = false;
   const Value* sdp = nullptr;
   std::set<std::string> flags;
@@ -365,17 +367,47 @@ absl::StatusOr<int64_t> Seconds(const Value& v, std::string_view key) {
 
 }  // namespace
 
+// The string form of the flags joins the dictionary's: list keys get its
+// items appended, other keys it names only when the dictionary does not.
+absl::Status Handler::MergeRtppFlags(std::map<std::string, const Value*>& keys, Request& r) {
+  auto found = keys.find("rtpp-flags");
+  if (found == keys.end()) return absl::OkStatus();
+  if (!found->second->is_string()) return absl::InvalidArgumentError("rtpp-flags: not a string");
+  absl::StatusOr<Value> parsed = ParseRtppFlags(found->second->str());
+  if (!parsed.ok()) return parsed.status();
+  static const std::set<std::string> kLists = {"flags", "SDES", "replace", "rtcp-mux",
+                                               "direction", "supports"};
+  for (auto& [raw_key, value] : parsed->as_dict()) {
+    const std::string key = NormalKey(std::string_view(raw_key.data(), raw_key.size()));
+    auto existing = keys.find(key);
+    if (kLists.count(key) > 0 && value.is_list()) {
+      Value merged(Value::List{});
+      if (existing != keys.end() && existing->second->is_list()) merged = *existing->second;
+      if (existing != keys.end() && existing->second->is_string()) {
+        merged.as_list().push_back(*existing->second);
+      }
+      for (Value& item : value.as_list()) merged.as_list().push_back(std::move(item));
+      keys[key] = &(r.rtpp[key] = std::move(merged));
+    } else if (existing == keys.end()) {
+      keys[key] = &(r.rtpp[key] = std::move(value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Handler::ParseRequest(const Value& request, Request& r) {
   static const std::set<std::string> kKnown = {
       "command", "call-id", "from-tag", "to-tag", "via-branch", "sdp", "transport-protocol",
       "SDES", "rtcp-mux", "ICE", "DTLS", "direction", "interface", "replace", "flags",
-      "received-from", "supports", "delete-delay", "sip-message-type"};
+      "received-from", "supports", "delete-delay", "sip-message-type", "rtpp-flags"};
   std::map<std::string, const Value*> keys;
-  std::vector<std::string> unknown_keys;
   for (const auto& [key, value] : request.as_dict()) {
-    std::string k = NormalKey(std::string_view(key.data(), key.size()));
+    keys.emplace(NormalKey(std::string_view(key.data(), key.size())), &value);
+  }
+  if (absl::Status s = MergeRtppFlags(keys, r); !s.ok()) return s;
+  std::vector<std::string> unknown_keys;
+  for (const auto& [k, value] : keys) {
     if (kKnown.count(k) == 0) unknown_keys.push_back(k);
-    keys.emplace(std::move(k), &value);
   }
   auto find = [&keys](const char* k) -> const Value* {
     auto it = keys.find(k);

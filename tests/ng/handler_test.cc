@@ -580,6 +580,35 @@ TEST_F(HandlerTest, DeleteDelayDefersTheDelete) {
   EXPECT_THAT(S(handler_->Handle(del).Find("error-reason")), HasSubstr("delete-delay"));
 }
 
+// The string form of the flags drives the same request as the keys; what
+// Sluice does not do is a warning, a malformed flag an error naming it.
+TEST_F(HandlerTest, RtppFlagsStringActsAsTheKeys) {
+  Value offer = Request("offer");
+  offer.Set("from-tag", "alice");
+  offer.Set("sdp", Sdp("10.0.1.2", 4000, "RTP/AVP", ""));
+  offer.Set("rtpp-flags", "trust-address direction=a direction=b transport-protocol=RTP/SAVP "
+                          "SDES-no-AES_CM_128_HMAC_SHA1_32 loop-protect");
+  Value reply = handler_->Handle(offer);
+  ng::Sdp out = ReplySdp(reply);
+  ASSERT_EQ(out.media.size(), 1u);
+  EXPECT_EQ(out.media[0].proto, "RTP/SAVP");
+  for (const SdpCrypto& c : out.media[0].crypto) EXPECT_NE(c.suite_name, "AES_CM_128_HMAC_SHA1_32");
+  EXPECT_FALSE(out.media[0].crypto.empty());
+  EXPECT_THAT(S(reply.Find("warning")), HasSubstr("loop-protect"));
+  const control::SessionInfo info = Get("call-1@host");
+  EXPECT_EQ(info.legs[1].interface, "b");
+  EXPECT_EQ(info.legs[0].remote->ToString(), "10.0.1.2:4000");
+
+  Value bad = Request("offer", "call-2");
+  bad.Set("from-tag", "alice");
+  bad.Set("sdp", Sdp("10.0.1.2", 4002, "RTP/AVP", ""));
+  bad.Set("rtpp-flags", "trust-address ICE=");
+  Value refused = handler_->Handle(bad);
+  EXPECT_EQ(S(refused.Find("result")), "error");
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("\"ICE=\""));
+  EXPECT_EQ(handler_->call_count(), 1u);
+}
+
 // Kamailio's $rtpstat reads totals.RTP and totals.RTCP of a query.
 TEST_F(HandlerTest, QueryHasRtpAndRtcpTotals) {
   ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
