@@ -172,9 +172,10 @@ struct Handler::Request {
     return std::find(rtcp_mux.begin(), rtcp_mux.end(), f) != rtcp_mux.end();
   }
   // Where media comes from when not from the SDP's address: where the SDP
-  // came from, unless "trust-address".
+  // came from, only with "SIP-source-address" (rtpengine's "SIP source
+  // address"; "trust-address", its opposite, is the default as there).
   std::optional<packet::IpAddress> MediaSource() const {
-    return Flag("trust-address") ? std::nullopt : received_from;
+    return Flag("SIP-source-address") && !Flag("trust-address") ? received_from : std::nullopt;
   }
 };
 
@@ -458,7 +459,7 @@ Value Handler::Handle(const Value& request) {
   if (absl::Status s = ParseRequest(request, r); !s.ok()) return Error(reply, s);
   static const std::set<std::string> kKnownFlags = {
       "trust-address", "symmetric", "strict-source", "recrypt", "asymmetric", "fatal",
-      "SIP-source-address", "sip-source", "to-tag"};
+      "SIP-source-address", "to-tag"};
   std::vector<std::string> unknown_flags;
   for (const std::string& f : r.flags) {
     if (kKnownFlags.count(f) == 0) unknown_flags.push_back(f);

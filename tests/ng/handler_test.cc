@@ -609,6 +609,23 @@ TEST_F(HandlerTest, RtppFlagsStringActsAsTheKeys) {
   EXPECT_EQ(handler_->call_count(), 1u);
 }
 
+// As rtpengine: media goes to the SDP's address unless "SIP source
+// address" says to use where the SIP message came from ("received-from").
+TEST_F(HandlerTest, SdpAddressIsTrustedUnlessSipSourceAddress) {
+  Value offer = Request("offer");
+  offer.Set("from-tag", "alice");
+  offer.Set("sdp", Sdp("10.0.1.2", 4000, "RTP/AVP", ""));
+  offer.Set("direction", Value(Value::List{"a", "b"}));
+  offer.Set("received-from", Value(Value::List{"IP4", "10.0.1.9"}));
+  ReplySdp(handler_->Handle(offer));
+  EXPECT_EQ(Get("call-1@host").legs[0].remote->ToString(), "10.0.1.2:4000");
+
+  offer.Set("call-id", "call-2");
+  offer.Set("flags", Value(Value::List{"SIP source address"}));
+  ReplySdp(handler_->Handle(offer));
+  EXPECT_EQ(Get("call-2").legs[0].remote->ToString(), "10.0.1.9:4000");
+}
+
 // Kamailio's $rtpstat reads totals.RTP and totals.RTCP of a query.
 TEST_F(HandlerTest, QueryHasRtpAndRtcpTotals) {
   ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
