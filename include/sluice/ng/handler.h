@@ -12,6 +12,11 @@
 //           make-before-break update; a reused key is refused), and returns
 //           the SDP for the offerer.
 //
+// Dialogs as rtpengine keeps them: an offer or answer repeated with the same
+// SDP gets the same reply and changes nothing; a call has a branch (its own
+// sessions) per via-branch it was offered on; delete is scoped by tags and
+// via-branch, now or after delete-delay. See docs/ng-protocol.md.
+//
 // Control thread only. Keys are generated with OpenSSL's CSPRNG, held in
 // wiping strings, and leave only inside the SDP of a reply.
 #ifndef SLUICE_NG_HANDLER_H_
