@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sluice/memory/wiping_allocator.h"
+#include "sluice/ng/flags.h"
 #include "sluice/srtp/master_key.h"
 #include "sluice/srtp/sdes.h"
 
@@ -65,7 +66,7 @@ CryptoSpec Sdes(const String& value) {
 
 }  // namespace
 
-std::string SessionName(std::string_view call_id, size_t index) {
+std::string SessionName(std::string_view call_id, size_t index, size_t branch) {
   bool plain = !call_id.empty() && call_id.size() <= kMaxCallIdForName;
   for (char c : call_id) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -87,6 +88,7 @@ std::string SessionName(std::string_view call_id, size_t index) {
       base += kHex[digest[i] & 15];
     }
   }
+  if (branch != 0) absl::StrAppend(&base, ":b", branch);
   return index == 0 ? base : absl::StrCat(base, ":", index);
 }
 
@@ -115,18 +117,48 @@ struct Handler::OfferedMedia {
   std::optional<packet::Endpoint> offerer_remote;
 };
 
-struct Handler::Call {
-  std::string tags[2];  // leg 0: the first offerer's from-tag; leg 1: the other side
+// One dialog of a call: the offerer's side and one branch toward the
+// callee, with its own sessions (and so its own ports on both legs). A
+// call has one branch per via-branch it was offered on; answers from
+// several to-tags on one branch (a fork behind one offer) share its legs,
+// and the latest answer is where its media goes.
+struct Handler::Branch {
+  std::string via_branch;
+  std::string tags[2];  // leg 0: the first offerer's from-tag; leg 1: the answerer now
+  std::vector<std::string> aliases;  // to-tags that answered on this branch before tags[1]
   std::vector<Stream> streams;
-  int offerer = 0;  // of the pending offer
+  int offerer = 0;  // of the latest offer
   bool pending = false;
+  bool gone = false;  // deleted: its sessions are freed, its index stays taken
+  // The latest offer, kept while answers to it may repeat (a 183 and a 200).
+  std::vector<OfferedMedia> offered;
+  // Digests of the latest offer and answer as received, and the replies
+  // sent: a repeat gets the same reply and changes nothing.
+  std::string offer_digest, answer_digest;
+  String offer_reply, answer_reply;
+
+  bool HasTag(const std::string& tag) const {
+    return !tag.empty() && (tags[0] == tag || tags[1] == tag ||
+                            std::find(aliases.begin(), aliases.end(), tag) != aliases.end());
+  }
+};
+
+struct Handler::Call {
+  std::vector<Branch> branches;  // [0]: the first offer's
   bool answered = false;  // once: a call never answered expires
   uint64_t offered_at_ms = 0;
-  std::vector<OfferedMedia> offered;
+
+  size_t live() const {
+    return static_cast<size_t>(std::count_if(branches.begin(), branches.end(),
+                                             [](const Branch& b) { return !b.gone; }));
+  }
 };
 
 struct Handler::Request {
-  std::string command, call_id, from_tag, to_tag;
+  std::string command, call_id, from_tag, to_tag, via_branch;
+  std::optional<int64_t> delete_delay_s;
+  std::map<std::string, Value> rtpp;  // what "rtpp-flags" said, merged with the keys
+  bool supports_load_limit = false;
   const Value* sdp = nullptr;
   std::set<std::string> flags;
   std::vector<std::string> sdes, rtcp_mux, replace, direction;
@@ -140,9 +172,10 @@ struct Handler::Request {
     return std::find(rtcp_mux.begin(), rtcp_mux.end(), f) != rtcp_mux.end();
   }
   // Where media comes from when not from the SDP's address: where the SDP
-  // came from, unless "trust-address".
+  // came from, only with "SIP-source-address" (rtpengine's "SIP source
+  // address"; "trust-address", its opposite, is the default as there).
   std::optional<packet::IpAddress> MediaSource() const {
-    return Flag("trust-address") ? std::nullopt : received_from;
+    return Flag("SIP-source-address") && !Flag("trust-address") ? received_from : std::nullopt;
   }
 };
 
@@ -258,60 +291,178 @@ void Handler::ExpireUnanswered() {
     // Only the entry of the call's latest unanswered offer deletes it.
     if (found != calls_.end() && !found->second.answered &&
         found->second.offered_at_ms == unanswered_.front().first) {
-      for (const Stream& s : found->second.streams) {
-        if (!s.session.empty()) operations_.Delete(s.session).IgnoreError();
-      }
+      for (Branch& b : found->second.branches) DeleteSessions(b);
       calls_.erase(found);
     }
     unanswered_.pop_front();
   }
 }
 
+void Handler::DeleteSessions(Branch& branch) {
+  for (const Stream& s : branch.streams) {
+    if (!s.session.empty()) operations_.Delete(s.session).IgnoreError();
+  }
+  branch.streams.clear();
+  branch.offered.clear();
+  branch.offer_reply.clear();
+  branch.answer_reply.clear();
+  branch.gone = true;
+}
+
+void Handler::ScheduleOrDelete(const std::string& call_id, std::optional<size_t> branch,
+                               uint64_t delay_ms) {
+  if (delay_ms > 0) {
+    pending_deletes_.push_back({options_.now_ms() + delay_ms, call_id, branch});
+    return;
+  }
+  auto found = calls_.find(call_id);
+  if (found == calls_.end()) return;
+  Call& call = found->second;
+  if (branch && *branch < call.branches.size()) DeleteSessions(call.branches[*branch]);
+  // The offerer's side goes with its last branch.
+  if (!branch || call.live() == 0) {
+    for (Branch& b : call.branches) DeleteSessions(b);
+    calls_.erase(found);
+  }
+}
+
+void Handler::DeleteDue() {
+  const uint64_t now = options_.now_ms();
+  std::vector<PendingDelete> due;
+  auto split = std::stable_partition(pending_deletes_.begin(), pending_deletes_.end(),
+                                     [now](const PendingDelete& d) { return d.due_ms > now; });
+  due.assign(std::make_move_iterator(split), std::make_move_iterator(pending_deletes_.end()));
+  pending_deletes_.erase(split, pending_deletes_.end());
+  for (const PendingDelete& d : due) ScheduleOrDelete(d.call_id, d.branch, 0);
+}
+
 Handler::~Handler() = default;
 
-Value Handler::Handle(const Value& request) {
-  ExpireUnanswered();
-  Value reply(Value::Dict{});
-  if (!request.is_dict()) return Error(reply, "the message is not a dictionary");
-  Request r;
+namespace {
+
+// rtpengine reads "received from", "received-from" and "received_from"
+// alike.
+std::string NormalKey(std::string_view key) {
+  std::string k(key);
+  for (char& c : k) {
+    if (c == ' ' || c == '_') c = '-';
+  }
+  return k;
+}
+
+// "delete-delay": whole seconds, as an integer or its decimal string.
+absl::StatusOr<int64_t> Seconds(const Value& v, std::string_view key) {
+  int64_t n = -1;
+  if (v.is_int()) {
+    n = v.as_int();
+  } else if (v.is_string() && !v.str().empty() && v.str().size() <= 9 &&
+             std::all_of(v.str().begin(), v.str().end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    n = std::stoll(std::string(v.str()));
+  }
+  if (n < 0 || n > 86400) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(key), ": not a number of seconds from 0 to 86400"));
+  }
+  return n;
+}
+
+}  // namespace
+
+// The string form of the flags joins the dictionary's: list keys get its
+// items appended, other keys it names only when the dictionary does not.
+absl::Status Handler::MergeRtppFlags(std::map<std::string, const Value*>& keys, Request& r) {
+  auto found = keys.find("rtpp-flags");
+  if (found == keys.end()) return absl::OkStatus();
+  if (!found->second->is_string()) return absl::InvalidArgumentError("rtpp-flags: not a string");
+  absl::StatusOr<Value> parsed = ParseRtppFlags(found->second->str());
+  if (!parsed.ok()) return parsed.status();
+  static const std::set<std::string> kLists = {"flags", "SDES", "replace", "rtcp-mux",
+                                               "direction", "supports"};
+  for (auto& [raw_key, value] : parsed->as_dict()) {
+    const std::string key = NormalKey(std::string_view(raw_key.data(), raw_key.size()));
+    auto existing = keys.find(key);
+    if (kLists.count(key) > 0 && value.is_list()) {
+      Value merged(Value::List{});
+      if (existing != keys.end() && existing->second->is_list()) merged = *existing->second;
+      if (existing != keys.end() && existing->second->is_string()) {
+        merged.as_list().push_back(*existing->second);
+      }
+      for (Value& item : value.as_list()) merged.as_list().push_back(std::move(item));
+      keys[key] = &(r.rtpp[key] = std::move(merged));
+    } else if (existing == keys.end()) {
+      keys[key] = &(r.rtpp[key] = std::move(value));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Handler::ParseRequest(const Value& request, Request& r) {
   static const std::set<std::string> kKnown = {
       "command", "call-id", "from-tag", "to-tag", "via-branch", "sdp", "transport-protocol",
       "SDES", "rtcp-mux", "ICE", "DTLS", "direction", "interface", "replace", "flags",
-      "received-from", "supports"};
-  static const std::set<std::string> kKnownFlags = {"trust-address", "symmetric",
-                                                    "strict-source", "recrypt", "asymmetric"};
-  std::vector<std::string> unknown_keys;
+      "received-from", "supports", "delete-delay", "sip-message-type", "rtpp-flags"};
+  std::map<std::string, const Value*> keys;
   for (const auto& [key, value] : request.as_dict()) {
-    const std::string k(key.data(), key.size());
+    keys.emplace(NormalKey(std::string_view(key.data(), key.size())), &value);
+  }
+  if (absl::Status s = MergeRtppFlags(keys, r); !s.ok()) return s;
+  std::vector<std::string> unknown_keys;
+  for (const auto& [k, value] : keys) {
     if (kKnown.count(k) == 0) unknown_keys.push_back(k);
   }
-  const Value* command = request.Find("command");
-  if (command == nullptr || !command->is_string()) return Error(reply, "no command");
+  auto find = [&keys](const char* k) -> const Value* {
+    auto it = keys.find(k);
+    return it == keys.end() ? nullptr : it->second;
+  };
+  const Value* command = find("command");
+  if (command == nullptr || !command->is_string()) return absl::InvalidArgumentError("no command");
   r.command = std::string(command->str());
-  r.call_id = Str(request.Find("call-id"));
-  r.from_tag = Str(request.Find("from-tag"));
-  r.to_tag = Str(request.Find("to-tag"));
-  r.sdp = request.Find("sdp");
-  std::vector<std::string> unknown_flags;
-  for (std::string& f : Strings(request.Find("flags"), "flags", r.warnings)) {
-    if (kKnownFlags.count(f) == 0) unknown_flags.push_back(f);
-    r.flags.insert(std::move(f));
+  r.call_id = Str(find("call-id"));
+  r.from_tag = Str(find("from-tag"));
+  r.to_tag = Str(find("to-tag"));
+  r.via_branch = Str(find("via-branch"));
+  r.sdp = find("sdp");
+  for (const std::string& f : Strings(find("flags"), "flags", r.warnings)) {
+    r.flags.insert(NormalKey(f));
   }
-  r.sdes = Strings(request.Find("SDES"), "SDES", r.warnings);
-  r.rtcp_mux = Strings(request.Find("rtcp-mux"), "rtcp-mux", r.warnings);
-  r.replace = Strings(request.Find("replace"), "replace", r.warnings);
-  r.direction = Strings(request.Find("direction"), "direction", r.warnings);
-  r.transport = Str(request.Find("transport-protocol"));
-  r.interface = Str(request.Find("interface"));
-  r.ice = Str(request.Find("ICE"));
-  r.dtls = Str(request.Find("DTLS"));
+  r.sdes = Strings(find("SDES"), "SDES", r.warnings);
+  r.rtcp_mux = Strings(find("rtcp-mux"), "rtcp-mux", r.warnings);
+  r.replace = Strings(find("replace"), "replace", r.warnings);
+  r.direction = Strings(find("direction"), "direction", r.warnings);
+  r.transport = Str(find("transport-protocol"));
+  r.interface = Str(find("interface"));
+  r.ice = Str(find("ICE"));
+  r.dtls = Str(find("DTLS"));
+  for (const std::string& s : Strings(find("supports"), "supports", r.warnings)) {
+    if (s == "load limit" || s == "load-limit") r.supports_load_limit = true;
+  }
+  if (const Value* delay = find("delete-delay")) {
+    absl::StatusOr<int64_t> seconds = Seconds(*delay, "delete-delay");
+    if (!seconds.ok()) return seconds.status();
+    r.delete_delay_s = *seconds;
+  }
   const std::vector<std::string> received =
-      Strings(request.Find("received-from"), "received-from", r.warnings);
-  if (received.size() == 2) {
-    r.received_from = packet::IpAddress::Parse(received[1]);
-  }
+      Strings(find("received-from"), "received-from", r.warnings);
+  if (received.size() == 2) r.received_from = packet::IpAddress::Parse(received[1]);
   if (!unknown_keys.empty()) {
     r.warnings.push_back(absl::StrCat("unknown keys ignored: ", absl::StrJoin(unknown_keys, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+Value Handler::Handle(const Value& request) {
+  ExpireUnanswered();
+  DeleteDue();
+  Value reply(Value::Dict{});
+  if (!request.is_dict()) return Error(reply, "the message is not a dictionary");
+  Request r;
+  if (absl::Status s = ParseRequest(request, r); !s.ok()) return Error(reply, s);
+  static const std::set<std::string> kKnownFlags = {
+      "trust-address", "symmetric", "strict-source", "recrypt", "asymmetric", "fatal",
+      "SIP-source-address", "to-tag"};
+  std::vector<std::string> unknown_flags;
+  for (const std::string& f : r.flags) {
+    if (kKnownFlags.count(f) == 0) unknown_flags.push_back(f);
   }
   if (!unknown_flags.empty()) {
     r.warnings.push_back(
@@ -340,6 +491,42 @@ Value Handler::Handle(const Value& request) {
   return out;
 }
 
+namespace {
+
+// A digest of what makes two offers (or two answers) the same: the tags,
+// the branch and the SDP. Kept instead of the SDP, which holds keys.
+std::string RequestDigest(const std::string& from_tag, const std::string& to_tag,
+                          const std::string& transport, std::string_view sdp) {
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  for (std::string_view part : {std::string_view(from_tag), std::string_view(to_tag),
+                                std::string_view(transport), sdp}) {
+    const uint64_t size = part.size();
+    SHA256_Update(&ctx, &size, sizeof(size));
+    SHA256_Update(&ctx, part.data(), part.size());
+  }
+  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+  SHA256_Final(reinterpret_cast<unsigned char*>(digest.data()), &ctx);
+  return digest;
+}
+
+Value Ok(Value& reply, const String& sdp) {
+  reply.Set("result", "ok");
+  reply.Set("sdp", Value(sdp));
+  return std::move(reply);
+}
+
+}  // namespace
+
+// rtpengine's "load limit" extension: a controller that supports it tries
+// the next media relay of its set; one that does not gets an error.
+Value Handler::Full(const Request& r, Value& reply, std::string_view message) {
+  if (!r.supports_load_limit) return Error(reply, message);
+  reply.Set("result", "load limit");
+  reply.Set("message", std::string(message));
+  return std::move(reply);
+}
+
 Value Handler::Offer(Request& r, Value& reply) {
   if (r.call_id.empty()) return Error(reply, "offer: no call-id");
   if (r.from_tag.empty()) return Error(reply, "offer: no from-tag");
@@ -359,35 +546,51 @@ Value Handler::Offer(Request& r, Value& reply) {
   // Calls count whether or not they got sessions (an offer with every port
   // 0 creates none).
   if (new_call && calls_.size() >= options_.max_calls) {
-    return Error(reply, absl::StrCat("offer: too many calls (", options_.max_calls, ")"));
+    return Full(r, reply,
+                absl::StrCat("Parallel session limit reached (", options_.max_calls,
+                             " calls, [ng] max_calls)"));
   }
-  absl::StatusOr<int> offerer =
-      new_call ? absl::StatusOr<int>(0) : OffererSide(found->second, r.from_tag);
-  if (!offerer.ok()) return Error(reply, offerer.status());
-
-  // Plan every section before touching any session.
-  absl::StatusOr<std::vector<OfferedMedia>> offered =
-      PlanOffer(*sdp, policy, transport, r.MediaSource());
-  if (!offered.ok()) return Error(reply, offered.status());
-
   Call scratch;
   Call& call = new_call ? scratch : found->second;
-  if (new_call) call.tags[0] = r.from_tag;
-  if (absl::Status s = CreateSessions(r, *sdp, *offered, *offerer, call); !s.ok()) {
-    return Error(reply, s);
+  const size_t branches_before = call.branches.size();
+  absl::StatusOr<size_t> index = OfferBranch(call, r);
+  if (!index.ok()) return Error(reply, index.status());
+  Branch& branch = call.branches[*index];
+  const std::string digest = RequestDigest(r.from_tag, r.via_branch, transport, r.sdp->str());
+  // A retransmitted or re-sent offer: the same reply, nothing changed.
+  if (!branch.offer_reply.empty() && branch.offer_digest == digest) {
+    return Ok(reply, branch.offer_reply);
   }
-  const String out = RewriteForAnswerer(r, *sdp, *offered, call.streams, 1 - *offerer, transport);
-  call.offerer = *offerer;
-  call.pending = true;
-  call.offered = std::move(*offered);
+  absl::StatusOr<int> offerer = OffererSide(branch, r.from_tag);
+  // Plan every section before touching any session.
+  absl::StatusOr<std::vector<OfferedMedia>> offered =
+      offerer.ok() ? PlanOffer(*sdp, policy, transport, r.MediaSource())
+                   : absl::StatusOr<std::vector<OfferedMedia>>(offerer.status());
+  absl::Status created = offered.ok() ? CreateSessions(r, *sdp, *offered, *offerer, *index, branch)
+                                      : offered.status();
+  if (!created.ok()) {
+    call.branches.resize(branches_before);  // a branch this offer opened goes again
+    // Out of sessions or ports: as full as too many calls.
+    if (absl::IsResourceExhausted(created)) {
+      return Full(r, reply, std::string_view(created.message().data(), created.message().size()));
+    }
+    return Error(reply, created);
+  }
+  branch.offer_reply =
+      RewriteForAnswerer(r, *sdp, *offered, branch.streams, 1 - *offerer, transport);
+  branch.offer_digest = digest;
+  branch.answer_digest.clear();
+  branch.answer_reply.clear();
+  branch.offerer = *offerer;
+  branch.pending = true;
+  branch.offered = std::move(*offered);
+  Value out = Ok(reply, branch.offer_reply);
   if (new_call) {
     call.offered_at_ms = options_.now_ms();
     unanswered_.emplace_back(call.offered_at_ms, r.call_id);
+    calls_.emplace(r.call_id, std::move(scratch));
   }
-  if (new_call) calls_.emplace(r.call_id, std::move(scratch));
-  reply.Set("result", "ok");
-  reply.Set("sdp", Value(out));
-  return std::move(reply);
+  return out;
 }
 
 void Handler::WarnIgnoredOfferFlags(const SdesPolicy& policy, Request& r) {
@@ -405,12 +608,61 @@ void Handler::WarnIgnoredOfferFlags(const SdesPolicy& policy, Request& r) {
   }
 }
 
-absl::StatusOr<int> Handler::OffererSide(const Call& call, const std::string& from_tag) {
+absl::StatusOr<int> Handler::OffererSide(const Branch& call, const std::string& from_tag) {
   if (from_tag == call.tags[0]) return 0;
   if (from_tag == call.tags[1]) return 1;
   // A repeated initial offer (a forked or re-sent INVITE).
   if (call.tags[1].empty() && call.pending) return 0;
   return absl::InvalidArgumentError("offer: from-tag belongs to neither side of this call");
+}
+
+// Which branch an offer is for: the dialog its tags name (a re-offer from
+// either side); without a to-tag, the branch of its via-branch, a new
+// branch for a via-branch not seen yet (the proxy forks and offers per
+// branch), or the offerer's first branch.
+absl::StatusOr<size_t> Handler::OfferBranch(Call& call, const Request& r) {
+  if (call.branches.empty()) {
+    Branch& b = call.branches.emplace_back();
+    b.via_branch = r.via_branch;
+    b.tags[0] = r.from_tag;
+    return 0;
+  }
+  std::optional<size_t> by_from;
+  for (size_t i = 0; i < call.branches.size(); ++i) {
+    const Branch& b = call.branches[i];
+    if (b.gone) continue;
+    if (!r.to_tag.empty() && b.HasTag(r.to_tag) && b.HasTag(r.from_tag)) return i;
+    if (r.to_tag.empty() && !r.via_branch.empty() && b.via_branch == r.via_branch) return i;
+    if (!by_from && b.HasTag(r.from_tag)) by_from = i;
+  }
+  if (!by_from) {
+    return absl::InvalidArgumentError("offer: from-tag belongs to neither side of this call");
+  }
+  const Branch& first = call.branches[*by_from];
+  if (r.to_tag.empty() && !r.via_branch.empty() && first.tags[0] == r.from_tag) {
+    Branch& b = call.branches.emplace_back();
+    b.via_branch = r.via_branch;
+    b.tags[0] = r.from_tag;
+    return call.branches.size() - 1;
+  }
+  return *by_from;
+}
+
+// Which branch an answer is for: the one its to-tag answered on before,
+// else the one of its via-branch, else the latest branch the offerer's
+// tag offered on (a new to-tag there is a fork answering behind one offer).
+absl::StatusOr<size_t> Handler::AnswerBranch(Call& call, const Request& r) {
+  std::optional<size_t> by_via, by_from;
+  for (size_t i = 0; i < call.branches.size(); ++i) {
+    const Branch& b = call.branches[i];
+    if (b.gone) continue;
+    if (b.HasTag(r.to_tag) && (r.from_tag.empty() || b.HasTag(r.from_tag))) return i;
+    if (!r.via_branch.empty() && b.via_branch == r.via_branch) by_via = i;
+    if (r.from_tag.empty() || b.tags[b.offerer] == r.from_tag) by_from = i;
+  }
+  if (by_via) return *by_via;
+  if (by_from) return *by_from;
+  return absl::InvalidArgumentError("answer: the tags name no branch of this call");
 }
 
 absl::StatusOr<std::vector<Handler::OfferedMedia>> Handler::PlanOffer(
@@ -492,7 +744,7 @@ absl::Status Handler::OfferCryptoToAnswerer(size_t i, const SdpMedia& m,
 
 absl::Status Handler::CreateSessions(const Request& r, const Sdp& sdp,
                                      const std::vector<OfferedMedia>& offered, int offerer,
-                                     Call& call) {
+                                     size_t branch, Branch& call) {
   std::vector<std::string> created;
   const size_t old_streams = call.streams.size();
   if (call.streams.size() < sdp.media.size()) call.streams.resize(sdp.media.size());
@@ -500,7 +752,7 @@ absl::Status Handler::CreateSessions(const Request& r, const Sdp& sdp,
     Stream& stream = call.streams[i];
     if (!offered[i].enabled || !stream.session.empty()) continue;
     const control::CreateRequest create =
-        SessionRequest(r, i, sdp.media[i], offered[i], offerer);
+        SessionRequest(r, i, sdp.media[i], offered[i], offerer, branch);
     absl::StatusOr<control::SessionInfo> info = operations_.Create(create);
     if (!info.ok()) {
       for (const std::string& name : created) operations_.Delete(name).IgnoreError();
@@ -521,7 +773,8 @@ absl::Status Handler::CreateSessions(const Request& r, const Sdp& sdp,
 }
 
 control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const SdpMedia& m,
-                                               const OfferedMedia& o, int offerer) const {
+                                               const OfferedMedia& o, int offerer,
+                                               size_t branch) const {
   const int answerer = 1 - offerer;
   std::string interfaces[2] = {options_.default_interface, options_.default_interface};
   if (!r.interface.empty()) interfaces[0] = interfaces[1] = r.interface;
@@ -530,7 +783,7 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
     interfaces[answerer] = r.direction[1];
   }
   control::CreateRequest create;
-  create.session = SessionName(r.call_id, i);
+  create.session = SessionName(r.call_id, i, branch);
   create.legs.resize(2);
   const bool offerer_mux = m.rtcp_mux && !r.RtcpMux("reject");
   const bool answerer_mux =
@@ -578,8 +831,18 @@ Value Handler::Answer(Request& r, Value& reply) {
   if (r.sdp == nullptr || !r.sdp->is_string()) return Error(reply, "answer: no sdp");
   auto found = calls_.find(r.call_id);
   if (found == calls_.end()) return Error(reply, "Unknown call-id");
-  Call& call = found->second;
-  if (!call.pending) return Error(reply, "answer: no offer is waiting for an answer in this call");
+  absl::StatusOr<size_t> index = AnswerBranch(found->second, r);
+  if (!index.ok()) return Error(reply, index.status());
+  Branch& call = found->second.branches[*index];
+  if (call.offered.empty()) {
+    return Error(reply, "answer: no offer is waiting for an answer in this call");
+  }
+  // A repeated answer (the 200 after a 183 with the same SDP, or a
+  // retransmission): the same reply, nothing changed.
+  const std::string digest = RequestDigest(r.from_tag, r.to_tag, "", r.sdp->str());
+  if (!call.answer_reply.empty() && call.answer_digest == digest) {
+    return Ok(reply, call.answer_reply);
+  }
   absl::StatusOr<Sdp> sdp = ParseSdp(r.sdp->str());
   if (!sdp.ok()) return Error(reply, sdp.status());
   if (sdp->media.size() != call.offered.size()) {
@@ -587,24 +850,30 @@ Value Handler::Answer(Request& r, Value& reply) {
                                      " media sections where the offer had ",
                                      call.offered.size(), " (RFC 3264 §6)"));
   }
-  // Check every section before changing any session.
+  // Check every section before changing any session. A changed answer to
+  // the same offer re-keys and re-targets through the same updates.
   absl::StatusOr<std::vector<std::optional<AnswerUpdates>>> updates = PlanAnswer(r, *sdp, call);
   if (!updates.ok()) return Error(reply, updates.status());
   if (absl::Status s = CheckAnswer(*updates, call); !s.ok()) return Error(reply, s);
   if (absl::Status s = ApplyAnswer(*updates, call); !s.ok()) return Error(reply, s);
-  call.answered = true;
+  found->second.answered = true;
   const int answerer = 1 - call.offerer;
-  if (call.tags[answerer].empty()) call.tags[answerer] = r.to_tag;
-  const String out = RewriteForOfferer(r, *sdp, call);
+  std::string& tag = call.tags[answerer];
+  if (!r.to_tag.empty() && tag != r.to_tag) {
+    // Another fork answered on this branch: media goes to it from now on.
+    call.aliases.erase(std::remove(call.aliases.begin(), call.aliases.end(), r.to_tag),
+                       call.aliases.end());
+    if (!tag.empty()) call.aliases.push_back(tag);
+    tag = r.to_tag;
+  }
+  call.answer_reply = RewriteForOfferer(r, *sdp, call);
+  call.answer_digest = digest;
   call.pending = false;
-  call.offered.clear();
-  reply.Set("result", "ok");
-  reply.Set("sdp", Value(out));
-  return std::move(reply);
+  return Ok(reply, call.answer_reply);
 }
 
 absl::StatusOr<std::vector<std::optional<Handler::AnswerUpdates>>> Handler::PlanAnswer(
-    Request& r, const Sdp& sdp, const Call& call) {
+    Request& r, const Sdp& sdp, const Branch& call) {
   std::vector<std::optional<AnswerUpdates>> updates(sdp.media.size());
   for (size_t i = 0; i < sdp.media.size(); ++i) {
     const OfferedMedia& o = call.offered[i];
@@ -659,7 +928,7 @@ absl::StatusOr<control::UpdateRequest> Handler::AnswererUpdate(Request& r, const
 }
 
 absl::Status Handler::CheckAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
-                                 const Call& call) {
+                                 const Branch& call) {
   for (size_t i = 0; i < updates.size(); ++i) {
     if (!updates[i]) continue;
     const Stream& stream = call.streams[i];
@@ -700,7 +969,7 @@ absl::Status Handler::CheckAnswer(const std::vector<std::optional<AnswerUpdates>
 }
 
 absl::Status Handler::ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
-                                  Call& call) {
+                                  Branch& call) {
   for (size_t i = 0; i < updates.size(); ++i) {
     if (!updates[i]) continue;
     for (const control::UpdateRequest* u :
@@ -721,7 +990,7 @@ absl::Status Handler::ApplyAnswer(const std::vector<std::optional<AnswerUpdates>
   return absl::OkStatus();
 }
 
-String Handler::RewriteForOfferer(const Request& r, Sdp& sdp, const Call& call) {
+String Handler::RewriteForOfferer(const Request& r, Sdp& sdp, const Branch& call) {
   std::vector<MediaRewrite> plans(sdp.media.size());
   for (size_t i = 0; i < sdp.media.size(); ++i) {
     const OfferedMedia& o = call.offered[i];
@@ -738,62 +1007,108 @@ String Handler::RewriteForOfferer(const Request& r, Sdp& sdp, const Call& call) 
   return RewriteSdp(sdp, plans, RewriteOptionsFor(r.replace));
 }
 
+// As rtpengine scopes a delete: no from-tag, the whole call; a tag (the
+// to-tag when given, else the from-tag) of the offerer's side, the whole
+// call; the answerer's tag of a branch, or its via-branch, that branch
+// (and the call with its last branch); a to-tag that answered on a branch
+// before another did, only that tag (its fork shares the branch's legs).
 Value Handler::Delete(Request& r, Value& reply) {
   auto found = calls_.find(r.call_id);
-  if (found == calls_.end()) {
+  const uint64_t delay_ms =
+      r.delete_delay_s ? static_cast<uint64_t>(*r.delete_delay_s) * 1000 : options_.delete_delay_ms;
+  std::optional<std::optional<size_t>> target;  // none: not found; a nullopt inside: whole call
+  if (found != calls_.end()) {
+    Call& call = found->second;
+    const std::string& tag = r.to_tag.empty() ? r.from_tag : r.to_tag;
+    if (r.from_tag.empty()) target.emplace();
+    for (size_t i = 0; !target && i < call.branches.size(); ++i) {
+      Branch& b = call.branches[i];
+      if (b.gone) continue;
+      if (r.to_tag.empty() && !r.via_branch.empty() && b.via_branch == r.via_branch) {
+        target.emplace(i);
+      } else if (tag == b.tags[0] && r.via_branch.empty()) {
+        target.emplace();
+      } else if (tag == b.tags[1]) {
+        target.emplace(i);
+      } else if (std::find(b.aliases.begin(), b.aliases.end(), tag) != b.aliases.end()) {
+        b.aliases.erase(std::find(b.aliases.begin(), b.aliases.end(), tag));
+        reply.Set("result", "ok");
+        return std::move(reply);
+      }
+    }
+    for (size_t i = 0; !target && i < call.branches.size(); ++i) {
+      const Branch& b = call.branches[i];
+      if (!b.gone && !r.via_branch.empty() && b.via_branch == r.via_branch) target.emplace(i);
+    }
+    // Deleted right after the offer, before any answer named the callee:
+    // the whole call, as rtpengine does.
+    if (!target && call.live() == 1 && !call.answered) target.emplace();
+  }
+  if (!target) {
     // As rtpengine does: a call already gone (a BYE and a CANCEL, a resent
-    // BYE under a new cookie) is no failure for the SBC.
-    r.warnings.push_back("Call-ID not found");
+    // BYE under a new cookie) is no failure for the SBC unless "fatal".
+    const char* what = found == calls_.end() ? "Call-ID not found" : "tag not found";
+    if (r.Flag("fatal")) return Error(reply, what);
+    r.warnings.push_back(what);
     reply.Set("result", "ok");
     return std::move(reply);
   }
-  for (const Stream& s : found->second.streams) {
-    if (!s.session.empty()) operations_.Delete(s.session).IgnoreError();
-  }
-  calls_.erase(found);
+  ScheduleOrDelete(r.call_id, *target, delay_ms);
   reply.Set("result", "ok");
   return std::move(reply);
 }
 
+namespace {
+
+Value Totals(int64_t packets, int64_t bytes, int64_t errors) {
+  Value v(Value::Dict{});
+  v.Set("packets", packets);
+  v.Set("bytes", bytes);
+  v.Set("errors", errors);
+  return v;
+}
+
+}  // namespace
+
 Value Handler::Query(Request& r, Value& reply) {
   auto found = calls_.find(r.call_id);
   if (found == calls_.end()) return Error(reply, "Unknown call-id");
-  const Call& call = found->second;
   Value::List streams;
   int64_t packets = 0, bytes = 0, errors = 0;
-  for (const Stream& s : call.streams) {
-    if (s.session.empty()) continue;
-    absl::StatusOr<control::SessionInfo> info = operations_.Get(s.session);
-    if (!info.ok()) continue;
-    Value stream(Value::Dict{});
-    stream.Set("session", info->session);
-    Value::List legs;
-    for (size_t i = 0; i < info->legs.size(); ++i) {
-      const control::LegInfo& l = info->legs[i];
-      Value leg(Value::Dict{});
-      leg.Set("tag", call.tags[i]);
-      leg.Set("local", l.local.ToString());
-      if (l.remote) leg.Set("remote", l.remote->ToString());
-      leg.Set("rx-suite", l.rx_suite);
-      leg.Set("tx-suite", l.tx_suite);
-      leg.Set("packets", static_cast<int64_t>(l.counters.rx_packets));
-      leg.Set("bytes", static_cast<int64_t>(l.counters.rx_bytes));
-      leg.Set("auth-failures", static_cast<int64_t>(l.counters.auth_failures));
-      packets += static_cast<int64_t>(l.counters.rx_packets);
-      bytes += static_cast<int64_t>(l.counters.rx_bytes);
-      errors += static_cast<int64_t>(l.counters.auth_failures + l.counters.replay_drops +
-                                     l.counters.other_drops);
-      legs.push_back(std::move(leg));
+  for (const Branch& branch : found->second.branches) {
+    for (const Stream& s : branch.streams) {
+      if (s.session.empty()) continue;
+      absl::StatusOr<control::SessionInfo> info = operations_.Get(s.session);
+      if (!info.ok()) continue;
+      Value stream(Value::Dict{});
+      stream.Set("session", info->session);
+      Value::List legs;
+      for (size_t i = 0; i < info->legs.size() && i < 2; ++i) {
+        const control::LegInfo& l = info->legs[i];
+        const control::LegCounters& c = l.counters;
+        Value leg(Value::Dict{});
+        leg.Set("tag", branch.tags[i]);
+        leg.Set("local", l.local.ToString());
+        if (l.remote) leg.Set("remote", l.remote->ToString());
+        leg.Set("rx-suite", l.rx_suite);
+        leg.Set("tx-suite", l.tx_suite);
+        leg.Set("packets", static_cast<int64_t>(c.rx_packets));
+        leg.Set("bytes", static_cast<int64_t>(c.rx_bytes));
+        leg.Set("auth-failures", static_cast<int64_t>(c.auth_failures));
+        packets += static_cast<int64_t>(c.rx_packets);
+        bytes += static_cast<int64_t>(c.rx_bytes);
+        errors += static_cast<int64_t>(c.auth_failures + c.replay_drops + c.other_drops);
+        legs.push_back(std::move(leg));
+      }
+      stream.Set("legs", Value(std::move(legs)));
+      streams.push_back(std::move(stream));
     }
-    stream.Set("legs", Value(std::move(legs)));
-    streams.push_back(std::move(stream));
   }
-  Value rtp(Value::Dict{});
-  rtp.Set("packets", packets);
-  rtp.Set("bytes", bytes);
-  rtp.Set("errors", errors);
   Value totals(Value::Dict{});
-  totals.Set("RTP", std::move(rtp));
+  totals.Set("RTP", Totals(packets, bytes, errors));
+  // Sluice counts a leg's RTCP with its RTP (in "RTP" above); "RTCP" is
+  // there for what reads both (Kamailio's $rtpstat).
+  totals.Set("RTCP", Totals(0, 0, 0));
   reply.Set("result", "ok");
   reply.Set("totals", std::move(totals));
   reply.Set("streams", Value(std::move(streams)));

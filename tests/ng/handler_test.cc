@@ -401,7 +401,17 @@ TEST_F(HandlerTest, CallsAreBoundedAndUnansweredOffersExpire) {
   EXPECT_EQ(handler_->call_count(), 2u);
   EXPECT_EQ(manager_->session_count(), 1u);
   Value refused = handler_->Handle(Offer(held, "zero-2"));
-  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("too many calls"));
+  EXPECT_EQ(S(refused.Find("result")), "error");
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("Parallel session limit reached"));
+  EXPECT_EQ(handler_->call_count(), 2u);
+  // A controller that supports rtpengine's "load limit" is told so, and
+  // tries the next relay of its set.
+  Value limited = Offer(held, "zero-2");
+  limited.Set("supports", Value(Value::List{"load limit"}));
+  refused = handler_->Handle(limited);
+  EXPECT_EQ(S(refused.Find("result")), "load limit");
+  EXPECT_THAT(S(refused.Find("message")), HasSubstr("Parallel session limit reached"));
+  EXPECT_EQ(refused.Find("sdp"), nullptr);
   EXPECT_EQ(handler_->call_count(), 2u);
   // A re-offer of a call that exists is no new call.
   EXPECT_EQ(S(handler_->Handle(Offer(held, "zero-1")).Find("result")), "ok");
@@ -426,6 +436,210 @@ TEST_F(HandlerTest, CallsAreBoundedAndUnansweredOffersExpire) {
   EXPECT_EQ(handler_->call_count(), 1u);
   EXPECT_EQ(manager_->session_count(), 1u);
   EXPECT_EQ(S(handler_->Handle(Request("query", "live")).Find("result")), "ok");
+}
+
+// rtpengine_manage sends an answer for a 183 with SDP and again for the
+// 200: the same SDP changes nothing and gets the same reply; a changed one
+// re-targets and re-keys the answerer's leg, and the offerer keeps its
+// port and key.
+TEST_F(HandlerTest, RepeatedAnswerIsIdempotentAndAChangedOneReKeys) {
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c1))));
+  const std::string early =
+      Sdp("10.0.2.2", 5000, "RTP/SAVP", std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey3 + "\r\n");
+  Value first = handler_->Handle(Answer(early));
+  ng::Sdp back = ReplySdp(first);
+  const control::SessionInfo before = Get("call-1@host");
+  Value second = handler_->Handle(Answer(early));
+  EXPECT_EQ(S(second.Find("sdp")), S(first.Find("sdp")));
+  EXPECT_EQ(second.Find("warning"), nullptr);
+  const control::SessionInfo after = Get("call-1@host");
+  EXPECT_EQ(after.legs[1].remote->ToString(), "10.0.2.2:5000");
+  EXPECT_EQ(after.legs[0].local.port, before.legs[0].local.port);
+  EXPECT_EQ(manager_->session_count(), 1u);
+
+  // The 200 brings a new key and port from the answerer.
+  const std::string final_sdp =
+      Sdp("10.0.2.2", 5002, "RTP/SAVP", std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey4 + "\r\n");
+  Value changed = handler_->Handle(Answer(final_sdp));
+  ng::Sdp again = ReplySdp(changed);
+  ASSERT_EQ(again.media.size(), 1u);
+  EXPECT_EQ(again.media[0].port, back.media[0].port);
+  ASSERT_EQ(again.media[0].crypto.size(), 1u);
+  EXPECT_EQ(again.media[0].crypto[0].value, back.media[0].crypto[0].value);  // no new key toward the caller
+  EXPECT_EQ(Get("call-1@host").legs[1].remote->ToString(), "10.0.2.2:5002");
+  EXPECT_EQ(manager_->session_count(), 1u);
+}
+
+// A retransmitted or re-sent INVITE with the same SDP: the same reply, the
+// same ports and keys, no second session.
+TEST_F(HandlerTest, RepeatedOfferIsIdempotent) {
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  const std::string offer = Sdp("10.0.1.2", 4000, "RTP/SAVP", c1);
+  Value first = handler_->Handle(Offer(offer));
+  ReplySdp(first);
+  Value second = handler_->Handle(Offer(offer));
+  EXPECT_EQ(S(second.Find("sdp")), S(first.Find("sdp")));
+  EXPECT_EQ(manager_->session_count(), 1u);
+  // The answer to it still goes through, once.
+  ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP",
+                                       std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey3 + "\r\n"))));
+  // A changed offer is a re-offer with fresh keys toward the answerer.
+  Value third = handler_->Handle(Offer(Sdp("10.0.1.2", 4002, "RTP/SAVP", c1)));
+  ng::Sdp out = ReplySdp(third);
+  ASSERT_EQ(out.media.size(), 1u);
+  EXPECT_NE(S(third.Find("sdp")), S(first.Find("sdp")));
+  EXPECT_EQ(manager_->session_count(), 1u);
+}
+
+// A proxy that forks and offers per branch (Kamailio's via-branch): each
+// branch gets its own sessions; both ring with early media; the caller's
+// media goes to the branch whose answer it got last; a delete with the
+// loser's to-tag frees its sessions only.
+TEST_F(HandlerTest, ForkedBranchesHaveTheirOwnLegsAndTheLoserIsFreed) {
+  const std::string offer = Sdp("10.0.1.2", 4000, "RTP/AVP", "");
+  Value o1 = Offer(offer);
+  o1.Set("via-branch", "z9hG4bK-1");
+  Value o2 = Offer(offer);
+  o2.Set("via-branch", "z9hG4bK-2");
+  ng::Sdp to1 = ReplySdp(handler_->Handle(o1));
+  ng::Sdp to2 = ReplySdp(handler_->Handle(o2));
+  ASSERT_EQ(manager_->session_count(), 2u);
+  EXPECT_NE(to1.media[0].port, to2.media[0].port);  // each branch its own port toward its callee
+
+  Value a1 = Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""), "call-1@host", "alice", "bob-1");
+  a1.Set("via-branch", "z9hG4bK-1");
+  Value a2 = Answer(Sdp("10.0.2.3", 5002, "RTP/AVP", ""), "call-1@host", "alice", "bob-2");
+  a2.Set("via-branch", "z9hG4bK-2");
+  ng::Sdp early1 = ReplySdp(handler_->Handle(a1));
+  ng::Sdp early2 = ReplySdp(handler_->Handle(a2));
+  EXPECT_NE(early1.media[0].port, early2.media[0].port);
+  const control::SessionInfo b1 = Get("call-1@host");
+  const control::SessionInfo b2 = Get("call-1@host:b1");
+  EXPECT_EQ(b1.legs[1].remote->ToString(), "10.0.2.2:5000");
+  EXPECT_EQ(b2.legs[1].remote->ToString(), "10.0.2.3:5002");
+  EXPECT_EQ(early1.media[0].port, b1.legs[0].local.port);
+  EXPECT_EQ(early2.media[0].port, b2.legs[0].local.port);
+
+  // bob-1 answers 200 (the same SDP again, without the via-branch); bob-2 is cancelled.
+  Value final1 = Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""), "call-1@host", "alice", "bob-1");
+  EXPECT_EQ(ReplySdp(handler_->Handle(final1)).media[0].port, b1.legs[0].local.port);
+  Value cancel = Request("delete");
+  cancel.Set("from-tag", "alice");
+  cancel.Set("to-tag", "bob-2");
+  EXPECT_EQ(S(handler_->Handle(cancel).Find("result")), "ok");
+  EXPECT_FALSE(manager_->Get("call-1@host:b1").ok());
+  EXPECT_EQ(Get("call-1@host").legs[1].remote->ToString(), "10.0.2.2:5000");
+  EXPECT_EQ(handler_->call_count(), 1u);
+
+  // The BYE deletes the call with its last branch.
+  Value bye = Request("delete");
+  bye.Set("from-tag", "alice");
+  bye.Set("to-tag", "bob-1");
+  EXPECT_EQ(S(handler_->Handle(bye).Find("result")), "ok");
+  EXPECT_EQ(manager_->session_count(), 0u);
+  EXPECT_EQ(handler_->call_count(), 0u);
+}
+
+// Forks behind one offer share its legs: a second to-tag's answer
+// re-targets them, and deleting the earlier to-tag frees nothing.
+TEST_F(HandlerTest, ForksBehindOneOfferShareItsLegs) {
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  ReplySdp(handler_->Handle(
+      Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""), "call-1@host", "alice", "bob-1")));
+  ReplySdp(handler_->Handle(
+      Answer(Sdp("10.0.2.3", 5002, "RTP/AVP", ""), "call-1@host", "alice", "bob-2")));
+  EXPECT_EQ(Get("call-1@host").legs[1].remote->ToString(), "10.0.2.3:5002");
+  Value cancel = Request("delete");
+  cancel.Set("from-tag", "alice");
+  cancel.Set("to-tag", "bob-1");
+  EXPECT_EQ(S(handler_->Handle(cancel).Find("result")), "ok");
+  EXPECT_EQ(Get("call-1@host").legs[1].remote->ToString(), "10.0.2.3:5002");
+  // A tag the call never saw: a warning, or an error with "fatal".
+  cancel.Set("flags", Value(Value::List{"fatal"}));
+  EXPECT_EQ(S(handler_->Handle(cancel).Find("result")), "error");
+  EXPECT_EQ(manager_->session_count(), 1u);
+}
+
+// "delete-delay" keeps a deleted call until it passes.
+TEST_F(HandlerTest, DeleteDelayDefersTheDelete) {
+  uint64_t now = 1000;
+  HandlerOptions options{"a"};
+  options.now_ms = [&now] { return now; };
+  handler_ = std::make_unique<Handler>(*manager_, options);
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  Value del = Request("delete");
+  del.Set("delete-delay", int64_t{5});
+  EXPECT_EQ(S(handler_->Handle(del).Find("result")), "ok");
+  EXPECT_EQ(manager_->session_count(), 1u);
+  now += 5000;
+  handler_->Handle(Request("ping", ""));
+  EXPECT_EQ(manager_->session_count(), 0u);
+  EXPECT_EQ(handler_->call_count(), 0u);
+  del.Set("delete-delay", "soon");
+  EXPECT_THAT(S(handler_->Handle(del).Find("error-reason")), HasSubstr("delete-delay"));
+}
+
+// The string form of the flags drives the same request as the keys; what
+// Sluice does not do is a warning, a malformed flag an error naming it.
+TEST_F(HandlerTest, RtppFlagsStringActsAsTheKeys) {
+  Value offer = Request("offer");
+  offer.Set("from-tag", "alice");
+  offer.Set("sdp", Sdp("10.0.1.2", 4000, "RTP/AVP", ""));
+  offer.Set("rtpp-flags", "trust-address direction=a direction=b transport-protocol=RTP/SAVP "
+                          "SDES-no-AES_CM_128_HMAC_SHA1_32 loop-protect");
+  Value reply = handler_->Handle(offer);
+  ng::Sdp out = ReplySdp(reply);
+  ASSERT_EQ(out.media.size(), 1u);
+  EXPECT_EQ(out.media[0].proto, "RTP/SAVP");
+  for (const SdpCrypto& c : out.media[0].crypto) EXPECT_NE(c.suite_name, "AES_CM_128_HMAC_SHA1_32");
+  EXPECT_FALSE(out.media[0].crypto.empty());
+  EXPECT_THAT(S(reply.Find("warning")), HasSubstr("loop-protect"));
+  const control::SessionInfo info = Get("call-1@host");
+  EXPECT_EQ(info.legs[1].interface, "b");
+  EXPECT_EQ(info.legs[0].remote->ToString(), "10.0.1.2:4000");
+
+  Value bad = Request("offer", "call-2");
+  bad.Set("from-tag", "alice");
+  bad.Set("sdp", Sdp("10.0.1.2", 4002, "RTP/AVP", ""));
+  bad.Set("rtpp-flags", "trust-address ICE=");
+  Value refused = handler_->Handle(bad);
+  EXPECT_EQ(S(refused.Find("result")), "error");
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("\"ICE=\""));
+  EXPECT_EQ(handler_->call_count(), 1u);
+}
+
+// As rtpengine: media goes to the SDP's address unless "SIP source
+// address" says to use where the SIP message came from ("received-from").
+TEST_F(HandlerTest, SdpAddressIsTrustedUnlessSipSourceAddress) {
+  Value offer = Request("offer");
+  offer.Set("from-tag", "alice");
+  offer.Set("sdp", Sdp("10.0.1.2", 4000, "RTP/AVP", ""));
+  offer.Set("direction", Value(Value::List{"a", "b"}));
+  offer.Set("received-from", Value(Value::List{"IP4", "10.0.1.9"}));
+  ReplySdp(handler_->Handle(offer));
+  EXPECT_EQ(Get("call-1@host").legs[0].remote->ToString(), "10.0.1.2:4000");
+
+  offer.Set("call-id", "call-2");
+  offer.Set("flags", Value(Value::List{"SIP source address"}));
+  ReplySdp(handler_->Handle(offer));
+  EXPECT_EQ(Get("call-2").legs[0].remote->ToString(), "10.0.1.9:4000");
+}
+
+// Kamailio's $rtpstat reads totals.RTP and totals.RTCP of a query.
+TEST_F(HandlerTest, QueryHasRtpAndRtcpTotals) {
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  Value reply = handler_->Handle(Request("query"));
+  const Value* totals = reply.Find("totals");
+  ASSERT_NE(totals, nullptr);
+  for (const char* kind : {"RTP", "RTCP"}) {
+    const Value* t = totals->Find(kind);
+    ASSERT_NE(t, nullptr) << kind;
+    for (const char* key : {"packets", "bytes", "errors"}) {
+      ASSERT_NE(t->Find(key), nullptr) << kind << " " << key;
+      EXPECT_TRUE(t->Find(key)->is_int());
+    }
+  }
 }
 
 }  // namespace

@@ -12,6 +12,11 @@
 //           make-before-break update; a reused key is refused), and returns
 //           the SDP for the offerer.
 //
+// Dialogs as rtpengine keeps them: an offer or answer repeated with the same
+// SDP gets the same reply and changes nothing; a call has a branch (its own
+// sessions) per via-branch it was offered on; delete is scoped by tags and
+// via-branch, now or after delete-delay. See docs/ng-protocol.md.
+//
 // Control thread only. Keys are generated with OpenSSL's CSPRNG, held in
 // wiping strings, and leave only inside the SDP of a reply.
 #ifndef SLUICE_NG_HANDLER_H_
@@ -42,6 +47,7 @@ struct HandlerOptions {
   bool allow_null_auth = false;
   size_t max_calls = 100000;         // calls at once; an offer for one more is refused
   uint64_t offer_timeout_ms = 300000;  // a call never answered is deleted after this
+  uint64_t delete_delay_ms = 0;      // a deleted call or branch lingers this long (ng "delete-delay")
   std::function<uint64_t()> now_ms;  // a monotonic clock; default steady_clock
 };
 
@@ -62,11 +68,15 @@ class Handler {
 
  private:
   struct Stream;
+  struct Branch;
   struct Call;
   struct Request;
   struct OfferedMedia;
   struct AnswerUpdates;
 
+  static absl::Status ParseRequest(const Value& request, Request& r);
+  static absl::Status MergeRtppFlags(std::map<std::string, const Value*>& keys, Request& r);
+  static Value Full(const Request& r, Value& reply, std::string_view message);
   Value Offer(Request& r, Value& reply);
   Value Answer(Request& r, Value& reply);
 
@@ -74,7 +84,7 @@ class Handler {
   // accepts (keys, the offerer's address), a session for each new section,
   // the SDP for the answerer.
   static void WarnIgnoredOfferFlags(const SdesPolicy& policy, Request& r);
-  static absl::StatusOr<int> OffererSide(const Call& call, const std::string& from_tag);
+  static absl::StatusOr<int> OffererSide(const Branch& call, const std::string& from_tag);
   static absl::StatusOr<std::vector<OfferedMedia>> PlanOffer(
       const Sdp& sdp, const SdesPolicy& policy, const std::string& transport,
       const std::optional<packet::IpAddress>& media_source);
@@ -84,9 +94,10 @@ class Handler {
                                             const SdesPolicy& policy, OfferedMedia& o);
   // Rolls back the sessions it created when one fails.
   absl::Status CreateSessions(const Request& r, const Sdp& sdp,
-                              const std::vector<OfferedMedia>& offered, int offerer, Call& call);
+                              const std::vector<OfferedMedia>& offered, int offerer, size_t branch,
+                              Branch& call);
   control::CreateRequest SessionRequest(const Request& r, size_t i, const SdpMedia& m,
-                                        const OfferedMedia& o, int offerer) const;
+                                        const OfferedMedia& o, int offerer, size_t branch) const;
   static String RewriteForAnswerer(const Request& r, const Sdp& sdp,
                                    const std::vector<OfferedMedia>& offered,
                                    const std::vector<Stream>& streams, int answerer,
@@ -95,7 +106,7 @@ class Handler {
   // Answer, in order: every section's updates checked, then applied, then
   // the SDP for the offerer.
   static absl::StatusOr<std::vector<std::optional<AnswerUpdates>>> PlanAnswer(
-      Request& r, const Sdp& sdp, const Call& call);
+      Request& r, const Sdp& sdp, const Branch& call);
   static absl::StatusOr<control::UpdateRequest> AnswererUpdate(Request& r, const Sdp& sdp,
                                                                size_t i, const OfferedMedia& o,
                                                                const Stream& stream,
@@ -104,12 +115,22 @@ class Handler {
   // key used before in the session, an address of the wrong family), found
   // before any update is applied, so a failed answer changes nothing.
   static absl::Status CheckAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
-                                  const Call& call);
+                                  const Branch& call);
   absl::Status ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
-                           Call& call);
-  static String RewriteForOfferer(const Request& r, Sdp& sdp, const Call& call);
+                           Branch& call);
+  static String RewriteForOfferer(const Request& r, Sdp& sdp, const Branch& call);
   static void RememberKeys(Stream& stream, int leg, const std::optional<control::CryptoSpec>& rx,
                            const std::optional<control::CryptoSpec>& tx);
+
+  // Dialog state: which branch of a call an offer or answer is for (a
+  // new one for an offer on a new via-branch), and deletion of a branch
+  // or a whole call, now or after delete-delay.
+  static absl::StatusOr<size_t> OfferBranch(Call& call, const Request& r);
+  static absl::StatusOr<size_t> AnswerBranch(Call& call, const Request& r);
+  void DeleteSessions(Branch& branch);
+  void ScheduleOrDelete(const std::string& call_id, std::optional<size_t> branch,
+                        uint64_t delay_ms);
+  void DeleteDue();
 
   Value Delete(Request& r, Value& reply);
   Value Query(Request& r, Value& reply);
@@ -120,10 +141,17 @@ class Handler {
   HandlerOptions options_;
   std::map<std::string, Call> calls_;  // by call-id
   std::deque<std::pair<uint64_t, std::string>> unanswered_;  // offered at, call-id; oldest first
+  struct PendingDelete {
+    uint64_t due_ms;
+    std::string call_id;
+    std::optional<size_t> branch;  // none: the whole call
+  };
+  std::vector<PendingDelete> pending_deletes_;  // delete-delay
 };
 
-// The Sluice session name for media section `index` of a call.
-std::string SessionName(std::string_view call_id, size_t index);
+// The Sluice session name for media section `index` of a call's branch
+// (0: the first offer's; more for offers on other via-branches).
+std::string SessionName(std::string_view call_id, size_t index, size_t branch = 0);
 
 }  // namespace sluice::ng
 
