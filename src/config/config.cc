@@ -64,7 +64,7 @@ constexpr absl::string_view kInterfaceKeys[] = {"name",      "device",       "ip
                                                 "gateway",   "gateway6",     "vlan",        "mtu",
                                                 "rx_queues", "rx_ring_size", "tx_ring_size",
                                                 "checksum_offload"};
-constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst"};
+constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst", "stall_ms"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets"};
@@ -816,7 +816,8 @@ absl::Status Reader::ReadWorkers(const Value& root, Config* config) const {
     }
     config->workers.lcores.push_back(lcore);
   }
-  return ReadUint(s, "burst", 1, 64, &config->workers.burst);
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "burst", 1, 64, &config->workers.burst));
+  return ReadUint(s, "stall_ms", 10, 600000, &config->workers.stall_ms);
 }
 
 absl::Status Reader::ReadMedia(const Value& root, Config* config) const {

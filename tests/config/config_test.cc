@@ -118,6 +118,7 @@ TEST(ConfigTest, IssueExampleParses) {
   EXPECT_EQ(*c->interfaces[1].ipv4, P("10.200.2.1/24"));
   EXPECT_THAT(c->workers.lcores, ElementsAre(1u));
   EXPECT_EQ(c->workers.burst, 32);
+  EXPECT_EQ(c->workers.stall_ms, 1000u);
   EXPECT_EQ(c->media.port_min, 30000);
   EXPECT_EQ(c->media.port_max, 39999);
   EXPECT_EQ(c->media.replay_window, 128u);
@@ -169,6 +170,7 @@ checksum_offload = false
 [workers]
 lcores = [3, 1, 2]
 burst = 64
+stall_ms = 250
 [media]
 port_min = 1024
 port_max = 65535
@@ -206,6 +208,7 @@ leg_max_pps = 500
   EXPECT_FALSE(i.checksum_offload);
   EXPECT_THAT(c->workers.lcores, ElementsAre(3u, 1u, 2u));
   EXPECT_EQ(c->workers.burst, 64);
+  EXPECT_EQ(c->workers.stall_ms, 250u);
   EXPECT_EQ(c->media.port_min, 1024);
   EXPECT_EQ(c->media.port_max, 65535);
   EXPECT_EQ(c->media.replay_window, 1024u);
@@ -590,6 +593,8 @@ TEST(ConfigTest, WorkersValidation) {
       {Cfg(kIpv4, "", "lcores = [1]\nburst = 0\n"),
        {"workers.burst: must be between 1 and 64; got 0"}},
       {Cfg(kIpv4, "", "lcores = [1]\nburst = 65\n"), {"workers.burst: must be between 1 and 64"}},
+      {Cfg(kIpv4, "", "lcores = [1]\nstall_ms = 5\n"),
+       {"workers.stall_ms: must be between 10 and 600000; got 5"}},
   });
 }
 

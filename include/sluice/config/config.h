@@ -49,6 +49,9 @@ struct InterfaceConfig {
 struct WorkersConfig {
   std::vector<unsigned> lcores;  // one poll-mode worker per lcore; non-empty, unique, < 1024
   uint16_t burst = 32;           // packets per RX burst, 1..64
+  // A worker with no RCU quiescent report for this long is logged and shown
+  // stalled in stats (deleted sessions wait for it); 10..600000.
+  uint32_t stall_ms = 1000;
 };
 
 // [media]
