@@ -84,6 +84,8 @@ control::TlsServerOptions TlsServerOptionsFrom(const config::ControlTlsConfig& t
   t.server_name = tls.server_name;
   t.allowed_clients = tls.allowed_clients;
   t.handshake_timeout_ms = tls.handshake_timeout_ms;
+  t.max_connections = tls.max_connections;
+  t.idle_timeout_ms = tls.idle_timeout_ms;
   return t;
 }
 

@@ -634,6 +634,7 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
       Json tls = Json{{"connections_accepted", control->tls_connections_accepted},
                       {"handshakes_failed", control->tls_handshakes_failed},
                       {"handshake_timeouts", control->tls_handshake_timeouts},
+                      {"idle_timeouts", control->tls_idle_timeouts},
                       {"certificate_not_after", control->tls_certificate_not_after}};
       if (!control->tls_certificate_warning.empty()) {
         tls["warning"] = WipedString(control->tls_certificate_warning.data(),

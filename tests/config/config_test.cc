@@ -301,6 +301,13 @@ TEST(ConfigTest, ControlTls) {
   EXPECT_EQ(tls.server_name, "sluice.example.net");
   EXPECT_THAT(tls.allowed_clients, ElementsAre("sbc1.example.net", "sbc2"));
   EXPECT_EQ(tls.handshake_timeout_ms, 5000u);
+  EXPECT_EQ(tls.max_connections, 64u);
+  EXPECT_EQ(tls.idle_timeout_ms, 300000u);
+  c = ParseConfig(Cfg(kIpv4, absl::StrCat(kTls, "max_connections = 8\nidle_timeout_ms = 0\n")),
+                  "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->control.tls->max_connections, 8u);
+  EXPECT_EQ(c->control.tls->idle_timeout_ms, 0u);
 
   const auto with = [](absl::string_view from, absl::string_view to) {
     std::string text(kTls);
@@ -323,6 +330,10 @@ TEST(ConfigTest, ControlTls) {
       {with("server_name", "name"), {"control.tls.name: unknown key"}},
       {Cfg(kIpv4, absl::StrCat(kTls, "handshake_timeout_ms = 50\n")),
        {"control.tls.handshake_timeout_ms: must be between 100 and 60000"}},
+      {Cfg(kIpv4, absl::StrCat(kTls, "max_connections = 0\n")),
+       {"control.tls.max_connections: must be between 1 and 65536; got 0"}},
+      {Cfg(kIpv4, absl::StrCat(kTls, "idle_timeout_ms = 500\n")),
+       {"control.tls.idle_timeout_ms: must be 0 (never) or between 1000 and 86400000; got 500"}},
       {Cfg(kIpv4, "[control]\ntls = 1\n"), {"control.tls: expected a table, got an integer"}},
   });
 }

@@ -77,6 +77,11 @@ struct ControlTlsConfig {
   std::string server_name;       // must be a subjectAltName of `cert`; clients check it
   std::vector<std::string> allowed_clients;  // client certificate CNs or SANs let in; non-empty
   uint32_t handshake_timeout_ms = 5000;      // 100..60000
+  // TLS clients at once (handshakes included), apart from the Unix socket's
+  // [control] max_connections; 1..65536.
+  uint32_t max_connections = 64;
+  // A served client silent this long is closed; 0 (never) or 1000..86400000.
+  uint32_t idle_timeout_ms = 300000;
 };
 
 // [control]
@@ -84,7 +89,9 @@ struct ControlConfig {
   // Unix socket: an absolute path that fits sockaddr_un (at most 107 bytes).
   std::string socket = "/run/sluice/control.sock";
   std::string group;                // owning group of the socket (empty: root's)
-  uint32_t max_connections = 1024;  // clients at once, >= 1; more are refused
+  // Unix socket clients at once, >= 1; more are refused. TLS clients count
+  // against [control.tls] max_connections instead.
+  uint32_t max_connections = 1024;
   std::optional<ControlTlsConfig> tls;  // [control.tls]; none: the Unix socket only
 };
 
