@@ -86,6 +86,8 @@ control::TlsServerOptions TlsServerOptionsFrom(const config::ControlTlsConfig& t
   t.server_name = tls.server_name;
   t.allowed_clients = tls.allowed_clients;
   t.handshake_timeout_ms = tls.handshake_timeout_ms;
+  t.max_connections = tls.max_connections;
+  t.idle_timeout_ms = tls.idle_timeout_ms;
   return t;
 }
 
@@ -461,6 +463,7 @@ std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Conf
       [workers]() { return ReadWorkerStats(*workers); });
   const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
   manager->SetPortStats([interfaces]() { return ReadPortStats(*interfaces); });
+  manager->SetLog([](std::string_view line) { Log(std::string(line)); });
   return manager;
 }
 

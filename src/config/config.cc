@@ -64,7 +64,7 @@ constexpr absl::string_view kInterfaceKeys[] = {"name",      "device",       "ip
                                                 "gateway",   "gateway6",     "vlan",        "mtu",
                                                 "rx_queues", "rx_ring_size", "tx_ring_size",
                                                 "checksum_offload"};
-constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst"};
+constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst", "stall_ms"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
@@ -72,7 +72,8 @@ constexpr absl::string_view kMediaKeys[] = {
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
-                                                 "handshake_timeout_ms"};
+                                                 "handshake_timeout_ms", "max_connections",
+                                                 "idle_timeout_ms"};
 constexpr absl::string_view kCryptoKeys[] = {"backend"};
 constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps"};
 constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_entries",
@@ -820,7 +821,8 @@ absl::Status Reader::ReadWorkers(const Value& root, Config* config) const {
     }
     config->workers.lcores.push_back(lcore);
   }
-  return ReadUint(s, "burst", 1, 64, &config->workers.burst);
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "burst", 1, 64, &config->workers.burst));
+  return ReadUint(s, "stall_ms", 10, 600000, &config->workers.stall_ms);
 }
 
 absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
@@ -895,7 +897,9 @@ absl::Status Reader::ReadControlTls(const Section& control, Config* config) cons
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kControlTlsKeys));
   ControlTlsConfig tls;
   for (absl::string_view key : kControlTlsKeys) {
-    if (key != "handshake_timeout_ms" && s.Get(key) == nullptr) {
+    const bool optional = key == "handshake_timeout_ms" || key == "max_connections" ||
+                          key == "idle_timeout_ms";
+    if (!optional && s.Get(key) == nullptr) {
       return Error(v, s.Path(key), "is required in [control.tls]");
     }
   }
@@ -930,6 +934,14 @@ absl::Status Reader::ReadControlTls(const Section& control, Config* config) cons
   }
   SLUICE_CONFIG_RETURN_IF_ERROR(
       ReadUint(s, "handshake_timeout_ms", 100, 60000, &tls.handshake_timeout_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_connections", 1, 65536, &tls.max_connections));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "idle_timeout_ms", 0, 86400000, &tls.idle_timeout_ms));
+  if (tls.idle_timeout_ms != 0 && tls.idle_timeout_ms < 1000) {
+    return Error(s.Get("idle_timeout_ms"), s.Path("idle_timeout_ms"),
+                 absl::StrCat("must be 0 (never) or between 1000 and 86400000; got ",
+                              tls.idle_timeout_ms));
+  }
   config->control.tls = std::move(tls);
   return absl::OkStatus();
 }

@@ -588,6 +588,7 @@ Json EncodePing(absl::string_view version, uint32_t workers) {
 Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   Json body = Json::object();
   body["sessions"] = stats.sessions;
+  body["sessions_reclaiming"] = stats.sessions_reclaiming;
   if (stats.memory) {
     body["memory"] = Json{{"session_state_bytes", stats.memory->session_state_bytes},
                           {"session_state_blocks", stats.memory->session_state_blocks},
@@ -615,6 +616,8 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
     j["busy_cycles"] = w.busy_cycles;
     j["idle_cycles"] = w.idle_cycles;
     j["drops"] = Counts(w.drops);
+    j["quiescent_ms_ago"] = w.quiescent_ms_ago;
+    j["stalled"] = w.stalled;
     workers.push_back(std::move(j));
   }
   body["drops"] = Counts(stats.drops);
@@ -631,6 +634,7 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
       Json tls = Json{{"connections_accepted", control->tls_connections_accepted},
                       {"handshakes_failed", control->tls_handshakes_failed},
                       {"handshake_timeouts", control->tls_handshake_timeouts},
+                      {"idle_timeouts", control->tls_idle_timeouts},
                       {"certificate_not_after", control->tls_certificate_not_after}};
       if (!control->tls_certificate_warning.empty()) {
         tls["warning"] = WipedString(control->tls_certificate_warning.data(),

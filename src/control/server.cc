@@ -287,6 +287,8 @@ struct Server::Connection {
   bool handshaking = false;
   bool refusing = false;    // over max_connections: told so after the handshake, then closed
   std::string peer;         // "address:port", for the log
+  // Served: when it last sent bytes or took some of its replies.
+  std::chrono::steady_clock::time_point last_active{};
 };
 
 Server::Server(Operations& operations, ServerOptions options)
@@ -366,6 +368,9 @@ absl::Status Server::OpenTls() {
   uint16_t port = 0;
   if (absl::Status s = SplitHostPort(tls.listen, "control.tls.listen", &host, &port); !s.ok()) {
     return s;
+  }
+  if (tls.max_connections == 0) {
+    return absl::InvalidArgumentError("control.tls.max_connections must be at least 1");
   }
   absl::StatusOr<std::unique_ptr<TlsServerContext>> context = TlsServerContext::Create(tls);
   if (!context.ok()) return context.status();
@@ -488,8 +493,8 @@ absl::Status Server::Poll(int timeout_ms) {
       if (timeout_ms < 0 || timeout_ms > left) timeout_ms = static_cast<int>(left);
     }
   }
-  if (const int next = ExpireHandshakes(); next >= 0 && (timeout_ms < 0 || timeout_ms > next)) {
-    timeout_ms = next;
+  for (const int next : {ExpireHandshakes(), ExpireIdle()}) {
+    if (next >= 0 && (timeout_ms < 0 || timeout_ms > next)) timeout_ms = next;
   }
   CheckCertificate();
   epoll_event events[kMaxEvents];
@@ -557,7 +562,7 @@ void Server::Accept(bool tls) {
     }
     if (tls) {
       // The certificate is the credential, checked in the handshake.
-      AddTlsConnection(fd, connections_.size() - refusing_ >= options_.max_connections);
+      AddTlsConnection(fd, tls_open_ >= options_.tls->max_connections);
       continue;
     }
     const absl::StatusOr<PeerCredentials> peer = GetPeerCredentials(fd);
@@ -573,7 +578,7 @@ void Server::Accept(bool tls) {
       close(fd);
       continue;
     }
-    if (connections_.size() - refusing_ >= options_.max_connections) {
+    if (unix_open_ >= options_.max_connections) {
       Refuse(fd, absl::StrCat("at most ", options_.max_connections));
       continue;
     }
@@ -595,6 +600,11 @@ bool Server::Register(std::unique_ptr<Connection> c) {
     return false;
   }
   ++counters_.connections_open;
+  if (c->ssl == nullptr) {
+    ++unix_open_;
+  } else if (!c->refusing) {
+    ++tls_open_;
+  }
   connections_.emplace(c->id, std::move(c));
   return true;
 }
@@ -795,12 +805,13 @@ void Server::Handshake(Connection& c) {
       ++counters_.connections_refused_limit;
       const std::string line = EncodeError(
           nullptr, ErrorCode::kResourceExhausted,
-          absl::StrCat("too many control connections (at most ", options_.max_connections,
-                       "); try again later"));
+          absl::StrCat("too many control connections (at most ", options_.tls->max_connections,
+                       " TLS clients); try again later"));
       c.out.Append(line.data(), line.size());
       c.read_closed = true;  // nothing it sends is served; closed once told
     } else {
       ++counters_.tls_connections_accepted;
+      c.last_active = std::chrono::steady_clock::now();
       Log(absl::StrCat("control: TLS client ", TlsServerContext::Describe(c.ssl.get()), " from ",
                        c.peer));
       // Requests sent with the handshake's last flight.
@@ -850,6 +861,36 @@ int Server::ExpireHandshakes() {
   return -1;
 }
 
+int Server::ExpireIdle() {
+  if (tls_ == nullptr || options_.tls->idle_timeout_ms == 0) return -1;
+  const auto now = std::chrono::steady_clock::now();
+  const std::chrono::milliseconds idle(options_.tls->idle_timeout_ms);
+  if (now < next_idle_check_) {
+    return static_cast<int>(
+        std::chrono::ceil<std::chrono::milliseconds>(next_idle_check_ - now).count());
+  }
+  // At most tls max_connections clients: a scan per deadline is cheap.
+  auto next = now + idle;
+  std::vector<Connection*> expired;
+  for (const auto& [id, c] : connections_) {
+    if (c->ssl == nullptr || c->handshaking || c->refusing) continue;
+    const auto deadline = c->last_active + idle;
+    if (deadline <= now) {
+      expired.push_back(c.get());
+    } else {
+      next = std::min(next, deadline);
+    }
+  }
+  for (Connection* c : expired) {
+    ++counters_.tls_idle_timeouts;
+    Log(absl::StrCat("control: closed TLS client ", c->peer, ": idle for ",
+                     options_.tls->idle_timeout_ms, " ms"));
+    Close(*c);
+  }
+  next_idle_check_ = next;
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(next - now).count());
+}
+
 bool Server::ReadTls(Connection& c) {
   // Each SSL_read returns (at most) one whole record: asking for more than a
   // record holds leaves nothing buffered inside OpenSSL that epoll cannot see.
@@ -861,6 +902,7 @@ bool Server::ReadTls(Connection& c) {
       c.in.Append(scratch_.get(), static_cast<size_t>(n));
       WipeMemory(scratch_.get(), static_cast<size_t>(n));
       total += static_cast<size_t>(n);
+      c.last_active = std::chrono::steady_clock::now();
       continue;
     }
     // Reset, or closed without close_notify (a truncated request is not
@@ -886,6 +928,7 @@ bool Server::FlushTls(Connection& c) {
                             static_cast<int>(std::min<size_t>(c.out.size(), 1 << 30)));
     if (n > 0) {
       c.out.Consume(static_cast<size_t>(n));
+      c.last_active = std::chrono::steady_clock::now();
       continue;
     }
     if (TlsOutcome(c.ssl.get(), n) != TlsIo::kWait) return false;
@@ -901,7 +944,13 @@ void Server::Close(Connection& c) {
     SSL_shutdown(c.ssl.get());  // close_notify, if the socket takes it now
     DrainSslErrors();
   }
-  if (c.refusing) --refusing_;
+  if (c.refusing) {
+    --refusing_;
+  } else if (c.ssl != nullptr) {
+    --tls_open_;
+  } else {
+    --unix_open_;
+  }
   close(c.fd);
   --counters_.connections_open;
   connections_.erase(c.id);  // frees (and wipes) c

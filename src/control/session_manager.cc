@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
+#include <thread>
 
 #include <openssl/rand.h>
 
@@ -78,7 +80,8 @@ SessionManager::SessionManager(const config::Config& config,
       workers_(std::max<uint32_t>(workers, 1)),
       tsc_hz_(tsc_hz),
       resolver_(std::move(resolver)),
-      worker_stats_(std::move(worker_stats)) {
+      worker_stats_(std::move(worker_stats)),
+      watch_(table, workers_, config.workers.stall_ms) {
   // Even ports only: RTP on the even port, RTCP (when not muxed) on the odd
   // one above it (RFC 3550 §11).
   for (const InterfaceInfo& iface : interfaces_) {
@@ -215,7 +218,8 @@ absl::Status SessionManager::CheckCreate(const CreateRequest& request) const {
     return absl::AlreadyExistsError(absl::StrCat("session \"", request.session,
                                                   "\" already exists"));
   }
-  if (sessions_.size() >= config_.limits.max_sessions) {
+  // Deleted sessions not yet reclaimed still hold their memory and ports.
+  if (sessions_.size() + reclaiming_.size() >= config_.limits.max_sessions) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "session limit reached (", config_.limits.max_sessions, " sessions, [limits] max_sessions)"));
   }
@@ -457,16 +461,30 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
     return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
   }
   Entry& entry = it->second;
+  // No new packet finds its flows from here on; a worker that found one
+  // before may still hold it until its next quiescent state, so the session
+  // (and its keys, and its ports) are freed later, by Reclaim.
   entry.session->Unpublish(table_);
-  table_.Synchronize();  // no worker holds a flow of it any more
   const std::optional<std::string> none[2];
   SessionInfo final_counters = Describe(it->first, entry, none);
-  for (int i = 0; i < 2; ++i) {
-    ReleasePort(entry.legs[i].interface, entry.session->leg(i).local.port);
-  }
+  Reclaiming& dead = reclaiming_.emplace_back();
+  dead.token = table_.StartGracePeriod();
+  dead.session = std::move(entry.session);
+  for (int i = 0; i < 2; ++i) dead.interfaces[i] = entry.legs[i].interface;
   pending_.erase(&entry);
-  sessions_.erase(it);  // contexts and master keys wipe themselves
+  sessions_.erase(it);
+  Reclaim();  // at once when no worker is online
   return final_counters;
+}
+
+void SessionManager::Reclaim() {
+  while (!reclaiming_.empty() && table_.GracePeriodOver(reclaiming_.front().token)) {
+    Reclaiming& dead = reclaiming_.front();
+    for (int i = 0; i < 2; ++i) {
+      ReleasePort(dead.interfaces[i], dead.session->leg(i).local.port);
+    }
+    reclaiming_.pop_front();  // contexts and master keys wipe themselves
+  }
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Get(const std::string& name) {
@@ -498,7 +516,9 @@ Stats SessionManager::GetStats() {
     const memory::HotArenaStats arena = memory::GetHotArenaStats();
     stats.memory = MemoryStats{arena.in_use_bytes, arena.in_use_blocks, arena.mapped_bytes};
   }
+  stats.sessions_reclaiming = reclaiming_.size();
   if (worker_stats_) stats.workers = worker_stats_();
+  AddWorkerWatch(stats.workers);
   if (port_stats_) stats.ports = port_stats_();
   std::map<std::string, uint64_t> drops;
   for (const WorkerStats& w : stats.workers) {
@@ -508,7 +528,24 @@ Stats SessionManager::GetStats() {
   return stats;
 }
 
+void SessionManager::AddWorkerWatch(std::vector<WorkerStats>& workers) const {
+  const uint64_t now = NowMs();
+  for (uint32_t id = 0; id < watch_.workers(); ++id) {
+    auto it = std::find_if(workers.begin(), workers.end(),
+                           [id](const WorkerStats& w) { return w.id == id; });
+    if (it == workers.end()) {
+      workers.emplace_back().id = id;
+      it = std::prev(workers.end());
+    }
+    const WorkerWatch::State& state = watch_.worker(id);
+    it->stalled = state.stalled;
+    it->quiescent_ms_ago = now > state.last_seen_ms ? now - state.last_seen_ms : 0;
+  }
+}
+
 void SessionManager::Tick() {
+  Reclaim();
+  watch_.Poll(NowMs());
   for (auto it = pending_.begin(); it != pending_.end();) {
     Entry& entry = **it;
     entry.session->CollectRetired();
@@ -522,10 +559,21 @@ void SessionManager::Tick() {
 }
 
 void SessionManager::Clear() {
-  for (auto& [name, entry] : sessions_) entry.session->Unpublish(table_);
-  table_.Synchronize();
+  for (auto& [name, entry] : sessions_) {
+    entry.session->Unpublish(table_);
+    Reclaiming& dead = reclaiming_.emplace_back();
+    dead.session = std::move(entry.session);
+    for (int i = 0; i < 2; ++i) dead.interfaces[i] = entry.legs[i].interface;
+  }
   pending_.clear();
   sessions_.clear();
+  const uint64_t token = table_.StartGracePeriod();
+  for (auto& dead : reclaiming_) dead.token = token;
+  const auto give_up = std::chrono::steady_clock::now() + kShutdownGrace;
+  while (!table_.GracePeriodOver(token) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  reclaiming_.clear();  // contexts and master keys wipe themselves
 }
 
 void SessionManager::ResolveNextHops(Entry& entry) {

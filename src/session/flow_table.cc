@@ -6,6 +6,7 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +37,7 @@ absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::Create(const std::string& 
     return absl::ResourceExhaustedError("cannot allocate the RCU state for the flow table");
   }
   table->qsbr_ = static_cast<rte_rcu_qsbr*>(table->qsbr_mem_);
+  table->max_readers_ = std::max<uint32_t>(max_readers, 1);
   if (rte_rcu_qsbr_init(table->qsbr_, std::max<uint32_t>(max_readers, 1)) != 0) {
     return absl::InternalError("rte_rcu_qsbr_init failed");
   }
@@ -89,7 +91,20 @@ absl::Status FlowTable::Remove(const packet::Endpoint& local) {
   return absl::OkStatus();
 }
 
+uint64_t FlowTable::StartGracePeriod() { return rte_rcu_qsbr_start(qsbr_); }
+
+bool FlowTable::GracePeriodOver(uint64_t token) const {
+  return rte_rcu_qsbr_check(qsbr_, token, false) == 1;
+}
+
 void FlowTable::Synchronize() { rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID); }
+
+uint64_t FlowTable::ReaderCounter(uint32_t thread_id) const {
+  if (thread_id >= max_readers_) return 0;
+  // The counter rte_rcu_qsbr_quiescent stores and rte_rcu_qsbr_check reads
+  // (0: offline, __RTE_QSBR_CNT_THR_OFFLINE).
+  return __atomic_load_n(&qsbr_->qsbr_cnt[thread_id].cnt, __ATOMIC_ACQUIRE);
+}
 
 uint32_t FlowTable::size() const { return static_cast<uint32_t>(rte_hash_count(hash_)); }
 

@@ -118,6 +118,7 @@ TEST(ConfigTest, IssueExampleParses) {
   EXPECT_EQ(*c->interfaces[1].ipv4, P("10.200.2.1/24"));
   EXPECT_THAT(c->workers.lcores, ElementsAre(1u));
   EXPECT_EQ(c->workers.burst, 32);
+  EXPECT_EQ(c->workers.stall_ms, 1000u);
   EXPECT_EQ(c->media.port_min, 30000);
   EXPECT_EQ(c->media.port_max, 39999);
   EXPECT_EQ(c->media.replay_window, 128u);
@@ -171,6 +172,7 @@ checksum_offload = false
 [workers]
 lcores = [3, 1, 2]
 burst = 64
+stall_ms = 250
 [media]
 port_min = 1024
 port_max = 65535
@@ -210,6 +212,7 @@ leg_max_pps = 500
   EXPECT_FALSE(i.checksum_offload);
   EXPECT_THAT(c->workers.lcores, ElementsAre(3u, 1u, 2u));
   EXPECT_EQ(c->workers.burst, 64);
+  EXPECT_EQ(c->workers.stall_ms, 250u);
   EXPECT_EQ(c->media.port_min, 1024);
   EXPECT_EQ(c->media.port_max, 65535);
   EXPECT_EQ(c->media.replay_window, 1024u);
@@ -304,6 +307,13 @@ TEST(ConfigTest, ControlTls) {
   EXPECT_EQ(tls.server_name, "sluice.example.net");
   EXPECT_THAT(tls.allowed_clients, ElementsAre("sbc1.example.net", "sbc2"));
   EXPECT_EQ(tls.handshake_timeout_ms, 5000u);
+  EXPECT_EQ(tls.max_connections, 64u);
+  EXPECT_EQ(tls.idle_timeout_ms, 300000u);
+  c = ParseConfig(Cfg(kIpv4, absl::StrCat(kTls, "max_connections = 8\nidle_timeout_ms = 0\n")),
+                  "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->control.tls->max_connections, 8u);
+  EXPECT_EQ(c->control.tls->idle_timeout_ms, 0u);
 
   const auto with = [](absl::string_view from, absl::string_view to) {
     std::string text(kTls);
@@ -326,6 +336,10 @@ TEST(ConfigTest, ControlTls) {
       {with("server_name", "name"), {"control.tls.name: unknown key"}},
       {Cfg(kIpv4, absl::StrCat(kTls, "handshake_timeout_ms = 50\n")),
        {"control.tls.handshake_timeout_ms: must be between 100 and 60000"}},
+      {Cfg(kIpv4, absl::StrCat(kTls, "max_connections = 0\n")),
+       {"control.tls.max_connections: must be between 1 and 65536; got 0"}},
+      {Cfg(kIpv4, absl::StrCat(kTls, "idle_timeout_ms = 500\n")),
+       {"control.tls.idle_timeout_ms: must be 0 (never) or between 1000 and 86400000; got 500"}},
       {Cfg(kIpv4, "[control]\ntls = 1\n"), {"control.tls: expected a table, got an integer"}},
   });
 }
@@ -602,6 +616,8 @@ TEST(ConfigTest, WorkersValidation) {
       {Cfg(kIpv4, "", "lcores = [1]\nburst = 0\n"),
        {"workers.burst: must be between 1 and 64; got 0"}},
       {Cfg(kIpv4, "", "lcores = [1]\nburst = 65\n"), {"workers.burst: must be between 1 and 64"}},
+      {Cfg(kIpv4, "", "lcores = [1]\nstall_ms = 5\n"),
+       {"workers.stall_ms: must be between 10 and 600000; got 5"}},
   });
 }
 

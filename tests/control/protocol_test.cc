@@ -460,7 +460,10 @@ TEST(Encode, ListPingStats) {
   w.busy_cycles = 100;
   w.idle_cycles = 200;
   w.drops = {{"auth_failed", 1}};
+  w.quiescent_ms_ago = 1500;
+  w.stalled = true;
   stats.workers = {w};
+  stats.sessions_reclaiming = 1;
   stats.drops = {{"auth_failed", 1}, {"no_flow", 2}};
   PortStats port;
   port.interface = "access";
@@ -474,14 +477,17 @@ TEST(Encode, ListPingStats) {
   port.tx_errors = 16;
   stats.ports = {port};
   EXPECT_EQ(Dump(EncodeStats(stats, nullptr)),
-            R"({"sessions":2,"ports":[{"interface":"access","rx_packets":11,"rx_bytes":1100,)"
+            R"({"sessions":2,"sessions_reclaiming":1,"ports":[{"interface":"access",)"
+            R"("rx_packets":11,"rx_bytes":1100,)"
             R"("tx_packets":12,"tx_bytes":1200,"rx_missed":13,"rx_errors":14,"rx_no_mbuf":15,)"
             R"("tx_errors":16}],"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
-            R"("busy_cycles":100,"idle_cycles":200,"drops":{"auth_failed":1}}],)"
+            R"("busy_cycles":100,"idle_cycles":200,"drops":{"auth_failed":1},)"
+            R"("quiescent_ms_ago":1500,"stalled":true}],)"
             R"("drops":{"auth_failed":1,"no_flow":2}})");
   stats.memory = MemoryStats{7488, 3, 2u << 20};
   EXPECT_THAT(Dump(EncodeStats(stats, nullptr)),
-              HasSubstr(R"({"sessions":2,"memory":{"session_state_bytes":7488,)"
+              HasSubstr(R"({"sessions":2,"sessions_reclaiming":1,)"
+                        R"("memory":{"session_state_bytes":7488,)"
                         R"("session_state_blocks":3,"mapped_bytes":2097152},"ports":[)"));
   ControlCounters control;
   control.connections_open = 1;

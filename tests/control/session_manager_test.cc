@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "eal_environment.h"
@@ -353,6 +355,76 @@ TEST_F(SessionManagerTest, StatsCountTheSessionsStateMemory) {
   const json deleted = Call({{"op", "stats"}})["memory"];
   EXPECT_EQ(deleted["session_state_blocks"], before["session_state_blocks"]) << deleted.dump();
   EXPECT_EQ(deleted["session_state_bytes"], before["session_state_bytes"]);
+}
+
+// A worker that never reports a quiescent state (reader 0, registered here
+// and never quiescent) must not hold up the control thread: delete returns
+// at once and takes the session out of the flow table, but its memory, keys
+// and ports stay until the worker has passed a quiescent state, and stats
+// shows the worker stalled meanwhile.
+TEST_F(SessionManagerTest, DeleteDoesNotWaitForAStalledWorkerAndReclaimsWhenItReports) {
+  config_.workers.stall_ms = 20;
+  MakeManager(30000, 30001, 0);  // one session's ports per interface
+  table_->RegisterReader(0);
+  const bool arena = memory::HotArenaUsesRegions();
+  const json before = Call({{"op", "stats"}})["memory"];
+  const json created = Create("s1");
+  ASSERT_EQ(Code(created), "ok");
+
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "s1"}})), "ok");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+  EXPECT_EQ(Code(Call({{"op", "session.get"}, {"session", "s1"}})), "not_found");
+  EXPECT_EQ(manager_->reclaiming_count(), 1u);
+  // Not freed while the worker may hold a flow of it: its state memory, and
+  // its ports (the only ones in the range) are still taken.
+  if (arena) {
+    EXPECT_NE(Call({{"op", "stats"}})["memory"]["session_state_blocks"],
+              before["session_state_blocks"]);
+  }
+  EXPECT_EQ(Code(Create("s2", kKey2)), "resource_exhausted") << "its ports are not free yet";
+
+  // The control loop carries on; after stall_ms the worker shows stalled.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  json stats;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    manager_->Tick();
+    stats = Call({{"op", "stats"}});
+  } while (!stats["workers"][0]["stalled"].get<bool>() &&
+           std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(stats["workers"].size(), 1u) << stats.dump();
+  EXPECT_TRUE(stats["workers"][0]["stalled"].get<bool>()) << stats.dump();
+  EXPECT_GE(stats["workers"][0]["quiescent_ms_ago"].get<uint64_t>(), 20u);
+  EXPECT_EQ(stats["sessions_reclaiming"], 1);
+  EXPECT_EQ(manager_->reclaiming_count(), 1u) << "Tick frees nothing before the worker reports";
+
+  table_->Quiescent(0);
+  manager_->Tick();
+  EXPECT_EQ(manager_->reclaiming_count(), 0u);
+  stats = Call({{"op", "stats"}});
+  EXPECT_FALSE(stats["workers"][0]["stalled"].get<bool>()) << stats.dump();
+  EXPECT_EQ(stats["sessions_reclaiming"], 0);
+  if (arena) {
+    EXPECT_EQ(stats["memory"]["session_state_blocks"], before["session_state_blocks"]);
+  }
+  EXPECT_EQ(Code(Create("s2", kKey2)), "ok") << "ports come back once reclaimed";
+  table_->UnregisterReader(0);
+}
+
+// Sessions waiting to be reclaimed count against max_sessions: a stalled
+// worker cannot make deleted sessions pile up without bound.
+TEST_F(SessionManagerTest, SessionsWaitingForReclaimCountAgainstTheSessionLimit) {
+  MakeManager(30000, 30099, 0, /*max_sessions=*/2);
+  table_->RegisterReader(0);
+  ASSERT_EQ(Code(Create("s1")), "ok");
+  ASSERT_EQ(Code(Create("s2", kKey2)), "ok");
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "s1"}})), "ok");
+  EXPECT_EQ(Code(Create("s3", kKey3)), "resource_exhausted");
+  table_->Quiescent(0);
+  manager_->Tick();
+  EXPECT_EQ(Code(Create("s3", kKey3)), "ok");
+  table_->UnregisterReader(0);
 }
 
 }  // namespace

@@ -463,17 +463,21 @@ TEST_F(TlsTest, StalledHandshakesTimeOutWithoutHoldingOthersUp) {
   EXPECT_THAT(Log(), HasSubstr("no handshake within 300 ms"));
 }
 
-TEST_F(TlsTest, ConnectionLimitCountsTlsClients) {
+// Each listener has its own limit: TLS clients never take a Unix client's
+// slot, nor the other way round.
+TEST_F(TlsTest, EachListenerHasItsOwnConnectionLimit) {
   ServerOptions options;
-  options.max_connections = 2;
+  options.max_connections = 1;
+  options.tls = TlsOptions();
+  options.tls->max_connections = 1;
   Start(options);
   absl::StatusOr<Client> a = Client::ConnectTls(ClientOptions(*client_), kTimeoutMs);
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(a->Call(R"({"id":1,"op":"ping"})").ok());
   absl::StatusOr<Client> b = Client::Connect(socket_path_, kTimeoutMs);
   ASSERT_TRUE(b.ok());
-  ASSERT_TRUE(b->Call(R"({"id":2,"op":"ping"})").ok());
-  // Over the limit, a TLS client is told so once its handshake is done...
+  ASSERT_TRUE(b->Call(R"({"id":2,"op":"ping"})").ok()) << "the TLS client is not counted here";
+  // Over its limit, a TLS client is told so once its handshake is done...
   absl::StatusOr<Client> c = Client::ConnectTls(ClientOptions(*client_), kTimeoutMs);
   ASSERT_TRUE(c.ok()) << c.status();
   absl::StatusOr<std::string> line = c->ReadLine();
@@ -481,14 +485,15 @@ TEST_F(TlsTest, ConnectionLimitCountsTlsClients) {
   const Json refused = Parse(*line);
   EXPECT_EQ(refused["ok"], false);
   EXPECT_EQ(refused["error"]["code"], "resource_exhausted");
+  EXPECT_THAT(refused["error"]["message"].get<std::string>(), HasSubstr("at most 1 TLS clients"));
   EXPECT_FALSE(c->ReadLine().ok());  // and closed
-  // ... and so is a Unix one.
+  // ... and so is a Unix one over the Unix socket's.
   absl::StatusOr<Client> d = Client::Connect(socket_path_, kTimeoutMs);
   ASSERT_TRUE(d.ok());
   line = d->ReadLine();
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_EQ(Parse(*line)["error"]["code"], "resource_exhausted");
-  // A freed slot takes a TLS client again.
+  // A freed TLS slot takes a TLS client again.
   *a = std::move(*d);  // closes the first TLS client
   const auto deadline = Clock::now() + std::chrono::seconds(5);
   bool served = false;
@@ -499,6 +504,75 @@ TEST_F(TlsTest, ConnectionLimitCountsTlsClients) {
   EXPECT_TRUE(served);
   Stop();
   EXPECT_GE(server->counters().connections_refused_limit, 2u);
+}
+
+// Anyone who reaches the TLS port can open idle TCP connections: more than
+// its limit leaves the Unix socket answering, and each is closed (and
+// counted) when its handshake deadline passes, which frees the TLS listener.
+TEST_F(TlsTest, IdleTcpConnectionsBeyondTheTlsLimitNeverLockOutTheUnixSocket) {
+  constexpr int kTlsLimit = 8;
+  constexpr int kIdle = kTlsLimit + 30;  // past the limit and the few told so
+  ServerOptions options;
+  options.max_connections = 2;
+  options.tls = TlsOptions();
+  options.tls->max_connections = kTlsLimit;
+  options.tls->handshake_timeout_ms = 500;
+  Start(options);
+  std::vector<int> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    const int fd = TcpConnect(server->tls_port());
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  // Every idle connection has been accepted (or closed) by now.
+  const auto full_by = Clock::now() + std::chrono::seconds(5);
+  while (server->tls_connections() < kTlsLimit && Clock::now() < full_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(server->tls_connections(), static_cast<size_t>(kTlsLimit));
+  const auto t = Clock::now();
+  absl::StatusOr<Client> local = Client::Connect(socket_path_, kTimeoutMs);
+  ASSERT_TRUE(local.ok()) << local.status();
+  absl::StatusOr<std::string> reply = local->Call(R"({"id":1,"op":"ping"})");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(Parse(*reply)["ok"], true) << *reply;
+  EXPECT_LT(Clock::now() - t, std::chrono::milliseconds(400)) << "answered before any deadline";
+  // The handshake deadline closes them all.
+  for (int fd : idle) {
+    char ch;
+    EXPECT_LE(recv(fd, &ch, 1, 0), 0);
+    close(fd);
+  }
+  absl::StatusOr<Json> r = PingAs(*client_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)["ok"], true);
+  Stop();
+  EXPECT_EQ(server->counters().tls_handshake_timeouts, static_cast<uint64_t>(kTlsLimit) + 16u)
+      << "the clients within the limit and those waiting to be told";
+}
+
+// A served TLS client that goes silent is closed after idle_timeout_ms; one
+// that keeps talking is not.
+TEST_F(TlsTest, SilentServedTlsClientIsClosedAfterIdleTimeout) {
+  ServerOptions options;
+  options.tls = TlsOptions();
+  options.tls->idle_timeout_ms = 300;
+  Start(options);
+  absl::StatusOr<Client> silent = Client::ConnectTls(ClientOptions(*client_), kTimeoutMs);
+  ASSERT_TRUE(silent.ok()) << silent.status();
+  ASSERT_TRUE(silent->Call(R"({"id":1,"op":"ping"})").ok());
+  absl::StatusOr<Client> busy = Client::ConnectTls(ClientOptions(*client_), kTimeoutMs);
+  ASSERT_TRUE(busy.ok()) << busy.status();
+  const auto t = Clock::now();
+  for (int i = 0; i < 8; ++i) {  // 800 ms of a ping every 100 ms
+    ASSERT_TRUE(busy->Call(R"({"id":2,"op":"ping"})").ok()) << "ping " << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(silent->ReadLine().ok()) << "closed";
+  EXPECT_LT(Clock::now() - t, std::chrono::seconds(3));
+  Stop();
+  EXPECT_EQ(server->counters().tls_idle_timeouts, 1u);
+  EXPECT_THAT(Log(), HasSubstr("idle for 300 ms"));
 }
 
 TEST_F(TlsTest, CertificateExpiringWithin30DaysWarnsInLogAndStats) {

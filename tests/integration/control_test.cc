@@ -243,6 +243,7 @@ ca = ")" + ca_->cert_file + R"("
 server_name = ")" + server_name + R"("
 allowed_clients = ["sbc1"]
 handshake_timeout_ms = 2000
+max_connections = 256
 )";
   }
 
@@ -347,7 +348,7 @@ TEST_F(ControlTest, StalledTlsHandshakesTimeOutWhileOthersAreServed) {
   const uint64_t timeouts_before =
       admin.Call({{"op", "stats"}})["control"]["tls"]["handshake_timeouts"].get<uint64_t>();
   // 200 TCP clients of the TLS port that never finish a handshake (half of
-  // them stop inside their first record).
+  // them stop inside their first record), within its limit of 256.
   constexpr int kStalled = 200;
   std::vector<int> stalled;
   for (int i = 0; i < kStalled; ++i) {

@@ -238,5 +238,39 @@ TEST(FlowTableTest, SynchronizeIgnoresUnregisteredReaders) {
   table->UnregisterReader(0);
 }
 
+// The control loop's grace period: a token, polled, never waited for.
+TEST(FlowTableTest, GracePeriodIsOverOnceEveryOnlineReaderHasReported) {
+  auto table = MakeTable(64, 3);
+  ASSERT_NE(table, nullptr);
+  table->RegisterReader(0);
+  table->RegisterReader(1);
+  table->RegisterReader(2);
+  table->UnregisterReader(2);  // offline: holds nothing
+  EXPECT_EQ(table->ReaderCounter(2), 0u);
+  EXPECT_NE(table->ReaderCounter(0), 0u) << "online";
+  Flow flow;
+  const Endpoint local = V4(0x0a000001, 30000);
+  ASSERT_TRUE(table->Add(local, &flow, false).ok());
+  ASSERT_TRUE(table->Remove(local).ok());
+  const uint64_t token = table->StartGracePeriod();
+  EXPECT_FALSE(table->GracePeriodOver(token));
+  EXPECT_LT(table->ReaderCounter(0), token);
+  table->Quiescent(0);
+  EXPECT_GE(table->ReaderCounter(0), token);
+  // Reader 1 stalls: however often the control loop asks, not over.
+  for (int i = 0; i < 1000; ++i) ASSERT_FALSE(table->GracePeriodOver(token));
+  const uint64_t later = table->StartGracePeriod();
+  EXPECT_GT(later, token);
+  table->Quiescent(1);
+  EXPECT_TRUE(table->GracePeriodOver(token));
+  EXPECT_FALSE(table->GracePeriodOver(later)) << "reader 0 has not reported since";
+  // Reader 1 reported after `later` began; a reader that stops ends every
+  // grace period it held up.
+  table->UnregisterReader(0);
+  EXPECT_TRUE(table->GracePeriodOver(later));
+  table->UnregisterReader(1);
+  EXPECT_EQ(table->ReaderCounter(1), 0u);
+}
+
 }  // namespace
 }  // namespace sluice::session

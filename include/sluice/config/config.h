@@ -49,6 +49,9 @@ struct InterfaceConfig {
 struct WorkersConfig {
   std::vector<unsigned> lcores;  // one poll-mode worker per lcore; non-empty, unique, < 1024
   uint16_t burst = 32;           // packets per RX burst, 1..64
+  // A worker with no RCU quiescent report for this long is logged and shown
+  // stalled in stats (deleted sessions wait for it); 10..600000.
+  uint32_t stall_ms = 1000;
 };
 
 // [media]
@@ -79,6 +82,11 @@ struct ControlTlsConfig {
   std::string server_name;       // must be a subjectAltName of `cert`; clients check it
   std::vector<std::string> allowed_clients;  // client certificate CNs or SANs let in; non-empty
   uint32_t handshake_timeout_ms = 5000;      // 100..60000
+  // TLS clients at once (handshakes included), apart from the Unix socket's
+  // [control] max_connections; 1..65536.
+  uint32_t max_connections = 64;
+  // A served client silent this long is closed; 0 (never) or 1000..86400000.
+  uint32_t idle_timeout_ms = 300000;
 };
 
 // [control]
@@ -86,7 +94,9 @@ struct ControlConfig {
   // Unix socket: an absolute path that fits sockaddr_un (at most 107 bytes).
   std::string socket = "/run/sluice/control.sock";
   std::string group;                // owning group of the socket (empty: root's)
-  uint32_t max_connections = 1024;  // clients at once, >= 1; more are refused
+  // Unix socket clients at once, >= 1; more are refused. TLS clients count
+  // against [control.tls] max_connections instead.
+  uint32_t max_connections = 1024;
   std::optional<ControlTlsConfig> tls;  // [control.tls]; none: the Unix socket only
 };
 

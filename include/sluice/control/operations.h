@@ -109,6 +109,10 @@ struct WorkerStats {
   unsigned lcore = 0;
   uint64_t rx_packets = 0, tx_packets = 0, busy_cycles = 0, idle_cycles = 0;
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count, non-zero only
+  // RCU quiescent-state reports, as the control loop sees them: ms since the
+  // last one, and whether that is past [workers] stall_ms.
+  uint64_t quiescent_ms_ago = 0;
+  bool stalled = false;
 };
 
 // One DPDK port's own counters (rte_eth_stats): what reached the port or was
@@ -132,6 +136,9 @@ struct MemoryStats {
 
 struct Stats {
   uint64_t sessions = 0;
+  // Deleted sessions whose memory (and keys) wait for every worker to pass
+  // a quiescent state before they are freed.
+  uint64_t sessions_reclaiming = 0;
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;

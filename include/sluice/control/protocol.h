@@ -118,6 +118,7 @@ struct ControlCounters {
   uint64_t tls_connections_accepted = 0;  // handshakes completed, client allowed
   uint64_t tls_handshakes_failed = 0;     // refused certificates, versions, suites; not TLS
   uint64_t tls_handshake_timeouts = 0;
+  uint64_t tls_idle_timeouts = 0;         // served clients closed after idle_timeout_ms
   int64_t tls_certificate_not_after = 0;  // the server certificate's expiry, Unix seconds
   std::string tls_certificate_warning;    // set within 30 days of that
 };

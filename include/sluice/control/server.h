@@ -11,10 +11,12 @@
 //
 // With ServerOptions::tls set, a TCP listener carries the same protocol over
 // mutual TLS (tls.h). Handshakes run in the same loop, a step per event, and
-// one that has not finished within its timeout is dropped. max_connections
-// counts Unix and TLS clients together; a TLS client over the limit is told
-// resource_exhausted once its handshake is done (a few at a time; beyond that
-// it is closed at once).
+// one that has not finished within its timeout is dropped, and so is a served
+// TLS client idle for idle_timeout_ms. Each listener has its own limit
+// (ServerOptions::max_connections for the Unix socket, TlsServerOptions's for
+// TLS, handshakes included), so clients of one never lock out the other; a
+// TLS client over its limit is told resource_exhausted once its handshake is
+// done (a few at a time; beyond that it is closed at once).
 #ifndef SLUICE_CONTROL_SERVER_H_
 #define SLUICE_CONTROL_SERVER_H_
 
@@ -48,7 +50,9 @@ struct ServerOptions {
   // The socket's group ([control] group); empty: the daemon's own group.
   // Its members may connect.
   std::string group;
-  // Clients at once; one more is accepted, told resource_exhausted and closed.
+  // Unix socket clients at once; one more is accepted, told
+  // resource_exhausted and closed. TLS clients have their own limit
+  // (TlsServerOptions::max_connections).
   uint32_t max_connections = 1024;
   // Replies queued for one client that is not reading them; at this size its
   // further requests wait.
@@ -93,6 +97,7 @@ class Server {
   const std::string& socket_path() const { return options_.socket_path; }
   const ControlCounters& counters() const { return counters_; }
   size_t connections() const { return connections_.size(); }
+  size_t tls_connections() const { return tls_open_; }
   // The TLS listener's port, 0 without one.
   uint16_t tls_port() const { return tls_port_; }
 
@@ -112,6 +117,9 @@ class Server {
   void Handshake(Connection& c);
   // Drops handshakes past their deadline; the time to the next one, in ms (-1: none).
   int ExpireHandshakes();
+  // Drops served TLS clients idle past idle_timeout_ms; the time to the next
+  // check, in ms (-1: none).
+  int ExpireIdle();
   // Keeps the certificate warning in the counters (for stats) current and
   // logs it once a day.
   void CheckCertificate();
@@ -153,6 +161,10 @@ class Server {
   // Handshakes in the order they started (and so of their deadlines).
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> handshakes_;
   size_t refusing_ = 0;  // TLS clients over the limit, being told so
+  // Open clients of each listener, those being refused not counted.
+  size_t unix_open_ = 0;
+  size_t tls_open_ = 0;
+  std::chrono::steady_clock::time_point next_idle_check_{};
   std::chrono::steady_clock::time_point next_certificate_check_{};
   time_t certificate_logged_ = 0;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Connection>> connections_;

@@ -9,6 +9,7 @@
 #define SLUICE_CONTROL_SESSION_MANAGER_H_
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -22,6 +23,7 @@
 
 #include "sluice/config/config.h"
 #include "sluice/control/operations.h"
+#include "sluice/control/worker_watch.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/rewrite.h"
 #include "sluice/session/flow_table.h"
@@ -71,14 +73,24 @@ class SessionManager : public Operations {
   ListResult List(uint64_t offset, uint64_t limit) override;
   Stats GetStats() override;
 
-  // Control loop: frees contexts workers retired after re-keys, and fills in
-  // next hops that the resolver has learned since.
+  // Control loop: frees contexts workers retired after re-keys, fills in
+  // next hops that the resolver has learned since, reclaims deleted
+  // sessions whose grace period is over, and watches the workers for
+  // stalls. Never waits for a worker.
   void Tick();
 
-  // Deletes every session (shutdown): keys wiped.
+  // Deletes every session (shutdown, once the workers have stopped): keys
+  // wiped. Waits at most kShutdownGrace for readers still online; a reader
+  // still registered after that is not running (a worker leaves the table
+  // when it stops), and the memory is freed.
   void Clear();
 
   size_t session_count() const { return sessions_.size(); }
+  // Deleted sessions whose memory waits for a grace period.
+  size_t reclaiming_count() const { return reclaiming_.size(); }
+  const WorkerWatch& worker_watch() const { return watch_; }
+  // Where stalls and recoveries are logged (nowhere until set).
+  void SetLog(std::function<void(std::string_view)> log) { watch_.set_log(std::move(log)); }
 
   // Where stats gets the ports' counters (none until set).
   void SetPortStats(PortStatsFn port_stats) { port_stats_ = std::move(port_stats); }
@@ -120,6 +132,20 @@ class SessionManager : public Operations {
   };
 
   struct KeyChange;
+  // A deleted session: out of the flow table, its memory and keys freed
+  // (and its ports released) once the grace period `token` is over.
+  struct Reclaiming {
+    uint64_t token = 0;
+    std::unique_ptr<session::Session> session;
+    std::string interfaces[2];
+  };
+  static constexpr std::chrono::milliseconds kShutdownGrace{1000};
+
+  // Frees the deleted sessions whose grace period is over, oldest first.
+  void Reclaim();
+  // The watch's view of each worker, into stats (a worker the callback did
+  // not list is added by id).
+  void AddWorkerWatch(std::vector<WorkerStats>& workers) const;
 
   // Create, in order: check the request, each leg's interface and keys, the
   // ports, the session published in the flow table.
@@ -174,6 +200,10 @@ class SessionManager : public Operations {
   // Sessions with work for Tick (a re-key in flight, a next hop to resolve),
   // so Tick costs nothing per idle session.
   std::set<Entry*> pending_;
+  // Deleted sessions in the order of their tokens. With sessions_ it counts
+  // against max_sessions, which bounds it.
+  std::deque<Reclaiming> reclaiming_;
+  WorkerWatch watch_;
 };
 
 }  // namespace sluice::control

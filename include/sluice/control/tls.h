@@ -54,6 +54,13 @@ struct TlsServerOptions {
   std::vector<std::string> allowed_clients;
   // A client that has not completed its handshake in this time is dropped.
   uint32_t handshake_timeout_ms = 5000;
+  // TLS clients at once, in handshake or served; the Unix socket's clients
+  // are counted apart (ServerOptions::max_connections), so a full TLS
+  // listener never locks out the local controller.
+  uint32_t max_connections = 64;
+  // A served client that has sent nothing and taken no reply for this long
+  // is closed (0: never).
+  uint32_t idle_timeout_ms = 300000;
 };
 
 // What the server knows about its own certificate.

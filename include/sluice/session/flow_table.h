@@ -4,7 +4,8 @@
 // adds and deletes, workers look up in bulk without locks. Deleted flows are
 // freed only after every worker has passed a quiescent state (rte_rcu_qsbr),
 // so a worker never reads freed memory. Workers register once and report
-// quiescence from their loop.
+// quiescence from their loop. The control loop never waits for them: it takes
+// a grace-period token (StartGracePeriod) and polls GracePeriodOver.
 #ifndef SLUICE_SESSION_FLOW_TABLE_H_
 #define SLUICE_SESSION_FLOW_TABLE_H_
 
@@ -80,9 +81,21 @@ class FlowTable {
   // --- control thread ---
   absl::Status Add(const packet::Endpoint& local, Flow* flow, bool rtcp_port);
   absl::Status Remove(const packet::Endpoint& local);
-  // Blocks until every registered worker has passed a quiescent state since
-  // the call began: afterwards nothing removed before it is referenced.
+  // A grace period, without waiting: StartGracePeriod's token is over once
+  // every reader online when it was taken has since passed a quiescent
+  // state (or gone offline); nothing removed before the token is then
+  // referenced. Tokens grow: a later token over means every earlier one is.
+  uint64_t StartGracePeriod();
+  bool GracePeriodOver(uint64_t token) const;
+  // Blocks until a grace period started now is over. Unbounded: only for
+  // threads that may wait on the workers (tests, tools); the control loop
+  // polls GracePeriodOver instead.
   void Synchronize();
+  // Reader thread_id's quiescent-state counter: 0 while it is offline or
+  // unregistered, else the largest token it has acknowledged. It is at
+  // least a token once the reader has passed a quiescent state after it.
+  uint64_t ReaderCounter(uint32_t thread_id) const;
+  uint32_t max_readers() const { return max_readers_; }
   uint32_t size() const;
 
   // --- workers ---
@@ -100,6 +113,7 @@ class FlowTable {
   rte_hash* hash_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
   void* qsbr_mem_ = nullptr;
+  uint32_t max_readers_ = 0;
 };
 
 }  // namespace sluice::session

@@ -2,8 +2,9 @@
 // its peer and its keys, and the two flows between them.
 //
 // Built and published by the control thread. Once published, its flows are
-// read by workers through the FlowTable; Unpublish, FlowTable::Synchronize,
-// then destruction (which wipes every key).
+// read by workers through the FlowTable; Unpublish, a grace period
+// (FlowTable::StartGracePeriod until GracePeriodOver), then destruction
+// (which wipes every key).
 #ifndef SLUICE_SESSION_SESSION_H_
 #define SLUICE_SESSION_SESSION_H_
 
@@ -69,7 +70,8 @@ class Session {
 
   // Adds the flows' keys to the table; on failure nothing stays added.
   absl::Status Publish(FlowTable& table);
-  // Removes them. Call FlowTable::Synchronize before destroying the session.
+  // Removes them. Destroy the session only once a grace period started after
+  // this is over (FlowTable::GracePeriodOver).
   void Unpublish(FlowTable& table);
 
   // Re-key, control thread (the rule: sluice/session/rekey.h): hands leg i a
