@@ -67,7 +67,8 @@ constexpr absl::string_view kInterfaceKeys[] = {"name",      "device",       "ip
 constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
-    "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets"};
+    "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
+    "key_limit_warn_percent"};
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
@@ -76,7 +77,8 @@ constexpr absl::string_view kCryptoKeys[] = {"backend"};
 constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps"};
 constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_entries",
                                           "reply_cache_ms"};
-constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group"};
+constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
+                                               "key_reuse_window_s", "allow_unlocked_keys"};
 
 struct TableSchema {
   absl::string_view name;
@@ -848,6 +850,8 @@ absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "rekey_overlap_ms", 0, 60000, &m.rekey_overlap_ms));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_ssrcs_per_leg", 1, 64, &m.max_ssrcs_per_leg));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "port_reuse_delay_s", 0, 3600, &m.port_reuse_delay_s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "key_limit_warn_percent", 1, 99, &m.key_limit_warn_percent));
   return ReadUint(s, "learn_packets", 1, 1000, &m.learn_packets);
 }
 
@@ -991,6 +995,9 @@ absl::Status Reader::ReadSecurity(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kSecurityKeys));
   SecurityConfig& sec = config->security;
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "core_dumps", &sec.core_dumps));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "key_reuse_window_s", 0, 30 * 86400, &sec.key_reuse_window_s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "allow_unlocked_keys", &sec.allow_unlocked_keys));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "user", &sec.user));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "group", &sec.group));
   if (!sec.user.empty() && getpwnam(sec.user.c_str()) == nullptr) {

@@ -55,6 +55,19 @@ absl::Status AdmitFresh(const std::vector<srtp::KeyFingerprint>& keys,
   return absl::OkStatus();
 }
 
+absl::Status KeyUsedElsewhere(const std::string& field, uint64_t window_s) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "key_reuse: ", field,
+      " repeats a master key that another session uses or used in the last ", window_s,
+      " s ([security] key_reuse_window_s; a reused key is a two-time pad)"));
+}
+
+// Entries of the process-wide key registry: every key of the most sessions
+// at once with room for re-keys, and at least a few thousand.
+size_t KeyRegistryCapacity(const config::Config& config) {
+  return std::max<size_t>(4096, size_t{8} * config.limits.max_sessions);
+}
+
 }  // namespace
 
 // One direction of a leg as an update changes it.
@@ -76,7 +89,9 @@ SessionManager::SessionManager(const config::Config& config,
       workers_(std::max<uint32_t>(workers, 1)),
       tsc_hz_(tsc_hz),
       resolver_(std::move(resolver)),
-      worker_stats_(std::move(worker_stats)) {
+      worker_stats_(std::move(worker_stats)),
+      key_registry_(uint64_t{config.security.key_reuse_window_s} * 1000,
+                    KeyRegistryCapacity(config)) {
   // Even ports only: RTP on the even port, RTCP (when not muxed) on the odd
   // one above it (RFC 3550 §11).
   for (const InterfaceInfo& iface : interfaces_) {
@@ -183,16 +198,32 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     }
   }
   // Ports last: nothing above can leak one.
+  if (!key_registry_.Reserve(entry.used_keys.size(), NowMs())) {
+    return absl::ResourceExhaustedError(
+        "every remembered master key is still in use (key registry full)");
+  }
   if (absl::Status s = AllocateLegPorts(entry, specs); !s.ok()) return s;
   if (absl::Status s = StartSession(entry, specs); !s.ok()) {
     for (int i = 0; i < 2; ++i) ReleasePort(entry.legs[i].interface, specs[i].local.port);
     return s;
   }
   ++next_id_;
+  for (const srtp::KeyFingerprint& fp : entry.used_keys) key_registry_.Acquire(fp, entry.id);
   auto [it, inserted] = sessions_.emplace(request.session, std::move(entry));
   ResolveNextHops(it->second);
   if (it->second.next_hops_pending) pending_.insert(&it->second);
   return Describe(it->first, it->second, generated);
+}
+
+absl::Status SessionManager::AdmitAcrossSessions(const std::vector<srtp::KeyFingerprint>& fps,
+                                                 uint64_t owner, const std::string& field) {
+  const uint64_t now = NowMs();
+  for (const srtp::KeyFingerprint& fp : fps) {
+    if (key_registry_.Conflicts(fp, owner, now)) {
+      return KeyUsedElsewhere(field, config_.security.key_reuse_window_s);
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SessionManager::CheckCreate(const CreateRequest& request) const {
@@ -240,6 +271,8 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   const std::vector<srtp::KeyFingerprint> rx_fp = Fingerprints(*rx), tx_fp = Fingerprints(*tx);
   if (absl::Status s = AdmitFresh(rx_fp, entry.used_keys, field + ".rx"); !s.ok()) return s;
   if (absl::Status s = AdmitFresh(tx_fp, entry.used_keys, field + ".tx"); !s.ok()) return s;
+  if (absl::Status s = AdmitAcrossSessions(rx_fp, entry.id, field + ".rx"); !s.ok()) return s;
+  if (absl::Status s = AdmitAcrossSessions(tx_fp, entry.id, field + ".tx"); !s.ok()) return s;
 
   spec.name = leg.name;
   spec.port_id = iface->port_id;
@@ -310,14 +343,16 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   std::vector<srtp::KeyFingerprint> seen = entry.used_keys;
   KeyChange rx, tx;
   if (request.rx) {
-    if (absl::Status s = PlanKeyChange(*request.rx, "rx", state.rx_key, nullptr, seen, rx);
+    if (absl::Status s =
+            PlanKeyChange(*request.rx, "rx", state.rx_key, nullptr, entry.id, seen, rx);
         !s.ok()) {
       return s;
     }
   }
   if (request.tx) {
     if (absl::Status s =
-            PlanKeyChange(*request.tx, "tx", state.tx_key, &generated[*leg], seen, tx);
+            PlanKeyChange(*request.tx, "tx", state.tx_key, &generated[*leg], entry.id,
+                          seen, tx);
         !s.ok()) {
       return s;
     }
@@ -332,7 +367,16 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   // session as it was.
   if (absl::Status s = BuildRxContext(entry, *leg, rx); !s.ok()) return s;
   if (absl::Status s = BuildTxContext(tx); !s.ok()) return s;
+  if (!key_registry_.Reserve(rx.fingerprints.size() + tx.fingerprints.size(), NowMs())) {
+    return absl::ResourceExhaustedError(
+        "every remembered master key is still in use (key registry full)");
+  }
 
+  for (const KeyChange* change : {&rx, &tx}) {
+    for (const srtp::KeyFingerprint& fp : change->fingerprints) {
+      key_registry_.Acquire(fp, entry.id);
+    }
+  }
   entry.used_keys = std::move(seen);  // with the new keys
   HandOverKeys(entry, *leg, request, rx, tx);
   if (request.remote) {
@@ -367,6 +411,7 @@ bool SessionManager::RepeatsKeyInUse(const std::vector<srtp::MasterKey>& next,
 absl::Status SessionManager::PlanKeyChange(const CryptoSpec& spec, const std::string& field,
                                            const std::optional<KeyInUse>& current,
                                            std::optional<std::string>* generated,
+                                           uint64_t owner,
                                            std::vector<srtp::KeyFingerprint>& seen,
                                            KeyChange& change) {
   auto keys = KeysFor(spec, field, &change.unencrypted_srtcp, generated);
@@ -376,6 +421,7 @@ absl::Status SessionManager::PlanKeyChange(const CryptoSpec& spec, const std::st
   // and not a reuse.
   if (RepeatsKeyInUse(*keys, fp, current)) return absl::OkStatus();
   if (absl::Status s = AdmitFresh(fp, seen, field + ".crypto"); !s.ok()) return s;
+  if (absl::Status s = AdmitAcrossSessions(fp, owner, field + ".crypto"); !s.ok()) return s;
   change.requested = true;
   change.keys = std::move(*keys);
   change.fingerprints = std::move(fp);
@@ -448,6 +494,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
     ReleasePort(entry.legs[i].interface, entry.session->leg(i).local.port);
   }
   pending_.erase(&entry);
+  key_registry_.Release(entry.used_keys, entry.id, NowMs());
   sessions_.erase(it);  // contexts and master keys wipe themselves
   return final_counters;
 }

@@ -172,6 +172,43 @@ TEST_F(SessionManagerTest, KeyReuseIsRefusedEverywhereInTheSession) {
   EXPECT_EQ(tx["legs"][0]["tx_suite"], "AES_CM_128_HMAC_SHA1_32");
 }
 
+TEST_F(SessionManagerTest, KeyReuseIsRefusedAcrossSessionsAndForTheWindow) {
+  ASSERT_EQ(Code(Create("first", kKey1)), "ok");
+  // The same rx key in a second session, while the first uses it.
+  json r = Create("second", kKey1);
+  EXPECT_EQ(Code(r), "key_reuse") << r.dump();
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("another session"), std::string::npos)
+      << r.dump();
+  EXPECT_EQ(r.dump().find("WVNfX19zZW1jdGwg"), std::string::npos) << "no key in errors";
+  // The same key as another session's tx key, at create and in an update.
+  json legs = {{{"name", "a"}, {"interface", "a"}, {"rx", {{"plain", true}}},
+                {"tx", {{"crypto", kKey1}}}},
+               {{"name", "b"}, {"interface", "b"}, {"rx", {{"plain", true}}},
+                {"tx", {{"plain", true}}}}};
+  EXPECT_EQ(Code(Call({{"op", "session.create"}, {"session", "tx"}, {"legs", legs}})),
+            "key_reuse");
+  ASSERT_EQ(Code(Create("third", kKey2)), "ok");
+  EXPECT_EQ(Code(Call({{"op", "session.update"}, {"session", "third"}, {"leg", "a"},
+                       {"rx", {{"crypto", kKey1}}}})),
+            "key_reuse");
+  // The refused ones took nothing: the first session's own re-offer is fine.
+  EXPECT_EQ(Code(Call({{"op", "session.update"}, {"session", "first"}, {"leg", "a"},
+                       {"rx", {{"crypto", kKey1}}}})),
+            "ok");
+  // Released, the key is still refused within the window.
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "first"}})), "ok");
+  EXPECT_EQ(Code(Create("fourth", kKey1)), "key_reuse");
+}
+
+TEST_F(SessionManagerTest, ReleasedKeysAgeOutAfterTheWindow) {
+  config_.security.key_reuse_window_s = 0;
+  MakeManager(30000, 30099, 0);
+  ASSERT_EQ(Code(Create("first", kKey1)), "ok");
+  EXPECT_EQ(Code(Create("second", kKey1)), "key_reuse") << "in use: refused whatever the window";
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "first"}})), "ok");
+  EXPECT_EQ(Code(Create("second", kKey1)), "ok");
+}
+
 TEST_F(SessionManagerTest, PortsRestBeforeReuseAndTheRangeRunsOut) {
   MakeManager(30000, 30003, 60);  // two even ports per interface
   ASSERT_EQ(Code(Create("p1")), "ok");

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "sluice/config/config.h"
+#include "sluice/control/key_registry.h"
 #include "sluice/control/operations.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/rewrite.h"
@@ -117,6 +118,11 @@ class SessionManager : public Operations {
 
   struct KeyChange;
 
+  // The process-wide reuse check: refuses `fps` (naming `field`) when one is
+  // used by another session or was within [security] key_reuse_window_s.
+  absl::Status AdmitAcrossSessions(const std::vector<srtp::KeyFingerprint>& fps, uint64_t owner,
+                                   const std::string& field);
+
   // Create, in order: check the request, each leg's interface and keys, the
   // ports, the session published in the flow table.
   absl::Status CheckCreate(const CreateRequest& request) const;
@@ -131,7 +137,7 @@ class SessionManager : public Operations {
   static absl::StatusOr<int> FindLeg(const Entry& entry, const UpdateRequest& request);
   absl::Status PlanKeyChange(const CryptoSpec& spec, const std::string& field,
                              const std::optional<KeyInUse>& current,
-                             std::optional<std::string>* generated,
+                             std::optional<std::string>* generated, uint64_t owner,
                              std::vector<srtp::KeyFingerprint>& seen, KeyChange& change);
   static bool RepeatsKeyInUse(const std::vector<srtp::MasterKey>& next,
                               const std::vector<srtp::KeyFingerprint>& next_fp,
@@ -170,6 +176,8 @@ class SessionManager : public Operations {
   // Sessions with work for Tick (a re-key in flight, a next hop to resolve),
   // so Tick costs nothing per idle session.
   std::set<Entry*> pending_;
+  // Fingerprints of the keys every session uses or used lately.
+  KeyRegistry key_registry_;
 };
 
 }  // namespace sluice::control
