@@ -205,9 +205,8 @@ absl::Status Context::DeriveKey(size_t i, const MasterKey& master) {
 }
 
 // The previous context's first key, as the last key: its prepared keys,
-// limits and MKI; its packet counts stay with the previous context (whose
-// owner is still counting), as a key re-derived from its master key would
-// start again too.
+// limits, MKI and its packet counts so far (the owner is still counting
+// there: AdoptKeyCountsFrom takes the final counts at the hand-over).
 void Context::CarryKey(const Key& carried) {
   Key& k = keys_.back();
   crypto::CopyPreparedKey(*carried.srtp, *k.srtp);
@@ -215,6 +214,21 @@ void Context::CarryKey(const Key& carried) {
   k.mki = carried.mki;
   k.srtp_limit = carried.srtp_limit;
   k.srtcp_limit = carried.srtcp_limit;
+  k.srtp_count = carried.srtp_count;
+  k.srtcp_count = carried.srtcp_count;
+  carried_ = static_cast<int>(keys_.size() - 1);
+}
+
+void Context::AdoptKeyCountsFrom(const Context& old) noexcept {
+  if (carried_ < 0 || old.suite_ != suite_) return;
+  Key& k = keys_[static_cast<size_t>(carried_)];
+  for (const Key& from : old.keys_) {
+    if (crypto::SamePreparedKey(*from.srtp, *k.srtp)) {
+      k.srtp_count = std::max(k.srtp_count, from.srtp_count);
+      k.srtcp_count = std::max(k.srtcp_count, from.srtcp_count);
+      return;
+    }
+  }
 }
 
 Context::~Context() {

@@ -23,16 +23,17 @@ struct StreamStart {
 };
 
 // The master key a packet names by its MKI (mki_len() bytes at `mki`), or
-// the active one when the context has no MKIs: kOk with its index in *k, or
-// kUnknownMki.
+// the active one when the context has no MKIs: kOk with its index in *k,
+// kUnknownMki, or kKeyRetired for the replaced key after the re-key overlap.
 [[gnu::always_inline]] inline Verdict FindUnprotectKey(const Context& ctx, const uint8_t* mki,
-                                                       int* k) noexcept {
+                                                       uint64_t now, int* k) noexcept {
   if (ctx.mki_len() == 0) {
     *k = ctx.active_key();
     return Verdict::kOk;
   }
   *k = ctx.FindKeyByMki(mki);
-  return *k < 0 ? Verdict::kUnknownMki : Verdict::kOk;
+  if (*k < 0) return Verdict::kUnknownMki;
+  return ctx.KeyRetired(*k, now) ? Verdict::kKeyRetired : Verdict::kOk;
 }
 
 // RFC 3711 §3.3.1: the packet's index from its stream's highest
@@ -218,7 +219,8 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
     const bool aead = suite.cipher == CipherKind::kAesGcm;
     const uint8_t* tag = aead ? pkt.data + end : pkt.data + end + mki_len;
     int k;
-    if (Verdict v = FindUnprotectKey(ctx, aead ? pkt.data + end + tag_len : pkt.data + end, &k);
+    if (Verdict v = FindUnprotectKey(ctx, aead ? pkt.data + end + tag_len : pkt.data + end, now_,
+                                    &k);
         v != Verdict::kOk) {
       verdicts[i] = v;
       continue;
@@ -274,7 +276,7 @@ void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict>
     const uint32_t end = aead ? trailer_at - tag_len : trailer_at;
     const uint8_t* tag = aead ? pkt.data + end : pkt.data + pkt.len - tag_len;
     int k;
-    if (Verdict v = FindUnprotectKey(ctx, pkt.data + trailer_at + kSrtcpTrailerLen, &k);
+    if (Verdict v = FindUnprotectKey(ctx, pkt.data + trailer_at + kSrtcpTrailerLen, now_, &k);
         v != Verdict::kOk) {
       verdicts[i] = v;
       continue;

@@ -28,6 +28,7 @@ const char* DropReasonName(DropReason reason) noexcept {
     case DropReason::kSlowPathFull: return "slow_path_full";
     case DropReason::kRateLimited: return "rate_limited";
     case DropReason::kHandoffFull: return "handoff_full";
+    case DropReason::kKeyRetired: return "key_retired";
   }
   return "unknown";
 }

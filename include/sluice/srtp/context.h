@@ -174,10 +174,27 @@ class Context {
     }
   }
 
-  // Keys after the first are tried on unprotect only while now < deadline
-  // (Engine::SetNow's clock). Default: no deadline.
+  // The re-key overlap's end (Engine::SetNow's clock): keys after the first
+  // are tried on unprotect only while now < deadline, and the key carried
+  // from the previous context (see Create) is refused after it, by MKI too.
+  // Default: no deadline.
   void SetTrialDeadline(uint64_t deadline) noexcept { trial_until_ = deadline; }
   uint64_t trial_deadline() const noexcept { return trial_until_; }
+  // The index of the key carried from the previous context, or -1.
+  int carried_key() const noexcept { return carried_; }
+  // Whether master key k is the carried one and the overlap is over. Any
+  // thread; on data in this object's first line or two.
+  bool KeyRetired(int k, uint64_t now) const noexcept { return k == carried_ && now >= trial_until_; }
+  // Re-key, owner thread, with AdoptStreamsFrom: the carried key's packet
+  // counts are the master key's, so they go on from what `old` counted with
+  // it (RFC 3711 §9.2's limit is per master key, not per context).
+  void AdoptKeyCountsFrom(const Context& old) noexcept;
+  // Test only: starts master key k's counts at these values, as if it had
+  // carried that many packets (a key's limit is 2^48; no test sends that).
+  void SetKeyCountsForTesting(int k, uint64_t srtp, uint64_t srtcp) noexcept {
+    keys_[static_cast<size_t>(k)].srtp_count = srtp;
+    keys_[static_cast<size_t>(k)].srtcp_count = srtcp;
+  }
 
  private:
   struct Layout;  // where each part sits in the block (context.cc)
@@ -201,6 +218,7 @@ class Context {
   Key* active_key_ = nullptr;
   const crypto::SessionKey* active_srtp_key_ = nullptr;
   uint64_t trial_until_ = UINT64_MAX;
+  int carried_ = -1;  // the key carried from the previous context, or -1
   size_t memory_bytes_ = 0;
   // In the context's block, after this object.
   std::span<Key> keys_;

@@ -33,8 +33,9 @@ enum class DropReason : uint8_t {
   kSlowPathFull,      // slow-path ring full
   kRateLimited,       // leg over its packet rate
   kHandoffFull,       // the owning worker's hand-off ring is full
+  kKeyRetired,        // a replaced master key's MKI after the re-key overlap
 };
-inline constexpr int kDropReasonCount = 24;
+inline constexpr int kDropReasonCount = 25;
 
 // Stable names for counters ("auth_failed", ...).
 const char* DropReasonName(DropReason reason) noexcept;
