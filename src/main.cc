@@ -454,6 +454,7 @@ std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Conf
       [workers]() { return ReadWorkerStats(*workers); });
   const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
   manager->SetPortStats([interfaces]() { return ReadPortStats(*interfaces); });
+  manager->SetLog([](std::string_view line) { Log(std::string(line)); });
   return manager;
 }
 

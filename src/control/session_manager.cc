@@ -535,10 +535,16 @@ Stats SessionManager::GetStats() {
     for (const auto& [reason, count] : w.drops) drops[reason] += count;
   }
   stats.drops.assign(drops.begin(), drops.end());
+  stats.keys_near_limit = keys_near_limit_;
+  stats.rekey_needed = rekey_needed_;
   return stats;
 }
 
 void SessionManager::Tick() {
+  if (const uint64_t now = NowMs(); now - key_check_ms_ >= 1000) {
+    key_check_ms_ = now;
+    CheckKeyLimits();
+  }
   for (auto it = pending_.begin(); it != pending_.end();) {
     Entry& entry = **it;
     entry.session->CollectRetired();
@@ -549,6 +555,46 @@ void SessionManager::Tick() {
       ++it;
     }
   }
+}
+
+std::optional<uint32_t> SessionManager::KeyUsedPercent(const Entry& entry, int leg, bool rx) {
+  const srtp::Context* ctx = rx ? entry.session->newest_rx(leg) : entry.session->newest_tx(leg);
+  if (ctx == nullptr) return std::nullopt;
+  return ctx->UsedPercent();
+}
+
+void SessionManager::CheckKeyLimits() {
+  keys_near_limit_ = 0;
+  rekey_needed_.clear();
+  for (auto& [name, entry] : sessions_) {
+    for (int i = 0; i < 2; ++i) CheckLegKeys(name, entry, i);
+  }
+}
+
+void SessionManager::CheckLegKeys(const std::string& name, Entry& entry, int leg) {
+  LegState& state = entry.legs[leg];
+  bool near = false;
+  for (const bool rx : {true, false}) {
+    const uint8_t bit = rx ? 1 : 2;
+    const std::optional<uint32_t> used = KeyUsedPercent(entry, leg, rx);
+    if (!used || *used < config_.media.key_limit_warn_percent) {
+      state.key_warned &= static_cast<uint8_t>(~bit);
+      continue;
+    }
+    near = true;
+    const char* direction = rx ? "rx" : "tx";
+    const std::string& leg_name = entry.session->leg(leg).name;
+    if (rekey_needed_.size() < Stats::kMaxRekeyNeeded) {
+      rekey_needed_.push_back(RekeyNeeded{name, leg_name, direction, *used});
+    }
+    if ((state.key_warned & bit) == 0 && log_) {
+      log_(absl::StrCat("session ", name, " leg ", leg_name, ": the ", direction,
+                        " master key has carried ", *used,
+                        "% of its packet limit; re-key it (session.update) before it runs out"));
+    }
+    state.key_warned |= bit;
+  }
+  if (near) ++keys_near_limit_;
 }
 
 void SessionManager::Clear() {
@@ -610,6 +656,14 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
     leg.counters.remote_changes = get(in.counters.remote_changes);
     leg.counters.tx_packets = get(out.counters.tx_packets);
     leg.counters.tx_bytes = get(out.counters.tx_bytes);
+    leg.rx_key_used_percent = KeyUsedPercent(entry, i, true);
+    leg.tx_key_used_percent = KeyUsedPercent(entry, i, false);
+    for (const bool rx : {true, false}) {
+      const std::optional<uint32_t>& used = rx ? leg.rx_key_used_percent : leg.tx_key_used_percent;
+      if (used && *used >= config_.media.key_limit_warn_percent) {
+        leg.rekey_needed.push_back(rx ? "rx" : "tx");
+      }
+    }
     if (tx_crypto != nullptr && tx_crypto[i]) leg.tx_crypto = tx_crypto[i];
     info.legs.push_back(std::move(leg));
   }

@@ -248,7 +248,26 @@ void Context::operator delete(Context* ctx, std::destroying_delete_t) noexcept {
 
 bool Context::exhausted(int index) const {
   const Key& k = keys_[static_cast<size_t>(index)];
-  return k.srtp_count >= k.srtp_limit || k.srtcp_count >= k.srtcp_limit;
+  const uint64_t srtcp = LoadCount(k.srtcp_count);
+  return LoadCount(k.srtp_count) + srtcp >= k.srtp_limit || srtcp >= k.srtcp_limit;
+}
+
+uint32_t Context::KeyUsedPercent(int index) const noexcept {
+  const Key& k = keys_[static_cast<size_t>(index)];
+  const uint64_t srtcp = LoadCount(k.srtcp_count);
+  const uint64_t both = LoadCount(k.srtp_count) + srtcp;
+  // Counts stay below 2^49, limits at most 2^48: no overflow at * 100.
+  const uint64_t of_srtp = k.srtp_limit == 0 ? 100 : both * 100 / k.srtp_limit;
+  const uint64_t of_srtcp = k.srtcp_limit == 0 ? 100 : srtcp * 100 / k.srtcp_limit;
+  return static_cast<uint32_t>(std::min<uint64_t>(100, std::max(of_srtp, of_srtcp)));
+}
+
+uint32_t Context::UsedPercent() const noexcept {
+  uint32_t most = 0;
+  for (int i = 0; i < key_count(); ++i) {
+    if (i != carried_) most = std::max(most, KeyUsedPercent(i));
+  }
+  return most;
 }
 
 void Context::AdoptStreamsFrom(const Context& old) noexcept {

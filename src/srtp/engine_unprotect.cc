@@ -226,7 +226,7 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
       continue;
     }
     Context::Key& key = mki_len == 0 ? ctx.active() : ctx.key(k);
-    if (key.srtp_count >= key.srtp_limit) {
+    if (key.srtp_count + key.srtcp_count >= key.srtp_limit) {  // one limit for both
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
     }
@@ -282,7 +282,8 @@ void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict>
       continue;
     }
     Context::Key& key = ctx.key(k);
-    if (key.srtcp_count >= key.srtcp_limit) {
+    if (key.srtcp_count >= key.srtcp_limit ||
+        key.srtp_count + key.srtcp_count >= key.srtp_limit) {
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
     }
@@ -383,7 +384,8 @@ size_t Engine::CommitReplayState(std::span<const Job> jobs, std::span<Verdict> v
       verdicts[i] = FromReplayCheck(c);
       continue;
     }
-    ++(rtcp ? slot.key->srtcp_count : slot.key->srtp_count);
+    uint64_t& count = rtcp ? slot.key->srtcp_count : slot.key->srtp_count;
+    Context::StoreCount(count, count + 1);
     jobs[i].pkt->len = slot.end;
     verdicts[i] = Verdict::kOk;
     ++good;

@@ -83,6 +83,13 @@ class SessionManager : public Operations {
 
   // Where stats gets the ports' counters (none until set).
   void SetPortStats(PortStatsFn port_stats) { port_stats_ = std::move(port_stats); }
+  // Where the manager's log lines go (none until set): a key nearing its
+  // limit, named by session and leg (never a key).
+  void SetLog(std::function<void(std::string_view)> log) { log_ = std::move(log); }
+  // Control loop, from Tick at most once a second: finds the keys past
+  // [media] key_limit_warn_percent from the counts the workers keep, logs
+  // each once, and keeps the list stats returns.
+  void CheckKeyLimits();
 
  private:
   struct PortPool {
@@ -106,6 +113,9 @@ class SessionManager : public Operations {
     std::optional<KeyInUse> rx_key;
     std::optional<KeyInUse> tx_key;
     bool tx_unencrypted_srtcp = false;
+    // Directions already logged as past the key warning: bit 0 rx, bit 1
+    // tx; cleared by a re-key of that direction.
+    uint8_t key_warned = 0;
   };
   struct Entry {
     uint64_t id = 0;
@@ -161,6 +171,10 @@ class SessionManager : public Operations {
                                                        std::optional<std::string>* generated);
   srtp::ContextOptions ContextOptionsFor() const;
   void ResolveNextHops(Entry& entry);
+  // How far leg's rx (or tx) key has gone toward its limit, in percent;
+  // none for plain.
+  static std::optional<uint32_t> KeyUsedPercent(const Entry& entry, int leg, bool rx);
+  void CheckLegKeys(const std::string& name, Entry& entry, int leg);
 
   config::Config config_;
   std::vector<InterfaceInfo> interfaces_;
@@ -178,6 +192,11 @@ class SessionManager : public Operations {
   std::set<Entry*> pending_;
   // Fingerprints of the keys every session uses or used lately.
   KeyRegistry key_registry_;
+  std::function<void(std::string_view)> log_;
+  // The last CheckKeyLimits pass: when, its findings.
+  uint64_t key_check_ms_ = 0;
+  uint64_t keys_near_limit_ = 0;
+  std::vector<RekeyNeeded> rekey_needed_;
 };
 
 }  // namespace sluice::control

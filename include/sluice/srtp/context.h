@@ -14,6 +14,7 @@
 #define SLUICE_SRTP_CONTEXT_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -87,13 +88,32 @@ class Context {
   // Packets protected or unprotected so far with master key `index`, and
   // whether it has reached its lifetime (then protect refuses with
   // kLifetimeExhausted and the control plane should re-key).
-  uint64_t srtp_packets(int index) const { return keys_[index].srtp_count; }
-  uint64_t srtcp_packets(int index) const { return keys_[index].srtcp_count; }
+  uint64_t srtp_packets(int index) const { return LoadCount(keys_[index].srtp_count); }
+  uint64_t srtcp_packets(int index) const { return LoadCount(keys_[index].srtcp_count); }
   bool exhausted(int index) const;
+  // How far master key `index` has gone toward its limits, in percent
+  // (0 to 100, rounded down): SRTP and SRTCP packets together against the
+  // SRTP limit (2^48 or the SDES lifetime: one limit per master key, as
+  // libsrtp2 counts it and as RFC 4568 §6.1 words the lifetime), and SRTCP
+  // packets alone against 2^31 (RFC 3711 §9.2), whichever is further. Any
+  // thread: relaxed reads of the owner's counts.
+  uint32_t KeyUsedPercent(int index) const noexcept;
+  // The furthest of the keys this context was made with (the carried key
+  // ends with the overlap and is not counted). Any thread.
+  uint32_t UsedPercent() const noexcept;
+  // The owner's counter writes and anyone's reads: relaxed, a plain store
+  // and load on x86-64, so another thread may read a count while it moves.
+  static void StoreCount(uint64_t& c, uint64_t v) noexcept {
+    std::atomic_ref<uint64_t>(c).store(v, std::memory_order_relaxed);
+  }
+  static uint64_t LoadCount(const uint64_t& c) noexcept {
+    return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(c)).load(std::memory_order_relaxed);
+  }
 
   // A master key as the engine uses it: one cache line. The session keys
   // and limits never change after Create; the counts are written by the
-  // owner thread only.
+  // owner thread only (StoreCount). The SRTP limit bounds SRTP and SRTCP
+  // packets together, the SRTCP limit SRTCP packets alone.
   struct alignas(64) Key {
     crypto::SessionKey* srtp = nullptr;   // in the context's block
     crypto::SessionKey* srtcp = nullptr;
