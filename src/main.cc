@@ -21,7 +21,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -109,6 +111,17 @@ void RefuseCoreDumps(const config::SecurityConfig& security) {
 // below what max_sessions need, sluiced refuses to start unless
 // [security] allow_unlocked_keys (then warns: regions beyond the limit are
 // not locked, still left out of core dumps).
+bool HasCapIpcLock() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    const uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+    return (caps >> 14) & 1;  // CAP_IPC_LOCK
+  }
+  return false;
+}
+
 absl::Status PrepareKeyMemoryLock(const config::Config& cfg) {
   const rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
   if (setrlimit(RLIMIT_MEMLOCK, &unlimited) == 0) {
@@ -117,6 +130,14 @@ absl::Status PrepareKeyMemoryLock(const config::Config& cfg) {
   }
   rlimit lock = {};
   getrlimit(RLIMIT_MEMLOCK, &lock);
+  lock.rlim_cur = lock.rlim_max;  // the soft limit up to the hard one
+  setrlimit(RLIMIT_MEMLOCK, &lock);
+  // CAP_IPC_LOCK (root's, in a container that keeps it) locks without limit,
+  // as long as sluiced does not drop it by becoming [security] user.
+  if (cfg.security.user.empty() && HasCapIpcLock()) {
+    Log("key memory: locked in RAM (CAP_IPC_LOCK)");
+    return absl::OkStatus();
+  }
   // About 8 KiB of session state a session (its contexts included), in
   // whole regions, and one region more.
   const uint64_t need =
