@@ -23,7 +23,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sluice/config/config.h"
+#include "sluice/memory/hot_arena.h"
 #include "sluice/control/server.h"
 #include "sluice/control/session_manager.h"
 #include "sluice/crypto/backend.h"
@@ -103,6 +106,62 @@ void RefuseCoreDumps(const config::SecurityConfig& security) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   const rlimit none = {0, 0};
   setrlimit(RLIMIT_CORE, &none);
+}
+
+// Session keys live in the hot arena's regions, which are locked so that no
+// key reaches swap (sluice/memory/hot_arena.h). Locked memory counts against
+// RLIMIT_MEMLOCK, which stays with the process when it drops privileges:
+// raised here to unlimited while still root. Where it cannot be and is
+// below what max_sessions need, sluiced refuses to start unless
+// [security] allow_unlocked_keys (then warns: regions beyond the limit are
+// not locked, still left out of core dumps).
+bool HasCapIpcLock() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    const uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+    return (caps >> 14) & 1;  // CAP_IPC_LOCK
+  }
+  return false;
+}
+
+absl::Status PrepareKeyMemoryLock(const config::Config& cfg) {
+  const rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+  if (setrlimit(RLIMIT_MEMLOCK, &unlimited) == 0) {
+    Log("key memory: locked in RAM (RLIMIT_MEMLOCK raised to unlimited)");
+    return absl::OkStatus();
+  }
+  rlimit lock = {};
+  getrlimit(RLIMIT_MEMLOCK, &lock);
+  lock.rlim_cur = lock.rlim_max;  // the soft limit up to the hard one
+  setrlimit(RLIMIT_MEMLOCK, &lock);
+  // CAP_IPC_LOCK (root's, in a container that keeps it) locks without limit,
+  // as long as sluiced does not drop it by becoming [security] user.
+  if (cfg.security.user.empty() && HasCapIpcLock()) {
+    Log("key memory: locked in RAM (CAP_IPC_LOCK)");
+    return absl::OkStatus();
+  }
+  // About 8 KiB of session state a session (its contexts included), in
+  // whole regions, and one region more.
+  const uint64_t need =
+      (uint64_t{cfg.limits.max_sessions} * 8192 / memory::kHotRegionBytes + 2) *
+      memory::kHotRegionBytes;
+  if (lock.rlim_cur == RLIM_INFINITY || lock.rlim_cur >= need) {
+    Log(absl::StrCat("key memory: locked in RAM (RLIMIT_MEMLOCK ", lock.rlim_cur, " bytes)"));
+    return absl::OkStatus();
+  }
+  const std::string what = absl::StrCat(
+      "RLIMIT_MEMLOCK is ", lock.rlim_cur, " bytes, below the ", need,
+      " that locking key memory for [limits] max_sessions needs; raise it (ulimit -l, "
+      "LimitMEMLOCK= in a systemd unit, or start sluiced as root)");
+  if (!cfg.security.allow_unlocked_keys) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ", or set [security] allow_unlocked_keys = true"));
+  }
+  Log(absl::StrCat("warning: ", what, "; running anyway ([security] allow_unlocked_keys): "
+                   "session keys beyond the limit may be swapped to disk"));
+  return absl::OkStatus();
 }
 
 // Before anything else starts: keys live in this process, so no core dumps
@@ -563,6 +622,10 @@ void Shutdown(DataPlane& data, ControlPlane& control) {
 // The daemon from start to stop; its exit code.
 int Run(const config::Config& cfg) {
   ApplyProcessLimits(cfg.security);
+  if (absl::Status s = PrepareKeyMemoryLock(cfg); !s.ok()) {
+    Log(std::string(s.message()));
+    return 1;
+  }
   DataPlane data;
   if (absl::Status s = StartDataPlane(cfg, data); !s.ok()) {
     Log(std::string(s.message()));

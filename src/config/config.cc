@@ -68,7 +68,7 @@ constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst", "stall_ms"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
-    "ssrc_reuse_idle_ms", "learn_before_answer"};
+    "ssrc_reuse_idle_ms", "learn_before_answer", "key_limit_warn_percent"};
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
@@ -80,7 +80,8 @@ constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_ent
                                           "reply_cache_ms",
                                           "allowed_sources", "socket", "socket_group",
                                           "allow_null_auth", "max_calls", "offer_timeout_ms"};
-constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group"};
+constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
+                                               "key_reuse_window_s", "allow_unlocked_keys"};
 
 struct TableSchema {
   absl::string_view name;
@@ -857,6 +858,8 @@ absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "learn_packets", 1, 1000, &m.learn_packets));
   SLUICE_CONFIG_RETURN_IF_ERROR(
       ReadUint(s, "ssrc_reuse_idle_ms", 1000, 600000, &m.ssrc_reuse_idle_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "key_limit_warn_percent", 1, 99, &m.key_limit_warn_percent));
   return ReadBool(s, "learn_before_answer", &m.learn_before_answer);
 }
 
@@ -1064,6 +1067,9 @@ absl::Status Reader::ReadSecurity(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kSecurityKeys));
   SecurityConfig& sec = config->security;
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "core_dumps", &sec.core_dumps));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "key_reuse_window_s", 0, 30 * 86400, &sec.key_reuse_window_s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "allow_unlocked_keys", &sec.allow_unlocked_keys));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "user", &sec.user));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "group", &sec.group));
   if (!sec.user.empty() && getpwnam(sec.user.c_str()) == nullptr) {

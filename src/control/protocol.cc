@@ -560,6 +560,11 @@ Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
                          {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
                          {"auth_failures", c.auth_failures}, {"replay_drops", c.replay_drops},
                          {"other_drops", c.other_drops},     {"remote_changes", c.remote_changes}};
+    Json used = Json::object();
+    if (leg.rx_key_used_percent) used["rx"] = *leg.rx_key_used_percent;
+    if (leg.tx_key_used_percent) used["tx"] = *leg.tx_key_used_percent;
+    j["key_used_percent"] = std::move(used);
+    j["rekey_needed"] = leg.rekey_needed;
     if (with_tx_crypto && leg.tx_crypto.has_value()) {
       j["tx"]["crypto"] = WipedString(leg.tx_crypto->data(), leg.tx_crypto->size());
     }
@@ -621,6 +626,14 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
     workers.push_back(std::move(j));
   }
   body["drops"] = Counts(stats.drops);
+  body["keys_near_limit"] = stats.keys_near_limit;
+  Json& rekey = body["rekey_needed"] = Json::array();
+  for (const RekeyNeeded& r : stats.rekey_needed) {
+    rekey.push_back(Json{{"session", WipedString(r.session.data(), r.session.size())},
+                         {"leg", WipedString(r.leg.data(), r.leg.size())},
+                         {"direction", r.direction},
+                         {"used_percent", r.used_percent}});
+  }
   if (control != nullptr) {
     body["control"] = Json{{"connections", control->connections_open},
                            {"connections_accepted", control->connections_accepted},

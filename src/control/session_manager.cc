@@ -59,6 +59,19 @@ absl::Status AdmitFresh(const std::vector<srtp::KeyFingerprint>& keys,
   return absl::OkStatus();
 }
 
+absl::Status KeyUsedElsewhere(const std::string& field, uint64_t window_s) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "key_reuse: ", field,
+      " repeats a master key that another session uses or used in the last ", window_s,
+      " s ([security] key_reuse_window_s; a reused key is a two-time pad)"));
+}
+
+// Entries of the process-wide key registry: every key of the most sessions
+// at once with room for re-keys, and at least a few thousand.
+size_t KeyRegistryCapacity(const config::Config& config) {
+  return std::max<size_t>(4096, size_t{8} * config.limits.max_sessions);
+}
+
 }  // namespace
 
 // One direction of a leg as an update changes it.
@@ -81,7 +94,9 @@ SessionManager::SessionManager(const config::Config& config,
       tsc_hz_(tsc_hz),
       resolver_(std::move(resolver)),
       worker_stats_(std::move(worker_stats)),
-      watch_(table, workers_, config.workers.stall_ms) {
+      watch_(table, workers_, config.workers.stall_ms),
+      key_registry_(uint64_t{config.security.key_reuse_window_s} * 1000,
+                    KeyRegistryCapacity(config)) {
   // Even ports only: RTP on the even port, RTCP (when not muxed) on the odd
   // one above it (RFC 3550 §11).
   for (const InterfaceInfo& iface : interfaces_) {
@@ -201,16 +216,32 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     }
   }
   // Ports last: nothing above can leak one.
+  if (!key_registry_.Reserve(entry.used_keys.size(), NowMs())) {
+    return absl::ResourceExhaustedError(
+        "every remembered master key is still in use (key registry full)");
+  }
   if (absl::Status s = AllocateLegPorts(entry, specs); !s.ok()) return s;
   if (absl::Status s = StartSession(entry, specs); !s.ok()) {
     for (int i = 0; i < 2; ++i) ReleasePort(entry.legs[i].interface, specs[i].local.port);
     return s;
   }
   ++next_id_;
+  for (const srtp::KeyFingerprint& fp : entry.used_keys) key_registry_.Acquire(fp, entry.id);
   auto [it, inserted] = sessions_.emplace(request.session, std::move(entry));
   ResolveNextHops(it->second);
   if (it->second.next_hops_pending) pending_.insert(&it->second);
   return Describe(it->first, it->second, generated);
+}
+
+absl::Status SessionManager::AdmitAcrossSessions(const std::vector<srtp::KeyFingerprint>& fps,
+                                                 uint64_t owner, const std::string& field) {
+  const uint64_t now = NowMs();
+  for (const srtp::KeyFingerprint& fp : fps) {
+    if (key_registry_.Conflicts(fp, owner, now)) {
+      return KeyUsedElsewhere(field, config_.security.key_reuse_window_s);
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SessionManager::CheckCreate(const CreateRequest& request) const {
@@ -259,6 +290,8 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   const std::vector<srtp::KeyFingerprint> rx_fp = Fingerprints(*rx), tx_fp = Fingerprints(*tx);
   if (absl::Status s = AdmitFresh(rx_fp, entry.used_keys, field + ".rx"); !s.ok()) return s;
   if (absl::Status s = AdmitFresh(tx_fp, entry.used_keys, field + ".tx"); !s.ok()) return s;
+  if (absl::Status s = AdmitAcrossSessions(rx_fp, entry.id, field + ".rx"); !s.ok()) return s;
+  if (absl::Status s = AdmitAcrossSessions(tx_fp, entry.id, field + ".tx"); !s.ok()) return s;
 
   spec.name = leg.name;
   spec.port_id = iface->port_id;
@@ -330,14 +363,16 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   std::vector<srtp::KeyFingerprint> seen = entry.used_keys;
   KeyChange rx, tx;
   if (request.rx) {
-    if (absl::Status s = PlanKeyChange(*request.rx, "rx", state.rx_key, nullptr, seen, rx);
+    if (absl::Status s =
+            PlanKeyChange(*request.rx, "rx", state.rx_key, nullptr, entry.id, seen, rx);
         !s.ok()) {
       return s;
     }
   }
   if (request.tx) {
     if (absl::Status s =
-            PlanKeyChange(*request.tx, "tx", state.tx_key, &generated[*leg], seen, tx);
+            PlanKeyChange(*request.tx, "tx", state.tx_key, &generated[*leg], entry.id,
+                          seen, tx);
         !s.ok()) {
       return s;
     }
@@ -352,7 +387,16 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   // session as it was.
   if (absl::Status s = BuildRxContext(entry, *leg, rx); !s.ok()) return s;
   if (absl::Status s = BuildTxContext(tx); !s.ok()) return s;
+  if (!key_registry_.Reserve(rx.fingerprints.size() + tx.fingerprints.size(), NowMs())) {
+    return absl::ResourceExhaustedError(
+        "every remembered master key is still in use (key registry full)");
+  }
 
+  for (const KeyChange* change : {&rx, &tx}) {
+    for (const srtp::KeyFingerprint& fp : change->fingerprints) {
+      key_registry_.Acquire(fp, entry.id);
+    }
+  }
   entry.used_keys = std::move(seen);  // with the new keys
   HandOverKeys(entry, *leg, request, rx, tx);
   if (request.answer) entry.session->SetAnswered(*leg);
@@ -388,6 +432,7 @@ bool SessionManager::RepeatsKeyInUse(const std::vector<srtp::MasterKey>& next,
 absl::Status SessionManager::PlanKeyChange(const CryptoSpec& spec, const std::string& field,
                                            const std::optional<KeyInUse>& current,
                                            std::optional<std::string>* generated,
+                                           uint64_t owner,
                                            std::vector<srtp::KeyFingerprint>& seen,
                                            KeyChange& change) {
   auto keys = KeysFor(spec, field, &change.unencrypted_srtcp, generated);
@@ -397,6 +442,7 @@ absl::Status SessionManager::PlanKeyChange(const CryptoSpec& spec, const std::st
   // and not a reuse.
   if (RepeatsKeyInUse(*keys, fp, current)) return absl::OkStatus();
   if (absl::Status s = AdmitFresh(fp, seen, field + ".crypto"); !s.ok()) return s;
+  if (absl::Status s = AdmitAcrossSessions(fp, owner, field + ".crypto"); !s.ok()) return s;
   change.requested = true;
   change.keys = std::move(*keys);
   change.fingerprints = std::move(fp);
@@ -472,6 +518,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
   dead.session = std::move(entry.session);
   for (int i = 0; i < 2; ++i) dead.interfaces[i] = entry.legs[i].interface;
   pending_.erase(&entry);
+  key_registry_.Release(entry.used_keys, entry.id, NowMs());
   sessions_.erase(it);
   Reclaim();  // at once when no worker is online
   return final_counters;
@@ -525,6 +572,8 @@ Stats SessionManager::GetStats() {
     for (const auto& [reason, count] : w.drops) drops[reason] += count;
   }
   stats.drops.assign(drops.begin(), drops.end());
+  stats.keys_near_limit = keys_near_limit_;
+  stats.rekey_needed = rekey_needed_;
   return stats;
 }
 
@@ -546,6 +595,10 @@ void SessionManager::AddWorkerWatch(std::vector<WorkerStats>& workers) const {
 void SessionManager::Tick() {
   Reclaim();
   watch_.Poll(NowMs());
+  if (const uint64_t now = NowMs(); now - key_check_ms_ >= 1000) {
+    key_check_ms_ = now;
+    CheckKeyLimits();
+  }
   for (auto it = pending_.begin(); it != pending_.end();) {
     Entry& entry = **it;
     entry.session->CollectRetired();
@@ -556,6 +609,46 @@ void SessionManager::Tick() {
       ++it;
     }
   }
+}
+
+std::optional<uint32_t> SessionManager::KeyUsedPercent(const Entry& entry, int leg, bool rx) {
+  const srtp::Context* ctx = rx ? entry.session->newest_rx(leg) : entry.session->newest_tx(leg);
+  if (ctx == nullptr) return std::nullopt;
+  return ctx->UsedPercent();
+}
+
+void SessionManager::CheckKeyLimits() {
+  keys_near_limit_ = 0;
+  rekey_needed_.clear();
+  for (auto& [name, entry] : sessions_) {
+    for (int i = 0; i < 2; ++i) CheckLegKeys(name, entry, i);
+  }
+}
+
+void SessionManager::CheckLegKeys(const std::string& name, Entry& entry, int leg) {
+  LegState& state = entry.legs[leg];
+  bool near = false;
+  for (const bool rx : {true, false}) {
+    const uint8_t bit = rx ? 1 : 2;
+    const std::optional<uint32_t> used = KeyUsedPercent(entry, leg, rx);
+    if (!used || *used < config_.media.key_limit_warn_percent) {
+      state.key_warned &= static_cast<uint8_t>(~bit);
+      continue;
+    }
+    near = true;
+    const char* direction = rx ? "rx" : "tx";
+    const std::string& leg_name = entry.session->leg(leg).name;
+    if (rekey_needed_.size() < Stats::kMaxRekeyNeeded) {
+      rekey_needed_.push_back(RekeyNeeded{name, leg_name, direction, *used});
+    }
+    if ((state.key_warned & bit) == 0 && log_) {
+      log_(absl::StrCat("session ", name, " leg ", leg_name, ": the ", direction,
+                        " master key has carried ", *used,
+                        "% of its packet limit; re-key it (session.update) before it runs out"));
+    }
+    state.key_warned |= bit;
+  }
+  if (near) ++keys_near_limit_;
 }
 
 void SessionManager::Clear() {
@@ -628,6 +721,14 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
     leg.counters.remote_changes = get(in.counters.remote_changes);
     leg.counters.tx_packets = get(out.counters.tx_packets);
     leg.counters.tx_bytes = get(out.counters.tx_bytes);
+    leg.rx_key_used_percent = KeyUsedPercent(entry, i, true);
+    leg.tx_key_used_percent = KeyUsedPercent(entry, i, false);
+    for (const bool rx : {true, false}) {
+      const std::optional<uint32_t>& used = rx ? leg.rx_key_used_percent : leg.tx_key_used_percent;
+      if (used && *used >= config_.media.key_limit_warn_percent) {
+        leg.rekey_needed.push_back(rx ? "rx" : "tx");
+      }
+    }
     if (tx_crypto != nullptr && tx_crypto[i]) leg.tx_crypto = tx_crypto[i];
     info.legs.push_back(std::move(leg));
   }

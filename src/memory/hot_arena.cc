@@ -57,7 +57,7 @@ class Arena {
 
   HotArenaStats Stats() {
     std::lock_guard<std::mutex> lock(mu_);
-    return HotArenaStats{blocks_, in_use_, regions_ * kRegionBytes, regions_};
+    return HotArenaStats{blocks_, in_use_, regions_ * kRegionBytes, regions_, unlocked_regions_};
   }
 
  private:
@@ -76,6 +76,14 @@ class Arena {
     // Advice only: without transparent hugepages the region works the same
     // on small pages.
     madvise(reinterpret_cast<void*>(aligned), kRegionBytes, MADV_HUGEPAGE);
+    // Session keys live here: never in a core dump, never swapped out. The
+    // lock takes pages as they are first touched (MLOCK_ONFAULT), so an
+    // unused region costs no locked memory; when RLIMIT_MEMLOCK refuses it
+    // (sluiced checks the limit at start-up) the region is counted unlocked.
+    madvise(reinterpret_cast<void*>(aligned), kRegionBytes, MADV_DONTDUMP);
+    if (mlock2(reinterpret_cast<void*>(aligned), kRegionBytes, MLOCK_ONFAULT) != 0) {
+      ++unlocked_regions_;
+    }
     next_ = reinterpret_cast<char*>(aligned);
     end_ = next_ + kRegionBytes;
     ++regions_;
@@ -88,6 +96,7 @@ class Arena {
   uint64_t blocks_ = 0;
   uint64_t in_use_ = 0;
   uint64_t regions_ = 0;
+  uint64_t unlocked_regions_ = 0;  // mlock2 refused (RLIMIT_MEMLOCK)
 };
 
 // Never destroyed: blocks may be freed by static destructors of any order.

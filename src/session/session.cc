@@ -62,6 +62,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     rx_ctx[i] = rx->get();
     s->newest_rx_[i] = rx->get();
     tx_ctx[i] = tx->get();
+    s->newest_tx_[i] = tx->get();
     if (*rx) s->contexts_.push_back(std::move(*rx));
     if (*tx) s->contexts_.push_back(std::move(*tx));
     s->remotes_[i].Store(learning::GivenRemote(leg.remote, leg.remote_mac));
@@ -123,6 +124,7 @@ void Session::HandOverRx(int leg, std::unique_ptr<srtp::Context> context) {
 }
 
 void Session::HandOverTx(int leg, std::unique_ptr<srtp::Context> context) {
+  newest_tx_[leg] = context.get();
   HandOver(flows_[1 - leg].tx_next, std::move(context));
 }
 

@@ -205,9 +205,8 @@ absl::Status Context::DeriveKey(size_t i, const MasterKey& master) {
 }
 
 // The previous context's first key, as the last key: its prepared keys,
-// limits and MKI; its packet counts stay with the previous context (whose
-// owner is still counting), as a key re-derived from its master key would
-// start again too.
+// limits, MKI and its packet counts so far (the owner is still counting
+// there: AdoptKeyCountsFrom takes the final counts at the hand-over).
 void Context::CarryKey(const Key& carried) {
   Key& k = keys_.back();
   crypto::CopyPreparedKey(*carried.srtp, *k.srtp);
@@ -215,6 +214,21 @@ void Context::CarryKey(const Key& carried) {
   k.mki = carried.mki;
   k.srtp_limit = carried.srtp_limit;
   k.srtcp_limit = carried.srtcp_limit;
+  k.srtp_count = carried.srtp_count;
+  k.srtcp_count = carried.srtcp_count;
+  carried_ = static_cast<int>(keys_.size() - 1);
+}
+
+void Context::AdoptKeyCountsFrom(const Context& old) noexcept {
+  if (carried_ < 0 || old.suite_ != suite_) return;
+  Key& k = keys_[static_cast<size_t>(carried_)];
+  for (const Key& from : old.keys_) {
+    if (crypto::SamePreparedKey(*from.srtp, *k.srtp)) {
+      k.srtp_count = std::max(k.srtp_count, from.srtp_count);
+      k.srtcp_count = std::max(k.srtcp_count, from.srtcp_count);
+      return;
+    }
+  }
 }
 
 Context::~Context() {
@@ -234,7 +248,26 @@ void Context::operator delete(Context* ctx, std::destroying_delete_t) noexcept {
 
 bool Context::exhausted(int index) const {
   const Key& k = keys_[static_cast<size_t>(index)];
-  return k.srtp_count >= k.srtp_limit || k.srtcp_count >= k.srtcp_limit;
+  const uint64_t srtcp = LoadCount(k.srtcp_count);
+  return LoadCount(k.srtp_count) + srtcp >= k.srtp_limit || srtcp >= k.srtcp_limit;
+}
+
+uint32_t Context::KeyUsedPercent(int index) const noexcept {
+  const Key& k = keys_[static_cast<size_t>(index)];
+  const uint64_t srtcp = LoadCount(k.srtcp_count);
+  const uint64_t both = LoadCount(k.srtp_count) + srtcp;
+  // Counts stay below 2^49, limits at most 2^48: no overflow at * 100.
+  const uint64_t of_srtp = k.srtp_limit == 0 ? 100 : both * 100 / k.srtp_limit;
+  const uint64_t of_srtcp = k.srtcp_limit == 0 ? 100 : srtcp * 100 / k.srtcp_limit;
+  return static_cast<uint32_t>(std::min<uint64_t>(100, std::max(of_srtp, of_srtcp)));
+}
+
+uint32_t Context::UsedPercent() const noexcept {
+  uint32_t most = 0;
+  for (int i = 0; i < key_count(); ++i) {
+    if (i != carried_) most = std::max(most, KeyUsedPercent(i));
+  }
+  return most;
 }
 
 void Context::AdoptStreamsFrom(const Context& old) noexcept {

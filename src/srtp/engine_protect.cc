@@ -40,7 +40,7 @@ struct SenderRun {
     if (ctx == nullptr) return;
     if (top > written) stream->rtp_window.AcceptNextRange(written + 1, top);
     written = top;
-    key->srtp_count = count;
+    Context::StoreCount(key->srtp_count, count);
   }
 
   // Admits one parsed packet of `ctx` with the active key: kOk with its
@@ -52,7 +52,8 @@ struct SenderRun {
     const bool in_run = &ctx == this->ctx && h.ssrc == ssrc;
     if (!in_run) Flush();
     const uint64_t n = in_run ? count : key.srtp_count;
-    if (n >= key.srtp_limit) return Verdict::kLifetimeExhausted;
+    // One limit for SRTP and SRTCP together (Context::Key).
+    if (n + key.srtcp_count >= key.srtp_limit) return Verdict::kLifetimeExhausted;
     if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < ctx.srtp_overhead()) {
       return Verdict::kNoTailroom;
     }
@@ -299,7 +300,9 @@ namespace {
 inline Verdict AdmitRtcpForProtect(Context& ctx, const Packet& pkt, Context::Key& key,
                                     uint64_t now, uint32_t* index) noexcept {
   if (pkt.len < kRtcpHeaderLen || (pkt.data[0] >> 6) != 2) return Verdict::kMalformed;
-  if (key.srtcp_count >= key.srtcp_limit) return Verdict::kLifetimeExhausted;
+  if (key.srtcp_count >= key.srtcp_limit || key.srtp_count + key.srtcp_count >= key.srtp_limit) {
+    return Verdict::kLifetimeExhausted;
+  }
   if (pkt.capacity < pkt.len || pkt.capacity - pkt.len < ctx.srtcp_overhead()) {
     return Verdict::kNoTailroom;
   }
@@ -307,7 +310,7 @@ inline Verdict AdmitRtcpForProtect(Context& ctx, const Packet& pkt, Context::Key
   if (stream == nullptr) return Verdict::kStreamLimit;
   if (stream->srtcp_index >= kMaxSrtcpIndex) return Verdict::kLifetimeExhausted;
   *index = ++stream->srtcp_index;
-  ++key.srtcp_count;
+  Context::StoreCount(key.srtcp_count, key.srtcp_count + 1);
   return Verdict::kOk;
 }
 

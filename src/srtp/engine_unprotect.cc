@@ -23,16 +23,17 @@ struct StreamStart {
 };
 
 // The master key a packet names by its MKI (mki_len() bytes at `mki`), or
-// the active one when the context has no MKIs: kOk with its index in *k, or
-// kUnknownMki.
+// the active one when the context has no MKIs: kOk with its index in *k,
+// kUnknownMki, or kKeyRetired for the replaced key after the re-key overlap.
 [[gnu::always_inline]] inline Verdict FindUnprotectKey(const Context& ctx, const uint8_t* mki,
-                                                       int* k) noexcept {
+                                                       uint64_t now, int* k) noexcept {
   if (ctx.mki_len() == 0) {
     *k = ctx.active_key();
     return Verdict::kOk;
   }
   *k = ctx.FindKeyByMki(mki);
-  return *k < 0 ? Verdict::kUnknownMki : Verdict::kOk;
+  if (*k < 0) return Verdict::kUnknownMki;
+  return ctx.KeyRetired(*k, now) ? Verdict::kKeyRetired : Verdict::kOk;
 }
 
 // RFC 3711 §3.3.1: the packet's index from its stream's highest
@@ -218,13 +219,14 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
     const bool aead = suite.cipher == CipherKind::kAesGcm;
     const uint8_t* tag = aead ? pkt.data + end : pkt.data + end + mki_len;
     int k;
-    if (Verdict v = FindUnprotectKey(ctx, aead ? pkt.data + end + tag_len : pkt.data + end, &k);
+    if (Verdict v = FindUnprotectKey(ctx, aead ? pkt.data + end + tag_len : pkt.data + end, now_,
+                                    &k);
         v != Verdict::kOk) {
       verdicts[i] = v;
       continue;
     }
     Context::Key& key = mki_len == 0 ? ctx.active() : ctx.key(k);
-    if (key.srtp_count >= key.srtp_limit) {
+    if (key.srtp_count + key.srtcp_count >= key.srtp_limit) {  // one limit for both
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
     }
@@ -274,13 +276,14 @@ void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict>
     const uint32_t end = aead ? trailer_at - tag_len : trailer_at;
     const uint8_t* tag = aead ? pkt.data + end : pkt.data + pkt.len - tag_len;
     int k;
-    if (Verdict v = FindUnprotectKey(ctx, pkt.data + trailer_at + kSrtcpTrailerLen, &k);
+    if (Verdict v = FindUnprotectKey(ctx, pkt.data + trailer_at + kSrtcpTrailerLen, now_, &k);
         v != Verdict::kOk) {
       verdicts[i] = v;
       continue;
     }
     Context::Key& key = ctx.key(k);
-    if (key.srtcp_count >= key.srtcp_limit) {
+    if (key.srtcp_count >= key.srtcp_limit ||
+        key.srtp_count + key.srtcp_count >= key.srtp_limit) {
       verdicts[i] = Verdict::kLifetimeExhausted;
       continue;
     }
@@ -381,7 +384,8 @@ size_t Engine::CommitReplayState(std::span<const Job> jobs, std::span<Verdict> v
       verdicts[i] = FromReplayCheck(c);
       continue;
     }
-    ++(rtcp ? slot.key->srtcp_count : slot.key->srtp_count);
+    uint64_t& count = rtcp ? slot.key->srtcp_count : slot.key->srtp_count;
+    Context::StoreCount(count, count + 1);
     jobs[i].pkt->len = slot.end;
     verdicts[i] = Verdict::kOk;
     ++good;

@@ -112,4 +112,10 @@ bool KeyFingerprint::Matches(const KeyFingerprint& other) const {
   return CRYPTO_memcmp(short_salt_.data(), other.short_salt_.data(), short_salt_.size()) == 0;
 }
 
+uint64_t KeyFingerprint::bucket() const {
+  uint64_t h;
+  std::memcpy(&h, short_salt_.data(), sizeof h);
+  return h;
+}
+
 }  // namespace sluice::srtp

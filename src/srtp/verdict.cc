@@ -14,6 +14,7 @@ const char* VerdictName(Verdict v) noexcept {
     case Verdict::kNoTailroom: return "no_tailroom";
     case Verdict::kStreamLimit: return "stream_limit";
     case Verdict::kCryptoError: return "crypto_error";
+    case Verdict::kKeyRetired: return "key_retired";
   }
   return "unknown";
 }

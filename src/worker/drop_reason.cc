@@ -29,6 +29,7 @@ const char* DropReasonName(DropReason reason) noexcept {
     case DropReason::kRateLimited: return "rate_limited";
     case DropReason::kHandoffFull: return "handoff_full";
     case DropReason::kWrongInterface: return "wrong_interface";
+    case DropReason::kKeyRetired: return "key_retired";
   }
   return "unknown";
 }

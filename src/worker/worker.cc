@@ -32,6 +32,7 @@ DropReason FromVerdict(srtp::Verdict v) noexcept {
     case srtp::Verdict::kStreamLimit: return DropReason::kStreamLimit;
     case srtp::Verdict::kNoTailroom: return DropReason::kNoTailroom;
     case srtp::Verdict::kCryptoError: return DropReason::kCryptoError;
+    case srtp::Verdict::kKeyRetired: return DropReason::kKeyRetired;
     default: return DropReason::kSrtpMalformed;
   }
 }

@@ -371,6 +371,31 @@ TEST(ConfigTest, Security) {
   });
 }
 
+TEST(ConfigTest, KeySettings) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.key_limit_warn_percent, 90u);
+  EXPECT_EQ(c->security.key_reuse_window_s, 86400u);
+  EXPECT_FALSE(c->security.allow_unlocked_keys);
+  c = ParseConfig(Cfg(kIpv4, "[media]\nkey_limit_warn_percent = 50\n[security]\n"
+                             "key_reuse_window_s = 0\nallow_unlocked_keys = true\n"),
+                  "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.key_limit_warn_percent, 50u);
+  EXPECT_EQ(c->security.key_reuse_window_s, 0u);
+  EXPECT_TRUE(c->security.allow_unlocked_keys);
+  ExpectErrors({
+      {Cfg(kIpv4, "[media]\nkey_limit_warn_percent = 0\n"),
+       {"media.key_limit_warn_percent: must be between 1 and 99"}},
+      {Cfg(kIpv4, "[media]\nkey_limit_warn_percent = 100\n"),
+       {"media.key_limit_warn_percent: must be between 1 and 99"}},
+      {Cfg(kIpv4, "[security]\nkey_reuse_window_s = 2592001\n"),
+       {"security.key_reuse_window_s: must be between 0 and 2592000"}},
+      {Cfg(kIpv4, "[security]\nallow_unlocked_keys = \"yes\"\n"),
+       {"security.allow_unlocked_keys: expected true or false"}},
+  });
+}
+
 TEST(ConfigTest, UnknownKeysNameTheFullPath) {
   const std::string two = absl::StrCat(
       "[[interface]]\nname = \"b\"\ndevice = \"net1\"\nipv4 = \"10.0.1.1/24\"\nipv5 = \"x\"\n");

@@ -426,13 +426,15 @@ TEST(Encode, SessionInfo) {
       R"({"name":"a","interface":"ia","local":"10.200.1.1:30000","remote":"10.200.1.2:40000",)",
       R"("remote_learned":true,"rtcp":"mux","rx_suite":"AES_CM_128_HMAC_SHA1_80",)",
       R"("tx_suite":"AEAD_AES_256_GCM","counters":{"rx_packets":1,"rx_bytes":2,"tx_packets":3,)",
-      R"("tx_bytes":4,"auth_failures":5,"replay_drops":6,"other_drops":7,"remote_changes":8},)",
+      R"("tx_bytes":4,"auth_failures":5,"replay_drops":6,"other_drops":7,"remote_changes":8},)"
+      R"("key_used_percent":{},"rekey_needed":[],)",
       R"("tx":{"crypto":"AEAD_AES_256_GCM inline:)", kGeneratedKeyMarker, R"("}})");
   const std::string expected_b = absl::StrCat(
       R"({"name":"b","interface":"ib","local":"[fd00::1]:30002","remote":null,)",
       R"("remote_learned":false,"rtcp":"separate","rx_suite":"plain","tx_suite":"plain",)",
       R"("counters":{"rx_packets":0,"rx_bytes":0,"tx_packets":0,"tx_bytes":0,"auth_failures":0,)",
-      R"("replay_drops":0,"other_drops":0,"remote_changes":0}})");
+      R"("replay_drops":0,"other_drops":0,"remote_changes":0},)"
+      R"("key_used_percent":{},"rekey_needed":[]})");
   EXPECT_EQ(Dump(body), absl::StrCat(R"({"session":"call-123","legs":[)", expected_a, ",",
                                       expected_b, "]}"));
   // Without with_tx_crypto the key never appears, even when set.
@@ -483,7 +485,7 @@ TEST(Encode, ListPingStats) {
             R"("tx_errors":16}],"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
             R"("busy_cycles":100,"idle_cycles":200,"drops":{"auth_failed":1},)"
             R"("quiescent_ms_ago":1500,"stalled":true}],)"
-            R"("drops":{"auth_failed":1,"no_flow":2}})");
+            R"("drops":{"auth_failed":1,"no_flow":2},"keys_near_limit":0,"rekey_needed":[]})");
   stats.memory = MemoryStats{7488, 3, 2u << 20};
   EXPECT_THAT(Dump(EncodeStats(stats, nullptr)),
               HasSubstr(R"({"sessions":2,"sessions_reclaiming":1,)"

@@ -187,6 +187,104 @@ TEST_F(SessionManagerTest, KeyReuseIsRefusedEverywhereInTheSession) {
   EXPECT_EQ(tx["legs"][0]["tx_suite"], "AES_CM_128_HMAC_SHA1_32");
 }
 
+TEST_F(SessionManagerTest, KeyReuseIsRefusedAcrossSessionsAndForTheWindow) {
+  ASSERT_EQ(Code(Create("first", kKey1)), "ok");
+  // The same rx key in a second session, while the first uses it.
+  json r = Create("second", kKey1);
+  EXPECT_EQ(Code(r), "key_reuse") << r.dump();
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("another session"), std::string::npos)
+      << r.dump();
+  EXPECT_EQ(r.dump().find("WVNfX19zZW1jdGwg"), std::string::npos) << "no key in errors";
+  // The same key as another session's tx key, at create and in an update.
+  json legs = {{{"name", "a"}, {"interface", "a"}, {"rx", {{"plain", true}}},
+                {"tx", {{"crypto", kKey1}}}},
+               {{"name", "b"}, {"interface", "b"}, {"rx", {{"plain", true}}},
+                {"tx", {{"plain", true}}}}};
+  EXPECT_EQ(Code(Call({{"op", "session.create"}, {"session", "tx"}, {"legs", legs}})),
+            "key_reuse");
+  ASSERT_EQ(Code(Create("third", kKey2)), "ok");
+  EXPECT_EQ(Code(Call({{"op", "session.update"}, {"session", "third"}, {"leg", "a"},
+                       {"rx", {{"crypto", kKey1}}}})),
+            "key_reuse");
+  // The refused ones took nothing: the first session's own re-offer is fine.
+  EXPECT_EQ(Code(Call({{"op", "session.update"}, {"session", "first"}, {"leg", "a"},
+                       {"rx", {{"crypto", kKey1}}}})),
+            "ok");
+  // Released, the key is still refused within the window.
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "first"}})), "ok");
+  EXPECT_EQ(Code(Create("fourth", kKey1)), "key_reuse");
+}
+
+// A key's count started near its limit (no test sends 2^48 packets): the
+// leg says how far in session.get, stats lists it for the SBC to poll, and
+// the control loop's pass logs it once, by session and leg, never a key.
+TEST_F(SessionManagerTest, KeysNearTheirLimitAreReported) {
+  std::vector<std::string> logged;
+  manager_->SetLog([&](std::string_view line) { logged.emplace_back(line); });
+  ASSERT_EQ(Code(Create("near", kKey1)), "ok");
+  auto flow_at = [&](const char* local) {
+    session::FlowKey key = session::FlowKey::From(*packet::Endpoint::Parse(local));
+    session::FlowRef ref{};
+    table_->LookupBulk(&key, 1, &ref);
+    return ref.flow;
+  };
+  // Leg a's receive key is read by flow 0 (arriving at a); its send key by
+  // flow 1 (arriving at b, leaving from a).
+  session::Flow* in_a = flow_at("10.0.1.1:30000");
+  session::Flow* in_b = flow_at("10.0.2.1:30000");
+  ASSERT_TRUE(in_a != nullptr && in_b != nullptr && in_a->rx != nullptr && in_b->tx != nullptr);
+  const uint64_t srtp_limit = uint64_t{1} << 48, srtcp_limit = uint64_t{1} << 31;
+  manager_->CheckKeyLimits();
+  EXPECT_EQ(Call({{"op", "stats"}})["keys_near_limit"], 0);
+  in_a->rx->SetKeyCountsForTesting(0, srtp_limit / 100 * 95 + 100, 0);
+  json g = Call({{"op", "session.get"}, {"session", "near"}});
+  EXPECT_EQ(g["legs"][0]["key_used_percent"]["rx"], 95) << g.dump();
+  EXPECT_EQ(g["legs"][0]["key_used_percent"]["tx"], 0);
+  EXPECT_EQ(g["legs"][0]["rekey_needed"], json::array({"rx"}));
+  EXPECT_FALSE(g["legs"][1]["key_used_percent"].contains("rx")) << "plain";
+  EXPECT_EQ(g["legs"][1]["rekey_needed"], json::array());
+  // SRTCP against its own 2^31.
+  in_b->tx->SetKeyCountsForTesting(0, 0, srtcp_limit / 100 * 92 + 100);
+  manager_->CheckKeyLimits();
+  json st = Call({{"op", "stats"}});
+  EXPECT_EQ(st["keys_near_limit"], 1) << "one leg, two directions";
+  ASSERT_EQ(st["rekey_needed"].size(), 2u) << st.dump();
+  EXPECT_EQ(st["rekey_needed"][0],
+            json({{"session", "near"}, {"leg", "a"}, {"direction", "rx"}, {"used_percent", 95}}));
+  EXPECT_EQ(st["rekey_needed"][1]["direction"], "tx");
+  EXPECT_EQ(st["rekey_needed"][1]["used_percent"], 92);
+  ASSERT_EQ(logged.size(), 2u);
+  EXPECT_NE(logged[0].find("session near leg a: the rx master key has carried 95%"),
+            std::string::npos)
+      << logged[0];
+  for (const std::string& line : logged) {
+    EXPECT_EQ(line.find("inline:"), std::string::npos);
+    EXPECT_EQ(line.find("WVNfX19zZW1jdGwg"), std::string::npos);
+  }
+  manager_->CheckKeyLimits();
+  EXPECT_EQ(logged.size(), 2u) << "logged once";
+  // Below the warning nothing is reported.
+  in_b->tx->SetKeyCountsForTesting(0, 0, srtcp_limit / 100 * 80);
+  // A re-key of rx: the new key starts afresh (the previous one, carried for
+  // the overlap with its count, is not what needs re-keying).
+  ASSERT_EQ(Code(Call({{"op", "session.update"}, {"session", "near"}, {"leg", "a"},
+                       {"rx", {{"crypto", kKey2}}}})),
+            "ok");
+  manager_->CheckKeyLimits();
+  st = Call({{"op", "stats"}});
+  EXPECT_EQ(st["keys_near_limit"], 0) << st.dump();
+  EXPECT_EQ(st["rekey_needed"], json::array());
+}
+
+TEST_F(SessionManagerTest, ReleasedKeysAgeOutAfterTheWindow) {
+  config_.security.key_reuse_window_s = 0;
+  MakeManager(30000, 30099, 0);
+  ASSERT_EQ(Code(Create("first", kKey1)), "ok");
+  EXPECT_EQ(Code(Create("second", kKey1)), "key_reuse") << "in use: refused whatever the window";
+  ASSERT_EQ(Code(Call({{"op", "session.delete"}, {"session", "first"}})), "ok");
+  EXPECT_EQ(Code(Create("second", kKey1)), "ok");
+}
+
 TEST_F(SessionManagerTest, PortsRestBeforeReuseAndTheRangeRunsOut) {
   MakeManager(30000, 30003, 60);  // two even ports per interface
   ASSERT_EQ(Code(Create("p1")), "ok");

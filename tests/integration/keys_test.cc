@@ -198,6 +198,7 @@ TEST(KeysTest, RefusesCoreDumpsAndDropsPrivilegesOnceUp) {
   const std::string skip = daemon.Start(
       {"keysuser", "10.207.3", "10.207.4",
        "[media]\nport_min = 31000\nport_max = 31099\n"
+       "[limits]\nmax_sessions = 100\n"  // key memory within the lock limit once not root
        "[security]\nuser = \"nobody\"\ngroup = \"nogroup\"\n"});
   if (!skip.empty()) GTEST_SKIP() << "skipped: " << skip;
   ASSERT_TRUE(daemon.running());
@@ -218,6 +219,7 @@ TEST(KeysTest, CoreDumpsOnlyWhenConfigured) {
   Daemon daemon;
   const std::string skip = daemon.Start(
       {"keysdump", "10.207.5", "10.207.6",
+       "[limits]\nmax_sessions = 100\n"  // key memory within the lock limit once not root
        "[security]\ncore_dumps = true\nuser = \"nobody\"\ngroup = \"nogroup\"\n"});
   if (!skip.empty()) GTEST_SKIP() << "skipped: " << skip;
   ASSERT_TRUE(daemon.running());

@@ -103,6 +103,27 @@ TEST(HotArenaTest, RegionsAreAdvisedForTransparentHugepages) {
   FreeHot(p, 4096);
 }
 
+// Session keys live in the regions: locked (never swapped) and left out of
+// core dumps. The lock needs RLIMIT_MEMLOCK room (or root, as the tests run).
+TEST(HotArenaTest, RegionsHoldingKeysAreLockedAndNotDumped) {
+  if (!HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
+  }
+  srtp::MasterKey key;
+  key.suite = crypto::Suite::kAesCm128HmacSha1_80;
+  key.key.fill(7);
+  auto ctx = srtp::Context::Create(std::span<const srtp::MasterKey>(&key, 1), {});
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  const std::string flags = testing::VmFlags(ctx->get());
+  ASSERT_FALSE(flags.empty()) << "no VmFlags for the context's mapping";
+  EXPECT_NE(flags.find(" dd "), std::string::npos) << "not MADV_DONTDUMP: " << flags;
+  if (GetHotArenaStats().unlocked_regions == 0) {
+    EXPECT_NE(flags.find(" lo "), std::string::npos) << "not locked: " << flags;
+  } else {
+    ADD_FAILURE() << "RLIMIT_MEMLOCK refused to lock a region (run as root or raise it)";
+  }
+}
+
 TEST(HotArenaTest, ThreadsAllocateAndFreeConcurrently) {
   const HotArenaStats before = GetHotArenaStats();
   std::vector<std::thread> threads;

@@ -53,6 +53,31 @@ TEST(RekeyTest, AdoptTakesTheOfferedContextsAndParksTheReplacedOnes) {
   EXPECT_FALSE(rekey::Pending(flow));
 }
 
+// The key carried from the replaced receive context keeps counting from
+// where the worker left it there: the count belongs to the master key.
+TEST(RekeyTest, AdoptCarriesTheReplacedKeysPacketCounts) {
+  auto rx_old = MakeContext(1);
+  srtp::MasterKey key;
+  key.key.fill(5);
+  key.salt.fill(6);
+  srtp::ContextOptions options;
+  options.trial_keys = true;
+  auto rx_new = *srtp::Context::Create(std::span<const srtp::MasterKey>(&key, 1), options,
+                                       rx_old.get());
+  // The worker counts on with the old context after the new one is made.
+  rx_old->SetKeyCountsForTesting(0, 1000, 40);
+  Flow flow;
+  flow.rx = rx_old.get();
+  rekey::Offer(flow.rx_next, rx_new.get());
+  rekey::Adopt(flow, 1);
+  ASSERT_EQ(flow.rx, rx_new.get());
+  ASSERT_EQ(rx_new->carried_key(), 1);
+  EXPECT_EQ(rx_new->srtp_packets(1), 1000u);
+  EXPECT_EQ(rx_new->srtcp_packets(1), 40u);
+  EXPECT_EQ(rx_new->srtp_packets(0), 0u) << "the new key starts at zero";
+  EXPECT_EQ(rekey::TakeRetired(flow.rx_retired), rx_old.get());
+}
+
 TEST(RekeyTest, NothingOfferedLeavesTheFlowAlone) {
   auto rx = MakeContext(1);
   Flow flow;

@@ -681,14 +681,26 @@ TEST_P(EngineTest, KeyLifetimeIsEnforced) {
   EXPECT_TRUE(tx->exhausted(0));
   Bytes b = MakeRtp(ssrc, seq++);
   EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kLifetimeExhausted);
-  // SRTCP is counted apart: 5 more, then exhausted too.
-  for (int i = 0; i < 5; ++i) {
-    Bytes r = MakeRtcp(ssrc);
-    ASSERT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, r), Verdict::kOk) << "SRTCP " << i;
-    EXPECT_EQ(libsrtp_rx->UnprotectRtcp(r), srtp_err_status_ok) << "SRTCP " << i;
-  }
+  // One limit for SRTP and SRTCP together (as libsrtp2 keeps one per master
+  // key; RFC 4568 §6.1: "SRTP or SRTCP packets"): SRTCP is refused too.
   Bytes r = MakeRtcp(ssrc);
   EXPECT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, r), Verdict::kLifetimeExhausted);
+  // And the other way round: three SRTCP and two SRTP packets use it up.
+  auto mixed = NewContext(keys);
+  ASSERT_TRUE(mixed);
+  for (int i = 0; i < 3; ++i) {
+    Bytes m = MakeRtcp(ssrc);
+    ASSERT_EQ(RunOne(*engine_, Op::kProtectRtcp, *mixed, m), Verdict::kOk) << "SRTCP " << i;
+    EXPECT_EQ(libsrtp_rx->UnprotectRtcp(m), srtp_err_status_ok) << "SRTCP " << i;
+  }
+  for (uint16_t i = 0; i < 3; ++i) {
+    Bytes m = MakeRtp(ssrc + 1, i);
+    EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *mixed, m),
+              i < 2 ? Verdict::kOk : Verdict::kLifetimeExhausted)
+        << "SRTP " << i;
+  }
+  EXPECT_TRUE(mixed->exhausted(0));
+  EXPECT_EQ(mixed->KeyUsedPercent(0), 100u);
   // Re-key at a packet boundary: the second key carries on.
   tx->SetActiveKey(1);
   b = MakeRtp(ssrc, seq++);
@@ -712,6 +724,46 @@ TEST_P(EngineTest, KeyLifetimeIsEnforced) {
         << "job " << i << ": " << Name(v[i]);
   }
   EXPECT_TRUE(burst_tx->exhausted(0));
+}
+
+// RFC 3711 §9.2's limits themselves, from counts started just below them
+// (no test sends 2^48 packets): 2^48 SRTP and SRTCP packets together, 2^31
+// SRTCP packets, in both directions.
+TEST_P(EngineTest, PacketLimitsFromACountStartedHigh) {
+  SCOPED_TRACE(Seed());
+  MasterKey keys[1] = {KeyFor(GetParam().suite, rng_, 0, 0)};
+  auto tx = NewContext(keys);
+  auto rx = NewContext(keys);
+  ASSERT_TRUE(tx && rx);
+  const uint64_t srtp_limit = uint64_t{1} << 48, srtcp_limit = uint64_t{1} << 31;
+  tx->SetKeyCountsForTesting(0, srtp_limit - 2, 1);
+  rx->SetKeyCountsForTesting(0, srtp_limit - 2, 1);
+  EXPECT_EQ(tx->KeyUsedPercent(0), 99u);
+  const uint32_t ssrc = 0x0a0b0c0d;
+  Bytes b = MakeRtp(ssrc, 1);
+  ASSERT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk);
+  EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kOk);
+  EXPECT_TRUE(tx->exhausted(0)) << "2^48 - 1 SRTP and 1 SRTCP";
+  EXPECT_EQ(tx->KeyUsedPercent(0), 100u);
+  b = MakeRtp(ssrc, 2);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kLifetimeExhausted);
+  Bytes r = MakeRtcp(ssrc);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, r), Verdict::kLifetimeExhausted);
+  // The receiver refuses past the same limit.
+  auto tx2 = NewContext(keys);
+  ASSERT_TRUE(tx2);
+  b = MakeRtp(ssrc, 3);
+  ASSERT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx2, b), Verdict::kOk);
+  EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kLifetimeExhausted);
+  // SRTCP alone: 2^31.
+  auto tx3 = NewContext(keys);
+  ASSERT_TRUE(tx3);
+  tx3->SetKeyCountsForTesting(0, 0, srtcp_limit - 1);
+  r = MakeRtcp(ssrc);
+  ASSERT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx3, r), Verdict::kOk);
+  r = MakeRtcp(ssrc);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx3, r), Verdict::kLifetimeExhausted);
+  EXPECT_EQ(tx3->KeyUsedPercent(0), 100u);
 }
 
 // Protect into a buffer one byte short of the overhead: kNoTailroom, and

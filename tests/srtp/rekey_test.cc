@@ -128,6 +128,56 @@ TEST_P(RekeyTest, OverlapAcceptsBothKeysAcrossTheWrapThenOnlyTheNew) { Overlap(f
 
 TEST_P(RekeyTest, OverlapWithThePreviousContextsPreparedKey) { Overlap(true); }
 
+// With MKIs the replaced key is found by its MKI, not tried: it is still
+// accepted until the overlap's deadline and refused (kKeyRetired) after it;
+// its packet count carries on from the previous context, where the owner
+// counted until the hand-over.
+TEST_P(RekeyTest, MkiKeyIsRetiredAtTheDeadlineAndKeepsItsCount) {
+  std::mt19937 rng(11);
+  MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
+  old_key.mki_len = new_key.mki_len = 2;
+  old_key.mki[1] = 1;
+  new_key.mki[1] = 2;
+  auto tx_old = *Context::Create({&old_key, 1}, {});
+  auto tx_new = *Context::Create({&new_key, 1}, {});
+  auto rx = *Context::Create({&old_key, 1}, {});
+  uint16_t seq = 100;
+  for (int i = 0; i < 10; ++i, ++seq) {
+    std::vector<uint8_t> p = Rtp(seq, 7);
+    ASSERT_EQ(Protect(*tx_old, p), Verdict::kOk);
+    ASSERT_EQ(Unprotect(*rx, p), Verdict::kOk);
+  }
+  // Made while the owner still counts on rx: two more packets come after.
+  auto next = *Context::Create({&new_key, 1}, {}, rx.get());
+  for (int i = 0; i < 2; ++i, ++seq) {
+    std::vector<uint8_t> p = Rtp(seq, 7);
+    ASSERT_EQ(Protect(*tx_old, p), Verdict::kOk);
+    ASSERT_EQ(Unprotect(*rx, p), Verdict::kOk);
+  }
+  ASSERT_EQ(next->key_count(), 2);
+  const int carried = next->carried_key();
+  ASSERT_EQ(carried, 1);
+  next->AdoptStreamsFrom(*rx);
+  next->AdoptKeyCountsFrom(*rx);
+  EXPECT_EQ(next->srtp_packets(carried), 12u) << "the master key's count, not the context's";
+  engine_->SetNow(100);
+  next->SetTrialDeadline(200);
+
+  std::vector<uint8_t> late = Rtp(seq++, 7);
+  ASSERT_EQ(Protect(*tx_old, late), Verdict::kOk);
+  EXPECT_EQ(Unprotect(*next, late), Verdict::kOk) << "in flight, within the overlap";
+  EXPECT_EQ(next->srtp_packets(carried), 13u);
+  engine_->SetNow(200);
+  std::vector<uint8_t> too_late = Rtp(seq++, 7);
+  ASSERT_EQ(Protect(*tx_old, too_late), Verdict::kOk);
+  EXPECT_EQ(Unprotect(*next, too_late), Verdict::kKeyRetired);
+  EXPECT_EQ(next->srtp_packets(carried), 13u);
+  std::vector<uint8_t> fresh = Rtp(seq++, 7);
+  ASSERT_EQ(Protect(*tx_new, fresh), Verdict::kOk);
+  EXPECT_EQ(Unprotect(*next, fresh), Verdict::kOk);
+  EXPECT_EQ(next->srtp_packets(0), 1u);
+}
+
 // A context cannot carry a key of another suite or MKI length, nor take the
 // previous key again as a new one.
 TEST_P(RekeyTest, PreviousContextMustMatchAndDiffer) {

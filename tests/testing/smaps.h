@@ -28,6 +28,24 @@ inline std::string ThpEligible(const void* p) {
   return "";
 }
 
+// The "VmFlags" field of the mapping that holds p (two-letter flags such as
+// "lo" for locked, "dd" for left out of core dumps), or "" if none.
+inline std::string VmFlags(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(smaps, line)) {
+    unsigned long start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find(' ') > 8) {
+      inside = addr >= start && addr < end;
+      continue;
+    }
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8) + " ";
+  }
+  return "";
+}
+
 // The kernel's transparent hugepage mode line, e.g. "always [madvise] never".
 inline std::string ThpMode() {
   std::ifstream enabled("/sys/kernel/mm/transparent_hugepage/enabled");

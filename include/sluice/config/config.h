@@ -70,6 +70,9 @@ struct MediaConfig {
   // A leg with a plain or unauthenticated receive side learns its peer from
   // traffic before its call is answered (ng); false: only after.
   bool learn_before_answer = false;
+  // A master key that has carried this percentage of its packet limit
+  // (RFC 3711 §9.2, or its SDES lifetime) is reported for re-keying; 1..99.
+  uint32_t key_limit_warn_percent = 90;
 };
 
 // [control.tls]: the control protocol over mutual TLS on TCP
@@ -140,6 +143,13 @@ struct SecurityConfig {
   // stays who started it. Checked at load: the user and group must exist.
   std::string user;
   std::string group;
+  // A master key is refused (key_reuse) while any session uses it and for
+  // this long after; 0..2592000 (30 days).
+  uint32_t key_reuse_window_s = 86400;
+  // Key memory is locked (mlock) so it never reaches swap. When the lock
+  // limit (RLIMIT_MEMLOCK) cannot be raised enough, sluiced refuses to start
+  // unless this is true (then it warns and runs with keys that may swap).
+  bool allow_unlocked_keys = false;
 };
 
 struct Config {

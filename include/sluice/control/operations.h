@@ -87,6 +87,12 @@ struct LegInfo {
   std::string rx_suite;  // suite name or "plain"
   std::string tx_suite;
   LegCounters counters;
+  // How far each direction's master key has gone toward its packet limit,
+  // in percent (none for plain), and the directions past [media]
+  // key_limit_warn_percent ("rx", "tx"): the SBC should re-key them.
+  std::optional<uint32_t> rx_key_used_percent;
+  std::optional<uint32_t> tx_key_used_percent;
+  std::vector<std::string> rekey_needed;
   // Only in a create/update reply, and only for a tx key Sluice generated:
   // the SDES attribute value the SBC must put in its SDP. Never in get/list
   // (the codec drops it from every other reply). Wiped by the destructor.
@@ -134,11 +140,24 @@ struct MemoryStats {
   uint64_t mapped_bytes = 0;          // of 2 MiB regions, for hugepages
 };
 
+// A direction of a leg whose key is past the warning (Stats::rekey_needed).
+struct RekeyNeeded {
+  std::string session;
+  std::string leg;
+  std::string direction;  // "rx" or "tx"
+  uint32_t used_percent = 0;
+};
+
 struct Stats {
   uint64_t sessions = 0;
   // Deleted sessions whose memory (and keys) wait for every worker to pass
   // a quiescent state before they are freed.
   uint64_t sessions_reclaiming = 0;
+  // Legs with a key past [media] key_limit_warn_percent, and which (as of
+  // the control loop's last pass, at most kMaxRekeyNeeded of them).
+  uint64_t keys_near_limit = 0;
+  std::vector<RekeyNeeded> rekey_needed;
+  static constexpr size_t kMaxRekeyNeeded = 1000;
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sluice/config/config.h"
+#include "sluice/control/key_registry.h"
 #include "sluice/control/operations.h"
 #include "sluice/control/worker_watch.h"
 #include "sluice/packet/address.h"
@@ -94,6 +95,13 @@ class SessionManager : public Operations {
 
   // Where stats gets the ports' counters (none until set).
   void SetPortStats(PortStatsFn port_stats) { port_stats_ = std::move(port_stats); }
+  // Where the manager's log lines go (none until set): a key nearing its
+  // limit, named by session and leg (never a key).
+  void SetLog(std::function<void(std::string_view)> log) { log_ = std::move(log); }
+  // Control loop, from Tick at most once a second: finds the keys past
+  // [media] key_limit_warn_percent from the counts the workers keep, logs
+  // each once, and keeps the list stats returns.
+  void CheckKeyLimits();
 
  private:
   // An interface's even RTP ports: those that may be handed out, in no
@@ -121,6 +129,9 @@ class SessionManager : public Operations {
     std::optional<KeyInUse> rx_key;
     std::optional<KeyInUse> tx_key;
     bool tx_unencrypted_srtcp = false;
+    // Directions already logged as past the key warning: bit 0 rx, bit 1
+    // tx; cleared by a re-key of that direction.
+    uint8_t key_warned = 0;
   };
   struct Entry {
     uint64_t id = 0;
@@ -147,6 +158,11 @@ class SessionManager : public Operations {
   // not list is added by id).
   void AddWorkerWatch(std::vector<WorkerStats>& workers) const;
 
+  // The process-wide reuse check: refuses `fps` (naming `field`) when one is
+  // used by another session or was within [security] key_reuse_window_s.
+  absl::Status AdmitAcrossSessions(const std::vector<srtp::KeyFingerprint>& fps, uint64_t owner,
+                                   const std::string& field);
+
   // Create, in order: check the request, each leg's interface and keys, the
   // ports, the session published in the flow table.
   absl::Status CheckCreate(const CreateRequest& request) const;
@@ -161,7 +177,7 @@ class SessionManager : public Operations {
   static absl::StatusOr<int> FindLeg(const Entry& entry, const UpdateRequest& request);
   absl::Status PlanKeyChange(const CryptoSpec& spec, const std::string& field,
                              const std::optional<KeyInUse>& current,
-                             std::optional<std::string>* generated,
+                             std::optional<std::string>* generated, uint64_t owner,
                              std::vector<srtp::KeyFingerprint>& seen, KeyChange& change);
   static bool RepeatsKeyInUse(const std::vector<srtp::MasterKey>& next,
                               const std::vector<srtp::KeyFingerprint>& next_fp,
@@ -185,6 +201,10 @@ class SessionManager : public Operations {
                                                        std::optional<std::string>* generated);
   srtp::ContextOptions ContextOptionsFor() const;
   void ResolveNextHops(Entry& entry);
+  // How far leg's rx (or tx) key has gone toward its limit, in percent;
+  // none for plain.
+  static std::optional<uint32_t> KeyUsedPercent(const Entry& entry, int leg, bool rx);
+  void CheckLegKeys(const std::string& name, Entry& entry, int leg);
 
   config::Config config_;
   std::vector<InterfaceInfo> interfaces_;
@@ -204,6 +224,13 @@ class SessionManager : public Operations {
   // against max_sessions, which bounds it.
   std::deque<Reclaiming> reclaiming_;
   WorkerWatch watch_;
+  // Fingerprints of the keys every session uses or used lately.
+  KeyRegistry key_registry_;
+  std::function<void(std::string_view)> log_;
+  // The last CheckKeyLimits pass: when, its findings.
+  uint64_t key_check_ms_ = 0;
+  uint64_t keys_near_limit_ = 0;
+  std::vector<RekeyNeeded> rekey_needed_;
 };
 
 }  // namespace sluice::control

@@ -42,7 +42,13 @@ struct HotArenaStats {
   uint64_t in_use_bytes = 0;    // in live blocks (rounded up to 64 bytes)
   uint64_t mapped_bytes = 0;    // of regions mapped from the kernel
   uint64_t regions = 0;
+  // Regions are locked in memory (mlock2, MLOCK_ONFAULT) and left out of
+  // core dumps (MADV_DONTDUMP): they hold session keys. These the lock
+  // limit (RLIMIT_MEMLOCK) refused; they are still left out of dumps.
+  uint64_t unlocked_regions = 0;
 };
+// Bytes of one region: what RLIMIT_MEMLOCK must allow for each.
+inline constexpr size_t kHotRegionBytes = size_t{2} << 20;
 HotArenaStats GetHotArenaStats();
 
 // Whether blocks come from hugepage-advised regions (false under

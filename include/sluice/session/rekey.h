@@ -5,9 +5,10 @@
 // rx_retired and the tx pair):
 //   control thread  Offer: stores a finished context (or kPlain) in *_next;
 //   owning worker   Adopt: at a burst boundary takes it, carries the streams
-//                   (ROC, replay window) over, keeps trying the replaced
-//                   receive key for the flow's overlap, and parks the
-//                   replaced context in *_retired;
+//                   (ROC, replay window) and the carried key's packet counts
+//                   over, keeps accepting the replaced receive key (by MKI,
+//                   or tried second without MKIs) for the flow's overlap,
+//                   and parks the replaced context in *_retired;
 //   control thread  TakeRetired: frees it (wiping its keys) once parked.
 // A worker adopts only when *_retired is empty, so at most one replaced
 // context per side waits for the control thread. A context in *_next that
@@ -57,7 +58,10 @@ inline void AdoptSide(std::atomic<srtp::Context*>& next_slot,
   if (next == Plain()) {
     current = nullptr;
   } else {
-    if (old != nullptr) next->AdoptStreamsFrom(*old);
+    if (old != nullptr) {
+      next->AdoptStreamsFrom(*old);
+      next->AdoptKeyCountsFrom(*old);
+    }
     next->SetTrialDeadline(overlap_tsc != nullptr ? now + *overlap_tsc : UINT64_MAX);
     current = next;
   }

@@ -84,6 +84,9 @@ class Session {
   // over, taken by its worker or not; null for plain RTP). Its keys may be
   // read; it lives until a later hand-over replaces it.
   const srtp::Context* newest_rx(int leg) const { return newest_rx_[leg]; }
+  // Control thread: leg i's newest send context (null for plain RTP), as
+  // newest_rx. Its counts may be read (relaxed) while its worker counts.
+  const srtp::Context* newest_tx(int leg) const { return newest_tx_[leg]; }
   // Frees the contexts workers have stopped using. Returns how many.
   int CollectRetired();
   // Whether a handed-over context is still waiting for its worker.
@@ -127,6 +130,7 @@ class Session {
   // Every context the flows use, were handed or have not yet retired.
   std::vector<std::unique_ptr<srtp::Context>> contexts_;
   std::array<const srtp::Context*, 2> newest_rx_{};
+  std::array<const srtp::Context*, 2> newest_tx_{};
   std::vector<packet::Endpoint> published_;
 };
 

@@ -14,6 +14,7 @@
 #define SLUICE_SRTP_CONTEXT_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -92,13 +93,32 @@ class Context {
   // Packets protected or unprotected so far with master key `index`, and
   // whether it has reached its lifetime (then protect refuses with
   // kLifetimeExhausted and the control plane should re-key).
-  uint64_t srtp_packets(int index) const { return keys_[index].srtp_count; }
-  uint64_t srtcp_packets(int index) const { return keys_[index].srtcp_count; }
+  uint64_t srtp_packets(int index) const { return LoadCount(keys_[index].srtp_count); }
+  uint64_t srtcp_packets(int index) const { return LoadCount(keys_[index].srtcp_count); }
   bool exhausted(int index) const;
+  // How far master key `index` has gone toward its limits, in percent
+  // (0 to 100, rounded down): SRTP and SRTCP packets together against the
+  // SRTP limit (2^48 or the SDES lifetime: one limit per master key, as
+  // libsrtp2 counts it and as RFC 4568 §6.1 words the lifetime), and SRTCP
+  // packets alone against 2^31 (RFC 3711 §9.2), whichever is further. Any
+  // thread: relaxed reads of the owner's counts.
+  uint32_t KeyUsedPercent(int index) const noexcept;
+  // The furthest of the keys this context was made with (the carried key
+  // ends with the overlap and is not counted). Any thread.
+  uint32_t UsedPercent() const noexcept;
+  // The owner's counter writes and anyone's reads: relaxed, a plain store
+  // and load on x86-64, so another thread may read a count while it moves.
+  static void StoreCount(uint64_t& c, uint64_t v) noexcept {
+    std::atomic_ref<uint64_t>(c).store(v, std::memory_order_relaxed);
+  }
+  static uint64_t LoadCount(const uint64_t& c) noexcept {
+    return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(c)).load(std::memory_order_relaxed);
+  }
 
   // A master key as the engine uses it: one cache line. The session keys
   // and limits never change after Create; the counts are written by the
-  // owner thread only.
+  // owner thread only (StoreCount). The SRTP limit bounds SRTP and SRTCP
+  // packets together, the SRTCP limit SRTCP packets alone.
   struct alignas(64) Key {
     crypto::SessionKey* srtp = nullptr;   // in the context's block
     crypto::SessionKey* srtcp = nullptr;
@@ -186,10 +206,27 @@ class Context {
     }
   }
 
-  // Keys after the first are tried on unprotect only while now < deadline
-  // (Engine::SetNow's clock). Default: no deadline.
+  // The re-key overlap's end (Engine::SetNow's clock): keys after the first
+  // are tried on unprotect only while now < deadline, and the key carried
+  // from the previous context (see Create) is refused after it, by MKI too.
+  // Default: no deadline.
   void SetTrialDeadline(uint64_t deadline) noexcept { trial_until_ = deadline; }
   uint64_t trial_deadline() const noexcept { return trial_until_; }
+  // The index of the key carried from the previous context, or -1.
+  int carried_key() const noexcept { return carried_; }
+  // Whether master key k is the carried one and the overlap is over. Any
+  // thread; on data in this object's first line or two.
+  bool KeyRetired(int k, uint64_t now) const noexcept { return k == carried_ && now >= trial_until_; }
+  // Re-key, owner thread, with AdoptStreamsFrom: the carried key's packet
+  // counts are the master key's, so they go on from what `old` counted with
+  // it (RFC 3711 §9.2's limit is per master key, not per context).
+  void AdoptKeyCountsFrom(const Context& old) noexcept;
+  // Test only: starts master key k's counts at these values, as if it had
+  // carried that many packets (a key's limit is 2^48; no test sends that).
+  void SetKeyCountsForTesting(int k, uint64_t srtp, uint64_t srtcp) noexcept {
+    keys_[static_cast<size_t>(k)].srtp_count = srtp;
+    keys_[static_cast<size_t>(k)].srtcp_count = srtcp;
+  }
 
  private:
   struct Layout;  // where each part sits in the block (context.cc)
@@ -218,6 +255,7 @@ class Context {
   Key* active_key_ = nullptr;
   const crypto::SessionKey* active_srtp_key_ = nullptr;
   uint64_t trial_until_ = UINT64_MAX;
+  int carried_ = -1;  // the key carried from the previous context, or -1
   size_t memory_bytes_ = 0;
   // In the context's block, after this object.
   std::span<Key> keys_;

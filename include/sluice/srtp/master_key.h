@@ -54,6 +54,10 @@ class KeyFingerprint {
  public:
   explicit KeyFingerprint(const MasterKey& key);
   bool Matches(const KeyFingerprint& other) const;
+  // A hash of the key and the salt bytes every suite has: equal for two
+  // fingerprints that match, so a table of fingerprints can be keyed by it.
+  // As secret as the fingerprint itself.
+  uint64_t bucket() const;
 
  private:
   std::array<uint8_t, 16> short_salt_{};

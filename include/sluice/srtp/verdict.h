@@ -19,8 +19,9 @@ enum class Verdict : uint8_t {
   kNoTailroom,         // buffer too small for the tag (protect)
   kStreamLimit,        // more SSRCs than the context keeps state for
   kCryptoError,        // the crypto library refused the burst (fail closed)
+  kKeyRetired,         // the replaced master key's MKI after the re-key overlap
 };
-inline constexpr int kVerdictCount = 10;
+inline constexpr int kVerdictCount = 11;
 
 // Stable names for counters and logs ("ok", "auth_failed", ...).
 const char* VerdictName(Verdict v) noexcept;

@@ -34,6 +34,7 @@ enum class DropReason : uint8_t {
   kRateLimited,       // leg over its packet rate
   kHandoffFull,       // the owning worker's hand-off ring is full
   kWrongInterface,    // arrived on another port or VLAN than its leg's interface
+  kKeyRetired,        // a replaced master key's MKI after the re-key overlap
 };
 inline constexpr int kDropReasonCount = 25;
 
