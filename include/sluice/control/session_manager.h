@@ -90,14 +90,15 @@ class SessionManager : public Operations {
   // Deleted sessions whose memory waits for a grace period.
   size_t reclaiming_count() const { return reclaiming_.size(); }
   const WorkerWatch& worker_watch() const { return watch_; }
-  // Where stalls and recoveries are logged (nowhere until set).
-  void SetLog(std::function<void(std::string_view)> log) { watch_.set_log(std::move(log)); }
 
   // Where stats gets the ports' counters (none until set).
   void SetPortStats(PortStatsFn port_stats) { port_stats_ = std::move(port_stats); }
-  // Where the manager's log lines go (none until set): a key nearing its
-  // limit, named by session and leg (never a key).
-  void SetLog(std::function<void(std::string_view)> log) { log_ = std::move(log); }
+  // Where the manager's log lines go (none until set): a worker's stall and
+  // recovery, a key nearing its limit named by session and leg (never a key).
+  void SetLog(std::function<void(std::string_view)> log) {
+    watch_.set_log(log);
+    log_ = std::move(log);
+  }
   // Control loop, from Tick at most once a second: finds the keys past
   // [media] key_limit_warn_percent from the counts the workers keep, logs
   // each once, and keeps the list stats returns.
