@@ -72,7 +72,8 @@ uint64_t PacketLimit(uint64_t lifetime, uint64_t suite_max) {
 
 // The block, each part starting a cache line, in the order an RTP packet
 // reads it: this object, the keys' lines, the first key's SRTP session key,
-// the replay windows' words, the streams, the AES-GCM tables (the first
+// the replay windows' words, the streams (then the record of retired ones,
+// which no packet of a stream in a slot reads), the AES-GCM tables (the first
 // key's SRTP ones first), then the other session keys. A packet of the first
 // stream with the first key reads lines 0 to 6 and two more a line or two
 // apart, nearly one run of memory rather than a few.
@@ -88,7 +89,8 @@ struct Context::Layout {
         first_key_at(keys_at + n_keys * sizeof(Key)),
         words_at(first_key_at + sizeof(crypto::SessionKey)),
         streams_at(words_at + Lines(size_t{options.max_streams} * 2 * words * 8)),
-        tables_at(streams_at + options.max_streams * sizeof(Stream)),
+        tables_at(streams_at + options.max_streams * sizeof(Stream) +
+                  Lines(size_t{options.max_streams} * kRetiredPerStream * sizeof(Retired))),
         other_keys_at(tables_at + n_tables * sizeof(crypto::GcmTables)),
         total(other_keys_at + (2 * n_keys - 1) * sizeof(crypto::SessionKey)) {}
 
@@ -182,6 +184,7 @@ std::unique_ptr<Context> Context::Place(const Layout& at, const crypto::SuiteInf
   ctx->streams_ = {streams, options.max_streams};
   ctx->window_words_ = reinterpret_cast<uint64_t*>(block + at.words_at);
   std::fill_n(ctx->window_words_, size_t{options.max_streams} * 2 * at.words, uint64_t{0});
+  for (Retired& r : ctx->retired()) new (&r) Retired();
   for (uint32_t i = 0; i < options.max_streams; ++i) {
     Stream& s = *new (&streams[i]) Stream();
     s.rtp_window.Init(&ctx->window_words_[(2 * i) * at.words], options.replay_window);
@@ -271,19 +274,49 @@ uint32_t Context::UsedPercent() const noexcept {
 }
 
 void Context::AdoptStreamsFrom(const Context& old) noexcept {
+  InheritRetired(old);
   for (const Stream& from : old.streams_) {
     if (!from.in_use()) continue;
     Stream* to = FindOrAddStream(from.ssrc, from.last_used - 1);
-    if (to == nullptr) return;  // fewer slots than before: the rest start afresh
+    if (to == nullptr) {
+      // Fewer slots than before: the rest are remembered where there is room.
+      bool full = false;
+      if (Retired* r = RetireInto(from, from.ssrc, &full); r != nullptr) Remember(from, *r);
+      continue;
+    }
     to->rtp_window.CopyFrom(from.rtp_window);
     to->rtcp_window.CopyFrom(from.rtcp_window);
     to->srtcp_index = from.srtcp_index;
   }
 }
 
+// Old's records guard indices used under old's keys: kept when this context
+// holds one of them (an old key carried for the overlap), as inherited ones.
+// What old itself inherited guards keys older still, which old held and this
+// context does not (a re-key never brings a used key back): dropped.
+void Context::InheritRetired(const Context& old) noexcept {
+  bool shared_key = false;
+  for (const Key& mine : keys_) {
+    for (const Key& theirs : old.keys_) {
+      shared_key = shared_key || crypto::SamePreparedKey(*mine.srtp, *theirs.srtp);
+    }
+  }
+  for (Retired& r : retired()) r = Retired();
+  if (!shared_key) return;
+  std::span<Retired> to = retired();
+  size_t n = 0;
+  for (const Retired& r : old.retired()) {
+    if (!r.used() || (r.rtp_next & Retired::kInherited) != 0 || n == to.size()) continue;
+    to[n] = r;
+    to[n++].rtp_next |= Retired::kInherited;
+  }
+}
+
 void Context::SeedRtpStream(uint32_t ssrc, uint32_t roc, uint16_t highest_seq) noexcept {
-  if (Stream* s = FindOrAddStream(ssrc, 0)) {
-    s->rtp_window.Seed((uint64_t{roc} << 16) | highest_seq);
+  const uint64_t index = (uint64_t{roc} << 16) | highest_seq;
+  Stream* s = FindOrAddStream(ssrc, 0);
+  if (s != nullptr && (s->rtp_window.empty() || s->rtp_window.top() < index)) {
+    s->rtp_window.Seed(index);
   }
 }
 
@@ -300,19 +333,89 @@ const Context::Stream* Context::ReclaimableStream(uint64_t now) const noexcept {
   return lru;
 }
 
+// A slot reclaimed from an idle SSRC: the idle one is remembered first (so
+// that, should it come back, it never uses or accepts an index twice under
+// these keys: RFC 3711 §9.1 keystream reuse, §3.3.2 replay), and with no
+// room to remember it the slot is not reclaimed. The new SSRC starts a
+// stream of its own (RFC 3711 §3.3.1: its ROC starts at 0), or resumes from
+// its own record.
 Context::Stream* Context::ClaimStream(uint32_t ssrc, uint64_t now) noexcept {
   Stream* s = const_cast<Stream*>(ReclaimableStream(now));
   if (s == nullptr) return nullptr;
+  Retired* mine = FindRetired(ssrc);
+  const Retired resume = mine != nullptr ? *mine : Retired();
   if (s->in_use()) {
-    // Taken from an idle SSRC: the new one starts a stream of its own
-    // (RFC 3711 §3.3.1: a new SSRC's ROC starts at 0).
+    bool full = false;
+    Retired* into = RetireInto(*s, ssrc, &full);
+    if (full) return nullptr;
+    if (into != nullptr) Remember(*s, *into);
+    if (mine != nullptr && into != mine) *mine = Retired();
     s->rtp_window.Reset();
     s->rtcp_window.Reset();
     s->srtcp_index = 0;
+  } else if (mine != nullptr) {
+    *mine = Retired();
   }
   s->ssrc = ssrc;
   s->last_used = now + 1;
+  if (resume.used()) Resume(resume, *s);
   return s;
+}
+
+bool Context::CanAddStream(uint32_t ssrc, uint64_t now) const noexcept {
+  const Stream* s = ReclaimableStream(now);
+  if (s == nullptr) return false;
+  if (!s->in_use()) return true;
+  bool full = false;
+  RetireInto(*s, ssrc, &full);
+  return !full;
+}
+
+bool Context::RetiredRtpTop(uint32_t ssrc, uint64_t* top) const noexcept {
+  const Retired* r = FindRetired(ssrc);
+  if (r == nullptr || (r->rtp_next & Retired::kIndexMask) == 0) return false;
+  *top = (r->rtp_next & Retired::kIndexMask) - 1;
+  return true;
+}
+
+Context::Retired* Context::FindRetired(uint32_t ssrc) const noexcept {
+  for (Retired& r : retired()) {
+    if (r.used() && r.ssrc == ssrc) return &r;
+  }
+  return nullptr;
+}
+
+Context::Retired* Context::RetireInto(const Stream& s, uint32_t ssrc, bool* full) const noexcept {
+  *full = false;
+  if (s.rtp_window.empty() && s.rtcp_window.empty() && s.srtcp_index == 0) return nullptr;
+  if (Retired* mine = FindRetired(ssrc)) return mine;
+  for (Retired& r : retired()) {
+    if (!r.used()) return &r;
+  }
+  *full = true;
+  return nullptr;
+}
+
+// A sender's SRTCP index is the last one it used (0: none); a receiver's
+// window top is the highest it accepted.
+void Context::Remember(const Stream& s, Retired& into) noexcept {
+  uint32_t rtcp_next = s.srtcp_index == 0 ? 0 : s.srtcp_index + 1;
+  if (!s.rtcp_window.empty()) {
+    rtcp_next = std::max(rtcp_next, static_cast<uint32_t>(s.rtcp_window.top()) + 1);
+  }
+  const uint64_t rtp_next = s.rtp_window.empty() ? 0 : s.rtp_window.top() + 1;
+  into = Retired{s.ssrc, rtcp_next, Retired::kUsed | rtp_next};
+}
+
+// The stream carries on after the highest indices it used: a sender's next
+// SRTCP index follows, and nothing at or below them is accepted or sent.
+void Context::Resume(const Retired& r, Stream& s) noexcept {
+  const uint64_t rtp_next = r.rtp_next & Retired::kIndexMask;
+  if (rtp_next != 0) s.rtp_window.Resume(rtp_next - 1);
+  if (r.rtcp_next != 0) {
+    s.rtcp_window.Resume(r.rtcp_next - 1);
+    s.srtcp_index = r.rtcp_next - 1;
+  }
 }
 
 int Context::FindKeyByMki(const uint8_t* mki) const noexcept {

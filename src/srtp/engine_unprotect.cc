@@ -41,7 +41,8 @@ struct StreamStart {
 // that drops the packet. A stream's first packets: no state may be created
 // before one of them authenticates, but a burst that starts a stream right
 // at the wrap must still see the wrap, so its earlier packets in `starts`
-// stand in for the stream's state.
+// stand in for the stream's state. An SSRC whose slot was reclaimed resumes
+// from the highest index it had: nothing at or below it is accepted again.
 [[gnu::always_inline]] inline Verdict EstimateRtpIndex(Context& ctx, const RtpHeader& h,
                                                        uint64_t now, StreamStart* starts,
                                                        size_t* n_starts, uint64_t* index) noexcept {
@@ -52,12 +53,20 @@ struct StreamStart {
     ReplayCheck c = stream->rtp_window.Check(*index);
     return c == ReplayCheck::kNew ? Verdict::kOk : FromReplayCheck(c);
   }
-  if (stream == nullptr && !ctx.CanAddStream(now)) return Verdict::kStreamLimit;
+  uint64_t retired_top = 0;
+  bool retired = false;
+  if (stream == nullptr) {
+    if (!ctx.CanAddStream(static_cast<uint32_t>(h.ssrc), now)) return Verdict::kStreamLimit;
+    retired = ctx.RetiredRtpTop(static_cast<uint32_t>(h.ssrc), &retired_top);
+  }
   StreamStart* start = nullptr;
   for (size_t s = 0; s < *n_starts; ++s) {
     if (starts[s].ctx == &ctx && starts[s].ssrc == h.ssrc) start = &starts[s];
   }
-  *index = start != nullptr ? EstimateIndex(true, start->top, seq) : h.seq;
+  *index = start != nullptr ? EstimateIndex(true, start->top, seq)
+           : retired        ? EstimateIndex(true, retired_top, seq)
+                            : h.seq;
+  if (retired && *index <= retired_top) return Verdict::kReplayed;
   if (start == nullptr) {
     starts[(*n_starts)++] = StreamStart{&ctx, static_cast<uint32_t>(h.ssrc), *index};
   } else if (*index > start->top) {
@@ -295,7 +304,7 @@ void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict>
         verdicts[i] = FromReplayCheck(c);
         continue;
       }
-    } else if (!ctx.CanAddStream(now_)) {
+    } else if (!ctx.CanAddStream(ssrc, now_)) {
       verdicts[i] = Verdict::kStreamLimit;
       continue;
     }

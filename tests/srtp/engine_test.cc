@@ -888,8 +888,10 @@ TEST_P(EngineTest, StreamLimit) {
   EXPECT_NE(rx->FindStream(201), nullptr);
 }
 
-// A phone that changes SSRC (transfers, re-INVITEs) many more times than it
-// has slots, a few seconds apart: every new SSRC gets through both ways.
+// A phone that changes SSRC (transfers, re-INVITEs) more times than it has
+// slots, a few seconds apart: every new SSRC gets through both ways, as long
+// as the slots and the record of reclaimed ones (twice as many) last under
+// one key.
 TEST_P(EngineTest, SsrcChangesOverTimeKeepFlowing) {
   SKIP_IF_LIBSRTP_UNUSABLE();
   SCOPED_TRACE(Seed());
@@ -902,7 +904,7 @@ TEST_P(EngineTest, SsrcChangesOverTimeKeepFlowing) {
   auto peer = NewPeer(LibsrtpPeer::Role::kSender, {&key, 1});
   ASSERT_TRUE(tx && rx && peer);
   uint64_t now = 1;
-  for (uint32_t ssrc = 1; ssrc <= 5 * options.max_streams; ++ssrc) {
+  for (uint32_t ssrc = 1; ssrc <= 3 * options.max_streams; ++ssrc) {
     for (uint16_t seq = 1; seq <= 20; ++seq, now += 20) {
       engine_->SetNow(now);
       Bytes b = MakeRtp(ssrc, seq);
@@ -911,6 +913,171 @@ TEST_P(EngineTest, SsrcChangesOverTimeKeepFlowing) {
       ASSERT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, g), Verdict::kOk) << ssrc << " " << seq;
     }
     now += 3000;  // the next SSRC after a pause longer than stream_idle
+  }
+}
+
+// An SSRC whose send slot was reclaimed comes back under the same key: every
+// index it used (here on both sides of the wrap, ROC 0 and 1) is refused,
+// never protected twice (RFC 3711 §9.1: the keystream would repeat); its
+// next packets carry on at ROC 1 and its SRTCP index carries on too, as the
+// libsrtp receiver that saw the first packets checks.
+TEST_P(EngineTest, EvictedSenderNeverRepeatsAnIndex) {
+  SKIP_IF_LIBSRTP_UNUSABLE();
+  SCOPED_TRACE(Seed());
+  const MasterKey key = KeyFor(GetParam().suite, rng_);
+  ContextOptions options;
+  options.max_streams = 2;
+  options.stream_idle = 1000;
+  auto tx = NewContext({&key, 1}, options);
+  auto peer = NewPeer(LibsrtpPeer::Role::kReceiver, {&key, 1});
+  ASSERT_TRUE(tx && peer);
+  const uint32_t a = 0xa;
+  engine_->SetNow(1);
+  for (uint32_t i = 0; i < 20; ++i) {  // 65526 to 65535, then 0 to 9 at ROC 1
+    const uint16_t seq = static_cast<uint16_t>(65526 + i);
+    Bytes b = MakeRtp(a, seq);
+    ASSERT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk) << seq;
+    ASSERT_EQ(peer->UnprotectRtp(b), srtp_err_status_ok) << seq;
+  }
+  for (int i = 0; i < 3; ++i) {
+    Bytes b = MakeRtcp(a);
+    ASSERT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, b), Verdict::kOk);
+    ASSERT_EQ(peer->UnprotectRtcp(b), srtp_err_status_ok);
+  }
+  ASSERT_EQ(tx->FindStream(a)->roc(), 1u);
+  engine_->SetNow(2000);  // A idle: two other SSRCs take both slots
+  for (uint32_t other : {0xbu, 0xcu}) {
+    Bytes b = MakeRtp(other, 1);
+    ASSERT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk);
+  }
+  ASSERT_EQ(tx->FindStream(a), nullptr);
+  engine_->SetNow(4000);
+  for (uint16_t seq : {uint16_t{65526}, uint16_t{65530}, uint16_t{0}, uint16_t{5}, uint16_t{9}}) {
+    Bytes b = MakeRtp(a, seq);
+    EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kReplayed) << seq;
+  }
+  Bytes b = MakeRtp(a, 10);
+  ASSERT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk);
+  EXPECT_EQ(tx->FindStream(a)->roc(), 1u);
+  EXPECT_EQ(peer->UnprotectRtp(b), srtp_err_status_ok);
+  b = MakeRtcp(a);
+  ASSERT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, b), Verdict::kOk);
+  EXPECT_EQ(peer->UnprotectRtcp(b), srtp_err_status_ok);  // index 4, not 1 again
+}
+
+// Captured packets of an SSRC whose receive slot was reclaimed, replayed
+// after it: refused, SRTP (either side of the wrap) and SRTCP alike. The
+// SSRC's genuine next packets still verify (the ROC estimate carries on).
+TEST_P(EngineTest, EvictedSsrcReplaysAreRefused) {
+  SKIP_IF_LIBSRTP_UNUSABLE();
+  SCOPED_TRACE(Seed());
+  const MasterKey key = KeyFor(GetParam().suite, rng_);
+  ContextOptions options;
+  options.max_streams = 2;
+  options.stream_idle = 1000;
+  auto rx = NewContext({&key, 1}, options);
+  auto peer = NewPeer(LibsrtpPeer::Role::kSender, {&key, 1});
+  ASSERT_TRUE(rx && peer);
+  const uint32_t a = 0xa;
+  std::vector<Bytes> rtp, rtcp;
+  engine_->SetNow(1);
+  for (uint32_t i = 0; i < 20; ++i) {
+    rtp.push_back(LibsrtpRtp(*peer, MakeRtp(a, static_cast<uint16_t>(65526 + i))));
+    Bytes b = rtp.back();
+    ASSERT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kOk) << i;
+  }
+  for (int i = 0; i < 3; ++i) {
+    rtcp.push_back(LibsrtpRtcp(*peer, MakeRtcp(a)));
+    Bytes b = rtcp.back();
+    ASSERT_EQ(RunOne(*engine_, Op::kUnprotectRtcp, *rx, b), Verdict::kOk) << i;
+  }
+  engine_->SetNow(2000);
+  for (uint32_t other : {0xbu, 0xcu}) {
+    Bytes b = LibsrtpRtp(*peer, MakeRtp(other, 1));
+    ASSERT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kOk);
+  }
+  ASSERT_EQ(rx->FindStream(a), nullptr);
+  engine_->SetNow(4000);
+  for (size_t i : {0, 4, 10, 15, 19}) {
+    Bytes b = rtp[i];
+    EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kReplayed) << i;
+  }
+  for (size_t i = 0; i < rtcp.size(); ++i) {
+    Bytes b = rtcp[i];
+    EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtcp, *rx, b), Verdict::kReplayed) << i;
+  }
+  Bytes b = LibsrtpRtp(*peer, MakeRtp(a, 10));
+  EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kOk);
+  b = LibsrtpRtcp(*peer, MakeRtcp(a));
+  EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtcp, *rx, b), Verdict::kOk);
+}
+
+// With every reclaimed SSRC remembered and the record full, a new SSRC is
+// refused (stream_limit) rather than anything forgotten: the remembered ones
+// still come back where they stopped. A re-key to a new master key starts a
+// fresh record; one that carries the old key keeps what it protects.
+TEST_P(EngineTest, FullRecordOfReclaimedStreamsRefusesNewSsrcs) {
+  SKIP_IF_LIBSRTP_UNUSABLE();
+  SCOPED_TRACE(Seed());
+  const MasterKey key = KeyFor(GetParam().suite, rng_);
+  ContextOptions options;
+  options.max_streams = 1;  // a record of 2
+  options.stream_idle = 1000;
+  auto tx = NewContext({&key, 1}, options);
+  auto rx = NewContext({&key, 1}, options);
+  auto peer = NewPeer(LibsrtpPeer::Role::kSender, {&key, 1});
+  ASSERT_TRUE(tx && rx && peer);
+  std::vector<Bytes> captured;
+  uint64_t now = 1;
+  for (uint32_t ssrc = 1; ssrc <= 3; ++ssrc, now += 2000) {
+    engine_->SetNow(now);
+    Bytes b = MakeRtp(ssrc, 100);
+    ASSERT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kOk) << ssrc;
+    captured.push_back(LibsrtpRtp(*peer, MakeRtp(ssrc, 100)));
+    b = captured.back();
+    ASSERT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kOk) << ssrc;
+  }
+  engine_->SetNow(now);
+  Bytes b = MakeRtp(4, 1);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kStreamLimit);
+  b = MakeRtcp(4);
+  EXPECT_EQ(RunOne(*engine_, Op::kProtectRtcp, *tx, b), Verdict::kStreamLimit);
+  b = LibsrtpRtp(*peer, MakeRtp(4, 1));
+  EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kStreamLimit);
+  b = LibsrtpRtcp(*peer, MakeRtcp(4));
+  EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtcp, *rx, b), Verdict::kStreamLimit);
+  // Each remembered SSRC comes back (swapping places with the one in the
+  // slot) and finds its index taken; the others stay remembered.
+  for (uint32_t ssrc : {1u, 2u, 3u, 1u}) {
+    now += 2000;
+    engine_->SetNow(now);
+    b = MakeRtp(ssrc, 100);
+    EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, *tx, b), Verdict::kReplayed) << ssrc;
+    b = captured[ssrc - 1];
+    EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, *rx, b), Verdict::kReplayed) << ssrc;
+  }
+  // The receive side re-keys carrying the old key (make-before-break): the
+  // captured packets are still refused. The send side moves to a new key:
+  // new SSRCs may use the slots again.
+  const MasterKey new_key = KeyFor(GetParam().suite, rng_);
+  ContextOptions carry = options;
+  carry.trial_keys = true;
+  auto rx_next = Context::Create({&new_key, 1}, carry, rx.get());
+  auto tx_next = Context::Create({&new_key, 1}, options);
+  ASSERT_TRUE(rx_next.ok() && tx_next.ok());
+  (*rx_next)->AdoptStreamsFrom(*rx);
+  (*tx_next)->AdoptStreamsFrom(*tx);
+  now += 2000;
+  engine_->SetNow(now);
+  for (uint32_t ssrc : {2u, 3u}) {
+    b = captured[ssrc - 1];
+    EXPECT_EQ(RunOne(*engine_, Op::kUnprotectRtp, **rx_next, b), Verdict::kReplayed) << ssrc;
+  }
+  for (uint32_t ssrc : {4u, 5u}) {
+    now += 2000;
+    engine_->SetNow(now);
+    b = MakeRtp(ssrc, 1);
+    EXPECT_EQ(RunOne(*engine_, Op::kProtectRtp, **tx_next, b), Verdict::kOk) << ssrc;
   }
 }
 

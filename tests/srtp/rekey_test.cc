@@ -229,6 +229,54 @@ TEST_P(RekeyTest, SenderKeepsRolloverCounterAcrossRekey) {
   EXPECT_EQ(next->FindStream(7)->roc(), 1u);
 }
 
+// What a receiver remembers of SSRCs whose slots were reclaimed lasts as
+// long as a key it guards: a re-key that keeps the old key for the overlap
+// keeps the records (a captured old-key packet is still refused, and the
+// full record still holds the slot), the next re-key, which no longer holds
+// that key, lets them go.
+TEST_P(RekeyTest, RetiredStreamsLastAsLongAsTheirKey) {
+  std::mt19937 rng(5);
+  const MasterKey a = RandomKey(GetParam(), rng), b = RandomKey(GetParam(), rng),
+                  c = RandomKey(GetParam(), rng);
+  ContextOptions opts;
+  opts.max_streams = 1;  // two records
+  opts.stream_idle = 1000;
+  auto tx_a = *Context::Create({&a, 1}, opts);
+  auto rx_a = *Context::Create({&a, 1}, opts);
+  std::vector<uint8_t> first;
+  uint64_t now = 1;
+  for (uint32_t ssrc = 1; ssrc <= 3; ++ssrc, now += 2000) {
+    engine_->SetNow(now);
+    std::vector<uint8_t> p = Rtp(100, ssrc);
+    ASSERT_EQ(Protect(*tx_a, p), Verdict::kOk);
+    if (ssrc == 1) first = p;
+    ASSERT_EQ(Unprotect(*rx_a, p), Verdict::kOk) << ssrc;
+  }
+  ContextOptions carry = opts;
+  carry.trial_keys = true;
+  auto rx_b = *Context::Create({&b, 1}, carry, rx_a.get());
+  rx_b->AdoptStreamsFrom(*rx_a);
+  auto tx_b = *Context::Create({&b, 1}, opts);
+  engine_->SetNow(now);
+  std::vector<uint8_t> p = first;
+  EXPECT_EQ(Unprotect(*rx_b, p), Verdict::kReplayed);
+  engine_->SetNow(now += 2000);
+  p = Rtp(1, 4);
+  ASSERT_EQ(Protect(*tx_b, p), Verdict::kOk);
+  EXPECT_EQ(Unprotect(*rx_b, p), Verdict::kStreamLimit);
+
+  auto rx_c = *Context::Create({&c, 1}, carry, rx_b.get());
+  rx_c->AdoptStreamsFrom(*rx_b);
+  auto tx_c = *Context::Create({&c, 1}, opts);
+  engine_->SetNow(now += 2000);
+  p = Rtp(2, 4);
+  ASSERT_EQ(Protect(*tx_c, p), Verdict::kOk);
+  EXPECT_EQ(Unprotect(*rx_c, p), Verdict::kOk);
+  engine_->SetNow(now += 2000);
+  p = first;  // key a is gone: the packet no longer authenticates
+  EXPECT_EQ(Unprotect(*rx_c, p), Verdict::kAuthFailed);
+}
+
 INSTANTIATE_TEST_SUITE_P(Suites, RekeyTest,
                          ::testing::Values(crypto::Suite::kAesCm128HmacSha1_80,
                                            crypto::Suite::kAeadAes128Gcm,

@@ -63,6 +63,19 @@ TEST_P(ReplayWindowTest, SeedStartsAtIndexWithoutMarkingIt) {
   EXPECT_EQ(window_.Check(70000 - GetParam()), ReplayCheck::kTooOld);
 }
 
+TEST_P(ReplayWindowTest, ResumeRefusesEverythingUpToIndex) {
+  window_.Accept(70005);
+  window_.Resume(70000);
+  EXPECT_EQ(window_.top(), 70000u);
+  for (uint64_t i = 70000 - (GetParam() - 1); i <= 70000; ++i) {
+    EXPECT_EQ(window_.Check(i), ReplayCheck::kReplayed) << i;
+  }
+  EXPECT_EQ(window_.Check(70000 - GetParam()), ReplayCheck::kTooOld);
+  EXPECT_EQ(window_.Admit(70002), ReplayCheck::kNew);
+  EXPECT_EQ(window_.Check(70001), ReplayCheck::kNew);  // slid in after the top
+  EXPECT_EQ(window_.Check(70000), ReplayCheck::kReplayed);
+}
+
 // Against a model: a set of accepted indices and the highest one.
 TEST_P(ReplayWindowTest, AgreesWithASimpleModel) {
   const uint32_t size = GetParam();

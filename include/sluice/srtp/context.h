@@ -44,11 +44,15 @@ struct ContextOptions {
   // A stream slot that has carried no packet for this long (Engine::SetNow's
   // clock) may go to a new SSRC once every slot is taken, the least recently
   // used first; a slot used more recently is never taken. UINT64_MAX: slots
-  // are never taken back.
+  // are never taken back. A reclaimed SSRC is remembered (see
+  // kRetiredPerStream) so that it resumes where it stopped if it returns.
   uint64_t stream_idle = UINT64_MAX;
 };
 
 inline constexpr int kMaxMasterKeys = 4;
+// Reclaimed streams a context remembers, per stream slot. With all of them
+// remembered, no slot is reclaimed until a re-key to a new master key.
+inline constexpr uint32_t kRetiredPerStream = 2;
 
 class Context {
  public:
@@ -167,22 +171,30 @@ class Context {
   Stream* FindStream(uint32_t ssrc) noexcept;
   // The stream for ssrc, its last use now; else a slot for it, if a slot is
   // free or one has been idle for options().stream_idle (then the least
-  // recently used, its state cleared: a new stream); else null. The caller
-  // has authenticated the packet (unprotect) or accepted its source
+  // recently used, remembered as retired: see ClaimStream); else null. The
+  // caller has authenticated the packet (unprotect) or accepted its source
   // (protect): a slot is taken only for packets that may be relayed.
   Stream* FindOrAddStream(uint32_t ssrc, uint64_t now) noexcept;
-  // Whether FindOrAddStream(some new SSRC, now) would find a slot.
-  bool CanAddStream(uint64_t now) const noexcept;
+  // Whether FindOrAddStream(ssrc, now) would find a slot for ssrc, which has
+  // none. Out of line: for packets of SSRCs without a slot only.
+  bool CanAddStream(uint32_t ssrc, uint64_t now) const noexcept;
+  // The highest SRTP index of ssrc, which has no slot, when it was retired
+  // from one: its packets resume from there (RFC 3711 §3.3.1 estimate) and
+  // nothing at or below it is accepted again. Out of line, as CanAddStream.
+  bool RetiredRtpTop(uint32_t ssrc, uint64_t* top) const noexcept;
   std::span<const Stream> streams() const { return {streams_.data(), streams_.size()}; }
 
-  // Sets where a sender's SRTP stream starts: used when a stream moves to a
-  // new context (re-key) so the rollover counter carries on.
+  // Sets where a sender's SRTP stream starts, so that its rollover counter
+  // carries on; never below an index the stream has used.
   void SeedRtpStream(uint32_t ssrc, uint32_t roc, uint16_t highest_seq) noexcept;
 
   // Re-key, owner thread: takes over every stream of `old` (RFC 3711 §3.3.1:
   // the rollover counter and highest index belong to the stream, not the
   // key, so they carry on; replay windows carry on too; SRTCP indices keep
-  // counting). Does not allocate.
+  // counting). When this context holds one of old's master keys (the
+  // receive side's make-before-break), it also keeps what old remembered of
+  // its retired streams under that key; with only new keys it starts none
+  // remembered. Does not allocate.
   void AdoptStreamsFrom(const Context& old) noexcept;
 
   // Starts loading what protecting or unprotecting this context's next RTP
@@ -238,11 +250,37 @@ class Context {
                                         const ContextOptions& options, uint8_t mki_len);
   absl::Status DeriveKey(size_t i, const MasterKey& master);
   void CarryKey(const Key& carried);
+  // What a stream leaves when its slot is reclaimed: its SSRC and the
+  // highest indices it used, so that none is used again under these keys.
+  struct Retired {
+    static constexpr uint64_t kUsed = uint64_t{1} << 63;
+    // Recorded by the context this one took its streams over from.
+    static constexpr uint64_t kInherited = uint64_t{1} << 62;
+    static constexpr uint64_t kIndexMask = (uint64_t{1} << 49) - 1;
+    uint32_t ssrc = 0;
+    uint32_t rtcp_next = 0;  // highest SRTCP index sent or received + 1; 0: none
+    uint64_t rtp_next = 0;   // highest SRTP index + 1 (0: none), with the flags
+    bool used() const { return (rtp_next & kUsed) != 0; }
+  };
+  static_assert(sizeof(Retired) == 16);
+
   // FindOrAddStream for an SSRC without a stream (out of line: rare).
   Stream* ClaimStream(uint32_t ssrc, uint64_t now) noexcept;
   // A free slot, else the least recently used one if idle since
   // options_.stream_idle before now, else null.
   const Stream* ReclaimableStream(uint64_t now) const noexcept;
+  std::span<Retired> retired() const noexcept {
+    return {reinterpret_cast<Retired*>(streams_.data() + streams_.size()),
+            streams_.size() * kRetiredPerStream};
+  }
+  Retired* FindRetired(uint32_t ssrc) const noexcept;
+  // Where stream `s`, whose slot goes to `ssrc`, is remembered: null when it
+  // needs no record (it used no index), else ssrc's own record or a free
+  // one; *full when it needs one and there is none.
+  Retired* RetireInto(const Stream& s, uint32_t ssrc, bool* full) const noexcept;
+  void Remember(const Stream& s, Retired& into) noexcept;
+  static void Resume(const Retired& r, Stream& s) noexcept;
+  void InheritRetired(const Context& old) noexcept;
 
   const crypto::SuiteInfo* suite_ = nullptr;
   ContextOptions options_;
@@ -295,10 +333,6 @@ inline void Context::PrefetchRtp() const noexcept {
   // first line.
   const char* sk = reinterpret_cast<const char*>(active_srtp_key_);
   for (int line = 0; line < active_srtp_key_lines_; ++line) __builtin_prefetch(sk + 64 * line);
-}
-
-inline bool Context::CanAddStream(uint64_t now) const noexcept {
-  return ReclaimableStream(now) != nullptr;
 }
 
 }  // namespace sluice::srtp

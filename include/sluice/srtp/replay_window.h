@@ -53,6 +53,15 @@ class ReplayWindow {
     empty_ = false;
   }
 
+  // Starts the window at `index` with it and every index before it counted
+  // as received (a stream resumed from what was remembered of it: nothing
+  // at or below `index` is accepted again).
+  void Resume(uint64_t index) noexcept {
+    for (uint32_t w = 0; w < n_words(); ++w) words_[w] = ~uint64_t{0};
+    top_ = index;
+    empty_ = false;
+  }
+
   // Takes over another window's state (re-key). With a different size the
   // whole new window counts as seen: late packets are refused, never replays
   // let through.
