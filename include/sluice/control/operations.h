@@ -139,6 +139,10 @@ struct Stats {
   // Deleted sessions whose memory (and keys) wait for every worker to pass
   // a quiescent state before they are freed.
   uint64_t sessions_reclaiming = 0;
+  // Sessions deleted by a [media] timeout, by reason.
+  struct TimedOut {
+    uint64_t timeout = 0, silent_timeout = 0, final_timeout = 0;
+  } timed_out;
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;
