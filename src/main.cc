@@ -547,8 +547,13 @@ bool StartNg(const config::Config& cfg, ControlPlane& control) {
     handler_options.allow_null_auth = cfg.ng->allow_null_auth;
     handler_options.max_calls = cfg.ng->max_calls;
     handler_options.offer_timeout_ms = cfg.ng->offer_timeout_ms;
+    handler_options.delete_delay_ms = cfg.ng->delete_delay_ms;
   }
   control.ng_handler = std::make_unique<ng::Handler>(*control.manager, handler_options);
+  // Sessions a [media] timeout deletes end their ng calls too.
+  ng::Handler* handler = control.ng_handler.get();
+  control.manager->SetOnExpired(
+      [handler](const std::string& session) { handler->SessionExpired(session); });
   if (!cfg.ng) return true;
   ng::ListenerOptions options;
   options.listen = cfg.ng->listen;

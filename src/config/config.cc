@@ -68,7 +68,8 @@ constexpr absl::string_view kWorkersKeys[] = {"lcores", "burst", "stall_ms"};
 constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
-    "ssrc_reuse_idle_ms", "learn_before_answer", "key_limit_warn_percent"};
+    "ssrc_reuse_idle_ms", "learn_before_answer", "key_limit_warn_percent",
+    "timeout_s", "silent_timeout_s", "final_timeout_s"};
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
@@ -79,7 +80,8 @@ constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_p
 constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_entries",
                                           "reply_cache_ms",
                                           "allowed_sources", "socket", "socket_group",
-                                          "allow_null_auth", "max_calls", "offer_timeout_ms"};
+                                          "allow_null_auth", "max_calls", "offer_timeout_ms",
+                                          "delete_delay_ms"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
 
@@ -860,6 +862,10 @@ absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
       ReadUint(s, "ssrc_reuse_idle_ms", 1000, 600000, &m.ssrc_reuse_idle_ms));
   SLUICE_CONFIG_RETURN_IF_ERROR(
       ReadUint(s, "key_limit_warn_percent", 1, 99, &m.key_limit_warn_percent));
+  // Timeouts: seconds, 0 = off, at most 30 days.
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "timeout_s", 0, 2592000, &m.timeout_s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "silent_timeout_s", 0, 2592000, &m.silent_timeout_s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "final_timeout_s", 0, 2592000, &m.final_timeout_s));
   return ReadBool(s, "learn_before_answer", &m.learn_before_answer);
 }
 
@@ -1008,6 +1014,7 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_calls", 1, UINT32_MAX, &ng.max_calls));
   SLUICE_CONFIG_RETURN_IF_ERROR(
       ReadUint(s, "offer_timeout_ms", 1000, 86400000, &ng.offer_timeout_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "delete_delay_ms", 0, 86400000, &ng.delete_delay_ms));
   config->ng = std::move(ng);
   return absl::OkStatus();
 }

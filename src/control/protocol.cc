@@ -594,6 +594,9 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   Json body = Json::object();
   body["sessions"] = stats.sessions;
   body["sessions_reclaiming"] = stats.sessions_reclaiming;
+  body["sessions_timed_out"] = Json{{"timeout", stats.timed_out.timeout},
+                                    {"silent_timeout", stats.timed_out.silent_timeout},
+                                    {"final_timeout", stats.timed_out.final_timeout}};
   if (stats.memory) {
     body["memory"] = Json{{"session_state_bytes", stats.memory->session_state_bytes},
                           {"session_state_blocks", stats.memory->session_state_blocks},

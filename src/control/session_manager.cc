@@ -7,6 +7,7 @@
 
 #include <openssl/rand.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "sluice/memory/hot_arena.h"
 #include "sluice/srtp/sdes.h"
@@ -113,6 +114,7 @@ SessionManager::~SessionManager() { Clear(); }
 std::string SessionManager::Version() const { return kVersion; }
 
 uint64_t SessionManager::NowMs() const {
+  if (clock_) return clock_();
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
@@ -228,6 +230,10 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
   ++next_id_;
   for (const srtp::KeyFingerprint& fp : entry.used_keys) key_registry_.Acquire(fp, entry.id);
   auto [it, inserted] = sessions_.emplace(request.session, std::move(entry));
+  Entry::Activity& activity = it->second.activity;
+  activity.created_ms = activity.since_ms = NowMs();
+  activity.started = std::none_of(request.legs.begin(), request.legs.end(),
+                                  [](const LegRequest& leg) { return leg.await_answer; });
   ResolveNextHops(it->second);
   if (it->second.next_hops_pending) pending_.insert(&it->second);
   return Describe(it->first, it->second, generated);
@@ -400,6 +406,8 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   entry.used_keys = std::move(seen);  // with the new keys
   HandOverKeys(entry, *leg, request, rx, tx);
   if (request.answer) entry.session->SetAnswered(*leg);
+  entry.activity.since_ms = NowMs();  // signalling restarts the timeout clocks
+  entry.activity.started = entry.activity.started || request.answer;
   if (request.remote) {
     entry.session->SetRemote(*leg, *request.remote);
     entry.next_hops_pending = true;
@@ -564,6 +572,7 @@ Stats SessionManager::GetStats() {
     stats.memory = MemoryStats{arena.in_use_bytes, arena.in_use_blocks, arena.mapped_bytes};
   }
   stats.sessions_reclaiming = reclaiming_.size();
+  stats.timed_out = timed_out_;
   if (worker_stats_) stats.workers = worker_stats_();
   AddWorkerWatch(stats.workers);
   if (port_stats_) stats.ports = port_stats_();
@@ -609,6 +618,100 @@ void SessionManager::Tick() {
       ++it;
     }
   }
+  ExpireSessions();
+}
+
+std::string_view SessionManager::TimeoutName(TimeoutReason reason) {
+  switch (reason) {
+    case TimeoutReason::kTimeout: return "timeout";
+    case TimeoutReason::kSilentTimeout: return "silent_timeout";
+    case TimeoutReason::kFinalTimeout: return "final_timeout";
+  }
+  return "timeout";
+}
+
+void SessionManager::ExpireSessions() {
+  const config::MediaConfig& m = config_.media;
+  if (sessions_.empty() || (m.timeout_s == 0 && m.silent_timeout_s == 0 && m.final_timeout_s == 0)) {
+    return;
+  }
+  const uint64_t now = NowMs();
+  // A bounded slice per pass, resumed by name, so that a million sessions
+  // cost the control loop no more per pass than a few hundred.
+  std::vector<std::pair<std::string, TimeoutReason>> expired;
+  auto it = sessions_.lower_bound(expiry_cursor_);
+  const size_t checks = std::min(kExpiryChecksPerTick, sessions_.size());
+  for (size_t n = 0; n < checks; ++n, ++it) {
+    if (it == sessions_.end()) it = sessions_.begin();
+    if (std::optional<TimeoutReason> reason = Expired(it->second, now)) {
+      expired.emplace_back(it->first, *reason);
+    }
+  }
+  expiry_cursor_ = it == sessions_.end() ? std::string() : it->first;
+  for (const auto& [name, reason] : expired) DeleteExpired(name, reason);
+}
+
+// As rtpengine: a session lives while either direction relays (timeout);
+// a direction silent for silent_timeout ends it even while the other
+// relays (one-way media, or a hold that sends nothing back); final_timeout
+// bounds its life. Only authenticated packets are relayed, so a stranger's
+// packets keep nothing alive. A session that has neither been answered nor
+// relayed a packet waits for its controller (ng: offer_timeout_ms).
+std::optional<SessionManager::TimeoutReason> SessionManager::Expired(Entry& entry,
+                                                                     uint64_t now) const {
+  Entry::Activity& a = entry.activity;
+  for (int i = 0; i < 2; ++i) {
+    const uint64_t relayed =
+        entry.session->flow(i).counters.tx_packets.load(std::memory_order_relaxed);
+    if (relayed != a.relayed[i]) {
+      a.relayed[i] = relayed;
+      a.moved_ms[i] = now;
+      if (!a.started) a.since_ms = now;
+      a.started = true;
+    }
+  }
+  const config::MediaConfig& m = config_.media;
+  const auto past = [now](uint64_t since, uint32_t seconds) {
+    return seconds != 0 && now >= since && now - since >= uint64_t{seconds} * 1000;
+  };
+  if (past(a.created_ms, m.final_timeout_s)) return TimeoutReason::kFinalTimeout;
+  if (!a.started) return std::nullopt;
+  const uint64_t quiet_since[2] = {std::max(a.moved_ms[0], a.since_ms),
+                                   std::max(a.moved_ms[1], a.since_ms)};
+  // Both directions quiet since the later of the two; one of them since the earlier.
+  if (past(std::max(quiet_since[0], quiet_since[1]), m.timeout_s)) return TimeoutReason::kTimeout;
+  if (past(std::min(quiet_since[0], quiet_since[1]), m.silent_timeout_s)) {
+    return TimeoutReason::kSilentTimeout;
+  }
+  return std::nullopt;
+}
+
+void SessionManager::DeleteExpired(const std::string& name, TimeoutReason reason) {
+  auto it = sessions_.find(name);
+  if (it == sessions_.end()) return;
+  const uint64_t id = it->second.id;
+  if (!Delete(name).ok()) return;
+  const config::MediaConfig& m = config_.media;
+  std::string why;
+  switch (reason) {
+    case TimeoutReason::kTimeout:
+      ++timed_out_.timeout;
+      why = absl::StrCat("no packet relayed in either direction for ", m.timeout_s, " s");
+      break;
+    case TimeoutReason::kSilentTimeout:
+      ++timed_out_.silent_timeout;
+      why = absl::StrCat("one direction relayed no packet for ", m.silent_timeout_s, " s");
+      break;
+    case TimeoutReason::kFinalTimeout:
+      ++timed_out_.final_timeout;
+      why = absl::StrCat(m.final_timeout_s, " s since it was created");
+      break;
+  }
+  if (log_) {
+    log_(absl::StrCat("session \"", absl::CHexEscape(name), "\" (id ", id, ") deleted: ",
+                      std::string(TimeoutName(reason)), ", ", why));
+  }
+  if (on_expired_) on_expired_(name);
 }
 
 std::optional<uint32_t> SessionManager::KeyUsedPercent(const Entry& entry, int leg, bool rx) {

@@ -300,7 +300,9 @@ void Handler::ExpireUnanswered() {
 
 void Handler::DeleteSessions(Branch& branch) {
   for (const Stream& s : branch.streams) {
-    if (!s.session.empty()) operations_.Delete(s.session).IgnoreError();
+    if (s.session.empty()) continue;
+    operations_.Delete(s.session).IgnoreError();
+    session_calls_.erase(s.session);
   }
   branch.streams.clear();
   branch.offered.clear();
@@ -488,7 +490,36 @@ Value Handler::Handle(const Value& request) {
     return Error(reply, absl::StrCat("unknown command \"", r.command.substr(0, 32), "\""));
   }
   if (!r.warnings.empty()) out.Set("warning", Bounded(absl::StrJoin(r.warnings, "; ")));
+  if (r.command == "offer" || r.command == "answer") IndexSessions(r.call_id);
   return out;
+}
+
+void Handler::IndexSessions(const std::string& call_id) {
+  auto found = calls_.find(call_id);
+  if (found == calls_.end()) return;
+  for (const Branch& b : found->second.branches) {
+    for (const Stream& s : b.streams) {
+      if (!s.session.empty()) session_calls_[s.session] = call_id;
+    }
+  }
+}
+
+void Handler::SessionExpired(const std::string& session) {
+  auto at = session_calls_.find(session);
+  if (at == session_calls_.end()) return;
+  auto found = calls_.find(at->second);
+  session_calls_.erase(at);
+  if (found == calls_.end()) return;
+  bool live = false;
+  for (Branch& b : found->second.branches) {
+    for (Stream& s : b.streams) {
+      if (s.session == session) s.session.clear();  // gone: nothing to delete or query
+      live = live || !s.session.empty();
+    }
+  }
+  if (live) return;
+  for (Branch& b : found->second.branches) DeleteSessions(b);
+  calls_.erase(found);
 }
 
 namespace {

@@ -827,5 +827,27 @@ TEST(ConfigTest, FuzzCorpusVerdicts) {
   EXPECT_GE(invalid, 10);
 }
 
+TEST(ConfigTest, MediaTimeouts) {
+  // rtpengine's defaults: --timeout 60, --silent-timeout 3600, no final timeout.
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "min.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.timeout_s, 60u);
+  EXPECT_EQ(c->media.silent_timeout_s, 3600u);
+  EXPECT_EQ(c->media.final_timeout_s, 0u);
+  c = ParseConfig(
+      Cfg(kIpv4, "[media]\ntimeout_s = 0\nsilent_timeout_s = 2\nfinal_timeout_s = 2592000\n"),
+      "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.timeout_s, 0u);
+  EXPECT_EQ(c->media.silent_timeout_s, 2u);
+  EXPECT_EQ(c->media.final_timeout_s, 2592000u);
+  ExpectErrors({
+      {Cfg(kIpv4, "[media]\ntimeout_s = -1\n"), {"media.timeout_s: must be between 0 and 2592000"}},
+      {Cfg(kIpv4, "[media]\nsilent_timeout_s = 2592001\n"),
+       {"media.silent_timeout_s: must be between 0 and 2592000"}},
+      {Cfg(kIpv4, "[media]\nfinal_timeout_s = \"1h\"\n"), {"media.final_timeout_s"}},
+  });
+}
+
 }  // namespace
 }  // namespace sluice::config

@@ -118,5 +118,17 @@ TEST(NgConfigTest, BadValuesAreRefusedWithTheirPath) {
   EXPECT_THAT(ErrorOf(Cfg("[ng]\noffer_timeout_ms = 999\n")), HasSubstr("ng.offer_timeout_ms"));
 }
 
+TEST(NgConfigTest, DeleteDelay) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg("[ng]\n"), "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->ng->delete_delay_ms, 0u);
+  c = ParseConfig(Cfg("[ng]\ndelete_delay_ms = 30000\n"), "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->ng->delete_delay_ms, 30000u);
+  EXPECT_THAT(ErrorOf(Cfg("[ng]\ndelete_delay_ms = 86400001\n")),
+              HasSubstr("ng.delete_delay_ms: must be between 0 and 86400000"));
+  EXPECT_THAT(ErrorOf(Cfg("[ng]\ndelete_delay_ms = -1\n")), HasSubstr("ng.delete_delay_ms"));
+}
+
 }  // namespace
 }  // namespace sluice::config

@@ -466,6 +466,7 @@ TEST(Encode, ListPingStats) {
   w.stalled = true;
   stats.workers = {w};
   stats.sessions_reclaiming = 1;
+  stats.timed_out = {4, 5, 6};
   stats.drops = {{"auth_failed", 1}, {"no_flow", 2}};
   PortStats port;
   port.interface = "access";
@@ -479,7 +480,9 @@ TEST(Encode, ListPingStats) {
   port.tx_errors = 16;
   stats.ports = {port};
   EXPECT_EQ(Dump(EncodeStats(stats, nullptr)),
-            R"({"sessions":2,"sessions_reclaiming":1,"ports":[{"interface":"access",)"
+            R"({"sessions":2,"sessions_reclaiming":1,)"
+            R"("sessions_timed_out":{"timeout":4,"silent_timeout":5,"final_timeout":6},)"
+            R"("ports":[{"interface":"access",)"
             R"("rx_packets":11,"rx_bytes":1100,)"
             R"("tx_packets":12,"tx_bytes":1200,"rx_missed":13,"rx_errors":14,"rx_no_mbuf":15,)"
             R"("tx_errors":16}],"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
@@ -489,6 +492,7 @@ TEST(Encode, ListPingStats) {
   stats.memory = MemoryStats{7488, 3, 2u << 20};
   EXPECT_THAT(Dump(EncodeStats(stats, nullptr)),
               HasSubstr(R"({"sessions":2,"sessions_reclaiming":1,)"
+                        R"("sessions_timed_out":{"timeout":4,"silent_timeout":5,"final_timeout":6},)"
                         R"("memory":{"session_state_bytes":7488,)"
                         R"("session_state_blocks":3,"mapped_bytes":2097152},"ports":[)"));
   ControlCounters control;

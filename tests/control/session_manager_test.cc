@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -523,6 +524,191 @@ TEST_F(SessionManagerTest, SessionsWaitingForReclaimCountAgainstTheSessionLimit)
   manager_->Tick();
   EXPECT_EQ(Code(Create("s3", kKey3)), "ok");
   table_->UnregisterReader(0);
+}
+
+// Timeouts ([media] timeout_s, silent_timeout_s, final_timeout_s) on an
+// injected clock: Tick samples each direction's relayed-packet counter (a
+// flow's tx_packets, which a worker bumps for each packet it relays).
+class SessionTimeoutTest : public SessionManagerTest {
+ protected:
+  void Start(uint32_t timeout_s, uint32_t silent_timeout_s, uint32_t final_timeout_s,
+             uint16_t port_max = 30003, uint32_t max_sessions = 100) {
+    config_.media.timeout_s = timeout_s;
+    config_.media.silent_timeout_s = silent_timeout_s;
+    config_.media.final_timeout_s = final_timeout_s;
+    MakeManager(30000, port_max, 0, max_sessions);
+    manager_->SetClock([this] { return now_ms_; });
+    manager_->SetLog([this](std::string_view line) { log_.emplace_back(line); });
+    manager_->SetOnExpired([this](const std::string& name) { expired_.push_back(name); });
+  }
+  void TearDown() override {
+    SessionManagerTest::TearDown();
+    config_.media = config::MediaConfig();
+  }
+  // The flows of a session: [i] carries what arrives on leg i.
+  std::array<session::Flow*, 2> Flows(const json& created) {
+    std::array<session::Flow*, 2> flows{};
+    for (int i = 0; i < 2; ++i) {
+      const session::FlowKey key = session::FlowKey::From(
+          *packet::Endpoint::Parse(created["legs"][i]["local"].get<std::string>()));
+      session::FlowRef ref{};
+      table_->LookupBulk(&key, 1, &ref);
+      flows[static_cast<size_t>(i)] = ref.flow;
+    }
+    return flows;
+  }
+  static void Relay(session::Flow* flow) { session::FlowCounters::Add(flow->counters.tx_packets, 1); }
+  // Moves the clock to `at_s` seconds after the start, then ticks.
+  void TickAt(uint64_t at_s) {
+    now_ms_ = kStartMs + at_s * 1000;
+    manager_->Tick();
+  }
+  bool Alive(const std::string& name) {
+    return Code(Call({{"op", "session.get"}, {"session", name}})) == "ok";
+  }
+
+  static constexpr uint64_t kStartMs = 5000000;
+  uint64_t now_ms_ = kStartMs;
+  std::vector<std::string> log_;
+  std::vector<std::string> expired_;
+};
+
+TEST_F(SessionTimeoutTest, NoMediaEitherWayForTimeoutDeletesTheSessionAndFreesItsPorts) {
+  Start(60, 3600, 0);
+  const json created = Create("bye-lost");
+  ASSERT_EQ(Code(created), "ok");
+  ASSERT_EQ(Code(Create("other", kKey2)), "ok");  // both ports of each interface taken
+  const std::array<session::Flow*, 2> flows = Flows(created);
+  ASSERT_TRUE(flows[0] != nullptr && flows[1] != nullptr);
+  TickAt(30);
+  Relay(flows[0]);
+  Relay(flows[1]);
+  TickAt(40);  // the last packets seen moving at 40 s
+  TickAt(99);
+  EXPECT_TRUE(Alive("bye-lost")) << "59 s without media";
+  EXPECT_FALSE(Alive("other")) << "no media at all since it was created 99 s ago";
+  EXPECT_EQ(expired_, std::vector<std::string>{"other"});
+  TickAt(100);
+  EXPECT_FALSE(Alive("bye-lost"));
+  EXPECT_EQ(expired_, (std::vector<std::string>{"other", "bye-lost"}));
+  const json stats = Call({{"op", "stats"}});
+  EXPECT_EQ(stats["sessions_timed_out"]["timeout"], 2) << stats.dump();
+  EXPECT_EQ(stats["sessions_timed_out"]["silent_timeout"], 0);
+  EXPECT_EQ(stats["sessions_timed_out"]["final_timeout"], 0);
+  ASSERT_EQ(log_.size(), 2u);
+  EXPECT_EQ(log_[1], "session \"bye-lost\" (id 1) deleted: timeout, no packet relayed in either "
+                     "direction for 60 s");
+  for (const std::string& line : log_) EXPECT_EQ(line.find("inline:"), std::string::npos);
+  // The normal delete path: the ports come back (no reuse delay here).
+  EXPECT_EQ(Code(Create("next", kKey3)), "ok");
+  EXPECT_EQ(Code(Create("next2", kKey2)), "ok");
+}
+
+TEST_F(SessionTimeoutTest, OneWayMediaEndsAfterSilentTimeout) {
+  Start(60, 120, 0);
+  const json created = Create("one-way");
+  ASSERT_EQ(Code(created), "ok");
+  const std::array<session::Flow*, 2> flows = Flows(created);
+  for (uint64_t t = 10; t <= 110; t += 10) {
+    Relay(flows[0]);  // leg a's peer sends; nothing comes back
+    TickAt(t);
+  }
+  TickAt(119);
+  EXPECT_TRUE(Alive("one-way")) << "one way is not inactivity";
+  Relay(flows[0]);
+  TickAt(120);
+  EXPECT_FALSE(Alive("one-way"));
+  EXPECT_EQ(manager_->GetStats().timed_out.silent_timeout, 1u);
+  EXPECT_EQ(manager_->GetStats().timed_out.timeout, 0u);
+  ASSERT_EQ(log_.size(), 1u);
+  EXPECT_NE(log_[0].find("deleted: silent_timeout, one direction relayed no packet for 120 s"),
+            std::string::npos)
+      << log_[0];
+}
+
+TEST_F(SessionTimeoutTest, FinalTimeoutBoundsALiveSession) {
+  Start(60, 3600, 300);
+  const json created = Create("long");
+  ASSERT_EQ(Code(created), "ok");
+  const std::array<session::Flow*, 2> flows = Flows(created);
+  for (uint64_t t = 10; t < 300; t += 10) {
+    Relay(flows[0]);
+    Relay(flows[1]);
+    TickAt(t);
+  }
+  EXPECT_TRUE(Alive("long"));
+  Relay(flows[0]);
+  Relay(flows[1]);
+  TickAt(300);
+  EXPECT_FALSE(Alive("long"));
+  EXPECT_EQ(manager_->GetStats().timed_out.final_timeout, 1u);
+  ASSERT_EQ(log_.size(), 1u);
+  EXPECT_NE(log_[0].find("deleted: final_timeout, 300 s since it was created"), std::string::npos);
+}
+
+TEST_F(SessionTimeoutTest, MediaThatKeepsFlowingIsNeverReaped) {
+  Start(60, 3600, 0);
+  const json created = Create("talk");
+  ASSERT_EQ(Code(created), "ok");
+  const std::array<session::Flow*, 2> flows = Flows(created);
+  for (uint64_t t = 20; t <= 4 * 3600; t += 20) {  // four hours, a packet each way every 20 s
+    Relay(flows[0]);
+    Relay(flows[1]);
+    TickAt(t);
+  }
+  EXPECT_TRUE(Alive("talk"));
+  EXPECT_TRUE(log_.empty());
+  EXPECT_EQ(manager_->GetStats().timed_out.timeout + manager_->GetStats().timed_out.silent_timeout,
+            0u);
+}
+
+// A session made at the offer waits for its answer (or its first relayed
+// packet) before its clocks run; an update restarts them.
+TEST_F(SessionTimeoutTest, ClocksStartAtTheAnswerAndRestartOnUpdates) {
+  Start(60, 3600, 0);
+  CreateRequest create;
+  create.session = "ringing";
+  create.legs.resize(2);
+  create.legs[0].name = create.legs[0].interface = "a";
+  create.legs[1].name = create.legs[1].interface = "b";
+  create.legs[1].await_answer = true;
+  ASSERT_TRUE(manager_->Create(create).ok());
+  TickAt(2 * 3600);
+  EXPECT_TRUE(Alive("ringing")) << "no answer, no media: the controller's to end";
+  UpdateRequest update;
+  update.session = "ringing";
+  update.leg = "b";
+  update.answer = true;
+  ASSERT_TRUE(manager_->Update(update).ok());
+  TickAt(2 * 3600 + 50);
+  update.answer = false;  // a re-INVITE
+  ASSERT_TRUE(manager_->Update(update).ok());
+  TickAt(2 * 3600 + 109);
+  EXPECT_TRUE(Alive("ringing"));
+  TickAt(2 * 3600 + 110);
+  EXPECT_FALSE(Alive("ringing"));
+  EXPECT_EQ(expired_, std::vector<std::string>{"ringing"});
+}
+
+TEST_F(SessionTimeoutTest, EachTickLooksAtABoundedNumberOfSessions) {
+  // A flow table of 1024 keys holds 341 sessions of three ports.
+  constexpr size_t kSessions = SessionManager::kExpiryChecksPerTick + 50;
+  Start(60, 3600, 0, /*port_max=*/31999, /*max_sessions=*/1000);
+  for (size_t i = 0; i < kSessions; ++i) {
+    ASSERT_EQ(Code(Create("s" + std::to_string(i))), "ok") << i;
+  }
+  TickAt(60);
+  EXPECT_EQ(manager_->session_count(), kSessions - SessionManager::kExpiryChecksPerTick);
+  TickAt(61);
+  EXPECT_EQ(manager_->session_count(), 0u);
+  EXPECT_EQ(manager_->GetStats().timed_out.timeout, kSessions);
+}
+
+TEST_F(SessionTimeoutTest, ZeroTurnsEachOff) {
+  Start(0, 0, 0);
+  ASSERT_EQ(Code(Create("forever")), "ok");
+  TickAt(100 * 24 * 3600);
+  EXPECT_TRUE(Alive("forever"));
 }
 
 }  // namespace

@@ -192,5 +192,93 @@ TEST_F(NgRelayTest, ALocalClientNotAllowedGetsNoReplyAndChangesNothing) {
   EXPECT_EQ(Result(ng_.Call(NgCommand("delete", call))), "ok");
 }
 
+// BYE lost: a call carries media, then nothing more comes, neither media
+// nor a delete. With [media] timeout_s = 2 its session is deleted within a
+// bounded time, the ng call is gone, and its ports (the range holds one per
+// interface) are handed to the next call, which carries media.
+class NgTimeoutTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    LibsrtpPeer::Init();
+    daemon_ = new Daemon;
+    DaemonOptions options;
+    options.name = "ng-timeout";
+    options.subnet_a = "10.203.5";
+    options.subnet_b = "10.203.6";
+    options.extra_config =
+        "[media]\nport_min = 31100\nport_max = 31101\nport_reuse_delay_s = 0\ntimeout_s = 2\n"
+        "[ng]\nlisten = \"127.0.0.1:2223\"\nallowed_sources = [\"127.0.0.1\"]\n";
+    skip_reason_ = daemon_->Start(options);
+  }
+  static void TearDownTestSuite() {
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << "skipped: " << skip_reason_;
+    ASSERT_TRUE(daemon_->running());
+    ASSERT_TRUE(ng_.Open(daemon_->topology(), "relay", "127.0.0.1", 2223));
+    ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  }
+  // An SRTP call from a (port 40100) to b (40102) that carries n packets
+  // each way; its relay ports.
+  std::pair<uint16_t, uint16_t> CallWithMedia(const std::string& call, uint32_t ssrc) {
+    const std::string ka = NewSdesKey(), kb = NewSdesKey();
+    Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 40100, ssrc);
+    Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 40102, ssrc + 1);
+    ng::Value reply =
+        ng_.Call(NgOffer(call, "tag-a", PhoneSdp(daemon_->phone_ip(0), 40100, "RTP/SAVP", {ka})));
+    EXPECT_EQ(Result(reply), "ok") << ErrorReason(reply);
+    if (Result(reply) != "ok") return {0, 0};
+    const SdpView to_b = ViewSdp(reply);
+    reply = ng_.Call(NgAnswer(call, "tag-a", "tag-b",
+                              PhoneSdp(daemon_->phone_ip(1), 40102, "RTP/SAVP", {kb})));
+    EXPECT_EQ(Result(reply), "ok") << ErrorReason(reply);
+    if (Result(reply) != "ok") return {0, 0};
+    const SdpView to_a = ViewSdp(reply);
+    a.relay = Addr(to_a.ip, to_a.port);
+    b.relay = Addr(to_b.ip, to_b.port);
+    Arm(a, ka, to_a.crypto[0]);
+    Arm(b, kb, to_b.crypto[0]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ARP for both peers
+    EXPECT_TRUE(Flows(a, b, 20));
+    return {to_a.port, to_b.port};
+  }
+
+  inline static Daemon* daemon_ = nullptr;
+  inline static std::string skip_reason_;
+  NgClient ng_;
+  ControlClient control_;
+};
+
+TEST_F(NgTimeoutTest, ByeLostTheCallTimesOutAndItsPortsAreReused) {
+  const std::string call = "ng-bye-lost@sbc.example";
+  const auto ports = CallWithMedia(call, 0x5151);
+  ASSERT_NE(ports.first, 0);
+  EXPECT_EQ(Result(ng_.Call(NgOffer("ng-no-room", "t",
+                                    PhoneSdp(daemon_->phone_ip(0), 40110, "RTP/AVP", {})))),
+            "error")
+      << "the range has one port per interface, and the call holds it";
+  // Media stops; no delete comes.
+  const auto stopped = std::chrono::steady_clock::now();
+  nlohmann::json get;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    get = control_.Call({{"op", "session.get"}, {"session", call}});
+  } while (get["ok"] == true && std::chrono::steady_clock::now() - stopped < std::chrono::seconds(10));
+  const auto took = std::chrono::steady_clock::now() - stopped;
+  EXPECT_EQ(get["error"]["code"], "not_found") << get.dump();
+  EXPECT_LT(took, std::chrono::seconds(5));  // 2 s, and a sweep (the exact times: unit tests)
+  const nlohmann::json stats = control_.Call({{"op", "stats"}});
+  EXPECT_EQ(stats["sessions_timed_out"]["timeout"], 1) << stats.dump();
+  // The ng call went with it: a late query or BYE finds it gone.
+  EXPECT_EQ(ErrorReason(ng_.Call(NgCommand("query", call))), "Unknown call-id");
+  EXPECT_EQ(Result(ng_.Call(NgCommand("delete", call))), "ok");
+  // The next call gets the very same ports, and media flows.
+  const auto next = CallWithMedia("ng-after-timeout@sbc.example", 0x6161);
+  EXPECT_EQ(next, ports);
+  EXPECT_EQ(Result(ng_.Call(NgCommand("delete", "ng-after-timeout@sbc.example"))), "ok");
+}
+
 }  // namespace
 }  // namespace sluice::testing

@@ -642,5 +642,30 @@ TEST_F(HandlerTest, QueryHasRtpAndRtcpTotals) {
   }
 }
 
+// A call whose BYE is lost: its session times out in the session manager
+// ([media] timeout_s), which tells the handler; the call is freed, and a
+// late query or delete is answered as for any call already gone.
+TEST_F(HandlerTest, ATimedOutSessionEndsItsCall) {
+  uint64_t now = 1000000;
+  manager_->SetClock([&now] { return now; });
+  manager_->SetOnExpired([this](const std::string& name) { handler_->SessionExpired(name); });
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""))));
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.3", 4000, "RTP/AVP", ""), "call-2@host")));
+  ASSERT_EQ(handler_->call_count(), 2u);
+  now += 59000;
+  manager_->Tick();
+  EXPECT_EQ(handler_->call_count(), 2u);
+  now += 1000;
+  manager_->Tick();
+  EXPECT_EQ(manager_->session_count(), 1u) << "the unanswered call waits for its offer timeout";
+  EXPECT_EQ(handler_->call_count(), 1u);
+  EXPECT_EQ(S(handler_->Handle(Request("query")).Find("error-reason")), "Unknown call-id");
+  Value late_bye = handler_->Handle(Request("delete"));
+  EXPECT_EQ(S(late_bye.Find("result")), "ok");
+  EXPECT_EQ(S(late_bye.Find("warning")), "Call-ID not found");
+  EXPECT_EQ(S(handler_->Handle(Request("query", "call-2@host")).Find("result")), "ok");
+}
+
 }  // namespace
 }  // namespace sluice::ng

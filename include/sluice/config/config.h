@@ -73,6 +73,15 @@ struct MediaConfig {
   // A master key that has carried this percentage of its packet limit
   // (RFC 3711 §9.2, or its SDES lifetime) is reported for re-keying; 1..99.
   uint32_t key_limit_warn_percent = 90;
+  // Timeouts, as rtpengine's --timeout, --silent-timeout, --final-timeout
+  // (seconds, 0 = off): a session is deleted when no packet is relayed in
+  // either direction for timeout_s, when one direction relays nothing for
+  // silent_timeout_s, and final_timeout_s after creation. The clocks
+  // start at the answer or the first relayed packet, and restart on every
+  // update. 0..2592000 each.
+  uint32_t timeout_s = 60;
+  uint32_t silent_timeout_s = 3600;
+  uint32_t final_timeout_s = 0;
 };
 
 // [control.tls]: the control protocol over mutual TLS on TCP
@@ -131,6 +140,7 @@ struct NgConfig {
   bool allow_null_auth = false;      // accept/offer SDES suites without SRTP authentication
   uint32_t max_calls = 0;            // ng calls at once, >= 1; 0 (unset): [limits] max_sessions
   uint32_t offer_timeout_ms = 300000;  // a never-answered call is deleted, 1000..86400000
+  uint32_t delete_delay_ms = 0;  // a deleted call lingers this long unless delete-delay says, 0..86400000
 };
 
 // [security]

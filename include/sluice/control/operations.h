@@ -158,6 +158,10 @@ struct Stats {
   uint64_t keys_near_limit = 0;
   std::vector<RekeyNeeded> rekey_needed;
   static constexpr size_t kMaxRekeyNeeded = 1000;
+  // Sessions deleted by a [media] timeout, by reason.
+  struct TimedOut {
+    uint64_t timeout = 0, silent_timeout = 0, final_timeout = 0;
+  } timed_out;
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;

@@ -104,6 +104,21 @@ class SessionManager : public Operations {
   // each once, and keeps the list stats returns.
   void CheckKeyLimits();
 
+  // Timeouts ([media] timeout_s, silent_timeout_s, final_timeout_s). Each
+  // Tick looks at up to kExpiryChecksPerTick sessions, in turn: it samples
+  // each direction's relayed-packet counter (no work on the hot path),
+  // notes when it last moved, and deletes what has timed out through Delete
+  // (counted in stats, logged with the session's name, then on_expired).
+  static constexpr size_t kExpiryChecksPerTick = 256;
+  enum class TimeoutReason { kTimeout, kSilentTimeout, kFinalTimeout };
+  static std::string_view TimeoutName(TimeoutReason reason);
+  // Told the name of each session a timeout deleted (the ng handler).
+  void SetOnExpired(std::function<void(const std::string&)> on_expired) {
+    on_expired_ = std::move(on_expired);
+  }
+  // The clock for timeouts and port rest, in ms (tests); default steady_clock.
+  void SetClock(std::function<uint64_t()> now_ms) { clock_ = std::move(now_ms); }
+
  private:
   // An interface's even RTP ports: those that may be handed out, in no
   // order (one is drawn at random), and those freed lately, oldest first,
@@ -141,6 +156,15 @@ class SessionManager : public Operations {
     // Every key this session has seen, for refusing reuse.
     std::vector<srtp::KeyFingerprint> used_keys;
     bool next_hops_pending = false;
+    // For timeouts (control thread): each direction's relayed count when
+    // last sampled and when it last moved, since when the clocks run.
+    struct Activity {
+      uint64_t created_ms = 0;
+      uint64_t since_ms = 0;      // the answer or the latest update
+      uint64_t moved_ms[2] = {0, 0};
+      uint64_t relayed[2] = {0, 0};
+      bool started = false;       // answered, or a packet was relayed
+    } activity;
   };
 
   struct KeyChange;
@@ -206,6 +230,10 @@ class SessionManager : public Operations {
   // none for plain.
   static std::optional<uint32_t> KeyUsedPercent(const Entry& entry, int leg, bool rx);
   void CheckLegKeys(const std::string& name, Entry& entry, int leg);
+  // Timeouts: the next sessions in turn, one session's verdict, its delete.
+  void ExpireSessions();
+  std::optional<TimeoutReason> Expired(Entry& entry, uint64_t now) const;
+  void DeleteExpired(const std::string& name, TimeoutReason reason);
 
   config::Config config_;
   std::vector<InterfaceInfo> interfaces_;
@@ -232,6 +260,12 @@ class SessionManager : public Operations {
   uint64_t key_check_ms_ = 0;
   uint64_t keys_near_limit_ = 0;
   std::vector<RekeyNeeded> rekey_needed_;
+  // Timeouts: where the next pass starts (a name; empty: the first), the
+  // counts by reason, the log and hook.
+  std::string expiry_cursor_;
+  Stats::TimedOut timed_out_;
+  std::function<void(const std::string&)> on_expired_;
+  std::function<uint64_t()> clock_;
 };
 
 }  // namespace sluice::control

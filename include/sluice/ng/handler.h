@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,6 +66,12 @@ class Handler {
   // Deletes the calls whose first offer has waited offer_timeout_ms without
   // an answer (Handle does this too, before each request).
   void ExpireUnanswered();
+
+  // A session the session manager deleted on a timeout ([media] timeout_s
+  // and the others): its media section is forgotten, and the call with its
+  // last session, so a later query answers "Unknown call-id" and a delete
+  // "Call-ID not found" (ok, with that warning).
+  void SessionExpired(const std::string& session);
 
  private:
   struct Stream;
@@ -147,6 +154,9 @@ class Handler {
     std::optional<size_t> branch;  // none: the whole call
   };
   std::vector<PendingDelete> pending_deletes_;  // delete-delay
+  // Every live session of a call, to its call-id (for SessionExpired).
+  void IndexSessions(const std::string& call_id);
+  std::unordered_map<std::string, std::string> session_calls_;
 };
 
 // The Sluice session name for media section `index` of a call's branch
