@@ -296,5 +296,82 @@ TEST_F(SippCallFlowsTest, EarlyMediaThen200KeepsPortKeyAndEveryPacket) {
   EXPECT_EQ(SessionCount(), 0);
 }
 
+
+bool FromWinner(const SipMessage& m) { return m.text.find("SIPpTag01") != std::string::npos; }
+
+// One INVITE forked to two callees, both with early media; one answers, the
+// other is cancelled. The caller hears each branch's early media, then the
+// winner; the losing branch's session is gone once its 487 passed.
+TEST_F(SippCallFlowsTest, ForkedCallKeepsTheWinnerAndFreesTheLoser) {
+  const std::string ka = NewSdesKey(), kb1 = NewSdesKey(), kb2 = NewSdesKey();
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 42010, 0xf1);
+  Phone b1 = daemon_->MakePhone(1, daemon_->phone_ip(1), 42012, 0xf2);
+  Phone b2 = daemon_->MakePhone(1, daemon_->phone_ip(1), 42014, 0xf3);
+  Sipp winner, loser, caller;
+  StartCallee(loser, "uas_fork_loser.xml", kCallee2Sip, 0,
+              PhoneKeys(daemon_->phone_ip(1), 42014, kb2));
+  StartCallee(winner, "uas_early.xml", kCalleeSip, 3000,
+              PhoneKeys(daemon_->phone_ip(1), 42012, kb1));
+  std::vector<std::string> keys = PhoneKeys(daemon_->phone_ip(0), 42010, ka);
+  keys.insert(keys.end(),
+              {"-key", "extra", absl::StrCat("X-Fork-To: sip:callee2@127.0.0.1:", kCallee2Sip)});
+  StartCaller(caller, "uac_call.xml", "callee", kCalleeSip, 2500, keys);
+
+  const SdpView to_b1 = ViewSdp(Sdp(winner.WaitReceived(IsInvite)));
+  const SdpView to_b2 = ViewSdp(Sdp(loser.WaitReceived(IsInvite)));
+  const SipMessage early1 = caller.WaitReceived([](const SipMessage& m) {
+    return Is183(m) && FromWinner(m);
+  });
+  const SipMessage early2 = caller.WaitReceived([](const SipMessage& m) {
+    return Is183(m) && !FromWinner(m);
+  });
+  const SdpView e1 = ViewSdp(Sdp(early1)), e2 = ViewSdp(Sdp(early2));
+  ASSERT_EQ(to_b1.crypto.size(), 1u) << winner.Transcript();
+  ASSERT_EQ(to_b2.crypto.size(), 1u) << loser.Transcript();
+  ASSERT_EQ(e1.crypto.size(), 1u) << early1.text;
+  ASSERT_EQ(e2.crypto.size(), 1u) << early2.text;
+  // Each branch has its own legs: its own ports and keys on both sides.
+  EXPECT_NE(to_b1.port, to_b2.port);
+  EXPECT_NE(e1.port, e2.port);
+  EXPECT_NE(e1.crypto, e2.crypto);
+
+  // Early media from the losing branch, then from the winning one.
+  a.relay = Addr(e2.ip, e2.port);
+  b2.relay = Addr(to_b2.ip, to_b2.port);
+  Arm(a, ka, e2.crypto[0]);
+  Arm(b2, kb2, to_b2.crypto[0]);
+  ExchangeResult r = PacedFor(a, b2, 15);
+  EXPECT_TRUE(r.Perfect()) << "losing branch's early media: " << r.Describe();
+  a.relay = Addr(e1.ip, e1.port);
+  b1.relay = Addr(to_b1.ip, to_b1.port);
+  Arm(a, ka, e1.crypto[0]);
+  Arm(b1, kb1, to_b1.crypto[0]);
+  r = PacedFor(a, b1, 15);
+  EXPECT_TRUE(r.Perfect()) << "winning branch's early media: " << r.Describe();
+  ASSERT_TRUE(caller.AllReceived(Is200).empty()) << "the 200 came before early media was done";
+
+  // The 200: the winner's SDP as in its 183. The loser is cancelled (487).
+  const SdpView answered = ViewSdp(Sdp(caller.WaitReceived(Is200)));
+  EXPECT_EQ(answered.port, e1.port);
+  EXPECT_EQ(answered.crypto, e1.crypto);
+  EXPECT_EQ(loser.Wait(), 0) << loser.Transcript();
+  // Only the winner's session is left: its leg toward the callee is the
+  // port the winner was offered.
+  json list;
+  for (int i = 0; i < 100; ++i) {
+    list = control_.Call({{"op", "session.list"}});
+    if (list.value("total", -1) == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(list.value("total", -1), 1) << list.dump();
+  EXPECT_EQ(LocalPort(list["sessions"][0]["legs"][1]), to_b1.port) << list.dump();
+
+  r = PacedFor(a, b1, 25);
+  EXPECT_TRUE(r.Perfect()) << "after the answer: " << r.Describe();
+  EXPECT_EQ(caller.Wait(), 0) << caller.Transcript();
+  EXPECT_EQ(winner.Wait(), 0) << winner.Transcript();
+  EXPECT_EQ(SessionCount(), 0);
+}
+
 }  // namespace
 }  // namespace sluice::testing
