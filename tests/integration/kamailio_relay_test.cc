@@ -221,7 +221,9 @@ TEST_F(KamailioRelayTest, PlainSideBridgedToSrtpSide) {
       PhoneSdp(daemon_->phone_ip(1), 41012, "RTP/SAVP", {kb}));
   SdpView vb = ViewSdp(to_bob), va = ViewSdp(to_alice);
   EXPECT_EQ(vb.proto, "RTP/SAVP");
-  ASSERT_EQ(vb.crypto.size(), 1u) << to_bob;
+  // Sluice's default suites for a plain offerer, AES_CM_128_HMAC_SHA1_80 (tag
+  // 1, the one bob takes) first.
+  ASSERT_FALSE(vb.crypto.empty()) << to_bob;
   EXPECT_EQ(va.proto, "RTP/AVP");
   EXPECT_TRUE(va.crypto.empty()) << to_alice;
   a.relay = Addr(va.ip, va.port);
