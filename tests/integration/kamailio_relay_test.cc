@@ -1,6 +1,6 @@
-// Kamailio from Debian as the SIP proxy in front of sluiced, driving it over
-// the ng protocol with its rtpengine module (rtpengine_sock pointed at
-// Sluice's ng port): two SIP user agents played by this test on the relay
+// Kamailio from Debian (configs/kamailio/kamailio.cfg) as the SIP proxy in
+// front of sluiced, driving it over the ng protocol with its rtpengine
+// module (rtpengine_sock pointed at Sluice's ng port): two SIP user agents played by this test on the relay
 // namespace's loopback, an INVITE with an SDES SRTP offer, the answer, media
 // as SRTP on both legs through sluiced between libsrtp2 phones in their own
 // namespaces (every packet verified), a re-INVITE that re-keys, and a BYE
@@ -27,103 +27,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "harness.h"
+#include "kamailio.h"
 #include "ng_peer.h"
 
 namespace sluice::testing {
 namespace {
 
-constexpr uint16_t kProxyPort = 5060;
 constexpr uint16_t kAlicePort = 5070;
 constexpr uint16_t kBobPort = 5080;
 
-// Kamailio as a record-routing proxy that hands every SDP to the media relay.
-constexpr char kKamailioCfg[] = R"cfg(#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-listen=udp:127.0.0.1:5060
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "rtpengine.so"
-modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:2223")
-
-request_route {
-  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-  if (is_method("OPTIONS") && uri == myself) { sl_send_reply("200", "OK"); exit; }
-  if (has_totag()) {
-    if (loose_route()) {
-      if (is_method("BYE")) {
-        rtpengine_delete();
-      } else if (is_method("INVITE") && has_body("application/sdp")) {
-        rtpengine_offer("trust-address replace-origin ICE=remove direction=a direction=b");
-        t_on_reply("MEDIA");
-      }
-      t_relay();
-      exit;
-    }
-    if (is_method("ACK") && t_check_trans()) t_relay();
-    exit;
-  }
-  if (is_method("INVITE")) {
-    record_route();
-    if ($hdr(X-Media) == "plain-to-srtp") {
-      rtpengine_offer("trust-address replace-origin ICE=remove direction=a direction=b RTP/SAVP SDES-only-AES_CM_128_HMAC_SHA1_80");
-    } else {
-      rtpengine_offer("trust-address replace-origin ICE=remove direction=a direction=b");
-    }
-    t_on_reply("MEDIA");
-  }
-  t_relay();
-}
-
-onreply_route[MEDIA] {
-  if (has_body("application/sdp")) rtpengine_answer("trust-address replace-origin ICE=remove direction=b direction=a");
-}
-)cfg";
-
-// A SIP user agent: a UDP socket on the relay namespace's loopback.
-class Agent {
- public:
-  bool Open(Topology& topo, uint16_t port) {
-    auto fd = topo.Socket("relay", AF_INET, SOCK_DGRAM);
-    if (!fd.ok()) return false;
-    fd_ = *fd;
-    port_ = port;
-    sockaddr_in a = Addr("127.0.0.1", port);
-    return bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~Agent() {
-    if (fd_ >= 0) close(fd_);
-  }
-  void Send(const std::string& msg, uint16_t to_port = kProxyPort) {
-    sockaddr_in to = Addr("127.0.0.1", to_port);
-    sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-  }
-  // The next message that is not a provisional (1xx) response, within timeout_ms.
-  std::string Receive(int timeout_ms = 3000) {
-    for (;;) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, timeout_ms) != 1) return "";
-      std::string buf(65536, '\0');
-      const ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
-      if (n <= 0) return "";
-      buf.resize(static_cast<size_t>(n));
-      if (buf.rfind("SIP/2.0 1", 0) == 0) continue;
-      return buf;
-    }
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-};
+using Agent = SipAgent;
 
 // Every value of header `name` in a SIP message, in order.
 std::vector<std::string> Headers(const std::string& msg, const std::string& name) {
@@ -189,10 +102,8 @@ std::string Response(const std::string& request, const std::string& status) {
 class KamailioRelayTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (access("/usr/sbin/kamailio", X_OK) != 0) {
-      skip_reason_ = "kamailio is not installed (scripts/setup-deps installs it)";
-      return;
-    }
+    skip_reason_ = Kamailio::Missing();
+    if (!skip_reason_.empty()) return;
     LibsrtpPeer::Init();
     daemon_ = new Daemon;
     DaemonOptions options;
@@ -203,51 +114,19 @@ class KamailioRelayTest : public ::testing::Test {
         "[media]\nport_min = 32000\nport_max = 32999\n[ng]\nlisten = \"127.0.0.1:2223\"\n";
     skip_reason_ = daemon_->Start(options);
     if (!skip_reason_.empty()) return;
-    dir_ = new std::string(std::filesystem::temp_directory_path() /
-                           absl::StrCat("sluice-kamailio-", getpid()));
-    std::filesystem::create_directories(*dir_);
-    std::ofstream(*dir_ + "/kamailio.cfg") << kKamailioCfg;
-    auto pid = daemon_->topology().Spawn(
-        "relay", {"sh", "-c",
-                  absl::StrCat("exec /usr/sbin/kamailio -f ", *dir_, "/kamailio.cfg -DD -E -Y ",
-                               *dir_, " -P ", *dir_, "/kamailio.pid > ", *dir_,
-                               "/kamailio.log 2>&1")});
-    ASSERT_TRUE(pid.ok()) << pid.status();
-    kamailio_ = *pid;
-    // Ready when it answers OPTIONS (its rtpengine module has pinged Sluice
-    // by then: children ping at start-up).
-    Agent probe;
-    ASSERT_TRUE(probe.Open(daemon_->topology(), 5099));
-    for (int i = 0; i < 50; ++i) {
-      probe.Send(absl::StrCat("OPTIONS sip:127.0.0.1:", kProxyPort, " SIP/2.0\r\n",
-                              "Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-probe", i, "\r\n",
-                              "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\n",
-                              "To: <sip:127.0.0.1>\r\nCall-ID: probe-", i, "\r\nCSeq: 1 OPTIONS\r\n",
-                              "Content-Length: 0\r\n\r\n"));
-      if (probe.Receive(200).rfind("SIP/2.0 200", 0) == 0) return;
-    }
-    FAIL() << "kamailio did not answer OPTIONS; log: " << *dir_ << "/kamailio.log";
+    kamailio_ = new Kamailio;
+    ASSERT_TRUE(kamailio_->Start(daemon_->topology(), {}));
   }
   static void TearDownTestSuite() {
-    if (kamailio_ > 0) {
-      StopProcess(kamailio_);
-    }
-    if (dir_ != nullptr) {
-      if (::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
-        std::ifstream log(*dir_ + "/kamailio.log");
-        std::printf("--- kamailio.log ---\n%s\n",
-                    std::string(std::istreambuf_iterator<char>(log), {}).c_str());
-      }
-      std::filesystem::remove_all(*dir_);
-      delete dir_;
-    }
+    delete kamailio_;
+    kamailio_ = nullptr;
     delete daemon_;
     daemon_ = nullptr;
   }
   void SetUp() override {
     if (!skip_reason_.empty()) GTEST_SKIP() << "skipped: " << skip_reason_;
-    ASSERT_TRUE(alice_.Open(daemon_->topology(), kAlicePort));
-    ASSERT_TRUE(bob_.Open(daemon_->topology(), kBobPort));
+    ASSERT_TRUE(alice_.Open(daemon_->topology(), "relay", kAlicePort));
+    ASSERT_TRUE(bob_.Open(daemon_->topology(), "relay", kBobPort));
     ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
   }
 
@@ -272,8 +151,7 @@ class KamailioRelayTest : public ::testing::Test {
   }
 
   inline static Daemon* daemon_ = nullptr;
-  inline static std::string* dir_ = nullptr;
-  inline static pid_t kamailio_ = -1;
+  inline static Kamailio* kamailio_ = nullptr;
   inline static std::string skip_reason_;
   Agent alice_, bob_;
   ControlClient control_;
@@ -338,12 +216,14 @@ TEST_F(KamailioRelayTest, PlainSideBridgedToSrtpSide) {
   Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 41010, 0xa2);
   Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 41012, 0xb2);
   auto [to_bob, to_alice] = OfferAnswer(
-      d, WithBody(d.Request("INVITE", false, "X-Media: plain-to-srtp\r\n"),
+      d, WithBody(d.Request("INVITE", false, "X-Sluice-Media: srtp\r\n"),
                   PhoneSdp(daemon_->phone_ip(0), 41010, "RTP/AVP", {})),
       PhoneSdp(daemon_->phone_ip(1), 41012, "RTP/SAVP", {kb}));
   SdpView vb = ViewSdp(to_bob), va = ViewSdp(to_alice);
   EXPECT_EQ(vb.proto, "RTP/SAVP");
-  ASSERT_EQ(vb.crypto.size(), 1u) << to_bob;
+  // Sluice's default suites for a plain offerer, AES_CM_128_HMAC_SHA1_80 (tag
+  // 1, the one bob takes) first.
+  ASSERT_FALSE(vb.crypto.empty()) << to_bob;
   EXPECT_EQ(va.proto, "RTP/AVP");
   EXPECT_TRUE(va.crypto.empty()) << to_alice;
   a.relay = Addr(va.ip, va.port);
