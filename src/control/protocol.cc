@@ -217,7 +217,8 @@ absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
   const std::string path = absl::StrCat("legs[", index, "]");
   if (!v.is_object()) return InvalidArgument(path, "must be an object");
   if (absl::Status s = CheckFields(v, path,
-                                   {"name", "interface", "remote", "rtcp", "strict_source", "rx", "tx"},
+                                   {"name", "interface", "remote", "rtcp", "strict_source",
+                                    "family", "rx", "tx"},
                                    ErrorCode::kInvalidArgument);
       !s.ok()) {
     return s;
@@ -249,6 +250,15 @@ absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
   if (const Json* strict = Find(v, "strict_source"); strict != nullptr) {
     if (!strict->is_boolean()) return InvalidArgument(path + ".strict_source", "must be true or false");
     out->strict_source = strict->get<bool>();
+  }
+  if (const Json* family = Find(v, "family"); family != nullptr) {
+    if (*family == "ipv4") {
+      out->family = 4;
+    } else if (*family == "ipv6") {
+      out->family = 6;
+    } else {
+      return InvalidArgument(path + ".family", "must be \"ipv4\" or \"ipv6\"");
+    }
   }
   for (const bool tx : {false, true}) {
     const char* side = tx ? "tx" : "rx";

@@ -282,11 +282,18 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".interface: unknown interface \"", leg.interface, "\""));
   }
-  const int family = leg.remote ? leg.remote->ip.family : (iface->ipv4 ? 4 : 6);
+  if (leg.family != 0 && leg.remote && leg.remote->ip.family != leg.family) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".family: IPv", leg.family, " but the remote is IPv", leg.remote->ip.family));
+  }
+  const int family = leg.remote ? leg.remote->ip.family
+                     : leg.family != 0 ? leg.family
+                                       : (iface->ipv4 ? 4 : 6);
   const std::optional<packet::Prefix>& prefix = family == 4 ? iface->ipv4 : iface->ipv6;
   if (!prefix) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".remote: interface ", iface->name,
-                                                   " has no IPv", family, " address"));
+    return absl::InvalidArgumentError(absl::StrCat(field, leg.remote ? ".remote" : ".family",
+                                                   ": interface ", iface->name, " has no IPv",
+                                                   family, " address"));
   }
   bool unencrypted_rx = false, unencrypted_tx = false;
   auto rx = KeysFor(leg.rx, field + ".rx", &unencrypted_rx, nullptr);

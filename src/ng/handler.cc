@@ -164,6 +164,11 @@ struct Handler::Request {
   std::vector<std::string> sdes, rtcp_mux, replace, direction;
   std::string transport, interface, ice, dtls;
   std::optional<packet::IpAddress> received_from;
+  // "address-family" (4, 6; 0: not given): the family of the leg that the
+  // rewritten SDP advertises; "media-address": the address written into it
+  // instead of that leg's own.
+  uint8_t address_family = 0;
+  std::optional<packet::IpAddress> media_address;
   std::vector<std::string> warnings;
 
   bool Has(const std::set<std::string>& set, const char* f) const { return set.count(f) > 0; }
@@ -176,6 +181,10 @@ struct Handler::Request {
   // address"; "trust-address", its opposite, is the default as there).
   std::optional<packet::IpAddress> MediaSource() const {
     return Flag("SIP-source-address") && !Flag("trust-address") ? received_from : std::nullopt;
+  }
+  // What besides the SDP shapes the rewritten SDP, for the repeat digests.
+  std::string Presentation() const {
+    return absl::StrCat(address_family, media_address ? media_address->ToString() : "");
   }
 };
 
@@ -398,11 +407,33 @@ absl::Status Handler::MergeRtppFlags(std::map<std::string, const Value*>& keys, 
   return absl::OkStatus();
 }
 
+// "address-family" ("IP4" or "IP6", as SDP names them) and "media-address"
+// (an IPv4 or IPv6 address, written as given).
+absl::Status Handler::ParseAddressing(const Value* family, const Value* address, Request& r) {
+  if (family != nullptr) {
+    const std::string f = family->is_string() ? std::string(family->str()) : "";
+    if (f != "IP4" && f != "IP6") {
+      return absl::InvalidArgumentError("address-family: must be \"IP4\" or \"IP6\"");
+    }
+    r.address_family = f == "IP4" ? 4 : 6;
+  }
+  if (address != nullptr) {
+    if (address->is_string()) {
+      r.media_address = packet::IpAddress::Parse(std::string(address->str()));
+    }
+    if (!r.media_address) {
+      return absl::InvalidArgumentError("media-address: must be an IPv4 or IPv6 address");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Handler::ParseRequest(const Value& request, Request& r) {
   static const std::set<std::string> kKnown = {
       "command", "call-id", "from-tag", "to-tag", "via-branch", "sdp", "transport-protocol",
       "SDES", "rtcp-mux", "ICE", "DTLS", "direction", "interface", "replace", "flags",
-      "received-from", "supports", "delete-delay", "sip-message-type", "rtpp-flags"};
+      "received-from", "supports", "delete-delay", "sip-message-type", "rtpp-flags",
+      "address-family", "media-address"};
   std::map<std::string, const Value*> keys;
   for (const auto& [key, value] : request.as_dict()) {
     keys.emplace(NormalKey(std::string_view(key.data(), key.size())), &value);
@@ -446,6 +477,10 @@ absl::Status Handler::ParseRequest(const Value& request, Request& r) {
   const std::vector<std::string> received =
       Strings(find("received-from"), "received-from", r.warnings);
   if (received.size() == 2) r.received_from = packet::IpAddress::Parse(received[1]);
+  if (absl::Status s = ParseAddressing(find("address-family"), find("media-address"), r);
+      !s.ok()) {
+    return s;
+  }
   if (!unknown_keys.empty()) {
     r.warnings.push_back(absl::StrCat("unknown keys ignored: ", absl::StrJoin(unknown_keys, ", ")));
   }
@@ -587,7 +622,8 @@ Value Handler::Offer(Request& r, Value& reply) {
   absl::StatusOr<size_t> index = OfferBranch(call, r);
   if (!index.ok()) return Error(reply, index.status());
   Branch& branch = call.branches[*index];
-  const std::string digest = RequestDigest(r.from_tag, r.via_branch, transport, r.sdp->str());
+  const std::string digest =
+      RequestDigest(r.from_tag, r.via_branch, transport + r.Presentation(), r.sdp->str());
   // A retransmitted or re-sent offer: the same reply, nothing changed.
   if (!branch.offer_reply.empty() && branch.offer_digest == digest) {
     return Ok(reply, branch.offer_reply);
@@ -837,6 +873,7 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
     create.legs[static_cast<size_t>(answerer)].tx = Sdes(o.offered.front().value);
   }
   create.legs[static_cast<size_t>(answerer)].await_answer = true;
+  create.legs[static_cast<size_t>(answerer)].family = r.address_family;
   return create;
 }
 
@@ -849,6 +886,7 @@ String Handler::RewriteForAnswerer(const Request& r, const Sdp& sdp,
     if (!offered[i].enabled) continue;
     const Stream& stream = streams[i];
     plans[i].local = stream.local[answerer];
+    if (r.media_address) plans[i].local.ip = *r.media_address;
     plans[i].rtcp_mux = stream.rtcp_mux[answerer];
     plans[i].proto = WithSrtp(transport.empty() ? sdp.media[i].proto : transport,
                               offered[i].answerer_srtp);
@@ -870,7 +908,7 @@ Value Handler::Answer(Request& r, Value& reply) {
   }
   // A repeated answer (the 200 after a 183 with the same SDP, or a
   // retransmission): the same reply, nothing changed.
-  const std::string digest = RequestDigest(r.from_tag, r.to_tag, "", r.sdp->str());
+  const std::string digest = RequestDigest(r.from_tag, r.to_tag, r.Presentation(), r.sdp->str());
   if (!call.answer_reply.empty() && call.answer_digest == digest) {
     return Ok(reply, call.answer_reply);
   }
@@ -910,6 +948,12 @@ absl::StatusOr<std::vector<std::optional<Handler::AnswerUpdates>>> Handler::Plan
     const OfferedMedia& o = call.offered[i];
     if (!o.enabled || sdp.media[i].disabled()) continue;
     const Stream& stream = call.streams[i];
+    if (r.address_family != 0 && stream.local[call.offerer].ip.family != r.address_family) {
+      r.warnings.push_back(absl::StrCat("media section ", i + 1,
+                                        ": address-family: the offerer's leg stays IPv",
+                                        stream.local[call.offerer].ip.family,
+                                        ", the family of its offer"));
+    }
     AnswerUpdates u;
     absl::StatusOr<control::UpdateRequest> answerer =
         AnswererUpdate(r, sdp, i, o, stream, 1 - call.offerer);
@@ -1031,6 +1075,7 @@ String Handler::RewriteForOfferer(const Request& r, Sdp& sdp, const Branch& call
     }
     const Stream& stream = call.streams[i];
     plans[i].local = stream.local[call.offerer];
+    if (r.media_address) plans[i].local.ip = *r.media_address;
     plans[i].rtcp_mux = stream.rtcp_mux[call.offerer];
     plans[i].proto = o.offer_proto;
     if (o.offerer_srtp) plans[i].crypto.push_back({o.accepted_tag, "", o.offerer_tx});

@@ -106,6 +106,11 @@ TEST(DecodeRequest, CreateOptionalFields) {
   const auto& create = std::get<CreateRequest>(r->payload);
   EXPECT_TRUE(create.legs[0].strict_source);
   EXPECT_FALSE(create.legs[1].remote.has_value());
+  EXPECT_EQ(create.legs[0].family, 0);
+  r = DecodeRequest(CreateLine(TwoLegs(R"(,"family":"ipv4")", R"(,"family":"ipv6")")));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(std::get<CreateRequest>(r->payload).legs[0].family, 4);
+  EXPECT_EQ(std::get<CreateRequest>(r->payload).legs[1].family, 6);
   // IPv6 remote and an SDES attribute with a tag first.
   r = DecodeRequest(CreateLine(absl::StrCat(
       R"([{"name":"x","interface":"core","remote":"[fd00::1]:4000",)",
@@ -263,7 +268,9 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
       {leg(R"("name":"a","interface":"a","rx":{"plain":true})"),
        "legs[0].tx: required ({\"plain\": true} for none)"},
       {leg(absl::StrCat(ok_leg, R"(,"colour":"red")")),
-       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, rx, tx"},
+       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, family, rx, tx"},
+      {leg(absl::StrCat(ok_leg, R"(,"family":"IP6")")),
+       "legs[0].family: must be \"ipv4\" or \"ipv6\""},
       {leg(R"("interface":"a","rx":{"plain":true},"tx":{"plain":true})"), "legs[0].name: required"},
       {leg(R"("name":"","interface":"a","rx":{"plain":true},"tx":{"plain":true})"),
        "legs[0].name: must be a string of 1 to 64 characters from A-Z a-z 0-9 ._@:-"},

@@ -129,6 +129,41 @@ TEST_F(SessionManagerTest, Ipv6RemoteGetsTheInterfacesIpv6Address) {
       << bad.dump();
 }
 
+// A leg with no remote yet takes the family it asks for, so one leg can be
+// IPv4 and the other IPv6 on a dual-stack interface before the peer is known.
+TEST_F(SessionManagerTest, LegWithoutRemoteTakesTheFamilyItAsksFor) {
+  auto create = [&](const std::string& name, const std::string& family, const json& remote) {
+    json leg_b = {{"name", "b"}, {"interface", "a"}, {"family", family},
+                  {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}};
+    if (!remote.is_null()) leg_b["remote"] = remote;
+    json leg_a = {{"name", "a"}, {"interface", "b"}, {"remote", "10.0.2.2:4000"},
+                  {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}};
+    return Call({{"op", "session.create"}, {"session", name}, {"legs", {leg_a, leg_b}}});
+  };
+  json r = create("fam6", "ipv6", nullptr);
+  ASSERT_EQ(Code(r), "ok") << r.dump();
+  EXPECT_EQ(r["legs"][0]["local"].get<std::string>().rfind("10.0.2.1:", 0), 0u) << r.dump();
+  EXPECT_EQ(r["legs"][1]["local"].get<std::string>().rfind("[fd00:1::1]:", 0), 0u) << r.dump();
+  r = create("fam4", "ipv4", nullptr);
+  ASSERT_EQ(Code(r), "ok") << r.dump();
+  EXPECT_EQ(r["legs"][1]["local"].get<std::string>().rfind("10.0.1.1:", 0), 0u) << r.dump();
+  json clash = create("clash", "ipv6", "10.0.1.2:4000");
+  EXPECT_EQ(Code(clash), "invalid_argument");
+  EXPECT_NE(clash["error"]["message"].get<std::string>().find("legs[1].family"), std::string::npos)
+      << clash.dump();
+  // Interface b has no IPv6 address.
+  json none = Call({{"op", "session.create"}, {"session", "none"}, {"legs", {
+      {{"name", "a"}, {"interface", "a"}, {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}},
+      {{"name", "b"}, {"interface", "b"}, {"family", "ipv6"},
+       {"rx", {{"plain", true}}}, {"tx", {{"plain", true}}}}}}});
+  EXPECT_EQ(Code(none), "invalid_argument");
+  EXPECT_NE(none["error"]["message"].get<std::string>().find(
+                "legs[1].family: interface b has no IPv6"),
+            std::string::npos)
+      << none.dump();
+  EXPECT_EQ(Code(Call({{"op", "session.get"}, {"session", "none"}})), "not_found");
+}
+
 TEST_F(SessionManagerTest, ErrorsNameTheFieldAndLeaveNothingBehind) {
   MakeManager(30000, 30001, 60);  // one port per interface
   json unknown = Create("x", kKey1, "nope");

@@ -83,6 +83,14 @@ sockaddr_in Addr(const std::string& ip, uint16_t port) {
   return a;
 }
 
+sockaddr_in6 Addr6(const std::string& ip, uint16_t port) {
+  sockaddr_in6 a = {};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(port);
+  inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
+  return a;
+}
+
 // --- Phone ---
 
 Phone::Phone(Phone&& other) noexcept { *this = std::move(other); }
@@ -95,6 +103,7 @@ Phone& Phone::operator=(Phone&& other) noexcept {
     ssrc = other.ssrc;
     seq = other.seq;
     relay = other.relay;
+    relay6 = other.relay6;
     send = std::move(other.send);
     recv = std::move(other.recv);
   }
@@ -131,8 +140,11 @@ std::vector<uint8_t> Phone::SendNext() {
 void Phone::SendRaw(const std::vector<uint8_t>& wire) const {
   // A full socket buffer is waited out: every packet leaves.
   for (int tries = 0; tries < 1000; ++tries) {
-    if (sendto(fd, wire.data(), wire.size(), 0, reinterpret_cast<const sockaddr*>(&relay),
-               sizeof relay) >= 0 ||
+    const bool v6 = relay6.sin6_family == AF_INET6;
+    if (sendto(fd, wire.data(), wire.size(), 0,
+               v6 ? reinterpret_cast<const sockaddr*>(&relay6)
+                  : reinterpret_cast<const sockaddr*>(&relay),
+               v6 ? sizeof relay6 : sizeof relay) >= 0 ||
         (errno != ENOBUFS && errno != EAGAIN)) {
       return;
     }
@@ -274,6 +286,12 @@ std::string Daemon::Start(const DaemonOptions& options) {
   }
   EXPECT_TRUE(
       topo_->Run("pa", {"ip", "addr", "add", spoof_ip() + "/24", "dev", kPhoneIf[0]}).ok());
+  ipv6_b_ = options.ipv6_b;
+  if (!ipv6_b_.empty()) {  // nodad: usable at once, not after duplicate detection
+    EXPECT_TRUE(topo_->Run("pb", {"ip", "-6", "addr", "add", phone_ip6() + "/64", "dev",
+                                  kPhoneIf[1], "nodad"})
+                    .ok());
+  }
   dir_ = std::filesystem::temp_directory_path() /
          absl::StrCat("sluice-", options.name, "-", getpid());
   std::filesystem::create_directories(dir_);
@@ -289,7 +307,7 @@ std::string Daemon::Start(const DaemonOptions& options) {
       "[[interface]]\nname = \"a\"\ndevice = \"net_af_packet0\"\nipv4 = \"", relay_ip(0),
       "/24\"\n"
       "[[interface]]\nname = \"b\"\ndevice = \"net_af_packet1\"\nipv4 = \"", relay_ip(1),
-      "/24\"\n"
+      "/24\"\n", ipv6_b_.empty() ? "" : absl::StrCat("ipv6 = \"", relay_ip6(), "/64\"\n"),
       "[workers]\nlcores = [1]\n"
       "[control]\nsocket = \"", socket_, "\"\n", options.extra_config);
   auto pid = topo_->Spawn("relay", {"sh", "-c",
@@ -357,7 +375,8 @@ bool Daemon::Answers() const {
 
 Phone Daemon::MakePhone(int side, const std::string& ip, uint16_t port, uint32_t ssrc) {
   Phone p;
-  auto fd = topo_->Socket(kPhoneNs[side], AF_INET, SOCK_DGRAM);
+  const bool v6 = ip.find(':') != std::string::npos;
+  auto fd = topo_->Socket(kPhoneNs[side], v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
   EXPECT_TRUE(fd.ok()) << fd.status();
   if (!fd.ok()) return p;
   p.fd = *fd;
@@ -367,7 +386,10 @@ Phone Daemon::MakePhone(int side, const std::string& ip, uint16_t port, uint32_t
   setsockopt(p.fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes);
   setsockopt(p.fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes);
   sockaddr_in a = Addr(ip, port);
-  EXPECT_EQ(bind(p.fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0)
+  sockaddr_in6 a6 = Addr6(ip, port);
+  EXPECT_EQ(v6 ? bind(p.fd, reinterpret_cast<sockaddr*>(&a6), sizeof a6)
+               : bind(p.fd, reinterpret_cast<sockaddr*>(&a), sizeof a),
+            0)
       << ip << ":" << port << ": " << std::strerror(errno);
   return p;
 }

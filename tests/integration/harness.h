@@ -46,6 +46,7 @@ class ControlClient {
 };
 
 sockaddr_in Addr(const std::string& ip, uint16_t port);
+sockaddr_in6 Addr6(const std::string& ip, uint16_t port);
 
 // A phone: a UDP socket in its namespace (with a receive buffer large enough
 // for floods) and, for an SRTP leg, libsrtp2 contexts for what it sends and
@@ -69,6 +70,7 @@ struct Phone {
   uint32_t ssrc = 0;
   uint16_t seq = 0;
   sockaddr_in relay{};
+  sockaddr_in6 relay6{};  // an IPv6 phone's relay address, used when its family is set
   std::unique_ptr<LibsrtpPeer> send, recv;
 };
 
@@ -117,6 +119,8 @@ struct DaemonOptions {
   std::string subnet_a;  // "10.202.1": the relay is .1, the phones .2 and .3
   std::string subnet_b;
   std::string extra_config;  // TOML appended to the generated file
+  // "fd00:203:2": side 1 is dual stack, the relay ::1 and the phone ::2 (/64)
+  std::string ipv6_b;
 };
 
 class Daemon {
@@ -142,9 +146,12 @@ class Daemon {
   std::string relay_ip(int side) const { return subnet_[side] + ".1"; }
   std::string phone_ip(int side) const { return subnet_[side] + ".2"; }
   std::string spoof_ip() const { return subnet_[0] + ".3"; }  // a second address on side 0
+  std::string relay_ip6() const { return ipv6_b_ + "::1"; }  // side 1, with ipv6_b
+  std::string phone_ip6() const { return ipv6_b_ + "::2"; }
   Topology& topology() { return *topo_; }
 
-  // A phone socket on side 0 ("pa") or 1 ("pb"), bound to ip:port.
+  // A phone socket on side 0 ("pa") or 1 ("pb"), bound to ip:port (IPv4,
+  // or IPv6 when ip has a ':').
   Phone MakePhone(int side, const std::string& ip, uint16_t port, uint32_t ssrc);
   // session.create, then long enough for sluiced to resolve the remotes.
   nlohmann::json Create(ControlClient& control, const std::string& name, nlohmann::json leg_a,
@@ -159,6 +166,7 @@ class Daemon {
   std::unique_ptr<Topology> topo_;
   std::string dir_, socket_;
   std::string subnet_[2];
+  std::string ipv6_b_;
   pid_t pid_ = -1;
 };
 

@@ -74,7 +74,9 @@ std::string NewSdesKey() {
 
 std::string PhoneSdp(const std::string& ip, uint16_t port, const std::string& proto,
                      const std::vector<std::string>& keys) {
-  std::string sdp = absl::StrCat("v=0\r\no=phone 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip,
+  const char* family = ip.find(':') == std::string::npos ? "IP4 " : "IP6 ";
+  std::string sdp = absl::StrCat("v=0\r\no=phone 1 1 IN ", family, ip, "\r\ns=-\r\nc=IN ",
+                                 family, ip,
                                  "\r\nt=0 0\r\nm=audio ", port, " ", proto,
                                  " 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
                                  "a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n");

@@ -34,6 +34,7 @@ class NgRelayTest : public ::testing::Test {
     options.name = "ng-relay";
     options.subnet_a = "10.203.1";
     options.subnet_b = "10.203.2";
+    options.ipv6_b = "fd00:203:2";
     options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n[ng]\nlisten = \"127.0.0.1:2223\"\n"
         "allowed_sources = [\"127.0.0.1\"]\n";
     skip_reason_ = daemon_->Start(options);
@@ -54,6 +55,46 @@ class NgRelayTest : public ::testing::Test {
   NgClient ng_;
   ControlClient control_;
 };
+
+// An IPv4 phone calls an IPv6 phone: the offer goes on with address-family
+// IP6 (the answerer's leg on interface b's IPv6 address), the IPv6 phone's
+// answer comes back to the IPv4 phone as IPv4, and SRTP flows both ways,
+// every packet verified by the phones' libsrtp2.
+TEST_F(NgRelayTest, Ipv4PhoneCallsIpv6Phone) {
+  const std::string call = "ng-e2e-v4v6@sbc.example";
+  const std::string ka = NewSdesKey(), kb = NewSdesKey();
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 40020, 0x4141);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip6(), 40022, 0x6161);
+
+  ng::Value offer =
+      NgOffer(call, "tag-a", PhoneSdp(daemon_->phone_ip(0), 40020, "RTP/SAVP", {ka}));
+  offer.Set("rtpp-flags", "address-family=IP6 replace-origin");
+  ng::Value reply = ng_.Call(offer);
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const SdpView to_b = ViewSdp(reply);
+  EXPECT_EQ(to_b.ip, daemon_->relay_ip6());
+  EXPECT_THAT(std::string(reply.Find("sdp")->str()),
+              HasSubstr("IN IP6 " + daemon_->relay_ip6() + "\r\n"));
+  ASSERT_EQ(to_b.crypto.size(), 1u);
+  reply = ng_.Call(NgAnswer(call, "tag-a", "tag-b",
+                            PhoneSdp(daemon_->phone_ip6(), 40022, "RTP/SAVP", {kb})));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const SdpView to_a = ViewSdp(reply);
+  EXPECT_EQ(to_a.ip, daemon_->relay_ip(0));
+  ASSERT_EQ(to_a.crypto.size(), 1u);
+
+  a.relay = Addr(to_a.ip, to_a.port);
+  b.relay6 = Addr6(to_b.ip, to_b.port);
+  Arm(a, ka, to_a.crypto[0]);
+  Arm(b, kb, to_b.crypto[0]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ARP and ND for the peers
+  ExchangeResult result = Exchange(a, b, 50);
+  EXPECT_TRUE(result.Perfect()) << result.Describe();
+  nlohmann::json get = control_.Call({{"op", "session.get"}, {"session", call}});
+  ASSERT_EQ(get["ok"], true) << get.dump();
+  EXPECT_EQ(get["legs"][1]["remote"], "[" + daemon_->phone_ip6() + "]:40022") << get.dump();
+  EXPECT_EQ(Result(ng_.Call(NgCommand("delete", call))), "ok");
+}
 
 TEST_F(NgRelayTest, SrtpCallReKeyedByAReOfferThenDeleted) {
   const std::string call = "ng-e2e-1@sbc.example";

@@ -48,6 +48,7 @@ class HandlerTest : public ::testing::Test {
     ifaces[1].name = "b";
     ifaces[1].port_id = 1;
     ifaces[1].ipv4 = *packet::Prefix::Parse("10.0.2.1/24");
+    ifaces[1].ipv6 = *packet::Prefix::Parse("fd00:2::1/64");  // dual stack; a is IPv4 only
     table_ = *session::FlowTable::Create("ng_flows_" + std::to_string(counter_++), 1024, 1);
     manager_ = std::make_unique<control::SessionManager>(config_, ifaces, *table_, 1, 1000000000);
     handler_ = std::make_unique<Handler>(*manager_, HandlerOptions{"a"});
@@ -665,6 +666,115 @@ TEST_F(HandlerTest, ATimedOutSessionEndsItsCall) {
   EXPECT_EQ(S(late_bye.Find("result")), "ok");
   EXPECT_EQ(S(late_bye.Find("warning")), "Call-ID not found");
   EXPECT_EQ(S(handler_->Handle(Request("query", "call-2@host")).Find("result")), "ok");
+}
+
+}  // namespace
+}  // namespace sluice::ng
+
+namespace sluice::ng {
+namespace {
+
+// An SDP whose addresses are `ip` with the family token that fits it.
+std::string SdpAt(const std::string& ip, int port, const std::string& crypto_lines) {
+  std::string sdp = Sdp(ip, port, "RTP/SAVP", crypto_lines);
+  if (ip.find(':') == std::string::npos) return sdp;
+  for (size_t at; (at = sdp.find("IN IP4")) != std::string::npos;) sdp.replace(at, 6, "IN IP6");
+  return sdp;
+}
+
+std::string Line(const Value& reply, char kind) {
+  const std::string sdp = S(reply.Find("sdp"));
+  const size_t at = sdp.find(std::string(1, kind) + "=");
+  return at == std::string::npos ? "" : sdp.substr(at, sdp.find("\r\n", at) - at);
+}
+
+// address-family: an IPv4 phone's offer goes to the other side as IPv6
+// (the answerer's leg on the interface's IPv6 address), the IPv6 answer
+// comes back to the offerer as IPv4.
+TEST_F(HandlerTest, AddressFamilyBridgesAnIpv4OffererToAnIpv6Answerer) {
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  const std::string c2 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n";
+  Value offer = Offer(SdpAt("10.0.1.2", 4000, c1));
+  offer.Set("address-family", "IP6");
+  offer.Set("replace", Value(Value::List{"origin"}));
+  const Value offered = handler_->Handle(offer);
+  ng::Sdp out = ReplySdp(offered);
+  ASSERT_EQ(out.media.size(), 1u);
+  const control::SessionInfo info = Get(SessionName("call-1@host", 0));
+  EXPECT_EQ(info.legs[1].local.ip.ToString(), "fd00:2::1");
+  EXPECT_EQ(Line(offered, 'c'), "c=IN IP6 fd00:2::1");
+  EXPECT_EQ(Line(offered, 'o'), "o=- 1 1 IN IP6 fd00:2::1");
+  EXPECT_EQ(out.media[0].port, info.legs[1].local.port);
+
+  Value answer = Answer(SdpAt("fd00:2::2", 5000, c2));
+  answer.Set("replace", Value(Value::List{"origin"}));
+  const Value answered = handler_->Handle(answer);
+  ReplySdp(answered);
+  EXPECT_EQ(Line(answered, 'c'), "c=IN IP4 10.0.1.1");
+  EXPECT_EQ(Line(answered, 'o'), "o=- 1 1 IN IP4 10.0.1.1");
+  const control::SessionInfo both = Get(SessionName("call-1@host", 0));
+  EXPECT_EQ(both.legs[0].remote->ToString(), "10.0.1.2:4000");
+  EXPECT_EQ(both.legs[1].remote->ToString(), "[fd00:2::2]:5000");
+}
+
+TEST_F(HandlerTest, AddressFamilyIsCheckedBeforeAnythingIsCreated) {
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  Value bad = Offer(SdpAt("10.0.1.2", 4000, c1));
+  bad.Set("address-family", "IPv6");
+  EXPECT_THAT(S(handler_->Handle(bad).Find("error-reason")), HasSubstr("address-family"));
+  bad = Offer(SdpAt("10.0.1.2", 4000, c1));
+  bad.Set("media-address", "public.example");
+  EXPECT_THAT(S(handler_->Handle(bad).Find("error-reason")), HasSubstr("media-address"));
+  // Interface a has no IPv6 address: refused, no session left.
+  Value none = Offer(SdpAt("10.0.1.2", 4000, c1));
+  none.Set("direction", Value(Value::List{"b", "a"}));
+  none.Set("address-family", "IP6");
+  const Value refused = handler_->Handle(none);
+  EXPECT_EQ(S(refused.Find("result")), "error");
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("interface a has no IPv6"));
+  EXPECT_FALSE(manager_->Get(SessionName("call-1@host", 0)).ok());
+  // The string form says the same.
+  Value flags = Offer(SdpAt("10.0.1.2", 4000, c1));
+  flags.Set("rtpp-flags", "address-family=IP6");
+  EXPECT_EQ(Line(handler_->Handle(flags), 'c'), "c=IN IP6 fd00:2::1");
+  // The IPv6 leg refuses an IPv4 answer and keeps waiting for a good one.
+  const std::string c2 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n";
+  const Value wrong = handler_->Handle(Answer(SdpAt("10.0.2.2", 5000, c2)));
+  EXPECT_THAT(S(wrong.Find("error-reason")), HasSubstr("address family"));
+  EXPECT_FALSE(Get(SessionName("call-1@host", 0)).legs[1].remote.has_value());
+  ReplySdp(handler_->Handle(Answer(SdpAt("fd00:2::2", 5000, c2))));
+}
+
+// media-address: the address written into the SDP in place of Sluice's own
+// (a public address in front of a NAT), with its family's token, in c= and
+// in o= with replace-origin; the port and the sessions stay Sluice's.
+TEST_F(HandlerTest, MediaAddressIsWrittenIntoTheSdp) {
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  const std::string c2 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n";
+  Value offer = Offer(SdpAt("10.0.1.2", 4000, c1));
+  offer.Set("media-address", "203.0.113.7");
+  offer.Set("replace", Value(Value::List{"origin"}));
+  const Value offered = handler_->Handle(offer);
+  ng::Sdp out = ReplySdp(offered);
+  EXPECT_EQ(Line(offered, 'c'), "c=IN IP4 203.0.113.7");
+  EXPECT_EQ(Line(offered, 'o'), "o=- 1 1 IN IP4 203.0.113.7");
+  const control::SessionInfo info = Get(SessionName("call-1@host", 0));
+  EXPECT_EQ(info.legs[1].local.ip.ToString(), "10.0.2.1");
+  ASSERT_EQ(out.media.size(), 1u);
+  EXPECT_EQ(out.media[0].port, info.legs[1].local.port);
+  // The same offer with another media-address is not a repeat.
+  offer.Set("media-address", "198.51.100.9");
+  EXPECT_EQ(Line(handler_->Handle(offer), 'c'), "c=IN IP4 198.51.100.9");
+
+  Value answer = Answer(SdpAt("10.0.2.2", 5000, c2));
+  answer.Set("media-address", "2001:db8::7");
+  EXPECT_EQ(Line(handler_->Handle(answer), 'c'), "c=IN IP6 2001:db8::7");
+  // address-family in an answer cannot move the offerer's leg: a warning.
+  Value again = Answer(SdpAt("10.0.2.2", 5000, c2));
+  again.Set("address-family", "IP6");
+  const Value warned = handler_->Handle(again);
+  EXPECT_EQ(Line(warned, 'c'), "c=IN IP4 10.0.1.1");
+  EXPECT_THAT(S(warned.Find("warning")), HasSubstr("address-family"));
 }
 
 }  // namespace

@@ -104,12 +104,15 @@ std::vector<uint8_t> RtcpReceiverReport(uint32_t ssrc) {
 // A frame from `src` (MAC, endpoint) to `dst` carrying `payload`, tagged
 // with `vlan` unless 0. It is received (mbuf->port, which ProcessBurst reads
 // unless given a port) on the port of the network it is addressed to:
-// 10.0.2.0/24 is port b's (leg b's in MakeCall), the rest port a's.
+// 10.0.2.0/24 and fd00:2::/64 are port b's (leg b's in MakeCall and
+// MakeCallAcrossFamilies), the rest port a's.
 rte_mbuf* Frame(const MacAddress& src_mac, const MacAddress& dst_mac, const Endpoint& src,
                 const Endpoint& dst, const std::vector<uint8_t>& payload, uint16_t vlan = 0) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) return nullptr;
-  m->port = packet::Prefix::Parse("10.0.2.0/24")->Contains(dst.ip) ? port_b : port_a;
+  const bool on_b = packet::Prefix::Parse("10.0.2.0/24")->Contains(dst.ip) ||
+                    packet::Prefix::Parse("fd00:2::/64")->Contains(dst.ip);
+  m->port = on_b ? port_b : port_a;
   packet::UdpHeaderSpec spec;
   spec.src_mac = src_mac;
   spec.dst_mac = dst_mac;
@@ -346,6 +349,106 @@ TEST_F(PipelineTest, RelaysEverySuitePairBothWays) {
       }
       c.session->Unpublish(*table_);
       table_->Synchronize();
+    }
+  }
+  EXPECT_EQ(worker_->counters().total_drops(), 0u);
+}
+
+// Phone A on IPv4, phone B on IPv6: leg B's local address and peer are
+// IPv6 (fd00:2::/64 on port b), leg A's stay IPv4. Without give_remotes
+// leg B learns its peer.
+Call MakeCallAcrossFamilies(std::optional<crypto::Suite> a_suite,
+                            std::optional<crypto::Suite> b_suite, bool give_remotes,
+                            std::mt19937& rng, uint64_t id) {
+  Call c = MakeCall(a_suite, b_suite, /*give_remotes=*/true, rng);
+  c.b.local = Ep("[fd00:2::1]:30002");
+  c.b.remote = Ep("[fd00:2::2]:40002");
+  if (!give_remotes) {  // B's peer is learned; A's stays given
+    c.b.remote.reset();
+    c.b.remote_mac.reset();
+  }
+  auto s = session::Session::Create(id, c.a, c.b, session::SessionOptions{});
+  EXPECT_TRUE(s.ok()) << s.status();
+  c.session = std::move(*s);
+  return c;
+}
+
+// IPv4 in on leg A, IPv6 out on leg B, and back: each frame leaves with the
+// other family's headers and a UDP checksum over that family's
+// pseudo-header (software, and left to a NIC that fills it in), and what
+// the phones receive authenticates. SRTP both sides, a plain side either
+// way, and a leg B that learns its IPv6 peer from authenticated packets.
+TEST_F(PipelineTest, RelaysBetweenAnIpv4LegAndAnIpv6Leg) {
+  std::mt19937 rng(41);
+  using S = std::optional<crypto::Suite>;
+  const S cm = crypto::Suite::kAesCm128HmacSha1_80, gcm = crypto::Suite::kAeadAes128Gcm;
+  const std::vector<std::pair<S, S>> pairs = {{cm, cm}, {cm, gcm}, {std::nullopt, cm},
+                                              {gcm, std::nullopt}, {std::nullopt, std::nullopt}};
+  uint64_t id = 100;
+  for (const bool offload : {false, true}) {
+    WorkerConfig config = worker_->config();
+    config.tx_checksum_offload.assign(std::max(port_a, port_b) + 1, {});
+    if (offload) {
+      config.tx_checksum_offload[port_a] = {.ipv4_header = true, .udp = true};
+      config.tx_checksum_offload[port_b] = {.ipv4_header = true, .udp = true};
+    }
+    worker_ = std::make_unique<Worker>(config);
+    for (const auto& [sa, sb] : pairs) {
+      for (const bool learn : {false, true}) {
+        SCOPED_TRACE(Name(sa) + " (IPv4) <-> " + Name(sb) + " (IPv6)" +
+                     (offload ? ", NIC checksums" : "") + (learn ? ", B learned" : ""));
+        Call& c = Keep(MakeCallAcrossFamilies(sa, sb, /*give_remotes=*/!learn, rng, id++));
+        Publish(c);
+        const Endpoint phone_a = Ep("10.0.1.2:40000"), phone_b = Ep("[fd00:2::2]:40002");
+        // B first: when B's peer is learned, A has nowhere to send before.
+        for (const int dir : {1, 0}) {
+          LibsrtpPeer* sender = dir == 0 ? c.a_send.get() : c.b_send.get();
+          LibsrtpPeer* receiver = dir == 0 ? c.b_recv.get() : c.a_recv.get();
+          const Endpoint from = dir == 0 ? phone_a : phone_b;
+          const Endpoint to = dir == 0 ? c.a.local : c.b.local;
+          std::vector<std::vector<uint8_t>> originals;
+          std::vector<rte_mbuf*> frames;
+          for (int i = 0; i < 6; ++i) {
+            std::vector<uint8_t> p =
+                i == 5 ? RtcpReceiverReport(0x4646 + dir)
+                       : RtpPacket(static_cast<uint16_t>(700 + i), 0x4646 + dir,
+                                   static_cast<size_t>(159 + i), static_cast<uint8_t>(i));
+            originals.push_back(p);
+            if (sender != nullptr) {
+              ASSERT_EQ(i == 5 ? sender->ProtectRtcp(p) : sender->ProtectRtp(p),
+                        srtp_err_status_ok);
+            }
+            frames.push_back(Frame(Mac(dir == 0 ? 0x12 : 0x22),
+                                   dir == 0 ? c.a.port_mac : c.b.port_mac, from, to, p));
+          }
+          Send(frames);
+          std::vector<Received> got = Drain(dir == 0 ? port_b : port_a);
+          ASSERT_EQ(got.size(), originals.size());
+          for (size_t i = 0; i < got.size(); ++i) {
+            const Received& r = got[i];
+            ASSERT_EQ(r.frame.kind, packet::FrameKind::kUdp)
+                << "packet " << i << ": " << packet::ParseErrorName(r.frame.error);
+            EXPECT_EQ(r.frame.src, dir == 0 ? c.b.local : c.a.local);
+            EXPECT_EQ(r.frame.dst, dir == 0 ? phone_b : phone_a);
+            EXPECT_EQ(r.dst_mac, Mac(dir == 0 ? 0x22 : 0x12));
+            if (offload) {
+              EXPECT_EQ(r.l3_len, dir == 0 ? 40u : 20u);
+              EXPECT_EQ(r.udp_checksum_as_sent,
+                        packet::UdpPseudoHeaderSum(r.frame.src.ip, r.frame.dst.ip,
+                                                   8 + r.frame.payload_len));
+            }
+            std::vector<uint8_t> p = r.payload;
+            if (receiver != nullptr) {
+              ASSERT_EQ(i == 5 ? receiver->UnprotectRtcp(p) : receiver->UnprotectRtp(p),
+                        srtp_err_status_ok)
+                  << "packet " << i;
+            }
+            EXPECT_EQ(p, originals[i]) << "packet " << i;
+          }
+        }
+        c.session->Unpublish(*table_);
+        table_->Synchronize();
+      }
     }
   }
   EXPECT_EQ(worker_->counters().total_drops(), 0u);

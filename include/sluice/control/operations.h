@@ -50,6 +50,9 @@ struct LegRequest {
   std::optional<packet::Endpoint> remote;
   RtcpMode rtcp = RtcpMode::kSeparate;
   bool strict_source = false;
+  // The family of the leg's local address (4 or 6); 0: the remote's, or
+  // IPv4 when the interface has it. With a remote, the two must agree.
+  uint8_t family = 0;
   CryptoSpec rx;
   CryptoSpec tx;
   // The peer answers later (an ng offer's answerer): while the leg's receive

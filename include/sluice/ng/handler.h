@@ -83,6 +83,7 @@ class Handler {
 
   static absl::Status ParseRequest(const Value& request, Request& r);
   static absl::Status MergeRtppFlags(std::map<std::string, const Value*>& keys, Request& r);
+  static absl::Status ParseAddressing(const Value* family, const Value* address, Request& r);
   static Value Full(const Request& r, Value& reply, std::string_view message);
   Value Offer(Request& r, Value& reply);
   Value Answer(Request& r, Value& reply);
