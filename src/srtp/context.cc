@@ -219,7 +219,7 @@ void Context::CarryKey(const Key& carried) {
   k.srtcp_limit = carried.srtcp_limit;
   k.srtp_count = carried.srtp_count;
   k.srtcp_count = carried.srtcp_count;
-  carried_ = static_cast<int>(keys_.size() - 1);
+  carried_ = static_cast<int8_t>(keys_.size() - 1);
 }
 
 void Context::AdoptKeyCountsFrom(const Context& old) noexcept {

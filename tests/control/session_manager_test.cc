@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "eal_environment.h"
 #include "sluice/control/protocol.h"
 #include "sluice/dpdk/eal.h"
@@ -31,6 +33,13 @@ const auto* const kEnv = sluice::testing::AddEalEnvironment("session_manager_tes
 constexpr char kKey1[] = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 constexpr char kKey2[] = "AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";
 constexpr char kKey3[] = "AEAD_AES_128_GCM inline:KCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/QEFCQw==";
+
+// A key of its own for session i (no key may serve two sessions).
+std::string UniqueKey(uint32_t i) {
+  std::string raw(30, '\x5a');
+  for (int b = 0; b < 4; ++b) raw[static_cast<size_t>(b)] = static_cast<char>(i >> (8 * b));
+  return absl::StrCat("AES_CM_128_HMAC_SHA1_80 inline:", absl::Base64Escape(raw));
+}
 
 class SessionManagerTest : public ::testing::Test {
  protected:
@@ -257,17 +266,19 @@ TEST_F(SessionManagerTest, KeyReuseIsRefusedAcrossSessionsAndForTheWindow) {
 TEST_F(SessionManagerTest, KeysNearTheirLimitAreReported) {
   std::vector<std::string> logged;
   manager_->SetLog([&](std::string_view line) { logged.emplace_back(line); });
-  ASSERT_EQ(Code(Create("near", kKey1)), "ok");
-  auto flow_at = [&](const char* local) {
-    session::FlowKey key = session::FlowKey::From(*packet::Endpoint::Parse(local));
+  const json created = Create("near", kKey1);
+  ASSERT_EQ(Code(created), "ok");
+  auto flow_at = [&](const json& local) {
+    session::FlowKey key =
+        session::FlowKey::From(*packet::Endpoint::Parse(local.get<std::string>()));
     session::FlowRef ref{};
     table_->LookupBulk(&key, 1, &ref);
     return ref.flow;
   };
   // Leg a's receive key is read by flow 0 (arriving at a); its send key by
   // flow 1 (arriving at b, leaving from a).
-  session::Flow* in_a = flow_at("10.0.1.1:30000");
-  session::Flow* in_b = flow_at("10.0.2.1:30000");
+  session::Flow* in_a = flow_at(created["legs"][0]["local"]);
+  session::Flow* in_b = flow_at(created["legs"][1]["local"]);
   ASSERT_TRUE(in_a != nullptr && in_b != nullptr && in_a->rx != nullptr && in_b->tx != nullptr);
   const uint64_t srtp_limit = uint64_t{1} << 48, srtcp_limit = uint64_t{1} << 31;
   manager_->CheckKeyLimits();
@@ -636,7 +647,7 @@ TEST_F(SessionTimeoutTest, NoMediaEitherWayForTimeoutDeletesTheSessionAndFreesIt
   for (const std::string& line : log_) EXPECT_EQ(line.find("inline:"), std::string::npos);
   // The normal delete path: the ports come back (no reuse delay here).
   EXPECT_EQ(Code(Create("next", kKey3)), "ok");
-  EXPECT_EQ(Code(Create("next2", kKey2)), "ok");
+  EXPECT_EQ(Code(Create("next2", UniqueKey(2))), "ok");
 }
 
 TEST_F(SessionTimeoutTest, OneWayMediaEndsAfterSilentTimeout) {
@@ -730,7 +741,8 @@ TEST_F(SessionTimeoutTest, EachTickLooksAtABoundedNumberOfSessions) {
   constexpr size_t kSessions = SessionManager::kExpiryChecksPerTick + 50;
   Start(60, 3600, 0, /*port_max=*/31999, /*max_sessions=*/1000);
   for (size_t i = 0; i < kSessions; ++i) {
-    ASSERT_EQ(Code(Create("s" + std::to_string(i))), "ok") << i;
+    ASSERT_EQ(Code(Create("s" + std::to_string(i), UniqueKey(static_cast<uint32_t>(i)))), "ok")
+        << i;
   }
   TickAt(60);
   EXPECT_EQ(manager_->session_count(), kSessions - SessionManager::kExpiryChecksPerTick);

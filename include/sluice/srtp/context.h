@@ -287,13 +287,15 @@ class Context {
   uint8_t mki_len_ = 0;
   uint8_t srtp_overhead_ = 0;  // suite_->srtp_tag_len + mki_len_
   uint8_t active_srtp_key_lines_ = 0;  // active_srtp_key_->hot_lines()
+  // The key carried from the previous context, or -1 (kMaxMasterKeys fits;
+  // a byte keeps this object in the two lines PrefetchRtp loads).
+  int8_t carried_ = -1;
   int active_ = 0;
   // keys_[active_] and its SRTP session key, so that protect finds them in
   // this object and PrefetchRtp needs nothing but this object to be loaded.
   Key* active_key_ = nullptr;
   const crypto::SessionKey* active_srtp_key_ = nullptr;
   uint64_t trial_until_ = UINT64_MAX;
-  int carried_ = -1;  // the key carried from the previous context, or -1
   size_t memory_bytes_ = 0;
   // In the context's block, after this object.
   std::span<Key> keys_;
@@ -303,6 +305,8 @@ class Context {
 };
 
 static_assert(sizeof(Context::Stream) == 64);
+// PrefetchRtp loads this object's two lines ahead of the keys and streams.
+static_assert(sizeof(Context) <= 128);
 
 // Per packet in the engine: inline.
 inline Context::Stream* Context::FindStream(uint32_t ssrc) noexcept {
