@@ -250,6 +250,15 @@ absl::Status SessionManager::AdmitAcrossSessions(const std::vector<srtp::KeyFing
   return absl::OkStatus();
 }
 
+absl::Status SessionManager::CheckKeyFree(const std::string& session,
+                                          const srtp::KeyFingerprint& fp) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("session \"", session, "\" not found"));
+  }
+  return AdmitAcrossSessions({fp}, it->second.id, "key");
+}
+
 absl::Status SessionManager::CheckCreate(const CreateRequest& request) const {
   if (sessions_.count(request.session) > 0) {
     return absl::AlreadyExistsError(absl::StrCat("session \"", request.session,

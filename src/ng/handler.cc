@@ -1031,6 +1031,11 @@ absl::Status Handler::CheckAnswer(const std::vector<std::optional<AnswerUpdates>
                              " repeats a master key already used in this session"));
           }
         }
+        // Another call's key (or one released lately) would fail this
+        // update after the ones before it were applied.
+        if (absl::Status free = operations_.CheckKeyFree(stream.session, **fp); !free.ok()) {
+          return absl::Status(free.code(), absl::StrCat(where, ": ", field, ": ", free.message()));
+        }
         seen.push_back(**fp);
       }
       if (u->remote && u->remote->ip.family != stream.local[leg].ip.family) {

@@ -88,8 +88,6 @@ uint64_t RssKib(pid_t pid) {
   return 0;
 }
 
-const char kKeyA[] = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
-const char kKeyB[] = "AEAD_AES_128_GCM inline:YWR2ZXJzYXJpYWwtZ2NtLWtleS0yOC1ieXRlcw==";
 const char kKeyC[] = "AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";
 const char kKeyD[] = "AES_CM_128_HMAC_SHA1_32 inline:Zm9yZ2VkLWtleS1mb3Itc3Bvb2Zlci0zMGJ5dGUh";
 
@@ -138,8 +136,11 @@ class AdversarialTest : public ::testing::Test {
     json reply;
     Phone a, b;
   };
+  // Without keys given, the call gets fresh ones (no key serves two sessions).
   Call MakeCall(const std::string& name, uint16_t port_a, uint16_t port_b, uint32_t ssrc,
-                const char* key_a = kKeyA, const char* key_b = kKeyB) {
+                std::string key_a = "", std::string key_b = "") {
+    if (key_a.empty()) key_a = FreshKey("AES_CM_128_HMAC_SHA1_80");
+    if (key_b.empty()) key_b = FreshKey("AEAD_AES_128_GCM");
     Call c;
     c.name = name;
     c.reply = daemon_->Create(
@@ -354,6 +355,8 @@ TEST_F(AdversarialTest, ForgedFloodsLeaveTheRealCallWhole) {
 // receiving and the spoofer receives nothing. A plain leg, which has nothing
 // to authenticate with, keeps the first source it learned.
 TEST_F(AdversarialTest, SpoofedSourcesNeverTakeOverALeg) {
+  const std::string kKeyA = FreshKey("AES_CM_128_HMAC_SHA1_80");
+  const std::string kKeyB = FreshKey("AEAD_AES_128_GCM");
   json reply = daemon_->Create(control_, "spoof",
                                SrtpLeg("a", "a", "", kKeyA, "AES_CM_128_HMAC_SHA1_80"),
                                SrtpLeg("b", "b", "", kKeyB, "AEAD_AES_128_GCM"));

@@ -21,7 +21,10 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "openssl/rand.h"
+#include "sluice/crypto/suite.h"
 #include "sluice/srtp/sdes.h"
 
 namespace sluice::testing {
@@ -178,6 +181,19 @@ void ParseKey(const std::string& sdes, srtp::MasterKey* key) {
   auto parsed = srtp::ParseSdesCrypto(sdes);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   *key = parsed->key;
+}
+
+std::string FreshKey(const std::string& suite) {
+  const std::optional<crypto::Suite> s = crypto::SuiteFromName(suite);
+  if (!s) {
+    ADD_FAILURE() << "no suite " << suite;
+    return "";
+  }
+  std::string raw(static_cast<size_t>(crypto::GetSuiteInfo(*s).key_salt_len()), '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size())) != 1) {
+    ADD_FAILURE() << "RAND_bytes failed";
+  }
+  return absl::StrCat(suite, " inline:", absl::Base64Escape(raw));
 }
 
 void Arm(Phone& p, const std::string& rx_crypto, const std::string& tx_crypto) {

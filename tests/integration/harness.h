@@ -78,6 +78,10 @@ struct Phone {
 // Sluice receives) and receives with `tx_crypto` (what Sluice sends with).
 void Arm(Phone& p, const std::string& rx_crypto, const std::string& tx_crypto);
 void ParseKey(const std::string& sdes, srtp::MasterKey* key);
+// A new random master key of `suite` as "SUITE inline:..." (Sluice refuses
+// a key another session uses or used within [security] key_reuse_window_s,
+// so every session of a test gets its own).
+std::string FreshKey(const std::string& suite);
 
 nlohmann::json SrtpLeg(const std::string& name, const std::string& iface,
                        const std::string& remote, const std::string& rx_crypto,

@@ -22,6 +22,10 @@ using json = nlohmann::json;
 
 class RelayTest : public ::testing::Test {
  protected:
+  // Each test's own keys (no key serves two sessions).
+  const std::string kKeyA = FreshKey("AES_CM_128_HMAC_SHA1_80");
+  const std::string kKeyB = FreshKey("AEAD_AES_256_GCM");
+
   static void SetUpTestSuite() {
     daemon_ = new Daemon();
     DaemonOptions options;
@@ -67,8 +71,6 @@ class RelayTest : public ::testing::Test {
   ControlClient control_;
 };
 
-const char kKeyA[] = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
-const char kKeyB[] = "AEAD_AES_256_GCM inline:3AN5DNfSOnNQ58KvJbEtYJ4zyTbw9QfzWrgLadCgyY+Bxl2bKlHSxTZvO18=";
 
 TEST_F(RelayTest, DifferentSuitesOnTheTwoLegsAcrossTheSequenceWrap) {
   json r = Create("suites", SrtpLeg("a", "a", "10.201.1.2:40000", kKeyA, "AES_CM_128_HMAC_SHA1_80"),

@@ -27,6 +27,7 @@ constexpr char kKey1[] = "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 constexpr char kKey2[] = "inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";
 constexpr char kKey3[] = "inline:KCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/QEFCQ0RF";
 constexpr char kKey4[] = "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+constexpr char kKey5[] = "inline:YW5vdGhlciBjYWxsIGhvbGRzIHRoaXMga2V5ISEh";
 
 std::string Sdp(const std::string& ip, int port, const std::string& proto,
                 const std::string& crypto_lines, const std::string& extra = "") {
@@ -340,8 +341,15 @@ TEST_F(HandlerTest, AnAnswerWhoseSecondHalfFailsChangesNothing) {
   Value family = handler_->Handle(Answer(v6));
   EXPECT_EQ(S(family.Find("result")), "error");
   EXPECT_THAT(S(family.Find("error-reason")), HasSubstr("address family"));
+  // The answerer's key is another call's: refused by the process-wide
+  // registry before the offerer's half is applied.
+  const std::string c5 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey5 + "\r\n";
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.9", 4010, "RTP/SAVP", c5), "call-2@host")));
+  Value elsewhere = handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c5)));
+  EXPECT_EQ(S(elsewhere.Find("result")), "error");
+  EXPECT_THAT(S(elsewhere.Find("error-reason")), HasSubstr("key_reuse"));
 
-  // Neither touched the offerer's leg: media still goes to the old address.
+  // None touched the offerer's leg: media still goes to the old address.
   EXPECT_EQ(Get(session).legs[0].remote->ToString(), remote_a);
   EXPECT_EQ(Get(session).legs[1].remote->ToString(), "10.0.2.2:5000");
   EXPECT_EQ(handler_->Handle(Request("query")), query_before);

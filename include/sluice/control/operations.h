@@ -19,6 +19,7 @@
 #include "sluice/crypto/suite.h"
 #include "sluice/memory/wiping_allocator.h"
 #include "sluice/packet/address.h"
+#include "sluice/srtp/master_key.h"
 
 namespace sluice::control {
 
@@ -201,6 +202,13 @@ class Operations {
   // Sessions [offset, offset + limit) in a stable order; limit <= 1000.
   virtual ListResult List(uint64_t offset, uint64_t limit) = 0;
   virtual Stats GetStats() = 0;
+  // Whether session `session` may take up the master key `fp` in an Update
+  // (not in use by another session, not released within the reuse window):
+  // a caller that applies several updates as one checks them all first.
+  // Without a process-wide key registry there is nothing to check.
+  virtual absl::Status CheckKeyFree(const std::string& session, const srtp::KeyFingerprint& fp) {
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace sluice::control

@@ -71,6 +71,7 @@ class SessionManager : public Operations {
   absl::StatusOr<SessionInfo> Update(const UpdateRequest& request) override;
   absl::StatusOr<SessionInfo> Delete(const std::string& session) override;
   absl::StatusOr<SessionInfo> Get(const std::string& session) override;
+  absl::Status CheckKeyFree(const std::string& session, const srtp::KeyFingerprint& fp) override;
   ListResult List(uint64_t offset, uint64_t limit) override;
   Stats GetStats() override;
 

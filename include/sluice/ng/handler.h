@@ -122,7 +122,7 @@ class Handler {
   // What the session manager would refuse (a key that does not parse, a
   // key used before in the session, an address of the wrong family), found
   // before any update is applied, so a failed answer changes nothing.
-  static absl::Status CheckAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
+  absl::Status CheckAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
                                   const Branch& call);
   absl::Status ApplyAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
                            Branch& call);
