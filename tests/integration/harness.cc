@@ -39,7 +39,6 @@ std::string SluicedPath() {
       .string();
 }
 
-const char* const kPhoneNs[2] = {"pa", "pb"};
 const char* const kPhoneIf[2] = {"veth-a1", "veth-b1"};
 const char* const kRelayIf[2] = {"veth-a0", "veth-b0"};
 
@@ -288,23 +287,26 @@ std::string Daemon::Start(const DaemonOptions& options) {
   LibsrtpPeer::Init();
   subnet_[0] = options.subnet_a;
   subnet_[1] = options.subnet_b;
+  suffix_ = options.ns_suffix;
   auto topo = Topology::Create();
   EXPECT_TRUE(topo.ok()) << topo.status();
   if (!topo.ok()) return "";
   topo_ = std::move(*topo);
-  for (const char* ns : {"relay", "pa", "pb"}) EXPECT_TRUE(topo_->AddNamespace(ns).ok());
+  for (const std::string& ns : {relay_ns(), phone_ns(0), phone_ns(1)}) {
+    EXPECT_TRUE(topo_->AddNamespace(ns).ok());
+  }
   for (int side = 0; side < 2; ++side) {
-    EXPECT_TRUE(topo_->AddVeth("relay", kRelayIf[side], "", kPhoneNs[side], kPhoneIf[side],
+    EXPECT_TRUE(topo_->AddVeth(relay_ns(), kRelayIf[side], "", phone_ns(side), kPhoneIf[side],
                                phone_ip(side) + "/24")
                     .ok());
-    EXPECT_TRUE(topo_->DisableChecksumOffload("relay", kRelayIf[side]).ok());
-    EXPECT_TRUE(topo_->DisableChecksumOffload(kPhoneNs[side], kPhoneIf[side]).ok());
+    EXPECT_TRUE(topo_->DisableChecksumOffload(relay_ns(), kRelayIf[side]).ok());
+    EXPECT_TRUE(topo_->DisableChecksumOffload(phone_ns(side), kPhoneIf[side]).ok());
   }
   EXPECT_TRUE(
-      topo_->Run("pa", {"ip", "addr", "add", spoof_ip() + "/24", "dev", kPhoneIf[0]}).ok());
+      topo_->Run(phone_ns(0), {"ip", "addr", "add", spoof_ip() + "/24", "dev", kPhoneIf[0]}).ok());
   ipv6_b_ = options.ipv6_b;
   if (!ipv6_b_.empty()) {  // nodad: usable at once, not after duplicate detection
-    EXPECT_TRUE(topo_->Run("pb", {"ip", "-6", "addr", "add", phone_ip6() + "/64", "dev",
+    EXPECT_TRUE(topo_->Run(phone_ns(1), {"ip", "-6", "addr", "add", phone_ip6() + "/64", "dev",
                                   kPhoneIf[1], "nodad"})
                     .ok());
   }
@@ -326,7 +328,7 @@ std::string Daemon::Start(const DaemonOptions& options) {
       "/24\"\n", ipv6_b_.empty() ? "" : absl::StrCat("ipv6 = \"", relay_ip6(), "/64\"\n"),
       "[workers]\nlcores = [1]\n"
       "[control]\nsocket = \"", socket_, "\"\n", options.extra_config);
-  auto pid = topo_->Spawn("relay", {"sh", "-c",
+  auto pid = topo_->Spawn(relay_ns(), {"sh", "-c",
                                     "exec " + SluicedPath() + " --config " + dir_ +
                                         "/sluiced.toml > " + dir_ + "/sluiced.log 2>&1"});
   EXPECT_TRUE(pid.ok()) << pid.status();
@@ -344,7 +346,11 @@ std::string Daemon::Start(const DaemonOptions& options) {
   return "";
 }
 
-Daemon::~Daemon() {
+std::string Daemon::phone_ns(int side) const {
+  return (side == 0 ? "pa" : "pb") + suffix_;
+}
+
+void Daemon::Stop() {
   if (pid_ > 0) {
     // ip netns exec and sh both exec: the pid is sluiced's own.
     kill(pid_, SIGTERM);
@@ -359,7 +365,12 @@ Daemon::~Daemon() {
     } else {
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "sluiced exit status " << status;
     }
+    pid_ = -1;
   }
+}
+
+Daemon::~Daemon() {
+  Stop();
   topo_.reset();
   if (!dir_.empty()) {
     if (::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
@@ -392,7 +403,7 @@ bool Daemon::Answers() const {
 Phone Daemon::MakePhone(int side, const std::string& ip, uint16_t port, uint32_t ssrc) {
   Phone p;
   const bool v6 = ip.find(':') != std::string::npos;
-  auto fd = topo_->Socket(kPhoneNs[side], v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
+  auto fd = topo_->Socket(phone_ns(side), v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
   EXPECT_TRUE(fd.ok()) << fd.status();
   if (!fd.ok()) return p;
   p.fd = *fd;
@@ -422,13 +433,13 @@ json Daemon::Create(ControlClient& control, const std::string& name, json leg_a,
 
 absl::StatusOr<std::unique_ptr<RawSender>> Daemon::RawSocket(int side) {
   auto sender = std::make_unique<RawSender>();
-  auto fd = topo_->Socket(kPhoneNs[side], AF_PACKET, SOCK_RAW, 0);
+  auto fd = topo_->Socket(phone_ns(side), AF_PACKET, SOCK_RAW, 0);
   if (!fd.ok()) return fd.status();
   sender->fd_ = *fd;
   if (!InterfaceInfo(sender->fd_, kPhoneIf[side], &sender->ifindex_, &sender->own_mac_)) {
     return absl::InternalError(absl::StrCat(kPhoneIf[side], ": ", std::strerror(errno)));
   }
-  auto relay_fd = topo_->Socket("relay", AF_INET, SOCK_DGRAM);
+  auto relay_fd = topo_->Socket(relay_ns(), AF_INET, SOCK_DGRAM);
   if (!relay_fd.ok()) return relay_fd.status();
   const bool ok = InterfaceInfo(*relay_fd, kRelayIf[side], nullptr, &sender->peer_mac_);
   close(*relay_fd);

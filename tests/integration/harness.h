@@ -125,6 +125,9 @@ struct DaemonOptions {
   std::string extra_config;  // TOML appended to the generated file
   // "fd00:203:2": side 1 is dual stack, the relay ::1 and the phone ::2 (/64)
   std::string ipv6_b;
+  // Appended to the namespace names ("relay2", "pa2", "pb2"), so a second
+  // Daemon of the same test process gets namespaces of its own.
+  std::string ns_suffix;
 };
 
 class Daemon {
@@ -132,8 +135,7 @@ class Daemon {
   Daemon() = default;
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
-  // Stops sluiced (SIGTERM; it must exit 0 within 5 s), prints its log if a
-  // test failed, removes the namespaces.
+  // Stops sluiced, prints its log if a test failed, removes the namespaces.
   ~Daemon();
 
   // Builds the namespaces and starts sluiced. Returns a reason to skip (no
@@ -142,6 +144,9 @@ class Daemon {
   // a test failure.
   std::string Start(const DaemonOptions& options);
 
+  // Stops sluiced now (SIGTERM; it must exit 0 within 5 s); the namespaces
+  // stay.
+  void Stop();
   bool running() const { return pid_ > 0; }
   // The process exists and its control socket answers.
   bool Alive();
@@ -153,6 +158,9 @@ class Daemon {
   std::string relay_ip6() const { return ipv6_b_ + "::1"; }  // side 1, with ipv6_b
   std::string phone_ip6() const { return ipv6_b_ + "::2"; }
   Topology& topology() { return *topo_; }
+  // Short names (for topology()) of the relay's and a side's phone namespace.
+  std::string relay_ns() const { return "relay" + suffix_; }
+  std::string phone_ns(int side) const;
 
   // A phone socket on side 0 ("pa") or 1 ("pb"), bound to ip:port (IPv4,
   // or IPv6 when ip has a ':').
@@ -171,6 +179,7 @@ class Daemon {
   std::string dir_, socket_;
   std::string subnet_[2];
   std::string ipv6_b_;
+  std::string suffix_;
   pid_t pid_ = -1;
 };
 

@@ -1,11 +1,13 @@
 // SBC call flows through Kamailio from Debian (configs/kamailio/kamailio.cfg)
 // and sluiced, with SIPp (scenarios in tests/integration/sipp/) playing the
 // SIP user agents: early media (183 then 200 with the same SDP), a call
-// forked to two callees, and re-INVITEs that re-key and hold (the load-limit
-// flow over two instances is not here yet). SIPp writes
-// every SIP message to a file; the test reads the SDP Sluice put in them and
-// checks the media between libsrtp2 phones in the phone namespaces, every
-// packet counted and verified.
+// forked to two callees, re-INVITEs that re-key and hold, and two instances
+// behind one Kamailio, one full or stopped. SIPp writes every SIP message
+// to a file; the test reads the SDP Sluice put in them and checks the media
+// between libsrtp2 phones in the phone namespaces, every packet counted and
+// verified.
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -425,6 +427,192 @@ TEST_F(SippCallFlowsTest, ReInvitesReKeyHoldAndUnholdWithoutLoss) {
   EXPECT_EQ(caller.Wait(), 0) << caller.Transcript();
   EXPECT_EQ(callee.Wait(), 0) << callee.Transcript();
   EXPECT_EQ(SessionCount(), 0);
+}
+
+std::string Header(const SipMessage& m, const std::string& name) {
+  const std::string key = "\n" + name + ": ";
+  const size_t at = m.text.find(key);
+  if (at == std::string::npos) return "";
+  const size_t start = at + key.size();
+  return m.text.substr(start, m.text.find('\n', start) - start);
+}
+
+// The Call-IDs an instance holds, from its ng `list`.
+std::vector<std::string> NgCalls(NgClient& ng) {
+  std::vector<std::string> out;
+  const ng::Value reply = ng.Call(NgCommand("list", ""));
+  const ng::Value* calls = reply.Find("calls");
+  if (calls == nullptr || !calls->is_list()) return {"(no list in the reply)"};
+  for (const ng::Value& c : calls->as_list()) out.emplace_back(c.str());
+  return out;
+}
+
+// Two sluiced instances behind one Kamailio as an rtpengine set. Instance
+// one (namespaces relay, pa, pb; ng on 127.0.0.1:2223 beside Kamailio;
+// [ng] max_calls = 1) has weight 1000, instance two (namespaces relay2,
+// pa2, pb2; ng on a veth from Kamailio's namespace) weight 1. Kamailio 5.6's
+// module picks a new call's node from the Call-ID's byte sum (below 256)
+// modulo the weights' sum, so every new call tries instance one first. A
+// `load limit` reply, or no reply within rtpengine_tout_ms and its retries,
+// makes it send the same offer to the next node of the set it has not
+// asked; the node that took the offer gets the call's answer and delete.
+class SippLoadLimitTest : public ::testing::Test {
+ protected:
+  static constexpr char kLink[] = "10.208.9";  // Kamailio .1, instance two's ng .2
+
+  void SetUp() override {
+    std::string skip = Kamailio::Missing();
+    if (skip.empty() && access("/usr/bin/sipp", X_OK) != 0) skip = "sipp is not installed";
+    if (!skip.empty()) GTEST_SKIP() << "skipped: " << skip;
+    DaemonOptions one;
+    one.name = "loadlimit-one";
+    one.subnet_a = "10.208.1";
+    one.subnet_b = "10.208.2";
+    one.extra_config = "[ng]\nlisten = \"127.0.0.1:2223\"\nmax_calls = 1\n";
+    skip = one_.Start(one);
+    if (!skip.empty()) GTEST_SKIP() << "skipped: " << skip;
+    DaemonOptions two;
+    two.name = "loadlimit-two";
+    two.subnet_a = "10.209.1";
+    two.subnet_b = "10.209.2";
+    two.ns_suffix = "2";
+    // Any address: the link below comes after sluiced started.
+    two.extra_config = absl::StrCat("[ng]\nlisten = \"0.0.0.0:2224\"\nallowed_sources = [\"",
+                                    kLink, ".1\"]\n");
+    ASSERT_EQ(two_.Start(two), "");
+    // Topologies of one process share the namespace prefix, so one's veth
+    // can reach into two's relay namespace; it goes with that namespace.
+    ASSERT_TRUE(one_.topology()
+                    .AddVeth(one_.relay_ns(), "ng-k", absl::StrCat(kLink, ".1/30"),
+                             two_.relay_ns(), "ng-two", absl::StrCat(kLink, ".2/30"))
+                    .ok());
+    ASSERT_TRUE(ng_one_.Open(one_.topology(), one_.relay_ns(), "127.0.0.1", 2223));
+    ASSERT_TRUE(ng_two_.Open(one_.topology(), one_.relay_ns(), absl::StrCat(kLink, ".2"), 2224));
+    KamailioOptions k;
+    k.rtpengine_sock = absl::StrCat("udp:127.0.0.1:2223=1000 udp:", kLink, ".2:2224=1");
+    ASSERT_TRUE(kamailio_.Start(one_.topology(), k));
+    dir_ = std::filesystem::temp_directory_path() /
+           absl::StrCat("sluice-sipp-", getpid(), "-",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // A call between phones of `relay` through Kamailio: SIPp caller `n` (SIP
+  // port 5070 + 2n) to callee `n` (5080 + 2n), which answers 200 ms after
+  // its 183; the caller hangs up talk_ms after its ACK. Returns once the
+  // caller has the 200, with both phones armed with the keys in the SDP;
+  // *call_id is the call's Call-ID.
+  void Call(int n, Daemon& relay, Phone& a, Phone& b, int talk_ms, Sipp& caller, Sipp& callee,
+            std::string* call_id) {
+    const std::string ka = NewSdesKey(), kb = NewSdesKey();
+    const uint16_t caller_sip = 5070 + 2 * n, callee_sip = 5080 + 2 * n;
+    const auto keys = [](const std::string& ip, uint16_t port, const std::string& crypto) {
+      return std::vector<std::string>{"-key", "phone_ip", ip, "-key", "phone_port",
+                                      std::to_string(port), "-key", "crypto", crypto};
+    };
+    std::vector<std::string> args = {"-d", "200"};
+    for (const std::string& k : keys(relay.phone_ip(1), LocalPortOf(b), kb)) args.push_back(k);
+    callee.Start(one_.topology(), dir_, "uas_early.xml", callee_sip, args);
+    args = {"-s", "callee", "-d", std::to_string(talk_ms), "-key", "callee_host",
+            absl::StrCat("127.0.0.1:", callee_sip), "-key", "extra", absl::StrCat("Subject: call ", n)};
+    for (const std::string& k : keys(relay.phone_ip(0), LocalPortOf(a), ka)) args.push_back(k);
+    args.push_back(absl::StrCat("127.0.0.1:", kamailio_.sip_port()));
+    caller.Start(one_.topology(), dir_, "uac_call.xml", caller_sip, args);
+
+    const SipMessage invite = callee.WaitReceived(IsInvite);
+    const SdpView to_b = ViewSdp(Sdp(invite));
+    const SdpView to_a = ViewSdp(Sdp(caller.WaitReceived(Is200)));
+    *call_id = Header(invite, "Call-ID");
+    ASSERT_EQ(to_b.crypto.size(), 1u) << callee.Transcript();
+    ASSERT_EQ(to_a.crypto.size(), 1u) << caller.Transcript();
+    // Its media goes through `relay`, on both sides.
+    EXPECT_EQ(to_a.ip, relay.relay_ip(0));
+    EXPECT_EQ(to_b.ip, relay.relay_ip(1));
+    a.relay = Addr(to_a.ip, to_a.port);
+    b.relay = Addr(to_b.ip, to_b.port);
+    Arm(a, ka, to_a.crypto[0]);
+    Arm(b, kb, to_b.crypto[0]);
+  }
+  static uint16_t LocalPortOf(const Phone& p) {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    getsockname(p.fd, reinterpret_cast<sockaddr*>(&a), &len);
+    return ntohs(a.sin_port);
+  }
+
+  int Sessions(Daemon& d) {
+    ControlClient control;
+    if (!control.Connect(d.socket_path())) return -1;
+    return control.Call({{"op", "session.list"}}).value("total", -1);
+  }
+
+  Daemon one_, two_;
+  NgClient ng_one_, ng_two_;
+  Kamailio kamailio_;
+  std::string dir_;
+};
+
+// Instance one holds a call and is full: Kamailio's offer for a second call
+// gets `load limit` from it and goes to instance two, which carries that
+// call's media while instance one carries the first's. Both calls end with
+// BYE and leave nothing behind on either instance.
+TEST_F(SippLoadLimitTest, FullInstanceSendsTheNextCallToTheOther) {
+  Phone a1 = one_.MakePhone(0, one_.phone_ip(0), 42100, 0x1a);
+  Phone b1 = one_.MakePhone(1, one_.phone_ip(1), 42102, 0x1b);
+  Phone a2 = two_.MakePhone(0, two_.phone_ip(0), 42104, 0x2a);
+  Phone b2 = two_.MakePhone(1, two_.phone_ip(1), 42106, 0x2b);
+  Sipp caller1, callee1, caller2, callee2;
+  std::string id1, id2;
+  ASSERT_NO_FATAL_FAILURE(Call(0, one_, a1, b1, 8000, caller1, callee1, &id1));
+  ExchangeResult r = PacedFor(a1, b1, 25);
+  EXPECT_TRUE(r.Perfect()) << "call 1 on instance one: " << r.Describe();
+  EXPECT_THAT(NgCalls(ng_one_), ::testing::ElementsAre(id1));
+  EXPECT_THAT(NgCalls(ng_two_), ::testing::IsEmpty());
+  EXPECT_THAT(kamailio_.Log(), ::testing::Not(::testing::HasSubstr("load limit")));
+
+  ASSERT_NO_FATAL_FAILURE(Call(1, two_, a2, b2, 3000, caller2, callee2, &id2));
+  EXPECT_NE(id1, id2);
+  EXPECT_THAT(kamailio_.Log(),
+              ::testing::HasSubstr("proxy udp:127.0.0.1:2223 has reached its load limit"));
+  r = PacedFor(a2, b2, 25);
+  EXPECT_TRUE(r.Perfect()) << "call 2 on instance two: " << r.Describe();
+  r = PacedFor(a1, b1, 10);
+  EXPECT_TRUE(r.Perfect()) << "call 1 beside call 2: " << r.Describe();
+  EXPECT_THAT(NgCalls(ng_one_), ::testing::ElementsAre(id1));
+  EXPECT_THAT(NgCalls(ng_two_), ::testing::ElementsAre(id2));
+
+  EXPECT_EQ(caller2.Wait(), 0) << caller2.Transcript();
+  EXPECT_EQ(callee2.Wait(), 0) << callee2.Transcript();
+  EXPECT_EQ(caller1.Wait(), 0) << caller1.Transcript();
+  EXPECT_EQ(callee1.Wait(), 0) << callee1.Transcript();
+  EXPECT_THAT(NgCalls(ng_one_), ::testing::IsEmpty());
+  EXPECT_THAT(NgCalls(ng_two_), ::testing::IsEmpty());
+  EXPECT_EQ(Sessions(one_), 0);
+  EXPECT_EQ(Sessions(two_), 0);
+}
+
+// Instance one stopped: it does not answer the offer, so Kamailio marks it
+// disabled and places the call on instance two, which carries its media.
+TEST_F(SippLoadLimitTest, StoppedInstanceSendsTheCallToTheOther) {
+  one_.Stop();
+  Phone a = two_.MakePhone(0, two_.phone_ip(0), 42110, 0x3a);
+  Phone b = two_.MakePhone(1, two_.phone_ip(1), 42112, 0x3b);
+  Sipp caller, callee;
+  std::string id;
+  ASSERT_NO_FATAL_FAILURE(Call(0, two_, a, b, 1500, caller, callee, &id));
+  // The offer went to instance one first (its weight): refused (nothing
+  // listens on its port) or unanswered, Kamailio logs it as an error.
+  EXPECT_THAT(kamailio_.Log(), ::testing::HasSubstr("RTPEngine <udp:127.0.0.1:2223>"));
+  const ExchangeResult r = PacedFor(a, b, 25);
+  EXPECT_TRUE(r.Perfect()) << r.Describe();
+  EXPECT_THAT(NgCalls(ng_two_), ::testing::ElementsAre(id));
+  EXPECT_EQ(caller.Wait(), 0) << caller.Transcript();
+  EXPECT_EQ(callee.Wait(), 0) << callee.Transcript();
+  EXPECT_THAT(NgCalls(ng_two_), ::testing::IsEmpty());
+  EXPECT_EQ(Sessions(two_), 0);
 }
 
 }  // namespace
