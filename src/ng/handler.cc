@@ -347,6 +347,11 @@ void Handler::DeleteDue() {
   for (const PendingDelete& d : due) ScheduleOrDelete(d.call_id, d.branch, 0);
 }
 
+void Handler::Tick() {
+  ExpireUnanswered();
+  DeleteDue();
+}
+
 Handler::~Handler() = default;
 
 namespace {
@@ -488,8 +493,7 @@ absl::Status Handler::ParseRequest(const Value& request, Request& r) {
 }
 
 Value Handler::Handle(const Value& request) {
-  ExpireUnanswered();
-  DeleteDue();
+  Tick();
   Value reply(Value::Dict{});
   if (!request.is_dict()) return Error(reply, "the message is not a dictionary");
   Request r;
