@@ -569,7 +569,11 @@ Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
     j["counters"] = Json{{"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
                          {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
                          {"auth_failures", c.auth_failures}, {"replay_drops", c.replay_drops},
-                         {"other_drops", c.other_drops},     {"remote_changes", c.remote_changes}};
+                         {"other_drops", c.other_drops},     {"remote_changes", c.remote_changes},
+                         {"rx_rtcp_packets", c.rx_rtcp_packets},
+                         {"rx_rtcp_bytes", c.rx_rtcp_bytes},
+                         {"tx_rtcp_packets", c.tx_rtcp_packets},
+                         {"tx_rtcp_bytes", c.tx_rtcp_bytes}};
     Json used = Json::object();
     if (leg.rx_key_used_percent) used["rx"] = *leg.rx_key_used_percent;
     if (leg.tx_key_used_percent) used["tx"] = *leg.tx_key_used_percent;

@@ -424,6 +424,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   if (request.answer) entry.session->SetAnswered(*leg);
   entry.activity.since_ms = NowMs();  // signalling restarts the timeout clocks
   entry.activity.started = entry.activity.started || request.answer;
+  if (request.hold) entry.activity.hold = *request.hold;
   if (request.remote) {
     entry.session->SetRemote(*leg, *request.remote);
     entry.next_hops_pending = true;
@@ -669,7 +670,8 @@ void SessionManager::ExpireSessions() {
 
 // As rtpengine: a session lives while either direction relays (timeout);
 // a direction silent for silent_timeout ends it even while the other
-// relays (one-way media, or a hold that sends nothing back); final_timeout
+// relays (one-way media, or a hold that sends nothing back), and ends a
+// session on hold (UpdateRequest::hold) in place of timeout; final_timeout
 // bounds its life. Only authenticated packets are relayed, so a stranger's
 // packets keep nothing alive. A session that has neither been answered nor
 // relayed a packet waits for its controller (ng: offer_timeout_ms).
@@ -677,8 +679,7 @@ std::optional<SessionManager::TimeoutReason> SessionManager::Expired(Entry& entr
                                                                      uint64_t now) const {
   Entry::Activity& a = entry.activity;
   for (int i = 0; i < 2; ++i) {
-    const uint64_t relayed =
-        entry.session->flow(i).counters.tx_packets.load(std::memory_order_relaxed);
+    const uint64_t relayed = session::FlowCounters::Both(entry.session->flow(i).counters.tx_packets);
     if (relayed != a.relayed[i]) {
       a.relayed[i] = relayed;
       a.moved_ms[i] = now;
@@ -694,8 +695,12 @@ std::optional<SessionManager::TimeoutReason> SessionManager::Expired(Entry& entr
   if (!a.started) return std::nullopt;
   const uint64_t quiet_since[2] = {std::max(a.moved_ms[0], a.since_ms),
                                    std::max(a.moved_ms[1], a.since_ms)};
-  // Both directions quiet since the later of the two; one of them since the earlier.
-  if (past(std::max(quiet_since[0], quiet_since[1]), m.timeout_s)) return TimeoutReason::kTimeout;
+  // Both directions quiet since the later of the two; one of them since the
+  // earlier. On hold, media one way or none is what was negotiated: only
+  // silent_timeout applies, to either.
+  if (!a.hold && past(std::max(quiet_since[0], quiet_since[1]), m.timeout_s)) {
+    return TimeoutReason::kTimeout;
+  }
   if (past(std::min(quiet_since[0], quiet_since[1]), m.silent_timeout_s)) {
     return TimeoutReason::kSilentTimeout;
   }
@@ -832,14 +837,19 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
     leg.rx_suite = std::string(state.rx_suite);
     leg.tx_suite = std::string(state.tx_suite);
     auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-    leg.counters.rx_packets = get(in.counters.rx_packets);
-    leg.counters.rx_bytes = get(in.counters.rx_bytes);
+    using session::FlowCounters;
+    leg.counters.rx_packets = FlowCounters::Both(in.counters.rx_packets);
+    leg.counters.rx_bytes = FlowCounters::Both(in.counters.rx_bytes);
+    leg.counters.rx_rtcp_packets = get(in.counters.rx_packets[FlowCounters::kRtcp]);
+    leg.counters.rx_rtcp_bytes = get(in.counters.rx_bytes[FlowCounters::kRtcp]);
     leg.counters.auth_failures = get(in.counters.auth_failures);
     leg.counters.replay_drops = get(in.counters.replay_drops);
     leg.counters.other_drops = get(in.counters.other_drops);
     leg.counters.remote_changes = get(in.counters.remote_changes);
-    leg.counters.tx_packets = get(out.counters.tx_packets);
-    leg.counters.tx_bytes = get(out.counters.tx_bytes);
+    leg.counters.tx_packets = FlowCounters::Both(out.counters.tx_packets);
+    leg.counters.tx_bytes = FlowCounters::Both(out.counters.tx_bytes);
+    leg.counters.tx_rtcp_packets = get(out.counters.tx_packets[FlowCounters::kRtcp]);
+    leg.counters.tx_rtcp_bytes = get(out.counters.tx_bytes[FlowCounters::kRtcp]);
     leg.rx_key_used_percent = KeyUsedPercent(entry, i, true);
     leg.tx_key_used_percent = KeyUsedPercent(entry, i, false);
     for (const bool rx : {true, false}) {

@@ -115,6 +115,7 @@ struct Handler::OfferedMedia {
   bool answerer_srtp = false;
   std::vector<SdpCrypto> offered;      // Sluice's send keys toward the answerer, by tag
   std::optional<packet::Endpoint> offerer_remote;
+  bool on_hold = false;  // a=sendonly, a=recvonly or a=inactive (Sdp::OnHold)
 };
 
 // One dialog of a call: the offerer's side and one branch toward the
@@ -347,6 +348,11 @@ void Handler::DeleteDue() {
   for (const PendingDelete& d : due) ScheduleOrDelete(d.call_id, d.branch, 0);
 }
 
+void Handler::Tick() {
+  ExpireUnanswered();
+  DeleteDue();
+}
+
 Handler::~Handler() = default;
 
 namespace {
@@ -488,8 +494,7 @@ absl::Status Handler::ParseRequest(const Value& request, Request& r) {
 }
 
 Value Handler::Handle(const Value& request) {
-  ExpireUnanswered();
-  DeleteDue();
+  Tick();
   Value reply(Value::Dict{});
   if (!request.is_dict()) return Error(reply, "the message is not a dictionary");
   Request r;
@@ -756,6 +761,7 @@ absl::StatusOr<std::vector<Handler::OfferedMedia>> Handler::PlanOffer(
       if (absl::Status s = OfferCryptoToAnswerer(i, m, policy, o); !s.ok()) return s;
     }
     o.offerer_remote = PeerEndpoint(sdp, i, media_source);
+    o.on_hold = sdp.OnHold(i);
   }
   return offered;
 }
@@ -959,6 +965,9 @@ absl::StatusOr<std::vector<std::optional<Handler::AnswerUpdates>>> Handler::Plan
         AnswererUpdate(r, sdp, i, o, stream, 1 - call.offerer);
     if (!answerer.ok()) return answerer.status();
     u.answerer_update = std::move(*answerer);
+    // Either side's direction puts the section on hold (RFC 3264 §8.4), and
+    // a=sendrecv on both takes it off.
+    u.answerer_update.hold = o.on_hold || sdp.OnHold(i);
     control::UpdateRequest& b = u.offerer_update;
     b.session = stream.session;
     b.leg = kLegNames[call.offerer];
@@ -1155,7 +1164,7 @@ Value Handler::Query(Request& r, Value& reply) {
   auto found = calls_.find(r.call_id);
   if (found == calls_.end()) return Error(reply, "Unknown call-id");
   Value::List streams;
-  int64_t packets = 0, bytes = 0, errors = 0;
+  int64_t packets = 0, bytes = 0, errors = 0, rtcp_packets = 0, rtcp_bytes = 0;
   for (const Branch& branch : found->second.branches) {
     for (const Stream& s : branch.streams) {
       if (s.session.empty()) continue;
@@ -1176,8 +1185,10 @@ Value Handler::Query(Request& r, Value& reply) {
         leg.Set("packets", static_cast<int64_t>(c.rx_packets));
         leg.Set("bytes", static_cast<int64_t>(c.rx_bytes));
         leg.Set("auth-failures", static_cast<int64_t>(c.auth_failures));
-        packets += static_cast<int64_t>(c.rx_packets);
-        bytes += static_cast<int64_t>(c.rx_bytes);
+        packets += static_cast<int64_t>(c.rx_packets - c.rx_rtcp_packets);
+        bytes += static_cast<int64_t>(c.rx_bytes - c.rx_rtcp_bytes);
+        rtcp_packets += static_cast<int64_t>(c.rx_rtcp_packets);
+        rtcp_bytes += static_cast<int64_t>(c.rx_rtcp_bytes);
         errors += static_cast<int64_t>(c.auth_failures + c.replay_drops + c.other_drops);
         legs.push_back(std::move(leg));
       }
@@ -1186,10 +1197,10 @@ Value Handler::Query(Request& r, Value& reply) {
     }
   }
   Value totals(Value::Dict{});
+  // What Kamailio's $rtpstat reads. A drop is counted before its kind
+  // matters, so every error is under "RTP".
   totals.Set("RTP", Totals(packets, bytes, errors));
-  // Sluice counts a leg's RTCP with its RTP (in "RTP" above); "RTCP" is
-  // there for what reads both (Kamailio's $rtpstat).
-  totals.Set("RTCP", Totals(0, 0, 0));
+  totals.Set("RTCP", Totals(rtcp_packets, rtcp_bytes, 0));
   reply.Set("result", "ok");
   reply.Set("totals", std::move(totals));
   reply.Set("streams", Value(std::move(streams)));

@@ -258,7 +258,7 @@ String Listener::ProcessStream(std::string_view request) {
 }
 
 absl::Status Listener::Poll(int timeout_ms) {
-  handler_.ExpireUnanswered();
+  handler_.Tick();
   std::vector<pollfd> fds;
   fds.push_back({fd_, POLLIN, 0});
   if (unix_fd_ >= 0) fds.push_back({unix_fd_, POLLIN, 0});

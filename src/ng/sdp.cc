@@ -120,8 +120,9 @@ absl::StatusOr<SdpCrypto> ParseCryptoLine(size_t number, std::string_view line) 
   return c;
 }
 
-// The fields Sluice rewrites, from a line other than m=: c= (of the session
-// or of section `m`), and a=rtcp, a=rtcp-mux and a=crypto of section `m`.
+// The fields Sluice rewrites or reads, from a line other than m=: c= and
+// the direction (of the session or of section `m`), and a=rtcp, a=rtcp-mux
+// and a=crypto of section `m`.
 absl::Status PickOutFields(size_t number, std::string_view line, Sdp& sdp, SdpMedia* m) {
   if (line[0] == 'c') {
     std::optional<packet::IpAddress> ip = ParseConnection(line.substr(2));
@@ -137,6 +138,14 @@ absl::Status PickOutFields(size_t number, std::string_view line, Sdp& sdp, SdpMe
     m->rtcp_port = port;
   } else if (m != nullptr && line == "a=rtcp-mux") {
     m->rtcp_mux = true;
+  } else if (line == "a=sendrecv" || line == "a=sendonly" || line == "a=recvonly" ||
+             line == "a=inactive") {
+    const bool one_way_or_none = line != "a=sendrecv";
+    if (m != nullptr) {
+      m->one_way_or_none = one_way_or_none;
+    } else {
+      sdp.one_way_or_none = one_way_or_none;
+    }
   } else if (m != nullptr && StartsWith(line, "a=crypto:")) {
     absl::StatusOr<SdpCrypto> c = ParseCryptoLine(number, line);
     if (!c.ok()) return c.status();
@@ -152,6 +161,11 @@ bool SdpMedia::secure() const { return proto == "RTP/SAVP" || proto == "RTP/SAVP
 std::optional<packet::IpAddress> Sdp::Address(size_t i) const {
   if (i < media.size() && media[i].connection) return media[i].connection;
   return connection;
+}
+
+bool Sdp::OnHold(size_t i) const {
+  if (i < media.size() && media[i].one_way_or_none) return *media[i].one_way_or_none;
+  return one_way_or_none;
 }
 
 absl::StatusOr<Sdp> ParseSdp(std::string_view text) {

@@ -562,8 +562,8 @@ uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
       ++rejected;
       continue;
     }
-    Inc(flow->counters.rx_packets);
-    Inc(flow->counters.rx_bytes, it.frame.payload_len);
+    Inc(flow->counters.rx_packets[it.rtcp]);
+    Inc(flow->counters.rx_bytes[it.rtcp], it.frame.payload_len);
     it.source = session::learning::CheckSource(*flow, it.frame.src, it.rtcp);
     if (it.source.refused) {
       Reject(it, DropReason::kWrongSource);
@@ -630,8 +630,8 @@ uint16_t Worker::RewriteAndTransmit(Batch& batch, uint16_t n) noexcept {
       ++rejected;
       continue;
     }
-    Inc(it.flow->counters.tx_packets);
-    Inc(it.flow->counters.tx_bytes, it.pkt.len);
+    Inc(it.flow->counters.tx_packets[it.rtcp]);
+    Inc(it.flow->counters.tx_bytes[it.rtcp], it.pkt.len);
     Enqueue(it.flow->out_port, it.m);
   }
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);

@@ -392,7 +392,7 @@ SessionInfo SampleSession(bool with_generated_key) {
   a.rtcp = RtcpMode::kMux;
   a.rx_suite = "AES_CM_128_HMAC_SHA1_80";
   a.tx_suite = "AEAD_AES_256_GCM";
-  a.counters = {1, 2, 3, 4, 5, 6, 7, 8};
+  a.counters = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
   if (with_generated_key) a.tx_crypto = absl::StrCat("AEAD_AES_256_GCM inline:", kGeneratedKeyMarker);
   LegInfo b;
   b.name = "b";
@@ -433,14 +433,16 @@ TEST(Encode, SessionInfo) {
       R"({"name":"a","interface":"ia","local":"10.200.1.1:30000","remote":"10.200.1.2:40000",)",
       R"("remote_learned":true,"rtcp":"mux","rx_suite":"AES_CM_128_HMAC_SHA1_80",)",
       R"("tx_suite":"AEAD_AES_256_GCM","counters":{"rx_packets":1,"rx_bytes":2,"tx_packets":3,)",
-      R"("tx_bytes":4,"auth_failures":5,"replay_drops":6,"other_drops":7,"remote_changes":8},)"
+      R"("tx_bytes":4,"auth_failures":5,"replay_drops":6,"other_drops":7,"remote_changes":8,)"
+      R"("rx_rtcp_packets":9,"rx_rtcp_bytes":10,"tx_rtcp_packets":11,"tx_rtcp_bytes":12},)"
       R"("key_used_percent":{},"rekey_needed":[],)",
       R"("tx":{"crypto":"AEAD_AES_256_GCM inline:)", kGeneratedKeyMarker, R"("}})");
   const std::string expected_b = absl::StrCat(
       R"({"name":"b","interface":"ib","local":"[fd00::1]:30002","remote":null,)",
       R"("remote_learned":false,"rtcp":"separate","rx_suite":"plain","tx_suite":"plain",)",
       R"("counters":{"rx_packets":0,"rx_bytes":0,"tx_packets":0,"tx_bytes":0,"auth_failures":0,)",
-      R"("replay_drops":0,"other_drops":0,"remote_changes":0},)"
+      R"("replay_drops":0,"other_drops":0,"remote_changes":0,"rx_rtcp_packets":0,)"
+      R"("rx_rtcp_bytes":0,"tx_rtcp_packets":0,"tx_rtcp_bytes":0},)"
       R"("key_used_percent":{},"rekey_needed":[]})");
   EXPECT_EQ(Dump(body), absl::StrCat(R"({"session":"call-123","legs":[)", expected_a, ",",
                                       expected_b, "]}"));

@@ -603,7 +603,9 @@ class SessionTimeoutTest : public SessionManagerTest {
     }
     return flows;
   }
-  static void Relay(session::Flow* flow) { session::FlowCounters::Add(flow->counters.tx_packets, 1); }
+  static void Relay(session::Flow* flow) {
+    session::FlowCounters::Add(flow->counters.tx_packets[session::FlowCounters::kRtp], 1);
+  }
   // Moves the clock to `at_s` seconds after the start, then ticks.
   void TickAt(uint64_t at_s) {
     now_ms_ = kStartMs + at_s * 1000;
@@ -734,6 +736,46 @@ TEST_F(SessionTimeoutTest, ClocksStartAtTheAnswerAndRestartOnUpdates) {
   TickAt(2 * 3600 + 110);
   EXPECT_FALSE(Alive("ringing"));
   EXPECT_EQ(expired_, std::vector<std::string>{"ringing"});
+}
+
+// A call on hold (a=sendonly, a=recvonly, a=inactive) may send nothing
+// either way: silent_timeout_s applies in place of timeout_s, until an
+// update takes it off hold.
+TEST_F(SessionTimeoutTest, AHeldSessionLastsUntilSilentTimeout) {
+  Start(60, 600, 0);
+  const json created = Create("held");
+  ASSERT_EQ(Code(created), "ok");
+  ASSERT_EQ(Code(Create("not-held", kKey2)), "ok");
+  const std::array<session::Flow*, 2> flows = Flows(created);
+  Relay(flows[0]);
+  Relay(flows[1]);
+  TickAt(10);  // media both ways, then the hold
+  UpdateRequest hold;
+  hold.session = "held";
+  hold.leg = "b";
+  hold.hold = true;
+  ASSERT_TRUE(manager_->Update(hold).ok());
+  TickAt(10 + 599);
+  EXPECT_TRUE(Alive("held")) << "quiet both ways on hold for 599 s";
+  EXPECT_FALSE(Alive("not-held"));
+  TickAt(10 + 600);
+  EXPECT_FALSE(Alive("held"));
+  EXPECT_EQ(manager_->GetStats().timed_out.silent_timeout, 1u);
+  EXPECT_EQ(manager_->GetStats().timed_out.timeout, 1u);  // not-held
+
+  // Off hold again, timeout_s applies.
+  const json back = Create("back", kKey3);
+  ASSERT_EQ(Code(back), "ok");
+  hold.session = "back";
+  ASSERT_TRUE(manager_->Update(hold).ok());
+  TickAt(1000);
+  hold.hold = false;
+  ASSERT_TRUE(manager_->Update(hold).ok());
+  TickAt(1059);
+  EXPECT_TRUE(Alive("back"));
+  TickAt(1060);
+  EXPECT_FALSE(Alive("back"));
+  EXPECT_EQ(manager_->GetStats().timed_out.timeout, 2u);
 }
 
 TEST_F(SessionTimeoutTest, EachTickLooksAtABoundedNumberOfSessions) {

@@ -14,6 +14,7 @@
 #include "sluice/control/protocol.h"
 #include "sluice/control/session_manager.h"
 #include "sluice/dpdk/eal.h"
+#include "sluice/session/flow_table.h"
 
 namespace sluice::ng {
 namespace {
@@ -635,9 +636,21 @@ TEST_F(HandlerTest, SdpAddressIsTrustedUnlessSipSourceAddress) {
   EXPECT_EQ(Get("call-2").legs[0].remote->ToString(), "10.0.1.9:4000");
 }
 
-// Kamailio's $rtpstat reads totals.RTP and totals.RTCP of a query.
+// Kamailio's $rtpstat reads totals.RTP and totals.RTCP of a query: what
+// the legs received, RTCP apart from RTP (the native session.get counts
+// both in rx_packets, and the RTCP among them in rx_rtcp_packets).
 TEST_F(HandlerTest, QueryHasRtpAndRtcpTotals) {
   ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  const session::FlowKey key = session::FlowKey::From(Get("call-1@host").legs[0].local);
+  session::FlowRef ref{};
+  table_->LookupBulk(&key, 1, &ref);
+  ASSERT_NE(ref.flow, nullptr);
+  using session::FlowCounters;
+  FlowCounters& c = ref.flow->counters;  // as the worker counts 3 RTP and 1 RTCP
+  FlowCounters::Add(c.rx_packets[FlowCounters::kRtp], 3);
+  FlowCounters::Add(c.rx_bytes[FlowCounters::kRtp], 3 * 172);
+  FlowCounters::Add(c.rx_packets[FlowCounters::kRtcp], 1);
+  FlowCounters::Add(c.rx_bytes[FlowCounters::kRtcp], 32);
   Value reply = handler_->Handle(Request("query"));
   const Value* totals = reply.Find("totals");
   ASSERT_NE(totals, nullptr);
@@ -649,6 +662,15 @@ TEST_F(HandlerTest, QueryHasRtpAndRtcpTotals) {
       EXPECT_TRUE(t->Find(key)->is_int());
     }
   }
+  EXPECT_EQ(totals->Find("RTP")->Find("packets")->as_int(), 3);
+  EXPECT_EQ(totals->Find("RTP")->Find("bytes")->as_int(), 3 * 172);
+  EXPECT_EQ(totals->Find("RTCP")->Find("packets")->as_int(), 1);
+  EXPECT_EQ(totals->Find("RTCP")->Find("bytes")->as_int(), 32);
+  const control::LegCounters native = Get("call-1@host").legs[0].counters;
+  EXPECT_EQ(native.rx_packets, 4u);
+  EXPECT_EQ(native.rx_bytes, 3u * 172 + 32);
+  EXPECT_EQ(native.rx_rtcp_packets, 1u);
+  EXPECT_EQ(native.rx_rtcp_bytes, 32u);
 }
 
 // A call whose BYE is lost: its session times out in the session manager
@@ -676,6 +698,32 @@ TEST_F(HandlerTest, ATimedOutSessionEndsItsCall) {
   EXPECT_EQ(S(handler_->Handle(Request("query", "call-2@host")).Find("result")), "ok");
 }
 
+
+// A re-INVITE that puts the call on hold (a=inactive) gives its session
+// [media] silent_timeout_s in place of timeout_s; one with a=sendrecv on
+// both sides takes it off hold.
+TEST_F(HandlerTest, AHoldReOfferTradesTimeoutForSilentTimeout) {
+  uint64_t now = 1000000;
+  manager_->SetClock([&now] { return now; });
+  const auto inactive = [](std::string sdp) {
+    return sdp.replace(sdp.find("a=sendrecv"), 10, "a=inactive");
+  };
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""))));
+  ReplySdp(handler_->Handle(Offer(inactive(Sdp("10.0.1.2", 4000, "RTP/AVP", "")))));
+  ReplySdp(handler_->Handle(Answer(inactive(Sdp("10.0.2.2", 5000, "RTP/AVP", "")))));
+  now += 3599000;  // config_.media: timeout_s 60, silent_timeout_s 3600
+  manager_->Tick();
+  EXPECT_EQ(manager_->session_count(), 1u) << "on hold, quiet both ways for an hour less 1 s";
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  ReplySdp(handler_->Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/AVP", ""))));
+  now += 59000;
+  manager_->Tick();
+  EXPECT_EQ(manager_->session_count(), 1u);
+  now += 1000;
+  manager_->Tick();
+  EXPECT_EQ(manager_->session_count(), 0u) << "off hold: timeout_s";
+}
 }  // namespace
 }  // namespace sluice::ng
 

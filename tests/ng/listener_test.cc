@@ -244,5 +244,41 @@ TEST(ListenerCreateTest, ABusyPortIsAClearError) {
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot bind UDP 127.0.0.1:"));
 }
 
+// With no ng request arriving, the control loop's Poll still expires an
+// unanswered offer and carries out a delete-delay'd delete.
+TEST(ListenerTimersTest, PollRunsTheHandlerTimersWithoutTraffic) {
+  control::testing::FakeOperations ops;
+  uint64_t now = 1000;
+  HandlerOptions handler_options{"a"};
+  handler_options.offer_timeout_ms = 60000;
+  handler_options.now_ms = [&now] { return now; };
+  Handler handler(ops, handler_options);
+  ListenerOptions options;
+  options.listen = packet::Endpoint{*packet::IpAddress::Parse("127.0.0.1"), 0};
+  auto listener = Listener::Create(handler, options);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  ASSERT_THAT(S((*listener)->Process(std::string("o-1 ") + kOffer, kLocal)),
+              HasSubstr("6:result2:ok"));
+  ASSERT_EQ(handler.call_count(), 1u);
+  now += 59999;
+  ASSERT_TRUE((*listener)->Poll(0).ok());
+  EXPECT_EQ(handler.call_count(), 1u);
+  now += 1;
+  ASSERT_TRUE((*listener)->Poll(0).ok());
+  EXPECT_EQ(handler.call_count(), 0u);  // never answered: gone
+
+  ASSERT_THAT(S((*listener)->Process(std::string("o-2 ") + kOffer, kLocal)),
+              HasSubstr("6:result2:ok"));
+  ASSERT_THAT(S((*listener)->Process("d-1 d7:command6:delete7:call-id2:c112:delete-delayi5ee",
+                                     kLocal)),
+              HasSubstr("6:result2:ok"));
+  now += 4999;
+  ASSERT_TRUE((*listener)->Poll(0).ok());
+  EXPECT_EQ(handler.call_count(), 1u);
+  now += 1;
+  ASSERT_TRUE((*listener)->Poll(0).ok());
+  EXPECT_EQ(handler.call_count(), 0u);  // deleted when its delay passed
+}
+
 }  // namespace
 }  // namespace sluice::ng

@@ -126,6 +126,26 @@ TEST(SdpTest, PlainToSrtpWithMuxAndMediaLevelConnection) {
             "a=crypto:7 AES_256_CM_HMAC_SHA1_80 inline:KEY\n");
 }
 
+// RFC 3264 §8.4: a section's direction attribute, else the session's, says
+// whether it is on hold.
+TEST(SdpTest, DirectionSaysWhetherASectionIsOnHold) {
+  absl::StatusOr<Sdp> sdp = ParseSdp(
+      "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+      "a=sendonly\r\n"
+      "m=audio 4000 RTP/AVP 0\r\n"
+      "m=audio 4002 RTP/AVP 0\r\na=sendrecv\r\n"
+      "m=audio 4004 RTP/AVP 0\r\na=inactive\r\n");
+  ASSERT_TRUE(sdp.ok()) << sdp.status();
+  EXPECT_TRUE(sdp->OnHold(0));   // the session's a=sendonly
+  EXPECT_FALSE(sdp->OnHold(1));  // its own a=sendrecv
+  EXPECT_TRUE(sdp->OnHold(2));
+  sdp = ParseSdp("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\na=recvonly\r\n"
+                 "m=audio 4002 RTP/AVP 0\r\n");
+  ASSERT_TRUE(sdp.ok()) << sdp.status();
+  EXPECT_TRUE(sdp->OnHold(0));
+  EXPECT_FALSE(sdp->OnHold(1));  // no attribute: sendrecv
+}
+
 TEST(SdpTest, ProfilesConvert) {
   EXPECT_EQ(WithSrtp("RTP/AVP", true), "RTP/SAVP");
   EXPECT_EQ(WithSrtp("RTP/SAVP", false), "RTP/AVP");

@@ -354,6 +354,36 @@ TEST_F(PipelineTest, RelaysEverySuitePairBothWays) {
   EXPECT_EQ(worker_->counters().total_drops(), 0u);
 }
 
+// What a flow relays is counted by kind: RTCP apart from RTP, in and out.
+TEST_F(PipelineTest, CountsRtcpApartFromRtp) {
+  std::mt19937 rng(23);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80,
+                          crypto::Suite::kAesCm128HmacSha1_80, true, rng));
+  Publish(c);
+  std::vector<rte_mbuf*> frames;
+  uint64_t rtp_bytes = 0, rtcp_bytes = 0;
+  for (int i = 0; i < 5; ++i) {
+    std::vector<uint8_t> p = i == 4 ? RtcpReceiverReport(0x4321)
+                                    : RtpPacket(static_cast<uint16_t>(i + 1), 0x4321, 160, 0);
+    ASSERT_EQ(i == 4 ? c.a_send->ProtectRtcp(p) : c.a_send->ProtectRtp(p), srtp_err_status_ok);
+    (i == 4 ? rtcp_bytes : rtp_bytes) += p.size();
+    frames.push_back(Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p));
+  }
+  Send(frames);
+  std::vector<Received> got = Drain(port_b);
+  ASSERT_EQ(got.size(), 5u);
+  using session::FlowCounters;
+  const FlowCounters& k = c.session->flow(0).counters;
+  EXPECT_EQ(k.rx_packets[FlowCounters::kRtp].load(), 4u);
+  EXPECT_EQ(k.rx_packets[FlowCounters::kRtcp].load(), 1u);
+  EXPECT_EQ(k.rx_bytes[FlowCounters::kRtp].load(), rtp_bytes);
+  EXPECT_EQ(k.rx_bytes[FlowCounters::kRtcp].load(), rtcp_bytes);
+  EXPECT_EQ(k.tx_packets[FlowCounters::kRtp].load(), 4u);
+  EXPECT_EQ(k.tx_packets[FlowCounters::kRtcp].load(), 1u);
+  EXPECT_EQ(k.tx_bytes[FlowCounters::kRtcp].load(), got[4].payload.size());
+  EXPECT_EQ(FlowCounters::Both(k.tx_packets), 5u);
+}
+
 // Phone A on IPv4, phone B on IPv6: leg B's local address and peer are
 // IPv6 (fd00:2::/64 on port b), leg A's stay IPv4. Without give_remotes
 // leg B learns its peer.
@@ -1098,7 +1128,7 @@ TEST_F(PipelineTest, PacketsComeInOnlyThroughTheirLegsInterface) {
   worker_->FlushTx();
   EXPECT_EQ(Drops(DropReason::kWrongInterface), 4u);
   EXPECT_EQ(worker_->counters().total_drops(), 4u) << "refused before anything else";
-  EXPECT_EQ(c.session->flow(0).counters.rx_packets.load(), 0u);
+  EXPECT_EQ(session::FlowCounters::Both(c.session->flow(0).counters.rx_packets), 0u);
   EXPECT_TRUE(Drain(port_b).empty());
 
   // Port a, VLAN 10: in the frame, or stripped by the NIC into the mbuf.
@@ -1114,7 +1144,7 @@ TEST_F(PipelineTest, PacketsComeInOnlyThroughTheirLegsInterface) {
   EXPECT_EQ(got[1].payload, plain[2]);
   EXPECT_EQ(Drops(DropReason::kWrongInterface), 4u);
   EXPECT_EQ(worker_->counters().total_drops(), 4u);
-  EXPECT_EQ(c.session->flow(0).counters.tx_packets.load(), 2u);
+  EXPECT_EQ(session::FlowCounters::Both(c.session->flow(0).counters.tx_packets), 2u);
   EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
 }
 

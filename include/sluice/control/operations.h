@@ -74,11 +74,16 @@ struct UpdateRequest {
   std::optional<CryptoSpec> tx;
   std::optional<packet::Endpoint> remote;
   bool answer = false;  // the leg's call is answered (see LegRequest::await_answer)
+  // The session is on hold (media one way or none): its media timeout is
+  // silent_timeout_s rather than timeout_s. None: unchanged.
+  std::optional<bool> hold;
 };
 
 struct LegCounters {
-  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;  // RTP and RTCP
   uint64_t auth_failures = 0, replay_drops = 0, other_drops = 0, remote_changes = 0;
+  // The RTCP among rx_* and tx_* above.
+  uint64_t rx_rtcp_packets = 0, rx_rtcp_bytes = 0, tx_rtcp_packets = 0, tx_rtcp_bytes = 0;
 };
 
 struct LegInfo {

@@ -165,6 +165,7 @@ class SessionManager : public Operations {
       uint64_t moved_ms[2] = {0, 0};
       uint64_t relayed[2] = {0, 0};
       bool started = false;       // answered, or a packet was relayed
+      bool hold = false;          // on hold: silent_timeout_s, not timeout_s (UpdateRequest::hold)
     } activity;
   };
 

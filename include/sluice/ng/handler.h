@@ -67,6 +67,10 @@ class Handler {
   // an answer (Handle does this too, before each request).
   void ExpireUnanswered();
 
+  // The timers with no request needed: unanswered offers expire and
+  // delete-delay'd deletes fall due. The control loop calls it each pass.
+  void Tick();
+
   // A session the session manager deleted on a timeout ([media] timeout_s
   // and the others): its media section is forgotten, and the call with its
   // last session, so a later query answers "Unknown call-id" and a delete

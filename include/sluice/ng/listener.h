@@ -66,8 +66,9 @@ class Listener {
                                                           ListenerOptions options);
   ~Listener();
 
-  // Handles the datagrams waiting, after waiting up to timeout_ms for the
-  // first (0: no wait). Errors only for the socket itself failing.
+  // Runs the handler's timers (Handler::Tick: offer timeout, delete-delay),
+  // then handles the datagrams waiting, after waiting up to timeout_ms for
+  // the first (0: no wait). Errors only for the socket itself failing.
   absl::Status Poll(int timeout_ms);
 
   // One datagram from `source` in, the reply out (empty: nothing to send).

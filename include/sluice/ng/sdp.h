@@ -42,6 +42,9 @@ struct SdpMedia {
   std::optional<packet::IpAddress> connection;  // this section's c=
   std::optional<uint16_t> rtcp_port;            // a=rtcp
   bool rtcp_mux = false;                        // a=rtcp-mux
+  // a=sendonly, a=recvonly or a=inactive here (else the session's, RFC
+  // 4566 §6): media flows one way or not at all, a call on hold.
+  std::optional<bool> one_way_or_none;
   std::vector<SdpCrypto> crypto;                // a=crypto, in order
   std::vector<String> lines;  // every line after m=, verbatim, without EOL
 
@@ -52,11 +55,15 @@ struct SdpMedia {
 struct Sdp {
   std::vector<String> session_lines;            // v= up to the first m=
   std::optional<packet::IpAddress> connection;  // session-level c=
+  bool one_way_or_none = false;  // a session-level a=sendonly, a=recvonly or a=inactive
   std::vector<SdpMedia> media;
   std::string eol = "\r\n";  // what the input used
 
   // Where media of section `i` goes: its own c= or the session's.
   std::optional<packet::IpAddress> Address(size_t i) const;
+  // Section `i` is on hold: its direction attribute, or the session's, is
+  // a=sendonly, a=recvonly or a=inactive (RFC 3264 §8.4).
+  bool OnHold(size_t i) const;
 };
 
 inline constexpr size_t kMaxSdpMedia = 32;

@@ -23,11 +23,18 @@ namespace sluice::session {
 
 // Per-flow counters. Written by the owning worker only (relaxed stores of a
 // value it alone increments), read by anyone.
+//
+// What a packet relays is counted by its kind, [0] RTP and [1] RTCP (the
+// worker's classification, as a bool index), so either is one add on the
+// first line; the drop counters, written only on a drop or a move, are on
+// the second.
 struct alignas(64) FlowCounters {
-  std::atomic<uint64_t> rx_packets{0};  // arrived at X from its peer
-  std::atomic<uint64_t> rx_bytes{0};
-  std::atomic<uint64_t> tx_packets{0};  // sent to Y's peer
-  std::atomic<uint64_t> tx_bytes{0};
+  static constexpr int kRtp = 0;
+  static constexpr int kRtcp = 1;
+  std::atomic<uint64_t> rx_packets[2] = {0, 0};  // arrived at X from its peer
+  std::atomic<uint64_t> rx_bytes[2] = {0, 0};
+  std::atomic<uint64_t> tx_packets[2] = {0, 0};  // sent to Y's peer
+  std::atomic<uint64_t> tx_bytes[2] = {0, 0};
   std::atomic<uint64_t> auth_failures{0};
   std::atomic<uint64_t> replay_drops{0};  // replayed or too old
   std::atomic<uint64_t> other_drops{0};
@@ -36,13 +43,19 @@ struct alignas(64) FlowCounters {
   static void Add(std::atomic<uint64_t>& c, uint64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  // RTP and RTCP together.
+  static uint64_t Both(const std::atomic<uint64_t> (&c)[2]) noexcept {
+    return c[kRtp].load(std::memory_order_relaxed) + c[kRtcp].load(std::memory_order_relaxed);
+  }
 };
+static_assert(offsetof(FlowCounters, auth_failures) == 64, "what a packet adds to is one line");
 
 struct alignas(64) Flow {
   // Laid out by use: a packet reads lines 0 to 2 (and 3 for IPv6 with a VLAN
-  // tag, or a rate limit) and writes line 4, its counters; the rest is read
-  // when the flow or its peer changes. With many sessions every line is a
-  // wait for memory, and lines side by side cost less than lines apart.
+  // tag, or a rate limit) and writes line 4, its counters (5 when dropped);
+  // the rest is read when the flow or its peer changes. With many sessions
+  // every line is a wait for memory, and lines side by side cost less than
+  // lines apart.
 
   // --- line 0: what every packet follows ---
   // SRTP contexts (dp: rw, owning worker only; cp: sets before publishing).
@@ -99,7 +112,7 @@ struct alignas(64) Flow {
   uint16_t out_vlan = 0;
   packet::MacAddress out_src_mac{};
 
-  // --- line 4: owning worker writes, anyone reads ---
+  // --- line 4 (and 5 on a drop): owning worker writes, anyone reads ---
   FlowCounters counters;
 
   // --- configuration read when the headers are built or the flow changes
@@ -125,7 +138,7 @@ static_assert(offsetof(Flow, out_headers) == 64 + 48,
               "the header template's sums end line 1 and its bytes fill line 2");
 static_assert(offsetof(Flow, out_src_mac) + 6 <= 4 * 64, "line 3 holds the words after the template");
 static_assert(offsetof(Flow, counters) == 4 * 64, "the counters are line 4");
-static_assert(sizeof(Flow) == 6 * 64, "a flow is six lines");
+static_assert(sizeof(Flow) == 7 * 64, "a flow is seven lines");
 
 }  // namespace sluice::session
 
