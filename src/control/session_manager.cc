@@ -208,6 +208,12 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
   if (absl::Status s = CheckCreate(request); !s.ok()) return s;
   Entry entry;
   entry.id = next_id_;
+  entry.key_group = request.key_group;
+  entry.key_owner = entry.id;
+  if (auto group = key_groups_.find(request.key_group);
+      !request.key_group.empty() && group != key_groups_.end()) {
+    entry.key_owner = group->second.owner;
+  }
   session::LegSpec specs[2];
   std::optional<std::string> generated[2];
   for (int i = 0; i < 2; ++i) {
@@ -228,7 +234,12 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     return s;
   }
   ++next_id_;
-  for (const srtp::KeyFingerprint& fp : entry.used_keys) key_registry_.Acquire(fp, entry.id);
+  for (const srtp::KeyFingerprint& fp : entry.used_keys) key_registry_.Acquire(fp, entry.key_owner);
+  if (!entry.key_group.empty()) {
+    KeyGroup& group = key_groups_[entry.key_group];
+    group.owner = entry.key_owner;
+    ++group.sessions;
+  }
   auto [it, inserted] = sessions_.emplace(request.session, std::move(entry));
   Entry::Activity& activity = it->second.activity;
   activity.created_ms = activity.since_ms = NowMs();
@@ -256,7 +267,7 @@ absl::Status SessionManager::CheckKeyFree(const std::string& session,
   if (it == sessions_.end()) {
     return absl::NotFoundError(absl::StrCat("session \"", session, "\" not found"));
   }
-  return AdmitAcrossSessions({fp}, it->second.id, "key");
+  return AdmitAcrossSessions({fp}, it->second.key_owner, "key");
 }
 
 absl::Status SessionManager::CheckCreate(const CreateRequest& request) const {
@@ -312,8 +323,12 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   const std::vector<srtp::KeyFingerprint> rx_fp = Fingerprints(*rx), tx_fp = Fingerprints(*tx);
   if (absl::Status s = AdmitFresh(rx_fp, entry.used_keys, field + ".rx"); !s.ok()) return s;
   if (absl::Status s = AdmitFresh(tx_fp, entry.used_keys, field + ".tx"); !s.ok()) return s;
-  if (absl::Status s = AdmitAcrossSessions(rx_fp, entry.id, field + ".rx"); !s.ok()) return s;
-  if (absl::Status s = AdmitAcrossSessions(tx_fp, entry.id, field + ".tx"); !s.ok()) return s;
+  if (absl::Status s = AdmitAcrossSessions(rx_fp, entry.key_owner, field + ".rx"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = AdmitAcrossSessions(tx_fp, entry.key_owner, field + ".tx"); !s.ok()) {
+    return s;
+  }
 
   spec.name = leg.name;
   spec.port_id = iface->port_id;
@@ -386,14 +401,14 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   KeyChange rx, tx;
   if (request.rx) {
     if (absl::Status s =
-            PlanKeyChange(*request.rx, "rx", state.rx_key, nullptr, entry.id, seen, rx);
+            PlanKeyChange(*request.rx, "rx", state.rx_key, nullptr, entry.key_owner, seen, rx);
         !s.ok()) {
       return s;
     }
   }
   if (request.tx) {
     if (absl::Status s =
-            PlanKeyChange(*request.tx, "tx", state.tx_key, &generated[*leg], entry.id,
+            PlanKeyChange(*request.tx, "tx", state.tx_key, &generated[*leg], entry.key_owner,
                           seen, tx);
         !s.ok()) {
       return s;
@@ -416,7 +431,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
 
   for (const KeyChange* change : {&rx, &tx}) {
     for (const srtp::KeyFingerprint& fp : change->fingerprints) {
-      key_registry_.Acquire(fp, entry.id);
+      key_registry_.Acquire(fp, entry.key_owner);
     }
   }
   entry.used_keys = std::move(seen);  // with the new keys
@@ -543,7 +558,11 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
   dead.session = std::move(entry.session);
   for (int i = 0; i < 2; ++i) dead.interfaces[i] = entry.legs[i].interface;
   pending_.erase(&entry);
-  key_registry_.Release(entry.used_keys, entry.id, NowMs());
+  key_registry_.Release(entry.used_keys, entry.key_owner, NowMs());
+  if (auto group = key_groups_.find(entry.key_group);
+      group != key_groups_.end() && --group->second.sessions == 0) {
+    key_groups_.erase(group);
+  }
   sessions_.erase(it);
   Reclaim();  // at once when no worker is online
   return final_counters;

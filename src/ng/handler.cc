@@ -857,6 +857,7 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
   }
   control::CreateRequest create;
   create.session = SessionName(r.call_id, i, branch);
+  create.key_group = r.call_id;  // a call's branches receive with the caller's keys
   create.legs.resize(2);
   const bool offerer_mux = m.rtcp_mux && !r.RtcpMux("reject");
   const bool answerer_mux =

@@ -232,6 +232,38 @@ TEST_F(SessionManagerTest, KeyReuseIsRefusedEverywhereInTheSession) {
   EXPECT_EQ(tx["legs"][0]["tx_suite"], "AES_CM_128_HMAC_SHA1_32");
 }
 
+// An ng call's forked branches all receive with the caller's key: sessions
+// of one key group share it, a session of another group (or none) may not,
+// and the group ends with its last session.
+TEST_F(SessionManagerTest, SessionsOfOneKeyGroupShareKeys) {
+  auto create = [&](const std::string& name, const std::string& group) {
+    CreateRequest request;
+    request.session = name;
+    request.key_group = group;
+    LegRequest a, b;
+    a.name = "a";
+    a.interface = "a";
+    a.remote = packet::Endpoint::Parse("10.0.1.2:4000");
+    a.rx.kind = CryptoSpec::Kind::kSdes;
+    a.rx.sdes = kKey1;
+    a.tx.kind = CryptoSpec::Kind::kGenerate;
+    b.name = "b";
+    b.interface = "b";
+    request.legs = {a, b};
+    return manager_->Create(request).status();
+  };
+  ASSERT_TRUE(create("call:0", "call").ok());
+  ASSERT_TRUE(create("call:b1", "call").ok()) << "a branch of the same call";
+  absl::Status other = create("other", "another-call");
+  EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(other.message().find("key_reuse"), std::string::npos) << other;
+  EXPECT_EQ(create("lone", "").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(manager_->Delete("call:0").ok());
+  ASSERT_TRUE(manager_->Delete("call:b1").ok());
+  EXPECT_EQ(create("later", "call").code(), absl::StatusCode::kFailedPrecondition)
+      << "released: refused for the window, even to a group of the same name";
+}
+
 TEST_F(SessionManagerTest, KeyReuseIsRefusedAcrossSessionsAndForTheWindow) {
   ASSERT_EQ(Code(Create("first", kKey1)), "ok");
   // The same rx key in a second session, while the first uses it.

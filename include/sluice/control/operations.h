@@ -65,6 +65,10 @@ struct LegRequest {
 struct CreateRequest {
   std::string session;
   std::vector<LegRequest> legs;  // exactly two
+  // Sessions of one key group may share master keys (an ng call's forked
+  // branches all receive with the caller's key); across groups, and for
+  // sessions with none, a key serves one session. Empty: none.
+  std::string key_group;
 };
 
 struct UpdateRequest {

@@ -152,6 +152,10 @@ class SessionManager : public Operations {
   };
   struct Entry {
     uint64_t id = 0;
+    // Whose keys these are in the key registry: the key group's first
+    // session's id, or this session's own.
+    uint64_t key_owner = 0;
+    std::string key_group;
     std::unique_ptr<session::Session> session;
     LegState legs[2];
     // Every key this session has seen, for refusing reuse.
@@ -257,6 +261,13 @@ class SessionManager : public Operations {
   WorkerWatch watch_;
   // Fingerprints of the keys every session uses or used lately.
   KeyRegistry key_registry_;
+  // Key groups with live sessions: the group's owner in the registry and
+  // how many sessions it has.
+  struct KeyGroup {
+    uint64_t owner = 0;
+    uint32_t sessions = 0;
+  };
+  std::map<std::string, KeyGroup> key_groups_;
   std::function<void(std::string_view)> log_;
   // The last CheckKeyLimits pass: when, its findings.
   uint64_t key_check_ms_ = 0;
