@@ -592,7 +592,13 @@ Value Ok(Value& reply, const String& sdp) {
 // rtpengine's "load limit" extension: a controller that supports it tries
 // the next media relay of its set; one that does not gets an error.
 Value Handler::Full(const Request& r, Value& reply, std::string_view message) {
-  if (!r.supports_load_limit) return Error(reply, message);
+  if (!r.supports_load_limit) {
+    // rtpengine's exact words, which proxies match to try their next node;
+    // what was full goes in the warning.
+    Value error = Error(reply, std::string_view("Parallel session limit reached"));
+    error.Set("warning", std::string(message));
+    return error;
+  }
   reply.Set("result", "load limit");
   reply.Set("message", std::string(message));
   return std::move(reply);
