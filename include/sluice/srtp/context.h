@@ -50,6 +50,22 @@ struct ContextOptions {
 };
 
 inline constexpr int kMaxMasterKeys = 4;
+
+// What a re-key does to the rollover counter of the streams it carries over.
+// RFC 3711 §3.3.1 keeps it across a new master key; RFC 4568 §7.1.4 starts a
+// new context (ROC 0) when the new key comes with a new address or port, and
+// some peers reset it on any new key. kKeep: carried on. kReset: a send side
+// starts fresh streams (ROC 0, new windows). kDetect: a receive side tries
+// the kept ROC and then 0 on the first packets of each carried stream under
+// the new keys, and keeps whichever authenticates first (see RocAfterRekey).
+enum class RocOnRekey : uint8_t { kKeep, kReset, kDetect };
+// What detection found for one stream: kNone (not carried, or carried at
+// ROC 0, or no detection), kUndecided (no packet under the new keys has
+// authenticated yet), kKept, kReset.
+enum class RocAfterRekey : uint8_t { kNone, kUndecided, kKept, kReset };
+// Packets under the new keys per carried stream that may try ROC 0 after
+// failing under the kept ROC; after them, only the kept ROC is tried.
+inline constexpr uint8_t kRocTrialPackets = 64;
 // Reclaimed streams a context remembers, per stream slot. With all of them
 // remembered, no slot is reclaimed until a re-key to a new master key.
 inline constexpr uint32_t kRetiredPerStream = 2;
@@ -195,7 +211,40 @@ class Context {
   // receive side's make-before-break), it also keeps what old remembered of
   // its retired streams under that key; with only new keys it starts none
   // remembered. Does not allocate.
+  // With roc_on_rekey() kReset it takes over nothing: every stream starts
+  // afresh (RFC 4568 §7.1.4). With kDetect, each carried stream whose ROC is
+  // above 0 starts kUndecided.
   void AdoptStreamsFrom(const Context& old) noexcept;
+
+  // The re-key rule this context applies when it takes over (control
+  // thread, before the context is offered). Default kKeep.
+  void SetRocOnRekey(RocOnRekey rule) noexcept { roc_on_rekey_ = rule; }
+  RocOnRekey roc_on_rekey() const noexcept { return roc_on_rekey_; }
+  // Whether some stream is still kUndecided with trials left: unprotect
+  // takes its cold path (MarkRocTrial) only then. Owner thread.
+  bool roc_watch() const noexcept { return roc_watch_; }
+  // Detection's per-stream state (owner thread).
+  struct RocTrial {
+    RocAfterRekey state = RocAfterRekey::kNone;
+    uint8_t trials_left = 0;
+  };
+  RocTrial& roc_trial(const Stream& s) noexcept {
+    return roc_trials_[static_cast<size_t>(&s - streams_.data())];
+  }
+  // Whether a packet of `ssrc` under master key `k` may try ROC 0 (its
+  // stream kUndecided with trials left, k not the carried key); counts the
+  // trial. Out of line: only while roc_watch().
+  bool MarkRocTrial(uint32_t ssrc, int k) noexcept;
+  // A packet of `ssrc` under the new keys authenticated with the kept ROC
+  // (reset false) or with ROC 0 at kept ROC `kept_roc` (reset true): the
+  // first one fixes the stream's rule (on reset its replay window moves down
+  // to ROC 0, nothing it held accepted again). False when the stream was
+  // already fixed the other way: the packet must be dropped.
+  bool DecideRoc(Stream& s, bool reset, uint32_t kept_roc) noexcept;
+  // What detection found over the streams: kReset if any stream was reset,
+  // else kUndecided if any is undecided, else kKept if any kept, else
+  // kNone. Any thread (relaxed reads of the owner's bytes).
+  RocAfterRekey roc_after_rekey() const noexcept;
 
   // Starts loading what protecting or unprotecting this context's next RTP
   // packet reads (the active key's counters and session key, the stream
@@ -281,6 +330,8 @@ class Context {
   void Remember(const Stream& s, Retired& into) noexcept;
   static void Resume(const Retired& r, Stream& s) noexcept;
   void InheritRetired(const Context& old) noexcept;
+  void SetRocState(Stream& s, RocAfterRekey state, uint8_t trials) noexcept;
+  void RecomputeRocWatch() noexcept;
 
   const crypto::SuiteInfo* suite_ = nullptr;
   ContextOptions options_;
@@ -294,10 +345,13 @@ class Context {
   const crypto::SessionKey* active_srtp_key_ = nullptr;
   uint64_t trial_until_ = UINT64_MAX;
   int carried_ = -1;  // the key carried from the previous context, or -1
+  RocOnRekey roc_on_rekey_ = RocOnRekey::kKeep;
+  bool roc_watch_ = false;  // owner thread
   size_t memory_bytes_ = 0;
   // In the context's block, after this object.
   std::span<Key> keys_;
   std::span<Stream> streams_;
+  RocTrial* roc_trials_ = nullptr;  // one per stream slot
   uint64_t* window_words_ = nullptr;  // backing store of every replay window
   std::span<crypto::GcmTables> gcm_tables_;  // AES-GCM: two per key
 };
