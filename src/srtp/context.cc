@@ -186,8 +186,7 @@ std::unique_ptr<Context> Context::Place(const Layout& at, const crypto::SuiteInf
   ctx->window_words_ = reinterpret_cast<uint64_t*>(block + at.words_at);
   std::fill_n(ctx->window_words_, size_t{options.max_streams} * 2 * at.words, uint64_t{0});
   for (Retired& r : ctx->retired()) new (&r) Retired();
-  ctx->roc_trials_ = reinterpret_cast<RocTrial*>(block + at.roc_at);
-  for (uint32_t i = 0; i < options.max_streams; ++i) new (&ctx->roc_trials_[i]) RocTrial();
+  for (uint32_t i = 0; i < options.max_streams; ++i) new (&ctx->roc_trials()[i]) RocTrial();
   for (uint32_t i = 0; i < options.max_streams; ++i) {
     Stream& s = *new (&streams[i]) Stream();
     s.rtp_window.Init(&ctx->window_words_[(2 * i) * at.words], options.replay_window);
@@ -340,7 +339,7 @@ void Context::RecomputeRocWatch() noexcept {
 RocAfterRekey Context::roc_after_rekey() const noexcept {
   bool undecided = false, kept = false;
   for (uint32_t i = 0; i < streams_.size(); ++i) {
-    const RocAfterRekey st = std::atomic_ref<RocAfterRekey>(roc_trials_[i].state)
+    const RocAfterRekey st = std::atomic_ref<RocAfterRekey>(roc_trials()[i].state)
                                  .load(std::memory_order_relaxed);
     if (st == RocAfterRekey::kReset) return st;
     undecided = undecided || st == RocAfterRekey::kUndecided;

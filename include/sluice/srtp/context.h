@@ -229,7 +229,7 @@ class Context {
     uint8_t trials_left = 0;
   };
   RocTrial& roc_trial(const Stream& s) noexcept {
-    return roc_trials_[static_cast<size_t>(&s - streams_.data())];
+    return roc_trials()[static_cast<size_t>(&s - streams_.data())];
   }
   // Whether a packet of `ssrc` under master key `k` may try ROC 0 (its
   // stream kUndecided with trials left, k not the carried key); counts the
@@ -323,6 +323,12 @@ class Context {
             streams_.size() * kRetiredPerStream};
   }
   Retired* FindRetired(uint32_t ssrc) const noexcept;
+  // One per stream slot, from the line after the retired records.
+  RocTrial* roc_trials() const noexcept {
+    const std::span<Retired> r = retired();
+    const uintptr_t end = reinterpret_cast<uintptr_t>(r.data() + r.size());
+    return reinterpret_cast<RocTrial*>((end + 63) & ~uintptr_t{63});
+  }
   // Where stream `s`, whose slot goes to `ssrc`, is remembered: null when it
   // needs no record (it used no index), else ssrc's own record or a free
   // one; *full when it needs one and there is none.
@@ -351,7 +357,6 @@ class Context {
   // In the context's block, after this object.
   std::span<Key> keys_;
   std::span<Stream> streams_;
-  RocTrial* roc_trials_ = nullptr;  // one per stream slot
   uint64_t* window_words_ = nullptr;  // backing store of every replay window
   std::span<crypto::GcmTables> gcm_tables_;  // AES-GCM: two per key
 };
