@@ -213,12 +213,25 @@ absl::Status DecodeCrypto(const Json& v, absl::string_view path, bool tx, Crypto
   return absl::OkStatus();
 }
 
+absl::Status ReadRocOnRekey(const Json& v, const std::string& path, RocOnRekey* out) {
+  if (v == "auto") {
+    *out = RocOnRekey::kAuto;
+  } else if (v == "keep") {
+    *out = RocOnRekey::kKeep;
+  } else if (v == "reset") {
+    *out = RocOnRekey::kReset;
+  } else {
+    return InvalidArgument(path, "must be \"auto\", \"keep\" or \"reset\"");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
   const std::string path = absl::StrCat("legs[", index, "]");
   if (!v.is_object()) return InvalidArgument(path, "must be an object");
   if (absl::Status s = CheckFields(v, path,
                                    {"name", "interface", "remote", "rtcp", "strict_source",
-                                    "family", "rx", "tx"},
+                                    "family", "rx", "tx", "roc_on_rekey"},
                                    ErrorCode::kInvalidArgument);
       !s.ok()) {
     return s;
@@ -245,6 +258,12 @@ absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
       out->rtcp = RtcpMode::kSeparate;
     } else {
       return InvalidArgument(path + ".rtcp", "must be \"mux\" or \"separate\"");
+    }
+  }
+  if (const Json* roc = Find(v, "roc_on_rekey"); roc != nullptr) {
+    if (absl::Status s = ReadRocOnRekey(*roc, path + ".roc_on_rekey", &out->roc_on_rekey);
+        !s.ok()) {
+      return s;
     }
   }
   if (const Json* strict = Find(v, "strict_source"); strict != nullptr) {
@@ -314,6 +333,12 @@ absl::Status DecodeUpdate(const Json& request, UpdateRequest* out) {
     if (absl::Status s = ReadEndpoint(*remote, "remote", &endpoint); !s.ok()) return s;
     out->remote = endpoint;
   }
+  if (const Json* roc = Find(request, "roc_on_rekey"); roc != nullptr) {
+    if (absl::Status s = ReadRocOnRekey(*roc, "roc_on_rekey", &out->roc_on_rekey.emplace());
+        !s.ok()) {
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -343,7 +368,7 @@ const std::array<OpSpec, 7> kOps = {{
      [](const Json& r, RequestPayload* out) {
        return DecodeCreate(r, &out->emplace<CreateRequest>());
      }},
-    {"session.update", {"id", "op", "session", "leg", "rx", "tx", "remote"},
+    {"session.update", {"id", "op", "session", "leg", "rx", "tx", "remote", "roc_on_rekey"},
      [](const Json& r, RequestPayload* out) {
        return DecodeUpdate(r, &out->emplace<UpdateRequest>());
      }},
@@ -579,6 +604,7 @@ Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
     if (leg.tx_key_used_percent) used["tx"] = *leg.tx_key_used_percent;
     j["key_used_percent"] = std::move(used);
     j["rekey_needed"] = leg.rekey_needed;
+    j["rx"]["roc_after_rekey"] = leg.roc_after_rekey;
     if (with_tx_crypto && leg.tx_crypto.has_value()) {
       j["tx"]["crypto"] = WipedString(leg.tx_crypto->data(), leg.tx_crypto->size());
     }

@@ -343,6 +343,7 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   LegState& state = entry.legs[i];
   state.interface = iface->name;
   state.rtcp = leg.rtcp;
+  state.roc_on_rekey = leg.roc_on_rekey;
   state.rx_suite = SuiteLabel(*rx, leg.rx);
   state.tx_suite = SuiteLabel(*tx, leg.tx);
   if (!rx->empty()) state.rx_key.emplace((*rx)[0], rx_fp[0]);
@@ -423,7 +424,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   // Build every context before handing anything over: a failure leaves the
   // session as it was.
   if (absl::Status s = BuildRxContext(entry, *leg, rx); !s.ok()) return s;
-  if (absl::Status s = BuildTxContext(tx); !s.ok()) return s;
+  if (absl::Status s = BuildTxContext(tx, TxRocRule(entry, *leg, request)); !s.ok()) return s;
   if (!key_registry_.Reserve(rx.fingerprints.size() + tx.fingerprints.size(), NowMs())) {
     return absl::ResourceExhaustedError(
         "every remembered master key is still in use (key registry full)");
@@ -436,6 +437,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   }
   entry.used_keys = std::move(seen);  // with the new keys
   HandOverKeys(entry, *leg, request, rx, tx);
+  if (request.roc_on_rekey) entry.legs[*leg].roc_on_rekey = *request.roc_on_rekey;
   if (request.answer) entry.session->SetAnswered(*leg);
   entry.activity.since_ms = NowMs();  // signalling restarts the timeout clocks
   entry.activity.started = entry.activity.started || request.answer;
@@ -508,10 +510,26 @@ absl::Status SessionManager::BuildRxContext(const Entry& entry, int leg, KeyChan
     return absl::InvalidArgumentError(absl::StrCat("rx: ", ctx.status().message()));
   }
   rx.context = std::move(*ctx);
+  const RocOnRekey mode = entry.legs[leg].roc_on_rekey;
+  rx.context->SetRocOnRekey(mode == RocOnRekey::kKeep ? srtp::RocOnRekey::kKeep
+                                                      : srtp::RocOnRekey::kDetect);
   return absl::OkStatus();
 }
 
-absl::Status SessionManager::BuildTxContext(KeyChange& tx) const {
+// RFC 4568 §7.1.4: a new key that comes with a new address or port is a
+// new crypto context (ROC 0); otherwise RFC 3711 §3.3.1 keeps the ROC.
+srtp::RocOnRekey SessionManager::TxRocRule(const Entry& entry, int leg,
+                                           const UpdateRequest& request) const {
+  const RocOnRekey mode = request.roc_on_rekey.value_or(entry.legs[leg].roc_on_rekey);
+  if (mode != RocOnRekey::kAuto) {
+    return mode == RocOnRekey::kReset ? srtp::RocOnRekey::kReset : srtp::RocOnRekey::kKeep;
+  }
+  const session::RemoteView now = entry.session->remote(leg);
+  const bool moved = request.remote && (!now.known || !(now.endpoint == *request.remote));
+  return moved ? srtp::RocOnRekey::kReset : srtp::RocOnRekey::kKeep;
+}
+
+absl::Status SessionManager::BuildTxContext(KeyChange& tx, srtp::RocOnRekey rule) const {
   if (!tx.requested || tx.keys.empty()) return absl::OkStatus();
   srtp::ContextOptions options = ContextOptionsFor();
   options.encrypt_srtcp = !tx.unencrypted_srtcp;
@@ -520,6 +538,7 @@ absl::Status SessionManager::BuildTxContext(KeyChange& tx) const {
     return absl::InvalidArgumentError(absl::StrCat("tx: ", ctx.status().message()));
   }
   tx.context = std::move(*ctx);
+  tx.context->SetRocOnRekey(rule);
   return absl::OkStatus();
 }
 
@@ -876,6 +895,10 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
       if (used && *used >= config_.media.key_limit_warn_percent) {
         leg.rekey_needed.push_back(rx ? "rx" : "tx");
       }
+    }
+    if (const srtp::Context* rx = entry.session->newest_rx(i); rx != nullptr) {
+      constexpr const char* kNames[] = {"none", "undecided", "kept", "reset"};
+      leg.roc_after_rekey = kNames[static_cast<int>(rx->roc_after_rekey())];
     }
     if (tx_crypto != nullptr && tx_crypto[i]) leg.tx_crypto = tx_crypto[i];
     info.legs.push_back(std::move(leg));

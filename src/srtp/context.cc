@@ -89,8 +89,9 @@ struct Context::Layout {
         first_key_at(keys_at + n_keys * sizeof(Key)),
         words_at(first_key_at + sizeof(crypto::SessionKey)),
         streams_at(words_at + Lines(size_t{options.max_streams} * 2 * words * 8)),
-        tables_at(streams_at + options.max_streams * sizeof(Stream) +
-                  Lines(size_t{options.max_streams} * kRetiredPerStream * sizeof(Retired))),
+        roc_at(streams_at + options.max_streams * sizeof(Stream) +
+               Lines(size_t{options.max_streams} * kRetiredPerStream * sizeof(Retired))),
+        tables_at(roc_at + Lines(size_t{options.max_streams} * sizeof(RocTrial))),
         other_keys_at(tables_at + n_tables * sizeof(crypto::GcmTables)),
         total(other_keys_at + (2 * n_keys - 1) * sizeof(crypto::SessionKey)) {}
 
@@ -101,7 +102,7 @@ struct Context::Layout {
 
   size_t n_keys, n_tables;
   uint32_t words;  // 64-bit words per replay window
-  size_t keys_at, first_key_at, words_at, streams_at, tables_at, other_keys_at, total;
+  size_t keys_at, first_key_at, words_at, streams_at, roc_at, tables_at, other_keys_at, total;
 };
 
 absl::StatusOr<std::unique_ptr<Context>> Context::Create(std::span<const MasterKey> keys,
@@ -185,6 +186,7 @@ std::unique_ptr<Context> Context::Place(const Layout& at, const crypto::SuiteInf
   ctx->window_words_ = reinterpret_cast<uint64_t*>(block + at.words_at);
   std::fill_n(ctx->window_words_, size_t{options.max_streams} * 2 * at.words, uint64_t{0});
   for (Retired& r : ctx->retired()) new (&r) Retired();
+  for (uint32_t i = 0; i < options.max_streams; ++i) new (&ctx->roc_trials()[i]) RocTrial();
   for (uint32_t i = 0; i < options.max_streams; ++i) {
     Stream& s = *new (&streams[i]) Stream();
     s.rtp_window.Init(&ctx->window_words_[(2 * i) * at.words], options.replay_window);
@@ -274,6 +276,9 @@ uint32_t Context::UsedPercent() const noexcept {
 }
 
 void Context::AdoptStreamsFrom(const Context& old) noexcept {
+  // RFC 4568 §7.1.4: a new crypto context; nothing of the old one carries
+  // over (its keys are gone with it, so no index repeats under a key).
+  if (roc_on_rekey_ == RocOnRekey::kReset) return;
   InheritRetired(old);
   for (const Stream& from : old.streams_) {
     if (!from.in_use()) continue;
@@ -287,7 +292,60 @@ void Context::AdoptStreamsFrom(const Context& old) noexcept {
     to->rtp_window.CopyFrom(from.rtp_window);
     to->rtcp_window.CopyFrom(from.rtcp_window);
     to->srtcp_index = from.srtcp_index;
+    if (roc_on_rekey_ == RocOnRekey::kDetect && !to->rtp_window.empty() && to->roc() > 0) {
+      SetRocState(*to, RocAfterRekey::kUndecided, kRocTrialPackets);
+      roc_watch_ = true;
+    }
   }
+}
+
+bool Context::MarkRocTrial(uint32_t ssrc, int k) noexcept {
+  Stream* s = FindStream(ssrc);
+  if (s == nullptr || k == carried_) return false;
+  RocTrial& t = roc_trial(*s);
+  if (t.state != RocAfterRekey::kUndecided || t.trials_left == 0) return false;
+  --t.trials_left;
+  if (t.trials_left == 0) RecomputeRocWatch();
+  return true;
+}
+
+bool Context::DecideRoc(Stream& s, bool reset, uint32_t kept_roc) noexcept {
+  RocTrial& t = roc_trial(s);
+  const RocAfterRekey want = reset ? RocAfterRekey::kReset : RocAfterRekey::kKept;
+  if (t.state != RocAfterRekey::kUndecided) return t.state == want;
+  // RFC 4568 §7.1.4: the stream's index space starts again at ROC 0; the
+  // window keeps what it held, moved down with it, so nothing accepted under
+  // the kept ROC is accepted again under ROC 0.
+  if (reset) s.rtp_window.Rebase(uint64_t{kept_roc} << 16);
+  SetRocState(s, want, 0);
+  RecomputeRocWatch();
+  return true;
+}
+
+void Context::SetRocState(Stream& s, RocAfterRekey state, uint8_t trials) noexcept {
+  RocTrial& t = roc_trial(s);
+  std::atomic_ref<RocAfterRekey>(t.state).store(state, std::memory_order_relaxed);
+  t.trials_left = trials;
+}
+
+void Context::RecomputeRocWatch() noexcept {
+  roc_watch_ = false;
+  for (const Stream& other : streams_) {
+    const RocTrial& o = roc_trial(other);
+    roc_watch_ = roc_watch_ || (o.state == RocAfterRekey::kUndecided && o.trials_left > 0);
+  }
+}
+
+RocAfterRekey Context::roc_after_rekey() const noexcept {
+  bool undecided = false, kept = false;
+  for (uint32_t i = 0; i < streams_.size(); ++i) {
+    const RocAfterRekey st = std::atomic_ref<RocAfterRekey>(roc_trials()[i].state)
+                                 .load(std::memory_order_relaxed);
+    if (st == RocAfterRekey::kReset) return st;
+    undecided = undecided || st == RocAfterRekey::kUndecided;
+    kept = kept || st == RocAfterRekey::kKept;
+  }
+  return undecided ? RocAfterRekey::kUndecided : kept ? RocAfterRekey::kKept : RocAfterRekey::kNone;
 }
 
 // Old's records guard indices used under old's keys: kept when this context
@@ -358,6 +416,10 @@ Context::Stream* Context::ClaimStream(uint32_t ssrc, uint64_t now) noexcept {
   }
   s->ssrc = ssrc;
   s->last_used = now + 1;
+  if (roc_trial(*s).state != RocAfterRekey::kNone) {
+    SetRocState(*s, RocAfterRekey::kNone, 0);
+    RecomputeRocWatch();
+  }
   if (resume.used()) Resume(resume, *s);
   return s;
 }

@@ -44,6 +44,14 @@ struct Slot {
   uint32_t trailer;    // SRTCP E flag and index
   uint8_t tag_len;
   bool decrypt_after;  // AES-CM payload to decrypt once the tag verified
+  // RTP of a stream whose ROC rule a re-key left undecided (Context::
+  // MarkRocTrial), and whether it authenticated with ROC 0 (roc_zero; index
+  // then at ROC 0, kept_roc the ROC the estimate gave); first_key: the key it
+  // was first tried with.
+  bool roc_trial;
+  bool roc_zero;
+  int8_t first_key;
+  uint32_t kept_roc;
   alignas(16) uint8_t rx_tag[16];
   uint8_t aad[12];
 };

@@ -158,6 +158,25 @@ enum class FirstWork : uint8_t { kNone, kHmac, kGcm, kCm };
   return false;
 }
 
+// A packet's part in its stream's re-key ROC rule, at commit. Packets of a
+// stream this burst moved to ROC 0 (*rebased) were estimated before the
+// move: only those that authenticated with ROC 0 stay. A packet under the
+// carried key says nothing about the new keys' rule; after a reset its index
+// is from the old space and it is refused. A packet under a new key fixes
+// the rule, or is refused if the rule was fixed the other way.
+Verdict CommitRocRule(Context& ctx, Context::Stream& stream, Slot& slot,
+                      const Context::Stream** rebased) noexcept {
+  if (*rebased == &stream && !slot.roc_zero) return Verdict::kTooOld;
+  if (!slot.roc_trial) return Verdict::kOk;
+  const RocAfterRekey before = ctx.roc_trial(stream).state;
+  if (slot.key_index == ctx.carried_key()) {
+    return before == RocAfterRekey::kReset ? Verdict::kTooOld : Verdict::kOk;
+  }
+  if (!ctx.DecideRoc(stream, slot.roc_zero, slot.kept_roc)) return Verdict::kAuthFailed;
+  if (slot.roc_zero && before == RocAfterRekey::kUndecided) *rebased = &stream;
+  return Verdict::kOk;
+}
+
 }  // namespace
 
 // What admission leaves for the later phases: each packet's scratch, and
@@ -252,6 +271,12 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
     slot.end = end;
     slot.tag_len = static_cast<uint8_t>(tag_len);
     slot.decrypt_after = false;
+    slot.roc_trial = false;
+    slot.roc_zero = false;
+    if (ctx.roc_watch()) [[unlikely]] {
+      slot.roc_trial = ctx.MarkRocTrial(slot.ssrc, k);
+      slot.first_key = static_cast<int8_t>(k);
+    }
     CopySmall(slot.rx_tag, tag, tag_len);
     switch (SetRtpUnprotectOp(pkt, *key.srtp, h, tag, slot, ops_[i])) {
       case FirstWork::kHmac: b.hmac[b.n_hmac++] = &ops_[i]; break;
@@ -316,6 +341,8 @@ void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict>
     slot.end = end;
     slot.tag_len = static_cast<uint8_t>(tag_len);
     slot.decrypt_after = false;
+    slot.roc_trial = false;
+    slot.roc_zero = false;
     std::memcpy(slot.rx_tag, tag, tag_len);
     const bool gcm = SetRtcpUnprotectOp(pkt, *key.srtcp, trailer, trailer_at, tag, slot, ops_[i]);
     (gcm ? b.gcm[b.n_gcm++] : b.hmac[b.n_hmac++]) = &ops_[i];
@@ -345,7 +372,9 @@ void Engine::Authenticate(std::span<const Job> jobs, std::span<Verdict> verdicts
       failed[n_failed++] = static_cast<uint16_t>(i);
     }
   }
-  if (n_failed > 0) RetryTrialKeys(jobs, verdicts, b, failed, n_failed, rtcp);
+  if (n_failed == 0) return;
+  RetryTrialKeys(jobs, verdicts, b, failed, n_failed, rtcp);
+  if (!rtcp) RetryResetRoc(jobs, verdicts, b, failed, n_failed);
 }
 
 // AES-CM payloads of the authenticated packets (and of NULL_AUTH ones)
@@ -375,6 +404,7 @@ size_t Engine::CommitReplayState(std::span<const Job> jobs, std::span<Verdict> v
   const Context* last_ctx = nullptr;
   uint32_t last_ssrc = 0;
   Context::Stream* stream = nullptr;
+  const Context::Stream* rebased = nullptr;  // moved to ROC 0 in this burst
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (!b.pending[i]) continue;
     Context& ctx = *jobs[i].ctx;
@@ -387,6 +417,12 @@ size_t Engine::CommitReplayState(std::span<const Job> jobs, std::span<Verdict> v
     if (stream == nullptr) {
       verdicts[i] = Verdict::kStreamLimit;
       continue;
+    }
+    if (!rtcp && (rebased != nullptr || slot.roc_trial)) [[unlikely]] {
+      if (Verdict v = CommitRocRule(ctx, *stream, slot, &rebased); v != Verdict::kOk) {
+        verdicts[i] = v;
+        continue;
+      }
     }
     ReplayWindow& window = rtcp ? stream->rtcp_window : stream->rtp_window;
     if (ReplayCheck c = window.Admit(slot.index); c != ReplayCheck::kNew) {
@@ -473,6 +509,58 @@ size_t Engine::TryTrialKey(std::span<const Job> jobs, std::span<Verdict> verdict
     }
   }
   return ok ? n_next : 0;
+}
+
+void Engine::RetryResetRoc(std::span<const Job> jobs, std::span<Verdict> verdicts,
+                           UnprotectBurst& b, const uint16_t* failed, size_t n_failed) noexcept {
+  CryptoOp* restore[kMaxBurst];
+  CryptoOp* hmac[kMaxBurst];
+  CryptoOp* gcm[kMaxBurst];
+  uint16_t work[kMaxBurst];
+  size_t n_restore = 0, n_work = 0, n_hmac = 0, n_gcm = 0;
+  for (size_t f = 0; f < n_failed; ++f) {
+    const uint16_t i = failed[f];
+    if (b.pending[i] || verdicts[i] != Verdict::kAuthFailed || !b.slots[i].roc_trial) continue;
+    // AES-GCM decrypted in place with the last key tried: encrypt it back.
+    if (jobs[i].ctx->suite().cipher == CipherKind::kAesGcm && ops_[i].cipher_len > 0) {
+      restore[n_restore++] = &ops_[i];
+    }
+    work[n_work++] = i;
+  }
+  if (n_work == 0) return;
+  bool ok = n_restore == 0 || backend_.GcmEncrypt({restore, n_restore});
+  for (size_t w = 0; w < n_work; ++w) {
+    const uint16_t i = work[w];
+    Slot& slot = b.slots[i];
+    CryptoOp& op = ops_[i];
+    slot.key = &jobs[i].ctx->key(slot.first_key);
+    slot.key_index = slot.first_key;
+    slot.kept_roc = static_cast<uint32_t>(slot.index >> 16);
+    slot.index &= 0xffff;  // RFC 4568 §7.1.4: the new context starts at ROC 0
+    const crypto::SessionKey* sk = slot.key->srtp;
+    op.key = sk;
+    if (sk->suite->cipher == CipherKind::kAesGcm) {
+      GcmIv(op.iv, sk->cm_salt, slot.ssrc, slot.index);
+      std::memcpy(op.tag, slot.rx_tag, slot.tag_len);
+      gcm[n_gcm++] = &op;
+      continue;
+    }
+    if (slot.decrypt_after) CmIv(op.iv, sk->cm_salt, jobs[i].pkt->data + 8, slot.index);
+    Store32(jobs[i].pkt->data + slot.end, 0);  // the ROC HMAC-SHA1 covers
+    hmac[n_hmac++] = &op;
+  }
+  if (ok && n_hmac > 0) ok = backend_.HmacSha1({hmac, n_hmac});
+  if (ok && n_gcm > 0) ok = backend_.GcmDecrypt({gcm, n_gcm});
+  for (size_t w = 0; w < n_work; ++w) {
+    const uint16_t i = work[w];
+    if (ok && TagsEqual(ops_[i].tag, b.slots[i].rx_tag, b.slots[i].tag_len)) {
+      b.pending[i] = true;
+      b.slots[i].roc_zero = true;
+      verdicts[i] = Verdict::kOk;
+    } else if (!ok) {
+      verdicts[i] = Verdict::kCryptoError;
+    }
+  }
 }
 
 }  // namespace sluice::srtp

@@ -99,6 +99,15 @@ TEST(DecodeRequest, CreateFromTheIssue) {
   EXPECT_EQ(b.tx.kind, CryptoSpec::Kind::kPlain);
 }
 
+TEST(DecodeRequest, RocOnRekeyPerLeg) {
+  absl::StatusOr<Request> r = DecodeRequest(CreateLine(TwoLegs(
+      R"(,"roc_on_rekey":"reset")", R"(,"roc_on_rekey":"keep")")));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& create = std::get<CreateRequest>(r->payload);
+  EXPECT_EQ(create.legs[0].roc_on_rekey, RocOnRekey::kReset);
+  EXPECT_EQ(create.legs[1].roc_on_rekey, RocOnRekey::kKeep);
+}
+
 TEST(DecodeRequest, CreateOptionalFields) {
   absl::StatusOr<Request> r = DecodeRequest(CreateLine(TwoLegs(
       R"(,"strict_source":true)", R"(,"remote":null,"rtcp":"separate")")));
@@ -106,6 +115,7 @@ TEST(DecodeRequest, CreateOptionalFields) {
   const auto& create = std::get<CreateRequest>(r->payload);
   EXPECT_TRUE(create.legs[0].strict_source);
   EXPECT_FALSE(create.legs[1].remote.has_value());
+  EXPECT_EQ(create.legs[1].roc_on_rekey, RocOnRekey::kAuto);
   EXPECT_EQ(create.legs[0].family, 0);
   r = DecodeRequest(CreateLine(TwoLegs(R"(,"family":"ipv4")", R"(,"family":"ipv6")")));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -268,7 +278,7 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
       {leg(R"("name":"a","interface":"a","rx":{"plain":true})"),
        "legs[0].tx: required ({\"plain\": true} for none)"},
       {leg(absl::StrCat(ok_leg, R"(,"colour":"red")")),
-       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, family, rx, tx"},
+       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, family, rx, tx, roc_on_rekey"},
       {leg(absl::StrCat(ok_leg, R"(,"family":"IP6")")),
        "legs[0].family: must be \"ipv4\" or \"ipv6\""},
       {leg(R"("interface":"a","rx":{"plain":true},"tx":{"plain":true})"), "legs[0].name: required"},
@@ -285,6 +295,8 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
        "legs[0].remote: must be \"IP:port\", such as \"10.0.0.1:4000\" or \"[fd00::1]:4000\""},
       {leg(absl::StrCat(ok_leg, R"(,"rtcp":"both")")), "legs[0].rtcp: must be \"mux\" or \"separate\""},
       {leg(absl::StrCat(ok_leg, R"(,"strict_source":1)")), "legs[0].strict_source: must be true or false"},
+      {leg(absl::StrCat(ok_leg, R"(,"roc_on_rekey":"zero")")),
+       "legs[0].roc_on_rekey: must be \"auto\", \"keep\" or \"reset\""},
       {CreateLine(absl::StrCat("[{", ok_leg, "},{", ok_leg, "}]")), "legs[1].name: must differ from legs[0].name"},
       {CreateLine(absl::StrCat("[{", ok_leg, "}]")), "legs: must have exactly 2 legs, not 1"},
       {CreateLine("[1,2,3]"), "legs: must have exactly 2 legs, not 3"},
@@ -435,7 +447,7 @@ TEST(Encode, SessionInfo) {
       R"("tx_suite":"AEAD_AES_256_GCM","counters":{"rx_packets":1,"rx_bytes":2,"tx_packets":3,)",
       R"("tx_bytes":4,"auth_failures":5,"replay_drops":6,"other_drops":7,"remote_changes":8,)"
       R"("rx_rtcp_packets":9,"rx_rtcp_bytes":10,"tx_rtcp_packets":11,"tx_rtcp_bytes":12},)"
-      R"("key_used_percent":{},"rekey_needed":[],)",
+      R"("key_used_percent":{},"rekey_needed":[],"rx":{"roc_after_rekey":"none"},)",
       R"("tx":{"crypto":"AEAD_AES_256_GCM inline:)", kGeneratedKeyMarker, R"("}})");
   const std::string expected_b = absl::StrCat(
       R"({"name":"b","interface":"ib","local":"[fd00::1]:30002","remote":null,)",
@@ -443,7 +455,7 @@ TEST(Encode, SessionInfo) {
       R"("counters":{"rx_packets":0,"rx_bytes":0,"tx_packets":0,"tx_bytes":0,"auth_failures":0,)",
       R"("replay_drops":0,"other_drops":0,"remote_changes":0,"rx_rtcp_packets":0,)"
       R"("rx_rtcp_bytes":0,"tx_rtcp_packets":0,"tx_rtcp_bytes":0},)"
-      R"("key_used_percent":{},"rekey_needed":[]})");
+      R"("key_used_percent":{},"rekey_needed":[],"rx":{"roc_after_rekey":"none"}})");
   EXPECT_EQ(Dump(body), absl::StrCat(R"({"session":"call-123","legs":[)", expected_a, ",",
                                       expected_b, "]}"));
   // Without with_tx_crypto the key never appears, even when set.

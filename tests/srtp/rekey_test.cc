@@ -3,6 +3,7 @@
 // context.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -63,6 +64,10 @@ class RekeyTest : public ::testing::TestWithParam<crypto::Suite> {
     return v;
   }
   void Overlap(bool from_previous_context);
+  std::unique_ptr<Context> ReceiveAcrossRekey(bool peer_resets, RocOnRekey rule,
+                                              const MasterKey& old_key, const MasterKey& new_key,
+                                              std::vector<Verdict>& verdicts);
+  std::vector<uint8_t> Forged(const MasterKey& key, uint32_t roc, uint16_t seq);
   std::unique_ptr<crypto::Backend> backend_;
   std::unique_ptr<Engine> engine_;
 };
@@ -122,6 +127,159 @@ void RekeyTest::Overlap(bool from_previous_context) {
   std::vector<uint8_t> fresh = Rtp(static_cast<uint16_t>(seq + 1), 7);
   ASSERT_EQ(Protect(*tx_new, fresh), Verdict::kOk);
   EXPECT_EQ(Unprotect(*next, fresh), Verdict::kOk);
+}
+
+// The rollover counter on a re-key after the sequence has wrapped (ROC 2):
+// RFC 3711 §3.3.1 keeps it, RFC 4568 §7.1.4 (and peers that reset on any new
+// key) start at 0. Streams are seeded at ROC 2 rather than sent 2^17 packets.
+constexpr uint32_t kSsrc = 0x1234;
+constexpr uint32_t kRoc = 2;
+
+std::unique_ptr<LibsrtpPeer> Peer(LibsrtpPeer::Role role, const MasterKey& key,
+                                  std::optional<uint32_t> roc) {
+  LibsrtpPeer::Options o;
+  o.ssrc = kSsrc;
+  auto peer = *LibsrtpPeer::Create(role, {&key, 1}, o);
+  if (roc) EXPECT_EQ(peer->SetRoc(kSsrc, *roc), srtp_err_status_ok);
+  return peer;
+}
+
+// Sluice receives at ROC 2 under the old key, then the peer re-keys and
+// either keeps the ROC or resets it. Returns the receive context after the
+// re-key, with `packets` new-key packets (from seq 1020) already through it.
+std::unique_ptr<Context> RekeyTest::ReceiveAcrossRekey(bool peer_resets, RocOnRekey rule,
+                                                       const MasterKey& old_key,
+                                                       const MasterKey& new_key,
+                                                       std::vector<Verdict>& verdicts) {
+  auto old_peer = Peer(LibsrtpPeer::Role::kSender, old_key, kRoc);
+  auto rx = *Context::Create({&old_key, 1}, {});
+  rx->SeedRtpStream(kSsrc, kRoc, 999);
+  for (uint16_t seq = 1000; seq < 1020; ++seq) {
+    std::vector<uint8_t> p = Rtp(seq, kSsrc);
+    EXPECT_EQ(old_peer->ProtectRtp(p), srtp_err_status_ok);
+    EXPECT_EQ(Unprotect(*rx, p), Verdict::kOk);
+  }
+  ContextOptions opts;
+  opts.trial_keys = true;
+  auto next = *Context::Create({&new_key, 1}, opts, rx.get());
+  next->SetRocOnRekey(rule);
+  next->AdoptStreamsFrom(*rx);
+  engine_->SetNow(100);
+  next->SetTrialDeadline(200);
+  auto new_peer = Peer(LibsrtpPeer::Role::kSender, new_key,
+                       peer_resets ? std::nullopt : std::optional<uint32_t>(kRoc));
+  for (uint16_t seq = 1020; seq < 1030; ++seq) {
+    std::vector<uint8_t> p = Rtp(seq, kSsrc);
+    EXPECT_EQ(new_peer->ProtectRtp(p), srtp_err_status_ok);
+    verdicts.push_back(Unprotect(*next, p));
+  }
+  return next;
+}
+
+// A packet under `key` at (roc, seq), protected by Sluice's own sender.
+std::vector<uint8_t> RekeyTest::Forged(const MasterKey& key, uint32_t roc, uint16_t seq) {
+  auto tx = *Context::Create({&key, 1}, {});
+  tx->SeedRtpStream(kSsrc, roc, static_cast<uint16_t>(seq - 1));
+  std::vector<uint8_t> p = Rtp(seq, kSsrc);
+  EXPECT_EQ(Protect(*tx, p), Verdict::kOk);
+  return p;
+}
+
+TEST_P(RekeyTest, ReceiveDetectsAPeerThatResetsTheRoc) {
+  std::mt19937 rng(21);
+  const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
+  std::vector<Verdict> v;
+  auto rx = ReceiveAcrossRekey(true, RocOnRekey::kDetect, old_key, new_key, v);
+  EXPECT_EQ(v, std::vector<Verdict>(10, Verdict::kOk));
+  EXPECT_EQ(rx->roc_after_rekey(), RocAfterRekey::kReset);
+  EXPECT_EQ(rx->FindStream(kSsrc)->roc(), 0u);
+  // Fixed: the kept ROC is no longer tried, even for a later packet.
+  std::vector<uint8_t> kept = Forged(new_key, kRoc, 1040);
+  EXPECT_EQ(Unprotect(*rx, kept), Verdict::kAuthFailed);
+  // Replay: a packet accepted under ROC 0 is refused again.
+  std::vector<uint8_t> again = Forged(new_key, 0, 1050);
+  std::vector<uint8_t> copy = again;
+  EXPECT_EQ(Unprotect(*rx, again), Verdict::kOk);
+  EXPECT_EQ(Unprotect(*rx, copy), Verdict::kReplayed);
+}
+
+TEST_P(RekeyTest, ReceiveDetectsAPeerThatKeepsTheRoc) {
+  std::mt19937 rng(22);
+  const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
+  std::vector<Verdict> v;
+  auto rx = ReceiveAcrossRekey(false, RocOnRekey::kDetect, old_key, new_key, v);
+  EXPECT_EQ(v, std::vector<Verdict>(10, Verdict::kOk));
+  EXPECT_EQ(rx->roc_after_rekey(), RocAfterRekey::kKept);
+  EXPECT_EQ(rx->FindStream(kSsrc)->roc(), kRoc);
+  // Fixed: ROC 0 is no longer tried.
+  std::vector<uint8_t> reset = Forged(new_key, 0, 1040);
+  EXPECT_EQ(Unprotect(*rx, reset), Verdict::kAuthFailed);
+}
+
+// Without detection (RFC 3711's rule alone) a resetting peer's audio is
+// lost after the re-key: the failure detection fixes.
+TEST_P(RekeyTest, KeepingTheRocLosesAPeerThatResetsIt) {
+  std::mt19937 rng(23);
+  const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
+  std::vector<Verdict> v;
+  auto rx = ReceiveAcrossRekey(true, RocOnRekey::kKeep, old_key, new_key, v);
+  EXPECT_EQ(v, std::vector<Verdict>(10, Verdict::kAuthFailed));
+  EXPECT_EQ(rx->roc_after_rekey(), RocAfterRekey::kNone);
+}
+
+// The first new-key packet fixes the rule: one that authenticates under the
+// other ROC in the same burst is refused, never both accepted.
+TEST_P(RekeyTest, DetectionNeverAcceptsBothRocs) {
+  std::mt19937 rng(24);
+  const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
+  auto rx = *Context::Create({&old_key, 1}, {});
+  rx->SeedRtpStream(kSsrc, kRoc, 999);
+  auto next = *Context::Create({&new_key, 1}, {});
+  next->SetRocOnRekey(RocOnRekey::kDetect);
+  next->AdoptStreamsFrom(*rx);
+  EXPECT_EQ(next->roc_after_rekey(), RocAfterRekey::kUndecided);
+  std::vector<uint8_t> a = Forged(new_key, 0, 1000), b = Forged(new_key, kRoc, 1001);
+  a.resize(a.size() + 64);
+  b.resize(b.size() + 64);
+  Packet pa{a.data(), static_cast<uint32_t>(a.size() - 64), static_cast<uint32_t>(a.size())};
+  Packet pb{b.data(), static_cast<uint32_t>(b.size() - 64), static_cast<uint32_t>(b.size())};
+  Job jobs[] = {{next.get(), &pa}, {next.get(), &pb}};
+  Verdict v[2];
+  EXPECT_EQ(engine_->UnprotectRtp(jobs, v), 1u);
+  EXPECT_EQ(v[0], Verdict::kOk);
+  EXPECT_NE(v[1], Verdict::kOk);
+  EXPECT_EQ(next->roc_after_rekey(), RocAfterRekey::kReset);
+}
+
+// Sluice sends at ROC 2, then re-keys: kReset starts the stream at ROC 0
+// (a peer that resets follows), kKeep carries ROC 2 (a peer that keeps
+// follows, one that resets does not).
+TEST_P(RekeyTest, SendResetsOrKeepsTheRocAsTold) {
+  std::mt19937 rng(25);
+  const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
+  for (RocOnRekey rule : {RocOnRekey::kReset, RocOnRekey::kKeep}) {
+    auto tx = *Context::Create({&old_key, 1}, {});
+    tx->SeedRtpStream(kSsrc, kRoc, 999);
+    auto old_peer = Peer(LibsrtpPeer::Role::kReceiver, old_key, kRoc);
+    for (uint16_t seq = 1000; seq < 1010; ++seq) {
+      std::vector<uint8_t> p = Rtp(seq, kSsrc);
+      ASSERT_EQ(Protect(*tx, p), Verdict::kOk);
+      EXPECT_EQ(old_peer->UnprotectRtp(p), srtp_err_status_ok);
+    }
+    auto next = *Context::Create({&new_key, 1}, {});
+    next->SetRocOnRekey(rule);
+    next->AdoptStreamsFrom(*tx);
+    auto resetting = Peer(LibsrtpPeer::Role::kReceiver, new_key, std::nullopt);
+    auto keeping = Peer(LibsrtpPeer::Role::kReceiver, new_key, kRoc);
+    for (uint16_t seq = 1010; seq < 1020; ++seq) {
+      std::vector<uint8_t> p = Rtp(seq, kSsrc);
+      ASSERT_EQ(Protect(*next, p), Verdict::kOk);
+      std::vector<uint8_t> q = p;
+      const bool reset = rule == RocOnRekey::kReset;
+      EXPECT_EQ(resetting->UnprotectRtp(p) == srtp_err_status_ok, reset) << seq;
+      EXPECT_EQ(keeping->UnprotectRtp(q) == srtp_err_status_ok, !reset) << seq;
+    }
+  }
 }
 
 TEST_P(RekeyTest, OverlapAcceptsBothKeysAcrossTheWrapThenOnlyTheNew) { Overlap(false); }

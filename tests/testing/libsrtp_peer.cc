@@ -138,6 +138,10 @@ absl::StatusOr<std::unique_ptr<LibsrtpPeer>> LibsrtpPeer::Create(
   srtp_policy_t policy = {};
   SetPolicies(suite, options.encrypt_srtcp, &policy.rtp, &policy.rtcp);
   policy.ssrc.type = role == Role::kSender ? ssrc_any_outbound : ssrc_any_inbound;
+  if (options.ssrc != 0) {
+    policy.ssrc.type = ssrc_specific;
+    policy.ssrc.value = options.ssrc;
+  }
   policy.keys = key_list.data();
   policy.num_master_keys = key_list.size();
   policy.window_size = options.replay_window;

@@ -47,6 +47,9 @@ class LibsrtpPeer {
     uint32_t replay_window = 128;
     // False: SRTCP authenticated but not encrypted (E = 0, RFC 3711 §3.4).
     bool encrypt_srtcp = true;
+    // Non-zero: a stream for this SSRC only, made at once (so SetRoc can
+    // place it before its first packet); 0: any SSRC.
+    uint32_t ssrc = 0;
   };
 
   // srtp_init(), once per process.
@@ -82,6 +85,11 @@ class LibsrtpPeer {
   srtp_err_status_t UnprotectRtp(std::vector<uint8_t>& packet);
   srtp_err_status_t ProtectRtcp(std::vector<uint8_t>& packet);
   srtp_err_status_t UnprotectRtcp(std::vector<uint8_t>& packet);
+
+  // srtp_set_stream_roc: the rollover counter of the stream for `ssrc`.
+  srtp_err_status_t SetRoc(uint32_t ssrc, uint32_t roc) {
+    return srtp_set_stream_roc(session_, ssrc, roc);
+  }
 
   crypto::Suite suite() const { return suite_; }
   bool uses_mki() const { return use_mki_; }

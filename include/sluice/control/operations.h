@@ -45,6 +45,13 @@ struct CryptoSpec {
 
 enum class RtcpMode : uint8_t { kMux, kSeparate };
 
+// The rollover counter on a re-key (docs/control-protocol.md): kAuto sends
+// at ROC 0 when the new key comes with a new remote address or port (RFC
+// 4568 §7.1.4), else keeps it (RFC 3711 §3.3.1), and detects the peer's
+// rule on receive; kKeep and kReset force the send side, and kKeep turns
+// detection off.
+enum class RocOnRekey : uint8_t { kAuto, kKeep, kReset };
+
 struct LegRequest {
   std::string name;
   std::string interface;
@@ -60,6 +67,7 @@ struct LegRequest {
   // side is plain or unauthenticated it learns no peer from traffic until an
   // update with `answer` ([media] learn_before_answer lifts this).
   bool await_answer = false;
+  RocOnRekey roc_on_rekey = RocOnRekey::kAuto;
 };
 
 struct CreateRequest {
@@ -81,6 +89,7 @@ struct UpdateRequest {
   // The session is on hold (media one way or none): its media timeout is
   // silent_timeout_s rather than timeout_s. None: unchanged.
   std::optional<bool> hold;
+  std::optional<RocOnRekey> roc_on_rekey;  // from this update on
 };
 
 struct LegCounters {
@@ -106,6 +115,9 @@ struct LegInfo {
   std::optional<uint32_t> rx_key_used_percent;
   std::optional<uint32_t> tx_key_used_percent;
   std::vector<std::string> rekey_needed;
+  // What the receive side found a re-key did to the peer's rollover
+  // counter: "none", "undecided", "kept" or "reset".
+  std::string roc_after_rekey = "none";
   // Only in a create/update reply, and only for a tx key Sluice generated:
   // the SDES attribute value the SBC must put in its SDP. Never in get/list
   // (the codec drops it from every other reply). Wiped by the destructor.

@@ -50,6 +50,22 @@ struct ContextOptions {
 };
 
 inline constexpr int kMaxMasterKeys = 4;
+
+// What a re-key does to the rollover counter of the streams it carries over.
+// RFC 3711 §3.3.1 keeps it across a new master key; RFC 4568 §7.1.4 starts a
+// new context (ROC 0) when the new key comes with a new address or port, and
+// some peers reset it on any new key. kKeep: carried on. kReset: a send side
+// starts fresh streams (ROC 0, new windows). kDetect: a receive side tries
+// the kept ROC and then 0 on the first packets of each carried stream under
+// the new keys, and keeps whichever authenticates first (see RocAfterRekey).
+enum class RocOnRekey : uint8_t { kKeep, kReset, kDetect };
+// What detection found for one stream: kNone (not carried, or carried at
+// ROC 0, or no detection), kUndecided (no packet under the new keys has
+// authenticated yet), kKept, kReset.
+enum class RocAfterRekey : uint8_t { kNone, kUndecided, kKept, kReset };
+// Packets under the new keys per carried stream that may try ROC 0 after
+// failing under the kept ROC; after them, only the kept ROC is tried.
+inline constexpr uint8_t kRocTrialPackets = 64;
 // Reclaimed streams a context remembers, per stream slot. With all of them
 // remembered, no slot is reclaimed until a re-key to a new master key.
 inline constexpr uint32_t kRetiredPerStream = 2;
@@ -83,7 +99,7 @@ class Context {
 
   // Which master key protect uses (owner thread).
   void SetActiveKey(int index) noexcept {
-    active_ = index;
+    active_ = static_cast<int8_t>(index);
     active_key_ = &keys_[static_cast<size_t>(index)];
     active_srtp_key_ = active_key_->srtp;
     active_srtp_key_lines_ = static_cast<uint8_t>(active_srtp_key_->hot_lines());
@@ -195,7 +211,40 @@ class Context {
   // receive side's make-before-break), it also keeps what old remembered of
   // its retired streams under that key; with only new keys it starts none
   // remembered. Does not allocate.
+  // With roc_on_rekey() kReset it takes over nothing: every stream starts
+  // afresh (RFC 4568 §7.1.4). With kDetect, each carried stream whose ROC is
+  // above 0 starts kUndecided.
   void AdoptStreamsFrom(const Context& old) noexcept;
+
+  // The re-key rule this context applies when it takes over (control
+  // thread, before the context is offered). Default kKeep.
+  void SetRocOnRekey(RocOnRekey rule) noexcept { roc_on_rekey_ = rule; }
+  RocOnRekey roc_on_rekey() const noexcept { return roc_on_rekey_; }
+  // Whether some stream is still kUndecided with trials left: unprotect
+  // takes its cold path (MarkRocTrial) only then. Owner thread.
+  bool roc_watch() const noexcept { return roc_watch_; }
+  // Detection's per-stream state (owner thread).
+  struct RocTrial {
+    RocAfterRekey state = RocAfterRekey::kNone;
+    uint8_t trials_left = 0;
+  };
+  RocTrial& roc_trial(const Stream& s) noexcept {
+    return roc_trials()[static_cast<size_t>(&s - streams_.data())];
+  }
+  // Whether a packet of `ssrc` under master key `k` may try ROC 0 (its
+  // stream kUndecided with trials left, k not the carried key); counts the
+  // trial. Out of line: only while roc_watch().
+  bool MarkRocTrial(uint32_t ssrc, int k) noexcept;
+  // A packet of `ssrc` under the new keys authenticated with the kept ROC
+  // (reset false) or with ROC 0 at kept ROC `kept_roc` (reset true): the
+  // first one fixes the stream's rule (on reset its replay window moves down
+  // to ROC 0, nothing it held accepted again). False when the stream was
+  // already fixed the other way: the packet must be dropped.
+  bool DecideRoc(Stream& s, bool reset, uint32_t kept_roc) noexcept;
+  // What detection found over the streams: kReset if any stream was reset,
+  // else kUndecided if any is undecided, else kKept if any kept, else
+  // kNone. Any thread (relaxed reads of the owner's bytes).
+  RocAfterRekey roc_after_rekey() const noexcept;
 
   // Starts loading what protecting or unprotecting this context's next RTP
   // packet reads (the active key's counters and session key, the stream
@@ -274,6 +323,12 @@ class Context {
             streams_.size() * kRetiredPerStream};
   }
   Retired* FindRetired(uint32_t ssrc) const noexcept;
+  // One per stream slot, from the line after the retired records.
+  RocTrial* roc_trials() const noexcept {
+    const std::span<Retired> r = retired();
+    const uintptr_t end = reinterpret_cast<uintptr_t>(r.data() + r.size());
+    return reinterpret_cast<RocTrial*>((end + 63) & ~uintptr_t{63});
+  }
   // Where stream `s`, whose slot goes to `ssrc`, is remembered: null when it
   // needs no record (it used no index), else ssrc's own record or a free
   // one; *full when it needs one and there is none.
@@ -281,6 +336,8 @@ class Context {
   void Remember(const Stream& s, Retired& into) noexcept;
   static void Resume(const Retired& r, Stream& s) noexcept;
   void InheritRetired(const Context& old) noexcept;
+  void SetRocState(Stream& s, RocAfterRekey state, uint8_t trials) noexcept;
+  void RecomputeRocWatch() noexcept;
 
   const crypto::SuiteInfo* suite_ = nullptr;
   ContextOptions options_;
@@ -290,7 +347,9 @@ class Context {
   // The key carried from the previous context, or -1 (kMaxMasterKeys fits;
   // a byte keeps this object in the two lines PrefetchRtp loads).
   int8_t carried_ = -1;
-  int active_ = 0;
+  int8_t active_ = 0;  // as carried_
+  RocOnRekey roc_on_rekey_ = RocOnRekey::kKeep;
+  bool roc_watch_ = false;  // owner thread
   // keys_[active_] and its SRTP session key, so that protect finds them in
   // this object and PrefetchRtp needs nothing but this object to be loaded.
   Key* active_key_ = nullptr;

@@ -109,6 +109,13 @@ class Engine {
   size_t TryTrialKey(std::span<const Job> jobs, std::span<Verdict> verdicts, UnprotectBurst& b,
                      uint16_t* still, size_t n_still, int attempt, bool rtcp) noexcept;
 
+  // Re-key ROC detection (Context::MarkRocTrial): retries the RTP packets of
+  // `failed` still refused whose stream may try ROC 0, with the key they
+  // were first tried with; one that verifies is pending again, marked
+  // roc_zero, its index moved to ROC 0.
+  void RetryResetRoc(std::span<const Job> jobs, std::span<Verdict> verdicts, UnprotectBurst& b,
+                     const uint16_t* failed, size_t n_failed) noexcept;
+
   crypto::Backend& backend_;
   // The backend's own AES-CM + HMAC-SHA1 jobs, which protect sets directly,
   // or null (see Backend::DirectCmHmacJobs); their counter blocks.

@@ -62,6 +62,11 @@ class ReplayWindow {
     empty_ = false;
   }
 
+  // Moves the window down by `delta`, a multiple of 2^16 (whole rollovers):
+  // every index it held is held `delta` lower. Bits sit at index modulo the
+  // storage size, which divides 2^16, so only the top moves.
+  void Rebase(uint64_t delta) noexcept { top_ -= delta; }
+
   // Takes over another window's state (re-key). With a different size the
   // whole new window counts as seen: late packets are refused, never replays
   // let through.
