@@ -47,6 +47,9 @@ struct ContextOptions {
   // are never taken back. A reclaimed SSRC is remembered (see
   // kRetiredPerStream) so that it resumes where it stopped if it returns.
   uint64_t stream_idle = UINT64_MAX;
+  // How AES-192 session keys come from the master keys (other suites ignore
+  // it): RFC 6188, or as libsrtp2 before its AES-192 fix derives them.
+  crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;
 };
 
 inline constexpr int kMaxMasterKeys = 4;
