@@ -316,7 +316,9 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   spec.strict_source = leg.strict_source;
   spec.await_answer = leg.await_answer && !config_.media.learn_before_answer;
   spec.tx_encrypt_srtcp = !unencrypted_tx;
+  spec.aes192_kdf = leg.aes192_kdf.value_or(config_.media.aes192_kdf);
   LegState& state = entry.legs[i];
+  state.aes192_kdf = spec.aes192_kdf;
   state.interface = iface->name;
   state.rtcp = leg.rtcp;
   state.rx_suite = SuiteLabel(*rx, leg.rx);
@@ -399,7 +401,7 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   // Build every context before handing anything over: a failure leaves the
   // session as it was.
   if (absl::Status s = BuildRxContext(entry, *leg, rx); !s.ok()) return s;
-  if (absl::Status s = BuildTxContext(tx); !s.ok()) return s;
+  if (absl::Status s = BuildTxContext(entry.legs[*leg].aes192_kdf, tx); !s.ok()) return s;
   if (!key_registry_.Reserve(rx.fingerprints.size() + tx.fingerprints.size(), NowMs())) {
     return absl::ResourceExhaustedError(
         "every remembered master key is still in use (key registry full)");
@@ -469,6 +471,7 @@ absl::Status SessionManager::BuildRxContext(const Entry& entry, int leg, KeyChan
   const LegState& state = entry.legs[leg];
   const srtp::MasterKey& next = rx.keys[0];
   srtp::ContextOptions options = ContextOptionsFor();
+  options.aes192_kdf = state.aes192_kdf;
   // Make-before-break: the previous key of the same suite stays valid for
   // packets in flight, by MKI or, without MKIs, tried second until the
   // overlap ends. It comes prepared from the context in use.
@@ -486,9 +489,10 @@ absl::Status SessionManager::BuildRxContext(const Entry& entry, int leg, KeyChan
   return absl::OkStatus();
 }
 
-absl::Status SessionManager::BuildTxContext(KeyChange& tx) const {
+absl::Status SessionManager::BuildTxContext(crypto::Aes192Kdf kdf, KeyChange& tx) const {
   if (!tx.requested || tx.keys.empty()) return absl::OkStatus();
   srtp::ContextOptions options = ContextOptionsFor();
+  options.aes192_kdf = kdf;
   options.encrypt_srtcp = !tx.unencrypted_srtcp;
   auto ctx = srtp::Context::Create(tx.keys, options);
   if (!ctx.ok()) {

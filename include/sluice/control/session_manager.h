@@ -145,6 +145,7 @@ class SessionManager : public Operations {
     std::optional<KeyInUse> rx_key;
     std::optional<KeyInUse> tx_key;
     bool tx_unencrypted_srtcp = false;
+    crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;  // every context of the leg
     // Directions already logged as past the key warning: bit 0 rx, bit 1
     // tx; cleared by a re-key of that direction.
     uint8_t key_warned = 0;
@@ -208,7 +209,7 @@ class SessionManager : public Operations {
                               const std::vector<srtp::KeyFingerprint>& next_fp,
                               const std::optional<KeyInUse>& current);
   absl::Status BuildRxContext(const Entry& entry, int leg, KeyChange& rx) const;
-  absl::Status BuildTxContext(KeyChange& tx) const;
+  absl::Status BuildTxContext(crypto::Aes192Kdf kdf, KeyChange& tx) const;
   static void HandOverKeys(Entry& entry, int leg, const UpdateRequest& request, KeyChange& rx,
                            KeyChange& tx);
 

@@ -10,7 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "sluice/crypto/suite.h"
@@ -106,6 +108,13 @@ struct SessionKeys {
 //    as always). The same master key gives other session keys, so the two
 //    derivations never interoperate.
 enum class Aes192Kdf : uint8_t { kRfc6188, kLibsrtpLegacy };
+// "rfc6188" and "libsrtp-legacy", as settings and requests spell them
+// (inline: the configuration reads them without the crypto library).
+inline std::optional<Aes192Kdf> ParseAes192Kdf(std::string_view name) {
+  if (name == "rfc6188") return Aes192Kdf::kRfc6188;
+  if (name == "libsrtp-legacy") return Aes192Kdf::kLibsrtpLegacy;
+  return std::nullopt;
+}
 
 // RFC 3711 §4.3.1 with key derivation rate 0: the AES-CM PRF keyed with the
 // master key (AES-128/192/256 per RFC 6188 §4), IV = (master salt, padded to
