@@ -69,7 +69,8 @@ constexpr absl::string_view kMediaKeys[] = {
     "port_min",          "port_max",           "replay_window", "rekey_overlap_ms",
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
     "ssrc_reuse_idle_ms", "learn_before_answer", "key_limit_warn_percent",
-    "timeout_s", "silent_timeout_s", "final_timeout_s"};
+    "timeout_s", "silent_timeout_s", "final_timeout_s",
+    "aes192_kdf"};
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
@@ -866,6 +867,17 @@ absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "timeout_s", 0, 2592000, &m.timeout_s));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "silent_timeout_s", 0, 2592000, &m.silent_timeout_s));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "final_timeout_s", 0, 2592000, &m.final_timeout_s));
+  if (const Value* v = s.Get("aes192_kdf"); v != nullptr) {
+    std::string text;
+    SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "aes192_kdf", &text));
+    const std::optional<crypto::Aes192Kdf> kdf = crypto::ParseAes192Kdf(text);
+    if (!kdf) {
+      return Error(v, "media.aes192_kdf",
+                   absl::StrCat("must be \"rfc6188\" or \"libsrtp-legacy\"; got \"",
+                                absl::CHexEscape(text), "\""));
+    }
+    m.aes192_kdf = *kdf;
+  }
   return ReadBool(s, "learn_before_answer", &m.learn_before_answer);
 }
 

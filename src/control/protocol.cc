@@ -231,7 +231,7 @@ absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
   if (!v.is_object()) return InvalidArgument(path, "must be an object");
   if (absl::Status s = CheckFields(v, path,
                                    {"name", "interface", "remote", "rtcp", "strict_source",
-                                    "family", "rx", "tx", "roc_on_rekey"},
+                                    "family", "rx", "tx", "roc_on_rekey", "aes192_kdf"},
                                    ErrorCode::kInvalidArgument);
       !s.ok()) {
     return s;
@@ -277,6 +277,13 @@ absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
       out->family = 6;
     } else {
       return InvalidArgument(path + ".family", "must be \"ipv4\" or \"ipv6\"");
+    }
+  }
+  if (const Json* kdf = Find(v, "aes192_kdf"); kdf != nullptr) {
+    out->aes192_kdf = kdf->is_string() ? crypto::ParseAes192Kdf(kdf->get<std::string>())
+                                       : std::nullopt;
+    if (!out->aes192_kdf) {
+      return InvalidArgument(path + ".aes192_kdf", "must be \"rfc6188\" or \"libsrtp-legacy\"");
     }
   }
   for (const bool tx : {false, true}) {

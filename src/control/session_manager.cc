@@ -340,7 +340,9 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   spec.strict_source = leg.strict_source;
   spec.await_answer = leg.await_answer && !config_.media.learn_before_answer;
   spec.tx_encrypt_srtcp = !unencrypted_tx;
+  spec.aes192_kdf = leg.aes192_kdf.value_or(config_.media.aes192_kdf);
   LegState& state = entry.legs[i];
+  state.aes192_kdf = spec.aes192_kdf;
   state.interface = iface->name;
   state.rtcp = leg.rtcp;
   state.roc_on_rekey = leg.roc_on_rekey;
@@ -424,7 +426,11 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   // Build every context before handing anything over: a failure leaves the
   // session as it was.
   if (absl::Status s = BuildRxContext(entry, *leg, rx); !s.ok()) return s;
-  if (absl::Status s = BuildTxContext(tx, TxRocRule(entry, *leg, request)); !s.ok()) return s;
+  if (absl::Status s =
+          BuildTxContext(entry.legs[*leg].aes192_kdf, tx, TxRocRule(entry, *leg, request));
+      !s.ok()) {
+    return s;
+  }
   if (!key_registry_.Reserve(rx.fingerprints.size() + tx.fingerprints.size(), NowMs())) {
     return absl::ResourceExhaustedError(
         "every remembered master key is still in use (key registry full)");
@@ -496,6 +502,7 @@ absl::Status SessionManager::BuildRxContext(const Entry& entry, int leg, KeyChan
   const LegState& state = entry.legs[leg];
   const srtp::MasterKey& next = rx.keys[0];
   srtp::ContextOptions options = ContextOptionsFor();
+  options.aes192_kdf = state.aes192_kdf;
   // Make-before-break: the previous key of the same suite stays valid for
   // packets in flight, by MKI or, without MKIs, tried second until the
   // overlap ends. It comes prepared from the context in use.
@@ -529,9 +536,11 @@ srtp::RocOnRekey SessionManager::TxRocRule(const Entry& entry, int leg,
   return moved ? srtp::RocOnRekey::kReset : srtp::RocOnRekey::kKeep;
 }
 
-absl::Status SessionManager::BuildTxContext(KeyChange& tx, srtp::RocOnRekey rule) const {
+absl::Status SessionManager::BuildTxContext(crypto::Aes192Kdf kdf, KeyChange& tx,
+                                            srtp::RocOnRekey rule) const {
   if (!tx.requested || tx.keys.empty()) return absl::OkStatus();
   srtp::ContextOptions options = ContextOptionsFor();
+  options.aes192_kdf = kdf;
   options.encrypt_srtcp = !tx.unencrypted_srtcp;
   auto ctx = srtp::Context::Create(tx.keys, options);
   if (!ctx.ok()) {

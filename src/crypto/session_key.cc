@@ -52,24 +52,36 @@ SessionKey::~SessionKey() {
 
 void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
                std::span<const uint8_t> master_salt, KeyLabel label,
-               std::span<uint8_t> out) {
+               std::span<uint8_t> out, Aes192Kdf kdf) {
   // RFC 3711 §4.3.1: x = key_id XOR master_salt, key_id = label || r with r = 0
   // (rate 0), right-aligned in the 112-bit salt, so the label lands in byte 7.
   // A 96-bit GCM salt is padded with two zero bytes (RFC 7714 §11).
   std::array<uint8_t, 16> iv{};
-  std::memcpy(iv.data(), master_salt.data(), std::min<size_t>(master_salt.size(), 14));
+  std::array<uint8_t, 32> prf_key{};
+  size_t prf_key_len = master_key.size();
+  std::memcpy(prf_key.data(), master_key.data(), master_key.size());
+  if (kdf == Aes192Kdf::kLibsrtpLegacy && master_key.size() == 24 && master_salt.size() == 14) {
+    // libsrtp2 before #763's fix: key || salt || zeros read as an AES-256
+    // key (32 bytes) and its 14-byte salt.
+    std::memcpy(prf_key.data() + 24, master_salt.data(), 8);
+    std::memcpy(iv.data(), master_salt.data() + 8, 6);
+    prf_key_len = 32;
+  } else {
+    std::memcpy(iv.data(), master_salt.data(), std::min<size_t>(master_salt.size(), 14));
+  }
   iv[7] ^= static_cast<uint8_t>(label);
   // The PRF output is the AES-CM keystream: encrypt zeros from IV = x * 2^16.
   std::memset(out.data(), 0, out.size());
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   int n = 0;
   const bool ok = ctx != nullptr &&
-                  EVP_EncryptInit_ex(ctx, CtrCipher(static_cast<int>(master_key.size())),
-                                     nullptr, master_key.data(), iv.data()) == 1 &&
+                  EVP_EncryptInit_ex(ctx, CtrCipher(static_cast<int>(prf_key_len)), nullptr,
+                                     prf_key.data(), iv.data()) == 1 &&
                   EVP_EncryptUpdate(ctx, out.data(), &n, out.data(),
                                     static_cast<int>(out.size())) == 1;
   EVP_CIPHER_CTX_free(ctx);
   Wipe(iv.data(), iv.size());
+  Wipe(prf_key.data(), prf_key.size());
   if (!ok) {
     // Never leave a predictable key behind: an all-zero key is refused by the
     // caller's length checks long before here, so this is an internal fault.
@@ -146,7 +158,7 @@ bool SamePreparedKey(const SessionKey& a, const SessionKey& b) noexcept {
 
 absl::Status DeriveSessionKeysInto(const SuiteInfo& suite, std::span<const uint8_t> master_key,
                                    std::span<const uint8_t> master_salt, SessionKey& srtp,
-                                   SessionKey& srtcp) {
+                                   SessionKey& srtcp, Aes192Kdf kdf) {
   if (master_key.size() != suite.key_len) {
     return absl::InvalidArgumentError(absl::StrCat(std::string(suite.name), " needs a ", suite.key_len,
                                                    "-byte master key, got ",
@@ -173,10 +185,10 @@ absl::Status DeriveSessionKeysInto(const SuiteInfo& suite, std::span<const uint8
     l.key->suite = &suite;
     const std::span<uint8_t> enc(enc_key, suite.key_len);
     const std::span<uint8_t> auth(auth_key, suite.auth_key_len);
-    DeriveKey(suite, master_key, master_salt, l.enc, enc);
+    DeriveKey(suite, master_key, master_salt, l.enc, enc, kdf);
     // Into the counter block's words, whose bytes after the salt stay zero.
-    DeriveKey(suite, master_key, master_salt, l.salt, {l.key->salt(), suite.salt_len});
-    if (suite.auth_key_len > 0) DeriveKey(suite, master_key, master_salt, l.auth, auth);
+    DeriveKey(suite, master_key, master_salt, l.salt, {l.key->salt(), suite.salt_len}, kdf);
+    if (suite.auth_key_len > 0) DeriveKey(suite, master_key, master_salt, l.auth, auth, kdf);
     PrepareSessionKey(*l.key, enc, auth);
   }
   Wipe(enc_key, sizeof enc_key);
@@ -186,12 +198,13 @@ absl::Status DeriveSessionKeysInto(const SuiteInfo& suite, std::span<const uint8
 
 absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
                                               std::span<const uint8_t> master_key,
-                                              std::span<const uint8_t> master_salt) {
+                                              std::span<const uint8_t> master_salt,
+                                              Aes192Kdf kdf) {
   SessionKeys keys;
   keys.srtp = std::make_unique<SessionKey>();
   keys.srtcp = std::make_unique<SessionKey>();
   if (absl::Status s = DeriveSessionKeysInto(suite, master_key, master_salt, *keys.srtp,
-                                             *keys.srtcp);
+                                             *keys.srtcp, kdf);
       !s.ok()) {
     return s;
   }

@@ -501,7 +501,8 @@ Value Handler::Handle(const Value& request) {
   if (absl::Status s = ParseRequest(request, r); !s.ok()) return Error(reply, s);
   static const std::set<std::string> kKnownFlags = {
       "trust-address", "symmetric", "strict-source", "recrypt", "asymmetric", "fatal",
-      "SIP-source-address", "to-tag"};
+      "SIP-source-address", "to-tag",
+      "SDES-AES192-legacy-KDF", "SDES-AES192-legacy-KDF-answerer"};
   std::vector<std::string> unknown_flags;
   for (const std::string& f : r.flags) {
     if (kKnownFlags.count(f) == 0) unknown_flags.push_back(f);
@@ -887,6 +888,11 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
   }
   create.legs[static_cast<size_t>(answerer)].await_answer = true;
   create.legs[static_cast<size_t>(answerer)].family = r.address_family;
+  // AES-192 derivation per side, fixed when the legs are made (the offer).
+  if (r.Flag("SDES-AES192-legacy-KDF")) off.aes192_kdf = crypto::Aes192Kdf::kLibsrtpLegacy;
+  if (r.Flag("SDES-AES192-legacy-KDF-answerer")) {
+    create.legs[static_cast<size_t>(answerer)].aes192_kdf = crypto::Aes192Kdf::kLibsrtpLegacy;
+  }
   return create;
 }
 

@@ -54,9 +54,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
       return absl::InvalidArgumentError(
           absl::StrCat("leg ", leg.name, ": strict source needs a remote address"));
     }
-    auto rx = MaybeContext(leg.rx_keys, options.srtp, true, absl::StrCat("legs[", i, "].rx"));
+    srtp::ContextOptions leg_options = options.srtp;
+    leg_options.aes192_kdf = leg.aes192_kdf;
+    auto rx = MaybeContext(leg.rx_keys, leg_options, true, absl::StrCat("legs[", i, "].rx"));
     if (!rx.ok()) return rx.status();
-    auto tx = MaybeContext(leg.tx_keys, options.srtp, leg.tx_encrypt_srtcp,
+    auto tx = MaybeContext(leg.tx_keys, leg_options, leg.tx_encrypt_srtcp,
                            absl::StrCat("legs[", i, "].tx"));
     if (!tx.ok()) return tx.status();
     rx_ctx[i] = rx->get();

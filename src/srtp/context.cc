@@ -199,7 +199,8 @@ std::unique_ptr<Context> Context::Place(const Layout& at, const crypto::SuiteInf
 absl::Status Context::DeriveKey(size_t i, const MasterKey& master) {
   Key& k = keys_[i];
   if (absl::Status st = crypto::DeriveSessionKeysInto(*suite_, master.key_bytes(),
-                                                      master.salt_bytes(), *k.srtp, *k.srtcp);
+                                                      master.salt_bytes(), *k.srtp, *k.srtcp,
+                                                      options_.aes192_kdf);
       !st.ok()) {
     return st;
   }

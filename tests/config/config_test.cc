@@ -396,6 +396,19 @@ TEST(ConfigTest, KeySettings) {
   });
 }
 
+TEST(ConfigTest, Aes192Kdf) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.aes192_kdf, crypto::Aes192Kdf::kRfc6188);
+  c = ParseConfig(Cfg(kIpv4, "[media]\naes192_kdf = \"libsrtp-legacy\"\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.aes192_kdf, crypto::Aes192Kdf::kLibsrtpLegacy);
+  ExpectErrors({
+      {Cfg(kIpv4, "[media]\naes192_kdf = \"libsrtp\"\n"),
+       {"media.aes192_kdf: must be \"rfc6188\" or \"libsrtp-legacy\"; got \"libsrtp\""}},
+  });
+}
+
 TEST(ConfigTest, UnknownKeysNameTheFullPath) {
   const std::string two = absl::StrCat(
       "[[interface]]\nname = \"b\"\ndevice = \"net1\"\nipv4 = \"10.0.1.1/24\"\nipv5 = \"x\"\n");

@@ -117,6 +117,13 @@ TEST(DecodeRequest, CreateOptionalFields) {
   EXPECT_FALSE(create.legs[1].remote.has_value());
   EXPECT_EQ(create.legs[1].roc_on_rekey, RocOnRekey::kAuto);
   EXPECT_EQ(create.legs[0].family, 0);
+  EXPECT_FALSE(create.legs[0].aes192_kdf.has_value());
+  r = DecodeRequest(CreateLine(TwoLegs(R"(,"aes192_kdf":"libsrtp-legacy")",
+                                       R"(,"aes192_kdf":"rfc6188")")));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(std::get<CreateRequest>(r->payload).legs[0].aes192_kdf,
+            crypto::Aes192Kdf::kLibsrtpLegacy);
+  EXPECT_EQ(std::get<CreateRequest>(r->payload).legs[1].aes192_kdf, crypto::Aes192Kdf::kRfc6188);
   r = DecodeRequest(CreateLine(TwoLegs(R"(,"family":"ipv4")", R"(,"family":"ipv6")")));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(std::get<CreateRequest>(r->payload).legs[0].family, 4);
@@ -278,7 +285,7 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
       {leg(R"("name":"a","interface":"a","rx":{"plain":true})"),
        "legs[0].tx: required ({\"plain\": true} for none)"},
       {leg(absl::StrCat(ok_leg, R"(,"colour":"red")")),
-       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, family, rx, tx, roc_on_rekey"},
+       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, family, rx, tx, roc_on_rekey, aes192_kdf"},
       {leg(absl::StrCat(ok_leg, R"(,"family":"IP6")")),
        "legs[0].family: must be \"ipv4\" or \"ipv6\""},
       {leg(R"("interface":"a","rx":{"plain":true},"tx":{"plain":true})"), "legs[0].name: required"},
@@ -297,6 +304,10 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
       {leg(absl::StrCat(ok_leg, R"(,"strict_source":1)")), "legs[0].strict_source: must be true or false"},
       {leg(absl::StrCat(ok_leg, R"(,"roc_on_rekey":"zero")")),
        "legs[0].roc_on_rekey: must be \"auto\", \"keep\" or \"reset\""},
+      {leg(absl::StrCat(ok_leg, R"(,"aes192_kdf":"auto")")),
+       "legs[0].aes192_kdf: must be \"rfc6188\" or \"libsrtp-legacy\""},
+      {leg(absl::StrCat(ok_leg, R"(,"aes192_kdf":1)")),
+       "legs[0].aes192_kdf: must be \"rfc6188\" or \"libsrtp-legacy\""},
       {CreateLine(absl::StrCat("[{", ok_leg, "},{", ok_leg, "}]")), "legs[1].name: must differ from legs[0].name"},
       {CreateLine(absl::StrCat("[{", ok_leg, "}]")), "legs: must have exactly 2 legs, not 1"},
       {CreateLine("[1,2,3]"), "legs: must have exactly 2 legs, not 3"},

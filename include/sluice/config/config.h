@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "sluice/crypto/backend_kind.h"
+#include "sluice/crypto/session_key.h"
 #include "sluice/packet/address.h"
 
 namespace sluice::config {
@@ -73,6 +74,9 @@ struct MediaConfig {
   // A master key that has carried this percentage of its packet limit
   // (RFC 3711 §9.2, or its SDES lifetime) is reported for re-keying; 1..99.
   uint32_t key_limit_warn_percent = 90;
+  // AES-192 session key derivation of a leg that does not choose one:
+  // RFC 6188, or as libsrtp2 before its AES-192 fix ("libsrtp-legacy").
+  crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;
   // Timeouts, as rtpengine's --timeout, --silent-timeout, --final-timeout
   // (seconds, 0 = off): a session is deleted when no packet is relayed in
   // either direction for timeout_s, when one direction relays nothing for

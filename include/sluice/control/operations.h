@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "sluice/crypto/session_key.h"
 #include "sluice/crypto/suite.h"
 #include "sluice/memory/wiping_allocator.h"
 #include "sluice/packet/address.h"
@@ -68,6 +69,9 @@ struct LegRequest {
   // update with `answer` ([media] learn_before_answer lifts this).
   bool await_answer = false;
   RocOnRekey roc_on_rekey = RocOnRekey::kAuto;
+  // AES-192 session key derivation for both directions (other suites ignore
+  // it); none: [media] aes192_kdf. Kept through updates.
+  std::optional<crypto::Aes192Kdf> aes192_kdf;
 };
 
 struct CreateRequest {

@@ -10,7 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "sluice/crypto/suite.h"
@@ -96,12 +98,31 @@ struct SessionKeys {
   std::unique_ptr<SessionKey> srtcp;
 };
 
+// How AES-192 session keys are derived from their master key. Other key
+// sizes have one derivation and ignore it.
+//  - kRfc6188: RFC 6188 §4, the AES-192-CM PRF keyed with the master key.
+//  - kLibsrtpLegacy: what libsrtp2 before cisco/libsrtp#763 was fixed (2.x up
+//    to 2.7.0, Debian 12's 2.5.0) does: the AES-256-CM PRF keyed with the
+//    24-byte master key followed by master salt bytes 0-7, its IV salt
+//    master salt bytes 8-13 followed by eight zero bytes (label at byte 7,
+//    as always). The same master key gives other session keys, so the two
+//    derivations never interoperate.
+enum class Aes192Kdf : uint8_t { kRfc6188, kLibsrtpLegacy };
+// "rfc6188" and "libsrtp-legacy", as settings and requests spell them
+// (inline: the configuration reads them without the crypto library).
+inline std::optional<Aes192Kdf> ParseAes192Kdf(std::string_view name) {
+  if (name == "rfc6188") return Aes192Kdf::kRfc6188;
+  if (name == "libsrtp-legacy") return Aes192Kdf::kLibsrtpLegacy;
+  return std::nullopt;
+}
+
 // RFC 3711 §4.3.1 with key derivation rate 0: the AES-CM PRF keyed with the
 // master key (AES-128/192/256 per RFC 6188 §4), IV = (master salt, padded to
 // 14 bytes for GCM as RFC 7714 §11 says) XOR label at byte 7. Writes `out`.
+// An AES-192 master key with kLibsrtpLegacy takes the derivation above.
 void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
                std::span<const uint8_t> master_salt, KeyLabel label,
-               std::span<uint8_t> out);
+               std::span<uint8_t> out, Aes192Kdf kdf = Aes192Kdf::kRfc6188);
 
 // Derives and prepares both sets of session keys into `srtp` and `srtcp`
 // (fresh SessionKeys; for AES-GCM with `gcm` pointing at room for the
@@ -109,11 +130,12 @@ void DeriveKey(const SuiteInfo& suite, std::span<const uint8_t> master_key,
 // lengths do not match the suite.
 absl::Status DeriveSessionKeysInto(const SuiteInfo& suite, std::span<const uint8_t> master_key,
                                    std::span<const uint8_t> master_salt, SessionKey& srtp,
-                                   SessionKey& srtcp);
+                                   SessionKey& srtcp, Aes192Kdf kdf = Aes192Kdf::kRfc6188);
 // The same, each key in its own allocation.
 absl::StatusOr<SessionKeys> DeriveSessionKeys(const SuiteInfo& suite,
                                               std::span<const uint8_t> master_key,
-                                              std::span<const uint8_t> master_salt);
+                                              std::span<const uint8_t> master_salt,
+                                              Aes192Kdf kdf = Aes192Kdf::kRfc6188);
 
 // Fills the prepared fields (AES round keys, HMAC states, GCM tables) of a
 // key whose suite and salt are set, from its session encryption and

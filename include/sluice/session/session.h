@@ -44,6 +44,7 @@ struct LegSpec {
   std::vector<srtp::MasterKey> rx_keys;
   std::vector<srtp::MasterKey> tx_keys;
   bool tx_encrypt_srtcp = true;
+  crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;  // both directions' contexts
   // Learns no peer from unauthenticated traffic until SetAnswered
   // (sluice/session/learning.h).
   bool await_answer = false;

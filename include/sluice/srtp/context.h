@@ -41,6 +41,10 @@ struct ContextOptions {
   // for peers that do not send MKIs: the new key first, the previous one
   // still accepted for packets in flight.
   bool trial_keys = false;
+  // How AES-192 session keys come from the master keys (other suites ignore
+  // it): RFC 6188, or as libsrtp2 before its AES-192 fix derives them.
+  // (Here, in the padding before stream_idle: the options stay 24 bytes.)
+  crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;
   // A stream slot that has carried no packet for this long (Engine::SetNow's
   // clock) may go to a new SSRC once every slot is taken, the least recently
   // used first; a slot used more recently is never taken. UINT64_MAX: slots
