@@ -116,6 +116,8 @@ struct Handler::OfferedMedia {
   std::vector<SdpCrypto> offered;      // Sluice's send keys toward the answerer, by tag
   std::optional<packet::Endpoint> offerer_remote;
   bool on_hold = false;  // a=sendonly, a=recvonly or a=inactive (Sdp::OnHold)
+  // The offerer's rollover counter rule on a re-key (SDES-ROC-reset/-keep).
+  std::optional<control::RocOnRekey> offerer_roc;
 };
 
 // One dialog of a call: the offerer's side and one branch toward the
@@ -174,6 +176,14 @@ struct Handler::Request {
 
   bool Has(const std::set<std::string>& set, const char* f) const { return set.count(f) > 0; }
   bool Flag(const char* f) const { return flags.count(f) > 0; }
+  // The rollover counter rule the sender of this SDP keeps on a re-key, if
+  // a flag forces one (SDES-ROC-reset: ROC 0 with every new key, as MS Teams
+  // and FreeSWITCH do; SDES-ROC-keep: RFC 3711's rule); none: automatic.
+  std::optional<control::RocOnRekey> RocRule() const {
+    if (Flag("SDES-ROC-reset")) return control::RocOnRekey::kReset;
+    if (Flag("SDES-ROC-keep")) return control::RocOnRekey::kKeep;
+    return std::nullopt;
+  }
   bool RtcpMux(const char* f) const {
     return std::find(rtcp_mux.begin(), rtcp_mux.end(), f) != rtcp_mux.end();
   }
@@ -502,7 +512,11 @@ Value Handler::Handle(const Value& request) {
   static const std::set<std::string> kKnownFlags = {
       "trust-address", "symmetric", "strict-source", "recrypt", "asymmetric", "fatal",
       "SIP-source-address", "to-tag",
-      "SDES-AES192-legacy-KDF", "SDES-AES192-legacy-KDF-answerer"};
+      "SDES-AES192-legacy-KDF", "SDES-AES192-legacy-KDF-answerer", "SDES-ROC-reset",
+      "SDES-ROC-keep"};
+  if (r.Flag("SDES-ROC-reset") && r.Flag("SDES-ROC-keep")) {
+    return Error(reply, "SDES-ROC-reset and SDES-ROC-keep contradict each other");
+  }
   std::vector<std::string> unknown_flags;
   for (const std::string& f : r.flags) {
     if (kKnownFlags.count(f) == 0) unknown_flags.push_back(f);
@@ -645,6 +659,9 @@ Value Handler::Offer(Request& r, Value& reply) {
   absl::StatusOr<std::vector<OfferedMedia>> offered =
       offerer.ok() ? PlanOffer(*sdp, policy, transport, r.MediaSource())
                    : absl::StatusOr<std::vector<OfferedMedia>>(offerer.status());
+  if (offered.ok()) {
+    for (OfferedMedia& o : *offered) o.offerer_roc = r.RocRule();
+  }
   absl::Status created = offered.ok() ? CreateSessions(r, *sdp, *offered, *offerer, *index, branch)
                                       : offered.status();
   if (!created.ok()) {
@@ -888,6 +905,7 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
   }
   create.legs[static_cast<size_t>(answerer)].await_answer = true;
   create.legs[static_cast<size_t>(answerer)].family = r.address_family;
+  if (o.offerer_roc) off.roc_on_rekey = *o.offerer_roc;
   // AES-192 derivation per side, fixed when the legs are made (the offer).
   if (r.Flag("SDES-AES192-legacy-KDF")) off.aes192_kdf = crypto::Aes192Kdf::kLibsrtpLegacy;
   if (r.Flag("SDES-AES192-legacy-KDF-answerer")) {
@@ -989,6 +1007,7 @@ absl::StatusOr<std::vector<std::optional<Handler::AnswerUpdates>>> Handler::Plan
       b.tx = Sdes(o.offerer_tx);
     }
     b.remote = o.offerer_remote;
+    b.roc_on_rekey = o.offerer_roc;
     updates[i] = std::move(u);
   }
   return updates;
@@ -1003,6 +1022,7 @@ absl::StatusOr<control::UpdateRequest> Handler::AnswererUpdate(Request& r, const
   a.session = stream.session;
   a.leg = kLegNames[answerer];
   a.answer = true;
+  a.roc_on_rekey = r.RocRule();
   if (o.answerer_srtp) {
     const auto [picked, ours] = PickAnsweredCrypto(m.crypto, o.offered);
     if (picked == nullptr) {

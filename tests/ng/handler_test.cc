@@ -726,6 +726,77 @@ TEST_F(HandlerTest, AHoldReOfferTradesTimeoutForSilentTimeout) {
   manager_->Tick();
   EXPECT_EQ(manager_->session_count(), 0u) << "off hold: timeout_s";
 }
+// What the handler asks of the session manager, passed on to it.
+class RecordingOperations : public control::Operations {
+ public:
+  explicit RecordingOperations(control::Operations& inner) : inner_(inner) {}
+  std::string Version() const override { return inner_.Version(); }
+  uint32_t Workers() const override { return inner_.Workers(); }
+  absl::StatusOr<control::SessionInfo> Create(const control::CreateRequest& request) override {
+    creates.push_back(request);
+    return inner_.Create(request);
+  }
+  absl::StatusOr<control::SessionInfo> Update(const control::UpdateRequest& request) override {
+    updates.push_back(request);
+    return inner_.Update(request);
+  }
+  absl::StatusOr<control::SessionInfo> Delete(const std::string& session) override {
+    return inner_.Delete(session);
+  }
+  absl::StatusOr<control::SessionInfo> Get(const std::string& session) override {
+    return inner_.Get(session);
+  }
+  control::ListResult List(uint64_t offset, uint64_t limit) override {
+    return inner_.List(offset, limit);
+  }
+  control::Stats GetStats() override { return inner_.GetStats(); }
+
+  std::vector<control::CreateRequest> creates;
+  std::vector<control::UpdateRequest> updates;
+
+ private:
+  control::Operations& inner_;
+};
+
+// SDES-ROC-reset / SDES-ROC-keep force the rollover counter rule of the leg
+// of whoever sent the SDP: the offerer's at its offer (and its re-offer's
+// update), the answerer's at its answer; without them the rule is automatic.
+TEST_F(HandlerTest, RocFlagsForceTheRuleOfTheSendersLeg) {
+  RecordingOperations recording(*manager_);
+  Handler handler(recording, HandlerOptions{"a"});
+  const std::string c1 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  const std::string c2 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n";
+  const std::string c3 = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey3 + "\r\n";
+  Value offer = Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c1));
+  offer.Set("flags", Value(Value::List{"trust-address", "SDES-ROC-reset"}));
+  ReplySdp(handler.Handle(offer));
+  ASSERT_EQ(recording.creates.size(), 1u);
+  EXPECT_EQ(recording.creates[0].legs[0].roc_on_rekey, control::RocOnRekey::kReset);
+  EXPECT_EQ(recording.creates[0].legs[1].roc_on_rekey, control::RocOnRekey::kAuto);
+
+  Value answer = Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c2));
+  answer.Set("flags", Value(Value::List{"trust-address", "SDES-ROC-keep"}));
+  ReplySdp(handler.Handle(answer));
+  ASSERT_EQ(recording.updates.size(), 2u);
+  for (const control::UpdateRequest& u : recording.updates) {
+    EXPECT_EQ(u.roc_on_rekey, u.leg == "a" ? std::optional(control::RocOnRekey::kReset)
+                                           : std::optional(control::RocOnRekey::kKeep))
+        << u.leg;
+  }
+  // A re-offer without a flag leaves the rule as it is (none in the update).
+  ReplySdp(handler.Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c3))));
+  ReplySdp(handler.Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP", c2))));
+  ASSERT_EQ(recording.updates.size(), 4u);
+  EXPECT_FALSE(recording.updates[2].roc_on_rekey.has_value());
+  EXPECT_FALSE(recording.updates[3].roc_on_rekey.has_value());
+
+  Value both = Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", c1), "call-2@host");
+  both.Set("flags", Value(Value::List{"SDES-ROC-reset", "SDES-ROC-keep"}));
+  Value refused = handler.Handle(both);
+  EXPECT_EQ(S(refused.Find("result")), "error");
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("contradict"));
+}
+
 }  // namespace
 }  // namespace sluice::ng
 
