@@ -232,6 +232,36 @@ TEST_F(SessionManagerTest, KeyReuseIsRefusedEverywhereInTheSession) {
   EXPECT_EQ(tx["legs"][0]["tx_suite"], "AES_CM_128_HMAC_SHA1_32");
 }
 
+// The send side's rollover counter on a re-key: kept when the new key comes
+// without a new address (RFC 3711 §3.3.1), reset with one (RFC 4568
+// §7.1.4), unless roc_on_rekey forces either.
+TEST_F(SessionManagerTest, SendRocRuleOnRekeyFollowsTheRfcsUnlessForced) {
+  const json created = Create("roc", kKey1);
+  ASSERT_EQ(Code(created), "ok");
+  // Leg a's send context is read by the flow arriving at b.
+  const session::FlowKey key = session::FlowKey::From(
+      *packet::Endpoint::Parse(created["legs"][1]["local"].get<std::string>()));
+  session::FlowRef ref{};
+  table_->LookupBulk(&key, 1, &ref);
+  ASSERT_NE(ref.flow, nullptr);
+  auto rule_after = [&](json update) {
+    update["op"] = "session.update";
+    update["session"] = "roc";
+    update["leg"] = "a";
+    update["tx"] = {{"suite", "AEAD_AES_256_GCM"}};
+    const json reply = Call(update);
+    EXPECT_EQ(Code(reply), "ok") << reply.dump();
+    const srtp::Context* next = ref.flow->tx_next.load();
+    return next != nullptr ? next->roc_on_rekey() : srtp::RocOnRekey::kDetect;
+  };
+  EXPECT_EQ(rule_after(json::object()), srtp::RocOnRekey::kKeep) << "same remote";
+  EXPECT_EQ(rule_after({{"remote", "10.0.1.2:4000"}}), srtp::RocOnRekey::kKeep) << "unchanged";
+  EXPECT_EQ(rule_after({{"remote", "10.0.1.9:4100"}}), srtp::RocOnRekey::kReset) << "moved";
+  EXPECT_EQ(rule_after({{"remote", "10.0.1.10:4102"}, {"roc_on_rekey", "keep"}}),
+            srtp::RocOnRekey::kKeep);
+  EXPECT_EQ(rule_after({{"roc_on_rekey", "reset"}}), srtp::RocOnRekey::kReset);
+}
+
 // An ng call's forked branches all receive with the caller's key: sessions
 // of one key group share it, a session of another group (or none) may not,
 // and the group ends with its last session.
