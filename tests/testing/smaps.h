@@ -10,9 +10,9 @@
 
 namespace sluice::testing {
 
-// The "THPeligible" field of the /proc/self/smaps entry of the mapping that
-// holds p ("1" when transparent hugepages may back it), or "" if none.
-inline std::string ThpEligible(const void* p) {
+// The value of `field` (e.g. "VmFlags:") in the /proc/self/smaps entry of
+// the mapping that holds p, or "" if none.
+inline std::string SmapsField(const void* p, const std::string& field) {
   std::ifstream smaps("/proc/self/smaps");
   std::string line;
   bool inside = false;
@@ -23,27 +23,21 @@ inline std::string ThpEligible(const void* p) {
       inside = addr >= start && addr < end;
       continue;
     }
-    if (inside && line.rfind("THPeligible:", 0) == 0) return line.substr(12);
+    if (inside && line.rfind(field, 0) == 0) return line.substr(field.size());
   }
   return "";
 }
 
+// The "THPeligible" field of the mapping that holds p ("1" when transparent
+// hugepages may back it), or "" if none.
+inline std::string ThpEligible(const void* p) { return SmapsField(p, "THPeligible:"); }
+
 // The "VmFlags" field of the mapping that holds p (two-letter flags such as
-// "lo" for locked, "dd" for left out of core dumps), or "" if none.
+// "lo" for locked, "dd" for left out of core dumps, each followed by a
+// space), or "" if none.
 inline std::string VmFlags(const void* p) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
-  while (std::getline(smaps, line)) {
-    unsigned long start = 0, end = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find(' ') > 8) {
-      inside = addr >= start && addr < end;
-      continue;
-    }
-    if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8) + " ";
-  }
-  return "";
+  const std::string flags = SmapsField(p, "VmFlags:");
+  return flags.empty() ? flags : flags + " ";
 }
 
 // The kernel's transparent hugepage mode line, e.g. "always [madvise] never".
