@@ -46,7 +46,7 @@ TEST(NgConfigTest, EmptyTableTakesTheDefaults) {
   EXPECT_EQ(c->ng->socket, "");
   EXPECT_FALSE(c->ng->allow_null_auth);
   EXPECT_EQ(c->ng->max_calls, c->limits.max_sessions);
-  EXPECT_EQ(c->ng->offer_timeout_ms, 300000u);
+  EXPECT_EQ(c->ng->offer_timeout_ms, 3600000u);
 }
 
 TEST(NgConfigTest, AccessKeysRead) {
@@ -121,10 +121,10 @@ TEST(NgConfigTest, BadValuesAreRefusedWithTheirPath) {
 TEST(NgConfigTest, DeleteDelay) {
   absl::StatusOr<Config> c = ParseConfig(Cfg("[ng]\n"), "test.toml");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->ng->delete_delay_ms, 0u);
-  c = ParseConfig(Cfg("[ng]\ndelete_delay_ms = 30000\n"), "test.toml");
+  EXPECT_EQ(c->ng->delete_delay_ms, 30000u);  // rtpengine's default
+  c = ParseConfig(Cfg("[ng]\ndelete_delay_ms = 0\n"), "test.toml");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->ng->delete_delay_ms, 30000u);
+  EXPECT_EQ(c->ng->delete_delay_ms, 0u);
   EXPECT_THAT(ErrorOf(Cfg("[ng]\ndelete_delay_ms = 86400001\n")),
               HasSubstr("ng.delete_delay_ms: must be between 0 and 86400000"));
   EXPECT_THAT(ErrorOf(Cfg("[ng]\ndelete_delay_ms = -1\n")), HasSubstr("ng.delete_delay_ms"));

@@ -102,7 +102,7 @@ class AdversarialTest : public ::testing::Test {
     options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n"
                            "[limits]\nmax_sessions = " + std::to_string(kMaxSessions) +
                            "\nleg_max_pps = " + std::to_string(kLegMaxPps) + "\n" +
-                           "[ng]\nlisten = \"127.0.0.1:2224\"\n";
+                           "[ng]\nlisten = \"127.0.0.1:2224\"\ndelete_delay_ms = 0\n";
     skip_reason_ = daemon_->Start(options);
   }
   static void TearDownTestSuite() {

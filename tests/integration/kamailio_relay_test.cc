@@ -111,7 +111,7 @@ class KamailioRelayTest : public ::testing::Test {
     options.subnet_a = "10.204.1";
     options.subnet_b = "10.204.2";
     options.extra_config =
-        "[media]\nport_min = 32000\nport_max = 32999\n[ng]\nlisten = \"127.0.0.1:2223\"\n";
+        "[media]\nport_min = 32000\nport_max = 32999\n[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\n";
     skip_reason_ = daemon_->Start(options);
     if (!skip_reason_.empty()) return;
     kamailio_ = new Kamailio;

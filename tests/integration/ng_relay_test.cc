@@ -35,7 +35,7 @@ class NgRelayTest : public ::testing::Test {
     options.subnet_a = "10.203.1";
     options.subnet_b = "10.203.2";
     options.ipv6_b = "fd00:203:2";
-    options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n[ng]\nlisten = \"127.0.0.1:2223\"\n"
+    options.extra_config = "[media]\nport_min = 31000\nport_max = 31999\n[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\n"
         "allowed_sources = [\"127.0.0.1\"]\n";
     skip_reason_ = daemon_->Start(options);
   }
@@ -248,7 +248,7 @@ class NgTimeoutTest : public ::testing::Test {
     options.subnet_b = "10.203.6";
     options.extra_config =
         "[media]\nport_min = 31100\nport_max = 31101\nport_reuse_delay_s = 0\ntimeout_s = 2\n"
-        "[ng]\nlisten = \"127.0.0.1:2223\"\nallowed_sources = [\"127.0.0.1\"]\n";
+        "[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\nallowed_sources = [\"127.0.0.1\"]\n";
     skip_reason_ = daemon_->Start(options);
   }
   static void TearDownTestSuite() {

@@ -120,7 +120,7 @@ class NgRtpengineCompareTest : public ::testing::Test {
     options.name = "ng-compare";
     options.subnet_a = "10.205.1";
     options.subnet_b = "10.205.2";
-    options.extra_config = "[ng]\nlisten = \"127.0.0.1:2223\"\n";
+    options.extra_config = "[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\n";
     skip_reason_ = daemon_->Start(options);
     if (!skip_reason_.empty()) return;
     // rtpengine in a namespace of its own, its two logical interfaces named

@@ -194,7 +194,7 @@ class SippCallFlowsTest : public ::testing::Test {
     options.subnet_a = "10.206.1";
     options.subnet_b = "10.206.2";
     options.extra_config =
-        "[media]\nport_min = 34000\nport_max = 34999\n[ng]\nlisten = \"127.0.0.1:2223\"\n";
+        "[media]\nport_min = 34000\nport_max = 34999\n[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\n";
     skip_reason_ = daemon_->Start(options);
     if (!skip_reason_.empty()) return;
     kamailio_ = new Kamailio;
@@ -468,7 +468,7 @@ class SippLoadLimitTest : public ::testing::Test {
     one.name = "loadlimit-one";
     one.subnet_a = "10.208.1";
     one.subnet_b = "10.208.2";
-    one.extra_config = "[ng]\nlisten = \"127.0.0.1:2223\"\nmax_calls = 1\n";
+    one.extra_config = "[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\nmax_calls = 1\n";
     skip = one_.Start(one);
     if (!skip.empty()) GTEST_SKIP() << "skipped: " << skip;
     DaemonOptions two;
@@ -477,7 +477,7 @@ class SippLoadLimitTest : public ::testing::Test {
     two.subnet_b = "10.209.2";
     two.ns_suffix = "2";
     // Any address: the link below comes after sluiced started.
-    two.extra_config = absl::StrCat("[ng]\nlisten = \"0.0.0.0:2224\"\nallowed_sources = [\"",
+    two.extra_config = absl::StrCat("[ng]\nlisten = \"0.0.0.0:2224\"\ndelete_delay_ms = 0\nallowed_sources = [\"",
                                     kLink, ".1\"]\n");
     ASSERT_EQ(two_.Start(two), "");
     // Topologies of one process share the namespace prefix, so one's veth

@@ -53,7 +53,14 @@ class HandlerTest : public ::testing::Test {
     ifaces[1].ipv6 = *packet::Prefix::Parse("fd00:2::1/64");  // dual stack; a is IPv4 only
     table_ = *session::FlowTable::Create("ng_flows_" + std::to_string(counter_++), 1024, 1);
     manager_ = std::make_unique<control::SessionManager>(config_, ifaces, *table_, 1, 1000000000);
-    handler_ = std::make_unique<Handler>(*manager_, HandlerOptions{"a"});
+    handler_ = std::make_unique<Handler>(*manager_, Immediate());
+  }
+  // Deletes take effect at once here; DeleteDelayDefersTheDelete has the
+  // default.
+  static HandlerOptions Immediate() {
+    HandlerOptions options{"a"};
+    options.delete_delay_ms = 0;
+    return options;
   }
   void TearDown() override {
     handler_.reset();
@@ -386,7 +393,7 @@ TEST_F(HandlerTest, UnauthenticatedSuitesAreNeitherAcceptedNorOfferedUnlessAllow
   EXPECT_THAT(S(handler_->Handle(plain).Find("error-reason")), HasSubstr("leave no suite"));
 
   // Allowed by the configuration, it is accepted and offered.
-  HandlerOptions options{"a"};
+  HandlerOptions options = Immediate();
   options.allow_null_auth = true;
   handler_ = std::make_unique<Handler>(*manager_, options);
   ng::Sdp allowed =
@@ -398,7 +405,7 @@ TEST_F(HandlerTest, UnauthenticatedSuitesAreNeitherAcceptedNorOfferedUnlessAllow
 
 TEST_F(HandlerTest, CallsAreBoundedAndUnansweredOffersExpire) {
   uint64_t now = 1000;
-  HandlerOptions options{"a"};
+  HandlerOptions options = Immediate();
   options.max_calls = 2;
   options.offer_timeout_ms = 60000;
   options.now_ms = [&now] { return now; };
@@ -579,6 +586,15 @@ TEST_F(HandlerTest, DeleteDelayDefersTheDelete) {
   HandlerOptions options{"a"};
   options.now_ms = [&now] { return now; };
   handler_ = std::make_unique<Handler>(*manager_, options);
+  // Without the key, rtpengine's 30 s.
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
+  EXPECT_EQ(S(handler_->Handle(Request("delete")).Find("result")), "ok");
+  now += 29999;
+  handler_->Handle(Request("ping", ""));
+  EXPECT_EQ(manager_->session_count(), 1u);
+  now += 1;
+  handler_->Handle(Request("ping", ""));
+  EXPECT_EQ(manager_->session_count(), 0u);
   ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""))));
   Value del = Request("delete");
   del.Set("delete-delay", int64_t{5});

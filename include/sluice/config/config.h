@@ -143,8 +143,8 @@ struct NgConfig {
   std::string socket_group;  // its owning group (empty: the daemon's)
   bool allow_null_auth = false;      // accept/offer SDES suites without SRTP authentication
   uint32_t max_calls = 0;            // ng calls at once, >= 1; 0 (unset): [limits] max_sessions
-  uint32_t offer_timeout_ms = 300000;  // a never-answered call is deleted, 1000..86400000
-  uint32_t delete_delay_ms = 0;  // a deleted call lingers this long unless delete-delay says, 0..86400000
+  uint32_t offer_timeout_ms = 3600000;  // a never-answered call is deleted (rtpengine's default), 1000..86400000
+  uint32_t delete_delay_ms = 30000;  // a deleted call lingers this long unless delete-delay says (rtpengine's default), 0..86400000
 };
 
 // [security]

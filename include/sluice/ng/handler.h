@@ -47,8 +47,8 @@ struct HandlerOptions {
   // this is set ([ng] allow_null_auth).
   bool allow_null_auth = false;
   size_t max_calls = 100000;         // calls at once; an offer for one more is refused
-  uint64_t offer_timeout_ms = 300000;  // a call never answered is deleted after this
-  uint64_t delete_delay_ms = 0;      // a deleted call or branch lingers this long (ng "delete-delay")
+  uint64_t offer_timeout_ms = 3600000;  // a call never answered is deleted after this
+  uint64_t delete_delay_ms = 30000;  // a deleted call or branch lingers this long (ng "delete-delay")
   std::function<uint64_t()> now_ms;  // a monotonic clock; default steady_clock
 };
 
