@@ -146,7 +146,9 @@ std::string Remote(const Json& leg) {
 
 void PrintSession(const Json& body) {
   const Json& legs = Member(body, "legs");
-  std::printf("session %s\n", Str(body, "session").c_str());
+  const Json& hold = Member(body, "hold");
+  std::printf("session %s%s\n", Str(body, "session").c_str(),
+              hold.is_boolean() && hold.get<bool>() ? " (on hold)" : "");
   if (!legs.is_array()) return;
   std::vector<Row> rows = {{"LEG", "INTERFACE", "LOCAL", "REMOTE", "RTCP", "RX SUITE", "TX SUITE"}};
   for (const Json& leg : legs) {

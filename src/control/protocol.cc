@@ -580,6 +580,7 @@ std::string EncodeError(const Json& id, ErrorCode code, absl::string_view messag
 Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
   Json body = Json::object();
   body["session"] = WipedString(info.session.data(), info.session.size());
+  body["hold"] = info.hold;
   Json& legs = body["legs"] = Json::array();
   for (const LegInfo& leg : info.legs) {
     Json j = Json::object();

@@ -868,6 +868,7 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
                                      const std::optional<std::string> tx_crypto[2]) const {
   SessionInfo info;
   info.session = name;
+  info.hold = entry.activity.hold;
   for (int i = 0; i < 2; ++i) {
     const session::LegSpec& spec = entry.session->leg(i);
     const LegState& state = entry.legs[i];

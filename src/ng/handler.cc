@@ -1,5 +1,7 @@
 #include "sluice/ng/handler.h"
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -583,16 +585,19 @@ namespace {
 // the branch and the SDP. Kept instead of the SDP, which holds keys.
 std::string RequestDigest(const std::string& from_tag, const std::string& to_tag,
                           const std::string& transport, std::string_view sdp) {
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1;
   for (std::string_view part : {std::string_view(from_tag), std::string_view(to_tag),
                                 std::string_view(transport), sdp}) {
     const uint64_t size = part.size();
-    SHA256_Update(&ctx, &size, sizeof(size));
-    SHA256_Update(&ctx, part.data(), part.size());
+    ok = ok && EVP_DigestUpdate(ctx.get(), &size, sizeof(size)) == 1 &&
+         EVP_DigestUpdate(ctx.get(), part.data(), part.size()) == 1;
   }
   std::string digest(SHA256_DIGEST_LENGTH, '\0');
-  SHA256_Final(reinterpret_cast<unsigned char*>(digest.data()), &ctx);
+  ok = ok && EVP_DigestFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(digest.data()),
+                                nullptr) == 1;
+  // Without a digest no two requests compare equal: each is applied anew.
+  if (!ok) RAND_bytes(reinterpret_cast<unsigned char*>(digest.data()), SHA256_DIGEST_LENGTH);
   return digest;
 }
 

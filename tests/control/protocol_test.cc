@@ -406,6 +406,7 @@ TEST(DecodeRequest, KeysNeverInErrorMessages) {
 SessionInfo SampleSession(bool with_generated_key) {
   SessionInfo info;
   info.session = "call-123";
+  info.hold = true;
   LegInfo a;
   a.name = "a";
   a.interface = "ia";
@@ -467,7 +468,7 @@ TEST(Encode, SessionInfo) {
       R"("replay_drops":0,"other_drops":0,"remote_changes":0,"rx_rtcp_packets":0,)"
       R"("rx_rtcp_bytes":0,"tx_rtcp_packets":0,"tx_rtcp_bytes":0},)"
       R"("key_used_percent":{},"rekey_needed":[],"rx":{"roc_after_rekey":"none"}})");
-  EXPECT_EQ(Dump(body), absl::StrCat(R"({"session":"call-123","legs":[)", expected_a, ",",
+  EXPECT_EQ(Dump(body), absl::StrCat(R"({"session":"call-123","hold":true,"legs":[)", expected_a, ",",
                                       expected_b, "]}"));
   // Without with_tx_crypto the key never appears, even when set.
   const std::string no_key = Dump(EncodeSessionInfo(SampleSession(true), false));
@@ -480,7 +481,7 @@ TEST(Encode, ListPingStats) {
   list.total = 5;
   list.sessions = {SampleSession(true)};
   const std::string l = Dump(EncodeListResult(list));
-  EXPECT_THAT(l, StartsWith(R"({"total":5,"sessions":[{"session":"call-123","legs":[{"name":"a")"));
+  EXPECT_THAT(l, StartsWith(R"({"total":5,"sessions":[{"session":"call-123","hold":true,"legs":[{"name":"a")"));
   EXPECT_THAT(l, Not(HasSubstr(kGeneratedKeyMarker)));
   EXPECT_EQ(Dump(EncodePing("0.1.0", 4)), R"({"version":"0.1.0","workers":4})");
 

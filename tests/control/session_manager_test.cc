@@ -816,7 +816,9 @@ TEST_F(SessionTimeoutTest, AHeldSessionLastsUntilSilentTimeout) {
   hold.session = "held";
   hold.leg = "b";
   hold.hold = true;
+  EXPECT_FALSE(manager_->Get("held")->hold);
   ASSERT_TRUE(manager_->Update(hold).ok());
+  EXPECT_TRUE(manager_->Get("held")->hold);  // session.get says so
   TickAt(10 + 599);
   EXPECT_TRUE(Alive("held")) << "quiet both ways on hold for 599 s";
   EXPECT_FALSE(Alive("not-held"));
@@ -833,6 +835,7 @@ TEST_F(SessionTimeoutTest, AHeldSessionLastsUntilSilentTimeout) {
   TickAt(1000);
   hold.hold = false;
   ASSERT_TRUE(manager_->Update(hold).ok());
+  EXPECT_FALSE(manager_->Get("back")->hold);
   TickAt(1059);
   EXPECT_TRUE(Alive("back"));
   TickAt(1060);

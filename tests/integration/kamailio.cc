@@ -69,7 +69,10 @@ bool Kamailio::Start(Topology& topo, const KamailioOptions& options) {
       options.ns,
       {"sh", "-c",
        absl::StrCat("exec /usr/sbin/kamailio -f ", SourcePath("configs/kamailio/kamailio.cfg"),
-                    " -A 'LISTEN=udp:127.0.0.1:", options.sip_port, "' -A 'RTPENGINE_SOCK=\"",
+                    " -A 'LISTEN=udp:127.0.0.1:", options.sip_port, "'",
+                    options.ipv6 ? absl::StrCat(" -A 'LISTEN6=udp:[::1]:", options.sip_port, "'")
+                                 : "",
+                    " -A 'RTPENGINE_SOCK=\"",
                     options.rtpengine_sock, "\"' -DD -E -Y ", dir_, " -P ", dir_,
                     "/kamailio.pid > ", dir_, "/kamailio.log 2>&1")});
   EXPECT_TRUE(pid.ok()) << pid.status();

@@ -42,6 +42,7 @@ class SipAgent {
 struct KamailioOptions {
   std::string ns = "relay";  // the Topology namespace it runs in
   uint16_t sip_port = 5060;  // on 127.0.0.1
+  bool ipv6 = false;         // and on [::1] (LISTEN6)
   // The rtpengine set: "udp:127.0.0.1:2223=1 udp:10.0.0.2:2223=1".
   std::string rtpengine_sock = "udp:127.0.0.1:2223";
 };

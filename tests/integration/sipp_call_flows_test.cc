@@ -39,6 +39,7 @@ using json = nlohmann::json;
 constexpr uint16_t kCallerSip = 5070;
 constexpr uint16_t kCalleeSip = 5080;
 constexpr uint16_t kCallee2Sip = 5082;
+constexpr uint16_t kCallee6Sip = 5084;  // on [::1]
 
 // A SIP message SIPp sent or received, as its message file has it.
 struct SipMessage {
@@ -74,12 +75,13 @@ class Sipp {
   }
 
   // args: scenario file name, local SIP port, the rest of SIPp's arguments.
+  // SIP goes over local_ip: 127.0.0.1, or ::1 for a phone reached over IPv6.
   void Start(Topology& topo, const std::string& dir, const std::string& scenario, uint16_t port,
-             const std::vector<std::string>& args) {
+             const std::vector<std::string>& args, const std::string& local_ip = "127.0.0.1") {
     messages_ = absl::StrCat(dir, "/", scenario, "-", port, ".msg");
     std::string cmd = absl::StrCat(
-        "exec sipp -sf ", SourcePath("tests/integration/sipp/" + scenario), " -i 127.0.0.1 -p ",
-        port, " -m 1 -nostdin -trace_msg -message_file ", messages_);
+        "exec sipp -sf ", SourcePath("tests/integration/sipp/" + scenario), " -i ", local_ip,
+        " -p ", port, " -m 1 -nostdin -trace_msg -message_file ", messages_);
     // Values are keys and addresses: no single quote in them.
     for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
     absl::StrAppend(&cmd, " > ", messages_, ".out 2>&1");
@@ -183,22 +185,30 @@ std::string Sdp(const SipMessage& m) { return m.Body(); }
 class SippCallFlowsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    DaemonOptions options;
+    options.name = "sipp";
+    options.subnet_a = "10.206.1";
+    options.subnet_b = "10.206.2";
+    options.ipv6_b = "fd00:206:2";
+    options.extra_config = "[media]\nport_min = 34000\nport_max = 34999\n";
+    KamailioOptions k;
+    k.ipv6 = true;
+    StartSuite(options, k);
+  }
+  // sluiced with `options` (and ng on 127.0.0.1:2223, deletes at once)
+  // behind Kamailio; skip_reason_ says why not when either is missing.
+  static void StartSuite(DaemonOptions options, const KamailioOptions& k) {
     skip_reason_ = Kamailio::Missing();
     if (skip_reason_.empty() && access("/usr/bin/sipp", X_OK) != 0) {
       skip_reason_ = "sipp is not installed (scripts/setup-deps installs sip-tester)";
     }
     if (!skip_reason_.empty()) return;
     daemon_ = new Daemon;
-    DaemonOptions options;
-    options.name = "sipp";
-    options.subnet_a = "10.206.1";
-    options.subnet_b = "10.206.2";
-    options.extra_config =
-        "[media]\nport_min = 34000\nport_max = 34999\n[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\n";
+    options.extra_config += "[ng]\nlisten = \"127.0.0.1:2223\"\ndelete_delay_ms = 0\n";
     skip_reason_ = daemon_->Start(options);
     if (!skip_reason_.empty()) return;
     kamailio_ = new Kamailio;
-    ASSERT_TRUE(kamailio_->Start(daemon_->topology(), {}));
+    ASSERT_TRUE(kamailio_->Start(daemon_->topology(), k));
   }
   static void TearDownTestSuite() {
     delete kamailio_;
@@ -219,24 +229,27 @@ class SippCallFlowsTest : public ::testing::Test {
   }
 
   // The caller's SIPp: INVITE to `user` at the callee's port through the proxy.
+  // callee_ip: "127.0.0.1", or "[::1]" for a callee reached over IPv6.
   void StartCaller(Sipp& sipp, const std::string& scenario, const std::string& user,
-                   uint16_t callee_port, int talk_ms, std::vector<std::string> keys) {
+                   uint16_t callee_port, int talk_ms, std::vector<std::string> keys,
+                   const std::string& callee_ip = "127.0.0.1") {
     std::vector<std::string> args = {"-s", user, "-d", std::to_string(talk_ms), "-key",
-                                     "callee_host", absl::StrCat("127.0.0.1:", callee_port)};
+                                     "callee_host", absl::StrCat(callee_ip, ":", callee_port)};
     args.insert(args.end(), keys.begin(), keys.end());
     args.push_back(absl::StrCat("127.0.0.1:", kamailio_->sip_port()));
     sipp.Start(daemon_->topology(), dir_, scenario, kCallerSip, args);
   }
   void StartCallee(Sipp& sipp, const std::string& scenario, uint16_t port, int pause_ms,
-                   std::vector<std::string> keys) {
+                   std::vector<std::string> keys, const std::string& sip_ip = "127.0.0.1") {
     std::vector<std::string> args = {"-d", std::to_string(pause_ms)};
     args.insert(args.end(), keys.begin(), keys.end());
-    sipp.Start(daemon_->topology(), dir_, scenario, port, args);
+    sipp.Start(daemon_->topology(), dir_, scenario, port, args, sip_ip);
   }
   static std::vector<std::string> PhoneKeys(const std::string& ip, uint16_t port,
                                             const std::string& crypto) {
-    return {"-key", "phone_ip", ip, "-key", "phone_port", std::to_string(port), "-key", "crypto",
-            crypto};
+    const std::string family = ip.find(':') == std::string::npos ? "4" : "6";
+    return {"-key", "phone_ip",   ip,   "-key", "phone_family", family,
+            "-key", "phone_port", std::to_string(port), "-key", "crypto", crypto};
   }
 
   int SessionCount() {
@@ -377,9 +390,10 @@ TEST_F(SippCallFlowsTest, ForkedCallKeepsTheWinnerAndFreesTheLoser) {
 }
 
 
-// re-INVITEs from the caller: a new key, hold (a=sendonly), unhold. After
-// each one the phones take the keys the SDP gave them, and no packet is
-// lost or fails to verify.
+// re-INVITEs from the caller: a new key, hold (a=sendonly), inactive
+// (a=inactive), unhold. After each one the phones take the keys the SDP
+// gave them, and no packet is lost or fails to verify; the session is on
+// hold (silent_timeout_s) from the hold to the unhold.
 TEST_F(SippCallFlowsTest, ReInvitesReKeyHoldAndUnholdWithoutLoss) {
   const std::string ka = NewSdesKey(), ka2 = NewSdesKey(), kb = NewSdesKey(), kb2 = NewSdesKey();
   Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 42020, 0xd1);
@@ -393,8 +407,8 @@ TEST_F(SippCallFlowsTest, ReInvitesReKeyHoldAndUnholdWithoutLoss) {
   StartCaller(caller, "uac_reinvite.xml", "callee", kCalleeSip, 1500, caller_keys);
 
   SdpView last_a, last_b;
-  const std::string a_key[] = {ka, ka2, ka2, ka2}, b_key[] = {kb, kb2, kb2, kb2};
-  for (int cseq = 1; cseq <= 4; ++cseq) {
+  const std::string a_key[] = {ka, ka2, ka2, ka2, ka2}, b_key[] = {kb, kb2, kb2, kb2, kb2};
+  for (int cseq = 1; cseq <= 5; ++cseq) {
     SCOPED_TRACE(absl::StrCat("INVITE with CSeq ", cseq));
     const std::string tag = absl::StrCat("CSeq: ", cseq, " INVITE");
     const SdpView to_b = ViewSdp(Sdp(callee.WaitReceived([&](const SipMessage& m) {
@@ -420,10 +434,54 @@ TEST_F(SippCallFlowsTest, ReInvitesReKeyHoldAndUnholdWithoutLoss) {
     b.relay = Addr(to_b.ip, to_b.port);
     Arm(a, a_key[cseq - 1], to_a.crypto[0]);
     Arm(b, b_key[cseq - 1], to_b.crypto[0]);
-    // On hold (CSeq 3) only the caller sends.
+    const json list = control_.Call({{"op", "session.list"}});
+    ASSERT_EQ(list.value("total", -1), 1) << list.dump();
+    EXPECT_EQ(list["sessions"][0]["hold"], cseq == 3 || cseq == 4) << list.dump();
+    // On hold (CSeq 3) only the caller sends; inactive (CSeq 4), neither.
+    if (cseq == 4) continue;
     const ExchangeResult r = PacedFor(a, b, 20, /*b_sends=*/cseq != 3);
     EXPECT_TRUE(r.Perfect()) << r.Describe();
   }
+  EXPECT_EQ(caller.Wait(), 0) << caller.Transcript();
+  EXPECT_EQ(callee.Wait(), 0) << callee.Transcript();
+  EXPECT_EQ(SessionCount(), 0);
+}
+
+// An IPv4 phone calls an IPv6 phone: the callee is reached over SIP on
+// [::1], so Kamailio's branch route asks for address-family=IP6 toward it;
+// Sluice gives the callee an IPv6 media address on interface b and the
+// caller an IPv4 one on a, and carries the media between the families.
+TEST_F(SippCallFlowsTest, Ipv4PhoneCallsIpv6Phone) {
+  const std::string ka = NewSdesKey(), kb = NewSdesKey();
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 42030, 0xc1);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip6(), 42032, 0xc2);
+  Sipp callee, caller;
+  StartCallee(callee, "uas_early.xml", kCallee6Sip, 200,
+              PhoneKeys(daemon_->phone_ip6(), 42032, kb), "::1");
+  std::vector<std::string> keys = PhoneKeys(daemon_->phone_ip(0), 42030, ka);
+  keys.insert(keys.end(), {"-key", "extra", "Subject: IPv4 to IPv6"});
+  StartCaller(caller, "uac_call.xml", "callee", kCallee6Sip, 1500, keys, "[::1]");
+
+  const SipMessage invite = callee.WaitReceived(IsInvite);
+  const SdpView to_b = ViewSdp(Sdp(invite));
+  const SdpView to_a = ViewSdp(Sdp(caller.WaitReceived(Is200)));
+  EXPECT_THAT(Sdp(invite), ::testing::HasSubstr("c=IN IP6 " + daemon_->relay_ip6() + "\n"))
+      << invite.text;
+  EXPECT_EQ(to_b.ip, daemon_->relay_ip6());
+  EXPECT_EQ(to_a.ip, daemon_->relay_ip(0));
+  ASSERT_EQ(to_b.crypto.size(), 1u) << callee.Transcript();
+  ASSERT_EQ(to_a.crypto.size(), 1u) << caller.Transcript();
+  a.relay = Addr(to_a.ip, to_a.port);
+  b.relay6 = Addr6(to_b.ip, to_b.port);
+  Arm(a, ka, to_a.crypto[0]);
+  Arm(b, kb, to_b.crypto[0]);
+  const ExchangeResult r = PacedFor(a, b, 25);
+  EXPECT_TRUE(r.Perfect()) << r.Describe();
+  const json list = control_.Call({{"op", "session.list"}});
+  ASSERT_EQ(list.value("total", -1), 1) << list.dump();
+  EXPECT_EQ(list["sessions"][0]["legs"][1]["remote"],
+            absl::StrCat("[", daemon_->phone_ip6(), "]:42032"))
+      << list.dump();
   EXPECT_EQ(caller.Wait(), 0) << caller.Transcript();
   EXPECT_EQ(callee.Wait(), 0) << callee.Transcript();
   EXPECT_EQ(SessionCount(), 0);
@@ -510,8 +568,9 @@ class SippLoadLimitTest : public ::testing::Test {
     const std::string ka = NewSdesKey(), kb = NewSdesKey();
     const uint16_t caller_sip = 5070 + 2 * n, callee_sip = 5080 + 2 * n;
     const auto keys = [](const std::string& ip, uint16_t port, const std::string& crypto) {
-      return std::vector<std::string>{"-key", "phone_ip", ip, "-key", "phone_port",
-                                      std::to_string(port), "-key", "crypto", crypto};
+      return std::vector<std::string>{"-key", "phone_ip", ip, "-key", "phone_family", "4",
+                                      "-key", "phone_port", std::to_string(port), "-key", "crypto",
+                                      crypto};
     };
     std::vector<std::string> args = {"-d", "200"};
     for (const std::string& k : keys(relay.phone_ip(1), LocalPortOf(b), kb)) args.push_back(k);
@@ -613,6 +672,88 @@ TEST_F(SippLoadLimitTest, StoppedInstanceSendsTheCallToTheOther) {
   EXPECT_EQ(callee.Wait(), 0) << callee.Transcript();
   EXPECT_THAT(NgCalls(ng_two_), ::testing::IsEmpty());
   EXPECT_EQ(Sessions(two_), 0);
+}
+
+// A call whose BYE is lost: the caller's phone goes away after the ACK, so
+// Kamailio never sends a delete. Sluice ends the call after [media]
+// timeout_s (2 s here) without media, wipes its keys and frees its ports:
+// the port range holds one call, and the next call through Kamailio gets
+// the very same ports and carries media.
+class SippLostByeTest : public SippCallFlowsTest {
+ protected:
+  static void SetUpTestSuite() {
+    DaemonOptions options;
+    options.name = "sipp-bye";
+    options.subnet_a = "10.207.1";
+    options.subnet_b = "10.207.2";
+    options.extra_config =
+        "[media]\nport_min = 34500\nport_max = 34501\nport_reuse_delay_s = 0\ntimeout_s = 2\n";
+    StartSuite(options, {});
+  }
+
+  // A call from a to b through Kamailio (caller's scenario `uac`, callee's
+  // `uas`, `talk_ms` after the ACK); both phones armed with the keys of the
+  // SDP once the caller has the 200; the relay's ports for a and b.
+  std::pair<uint16_t, uint16_t> Call(const std::string& uac, const std::string& uas, Phone& a,
+                                     Phone& b, uint16_t a_port, uint16_t b_port, Sipp& caller,
+                                     Sipp& callee) {
+    const std::string ka = NewSdesKey(), kb = NewSdesKey();
+    StartCallee(callee, uas, kCalleeSip, 200, PhoneKeys(daemon_->phone_ip(1), b_port, kb));
+    std::vector<std::string> keys = PhoneKeys(daemon_->phone_ip(0), a_port, ka);
+    keys.insert(keys.end(), {"-key", "extra", "Subject: call"});
+    StartCaller(caller, uac, "callee", kCalleeSip, 1000, keys);
+    const SdpView to_b = ViewSdp(Sdp(callee.WaitReceived(IsInvite)));
+    const SdpView to_a = ViewSdp(Sdp(caller.WaitReceived(Is200)));
+    EXPECT_EQ(to_b.crypto.size(), 1u) << callee.Transcript();
+    EXPECT_EQ(to_a.crypto.size(), 1u) << caller.Transcript();
+    if (to_a.crypto.empty() || to_b.crypto.empty()) return {0, 0};
+    a.relay = Addr(to_a.ip, to_a.port);
+    b.relay = Addr(to_b.ip, to_b.port);
+    Arm(a, ka, to_a.crypto[0]);
+    Arm(b, kb, to_b.crypto[0]);
+    return {to_a.port, to_b.port};
+  }
+};
+
+TEST_F(SippLostByeTest, CallTimesOutAndItsPortsServeTheNextCall) {
+  NgClient ng;
+  ASSERT_TRUE(ng.Open(daemon_->topology(), "relay", "127.0.0.1", 2223));
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 42040, 0xb1);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 42042, 0xb2);
+  Sipp caller, callee;
+  const auto ports = Call("uac_lost_bye.xml", "uas_lost_bye.xml", a, b, 42040, 42042, caller, callee);
+  ASSERT_NE(ports.first, 0);
+  ExchangeResult r = PacedFor(a, b, 25);
+  // The last packet went 300 ms ago (PacedFor's last wait).
+  const auto quiet = std::chrono::steady_clock::now() - std::chrono::milliseconds(300);
+  EXPECT_TRUE(r.Perfect()) << r.Describe();
+  EXPECT_EQ(caller.Wait(), 0) << caller.Transcript();
+  EXPECT_EQ(callee.Wait(), 0) << callee.Transcript();
+  ASSERT_EQ(NgCalls(ng).size(), 1u);
+
+  // No BYE, no media: gone after timeout_s, and not before.
+  while (SessionCount() == 1 && std::chrono::steady_clock::now() - quiet < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const auto took = std::chrono::steady_clock::now() - quiet;
+  EXPECT_EQ(SessionCount(), 0);
+  EXPECT_GE(took, std::chrono::milliseconds(1900));  // 2 s after the last packet
+  EXPECT_LT(took, std::chrono::seconds(5));
+  const json stats = control_.Call({{"op", "stats"}});
+  EXPECT_EQ(stats["sessions_timed_out"]["timeout"], 1) << stats.dump();
+  EXPECT_THAT(NgCalls(ng), ::testing::IsEmpty());
+
+  // The range has one port per interface: the next call can only have the
+  // same two, and it carries media, then ends with its BYE.
+  Phone a2 = daemon_->MakePhone(0, daemon_->phone_ip(0), 42044, 0xb3);
+  Phone b2 = daemon_->MakePhone(1, daemon_->phone_ip(1), 42046, 0xb4);
+  Sipp caller2, callee2;
+  EXPECT_EQ(Call("uac_call.xml", "uas_early.xml", a2, b2, 42044, 42046, caller2, callee2), ports);
+  r = PacedFor(a2, b2, 25);
+  EXPECT_TRUE(r.Perfect()) << r.Describe();
+  EXPECT_EQ(caller2.Wait(), 0) << caller2.Transcript();
+  EXPECT_EQ(callee2.Wait(), 0) << callee2.Transcript();
+  EXPECT_EQ(SessionCount(), 0);
 }
 
 }  // namespace

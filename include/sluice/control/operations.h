@@ -132,6 +132,7 @@ struct LegInfo {
 struct SessionInfo {
   std::string session;
   std::vector<LegInfo> legs;
+  bool hold = false;  // on hold (UpdateRequest::hold): silent_timeout_s applies, not timeout_s
 };
 
 struct ListResult {
