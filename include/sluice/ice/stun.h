@@ -157,7 +157,7 @@ class StunBuilder {
   StunBuilder& AddIceControlled(uint64_t tie_breaker);
   // RFC 8489 §14.8: class and number, then the reason phrase.
   StunBuilder& AddErrorCode(uint16_t code, std::string_view reason);
-  // RFC 8489 §14.9: the types a 420 response names.
+  // RFC 8489 §14.13 (UNKNOWN-ATTRIBUTES): the types a 420 response names.
   StunBuilder& AddUnknownAttributes(std::span<const uint16_t> types);
   // RFC 8489 §14.5, over everything added so far.
   StunBuilder& AddMessageIntegrity(std::span<const uint8_t> key);
