@@ -41,6 +41,13 @@ bool RandomIceChars(size_t n, int (*draw)(unsigned char*, int), String& out) {
 
 }  // namespace
 
+IceCredentials MakeIceCredentials(std::string_view ufrag, std::string_view pwd) {
+  IceCredentials c;
+  c.ufrag = std::string(ufrag);
+  c.pwd = SecretString(pwd.data(), pwd.size());
+  return c;
+}
+
 bool IsIceChars(std::string_view text) noexcept {
   for (char c : text) {
     if (kIceChars.find(c) == std::string_view::npos) return false;

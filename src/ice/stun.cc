@@ -128,7 +128,9 @@ bool DecodeAttribute(uint16_t type, std::span<const uint8_t> v, StunMessage& m) 
   switch (type) {
     case stun_attr::kUsername:
       if (v.size() > kStunMaxUsername) return false;
-      if (!m.username) m.username = std::string_view(reinterpret_cast<const char*>(v.data()), v.size());
+      if (!m.username) {
+        m.username = std::string_view(reinterpret_cast<const char*>(v.data()), v.size());
+      }
       return true;
     case stun_attr::kPriority:
       if (v.size() != 4) return false;
@@ -181,7 +183,8 @@ StunParseStatus ParseHeader(std::span<const uint8_t> d, StunMessage& m) noexcept
   }
   const size_t length = Load16(d.data() + 2);
   if (length % 4 != 0 || kStunHeaderSize + length != d.size()) return StunParseStatus::kBadLength;
-  m.method = static_cast<uint16_t>((type & 0x000F) | ((type & 0x00E0) >> 1) | ((type & 0x3E00) >> 2));
+  m.method =
+      static_cast<uint16_t>((type & 0x000F) | ((type & 0x00E0) >> 1) | ((type & 0x3E00) >> 2));
   m.cls = static_cast<StunClass>(((type >> 4) & 0x1) | ((type >> 7) & 0x2));
   std::memcpy(m.transaction_id.data(), d.data() + 8, m.transaction_id.size());
   return StunParseStatus::kOk;

@@ -21,7 +21,7 @@ namespace {
 
 using sluice::ice::CheckOutcome;
 using sluice::ice::CheckResult;
-using sluice::ice::IceCredentials;
+using sluice::ice::MakeIceCredentials;
 using sluice::ice::LiteAgent;
 using sluice::packet::Endpoint;
 
@@ -29,13 +29,6 @@ constexpr const char* kLocalUfrag = "fuzzA1";
 constexpr const char* kLocalPwd = "FuzzLocalPassword0123456";
 constexpr const char* kPeerUfrag = "fuzzB2";
 constexpr const char* kPeerPwd = "FuzzPeerPassword01234567";
-
-IceCredentials Creds(const char* ufrag, const char* pwd) {
-  IceCredentials c;
-  c.ufrag = ufrag;
-  c.pwd = pwd;
-  return c;
-}
 
 void Check(bool ok) {
   if (!ok) std::abort();
@@ -65,7 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (parse.ok()) {
     (void)sluice::ice::VerifyStunIntegrity(in, parse.message, sluice::ice::StunKey(kLocalPwd));
   }
-  auto created = LiteAgent::Create(Creds(kLocalUfrag, kLocalPwd), Creds(kPeerUfrag, kPeerPwd));
+  auto created = LiteAgent::Create(MakeIceCredentials(kLocalUfrag, kLocalPwd),
+                                   MakeIceCredentials(kPeerUfrag, kPeerPwd));
   Check(created.ok());
   LiteAgent& agent = *created;
   const Endpoint a = *Endpoint::Parse("192.0.2.1:5000");
@@ -75,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Feed(agent, in, a, 40000, kLocalPwd);
   (void)agent.HasConsent(40000);
   // After a restart the old credentials answer only the selected address.
-  Check(agent.Restart(Creds("fuzzA9", "FuzzRestartedPassword999"), std::nullopt).ok());
+  Check(agent.Restart(MakeIceCredentials("fuzzA9", "FuzzRestartedPassword999"), std::nullopt).ok());
   const std::optional<Endpoint> selected = agent.selected();
   const CheckResult r = agent.Handle(in, b, 50000);
   if (r.outcome == CheckOutcome::kAnswered && selected && *selected != b) {

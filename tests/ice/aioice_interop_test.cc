@@ -56,16 +56,10 @@ class AioiceInterop : public ::testing::Test {
   void SetUp() override {
     const int rc = std::system("/usr/bin/python3 -c 'import aioice' 2>/dev/null");
     ASSERT_EQ(rc, 0) << "python3-aioice is missing: run scripts/setup-deps";
-    auto a = LiteAgent::Create(Creds(kLocalUfrag, kLocalPwd), Creds(kPeerUfrag, kPeerPwd));
+    auto a = LiteAgent::Create(MakeIceCredentials(kLocalUfrag, kLocalPwd),
+                               MakeIceCredentials(kPeerUfrag, kPeerPwd));
     ASSERT_TRUE(a.ok()) << a.status();
     agent_.emplace(std::move(*a));
-  }
-
-  static IceCredentials Creds(const char* ufrag, const char* pwd) {
-    IceCredentials c;
-    c.ufrag = ufrag;
-    c.pwd = pwd;
-    return c;
   }
 
   // An aioice check: its bytes and transaction id (hex).
@@ -95,7 +89,8 @@ TEST_F(AioiceInterop, AioiceVerifiesTheAnswerToItsCheck) {
     ASSERT_EQ(r.outcome, CheckOutcome::kAnswered) << IceDropReasonName(r.reason);
     EXPECT_EQ(agent_->selected(), ep);
     const std::string where = ep.ip.ToString() + " " + std::to_string(ep.port);
-    PeerRun v = Peer("verify " + std::string(kLocalPwd) + " " + txid + " " + where + " " + Hex(r.response));
+    PeerRun v =
+        Peer("verify " + std::string(kLocalPwd) + " " + txid + " " + where + " " + Hex(r.response));
     EXPECT_EQ(v.exit_code, 0) << v.out;
     EXPECT_EQ(v.out, "ok");
     // aioice's verification can fail: under another key it refuses.
@@ -179,18 +174,17 @@ class LoopbackServer {
   std::thread thread_;
 };
 
-std::string ConnectArgs(uint16_t port, const char* flags) {
-  return "connect " + std::to_string(port) + " " + kLocalUfrag + " " + kLocalPwd + " " +
-         kPeerUfrag + " " + kPeerPwd + " " + flags;
+// A full aioice agent (`flags`: "" controlling, "--controlled") runs ICE
+// against `agent` served on a loopback socket.
+PeerRun ConnectOverLoopback(LiteAgent& agent, const char* flags) {
+  LoopbackServer server(agent);
+  if (server.port() == 0) return {-1, "no loopback socket"};
+  return Peer("connect " + std::to_string(server.port()) + " " + kLocalUfrag + " " + kLocalPwd +
+              " " + kPeerUfrag + " " + kPeerPwd + " " + flags);
 }
 
 TEST_F(AioiceInterop, ControllingAioiceNominatesOverLoopback) {
-  PeerRun r;
-  {
-    LoopbackServer server(*agent_);
-    ASSERT_NE(server.port(), 0);
-    r = Peer(ConnectArgs(server.port(), ""));
-  }
+  const PeerRun r = ConnectOverLoopback(*agent_, "");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   std::vector<std::string> words = absl::StrSplit(r.out, ' ');
   ASSERT_EQ(words.size(), 3u) << r.out;
@@ -202,12 +196,7 @@ TEST_F(AioiceInterop, ControllingAioiceNominatesOverLoopback) {
 }
 
 TEST_F(AioiceInterop, ControlledAioiceTakesTheControllingRoleOn487) {
-  PeerRun r;
-  {
-    LoopbackServer server(*agent_);
-    ASSERT_NE(server.port(), 0);
-    r = Peer(ConnectArgs(server.port(), "--controlled"));
-  }
+  const PeerRun r = ConnectOverLoopback(*agent_, "--controlled");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_GE(agent_->counters().dropped[static_cast<size_t>(IceDropReason::kRoleConflict)], 1u);
   EXPECT_TRUE(agent_->selected());

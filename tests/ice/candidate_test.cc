@@ -43,7 +43,8 @@ TEST(HostCandidates, SkipsUnsetAddressesAndPortZero) {
 
 TEST(FormatCandidateAttribute, Rfc8839Grammar) {
   const auto c = HostCandidates(std::vector{Ep("192.0.2.1:40000"), Ep("[2001:db8::1]:40002")});
-  EXPECT_EQ(FormatCandidateAttribute(c[0]), "candidate:1 1 UDP 2130706431 192.0.2.1 40000 typ host");
+  EXPECT_EQ(FormatCandidateAttribute(c[0]),
+            "candidate:1 1 UDP 2130706431 192.0.2.1 40000 typ host");
   EXPECT_EQ(FormatCandidateAttribute(c[1]),
             "candidate:2 1 UDP 2130706175 2001:db8::1 40002 typ host");
 }

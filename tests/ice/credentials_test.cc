@@ -8,13 +8,6 @@
 namespace sluice::ice {
 namespace {
 
-IceCredentials Creds(std::string ufrag, const char* pwd) {
-  IceCredentials c;
-  c.ufrag = std::move(ufrag);
-  c.pwd = pwd;
-  return c;
-}
-
 TEST(IceChars, LettersDigitsPlusAndSlash) {
   EXPECT_TRUE(IsIceChars("azAZ09+/"));
   EXPECT_TRUE(IsIceChars(""));
@@ -24,15 +17,20 @@ TEST(IceChars, LettersDigitsPlusAndSlash) {
 }
 
 TEST(IceCredentials, LengthsOfRfc8839) {
-  EXPECT_TRUE(ValidateIceCredentials(Creds("abcd", "0123456789012345678901")).ok());
-  EXPECT_FALSE(ValidateIceCredentials(Creds("abc", "0123456789012345678901")).ok());
-  EXPECT_FALSE(ValidateIceCredentials(Creds("abcd", "012345678901234567890")).ok());
-  EXPECT_FALSE(ValidateIceCredentials(Creds(std::string(257, 'a'), "0123456789012345678901")).ok());
-  EXPECT_TRUE(ValidateIceCredentials(Creds(std::string(256, 'a'), "0123456789012345678901")).ok());
+  EXPECT_TRUE(ValidateIceCredentials(MakeIceCredentials("abcd", "0123456789012345678901")).ok());
+  EXPECT_FALSE(ValidateIceCredentials(MakeIceCredentials("abc", "0123456789012345678901")).ok());
+  EXPECT_FALSE(ValidateIceCredentials(MakeIceCredentials("abcd", "012345678901234567890")).ok());
+  EXPECT_FALSE(
+      ValidateIceCredentials(MakeIceCredentials(std::string(257, 'a'), "0123456789012345678901"))
+          .ok());
+  EXPECT_TRUE(
+      ValidateIceCredentials(MakeIceCredentials(std::string(256, 'a'), "0123456789012345678901"))
+          .ok());
 }
 
 TEST(IceCredentials, ErrorsNeverShowThePassword) {
-  const absl::Status s = ValidateIceCredentials(Creds("abcd", "secret:secret:secret:secret"));
+  const absl::Status s =
+      ValidateIceCredentials(MakeIceCredentials("abcd", "secret:secret:secret:secret"));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("pwd"), std::string::npos);
   EXPECT_EQ(s.message().find("secret"), std::string::npos);

@@ -17,13 +17,6 @@ constexpr const char* kLocalPwd = "L0calPasswordOfTheLeg+/x";
 constexpr const char* kPeerUfrag = "peerB2";
 constexpr const char* kPeerPwd = "PeerPasswordNotUsedByLite";
 
-IceCredentials Creds(const char* ufrag, const char* pwd) {
-  IceCredentials c;
-  c.ufrag = ufrag;
-  c.pwd = pwd;
-  return c;
-}
-
 packet::Endpoint Ep(const char* text) { return *packet::Endpoint::Parse(text); }
 
 // A connectivity check as a controlling peer sends it (RFC 8445 §7.2.2).
@@ -66,7 +59,8 @@ Check Nominate() {
 }
 
 LiteAgent MakeAgent(LiteAgentOptions options = {}) {
-  auto a = LiteAgent::Create(Creds(kLocalUfrag, kLocalPwd), Creds(kPeerUfrag, kPeerPwd), options);
+  auto a = LiteAgent::Create(MakeIceCredentials(kLocalUfrag, kLocalPwd),
+                             MakeIceCredentials(kPeerUfrag, kPeerPwd), options);
   EXPECT_TRUE(a.ok()) << a.status();
   return std::move(*a);
 }
@@ -115,9 +109,9 @@ TEST(LiteAgent, GeneratesCredentialsWhenNotGiven) {
 }
 
 TEST(LiteAgent, RefusesInvalidCredentials) {
-  EXPECT_FALSE(LiteAgent::Create(Creds("abc", kLocalPwd)).ok());
-  EXPECT_FALSE(LiteAgent::Create(Creds(kLocalUfrag, "short")).ok());
-  auto peer = LiteAgent::Create(std::nullopt, Creds("a:b:", kPeerPwd));
+  EXPECT_FALSE(LiteAgent::Create(MakeIceCredentials("abc", kLocalPwd)).ok());
+  EXPECT_FALSE(LiteAgent::Create(MakeIceCredentials(kLocalUfrag, "short")).ok());
+  auto peer = LiteAgent::Create(std::nullopt, MakeIceCredentials("a:b:", kPeerPwd));
   ASSERT_FALSE(peer.ok());
   EXPECT_NE(peer.status().message().find("peer"), std::string::npos);
 }
@@ -160,14 +154,14 @@ TEST(LiteAgent, WrongUsernameGets401WithoutIntegrity) {
 }
 
 TEST(LiteAgent, PeerHalfOfUsernameIsCheckedOnceKnown) {
-  auto a = LiteAgent::Create(Creds(kLocalUfrag, kLocalPwd));
+  auto a = LiteAgent::Create(MakeIceCredentials(kLocalUfrag, kLocalPwd));
   ASSERT_TRUE(a.ok());
   Check c;
   c.username = std::string(kLocalUfrag) + ":anyPeer";
   EXPECT_EQ(a->Handle(c.Bytes(), kPeerA, 0).outcome, CheckOutcome::kAnswered);
   c.username = std::string(kLocalUfrag) + ":";
   EXPECT_EQ(a->Handle(c.Bytes(), kPeerA, 0).reason, IceDropReason::kWrongUsername);
-  ASSERT_TRUE(a->SetPeerCredentials(Creds(kPeerUfrag, kPeerPwd)).ok());
+  ASSERT_TRUE(a->SetPeerCredentials(MakeIceCredentials(kPeerUfrag, kPeerPwd)).ok());
   EXPECT_EQ(a->peer_ufrag(), kPeerUfrag);
   c.username = std::string(kLocalUfrag) + ":anyPeer";
   EXPECT_EQ(a->Handle(c.Bytes(), kPeerA, 0).reason, IceDropReason::kWrongUsername);
@@ -376,7 +370,9 @@ constexpr const char* kNewPeerUfrag = "peerB3";
 TEST(LiteAgent, RestartIsMakeBeforeBreak) {
   LiteAgent a = MakeAgent();
   a.Handle(Nominate().Bytes(), kPeerA, 1000);
-  ASSERT_TRUE(a.Restart(Creds(kNewUfrag, kNewPwd), Creds(kNewPeerUfrag, kPeerPwd)).ok());
+  ASSERT_TRUE(
+      a.Restart(MakeIceCredentials(kNewUfrag, kNewPwd), MakeIceCredentials(kNewPeerUfrag, kPeerPwd))
+          .ok());
   EXPECT_EQ(a.local_ufrag(), kNewUfrag);
   EXPECT_TRUE(a.restart_pending());
   EXPECT_EQ(a.selected(), kPeerA);
@@ -411,7 +407,7 @@ TEST(LiteAgent, RestartIsMakeBeforeBreak) {
 
 TEST(LiteAgent, RestartWithoutASelectedPairDropsOldCredentialsAtOnce) {
   LiteAgent a = MakeAgent();
-  ASSERT_TRUE(a.Restart(Creds(kNewUfrag, kNewPwd), std::nullopt).ok());
+  ASSERT_TRUE(a.Restart(MakeIceCredentials(kNewUfrag, kNewPwd), std::nullopt).ok());
   EXPECT_FALSE(a.restart_pending());
   EXPECT_EQ(a.Handle(Nominate().Bytes(), kPeerA, 0).reason, IceDropReason::kWrongUsername);
   EXPECT_EQ(a.Handle(Under(kNewUfrag, kNewPwd, "anyone", true).Bytes(), kPeerA, 0).outcome,
@@ -420,9 +416,9 @@ TEST(LiteAgent, RestartWithoutASelectedPairDropsOldCredentialsAtOnce) {
 
 TEST(LiteAgent, RestartNeedsNewUfragAndPassword) {
   LiteAgent a = MakeAgent();
-  EXPECT_FALSE(a.Restart(Creds(kLocalUfrag, kNewPwd), std::nullopt).ok());
-  EXPECT_FALSE(a.Restart(Creds(kNewUfrag, kLocalPwd), std::nullopt).ok());
-  EXPECT_FALSE(a.Restart(Creds("ab", kNewPwd), std::nullopt).ok());
+  EXPECT_FALSE(a.Restart(MakeIceCredentials(kLocalUfrag, kNewPwd), std::nullopt).ok());
+  EXPECT_FALSE(a.Restart(MakeIceCredentials(kNewUfrag, kLocalPwd), std::nullopt).ok());
+  EXPECT_FALSE(a.Restart(MakeIceCredentials("ab", kNewPwd), std::nullopt).ok());
   EXPECT_EQ(a.local_ufrag(), kLocalUfrag);  // a refused restart changes nothing
   ASSERT_TRUE(a.Restart(std::nullopt, std::nullopt).ok());  // generated
   EXPECT_NE(a.local_ufrag(), kLocalUfrag);
@@ -431,8 +427,11 @@ TEST(LiteAgent, RestartNeedsNewUfragAndPassword) {
 TEST(LiteAgent, SecondRestartKeepsTheSelectedPairsCredentials) {
   LiteAgent a = MakeAgent();
   a.Handle(Nominate().Bytes(), kPeerA, 1000);
-  ASSERT_TRUE(a.Restart(Creds(kNewUfrag, kNewPwd), Creds(kNewPeerUfrag, kPeerPwd)).ok());
-  ASSERT_TRUE(a.Restart(Creds("sluiceA3", "ThirdLocalPasswordOfLeg3"), std::nullopt).ok());
+  ASSERT_TRUE(
+      a.Restart(MakeIceCredentials(kNewUfrag, kNewPwd), MakeIceCredentials(kNewPeerUfrag, kPeerPwd))
+          .ok());
+  ASSERT_TRUE(
+      a.Restart(MakeIceCredentials("sluiceA3", "ThirdLocalPasswordOfLeg3"), std::nullopt).ok());
   EXPECT_EQ(a.Handle(Under(kLocalUfrag, kLocalPwd, kPeerUfrag, false).Bytes(), kPeerA, 2000)
                 .outcome,
             CheckOutcome::kAnswered);

@@ -33,6 +33,10 @@ struct IceCredentials {
   SecretString pwd;
 };
 
+// Credentials from text, as SDP or the controller gives them; not validated
+// (see ValidateIceCredentials).
+IceCredentials MakeIceCredentials(std::string_view ufrag, std::string_view pwd);
+
 // RFC 8839 §5.4: ice-char = ALPHA / DIGIT / "+" / "/".
 bool IsIceChars(std::string_view text) noexcept;
 
