@@ -31,6 +31,13 @@ void Store32(uint8_t* p, uint32_t v) noexcept {
   Store16(p + 2, static_cast<uint16_t>(v));
 }
 
+std::array<uint8_t, 8> Be64(uint64_t v) noexcept {
+  std::array<uint8_t, 8> out;
+  Store32(out.data(), static_cast<uint32_t>(v >> 32));
+  Store32(out.data() + 4, static_cast<uint32_t>(v));
+  return out;
+}
+
 // The first four header bytes with the length field set to `length`: what
 // MESSAGE-INTEGRITY and FINGERPRINT are computed over in place of the real
 // ones (RFC 8489 §14.5, §14.7).
@@ -307,17 +314,11 @@ StunBuilder& StunBuilder::AddPriority(uint32_t priority) {
 StunBuilder& StunBuilder::AddUseCandidate() { return AddAttribute(stun_attr::kUseCandidate, {}); }
 
 StunBuilder& StunBuilder::AddIceControlling(uint64_t tie_breaker) {
-  uint8_t v[8];
-  Store32(v, static_cast<uint32_t>(tie_breaker >> 32));
-  Store32(v + 4, static_cast<uint32_t>(tie_breaker));
-  return AddAttribute(stun_attr::kIceControlling, v);
+  return AddAttribute(stun_attr::kIceControlling, Be64(tie_breaker));
 }
 
 StunBuilder& StunBuilder::AddIceControlled(uint64_t tie_breaker) {
-  uint8_t v[8];
-  Store32(v, static_cast<uint32_t>(tie_breaker >> 32));
-  Store32(v + 4, static_cast<uint32_t>(tie_breaker));
-  return AddAttribute(stun_attr::kIceControlled, v);
+  return AddAttribute(stun_attr::kIceControlled, Be64(tie_breaker));
 }
 
 StunBuilder& StunBuilder::AddErrorCode(uint16_t code, std::string_view reason) {
