@@ -30,6 +30,8 @@ inline constexpr size_t kGeneratedPwdChars = 24;
 
 struct IceCredentials {
   std::string ufrag;
+  // A valid one (22 or more characters) is longer than the small-string
+  // buffer, so it always lives on the heap its allocator wipes.
   SecretString pwd;
 };
 
