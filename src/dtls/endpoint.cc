@@ -137,13 +137,18 @@ int VerifyCallback(int /*preverify_ok*/, X509_STORE_CTX* store) {
     s->fingerprint_checked = true;
     s->fingerprint_ok = s->CheckPeer(X509_STORE_CTX_get0_cert(store));
   }
-  if (!s->fingerprint_ok) return 0;
+  if (!s->fingerprint_ok) {
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);  // bad_certificate alert
+    return 0;
+  }
   // The client sees the ServerHello before the certificate: a server that
   // chose no profile (RFC 5764 §4.1.1) is refused here, before any key.
   if (!SSL_is_server(ssl) && SSL_get_selected_srtp_profile(const_cast<SSL*>(ssl)) == nullptr) {
     s->Note(Failure::kNoCommonProfile, "no common SRTP profile: the server chose none");
+    X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);  // handshake_failure
     return 0;
   }
+  X509_STORE_CTX_set_error(store, X509_V_OK);
   return 1;
 }
 
@@ -210,6 +215,21 @@ SSL_CTX* ContextFor(const internal::CertificateState& cert) {
   std::call_once(cert.ctx_once, [&cert] { cert.ctx = BuildContext(cert); });
   ERR_clear_error();
   return cert.ctx;
+}
+
+// Whether the datagram holds a whole record (RFC 6347 §4.1: epoch at bytes
+// 3-4, length at 11-12 of each 13-byte header) of an epoch after 0; OpenSSL
+// discards a cut record without buffering it.
+bool HasLaterEpochRecord(std::span<const uint8_t> datagram) {
+  size_t at = 0;
+  while (at + kDtlsRecordHeaderLen <= datagram.size()) {
+    const size_t end =
+        at + kDtlsRecordHeaderLen + (static_cast<size_t>(datagram[at + 11]) << 8 | datagram[at + 12]);
+    if (end > datagram.size()) return false;
+    if ((datagram[at + 3] | datagram[at + 4]) != 0) return true;
+    at = end;
+  }
+  return false;
 }
 
 std::string ProfileList(const std::vector<SrtpProfile>& profiles) {
@@ -394,6 +414,11 @@ void Endpoint::Feed(std::span<const uint8_t> datagram, uint64_t now_ms) {
   if (state_ != State::kKeyed && now_ms >= deadline_ms_) OnTimer(now_ms);
   if (session_ == nullptr) {
     ++counters_.dropped_no_session;
+    return;
+  }
+  if (state_ != State::kKeyed && HasLaterEpochRecord(datagram) &&
+      ++early_epoch_datagrams_ > kMaxEarlyEpochDatagrams) {
+    ++counters_.dropped_early_epoch;
     return;
   }
   if (state_ == State::kNew) state_ = State::kHandshaking;

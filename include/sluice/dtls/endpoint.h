@@ -16,9 +16,10 @@
 //    that are not DTLS (RFC 7983: first byte 20 to 63) or longer than
 //    kMaxDatagramLen are dropped before OpenSSL sees them; OpenSSL discards
 //    bad records (RFC 6347 §4.1.2.7). Memory is bounded: one datagram is
-//    held at a time, OpenSSL buffers at most a few handshake messages of at
-//    most kMaxHandshakeMessageLen, and at most kMaxQueuedDatagrams wait in
-//    the outgoing queue.
+//    held at a time, OpenSSL buffers at most ten handshake messages of at
+//    most kMaxHandshakeMessageLen and the records of at most
+//    kMaxEarlyEpochDatagrams, and at most kMaxQueuedDatagrams wait in the
+//    outgoing queue (about 350 KB in all, under any flood).
 //  - No cookie exchange (HelloVerifyRequest, RFC 6347 §4.2.1): WebRTC legs
 //    reach the handshake only from an address that passed ICE connectivity
 //    checks, and RFC 5764 §4.1 / RFC 8842 do not require it.
@@ -57,6 +58,13 @@ namespace sluice::dtls {
 inline constexpr size_t kMaxDatagramLen = 16384;
 inline constexpr size_t kMaxQueuedDatagrams = 64;
 inline constexpr size_t kMaxHandshakeMessageLen = 16384;
+// Before keying, datagrams holding whole records of a later epoch than 0
+// that reach OpenSSL. A peer sends one per transmission of its last flight
+// (its Finished); OpenSSL would buffer up to 100 such records, each with a
+// 16 KiB read buffer, until the ChangeCipherSpec. Forged ones beyond the
+// budget stall the handshake until its deadline, as a forged fatal
+// handshake message would fail it: on a path ICE has validated.
+inline constexpr uint32_t kMaxEarlyEpochDatagrams = 8;
 inline constexpr uint32_t kMinMtu = 256;   // OpenSSL's smallest DTLS MTU
 // OpenSSL packs a flight's records through a 4 KiB buffer; larger datagrams
 // could split a record.
@@ -115,6 +123,7 @@ struct EndpointCounters {
   uint64_t alerts_received = 0;
   uint64_t dropped_not_dtls = 0;    // empty, first byte outside 20..63, shorter than a header
   uint64_t dropped_oversize = 0;    // longer than kMaxDatagramLen
+  uint64_t dropped_early_epoch = 0; // beyond kMaxEarlyEpochDatagrams
   uint64_t dropped_no_session = 0;  // arrived after failure or after the session was freed
   uint64_t dropped_queue_full = 0;  // outgoing datagrams beyond kMaxQueuedDatagrams
 };
@@ -189,6 +198,7 @@ class Endpoint {
   std::optional<SrtpKeys> keys_;
   std::vector<std::vector<uint8_t>> outgoing_;
   bool started_ = false;
+  uint32_t early_epoch_datagrams_ = 0;
   uint64_t linger_ms_;
   uint64_t timeout_ms_;
   uint64_t deadline_ms_ = 0;
