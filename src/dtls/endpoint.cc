@@ -279,8 +279,7 @@ absl::Status SetUpSsl(SSL_CTX* ctx, const EndpointOptions& o, Session* s) {
     return absl::InternalError("DTLS endpoint: OpenSSL could not make a session");
   }
   BIO_set_data(bio, s);
-  BIO_up_ref(bio);
-  SSL_set_bio(s->ssl, bio, bio);  // takes both references
+  SSL_set_bio(s->ssl, bio, bio);  // the same BIO both ways: takes our one reference
   SSL_set_app_data(s->ssl, s);
   // RFC 5764 §4.1.1: the client offers, the server picks, in this order.
   if (SSL_set_tlsext_use_srtp(s->ssl, ProfileList(o.profiles).c_str()) != 0 ||

@@ -556,6 +556,24 @@ TEST(EndpointTest, FloodsDoNotGrowMemory) {
               static_cast<long long>(after - before), static_cast<long long>(after - after_warmup));
 }
 
+// Handshakes leave nothing behind in OpenSSL once their endpoints are gone
+// (sessions, BIOs, buffers): a long-running handshake thread does not grow.
+TEST(EndpointTest, EndpointsFreeWhatTheyHold) {
+  ASSERT_TRUE(g_counting);
+  auto handshakes = [](int n) {
+    for (int i = 0; i < n; ++i) {
+      Pair p = MakePair();
+      HandshakePipe pipe(p.client.get(), p.server.get());
+      pipe.Run();
+      ASSERT_EQ(p.server->state(), State::kKeyed);
+    }
+  };
+  handshakes(5);  // OpenSSL's lazily built tables
+  const int64_t before = g_openssl_live_bytes.load();
+  handshakes(50);
+  EXPECT_LT(g_openssl_live_bytes.load() - before, 1024);
+}
+
 // --- Re-key and independence: endpoints share nothing that blocks another.
 
 TEST(EndpointTest, ReKeyIsANewEndpointBesideTheOldOne) {
