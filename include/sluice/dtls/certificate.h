@@ -52,6 +52,7 @@ class Certificate {
   // The certificate (not the key) in PEM.
   std::string CertificatePem() const;
 
+  // For src/dtls/ (which alone sees OpenSSL): the certificate's objects.
   const internal::CertificateState& state() const { return *state_; }
 
  private:

@@ -20,12 +20,14 @@
 //    most kMaxHandshakeMessageLen and the records of at most
 //    kMaxEarlyEpochDatagrams, and at most kMaxQueuedDatagrams wait in the
 //    outgoing queue (about 350 KB in all, under any flood).
-//  - No cookie exchange (HelloVerifyRequest, RFC 6347 §4.2.1): WebRTC legs
-//    reach the handshake only from an address that passed ICE connectivity
-//    checks, and RFC 5764 §4.1 / RFC 8842 do not require it.
+//  - No cookie exchange (HelloVerifyRequest): RFC 6347 §4.2.1 lets a server
+//    skip it where amplification is not a threat, and a WebRTC leg reaches
+//    the handshake only from an address that passed ICE connectivity checks
+//    (RFC 8445, consent per RFC 7675).
 //  - No global state: endpoints share only their Certificate's OpenSSL
-//    context, read-only. A re-key is a new Endpoint for the same leg (new
-//    fingerprints) beside the old one; the control plane swaps them.
+//    context and one BIO method, both read-only. A re-key is a new Endpoint
+//    for the same leg (new fingerprints) beside the old one; the control
+//    plane swaps them.
 //  - No renegotiation, resumption or session tickets; DTLS 1.2 only, ECDHE
 //    with AES-GCM or ChaCha20-Poly1305.
 //
@@ -178,7 +180,7 @@ class Endpoint {
   Role role() const { return role_; }
   const EndpointCounters& counters() const { return counters_; }
 
-  struct Session;  // OpenSSL objects; endpoint.cc only
+  struct Session;  // the OpenSSL objects; defined and used in endpoint.cc only
 
  private:
   Endpoint(Role role, uint64_t linger_ms, uint64_t timeout_ms);
