@@ -482,6 +482,7 @@ std::vector<control::WorkerStats> ReadWorkerStats(const std::vector<WorkerSlot>&
     s.tx_packets = c.tx_packets.load(std::memory_order_relaxed);
     s.busy_cycles = c.busy_cycles.load(std::memory_order_relaxed);
     s.idle_cycles = c.idle_cycles.load(std::memory_order_relaxed);
+    s.handshake_packets = c.handshake_packets.load(std::memory_order_relaxed);
     for (int r = 0; r < worker::kDropReasonCount; ++r) {
       const uint64_t n = c.drops[static_cast<size_t>(r)].load(std::memory_order_relaxed);
       if (n > 0) {

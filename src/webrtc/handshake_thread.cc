@@ -168,7 +168,8 @@ void HandshakeThread::Run() {
     const uint64_t now = NowMs();
     uint64_t sleep_us = options_.idle_sleep_us;
     if (next_timer_ms_ != UINT64_MAX) {
-      sleep_us = std::min<uint64_t>(sleep_us, next_timer_ms_ > now ? (next_timer_ms_ - now) * 1000 : 0);
+      sleep_us =
+          std::min<uint64_t>(sleep_us, next_timer_ms_ > now ? (next_timer_ms_ - now) * 1000 : 0);
     }
     std::unique_lock<std::mutex> lock(wake_mu_);
     wake_cv_.wait_for(lock, std::chrono::microseconds(sleep_us), [this] { return woken_; });
@@ -181,8 +182,8 @@ uint32_t HandshakeThread::PollOnce() {
   RefreshLegs();
   const uint64_t now = NowMs();
   rte_mbuf* pkts[kMaxBurst];
-  const unsigned n = rte_ring_sc_dequeue_burst(ring_, reinterpret_cast<void**>(pkts),
-                                               options_.burst, nullptr);
+  const unsigned n =
+      rte_ring_sc_dequeue_burst(ring_, reinterpret_cast<void**>(pkts), options_.burst, nullptr);
   for (unsigned i = 0; i < n; ++i) {
     Inc(counters_.received);
     Dispatch(pkts[i], now);
@@ -249,10 +250,9 @@ void HandshakeThread::Learn(Leg& leg, const packet::Endpoint& from, const LinkFa
     return;
   }
   if (leg.remotes.size() >= std::max<uint32_t>(1, options_.max_remotes_per_leg)) {
-    auto oldest = std::min_element(leg.remotes.begin(), leg.remotes.end(),
-                                   [](const auto& a, const auto& b) {
-                                     return a.second.heard_ms < b.second.heard_ms;
-                                   });
+    auto oldest = std::min_element(
+        leg.remotes.begin(), leg.remotes.end(),
+        [](const auto& a, const auto& b) { return a.second.heard_ms < b.second.heard_ms; });
     leg.remotes.erase(oldest);
     Inc(counters_.remotes_forgotten);
   }

@@ -44,16 +44,16 @@ namespace sluice::webrtc {
 
 // Written by the handshake thread only (Send included), read by anyone.
 struct HandshakeCounters {
-  std::atomic<uint64_t> received{0};         // mbufs taken from the ring
-  std::atomic<uint64_t> dispatched{0};       // given to a handler's OnDatagram
-  std::atomic<uint64_t> no_handler{0};       // for a local endpoint nobody registered
-  std::atomic<uint64_t> malformed{0};        // not a single-segment UDP STUN/DTLS frame
-  std::atomic<uint64_t> timers{0};           // OnTimer calls
-  std::atomic<uint64_t> sent{0};             // frames queued on the TX ring
-  std::atomic<uint64_t> tx_full{0};          // the TX ring had no room: not sent
-  std::atomic<uint64_t> unknown_remote{0};   // Send to an address never heard from: refused
-  std::atomic<uint64_t> too_large{0};        // Send of a payload no frame holds: refused
-  std::atomic<uint64_t> no_mbuf{0};          // the pool was empty: not sent
+  std::atomic<uint64_t> received{0};           // mbufs taken from the ring
+  std::atomic<uint64_t> dispatched{0};         // given to a handler's OnDatagram
+  std::atomic<uint64_t> no_handler{0};         // for a local endpoint nobody registered
+  std::atomic<uint64_t> malformed{0};          // not a single-segment UDP STUN/DTLS frame
+  std::atomic<uint64_t> timers{0};             // OnTimer calls
+  std::atomic<uint64_t> sent{0};               // frames queued on the TX ring
+  std::atomic<uint64_t> tx_full{0};            // the TX ring had no room: not sent
+  std::atomic<uint64_t> unknown_remote{0};     // Send to an address never heard from: refused
+  std::atomic<uint64_t> too_large{0};          // Send of a payload no frame holds: refused
+  std::atomic<uint64_t> no_mbuf{0};            // the pool was empty: not sent
   std::atomic<uint64_t> remotes_forgotten{0};  // link-layer facts evicted by the per-leg bound
 };
 
