@@ -542,8 +542,9 @@ uint16_t Worker::AdoptRekeys(Batch& batch, uint64_t now) noexcept {
   return n;
 }
 
-uint16_t Worker::Admit(Batch& batch, uint16_t& n) noexcept {
+uint16_t Worker::Admit(Batch& batch, uint16_t& live) noexcept {
   batch.crypto.Clear();
+  uint16_t n = live;  // a local: the items' byte stores cannot alias it
   uint16_t rejected = 0, taken = 0;
   for (uint16_t j = 0; j < n; ++j) {
     const uint8_t i = batch.order[j];
@@ -604,7 +605,7 @@ uint16_t Worker::Admit(Batch& batch, uint16_t& n) noexcept {
     // What Unprotect will submit.
     if (flow->rx != nullptr) batch.crypto.Add(flow->rx, it, i);
   }
-  if (taken > 0) [[unlikely]] n = RemoveTaken(batch.items, batch.order, n);
+  if (taken > 0) [[unlikely]] live = n = RemoveTaken(batch.items, batch.order, n);
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 
