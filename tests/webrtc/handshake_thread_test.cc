@@ -30,6 +30,7 @@
 #include "sluice/packet/rewrite.h"
 #include "sluice/session/session.h"
 #include "sluice/worker/worker.h"
+#include "udp_frame.h"
 
 namespace sluice::webrtc {
 namespace {
@@ -96,20 +97,13 @@ Bytes Dtls(uint8_t fill) {
 // on kPort with VLAN `vlan` (0: untagged) in the frame.
 rte_mbuf* Frame(const Endpoint& from, const Endpoint& to, const Bytes& payload, uint16_t vlan = 0,
                 uint16_t port = kPort) {
-  rte_mbuf* m = rte_pktmbuf_alloc(pool);
-  if (m == nullptr) return nullptr;
-  m->port = port;
   packet::UdpHeaderSpec spec;
   spec.src_mac = kPeerMac;
   spec.dst_mac = kOurMac;
   spec.src = from;
   spec.dst = to;
   spec.vlan_id = vlan;
-  const uint32_t hdr = packet::HeaderLength(spec);
-  uint8_t* start = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, hdr + payload.size()));
-  std::memcpy(start + hdr, payload.data(), payload.size());
-  packet::WriteUdpHeaders(start + hdr, static_cast<uint32_t>(payload.size()), spec, 1);
-  return m;
+  return sluice::testing::UdpFrame(pool, spec, payload, port);
 }
 
 // RFC 1071, written out here apart from packet/rewrite.cc.

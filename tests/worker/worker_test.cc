@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "libsrtp_peer.h"
+#include "udp_frame.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/packet/parse.h"
 #include "sluice/packet/rewrite.h"
@@ -108,22 +109,15 @@ std::vector<uint8_t> RtcpReceiverReport(uint32_t ssrc) {
 // MakeCallAcrossFamilies), the rest port a's.
 rte_mbuf* Frame(const MacAddress& src_mac, const MacAddress& dst_mac, const Endpoint& src,
                 const Endpoint& dst, const std::vector<uint8_t>& payload, uint16_t vlan = 0) {
-  rte_mbuf* m = rte_pktmbuf_alloc(pool);
-  if (m == nullptr) return nullptr;
   const bool on_b = packet::Prefix::Parse("10.0.2.0/24")->Contains(dst.ip) ||
                     packet::Prefix::Parse("fd00:2::/64")->Contains(dst.ip);
-  m->port = on_b ? port_b : port_a;
   packet::UdpHeaderSpec spec;
   spec.src_mac = src_mac;
   spec.dst_mac = dst_mac;
   spec.src = src;
   spec.dst = dst;
   spec.vlan_id = vlan;
-  const uint32_t hdr = packet::HeaderLength(spec);
-  uint8_t* start = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, hdr + payload.size()));
-  std::memcpy(start + hdr, payload.data(), payload.size());
-  packet::WriteUdpHeaders(start + hdr, static_cast<uint32_t>(payload.size()), spec, 1);
-  return m;
+  return sluice::testing::UdpFrame(pool, spec, payload, on_b ? port_b : port_a);
 }
 
 struct Received {
