@@ -180,9 +180,10 @@ class Worker {
   // batch.order[0, n) names) and returns how many stay good; see the top
   // of this file. AdoptRekeys takes the burst's packets with a flow; Admit
   // queues the crypto Unprotect submits, Protect its own. Admit also takes
-  // the handshake thread's packets out of the burst (n shrinks by them).
+  // the handshake thread's packets out of the burst (`live`, its n, shrinks
+  // by them).
   uint16_t AdoptRekeys(Batch& batch, uint64_t now) noexcept;
-  uint16_t Admit(Batch& batch, uint16_t& n) noexcept;
+  uint16_t Admit(Batch& batch, uint16_t& live) noexcept;
   uint16_t Unprotect(Batch& batch, uint16_t n) noexcept;
   uint16_t PoliceAndLearn(Batch& batch, uint16_t n, uint64_t now) noexcept;
   uint16_t Protect(Batch& batch, uint16_t n) noexcept;
