@@ -3,7 +3,8 @@
 // Reads its configuration, starts EAL and the ports, launches one poll-mode
 // worker per configured lcore, and runs the control thread on the main lcore:
 // the control socket, the slow path (ARP, neighbour discovery, echo) and the
-// reclamation of re-keyed contexts. SIGTERM or SIGINT stops it cleanly:
+// reclamation of re-keyed contexts. Beside it, on the same core, the
+// handshake thread takes the STUN and DTLS of WebRTC legs. SIGTERM or SIGINT stops it cleanly:
 // workers stop, every session is deleted and its keys wiped.
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -44,6 +45,7 @@
 #include "sluice/ng/listener.h"
 #include "sluice/session/flow_table.h"
 #include "sluice/version.h"
+#include "sluice/webrtc/handshake_thread.h"
 #include "sluice/worker/worker.h"
 
 namespace sluice {
@@ -242,6 +244,8 @@ struct DataPlane {
   std::vector<worker::TxChecksumOffload> tx_offload;  // by port id
   std::unique_ptr<session::FlowTable> table;
   std::unique_ptr<dpdk::SlowPath> slow_path;
+  // STUN and DTLS from every worker; it sends through the slow path's TX ring.
+  std::unique_ptr<webrtc::HandshakeThread> handshake;
   std::vector<rte_ring*> handoff;  // by worker; empty with one worker
   std::vector<WorkerSlot> workers;
 };
@@ -282,6 +286,9 @@ uint16_t RxQueues(const config::InterfaceConfig& iface, uint32_t n_workers) {
   return iface.rx_queues ? iface.rx_queues : static_cast<uint16_t>(n_workers);
 }
 
+// Mbufs the handshake thread's ring holds at most.
+constexpr uint32_t kHandshakeRingSize = 4096;
+
 // [limits] mbufs, or enough for every RX and TX descriptor, the bursts in
 // flight and the rings.
 uint64_t MbufCount(const config::Config& cfg, uint32_t n_workers) {
@@ -291,7 +298,7 @@ uint64_t MbufCount(const config::Config& cfg, uint32_t n_workers) {
     mbufs += uint64_t{RxQueues(iface, n_workers)} * iface.rx_ring_size +
              uint64_t{n_workers} * iface.tx_ring_size;
   }
-  return mbufs + uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048;
+  return mbufs + uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048 + kHandshakeRingSize;
 }
 
 absl::StatusOr<rte_mempool*> CreateMbufPool(const config::Config& cfg, uint32_t n_workers) {
@@ -397,6 +404,7 @@ void BuildWorkers(const config::Config& cfg, DataPlane& data) {
     wc.burst = cfg.workers.burst;
     wc.table = data.table.get();
     wc.slow_path = data.slow_path->ring();
+    wc.handshake = data.handshake->ring();
     wc.backend = slot.backend.get();
     wc.handoff = data.handoff;
     wc.tx_checksum_offload = data.tx_offload;
@@ -448,6 +456,13 @@ absl::Status StartDataPlane(const config::Config& cfg, DataPlane& data) {
       dpdk::SlowPath::Create(std::move(slow_ifaces), data.pool, std::move(slow_options));
   if (!slow.ok()) return slow.status();
   data.slow_path = *std::move(slow);
+  absl::StatusOr<std::unique_ptr<webrtc::HandshakeThread>> handshake =
+      webrtc::HandshakeThread::Create({.pool = data.pool,
+                                       .tx_ring = data.slow_path->tx_ring(),
+                                       .ring_size = kHandshakeRingSize});
+  if (!handshake.ok()) return handshake.status();
+  data.handshake = *std::move(handshake);
+  data.handshake->Start();
   if (absl::Status s = CreateHandoffRings(data); !s.ok()) return s;
   BuildWorkers(cfg, data);
   return LaunchWorkers(data);
@@ -467,6 +482,7 @@ std::vector<control::WorkerStats> ReadWorkerStats(const std::vector<WorkerSlot>&
     s.tx_packets = c.tx_packets.load(std::memory_order_relaxed);
     s.busy_cycles = c.busy_cycles.load(std::memory_order_relaxed);
     s.idle_cycles = c.idle_cycles.load(std::memory_order_relaxed);
+    s.handshake_packets = c.handshake_packets.load(std::memory_order_relaxed);
     for (int r = 0; r < worker::kDropReasonCount; ++r) {
       const uint64_t n = c.drops[static_cast<size_t>(r)].load(std::memory_order_relaxed);
       if (n > 0) {
@@ -600,6 +616,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
       break;
     }
     data.slow_path->Poll();
+    data.handshake->RunControlTasks();
     if (control.ng_listener) {
       if (absl::Status s = control.ng_listener->Poll(0); !s.ok()) {
         Log(std::string(s.message()));
@@ -613,11 +630,13 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
   return rc;
 }
 
-// Workers stop first, then the control socket closes, every session is
-// deleted and its keys wiped, and the ports stop.
+// Workers stop first, then the handshake thread (its handlers released
+// while the control plane they report to stands), then the control socket
+// closes, every session is deleted and its keys wiped, and the ports stop.
 void Shutdown(DataPlane& data, ControlPlane& control) {
   workers_stop = true;
   rte_eal_mp_wait_lcore();
+  data.handshake->Stop();
   if (control.server.ok()) control.server->reset();
   control.manager->Clear();
   for (const control::InterfaceInfo& info : data.interfaces) dpdk::StopPort(info.port_id);

@@ -671,6 +671,7 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
     j["tx_packets"] = w.tx_packets;
     j["busy_cycles"] = w.busy_cycles;
     j["idle_cycles"] = w.idle_cycles;
+    j["handshake_packets"] = w.handshake_packets;
     j["drops"] = Counts(w.drops);
     j["quiescent_ms_ago"] = w.quiescent_ms_ago;
     j["stalled"] = w.stalled;

@@ -80,7 +80,8 @@ absl::StatusOr<std::unique_ptr<SlowPath>> SlowPath::Create(std::vector<SlowPathI
   if (sp->ring_ == nullptr) {
     return absl::ResourceExhaustedError("cannot create the slow-path ring");
   }
-  sp->tx_ring_ = rte_ring_create("slow_path_tx", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  // The control thread and the handshake thread enqueue, one worker sends.
+  sp->tx_ring_ = rte_ring_create("slow_path_tx", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
   if (sp->tx_ring_ == nullptr) {
     return absl::ResourceExhaustedError("cannot create the slow-path TX ring");
   }
@@ -184,7 +185,7 @@ void SlowPath::Age(uint64_t now) {
 
 void SlowPath::Send(const SlowPathInterface& iface, rte_mbuf* m) {
   m->port = iface.port_id;
-  if (rte_ring_sp_enqueue(tx_ring_, m) != 0) {
+  if (rte_ring_mp_enqueue(tx_ring_, m) != 0) {
     ++counters_.tx_failed;
     rte_pktmbuf_free(m);
   }

@@ -90,6 +90,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     f.out_remote = &s->remotes_[1 - i];
     f.learn_packets = options.learn_packets;
     f.awaiting_answer.store(in.await_answer, std::memory_order_relaxed);
+    f.handshake.store(in.handshake, std::memory_order_relaxed);
+    f.keys_pending.store(in.keys_pending || out.keys_pending, std::memory_order_relaxed);
+    s->keys_pending_[i] = in.keys_pending;
   }
   // The contexts hold what the keys became; the master keys themselves are
   // not kept (their destructors wipe them).
@@ -168,6 +171,20 @@ void Session::SetRemote(int leg, const packet::Endpoint& remote) {
 
 void Session::SetAnswered(int leg) {
   flows_[leg].awaiting_answer.store(false, std::memory_order_release);
+}
+
+void Session::SetHandshake(int leg, bool on) {
+  flows_[leg].handshake.store(on, std::memory_order_release);
+}
+
+void Session::SetKeysPending(int leg, bool pending) {
+  // A worker adopts a context only once the one it parked last is
+  // collected (session/rekey.h): collected here, it adopts the new keys in
+  // the same burst that sees the flag clear.
+  if (!pending) CollectRetired();
+  keys_pending_[leg] = pending;
+  const bool any = keys_pending_[0] || keys_pending_[1];
+  for (Flow& f : flows_) f.keys_pending.store(any, std::memory_order_release);
 }
 
 absl::Status Session::Publish(FlowTable& table) {

@@ -30,6 +30,8 @@ const char* DropReasonName(DropReason reason) noexcept {
     case DropReason::kHandoffFull: return "handoff_full";
     case DropReason::kWrongInterface: return "wrong_interface";
     case DropReason::kKeyRetired: return "key_retired";
+    case DropReason::kNotKeyed: return "not_keyed";
+    case DropReason::kHandshakeFull: return "handshake_full";
   }
   return "unknown";
 }

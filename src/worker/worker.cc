@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 
+#include "sluice/dpdk/ingress_vlan.h"
 #include "sluice/session/learning.h"
 #include "sluice/session/policing.h"
 #include "sluice/session/rekey.h"
@@ -55,6 +56,7 @@ struct Worker::Item {
   packet::ParsedFrame frame;
   srtp::Packet pkt;  // the UDP payload, protected or not
   bool rtcp;
+  bool not_keyed;      // its flow's keys_pending, as AdoptRekeys saw it
   bool rejected;       // by a Relay step, for `reason`
   DropReason reason;
   session::learning::Source source;  // what its source is to the leg
@@ -122,13 +124,7 @@ void Reject(Worker::Item& it, DropReason reason) noexcept {
 // which the steps around it read too.
 [[gnu::always_inline]] inline bool CameThroughLegInterface(
     const Flow& flow, uint16_t port, const rte_mbuf* m, const packet::ParsedFrame& frame) noexcept {
-  constexpr uint64_t kStripped = RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_QINQ_STRIPPED;
-  uint16_t vlan = frame.vlan_count > 0 ? frame.vlan_id : 0;
-  if ((m->ol_flags & kStripped) != 0) [[unlikely]] {
-    vlan = (m->ol_flags & RTE_MBUF_F_RX_QINQ_STRIPPED) != 0 ? m->vlan_tci_outer : m->vlan_tci;
-    vlan &= 0x0fff;
-  }
-  return session::ArrivedOnLeg(flow, port, vlan);
+  return session::ArrivedOnLeg(flow, port, dpdk::IngressVlan(m, frame));
 }
 
 }  // namespace
@@ -460,7 +456,8 @@ void Worker::Relay(Batch& batch) noexcept {
   const uint64_t now = polling_ ? poll_start_ : rte_rdtsc();
   engine_.SetNow(now);
   uint16_t n = AdoptRekeys(batch, now);
-  n = DropRejected(batch, Admit(batch, n), n);
+  const uint16_t admitted = Admit(batch, n);  // n less what went to the handshake thread
+  n = DropRejected(batch, admitted, n);
   n = DropRejected(batch, Unprotect(batch, n), n);
   n = DropRejected(batch, PoliceAndLearn(batch, n, now), n);
   n = DropRejected(batch, Protect(batch, n), n);
@@ -484,6 +481,16 @@ uint16_t Partition(Worker::Item* items, uint8_t* order, uint16_t n) noexcept {
   }
   std::memcpy(order + good, rejected, bad);
   return good;
+}
+
+// Removes the items Admit gave away (m cleared) from order[0, n); returns
+// how many stay.
+uint16_t RemoveTaken(const Worker::Item* items, uint8_t* order, uint16_t n) noexcept {
+  uint16_t kept = 0;
+  for (uint16_t j = 0; j < n; ++j) {
+    if (items[order[j]].m != nullptr) order[kept++] = order[j];
+  }
+  return kept;
 }
 
 }  // namespace
@@ -520,6 +527,9 @@ uint16_t Worker::AdoptRekeys(Batch& batch, uint64_t now) noexcept {
       continue;
     }
     batch.order[n++] = static_cast<uint8_t>(i);
+    // Before Adopt (session/flow.h): seen clear, the keys it waited for are
+    // in the slots Adopt takes from.
+    it.not_keyed = flow->keys_pending.load(std::memory_order_acquire);
     session::rekey::Adopt(*flow, now);
     rte_prefetch0(flow->in_remote);
     rte_prefetch0(flow->out_remote);
@@ -532,9 +542,10 @@ uint16_t Worker::AdoptRekeys(Batch& batch, uint64_t now) noexcept {
   return n;
 }
 
-uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
+uint16_t Worker::Admit(Batch& batch, uint16_t& live) noexcept {
   batch.crypto.Clear();
-  uint16_t rejected = 0;
+  uint16_t n = live;  // a local: the items' byte stores cannot alias it
+  uint16_t rejected = 0, taken = 0;
   for (uint16_t j = 0; j < n; ++j) {
     const uint8_t i = batch.order[j];
     Item& it = batch.items[i];
@@ -549,9 +560,22 @@ uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
     switch (it.frame.payload_kind) {
       case packet::PayloadKind::kRtp:
       case packet::PayloadKind::kRtcp:
+        // Keys a handshake has yet to give: a null context here is not
+        // plain RTP, and nothing passes in clear.
+        if (it.not_keyed) [[unlikely]] {
+          Reject(it, DropReason::kNotKeyed);
+          ++rejected;
+          continue;
+        }
         break;
-      case packet::PayloadKind::kDtls: Reject(it, DropReason::kDtls); ++rejected; continue;
-      case packet::PayloadKind::kStun: Reject(it, DropReason::kStun); ++rejected; continue;
+      case packet::PayloadKind::kDtls:
+      case packet::PayloadKind::kStun:
+        if (TakeHandshake(it, ReceivedOn(batch.port, it.m))) {
+          ++taken;
+        } else {
+          ++rejected;
+        }
+        continue;
       default: Reject(it, DropReason::kNotRtp); ++rejected; continue;
     }
     // RFC 5761 §4: on a muxed port the payload type tells RTCP from RTP; on a
@@ -581,7 +605,26 @@ uint16_t Worker::Admit(Batch& batch, uint16_t n) noexcept {
     // What Unprotect will submit.
     if (flow->rx != nullptr) batch.crypto.Add(flow->rx, it, i);
   }
+  if (taken > 0) [[unlikely]] live = n = RemoveTaken(batch.items, batch.order, n);
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
+}
+
+// Never inlined: STUN and DTLS are rare beside media, and the worker does no
+// handshake work, only moves the mbuf (RFC 7983 demultiplexing).
+[[gnu::noinline]] bool Worker::TakeHandshake(Item& it, uint16_t port) noexcept {
+  const bool dtls = it.frame.payload_kind == packet::PayloadKind::kDtls;
+  if (config_.handshake == nullptr || !it.flow->handshake.load(std::memory_order_relaxed)) {
+    Reject(it, dtls ? DropReason::kDtls : DropReason::kStun);
+    return false;
+  }
+  it.m->port = port;  // the handshake thread answers through it
+  if (rte_ring_mp_enqueue(config_.handshake, it.m) != 0) {
+    Reject(it, DropReason::kHandshakeFull);
+    return false;
+  }
+  Inc(counters_.handshake_packets);
+  it.m = nullptr;
+  return true;
 }
 
 uint16_t Worker::Unprotect(Batch& batch, uint16_t n) noexcept {

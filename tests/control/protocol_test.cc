@@ -494,6 +494,7 @@ TEST(Encode, ListPingStats) {
   w.tx_packets = 9;
   w.busy_cycles = 100;
   w.idle_cycles = 200;
+  w.handshake_packets = 7;
   w.drops = {{"auth_failed", 1}};
   w.quiescent_ms_ago = 1500;
   w.stalled = true;
@@ -519,7 +520,7 @@ TEST(Encode, ListPingStats) {
             R"("rx_packets":11,"rx_bytes":1100,)"
             R"("tx_packets":12,"tx_bytes":1200,"rx_missed":13,"rx_errors":14,"rx_no_mbuf":15,)"
             R"("tx_errors":16}],"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
-            R"("busy_cycles":100,"idle_cycles":200,"drops":{"auth_failed":1},)"
+            R"("busy_cycles":100,"idle_cycles":200,"handshake_packets":7,"drops":{"auth_failed":1},)"
             R"("quiescent_ms_ago":1500,"stalled":true}],)"
             R"("drops":{"auth_failed":1,"no_flow":2},"keys_near_limit":0,"rekey_needed":[]})");
   stats.memory = MemoryStats{7488, 3, 2u << 20};

@@ -179,6 +179,57 @@ TEST(SessionTest, HandOverGoesThroughTheRekeyProtocol) {
   EXPECT_EQ(session.CollectRetired(), 0) << "flow 0 sent plain before";
 }
 
+// A WebRTC leg: the handshake flag is its own flow's (what arrives at its
+// port); pending keys stop both flows, which carry its receive keys and its
+// send keys.
+TEST(SessionTest, HandshakeIsTheLegsFlowsAndPendingKeysStopBothFlows) {
+  auto [a, b] = Legs();
+  b.handshake = true;
+  b.keys_pending = true;
+  auto s = Session::Create(1, a, b, {});
+  ASSERT_TRUE(s.ok());
+  Session& session = **s;
+  EXPECT_FALSE(session.flow(0).handshake.load());
+  EXPECT_TRUE(session.flow(1).handshake.load());
+  EXPECT_TRUE(session.flow(0).keys_pending.load()) << "b's send keys";
+  EXPECT_TRUE(session.flow(1).keys_pending.load()) << "b's receive keys";
+  session.SetKeysPending(0, true);
+  session.SetKeysPending(1, false);
+  EXPECT_TRUE(session.flow(0).keys_pending.load()) << "a's are still pending";
+  EXPECT_TRUE(session.flow(1).keys_pending.load());
+  session.SetKeysPending(0, false);
+  EXPECT_FALSE(session.flow(0).keys_pending.load());
+  EXPECT_FALSE(session.flow(1).keys_pending.load());
+  session.SetHandshake(1, false);
+  session.SetHandshake(0, true);
+  EXPECT_TRUE(session.flow(0).handshake.load());
+  EXPECT_FALSE(session.flow(1).handshake.load());
+}
+
+// Keys from a handshake replace contexts the worker parked when the leg
+// went pending: clearing the flag collects them first, so the worker's next
+// burst adopts the new keys (it adopts only with nothing parked).
+TEST(SessionTest, ClearingPendingKeysLetsTheWorkerAdoptTheNewOnes) {
+  auto [a, b] = Legs();  // a keyed (SDES)
+  auto s = Session::Create(1, a, b, {});
+  ASSERT_TRUE(s.ok());
+  Session& session = **s;
+  session.SetKeysPending(0, true);
+  session.HandOverRx(0, nullptr);  // a's keys will come from a handshake
+  rekey::Adopt(session.mutable_flow(0), 0);
+  ASSERT_EQ(session.flow(0).rx, nullptr);
+  ASSERT_NE(session.flow(0).rx_retired.load(), nullptr) << "parked, not collected yet";
+  const srtp::MasterKey k = Key(11);
+  auto keyed = srtp::Context::Create(std::span<const srtp::MasterKey>(&k, 1), {});
+  ASSERT_TRUE(keyed.ok());
+  srtp::Context* keyed_ptr = keyed->get();
+  session.HandOverRx(0, *std::move(keyed));
+  session.SetKeysPending(0, false);
+  EXPECT_EQ(session.flow(0).rx_retired.load(), nullptr);
+  rekey::Adopt(session.mutable_flow(0), 0);
+  EXPECT_EQ(session.flow(0).rx, keyed_ptr);
+}
+
 TEST(SessionTest, RateLimitAndRemoteApplyToTheFlows) {
   auto [a, b] = Legs();
   auto s = Session::Create(1, a, b, {});

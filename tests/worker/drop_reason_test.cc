@@ -25,6 +25,16 @@ TEST(DropReasonTest, EveryReasonHasADistinctStableName) {
   EXPECT_STREQ(DropReasonName(DropReason::kAuthFailed), "auth_failed");
   EXPECT_STREQ(DropReasonName(DropReason::kHandoffFull), "handoff_full");
   EXPECT_STREQ(DropReasonName(DropReason::kWrongInterface), "wrong_interface");
+  EXPECT_STREQ(DropReasonName(DropReason::kNotKeyed), "not_keyed");
+  EXPECT_STREQ(DropReasonName(DropReason::kHandshakeFull), "handshake_full");
+}
+
+// Every reason has a counter: the count reaches past the last one.
+TEST(DropReasonTest, TheCountCoversEveryReason) {
+  for (DropReason r : {DropReason::kKeyRetired, DropReason::kNotKeyed,
+                       DropReason::kHandshakeFull}) {
+    EXPECT_LT(static_cast<int>(r), kDropReasonCount) << DropReasonName(r);
+  }
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "libsrtp_peer.h"
+#include "udp_frame.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/packet/parse.h"
 #include "sluice/packet/rewrite.h"
@@ -108,22 +109,15 @@ std::vector<uint8_t> RtcpReceiverReport(uint32_t ssrc) {
 // MakeCallAcrossFamilies), the rest port a's.
 rte_mbuf* Frame(const MacAddress& src_mac, const MacAddress& dst_mac, const Endpoint& src,
                 const Endpoint& dst, const std::vector<uint8_t>& payload, uint16_t vlan = 0) {
-  rte_mbuf* m = rte_pktmbuf_alloc(pool);
-  if (m == nullptr) return nullptr;
   const bool on_b = packet::Prefix::Parse("10.0.2.0/24")->Contains(dst.ip) ||
                     packet::Prefix::Parse("fd00:2::/64")->Contains(dst.ip);
-  m->port = on_b ? port_b : port_a;
   packet::UdpHeaderSpec spec;
   spec.src_mac = src_mac;
   spec.dst_mac = dst_mac;
   spec.src = src;
   spec.dst = dst;
   spec.vlan_id = vlan;
-  const uint32_t hdr = packet::HeaderLength(spec);
-  uint8_t* start = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, hdr + payload.size()));
-  std::memcpy(start + hdr, payload.data(), payload.size());
-  packet::WriteUdpHeaders(start + hdr, static_cast<uint32_t>(payload.size()), spec, 1);
-  return m;
+  return sluice::testing::UdpFrame(pool, spec, payload, on_b ? port_b : port_a);
 }
 
 struct Received {
@@ -1274,6 +1268,206 @@ TEST_F(PipelineTest, RejectsAtEveryStepOfOneBurstLeaveTheRestInOrder) {
     EXPECT_EQ(p, sent[i]) << i;
   }
   EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
+}
+
+
+// STUN and DTLS as a peer sends them first (RFC 7983: first byte 0-3, and
+// 20-63).
+std::vector<uint8_t> StunRequest() {
+  std::vector<uint8_t> p(20, 0);
+  p[1] = 1;  // binding request
+  return p;
+}
+std::vector<uint8_t> DtlsRecord() {
+  std::vector<uint8_t> p(40, 0x42);
+  p[0] = 22;  // handshake
+  return p;
+}
+
+class HandshakeRingTest : public PipelineTest {
+ protected:
+  // The fixture's worker, now handing over to a ring of `size` slots.
+  void UseRing(unsigned size) {
+    ring_ = rte_ring_create("worker_handshake", size, static_cast<int>(rte_socket_id()),
+                            RING_F_SC_DEQ);
+    ASSERT_NE(ring_, nullptr);
+    WorkerConfig config = worker_->config();
+    config.handshake = ring_;
+    worker_ = std::make_unique<Worker>(config);
+  }
+  void TearDown() override {
+    void* m;
+    while (ring_ != nullptr && rte_ring_dequeue(ring_, &m) == 0) {
+      rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    }
+    rte_ring_free(ring_);
+    PipelineTest::TearDown();
+  }
+  std::vector<rte_mbuf*> TakeRing() {
+    std::vector<rte_mbuf*> out(rte_ring_count(ring_));
+    rte_ring_dequeue_bulk(ring_, reinterpret_cast<void**>(out.data()),
+                          static_cast<unsigned>(out.size()), nullptr);
+    return out;
+  }
+  rte_ring* ring_ = nullptr;
+};
+
+// A leg that takes handshakes (Flow::handshake) gives its STUN and DTLS to
+// the handshake ring, whole, marked with the port they came in on, counted;
+// the RTP around them in the burst is relayed in order. The call's other
+// leg, unflagged, drops them as before; and what came through another
+// interface is refused before any hand-over.
+TEST_F(HandshakeRingTest, AHandshakeLegsStunAndDtlsGoToTheRing) {
+  std::mt19937 rng(53);
+  Call& c = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  c.session->SetHandshake(0, true);
+  Publish(c);
+  UseRing(64);
+  auto to_a = [&](const std::vector<uint8_t>& p) {
+    rte_mbuf* m = Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p);
+    m->port = 99;  // the port given to ProcessBurst is the one that counts
+    return m;
+  };
+  std::vector<uint8_t> rtp[3];
+  for (int i = 0; i < 3; ++i) rtp[i] = RtpPacket(static_cast<uint16_t>(i + 1), 0x5100, 160, 0);
+  std::vector<rte_mbuf*> burst = {to_a(rtp[0]), to_a(StunRequest()), to_a(rtp[1]),
+                                  to_a(DtlsRecord()), to_a(rtp[2])};
+  worker_->ProcessBurst(burst.data(), static_cast<uint16_t>(burst.size()), port_a);
+  worker_->FlushTx();
+  std::vector<Received> got = Drain(port_b);
+  ASSERT_EQ(got.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i].payload, rtp[i]) << i;
+  EXPECT_EQ(worker_->counters().handshake_packets.load(), 2u);
+  EXPECT_EQ(worker_->counters().total_drops(), 0u);
+  std::vector<rte_mbuf*> handed = TakeRing();
+  ASSERT_EQ(handed.size(), 2u);
+  const packet::PayloadKind kinds[] = {packet::PayloadKind::kStun, packet::PayloadKind::kDtls};
+  for (size_t i = 0; i < handed.size(); ++i) {
+    EXPECT_EQ(handed[i]->port, port_a);
+    const packet::ParsedFrame f = packet::ParseFrame(
+        rte_pktmbuf_mtod(handed[i], const uint8_t*), rte_pktmbuf_data_len(handed[i]), {});
+    EXPECT_EQ(f.payload_kind, kinds[i]);
+    EXPECT_EQ(f.dst, c.a.local);
+    rte_pktmbuf_free(handed[i]);
+  }
+
+  Send({Frame(*c.b.remote_mac, c.b.port_mac, *c.b.remote, c.b.local, StunRequest()),
+        Frame(*c.b.remote_mac, c.b.port_mac, *c.b.remote, c.b.local, DtlsRecord())});
+  EXPECT_EQ(Drops(DropReason::kStun), 1u);
+  EXPECT_EQ(Drops(DropReason::kDtls), 1u);
+  rte_mbuf* wrong = to_a(StunRequest());
+  worker_->ProcessBurst(&wrong, 1, port_b);
+  EXPECT_EQ(Drops(DropReason::kWrongInterface), 1u);
+  EXPECT_EQ(rte_ring_count(ring_), 0u);
+  EXPECT_EQ(worker_->counters().handshake_packets.load(), 2u);
+}
+
+// A full handshake ring costs the worker nothing but a counted drop; a
+// worker given no ring drops a handshake leg's STUN as any other.
+TEST_F(HandshakeRingTest, AFullRingIsACountedDrop) {
+  std::mt19937 rng(59);
+  Call& c = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  c.session->SetHandshake(0, true);
+  Publish(c);
+  std::vector<rte_mbuf*> burst;
+  for (int i = 0; i < 5; ++i) {
+    burst.push_back(Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, StunRequest()));
+  }
+  Send({burst[0]});
+  EXPECT_EQ(Drops(DropReason::kStun), 1u) << "no ring";
+  UseRing(4);  // room for three
+  Send({burst.begin() + 1, burst.end()});
+  EXPECT_EQ(worker_->counters().handshake_packets.load(), 3u);
+  EXPECT_EQ(Drops(DropReason::kHandshakeFull), 1u);
+  EXPECT_EQ(c.session->flow(0).counters.other_drops.load(), 2u) << "both drops count on the leg";
+}
+
+// While a WebRTC leg's keys are pending nothing is relayed to or from it:
+// RTP and RTCP it sends (its receive keys are missing) and RTP the plain
+// leg sends toward it (its send keys are missing) are dropped as
+// not_keyed, never sent in clear. The same call without the flag relays
+// plain both ways: what the rule stops. Keyed (contexts handed over, then
+// the flag cleared), the plain leg's RTP leaves encrypted at once, and the
+// leg's SRTP is relayed.
+TEST_F(PipelineTest, PendingKeysDropMediaBothWaysUntilTheHandshakeKeysTheLeg) {
+  std::mt19937 rng(61);
+  Call& c = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  c.session->SetKeysPending(0, true);
+  Publish(c);
+  auto from_a = [&](const std::vector<uint8_t>& p) {
+    return Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, p);
+  };
+  auto from_b = [&](const std::vector<uint8_t>& p) {
+    return Frame(*c.b.remote_mac, c.b.port_mac, *c.b.remote, c.b.local, p);
+  };
+  const std::vector<uint8_t> rtp = RtpPacket(1, 0x6100, 160, 3);
+  Send({from_a(rtp), from_a(RtcpReceiverReport(0x6100))});
+  Send({from_b(rtp)});
+  EXPECT_EQ(Drops(DropReason::kNotKeyed), 3u);
+  EXPECT_TRUE(Drain(port_a).empty());
+  EXPECT_TRUE(Drain(port_b).empty());
+
+  c.session->SetKeysPending(0, false);
+  Send({from_a(rtp)});
+  Send({from_b(rtp)});
+  EXPECT_EQ(Drain(port_b).size(), 1u) << "plain without the flag";
+  EXPECT_EQ(Drain(port_a).size(), 1u) << "plain without the flag";
+
+  c.session->SetKeysPending(0, true);
+  const srtp::MasterKey rx_key = RandomKey(crypto::Suite::kAesCm128HmacSha1_80, rng);
+  const srtp::MasterKey tx_key = RandomKey(crypto::Suite::kAesCm128HmacSha1_80, rng);
+  c.session->HandOverRx(0, *srtp::Context::Create(std::span(&rx_key, 1), {}));
+  c.session->HandOverTx(0, *srtp::Context::Create(std::span(&tx_key, 1), {}));
+  c.session->SetKeysPending(0, false);
+  auto a_send = *LibsrtpPeer::Create(LibsrtpPeer::Role::kSender, std::span(&rx_key, 1), {});
+  auto a_recv = *LibsrtpPeer::Create(LibsrtpPeer::Role::kReceiver, std::span(&tx_key, 1), {});
+  const std::vector<uint8_t> toward_a = RtpPacket(2, 0x6200, 160, 4);
+  Send({from_b(toward_a)});
+  std::vector<Received> got = Drain(port_a);
+  ASSERT_EQ(got.size(), 1u);
+  std::vector<uint8_t> p = got[0].payload;
+  EXPECT_NE(p, toward_a) << "not in clear";
+  ASSERT_EQ(a_recv->UnprotectRtp(p), srtp_err_status_ok);
+  EXPECT_EQ(p, toward_a);
+  std::vector<uint8_t> srtp = RtpPacket(3, 0x6300, 160, 5);
+  const std::vector<uint8_t> original = srtp;
+  ASSERT_EQ(a_send->ProtectRtp(srtp), srtp_err_status_ok);
+  Send({from_a(srtp)});
+  got = Drain(port_b);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, original);
+  EXPECT_EQ(Drops(DropReason::kNotKeyed), 3u);
+}
+
+// A leg keyed by SDES whose next keys come from a handshake: set pending and
+// switched to plain, the worker parks its old contexts; the handshake's
+// keys are handed over and the flag cleared before the control loop
+// collected what was parked. The first packet after must leave with the new
+// keys, not in clear (SetKeysPending collects first).
+TEST_F(PipelineTest, KeysFromAHandshakeAfterSdesKeysAreUsedAtOnce) {
+  std::mt19937 rng(67);
+  Call& c = Keep(MakeCall(crypto::Suite::kAesCm128HmacSha1_80, std::nullopt,
+                          /*give_remotes=*/true, rng));
+  Publish(c);
+  c.session->SetKeysPending(0, true);
+  c.session->HandOverRx(0, nullptr);
+  c.session->HandOverTx(0, nullptr);
+  const std::vector<uint8_t> toward_a = RtpPacket(9, 0x6400, 160, 6);
+  Send({Frame(*c.b.remote_mac, c.b.port_mac, *c.b.remote, c.b.local, toward_a)});
+  EXPECT_EQ(Drops(DropReason::kNotKeyed), 1u);
+  ASSERT_NE(c.session->flow(1).tx_retired.load(), nullptr) << "the SDES context, parked";
+
+  const srtp::MasterKey tx_key = RandomKey(crypto::Suite::kAeadAes128Gcm, rng);
+  c.session->HandOverTx(0, *srtp::Context::Create(std::span(&tx_key, 1), {}));
+  c.session->SetKeysPending(0, false);
+  Send({Frame(*c.b.remote_mac, c.b.port_mac, *c.b.remote, c.b.local, toward_a)});
+  std::vector<Received> got = Drain(port_a);
+  ASSERT_EQ(got.size(), 1u);
+  std::vector<uint8_t> p = got[0].payload;
+  EXPECT_NE(p, toward_a) << "not in clear";
+  auto a_recv = *LibsrtpPeer::Create(LibsrtpPeer::Role::kReceiver, std::span(&tx_key, 1), {});
+  ASSERT_EQ(a_recv->UnprotectRtp(p), srtp_err_status_ok);
+  EXPECT_EQ(p, toward_a);
 }
 
 }  // namespace

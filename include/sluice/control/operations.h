@@ -144,6 +144,7 @@ struct WorkerStats {
   uint32_t id = 0;
   unsigned lcore = 0;
   uint64_t rx_packets = 0, tx_packets = 0, busy_cycles = 0, idle_cycles = 0;
+  uint64_t handshake_packets = 0;  // STUN and DTLS given to the handshake thread
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count, non-zero only
   // RCU quiescent-state reports, as the control loop sees them: ms since the
   // last one, and whether that is past [workers] stall_ms.

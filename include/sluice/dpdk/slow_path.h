@@ -13,7 +13,9 @@
 // when it expires.
 //
 // Control thread only (workers only enqueue into ring()). What it sends goes
-// through tx_ring(), which one worker drains onto its own TX queues.
+// through tx_ring(), which one worker drains onto its own TX queues; other
+// threads that send frames (the handshake thread) enqueue there too (many
+// producers, one consumer), each mbuf with its port set.
 #ifndef SLUICE_DPDK_SLOW_PATH_H_
 #define SLUICE_DPDK_SLOW_PATH_H_
 

@@ -99,6 +99,20 @@ struct alignas(64) Flow {
   // only what arrives through X's interface is X's (ArrivedOnLeg).
   uint16_t in_port = 0;
   uint16_t in_vlan = 0;
+  // WebRTC legs (dp: ro; cp: rw, through Session::SetHandshake and
+  // SetKeysPending). Here, beside in_port and in_vlan, because Admit reads
+  // this line for every packet anyway (the interface check): a packet of an
+  // ordinary flow pays one byte test in a line already loaded.
+  // handshake: X takes STUN and DTLS (RFC 7983) on this port; the owning
+  // worker hands them to the handshake thread instead of dropping them.
+  std::atomic<bool> handshake{false};
+  // keys_pending: X's receive keys or Y's send keys come from a handshake
+  // not finished yet, so a null rx or tx does not mean plain RTP: RTP and
+  // RTCP are dropped (not_keyed), never relayed in clear. Read (acquire)
+  // before the burst's rekey::Adopt: the control thread hands the contexts
+  // over, then clears it (release), so a worker that sees it clear adopts
+  // them first.
+  std::atomic<bool> keys_pending{false};
   // --- lines 1 (its sums) and 2 (its bytes, but the last two of IPv6 with
   // a VLAN tag): the headers toward Y's peer from Y's RTP port ---
   packet::UdpHeaderTemplate out_headers;
@@ -128,6 +142,9 @@ struct alignas(64) Flow {
 inline constexpr int kFlowHotLines = 5;
 static_assert(offsetof(Flow, in_vlan) + 2 <= offsetof(Flow, out_headers),
               "the interface is on line 1, read with the other per-packet fields");
+static_assert(offsetof(Flow, keys_pending) + 1 <= offsetof(Flow, out_headers) &&
+                  offsetof(Flow, handshake) / 64 == offsetof(Flow, in_vlan) / 64,
+              "the WebRTC flags share line 1 with the interface check");
 
 // Whether a packet received on DPDK port `port` with outermost VLAN ID
 // `vlan` (0: untagged) came through X's interface. Data plane.

@@ -48,6 +48,11 @@ struct LegSpec {
   // Learns no peer from unauthenticated traffic until SetAnswered
   // (sluice/session/learning.h).
   bool await_answer = false;
+  // WebRTC: STUN and DTLS on the leg's port go to the handshake thread
+  // (Flow::handshake), and its keys come from that handshake: until
+  // SetKeysPending(leg, false) nothing is relayed to or from the leg.
+  bool handshake = false;
+  bool keys_pending = false;
 };
 
 struct SessionOptions {
@@ -108,6 +113,18 @@ class Session {
   bool awaiting_answer(int leg) const {
     return flows_[leg].awaiting_answer.load(std::memory_order_acquire);
   }
+  // Control thread: leg i's port takes STUN and DTLS to the handshake
+  // thread (on), or drops them (off).
+  void SetHandshake(int leg, bool on);
+  // Control thread: leg i's keys come from a handshake not finished yet
+  // (pending), or are in place. While either leg's are pending, both flows
+  // drop RTP and RTCP (not_keyed): flow i lacks leg i's receive keys, flow
+  // 1 - i its send keys, and a null context must not pass for plain RTP.
+  // To key a leg: HandOverRx and HandOverTx, then SetKeysPending(leg,
+  // false), which first collects parked contexts so that the owning worker
+  // adopts the new ones before it sees the flag clear (Flow::keys_pending).
+  void SetKeysPending(int leg, bool pending);
+  bool keys_pending(int leg) const { return keys_pending_[leg]; }
 
   uint64_t id() const { return id_; }
   const LegSpec& leg(int i) const { return legs_[i]; }
@@ -132,6 +149,7 @@ class Session {
   std::vector<std::unique_ptr<srtp::Context>> contexts_;
   std::array<const srtp::Context*, 2> newest_rx_{};
   std::array<const srtp::Context*, 2> newest_tx_{};
+  std::array<bool, 2> keys_pending_{};
   std::vector<packet::Endpoint> published_;
 };
 

@@ -13,8 +13,8 @@ enum class DropReason : uint8_t {
   kNotForUs,          // IP but not UDP/ICMP, or not IP/ARP at all
   kNoFlow,            // no leg at this destination address and port
   kNotRtp,            // payload neither RTP nor RTCP (and not STUN/DTLS)
-  kDtls,              // DTLS: not handled yet, counted
-  kStun,              // STUN: not handled yet, counted
+  kDtls,              // DTLS on a leg that does no handshake (Flow::handshake unset)
+  kStun,              // STUN on a leg that does no handshake (Flow::handshake unset)
   kRtcpOnRtpPort,     // RTCP on a non-muxed leg's RTP port, or RTP on its RTCP port
   kWrongSource,       // from an address that is not the leg's peer
   kAuthFailed,        // SRTP/SRTCP tag did not verify
@@ -35,8 +35,11 @@ enum class DropReason : uint8_t {
   kHandoffFull,       // the owning worker's hand-off ring is full
   kWrongInterface,    // arrived on another port or VLAN than its leg's interface
   kKeyRetired,        // a replaced master key's MKI after the re-key overlap
+  kNotKeyed,          // RTP/RTCP of a flow whose keys a handshake has not given yet
+  kHandshakeFull,     // STUN/DTLS for the handshake thread: its ring is full
 };
-inline constexpr int kDropReasonCount = 25;
+// Counters are indexed by reason: append reasons above, and name the last here.
+inline constexpr int kDropReasonCount = static_cast<int>(DropReason::kHandshakeFull) + 1;
 
 // Stable names for counters ("auth_failed", ...).
 const char* DropReasonName(DropReason reason) noexcept;

@@ -47,6 +47,7 @@ struct alignas(64) WorkerCounters {
   std::atomic<uint64_t> tx_packets{0};
   std::atomic<uint64_t> slow_path_packets{0};
   std::atomic<uint64_t> handed_off{0};
+  std::atomic<uint64_t> handshake_packets{0};  // STUN and DTLS to the handshake thread
   std::atomic<uint64_t> busy_cycles{0};
   std::atomic<uint64_t> idle_cycles{0};
   std::array<std::atomic<uint64_t>, kDropReasonCount> drops{};
@@ -84,6 +85,10 @@ struct WorkerConfig {
   // queue, so no port needs a TX queue for the control thread. Null on all
   // workers but one.
   rte_ring* control_tx = nullptr;
+  // STUN and DTLS that arrive at a leg taking them (Flow::handshake), whole
+  // mbufs with mbuf->port set, for the handshake thread (many producers, one
+  // consumer: sluice/webrtc/handshake_thread.h). Null: dropped as dtls/stun.
+  rte_ring* handshake = nullptr;
   crypto::Backend* backend = nullptr;
   // By port id; a port past the end offloads nothing.
   std::vector<TxChecksumOffload> tx_checksum_offload;
@@ -174,13 +179,18 @@ class Worker {
   // Relay's steps. Each takes the burst's live packets (the items
   // batch.order[0, n) names) and returns how many stay good; see the top
   // of this file. AdoptRekeys takes the burst's packets with a flow; Admit
-  // queues the crypto Unprotect submits, Protect its own.
+  // queues the crypto Unprotect submits, Protect its own. Admit also takes
+  // the handshake thread's packets out of the burst (`live`, its n, shrinks
+  // by them).
   uint16_t AdoptRekeys(Batch& batch, uint64_t now) noexcept;
-  uint16_t Admit(Batch& batch, uint16_t n) noexcept;
+  uint16_t Admit(Batch& batch, uint16_t& live) noexcept;
   uint16_t Unprotect(Batch& batch, uint16_t n) noexcept;
   uint16_t PoliceAndLearn(Batch& batch, uint16_t n, uint64_t now) noexcept;
   uint16_t Protect(Batch& batch, uint16_t n) noexcept;
   uint16_t RewriteAndTransmit(Batch& batch, uint16_t n) noexcept;
+  // Admit, for STUN and DTLS: to the handshake ring (true, item.m cleared),
+  // or rejected with a reason.
+  bool TakeHandshake(Item& item, uint16_t port) noexcept;
   // Counts and frees the packets batch.order[good, n); returns good.
   uint16_t DropRejected(Batch& batch, uint16_t good, uint16_t n) noexcept;
 
