@@ -4,8 +4,11 @@ namespace sluice::control {
 
 CryptoSpec::~CryptoSpec() { WipeString(sdes); }
 
+IceSpec::~IceSpec() { WipeString(pwd); }
+
 LegInfo::~LegInfo() {
   if (tx_crypto.has_value()) WipeString(*tx_crypto);
+  if (ice.has_value()) WipeString(ice->pwd);
 }
 
 }  // namespace sluice::control

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -226,12 +227,93 @@ absl::Status ReadRocOnRekey(const Json& v, const std::string& path, RocOnRekey* 
   return absl::OkStatus();
 }
 
+// {"setup": "actpass"|"active"|"passive", "fingerprints": ["sha-256 AB:..", ...]}.
+// The fingerprints' syntax is the session manager's to check (RFC 8122 §5).
+absl::Status DecodeDtls(const Json& v, const std::string& path, DtlsSpec* out) {
+  if (!v.is_object()) return InvalidArgument(path, "must be {\"setup\": ..., \"fingerprints\": [...]}");
+  if (absl::Status s = CheckFields(v, path, {"setup", "fingerprints"}, ErrorCode::kInvalidArgument);
+      !s.ok()) {
+    return s;
+  }
+  const Json* setup = Find(v, "setup");
+  if (setup == nullptr || !(*setup == "actpass" || *setup == "active" || *setup == "passive")) {
+    return InvalidArgument(path + ".setup",
+                           "required: the peer's a=setup, \"actpass\", \"active\" or \"passive\"");
+  }
+  out->setup = setup->get<std::string>();
+  const Json* fps = Find(v, "fingerprints");
+  if (fps == nullptr || !fps->is_array() || fps->empty() || fps->size() > kMaxFingerprints) {
+    return InvalidArgument(path + ".fingerprints",
+                           absl::StrCat("required: 1 to ", kMaxFingerprints,
+                                        " of the peer's a=fingerprint values"));
+  }
+  for (const Json& fp : *fps) {
+    if (!fp.is_string() || fp.get_ref<const WipedString&>().empty() ||
+        fp.get_ref<const WipedString&>().size() > kMaxFingerprintBytes) {
+      return InvalidArgument(path + ".fingerprints",
+                             "each must be a string such as \"sha-256 AB:CD:...\"");
+    }
+    const auto& s = fp.get_ref<const WipedString&>();
+    out->fingerprints.emplace_back(s.data(), s.size());
+  }
+  return absl::OkStatus();
+}
+
+// RFC 8839 §5.4: ice-char is ALPHA / DIGIT / "+" / "/".
+bool IsIceString(const Json& v, size_t min, size_t max) {
+  if (!v.is_string()) return false;
+  const auto& s = v.get_ref<const WipedString&>();
+  if (s.size() < min || s.size() > max) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+  });
+}
+
+// {"ufrag": "...", "pwd": "..."} (both or neither), and "restart": true in
+// an update.
+absl::Status DecodeIce(const Json& v, const std::string& path, bool update, IceSpec* out) {
+  if (!v.is_object()) return InvalidArgument(path, "must be an object ({} when the peer's credentials come later)");
+  static constexpr absl::string_view kCreateFields[] = {"ufrag", "pwd"};
+  static constexpr absl::string_view kUpdateFields[] = {"ufrag", "pwd", "restart"};
+  if (absl::Status s = CheckFields(v, path, update ? absl::MakeConstSpan(kUpdateFields)
+                                                   : absl::MakeConstSpan(kCreateFields),
+                                   ErrorCode::kInvalidArgument);
+      !s.ok()) {
+    return s;
+  }
+  const Json* ufrag = Find(v, "ufrag");
+  const Json* pwd = Find(v, "pwd");
+  if ((ufrag == nullptr) != (pwd == nullptr)) {
+    return InvalidArgument(path, "the peer's \"ufrag\" and \"pwd\" come together");
+  }
+  if (ufrag != nullptr) {
+    if (!IsIceString(*ufrag, 4, 256)) {
+      return InvalidArgument(path + ".ufrag", "must be 4 to 256 characters from A-Z a-z 0-9 + /");
+    }
+    if (!IsIceString(*pwd, 22, 256)) {
+      return InvalidArgument(path + ".pwd", "must be 22 to 256 characters from A-Z a-z 0-9 + /");
+    }
+    const auto& u = ufrag->get_ref<const WipedString&>();
+    const auto& p = pwd->get_ref<const WipedString&>();
+    out->ufrag.assign(u.data(), u.size());
+    out->pwd.assign(p.data(), p.size());
+  }
+  if (const Json* restart = Find(v, "restart"); restart != nullptr) {
+    if (!restart->is_boolean()) return InvalidArgument(path + ".restart", "must be true or false");
+    out->restart = restart->get<bool>();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecodeLegKeys(const Json& v, const std::string& path, LegRequest* out);
+
 absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
   const std::string path = absl::StrCat("legs[", index, "]");
   if (!v.is_object()) return InvalidArgument(path, "must be an object");
   if (absl::Status s = CheckFields(v, path,
                                    {"name", "interface", "remote", "rtcp", "strict_source",
-                                    "family", "rx", "tx", "roc_on_rekey", "aes192_kdf"},
+                                    "family", "rx", "tx", "roc_on_rekey", "aes192_kdf", "dtls",
+                                    "ice"},
                                    ErrorCode::kInvalidArgument);
       !s.ok()) {
     return s;
@@ -286,11 +368,29 @@ absl::Status DecodeLeg(const Json& v, size_t index, LegRequest* out) {
       return InvalidArgument(path + ".aes192_kdf", "must be \"rfc6188\" or \"libsrtp-legacy\"");
     }
   }
+  if (const Json* ice = Find(v, "ice"); ice != nullptr) {
+    if (absl::Status s = DecodeIce(*ice, path + ".ice", false, &out->ice.emplace()); !s.ok()) return s;
+  }
+  return DecodeLegKeys(v, path, out);
+}
+
+// rx and tx, or dtls in their place.
+absl::Status DecodeLegKeys(const Json& v, const std::string& path, LegRequest* out) {
+  if (const Json* dtls = Find(v, "dtls"); dtls != nullptr) {
+    if (absl::Status s = DecodeDtls(*dtls, path + ".dtls", &out->dtls.emplace()); !s.ok()) return s;
+    for (const char* side : {"rx", "tx"}) {
+      if (Find(v, side) != nullptr) {
+        return InvalidArgument(absl::StrCat(path, ".", side),
+                               "not with \"dtls\": the handshake keys both directions");
+      }
+    }
+    return absl::OkStatus();
+  }
   for (const bool tx : {false, true}) {
     const char* side = tx ? "tx" : "rx";
     const Json* spec = Find(v, side);
     const std::string spec_path = absl::StrCat(path, ".", side);
-    if (spec == nullptr) return InvalidArgument(spec_path, "required ({\"plain\": true} for none)");
+    if (spec == nullptr) return InvalidArgument(spec_path, "required ({\"plain\": true} for none, or \"dtls\")");
     if (absl::Status s = DecodeCrypto(*spec, spec_path, tx, tx ? &out->tx : &out->rx); !s.ok()) {
       return s;
     }
@@ -325,9 +425,21 @@ absl::Status DecodeUpdate(const Json& request, UpdateRequest* out) {
   const Json* rx = Find(request, "rx");
   const Json* tx = Find(request, "tx");
   const Json* remote = Find(request, "remote");
-  if (rx == nullptr && tx == nullptr && remote == nullptr) {
+  const Json* dtls = Find(request, "dtls");
+  const Json* ice = Find(request, "ice");
+  if (rx == nullptr && tx == nullptr && remote == nullptr && dtls == nullptr && ice == nullptr) {
     return CodecError(ErrorCode::kInvalidArgument,
-                      "session.update needs at least one of \"rx\", \"tx\" or \"remote\"");
+                      "session.update needs at least one of \"rx\", \"tx\", \"remote\", "
+                      "\"dtls\" or \"ice\"");
+  }
+  if (dtls != nullptr) {
+    if (rx != nullptr || tx != nullptr) {
+      return InvalidArgument("dtls", "not with \"rx\" or \"tx\": the handshake keys both directions");
+    }
+    if (absl::Status s = DecodeDtls(*dtls, "dtls", &out->dtls.emplace()); !s.ok()) return s;
+  }
+  if (ice != nullptr) {
+    if (absl::Status s = DecodeIce(*ice, "ice", true, &out->ice.emplace()); !s.ok()) return s;
   }
   if (rx != nullptr) {
     if (absl::Status s = DecodeCrypto(*rx, "rx", false, &out->rx.emplace()); !s.ok()) return s;
@@ -375,7 +487,8 @@ const std::array<OpSpec, 7> kOps = {{
      [](const Json& r, RequestPayload* out) {
        return DecodeCreate(r, &out->emplace<CreateRequest>());
      }},
-    {"session.update", {"id", "op", "session", "leg", "rx", "tx", "remote", "roc_on_rekey"},
+    {"session.update",
+     {"id", "op", "session", "leg", "rx", "tx", "remote", "roc_on_rekey", "dtls", "ice"},
      [](const Json& r, RequestPayload* out) {
        return DecodeUpdate(r, &out->emplace<UpdateRequest>());
      }},
@@ -577,6 +690,30 @@ std::string EncodeError(const Json& id, ErrorCode code, absl::string_view messag
   return Line(reply);
 }
 
+// A leg's DTLS and ICE state. The ICE password goes only where a generated
+// tx key does (create and update replies): the SBC puts it in its SDP.
+void EncodeHandshake(const LegInfo& leg, bool with_secrets, Json& j) {
+  if (leg.dtls.has_value()) {
+    const LegInfo::Dtls& d = *leg.dtls;
+    Json& out = j["dtls"] = Json{{"state", d.state}, {"setup", d.setup},
+                                 {"fingerprint", d.fingerprint}};
+    out["profile"] = d.profile.empty() ? Json(nullptr) : Json(d.profile);
+    out["reason"] = d.reason.empty() ? Json(nullptr) : Json(d.reason);
+  }
+  if (leg.ice.has_value()) {
+    const LegInfo::Ice& i = *leg.ice;
+    Json& out = j["ice"] = Json{{"ufrag", i.ufrag}, {"candidates", i.candidates}};
+    if (with_secrets) out["pwd"] = WipedString(i.pwd.data(), i.pwd.size());
+    if (i.selected.has_value()) {
+      const std::string selected = i.selected->ToString();
+      out["selected"] = WipedString(selected.data(), selected.size());
+    } else {
+      out["selected"] = nullptr;
+    }
+    out["consent_age_ms"] = i.consent_age_ms ? Json(*i.consent_age_ms) : Json(nullptr);
+  }
+}
+
 Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
   Json body = Json::object();
   body["session"] = WipedString(info.session.data(), info.session.size());
@@ -616,6 +753,7 @@ Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
     if (with_tx_crypto && leg.tx_crypto.has_value()) {
       j["tx"]["crypto"] = WipedString(leg.tx_crypto->data(), leg.tx_crypto->size());
     }
+    EncodeHandshake(leg, with_tx_crypto, j);
     legs.push_back(std::move(j));
   }
   return body;

@@ -108,6 +108,72 @@ TEST(DecodeRequest, RocOnRekeyPerLeg) {
   EXPECT_EQ(create.legs[1].roc_on_rekey, RocOnRekey::kKeep);
 }
 
+constexpr char kFp[] =
+    "sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB:3C:AA:3A:8F:B6:"
+    "0C:E3:2E:9C:F6:47:2D";
+
+// A WebRTC leg: dtls in place of rx and tx, ice with or without the peer's
+// credentials; an update re-keys by a new handshake or restarts ICE.
+TEST(DecodeRequest, DtlsAndIceLegs) {
+  const std::string leg_a = absl::StrCat(
+      R"([{"name":"a","interface":"a","rtcp":"mux","dtls":{"setup":"actpass","fingerprints":[")",
+      kFp, R"("]},"ice":{"ufrag":"Ab+/","pwd":"0123456789abcdefghij+/"}},)");
+  absl::StatusOr<Request> r = DecodeRequest(CreateLine(
+      leg_a + R"({"name":"b","interface":"b","rx":{"plain":true},"tx":{"plain":true},"ice":{}}])"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& create = std::get<CreateRequest>(r->payload);
+  ASSERT_TRUE(create.legs[0].dtls.has_value());
+  EXPECT_EQ(create.legs[0].dtls->setup, "actpass");
+  EXPECT_THAT(create.legs[0].dtls->fingerprints, ::testing::ElementsAre(kFp));
+  ASSERT_TRUE(create.legs[0].ice.has_value());
+  EXPECT_EQ(create.legs[0].ice->ufrag, "Ab+/");
+  EXPECT_EQ(create.legs[0].ice->pwd, "0123456789abcdefghij+/");
+  EXPECT_FALSE(create.legs[1].dtls.has_value());
+  ASSERT_TRUE(create.legs[1].ice.has_value());
+  EXPECT_TRUE(create.legs[1].ice->ufrag.empty());
+
+  r = DecodeRequest(absl::StrCat(
+      R"({"id":1,"op":"session.update","session":"s","leg":"a","dtls":{"setup":"active","fingerprints":[")",
+      kFp, R"("]},"ice":{"restart":true,"ufrag":"wxyz","pwd":"abcdefghijklmnopqrstuv"}})"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& update = std::get<UpdateRequest>(r->payload);
+  ASSERT_TRUE(update.dtls.has_value());
+  EXPECT_EQ(update.dtls->setup, "active");
+  ASSERT_TRUE(update.ice.has_value());
+  EXPECT_TRUE(update.ice->restart);
+  EXPECT_EQ(update.ice->ufrag, "wxyz");
+
+  struct Case {
+    std::string line, message;
+  };
+  const std::string dtls_b = R"({"name":"b","interface":"b","rx":{"plain":true},"tx":{"plain":true}}])";
+  const Case cases[] = {
+      {CreateLine(absl::StrCat(R"([{"name":"a","interface":"a","dtls":{"setup":"holdconn","fingerprints":[")",
+                               kFp, R"("]}},)", dtls_b)),
+       "legs[0].dtls.setup: required: the peer's a=setup, \"actpass\", \"active\" or \"passive\""},
+      {CreateLine(R"([{"name":"a","interface":"a","dtls":{"setup":"active","fingerprints":[]}},)" + dtls_b),
+       "legs[0].dtls.fingerprints: required: 1 to 8 of the peer's a=fingerprint values"},
+      {CreateLine(R"([{"name":"a","interface":"a","dtls":{"setup":"active","fingerprints":[7]}},)" + dtls_b),
+       "legs[0].dtls.fingerprints: each must be a string such as \"sha-256 AB:CD:...\""},
+      {CreateLine(absl::StrCat(R"([{"name":"a","interface":"a","rx":{"plain":true},"dtls":{"setup":"active","fingerprints":[")",
+                               kFp, R"("]}},)", dtls_b)),
+       "legs[0].rx: not with \"dtls\": the handshake keys both directions"},
+      {CreateLine(R"([{"name":"a","interface":"a","rx":{"plain":true},"tx":{"plain":true},"ice":{"ufrag":"abcd"}},)" + dtls_b),
+       "legs[0].ice: the peer's \"ufrag\" and \"pwd\" come together"},
+      {CreateLine(R"([{"name":"a","interface":"a","rx":{"plain":true},"tx":{"plain":true},"ice":{"ufrag":"ab c","pwd":"0123456789abcdefghij+/"}},)" + dtls_b),
+       "legs[0].ice.ufrag: must be 4 to 256 characters from A-Z a-z 0-9 + /"},
+      {CreateLine(R"([{"name":"a","interface":"a","rx":{"plain":true},"tx":{"plain":true},"ice":{"ufrag":"abcd","pwd":"short"}},)" + dtls_b),
+       "legs[0].ice.pwd: must be 22 to 256 characters from A-Z a-z 0-9 + /"},
+      {CreateLine(R"([{"name":"a","interface":"a","rx":{"plain":true},"tx":{"plain":true},"ice":{"restart":true}},)" + dtls_b),
+       "legs[0].ice.restart: unknown field; expected ufrag, pwd"},
+  };
+  for (const Case& c : cases) {
+    const Failure f = DecodeFailure(c.line);
+    EXPECT_EQ(f.code, ErrorCode::kInvalidArgument) << c.line;
+    EXPECT_EQ(f.message, c.message) << c.line;
+  }
+}
+
 TEST(DecodeRequest, CreateOptionalFields) {
   absl::StatusOr<Request> r = DecodeRequest(CreateLine(TwoLegs(
       R"(,"strict_source":true)", R"(,"remote":null,"rtcp":"separate")")));
@@ -281,11 +347,11 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
       {leg(R"("name":"a","interface":"a","rx":{"plain":true,"bogus":1},"tx":{"plain":true})"),
        "legs[0].rx.bogus: unknown field; expected crypto, suite, plain, passthrough"},
       {leg(R"("name":"a","interface":"a","tx":{"plain":true})"),
-       "legs[0].rx: required ({\"plain\": true} for none)"},
+       "legs[0].rx: required ({\"plain\": true} for none, or \"dtls\")"},
       {leg(R"("name":"a","interface":"a","rx":{"plain":true})"),
-       "legs[0].tx: required ({\"plain\": true} for none)"},
+       "legs[0].tx: required ({\"plain\": true} for none, or \"dtls\")"},
       {leg(absl::StrCat(ok_leg, R"(,"colour":"red")")),
-       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, family, rx, tx, roc_on_rekey, aes192_kdf"},
+       "legs[0].colour: unknown field; expected name, interface, remote, rtcp, strict_source, family, rx, tx, roc_on_rekey, aes192_kdf, dtls, ice"},
       {leg(absl::StrCat(ok_leg, R"(,"family":"IP6")")),
        "legs[0].family: must be \"ipv4\" or \"ipv6\""},
       {leg(R"("interface":"a","rx":{"plain":true},"tx":{"plain":true})"), "legs[0].name: required"},
@@ -324,7 +390,7 @@ TEST(DecodeRequest, InvalidArgumentsNameTheField) {
       {R"({"id":1,"op":"session.delete","session":5})",
        "session: must be a string of 1 to 128 characters from A-Z a-z 0-9 ._@:-"},
       {R"({"id":1,"op":"session.update","session":"s","leg":"a"})",
-       "session.update needs at least one of \"rx\", \"tx\" or \"remote\""},
+       "session.update needs at least one of \"rx\", \"tx\", \"remote\", \"dtls\" or \"ice\""},
       {R"({"id":1,"op":"session.update","session":"s","rx":{"plain":true}})", "leg: required"},
       {R"({"id":1,"op":"session.update","session":"s","leg":"a","rx":{"suite":"AEAD_AES_128_GCM"}})",
        "rx.suite: only tx can have a generated key; rx takes the key the peer sends with, as \"crypto\""},
@@ -474,6 +540,39 @@ TEST(Encode, SessionInfo) {
   const std::string no_key = Dump(EncodeSessionInfo(SampleSession(true), false));
   EXPECT_THAT(no_key, Not(HasSubstr(kGeneratedKeyMarker)));
   EXPECT_THAT(no_key, Not(HasSubstr("\"tx\"")));
+}
+
+// A DTLS leg's state and an ICE leg's credentials: the ICE password only
+// where a generated key would go (create and update replies).
+TEST(Encode, DtlsAndIceState) {
+  SessionInfo info = SampleSession(false);
+  LegInfo::Dtls dtls;
+  dtls.state = "keyed";
+  dtls.setup = "active";
+  dtls.fingerprint = kFp;
+  dtls.profile = "AES_CM_128_HMAC_SHA1_80";
+  info.legs[0].dtls = dtls;
+  LegInfo::Ice ice;
+  ice.ufrag = "ufrg";
+  ice.pwd = "PASSWORDPASSWORDPASSWORD";
+  ice.candidates = {"1 1 UDP 2130706431 10.200.1.1 30000 typ host"};
+  ice.selected = packet::Endpoint::Parse("10.200.1.2:40000");
+  ice.consent_age_ms = 1500;
+  info.legs[0].ice = ice;
+  info.legs[1].dtls = LegInfo::Dtls{"failed", "fingerprint mismatch", "passive", kFp, ""};
+  const Json body = EncodeSessionInfo(info, /*with_tx_crypto=*/true);
+  EXPECT_EQ(Dump(body["legs"][0]["dtls"]),
+            absl::StrCat(R"({"state":"keyed","setup":"active","fingerprint":")", kFp,
+                         R"(","profile":"AES_CM_128_HMAC_SHA1_80","reason":null})"));
+  EXPECT_EQ(Dump(body["legs"][0]["ice"]),
+            R"({"ufrag":"ufrg","candidates":["1 1 UDP 2130706431 10.200.1.1 30000 typ host"],)"
+            R"("pwd":"PASSWORDPASSWORDPASSWORD","selected":"10.200.1.2:40000","consent_age_ms":1500})");
+  EXPECT_EQ(Dump(body["legs"][1]["dtls"]["reason"]), R"("fingerprint mismatch")");
+  EXPECT_EQ(Dump(body["legs"][1]["dtls"]["profile"]), "null");
+  EXPECT_FALSE(body["legs"][1].contains("ice"));
+  const std::string get = Dump(EncodeSessionInfo(info, /*with_tx_crypto=*/false));
+  EXPECT_THAT(get, Not(HasSubstr("PASSWORDPASSWORD")));
+  EXPECT_THAT(get, HasSubstr(R"("ufrag":"ufrg")"));
 }
 
 TEST(Encode, ListPingStats) {

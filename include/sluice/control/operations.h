@@ -53,6 +53,24 @@ enum class RtcpMode : uint8_t { kMux, kSeparate };
 // detection off.
 enum class RocOnRekey : uint8_t { kAuto, kKeep, kReset };
 
+// A leg keyed by a DTLS-SRTP handshake on its media port (RFC 5763, RFC
+// 5764): its receive and send keys come from the handshake, not from rx/tx.
+// Checked by the session manager (setup names, fingerprint syntax).
+struct DtlsSpec {
+  std::string setup;                      // the peer's a=setup: actpass, active or passive
+  std::vector<std::string> fingerprints;  // the peer's a=fingerprint values: "sha-256 AB:CD:..."
+};
+
+// ICE-lite on the leg's media port (RFC 8445 §2.5): the peer is the address
+// an authenticated check nominated. The peer's credentials may come later
+// (ufrag and pwd empty until then).
+struct IceSpec {
+  std::string ufrag;
+  std::string pwd;       // a credential: wiped, never logged
+  bool restart = false;  // session.update only: new local credentials (RFC 8445 §9)
+  ~IceSpec();
+};
+
 struct LegRequest {
   std::string name;
   std::string interface;
@@ -72,6 +90,9 @@ struct LegRequest {
   // AES-192 session key derivation for both directions (other suites ignore
   // it); none: [media] aes192_kdf. Kept through updates.
   std::optional<crypto::Aes192Kdf> aes192_kdf;
+  // With dtls, rx and tx are left out: the handshake keys both directions.
+  std::optional<DtlsSpec> dtls;
+  std::optional<IceSpec> ice;
 };
 
 struct CreateRequest {
@@ -94,6 +115,11 @@ struct UpdateRequest {
   // silent_timeout_s rather than timeout_s. None: unchanged.
   std::optional<bool> hold;
   std::optional<RocOnRekey> roc_on_rekey;  // from this update on
+  // A new DTLS handshake (a new fingerprint in a re-offer): its keys replace
+  // the leg's make-before-break. Only for a leg created with dtls.
+  std::optional<DtlsSpec> dtls;
+  // New peer credentials, or an ICE restart. Only for a leg with ice.
+  std::optional<IceSpec> ice;
 };
 
 struct LegCounters {
@@ -126,6 +152,25 @@ struct LegInfo {
   // the SDES attribute value the SBC must put in its SDP. Never in get/list
   // (the codec drops it from every other reply). Wiped by the destructor.
   std::optional<std::string> tx_crypto;
+  // A DTLS-SRTP leg: its handshake as it stands. Never any key.
+  struct Dtls {
+    std::string state;        // "new", "handshaking", "keyed" or "failed"
+    std::string reason;       // why it failed ("" otherwise)
+    std::string setup;        // Sluice's a=setup: "active" or "passive"
+    std::string fingerprint;  // Sluice's certificate: "sha-256 AB:CD:..."
+    std::string profile;      // the negotiated SRTP suite, from "keyed" on ("" before)
+  };
+  std::optional<Dtls> dtls;
+  // An ICE-lite leg: Sluice's credentials and candidates for its SDP, and
+  // the pair checks selected.
+  struct Ice {
+    std::string ufrag;
+    std::string pwd;
+    std::vector<std::string> candidates;  // a=candidate values
+    std::optional<packet::Endpoint> selected;
+    std::optional<uint64_t> consent_age_ms;  // since the selected peer's last authenticated check
+  };
+  std::optional<Ice> ice;
   ~LegInfo();
 };
 

@@ -38,6 +38,10 @@ inline constexpr size_t kMaxLineBytes = 64 * 1024;
 inline constexpr size_t kMaxSessionNameBytes = 128;
 inline constexpr size_t kMaxLegNameBytes = 64;
 inline constexpr size_t kMaxInterfaceNameBytes = 64;
+// A DTLS leg's peer fingerprints (a=fingerprint values): at most this many,
+// each at most this long (sha-512 in hex with colons is 191 characters).
+inline constexpr size_t kMaxFingerprints = 8;
+inline constexpr size_t kMaxFingerprintBytes = 256;
 inline constexpr uint64_t kDefaultListLimit = 100;
 inline constexpr uint64_t kMaxListLimit = 1000;
 
