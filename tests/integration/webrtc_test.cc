@@ -1,0 +1,399 @@
+// WebRTC legs end to end against independent WebRTC stacks: aiortc (Debian
+// python3-aiortc) and GStreamer webrtcbin (libnice, its own DTLS) as the
+// browser-side peer in one phone namespace, an SDES phone (libsrtp2) or a
+// plain RTP phone in the other, sluiced between them on its ICE-lite and
+// DTLS-SRTP handshakes. The controller's side is played by the test: it
+// turns the peer's SDP into the leg's "dtls" and "ice" fields and gives the
+// peer an SDP built from Sluice's reply (webrtc_sdp.h).
+//
+// Audio is checked end to end both ways: the peer sends a 1 kHz tone that the
+// phone decrypts with libsrtp2 and decodes (G.711 mu-law) to its frequency;
+// the phone sends a 600 Hz tone whose RTP payloads the peer must receive byte
+// for byte and decode to 600 Hz.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <numbers>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "harness.h"
+#include "openssl/rand.h"
+#include "webrtc_peer_process.h"
+#include "webrtc_sdp.h"
+
+namespace sluice::testing {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr double kPeerHz = 1000.0;   // what the WebRTC peer sends
+constexpr double kPhoneHz = 600.0;   // what the phone sends
+constexpr double kHzTolerance = 20.0;
+constexpr char kPython[] = "/usr/bin/python3";
+
+std::string Script(const std::string& name) { return std::string(SLUICE_WEBRTC_DIR) + "/" + name; }
+
+// "" when the interpreter can import `modules`, else why not.
+std::string MissingPython(const std::string& modules, const std::string& package) {
+  const std::string cmd = absl::StrCat(kPython, " -c '", modules, "' >/dev/null 2>&1");
+  if (access(kPython, X_OK) == 0 && std::system(cmd.c_str()) == 0) return "";
+  return absl::StrCat(modules, " failed: install ", package, " (scripts/setup-deps does)");
+}
+
+// --- G.711 mu-law (ITU-T G.711 §3) and a tone's frequency ---
+
+uint8_t MuLaw(int16_t pcm) {
+  constexpr int kBias = 0x84, kClip = 32635;
+  int sign = pcm < 0 ? 0x80 : 0;
+  int magnitude = std::min(std::abs(static_cast<int>(pcm)), kClip) + kBias;
+  int exponent = 7;
+  for (int mask = 0x4000; (magnitude & mask) == 0 && exponent > 0; mask >>= 1) --exponent;
+  const int mantissa = (magnitude >> (exponent + 3)) & 0x0f;
+  return static_cast<uint8_t>(~(sign | (exponent << 4) | mantissa));
+}
+
+int16_t MuLawDecode(uint8_t u) {
+  u = static_cast<uint8_t>(~u);
+  const int magnitude = ((((u & 0x0f) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84;
+  return static_cast<int16_t>((u & 0x80) != 0 ? -magnitude : magnitude);
+}
+
+// The strongest frequency in 100..3900 Hz (10 Hz steps, Goertzel power), 0
+// for too little audio.
+double DominantHz(const std::vector<int16_t>& samples) {
+  if (samples.size() < 2000) return 0;
+  double best = 0, best_hz = 0;
+  for (double hz = 100; hz <= 3900; hz += 10) {
+    const double w = 2 * std::cos(2 * std::numbers::pi * hz / 8000);
+    double s1 = 0, s2 = 0;
+    for (int16_t x : samples) {
+      const double s0 = x + w * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+    }
+    const double power = s1 * s1 + s2 * s2 - w * s1 * s2;
+    if (power > best) best = power, best_hz = hz;
+  }
+  return best_hz;
+}
+
+// RFC 3550 §5.1: the payload after the fixed header, CSRCs and extension.
+std::vector<uint8_t> RtpPayload(const std::vector<uint8_t>& p) {
+  if (p.size() < 12) return {};
+  size_t off = 12 + 4 * (p[0] & 0x0f);
+  if ((p[0] & 0x10) != 0 && p.size() >= off + 4) off += 4 + 4 * ((p[off + 2] << 8) | p[off + 3]);
+  return off <= p.size() ? std::vector<uint8_t>(p.begin() + off, p.end()) : std::vector<uint8_t>{};
+}
+
+// --- the phone's side of a call ---
+
+struct PhoneTalk {
+  std::map<uint16_t, std::vector<uint8_t>> sent;  // payload by sequence number
+  int rtp = 0, rtcp = 0, bad = 0;                 // received (bad: did not verify)
+  std::vector<int16_t> audio;                     // decoded from what arrived
+};
+
+// RTP packet `seq` of a PCMU tone of `hz` (20 ms, 160 samples, PT 0).
+std::vector<uint8_t> TonePacket(const Phone& phone, uint16_t seq, double hz) {
+  std::vector<uint8_t> p = phone.Rtp(seq, 160);
+  const uint32_t ts = seq * 160u;
+  for (int i = 0; i < 4; ++i) p[4 + i] = static_cast<uint8_t>(ts >> (24 - 8 * i));
+  for (int i = 0; i < 160; ++i) {
+    const double t = static_cast<double>(ts + i) / 8000;
+    p[12 + i] = MuLaw(static_cast<int16_t>(8000 * std::sin(2 * std::numbers::pi * hz * t)));
+  }
+  return p;
+}
+
+// What arrived on the phone: RTP and (RFC 5761 §4 payload types 200-207)
+// RTCP, unprotected with libsrtp2 when the phone has keys.
+void Collect(Phone& phone, int timeout_ms, PhoneTalk* talk) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  do {
+    auto saved = std::move(phone.recv);  // Receive() would treat RTCP as RTP
+    std::vector<std::vector<uint8_t>> got = phone.Receive(1);
+    phone.recv = std::move(saved);
+    for (std::vector<uint8_t>& p : got) {
+      const bool rtcp = p.size() > 1 && p[1] >= 200 && p[1] <= 207;
+      if (phone.recv) {
+        const srtp_err_status_t s = rtcp ? phone.recv->UnprotectRtcp(p) : phone.recv->UnprotectRtp(p);
+        if (s != srtp_err_status_ok) {
+          ++talk->bad;
+          continue;
+        }
+      }
+      if (rtcp) {
+        ++talk->rtcp;
+        continue;
+      }
+      ++talk->rtp;
+      for (uint8_t u : RtpPayload(p)) talk->audio.push_back(MuLawDecode(u));
+    }
+  } while (std::chrono::steady_clock::now() < deadline);
+}
+
+// The phone sends n packets of its tone, 20 ms apart, and collects what
+// arrives meanwhile.
+PhoneTalk Talk(Phone& phone, int n, double hz = kPhoneHz) {
+  PhoneTalk talk;
+  auto next = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    const uint16_t seq = phone.seq++;
+    std::vector<uint8_t> wire = TonePacket(phone, seq, hz);
+    talk.sent[seq] = RtpPayload(wire);
+    if (phone.send) {
+      EXPECT_EQ(phone.send->ProtectRtp(wire), srtp_err_status_ok);
+    }
+    phone.SendRaw(wire);
+    next += std::chrono::milliseconds(20);
+    const auto left = next - std::chrono::steady_clock::now();
+    Collect(phone, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count()), &talk);
+  }
+  Collect(phone, 300, &talk);
+  return talk;
+}
+
+// A random SHA-256 fingerprint: no certificate has it.
+std::string WrongFingerprint() {
+  unsigned char d[32];
+  EXPECT_EQ(RAND_bytes(d, sizeof d), 1);
+  std::string out = "sha-256 ";
+  for (size_t i = 0; i < sizeof d; ++i) {
+    absl::StrAppend(&out, i == 0 ? "" : ":", absl::AsciiStrToUpper(absl::BytesToHexString(
+                                                 std::string(1, static_cast<char>(d[i])))));
+  }
+  return out;
+}
+
+class WebrtcTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    skip_reason_ = MissingPython("import aiortc, numpy", "python3-aiortc and python3-numpy");
+    if (!skip_reason_.empty()) return;
+    daemon_ = new Daemon();
+    DaemonOptions options;
+    options.name = "webrtc";
+    options.subnet_a = "10.211.1";
+    options.subnet_b = "10.211.2";
+    options.extra_config = "[media]\nport_min = 32000\nport_max = 32999\n";
+    skip_reason_ = daemon_->Start(options);
+  }
+
+  static void TearDownTestSuite() {
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << "skipped: " << skip_reason_;
+    ASSERT_TRUE(daemon_->running()) << "sluiced is not running";
+    ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  }
+
+  void TearDown() override {
+    if (HasFailure() && daemon_ != nullptr && daemon_->running()) {
+      std::printf("stats: %s\n", control_.Call({{"op", "stats"}}).dump().c_str());
+    }
+  }
+
+  // A WebRTC peer in namespace "pa" at the phone address of side 0; null
+  // (with a failure) when it does not answer.
+  std::unique_ptr<PeerProcess> StartPeer(const std::string& script = "webrtc_peer.py") {
+    auto peer = PeerProcess::Start(daemon_->topology(), daemon_->phone_ns(0),
+                                   {kPython, Script(script), "--ip", daemon_->phone_ip(0),
+                                    "--tone", "1000", "--max-seconds", "150"});
+    EXPECT_TRUE(peer.ok()) << peer.status();
+    if (!peer.ok()) return nullptr;
+    json hello = (*peer)->Call({{"cmd", "hello"}});
+    EXPECT_TRUE(hello.value("ok", false)) << hello.dump() << (*peer)->Log();
+    return hello.value("ok", false) ? std::move(*peer) : nullptr;
+  }
+
+  // The SDES phone on side 1 and its leg (Sluice sends it AES_CM_128_HMAC_SHA1_80).
+  Phone SdesPhone(uint16_t port, uint32_t ssrc, json* leg) {
+    phone_key_ = FreshKey("AES_CM_128_HMAC_SHA1_80");
+    *leg = SrtpLeg("phone", "b", daemon_->phone_ip(1) + ":" + std::to_string(port), phone_key_,
+                   "AES_CM_128_HMAC_SHA1_80");
+    return daemon_->MakePhone(1, daemon_->phone_ip(1), port, ssrc);
+  }
+
+  Phone PlainPhone(uint16_t port, uint32_t ssrc, json* leg) {
+    *leg = PlainLeg("phone", "b", daemon_->phone_ip(1) + ":" + std::to_string(port));
+    return daemon_->MakePhone(1, daemon_->phone_ip(1), port, ssrc);
+  }
+
+  // Points the phone at its leg of a create reply (and arms its keys).
+  void Connect(Phone& phone, json reply) {
+    json& leg = reply["legs"][1];
+    phone.relay = Addr(daemon_->relay_ip(1), LocalPort(leg));
+    if (leg.contains("tx") && leg["tx"].contains("crypto")) Arm(phone, phone_key_, leg["tx"]["crypto"]);
+  }
+
+  // A create reply whose first leg shows its DTLS and ICE.
+  static ::testing::AssertionResult HasHandshake(json r) {
+    json& leg = r["legs"][0];
+    if (r.value("ok", false) && leg.contains("dtls") && leg.contains("ice") &&
+        leg["ice"].contains("pwd")) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "no WebRTC leg (dtls, ice and ice.pwd) in the reply: " << r.dump();
+  }
+
+  // The peer offers (actpass), Sluice answers: the create reply, after the
+  // peer has Sluice's answer. `fingerprints` replaces the peer's when given.
+  json PeerOffers(PeerProcess& peer, const std::string& session, const json& phone_leg,
+                  PeerSdp* offer, const std::vector<std::string>& fingerprints = {}) {
+    json o = peer.Call({{"cmd", "offer"}});
+    EXPECT_TRUE(o.value("ok", false)) << o.dump();
+    if (!o.value("ok", false)) return json();
+    *offer = ParsePeerSdp(o["sdp"]);
+    EXPECT_EQ(offer->setup, "actpass") << o["sdp"];
+    EXPECT_FALSE(offer->fingerprints.empty()) << o["sdp"];
+    if (!fingerprints.empty()) offer->fingerprints = fingerprints;
+    json r = daemon_->Create(control_, session, WebrtcLeg("web", "a", *offer), phone_leg);
+    if (!r.value("ok", false) || !HasHandshake(r)) return r;
+    json answered =
+        peer.Call({{"cmd", "remote"}, {"sdp", SluiceSdp(r["legs"][0], {.mid = offer->mid})}});
+    EXPECT_TRUE(answered.value("ok", false)) << answered.dump();
+    return r;
+  }
+
+  // Sluice's side offers, the peer answers with `setup` (active or passive).
+  // The leg is created before the offer goes out (the controller needs
+  // Sluice's address and credentials for it), with the peer's fingerprint
+  // known beforehand and the setup it will answer; its ICE credentials
+  // follow in an update once the answer is in.
+  json PeerAnswers(PeerProcess& peer, const std::string& session, const json& phone_leg,
+                   const std::string& setup) {
+    json hello = peer.Call({{"cmd", "hello"}});
+    PeerSdp known;
+    known.setup = setup;
+    for (const json& f : hello["fingerprints"]) known.fingerprints.push_back(f);
+    json r = daemon_->Create(control_, session, WebrtcLeg("web", "a", known), phone_leg);
+    if (!r.value("ok", false) || !HasHandshake(r)) return r;
+    EXPECT_EQ(r["legs"][0]["dtls"]["setup"], setup == "active" ? "passive" : "active") << r.dump();
+    json a = peer.Call({{"cmd", "answer"}, {"setup", setup},
+                              {"sdp", SluiceSdp(r["legs"][0], {.setup = "actpass"})}});
+    EXPECT_TRUE(a.value("ok", false)) << a.dump();
+    if (!a.value("ok", false)) return r;
+    const PeerSdp answer = ParsePeerSdp(a["sdp"]);
+    EXPECT_EQ(answer.setup, setup) << a["sdp"];
+    EXPECT_EQ(answer.fingerprints, known.fingerprints) << a["sdp"];
+    json u = control_.Call({{"op", "session.update"}, {"session", session}, {"leg", "web"},
+                                  {"ice", {{"ufrag", answer.ufrag}, {"pwd", answer.pwd}}}});
+    EXPECT_TRUE(u.value("ok", false)) << u.dump();
+    return r;
+  }
+
+  // session.get until the WebRTC leg's DTLS state is `state` (or failed), at
+  // most timeout_ms; the last reply.
+  json WaitDtls(const std::string& session, const std::string& state, int timeout_ms = 15000) {
+    json g;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    do {
+      g = control_.Call({{"op", "session.get"}, {"session", session}});
+      const std::string now = g["legs"][0]["dtls"].value("state", "");
+      if (now == state || now == "failed") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return g;
+  }
+
+  // The leg keyed with aiortc's one profile, its pair selected at the peer's
+  // candidate, consent fresh; no key material shown.
+  void ExpectKeyed(json get, const PeerSdp& peer_sdp) {
+    json& leg = get["legs"][0];
+    EXPECT_EQ(leg["dtls"]["state"], "keyed") << get.dump();
+    EXPECT_EQ(leg["dtls"]["profile"], "AES_CM_128_HMAC_SHA1_80") << get.dump();
+    EXPECT_TRUE(leg["dtls"]["reason"].is_null()) << get.dump();
+    EXPECT_EQ(leg["dtls"]["fingerprint"].get<std::string>().rfind("sha-256 ", 0), 0u) << get.dump();
+    if (!peer_sdp.address.empty()) {
+      EXPECT_EQ(leg["ice"]["selected"], peer_sdp.address + ":" + std::to_string(peer_sdp.port))
+          << get.dump();
+    } else {
+      EXPECT_TRUE(leg["ice"]["selected"].is_string()) << get.dump();
+    }
+    EXPECT_TRUE(leg["ice"]["consent_age_ms"].is_number()) << get.dump();
+    if (leg["ice"]["consent_age_ms"].is_number()) {
+      EXPECT_LT(leg["ice"]["consent_age_ms"].get<int64_t>(), 10000) << get.dump();
+    }
+    EXPECT_FALSE(leg["ice"].contains("pwd")) << "no ICE password in session.get";
+    EXPECT_EQ(get.dump().find("inline:"), std::string::npos) << "no key in session.get";
+  }
+
+  // Audio both ways for n packets of 20 ms: the peer's tone reaches the
+  // phone (decrypted with the phone's keys), the phone's payloads reach the
+  // peer byte for byte and decode to its tone.
+  void ExpectAudio(PeerProcess& peer, Phone& phone, int n) {
+    ASSERT_TRUE(peer.Call({{"cmd", "reset"}, {"payloads", n}}).value("ok", false));
+    const PhoneTalk talk = Talk(phone, n);
+    json stats = peer.Call({{"cmd", "stats"}, {"payloads", n}});
+    ASSERT_TRUE(stats.value("ok", false)) << stats.dump();
+    // Peer to phone: a packet every 20 ms, all verified, the peer's tone.
+    EXPECT_GE(talk.rtp, n * 8 / 10) << "peer to phone";
+    EXPECT_EQ(talk.bad, 0) << "packets the phone could not verify";
+    EXPECT_NEAR(DominantHz(talk.audio), kPeerHz, kHzTolerance) << "the phone hears the peer's tone";
+    // Phone to peer: every payload as sent, the phone's tone.
+    EXPECT_GE(stats["rtp_in"].get<int>(), n * 9 / 10) << stats.dump();
+    EXPECT_EQ(stats["ssrcs"], json::array({phone.ssrc})) << stats.dump();
+    int same = 0;
+    for (const auto& [seq, hex] : stats["payloads"].items()) {
+      const auto it = talk.sent.find(static_cast<uint16_t>(std::stoi(seq)));
+      if (it == talk.sent.end()) {
+        ADD_FAILURE() << "the peer got seq " << seq << ", which the phone did not send";
+        continue;
+      }
+      const std::string want = absl::BytesToHexString(std::string(it->second.begin(), it->second.end()));
+      EXPECT_EQ(hex.get<std::string>(), want) << "payload of seq " << seq;
+      same += hex == want;
+    }
+    EXPECT_GE(same, n * 9 / 10);
+    ASSERT_TRUE(stats["tone_hz"].is_number()) << stats.dump();
+    EXPECT_NEAR(stats["tone_hz"].get<double>(), kPhoneHz, kHzTolerance) << "the peer hears the phone";
+  }
+
+  void Delete(const std::string& session) {
+    control_.Call({{"op", "session.delete"}, {"session", session}});
+  }
+
+  inline static Daemon* daemon_ = nullptr;
+  inline static std::string skip_reason_;
+  ControlClient control_;
+  std::string phone_key_;
+};
+
+TEST_F(WebrtcTest, AiortcOffersToAnSdesPhoneAudioBothWays) {
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  json phone_leg;
+  Phone phone = SdesPhone(40000, 0x5d0001, &phone_leg);
+  PeerSdp offer;
+  json r = PeerOffers(*peer, "sdes", phone_leg, &offer);
+  ASSERT_TRUE(HasHandshake(r));
+  // RFC 5763 §5: to an actpass offer Sluice answers active.
+  EXPECT_EQ(r["legs"][0]["dtls"]["setup"], "active") << r.dump();
+  EXPECT_EQ(r["legs"][0]["dtls"]["state"], "new") << r.dump();
+  EXPECT_FALSE(r["legs"][0]["ice"]["candidates"].empty()) << r.dump();
+  Connect(phone, r);
+  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+  EXPECT_TRUE(up.value("ok", false)) << up.dump();
+  ExpectKeyed(WaitDtls("sdes", "keyed"), offer);
+  ExpectAudio(*peer, phone, 150);
+  Delete("sdes");
+}
+
+}  // namespace
+}  // namespace sluice::testing
