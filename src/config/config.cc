@@ -83,6 +83,11 @@ constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_ent
                                           "allowed_sources", "socket", "socket_group",
                                           "allow_null_auth", "max_calls", "offer_timeout_ms",
                                           "delete_delay_ms"};
+constexpr absl::string_view kWebRtcKeys[] = {"certificate",          "private_key",
+                                             "srtp_profiles",        "mtu",
+                                             "handshake_timeout_ms", "consent_timeout_ms"};
+constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",
+                                                   "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
 
@@ -95,6 +100,7 @@ constexpr TableSchema kSchema[] = {
     {"media", kMediaKeys},   {"control", kControlKeys},     {"crypto", kCryptoKeys},
     {"limits", kLimitsKeys},
     {"ng", kNgKeys},
+    {"webrtc", kWebRtcKeys},
     {"security", kSecurityKeys},
 };
 
@@ -423,6 +429,8 @@ class Reader {
   absl::Status ReadNg(const Value& root, Config* config) const;
   absl::Status ReadNgAccess(const Section& s, NgConfig* ng) const;
   absl::Status ReadSecurity(const Value& root, Config* config) const;
+  absl::Status ReadWebRtc(const Value& root, Config* config) const;
+  absl::Status ReadSrtpProfiles(const Section& s, WebRtcConfig* w) const;
 
   absl::string_view origin_;
 };
@@ -985,6 +993,47 @@ absl::Status Reader::ReadCrypto(const Value& root, Config* config) const {
   return absl::OkStatus();
 }
 
+absl::Status Reader::ReadWebRtc(const Value& root, Config* config) const {
+  Section s;
+  SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "webrtc", &s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kWebRtcKeys));
+  WebRtcConfig& w = config->webrtc;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "certificate", &w.certificate));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "private_key", &w.private_key));
+  if (w.certificate.empty() != w.private_key.empty()) {
+    const char* missing = w.certificate.empty() ? "certificate" : "private_key";
+    const char* given = w.certificate.empty() ? "private_key" : "certificate";
+    return Error(s.Get(given), s.Path(missing),
+                 absl::StrCat("required with webrtc.", given, " (or leave both out: sluiced "
+                              "generates a certificate at start)"));
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadSrtpProfiles(s, &w));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "mtu", 256, 4096, &w.mtu));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "handshake_timeout_ms", 1000, 600000, &w.handshake_timeout_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "consent_timeout_ms", 5000, 600000, &w.consent_timeout_ms));
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadSrtpProfiles(const Section& s, WebRtcConfig* w) const {
+  const Value* v = s.Get("srtp_profiles");
+  if (v == nullptr) return absl::OkStatus();
+  const std::string expected = absl::StrCat("expected a non-empty array of distinct names from ",
+                                            absl::StrJoin(kSrtpProfileNames, ", "));
+  if (!v->is_array() || v->as_array().empty()) return Error(v, s.Path("srtp_profiles"), expected);
+  w->srtp_profiles.clear();
+  for (const Value& item : v->as_array()) {
+    const bool known = item.is_string() &&
+                       std::find(std::begin(kSrtpProfileNames), std::end(kSrtpProfileNames),
+                                 item.as_string().str) != std::end(kSrtpProfileNames);
+    if (!known || std::find(w->srtp_profiles.begin(), w->srtp_profiles.end(),
+                            item.as_string().str) != w->srtp_profiles.end()) {
+      return Error(&item, s.Path("srtp_profiles"), expected);
+    }
+    w->srtp_profiles.push_back(item.as_string().str);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Reader::ReadLimits(const Value& root, Config* config) const {
   Section s;
   SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "limits", &s));
@@ -1118,6 +1167,7 @@ absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadControl(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadCrypto(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadNg(root, config));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadWebRtc(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadSecurity(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadLimits(root, config));
   if (config->ng && config->ng->max_calls == 0) config->ng->max_calls = config->limits.max_sessions;

@@ -147,6 +147,21 @@ struct NgConfig {
   uint32_t delete_delay_ms = 30000;  // a deleted call lingers this long unless delete-delay says (rtpengine's default), 0..86400000
 };
 
+// [webrtc]: WebRTC legs (DTLS-SRTP keys and ICE-lite on the media port).
+struct WebRtcConfig {
+  // sluiced's DTLS certificate and its key (PEM files), both or neither;
+  // neither: an ECDSA P-256 certificate generated at start (a new one, and
+  // a new fingerprint, at each start).
+  std::string certificate;
+  std::string private_key;
+  // Offered (client) or chosen (server) in this order: OpenSSL's names.
+  std::vector<std::string> srtp_profiles = {"SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",
+                                            "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM"};
+  uint32_t mtu = 1200;                    // largest DTLS datagram (UDP payload), 256..4096
+  uint32_t handshake_timeout_ms = 20000;  // a leg not keyed by then has failed, 1000..600000
+  uint32_t consent_timeout_ms = 30000;    // RFC 7675: no authenticated check this long stops sending, 5000..600000
+};
+
 // [security]
 struct SecurityConfig {
   // Core dumps would hold every key in memory: refused (PR_SET_DUMPABLE 0,
@@ -175,6 +190,7 @@ struct Config {
   CryptoConfig crypto;
   LimitsConfig limits;
   std::optional<NgConfig> ng;  // [ng]; none: no ng listener
+  WebRtcConfig webrtc;
   SecurityConfig security;
   std::string source;  // where it came from, for messages
 
