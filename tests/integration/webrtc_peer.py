@@ -99,16 +99,17 @@ class Recorder:
         self.ssrcs = set()
         self.payloads = {}
         self.audio = []
+        self.rate = RATE
 
     def tone_hz(self):
         """The strongest frequency of the last second of decoded audio."""
         if not self.audio:
             return None
-        samples = numpy.concatenate(self.audio)[-RATE:].astype(numpy.float64)
-        if len(samples) < RATE // 4 or not numpy.any(samples):
+        samples = numpy.concatenate(self.audio)[-self.rate:].astype(numpy.float64)
+        if len(samples) < self.rate // 4 or not numpy.any(samples):
             return None
         spectrum = numpy.abs(numpy.fft.rfft(samples * numpy.hanning(len(samples))))
-        return float(numpy.argmax(spectrum[1:]) + 1) * RATE / len(samples)
+        return float(numpy.argmax(spectrum[1:]) + 1) * self.rate / len(samples)
 
 
 REC = Recorder()
@@ -163,8 +164,11 @@ class Peer:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
-                REC.audio.append(frame.to_ndarray().reshape(-1))
+                # Packed s16: one row of interleaved channels; keep the first.
+                channels = len(frame.layout.channels)
+                REC.audio.append(frame.to_ndarray().reshape(-1)[::channels])
                 REC.audio = REC.audio[-100:]
+                REC.rate = frame.sample_rate
 
         asyncio.ensure_future(drain())
 

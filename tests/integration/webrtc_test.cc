@@ -395,5 +395,164 @@ TEST_F(WebrtcTest, AiortcOffersToAnSdesPhoneAudioBothWays) {
   Delete("sdes");
 }
 
+TEST_F(WebrtcTest, AiortcOffersToAPlainPhone) {
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  json phone_leg;
+  Phone phone = PlainPhone(40010, 0x5d0002, &phone_leg);
+  PeerSdp offer;
+  json r = PeerOffers(*peer, "plain", phone_leg, &offer);
+  ASSERT_TRUE(HasHandshake(r));
+  Connect(phone, r);
+  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+  EXPECT_TRUE(up.value("ok", false)) << up.dump();
+  ExpectKeyed(WaitDtls("plain", "keyed"), offer);
+  ExpectAudio(*peer, phone, 150);
+  Delete("plain");
+}
+
+// aiortc answers Sluice's offer with setup:active: it opens the handshake,
+// Sluice is the DTLS server.
+TEST_F(WebrtcTest, AiortcAnswersActiveSluiceIsServer) {
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  json phone_leg;
+  Phone phone = SdesPhone(40020, 0x5d0003, &phone_leg);
+  json r = PeerAnswers(*peer, "answer-active", phone_leg, "active");
+  ASSERT_TRUE(HasHandshake(r));
+  Connect(phone, r);
+  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+  EXPECT_TRUE(up.value("ok", false)) << up.dump();
+  json g = WaitDtls("answer-active", "keyed");
+  EXPECT_EQ(g["legs"][0]["dtls"]["setup"], "passive") << g.dump();
+  ExpectKeyed(g, {});
+  ExpectAudio(*peer, phone, 100);
+  Delete("answer-active");
+}
+
+// aiortc answers setup:passive: Sluice opens the handshake as the client.
+TEST_F(WebrtcTest, AiortcAnswersPassiveSluiceIsClient) {
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  json phone_leg;
+  Phone phone = PlainPhone(40030, 0x5d0004, &phone_leg);
+  json r = PeerAnswers(*peer, "answer-passive", phone_leg, "passive");
+  ASSERT_TRUE(HasHandshake(r));
+  Connect(phone, r);
+  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+  EXPECT_TRUE(up.value("ok", false)) << up.dump();
+  json g = WaitDtls("answer-passive", "keyed");
+  EXPECT_EQ(g["legs"][0]["dtls"]["setup"], "active") << g.dump();
+  ExpectKeyed(g, {});
+  ExpectAudio(*peer, phone, 100);
+  Delete("answer-passive");
+}
+
+// The certificate aiortc presents is not the one the SDP named: the leg
+// fails with the reason, and nothing is relayed either way, in clear or not.
+TEST_F(WebrtcTest, FingerprintMismatchFailsTheLegAndRelaysNothing) {
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  json phone_leg;
+  Phone phone = PlainPhone(40040, 0x5d0005, &phone_leg);
+  PeerSdp offer;
+  json r = PeerOffers(*peer, "mismatch", phone_leg, &offer, {WrongFingerprint()});
+  ASSERT_TRUE(HasHandshake(r));
+  Connect(phone, r);
+  json g = WaitDtls("mismatch", "failed", 20000);
+  EXPECT_EQ(g["legs"][0]["dtls"]["state"], "failed") << g.dump();
+  EXPECT_EQ(g["legs"][0]["dtls"]["reason"], "fingerprint mismatch") << g.dump();
+  EXPECT_TRUE(g["legs"][0]["dtls"]["profile"].is_null()) << g.dump();
+  ASSERT_TRUE(peer->Call({{"cmd", "reset"}}).value("ok", false));
+  // The plain phone talks for a second; aiortc, if it thinks it may, too.
+  const PhoneTalk talk = Talk(phone, 50);
+  json stats = peer->Call({{"cmd", "stats"}});
+  ASSERT_TRUE(stats.value("ok", false)) << stats.dump();
+  EXPECT_EQ(stats["media_in"], 0) << "the phone's RTP reached the peer: " << stats.dump();
+  EXPECT_EQ(talk.rtp + talk.rtcp, 0) << "the peer's media reached the phone";
+  g = control_.Call({{"op", "session.get"}, {"session", "mismatch"}});
+  EXPECT_EQ(g["legs"][0]["counters"]["tx_packets"], 0) << g.dump();
+  EXPECT_EQ(g["legs"][1]["counters"]["tx_packets"], 0) << g.dump();
+  Delete("mismatch");
+}
+
+// Sluice takes the role the peer leaves (RFC 4145 §4, RFC 5763 §5), never
+// the peer's own, and refuses a setup that leaves no DTLS role.
+TEST_F(WebrtcTest, SetupRolesAndRefusedSetups) {
+  const std::vector<std::string> fp = {WrongFingerprint()};
+  int n = 0;
+  for (const auto& [peer_setup, sluice_setup] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"actpass", "active"}, {"active", "passive"}, {"passive", "active"}}) {
+    const std::string name = absl::StrCat("roles", ++n);
+    PeerSdp peer;
+    peer.setup = peer_setup;
+    peer.fingerprints = fp;
+    json r = daemon_->Create(control_, name, WebrtcLeg("web", "a", peer),
+                             PlainLeg("phone", "b", ""));
+    ASSERT_TRUE(HasHandshake(r));
+    EXPECT_EQ(r["legs"][0]["dtls"]["setup"], sluice_setup) << peer_setup << ": " << r.dump();
+    Delete(name);
+  }
+  for (const std::string bad : {"holdconn", "both", ""}) {
+    PeerSdp peer;
+    peer.setup = bad;
+    peer.fingerprints = fp;
+    json r = control_.Call({{"op", "session.create"}, {"session", "roles-bad"},
+                            {"legs", {WebrtcLeg("web", "a", peer), PlainLeg("phone", "b", "")}}});
+    EXPECT_FALSE(r.value("ok", true)) << bad << ": " << r.dump();
+    EXPECT_NE(r.dump().find("legs[0].dtls.setup"), std::string::npos) << r.dump();
+  }
+}
+
+// An ICE restart mid-call (new credentials on both sides, RFC 8445 §9): the
+// call's audio goes on through it, and the leg then answers checks under the
+// new credentials only.
+TEST_F(WebrtcTest, IceRestartMidCallKeepsAudioFlowing) {
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  json phone_leg;
+  Phone phone = SdesPhone(40050, 0x5d0006, &phone_leg);
+  PeerSdp offer;
+  json r = PeerOffers(*peer, "restart", phone_leg, &offer);
+  ASSERT_TRUE(HasHandshake(r));
+  Connect(phone, r);
+  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+  ASSERT_TRUE(up.value("ok", false)) << up.dump();
+  ExpectKeyed(WaitDtls("restart", "keyed"), offer);
+  ASSERT_TRUE(peer->Call({{"cmd", "reset"}, {"payloads", 0}}).value("ok", false));
+  // The phone talks for 5 s while the controller and the peer restart ICE.
+  PhoneTalk talk;
+  std::thread phone_thread([&] { talk = Talk(phone, 250); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const std::string new_ufrag = "rst" + std::to_string(getpid() % 10000);
+  const std::string new_pwd = "restartedpasswordfortheice";
+  json u = control_.Call({{"op", "session.update"}, {"session", "restart"}, {"leg", "web"},
+                          {"ice", {{"restart", true}, {"ufrag", new_ufrag}, {"pwd", new_pwd}}}});
+  json restarted;
+  if (u.value("ok", false)) {
+    EXPECT_NE(u["legs"][0]["ice"]["ufrag"], r["legs"][0]["ice"]["ufrag"]) << u.dump();
+    EXPECT_NE(u["legs"][0]["ice"]["pwd"], r["legs"][0]["ice"]["pwd"]) << u.dump();
+    restarted = peer->Call({{"cmd", "ice_restart"},
+                            {"remote_ufrag", u["legs"][0]["ice"]["ufrag"]},
+                            {"remote_pwd", u["legs"][0]["ice"]["pwd"]}});
+  }
+  // Checked at once: the check under the new credentials is fresh consent.
+  json g = control_.Call({{"op", "session.get"}, {"session", "restart"}});
+  phone_thread.join();
+  ASSERT_TRUE(u.value("ok", false)) << u.dump();
+  EXPECT_TRUE(restarted.value("selected", false)) << "the nominating check under the new "
+                                                     "credentials was answered: " << restarted.dump();
+  json stats = peer->Call({{"cmd", "stats"}});
+  EXPECT_GE(stats.value("rtp_in", 0), 240) << "the phone's audio through the restart: " << stats.dump();
+  EXPECT_GE(talk.rtp, 200) << "the peer's audio through the restart";
+  EXPECT_EQ(talk.bad, 0);
+  EXPECT_NEAR(DominantHz(talk.audio), kPeerHz, kHzTolerance);
+  EXPECT_EQ(g["legs"][0]["ice"]["ufrag"], u["legs"][0]["ice"]["ufrag"]) << g.dump();
+  ExpectKeyed(g, offer);
+  EXPECT_LT(g["legs"][0]["ice"].value("consent_age_ms", 1 << 30), 1000) << g.dump();
+  Delete("restart");
+}
+
 }  // namespace
 }  // namespace sluice::testing
