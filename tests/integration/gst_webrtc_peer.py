@@ -44,6 +44,7 @@ class Peer:
         self.args = args
         self.lock = threading.Lock()
         self.candidates = []
+        self.refs = []
         self.reset({})
         self.pipe = Gst.parse_launch(
             f"audiotestsrc is-live=true wave=sine freq={args.tone} volume=0.25 samplesperbuffer=160 "
@@ -71,7 +72,7 @@ class Peer:
             self.rtp_in = 0
             self.ssrcs = set()
             self.payloads = {}
-            self.keep = int(req.get("payloads", 0))
+            self.keep_payloads = int(req.get("payloads", 0))
             self.audio = bytearray()
         return {}
 
@@ -104,7 +105,7 @@ class Peer:
             with self.lock:
                 self.rtp_in += 1
                 self.ssrcs.add(int.from_bytes(data[8:12], "big"))
-                if len(self.payloads) < self.keep:
+                if len(self.payloads) < self.keep_payloads:
                     self.payloads[str(int.from_bytes(data[2:4], "big"))] = data[off:].hex()
         return Gst.PadProbeReturn.OK
 
@@ -135,22 +136,33 @@ class Peer:
 
     # --- signalling, run on the GLib main loop ---
 
-    def promise(self, signal, *args):
+    def promise(self, signal, *args, field=None):
+        """Emits `signal` and waits for its promise; the reply's `field`."""
         done = threading.Event()
-        result = {}
-
-        def on_done(p):
-            result["reply"] = p.get_reply()
-            done.set()
-
-        self.w.emit(signal, *args, Gst.Promise.new_with_change_func(on_done))
+        # PyGObject and GStreamer 1.22 disagree on who owns promise replies
+        # and session descriptions (use after free, double free): every
+        # wrapper stays referenced in self.refs until the process ends.
+        promise = Gst.Promise.new_with_change_func(lambda _p: done.set())
+        self.w.emit(signal, *args, promise)
         if not done.wait(10):
             raise TimeoutError(signal)
-        return result["reply"]
+        reply = promise.get_reply()
+        self.refs.append((promise, reply))
+        if reply is not None and reply.has_field("error"):
+            raise RuntimeError(f"{signal}: {reply.get_value('error')}")
+        if field is None:
+            return None
+        if reply is None or not reply.has_field(field):
+            raise RuntimeError(f"{signal}: no {field} in {reply}")
+        value = reply.get_value(field)
+        self.refs.append(value)
+        return value
 
     def description(self, sdp, kind):
         _, msg = GstSdp.SDPMessage.new_from_text(sdp)
-        return GstWebRTC.WebRTCSessionDescription.new(kind, msg)
+        desc = GstWebRTC.WebRTCSessionDescription.new(kind, msg)
+        self.refs.append((msg, desc))
+        return desc
 
     def local_sdp(self, timeout=10):
         """The local description once gathering is complete, with its candidates."""
@@ -175,13 +187,12 @@ class Peer:
                        if line.startswith("a=fingerprint:")]
             return {"fingerprints": fps}
         if cmd == "offer":
-            reply = self.promise("create-offer", None)
-            offer = reply.get_value("offer")
+            offer = self.promise("create-offer", None, field="offer")
             self.promise("set-local-description", offer)
             return {"sdp": self.local_sdp()}
         if cmd == "answer":
             self.promise("set-remote-description", self.description(req["sdp"], GstWebRTC.WebRTCSDPType.OFFER))
-            answer = self.promise("create-answer", None).get_value("answer")
+            answer = self.promise("create-answer", None, field="answer")
             text = answer.sdp.as_text()
             for setup in ("active", "passive"):
                 text = text.replace("a=setup:" + setup, "a=setup:" + req.get("setup", "active"))
@@ -193,7 +204,7 @@ class Peer:
         if cmd == "wait":
             return self.wait(req.get("state", "connected"), float(req.get("timeout", 10)))
         if cmd == "stats":
-            self.keep = int(req.get("payloads", self.keep))
+            self.keep_payloads = int(req.get("payloads", self.keep_payloads))
             with self.lock:
                 out = {"rtp_in": self.rtp_in, "rtcp_in": None, "media_in": None,
                        "ssrcs": sorted(self.ssrcs), "payloads": dict(self.payloads)}

@@ -92,7 +92,9 @@ std::string SluiceSdp(const json& leg, const SluiceSdpOptions& options) {
     << "\r\na=setup:" << (options.setup.empty() ? dtls.value("setup", "") : options.setup)
     << "\r\n";
   for (const json& c : ice.value("candidates", json::array())) {
-    s << "a=candidate:" << c.get<std::string>() << "\r\n";
+    // The value after "a=" ("candidate:1 1 UDP ..."), or after "a=candidate:".
+    const std::string v = c.get<std::string>();
+    s << (absl::StartsWith(v, "candidate:") ? "a=" : "a=candidate:") << v << "\r\n";
   }
   s << "a=end-of-candidates\r\n";
   return s.str();

@@ -23,7 +23,7 @@ struct PeerSdp {
   std::string setup;                      // actpass, active or passive
   std::vector<std::string> fingerprints;  // "sha-256 AB:CD:..."
   std::string ufrag, pwd;
-  std::vector<std::string> candidates;  // a=candidate values
+  std::vector<std::string> candidates;  // what follows "a=candidate:"
   std::string address;                  // c= of the m-line
   int port = 0;                         // of the m-line
 };
