@@ -783,6 +783,10 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   body["sessions_timed_out"] = Json{{"timeout", stats.timed_out.timeout},
                                     {"silent_timeout", stats.timed_out.silent_timeout},
                                     {"final_timeout", stats.timed_out.final_timeout}};
+  body["webrtc"] = Json{{"dtls_keyed", stats.webrtc.dtls_keyed},
+                        {"dtls_failed", stats.webrtc.dtls_failed},
+                        {"ice_selected", stats.webrtc.ice_selected},
+                        {"ice_consent_lost", stats.webrtc.ice_consent_lost}};
   if (stats.memory) {
     body["memory"] = Json{{"session_state_bytes", stats.memory->session_state_bytes},
                           {"session_state_blocks", stats.memory->session_state_blocks},

@@ -229,9 +229,18 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
         "every remembered master key is still in use (key registry full)");
   }
   if (absl::Status s = AllocateLegPorts(entry, specs); !s.ok()) return s;
-  if (absl::Status s = StartSession(entry, specs); !s.ok()) {
+  absl::Status started = AddHandshakes(request.session, request, entry, specs);
+  if (started.ok()) {
+    started = StartSession(entry, specs);
+    if (!started.ok()) {
+      for (int i = 0; i < 2; ++i) {
+        if (entry.legs[i].dtls || entry.legs[i].ice) handshakes_->Remove(specs[i].local);
+      }
+    }
+  }
+  if (!started.ok()) {
     for (int i = 0; i < 2; ++i) ReleasePort(entry.legs[i].interface, specs[i].local.port);
-    return s;
+    return started;
   }
   ++next_id_;
   for (const srtp::KeyFingerprint& fp : entry.used_keys) key_registry_.Acquire(fp, entry.key_owner);
@@ -297,6 +306,7 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
                                         session::LegSpec& spec,
                                         std::optional<std::string>* generated) {
   const std::string field = absl::StrCat("legs[", i, "]");
+  if (absl::Status s = CheckHandshakeLeg(leg, field); !s.ok()) return s;
   const InterfaceInfo* iface = FindInterface(leg.interface);
   if (iface == nullptr) {
     return absl::InvalidArgumentError(
@@ -353,6 +363,18 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   state.tx_unencrypted_srtcp = unencrypted_tx;
   spec.rx_keys = std::move(*rx);
   spec.tx_keys = std::move(*tx);
+  // WebRTC: STUN and DTLS go to the handshake thread; a DTLS leg relays
+  // nothing until its keys come (never in clear); an ICE leg's peer is the
+  // one its checks select, and an unauthenticated packet never moves it
+  // (the learning rule of a leg awaiting its answer: learning.h).
+  spec.handshake = leg.dtls.has_value() || leg.ice.has_value();
+  state.dtls = leg.dtls.has_value();
+  state.ice = leg.ice.has_value();
+  if (state.dtls) {
+    spec.keys_pending = true;
+    state.rx_suite = state.tx_suite = "pending";
+  }
+  if (state.ice) spec.await_answer = true;
   return absl::OkStatus();
 }
 
@@ -392,13 +414,8 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   Entry& entry = it->second;
   absl::StatusOr<int> leg = FindLeg(entry, request);
   if (!leg.ok()) return leg.status();
-  for (const std::optional<CryptoSpec>* spec : {&request.rx, &request.tx}) {
-    if (*spec && (*spec)->kind == CryptoSpec::Kind::kPassthrough) {
-      return absl::InvalidArgumentError(
-          "passthrough is chosen when the session is created (both ends of a direction at once)");
-    }
-  }
   const LegState& state = entry.legs[*leg];
+  if (absl::Status s = CheckUpdate(state, request); !s.ok()) return s;
   std::optional<std::string> generated[2];
   std::vector<srtp::KeyFingerprint> seen = entry.used_keys;
   KeyChange rx, tx;
@@ -454,7 +471,26 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
     ResolveNextHops(entry);
   }
   if (entry.next_hops_pending || entry.session->HandOverPending()) pending_.insert(&entry);
+  if (absl::Status s = UpdateHandshakes(it->first, entry, *leg, request); !s.ok()) return s;
   return Describe(it->first, entry, generated);
+}
+
+absl::Status SessionManager::CheckUpdate(const LegState& state, const UpdateRequest& request) {
+  for (const std::optional<CryptoSpec>* spec : {&request.rx, &request.tx}) {
+    if (*spec && (*spec)->kind == CryptoSpec::Kind::kPassthrough) {
+      return absl::InvalidArgumentError(
+          "passthrough is chosen when the session is created (both ends of a direction at once)");
+    }
+  }
+  if (state.dtls && (request.rx || request.tx)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        request.rx ? "rx" : "tx", ": the leg's keys come from its DTLS handshake (update dtls)"));
+  }
+  if ((request.dtls && !state.dtls) || (request.ice && !state.ice)) {
+    return absl::InvalidArgumentError(absl::StrCat(request.dtls && !state.dtls ? "dtls" : "ice",
+                                                   ": the leg was not created with it"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> SessionManager::FindLeg(const Entry& entry, const UpdateRequest& request) {
@@ -569,6 +605,56 @@ void SessionManager::HandOverKeys(Entry& entry, int leg, const UpdateRequest& re
   }
 }
 
+// A DTLS handshake's keys: a re-key of both directions through the same
+// hand-over as an SDES re-key (make-before-break when the suite stays), then
+// the leg stops waiting. Each handshake exports fresh keys, so the reuse
+// checks only ever refuse a broken exporter; the keys wipe themselves.
+void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry, int leg,
+                                          HandshakeEvent& event) {
+  KeyChange rx, tx;
+  rx.requested = tx.requested = true;
+  rx.keys.push_back(event.rx);
+  tx.keys.push_back(event.tx);
+  rx.fingerprints = Fingerprints(rx.keys);
+  tx.fingerprints = Fingerprints(tx.keys);
+  std::vector<srtp::KeyFingerprint> seen = entry.used_keys;
+  absl::Status s = AdmitFresh(rx.fingerprints, seen, "rx");
+  if (s.ok()) s = AdmitFresh(tx.fingerprints, seen, "tx");
+  if (s.ok()) s = AdmitAcrossSessions(rx.fingerprints, entry.key_owner, "rx");
+  if (s.ok()) s = AdmitAcrossSessions(tx.fingerprints, entry.key_owner, "tx");
+  if (s.ok()) s = BuildRxContext(entry, leg, rx);
+  // A new DTLS association is a new SRTP context: its sender starts at ROC 0.
+  if (s.ok()) s = BuildTxContext(entry.legs[leg].aes192_kdf, tx, srtp::RocOnRekey::kReset);
+  if (s.ok() && !key_registry_.Reserve(2, NowMs())) {
+    s = absl::ResourceExhaustedError("key registry full");
+  }
+  if (!s.ok()) {
+    ++handshake_stats_.dtls_failed;
+    if (log_) {
+      log_(absl::StrCat("session \"", absl::CHexEscape(name), "\" leg ",
+                        entry.session->leg(leg).name, ": DTLS keys refused: ", s.message()));
+    }
+    return;
+  }
+  for (const KeyChange* change : {&rx, &tx}) {
+    key_registry_.Acquire(change->fingerprints[0], entry.key_owner);
+  }
+  entry.used_keys = std::move(seen);
+  LegState& state = entry.legs[leg];
+  entry.session->HandOverRx(leg, std::move(rx.context));
+  entry.session->HandOverTx(leg, std::move(tx.context));
+  state.rx_suite = state.tx_suite = crypto::SuiteName(rx.keys[0].suite);
+  state.rx_key.emplace(rx.keys[0], rx.fingerprints[0]);
+  state.tx_key.emplace(tx.keys[0], tx.fingerprints[0]);
+  state.key_warned = 0;
+  state.keyed = true;
+  // After the hand-over: a worker that sees the flag clear adopts the new
+  // contexts first (Session::SetKeysPending).
+  if (!state.consent_lost) entry.session->SetKeysPending(leg, false);
+  if (entry.session->HandOverPending()) pending_.insert(&entry);
+  ++handshake_stats_.dtls_keyed;
+}
+
 absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
   auto it = sessions_.find(name);
   if (it == sessions_.end()) {
@@ -581,6 +667,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
   entry.session->Unpublish(table_);
   const std::optional<std::string> none[2];
   SessionInfo final_counters = Describe(it->first, entry, none);
+  RemoveHandshakes(entry);
   Reclaiming& dead = reclaiming_.emplace_back();
   dead.token = table_.StartGracePeriod();
   dead.session = std::move(entry.session);
@@ -637,6 +724,7 @@ Stats SessionManager::GetStats() {
   }
   stats.sessions_reclaiming = reclaiming_.size();
   stats.timed_out = timed_out_;
+  stats.webrtc = handshake_stats_;
   if (worker_stats_) stats.workers = worker_stats_();
   AddWorkerWatch(stats.workers);
   if (port_stats_) stats.ports = port_stats_();
@@ -824,6 +912,7 @@ void SessionManager::CheckLegKeys(const std::string& name, Entry& entry, int leg
 
 void SessionManager::Clear() {
   for (auto& [name, entry] : sessions_) {
+    RemoveHandshakes(entry);
     entry.session->Unpublish(table_);
     Reclaiming& dead = reclaiming_.emplace_back();
     dead.session = std::move(entry.session);
@@ -911,6 +1000,7 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
       leg.roc_after_rekey = kNames[static_cast<int>(rx->roc_after_rekey())];
     }
     if (tx_crypto != nullptr && tx_crypto[i]) leg.tx_crypto = tx_crypto[i];
+    DescribeHandshakes(entry, i, leg);
     info.legs.push_back(std::move(leg));
   }
   return info;

@@ -600,6 +600,7 @@ TEST(Encode, ListPingStats) {
   stats.workers = {w};
   stats.sessions_reclaiming = 1;
   stats.timed_out = {4, 5, 6};
+  stats.webrtc = {7, 8, 9, 10};
   stats.drops = {{"auth_failed", 1}, {"no_flow", 2}};
   PortStats port;
   port.interface = "access";
@@ -615,6 +616,7 @@ TEST(Encode, ListPingStats) {
   EXPECT_EQ(Dump(EncodeStats(stats, nullptr)),
             R"({"sessions":2,"sessions_reclaiming":1,)"
             R"("sessions_timed_out":{"timeout":4,"silent_timeout":5,"final_timeout":6},)"
+            R"("webrtc":{"dtls_keyed":7,"dtls_failed":8,"ice_selected":9,"ice_consent_lost":10},)"
             R"("ports":[{"interface":"access",)"
             R"("rx_packets":11,"rx_bytes":1100,)"
             R"("tx_packets":12,"tx_bytes":1200,"rx_missed":13,"rx_errors":14,"rx_no_mbuf":15,)"
@@ -626,6 +628,8 @@ TEST(Encode, ListPingStats) {
   EXPECT_THAT(Dump(EncodeStats(stats, nullptr)),
               HasSubstr(R"({"sessions":2,"sessions_reclaiming":1,)"
                         R"("sessions_timed_out":{"timeout":4,"silent_timeout":5,"final_timeout":6},)"
+                        R"("webrtc":{"dtls_keyed":7,"dtls_failed":8,"ice_selected":9,)"
+                        R"("ice_consent_lost":10},)"
                         R"("memory":{"session_state_bytes":7488,)"
                         R"("session_state_blocks":3,"mapped_bytes":2097152},"ports":[)"));
   ControlCounters control;

@@ -238,6 +238,13 @@ struct Stats {
   struct TimedOut {
     uint64_t timeout = 0, silent_timeout = 0, final_timeout = 0;
   } timed_out;
+  // WebRTC legs' handshakes: outcomes since start.
+  struct Handshakes {
+    uint64_t dtls_keyed = 0;        // DTLS keys installed (first keys and re-keys)
+    uint64_t dtls_failed = 0;       // handshakes that gave no keys
+    uint64_t ice_selected = 0;      // peers chosen (or chosen again) by ICE checks
+    uint64_t ice_consent_lost = 0;  // media stopped for want of consent
+  } webrtc;
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;

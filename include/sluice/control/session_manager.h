@@ -23,6 +23,7 @@
 
 #include "sluice/config/config.h"
 #include "sluice/control/key_registry.h"
+#include "sluice/control/media_handshakes.h"
 #include "sluice/control/operations.h"
 #include "sluice/control/worker_watch.h"
 #include "sluice/packet/address.h"
@@ -120,6 +121,16 @@ class SessionManager : public Operations {
   // The clock for timeouts and port rest, in ms (tests); default steady_clock.
   void SetClock(std::function<uint64_t()> now_ms) { clock_ = std::move(now_ms); }
 
+  // WebRTC legs (a leg with dtls or ice) run their handshakes here; without
+  // it they are refused. Not owned; outlives the manager's sessions.
+  void SetMediaHandshakes(MediaHandshakes* handshakes) { handshakes_ = handshakes; }
+  // A handshake's outcome, from the control loop (session_handshakes.cc):
+  // ICE's selected peer becomes the leg's remote; DTLS keys are installed
+  // as a re-key of both directions and the leg stops waiting for them; a
+  // lost consent stops the session's media until the peer checks again.
+  // Events of a session or handshake that is gone are ignored.
+  void OnHandshakeEvent(HandshakeEvent event);
+
  private:
   // An interface's even RTP ports: those that may be handed out, in no
   // order (one is drawn at random), and those freed lately, oldest first,
@@ -151,6 +162,16 @@ class SessionManager : public Operations {
     // Directions already logged as past the key warning: bit 0 rx, bit 1
     // tx; cleared by a re-key of that direction.
     uint8_t key_warned = 0;
+    // WebRTC: keys from a DTLS handshake, the peer from ICE checks. The
+    // handshake generations: events older than first_generation belong to
+    // another leg; DTLS events other than dtls_generation to a replaced
+    // handshake.
+    bool dtls = false;
+    bool ice = false;
+    bool keyed = false;         // a handshake's keys are installed
+    bool consent_lost = false;  // media stopped until the peer checks again
+    uint64_t first_generation = 0;
+    uint64_t dtls_generation = 0;
   };
   struct Entry {
     uint64_t id = 0;
@@ -176,6 +197,17 @@ class SessionManager : public Operations {
   };
 
   struct KeyChange;
+
+  static absl::Status CheckUpdate(const LegState& state, const UpdateRequest& request);
+  // session_handshakes.cc: the WebRTC side of create, update and delete.
+  absl::Status CheckHandshakeLeg(const LegRequest& leg, const std::string& field) const;
+  absl::Status AddHandshakes(const std::string& name, const CreateRequest& request, Entry& entry,
+                             const session::LegSpec specs[2]);
+  absl::Status UpdateHandshakes(const std::string& name, Entry& entry, int leg,
+                                const UpdateRequest& request);
+  void RemoveHandshakes(Entry& entry);
+  void DescribeHandshakes(const Entry& entry, int leg, LegInfo& info) const;
+  void InstallHandshakeKeys(const std::string& name, Entry& entry, int leg, HandshakeEvent& event);
   // A deleted session: out of the flow table, its memory and keys freed
   // (and its ports released) once the grace period `token` is over.
   struct Reclaiming {
@@ -252,6 +284,9 @@ class SessionManager : public Operations {
   uint32_t workers_;
   uint64_t tsc_hz_;
   NeighborResolver resolver_;
+  MediaHandshakes* handshakes_ = nullptr;
+  Stats::Handshakes handshake_stats_;
+  uint64_t next_generation_ = 1;
   WorkerStatsFn worker_stats_;
   PortStatsFn port_stats_;
   uint64_t next_id_ = 1;
