@@ -377,6 +377,13 @@ class WebrtcTest : public ::testing::Test {
     EXPECT_NEAR(stats["tone_hz"].get<double>(), kPhoneHz, kHzTolerance) << "the peer hears the phone";
   }
 
+  // A count of stats' "webrtc" object (-1 when there is none).
+  int64_t WebrtcStat(const std::string& name) {
+    json stats = control_.Call({{"op", "stats"}});
+    if (!stats.contains("webrtc") || !stats["webrtc"].contains(name)) return -1;
+    return stats["webrtc"][name].get<int64_t>();
+  }
+
   void Delete(const std::string& session) {
     control_.Call({{"op", "session.delete"}, {"session", session}});
   }
@@ -392,6 +399,7 @@ TEST_F(WebrtcTest, AiortcOffersToAnSdesPhoneAudioBothWays) {
   ASSERT_NE(peer, nullptr);
   json phone_leg;
   Phone phone = SdesPhone(40000, 0x5d0001, &phone_leg);
+  const int64_t keyed = WebrtcStat("dtls_keyed"), selected = WebrtcStat("ice_selected");
   PeerSdp offer;
   json r = PeerOffers(*peer, "sdes", phone_leg, &offer);
   ASSERT_TRUE(HasHandshake(r));
@@ -403,6 +411,8 @@ TEST_F(WebrtcTest, AiortcOffersToAnSdesPhoneAudioBothWays) {
   json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
   EXPECT_TRUE(up.value("ok", false)) << up.dump();
   ExpectKeyed(WaitDtls("sdes", "keyed"), offer);
+  EXPECT_EQ(WebrtcStat("dtls_keyed"), keyed + 1);
+  EXPECT_EQ(WebrtcStat("ice_selected"), selected + 1);
   ExpectAudio(*peer, phone, 150);
   Delete("sdes");
 }
@@ -493,6 +503,7 @@ TEST_F(WebrtcTest, FingerprintMismatchFailsTheLegAndRelaysNothing) {
   ASSERT_NE(peer, nullptr);
   json phone_leg;
   Phone phone = PlainPhone(40040, 0x5d0005, &phone_leg);
+  const int64_t failed = WebrtcStat("dtls_failed");
   PeerSdp offer;
   json r = PeerOffers(*peer, "mismatch", phone_leg, &offer, {WrongFingerprint()});
   ASSERT_TRUE(HasHandshake(r));
@@ -501,6 +512,7 @@ TEST_F(WebrtcTest, FingerprintMismatchFailsTheLegAndRelaysNothing) {
   EXPECT_EQ(g["legs"][0]["dtls"]["state"], "failed") << g.dump();
   EXPECT_EQ(g["legs"][0]["dtls"]["reason"], "fingerprint mismatch") << g.dump();
   EXPECT_TRUE(g["legs"][0]["dtls"]["profile"].is_null()) << g.dump();
+  EXPECT_EQ(WebrtcStat("dtls_failed"), failed + 1);
   ASSERT_TRUE(peer->Call({{"cmd", "reset"}}).value("ok", false));
   // The plain phone talks for a second; aiortc, if it thinks it may, too.
   const PhoneTalk talk = Talk(phone, 50);
