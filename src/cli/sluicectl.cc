@@ -144,6 +144,29 @@ std::string Remote(const Json& leg) {
   return remote;
 }
 
+// A WebRTC leg's DTLS and ICE state, a line each (no key, no ICE password).
+void PrintHandshakes(const Json& legs) {
+  for (const Json& leg : legs) {
+    const Json& dtls = Member(leg, "dtls");
+    if (dtls.is_object()) {
+      const std::string reason = Str(dtls, "reason", "");
+      std::printf("leg %s dtls: %s, sluice %s, profile %s%s\n  fingerprint %s\n",
+                  Str(leg, "name").c_str(), Str(dtls, "state").c_str(), Str(dtls, "setup").c_str(),
+                  Str(dtls, "profile", "-").c_str(),
+                  reason.empty() ? "" : (" (" + reason + ")").c_str(),
+                  Str(dtls, "fingerprint").c_str());
+    }
+    const Json& ice = Member(leg, "ice");
+    if (ice.is_object()) {
+      const Json& age = Member(ice, "consent_age_ms");
+      std::printf("leg %s ice: ufrag %s, selected %s, consent %s\n", Str(leg, "name").c_str(),
+                  Str(ice, "ufrag").c_str(), Str(ice, "selected", "(none)").c_str(),
+                  age.is_number_unsigned() ? absl::StrCat(age.get<uint64_t>(), " ms ago").c_str()
+                                           : "-");
+    }
+  }
+}
+
 void PrintSession(const Json& body) {
   const Json& legs = Member(body, "legs");
   const Json& hold = Member(body, "hold");
@@ -168,6 +191,7 @@ void PrintSession(const Json& body) {
                     absl::StrCat(Num(c, "remote_changes"))});
   }
   PrintTable(rows);
+  PrintHandshakes(legs);
   // The one place sluicectl shows key material: a key sluiced generated for
   // sending, which the SBC must hand to the peer.
   for (const Json& leg : legs) {
