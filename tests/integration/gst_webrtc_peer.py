@@ -180,12 +180,14 @@ class Peer:
     def handle(self, req):
         cmd = req.get("cmd")
         if cmd == "hello":
+            # An offer made and not set (the signalling state stays stable)
+            # shows the certificate webrtcbin will use.
             desc = self.w.get_property("local-description")
-            fps = []
-            if desc is not None:
-                fps = [line[len("a=fingerprint:"):] for line in desc.sdp.as_text().splitlines()
-                       if line.startswith("a=fingerprint:")]
-            return {"fingerprints": fps}
+            if desc is None:
+                desc = self.promise("create-offer", None, field="offer")
+            return {"fingerprints": [line[len("a=fingerprint:"):]
+                                     for line in desc.sdp.as_text().splitlines()
+                                     if line.startswith("a=fingerprint:")]}
         if cmd == "offer":
             offer = self.promise("create-offer", None, field="offer")
             self.promise("set-local-description", offer)

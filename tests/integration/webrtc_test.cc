@@ -282,7 +282,7 @@ class WebrtcTest : public ::testing::Test {
   // known beforehand and the setup it will answer; its ICE credentials
   // follow in an update once the answer is in.
   json PeerAnswers(PeerProcess& peer, const std::string& session, const json& phone_leg,
-                   const std::string& setup) {
+                   const std::string& setup, PeerSdp* answer) {
     json hello = peer.Call({{"cmd", "hello"}});
     PeerSdp known;
     known.setup = setup;
@@ -294,11 +294,11 @@ class WebrtcTest : public ::testing::Test {
                               {"sdp", SluiceSdp(r["legs"][0], {.setup = "actpass"})}});
     EXPECT_TRUE(a.value("ok", false)) << a.dump();
     if (!a.value("ok", false)) return r;
-    const PeerSdp answer = ParsePeerSdp(a["sdp"]);
-    EXPECT_EQ(answer.setup, setup) << a["sdp"];
-    EXPECT_EQ(answer.fingerprints, known.fingerprints) << a["sdp"];
+    *answer = ParsePeerSdp(a["sdp"]);
+    EXPECT_EQ(answer->setup, setup) << a["sdp"];
+    EXPECT_EQ(answer->fingerprints, known.fingerprints) << a["sdp"];
     json u = control_.Call({{"op", "session.update"}, {"session", session}, {"leg", "web"},
-                                  {"ice", {{"ufrag", answer.ufrag}, {"pwd", answer.pwd}}}});
+                            {"ice", {{"ufrag", answer->ufrag}, {"pwd", answer->pwd}}}});
     EXPECT_TRUE(u.value("ok", false)) << u.dump();
     return r;
   }
@@ -377,6 +377,33 @@ class WebrtcTest : public ::testing::Test {
     EXPECT_NEAR(stats["tone_hz"].get<double>(), kPhoneHz, kHzTolerance) << "the peer hears the phone";
   }
 
+  // A whole call: the peer offers (answer_setup "") or answers with
+  // answer_setup, both sides' handshakes complete, session.get and stats
+  // show it, audio flows both ways for `packets` packets of 20 ms.
+  void RunCall(PeerProcess& peer, const std::string& session, Phone& phone, const json& phone_leg,
+               const std::string& answer_setup, int packets) {
+    const int64_t keyed = WebrtcStat("dtls_keyed"), selected = WebrtcStat("ice_selected");
+    PeerSdp sdp;
+    json r = answer_setup.empty() ? PeerOffers(peer, session, phone_leg, &sdp)
+                                  : PeerAnswers(peer, session, phone_leg, answer_setup, &sdp);
+    ASSERT_TRUE(HasHandshake(r));
+    // RFC 5763 §5: to actpass Sluice answers active; else the other role.
+    const std::string sluice_setup = answer_setup == "active" ? "passive" : "active";
+    EXPECT_EQ(r["legs"][0]["dtls"]["setup"], sluice_setup) << r.dump();
+    EXPECT_EQ(r["legs"][0]["dtls"]["state"], "new") << r.dump();
+    EXPECT_FALSE(r["legs"][0]["ice"]["candidates"].empty()) << r.dump();
+    Connect(phone, r);
+    json up = peer.Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+    EXPECT_TRUE(up.value("ok", false)) << up.dump();
+    json g = WaitDtls(session, "keyed");
+    EXPECT_EQ(g["legs"][0]["dtls"]["setup"], sluice_setup) << g.dump();
+    ExpectKeyed(g, sdp);
+    EXPECT_EQ(WebrtcStat("dtls_keyed"), keyed + 1);
+    EXPECT_EQ(WebrtcStat("ice_selected"), selected + 1);
+    ExpectAudio(peer, phone, packets);
+    Delete(session);
+  }
+
   // A count of stats' "webrtc" object (-1 when there is none).
   int64_t WebrtcStat(const std::string& name) {
     json stats = control_.Call({{"op", "stats"}});
@@ -394,107 +421,51 @@ class WebrtcTest : public ::testing::Test {
   std::string phone_key_;
 };
 
-TEST_F(WebrtcTest, AiortcOffersToAnSdesPhoneAudioBothWays) {
-  auto peer = StartPeer();
+// A whole call with each peer and each kind of phone, in both DTLS roles.
+struct CallCase {
+  const char* name;
+  const char* script;        // the peer
+  bool sdes;                 // an SDES phone, else a plain RTP phone
+  const char* answer_setup;  // "": the peer offers actpass; else it answers this
+  uint16_t phone_port;
+};
+
+class WebrtcCallTest : public WebrtcTest, public ::testing::WithParamInterface<CallCase> {};
+
+TEST_P(WebrtcCallTest, AudioBothWays) {
+  const CallCase& c = GetParam();
+  if (std::string(c.script) == "gst_webrtc_peer.py") {
+    const std::string missing = MissingPython(
+        "import gi; gi.require_version(\"Gst\", \"1.0\"); gi.require_version(\"GstWebRTC\", "
+        "\"1.0\"); gi.require_version(\"Nice\", \"0.1\"); from gi.repository import Gst, "
+        "GstWebRTC, Nice; Gst.init(None); assert Gst.ElementFactory.find(\"webrtcbin\") and "
+        "Gst.ElementFactory.find(\"nicesrc\") and Gst.ElementFactory.find(\"mulawenc\")",
+        "gstreamer1.0-plugins-bad, gstreamer1.0-nice, gstreamer1.0-plugins-good, gir1.2-nice-0.1 "
+        "and python3-gi");
+    if (!missing.empty()) GTEST_SKIP() << "skipped: " << missing;
+  }
+  auto peer = StartPeer(c.script);
   ASSERT_NE(peer, nullptr);
   json phone_leg;
-  Phone phone = SdesPhone(40000, 0x5d0001, &phone_leg);
-  const int64_t keyed = WebrtcStat("dtls_keyed"), selected = WebrtcStat("ice_selected");
-  PeerSdp offer;
-  json r = PeerOffers(*peer, "sdes", phone_leg, &offer);
-  ASSERT_TRUE(HasHandshake(r));
-  // RFC 5763 §5: to an actpass offer Sluice answers active.
-  EXPECT_EQ(r["legs"][0]["dtls"]["setup"], "active") << r.dump();
-  EXPECT_EQ(r["legs"][0]["dtls"]["state"], "new") << r.dump();
-  EXPECT_FALSE(r["legs"][0]["ice"]["candidates"].empty()) << r.dump();
-  Connect(phone, r);
-  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
-  EXPECT_TRUE(up.value("ok", false)) << up.dump();
-  ExpectKeyed(WaitDtls("sdes", "keyed"), offer);
-  EXPECT_EQ(WebrtcStat("dtls_keyed"), keyed + 1);
-  EXPECT_EQ(WebrtcStat("ice_selected"), selected + 1);
-  ExpectAudio(*peer, phone, 150);
-  Delete("sdes");
+  Phone phone = c.sdes ? SdesPhone(c.phone_port, 0x5d0000 + c.phone_port, &phone_leg)
+                       : PlainPhone(c.phone_port, 0x5d0000 + c.phone_port, &phone_leg);
+  RunCall(*peer, c.name, phone, phone_leg, c.answer_setup, 150);
 }
 
-// GStreamer webrtcbin (libnice, GStreamer's DTLS) in aiortc's place.
-TEST_F(WebrtcTest, GstreamerOffersToAnSdesPhoneAudioBothWays) {
-  const std::string missing = MissingPython(
-      "import gi; gi.require_version(\"Gst\", \"1.0\"); gi.require_version(\"GstWebRTC\", \"1.0\"); "
-      "gi.require_version(\"Nice\", \"0.1\"); from gi.repository import Gst, GstWebRTC, Nice; "
-      "Gst.init(None); assert Gst.ElementFactory.find(\"webrtcbin\") and "
-      "Gst.ElementFactory.find(\"nicesrc\") and Gst.ElementFactory.find(\"mulawenc\")",
-      "gstreamer1.0-plugins-bad, gstreamer1.0-nice, gstreamer1.0-plugins-good, gir1.2-nice-0.1 "
-      "and python3-gi");
-  if (!missing.empty()) GTEST_SKIP() << "skipped: " << missing;
-  auto peer = StartPeer("gst_webrtc_peer.py");
-  ASSERT_NE(peer, nullptr);
-  json phone_leg;
-  Phone phone = SdesPhone(40060, 0x5d0007, &phone_leg);
-  PeerSdp offer;
-  json r = PeerOffers(*peer, "gst", phone_leg, &offer);
-  ASSERT_TRUE(HasHandshake(r));
-  EXPECT_EQ(r["legs"][0]["dtls"]["setup"], "active") << r.dump();
-  Connect(phone, r);
-  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
-  EXPECT_TRUE(up.value("ok", false)) << up.dump();
-  ExpectKeyed(WaitDtls("gst", "keyed"), offer);
-  ExpectAudio(*peer, phone, 150);
-  Delete("gst");
-}
-
-TEST_F(WebrtcTest, AiortcOffersToAPlainPhone) {
-  auto peer = StartPeer();
-  ASSERT_NE(peer, nullptr);
-  json phone_leg;
-  Phone phone = PlainPhone(40010, 0x5d0002, &phone_leg);
-  PeerSdp offer;
-  json r = PeerOffers(*peer, "plain", phone_leg, &offer);
-  ASSERT_TRUE(HasHandshake(r));
-  Connect(phone, r);
-  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
-  EXPECT_TRUE(up.value("ok", false)) << up.dump();
-  ExpectKeyed(WaitDtls("plain", "keyed"), offer);
-  ExpectAudio(*peer, phone, 150);
-  Delete("plain");
-}
-
-// aiortc answers Sluice's offer with setup:active: it opens the handshake,
-// Sluice is the DTLS server.
-TEST_F(WebrtcTest, AiortcAnswersActiveSluiceIsServer) {
-  auto peer = StartPeer();
-  ASSERT_NE(peer, nullptr);
-  json phone_leg;
-  Phone phone = SdesPhone(40020, 0x5d0003, &phone_leg);
-  json r = PeerAnswers(*peer, "answer-active", phone_leg, "active");
-  ASSERT_TRUE(HasHandshake(r));
-  Connect(phone, r);
-  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
-  EXPECT_TRUE(up.value("ok", false)) << up.dump();
-  json g = WaitDtls("answer-active", "keyed");
-  EXPECT_EQ(g["legs"][0]["dtls"]["setup"], "passive") << g.dump();
-  ExpectKeyed(g, {});
-  ExpectAudio(*peer, phone, 100);
-  Delete("answer-active");
-}
-
-// aiortc answers setup:passive: Sluice opens the handshake as the client.
-TEST_F(WebrtcTest, AiortcAnswersPassiveSluiceIsClient) {
-  auto peer = StartPeer();
-  ASSERT_NE(peer, nullptr);
-  json phone_leg;
-  Phone phone = PlainPhone(40030, 0x5d0004, &phone_leg);
-  json r = PeerAnswers(*peer, "answer-passive", phone_leg, "passive");
-  ASSERT_TRUE(HasHandshake(r));
-  Connect(phone, r);
-  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
-  EXPECT_TRUE(up.value("ok", false)) << up.dump();
-  json g = WaitDtls("answer-passive", "keyed");
-  EXPECT_EQ(g["legs"][0]["dtls"]["setup"], "active") << g.dump();
-  ExpectKeyed(g, {});
-  ExpectAudio(*peer, phone, 100);
-  Delete("answer-passive");
-}
+INSTANTIATE_TEST_SUITE_P(
+    Peers, WebrtcCallTest,
+    ::testing::Values(
+        CallCase{"AiortcOffersToSdesPhone", "webrtc_peer.py", true, "", 40000},
+        CallCase{"AiortcOffersToPlainPhone", "webrtc_peer.py", false, "", 40010},
+        // aiortc opens the handshake: Sluice is the DTLS server.
+        CallCase{"AiortcAnswersActiveToSdesPhone", "webrtc_peer.py", true, "active", 40020},
+        // Sluice opens the handshake as the client.
+        CallCase{"AiortcAnswersPassiveToPlainPhone", "webrtc_peer.py", false, "passive", 40030},
+        // GStreamer webrtcbin (libnice, GStreamer's DTLS) in aiortc's place.
+        CallCase{"GstreamerOffersToSdesPhone", "gst_webrtc_peer.py", true, "", 40060},
+        CallCase{"GstreamerAnswersActiveToPlainPhone", "gst_webrtc_peer.py", false, "active",
+                 40070}),
+    [](const ::testing::TestParamInfo<CallCase>& info) { return std::string(info.param.name); });
 
 // The certificate aiortc presents is not the one the SDP named: the leg
 // fails with the reason, and nothing is relayed either way, in clear or not.
