@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "eal_environment.h"
 #include "sluice/dtls/certificate.h"
+#include "sluice/dtls/endpoint.h"
 #include "sluice/dtls/fingerprint.h"
 #include "sluice/ice/stun.h"
 #include "sluice/packet/parse.h"
@@ -248,6 +249,50 @@ TEST_F(WebRtcLegsTest, ACheckSelectsThePeerAndTheEventReachesTheSinkOnTheControl
   now_ += 1500;
   EXPECT_EQ(legs_->View(kLocal)->ice->selected, kPeer);
   EXPECT_EQ(legs_->View(kLocal)->ice->consent_age_ms, 1500u);
+}
+
+Bytes KeyBytes(const srtp::MasterKey& k) {
+  Bytes b(k.key_bytes().begin(), k.key_bytes().end());
+  b.insert(b.end(), k.salt_bytes().begin(), k.salt_bytes().end());
+  return b;
+}
+
+// A browser (a dtls::Endpoint, the client) keys the leg through the thread:
+// its datagrams on the ring, the leg's on the TX ring; the kKeyed event comes
+// out of the control loop with the browser's keys crosswise.
+TEST_F(WebRtcLegsTest, AHandshakeThroughTheThreadKeysTheLegOnTheControlLoop) {
+  auto v = legs_->Add(kId, kLocal, Dtls("active", {BrowserFingerprint()}), PeerIce(), kPeer);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->dtls->setup, "passive");
+  Give(Check(*v), kPeer);
+  thread_->PollOnce();
+  TakeSent();  // the check's response
+
+  dtls::EndpointOptions o;
+  o.role = dtls::Role::kClient;
+  o.peer_fingerprints = {SluiceCert().GetFingerprint()};
+  auto browser = dtls::Endpoint::Create(BrowserCert(), o);
+  ASSERT_TRUE(browser.ok()) << browser.status();
+  (*browser)->Start(now_);
+  for (int step = 0; step < 20 && (*browser)->state() != dtls::State::kKeyed; ++step) {
+    for (const Bytes& d : (*browser)->TakeOutgoing()) Give(d, kPeer);
+    thread_->PollOnce();
+    for (const Bytes& d : TakeSent()) (*browser)->Feed(d, now_);
+  }
+  ASSERT_EQ((*browser)->state(), dtls::State::kKeyed);
+  EXPECT_EQ(legs_->View(kLocal)->dtls->state, "keyed");
+  EXPECT_EQ(legs_->View(kLocal)->dtls->profile, "AES_CM_128_HMAC_SHA1_80");
+
+  EXPECT_EQ(thread_->RunControlTasks(), 2u);
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_EQ(events_[0].kind, HandshakeEvent::Kind::kSelected);
+  const HandshakeEvent& keyed = events_[1];
+  ASSERT_EQ(keyed.kind, HandshakeEvent::Kind::kKeyed);
+  EXPECT_EQ(keyed.id.generation, kId.generation);
+  std::optional<dtls::SrtpKeys> keys = (*browser)->TakeKeys();
+  ASSERT_TRUE(keys.has_value());
+  EXPECT_EQ(KeyBytes(keyed.rx), KeyBytes(keys->send));
+  EXPECT_EQ(KeyBytes(keyed.tx), KeyBytes(keys->receive));
 }
 
 TEST_F(WebRtcLegsTest, UpdateRestartsIceAndRekeysOnTheThread) {
