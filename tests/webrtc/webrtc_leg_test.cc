@@ -18,6 +18,7 @@
 
 #include "sluice/dtls/certificate.h"
 #include "sluice/dtls/fingerprint.h"
+#include "leg_peer.h"
 #include "sluice/ice/stun.h"
 
 namespace sluice::webrtc {
@@ -28,6 +29,9 @@ using Kind = control::HandshakeEvent::Kind;
 using packet::Endpoint;
 using packet::PayloadKind;
 using Bytes = std::vector<uint8_t>;
+using testing::BrowserCert;
+using testing::KeyBytes;
+using testing::SluiceCert;
 
 constexpr const char* kLocalUfrag = "sluiceA1";
 constexpr const char* kLocalPwd = "L0calPasswordOfTheLeg+/x";
@@ -45,33 +49,15 @@ const Endpoint kPeer = Ep("198.51.100.10:50000");
 const Endpoint kPeer2 = Ep("198.51.100.11:50002");
 const Endpoint kStranger = Ep("203.0.113.66:4444");
 
-const dtls::Certificate& SluiceCert() {
-  static const dtls::Certificate cert = *dtls::Certificate::Generate();
-  return cert;
-}
-const dtls::Certificate& BrowserCert() {
-  static const dtls::Certificate cert = *dtls::Certificate::Generate();
-  return cert;
-}
 const dtls::Certificate& OtherCert() {
   static const dtls::Certificate cert = *dtls::Certificate::Generate();
   return cert;
 }
 
-// A connectivity check as a controlling browser sends it (RFC 8445 §7.2.2).
+// A connectivity check as a controlling browser sends it.
 Bytes Check(bool nominate, const std::string& local_ufrag = kLocalUfrag,
             const std::string& peer_ufrag = kPeerUfrag, const std::string& pwd = kLocalPwd) {
-  static uint8_t next_id = 0;
-  ice::StunTransactionId tid{};
-  tid.fill(++next_id);
-  ice::StunBuilder b(ice::kStunBindingMethod, ice::StunClass::kRequest, tid);
-  b.AddUsername(local_ufrag + ":" + peer_ufrag);
-  b.AddPriority(0x6e7f1eff);
-  b.AddIceControlling(0x8877665544332211);
-  if (nominate) b.AddUseCandidate();
-  b.AddMessageIntegrity(ice::StunKey(pwd));
-  b.AddFingerprint();
-  return std::move(b).Take();
+  return testing::BrowserCheck(local_ufrag, peer_ufrag, pwd, nominate);
 }
 
 bool IsDtls(const Bytes& d) { return !d.empty() && d[0] >= 20 && d[0] <= 63; }
@@ -110,12 +96,6 @@ std::unique_ptr<dtls::Endpoint> MakeEndpoint(const dtls::Certificate& own, dtls:
 
 dtls::Role Other(dtls::Role r) {
   return r == dtls::Role::kClient ? dtls::Role::kServer : dtls::Role::kClient;
-}
-
-Bytes KeyBytes(const srtp::MasterKey& k) {
-  Bytes b(k.key_bytes().begin(), k.key_bytes().end());
-  b.insert(b.end(), k.salt_bytes().begin(), k.salt_bytes().end());
-  return b;
 }
 
 struct LegSpec {

@@ -20,6 +20,7 @@
 
 #include "absl/strings/match.h"
 #include "eal_environment.h"
+#include "leg_peer.h"
 #include "sluice/dtls/certificate.h"
 #include "sluice/dtls/endpoint.h"
 #include "sluice/dtls/fingerprint.h"
@@ -36,6 +37,9 @@ using control::HandshakeLegId;
 using control::IceSpec;
 using packet::Endpoint;
 using Bytes = std::vector<uint8_t>;
+using testing::BrowserCert;
+using testing::KeyBytes;
+using testing::SluiceCert;
 
 const auto* const kEnv = sluice::testing::AddEalEnvironment("webrtc_legs_test", 64);
 
@@ -47,14 +51,6 @@ const Endpoint kLocal = Ep("192.0.2.1:40000");
 const Endpoint kPeer = Ep("198.51.100.10:50000");
 const HandshakeLegId kId = {"call-1", 1, 7};
 
-const dtls::Certificate& SluiceCert() {
-  static const dtls::Certificate cert = *dtls::Certificate::Generate();
-  return cert;
-}
-const dtls::Certificate& BrowserCert() {
-  static const dtls::Certificate cert = *dtls::Certificate::Generate();
-  return cert;
-}
 std::string BrowserFingerprint() {
   return dtls::FormatFingerprint(BrowserCert().GetFingerprint());
 }
@@ -135,16 +131,7 @@ class WebRtcLegsTest : public ::testing::Test {
 
   // A nominating check under the leg's credentials from `view`.
   static Bytes Check(const control::HandshakeView& view, const std::string& peer_ufrag = kPeerUfrag) {
-    ice::StunTransactionId tid{};
-    tid.fill(0x42);
-    ice::StunBuilder b(ice::kStunBindingMethod, ice::StunClass::kRequest, tid);
-    b.AddUsername(view.ice->ufrag + ":" + peer_ufrag);
-    b.AddPriority(0x6e7f1eff);
-    b.AddIceControlling(1);
-    b.AddUseCandidate();
-    b.AddMessageIntegrity(ice::StunKey(view.ice->pwd));
-    b.AddFingerprint();
-    return std::move(b).Take();
+    return testing::BrowserCheck(view.ice->ufrag, peer_ufrag, view.ice->pwd, /*nominate=*/true);
   }
 
   uint64_t now_ = 5000;
@@ -249,12 +236,6 @@ TEST_F(WebRtcLegsTest, ACheckSelectsThePeerAndTheEventReachesTheSinkOnTheControl
   now_ += 1500;
   EXPECT_EQ(legs_->View(kLocal)->ice->selected, kPeer);
   EXPECT_EQ(legs_->View(kLocal)->ice->consent_age_ms, 1500u);
-}
-
-Bytes KeyBytes(const srtp::MasterKey& k) {
-  Bytes b(k.key_bytes().begin(), k.key_bytes().end());
-  b.insert(b.end(), k.salt_bytes().begin(), k.salt_bytes().end());
-  return b;
 }
 
 // A browser (a dtls::Endpoint, the client) keys the leg through the thread:
