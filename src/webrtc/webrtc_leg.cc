@@ -46,6 +46,7 @@ WebRtcLeg::WebRtcLeg(WebRtcLegConfig config, EventFn emit)
       fingerprint_(std::move(config.fingerprint)),
       candidates_(has_ice_ ? CandidatesOf(local_) : std::vector<std::string>{}) {
   current_.endpoint = std::move(config.dtls);
+  current_.id = id_;
   Publish();
 }
 
@@ -109,7 +110,7 @@ void WebRtcLeg::OnStun(std::span<const uint8_t> payload, const packet::Endpoint&
     control::HandshakeEvent e;
     e.kind = Kind::kSelected;
     e.peer = *agent_->selected();
-    Emit(std::move(e));
+    Emit(std::move(e), id_);
     StartDtls(now_ms, send);
   }
 }
@@ -137,22 +138,7 @@ void WebRtcLeg::CheckConsent(uint64_t now_ms) {
   control::HandshakeEvent e;
   e.kind = Kind::kConsentLost;
   e.peer = *agent_->selected();
-  Emit(std::move(e));
-}
-
-absl::Status WebRtcLeg::SetPeerCredentials(ice::IceCredentials peer) {
-  if (!agent_) return absl::FailedPreconditionError("ice: the leg has no ICE");
-  absl::Status s = agent_->SetPeerCredentials(std::move(peer));
-  Publish();
-  return s;
-}
-
-absl::Status WebRtcLeg::RestartIce(ice::IceCredentials local,
-                                   std::optional<ice::IceCredentials> peer) {
-  if (!agent_) return absl::FailedPreconditionError("ice: the leg has no ICE");
-  absl::Status s = agent_->Restart(std::move(local), std::move(peer));
-  Publish();
-  return s;
+  Emit(std::move(e), id_);
 }
 
 // --- DTLS --------------------------------------------------------------
@@ -238,7 +224,7 @@ void WebRtcLeg::Rekey(std::unique_ptr<dtls::Endpoint> endpoint) {
   }
   current_ = DtlsSlot{};
   current_.endpoint = std::move(endpoint);
-  Publish();
+  current_.id = id_;
 }
 
 // kKeyed or kFailed for the current handshake, once.
@@ -255,24 +241,54 @@ void WebRtcLeg::Report() {
     e.rx = std::move(keys->receive);
     e.tx = std::move(keys->send);
     keys.reset();
-    Emit(std::move(e));
+    Emit(std::move(e), current_.id);
     previous_.reset();  // the new keys are in: the old handshake is done
   } else if (state == dtls::State::kFailed) {
     current_.reported = true;
     control::HandshakeEvent e;
     e.kind = Kind::kFailed;
     e.reason = current_.endpoint->failure_reason();
-    Emit(std::move(e));
+    Emit(std::move(e), current_.id);
   }
 }
 
 // --- Events and the snapshot -------------------------------------------
 
-void WebRtcLeg::SetId(control::HandshakeLegId id) { id_ = std::move(id); }
-
-void WebRtcLeg::Emit(control::HandshakeEvent event) {
-  event.id = id_;
+void WebRtcLeg::Emit(control::HandshakeEvent event, const control::HandshakeLegId& id) {
+  event.id = id;
   if (emit_) emit_(std::move(event));
+}
+
+// --- Re-offers -----------------------------------------------------------
+
+void WebRtcLeg::Announce(WebRtcLegUpdate& update) {
+  std::lock_guard<std::mutex> lock(mu_);
+  update.announced = true;
+  ++snapshot_.announced;
+  if (update.endpoint != nullptr) snapshot_.dtls = DtlsView(*update.endpoint, fingerprint_);
+  if (update.local && snapshot_.ice) {
+    snapshot_.ice->ufrag = update.local->ufrag;
+    snapshot_.pwd = update.local->pwd;
+  }
+}
+
+absl::Status WebRtcLeg::Apply(WebRtcLegUpdate update) {
+  id_ = std::move(update.id);
+  if (update.endpoint != nullptr) Rekey(std::move(update.endpoint));
+  absl::Status s;
+  if ((update.local || update.peer) && !agent_) {
+    s = absl::FailedPreconditionError("ice: the leg has no ICE");
+  } else if (update.local) {
+    s = agent_->Restart(std::move(update.local), std::move(update.peer));
+  } else if (update.peer) {
+    s = agent_->SetPeerCredentials(std::move(*update.peer));
+  }
+  if (update.announced) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --snapshot_.announced;
+  }
+  Publish();
+  return s;
 }
 
 control::LegInfo::Dtls WebRtcLeg::DtlsView(const dtls::Endpoint& endpoint,
@@ -290,15 +306,20 @@ control::LegInfo::Dtls WebRtcLeg::DtlsView(const dtls::Endpoint& endpoint,
 
 void WebRtcLeg::Publish() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (current_.endpoint != nullptr) snapshot_.dtls = DtlsView(*current_.endpoint, fingerprint_);
+  const bool settled = snapshot_.announced == 0;
+  if (current_.endpoint != nullptr && settled) {
+    snapshot_.dtls = DtlsView(*current_.endpoint, fingerprint_);
+  }
   if (!agent_) return;
   if (!snapshot_.ice) {
     snapshot_.ice.emplace();
     snapshot_.ice->candidates = candidates_;
   }
-  snapshot_.ice->ufrag = agent_->local_ufrag();
+  if (settled) {
+    snapshot_.ice->ufrag = agent_->local_ufrag();
+    if (snapshot_.pwd != agent_->local_pwd()) snapshot_.pwd = agent_->local_pwd();
+  }
   snapshot_.ice->selected = agent_->selected();
-  if (snapshot_.pwd != agent_->local_pwd()) snapshot_.pwd = agent_->local_pwd();
   snapshot_.last_check_ms = agent_->selected() ? last_check_ms_ : std::nullopt;
 }
 

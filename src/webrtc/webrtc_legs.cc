@@ -15,15 +15,6 @@ absl::Status Prefixed(absl::string_view field, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
 }
 
-// What an update carries to the handshake thread (a Posted task must be
-// copyable, so it holds this by pointer).
-struct LegChange {
-  control::HandshakeLegId id;
-  std::unique_ptr<dtls::Endpoint> endpoint;
-  std::optional<ice::IceCredentials> local;  // an ICE restart
-  std::optional<ice::IceCredentials> peer;
-};
-
 }  // namespace
 
 absl::StatusOr<ParsedDtlsSpec> ParseDtlsSpec(const control::DtlsSpec& spec, dtls::Setup local) {
@@ -168,43 +159,31 @@ absl::StatusOr<control::HandshakeView> WebRtcLegs::Update(
   if (ice && !leg->has_ice()) {
     return absl::FailedPreconditionError("ice: the leg was created without ice");
   }
-  auto change = std::make_shared<LegChange>();
-  change->id = id;
+  // A Posted task must be copyable: it holds the update by pointer.
+  auto update = std::make_shared<WebRtcLegUpdate>();
+  update->id = id;
   if (dtls) {
     absl::StatusOr<std::unique_ptr<dtls::Endpoint>> e = MakeEndpoint(*dtls);
     if (!e.ok()) return e.status();
-    change->endpoint = std::move(*e);
+    update->endpoint = std::move(*e);
   }
   if (ice) {
     absl::StatusOr<std::optional<ice::IceCredentials>> peer = ParsePeerCredentials(*ice);
     if (!peer.ok()) return peer.status();
-    change->peer = std::move(*peer);
+    update->peer = std::move(*peer);
     if (ice->restart) {
       absl::StatusOr<ice::IceCredentials> local_credentials = ice::GenerateIceCredentials();
       if (!local_credentials.ok()) return Prefixed("ice", local_credentials.status());
-      change->local = std::move(*local_credentials);
+      update->local = std::move(*local_credentials);
     }
   }
-  // The reply shows what the update makes of the leg; the handshake thread
-  // applies it before its next poll (and the snapshot follows).
-  control::HandshakeView view = leg->View(Now(), /*with_pwd=*/true);
-  if (change->endpoint) view.dtls = WebRtcLeg::DtlsView(*change->endpoint, fingerprint_);
-  if (change->local && view.ice) {
-    view.ice->ufrag = change->local->ufrag;
-    view.ice->pwd.assign(change->local->pwd.data(), change->local->pwd.size());
-  }
-  thread_.Post([leg, change] {
-    leg->SetId(std::move(change->id));
-    if (change->endpoint) leg->Rekey(std::move(change->endpoint));
-    // Checked above, so these succeed (a restart's generated credentials
-    // differ from the old ones but for a 2^-48 chance, then it is refused).
-    if (change->local) {
-      (void)leg->RestartIce(std::move(*change->local), std::move(change->peer));
-    } else if (change->peer) {
-      (void)leg->SetPeerCredentials(std::move(*change->peer));
-    }
-  });
-  return view;
+  // The reply (and any View from now on) shows what the update makes of the
+  // leg; the handshake thread applies it before its next poll. Checked above,
+  // so Apply succeeds (a restart's generated credentials equal the old ones
+  // only by a 2^-48 chance; then the agent refuses the restart).
+  leg->Announce(*update);
+  thread_.Post([leg, update] { (void)leg->Apply(std::move(*update)); });
+  return leg->View(Now(), /*with_pwd=*/true);
 }
 
 void WebRtcLegs::Remove(const packet::Endpoint& local) {
@@ -217,7 +196,7 @@ void WebRtcLegs::Remove(const packet::Endpoint& local) {
 std::optional<control::HandshakeView> WebRtcLegs::View(const packet::Endpoint& local) const {
   auto it = legs_.find(local);
   if (it == legs_.end()) return std::nullopt;
-  return it->second->View(Now(), /*with_pwd=*/false);
+  return it->second->View(Now(), /*with_pwd=*/true);
 }
 
 }  // namespace sluice::webrtc

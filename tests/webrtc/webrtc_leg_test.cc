@@ -410,8 +410,10 @@ TEST_F(WebRtcLegTest, RekeyWithANewFingerprintKeysAgainUnderTheNewGeneration) {
   ASSERT_EQ(events[1].kind, Kind::kKeyed);
   EXPECT_NE(browser_->state(), dtls::State::kKeyed) << "the leg's last flight was lost";
 
-  leg_->SetId({"call-1", 0, 2});
-  leg_->Rekey(MakeEndpoint(SluiceCert(), dtls::Role::kServer, OtherCert()));
+  WebRtcLegUpdate rekey;
+  rekey.id = {"call-1", 0, 2};
+  rekey.endpoint = MakeEndpoint(SluiceCert(), dtls::Role::kServer, OtherCert());
+  ASSERT_TRUE(leg_->Apply(std::move(rekey)).ok());
   EXPECT_EQ(leg_->View(now_, false).dtls->state, "new");
   Timer();  // starts the new handshake's deadline
   const std::vector<Bytes> again = BrowserRetransmits();
@@ -435,13 +437,64 @@ TEST_F(WebRtcLegTest, RekeyWithANewFingerprintKeysAgainUnderTheNewGeneration) {
   EXPECT_EQ(leg_->View(now_, false).dtls->state, "keyed");
 }
 
+// An update without dtls (new ICE credentials) moves the ICE events to its
+// generation, but the handshake under way keys under the one it was asked
+// for (the session manager takes keys of that generation only).
+TEST_F(WebRtcLegTest, AnUpdateWithoutDtlsLeavesTheHandshakesGenerationAlone) {
+  Make({.dtls = dtls::Role::kServer});
+  MakeBrowser(dtls::Role::kServer);
+  WebRtcLegUpdate peer;
+  peer.id = {"call-1", 0, 2};
+  peer.peer = ice::MakeIceCredentials(kNewPeerUfrag, kNewPeerPwd);
+  ASSERT_TRUE(leg_->Apply(std::move(peer)).ok());
+  Stun(Check(true, kLocalUfrag, kNewPeerUfrag), kPeer);
+  Pump();
+  std::vector<HandshakeEvent> events = TakeEvents();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, Kind::kSelected);
+  EXPECT_EQ(events[0].id.generation, 2u);
+  ExpectKeyedCrosswise(events[1], 1);
+}
+
+// Announced (control thread) before it is applied: the view shows the
+// update's credentials and new handshake at once, and keeps showing them
+// while the handshake thread publishes other news before applying it.
+TEST_F(WebRtcLegTest, AnAnnouncedUpdateShowsInTheViewBeforeItIsApplied) {
+  Make({.dtls = dtls::Role::kServer});
+  WebRtcLegUpdate u;
+  u.id = {"call-1", 0, 2};
+  u.endpoint = MakeEndpoint(SluiceCert(), dtls::Role::kClient, OtherCert());
+  u.local = ice::MakeIceCredentials(kNewLocalUfrag, kNewLocalPwd);
+  leg_->Announce(u);
+  EXPECT_TRUE(u.announced);
+  Stun(Check(true), kPeer);  // the old credentials still hold until it is applied
+  ASSERT_EQ(TakeEvents().size(), 1u);
+  control::HandshakeView v = leg_->View(now_, true);
+  EXPECT_EQ(v.ice->ufrag, kNewLocalUfrag);
+  EXPECT_EQ(v.ice->pwd, kNewLocalPwd);
+  EXPECT_EQ(v.ice->selected, kPeer) << "what is not announced is published";
+  EXPECT_EQ(v.dtls->setup, "active");
+  EXPECT_EQ(v.dtls->state, "new");
+
+  ASSERT_TRUE(leg_->Apply(std::move(u)).ok());
+  Stun(Check(true), kPeer);  // still answered: the selected pair's old credentials
+  v = leg_->View(now_, true);
+  EXPECT_EQ(v.ice->ufrag, kNewLocalUfrag);
+  EXPECT_EQ(v.dtls->setup, "active");
+  // Applied: the snapshot follows the leg again (the new client has begun).
+  Timer();
+  EXPECT_EQ(leg_->View(now_, false).dtls->state, "handshaking");
+}
+
 TEST_F(WebRtcLegTest, IceRestartIsMakeBeforeBreak) {
   Make({});
   Stun(Check(true), kPeer);
   TakeEvents();
-  ASSERT_TRUE(leg_->RestartIce(ice::MakeIceCredentials(kNewLocalUfrag, kNewLocalPwd),
-                               ice::MakeIceCredentials(kNewPeerUfrag, kNewPeerPwd))
-                  .ok());
+  WebRtcLegUpdate restart;
+  restart.id = {"call-1", 0, 2};
+  restart.local = ice::MakeIceCredentials(kNewLocalUfrag, kNewLocalPwd);
+  restart.peer = ice::MakeIceCredentials(kNewPeerUfrag, kNewPeerPwd);
+  ASSERT_TRUE(leg_->Apply(std::move(restart)).ok());
   EXPECT_EQ(leg_->View(now_, false).ice->ufrag, kNewLocalUfrag);
   EXPECT_EQ(leg_->View(now_, true).ice->pwd, kNewLocalPwd);
 
@@ -461,6 +514,7 @@ TEST_F(WebRtcLegTest, IceRestartIsMakeBeforeBreak) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, Kind::kSelected);
   EXPECT_EQ(events[0].peer, kPeer2);
+  EXPECT_EQ(events[0].id.generation, 2u);
   // The restart is complete: the old credentials are gone.
   send_.out.clear();
   Stun(Check(false), kPeer);
@@ -471,7 +525,10 @@ TEST_F(WebRtcLegTest, IceRestartIsMakeBeforeBreak) {
 
 TEST_F(WebRtcLegTest, NewPeerCredentialsAreChecked) {
   Make({});
-  ASSERT_TRUE(leg_->SetPeerCredentials(ice::MakeIceCredentials(kNewPeerUfrag, kNewPeerPwd)).ok());
+  WebRtcLegUpdate peer;
+  peer.id = {"call-1", 0, 1};
+  peer.peer = ice::MakeIceCredentials(kNewPeerUfrag, kNewPeerPwd);
+  ASSERT_TRUE(leg_->Apply(std::move(peer)).ok());
   Stun(Check(true), kPeer);  // the old peer ufrag
   EXPECT_TRUE(TakeEvents().empty());
   Stun(Check(true, kLocalUfrag, kNewPeerUfrag), kPeer);

@@ -3,10 +3,10 @@
 // what they tell the control thread as HandshakeEvents (a peer selected,
 // consent lost, keys, a failure).
 //
-// Handshake thread: every method but View() and the counters (the
-// MediaHandshake ones are HandshakeThread's calls; WebRtcLegs Posts the
-// re-offer ones). View() may be called from any thread: it reads a snapshot
-// under a mutex, refreshed at the end of each handshake-thread call. Keys go
+// Handshake thread: every method but View(), Announce() and the counters
+// (the MediaHandshake ones are HandshakeThread's calls; WebRtcLegs Posts
+// Apply). View() and Announce() may be called from any thread: they use a
+// snapshot under a mutex, refreshed at the end of each handshake-thread call. Keys go
 // into kKeyed events only (srtp::MasterKey wipes itself); nothing is logged.
 // DTLS is spoken only with an address that passed an authenticated ICE check
 // (without ICE, only with the configured remote).
@@ -44,6 +44,24 @@ struct WebRtcLegConfig {
   std::string fingerprint;                 // ours, "sha-256 AB:...", for the view
 };
 
+// A re-offer for one leg. ICE events carry `id` from then on; DTLS events
+// carry the id of the update that began their handshake (Add's, or the one
+// with `endpoint`), so a leg's keys stay under the generation the session
+// manager asked them for.
+struct WebRtcLegUpdate {
+  control::HandshakeLegId id;
+  // A new DTLS handshake (new fingerprints), started toward the peer at the
+  // next timer. Make-before-break: a keyed endpoint that still holds its
+  // session keeps answering the peer's retransmissions of the old handshake
+  // until the new one is keyed.
+  std::unique_ptr<dtls::Endpoint> endpoint;
+  // An ICE restart (RFC 8445 §9) with these new local credentials,
+  // make-before-break (ice::LiteAgent::Restart).
+  std::optional<ice::IceCredentials> local;
+  std::optional<ice::IceCredentials> peer;  // the peer's credentials from its SDP
+  bool announced = false;                   // set by WebRtcLeg::Announce
+};
+
 // Written by the handshake thread, read by anyone.
 struct WebRtcLegCounters {
   std::atomic<uint64_t> dtls_unchecked{0};    // DTLS from an address ICE did not authenticate
@@ -71,17 +89,13 @@ class WebRtcLeg final : public MediaHandshake {
   uint64_t NextTimerMs() const override;
   void OnTimer(uint64_t now_ms, Sender& send) override;
 
-  // A re-offer (handshake thread). The leg's events carry `id` from now on.
-  void SetId(control::HandshakeLegId id);
-  // A new DTLS handshake for the leg (new fingerprints in a re-offer),
-  // started toward the peer at the next timer. Make-before-break: a keyed
-  // endpoint that still holds its session keeps answering the peer's
-  // retransmissions of the old handshake until the new one is keyed.
-  void Rekey(std::unique_ptr<dtls::Endpoint> endpoint);
-  // ICE: the peer's credentials from its SDP, or a restart (RFC 8445 §9)
-  // with new local credentials, make-before-break (ice::LiteAgent::Restart).
-  absl::Status SetPeerCredentials(ice::IceCredentials peer);
-  absl::Status RestartIce(ice::IceCredentials local, std::optional<ice::IceCredentials> peer);
+  // A re-offer. Announce (control thread, before the update is Posted)
+  // makes View() show what the update will make of the leg (a new DTLS
+  // handshake "new", an ICE restart's credentials) at once; Apply (handshake
+  // thread) carries it out. Errors: only a restart or peer credentials the
+  // agent refuses (WebRtcLegs checks them first).
+  void Announce(WebRtcLegUpdate& update);
+  absl::Status Apply(WebRtcLegUpdate update);
 
   // Any thread: the last snapshot; consent age as of `now_ms` (the
   // handshake thread's clock). The ICE password only when `with_pwd` (a
@@ -100,6 +114,7 @@ class WebRtcLeg final : public MediaHandshake {
  private:
   struct DtlsSlot {
     std::unique_ptr<dtls::Endpoint> endpoint;
+    control::HandshakeLegId id;  // its events
     std::optional<packet::Endpoint> peer;  // where its datagrams go
     bool started = false;
     bool reported = false;  // its kKeyed or kFailed went out
@@ -109,6 +124,9 @@ class WebRtcLeg final : public MediaHandshake {
     std::optional<control::LegInfo::Ice> ice;  // pwd left empty
     ice::SecretString pwd;
     std::optional<uint64_t> last_check_ms;
+    // Updates announced and not yet applied: until they are, the handshake
+    // thread leaves the announced fields (dtls, ufrag, pwd) alone.
+    int announced = 0;
   };
 
   void OnStun(std::span<const uint8_t> payload, const packet::Endpoint& from, uint64_t now_ms,
@@ -124,12 +142,13 @@ class WebRtcLeg final : public MediaHandshake {
   void RunEndpointTimer(DtlsSlot& slot, uint64_t now_ms, Sender& send);
   void Flush(DtlsSlot& slot, Sender& send);
   void CheckConsent(uint64_t now_ms);
+  void Rekey(std::unique_ptr<dtls::Endpoint> endpoint);
   void Report();
-  void Emit(control::HandshakeEvent event);
+  void Emit(control::HandshakeEvent event, const control::HandshakeLegId& id);
   void Publish();
 
   // Handshake thread.
-  control::HandshakeLegId id_;
+  control::HandshakeLegId id_;  // ICE events
   const packet::Endpoint local_;
   const std::optional<packet::Endpoint> remote_;
   std::optional<ice::LiteAgent> agent_;

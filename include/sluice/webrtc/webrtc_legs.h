@@ -5,12 +5,12 @@
 // Control thread only, like the interface. How it reaches a leg: Add builds
 // the leg on the control thread and then registers it (the registration
 // hands it over); Update checks and builds what changes on the control
-// thread and Posts it to the handshake thread, which applies it before its
-// next poll; View reads the leg's mutex-protected snapshot. Events: the leg
-// emits on the handshake thread, and each event is queued with
-// PostToControl as a closure that calls the sink (the control loop's
-// RunControlTasks delivers it). A closure that is never run wipes the keys
-// it holds when it is destroyed.
+// thread, announces it in the leg's snapshot and Posts it to the handshake
+// thread, which applies it before its next poll; View reads the snapshot
+// (a mutex around a small struct). Events: the leg emits on the handshake
+// thread, and each event is queued with PostToControl as a closure that
+// calls the sink (the control loop's RunControlTasks delivers it). A closure
+// that is never run wipes the keys it holds when it is destroyed.
 #ifndef SLUICE_WEBRTC_WEBRTC_LEGS_H_
 #define SLUICE_WEBRTC_WEBRTC_LEGS_H_
 
@@ -76,13 +76,16 @@ class WebRtcLegs final : public control::MediaHandshakes {
   // Errors as Add, NotFound for an unknown leg, FailedPrecondition for dtls
   // (or ice) on a leg created without it. The view is what the update makes
   // of the leg (a new DTLS handshake "new"; new credentials after a restart),
-  // the password included.
+  // the password included. ICE events carry `id` from now on; DTLS events
+  // carry it only when `dtls` starts a new handshake (else the one under way
+  // keeps the generation it was asked for under).
   absl::StatusOr<control::HandshakeView> Update(const control::HandshakeLegId& id,
                                                 const packet::Endpoint& local,
                                                 const std::optional<control::DtlsSpec>& dtls,
                                                 const std::optional<control::IceSpec>& ice) override;
   void Remove(const packet::Endpoint& local) override;
-  // The ICE password is left out (a session.get never shows it).
+  // The ICE password included: the protocol codec puts it in create and
+  // update replies only. Shows an update from the moment Update returns.
   std::optional<control::HandshakeView> View(const packet::Endpoint& local) const override;
 
   // Our certificate's SHA-256 fingerprint, as the views carry it.
