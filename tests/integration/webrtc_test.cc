@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <numbers>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -429,6 +430,8 @@ struct CallCase {
   const char* answer_setup;  // "": the peer offers actpass; else it answers this
   uint16_t phone_port;
 };
+
+void PrintTo(const CallCase& c, std::ostream* os) { *os << c.name; }
 
 class WebrtcCallTest : public WebrtcTest, public ::testing::WithParamInterface<CallCase> {};
 
