@@ -45,7 +45,11 @@
 #include "sluice/ng/listener.h"
 #include "sluice/session/flow_table.h"
 #include "sluice/version.h"
+#include "sluice/dtls/certificate.h"
+#include "sluice/dtls/fingerprint.h"
+#include "sluice/dtls/srtp_profile.h"
 #include "sluice/webrtc/handshake_thread.h"
+#include "sluice/webrtc/webrtc_legs.h"
 #include "sluice/worker/worker.h"
 
 namespace sluice {
@@ -519,6 +523,9 @@ std::vector<control::PortStats> ReadPortStats(
 // their order and destroyed in reverse: the listeners before the manager
 // they call.
 struct ControlPlane {
+  // WebRTC legs' handshakes: the manager (declared after it, so destroyed
+  // first) removes its legs from it as it deletes its sessions.
+  std::unique_ptr<webrtc::WebRtcLegs> webrtc;
   std::unique_ptr<control::SessionManager> manager;
   absl::StatusOr<std::unique_ptr<control::Server>> server;
   std::unique_ptr<ng::Handler> ng_handler;
@@ -590,11 +597,46 @@ bool StartNg(const config::Config& cfg, ControlPlane& control) {
   return true;
 }
 
+// WebRTC legs ([webrtc]): the DTLS certificate (from its files, or generated
+// now: a new one at each start) and the legs' handshakes on the handshake
+// thread, their events delivered to the manager by the control loop.
+absl::Status StartWebRtc(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  const config::WebRtcConfig& w = cfg.webrtc;
+  absl::StatusOr<dtls::Certificate> certificate =
+      w.certificate.empty() ? dtls::Certificate::Generate()
+                            : dtls::Certificate::LoadPemFiles(w.certificate, w.private_key);
+  if (!certificate.ok()) {
+    return absl::Status(certificate.status().code(),
+                        absl::StrCat("webrtc certificate: ", certificate.status().message()));
+  }
+  webrtc::WebRtcLegsOptions options;
+  options.profiles.clear();
+  for (const std::string& name : w.srtp_profiles) {
+    options.profiles.push_back(*dtls::SrtpProfileFromName(name));  // names checked at load
+  }
+  options.mtu = w.mtu;
+  options.handshake_timeout_ms = w.handshake_timeout_ms;
+  options.consent_timeout_ms = w.consent_timeout_ms;
+  Log(absl::StrCat("DTLS certificate ", w.certificate.empty() ? "generated" : w.certificate, ", ",
+                   dtls::FormatFingerprint(certificate->GetFingerprint())));
+  control::SessionManager* manager = control.manager.get();
+  control.webrtc = std::make_unique<webrtc::WebRtcLegs>(
+      *data.handshake, *std::move(certificate), std::move(options),
+      [manager](control::HandshakeEvent event) { manager->OnHandshakeEvent(std::move(event)); });
+  manager->SetMediaHandshakes(control.webrtc.get());
+  return absl::OkStatus();
+}
+
 // The session manager, the control socket (and its TLS listener) and the ng
 // listener. Returns 0, or 1 with a stop requested when the ng listener
 // failed; a control socket that failed is left in control.server for Run.
 int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
   control.manager = CreateSessionManager(cfg, data);
+  if (absl::Status s = StartWebRtc(cfg, data, control); !s.ok()) {
+    Log(std::string(s.message()));
+    stop_requested.store(true);
+    return 1;
+  }
   control.server = CreateControlServer(cfg.control, *control.manager);
   if (!StartNg(cfg, control)) {
     stop_requested.store(true);
