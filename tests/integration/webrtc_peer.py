@@ -22,15 +22,18 @@ line on stdin:
         "rtp_out": n, "tone_hz": f|null, "ssrcs": [..],
         "payloads": {"<seq>": "<hex>", ...} (the first N received)}
   {"cmd": "reset"}                  -> {"ok": true}   (forgets what it received)
-  {"cmd": "ice_restart", "remote_ufrag": U, "remote_pwd": P}
-                                    -> {"ok": true, "ufrag": u, "pwd": p, "selected": bool}
+  {"cmd": "ice_restart", "ufrag": u, "pwd": p, "remote_ufrag": U, "remote_pwd": P}
+                                    -> {"ok": true, "selected": bool}
+        (u/p: its new credentials, as its re-offer would carry them; U/P:
+        the other side's new ones; selected: the nominating check under
+        them was answered)
   {"cmd": "quit"}                   -> exits
 
 aiortc 1.4 has no restartIce(): "ice_restart" does on the wire what a
 restart does on an unchanged host pair (RFC 8445 §9): the agent takes new
-local credentials and the peer's new ones (from the re-answer), then
-nominates the pair again with a check under them; its consent checks
-(RFC 7675) go on under the new credentials.
+local credentials (those of its re-offer) and the peer's new ones (from the
+re-answer), then nominates the pair again with a check under them; its
+consent checks (RFC 7675) go on under the new credentials.
 
 The peer exits on end of input, on "quit", or after --max-seconds.
 """
@@ -40,7 +43,6 @@ import asyncio
 import fractions
 import json
 import math
-import secrets
 import sys
 import time
 
@@ -214,7 +216,8 @@ class Peer:
             REC.keep_payloads = int(req.get("payloads", 0))
             return {}
         if cmd == "ice_restart":
-            return await self.ice_restart(req["remote_ufrag"], req["remote_pwd"])
+            return await self.ice_restart(req["ufrag"], req["pwd"], req["remote_ufrag"],
+                                          req["remote_pwd"])
         raise ValueError(f"unknown cmd {cmd!r}")
 
     async def wait(self, state, timeout):
@@ -227,10 +230,10 @@ class Peer:
         return {"ok": self.pc.connectionState == state, "state": self.pc.connectionState,
                 "dtls": dtls}
 
-    async def ice_restart(self, remote_ufrag, remote_pwd):
+    async def ice_restart(self, ufrag, pwd, remote_ufrag, remote_pwd):
         conn = self.connection()
-        conn.local_username = secrets.token_hex(4)
-        conn.local_password = secrets.token_hex(16)
+        conn.local_username = ufrag
+        conn.local_password = pwd
         conn.remote_username = remote_ufrag
         conn.remote_password = remote_pwd
         selected = False
@@ -242,7 +245,7 @@ class Peer:
                 selected = True
             except aioice.stun.TransactionError as e:
                 print(f"restart check failed: {e}", file=sys.stderr)
-        return {"ufrag": conn.local_username, "pwd": conn.local_password, "selected": selected}
+        return {"selected": selected}
 
 
 async def serve(args):

@@ -120,6 +120,9 @@ std::vector<uint8_t> TonePacket(const Phone& phone, uint16_t seq, double hz) {
     const double t = static_cast<double>(ts + i) / 8000;
     p[12 + i] = MuLaw(static_cast<int16_t>(8000 * std::sin(2 * std::numbers::pi * hz * t)));
   }
+  // Two samples carry the sequence number: every payload differs.
+  p[12] = static_cast<uint8_t>(seq >> 8);
+  p[13] = static_cast<uint8_t>(seq);
   return p;
 }
 
@@ -362,18 +365,22 @@ class WebrtcTest : public ::testing::Test {
     // Phone to peer: every payload as sent, the phone's tone.
     EXPECT_GE(stats["rtp_in"].get<int>(), n * 9 / 10) << stats.dump();
     EXPECT_EQ(stats["ssrcs"], json::array({phone.ssrc})) << stats.dump();
+    // Matched by content (each payload names its packet): webrtcbin hands
+    // out RTP renumbered, aiortc as it came.
+    std::map<std::string, uint16_t> sent;
+    for (const auto& [seq, payload] : talk.sent) {
+      sent[absl::BytesToHexString(std::string(payload.begin(), payload.end()))] = seq;
+    }
     int same = 0;
     for (const auto& [seq, hex] : stats["payloads"].items()) {
-      const auto it = talk.sent.find(static_cast<uint16_t>(std::stoi(seq)));
-      if (it == talk.sent.end()) {
-        ADD_FAILURE() << "the peer got seq " << seq << ", which the phone did not send";
-        continue;
+      const auto it = sent.find(hex.get<std::string>());
+      if (it == sent.end()) {
+        ADD_FAILURE() << "the peer got a payload the phone did not send (seq " << seq << "): " << hex;
+        break;
       }
-      const std::string want = absl::BytesToHexString(std::string(it->second.begin(), it->second.end()));
-      EXPECT_EQ(hex.get<std::string>(), want) << "payload of seq " << seq;
-      same += hex == want;
+      ++same;
     }
-    EXPECT_GE(same, n * 9 / 10);
+    EXPECT_GE(same, n * 9 / 10) << "payloads received as sent";
     ASSERT_TRUE(stats["tone_hz"].is_number()) << stats.dump();
     EXPECT_NEAR(stats["tone_hz"].get<double>(), kPhoneHz, kHzTolerance) << "the peer hears the phone";
   }
@@ -484,7 +491,8 @@ TEST_F(WebrtcTest, FingerprintMismatchFailsTheLegAndRelaysNothing) {
   Connect(phone, r);
   json g = WaitDtls("mismatch", "failed", 20000);
   EXPECT_EQ(g["legs"][0]["dtls"]["state"], "failed") << g.dump();
-  EXPECT_EQ(g["legs"][0]["dtls"]["reason"], "fingerprint mismatch") << g.dump();
+  EXPECT_TRUE(absl::StartsWith(g["legs"][0]["dtls"].value("reason", ""), "fingerprint mismatch"))
+      << g.dump();
   EXPECT_TRUE(g["legs"][0]["dtls"]["profile"].is_null()) << g.dump();
   EXPECT_EQ(WebrtcStat("dtls_failed"), failed + 1);
   ASSERT_TRUE(peer->Call({{"cmd", "reset"}}).value("ok", false));
@@ -557,7 +565,7 @@ TEST_F(WebrtcTest, IceRestartMidCallKeepsAudioFlowing) {
   if (u.value("ok", false)) {
     EXPECT_NE(u["legs"][0]["ice"]["ufrag"], r["legs"][0]["ice"]["ufrag"]) << u.dump();
     EXPECT_NE(u["legs"][0]["ice"]["pwd"], r["legs"][0]["ice"]["pwd"]) << u.dump();
-    restarted = peer->Call({{"cmd", "ice_restart"},
+    restarted = peer->Call({{"cmd", "ice_restart"}, {"ufrag", new_ufrag}, {"pwd", new_pwd},
                             {"remote_ufrag", u["legs"][0]["ice"]["ufrag"]},
                             {"remote_pwd", u["legs"][0]["ice"]["pwd"]}});
   }
