@@ -19,9 +19,10 @@ line on stdin:
   {"cmd": "stats", "payloads": N}   -> {"ok": true, "rtp_in": n, "rtcp_in": n,
         "media_in": n (RTP/RTCP datagrams, before SRTP: those that did not
         decrypt are in it and in neither count before it),
-        "rtp_out": n, "tone_hz": f|null, "ssrcs": [..],
+        "rtcp_out": n, "rtp_out": n, "tone_hz": f|null, "ssrcs": [..],
         "payloads": {"<seq>": "<hex>", ...} (the first N received)}
-  {"cmd": "reset"}                  -> {"ok": true}   (forgets what it received)
+  {"cmd": "reset"}                  -> {"ok": true}   (zeroes the counts, forgets the audio)
+  {"cmd": "pli", "media_ssrc": N}   -> {"ok": true}   (sends an RTCP PLI about N)
   {"cmd": "ice_restart", "ufrag": u, "pwd": p, "remote_ufrag": U, "remote_pwd": P}
                                     -> {"ok": true, "selected": bool}
         (u/p: its new credentials, as its re-offer would carry them; U/P:
@@ -53,6 +54,7 @@ import numpy
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
 from av import AudioFrame
 
 RATE = 8000
@@ -98,6 +100,7 @@ class Recorder:
         self.media_in = 0
         self.rtp_in = 0
         self.rtcp_in = 0
+        self.rtcp_out = 0
         self.ssrcs = set()
         self.payloads = {}
         self.audio = []
@@ -147,6 +150,15 @@ def instrument():
         return await handle_rtcp(self, packet)
 
     RTCRtpReceiver._handle_rtcp_packet = counted_rtcp
+
+    for cls in (RTCRtpSender, RTCRtpReceiver):  # SR, RR and feedback it sends
+        def counting(send_rtcp):
+            async def counted_send_rtcp(self, *args):
+                REC.rtcp_out += 1
+                return await send_rtcp(self, *args)
+            return counted_send_rtcp
+
+        cls._send_rtcp = counting(cls._send_rtcp)
 
 
 class Peer:
@@ -207,13 +219,17 @@ class Peer:
             return await self.wait(req.get("state", "connected"), float(req.get("timeout", 10)))
         if cmd == "stats":
             REC.keep_payloads = int(req.get("payloads", 0))
-            return {"rtp_in": REC.rtp_in, "rtcp_in": REC.rtcp_in, "media_in": REC.media_in,
+            return {"rtp_in": REC.rtp_in, "rtcp_in": REC.rtcp_in, "rtcp_out": REC.rtcp_out, "media_in": REC.media_in,
                     "rtp_out": self.track.sent // SAMPLES, "tone_hz": REC.tone_hz(),
                     "ssrcs": sorted(REC.ssrcs), "payloads": REC.payloads,
                     "state": self.pc.connectionState}
         if cmd == "reset":
             REC.reset()
             REC.keep_payloads = int(req.get("payloads", 0))
+            return {}
+        if cmd == "pli":  # AVPF feedback (RFC 4585 §6.3.1), as aiortc sends it for video
+            receiver = self.pc.getTransceivers()[0].receiver
+            await receiver._send_rtcp_pli(int(req["media_ssrc"]))
             return {}
         if cmd == "ice_restart":
             return await self.ice_restart(req["ufrag"], req["pwd"], req["remote_ufrag"],

@@ -107,9 +107,29 @@ std::vector<uint8_t> RtpPayload(const std::vector<uint8_t>& p) {
 
 struct PhoneTalk {
   std::map<uint16_t, std::vector<uint8_t>> sent;  // payload by sequence number
-  int rtp = 0, rtcp = 0, bad = 0;                 // received (bad: did not verify)
-  std::vector<int16_t> audio;                     // decoded from what arrived
+  int rtcp_sent = 0;
+  int rtp = 0, bad = 0;                      // received (bad: did not verify)
+  std::vector<std::vector<uint8_t>> rtcp;    // received, unprotected
+  std::vector<int16_t> audio;                // decoded from what arrived
 };
+
+void Put32(std::vector<uint8_t>& p, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+
+// RFC 3550 §6.4.1: a sender report without report blocks.
+std::vector<uint8_t> SenderReport(const Phone& phone, uint16_t seq, uint32_t packets) {
+  std::vector<uint8_t> p(28, 0);
+  p[0] = 0x80;
+  p[1] = 200;
+  p[3] = 6;  // length in 32-bit words, minus one
+  Put32(p, 4, phone.ssrc);
+  Put32(p, 8, 0xe6000000u + seq);  // NTP timestamp, any
+  Put32(p, 16, seq * 160u);        // RTP timestamp
+  Put32(p, 20, packets);
+  Put32(p, 24, packets * 160u);
+  return p;
+}
 
 // RTP packet `seq` of a PCMU tone of `hz` (20 ms, 160 samples, PT 0).
 std::vector<uint8_t> TonePacket(const Phone& phone, uint16_t seq, double hz) {
@@ -144,7 +164,7 @@ void Collect(Phone& phone, int timeout_ms, PhoneTalk* talk) {
         }
       }
       if (rtcp) {
-        ++talk->rtcp;
+        talk->rtcp.push_back(std::move(p));
         continue;
       }
       ++talk->rtp;
@@ -159,6 +179,16 @@ PhoneTalk Talk(Phone& phone, int n, double hz = kPhoneHz) {
   PhoneTalk talk;
   auto next = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
+    // And a sender report now and then, after RTP (aiortc routes RTCP by
+    // the SSRCs its RTP taught it).
+    if (i % 50 == 25) {
+      std::vector<uint8_t> sr = SenderReport(phone, phone.seq, static_cast<uint32_t>(i));
+      if (phone.send) {
+        EXPECT_EQ(phone.send->ProtectRtcp(sr), srtp_err_status_ok);
+      }
+      phone.SendRaw(sr);
+      ++talk.rtcp_sent;
+    }
     const uint16_t seq = phone.seq++;
     std::vector<uint8_t> wire = TonePacket(phone, seq, hz);
     talk.sent[seq] = RtpPayload(wire);
@@ -381,8 +411,32 @@ class WebrtcTest : public ::testing::Test {
       ++same;
     }
     EXPECT_GE(same, n * 9 / 10) << "payloads received as sent";
+    // RTCP both ways (rtcp-mux, RFC 5761), where the peer counts it.
+    if (stats["rtcp_in"].is_number()) {
+      EXPECT_EQ(stats["rtcp_in"], talk.rtcp_sent) << "the phone's sender reports: " << stats.dump();
+    }
+    if (stats.value("rtcp_out", 0) > 1) {
+      EXPECT_GE(talk.rtcp.size(), 1u) << "the peer's RTCP: " << stats.dump();
+    }
     ASSERT_TRUE(stats["tone_hz"].is_number()) << stats.dump();
     EXPECT_NEAR(stats["tone_hz"].get<double>(), kPhoneHz, kHzTolerance) << "the peer hears the phone";
+  }
+
+  // AVPF feedback (RFC 4585): a PLI from the peer about the phone's stream
+  // reaches the phone, re-protected for it. Only where the peer can send
+  // one on request (aiortc).
+  void ExpectFeedback(PeerProcess& peer, Phone& phone) {
+    if (!peer.Call({{"cmd", "pli"}, {"media_ssrc", phone.ssrc}}).value("ok", false)) return;
+    PhoneTalk talk;
+    Collect(phone, 500, &talk);
+    EXPECT_EQ(talk.bad, 0);
+    bool pli = false;
+    for (const std::vector<uint8_t>& p : talk.rtcp) {
+      // RFC 4585 §6.1: PT 206 (PSFB), FMT 1 (PLI), media SSRC at byte 8.
+      pli |= p.size() >= 12 && p[1] == 206 && (p[0] & 0x1f) == 1 &&
+             ((p[8] << 24) | (p[9] << 16) | (p[10] << 8) | p[11]) == static_cast<int>(phone.ssrc);
+    }
+    EXPECT_TRUE(pli) << talk.rtcp.size() << " RTCP packets, no PLI for the phone's stream";
   }
 
   // A whole call: the peer offers (answer_setup "") or answers with
@@ -409,6 +463,7 @@ class WebrtcTest : public ::testing::Test {
     EXPECT_EQ(WebrtcStat("dtls_keyed"), keyed + 1);
     EXPECT_EQ(WebrtcStat("ice_selected"), selected + 1);
     ExpectAudio(peer, phone, packets);
+    ExpectFeedback(peer, phone);
     Delete(session);
   }
 
@@ -501,7 +556,7 @@ TEST_F(WebrtcTest, FingerprintMismatchFailsTheLegAndRelaysNothing) {
   json stats = peer->Call({{"cmd", "stats"}});
   ASSERT_TRUE(stats.value("ok", false)) << stats.dump();
   EXPECT_EQ(stats["media_in"], 0) << "the phone's RTP reached the peer: " << stats.dump();
-  EXPECT_EQ(talk.rtp + talk.rtcp, 0) << "the peer's media reached the phone";
+  EXPECT_EQ(talk.rtp + talk.rtcp.size(), 0u) << "the peer's media reached the phone";
   g = control_.Call({{"op", "session.get"}, {"session", "mismatch"}});
   EXPECT_EQ(g["legs"][0]["counters"]["tx_packets"], 0) << g.dump();
   EXPECT_EQ(g["legs"][1]["counters"]["tx_packets"], 0) << g.dump();
