@@ -22,13 +22,13 @@ The peer exits on end of input, on "quit", or after --max-seconds.
 
 import argparse
 import json
-import math
 import os
 import sys
 import threading
 import time
 
 import gi
+import numpy
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstSdp", "1.0")
@@ -118,21 +118,14 @@ class Peer:
         return Gst.FlowReturn.OK
 
     def tone_hz(self):
-        """The strongest frequency (10 Hz steps) of the last second received."""
+        """The strongest frequency of the last second received."""
         with self.lock:
-            pcm = memoryview(bytes(self.audio)).cast("h")
-        if len(pcm) < RATE // 4:
+            pcm = bytes(self.audio[-2 * RATE:])  # one second of S16LE
+        samples = numpy.frombuffer(pcm, dtype="<i2").astype(numpy.float64)
+        if len(samples) < RATE // 4 or not numpy.any(samples):
             return None
-        best, best_hz = 0.0, None
-        for hz in range(100, 3901, 10):  # Goertzel
-            w = 2 * math.cos(2 * math.pi * hz / RATE)
-            s1 = s2 = 0.0
-            for x in pcm:
-                s1, s2 = x + w * s1 - s2, s1
-            power = s1 * s1 + s2 * s2 - w * s1 * s2
-            if power > best:
-                best, best_hz = power, float(hz)
-        return best_hz
+        spectrum = numpy.abs(numpy.fft.rfft(samples * numpy.hanning(len(samples))))
+        return float(numpy.argmax(spectrum[1:]) + 1) * RATE / len(samples)
 
     # --- signalling, run on the GLib main loop ---
 

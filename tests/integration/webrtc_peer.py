@@ -28,6 +28,9 @@ line on stdin:
         (u/p: its new credentials, as its re-offer would carry them; U/P:
         the other side's new ones; selected: the nominating check under
         them was answered)
+  {"cmd": "check", "ufrag": u, "remote_ufrag": U, "remote_pwd": P}
+                                    -> {"ok": true, "answered": bool, "error": code|null}
+        (one Binding request on the selected pair under those credentials)
   {"cmd": "quit"}                   -> exits
 
 aiortc 1.4 has no restartIce(): "ice_restart" does on the wire what a
@@ -231,6 +234,8 @@ class Peer:
             receiver = self.pc.getTransceivers()[0].receiver
             await receiver._send_rtcp_pli(int(req["media_ssrc"]))
             return {}
+        if cmd == "check":
+            return await self.check(req["ufrag"], req["remote_ufrag"], req["remote_pwd"])
         if cmd == "ice_restart":
             return await self.ice_restart(req["ufrag"], req["pwd"], req["remote_ufrag"],
                                           req["remote_pwd"])
@@ -245,6 +250,23 @@ class Peer:
         dtls = self.pc.getTransceivers()[0].receiver.transport.state
         return {"ok": self.pc.connectionState == state, "state": self.pc.connectionState,
                 "dtls": dtls}
+
+    async def check(self, ufrag, remote_ufrag, remote_pwd):
+        """One Binding request on the selected pair under the given credentials."""
+        conn = self.connection()
+        pair = next(iter(conn._nominated.values()))
+        request = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
+                                      message_class=aioice.stun.Class.REQUEST)
+        request.attributes["USERNAME"] = f"{remote_ufrag}:{ufrag}"
+        request.attributes["PRIORITY"] = aioice.ice.candidate_priority(1, "prflx")
+        request.attributes["ICE-CONTROLLING"] = conn._tie_breaker
+        try:
+            await pair.protocol.request(request, pair.remote_addr,
+                                        integrity_key=remote_pwd.encode("utf8"), retransmissions=2)
+            return {"answered": True, "error": None}
+        except aioice.stun.TransactionError as e:
+            code = e.response.attributes["ERROR-CODE"][0] if e.response else None
+            return {"answered": False, "error": code}
 
     async def ice_restart(self, ufrag, pwd, remote_ufrag, remote_pwd):
         conn = self.connection()

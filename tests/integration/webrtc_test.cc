@@ -249,10 +249,11 @@ class WebrtcTest : public ::testing::Test {
 
   // A WebRTC peer in namespace "pa" at the phone address of side 0; null
   // (with a failure) when it does not answer.
-  std::unique_ptr<PeerProcess> StartPeer(const std::string& script = "webrtc_peer.py") {
+  std::unique_ptr<PeerProcess> StartPeer(const std::string& script = "webrtc_peer.py",
+                                         double tone_hz = kPeerHz) {
     auto peer = PeerProcess::Start(daemon_->topology(), daemon_->phone_ns(0),
                                    {kPython, Script(script), "--ip", daemon_->phone_ip(0),
-                                    "--tone", "1000", "--max-seconds", "150"});
+                                    "--tone", std::to_string(tone_hz), "--max-seconds", "150"});
     EXPECT_TRUE(peer.ok()) << peer.status();
     if (!peer.ok()) return nullptr;
     json hello = (*peer)->Call({{"cmd", "hello"}});
@@ -383,7 +384,10 @@ class WebrtcTest : public ::testing::Test {
   // Audio both ways for n packets of 20 ms: the peer's tone reaches the
   // phone (decrypted with the phone's keys), the phone's payloads reach the
   // peer byte for byte and decode to its tone.
-  void ExpectAudio(PeerProcess& peer, Phone& phone, int n) {
+  void ExpectAudio(PeerProcess& peer, Phone& phone, int n, double peer_hz = kPeerHz) {
+    PhoneTalk backlog;  // what the peer sent before: not part of this exchange
+    Collect(phone, 0, &backlog);
+    EXPECT_EQ(backlog.bad, 0) << "packets the phone could not verify";
     ASSERT_TRUE(peer.Call({{"cmd", "reset"}, {"payloads", n}}).value("ok", false));
     const PhoneTalk talk = Talk(phone, n);
     json stats = peer.Call({{"cmd", "stats"}, {"payloads", n}});
@@ -391,7 +395,7 @@ class WebrtcTest : public ::testing::Test {
     // Peer to phone: a packet every 20 ms, all verified, the peer's tone.
     EXPECT_GE(talk.rtp, n * 8 / 10) << "peer to phone";
     EXPECT_EQ(talk.bad, 0) << "packets the phone could not verify";
-    EXPECT_NEAR(DominantHz(talk.audio), kPeerHz, kHzTolerance) << "the phone hears the peer's tone";
+    EXPECT_NEAR(DominantHz(talk.audio), peer_hz, kHzTolerance) << "the phone hears the peer's tone";
     // Phone to peer: every payload as sent, the phone's tone.
     EXPECT_GE(stats["rtp_in"].get<int>(), n * 9 / 10) << stats.dump();
     EXPECT_EQ(stats["ssrcs"], json::array({phone.ssrc})) << stats.dump();
@@ -464,7 +468,23 @@ class WebrtcTest : public ::testing::Test {
     EXPECT_EQ(WebrtcStat("ice_selected"), selected + 1);
     ExpectAudio(peer, phone, packets);
     ExpectFeedback(peer, phone);
+    if (HasFailure()) {
+      std::printf("session.get: %s\n",
+                  control_.Call({{"op", "session.get"}, {"session", session}}).dump().c_str());
+    }
     Delete(session);
+  }
+
+  void Reoffer(const std::string& session, const std::string& peer_setup);
+
+  // Polls stats until webrtc.<name> is at least `want` (at most timeout_ms).
+  bool WaitStat(const std::string& name, int64_t want, int timeout_ms = 15000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (WebrtcStat(name) < want) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return true;
   }
 
   // A count of stats' "webrtc" object (-1 when there is none).
@@ -592,6 +612,51 @@ TEST_F(WebrtcTest, SetupRolesAndRefusedSetups) {
   }
 }
 
+// A re-offer from a new peer connection (a browser's reload, say): a new
+// certificate, new ICE credentials, a new address. The update starts a new
+// handshake; once it has keyed the leg, the call is the new peer's both ways.
+// `peer_setup` is what the controller tells Sluice of the new peer: its
+// offer's actpass (Sluice the DTLS client) or active (Sluice the server).
+void WebrtcTest::Reoffer(const std::string& session, const std::string& peer_setup) {
+  auto first = StartPeer();
+  ASSERT_NE(first, nullptr);
+  json phone_leg;
+  Phone phone = SdesPhone(peer_setup == "active" ? 40090 : 40080, 0x5d0008, &phone_leg);
+  PeerSdp offer;
+  json r = PeerOffers(*first, session, phone_leg, &offer);
+  ASSERT_TRUE(HasHandshake(r));
+  Connect(phone, r);
+  ASSERT_TRUE(first->Call({{"cmd", "wait"}, {"timeout", 15}}).value("ok", false));
+  ExpectKeyed(WaitDtls(session, "keyed"), offer);
+  const int64_t keyed = WebrtcStat("dtls_keyed");
+  auto second = StartPeer("webrtc_peer.py", 1500);
+  ASSERT_NE(second, nullptr);
+  json o = second->Call({{"cmd", "offer"}});
+  ASSERT_TRUE(o.value("ok", false)) << o.dump();
+  const PeerSdp offer2 = ParsePeerSdp(o["sdp"]);
+  json u = control_.Call(
+      {{"op", "session.update"}, {"session", session}, {"leg", "web"},
+       {"dtls", {{"setup", peer_setup}, {"fingerprints", offer2.fingerprints}}},
+       {"ice", {{"restart", true}, {"ufrag", offer2.ufrag}, {"pwd", offer2.pwd}}}});
+  ASSERT_TRUE(u.value("ok", false)) << u.dump();
+  EXPECT_NE(u["legs"][0]["ice"]["ufrag"], r["legs"][0]["ice"]["ufrag"]) << u.dump();
+  EXPECT_EQ(u["legs"][0]["dtls"]["setup"], peer_setup == "active" ? "passive" : "active")
+      << u.dump();
+  json a = second->Call({{"cmd", "remote"}, {"sdp", SluiceSdp(u["legs"][0], {.mid = offer2.mid})}});
+  ASSERT_TRUE(a.value("ok", false)) << a.dump();
+  json up = second->Call({{"cmd", "wait"}, {"timeout", 15}});
+  EXPECT_TRUE(up.value("ok", false)) << "the new peer's DTLS: " << up.dump();
+  EXPECT_TRUE(WaitStat("dtls_keyed", keyed + 1, 5000)) << "the new handshake keyed the leg";
+  first.reset();  // the old page is gone
+  ExpectKeyed(WaitDtls(session, "keyed"), offer2);
+  ExpectAudio(*second, phone, 100, 1500);
+  Delete(session);
+}
+
+TEST_F(WebrtcTest, ReofferFromANewPeerConnectionSluiceClient) { Reoffer("reoffer-client", "actpass"); }
+
+TEST_F(WebrtcTest, ReofferFromANewPeerConnectionSluiceServer) { Reoffer("reoffer-server", "active"); }
+
 // An ICE restart mid-call (new credentials on both sides, RFC 8445 §9): the
 // call's audio goes on through it, and the leg then answers checks under the
 // new credentials only.
@@ -637,6 +702,17 @@ TEST_F(WebrtcTest, IceRestartMidCallKeepsAudioFlowing) {
   EXPECT_NEAR(DominantHz(talk.audio), kPeerHz, kHzTolerance);
   EXPECT_EQ(g["legs"][0]["ice"]["ufrag"], u["legs"][0]["ice"]["ufrag"]) << g.dump();
   ExpectKeyed(g, offer);
+  // The restart is complete: a check under the new credentials is answered,
+  // one under the old ones is not (RFC 8445 §9: they are gone).
+  json fresh = peer->Call({{"cmd", "check"}, {"ufrag", new_ufrag},
+                           {"remote_ufrag", u["legs"][0]["ice"]["ufrag"]},
+                           {"remote_pwd", u["legs"][0]["ice"]["pwd"]}});
+  EXPECT_TRUE(fresh.value("answered", false)) << fresh.dump();
+  json stale = peer->Call({{"cmd", "check"}, {"ufrag", offer.ufrag},
+                           {"remote_ufrag", r["legs"][0]["ice"]["ufrag"]},
+                           {"remote_pwd", r["legs"][0]["ice"]["pwd"]}});
+  EXPECT_TRUE(stale.value("ok", false)) << stale.dump();
+  EXPECT_FALSE(stale.value("answered", true)) << "the old credentials still work: " << stale.dump();
   EXPECT_LT(g["legs"][0]["ice"].value("consent_age_ms", 1 << 30), 1000) << g.dump();
   Delete("restart");
 }
