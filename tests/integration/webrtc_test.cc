@@ -58,6 +58,18 @@ std::string MissingPython(const std::string& modules, const std::string& package
   return absl::StrCat(modules, " failed: install ", package, " (scripts/setup-deps does)");
 }
 
+// "" when GStreamer webrtcbin, libnice and the RTP and mu-law elements can
+// be used from Python, else why not.
+std::string MissingGstreamer() {
+  return MissingPython(
+      "import gi, numpy; gi.require_version(\"Gst\", \"1.0\"); gi.require_version(\"GstWebRTC\", "
+      "\"1.0\"); gi.require_version(\"Nice\", \"0.1\"); from gi.repository import Gst, "
+      "GstWebRTC, Nice; Gst.init(None); assert Gst.ElementFactory.find(\"webrtcbin\") and "
+      "Gst.ElementFactory.find(\"nicesrc\") and Gst.ElementFactory.find(\"mulawenc\")",
+      "gstreamer1.0-plugins-bad, gstreamer1.0-nice, gstreamer1.0-plugins-good, gir1.2-nice-0.1, "
+      "python3-gi and python3-numpy");
+}
+
 // --- G.711 mu-law (ITU-T G.711 §3) and a tone's frequency ---
 
 uint8_t MuLaw(int16_t pcm) {
@@ -247,12 +259,12 @@ class WebrtcTest : public ::testing::Test {
     }
   }
 
-  // A WebRTC peer in namespace "pa" at the phone address of side 0; null
-  // (with a failure) when it does not answer.
+  // A WebRTC peer in the phone namespace of `side` at its phone address;
+  // null (with a failure) when it does not answer.
   std::unique_ptr<PeerProcess> StartPeer(const std::string& script = "webrtc_peer.py",
-                                         double tone_hz = kPeerHz) {
-    auto peer = PeerProcess::Start(daemon_->topology(), daemon_->phone_ns(0),
-                                   {kPython, Script(script), "--ip", daemon_->phone_ip(0),
+                                         double tone_hz = kPeerHz, int side = 0) {
+    auto peer = PeerProcess::Start(daemon_->topology(), daemon_->phone_ns(side),
+                                   {kPython, Script(script), "--ip", daemon_->phone_ip(side),
                                     "--tone", std::to_string(tone_hz), "--max-seconds", "150"});
     EXPECT_TRUE(peer.ok()) << peer.status();
     if (!peer.ok()) return nullptr;
@@ -520,14 +532,9 @@ class WebrtcCallTest : public WebrtcTest, public ::testing::WithParamInterface<C
 TEST_P(WebrtcCallTest, AudioBothWays) {
   const CallCase& c = GetParam();
   if (std::string(c.script) == "gst_webrtc_peer.py") {
-    const std::string missing = MissingPython(
-        "import gi; gi.require_version(\"Gst\", \"1.0\"); gi.require_version(\"GstWebRTC\", "
-        "\"1.0\"); gi.require_version(\"Nice\", \"0.1\"); from gi.repository import Gst, "
-        "GstWebRTC, Nice; Gst.init(None); assert Gst.ElementFactory.find(\"webrtcbin\") and "
-        "Gst.ElementFactory.find(\"nicesrc\") and Gst.ElementFactory.find(\"mulawenc\")",
-        "gstreamer1.0-plugins-bad, gstreamer1.0-nice, gstreamer1.0-plugins-good, gir1.2-nice-0.1 "
-        "and python3-gi");
-    if (!missing.empty()) GTEST_SKIP() << "skipped: " << missing;
+    if (const std::string missing = MissingGstreamer(); !missing.empty()) {
+      GTEST_SKIP() << "skipped: " << missing;
+    }
   }
   auto peer = StartPeer(c.script);
   ASSERT_NE(peer, nullptr);
@@ -656,6 +663,43 @@ void WebrtcTest::Reoffer(const std::string& session, const std::string& peer_set
 TEST_F(WebrtcTest, ReofferFromANewPeerConnectionSluiceClient) { Reoffer("reoffer-client", "actpass"); }
 
 TEST_F(WebrtcTest, ReofferFromANewPeerConnectionSluiceServer) { Reoffer("reoffer-server", "active"); }
+
+// Both legs WebRTC: aiortc on one side, GStreamer webrtcbin on the other,
+// each with its own handshakes; each hears the other's tone.
+TEST_F(WebrtcTest, AiortcToGstreamerThroughTwoWebrtcLegs) {
+  if (const std::string missing = MissingGstreamer(); !missing.empty()) {
+    GTEST_SKIP() << "skipped: " << missing;
+  }
+  auto a = StartPeer("webrtc_peer.py", kPeerHz, 0);
+  auto b = StartPeer("gst_webrtc_peer.py", kPhoneHz, 1);
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+  json oa = a->Call({{"cmd", "offer"}}), ob = b->Call({{"cmd", "offer"}});
+  ASSERT_TRUE(oa.value("ok", false) && ob.value("ok", false)) << oa.dump() << ob.dump();
+  const PeerSdp sa = ParsePeerSdp(oa["sdp"]), sb = ParsePeerSdp(ob["sdp"]);
+  json leg_b = WebrtcLeg("web2", "b", sb);
+  json r = daemon_->Create(control_, "two-webrtc", WebrtcLeg("web", "a", sa), leg_b);
+  ASSERT_TRUE(HasHandshake(r));
+  ASSERT_TRUE(r["legs"][1].contains("dtls") && r["legs"][1]["ice"].contains("pwd")) << r.dump();
+  EXPECT_TRUE(a->Call({{"cmd", "remote"}, {"sdp", SluiceSdp(r["legs"][0], {.mid = sa.mid})}})
+                  .value("ok", false));
+  EXPECT_TRUE(b->Call({{"cmd", "remote"}, {"sdp", SluiceSdp(r["legs"][1], {.mid = sb.mid})}})
+                  .value("ok", false));
+  for (PeerProcess* p : {a.get(), b.get()}) {
+    json up = p->Call({{"cmd", "wait"}, {"timeout", 15}});
+    EXPECT_TRUE(up.value("ok", false)) << up.dump();
+  }
+  json g = WaitDtls("two-webrtc", "keyed");
+  ExpectKeyed(g, sa);
+  EXPECT_EQ(g["legs"][1]["dtls"]["state"], "keyed") << g.dump();
+  for (PeerProcess* p : {a.get(), b.get()}) p->Call({{"cmd", "reset"}});
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  json stats_a = a->Call({{"cmd", "stats"}}), stats_b = b->Call({{"cmd", "stats"}});
+  EXPECT_GE(stats_a.value("rtp_in", 0), 120) << stats_a.dump();
+  EXPECT_GE(stats_b.value("rtp_in", 0), 120) << stats_b.dump();
+  EXPECT_NEAR(stats_a.value("tone_hz", 0.0), kPhoneHz, kHzTolerance) << "aiortc hears GStreamer";
+  EXPECT_NEAR(stats_b.value("tone_hz", 0.0), kPeerHz, kHzTolerance) << "GStreamer hears aiortc";
+  Delete("two-webrtc");
+}
 
 // An ICE restart mid-call (new credentials on both sides, RFC 8445 §9): the
 // call's audio goes on through it, and the leg then answers checks under the
