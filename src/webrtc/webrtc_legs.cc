@@ -76,9 +76,22 @@ uint64_t WebRtcLegs::Now() const {
                                    .count());
 }
 
+// Without ICE, Sluice takes the server's role when the peer lets it choose:
+// the handshake thread answers only addresses it has heard from, so it
+// cannot send the first flight to a peer that has not spoken yet, and a
+// peer that insists on being the server (passive) is refused.
 absl::StatusOr<std::unique_ptr<dtls::Endpoint>> WebRtcLegs::MakeEndpoint(
-    const control::DtlsSpec& spec) const {
-  absl::StatusOr<ParsedDtlsSpec> parsed = ParseDtlsSpec(spec, options_.local_setup);
+    const control::DtlsSpec& spec, bool with_ice) const {
+  dtls::Setup local = options_.local_setup;
+  if (!with_ice) {
+    if (spec.setup == "passive") {
+      return absl::InvalidArgumentError(
+          "dtls.setup: a peer without ice must be active or actpass (Sluice, passive, waits for "
+          "its first flight)");
+    }
+    if (local == dtls::Setup::kActpass) local = dtls::Setup::kPassive;
+  }
+  absl::StatusOr<ParsedDtlsSpec> parsed = ParseDtlsSpec(spec, local);
   if (!parsed.ok()) return parsed.status();
   dtls::EndpointOptions o;
   o.role = parsed->role;
@@ -129,7 +142,7 @@ absl::StatusOr<control::HandshakeView> WebRtcLegs::Add(
   config.consent_timeout_ms = options_.consent_timeout_ms;
   config.fingerprint = fingerprint_;
   if (dtls) {
-    absl::StatusOr<std::unique_ptr<dtls::Endpoint>> e = MakeEndpoint(*dtls);
+    absl::StatusOr<std::unique_ptr<dtls::Endpoint>> e = MakeEndpoint(*dtls, ice.has_value());
     if (!e.ok()) return e.status();
     config.dtls = std::move(*e);
   }
@@ -163,7 +176,7 @@ absl::StatusOr<control::HandshakeView> WebRtcLegs::Update(
   auto update = std::make_shared<WebRtcLegUpdate>();
   update->id = id;
   if (dtls) {
-    absl::StatusOr<std::unique_ptr<dtls::Endpoint>> e = MakeEndpoint(*dtls);
+    absl::StatusOr<std::unique_ptr<dtls::Endpoint>> e = MakeEndpoint(*dtls, leg->has_ice());
     if (!e.ok()) return e.status();
     update->endpoint = std::move(*e);
   }

@@ -204,6 +204,25 @@ TEST_F(WebRtcLegsTest, AddRefusesSetupsThatLeaveNoRole) {
   EXPECT_TRUE(absl::StartsWith(ice.status().message(), "ice: ")) << ice.status();
 }
 
+// Without ICE the thread can only answer a peer it has heard from, so
+// Sluice waits as the server: it picks passive when the peer lets it, and
+// a passive peer is refused.
+TEST_F(WebRtcLegsTest, WithoutIceSluiceIsTheServer) {
+  auto chosen = legs_->Add(kId, kLocal, Dtls("actpass", {BrowserFingerprint()}), std::nullopt, kPeer);
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  EXPECT_EQ(chosen->dtls->setup, "passive");
+  auto refused = legs_->Add(kId, Ep("192.0.2.1:40002"), Dtls("passive", {BrowserFingerprint()}),
+                            std::nullopt, kPeer);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(refused.status().message(), "dtls.setup: a peer without ice"))
+      << refused.status();
+  // With ICE, Sluice answers actpass as RFC 5763 §5 recommends: active.
+  auto with_ice = legs_->Add(kId, Ep("192.0.2.1:40004"), Dtls("actpass", {BrowserFingerprint()}),
+                             IceSpec{}, kPeer);
+  ASSERT_TRUE(with_ice.ok()) << with_ice.status();
+  EXPECT_EQ(with_ice->dtls->setup, "active");
+}
+
 TEST_F(WebRtcLegsTest, OneLegPerAddressAndNoneWithoutHandshakes) {
   auto empty = legs_->Add(kId, kLocal, std::nullopt, std::nullopt, kPeer);
   ASSERT_TRUE(empty.ok());

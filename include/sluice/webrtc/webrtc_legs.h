@@ -92,8 +92,8 @@ class WebRtcLegs final : public control::MediaHandshakes {
   const std::string& fingerprint() const { return fingerprint_; }
 
  private:
-  absl::StatusOr<std::unique_ptr<dtls::Endpoint>> MakeEndpoint(
-      const control::DtlsSpec& spec) const;
+  absl::StatusOr<std::unique_ptr<dtls::Endpoint>> MakeEndpoint(const control::DtlsSpec& spec,
+                                                                bool with_ice) const;
   absl::StatusOr<ice::LiteAgent> MakeAgent(const control::IceSpec& spec) const;
   WebRtcLeg::EventFn EventsToControl() const;
   uint64_t Now() const;
