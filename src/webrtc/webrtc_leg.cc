@@ -111,8 +111,23 @@ void WebRtcLeg::OnStun(std::span<const uint8_t> payload, const packet::Endpoint&
     e.kind = Kind::kSelected;
     e.peer = *agent_->selected();
     Emit(std::move(e), id_);
+    FollowSelectedPeer();
     StartDtls(now_ms, send);
   }
+}
+
+// A handshake Sluice began as the client and that is still under way goes
+// on with the newly selected peer: after an ICE restart the re-offer's
+// handshake may have begun toward the old pair before the new one was
+// nominated. Its retransmissions reach the new peer from here on.
+void WebRtcLeg::FollowSelectedPeer() {
+  if (current_.endpoint == nullptr || !current_.started ||
+      current_.endpoint->role() != dtls::Role::kClient) {
+    return;
+  }
+  const dtls::State state = current_.endpoint->state();
+  if (state == dtls::State::kKeyed || state == dtls::State::kFailed) return;
+  current_.peer = agent_->selected();
 }
 
 void WebRtcLeg::RememberChecked(const packet::Endpoint& from, uint64_t now_ms) {

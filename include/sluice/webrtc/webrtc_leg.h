@@ -139,6 +139,7 @@ class WebRtcLeg final : public MediaHandshake {
   std::optional<packet::Endpoint> DtlsPeer() const;
   bool StartDue() const;
   void StartDtls(uint64_t now_ms, Sender& send);
+  void FollowSelectedPeer();
   void RunEndpointTimer(DtlsSlot& slot, uint64_t now_ms, Sender& send);
   void Flush(DtlsSlot& slot, Sender& send);
   void CheckConsent(uint64_t now_ms);
