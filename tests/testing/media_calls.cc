@@ -132,11 +132,10 @@ absl::Status MediaCalls::CreateCall(control::Client& control, Topology& topo, si
   absl::StatusOr<int> fd = BoundSocket(topo, options_.ns_a, options_.ip_a, port_a);
   if (!fd.ok()) return fd.status();
   call->fd = *fd;
-  const std::string local = (*j)["legs"][0]["local"];
-  const uint16_t relay_port = static_cast<uint16_t>(std::stoi(local.substr(local.rfind(':') + 1)));
-  const sockaddr_in relay = Ipv4(local.substr(0, local.rfind(':')), relay_port);
-  if (connect(call->fd, reinterpret_cast<const sockaddr*>(&relay), sizeof relay) != 0) {
-    return absl::InternalError(absl::StrCat("connect to ", local, ": ", strerror(errno)));
+  absl::StatusOr<sockaddr_in> relay = LocalAddress((*j)["legs"][0]);
+  if (!relay.ok()) return relay.status();
+  if (connect(call->fd, reinterpret_cast<const sockaddr*>(&*relay), sizeof *relay) != 0) {
+    return absl::InternalError(absl::StrCat("connect to leg a: ", strerror(errno)));
   }
   sessions_.push_back(call->session);
   calls_.push_back(std::move(call));

@@ -1,7 +1,9 @@
 #include "session_requests.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace sluice::testing {
@@ -24,6 +26,20 @@ absl::StatusOr<json> CreateSession(control::Client& control, const std::string& 
                                                              : j["error"].dump()));
   }
   return j;
+}
+
+absl::StatusOr<sockaddr_in> LocalAddress(const json& leg) {
+  const std::string local = leg.is_object() ? leg.value("local", "") : "";
+  const size_t colon = local.rfind(':');
+  uint32_t port = 0;
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  if (colon == std::string::npos || !absl::SimpleAtoi(local.substr(colon + 1), &port) ||
+      port > 65535 || inet_pton(AF_INET, local.substr(0, colon).c_str(), &a.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("leg local \"", local, "\" is not IPv4:port"));
+  }
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  return a;
 }
 
 absl::Status DeleteSessions(control::Client& control, std::span<const std::string> sessions) {

@@ -4,6 +4,8 @@
 #ifndef SLUICE_TESTS_TESTING_SESSION_REQUESTS_H_
 #define SLUICE_TESTS_TESTING_SESSION_REQUESTS_H_
 
+#include <netinet/in.h>
+
 #include <span>
 #include <string>
 
@@ -20,6 +22,9 @@ namespace sluice::testing {
 absl::StatusOr<nlohmann::json> CreateSession(control::Client& control, const std::string& session,
                                              const nlohmann::json& leg_a,
                                              const nlohmann::json& leg_b);
+
+// A reply leg's "local" (IPv4 "ip:port") as a socket address.
+absl::StatusOr<sockaddr_in> LocalAddress(const nlohmann::json& leg);
 
 // session.delete of each; the first failure.
 absl::Status DeleteSessions(control::Client& control, std::span<const std::string> sessions);

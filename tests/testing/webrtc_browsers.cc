@@ -14,10 +14,10 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sluice/dtls/certificate.h"
 #include "sluice/dtls/fingerprint.h"
+#include "session_requests.h"
 #include "sluice/ice/stun.h"
 
 namespace sluice::testing {
@@ -72,21 +72,14 @@ json BrowserLeg(const std::string& name, const std::string& interface,
 }
 
 absl::StatusOr<BrowserAnswer> AnswerFromLeg(const json& leg) {
-  if (!leg.is_object() || !leg.contains("local") || !leg["local"].is_string() ||
-      !leg.contains("ice") || !leg["ice"].is_object() || !leg.contains("dtls") ||
+  absl::StatusOr<sockaddr_in> local = LocalAddress(leg);
+  if (!local.ok()) return local.status();
+  if (!leg.contains("ice") || !leg["ice"].is_object() || !leg.contains("dtls") ||
       !leg["dtls"].is_object()) {
     return absl::InvalidArgumentError(absl::StrCat("not a WebRTC leg: ", leg.dump()));
   }
   BrowserAnswer a;
-  const std::string local = leg["local"];
-  const size_t colon = local.rfind(':');
-  uint32_t port = 0;
-  a.relay.sin_family = AF_INET;
-  if (colon == std::string::npos || !absl::SimpleAtoi(local.substr(colon + 1), &port) ||
-      port > 65535 || inet_pton(AF_INET, local.substr(0, colon).c_str(), &a.relay.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("leg local \"", local, "\" is not IPv4:port"));
-  }
-  a.relay.sin_port = htons(static_cast<uint16_t>(port));
+  a.relay = *local;
   a.ufrag = leg["ice"].value("ufrag", "");
   const std::string pwd = leg["ice"].value("pwd", "");
   a.pwd.assign(pwd.data(), pwd.size());

@@ -93,6 +93,9 @@ absl::Status WebRtcLoad::AddCall(control::Client& control, Topology& topo, size_
   if (!j.ok()) return j.status();
   absl::StatusOr<BrowserAnswer> answer = AnswerFromLeg((*j)["legs"][0]);
   if (!answer.ok()) return answer.status();
+  absl::StatusOr<sockaddr_in> plain = LocalAddress((*j)["legs"][1]);
+  if (!plain.ok()) return plain.status();
+  plain_locals_.push_back(*plain);
   if (absl::Status s = fleet_->SetAnswer(*b, *answer); !s.ok()) return s;
   sessions_.push_back(session);
   return absl::OkStatus();

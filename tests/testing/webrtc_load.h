@@ -12,6 +12,7 @@
 #ifndef SLUICE_TESTS_TESTING_WEBRTC_LOAD_H_
 #define SLUICE_TESTS_TESTING_WEBRTC_LOAD_H_
 
+#include <netinet/in.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -80,6 +81,8 @@ class WebRtcLoad {
 
   BrowserFleet& browsers() { return *fleet_; }
   const std::vector<std::string>& sessions() const { return sessions_; }
+  // Call i's plain leg's local address: where its phone sends.
+  const std::vector<sockaddr_in>& plain_locals() const { return plain_locals_; }
 
  private:
   explicit WebRtcLoad(const WebRtcLoadOptions& options) : options_(options) {}
@@ -88,6 +91,7 @@ class WebRtcLoad {
   WebRtcLoadOptions options_;
   std::unique_ptr<BrowserFleet> fleet_;
   std::vector<std::string> sessions_;
+  std::vector<sockaddr_in> plain_locals_;
 };
 
 }  // namespace sluice::testing
