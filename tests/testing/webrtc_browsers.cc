@@ -257,9 +257,18 @@ void BrowserFleet::Receive(size_t i, uint64_t now_ms) {
   }
 }
 
+// A browser whose timer is due first reads what already waits for it: one
+// thread plays them all, and a browser of its own would have read it by now.
 void BrowserFleet::RunTimers(uint64_t now_ms) {
   for (const auto& p : browsers_) {
     Browser& b = *p;
+    const std::optional<uint64_t> dtls_due =
+        b.endpoint != nullptr && b.state != BrowserState::kIdle ? b.endpoint->NextTimeoutMs()
+                                                                : std::nullopt;
+    if ((b.state == BrowserState::kChecking && now_ms >= b.next_check_ms) ||
+        (dtls_due && *dtls_due <= now_ms)) {
+      Receive(b.index, now_ms);
+    }
     if (b.state == BrowserState::kChecking && now_ms >= b.next_check_ms) {
       if (b.checks >= options_.max_checks) {
         b.state = BrowserState::kFailed;
