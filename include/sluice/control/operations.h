@@ -159,6 +159,10 @@ struct LegInfo {
     std::string setup;        // Sluice's a=setup: "active" or "passive"
     std::string fingerprint;  // Sluice's certificate: "sha-256 AB:CD:..."
     std::string profile;      // the negotiated SRTP suite, from "keyed" on ("" before)
+    // The current handshake's datagrams: taken, and dropped by reason
+    // ("unchecked_source", "not_dtls", ...; non-zero counts only).
+    uint64_t received = 0;
+    std::vector<std::pair<std::string, uint64_t>> dropped;
   };
   std::optional<Dtls> dtls;
   // An ICE-lite leg: Sluice's credentials and candidates for its SDP, and
@@ -169,6 +173,10 @@ struct LegInfo {
     std::vector<std::string> candidates;  // a=candidate values
     std::optional<packet::Endpoint> selected;
     std::optional<uint64_t> consent_age_ms;  // since the selected peer's last authenticated check
+    // Checks answered with success, and STUN not accepted as a check, by
+    // reason (ice::IceDropReasonName; non-zero counts only).
+    uint64_t answered = 0;
+    std::vector<std::pair<std::string, uint64_t>> dropped;
   };
   std::optional<Ice> ice;
   ~LegInfo();
@@ -244,6 +252,8 @@ struct Stats {
     uint64_t dtls_failed = 0;       // handshakes that gave no keys
     uint64_t ice_selected = 0;      // peers chosen (or chosen again) by ICE checks
     uint64_t ice_consent_lost = 0;  // media stopped for want of consent
+    // The handshake thread's own counters (webrtc::HandshakeCounters), by name.
+    std::vector<std::pair<std::string, uint64_t>> thread;
   } webrtc;
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
