@@ -144,6 +144,40 @@ class Attack {
       if (i % per_ms == per_ms - 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
+  // As fast as sendmmsg goes, `per_ms` a millisecond: datagrams built
+  // beforehand (kHostileKinds * 64 of them, in turn), in batches of 64.
+  void Blast(int n, int per_ms, const std::atomic<bool>& stop) {
+    std::mt19937 rng(29);
+    std::vector<std::vector<uint8_t>> built;
+    for (int i = 0; i < kHostileKinds * 64; ++i) {
+      built.push_back(forger_.Next(static_cast<Hostile>(i % kHostileKinds), rng));
+    }
+    for (int i = 0; i < n && !stop.load(); i += 64) {
+      mmsghdr msgs[64] = {};
+      iovec iov[64];
+      for (int k = 0; k < 64; ++k) {
+        std::vector<uint8_t>& d = built[static_cast<size_t>(i + k) % built.size()];
+        iov[k] = {d.data(), d.size()};
+        msgs[k].msg_hdr.msg_iov = &iov[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+        ++sent_[(i + k) % kHostileKinds];
+      }
+      Phone& from = sockets_[static_cast<size_t>(i / 64) % sockets_.size()];
+      for (int k = 0; k < 64; ++k) {
+        msgs[k].msg_hdr.msg_name = &from.relay;
+        msgs[k].msg_hdr.msg_namelen = sizeof from.relay;
+      }
+      for (int done = 0; done < 64;) {
+        const int r = sendmmsg(from.fd, msgs + done, static_cast<unsigned>(64 - done), 0);
+        if (r <= 0) break;
+        done += r;
+      }
+      if ((i / 64) % std::max(per_ms / 64, 1) == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  }
+  const Forger& forger() const { return forger_; }
   uint64_t sent(Hostile kind) const { return sent_[static_cast<int>(kind)]; }
   uint64_t sent_dtls() const {
     return sent(Hostile::kDtlsGarbage) + sent(Hostile::kTruncatedRecord) +
@@ -335,7 +369,7 @@ TEST_F(UnlimitedHandshakes, FloodAtAnUncheckedLegIsCountedAndLearnsNothing) {
   (*media)->Mark();
 
   std::atomic<bool> stop{false};
-  std::thread attacker([&] { attack.Run(200000, 400, stop); });
+  std::thread attacker([&] { attack.Run(120000, 100, stop); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const Clock::time_point started = Clock::now();
   fleet_->Start(other);
@@ -410,6 +444,126 @@ TEST_F(UnlimitedHandshakes, FloodAtAnUncheckedLegIsCountedAndLearnsNothing) {
             daemon_->phone_ip(0) + ":42000");
   EXPECT_TRUE((*media)->Delete(*raw_).ok());
   EXPECT_TRUE(DeleteSessions(*raw_, std::vector<std::string>{"target", "other"}).ok());
+}
+
+// sluiced as configured by default: a leg's port hands the handshake thread
+// at most [webrtc] handshake_max_pps from others than its peer.
+class DefaultHandshakeRate : public WebRtcAdversarialTest {
+ protected:
+  static void SetUpTestSuite() { StartDaemon(""); }
+};
+
+// A flood as fast as the attacker's sockets go at one port: the worker
+// holds it to the leg's rate (handshake_rate), the handshake ring never
+// fills, another call keys at once, running calls lose nothing.
+TEST_F(DefaultHandshakeRate, AFloodAtOnePortIsHeldToTheLegsRate) {
+  MediaCallsOptions m;
+  m.calls = 10;
+  m.session_prefix = "adv-media-";
+  m.ns_a = daemon_->phone_ns(0);
+  m.ip_a = daemon_->phone_ip(0);
+  m.ns_b = daemon_->phone_ns(1);
+  m.ip_b = daemon_->phone_ip(1);
+  auto media = MediaCalls::Create(*raw_, daemon_->topology(), m);
+  ASSERT_TRUE(media.ok()) << media.status();
+  ASSERT_TRUE((*media)->Start().ok());
+  const size_t target = MakeWebRtcCall("target", 42000, /*dtls_client=*/true);
+  const size_t other = MakeWebRtcCall("other", 42002, /*dtls_client=*/false);
+  ASSERT_FALSE(HasFailure());
+  Attack attack(*daemon_, ForgerFor(target, replies_[0]), *LocalAddress(replies_[0]["legs"][0]));
+  const json stats_before = Stats();
+  (*media)->Mark();
+
+  std::atomic<bool> stop{false};
+  const Clock::time_point flood_start = Clock::now();
+  std::thread attacker([&] { attack.Blast(120000, 64, stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const Clock::time_point started = Clock::now();
+  fleet_->Start(other);
+  const std::optional<double> other_keyed_ms = WaitKeyed("other", started, 10000);
+  attacker.join();
+  const double flood_s = std::chrono::duration<double>(Clock::now() - flood_start).count();
+  const MediaCallsResult lost = (*media)->Stop();
+  const json stats_after = Stats();
+  const json leg = Get("target")["legs"][0];
+  const uint64_t rate_drops = WorkerSum(stats_after, nullptr, "handshake_rate") -
+                              WorkerSum(stats_before, nullptr, "handshake_rate");
+
+  std::printf("flood: %llu datagrams in %.2f s, %llu dropped at the leg's rate, %llu reached "
+              "the leg; the other call keyed in %.0f ms; media %llu sent, %llu lost\n",
+              static_cast<unsigned long long>(attack.total()), flood_s,
+              static_cast<unsigned long long>(rate_drops),
+              static_cast<unsigned long long>(LegTotal(leg)), other_keyed_ms.value_or(-1),
+              static_cast<unsigned long long>(lost.sent),
+              static_cast<unsigned long long>(lost.lost));
+  ASSERT_TRUE(other_keyed_ms.has_value());
+  EXPECT_LE(*other_keyed_ms, kKeyedBoundMs);
+  EXPECT_EQ(lost.lost, 0u);
+  EXPECT_EQ(WorkerSum(stats_after, nullptr, "handshake_full"),
+            WorkerSum(stats_before, nullptr, "handshake_full"));
+  // At most a burst and 200 a second reached the leg; the rest was counted.
+  EXPECT_LE(LegTotal(leg), 64 + static_cast<uint64_t>(200 * (flood_s + 0.1)));
+  EXPECT_GT(LegTotal(leg), 0u);
+  EXPECT_GT(rate_drops, attack.total() / 2);
+  EXPECT_LE(rate_drops + LegTotal(leg), attack.total());
+  EXPECT_TRUE(leg["ice"]["selected"].is_null());
+  EXPECT_TRUE((*media)->Delete(*raw_).ok());
+  EXPECT_TRUE(DeleteSessions(*raw_, std::vector<std::string>{"target", "other"}).ok());
+}
+
+// A keyed call under attack: strangers flood its port with nominating
+// checks that do not authenticate, ClientHellos and garbage, and its own
+// peer's address sends DTLS garbage, truncated records and a ClientHello
+// between its media. The call keeps its peer and its keys, every media
+// packet arrives in order, and the peer's consent checks are all answered.
+TEST_F(DefaultHandshakeRate, AKeyedCallKeepsItsPeerKeysAndMediaUnderAttack) {
+  const size_t k = MakeWebRtcCall("keyed", 42010, /*dtls_client=*/true);
+  ASSERT_FALSE(HasFailure());
+  fleet_->Start(k);
+  ASSERT_TRUE(WaitKeyed("keyed", Clock::now(), 5000).has_value());
+  std::optional<dtls::SrtpKeys> keys = fleet_->TakeKeys(k);
+  ASSERT_TRUE(keys.has_value());
+  auto srtp = LibsrtpPeer::Create(LibsrtpPeer::Role::kSender, {&keys->send, 1}, {});
+  ASSERT_TRUE(srtp.ok());
+  Phone phone = daemon_->MakePhone(1, daemon_->phone_ip(1), kPlainPhonePort, 0);
+  const std::string browser = daemon_->phone_ip(0) + ":42010";
+  const json before = Get("keyed")["legs"][0];
+  ASSERT_EQ(before["ice"]["selected"], browser);
+  const uint64_t answered_before = fleet_->counters().responses_ok;
+  Attack attack(*daemon_, ForgerFor(k, replies_[0]), *LocalAddress(replies_[0]["legs"][0]));
+
+  std::atomic<bool> stop{false};
+  std::thread attacker([&] { attack.Run(8000, 8, stop); });
+  std::mt19937 rng(31);
+  const Hostile garbage[] = {Hostile::kDtlsGarbage, Hostile::kTruncatedRecord,
+                             Hostile::kClientHello};
+  std::vector<std::vector<uint8_t>> sent;
+  for (uint16_t i = 0; i < 100; ++i) {
+    Phone p;  // an RTP packet of the browser's stream (ssrc 0x4242), never sent itself
+    p.ssrc = 0x4242;
+    std::vector<uint8_t> rtp = p.Rtp(i);
+    sent.push_back(rtp);
+    ASSERT_EQ((*srtp)->ProtectRtp(rtp), srtp_err_status_ok);
+    fleet_->Send(k, rtp);
+    fleet_->Send(k, attack.forger().Next(garbage[i % 3], rng));
+    if (i % 10 == 0) fleet_->CheckAgain(k);
+    fleet_->Poll(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  attacker.join();
+  for (int i = 0; i < 20; ++i) fleet_->Poll(10);
+  const std::vector<std::vector<uint8_t>> got = phone.Receive(300);
+  const json after = Get("keyed")["legs"][0];
+
+  EXPECT_EQ(got, sent) << got.size() << " of " << sent.size() << " media packets arrived";
+  EXPECT_EQ(fleet_->counters().responses_ok - answered_before, 10u) << "consent checks";
+  EXPECT_EQ(after["dtls"]["state"], "keyed") << after.dump();
+  EXPECT_EQ(after["ice"]["selected"], browser);
+  EXPECT_EQ(after["remote"], browser);
+  EXPECT_EQ(after["counters"]["remote_changes"], before["counters"]["remote_changes"]);
+  EXPECT_GT(Count(after["ice"]["dropped"], "bad_integrity"), 0u);
+  EXPECT_GT(Count(after["dtls"]["dropped"], "unchecked_source"), 0u);
+  EXPECT_TRUE(DeleteSessions(*raw_, std::vector<std::string>{"keyed"}).ok());
 }
 
 }  // namespace

@@ -159,6 +159,14 @@ void BrowserFleet::Start(size_t i) {
   SendCheck(b, NowMs());
 }
 
+void BrowserFleet::CheckAgain(size_t i) {
+  Browser& b = *browsers_[i];
+  if (b.state == BrowserState::kIdle || b.state == BrowserState::kChecking) return;
+  RandomFill(b.transaction);
+  b.checks = 0;
+  SendCheck(b, NowMs());
+}
+
 bool BrowserFleet::Send(size_t i, std::span<const uint8_t> payload) {
   const Browser& b = *browsers_[i];
   if (!b.answer) return false;
@@ -220,7 +228,8 @@ void BrowserFleet::OnStun(Browser& b, std::span<const uint8_t> d, uint64_t now_m
     ++counters_.responses_refused;
     return;
   }
-  if (b.state != BrowserState::kChecking) return;  // a retransmission's answer
+  ++counters_.responses_ok;
+  if (b.state != BrowserState::kChecking) return;  // a retransmission's or a consent check's
   b.state = BrowserState::kHandshaking;
   b.endpoint->Start(now_ms);  // the client's ClientHello; the server's deadline
   Flush(b);

@@ -76,6 +76,7 @@ struct BrowserOptions {
 struct BrowserCounters {
   uint64_t checks_sent = 0;           // first transmissions and retransmissions
   uint64_t check_retransmissions = 0;
+  uint64_t responses_ok = 0;          // success responses to our checks that authenticate
   uint64_t responses_refused = 0;     // wrong transaction, no or bad integrity, an error response
   uint64_t dtls_received = 0;
   uint64_t dtls_sent = 0;
@@ -104,6 +105,10 @@ class BrowserFleet {
 
   // Sends the browser's first check now (once it has an answer).
   void Start(size_t i);
+  // Once checked: another nominating check on the selected pair, a new
+  // transaction (as a consent check, RFC 7675 §5.1); its answer is counted
+  // in responses_ok.
+  void CheckAgain(size_t i);
   // Waits up to timeout_ms for datagrams (less when a timer is due sooner),
   // handles what arrived, and runs due timers.
   void Poll(int timeout_ms);
