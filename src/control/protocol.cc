@@ -699,8 +699,8 @@ void EncodeHandshake(const LegInfo& leg, bool with_secrets, Json& j) {
                                  {"fingerprint", d.fingerprint}};
     out["profile"] = d.profile.empty() ? Json(nullptr) : Json(d.profile);
     out["reason"] = d.reason.empty() ? Json(nullptr) : Json(d.reason);
-    out["received"] = d.received;
-    out["dropped"] = Counts(d.dropped);
+    out["received"] = d.counts.taken;
+    out["dropped"] = Counts(d.counts.dropped);
   }
   if (leg.ice.has_value()) {
     const LegInfo::Ice& i = *leg.ice;
@@ -713,8 +713,8 @@ void EncodeHandshake(const LegInfo& leg, bool with_secrets, Json& j) {
       out["selected"] = nullptr;
     }
     out["consent_age_ms"] = i.consent_age_ms ? Json(*i.consent_age_ms) : Json(nullptr);
-    out["answered"] = i.answered;
-    out["dropped"] = Counts(i.dropped);
+    out["answered"] = i.counts.taken;
+    out["dropped"] = Counts(i.counts.dropped);
   }
 }
 

@@ -307,12 +307,13 @@ control::LegInfo::Dtls WebRtcLeg::DtlsView(const dtls::Endpoint& endpoint,
     d.profile = std::string(crypto::SuiteName(dtls::GetSrtpProfileInfo(*p).suite));
   }
   const dtls::EndpointCounters& c = endpoint.counters();
-  d.received = c.datagrams_received;
-  AddCount(d.dropped, "not_dtls", c.dropped_not_dtls);
-  AddCount(d.dropped, "oversize", c.dropped_oversize);
-  AddCount(d.dropped, "early_epoch", c.dropped_early_epoch);
-  AddCount(d.dropped, "no_session", c.dropped_no_session);
-  AddCount(d.dropped, "queue_full", c.dropped_queue_full);
+  d.counts.taken = c.datagrams_received;
+  std::vector<std::pair<std::string, uint64_t>>& dropped = d.counts.dropped;
+  AddCount(dropped, "not_dtls", c.dropped_not_dtls);
+  AddCount(dropped, "oversize", c.dropped_oversize);
+  AddCount(dropped, "early_epoch", c.dropped_early_epoch);
+  AddCount(dropped, "no_session", c.dropped_no_session);
+  AddCount(dropped, "queue_full", c.dropped_queue_full);
   return d;
 }
 
@@ -320,15 +321,15 @@ control::LegInfo::Dtls WebRtcLeg::DtlsView(const dtls::Endpoint& endpoint,
 // view (handshake thread).
 void WebRtcLeg::AddLegCounts(control::LegInfo::Dtls* dtls, control::LegInfo::Ice* ice) const {
   if (dtls != nullptr) {
-    AddCount(dtls->dropped, "unchecked_source", counters_.dtls_unchecked.load());
-    AddCount(dtls->dropped, "stun_without_ice", counters_.stun_without_ice.load());
+    AddCount(dtls->counts.dropped, "unchecked_source", counters_.dtls_unchecked.load());
+    AddCount(dtls->counts.dropped, "stun_without_ice", counters_.stun_without_ice.load());
   }
   if (ice == nullptr || !agent_) return;
   const ice::LiteAgentCounters& c = agent_->counters();
-  ice->answered = c.answered;
-  ice->dropped.clear();
+  ice->counts.taken = c.answered;
+  ice->counts.dropped.clear();
   for (int r = 0; r < ice::kIceDropReasonCount; ++r) {
-    AddCount(ice->dropped, ice::IceDropReasonName(static_cast<ice::IceDropReason>(r)),
+    AddCount(ice->counts.dropped, ice::IceDropReasonName(static_cast<ice::IceDropReason>(r)),
              c.dropped[static_cast<size_t>(r)]);
   }
 }

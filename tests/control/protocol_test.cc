@@ -551,8 +551,7 @@ TEST(Encode, DtlsAndIceState) {
   dtls.setup = "active";
   dtls.fingerprint = kFp;
   dtls.profile = "AES_CM_128_HMAC_SHA1_80";
-  dtls.received = 4;
-  dtls.dropped = {{"unchecked_source", 3}};
+  dtls.counts = {4, {{"unchecked_source", 3}}};
   info.legs[0].dtls = dtls;
   LegInfo::Ice ice;
   ice.ufrag = "ufrg";
@@ -560,8 +559,7 @@ TEST(Encode, DtlsAndIceState) {
   ice.candidates = {"1 1 UDP 2130706431 10.200.1.1 30000 typ host"};
   ice.selected = packet::Endpoint::Parse("10.200.1.2:40000");
   ice.consent_age_ms = 1500;
-  ice.answered = 2;
-  ice.dropped = {{"wrong_username", 5}, {"bad_integrity", 1}};
+  ice.counts = {2, {{"wrong_username", 5}, {"bad_integrity", 1}}};
   info.legs[0].ice = ice;
   info.legs[1].dtls = LegInfo::Dtls{"failed", "fingerprint mismatch", "passive", kFp, ""};
   const Json body = EncodeSessionInfo(info, /*with_tx_crypto=*/true);

@@ -76,7 +76,10 @@ bool KeyedWatch::Ask(const Pending& p) {
       dtls = &j["legs"][p.leg]["dtls"];
     }
     const std::string state = dtls != nullptr ? dtls->value("state", "") : "";
-    o.keyed = state == "keyed";
+    // Keyed, and the keys installed: the handshake's state says "keyed" as
+    // soon as it is, the leg's suite once the control loop has put its keys
+    // in the workers ("pending" until then).
+    o.keyed = state == "keyed" && j["legs"][p.leg].value("rx_suite", "") != "pending";
     o.done = o.keyed || state == "failed" || dtls == nullptr;
     if (state == "failed") o.reason = (*dtls)["reason"].is_string() ? (*dtls)["reason"] : "";
     if (dtls == nullptr) o.reason = absl::StrCat("session.get gave no dtls: ", reply->substr(0, 200));

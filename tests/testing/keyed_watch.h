@@ -1,8 +1,8 @@
 // When each WebRTC leg is keyed, as sluiced tells it: a thread with a
 // control connection of its own asks session.get about every leg it is
-// given, every interval_ms, until the leg's dtls.state is "keyed" or
-// "failed", and notes when it first said so. A load test's browsers never
-// wait for the answers.
+// given, every interval_ms, until the leg's dtls.state is "keyed" with its
+// keys installed (rx_suite no longer "pending"), or "failed", and notes when
+// it first said so. A load test's browsers never wait for the answers.
 //
 // Watch and the getters may be called from any thread.
 #ifndef SLUICE_TESTS_TESTING_KEYED_WATCH_H_

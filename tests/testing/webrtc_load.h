@@ -3,7 +3,8 @@
 // fingerprint and credentials given) and a plain leg b; as many simulated
 // browsers (BrowserFleet) in a namespace, started together; how long each
 // call took from its first connectivity check to the moment session.get
-// first said its dtls.state was "keyed" (KeyedWatch), and the CPU time of
+// first said its dtls.state was "keyed" and its keys were installed
+// (KeyedWatch), and the CPU time of
 // sluiced's handshake thread meanwhile. The browsers take the DTLS client
 // role on even calls and the server role on odd ones.
 //

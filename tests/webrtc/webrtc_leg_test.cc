@@ -256,10 +256,10 @@ TEST_F(WebRtcLegTest, UnauthenticatedOrUnnominatedChecksSelectNothing) {
   EXPECT_FALSE(v.ice->selected.has_value());
   EXPECT_EQ(leg_->NextTimerMs(), UINT64_MAX);
   // The view counts both refusals by reason, and the answered check.
-  EXPECT_EQ(v.ice->answered, 1u);
-  EXPECT_EQ(Count(v.ice->dropped, "bad_integrity"), 1u);
-  EXPECT_EQ(Count(v.ice->dropped, "wrong_username"), 1u);
-  EXPECT_EQ(v.ice->dropped.size(), 2u);
+  EXPECT_EQ(v.ice->counts.taken, 1u);
+  EXPECT_EQ(Count(v.ice->counts.dropped, "bad_integrity"), 1u);
+  EXPECT_EQ(Count(v.ice->counts.dropped, "wrong_username"), 1u);
+  EXPECT_EQ(v.ice->counts.dropped.size(), 2u);
 }
 
 // --- DTLS --------------------------------------------------------------
@@ -316,9 +316,9 @@ TEST_F(WebRtcLegTest, DtlsOnlyFromAnAddressThatPassedAnAuthenticatedCheck) {
   EXPECT_TRUE(send_.Take(true).empty());
   EXPECT_EQ(leg_->counters().dtls_unchecked.load(), 2 * client_hello.size());
   EXPECT_EQ(leg_->View(now_, false).dtls->state, "new");
-  EXPECT_EQ(Count(leg_->View(now_, false).dtls->dropped, "unchecked_source"),
+  EXPECT_EQ(Count(leg_->View(now_, false).dtls->counts.dropped, "unchecked_source"),
             2 * client_hello.size());
-  EXPECT_EQ(leg_->View(now_, false).dtls->received, 0u);
+  EXPECT_EQ(leg_->View(now_, false).dtls->counts.taken, 0u);
 
   // An authenticated check without nomination is enough to speak DTLS.
   Stun(Check(false), kPeer);
@@ -327,7 +327,7 @@ TEST_F(WebRtcLegTest, DtlsOnlyFromAnAddressThatPassedAnAuthenticatedCheck) {
   ASSERT_FALSE(answer.empty());
   EXPECT_EQ(answer[0].to, kPeer);
   EXPECT_EQ(leg_->View(now_, false).dtls->state, "handshaking");
-  EXPECT_EQ(leg_->View(now_, false).dtls->received, client_hello.size());
+  EXPECT_EQ(leg_->View(now_, false).dtls->counts.taken, client_hello.size());
 }
 
 TEST_F(WebRtcLegTest, WithoutIceDtlsIsSpokenWithTheRemoteOnly) {
@@ -350,7 +350,7 @@ TEST_F(WebRtcLegTest, WithoutIceDtlsIsSpokenWithTheRemoteOnly) {
 
   Stun(Check(true), kPeer);  // STUN to a leg without ICE: counted, unanswered
   EXPECT_EQ(leg_->counters().stun_without_ice.load(), 1u);
-  EXPECT_EQ(Count(leg_->View(now_, false).dtls->dropped, "stun_without_ice"), 1u);
+  EXPECT_EQ(Count(leg_->View(now_, false).dtls->counts.dropped, "stun_without_ice"), 1u);
   EXPECT_TRUE(send_.out.empty());
 
   for (const Bytes& d : answer) Dtls(d, kPeer);

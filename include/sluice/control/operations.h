@@ -129,6 +129,14 @@ struct LegCounters {
   uint64_t rx_rtcp_packets = 0, rx_rtcp_bytes = 0, tx_rtcp_packets = 0, tx_rtcp_bytes = 0;
 };
 
+// What a WebRTC leg's handshake took and refused (LegInfo::Dtls, ::Ice).
+// Outside them: a nested class's member initializers would keep
+// std::optional<LegInfo::Dtls> from being default-constructible in LegInfo.
+struct HandshakeCounts {
+  uint64_t taken = 0;
+  std::vector<std::pair<std::string, uint64_t>> dropped;  // by reason, non-zero counts only
+};
+
 struct LegInfo {
   std::string name;
   std::string interface;
@@ -159,10 +167,9 @@ struct LegInfo {
     std::string setup;        // Sluice's a=setup: "active" or "passive"
     std::string fingerprint;  // Sluice's certificate: "sha-256 AB:CD:..."
     std::string profile;      // the negotiated SRTP suite, from "keyed" on ("" before)
-    // The current handshake's datagrams: taken, and dropped by reason
-    // ("unchecked_source", "not_dtls", ...; non-zero counts only).
-    uint64_t received = 0;
-    std::vector<std::pair<std::string, uint64_t>> dropped;
+    // The current handshake's datagrams: `taken` by it, and `dropped` by
+    // reason ("unchecked_source", "not_dtls", ...).
+    HandshakeCounts counts;
   };
   std::optional<Dtls> dtls;
   // An ICE-lite leg: Sluice's credentials and candidates for its SDP, and
@@ -173,10 +180,9 @@ struct LegInfo {
     std::vector<std::string> candidates;  // a=candidate values
     std::optional<packet::Endpoint> selected;
     std::optional<uint64_t> consent_age_ms;  // since the selected peer's last authenticated check
-    // Checks answered with success, and STUN not accepted as a check, by
-    // reason (ice::IceDropReasonName; non-zero counts only).
-    uint64_t answered = 0;
-    std::vector<std::pair<std::string, uint64_t>> dropped;
+    // Checks answered with success (`taken`), and STUN not accepted as a
+    // check, by reason (ice::IceDropReasonName).
+    HandshakeCounts counts;
   };
   std::optional<Ice> ice;
   ~LegInfo();
