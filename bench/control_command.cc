@@ -38,6 +38,8 @@
 #include "absl/strings/string_view.h"
 #include "libsrtp_loops.h"
 #include "netns.h"
+#include "thread_cpu.h"
+#include "webrtc_phase.h"
 #include "nlohmann/json.hpp"
 #include "rtp_packets.h"
 #include "sluice/control/client.h"
@@ -69,6 +71,19 @@ const char kControlUsage[] =
     "and its authentication failures are read from session.get. Without media,\n"
     "sluiced runs on net_null devices (no-rx) and no packet arrives.\n"
     "\n"
+    "WebRTC (with media, after the repetitions): --webrtc-calls sessions whose leg\n"
+    "a is a WebRTC leg (dtls and ice) and leg b a plain leg, and as many browsers\n"
+    "in phone A's namespace, each a UDP socket, an ICE check with USE-CANDIDATE\n"
+    "and a DTLS-SRTP endpoint with a certificate of its own (the DTLS client on\n"
+    "half the calls, the server on the others), all started at once. Reported:\n"
+    "handshakes per second (calls keyed over the time from the first check to the\n"
+    "last call session.get shows keyed), time to keyed per call (p50, p99, max),\n"
+    "failures, the CPU time of sluiced's handshake thread, and the in-process\n"
+    "handshake rate of one core (bench/dtls/handshake_loop.h) as the ceiling.\n"
+    "Meanwhile --webrtc-media-calls SRTP calls that were already running relay\n"
+    "50 pps each to a plain phone; their lost packets (exact, by packet index)\n"
+    "and the workers' handshake_full drops must be 0.\n"
+    "\n"
     "Options:\n"
     "  --sessions N      sessions created, re-keyed and deleted, 1 to 27000\n"
     "                    (default 20000)\n"
@@ -78,11 +93,16 @@ const char kControlUsage[] =
     "  --media-pps N     packets per second the phone sends, 1 to 1000000\n"
     "                    (default 20000)\n"
     "  --repetitions N   create, re-key and delete every session N times, 1 to\n"
-    "                    20; each rate is the best repetition's (default 3)\n"
+    "                    20; each rate is the best repetition's (default 3)\n"    "  --webrtc-calls N  WebRTC calls set up at once, 0 (none) to 20000\n"
+    "                    (default 1000; only with media)\n"
+    "  --webrtc-media-calls N  calls relaying media meanwhile, 1 to 1000\n"
+    "                    (default 100)\n"
     "  --json            print one JSON object instead of the table:\n"
     "                    {\"creates_per_second\":...,\"rekeys_per_second\":...,\n"
     "                    \"deletes_per_second\":...,\"sessions\":N,\"errors\":N,\n"
-    "                    \"media_pps_during_rekey\":... or null, ...}\n"
+    "                    \"media_pps_during_rekey\":... or null,\n"
+    "                    \"webrtc\":{\"handshakes_per_second\":...,\"keyed_ms\":{...},\n"
+    "                    \"media\":{\"lost\":...},...} or null, ...}\n"
     "  --help            show this text\n";
 
 namespace {
@@ -96,6 +116,9 @@ constexpr char kSuite[] = "AES_CM_128_HMAC_SHA1_80";
 constexpr uint16_t kPortMin = 10000;
 constexpr uint16_t kPortMax = 65000;
 constexpr size_t kMaxSessions = 27000;
+// Browsers bind ports 42000 and up; the media calls' phones 30000 and up.
+constexpr size_t kMaxWebRtcCalls = 20000;
+constexpr size_t kMaxWebRtcMediaCalls = 1000;
 // Requests per write. Two batches of replies (about 1 KiB each) stay well
 // under the 4 MiB sluiced buffers per client, so it never stops reading.
 constexpr size_t kBatch = 256;
@@ -120,21 +143,55 @@ struct Options {
   MediaMode media = MediaMode::kAuto;
   uint32_t media_pps = 20000;
   size_t repetitions = 3;
+  size_t webrtc_calls = 1000;
+  size_t webrtc_media_calls = 100;
   bool json = false;
 };
 
 std::string Str(absl::string_view s) { return std::string(s); }
 
+// The numeric options: name, smallest and largest value, where it goes.
+struct NumericOption {
+  std::string_view name;
+  uint64_t min, max;
+  size_t* size;
+  uint32_t* u32;
+};
+
+absl::Status ParseMedia(std::string_view v, MediaMode& mode) {
+  if (v == "auto") {
+    mode = MediaMode::kAuto;
+  } else if (v == "on") {
+    mode = MediaMode::kOn;
+  } else if (v == "off") {
+    mode = MediaMode::kOff;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad value \"", std::string(v), "\" for --media: expected auto, on or off"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   Options o;
+  const NumericOption numeric[] = {
+      {"--sessions", 1, kMaxSessions, &o.sessions, nullptr},
+      {"--repetitions", 1, 20, &o.repetitions, nullptr},
+      {"--media-pps", 1, 1000000, nullptr, &o.media_pps},
+      {"--webrtc-calls", 0, kMaxWebRtcCalls, &o.webrtc_calls, nullptr},
+      {"--webrtc-media-calls", 1, kMaxWebRtcMediaCalls, &o.webrtc_media_calls, nullptr},
+  };
   for (int i = 0; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--json") {
       o.json = true;
       continue;
     }
-    if (arg != "--sessions" && arg != "--sluiced" && arg != "--media" && arg != "--media-pps" &&
-        arg != "--repetitions") {
+    const NumericOption* option = nullptr;
+    for (const NumericOption& n : numeric) {
+      if (n.name == arg) option = &n;
+    }
+    if (option == nullptr && arg != "--sluiced" && arg != "--media") {
       return absl::InvalidArgumentError(absl::StrCat("unknown option \"", argv[i], "\""));
     }
     if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(argv[i], " needs a value"));
@@ -143,29 +200,16 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     if (arg == "--sluiced") {
       o.sluiced = std::string(v);
     } else if (arg == "--media") {
-      if (v == "auto") {
-        o.media = MediaMode::kAuto;
-      } else if (v == "on") {
-        o.media = MediaMode::kOn;
-      } else if (v == "off") {
-        o.media = MediaMode::kOff;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("bad value \"", argv[i], "\" for --media: expected auto, on or off"));
-      }
-    } else if (const uint64_t max = arg == "--sessions"      ? kMaxSessions
-                                     : arg == "--repetitions" ? 20
-                                                              : 1000000;
-               !absl::SimpleAtoi(absl::string_view(v.data(), v.size()), &n) || n < 1 ||
-               n > max) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad value \"", argv[i], "\" for ", argv[i - 1], ": expected 1 to ", max));
-    } else if (arg == "--sessions") {
-      o.sessions = n;
-    } else if (arg == "--repetitions") {
-      o.repetitions = n;
+      if (absl::Status s = ParseMedia(v, o.media); !s.ok()) return s;
+    } else if (!absl::SimpleAtoi(absl::string_view(v.data(), v.size()), &n) ||
+               n < option->min || n > option->max) {
+      return absl::InvalidArgumentError(absl::StrCat("bad value \"", argv[i], "\" for ", std::string(arg),
+                                                     ": expected ", option->min, " to ",
+                                                     option->max));
+    } else if (option->size != nullptr) {
+      *option->size = n;
     } else {
-      o.media_pps = static_cast<uint32_t>(n);
+      *option->u32 = static_cast<uint32_t>(n);
     }
   }
   if (o.sluiced.empty()) {
@@ -264,23 +308,8 @@ struct Phase {
 };
 
 // CPU time (user + system) of sluiced's main thread, which runs its control
-// plane; 0 when it cannot be read. proc(5): fields 14 and 15 of stat.
-double ControlThreadCpu(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/task/", pid, "/stat"));
-  std::string text;
-  std::getline(in, text);
-  const size_t comm_end = text.rfind(')');
-  if (comm_end == std::string::npos || comm_end + 2 > text.size()) return 0;
-  // After ") " comes field 3 (state); utime and stime are fields 14 and 15.
-  const std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(text).substr(comm_end + 2), ' ');
-  uint64_t utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
+// plane; 0 when it cannot be read.
+double ControlThreadCpu(pid_t pid) { return testing::ThreadCpuSeconds(pid, pid).value_or(0); }
 
 // What a failed reply says: its error code and message (never key material:
 // sluiced keeps keys out of error replies), or why it is not a success for `id`.
@@ -477,7 +506,8 @@ class Daemon {
 std::string Config(const std::string& socket, const std::string& prefix, bool media,
                    size_t sessions) {
   const std::string devices =
-      media ? "\"--vdev=net_af_packet0,iface=veth-a0\", \"--vdev=net_af_packet1,iface=veth-b0\""
+      media ? "\"--vdev=net_af_packet0,iface=veth-a0,framecnt=4096\", "
+              "\"--vdev=net_af_packet1,iface=veth-b0,framecnt=4096\""
             : "\"--vdev=net_null0,no-rx=1\", \"--vdev=net_null1,no-rx=1\"";
   const std::string device_a = media ? "net_af_packet0" : "net_null0";
   const std::string device_b = media ? "net_af_packet1" : "net_null1";
@@ -685,6 +715,8 @@ struct ControlBench {
   MediaResult media_result;
   bool media_measured = false;
   uint64_t next_id = 1;
+  std::optional<WebRtcPhaseResult> webrtc;
+  std::string why_no_webrtc;
   absl::Status stopped;  // how sluiced ended
 
   void Note(const std::string& what) const {
@@ -740,7 +772,7 @@ absl::Status StartSluiced(ControlBench& b) {
   const std::string config = b.dir->path() + "/sluiced.toml";
   const std::string log = b.dir->path() + "/sluiced.log";
   std::ofstream(config) << Config(socket, absl::StrCat("sluice-bench-", getpid()), b.media,
-                                  b.o.sessions);
+                                  b.o.sessions + b.o.webrtc_calls + b.o.webrtc_media_calls);
   b.Note("starting sluiced...");
   absl::StatusOr<std::unique_ptr<Daemon>> daemon =
       Daemon::Start(b.o.sluiced, config, socket, log, b.topo.get());
@@ -913,6 +945,34 @@ absl::Status RunRepetitions(ControlBench& b) {
   return absl::OkStatus();
 }
 
+// WebRTC calls set up at once while other calls relay media; needs the
+// namespaces (the browsers live in phone A's).
+absl::Status RunWebRtc(ControlBench& b) {
+  if (b.o.webrtc_calls == 0) {
+    b.why_no_webrtc = "--webrtc-calls 0";
+    return absl::OkStatus();
+  }
+  if (!b.media) {
+    b.why_no_webrtc = absl::StrCat("no network namespaces (", b.why_no_media, ")");
+    return absl::OkStatus();
+  }
+  b.Note(absl::StrCat("WebRTC: ", b.o.webrtc_calls, " calls at once, ", b.o.webrtc_media_calls,
+                      " calls relaying media..."));
+  WebRtcPhaseOptions o;
+  o.calls = b.o.webrtc_calls;
+  o.media_calls = b.o.webrtc_media_calls;
+  o.socket_path = b.dir->path() + "/control.sock";
+  o.sluiced = b.daemon->pid();
+  o.ns_a = "pa";
+  o.ip_a = kPhoneA;
+  o.ns_b = "pb";
+  o.ip_b = kPhoneB;
+  absl::StatusOr<WebRtcPhaseResult> r = RunWebRtcPhase(*b.client, *b.topo, o);
+  if (!r.ok()) return Context("WebRTC phase", r.status());
+  b.webrtc = *std::move(r);
+  return absl::OkStatus();
+}
+
 // Stops the phone, deletes the media session, closes the connection and stops
 // sluiced (its result in `stopped`), then removes the namespaces.
 void Finish(ControlBench& b) {
@@ -985,6 +1045,7 @@ void PrintJson(const ControlBench& b, const Summary& s) {
                     {"messages", p.messages}});
   }
   out["phases"] = list;
+  out["webrtc"] = b.webrtc ? WebRtcPhaseJson(*b.webrtc) : json(nullptr);
   if (b.media_measured) {
     const MediaResult& m = b.media_result;
     out["media"] = {{"seconds", m.seconds},           {"sent", m.sent},
@@ -995,6 +1056,7 @@ void PrintJson(const ControlBench& b, const Summary& s) {
   json notes = json::array();
   if (!b.media) notes.push_back(absl::StrCat("no media: ", b.why_no_media));
   if (!b.media_error.empty()) notes.push_back(b.media_error);
+  if (!b.why_no_webrtc.empty()) notes.push_back(absl::StrCat("no WebRTC: ", b.why_no_webrtc));
   if (!b.stopped.ok()) notes.push_back(Str(b.stopped.message()));
   out["notes"] = notes;
   std::printf("%s\n", out.dump().c_str());
@@ -1039,6 +1101,11 @@ void PrintTable(const ControlBench& b, const Summary& s) {
               o.repetitions, Rate(s.create.per_second()).c_str(),
               Rate(s.rekey.per_second()).c_str(), Rate(s.remove.per_second()).c_str());
   PrintMediaLine(b, s);
+  if (b.webrtc) {
+    PrintWebRtcPhase(*b.webrtc);
+  } else {
+    std::printf("no WebRTC phase: %s\n", b.why_no_webrtc.c_str());
+  }
   std::printf("sluiced after SIGTERM: %s\n",
               b.stopped.ok() ? "exited 0" : Str(b.stopped.message()).c_str());
 }
@@ -1052,6 +1119,7 @@ absl::Status Run(ControlBench& b) {
     if (absl::Status s = StartMedia(b); !s.ok()) return s;
   }
   if (absl::Status s = RunRepetitions(b); !s.ok()) return s;
+  if (absl::Status s = RunWebRtc(b); !s.ok()) return s;
   Finish(b);
   return absl::OkStatus();
 }
@@ -1082,7 +1150,8 @@ int RunControlCommand(int argc, char** argv) {
   } else {
     PrintTable(b, summary);
   }
-  return summary.errors == 0 && b.stopped.ok() && b.media_error.empty() ? 0 : 1;
+  const bool webrtc_ok = !b.webrtc || b.webrtc->ok();
+  return summary.errors == 0 && b.stopped.ok() && b.media_error.empty() && webrtc_ok ? 0 : 1;
 }
 
 }  // namespace sluice::bench

@@ -44,6 +44,7 @@
 #include "sluice/dpdk/slow_path.h"
 #include "sluice/ng/listener.h"
 #include "sluice/session/flow_table.h"
+#include "sluice/session/policing.h"
 #include "sluice/version.h"
 #include "sluice/dtls/certificate.h"
 #include "sluice/dtls/fingerprint.h"
@@ -409,6 +410,8 @@ void BuildWorkers(const config::Config& cfg, DataPlane& data) {
     wc.table = data.table.get();
     wc.slow_path = data.slow_path->ring();
     wc.handshake = data.handshake->ring();
+    wc.handshake_rate =
+        session::policing::MakeRate(cfg.webrtc.handshake_max_pps, rte_get_tsc_hz());
     wc.backend = slot.backend.get();
     wc.handoff = data.handoff;
     wc.tx_checksum_offload = data.tx_offload;

@@ -85,7 +85,8 @@ constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_ent
                                           "delete_delay_ms"};
 constexpr absl::string_view kWebRtcKeys[] = {"certificate",          "private_key",
                                              "srtp_profiles",        "mtu",
-                                             "handshake_timeout_ms", "consent_timeout_ms"};
+                                             "handshake_timeout_ms", "consent_timeout_ms",
+                                             "handshake_max_pps"};
 constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",
                                                    "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
@@ -1011,6 +1012,7 @@ absl::Status Reader::ReadWebRtc(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "mtu", 256, 4096, &w.mtu));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "handshake_timeout_ms", 1000, 600000, &w.handshake_timeout_ms));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "consent_timeout_ms", 5000, 600000, &w.consent_timeout_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "handshake_max_pps", 0, 1000000, &w.handshake_max_pps));
   return absl::OkStatus();
 }
 

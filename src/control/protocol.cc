@@ -699,6 +699,8 @@ void EncodeHandshake(const LegInfo& leg, bool with_secrets, Json& j) {
                                  {"fingerprint", d.fingerprint}};
     out["profile"] = d.profile.empty() ? Json(nullptr) : Json(d.profile);
     out["reason"] = d.reason.empty() ? Json(nullptr) : Json(d.reason);
+    out["received"] = d.counts.taken;
+    out["dropped"] = Counts(d.counts.dropped);
   }
   if (leg.ice.has_value()) {
     const LegInfo::Ice& i = *leg.ice;
@@ -711,6 +713,8 @@ void EncodeHandshake(const LegInfo& leg, bool with_secrets, Json& j) {
       out["selected"] = nullptr;
     }
     out["consent_age_ms"] = i.consent_age_ms ? Json(*i.consent_age_ms) : Json(nullptr);
+    out["answered"] = i.counts.taken;
+    out["dropped"] = Counts(i.counts.dropped);
   }
 }
 
@@ -786,7 +790,8 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   body["webrtc"] = Json{{"dtls_keyed", stats.webrtc.dtls_keyed},
                         {"dtls_failed", stats.webrtc.dtls_failed},
                         {"ice_selected", stats.webrtc.ice_selected},
-                        {"ice_consent_lost", stats.webrtc.ice_consent_lost}};
+                        {"ice_consent_lost", stats.webrtc.ice_consent_lost},
+                        {"handshake_thread", Counts(stats.webrtc.thread)}};
   if (stats.memory) {
     body["memory"] = Json{{"session_state_bytes", stats.memory->session_state_bytes},
                           {"session_state_blocks", stats.memory->session_state_blocks},

@@ -725,6 +725,7 @@ Stats SessionManager::GetStats() {
   stats.sessions_reclaiming = reclaiming_.size();
   stats.timed_out = timed_out_;
   stats.webrtc = handshake_stats_;
+  if (handshakes_ != nullptr) handshakes_->AddStats(stats.webrtc);
   if (worker_stats_) stats.workers = worker_stats_();
   AddWorkerWatch(stats.workers);
   if (port_stats_) stats.ports = port_stats_();

@@ -4,14 +4,30 @@
 
 namespace sluice::session::policing {
 
-void Configure(Flow& flow, uint32_t max_pps, uint64_t tsc_hz) noexcept {
+namespace {
+
+// One packet an interval, bursts of a tenth of a second (kMinBurst at
+// least); 0 for both when unlimited.
+void Parameters(uint32_t max_pps, uint64_t tsc_hz, uint64_t& interval, uint64_t& tolerance) {
   if (max_pps == 0) {
-    flow.rate_interval_tsc = flow.rate_tolerance_tsc = 0;
+    interval = tolerance = 0;
     return;
   }
-  flow.rate_interval_tsc = std::max<uint64_t>(tsc_hz / max_pps, 1);
+  interval = std::max<uint64_t>(tsc_hz / max_pps, 1);
   const uint64_t burst = std::max<uint64_t>(max_pps / 10, kMinBurst);
-  flow.rate_tolerance_tsc = (burst - 1) * flow.rate_interval_tsc;
+  tolerance = (burst - 1) * interval;
+}
+
+}  // namespace
+
+void Configure(Flow& flow, uint32_t max_pps, uint64_t tsc_hz) noexcept {
+  Parameters(max_pps, tsc_hz, flow.rate_interval_tsc, flow.rate_tolerance_tsc);
+}
+
+Rate MakeRate(uint32_t max_pps, uint64_t tsc_hz) noexcept {
+  Rate r;
+  Parameters(max_pps, tsc_hz, r.interval_tsc, r.tolerance_tsc);
+  return r;
 }
 
 }  // namespace sluice::session::policing

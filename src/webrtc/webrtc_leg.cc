@@ -15,6 +15,11 @@ using Kind = control::HandshakeEvent::Kind;
 
 void Inc(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 
+// Non-zero counts only, as stats shows drops.
+void AddCount(std::vector<std::pair<std::string, uint64_t>>& out, const char* name, uint64_t n) {
+  if (n > 0) out.emplace_back(name, n);
+}
+
 std::vector<std::string> CandidatesOf(const packet::Endpoint& local) {
   std::vector<std::string> out;
   for (const ice::HostCandidate& c : ice::HostCandidates(std::span(&local, 1))) {
@@ -316,7 +321,32 @@ control::LegInfo::Dtls WebRtcLeg::DtlsView(const dtls::Endpoint& endpoint,
   if (auto p = endpoint.profile()) {
     d.profile = std::string(crypto::SuiteName(dtls::GetSrtpProfileInfo(*p).suite));
   }
+  const dtls::EndpointCounters& c = endpoint.counters();
+  d.counts.taken = c.datagrams_received;
+  std::vector<std::pair<std::string, uint64_t>>& dropped = d.counts.dropped;
+  AddCount(dropped, "not_dtls", c.dropped_not_dtls);
+  AddCount(dropped, "oversize", c.dropped_oversize);
+  AddCount(dropped, "early_epoch", c.dropped_early_epoch);
+  AddCount(dropped, "no_session", c.dropped_no_session);
+  AddCount(dropped, "queue_full", c.dropped_queue_full);
   return d;
+}
+
+// What the leg itself refused, and the agent's counts: into a snapshot
+// view (handshake thread).
+void WebRtcLeg::AddLegCounts(control::LegInfo::Dtls* dtls, control::LegInfo::Ice* ice) const {
+  if (dtls != nullptr) {
+    AddCount(dtls->counts.dropped, "unchecked_source", counters_.dtls_unchecked.load());
+    AddCount(dtls->counts.dropped, "stun_without_ice", counters_.stun_without_ice.load());
+  }
+  if (ice == nullptr || !agent_) return;
+  const ice::LiteAgentCounters& c = agent_->counters();
+  ice->counts.taken = c.answered;
+  ice->counts.dropped.clear();
+  for (int r = 0; r < ice::kIceDropReasonCount; ++r) {
+    AddCount(ice->counts.dropped, ice::IceDropReasonName(static_cast<ice::IceDropReason>(r)),
+             c.dropped[static_cast<size_t>(r)]);
+  }
 }
 
 void WebRtcLeg::Publish() {
@@ -324,6 +354,7 @@ void WebRtcLeg::Publish() {
   const bool settled = snapshot_.announced == 0;
   if (current_.endpoint != nullptr && settled) {
     snapshot_.dtls = DtlsView(*current_.endpoint, fingerprint_);
+    AddLegCounts(&*snapshot_.dtls, nullptr);
   }
   if (!agent_) return;
   if (!snapshot_.ice) {
@@ -335,6 +366,7 @@ void WebRtcLeg::Publish() {
     if (snapshot_.pwd != agent_->local_pwd()) snapshot_.pwd = agent_->local_pwd();
   }
   snapshot_.ice->selected = agent_->selected();
+  AddLegCounts(nullptr, &*snapshot_.ice);
   snapshot_.last_check_ms = agent_->selected() ? last_check_ms_ : std::nullopt;
 }
 

@@ -206,6 +206,20 @@ void WebRtcLegs::Remove(const packet::Endpoint& local) {
   legs_.erase(local);
 }
 
+void WebRtcLegs::AddStats(control::Stats::Handshakes& stats) const {
+  const HandshakeCounters& c = thread_.counters();
+  const std::pair<const char*, const std::atomic<uint64_t>*> counters[] = {
+      {"received", &c.received},         {"dispatched", &c.dispatched},
+      {"no_handler", &c.no_handler},     {"malformed", &c.malformed},
+      {"timers", &c.timers},             {"sent", &c.sent},
+      {"tx_full", &c.tx_full},           {"unknown_remote", &c.unknown_remote},
+      {"too_large", &c.too_large},       {"no_mbuf", &c.no_mbuf},
+      {"remotes_forgotten", &c.remotes_forgotten}};
+  for (const auto& [name, counter] : counters) {
+    stats.thread.emplace_back(name, counter->load(std::memory_order_relaxed));
+  }
+}
+
 std::optional<control::HandshakeView> WebRtcLegs::View(const packet::Endpoint& local) const {
   auto it = legs_.find(local);
   if (it == legs_.end()) return std::nullopt;

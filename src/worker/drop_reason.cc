@@ -32,6 +32,7 @@ const char* DropReasonName(DropReason reason) noexcept {
     case DropReason::kKeyRetired: return "key_retired";
     case DropReason::kNotKeyed: return "not_keyed";
     case DropReason::kHandshakeFull: return "handshake_full";
+    case DropReason::kHandshakeRate: return "handshake_rate";
   }
   return "unknown";
 }

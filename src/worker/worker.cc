@@ -617,6 +617,18 @@ uint16_t Worker::Admit(Batch& batch, uint16_t& live) noexcept {
     Reject(it, dtls ? DropReason::kDtls : DropReason::kStun);
     return false;
   }
+  // Nothing has authenticated them yet: one flooded port may not fill the
+  // ring every WebRTC leg shares (sluice/session/policing.h). The leg's peer
+  // (the address ICE selected) is not held to what strangers spent, so a
+  // flood at the port cannot starve its consent checks.
+  const uint64_t now = polling_ ? poll_start_ : rte_rdtsc();
+  const bool from_peer =
+      it.flow->in_remote->Matches(it.frame.src.ip, it.frame.src.port, 0).same;
+  if (!from_peer &&
+      !session::policing::HandshakeWithinRate(*it.flow, config_.handshake_rate, now)) {
+    Reject(it, DropReason::kHandshakeRate);
+    return false;
+  }
   it.m->port = port;  // the handshake thread answers through it
   if (rte_ring_mp_enqueue(config_.handshake, it.m) != 0) {
     Reject(it, DropReason::kHandshakeFull);

@@ -38,13 +38,14 @@ TEST(WebRtcConfigTest, Defaults) {
   EXPECT_EQ(c->webrtc.mtu, 1200u);
   EXPECT_EQ(c->webrtc.handshake_timeout_ms, 20000u);
   EXPECT_EQ(c->webrtc.consent_timeout_ms, 30000u);
+  EXPECT_EQ(c->webrtc.handshake_max_pps, 200u);
 }
 
 TEST(WebRtcConfigTest, EveryKeyReads) {
   absl::StatusOr<Config> c = ParseConfig(
       Cfg("[webrtc]\ncertificate = \"/etc/sluice/dtls.pem\"\nprivate_key = \"/etc/sluice/dtls.key\"\n"
           "srtp_profiles = [\"SRTP_AEAD_AES_256_GCM\", \"SRTP_AES128_CM_SHA1_80\"]\nmtu = 1400\n"
-          "handshake_timeout_ms = 5000\nconsent_timeout_ms = 15000\n"),
+          "handshake_timeout_ms = 5000\nconsent_timeout_ms = 15000\nhandshake_max_pps = 0\n"),
       "test.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->webrtc.certificate, "/etc/sluice/dtls.pem");
@@ -53,6 +54,7 @@ TEST(WebRtcConfigTest, EveryKeyReads) {
   EXPECT_EQ(c->webrtc.mtu, 1400u);
   EXPECT_EQ(c->webrtc.handshake_timeout_ms, 5000u);
   EXPECT_EQ(c->webrtc.consent_timeout_ms, 15000u);
+  EXPECT_EQ(c->webrtc.handshake_max_pps, 0u);
 }
 
 TEST(WebRtcConfigTest, BadValuesAreRefusedWithTheirPath) {
@@ -72,6 +74,8 @@ TEST(WebRtcConfigTest, BadValuesAreRefusedWithTheirPath) {
               HasSubstr("webrtc.handshake_timeout_ms"));
   EXPECT_THAT(ErrorOf(Cfg("[webrtc]\nconsent_timeout_ms = 600001\n")),
               HasSubstr("webrtc.consent_timeout_ms"));
+  EXPECT_THAT(ErrorOf(Cfg("[webrtc]\nhandshake_max_pps = 1000001\n")),
+              HasSubstr("webrtc.handshake_max_pps"));
   EXPECT_THAT(ErrorOf(Cfg("[webrtc]\ncolour = 1\n")), HasSubstr("webrtc.colour"));
 }
 

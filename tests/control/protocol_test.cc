@@ -551,6 +551,7 @@ TEST(Encode, DtlsAndIceState) {
   dtls.setup = "active";
   dtls.fingerprint = kFp;
   dtls.profile = "AES_CM_128_HMAC_SHA1_80";
+  dtls.counts = {4, {{"unchecked_source", 3}}};
   info.legs[0].dtls = dtls;
   LegInfo::Ice ice;
   ice.ufrag = "ufrg";
@@ -558,15 +559,18 @@ TEST(Encode, DtlsAndIceState) {
   ice.candidates = {"1 1 UDP 2130706431 10.200.1.1 30000 typ host"};
   ice.selected = packet::Endpoint::Parse("10.200.1.2:40000");
   ice.consent_age_ms = 1500;
+  ice.counts = {2, {{"wrong_username", 5}, {"bad_integrity", 1}}};
   info.legs[0].ice = ice;
   info.legs[1].dtls = LegInfo::Dtls{"failed", "fingerprint mismatch", "passive", kFp, ""};
   const Json body = EncodeSessionInfo(info, /*with_tx_crypto=*/true);
   EXPECT_EQ(Dump(body["legs"][0]["dtls"]),
             absl::StrCat(R"({"state":"keyed","setup":"active","fingerprint":")", kFp,
-                         R"(","profile":"AES_CM_128_HMAC_SHA1_80","reason":null})"));
+                         R"(","profile":"AES_CM_128_HMAC_SHA1_80","reason":null,)"
+                         R"("received":4,"dropped":{"unchecked_source":3}})"));
   EXPECT_EQ(Dump(body["legs"][0]["ice"]),
             R"({"ufrag":"ufrg","candidates":["1 1 UDP 2130706431 10.200.1.1 30000 typ host"],)"
-            R"("pwd":"PASSWORDPASSWORDPASSWORD","selected":"10.200.1.2:40000","consent_age_ms":1500})");
+            R"("pwd":"PASSWORDPASSWORDPASSWORD","selected":"10.200.1.2:40000","consent_age_ms":1500,)"
+            R"("answered":2,"dropped":{"wrong_username":5,"bad_integrity":1}})");
   EXPECT_EQ(Dump(body["legs"][1]["dtls"]["reason"]), R"("fingerprint mismatch")");
   EXPECT_EQ(Dump(body["legs"][1]["dtls"]["profile"]), "null");
   EXPECT_FALSE(body["legs"][1].contains("ice"));
@@ -600,7 +604,7 @@ TEST(Encode, ListPingStats) {
   stats.workers = {w};
   stats.sessions_reclaiming = 1;
   stats.timed_out = {4, 5, 6};
-  stats.webrtc = {7, 8, 9, 10};
+  stats.webrtc = {7, 8, 9, 10, {{"received", 11}, {"malformed", 0}}};
   stats.drops = {{"auth_failed", 1}, {"no_flow", 2}};
   PortStats port;
   port.interface = "access";
@@ -616,7 +620,8 @@ TEST(Encode, ListPingStats) {
   EXPECT_EQ(Dump(EncodeStats(stats, nullptr)),
             R"({"sessions":2,"sessions_reclaiming":1,)"
             R"("sessions_timed_out":{"timeout":4,"silent_timeout":5,"final_timeout":6},)"
-            R"("webrtc":{"dtls_keyed":7,"dtls_failed":8,"ice_selected":9,"ice_consent_lost":10},)"
+            R"("webrtc":{"dtls_keyed":7,"dtls_failed":8,"ice_selected":9,"ice_consent_lost":10,)"
+            R"("handshake_thread":{"received":11,"malformed":0}},)"
             R"("ports":[{"interface":"access",)"
             R"("rx_packets":11,"rx_bytes":1100,)"
             R"("tx_packets":12,"tx_bytes":1200,"rx_missed":13,"rx_errors":14,"rx_no_mbuf":15,)"
@@ -629,7 +634,7 @@ TEST(Encode, ListPingStats) {
               HasSubstr(R"({"sessions":2,"sessions_reclaiming":1,)"
                         R"("sessions_timed_out":{"timeout":4,"silent_timeout":5,"final_timeout":6},)"
                         R"("webrtc":{"dtls_keyed":7,"dtls_failed":8,"ice_selected":9,)"
-                        R"("ice_consent_lost":10},)"
+                        R"("ice_consent_lost":10,"handshake_thread":{"received":11,"malformed":0}},)"
                         R"("memory":{"session_state_bytes":7488,)"
                         R"("session_state_blocks":3,"mapped_bytes":2097152},"ports":[)"));
   ControlCounters control;

@@ -60,5 +60,24 @@ TEST(PolicingTest, RefusedPacketsDoNotSpendTheAllowance) {
   EXPECT_TRUE(WithinRate(flow, kHz / 100));
 }
 
+// The handshake rate is one for every flow, each keeping its own arrival
+// time: a flood at one flow leaves another's allowance whole.
+TEST(PolicingTest, TheHandshakeRateIsSharedEachFlowKeepsItsOwnPace) {
+  const policing::Rate rate = policing::MakeRate(200, kHz);
+  EXPECT_EQ(rate.interval_tsc, kHz / 200);
+  Flow flooded, other;
+  int passed = 0;
+  for (int i = 0; i < 1000; ++i) passed += policing::HandshakeWithinRate(flooded, rate, 0);
+  EXPECT_EQ(passed, static_cast<int>(policing::kMinBurst));
+  for (uint32_t i = 0; i < policing::kMinBurst; ++i) {
+    EXPECT_TRUE(policing::HandshakeWithinRate(other, rate, 0)) << i;
+  }
+  EXPECT_TRUE(policing::HandshakeWithinRate(flooded, rate, kHz / 200));
+  // The handshake pace is apart from the media rate's.
+  EXPECT_TRUE(WithinRate(flooded, 0));
+  const policing::Rate unlimited = policing::MakeRate(0, kHz);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(policing::HandshakeWithinRate(other, unlimited, 0));
+}
+
 }  // namespace
 }  // namespace sluice::session

@@ -62,6 +62,14 @@ Bytes Check(bool nominate, const std::string& local_ufrag = kLocalUfrag,
 
 bool IsDtls(const Bytes& d) { return !d.empty() && d[0] >= 20 && d[0] <= 63; }
 
+// A view's count by name (0 when absent: only non-zero counts are listed).
+uint64_t Count(const std::vector<std::pair<std::string, uint64_t>>& counts, const char* name) {
+  for (const auto& [n, count] : counts) {
+    if (n == name) return count;
+  }
+  return 0;
+}
+
 class FakeSender final : public Sender {
  public:
   struct Out {
@@ -244,8 +252,14 @@ TEST_F(WebRtcLegTest, UnauthenticatedOrUnnominatedChecksSelectNothing) {
   }
   Stun(Check(false), kPeer);  // authenticated, but no USE-CANDIDATE
   EXPECT_TRUE(TakeEvents().empty());
-  EXPECT_FALSE(leg_->View(now_, false).ice->selected.has_value());
+  const control::HandshakeView v = leg_->View(now_, false);
+  EXPECT_FALSE(v.ice->selected.has_value());
   EXPECT_EQ(leg_->NextTimerMs(), UINT64_MAX);
+  // The view counts both refusals by reason, and the answered check.
+  EXPECT_EQ(v.ice->counts.taken, 1u);
+  EXPECT_EQ(Count(v.ice->counts.dropped, "bad_integrity"), 1u);
+  EXPECT_EQ(Count(v.ice->counts.dropped, "wrong_username"), 1u);
+  EXPECT_EQ(v.ice->counts.dropped.size(), 2u);
 }
 
 // --- DTLS --------------------------------------------------------------
@@ -302,6 +316,9 @@ TEST_F(WebRtcLegTest, DtlsOnlyFromAnAddressThatPassedAnAuthenticatedCheck) {
   EXPECT_TRUE(send_.Take(true).empty());
   EXPECT_EQ(leg_->counters().dtls_unchecked.load(), 2 * client_hello.size());
   EXPECT_EQ(leg_->View(now_, false).dtls->state, "new");
+  EXPECT_EQ(Count(leg_->View(now_, false).dtls->counts.dropped, "unchecked_source"),
+            2 * client_hello.size());
+  EXPECT_EQ(leg_->View(now_, false).dtls->counts.taken, 0u);
 
   // An authenticated check without nomination is enough to speak DTLS.
   Stun(Check(false), kPeer);
@@ -310,6 +327,7 @@ TEST_F(WebRtcLegTest, DtlsOnlyFromAnAddressThatPassedAnAuthenticatedCheck) {
   ASSERT_FALSE(answer.empty());
   EXPECT_EQ(answer[0].to, kPeer);
   EXPECT_EQ(leg_->View(now_, false).dtls->state, "handshaking");
+  EXPECT_EQ(leg_->View(now_, false).dtls->counts.taken, client_hello.size());
 }
 
 TEST_F(WebRtcLegTest, WithoutIceDtlsIsSpokenWithTheRemoteOnly) {
@@ -332,6 +350,7 @@ TEST_F(WebRtcLegTest, WithoutIceDtlsIsSpokenWithTheRemoteOnly) {
 
   Stun(Check(true), kPeer);  // STUN to a leg without ICE: counted, unanswered
   EXPECT_EQ(leg_->counters().stun_without_ice.load(), 1u);
+  EXPECT_EQ(Count(leg_->View(now_, false).dtls->counts.dropped, "stun_without_ice"), 1u);
   EXPECT_TRUE(send_.out.empty());
 
   for (const Bytes& d : answer) Dtls(d, kPeer);

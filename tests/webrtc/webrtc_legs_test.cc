@@ -350,6 +350,19 @@ TEST_F(WebRtcLegsTest, RemoveStopsTheLeg) {
   Give(Check(*v), kPeer);
   thread_->PollOnce();
   EXPECT_EQ(thread_->counters().no_handler.load(), 1u);
+  // stats shows the thread's counters by name.
+  control::Stats::Handshakes stats;
+  legs_->AddStats(stats);
+  const auto named = [&](const std::string& name) {
+    for (const auto& [n, count] : stats.thread) {
+      if (n == name) return std::optional<uint64_t>(count);
+    }
+    return std::optional<uint64_t>();
+  };
+  EXPECT_EQ(named("no_handler"), 1u);
+  EXPECT_EQ(named("received"), thread_->counters().received.load());
+  EXPECT_EQ(named("malformed"), 0u);
+  EXPECT_EQ(stats.thread.size(), 11u);
   EXPECT_TRUE(TakeSent().empty());
   EXPECT_EQ(thread_->RunControlTasks(), 0u);
   EXPECT_TRUE(events_.empty());

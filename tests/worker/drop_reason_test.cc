@@ -27,12 +27,13 @@ TEST(DropReasonTest, EveryReasonHasADistinctStableName) {
   EXPECT_STREQ(DropReasonName(DropReason::kWrongInterface), "wrong_interface");
   EXPECT_STREQ(DropReasonName(DropReason::kNotKeyed), "not_keyed");
   EXPECT_STREQ(DropReasonName(DropReason::kHandshakeFull), "handshake_full");
+  EXPECT_STREQ(DropReasonName(DropReason::kHandshakeRate), "handshake_rate");
 }
 
 // Every reason has a counter: the count reaches past the last one.
 TEST(DropReasonTest, TheCountCoversEveryReason) {
   for (DropReason r : {DropReason::kKeyRetired, DropReason::kNotKeyed,
-                       DropReason::kHandshakeFull}) {
+                       DropReason::kHandshakeFull, DropReason::kHandshakeRate}) {
     EXPECT_LT(static_cast<int>(r), kDropReasonCount) << DropReasonName(r);
   }
 }

@@ -1287,12 +1287,13 @@ std::vector<uint8_t> DtlsRecord() {
 class HandshakeRingTest : public PipelineTest {
  protected:
   // The fixture's worker, now handing over to a ring of `size` slots.
-  void UseRing(unsigned size) {
+  void UseRing(unsigned size, session::policing::Rate rate = {}) {
     ring_ = rte_ring_create("worker_handshake", size, static_cast<int>(rte_socket_id()),
                             RING_F_SC_DEQ);
     ASSERT_NE(ring_, nullptr);
     WorkerConfig config = worker_->config();
     config.handshake = ring_;
+    config.handshake_rate = rate;
     worker_ = std::make_unique<Worker>(config);
   }
   void TearDown() override {
@@ -1380,6 +1381,53 @@ TEST_F(HandshakeRingTest, AFullRingIsACountedDrop) {
   EXPECT_EQ(worker_->counters().handshake_packets.load(), 3u);
   EXPECT_EQ(Drops(DropReason::kHandshakeFull), 1u);
   EXPECT_EQ(c.session->flow(0).counters.other_drops.load(), 2u) << "both drops count on the leg";
+}
+
+// A flood of STUN and DTLS at one WebRTC leg's port from a stranger is held
+// to the leg's handshake rate ([webrtc] handshake_max_pps), so the ring
+// every WebRTC leg shares keeps room: another leg's handshake still reaches
+// it, and so does the flooded leg's own peer (its selected address is not
+// held to the rate the stranger spent). Without the rate, the flood fills
+// the ring and the others are dropped as handshake_full.
+TEST_F(HandshakeRingTest, AFloodAtOneLegLeavesTheRingToTheOthers) {
+  std::mt19937 rng(67);
+  Call& flooded = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  Call& other = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng,
+                              /*a_rtcp_mux=*/true, /*index=*/1));
+  for (Call* c : {&flooded, &other}) {
+    c->session->SetHandshake(0, true);
+    Publish(*c);
+  }
+  // 100 a second per leg: bursts of kMinBurst.
+  UseRing(256, session::policing::MakeRate(100, rte_get_tsc_hz()));
+  const Endpoint stranger = Ep("192.0.2.99:4444");
+  for (int burst = 0; burst < 20; ++burst) {  // 640 datagrams within milliseconds
+    std::vector<rte_mbuf*> frames;
+    for (int i = 0; i < 32; ++i) {
+      frames.push_back(Frame(*flooded.a.remote_mac, flooded.a.port_mac, stranger,
+                             flooded.a.local, i % 2 == 0 ? StunRequest() : DtlsRecord()));
+    }
+    Send(frames);
+  }
+  auto from_peer = [](Call& c) {
+    return std::vector<rte_mbuf*>{
+        Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, StunRequest()),
+        Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, DtlsRecord())};
+  };
+  Send(from_peer(flooded));
+  Send(from_peer(other));
+  EXPECT_EQ(Drops(DropReason::kHandshakeFull), 0u);
+  EXPECT_EQ(Drops(DropReason::kHandshakeRate), 640u - session::policing::kMinBurst);
+  size_t peers = 0;
+  for (rte_mbuf* m : TakeRing()) {
+    const packet::ParsedFrame f =
+        packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), {});
+    peers += f.src == *flooded.a.remote || f.src == *other.a.remote;
+    rte_pktmbuf_free(m);
+  }
+  EXPECT_EQ(peers, 4u) << "both legs' peers reached the ring";
+  EXPECT_EQ(flooded.session->flow(0).counters.other_drops.load(),
+            Drops(DropReason::kHandshakeRate));
 }
 
 // While a WebRTC leg's keys are pending nothing is relayed to or from it:

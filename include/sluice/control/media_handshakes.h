@@ -83,6 +83,8 @@ class MediaHandshakes {
   // The leg's state as it stands (DTLS state, profile, selected pair,
   // consent age); nullopt for a leg without handshakes.
   virtual std::optional<HandshakeView> View(const packet::Endpoint& local) const = 0;
+  // What the handshakes count beyond their outcomes (Stats::Handshakes::thread).
+  virtual void AddStats(Stats::Handshakes& stats) const {}
 };
 
 }  // namespace sluice::control

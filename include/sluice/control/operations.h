@@ -129,6 +129,14 @@ struct LegCounters {
   uint64_t rx_rtcp_packets = 0, rx_rtcp_bytes = 0, tx_rtcp_packets = 0, tx_rtcp_bytes = 0;
 };
 
+// What a WebRTC leg's handshake took and refused (LegInfo::Dtls, ::Ice).
+// Outside them: a nested class's member initializers would keep
+// std::optional<LegInfo::Dtls> from being default-constructible in LegInfo.
+struct HandshakeCounts {
+  uint64_t taken = 0;
+  std::vector<std::pair<std::string, uint64_t>> dropped;  // by reason, non-zero counts only
+};
+
 struct LegInfo {
   std::string name;
   std::string interface;
@@ -159,6 +167,9 @@ struct LegInfo {
     std::string setup;        // Sluice's a=setup: "active" or "passive"
     std::string fingerprint;  // Sluice's certificate: "sha-256 AB:CD:..."
     std::string profile;      // the negotiated SRTP suite, from "keyed" on ("" before)
+    // The current handshake's datagrams: `taken` by it, and `dropped` by
+    // reason ("unchecked_source", "not_dtls", ...).
+    HandshakeCounts counts;
   };
   std::optional<Dtls> dtls;
   // An ICE-lite leg: Sluice's credentials and candidates for its SDP, and
@@ -169,6 +180,9 @@ struct LegInfo {
     std::vector<std::string> candidates;  // a=candidate values
     std::optional<packet::Endpoint> selected;
     std::optional<uint64_t> consent_age_ms;  // since the selected peer's last authenticated check
+    // Checks answered with success (`taken`), and STUN not accepted as a
+    // check, by reason (ice::IceDropReasonName).
+    HandshakeCounts counts;
   };
   std::optional<Ice> ice;
   ~LegInfo();
@@ -244,6 +258,8 @@ struct Stats {
     uint64_t dtls_failed = 0;       // handshakes that gave no keys
     uint64_t ice_selected = 0;      // peers chosen (or chosen again) by ICE checks
     uint64_t ice_consent_lost = 0;  // media stopped for want of consent
+    // The handshake thread's own counters (webrtc::HandshakeCounters), by name.
+    std::vector<std::pair<std::string, uint64_t>> thread;
   } webrtc;
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;

@@ -125,6 +125,10 @@ struct alignas(64) Flow {
   uint64_t rekey_overlap_tsc = 0;    // how long a replaced receive key is still tried
   uint16_t out_vlan = 0;
   packet::MacAddress out_src_mac{};
+  // Owning worker: the theoretical arrival time (TSC) of the STUN and DTLS
+  // this port hands to the handshake thread, at the workers' handshake rate
+  // (sluice/session/policing.h). Read only for those.
+  uint64_t handshake_tat = 0;
 
   // --- line 4 (and 5 on a drop): owning worker writes, anyone reads ---
   FlowCounters counters;
@@ -153,7 +157,8 @@ inline bool ArrivedOnLeg(const Flow& flow, uint16_t port, uint16_t vlan) noexcep
 }
 static_assert(offsetof(Flow, out_headers) == 64 + 48,
               "the header template's sums end line 1 and its bytes fill line 2");
-static_assert(offsetof(Flow, out_src_mac) + 6 <= 4 * 64, "line 3 holds the words after the template");
+static_assert(offsetof(Flow, handshake_tat) + 8 <= 4 * 64,
+              "line 3 holds the words after the template");
 static_assert(offsetof(Flow, counters) == 4 * 64, "the counters are line 4");
 static_assert(sizeof(Flow) == 7 * 64, "a flow is seven lines");
 

@@ -1,5 +1,9 @@
 // Policing: each leg held to [limits] leg_max_pps packets a second, so one
-// flooded leg cannot take a worker's time from every other call.
+// flooded leg cannot take a worker's time from every other call; and a
+// WebRTC leg's STUN and DTLS from others than its peer to [webrtc]
+// handshake_max_pps, so one flooded port cannot fill the handshake thread's
+// ring, which every WebRTC leg shares (the worker hands them over before
+// anything authenticates them).
 //
 // A generic cell rate algorithm (ITU-T I.371, virtual scheduling): a packet
 // conforms unless it arrives more than the tolerance ahead of its
@@ -26,14 +30,35 @@ inline constexpr uint32_t kMinBurst = 64;
 // least kMinBurst) let through. tsc_hz: the TSC's frequency.
 void Configure(Flow& flow, uint32_t max_pps, uint64_t tsc_hz) noexcept;
 
+// A rate every flow shares: [webrtc] handshake_max_pps for the STUN and
+// DTLS a WebRTC leg's port takes (Flow::handshake), kept by each worker.
+struct Rate {
+  uint64_t interval_tsc = 0;  // 0: unlimited
+  uint64_t tolerance_tsc = 0;
+};
+Rate MakeRate(uint32_t max_pps, uint64_t tsc_hz) noexcept;
+
+// Virtual scheduling: whether a packet at `now` conforms to one every
+// `interval` with `tolerance` of burst; a conforming one moves `tat` on.
+inline bool Conforms(uint64_t interval, uint64_t tolerance, uint64_t& tat,
+                     uint64_t now) noexcept {
+  if (interval == 0) return true;
+  const uint64_t t = tat > now ? tat : now;
+  if (t - now > tolerance) return false;
+  tat = t + interval;
+  return true;
+}
+
 // Owning worker: whether a packet arriving at `now` (TSC) conforms; a
 // conforming packet is counted against the rate.
 inline bool WithinRate(Flow& flow, uint64_t now) noexcept {
-  if (flow.rate_interval_tsc == 0) return true;
-  const uint64_t tat = flow.rate_tat > now ? flow.rate_tat : now;
-  if (tat - now > flow.rate_tolerance_tsc) return false;
-  flow.rate_tat = tat + flow.rate_interval_tsc;
-  return true;
+  return Conforms(flow.rate_interval_tsc, flow.rate_tolerance_tsc, flow.rate_tat, now);
+}
+
+// Owning worker: whether a STUN or DTLS datagram arriving at `now` may go
+// to the handshake thread.
+inline bool HandshakeWithinRate(Flow& flow, const Rate& rate, uint64_t now) noexcept {
+  return Conforms(rate.interval_tsc, rate.tolerance_tsc, flow.handshake_tat, now);
 }
 
 }  // namespace sluice::session::policing

@@ -146,6 +146,7 @@ class WebRtcLeg final : public MediaHandshake {
   void Rekey(std::unique_ptr<dtls::Endpoint> endpoint);
   void Report();
   void Emit(control::HandshakeEvent event, const control::HandshakeLegId& id);
+  void AddLegCounts(control::LegInfo::Dtls* dtls, control::LegInfo::Ice* ice) const;
   void Publish();
 
   // Handshake thread.

@@ -87,6 +87,8 @@ class WebRtcLegs final : public control::MediaHandshakes {
   // The ICE password included: the protocol codec puts it in create and
   // update replies only. Shows an update from the moment Update returns.
   std::optional<control::HandshakeView> View(const packet::Endpoint& local) const override;
+  // The handshake thread's counters (HandshakeCounters), by their names.
+  void AddStats(control::Stats::Handshakes& stats) const override;
 
   // Our certificate's SHA-256 fingerprint, as the views carry it.
   const std::string& fingerprint() const { return fingerprint_; }

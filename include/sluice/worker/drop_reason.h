@@ -37,9 +37,10 @@ enum class DropReason : uint8_t {
   kKeyRetired,        // a replaced master key's MKI after the re-key overlap
   kNotKeyed,          // RTP/RTCP of a flow whose keys a handshake has not given yet
   kHandshakeFull,     // STUN/DTLS for the handshake thread: its ring is full
+  kHandshakeRate,     // STUN/DTLS from a non-peer over the leg's [webrtc] handshake_max_pps
 };
 // Counters are indexed by reason: append reasons above, and name the last here.
-inline constexpr int kDropReasonCount = static_cast<int>(DropReason::kHandshakeFull) + 1;
+inline constexpr int kDropReasonCount = static_cast<int>(DropReason::kHandshakeRate) + 1;
 
 // Stable names for counters ("auth_failed", ...).
 const char* DropReasonName(DropReason reason) noexcept;

@@ -33,6 +33,7 @@
 #include "sluice/packet/parse.h"
 #include "sluice/packet/rewrite.h"
 #include "sluice/session/flow_table.h"
+#include "sluice/session/policing.h"
 #include "sluice/srtp/engine.h"
 #include "sluice/worker/drop_reason.h"
 
@@ -89,6 +90,11 @@ struct WorkerConfig {
   // mbufs with mbuf->port set, for the handshake thread (many producers, one
   // consumer: sluice/webrtc/handshake_thread.h). Null: dropped as dtls/stun.
   rte_ring* handshake = nullptr;
+  // At most this many of them a second from one leg's port (its peer's
+  // apart), so a flooded port cannot fill the ring every WebRTC leg shares
+  // ([webrtc] handshake_max_pps; beyond it: handshake_rate). Default:
+  // unlimited.
+  session::policing::Rate handshake_rate;
   crypto::Backend* backend = nullptr;
   // By port id; a port past the end offloads nothing.
   std::vector<TxChecksumOffload> tx_checksum_offload;
