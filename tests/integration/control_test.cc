@@ -400,6 +400,17 @@ TEST_F(ControlTest, ServerNameNotInTheCertificateRefusesToStart) {
               HasSubstr("has no subjectAltName matching control.tls.server_name \"wrong.test\""));
 }
 
+// A deleted session holds its slot until every worker has passed a
+// quiescent state (stats' sessions_reclaiming); on a busy host that can take
+// a while. Waits, bounded, until none is left.
+bool WaitReclaimed(Control& c) {
+  for (int i = 0; i < 500; ++i) {
+    if (c.Call({{"op", "stats"}})["sessions_reclaiming"] == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 TEST_F(ControlTest, SessionLimitRefusedWithResourceExhausted) {
   Control c(*socket_);
   ASSERT_TRUE(c.ok());
@@ -424,6 +435,7 @@ TEST_F(ControlTest, SessionLimitRefusedWithResourceExhausted) {
   ASSERT_FALSE(made.empty());
   EXPECT_TRUE(c.Call({{"op", "session.delete"}, {"session", made.back()}})["ok"].get<bool>());
   made.pop_back();
+  EXPECT_TRUE(WaitReclaimed(c));
   json again = c.Call({{"op", "session.create"},
                        {"session", "limit-again"},
                        {"legs", {PlainLeg("a", "a", "10.203.1.2:41000"),
@@ -431,6 +443,7 @@ TEST_F(ControlTest, SessionLimitRefusedWithResourceExhausted) {
   EXPECT_TRUE(again["ok"].get<bool>()) << again.dump();
   made.push_back("limit-again");
   for (const std::string& name : made) c.Call({{"op", "session.delete"}, {"session", name}});
+  EXPECT_TRUE(WaitReclaimed(c));  // the next test's sessions need the slots
 }
 
 // A call relayed from phone A to phone B while the test abuses the control
