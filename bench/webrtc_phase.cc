@@ -129,9 +129,9 @@ absl::StatusOr<WebRtcPhaseResult> RunWebRtcPhase(control::Client& control,
   if (!load.ok()) return Context("WebRTC calls", load.status());
   absl::StatusOr<WebRtcStatsDelta> before = ReadStats(control);
   if (!before.ok()) return Context("stats", before.status());
-  (*media)->Mark();
+  (*media)->Mark(&control);
   absl::StatusOr<testing::WebRtcLoadResult> result = (*load)->Run();
-  r.media = (*media)->Stop();
+  r.media = (*media)->Stop(500, &control);
   if (!result.ok()) return Context("WebRTC calls", result.status());
   r.load = *std::move(result);
   absl::StatusOr<WebRtcStatsDelta> after = ReadStats(control);
@@ -170,11 +170,14 @@ void PrintWebRtcPhase(const WebRtcPhaseResult& r) {
               static_cast<unsigned long long>(r.stats.handshake_full),
               static_cast<unsigned long long>(r.stats.rx_missed));
   std::printf("  meanwhile %zu running SRTP calls at %u pps each: %llu packets sent, %llu "
-              "relayed, %llu lost (%zu calls with loss), %llu send errors, over %.2f s\n",
+              "relayed, %llu lost (%zu calls with loss), %llu send errors, over %.2f s; "
+              "sluiced received %lld and relayed %lld of them\n",
               r.media_calls, r.media_pps, static_cast<unsigned long long>(r.media.sent),
               static_cast<unsigned long long>(r.media.received),
               static_cast<unsigned long long>(r.media.lost), r.media.calls_with_loss,
-              static_cast<unsigned long long>(r.media.send_errors), r.media.seconds);
+              static_cast<unsigned long long>(r.media.send_errors), r.media.seconds,
+              static_cast<long long>(r.media.sluiced_received.value_or(0)),
+              static_cast<long long>(r.media.sluiced_relayed.value_or(0)));
   for (const std::string& f : l.failures) std::printf("    %s\n", f.c_str());
   for (const std::string& e : r.errors) std::printf("  FAILED: %s\n", e.c_str());
 }
@@ -204,7 +207,11 @@ json WebRtcPhaseJson(const WebRtcPhaseResult& r) {
                  {"seconds", r.media.seconds}, {"sent", r.media.sent},
                  {"received", r.media.received}, {"lost", r.media.lost},
                  {"calls_with_loss", r.media.calls_with_loss},
-                 {"send_errors", r.media.send_errors}}},
+                 {"send_errors", r.media.send_errors},
+                 {"sluiced_received", r.media.sluiced_received ? json(*r.media.sluiced_received)
+                                                                : json(nullptr)},
+                 {"sluiced_relayed", r.media.sluiced_relayed ? json(*r.media.sluiced_relayed)
+                                                              : json(nullptr)}}},
       {"failures", l.failures}, {"errors", r.errors}};
 }
 

@@ -20,6 +20,12 @@ void Inc(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); 
 // A group address (multicast or broadcast, IEEE 802 I/G bit) is no one's own.
 bool IsUnicast(const uint8_t* mac) { return (mac[0] & 1) == 0; }
 
+// The timer heap's order: the earliest due time on top.
+template <typename Entry>
+bool Later(const Entry& a, const Entry& b) {
+  return a.due_ms > b.due_ms;
+}
+
 }  // namespace
 
 // Sends for one leg during one callback.
@@ -72,6 +78,7 @@ void HandshakeThread::Stop() {
   // they may refer to (the control plane) still stands.
   std::vector<std::function<void()>> to_thread, to_control;
   absl::flat_hash_map<packet::Endpoint, std::shared_ptr<Leg>> registry;
+  std::vector<std::pair<packet::Endpoint, std::shared_ptr<Leg>>> changes;
   {
     std::lock_guard<std::mutex> lock(wake_mu_);
     to_thread.swap(to_thread_);
@@ -83,9 +90,12 @@ void HandshakeThread::Stop() {
   {
     std::lock_guard<std::mutex> lock(registry_mu_);
     registry.swap(registry_);
+    changes.swap(changes_);
     registry_version_.fetch_add(1);
   }
   legs_.clear();
+  timers_.clear();
+  due_.clear();
   FreeRing();
 }
 
@@ -111,9 +121,10 @@ absl::Status HandshakeThread::Register(const packet::Endpoint& local,
   leg->local = local;
   leg->handler = std::move(handler);
   std::lock_guard<std::mutex> lock(registry_mu_);
-  if (!registry_.emplace(local, std::move(leg)).second) {
+  if (!registry_.emplace(local, leg).second) {
     return absl::AlreadyExistsError("a handshake is already registered at that local address");
   }
+  changes_.emplace_back(local, std::move(leg));
   registry_version_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }
@@ -121,6 +132,7 @@ absl::Status HandshakeThread::Register(const packet::Endpoint& local,
 bool HandshakeThread::Unregister(const packet::Endpoint& local) {
   std::lock_guard<std::mutex> lock(registry_mu_);
   if (registry_.erase(local) == 0) return false;
+  changes_.emplace_back(local, nullptr);
   registry_version_.fetch_add(1, std::memory_order_release);
   return true;
 }
@@ -178,8 +190,9 @@ void HandshakeThread::Run() {
 }
 
 uint32_t HandshakeThread::PollOnce() {
-  RunPosted();
+  const bool posted = RunPosted();
   RefreshLegs();
+  if (posted) RescheduleAll();
   const uint64_t now = NowMs();
   rte_mbuf* pkts[kMaxBurst];
   const unsigned n =
@@ -193,20 +206,58 @@ uint32_t HandshakeThread::PollOnce() {
   return n;
 }
 
-void HandshakeThread::RunPosted() {
+bool HandshakeThread::RunPosted() {
   std::vector<std::function<void()>> tasks;
   {
     std::lock_guard<std::mutex> lock(wake_mu_);
     tasks.swap(to_thread_);
   }
   for (auto& task : tasks) task();
+  return !tasks.empty();
 }
 
+// Applies what Register and Unregister queued, in order. A leg taken out
+// lets go of its handler here (its timer entries go stale with it).
 void HandshakeThread::RefreshLegs() {
   if (registry_version_.load(std::memory_order_acquire) == legs_version_) return;
-  std::lock_guard<std::mutex> lock(registry_mu_);
-  legs_ = registry_;
-  legs_version_ = registry_version_.load(std::memory_order_relaxed);
+  std::vector<std::pair<packet::Endpoint, std::shared_ptr<Leg>>> changes;
+  {
+    std::lock_guard<std::mutex> lock(registry_mu_);
+    changes.swap(changes_);
+    legs_version_ = registry_version_.load(std::memory_order_relaxed);
+  }
+  for (auto& [local, leg] : changes) {
+    if (auto it = legs_.find(local); it != legs_.end()) {
+      it->second->handler.reset();
+      legs_.erase(it);
+    }
+    if (leg == nullptr) continue;
+    Schedule(leg);
+    legs_.emplace(local, std::move(leg));
+  }
+}
+
+void HandshakeThread::Schedule(const std::shared_ptr<Leg>& leg) {
+  const uint64_t due = leg->handler->NextTimerMs();
+  if (due == leg->timer_ms) return;
+  leg->timer_ms = due;
+  if (due == UINT64_MAX) return;
+  timers_.push_back({due, leg});
+  std::push_heap(timers_.begin(), timers_.end(), Later<TimerEntry>);
+  // Stale entries are dropped as they come up; a leg whose timer keeps
+  // moving later would pile them up, so past a bound the heap is rebuilt
+  // from the live ones.
+  if (timers_.size() <= 2 * legs_.size() + 1024) return;
+  timers_.clear();
+  for (const auto& [local, l] : legs_) {
+    if (l->timer_ms != UINT64_MAX) timers_.push_back({l->timer_ms, l});
+  }
+  if (leg->timer_ms != UINT64_MAX && !legs_.contains(leg->local)) timers_.push_back({due, leg});
+  std::make_heap(timers_.begin(), timers_.end(), Later<TimerEntry>);
+}
+
+void HandshakeThread::RescheduleAll() {
+  for (const auto& [local, leg] : legs_) Schedule(leg);
 }
 
 void HandshakeThread::Dispatch(rte_mbuf* m, uint64_t now) {
@@ -241,6 +292,7 @@ void HandshakeThread::Dispatch(rte_mbuf* m, uint64_t now) {
   leg.handler->OnDatagram(frame.payload_kind,
                           std::span<const uint8_t>(data + frame.payload_offset, frame.payload_len),
                           frame.src, now, sender);
+  Schedule(it->second);
 }
 
 void HandshakeThread::Learn(Leg& leg, const packet::Endpoint& from, const LinkFacts& facts) {
@@ -260,16 +312,33 @@ void HandshakeThread::Learn(Leg& leg, const packet::Endpoint& from, const LinkFa
 }
 
 uint64_t HandshakeThread::RunTimers(uint64_t now) {
-  uint64_t next = UINT64_MAX;
-  for (auto& [local, leg] : legs_) {
-    if (leg->handler->NextTimerMs() <= now) {
-      LegSender sender(*this, *leg);
-      Inc(counters_.timers);
-      leg->handler->OnTimer(now, sender);
+  // The due legs first, then their calls: a leg still due after its call
+  // waits for the next poll, as a timer that keeps firing must not hold the
+  // thread.
+  auto live = [this] {
+    const TimerEntry& top = timers_.front();
+    return top.leg->handler != nullptr && top.leg->timer_ms == top.due_ms;
+  };
+  while (!timers_.empty() && timers_.front().due_ms <= now) {
+    if (live()) {
+      timers_.front().leg->timer_ms = UINT64_MAX;  // consumed
+      due_.push_back(timers_.front().leg);
     }
-    next = std::min(next, leg->handler->NextTimerMs());
+    std::pop_heap(timers_.begin(), timers_.end(), Later<TimerEntry>);
+    timers_.pop_back();
   }
-  return next;
+  for (const std::shared_ptr<Leg>& leg : due_) {
+    LegSender sender(*this, *leg);
+    Inc(counters_.timers);
+    leg->handler->OnTimer(now, sender);
+    Schedule(leg);
+  }
+  due_.clear();
+  while (!timers_.empty() && !live()) {
+    std::pop_heap(timers_.begin(), timers_.end(), Later<TimerEntry>);
+    timers_.pop_back();
+  }
+  return timers_.empty() ? UINT64_MAX : timers_.front().due_ms;
 }
 
 // The frame back to `to`, from what its last frame to this leg showed; the

@@ -11,10 +11,11 @@
 //
 // The bound: on the 2-core development VM, where the browsers' DTLS costs as
 // much CPU as sluiced's handshake thread and shares its core (the worker
-// polls the other), the 1,000 calls were all keyed 2.7 s after the first
-// check (sluice-bench control --webrtc-calls 1000, docs/performance.md);
-// kKeyedBoundMs leaves room for a machine busy with other work, and stays
-// under the handshake deadline ([webrtc] handshake_timeout_ms, 20 s).
+// polls the other), the 1,000 calls were all keyed 1.4 to 1.8 s after the
+// first check (here, and in sluice-bench control's WebRTC phase:
+// docs/performance.md); kKeyedBoundMs leaves room for a machine busy with
+// other work, and stays under the handshake deadline ([webrtc]
+// handshake_timeout_ms, 20 s).
 #include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>

@@ -213,7 +213,23 @@ absl::Status MediaCalls::Start(int timeout_ms) {
                                                   " ms"));
 }
 
-void MediaCalls::Mark() {
+std::optional<std::pair<uint64_t, uint64_t>> MediaCalls::Counters(
+    control::Client& control) const {
+  std::pair<uint64_t, uint64_t> sum{0, 0};
+  for (const std::string& s : sessions_) {
+    absl::StatusOr<std::string> reply = control.Call(
+        absl::StrCat("{\"id\":0,\"op\":\"session.get\",\"session\":", json(s).dump(), "}"));
+    if (!reply.ok()) return std::nullopt;
+    const json j = json::parse(*reply, nullptr, false);
+    if (j.is_discarded() || !j.value("ok", false)) return std::nullopt;
+    sum.first += j["legs"][0]["counters"].value("rx_packets", uint64_t{0});
+    sum.second += j["legs"][1]["counters"].value("tx_packets", uint64_t{0});
+  }
+  return sum;
+}
+
+void MediaCalls::Mark(control::Client* control) {
+  if (control != nullptr) mark_counters_ = Counters(*control);
   for (const auto& c : calls_) {
     c->mark.store(c->next.load(std::memory_order_acquire));
     c->send_errors.store(0);
@@ -221,7 +237,7 @@ void MediaCalls::Mark() {
   mark_time_ = Clock::now();
 }
 
-MediaCallsResult MediaCalls::Stop(int drain_ms) {
+MediaCallsResult MediaCalls::Stop(int drain_ms, control::Client* control) {
   MediaCallsResult r;
   sending_.store(false);
   if (sender_.joinable()) sender_.join();
@@ -246,6 +262,12 @@ MediaCallsResult MediaCalls::Stop(int drain_ms) {
   // A packet sendto refused never left: not the relay's loss.
   r.lost -= std::min(r.lost, r.send_errors);
   r.sent -= std::min(r.sent, r.send_errors);
+  if (control != nullptr && mark_counters_) {
+    if (auto now = Counters(*control)) {
+      r.sluiced_received = now->first - mark_counters_->first;
+      r.sluiced_relayed = now->second - mark_counters_->second;
+    }
+  }
   return r;
 }
 

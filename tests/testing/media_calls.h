@@ -14,7 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -44,6 +46,10 @@ struct MediaCallsResult {
   uint64_t lost = 0;          // sent - received
   uint64_t send_errors = 0;   // sendto refused: never left (not a relay loss)
   size_t calls_with_loss = 0;
+  // Where loss happened, from sluiced's counters over the same time (given
+  // a control connection; a few packets in flight at Mark may blur them):
+  // what reached leg a (rx_packets) and what left leg b (tx_packets).
+  std::optional<uint64_t> sluiced_received, sluiced_relayed;
 };
 
 class MediaCalls {
@@ -59,10 +65,11 @@ class MediaCalls {
   // Starts sending and receiving, and waits up to timeout_ms for every call
   // to deliver a packet (sluiced resolving phone B's address first).
   absl::Status Start(int timeout_ms = 5000);
-  // From now on, every packet sent must arrive.
-  void Mark();
+  // From now on, every packet sent must arrive. With `control`, sluiced's
+  // counters of the calls are read too, here and at Stop.
+  void Mark(control::Client* control = nullptr);
   // Stops sending, waits drain_ms for what is in flight, stops receiving.
-  MediaCallsResult Stop(int drain_ms = 500);
+  MediaCallsResult Stop(int drain_ms = 500, control::Client* control = nullptr);
   // session.delete for every call.
   absl::Status Delete(control::Client& control);
 
@@ -82,6 +89,8 @@ class MediaCalls {
   };
   explicit MediaCalls(const MediaCallsOptions& options) : options_(options) {}
   absl::Status CreateCall(control::Client& control, Topology& topo, size_t i);
+  // Leg a's rx_packets and leg b's tx_packets, summed over the calls.
+  std::optional<std::pair<uint64_t, uint64_t>> Counters(control::Client& control) const;
   void SendLoop();
   void ReceiveLoop();
 
@@ -92,6 +101,7 @@ class MediaCalls {
   std::atomic<bool> sending_{false}, receiving_{false};
   std::thread sender_, receiver_;
   std::chrono::steady_clock::time_point mark_time_;
+  std::optional<std::pair<uint64_t, uint64_t>> mark_counters_;
 };
 
 }  // namespace sluice::testing

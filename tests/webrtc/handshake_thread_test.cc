@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "sluice/dpdk/eal.h"
@@ -364,7 +365,8 @@ TEST_F(HandshakeThreadTest, TimersRunWhenDue) {
   Give(Frame(remote, local, Stun(1)));
   thread_->PollOnce();
   TakeAll(tx_);
-  h->timer_ms = now_ms_ + 100;
+  // Timers change in the handler's calls or in tasks posted to the thread.
+  thread_->Post([h, due = now_ms_ + 100] { h->timer_ms = due; });
   now_ms_ += 99;
   thread_->PollOnce();
   EXPECT_TRUE(h->timer_calls.empty());
@@ -381,6 +383,69 @@ TEST_F(HandshakeThreadTest, TimersRunWhenDue) {
   EXPECT_EQ(h->timer_calls.size(), 1u) << "it asked for no other";
   EXPECT_TRUE(idle->timer_calls.empty());
   EXPECT_EQ(thread_->counters().timers.load(), 1u);
+}
+
+// Counts how often the thread asks for its timer; sets a new one when a
+// datagram comes.
+class CountingHandshake : public EchoHandshake {
+ public:
+  uint64_t NextTimerMs() const override {
+    ++asked;
+    return EchoHandshake::NextTimerMs();
+  }
+  mutable uint64_t asked = 0;
+};
+
+// The thread asks a leg for its timer after that leg's own calls (and after
+// posted tasks), not on every poll: with thousands of WebRTC legs, an idle
+// poll visits none of them, and a busy one only those it called. Timers set
+// in a datagram's call, or by a posted task, still run when due, once.
+TEST_F(HandshakeThreadTest, PollsVisitOnlyTheLegsTheyCalled) {
+  constexpr int kLegs = 2000;
+  std::vector<std::shared_ptr<CountingHandshake>> legs;
+  for (int i = 0; i < kLegs; ++i) {
+    auto h = std::make_shared<CountingHandshake>();
+    const Endpoint local = Ep(("10.0.1.1:" + std::to_string(20000 + 2 * i)).c_str());
+    ASSERT_TRUE(thread_->Register(local, h).ok());
+    legs.push_back(std::move(h));
+  }
+  thread_->PollOnce();  // the registrations: each leg asked once
+  auto asked = [&] {
+    uint64_t n = 0;
+    for (const auto& h : legs) n += std::exchange(h->asked, 0);
+    return n;
+  };
+  EXPECT_LE(asked(), 2u * kLegs);
+  for (int i = 0; i < 100; ++i) thread_->PollOnce();
+  EXPECT_EQ(asked(), 0u) << "idle polls visit no leg";
+
+  const Endpoint remote = Ep("192.0.2.7:50000");
+  legs[7]->on_datagram = [&] { legs[7]->timer_ms = now_ms_ + 50; };
+  Give(Frame(remote, Ep("10.0.1.1:20014"), Stun(1)));
+  thread_->PollOnce();
+  EXPECT_LE(asked(), 2u) << "a datagram's leg, and only it";
+  thread_->Post([h = legs[9], due = now_ms_ + 20] { h->timer_ms = due; });
+  thread_->PollOnce();
+  now_ms_ += 20;
+  thread_->PollOnce();
+  EXPECT_EQ(legs[9]->timer_calls, std::vector<uint64_t>{now_ms_});
+  EXPECT_TRUE(legs[7]->timer_calls.empty());
+  now_ms_ += 30;
+  thread_->PollOnce();
+  thread_->PollOnce();
+  EXPECT_EQ(legs[7]->timer_calls, std::vector<uint64_t>{now_ms_});
+  EXPECT_EQ(thread_->counters().timers.load(), 2u);
+  TakeAll(tx_);
+  // Unregistered, a leg's timer never runs.
+  legs[11]->on_datagram = [&] { legs[11]->timer_ms = now_ms_ + 10; };
+  Give(Frame(remote, Ep("10.0.1.1:20022"), Stun(2)));
+  thread_->PollOnce();
+  EXPECT_TRUE(thread_->Unregister(Ep("10.0.1.1:20022")));
+  now_ms_ += 10;
+  thread_->PollOnce();
+  EXPECT_TRUE(legs[11]->timer_calls.empty());
+  EXPECT_EQ(legs[11].use_count(), 1) << "the thread let go of it";
+  TakeAll(tx_);
 }
 
 // Unregistered, a leg's datagrams find no handler; registered again, it

@@ -131,11 +131,18 @@ class HandshakeThread {
     packet::MacAddress local_mac{};   // its destination MAC: ours on that port
     uint64_t heard_ms = 0;
   };
-  // A registration. `remotes` belongs to the handshake thread.
+  // A registration. `remotes` and `timer_ms` belong to the handshake thread,
+  // which resets `handler` when the leg is unregistered.
   struct Leg {
     packet::Endpoint local;
     std::shared_ptr<MediaHandshake> handler;
     absl::flat_hash_map<packet::Endpoint, LinkFacts> remotes;
+    uint64_t timer_ms = UINT64_MAX;  // the due time its live entry in timers_ holds
+  };
+  // A leg's timer; stale once the leg's timer_ms has moved on from due_ms.
+  struct TimerEntry {
+    uint64_t due_ms;
+    std::shared_ptr<Leg> leg;
   };
   class LegSender;
 
@@ -143,9 +150,13 @@ class HandshakeThread {
   void Run();
   void Wake();
   void RefreshLegs();
-  void RunPosted();
+  bool RunPosted();
   void Dispatch(rte_mbuf* m, uint64_t now);
   void Learn(Leg& leg, const packet::Endpoint& from, const LinkFacts& facts);
+  // Asks the leg for its timer (after each of its calls) and files it.
+  void Schedule(const std::shared_ptr<Leg>& leg);
+  // Every leg again: after posted tasks, which may have changed any.
+  void RescheduleAll();
   // Runs the due timers; the earliest next one (UINT64_MAX: none).
   uint64_t RunTimers(uint64_t now);
   bool SendFrame(Leg& leg, std::span<const uint8_t> payload, const packet::Endpoint& to);
@@ -156,13 +167,22 @@ class HandshakeThread {
   rte_ring* ring_ = nullptr;
   HandshakeCounters counters_;
 
-  // The registrations (any thread, under registry_mu_), and the thread's
-  // copy of them, refreshed when registry_version_ moves.
+  // The registrations (any thread, under registry_mu_) and what changed
+  // since the thread last looked (in order: a leg added, or null for the
+  // one at that address removed), which it applies to its own map when
+  // registry_version_ moves: one change costs the same with any number of
+  // legs.
   std::mutex registry_mu_;
   absl::flat_hash_map<packet::Endpoint, std::shared_ptr<Leg>> registry_;
+  std::vector<std::pair<packet::Endpoint, std::shared_ptr<Leg>>> changes_;
   std::atomic<uint64_t> registry_version_{0};
   absl::flat_hash_map<packet::Endpoint, std::shared_ptr<Leg>> legs_;  // handshake thread
   uint64_t legs_version_ = 0;                                         // handshake thread
+  // Handshake thread: the legs' timers, a min-heap by due time, so a poll
+  // visits only the legs that are due (stale entries are skipped and, past
+  // a bound, swept), and its scratch list of them.
+  std::vector<TimerEntry> timers_;
+  std::vector<std::shared_ptr<Leg>> due_;
   uint64_t next_timer_ms_ = UINT64_MAX;                               // handshake thread
   uint16_t ip_id_ = 0;                                                // handshake thread
 

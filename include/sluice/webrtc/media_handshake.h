@@ -48,8 +48,9 @@ class MediaHandshake {
                           const packet::Endpoint& from, uint64_t now_ms, Sender& send) = 0;
 
   // The earliest time (the thread's clock, ms) OnTimer wants to run;
-  // UINT64_MAX: none. Asked after every poll of the thread, so a change made
-  // in any callback is seen.
+  // UINT64_MAX: none. Asked when the handler is registered, after each of
+  // its calls, and after tasks posted to the thread have run: it may change
+  // in those, and only there.
   virtual uint64_t NextTimerMs() const = 0;
   // Called once NextTimerMs() <= now_ms (DTLS retransmission, RFC 6347
   // §4.2.4; consent freshness, RFC 7675; a handshake deadline).
