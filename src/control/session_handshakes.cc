@@ -38,7 +38,7 @@ absl::Status SessionManager::AddHandshakes(const std::string& name, const Create
     absl::StatusOr<HandshakeView> view =
         handshakes_->Add(id, specs[i].local, leg.dtls, leg.ice, leg.remote);
     if (!view.ok()) {
-      if (i == 1 && (entry.legs[0].dtls || entry.legs[0].ice)) handshakes_->Remove(specs[0].local);
+      if (i == 1) RemoveHandshake(entry.legs[0], specs[0].local);
       return absl::Status(view.status().code(),
                           absl::StrCat("legs[", i, "].", view.status().message()));
     }
@@ -62,11 +62,12 @@ absl::Status SessionManager::UpdateHandshakes(const std::string& name, Entry& en
   return absl::OkStatus();
 }
 
+void SessionManager::RemoveHandshake(const LegState& leg, const packet::Endpoint& local) {
+  if (handshakes_ != nullptr && (leg.dtls || leg.ice)) handshakes_->Remove(local);
+}
+
 void SessionManager::RemoveHandshakes(Entry& entry) {
-  if (handshakes_ == nullptr) return;
-  for (int i = 0; i < 2; ++i) {
-    if (entry.legs[i].dtls || entry.legs[i].ice) handshakes_->Remove(entry.session->leg(i).local);
-  }
+  for (int i = 0; i < 2; ++i) RemoveHandshake(entry.legs[i], entry.session->leg(i).local);
 }
 
 void SessionManager::DescribeHandshakes(const Entry& entry, int leg, LegInfo& info) const {

@@ -233,9 +233,7 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
   if (started.ok()) {
     started = StartSession(entry, specs);
     if (!started.ok()) {
-      for (int i = 0; i < 2; ++i) {
-        if (entry.legs[i].dtls || entry.legs[i].ice) handshakes_->Remove(specs[i].local);
-      }
+      for (int i = 0; i < 2; ++i) RemoveHandshake(entry.legs[i], specs[i].local);
     }
   }
   if (!started.ok()) {

@@ -205,6 +205,7 @@ class SessionManager : public Operations {
                              const session::LegSpec specs[2]);
   absl::Status UpdateHandshakes(const std::string& name, Entry& entry, int leg,
                                 const UpdateRequest& request);
+  void RemoveHandshake(const LegState& leg, const packet::Endpoint& local);
   void RemoveHandshakes(Entry& entry);
   void DescribeHandshakes(const Entry& entry, int leg, LegInfo& info) const;
   void InstallHandshakeKeys(const std::string& name, Entry& entry, int leg, HandshakeEvent& event);
