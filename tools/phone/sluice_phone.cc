@@ -2,7 +2,11 @@
 // `scripts/sluice demo`. Each call is a UDP socket sending 20 ms G.711
 // packets as SRTP (libsrtp2) to its relay address and verifying what comes
 // back: authentication, replay, order (no loss, no reordering) and the
-// payload bytes against the audio the other side sends.
+// payload bytes against the audio the other side sends. With `--expect any`
+// the other side is a peer whose encoder is not ours (a browser): its
+// payloads are authenticated, counted and recorded, not compared, its SSRC
+// may be left open (0) and its first sequence number is learned. SRTCP that
+// arrives on the RTP port (RFC 5761 mux) is authenticated and counted apart.
 //
 // One thread, one epoll loop: the calls' UDP sockets, a 1 ms timerfd that
 // sends each call's packet in its own slot of the packet time (so a thousand
@@ -49,11 +53,13 @@ namespace {
 constexpr char kUsage[] =
     "sluice-phone: the media of many SIP phones, for scripts/sluice demo.\n"
     "\n"
-    "Usage: sluice-phone --name NAME --audio FILE --expect FILE [--record DIR] [--ptime-ms N]\n"
+    "Usage: sluice-phone --name NAME --audio FILE --expect FILE|any [--record DIR] [--ptime-ms N]\n"
     "\n"
     "  --name NAME     label for progress lines and recordings\n"
     "  --audio FILE    8 kHz G.711 mu-law (raw) this side sends, looped\n"
     "  --expect FILE   the audio the other side sends: every payload is checked against it\n"
+    "  --expect any    payloads are not checked (a browser's encoder), only authenticated;\n"
+    "                  a PEER_SSRC of 0 then takes any SSRC\n"
     "  --record DIR    writes DIR/NAME-sent.ul and DIR/NAME-received.ul for call 0\n"
     "  --ptime-ms N    packet time (default 20: 160 bytes of audio per packet)\n"
     "\n"
@@ -92,7 +98,8 @@ bool ParseEndpoint(const std::string& text, sockaddr_in* out) {
 
 // One libsrtp2 context for one SSRC in one direction, made from an SDES
 // attribute value. The key copies are wiped before this returns.
-srtp_t MakeContext(const std::string& sdes, uint32_t ssrc, std::string* error) {
+// SSRC 0 in the receive direction: any SSRC (libsrtp's ssrc_any_inbound).
+srtp_t MakeContext(const std::string& sdes, uint32_t ssrc, bool send, std::string* error) {
   auto parsed = sluice::srtp::ParseSdesCrypto(sdes);
   if (!parsed.ok()) {
     *error = std::string(parsed.status().message());
@@ -111,7 +118,7 @@ srtp_t MakeContext(const std::string& sdes, uint32_t ssrc, std::string* error) {
   srtp_policy_t policy = {};
   sluice::testing::LibsrtpPeer::SetPolicies(key.suite, !parsed->unencrypted_srtcp, &policy.rtp,
                                             &policy.rtcp);
-  policy.ssrc.type = ssrc_specific;
+  policy.ssrc.type = send || ssrc != 0 ? ssrc_specific : ssrc_any_inbound;
   policy.ssrc.value = ssrc;
   policy.key = material.data();
   policy.window_size = 128;
@@ -138,6 +145,7 @@ struct Counters {
   uint64_t held = 0;          // arrived before their key, verified once it came
   uint64_t old_after_new = 0;  // verified with the previous key after the newest one verified
   uint64_t new_key_calls = 0;  // re-keyed calls where the newest receive key verified a packet
+  uint64_t rtcp = 0;          // SRTCP packets received and authenticated
 };
 
 
@@ -175,6 +183,7 @@ struct Call {
   std::deque<std::pair<int64_t, std::vector<uint8_t>>> stash;
   bool new_key_seen = false;  // the newest receive key (after a re-key) verified a packet
   uint64_t expected = 0;  // index (from the peer's first sequence) of the next packet
+  bool peer_seen = false;  // a packet of the peer's verified (--expect any learns its sequence)
   ~Call() {
     for (srtp_t s : {send, recv, recv_prev}) {
       if (s != nullptr) srtp_dealloc(s);
@@ -380,7 +389,7 @@ class Phone {
   bool SetKey(Call& call, size_t idx, bool send, const std::string& sdes) {
     std::string error;
     const uint32_t ssrc = send ? call.ssrc : call.peer_ssrc;
-    srtp_t ctx = MakeContext(sdes, ssrc, &error);
+    srtp_t ctx = MakeContext(sdes, ssrc, send, &error);
     if (ctx == nullptr) return Fail("call " + std::to_string(idx) + ": " + error);
     srtp_t& current = send ? call.send : call.recv;
     if (current != nullptr) {
@@ -544,6 +553,7 @@ class Phone {
   // Tries the newest receive key, then the previous one. A packet neither
   // verifies waits in the stash for a re-key (see Call::stash).
   void Verify(Call& call, const std::vector<uint8_t>& packet, int64_t when, bool held) {
+    if (IsRtcp(packet)) return VerifyRtcp(call, packet);
     std::vector<uint8_t> work;
     srtp_err_status_t status = srtp_err_status_auth_fail;
     bool previous = false;
@@ -584,12 +594,32 @@ class Phone {
     Check(call, work);
   }
 
+  // RFC 5761 §4: on a muxed port, payload types 192-223 (the second byte) are RTCP.
+  static bool IsRtcp(const std::vector<uint8_t>& p) {
+    return p.size() >= 8 && p[1] >= 192 && p[1] <= 223;
+  }
+
+  void VerifyRtcp(Call& call, const std::vector<uint8_t>& packet) {
+    for (srtp_t ctx : {call.recv, call.recv_prev}) {
+      if (ctx == nullptr) continue;
+      std::vector<uint8_t> work = packet;
+      int len = static_cast<int>(work.size());
+      if (srtp_unprotect_rtcp(ctx, work.data(), &len) == srtp_err_status_ok) {
+        ++counters_.rtcp;
+        return;
+      }
+    }
+    ++counters_.auth_failures;
+  }
+
   void Check(Call& call, const std::vector<uint8_t>& rtp) {
     if (rtp.size() != 12 + payload_len_) {
       ++counters_.bad_payload;
       return;
     }
     const uint16_t seq = static_cast<uint16_t>(rtp[2] << 8 | rtp[3]);
+    if (expect_.empty() && !call.peer_seen) call.peer_first_seq = seq;
+    call.peer_seen = true;
     // Which packet of the peer's stream this is, from its first sequence
     // number (the stream may wrap: the index is taken modulo 2^16 around the
     // expected one).
@@ -603,8 +633,8 @@ class Phone {
     }
     call.expected = static_cast<uint64_t>(k) + 1;
     uint8_t want[kMaxPacket];
-    AudioAt(expect_, static_cast<uint64_t>(k), want);
-    if (std::memcmp(want, rtp.data() + 12, payload_len_) != 0) {
+    if (!expect_.empty()) AudioAt(expect_, static_cast<uint64_t>(k), want);
+    if (!expect_.empty() && std::memcmp(want, rtp.data() + 12, payload_len_) != 0) {
       ++counters_.bad_payload;
       return;
     }
@@ -635,12 +665,13 @@ class Phone {
         "\"out_of_order\":%lu,\"rekeys\":%lu,\"previous_key\":%lu,\"held\":%lu,"
         "\"old_after_new\":%lu,\"new_key_calls\":%lu,"
         "\"send_errors\":%lu,\"protect_errors\":%lu,\"skipped_slots\":%lu,"
-        "\"unknown_source\":%lu,\"sockets\":%zu}\n",
+        "\"unknown_source\":%lu,\"sockets\":%zu,\"rtcp\":%lu}\n",
         event, name_.c_str(), calls_.size(), counters_.sent, counters_.received,
         counters_.verified, counters_.auth_failures, counters_.replays, counters_.bad_payload,
         counters_.out_of_order, counters_.rekeys, counters_.previous_key, counters_.held,
         counters_.old_after_new, counters_.new_key_calls,
-        send_errors_, protect_errors_, skipped_slots_, unknown_source_, sockets_.size());
+        send_errors_, protect_errors_, skipped_slots_, unknown_source_, sockets_.size(),
+        counters_.rtcp);
     std::fflush(stdout);
   }
 
@@ -703,9 +734,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluice-phone: --ptime-ms must be 10 to 60\n");
     return 2;
   }
-  std::vector<uint8_t> audio = ReadFile(audio_path), expect = ReadFile(expect_path);
-  if (audio.empty() || expect.empty()) {
-    std::fprintf(stderr, "sluice-phone: --audio and --expect must name non-empty files\n%s",
+  // --expect any: an empty expect_ stands for "any payload".
+  const bool expect_any = expect_path == "any";
+  std::vector<uint8_t> audio = ReadFile(audio_path);
+  std::vector<uint8_t> expect = expect_any ? std::vector<uint8_t>{} : ReadFile(expect_path);
+  if (audio.empty() || (expect.empty() && !expect_any)) {
+    std::fprintf(stderr, "sluice-phone: --audio and --expect must name non-empty files (or --expect any)\n%s",
                  kUsage);
     return 2;
   }
