@@ -170,7 +170,9 @@ class Browser:
 
 class Signalling:
     """scripts/webrtc/signalling.py in the browser's namespace: JSON commands
-    on its stdin, JSON events on its stdout (read through d.pump)."""
+    on its stdin, JSON events on its stdout (read through d.pump). The pipes
+    are unbuffered: a buffered reader would take two events in one read and
+    leave the second unseen by select until a third came."""
 
     def __init__(self, d, netns, sock_path):
         self.d = d
@@ -179,15 +181,19 @@ class Signalling:
             ["ip", "netns", "exec", netns, "/usr/bin/python3", os.path.join(HERE, "webrtc", "signalling.py"),
              "--control", sock_path, "--phone", "%s:%d" % (d.PHONE_B, PHONE_PORT),
              "--phone-ssrc", str(PHONE_SSRC)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, start_new_session=True)
         self.port = None
         self.events = {}       # the last event of each kind
         self.reports = []      # (time, the page's report)
         self.errors = []
 
     def send(self, **msg):
-        self.proc.stdin.write(json.dumps(msg) + "\n")
-        self.proc.stdin.flush()
+        data = (json.dumps(msg) + "\n").encode()
+        try:
+            while data:
+                data = data[self.proc.stdin.write(data):]
+        except OSError as e:
+            raise self.d.DemoError("the signalling script is gone (%s)" % e)
 
     def on_line(self, line):
         ev = json.loads(line)
@@ -369,7 +375,12 @@ def hang_up(d, args, sel, ctl, sig, phone, browser, url, rundir, checks, log_pat
     phone.send(["stop"])
     d.pump(sel, lambda: False, time.monotonic() + 0.5)
     sig.send(command="hangup")
-    wait(d, sel, "the page did not hang up", lambda: "deleted" in sig.events, 15)
+    errors = len(sig.errors)
+    if not d.pump(sel, lambda: "deleted" in sig.events or len(sig.errors) > errors, time.monotonic() + 15):
+        sig.errors.append("no hang-up within 15 s")
+    if "deleted" not in sig.events:
+        raise d.DemoError("the page did not hang up: %s\nthe page said:\n%s" % (
+            "; ".join(sig.errors), browser.page_text(url)))
     call_s = time.monotonic() - start
     phone.send(["report"])
     wait(d, sel, "the phone did not report", lambda: phone.final, 10)

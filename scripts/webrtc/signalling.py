@@ -32,9 +32,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 
 
+EMIT_LOCK = threading.Lock()
+
+
 def emit(**event):
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+    """One JSON line on stdout; request threads emit one at a time."""
+    with EMIT_LOCK:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
 
 
 class Sluice:

@@ -1,23 +1,51 @@
 #!/bin/sh
 # The demo (scripts/demo, what `scripts/sluice demo` runs) in a short form:
 # 20 calls for 3 seconds through the real sluiced, with the mid-call re-key.
+# With --webrtc, the browser demo (scripts/demo --webrtc): headless Chromium
+# calls sluice-phone for 6 seconds through a WebRTC leg and an SDES leg, with
+# an ICE restart, the hang-up and a screenshot of the page.
 # Passes when the demo exits 0 and its summary says every check passed.
-# Usage: demo_test.sh BUILD_DIR
+# Usage: demo_test.sh BUILD_DIR [--webrtc]
 build=$1
+mode=${2:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: the demo needs root (network namespaces, af_packet)"
+skip() {
+  echo "SKIP: $1"
   exit 77
-fi
-for tool in espeak-ng sox ethtool ip; do
+}
+[ "$(id -u)" -eq 0 ] || skip "the demo needs root (network namespaces, af_packet)"
+tools="espeak-ng sox ethtool ip"
+[ "$mode" = --webrtc ] && tools="sox ethtool ip"
+for tool in $tools; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ] && [ ! -x "/sbin/$tool" ]; then
-    echo "SKIP: $tool is not installed (scripts/setup-deps installs it)"
-    exit 77
+    skip "$tool is not installed (scripts/setup-deps installs it)"
   fi
 done
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-/usr/bin/python3 "$root/scripts/demo" --build "$build" --calls 20 --seconds 3 >"$out" 2>&1
+keep=$(mktemp -d)
+trap 'rm -rf "$out" "$keep"' EXIT
+if [ "$mode" = --webrtc ]; then
+  [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1 ||
+    skip "chromium is not installed (scripts/setup-deps installs it)"
+  /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 ||
+    skip "python3-numpy is not installed (scripts/setup-deps installs it)"
+  set -- --webrtc --seconds 6 --keep "$keep"
+  checks='Sluice relayed every packet both ways
+the phone hears the browser
+AnalyserNode hears the phone
+ICE restart: new credentials on both sides
+ICE restart: the audio went on both ways
+hang-up: the page closed
+stopped cleanly on SIGTERM'
+else
+  set -- --calls 20 --seconds 3
+  checks='phone B verified every packet phone A sent
+phone A verified every packet phone B sent
+received byte for byte as sent
+re-keyed both ways in every call
+stopped cleanly on SIGTERM'
+fi
+/usr/bin/python3 "$root/scripts/demo" --build "$build" "$@" >"$out" 2>&1
 status=$?
 cat "$out"
 if [ "$status" -ne 0 ]; then
@@ -28,11 +56,14 @@ if grep -q '\[FAIL\]' "$out" || ! grep -Eq '^demo: all [0-9]+ checks passed$' "$
   echo "FAIL: the demo's summary does not say every check passed"
   exit 1
 fi
-for check in 'phone B verified every packet phone A sent' 'phone A verified every packet phone B sent' \
-  'received byte for byte as sent' 're-keyed both ways in every call' 'stopped cleanly on SIGTERM'; do
+echo "$checks" | while IFS= read -r check; do
   if ! grep -q "\[ok\] .*$check" "$out"; then
     echo "FAIL: the summary has no passed check \"$check\""
     exit 1
   fi
-done
+done || exit 1
+if [ "$mode" = --webrtc ] && [ "$(head -c 4 "$keep/browser-call.png" 2>/dev/null | tail -c 3)" != PNG ]; then
+  echo "FAIL: --keep saved no screenshot of the page (browser-call.png)"
+  exit 1
+fi
 echo "PASS"
