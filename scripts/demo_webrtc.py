@@ -290,10 +290,11 @@ def demo(d, args, bins, rundir, net, phones, checks):
     phones.append(browser)
     print("== browser: headless %s opens the page; fake microphone, no sandbox, DevTools over a pipe"
           % run_version(browser_path=chromium()))
-    wait(d, sel, "the page sent no offer (is Chromium running? see chromium.log)",
-         lambda: "created" in sig.events or sig.errors, 60)
-    if sig.errors:
-        raise d.DemoError("the page: %s" % "; ".join(sig.errors))
+    d.pump(sel, lambda: "created" in sig.events or sig.errors or browser.proc.poll() is not None,
+           time.monotonic() + 60)
+    if "created" not in sig.events:
+        raise d.DemoError("the page sent no offer within 60 s%s%s; Chromium's log ends:\n%s" % (
+            ": " if sig.errors else "", "; ".join(sig.errors), d.tail(browser.log_path)))
     created = sig.events["created"]
     print("   offer from the page after %.1f s: setup %s, %d fingerprint(s), BUNDLE group %r; Sluice answers "
           "setup %s, ice-lite, no a=group" % (time.monotonic() - began, created["offer_setup"],
