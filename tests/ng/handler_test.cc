@@ -291,7 +291,15 @@ TEST_F(HandlerTest, UnknownKeysAndFlagsAreWarningsAndErrorsAreReplies) {
   Value bad_sdp = Offer("v=1\r\n", "c3");
   EXPECT_THAT(S(handler_->Handle(bad_sdp).Find("error-reason")), HasSubstr("sdp: line 1"));
   Value dtls = Offer(Sdp("10.0.1.2", 4000, "UDP/TLS/RTP/SAVPF", ""), "c4");
-  EXPECT_THAT(S(handler_->Handle(dtls).Find("error-reason")), HasSubstr("not relayed by Sluice"));
+  EXPECT_THAT(S(handler_->Handle(dtls).Find("error-reason")),
+              HasSubstr("UDP/TLS/RTP/SAVPF without a=fingerprint"));
+  Value dtls_fp = Offer(Sdp("10.0.1.2", 4000, "UDP/TLS/RTP/SAVPF", "",
+                            "a=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n"), "c4");
+  // Without a handshake thread (sluiced always has one) WebRTC legs are refused.
+  EXPECT_THAT(S(handler_->Handle(dtls_fp).Find("error-reason")),
+              HasSubstr("WebRTC legs are not available"));
+  Value other = Offer(Sdp("10.0.1.2", 4000, "TCP/MRCPv2", ""), "c4");
+  EXPECT_THAT(S(handler_->Handle(other).Find("error-reason")), HasSubstr("not relayed by Sluice"));
   Value no_crypto = Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", ""), "c5");
   EXPECT_THAT(S(handler_->Handle(no_crypto).Find("error-reason")),
               HasSubstr("no a=crypto line Sluice supports"));
