@@ -325,6 +325,42 @@ void EmitWebrtc(const WebrtcRewrite& w, Emit& emit) {
   }
 }
 
+// An enabled section with Sluice's address, port, profile, RTCP, keys and
+// (on a WebRTC side) transport in place of the peer's.
+template <typename Emit>
+void EmitSection(const Sdp& sdp, const SdpMedia& m, const MediaRewrite& plan, Emit& emit) {
+  emit(absl::StrCat("m=", m.media, " ", plan.local.port, m.port_count, " ", plan.proto,
+                    m.formats.empty() ? "" : " ", m.formats));
+  // RFC 4566 §5.7: a section needs a c= of its own or the session's.
+  if (!m.connection && !sdp.connection) emit(ConnectionLine(plan.local.ip));
+  for (const String& line : m.lines) {
+    const std::string_view l = View(line);
+    if (l[0] == 'c') {
+      emit(ConnectionLine(plan.local.ip));
+    } else if (!Replaced(l)) {
+      emit(l);
+    }
+  }
+  // RFC 8843 §9.2: an answer names the offer's mid; generate-mid adds one.
+  if (!plan.mid.empty() && !m.mid) emit(absl::StrCat("a=mid:", plan.mid));
+  // RFC 5761 §5.1.1 (rtcp-mux), RFC 3605 (a=rtcp when RTCP has its own port).
+  if (plan.rtcp_mux) {
+    emit("a=rtcp-mux");
+  } else {
+    emit(absl::StrCat("a=rtcp:", plan.local.port + 1));
+  }
+  if (plan.webrtc) EmitWebrtc(*plan.webrtc, emit);
+  for (const SdpCrypto& c : plan.crypto) {
+    String line("a=crypto:");
+    const std::string tag = std::to_string(c.tag);
+    line.append(tag.data(), tag.size());
+    line += ' ';
+    line += c.value;
+    emit(View(line));
+    memory::WipeMemory(line.data(), line.size());
+  }
+}
+
 }  // namespace
 
 String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
@@ -379,37 +415,7 @@ String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
       }
       continue;
     }
-    const MediaRewrite& plan = plans[i];
-    emit(absl::StrCat("m=", m.media, " ", plan.local.port, m.port_count, " ", plan.proto,
-                      m.formats.empty() ? "" : " ", m.formats));
-    // RFC 4566 §5.7: a section needs a c= of its own or the session's.
-    if (!m.connection && !sdp.connection) emit(ConnectionLine(plan.local.ip));
-    for (const String& line : m.lines) {
-      const std::string_view l = View(line);
-      if (l[0] == 'c') {
-        emit(ConnectionLine(plan.local.ip));
-      } else if (!Replaced(l)) {
-        emit(l);
-      }
-    }
-    // RFC 8843 §9.2: an answer names the offer's mid; generate-mid adds one.
-    if (!plan.mid.empty() && !m.mid) emit(absl::StrCat("a=mid:", plan.mid));
-    // RFC 5761 §5.1.1 (rtcp-mux), RFC 3605 (a=rtcp when RTCP has its own port).
-    if (plan.rtcp_mux) {
-      emit("a=rtcp-mux");
-    } else {
-      emit(absl::StrCat("a=rtcp:", plan.local.port + 1));
-    }
-    if (plan.webrtc) EmitWebrtc(*plan.webrtc, emit);
-    for (const SdpCrypto& c : plan.crypto) {
-      String line("a=crypto:");
-      const std::string tag = std::to_string(c.tag);
-      line.append(tag.data(), tag.size());
-      line += ' ';
-      line += c.value;
-      emit(View(line));
-      memory::WipeMemory(line.data(), line.size());
-    }
+    EmitSection(sdp, m, plans[i], emit);
   }
   return out;
 }
