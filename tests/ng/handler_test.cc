@@ -1172,7 +1172,10 @@ TEST_F(HandlerWebrtcTest, PlainPhoneOffersToABrowser) {
   // A browser answering passive as well is refused before anything changes.
   Value both = handler_->Handle(Request("answer", BrowserSdp("passive"), kToSip, true));
   EXPECT_EQ(S(both.Find("result")), "error");
-  EXPECT_THAT(S(both.Find("error-reason")), HasSubstr("both sides are passive"));
+  // Found by the handler before any update (the session manager would
+  // refuse it only after the phone's leg had taken the answer).
+  EXPECT_THAT(S(both.Find("error-reason")),
+              HasSubstr("DTLS=passive and the peer's a=setup:passive: both sides are passive"));
   EXPECT_EQ(web.dtls_updates + web.ice_updates, 0);
 
   ng::Sdp to_phone = Reply(handler_->Handle(Request("answer", BrowserSdp("active"), kToSip, true)), &text);
