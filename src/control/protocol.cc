@@ -227,21 +227,33 @@ absl::Status ReadRocOnRekey(const Json& v, const std::string& path, RocOnRekey* 
   return absl::OkStatus();
 }
 
-// {"setup": "actpass"|"active"|"passive", "fingerprints": ["sha-256 AB:..", ...]}.
-// The fingerprints' syntax is the session manager's to check (RFC 8122 §5).
+// {"setup": "actpass"|"active"|"passive", "fingerprints": ["sha-256 AB:..", ...],
+//  "local_setup": "active"|"passive" (optional)}; setup and fingerprints
+// both left out when the peer answers later.
+// The fingerprints' syntax and the two setups' agreement are the session
+// manager's to check (RFC 8122 §5, RFC 4145 §4).
 absl::Status DecodeDtls(const Json& v, const std::string& path, DtlsSpec* out) {
   if (!v.is_object()) return InvalidArgument(path, "must be {\"setup\": ..., \"fingerprints\": [...]}");
-  if (absl::Status s = CheckFields(v, path, {"setup", "fingerprints"}, ErrorCode::kInvalidArgument);
+  if (absl::Status s = CheckFields(v, path, {"setup", "fingerprints", "local_setup"},
+                                   ErrorCode::kInvalidArgument);
       !s.ok()) {
     return s;
   }
   const Json* setup = Find(v, "setup");
+  const Json* fps = Find(v, "fingerprints");
+  if (const Json* local = Find(v, "local_setup"); local != nullptr) {
+    if (!(*local == "active" || *local == "passive")) {
+      return InvalidArgument(path + ".local_setup", "must be \"active\" or \"passive\"");
+    }
+    out->local_setup = local->get<std::string>();
+  }
+  // Neither: Sluice offers, and the peer's answer comes in an update.
+  if (setup == nullptr && fps == nullptr) return absl::OkStatus();
   if (setup == nullptr || !(*setup == "actpass" || *setup == "active" || *setup == "passive")) {
     return InvalidArgument(path + ".setup",
                            "required: the peer's a=setup, \"actpass\", \"active\" or \"passive\"");
   }
   out->setup = setup->get<std::string>();
-  const Json* fps = Find(v, "fingerprints");
   if (fps == nullptr || !fps->is_array() || fps->empty() || fps->size() > kMaxFingerprints) {
     return InvalidArgument(path + ".fingerprints",
                            absl::StrCat("required: 1 to ", kMaxFingerprints,

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "sluice/memory/wiping_allocator.h"
 #include "sluice/ng/flags.h"
+#include "sluice/ng/webrtc_media.h"
 #include "sluice/srtp/master_key.h"
 #include "sluice/srtp/sdes.h"
 
@@ -29,7 +30,12 @@ constexpr size_t kMaxCallIdForName = 100;
 std::string Str(const Value* v) { return v && v->is_string() ? std::string(v->str()) : std::string(); }
 
 bool RtpProfile(std::string_view proto) {
-  return proto == "RTP/AVP" || proto == "RTP/SAVP" || proto == "RTP/AVPF" || proto == "RTP/SAVPF";
+  return proto == "RTP/AVP" || proto == "RTP/SAVP" || proto == "RTP/AVPF" || proto == "RTP/SAVPF" ||
+         proto == "UDP/TLS/RTP/SAVP" || proto == "UDP/TLS/RTP/SAVPF";
+}
+
+bool DtlsProfile(std::string_view proto) {
+  return proto == "UDP/TLS/RTP/SAVP" || proto == "UDP/TLS/RTP/SAVPF";
 }
 
 // Sluice's send key for one suite, as an SDES attribute value.
@@ -104,6 +110,15 @@ struct Handler::Stream {
   // use (a repeat of one of those is no re-key).
   std::vector<srtp::KeyFingerprint> used_keys;
   std::optional<srtp::KeyFingerprint> in_use[2][2];  // [leg][0 rx, 1 tx]
+  // A WebRTC leg (DTLS-SRTP and/or ICE-lite): what its peer's SDP last
+  // gave it (a re-offer that repeats it starts no handshake and no ICE
+  // restart) and Sluice's side, as the session's last reply showed it.
+  struct Transport {
+    bool dtls = false, ice = false;
+    PeerTransport peer;
+    std::optional<WebrtcRewrite> local;
+  };
+  Transport transport[2];
 };
 
 // What an offer left for its answer to settle, per media section.
@@ -120,6 +135,16 @@ struct Handler::OfferedMedia {
   bool on_hold = false;  // a=sendonly, a=recvonly or a=inactive (Sdp::OnHold)
   // The offerer's rollover counter rule on a re-key (SDES-ROC-reset/-keep).
   std::optional<control::RocOnRekey> offerer_roc;
+  // WebRTC: the offerer's DTLS-SRTP and ICE (from its SDP), and what Sluice
+  // offers the answerer (from the flags): DTLS with this a=setup ("" lets
+  // the answer pick), ICE-lite.
+  bool offerer_dtls = false, offerer_ice = false;
+  PeerTransport offerer_transport;
+  bool answerer_dtls = false, answerer_ice = false;
+  std::string answerer_setup;
+  std::string answer_proto;             // the transport written toward the answerer
+  std::optional<std::string> offer_mid;  // the answer to the offerer names it (RFC 8843 §9.2)
+  std::string generated_mid;             // generate-mid, toward the answerer
 };
 
 // One dialog of a call: the offerer's side and one branch toward the
@@ -168,6 +193,7 @@ struct Handler::Request {
   std::set<std::string> flags;
   std::vector<std::string> sdes, rtcp_mux, replace, direction;
   std::string transport, interface, ice, dtls;
+  WebrtcFlags webrtc;  // from ice and dtls
   std::optional<packet::IpAddress> received_from;
   // "address-family" (4, 6; 0: not given): the family of the leg that the
   // rewritten SDP advertises; "media-address": the address written into it
@@ -204,6 +230,8 @@ struct Handler::Request {
 // What an answer changes in one media section's session.
 struct Handler::AnswerUpdates {
   control::UpdateRequest answerer_update, offerer_update;
+  // What the peers' SDPs gave the legs, recorded once the updates applied.
+  std::optional<PeerTransport> answerer_peer, offerer_peer;
 };
 
 namespace {
@@ -272,6 +300,14 @@ std::pair<const SdpCrypto*, const SdpCrypto*> PickAnsweredCrypto(
     if (ours != nullptr) return {&c, ours};
   }
   return {nullptr, nullptr};
+}
+
+// RFC 4145 §4: one side is active, the other passive. Found before any
+// update is applied (the session manager would refuse it half way).
+absl::Status BothSides(size_t i, const std::string& setup) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "media section ", i + 1, ": DTLS=", setup, " and the peer's a=setup:", setup,
+      ": both sides are ", setup, " (RFC 4145 §4: one side is active, the other passive)"));
 }
 
 // The fingerprint of an SDES key (none for other kinds), or why it does
@@ -515,7 +551,8 @@ Value Handler::Handle(const Value& request) {
       "trust-address", "symmetric", "strict-source", "recrypt", "asymmetric", "fatal",
       "SIP-source-address", "to-tag",
       "SDES-AES192-legacy-KDF", "SDES-AES192-legacy-KDF-answerer", "SDES-ROC-reset",
-      "SDES-ROC-keep"};
+      "SDES-ROC-keep", "generate-mid"};
+  r.webrtc = ParseWebrtcFlags(r.ice, r.dtls);
   if (r.Flag("SDES-ROC-reset") && r.Flag("SDES-ROC-keep")) {
     return Error(reply, "SDES-ROC-reset and SDES-ROC-keep contradict each other");
   }
@@ -636,7 +673,8 @@ Value Handler::Offer(Request& r, Value& reply) {
   const std::string transport = r.transport == "accept" ? std::string() : r.transport;
   if (!transport.empty() && !RtpProfile(transport)) {
     return Error(reply, absl::StrCat("transport-protocol: ", transport.substr(0, 32),
-                                     " is not one of RTP/AVP, RTP/SAVP, RTP/AVPF, RTP/SAVPF"));
+                                     " is not one of RTP/AVP, RTP/SAVP, RTP/AVPF, RTP/SAVPF, "
+                                     "UDP/TLS/RTP/SAVP, UDP/TLS/RTP/SAVPF"));
   }
   auto found = calls_.find(r.call_id);
   const bool new_call = found == calls_.end();
@@ -662,7 +700,7 @@ Value Handler::Offer(Request& r, Value& reply) {
   absl::StatusOr<int> offerer = OffererSide(branch, r.from_tag);
   // Plan every section before touching any session.
   absl::StatusOr<std::vector<OfferedMedia>> offered =
-      offerer.ok() ? PlanOffer(*sdp, policy, transport, r.MediaSource())
+      offerer.ok() ? PlanOffer(*sdp, policy, r, transport)
                    : absl::StatusOr<std::vector<OfferedMedia>>(offerer.status());
   if (offered.ok()) {
     for (OfferedMedia& o : *offered) o.offerer_roc = r.RocRule();
@@ -678,7 +716,7 @@ Value Handler::Offer(Request& r, Value& reply) {
     return Error(reply, created);
   }
   branch.offer_reply =
-      RewriteForAnswerer(r, *sdp, *offered, branch.streams, 1 - *offerer, transport);
+      RewriteForAnswerer(r, *sdp, *offered, branch.streams, 1 - *offerer);
   branch.offer_digest = digest;
   branch.answer_digest.clear();
   branch.answer_reply.clear();
@@ -699,13 +737,8 @@ void Handler::WarnIgnoredOfferFlags(const SdesPolicy& policy, Request& r) {
     r.warnings.push_back(
         absl::StrCat("SDES flags ignored: ", absl::StrJoin(policy.ignored, ", ")));
   }
-  if (!r.ice.empty() && r.ice != "remove") {
-    r.warnings.push_back(
-        absl::StrCat("ICE=", r.ice.substr(0, 32), " not supported: ICE attributes removed"));
-  }
-  if (!r.dtls.empty() && r.dtls != "off" && r.dtls != "no") {
-    r.warnings.push_back(
-        absl::StrCat("DTLS=", r.dtls.substr(0, 32), " not supported: DTLS-SRTP is off"));
+  if (!r.webrtc.ignored.empty()) {
+    r.warnings.push_back(absl::StrCat("ignored: ", absl::StrJoin(r.webrtc.ignored, ", ")));
   }
 }
 
@@ -767,8 +800,7 @@ absl::StatusOr<size_t> Handler::AnswerBranch(Call& call, const Request& r) {
 }
 
 absl::StatusOr<std::vector<Handler::OfferedMedia>> Handler::PlanOffer(
-    const Sdp& sdp, const SdesPolicy& policy, const std::string& transport,
-    const std::optional<packet::IpAddress>& media_source) {
+    const Sdp& sdp, const SdesPolicy& policy, const Request& r, const std::string& transport) {
   std::vector<OfferedMedia> offered(sdp.media.size());
   for (size_t i = 0; i < sdp.media.size(); ++i) {
     const SdpMedia& m = sdp.media[i];
@@ -784,15 +816,48 @@ absl::StatusOr<std::vector<Handler::OfferedMedia>> Handler::PlanOffer(
     if (o.offerer_srtp) {
       if (absl::Status s = AcceptOffererCrypto(i, m, policy, o); !s.ok()) return s;
     }
-    const std::string out_proto = transport.empty() ? m.proto : transport;
-    o.answerer_srtp = WithSrtp(out_proto, true) == out_proto;
+    o.answer_proto = transport.empty() ? m.proto : transport;
+    o.answerer_srtp = !DtlsProfile(o.answer_proto) && WithSrtp(o.answer_proto, true) == o.answer_proto;
     if (o.answerer_srtp) {
       if (absl::Status s = OfferCryptoToAnswerer(i, m, policy, o); !s.ok()) return s;
     }
-    o.offerer_remote = PeerEndpoint(sdp, i, media_source);
+    if (absl::Status s = PlanWebrtc(i, m, r, o); !s.ok()) return s;
+    o.offerer_remote = PeerEndpoint(sdp, i, r.MediaSource());
     o.on_hold = sdp.OnHold(i);
   }
   return offered;
+}
+
+// The WebRTC side of an offered section: the offerer's DTLS-SRTP (its
+// fingerprint and setup) and ICE (taken up only with DTLS: on an SDES or
+// plain section the answer carries no ICE, and RFC 8445 §5.1.1.1 has the
+// offerer go on without it); toward the answerer, DTLS-SRTP for a UDP/TLS
+// transport and ICE-lite as the ICE flag says (default: with DTLS only).
+absl::Status Handler::PlanWebrtc(size_t i, const SdpMedia& m, const Request& r, OfferedMedia& o) {
+  o.offer_mid = m.mid;
+  if (!m.mid && r.Flag("generate-mid")) o.generated_mid = std::to_string(i);
+  if (m.dtls()) {
+    absl::StatusOr<PeerTransport> peer = PeerTransportOf(m, i + 1, /*answer=*/false);
+    if (!peer.ok()) return peer.status();
+    o.offerer_dtls = true;
+    o.offerer_ice = m.ice();
+    o.offerer_transport = std::move(*peer);
+  }
+  o.answerer_dtls = DtlsProfile(o.answer_proto);
+  if (o.answerer_dtls && r.webrtc.dtls_off) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "media section ", i + 1, ": DTLS=off with transport ", o.answer_proto,
+        ", which is DTLS-SRTP (RFC 5764 §8)"));
+  }
+  o.answerer_setup = r.webrtc.dtls_setup;
+  o.answerer_ice = r.webrtc.ice == WebrtcFlags::Ice::kForce ||
+                   (r.webrtc.ice == WebrtcFlags::Ice::kDefault && o.answerer_dtls);
+  if (o.answerer_dtls && !o.answerer_ice) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "media section ", i + 1, ": DTLS-SRTP toward the answerer needs ICE (ICE=remove): "
+        "Sluice learns a DTLS answerer's address from its checks"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Handler::AcceptOffererCrypto(size_t i, const SdpMedia& m,
@@ -852,10 +917,14 @@ absl::Status Handler::CreateSessions(const Request& r, const Sdp& sdp,
   if (call.streams.size() < sdp.media.size()) call.streams.resize(sdp.media.size());
   for (size_t i = 0; i < sdp.media.size(); ++i) {
     Stream& stream = call.streams[i];
-    if (!offered[i].enabled || !stream.session.empty()) continue;
+    absl::Status kept = offered[i].enabled && !stream.session.empty()
+                            ? KeepsTransports(i, offered[i], stream, offerer)
+                            : absl::OkStatus();
+    if (!offered[i].enabled || (!stream.session.empty() && kept.ok())) continue;
     const control::CreateRequest create =
         SessionRequest(r, i, sdp.media[i], offered[i], offerer, branch);
-    absl::StatusOr<control::SessionInfo> info = operations_.Create(create);
+    absl::StatusOr<control::SessionInfo> info =
+        kept.ok() ? operations_.Create(create) : absl::StatusOr<control::SessionInfo>(kept);
     if (!info.ok()) {
       for (const std::string& name : created) operations_.Delete(name).IgnoreError();
       call.streams.resize(old_streams);
@@ -867,9 +936,31 @@ absl::Status Handler::CreateSessions(const Request& r, const Sdp& sdp,
       RememberKeys(stream, static_cast<int>(leg), create.legs[leg].rx, create.legs[leg].tx);
     }
     for (int leg = 0; leg < 2; ++leg) {
+      const control::LegRequest& l = create.legs[static_cast<size_t>(leg)];
       stream.local[leg] = info->legs[static_cast<size_t>(leg)].local;
-      stream.rtcp_mux[leg] = create.legs[static_cast<size_t>(leg)].rtcp == control::RtcpMode::kMux;
+      stream.rtcp_mux[leg] = l.rtcp == control::RtcpMode::kMux;
+      Stream::Transport& t = stream.transport[leg];
+      t.dtls = l.dtls.has_value();
+      t.ice = l.ice.has_value();
+      t.local = LocalTransportOf(info->legs[static_cast<size_t>(leg)]);
     }
+    if (offered[i].offerer_dtls) stream.transport[offerer].peer = offered[i].offerer_transport;
+  }
+  return absl::OkStatus();
+}
+
+// A re-offer keeps each leg's kind: a WebRTC leg stays one (its keys come
+// from its handshake), and a leg without DTLS or ICE gets none.
+absl::Status Handler::KeepsTransports(size_t i, const OfferedMedia& o, const Stream& stream,
+                                      int offerer) {
+  const Stream::Transport& off = stream.transport[offerer];
+  const Stream::Transport& ans = stream.transport[1 - offerer];
+  if (off.dtls != o.offerer_dtls || off.ice != o.offerer_ice || ans.dtls != o.answerer_dtls ||
+      ans.ice != o.answerer_ice) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "media section ", i + 1, ": a re-offer cannot turn DTLS-SRTP or ICE on or off on a leg "
+        "(", off.dtls ? "DTLS" : "no DTLS", off.ice ? " with ICE" : "", " toward the offerer, ",
+        ans.dtls ? "DTLS" : "no DTLS", ans.ice ? " with ICE" : "", " toward the answerer)"));
   }
   return absl::OkStatus();
 }
@@ -900,13 +991,26 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
     l.strict_source = r.Flag("strict-source");
   }
   control::LegRequest& off = create.legs[static_cast<size_t>(offerer)];
+  control::LegRequest& ans = create.legs[static_cast<size_t>(answerer)];
   off.remote = o.offerer_remote;
   if (o.offerer_srtp) {
     off.rx = Sdes(o.offerer_rx);
     off.tx = Sdes(o.offerer_tx);
   }
-  if (o.answerer_srtp) {
-    create.legs[static_cast<size_t>(answerer)].tx = Sdes(o.offered.front().value);
+  if (o.answerer_srtp) ans.tx = Sdes(o.offered.front().value);
+  // WebRTC legs: the offerer's peer is known, the answerer's comes with its
+  // answer (DtlsSpec without setup and fingerprints). An ICE leg's peer is
+  // the address its checks select, and a browser requires rtcp-mux
+  // (RFC 8829 §5.1.3 rtcpMuxPolicy "require").
+  if (o.offerer_dtls) off.dtls = DtlsSpecOf(o.offerer_transport, "");
+  if (o.offerer_ice) {
+    off.ice = IceSpecOf(o.offerer_transport, false);
+    off.remote.reset();
+  }
+  if (o.answerer_dtls) ans.dtls.emplace().local_setup = o.answerer_setup;
+  if (o.answerer_ice) {
+    ans.ice.emplace();
+    ans.rtcp = control::RtcpMode::kMux;
   }
   create.legs[static_cast<size_t>(answerer)].await_answer = true;
   create.legs[static_cast<size_t>(answerer)].family = r.address_family;
@@ -921,8 +1025,7 @@ control::CreateRequest Handler::SessionRequest(const Request& r, size_t i, const
 
 String Handler::RewriteForAnswerer(const Request& r, const Sdp& sdp,
                                    const std::vector<OfferedMedia>& offered,
-                                   const std::vector<Stream>& streams, int answerer,
-                                   const std::string& transport) {
+                                   const std::vector<Stream>& streams, int answerer) {
   std::vector<MediaRewrite> plans(sdp.media.size());
   for (size_t i = 0; i < sdp.media.size(); ++i) {
     if (!offered[i].enabled) continue;
@@ -930,9 +1033,17 @@ String Handler::RewriteForAnswerer(const Request& r, const Sdp& sdp,
     plans[i].local = stream.local[answerer];
     if (r.media_address) plans[i].local.ip = *r.media_address;
     plans[i].rtcp_mux = stream.rtcp_mux[answerer];
-    plans[i].proto = WithSrtp(transport.empty() ? sdp.media[i].proto : transport,
-                              offered[i].answerer_srtp);
-    plans[i].crypto = offered[i].offered;
+    const OfferedMedia& o = offered[i];
+    plans[i].proto = o.answerer_dtls ? o.answer_proto : WithSrtp(o.answer_proto, o.answerer_srtp);
+    plans[i].crypto = o.offered;
+    plans[i].webrtc = stream.transport[answerer].local;
+    // RFC 8842 §5.5: an offer says actpass unless a role is forced (DTLS=);
+    // the answer picks, and a re-offer's answer that keeps its role and
+    // fingerprint starts no new handshake.
+    if (plans[i].webrtc && !plans[i].webrtc->fingerprint.empty()) {
+      plans[i].webrtc->setup = o.answerer_setup.empty() ? "actpass" : o.answerer_setup;
+    }
+    plans[i].mid = o.generated_mid;
   }
   return RewriteSdp(sdp, plans, RewriteOptionsFor(r.replace));
 }
@@ -1001,6 +1112,9 @@ absl::StatusOr<std::vector<std::optional<Handler::AnswerUpdates>>> Handler::Plan
         AnswererUpdate(r, sdp, i, o, stream, 1 - call.offerer);
     if (!answerer.ok()) return answerer.status();
     u.answerer_update = std::move(*answerer);
+    if (absl::Status s = AnswererWebrtc(i, sdp.media[i], o, stream, 1 - call.offerer, u); !s.ok()) {
+      return s;
+    }
     // Either side's direction puts the section on hold (RFC 3264 §8.4), and
     // a=sendrecv on both takes it off.
     u.answerer_update.hold = o.on_hold || sdp.OnHold(i);
@@ -1013,9 +1127,38 @@ absl::StatusOr<std::vector<std::optional<Handler::AnswerUpdates>>> Handler::Plan
     }
     b.remote = o.offerer_remote;
     b.roc_on_rekey = o.offerer_roc;
+    if (absl::Status s = OffererWebrtcUpdate(i, r, o, stream, call.offerer, u); !s.ok()) return s;
     updates[i] = std::move(u);
   }
   return updates;
+}
+
+// The offerer's WebRTC leg at the answer: a new fingerprint or setup in
+// its (re-)offer is a new handshake, make-before-break (RFC 8842 §5.2), as
+// is a DTLS= role forced by the answer's flags that the leg does not have;
+// new ICE credentials are an ICE restart (RFC 8445 §9), and Sluice's new
+// ones go in this answer.
+absl::Status Handler::OffererWebrtcUpdate(size_t i, const Request& r, const OfferedMedia& o,
+                                          const Stream& stream, int offerer, AnswerUpdates& u) {
+  const Stream::Transport& leg = stream.transport[offerer];
+  if (!o.offerer_dtls) return absl::OkStatus();
+  if (o.offerer_transport.setup == r.webrtc.dtls_setup) {
+    return BothSides(i, r.webrtc.dtls_setup);
+  }
+  control::UpdateRequest& b = u.offerer_update;
+  const std::string current = leg.local ? leg.local->setup : "";
+  const bool forced = !r.webrtc.dtls_setup.empty() && r.webrtc.dtls_setup != current;
+  if (!o.offerer_transport.SameDtls(leg.peer) || forced) {
+    b.dtls = DtlsSpecOf(o.offerer_transport, r.webrtc.dtls_setup);
+  }
+  if (o.offerer_ice) {
+    b.remote.reset();
+    if (!o.offerer_transport.SameIce(leg.peer)) {
+      b.ice = IceSpecOf(o.offerer_transport, /*restart=*/!leg.peer.ufrag.empty());
+    }
+  }
+  u.offerer_peer = o.offerer_transport;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<control::UpdateRequest> Handler::AnswererUpdate(Request& r, const Sdp& sdp,
@@ -1047,6 +1190,49 @@ absl::StatusOr<control::UpdateRequest> Handler::AnswererUpdate(Request& r, const
   }
   a.remote = PeerEndpoint(sdp, i, r.MediaSource());
   return a;
+}
+
+// The answerer's WebRTC leg: its answer must take DTLS-SRTP where Sluice
+// offered it (with its fingerprint and a role, RFC 5763 §5); a setup or
+// fingerprint other than the leg holds starts its handshake (the first
+// answer, or a re-offer's answer that changes them), and its ICE
+// credentials are the peer's for the checks.
+absl::Status Handler::AnswererWebrtc(size_t i, const SdpMedia& m, const OfferedMedia& o,
+                                     const Stream& stream, int answerer, AnswerUpdates& u) {
+  const Stream::Transport& leg = stream.transport[answerer];
+  control::UpdateRequest& a = u.answerer_update;
+  if (!o.answerer_dtls && !o.answerer_ice) {
+    if (m.dtls()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "media section ", i + 1, ": the answer is DTLS-SRTP where the offer was not"));
+    }
+    return absl::OkStatus();
+  }
+  PeerTransport peer;
+  if (o.answerer_dtls) {
+    if (!m.dtls()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "media section ", i + 1, ": the answer declines DTLS-SRTP (", m.proto.substr(0, 32),
+          " to an offer of ", o.answer_proto, ")"));
+    }
+    absl::StatusOr<PeerTransport> p = PeerTransportOf(m, i + 1, /*answer=*/true);
+    if (!p.ok()) return p.status();
+    peer = std::move(*p);
+    if (peer.setup == o.answerer_setup) return BothSides(i, peer.setup);
+    if (!peer.SameDtls(leg.peer)) a.dtls = DtlsSpecOf(peer, o.answerer_setup);
+  } else {
+    peer.ufrag = m.ice_ufrag;
+    peer.pwd = m.ice_pwd;
+  }
+  if (o.answerer_ice && !m.ice()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "media section ", i + 1, ": the answer has no a=ice-ufrag and a=ice-pwd, and Sluice "
+        "offered ICE (RFC 8839 §5.4)"));
+  }
+  if (o.answerer_ice && !peer.SameIce(leg.peer)) a.ice = IceSpecOf(peer, false);
+  if (o.answerer_ice) a.remote.reset();  // the checks select the peer
+  u.answerer_peer = std::move(peer);
+  return absl::OkStatus();
 }
 
 absl::Status Handler::CheckAnswer(const std::vector<std::optional<AnswerUpdates>>& updates,
@@ -1103,8 +1289,16 @@ absl::Status Handler::ApplyAnswer(const std::vector<std::optional<AnswerUpdates>
          {&updates[i]->offerer_update, &updates[i]->answerer_update}) {
       absl::StatusOr<control::SessionInfo> info = operations_.Update(*u);
       const bool offerer = u == &updates[i]->offerer_update;
+      const int leg = offerer ? call.offerer : 1 - call.offerer;
       if (info.ok()) {
-        RememberKeys(call.streams[i], offerer ? call.offerer : 1 - call.offerer, u->rx, u->tx);
+        RememberKeys(call.streams[i], leg, u->rx, u->tx);
+        Stream::Transport& t = call.streams[i].transport[leg];
+        const std::optional<PeerTransport>& peer =
+            offerer ? updates[i]->offerer_peer : updates[i]->answerer_peer;
+        if (peer) t.peer = *peer;
+        if (static_cast<size_t>(leg) < info->legs.size()) {
+          t.local = LocalTransportOf(info->legs[static_cast<size_t>(leg)]);
+        }
       } else {
         return absl::Status(
             info.status().code(),
@@ -1131,6 +1325,8 @@ String Handler::RewriteForOfferer(const Request& r, Sdp& sdp, const Branch& call
     plans[i].rtcp_mux = stream.rtcp_mux[call.offerer];
     plans[i].proto = o.offer_proto;
     if (o.offerer_srtp) plans[i].crypto.push_back({o.accepted_tag, "", o.offerer_tx});
+    plans[i].webrtc = stream.transport[call.offerer].local;
+    plans[i].mid = o.offer_mid.value_or("");
   }
   return RewriteSdp(sdp, plans, RewriteOptionsFor(r.replace));
 }

@@ -55,13 +55,14 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 }
 
 // Attributes Sluice owns in what it writes: the peer's are dropped, Sluice's
-// own are added. ICE (RFC 8839) and DTLS-SRTP (RFC 5763, RFC 8842) go because
-// Sluice is neither an ICE agent nor a DTLS endpoint.
+// own are added. ICE (RFC 8839) and DTLS-SRTP (RFC 5763, RFC 8842) are
+// between Sluice and each peer, never passed from one to the other; BUNDLE
+// (RFC 8843) is not offered or accepted.
 bool Replaced(std::string_view line) {
-  static constexpr std::array<std::string_view, 13> kPrefixes = {
+  static constexpr std::array<std::string_view, 14> kPrefixes = {
       "a=crypto:", "a=rtcp:", "a=candidate:", "a=ice-ufrag:", "a=ice-pwd:", "a=ice-options:",
       "a=remote-candidates:", "a=fingerprint:", "a=setup:", "a=tls-id:", "a=ice-pacing:",
-      "a=rtcp-mux-only", "a=ice-mismatch"};
+      "a=rtcp-mux-only", "a=ice-mismatch", "a=group:BUNDLE"};
   static constexpr std::array<std::string_view, 4> kExact = {"a=rtcp-mux", "a=ice-lite",
                                                              "a=end-of-candidates", "a=ice2"};
   for (std::string_view p : kPrefixes) {
@@ -120,6 +121,27 @@ absl::StatusOr<SdpCrypto> ParseCryptoLine(size_t number, std::string_view line) 
   return c;
 }
 
+// The WebRTC transport attributes of section `m`, or of the session
+// (kept in `sdp.session_transport` until the sections inherit them).
+void PickOutWebrtc(std::string_view line, Sdp& sdp, SdpMedia* m) {
+  SdpMedia& to = m != nullptr ? *m : sdp.session_transport;
+  auto value = [&](std::string_view name) { return line.substr(name.size()); };
+  if (StartsWith(line, "a=setup:")) {
+    to.setup = std::string(value("a=setup:"));
+  } else if (StartsWith(line, "a=fingerprint:")) {
+    to.fingerprints.emplace_back(value("a=fingerprint:"));
+  } else if (StartsWith(line, "a=ice-ufrag:")) {
+    to.ice_ufrag = std::string(value("a=ice-ufrag:"));
+  } else if (StartsWith(line, "a=ice-pwd:")) {
+    const std::string_view pwd = value("a=ice-pwd:");
+    to.ice_pwd.assign(pwd.data(), pwd.size());
+  } else if (m != nullptr && StartsWith(line, "a=mid:")) {
+    m->mid = std::string(value("a=mid:"));
+  } else if (m == nullptr && StartsWith(line, "a=group:BUNDLE")) {
+    sdp.bundle = true;
+  }
+}
+
 // The fields Sluice rewrites or reads, from a line other than m=: c= and
 // the direction (of the session or of section `m`), and a=rtcp, a=rtcp-mux
 // and a=crypto of section `m`.
@@ -150,13 +172,28 @@ absl::Status PickOutFields(size_t number, std::string_view line, Sdp& sdp, SdpMe
     absl::StatusOr<SdpCrypto> c = ParseCryptoLine(number, line);
     if (!c.ok()) return c.status();
     m->crypto.push_back(std::move(*c));
+  } else {
+    PickOutWebrtc(line, sdp, m);
   }
   return absl::OkStatus();
+}
+
+// Session-level setup, fingerprints and ICE credentials apply to the
+// sections without their own (RFC 8839 §5.4, RFC 8122 §5).
+void InheritSessionTransport(const SdpMedia& session, SdpMedia& m) {
+  if (m.setup.empty()) m.setup = session.setup;
+  if (m.fingerprints.empty()) m.fingerprints = session.fingerprints;
+  if (m.ice_ufrag.empty() && m.ice_pwd.empty()) {
+    m.ice_ufrag = session.ice_ufrag;
+    m.ice_pwd = session.ice_pwd;
+  }
 }
 
 }  // namespace
 
 bool SdpMedia::secure() const { return proto == "RTP/SAVP" || proto == "RTP/SAVPF"; }
+
+bool SdpMedia::dtls() const { return proto == "UDP/TLS/RTP/SAVP" || proto == "UDP/TLS/RTP/SAVPF"; }
 
 std::optional<packet::IpAddress> Sdp::Address(size_t i) const {
   if (i < media.size() && media[i].connection) return media[i].connection;
@@ -201,6 +238,7 @@ absl::StatusOr<Sdp> ParseSdp(std::string_view text) {
     (m != nullptr ? m->lines : sdp.session_lines).emplace_back(line.data(), line.size());
   }
   if (sdp.session_lines.empty()) return absl::InvalidArgumentError("sdp: empty body");
+  for (SdpMedia& m : sdp.media) InheritSessionTransport(sdp.session_transport, m);
   return sdp;
 }
 
@@ -264,6 +302,67 @@ std::vector<crypto::Suite> SuitesToOffer(const SdpMedia& peer, const SdesPolicy&
   return out;
 }
 
+namespace {
+
+// RFC 8839 §5.4 (credentials), §5.1 (candidates; Sluice's are host
+// candidates of the leg's own address), RFC 8122 §5 (fingerprint),
+// RFC 4145 §4 / RFC 5763 §5 (setup).
+template <typename Emit>
+void EmitWebrtc(const WebrtcRewrite& w, Emit& emit) {
+  if (!w.ice_ufrag.empty()) {
+    emit(absl::StrCat("a=ice-ufrag:", w.ice_ufrag));
+    String pwd("a=ice-pwd:");
+    pwd.append(w.ice_pwd.data(), w.ice_pwd.size());
+    emit(View(pwd));
+    for (const std::string& c : w.candidates) {
+      emit(StartsWith(c, "candidate:") ? absl::StrCat("a=", c) : absl::StrCat("a=candidate:", c));
+    }
+    emit("a=end-of-candidates");
+  }
+  if (!w.fingerprint.empty()) {
+    emit(absl::StrCat("a=fingerprint:", w.fingerprint));
+    emit(absl::StrCat("a=setup:", w.setup));
+  }
+}
+
+// An enabled section with Sluice's address, port, profile, RTCP, keys and
+// (on a WebRTC side) transport in place of the peer's.
+template <typename Emit>
+void EmitSection(const Sdp& sdp, const SdpMedia& m, const MediaRewrite& plan, Emit& emit) {
+  emit(absl::StrCat("m=", m.media, " ", plan.local.port, m.port_count, " ", plan.proto,
+                    m.formats.empty() ? "" : " ", m.formats));
+  // RFC 4566 §5.7: a section needs a c= of its own or the session's.
+  if (!m.connection && !sdp.connection) emit(ConnectionLine(plan.local.ip));
+  for (const String& line : m.lines) {
+    const std::string_view l = View(line);
+    if (l[0] == 'c') {
+      emit(ConnectionLine(plan.local.ip));
+    } else if (!Replaced(l)) {
+      emit(l);
+    }
+  }
+  // RFC 8843 §9.2: an answer names the offer's mid; generate-mid adds one.
+  if (!plan.mid.empty() && !m.mid) emit(absl::StrCat("a=mid:", plan.mid));
+  // RFC 5761 §5.1.1 (rtcp-mux), RFC 3605 (a=rtcp when RTCP has its own port).
+  if (plan.rtcp_mux) {
+    emit("a=rtcp-mux");
+  } else {
+    emit(absl::StrCat("a=rtcp:", plan.local.port + 1));
+  }
+  if (plan.webrtc) EmitWebrtc(*plan.webrtc, emit);
+  for (const SdpCrypto& c : plan.crypto) {
+    String line("a=crypto:");
+    const std::string tag = std::to_string(c.tag);
+    line.append(tag.data(), tag.size());
+    line += ' ';
+    line += c.value;
+    emit(View(line));
+    memory::WipeMemory(line.data(), line.size());
+  }
+}
+
+}  // namespace
+
 String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
                   const RewriteOptions& options) {
   String out;
@@ -298,6 +397,12 @@ String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
       emit(l);
     }
   }
+  // RFC 8839 §5.3: a lite agent says so at session level.
+  if (std::any_of(plans.begin(), plans.end(), [](const MediaRewrite& p) {
+        return p.webrtc && !p.webrtc->ice_ufrag.empty();
+      })) {
+    emit("a=ice-lite");
+  }
   for (size_t i = 0; i < sdp.media.size(); ++i) {
     const SdpMedia& m = sdp.media[i];
     if (m.disabled() || i >= plans.size()) {
@@ -310,34 +415,7 @@ String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
       }
       continue;
     }
-    const MediaRewrite& plan = plans[i];
-    emit(absl::StrCat("m=", m.media, " ", plan.local.port, m.port_count, " ", plan.proto,
-                      m.formats.empty() ? "" : " ", m.formats));
-    // RFC 4566 §5.7: a section needs a c= of its own or the session's.
-    if (!m.connection && !sdp.connection) emit(ConnectionLine(plan.local.ip));
-    for (const String& line : m.lines) {
-      const std::string_view l = View(line);
-      if (l[0] == 'c') {
-        emit(ConnectionLine(plan.local.ip));
-      } else if (!Replaced(l)) {
-        emit(l);
-      }
-    }
-    // RFC 5761 §5.1.1 (rtcp-mux), RFC 3605 (a=rtcp when RTCP has its own port).
-    if (plan.rtcp_mux) {
-      emit("a=rtcp-mux");
-    } else {
-      emit(absl::StrCat("a=rtcp:", plan.local.port + 1));
-    }
-    for (const SdpCrypto& c : plan.crypto) {
-      String line("a=crypto:");
-      const std::string tag = std::to_string(c.tag);
-      line.append(tag.data(), tag.size());
-      line += ' ';
-      line += c.value;
-      emit(View(line));
-      memory::WipeMemory(line.data(), line.size());
-    }
+    EmitSection(sdp, m, plans[i], emit);
   }
   return out;
 }

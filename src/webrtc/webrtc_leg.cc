@@ -47,11 +47,18 @@ WebRtcLeg::WebRtcLeg(WebRtcLegConfig config, EventFn emit)
       consent_timeout_ms_(config.consent_timeout_ms),
       emit_(std::move(emit)),
       has_ice_(agent_.has_value()),
-      has_dtls_(config.dtls != nullptr),
+      has_dtls_(config.dtls != nullptr || config.dtls_awaited),
       fingerprint_(std::move(config.fingerprint)),
       candidates_(has_ice_ ? CandidatesOf(local_) : std::vector<std::string>{}) {
   current_.endpoint = std::move(config.dtls);
   current_.id = id_;
+  if (current_.endpoint == nullptr && has_dtls_) {
+    control::LegInfo::Dtls awaited;
+    awaited.state = "new";
+    awaited.setup = config.awaited_setup;
+    awaited.fingerprint = fingerprint_;
+    snapshot_.dtls = std::move(awaited);
+  }
   Publish();
 }
 

@@ -76,22 +76,50 @@ uint64_t WebRtcLegs::Now() const {
                                    .count());
 }
 
-// Without ICE, Sluice takes the server's role when the peer lets it choose:
-// the handshake thread answers only addresses it has heard from, so it
-// cannot send the first flight to a peer that has not spoken yet, and a
-// peer that insists on being the server (passive) is refused.
+bool AwaitsPeer(const control::DtlsSpec& spec) {
+  return spec.setup.empty() && spec.fingerprints.empty();
+}
+
+namespace {
+
+// Sluice's own setup: the controller's (dtls.local_setup), else
+// `configured`. Without ICE, Sluice takes the server's role when it may
+// choose: the handshake thread answers only addresses it has heard from, so
+// it cannot send the first flight to a peer that has not spoken yet, and a
+// controller that forces Sluice active there is refused.
+absl::StatusOr<dtls::Setup> LocalSetup(const control::DtlsSpec& spec, bool with_ice,
+                                       dtls::Setup configured) {
+  dtls::Setup local = configured;
+  if (!spec.local_setup.empty()) {
+    const std::optional<dtls::Setup> forced = dtls::SetupFromName(spec.local_setup);
+    if (!forced || *forced == dtls::Setup::kActpass || *forced == dtls::Setup::kHoldconn) {
+      return absl::InvalidArgumentError("dtls.local_setup: must be \"active\" or \"passive\"");
+    }
+    local = *forced;
+  }
+  if (!with_ice && local == dtls::Setup::kActive) {
+    return absl::InvalidArgumentError(
+        "dtls.local_setup: active needs ice (without it Sluice cannot open the handshake to a "
+        "peer that has not spoken yet)");
+  }
+  if (!with_ice && local == dtls::Setup::kActpass) local = dtls::Setup::kPassive;
+  return local;
+}
+
+}  // namespace
+
+// A peer without ICE that insists on being the server (passive) is refused
+// for the same reason as LocalSetup's active.
 absl::StatusOr<std::unique_ptr<dtls::Endpoint>> WebRtcLegs::MakeEndpoint(
     const control::DtlsSpec& spec, bool with_ice) const {
-  dtls::Setup local = options_.local_setup;
-  if (!with_ice) {
-    if (spec.setup == "passive") {
-      return absl::InvalidArgumentError(
-          "dtls.setup: a peer without ice must be active or actpass (Sluice, passive, waits for "
-          "its first flight)");
-    }
-    if (local == dtls::Setup::kActpass) local = dtls::Setup::kPassive;
+  if (!with_ice && spec.setup == "passive") {
+    return absl::InvalidArgumentError(
+        "dtls.setup: a peer without ice must be active or actpass (Sluice, passive, waits for "
+        "its first flight)");
   }
-  absl::StatusOr<ParsedDtlsSpec> parsed = ParseDtlsSpec(spec, local);
+  absl::StatusOr<dtls::Setup> local = LocalSetup(spec, with_ice, options_.local_setup);
+  if (!local.ok()) return local.status();
+  absl::StatusOr<ParsedDtlsSpec> parsed = ParseDtlsSpec(spec, *local);
   if (!parsed.ok()) return parsed.status();
   dtls::EndpointOptions o;
   o.role = parsed->role;
@@ -141,7 +169,12 @@ absl::StatusOr<control::HandshakeView> WebRtcLegs::Add(
   config.remote = remote;
   config.consent_timeout_ms = options_.consent_timeout_ms;
   config.fingerprint = fingerprint_;
-  if (dtls) {
+  if (dtls && AwaitsPeer(*dtls)) {
+    absl::StatusOr<dtls::Setup> setup = LocalSetup(*dtls, ice.has_value(), options_.local_setup);
+    if (!setup.ok()) return setup.status();
+    config.dtls_awaited = true;
+    config.awaited_setup = std::string(dtls::SetupName(*setup));
+  } else if (dtls) {
     absl::StatusOr<std::unique_ptr<dtls::Endpoint>> e = MakeEndpoint(*dtls, ice.has_value());
     if (!e.ok()) return e.status();
     config.dtls = std::move(*e);

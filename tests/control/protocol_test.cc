@@ -116,7 +116,7 @@ constexpr char kFp[] =
 // credentials; an update re-keys by a new handshake or restarts ICE.
 TEST(DecodeRequest, DtlsAndIceLegs) {
   const std::string leg_a = absl::StrCat(
-      R"([{"name":"a","interface":"a","rtcp":"mux","dtls":{"setup":"actpass","fingerprints":[")",
+      R"([{"name":"a","interface":"a","rtcp":"mux","dtls":{"setup":"actpass","local_setup":"passive","fingerprints":[")",
       kFp, R"("]},"ice":{"ufrag":"Ab+/","pwd":"0123456789abcdefghij+/"}},)");
   absl::StatusOr<Request> r = DecodeRequest(CreateLine(
       leg_a + R"({"name":"b","interface":"b","rx":{"plain":true},"tx":{"plain":true},"ice":{}}])"));
@@ -124,6 +124,7 @@ TEST(DecodeRequest, DtlsAndIceLegs) {
   const auto& create = std::get<CreateRequest>(r->payload);
   ASSERT_TRUE(create.legs[0].dtls.has_value());
   EXPECT_EQ(create.legs[0].dtls->setup, "actpass");
+  EXPECT_EQ(create.legs[0].dtls->local_setup, "passive");
   EXPECT_THAT(create.legs[0].dtls->fingerprints, ::testing::ElementsAre(kFp));
   ASSERT_TRUE(create.legs[0].ice.has_value());
   EXPECT_EQ(create.legs[0].ice->ufrag, "Ab+/");
@@ -139,6 +140,17 @@ TEST(DecodeRequest, DtlsAndIceLegs) {
   const auto& update = std::get<UpdateRequest>(r->payload);
   ASSERT_TRUE(update.dtls.has_value());
   EXPECT_EQ(update.dtls->setup, "active");
+  EXPECT_TRUE(update.dtls->local_setup.empty()) << "absent: Sluice picks";
+
+  // Sluice offers first: neither the peer's setup nor its fingerprints yet.
+  r = DecodeRequest(CreateLine(
+      R"([{"name":"a","interface":"a","rtcp":"mux","dtls":{"local_setup":"passive"},"ice":{}},)"
+      R"({"name":"b","interface":"b","rx":{"plain":true},"tx":{"plain":true}}])"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& awaited = std::get<CreateRequest>(r->payload);
+  ASSERT_TRUE(awaited.legs[0].dtls.has_value());
+  EXPECT_TRUE(awaited.legs[0].dtls->setup.empty() && awaited.legs[0].dtls->fingerprints.empty());
+  EXPECT_EQ(awaited.legs[0].dtls->local_setup, "passive");
   ASSERT_TRUE(update.ice.has_value());
   EXPECT_TRUE(update.ice->restart);
   EXPECT_EQ(update.ice->ufrag, "wxyz");
@@ -151,6 +163,9 @@ TEST(DecodeRequest, DtlsAndIceLegs) {
       {CreateLine(absl::StrCat(R"([{"name":"a","interface":"a","dtls":{"setup":"holdconn","fingerprints":[")",
                                kFp, R"("]}},)", dtls_b)),
        "legs[0].dtls.setup: required: the peer's a=setup, \"actpass\", \"active\" or \"passive\""},
+      {CreateLine(absl::StrCat(R"([{"name":"a","interface":"a","dtls":{"setup":"active","local_setup":"actpass","fingerprints":[")",
+                               kFp, R"("]}},)", dtls_b)),
+       "legs[0].dtls.local_setup: must be \"active\" or \"passive\""},
       {CreateLine(R"([{"name":"a","interface":"a","dtls":{"setup":"active","fingerprints":[]}},)" + dtls_b),
        "legs[0].dtls.fingerprints: required: 1 to 8 of the peer's a=fingerprint values"},
       {CreateLine(R"([{"name":"a","interface":"a","dtls":{"setup":"active","fingerprints":[7]}},)" + dtls_b),

@@ -5,6 +5,10 @@
 // as SRTP on both legs through sluiced between libsrtp2 phones in their own
 // namespaces (every packet verified), a re-INVITE that re-keys, and a BYE
 // that deletes the session. A second call bridges a plain RTP side to SRTP.
+// WebRTC calls: aiortc (Debian python3-aiortc) as a browser behind
+// Kamailio's WebRTC flags (ICE=force DTLS=passive UDP/TLS/RTP/SAVPF toward
+// it, ICE=remove DTLS=off toward the SIP side) calls an SDES phone and a
+// plain phone, and an SDES phone calls it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,8 +19,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -29,6 +35,8 @@
 #include "harness.h"
 #include "kamailio.h"
 #include "ng_peer.h"
+#include "webrtc_peer_process.h"
+#include "webrtc_sdp.h"
 
 namespace sluice::testing {
 namespace {
@@ -237,6 +245,187 @@ TEST_F(KamailioRelayTest, PlainSideBridgedToSrtpSide) {
   ASSERT_THAT(bye, ::testing::StartsWith("BYE "));
   bob_.Send(Response(bye, "200 OK") + "Content-Length: 0\r\n\r\n");
   alice_.Receive();
+}
+
+// --- WebRTC: a browser (aiortc) and a SIP phone through Kamailio ---
+
+// A reason to skip when aiortc cannot run, else "".
+std::string MissingAiortc() {
+  if (std::system("/usr/bin/python3 -c 'import aiortc, numpy' >/dev/null 2>&1") == 0) return "";
+  return "python3-aiortc and python3-numpy are not installed (scripts/setup-deps installs them)";
+}
+
+class KamailioWebrtcTest : public KamailioRelayTest {
+ protected:
+  void SetUp() override {
+    KamailioRelayTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    if (const std::string missing = MissingAiortc(); !missing.empty()) {
+      GTEST_SKIP() << "skipped: " << missing;
+    }
+  }
+
+  // A new browser (a page) in the phone namespace of `side`.
+  void StartBrowser(int side) {
+    browser_.reset();
+    auto peer = PeerProcess::Start(
+        daemon_->topology(), daemon_->phone_ns(side),
+        {"/usr/bin/python3", SourcePath("tests/integration/webrtc_peer.py"), "--ip",
+         daemon_->phone_ip(side), "--tone", "1000", "--max-seconds", "90"});
+    ASSERT_TRUE(peer.ok()) << peer.status();
+    browser_ = std::move(*peer);
+    ASSERT_TRUE(browser_->Call({{"cmd", "hello"}}).value("ok", false)) << browser_->Log();
+  }
+
+  // The browser's media with the phone once its DTLS is up: the phone sends
+  // 100 RTP packets 20 ms apart; the browser takes 90 at least (each one
+  // through its SRTP, keyed by DTLS with Sluice), the phone 50 at least of
+  // the browser's, every one verified when it has keys.
+  void ExpectMedia(Phone& phone, const std::string& session, int web_leg) {
+    nlohmann::json up = browser_->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+    ASSERT_TRUE(up.value("ok", false)) << up.dump();
+    // The browser is connected once its DTLS is; Sluice's keys are in a
+    // control loop pass later (its receive suite is no longer "pending").
+    nlohmann::json get;
+    for (int i = 0; i < 100; ++i) {
+      get = control_.Call({{"op", "session.get"}, {"session", session}});
+      if (get["legs"][web_leg].value("rx_suite", "pending") != "pending") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(get["legs"][web_leg]["dtls"]["state"], "keyed") << get.dump();
+    ASSERT_TRUE(browser_->Call({{"cmd", "reset"}}).value("ok", false));
+    int rtp = 0, bad = 0;
+    for (int i = 0; i < 100; ++i) {
+      phone.SendNext();
+      // Raw, then unprotected as RTP or RTCP (RFC 5761 §4: payload types
+      // 200-207 are RTCP on a multiplexed port).
+      std::unique_ptr<LibsrtpPeer> keys = std::move(phone.recv);
+      std::vector<std::vector<uint8_t>> got = phone.Receive(20);
+      phone.recv = std::move(keys);
+      for (std::vector<uint8_t>& p : got) {
+        const bool rtcp = p.size() > 1 && p[1] >= 200 && p[1] <= 207;
+        if (phone.recv && (rtcp ? phone.recv->UnprotectRtcp(p) : phone.recv->UnprotectRtp(p)) !=
+                              srtp_err_status_ok) {
+          ++bad;
+        } else if (!rtcp) {
+          ++rtp;
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last ones in flight
+    nlohmann::json stats = browser_->Call({{"cmd", "stats"}});
+    EXPECT_GE(stats.value("rtp_in", 0), 90) << "phone to browser: " << stats.dump();
+    EXPECT_GE(rtp, 50) << "browser to phone";
+    EXPECT_EQ(bad, 0) << "packets the phone could not verify";
+  }
+
+  // BYE from alice; the session is gone.
+  void Hangup(Dialog& d) {
+    alice_.Send(d.Request("BYE", true) + "Content-Length: 0\r\n\r\n");
+    const std::string bye = bob_.Receive();
+    ASSERT_THAT(bye, ::testing::StartsWith("BYE "));
+    bob_.Send(Response(bye, "200 OK") + "Content-Length: 0\r\n\r\n");
+    EXPECT_THAT(alice_.Receive(), ::testing::StartsWith("SIP/2.0 200"));
+    nlohmann::json get = control_.Call({{"op", "session.get"}, {"session", d.call_id}});
+    EXPECT_EQ(get["error"]["code"], "not_found") << get.dump();
+  }
+
+  std::unique_ptr<PeerProcess> browser_;
+};
+
+// What Sluice gives a browser: DTLS-SRTP, ICE-lite, rtcp-mux, a mid; no
+// SDES key and no BUNDLE group.
+void ExpectWebrtcSdp(const std::string& sdp, const std::string& setup) {
+  for (const std::string has : {"UDP/TLS/RTP/SAVPF", "a=ice-lite\r\n", "a=fingerprint:sha-256 ",
+                                "a=ice-ufrag:", "a=candidate:", "a=rtcp-mux\r\n", "a=mid:"}) {
+    EXPECT_THAT(sdp, ::testing::HasSubstr(has));
+  }
+  EXPECT_THAT(sdp, ::testing::HasSubstr("a=setup:" + setup + "\r\n"));
+  EXPECT_THAT(sdp, ::testing::Not(::testing::HasSubstr("a=crypto")));
+  EXPECT_THAT(sdp, ::testing::Not(::testing::HasSubstr("BUNDLE")));
+}
+
+void ExpectSipSdp(const std::string& sdp, const std::string& proto) {
+  EXPECT_EQ(ViewSdp(sdp).proto, proto) << sdp;
+  for (const char* gone : {"a=ice-", "a=fingerprint", "a=setup", "a=candidate", "BUNDLE"}) {
+    EXPECT_THAT(sdp, ::testing::Not(::testing::HasSubstr(gone)));
+  }
+}
+
+// The browser calls: its offer (UDP/TLS/RTP/SAVPF, actpass) reaches the
+// phone as X-Sluice-Media asks, the phone's answer reaches the browser as
+// Sluice's DTLS-SRTP and ICE-lite (Sluice passive, as DTLS=passive says).
+TEST_F(KamailioWebrtcTest, BrowserCallsSdesPhoneAndPlainPhone) {
+  for (const bool sdes : {true, false}) {
+    SCOPED_TRACE(sdes ? "SDES phone" : "plain phone");
+    Dialog d{sdes ? "kam-web-sdes@127.0.0.1" : "kam-web-plain@127.0.0.1"};
+    const uint16_t port = sdes ? 41100 : 41110;
+    const std::string proto = sdes ? "RTP/SAVP" : "RTP/AVP";
+    const std::string kb = NewSdesKey();
+    Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), port, sdes ? 0xc1 : 0xc2);
+    StartBrowser(0);  // the caller's side
+    ASSERT_NE(browser_, nullptr);
+    nlohmann::json offer = browser_->Call({{"cmd", "offer"}});
+    ASSERT_TRUE(offer.value("ok", false)) << offer.dump();
+    auto [to_bob, to_alice] = OfferAnswer(
+        d,
+        WithBody(d.Request("INVITE", false, sdes ? "X-Sluice-Media: srtp\r\n" : ""),
+                 offer["sdp"].get<std::string>()),
+        PhoneSdp(daemon_->phone_ip(1), port, proto,
+                 sdes ? std::vector<std::string>{kb} : std::vector<std::string>{}));
+    ExpectSipSdp(to_bob, proto);
+    ExpectWebrtcSdp(to_alice, "passive");
+    nlohmann::json remote = browser_->Call({{"cmd", "remote"}, {"sdp", to_alice}});
+    ASSERT_TRUE(remote.value("ok", false)) << remote.dump() << "\n" << to_alice;
+    const SdpView vb = ViewSdp(to_bob);
+    b.relay = Addr(vb.ip, vb.port);
+    if (sdes) {
+      ASSERT_FALSE(vb.crypto.empty()) << to_bob;
+      Arm(b, kb, vb.crypto[0]);
+    }
+    ExpectMedia(b, d.call_id, 0);
+    nlohmann::json get = control_.Call({{"op", "session.get"}, {"session", d.call_id}});
+    EXPECT_EQ(get["legs"][0]["dtls"]["state"], "keyed") << get.dump();
+    EXPECT_EQ(get["legs"][0]["dtls"]["setup"], "passive") << get.dump();
+    EXPECT_EQ(get["legs"][1]["rtcp"], "separate") << "rtcp-mux-demux: " << get.dump();
+    Hangup(d);
+  }
+}
+
+// The SDES phone calls the browser (X-Sluice-Media: webrtc): Sluice offers
+// it DTLS-SRTP (actpass) with ICE-lite; its answer (active) makes Sluice
+// passive and keys the leg.
+TEST_F(KamailioWebrtcTest, SdesPhoneCallsBrowser) {
+  Dialog d{"kam-web-rev@127.0.0.1"};
+  const std::string ka = NewSdesKey();
+  StartBrowser(1);  // the callee's side
+  ASSERT_NE(browser_, nullptr);
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 41120, 0xc3);
+  alice_.Send(WithBody(d.Request("INVITE", false, "X-Sluice-Media: webrtc\r\n"),
+                       PhoneSdp(daemon_->phone_ip(0), 41120, "RTP/SAVP", {ka})));
+  const std::string at_bob = bob_.Receive();
+  ASSERT_THAT(at_bob, ::testing::StartsWith("INVITE ")) << at_bob;
+  ExpectWebrtcSdp(Body(at_bob), "actpass");
+  nlohmann::json answer = browser_->Call({{"cmd", "answer"}, {"sdp", Body(at_bob)}});
+  ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << "\n" << Body(at_bob);
+  bob_.Send(WithBody(Response(at_bob, "200 OK"), answer["sdp"].get<std::string>()));
+  const std::string at_alice = alice_.Receive();
+  ASSERT_THAT(at_alice, ::testing::StartsWith("SIP/2.0 200")) << at_alice;
+  const std::vector<std::string> rr = Headers(at_alice, "Record-Route");
+  if (!rr.empty()) d.route = rr[0];
+  alice_.Send(d.Request("ACK", true) + "Content-Length: 0\r\n\r\n");
+  EXPECT_THAT(bob_.Receive(), ::testing::StartsWith("ACK "));
+  ++d.cseq;
+  ExpectSipSdp(Body(at_alice), "RTP/SAVP");
+  const SdpView va = ViewSdp(Body(at_alice));
+  ASSERT_EQ(va.crypto.size(), 1u) << at_alice;
+  a.relay = Addr(va.ip, va.port);
+  Arm(a, ka, va.crypto[0]);
+  ExpectMedia(a, d.call_id, 1);
+  nlohmann::json get = control_.Call({{"op", "session.get"}, {"session", d.call_id}});
+  EXPECT_EQ(get["legs"][1]["dtls"]["state"], "keyed") << get.dump();
+  EXPECT_EQ(get["legs"][1]["dtls"]["setup"], "passive") << get.dump();
+  Hangup(d);
 }
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "harness.h"
+#include "ng_peer.h"
 #include "openssl/rand.h"
 #include "webrtc_peer_process.h"
 #include "webrtc_sdp.h"
@@ -187,13 +188,13 @@ void Collect(Phone& phone, int timeout_ms, PhoneTalk* talk) {
 
 // The phone sends n packets of its tone, 20 ms apart, and collects what
 // arrives meanwhile.
-PhoneTalk Talk(Phone& phone, int n, double hz = kPhoneHz) {
+PhoneTalk Talk(Phone& phone, int n, double hz = kPhoneHz, bool rtcp = true) {
   PhoneTalk talk;
   auto next = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
     // And a sender report now and then, after RTP (aiortc routes RTCP by
     // the SSRCs its RTP taught it).
-    if (i % 50 == 25) {
+    if (rtcp && i % 50 == 25) {
       std::vector<uint8_t> sr = SenderReport(phone, phone.seq, static_cast<uint32_t>(i));
       if (phone.send) {
         EXPECT_EQ(phone.send->ProtectRtcp(sr), srtp_err_status_ok);
@@ -238,7 +239,9 @@ class WebrtcTest : public ::testing::Test {
     options.name = "webrtc";
     options.subnet_a = "10.211.1";
     options.subnet_b = "10.211.2";
-    options.extra_config = "[media]\nport_min = 32000\nport_max = 32999\n";
+    options.extra_config =
+        "[media]\nport_min = 32000\nport_max = 32999\n"
+        "[ng]\nlisten = \"127.0.0.1:2231\"\ndelete_delay_ms = 0\nallowed_sources = [\"127.0.0.1\"]\n";
     skip_reason_ = daemon_->Start(options);
   }
 
@@ -251,6 +254,7 @@ class WebrtcTest : public ::testing::Test {
     if (!skip_reason_.empty()) GTEST_SKIP() << "skipped: " << skip_reason_;
     ASSERT_TRUE(daemon_->running()) << "sluiced is not running";
     ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+    ASSERT_TRUE(ng_.Open(daemon_->topology(), "relay", "127.0.0.1", 2231));
   }
 
   void TearDown() override {
@@ -352,12 +356,13 @@ class WebrtcTest : public ::testing::Test {
 
   // session.get until the WebRTC leg's DTLS state is `state` (or failed), at
   // most timeout_ms; the last reply.
-  json WaitDtls(const std::string& session, const std::string& state, int timeout_ms = 15000) {
+  json WaitDtls(const std::string& session, const std::string& state, int timeout_ms = 15000,
+                int leg = 0) {
     json g;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     do {
       g = control_.Call({{"op", "session.get"}, {"session", session}});
-      const std::string now = g["legs"][0]["dtls"].value("state", "");
+      const std::string now = g["legs"][leg]["dtls"].value("state", "");
       if (now == state || now == "failed") break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     } while (std::chrono::steady_clock::now() < deadline);
@@ -366,8 +371,8 @@ class WebrtcTest : public ::testing::Test {
 
   // The leg keyed with aiortc's one profile, its pair selected at the peer's
   // candidate, consent fresh; no key material shown.
-  void ExpectKeyed(json get, const PeerSdp& peer_sdp) {
-    json& leg = get["legs"][0];
+  void ExpectKeyed(json get, const PeerSdp& peer_sdp, int leg_index = 0) {
+    json& leg = get["legs"][leg_index];
     EXPECT_EQ(leg["dtls"]["state"], "keyed") << get.dump();
     EXPECT_EQ(leg["dtls"]["profile"], "AES_CM_128_HMAC_SHA1_80") << get.dump();
     EXPECT_TRUE(leg["dtls"]["reason"].is_null()) << get.dump();
@@ -396,12 +401,15 @@ class WebrtcTest : public ::testing::Test {
   // Audio both ways for n packets of 20 ms: the peer's tone reaches the
   // phone (decrypted with the phone's keys), the phone's payloads reach the
   // peer byte for byte and decode to its tone.
-  void ExpectAudio(PeerProcess& peer, Phone& phone, int n, double peer_hz = kPeerHz) {
+  // `rtcp`: the phone sends sender reports and expects the peer's RTCP on
+  // its RTP port (rtcp-mux on the phone's leg).
+  void ExpectAudio(PeerProcess& peer, Phone& phone, int n, double peer_hz = kPeerHz,
+                   bool rtcp = true) {
     PhoneTalk backlog;  // what the peer sent before: not part of this exchange
     Collect(phone, 0, &backlog);
     EXPECT_EQ(backlog.bad, 0) << "packets the phone could not verify";
     ASSERT_TRUE(peer.Call({{"cmd", "reset"}, {"payloads", n}}).value("ok", false));
-    const PhoneTalk talk = Talk(phone, n);
+    const PhoneTalk talk = Talk(phone, n, kPhoneHz, rtcp);
     json stats = peer.Call({{"cmd", "stats"}, {"payloads", n}});
     ASSERT_TRUE(stats.value("ok", false)) << stats.dump();
     // Peer to phone: a packet every 20 ms, all verified, the peer's tone.
@@ -428,10 +436,10 @@ class WebrtcTest : public ::testing::Test {
     }
     EXPECT_GE(same, n * 9 / 10) << "payloads received as sent";
     // RTCP both ways (rtcp-mux, RFC 5761), where the peer counts it.
-    if (stats["rtcp_in"].is_number()) {
+    if (rtcp && stats["rtcp_in"].is_number()) {
       EXPECT_EQ(stats["rtcp_in"], talk.rtcp_sent) << "the phone's sender reports: " << stats.dump();
     }
-    if (stats.value("rtcp_out", 0) > 1) {
+    if (rtcp && stats.value("rtcp_out", 0) > 1) {
       EXPECT_GE(talk.rtcp.size(), 1u) << "the peer's RTCP: " << stats.dump();
     }
     ASSERT_TRUE(stats["tone_hz"].is_number()) << stats.dump();
@@ -513,6 +521,7 @@ class WebrtcTest : public ::testing::Test {
   inline static Daemon* daemon_ = nullptr;
   inline static std::string skip_reason_;
   ControlClient control_;
+  NgClient ng_;  // the SBC's rtpengine module, on the ng protocol
   std::string phone_key_;
 };
 
@@ -558,6 +567,123 @@ INSTANTIATE_TEST_SUITE_P(
         CallCase{"GstreamerAnswersActiveToPlainPhone", "gst_webrtc_peer.py", false, "active",
                  40070}),
     [](const ::testing::TestParamInfo<CallCase>& info) { return std::string(info.param.name); });
+
+// The same calls driven over the ng protocol, as an SBC's rtpengine module
+// drives Sluice with the flags of a Kamailio or OpenSIPS WebRTC
+// configuration: aiortc gets Sluice's SDP (DTLS-SRTP, ICE-lite) and the
+// phone an SDES or plain one, whichever side offers.
+// Toward aiortc no DTLS=passive in an offer: aiortc 1.4 refuses an offer
+// whose a=setup is not actpass (RFC 8842 §5.3 allows it; aiortc 1.9 and
+// browsers take it). It answers actpass with active, so Sluice is passive
+// all the same; tests/ng covers DTLS=passive in offers.
+constexpr char kNgToSip[] = "ICE=remove DTLS=off";
+constexpr char kNgToBrowser[] = "ICE=force UDP/TLS/RTP/SAVPF SDES-off rtcp-mux-offer generate-mid";
+
+struct NgCallCase {
+  const char* name;
+  bool sdes;                // an SDES phone, else a plain RTP phone
+  bool browser_offers;      // else the phone offers and aiortc answers
+  const char* answer_flags;  // toward aiortc, when it offered
+  uint16_t phone_port;
+};
+
+void PrintTo(const NgCallCase& c, std::ostream* os) { *os << c.name; }
+
+class WebrtcNgTest : public WebrtcTest, public ::testing::WithParamInterface<NgCallCase> {
+ protected:
+  // The ng offer and answer of the call; the SDP aiortc got, aiortc's own
+  // and what the phone got.
+  void Negotiate(const NgCallCase& c, PeerProcess& peer, const std::string& call,
+                 const std::string& phone_sdp, std::string* to_browser, PeerSdp* browser,
+                 SdpView* to_phone) {
+    const ng::Value::List toward_b = {"b", "a"};
+    ng::Value r;
+    if (c.browser_offers) {
+      json o = peer.Call({{"cmd", "offer"}});
+      ASSERT_TRUE(o.value("ok", false)) << o.dump();
+      *browser = ParsePeerSdp(o["sdp"]);
+      ng::Value offer = NgOffer(call, "web", o["sdp"].get<std::string>());
+      offer.Set("rtpp-flags", absl::StrCat(kNgToSip, c.sdes ? " RTP/SAVP" : " RTP/AVP"));
+      r = ng_.Call(offer);
+      ASSERT_EQ(Result(r), "ok") << ErrorReason(r);
+      *to_phone = ViewSdp(r);
+      ng::Value answer = NgAnswer(call, "web", "phone", phone_sdp);
+      answer.Set("rtpp-flags", c.answer_flags);
+      r = ng_.Call(answer);
+      ASSERT_EQ(Result(r), "ok") << ErrorReason(r);
+      *to_browser = std::string(r.Find("sdp")->str());
+      json remote = peer.Call({{"cmd", "remote"}, {"sdp", *to_browser}});
+      ASSERT_TRUE(remote.value("ok", false)) << remote.dump() << "\n" << *to_browser;
+      return;
+    }
+    ng::Value offer = NgOffer(call, "phone", phone_sdp);
+    offer.Set("direction", toward_b);
+    offer.Set("rtpp-flags", kNgToBrowser);
+    r = ng_.Call(offer);
+    ASSERT_EQ(Result(r), "ok") << ErrorReason(r);
+    *to_browser = std::string(r.Find("sdp")->str());
+    json a = peer.Call({{"cmd", "answer"}, {"sdp", *to_browser}});
+    ASSERT_TRUE(a.value("ok", false)) << a.dump() << "\n" << *to_browser;
+    *browser = ParsePeerSdp(a["sdp"]);
+    ng::Value answer = NgAnswer(call, "phone", "web", a["sdp"].get<std::string>());
+    answer.Set("direction", toward_b);
+    answer.Set("rtpp-flags", kNgToSip);
+    r = ng_.Call(answer);
+    ASSERT_EQ(Result(r), "ok") << ErrorReason(r);
+    *to_phone = ViewSdp(r);
+  }
+};
+
+TEST_P(WebrtcNgTest, AudioBothWays) {
+  const NgCallCase& c = GetParam();
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  const std::string call = absl::StrCat("ng-", c.name);
+  const std::string proto = c.sdes ? "RTP/SAVP" : "RTP/AVP";
+  const std::string key = NewSdesKey();
+  Phone phone = daemon_->MakePhone(1, daemon_->phone_ip(1), c.phone_port, 0x5e0000 + c.phone_port);
+  const std::string phone_sdp =
+      PhoneSdp(daemon_->phone_ip(1), c.phone_port, proto,
+               c.sdes ? std::vector<std::string>{key} : std::vector<std::string>{});
+  std::string to_browser;
+  PeerSdp browser;
+  SdpView to_phone;
+  Negotiate(c, *peer, call, phone_sdp, &to_browser, &browser, &to_phone);
+  ASSERT_FALSE(HasFailure());
+  // aiortc's SDP: DTLS-SRTP and ICE-lite from Sluice, no SDES key, no BUNDLE.
+  for (const char* has : {"UDP/TLS/RTP/SAVPF", "a=ice-lite\r\n", "a=fingerprint:sha-256 ",
+                          "a=ice-ufrag:", "a=ice-pwd:", "a=candidate:", "a=rtcp-mux\r\n", "a=mid:"}) {
+    EXPECT_NE(to_browser.find(has), std::string::npos) << has << " in\n" << to_browser;
+  }
+  EXPECT_EQ(to_browser.find("a=crypto"), std::string::npos) << to_browser;
+  EXPECT_EQ(to_browser.find("BUNDLE"), std::string::npos) << to_browser;
+  // The phone's: SDES or plain, no WebRTC attribute.
+  EXPECT_EQ(to_phone.proto, proto);
+  ASSERT_EQ(to_phone.crypto.empty(), !c.sdes);
+  phone.relay = Addr(to_phone.ip, to_phone.port);
+  if (c.sdes) Arm(phone, key, to_phone.crypto[0]);
+
+  json up = peer->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
+  EXPECT_TRUE(up.value("ok", false)) << up.dump();
+  const int web_leg = c.browser_offers ? 0 : 1;
+  json g = WaitDtls(call, "keyed", 15000, web_leg);
+  ExpectKeyed(g, browser, web_leg);
+  ExpectAudio(*peer, phone, 100);
+  if (HasFailure()) std::printf("session.get: %s\nSDP to aiortc:\n%s\n", g.dump().c_str(), to_browser.c_str());
+  EXPECT_EQ(Result(ng_.Call(NgCommand("delete", call))), "ok");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Ng, WebrtcNgTest,
+    ::testing::Values(
+        // aiortc offers actpass; the answer forces Sluice passive (aiortc opens the handshake).
+        NgCallCase{"AiortcOffersToSdesPhone", true, true, "ICE=force DTLS=passive", 40110},
+        // The same with Sluice's own choice, active (Sluice opens it).
+        NgCallCase{"AiortcOffersToPlainPhone", false, true, "", 40120},
+        // The phone offers; Sluice offers aiortc actpass and it answers active.
+        NgCallCase{"SdesPhoneOffersToAiortc", true, false, "", 40130},
+        NgCallCase{"PlainPhoneOffersToAiortc", false, false, "", 40140}),
+    [](const ::testing::TestParamInfo<NgCallCase>& info) { return std::string(info.param.name); });
 
 // The certificate aiortc presents is not the one the SDP named: the leg
 // fails with the reason, and nothing is relayed either way, in clear or not.
@@ -617,6 +743,61 @@ TEST_F(WebrtcTest, SetupRolesAndRefusedSetups) {
     EXPECT_FALSE(r.value("ok", true)) << bad << ": " << r.dump();
     EXPECT_NE(r.dump().find("legs[0].dtls.setup"), std::string::npos) << r.dump();
   }
+}
+
+// The controller forces Sluice's DTLS role (dtls.local_setup). Passive to
+// aiortc's actpass offer: aiortc opens the handshake, which keys the call
+// (actpass alone would make Sluice active). Active against aiortc's own
+// answer "active" (the both-active conflict): the create is refused, the
+// leg never exists, and so is an update to that on a live leg.
+TEST_F(WebrtcTest, ForcedLocalSetupTakenAndBothActiveRefused) {
+  auto peer = StartPeer();
+  ASSERT_NE(peer, nullptr);
+  json o = peer->Call({{"cmd", "offer"}});
+  ASSERT_TRUE(o.value("ok", false)) << o.dump();
+  const PeerSdp offer = ParsePeerSdp(o["sdp"]);
+  json leg = WebrtcLeg("web", "a", offer);
+  leg["dtls"]["local_setup"] = "passive";
+  json phone_leg;
+  Phone phone = PlainPhone(40100, 0x5d0010, &phone_leg);
+  json r = daemon_->Create(control_, "forced-passive", leg, phone_leg);
+  ASSERT_TRUE(HasHandshake(r));
+  EXPECT_EQ(r["legs"][0]["dtls"]["setup"], "passive") << r.dump();
+  Connect(phone, r);
+  ASSERT_TRUE(peer->Call({{"cmd", "remote"}, {"sdp", SluiceSdp(r["legs"][0], {.mid = offer.mid})}})
+                  .value("ok", false));
+  EXPECT_TRUE(peer->Call({{"cmd", "wait"}, {"timeout", 15}}).value("ok", false));
+  ExpectKeyed(WaitDtls("forced-passive", "keyed"), offer);
+  ExpectAudio(*peer, phone, 50);
+
+  // aiortc's answer to an offer of Sluice's says active. The offer points
+  // at a port no leg has, so its checks reach no call.
+  auto answerer = StartPeer();
+  ASSERT_NE(answerer, nullptr);
+  json nowhere = r["legs"][0];
+  nowhere["local"] = daemon_->relay_ip(0) + ":9";
+  json a = answerer->Call({{"cmd", "answer"}, {"setup", "active"},
+                           {"sdp", SluiceSdp(nowhere, {.setup = "actpass"})}});
+  ASSERT_TRUE(a.value("ok", false)) << a.dump();
+  const PeerSdp answer = ParsePeerSdp(a["sdp"]);
+  ASSERT_EQ(answer.setup, "active") << a["sdp"];
+  json both = WebrtcLeg("web", "a", answer);
+  both["dtls"]["local_setup"] = "active";
+  json refused = control_.Call({{"op", "session.create"}, {"session", "both-active"},
+                                {"legs", {both, PlainLeg("phone", "b", "")}}});
+  EXPECT_FALSE(refused.value("ok", true)) << refused.dump();
+  EXPECT_EQ(refused["error"].value("code", ""), "invalid_argument") << refused.dump();
+  EXPECT_TRUE(absl::StartsWith(refused["error"].value("message", ""),
+                               "legs[0].dtls.setup: both sides are active"))
+      << refused.dump();
+  json g = control_.Call({{"op", "session.get"}, {"session", "both-active"}});
+  EXPECT_EQ(g["error"].value("code", ""), "not_found") << "nothing left behind: " << g.dump();
+  json u = control_.Call({{"op", "session.update"}, {"session", "forced-passive"}, {"leg", "web"},
+                          {"dtls", both["dtls"]}});
+  EXPECT_FALSE(u.value("ok", true)) << u.dump();
+  EXPECT_NE(u.dump().find("both sides are active"), std::string::npos) << u.dump();
+  ExpectKeyed(WaitDtls("forced-passive", "keyed"), offer);
+  Delete("forced-passive");
 }
 
 // A re-offer from a new peer connection (a browser's reload, say): a new

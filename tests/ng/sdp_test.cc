@@ -179,6 +179,108 @@ TEST(SdpTest, SdesPolicyPicksSubsetAndOrder) {
   EXPECT_THAT(odd.ignored, ElementsAre("pad", "no-NOT_A_SUITE", "static"));
 }
 
+// A browser's offer (Chrome's shape, audio and video): its transport
+// attributes per section, session-level ones inherited, BUNDLE noted.
+constexpr char kBrowserOffer[] =
+    "v=0\r\no=- 46117 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "a=group:BUNDLE 0 1\r\na=msid-semantic: WMS\r\n"
+    "a=fingerprint:sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB:3C:AA:3A:8F:B6:0C:E3:2E:9C:F6:47:2D\r\n"
+    "m=audio 50000 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 10.0.1.2\r\n"
+    "a=rtcp:9 IN IP4 0.0.0.0\r\na=candidate:1 1 udp 2122260223 10.0.1.2 50000 typ host\r\n"
+    "a=ice-ufrag:Brws\r\na=ice-pwd:browserpasswordbrowserpw\r\na=ice-options:trickle\r\n"
+    "a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n"
+    "m=video 50002 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 10.0.1.2\r\n"
+    "a=candidate:1 1 udp 2122260223 10.0.1.2 50002 typ host\r\n"
+    "a=ice-ufrag:Brw2\r\na=ice-pwd:browserpasswordbrowserp2\r\n"
+    "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n"
+    "a=setup:active\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\na=rtcp-fb:96 nack pli\r\n"
+    "a=rtpmap:96 VP8/90000\r\n";
+
+TEST(SdpTest, ReadsWebrtcTransportAttributes) {
+  absl::StatusOr<Sdp> sdp = ParseSdp(kBrowserOffer);
+  ASSERT_TRUE(sdp.ok()) << sdp.status();
+  EXPECT_TRUE(sdp->bundle);
+  ASSERT_EQ(sdp->media.size(), 2u);
+  const SdpMedia& audio = sdp->media[0];
+  EXPECT_TRUE(audio.dtls());
+  EXPECT_FALSE(audio.secure()) << "not an SDES profile";
+  EXPECT_EQ(audio.mid, "0");
+  EXPECT_EQ(audio.setup, "actpass");
+  ASSERT_EQ(audio.fingerprints.size(), 1u) << "the session's, inherited";
+  EXPECT_TRUE(audio.fingerprints[0].starts_with("sha-256 4A:AD"));
+  EXPECT_EQ(audio.ice_ufrag, "Brws");
+  EXPECT_EQ(std::string(audio.ice_pwd.data(), audio.ice_pwd.size()), "browserpasswordbrowserpw");
+  EXPECT_TRUE(audio.ice());
+  EXPECT_TRUE(audio.rtcp_mux);
+  const SdpMedia& video = sdp->media[1];
+  EXPECT_EQ(video.mid, "1");
+  EXPECT_EQ(video.setup, "active");
+  ASSERT_EQ(video.fingerprints.size(), 1u) << "its own, not the session's as well";
+  EXPECT_TRUE(video.fingerprints[0].starts_with("sha-256 00:11"));
+  EXPECT_EQ(video.ice_ufrag, "Brw2");
+  // An SDES section: ICE attributes are read as well, but it is no DTLS.
+  Sdp phone = *ParseSdp(kPhoneOffer);
+  EXPECT_FALSE(phone.bundle);
+  EXPECT_FALSE(phone.media[0].dtls() || phone.media[0].mid);
+  EXPECT_TRUE(phone.media[0].ice());
+}
+
+// Toward a WebRTC peer: Sluice's own transport attributes (ice-lite at
+// session level), the peer's gone; no BUNDLE group; a mid added where the
+// section had none. Toward a SIP phone: none of them.
+TEST(SdpTest, RewritesWebrtcTransportBothWays) {
+  Sdp browser = *ParseSdp(kBrowserOffer);
+  MediaRewrite to_phone[2];
+  for (MediaRewrite& p : to_phone) {
+    p.local = *packet::Endpoint::Parse("10.0.2.1:30002");
+    p.proto = "RTP/AVP";
+  }
+  const String plain = RewriteSdp(browser, to_phone);
+  const std::string text(plain.data(), plain.size());
+  for (const char* gone : {"a=fingerprint", "a=setup", "a=ice-", "a=candidate", "a=group:BUNDLE",
+                           "UDP/TLS", "a=end-of-candidates"}) {
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " in\n" << text;
+  }
+  EXPECT_NE(text.find("m=audio 30002 RTP/AVP 111 0\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("a=mid:0\r\n"), std::string::npos) << "other lines stay:\n" << text;
+
+  Sdp phone = *ParseSdp(kPhoneOffer);
+  std::vector<MediaRewrite> to_browser(phone.media.size());
+  for (MediaRewrite& p : to_browser) {
+    p.local = *packet::Endpoint::Parse("10.0.1.1:30000");
+    p.proto = "UDP/TLS/RTP/SAVPF";
+    p.rtcp_mux = true;
+    p.mid = "0";
+    p.webrtc.emplace();
+    p.webrtc->fingerprint = "sha-256 5C:1E";
+    p.webrtc->setup = "actpass";
+    p.webrtc->ice_ufrag = "sLu1";
+    p.webrtc->ice_pwd = "sluicepasswordsluicepass";
+    p.webrtc->candidates = {"candidate:1 1 UDP 2130706431 10.0.1.1 30000 typ host"};
+  }
+  const String webrtc = RewriteSdp(phone, to_browser);
+  absl::StatusOr<Sdp> back = ParseSdp(std::string_view(webrtc.data(), webrtc.size()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  const std::string w(webrtc.data(), webrtc.size());
+  EXPECT_NE(w.find("t=0 0\r\na=ice-lite\r\n"), std::string::npos) << "ice-lite at session level:\n" << w;
+  EXPECT_EQ(w.find("a=crypto"), std::string::npos) << w;
+  const SdpMedia& m = back->media[0];
+  EXPECT_EQ(m.proto, "UDP/TLS/RTP/SAVPF");
+  EXPECT_EQ(m.mid, "0");
+  EXPECT_EQ(m.setup, "actpass");
+  EXPECT_THAT(m.fingerprints, ElementsAre("sha-256 5C:1E")) << "the phone's own (AA:BB) is gone";
+  EXPECT_EQ(m.ice_ufrag, "sLu1") << "the phone's own (abcd) is gone";
+  EXPECT_TRUE(m.rtcp_mux);
+  EXPECT_EQ(w.find("abcd"), std::string::npos) << w;
+  EXPECT_EQ(w.find("AA:BB"), std::string::npos) << w;
+  EXPECT_NE(w.find("a=candidate:1 1 UDP 2130706431 10.0.1.1 30000 typ host\r\n"),
+            std::string::npos) << w;
+  // A section with its own a=mid keeps it and gets no second one.
+  to_phone[0].mid = "7";
+  const String kept = RewriteSdp(browser, to_phone);
+  EXPECT_EQ(std::string(kept.data(), kept.size()).find("a=mid:7"), std::string::npos);
+}
+
 TEST(SdpTest, RefusesMalformedBodiesByLineNumber) {
   EXPECT_THAT(ParseSdp("").status().message(), HasSubstr("empty body"));
   EXPECT_THAT(ParseSdp("v=1\r\n").status().message(), HasSubstr("line 1: an SDP body starts with v=0"));

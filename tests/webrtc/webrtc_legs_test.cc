@@ -223,6 +223,39 @@ TEST_F(WebRtcLegsTest, WithoutIceSluiceIsTheServer) {
   EXPECT_EQ(with_ice->dtls->setup, "active");
 }
 
+DtlsSpec Forced(const std::string& peer, const std::string& local) {
+  DtlsSpec spec = Dtls(peer, {BrowserFingerprint()});
+  spec.local_setup = local;
+  return spec;
+}
+
+// The controller forces Sluice's role (dtls.local_setup): it is taken
+// whatever [webrtc] says, and a peer with the same role is refused at Add
+// (RFC 4145 §4), as is active without ICE (Sluice could not open it).
+TEST_F(WebRtcLegsTest, ForcedLocalSetupIsTakenAndTheSameRoleOnBothSidesRefused) {
+  auto passive = legs_->Add(kId, kLocal, Forced("actpass", "passive"), IceSpec{}, std::nullopt);
+  ASSERT_TRUE(passive.ok()) << passive.status();
+  EXPECT_EQ(passive->dtls->setup, "passive") << "actpass alone would make Sluice active";
+  auto active = legs_->Add(kId, Ep("192.0.2.1:40002"), Forced("passive", "active"), IceSpec{},
+                           std::nullopt);
+  ASSERT_TRUE(active.ok()) << active.status();
+  EXPECT_EQ(active->dtls->setup, "active");
+  for (const std::string role : {"active", "passive"}) {
+    auto both = legs_->Add(kId, Ep("192.0.2.1:40004"), Forced(role, role), IceSpec{}, std::nullopt);
+    ASSERT_EQ(both.status().code(), absl::StatusCode::kInvalidArgument) << role;
+    EXPECT_TRUE(absl::StartsWith(both.status().message(), "dtls.setup: both sides are " + role))
+        << both.status();
+  }
+  auto no_ice = legs_->Add(kId, Ep("192.0.2.1:40004"), Forced("actpass", "active"), std::nullopt,
+                           kPeer);
+  EXPECT_TRUE(absl::StartsWith(no_ice.status().message(), "dtls.local_setup: active needs ice"))
+      << no_ice.status();
+  auto odd = legs_->Add(kId, Ep("192.0.2.1:40004"), Forced("actpass", "actpass"), IceSpec{},
+                        std::nullopt);
+  EXPECT_TRUE(absl::StartsWith(odd.status().message(), "dtls.local_setup: ")) << odd.status();
+  EXPECT_FALSE(legs_->View(Ep("192.0.2.1:40004")).has_value()) << "nothing registered";
+}
+
 TEST_F(WebRtcLegsTest, OneLegPerAddressAndNoneWithoutHandshakes) {
   auto empty = legs_->Add(kId, kLocal, std::nullopt, std::nullopt, kPeer);
   ASSERT_TRUE(empty.ok());
@@ -327,6 +360,46 @@ TEST_F(WebRtcLegsTest, UpdateRestartsIceAndRekeysOnTheThread) {
   ASSERT_EQ(events_.size(), 1u);
   EXPECT_EQ(events_[0].kind, HandshakeEvent::Kind::kSelected);
   EXPECT_EQ(events_[0].id.generation, next.generation);
+}
+
+// Sluice offers first (an ng offer toward a browser): the leg is DTLS with
+// no peer yet, shows the setup it offers, and the answer's update brings
+// the peer's setup and fingerprint, which pick the roles.
+TEST_F(WebRtcLegsTest, AnAwaitedPeerComesWithTheAnswer) {
+  auto offered = legs_->Add(kId, kLocal, DtlsSpec{}, IceSpec{}, std::nullopt);
+  ASSERT_TRUE(offered.ok()) << offered.status();
+  ASSERT_TRUE(offered->dtls.has_value());
+  EXPECT_EQ(offered->dtls->state, "new");
+  EXPECT_EQ(offered->dtls->setup, "actpass");
+  EXPECT_EQ(offered->dtls->fingerprint, legs_->fingerprint());
+  DtlsSpec passive;
+  passive.local_setup = "passive";
+  auto forced = legs_->Add(kId, Ep("192.0.2.1:40002"), passive, IceSpec{}, std::nullopt);
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_EQ(forced->dtls->setup, "passive");
+  DtlsSpec no_ice;
+  auto server = legs_->Add(kId, Ep("192.0.2.1:40004"), no_ice, std::nullopt, kPeer);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(server->dtls->setup, "passive") << "without ICE Sluice stays the server";
+  DtlsSpec active;
+  active.local_setup = "active";
+  EXPECT_FALSE(legs_->Add(kId, Ep("192.0.2.1:40006"), active, std::nullopt, kPeer).ok());
+  thread_->PollOnce();
+  EXPECT_EQ(legs_->View(kLocal)->dtls->setup, "actpass") << "still awaiting after a poll";
+
+  // The answer says active: Sluice is the server.
+  auto answered = legs_->Update(kId, kLocal, Dtls("active", {BrowserFingerprint()}), PeerIce());
+  ASSERT_TRUE(answered.ok()) << answered.status();
+  EXPECT_EQ(answered->dtls->setup, "passive");
+  thread_->PollOnce();
+  EXPECT_EQ(legs_->View(kLocal)->dtls->setup, "passive");
+  // An answer with the role Sluice was forced to is the both-passive conflict.
+  auto both =
+      legs_->Update(kId, Ep("192.0.2.1:40002"), Forced("passive", "passive"), std::nullopt);
+  EXPECT_TRUE(absl::StartsWith(both.status().message(), "dtls.setup: both sides are passive"))
+      << both.status();
+  auto empty = legs_->Update(kId, Ep("192.0.2.1:40002"), DtlsSpec{}, std::nullopt);
+  EXPECT_TRUE(absl::StartsWith(empty.status().message(), "dtls.setup: ")) << empty.status();
 }
 
 TEST_F(WebRtcLegsTest, UpdateRefusals) {

@@ -59,6 +59,10 @@ enum class RocOnRekey : uint8_t { kAuto, kKeep, kReset };
 struct DtlsSpec {
   std::string setup;                      // the peer's a=setup: actpass, active or passive
   std::vector<std::string> fingerprints;  // the peer's a=fingerprint values: "sha-256 AB:CD:..."
+  // Sluice's own a=setup when the controller forces it: "active" or
+  // "passive"; empty: Sluice picks (RFC 5763 §5), as [webrtc] does. The
+  // peer's setup the same as this one is refused (RFC 4145 §4).
+  std::string local_setup;
 };
 
 // ICE-lite on the leg's media port (RFC 8445 §2.5): the peer is the address

@@ -97,9 +97,11 @@ class Handler {
   // the SDP for the answerer.
   static void WarnIgnoredOfferFlags(const SdesPolicy& policy, Request& r);
   static absl::StatusOr<int> OffererSide(const Branch& call, const std::string& from_tag);
-  static absl::StatusOr<std::vector<OfferedMedia>> PlanOffer(
-      const Sdp& sdp, const SdesPolicy& policy, const std::string& transport,
-      const std::optional<packet::IpAddress>& media_source);
+  static absl::StatusOr<std::vector<OfferedMedia>> PlanOffer(const Sdp& sdp,
+                                                             const SdesPolicy& policy,
+                                                             const Request& r,
+                                                             const std::string& transport);
+  static absl::Status PlanWebrtc(size_t i, const SdpMedia& m, const Request& r, OfferedMedia& o);
   static absl::Status AcceptOffererCrypto(size_t i, const SdpMedia& m, const SdesPolicy& policy,
                                           OfferedMedia& o);
   static absl::Status OfferCryptoToAnswerer(size_t i, const SdpMedia& m,
@@ -108,17 +110,22 @@ class Handler {
   absl::Status CreateSessions(const Request& r, const Sdp& sdp,
                               const std::vector<OfferedMedia>& offered, int offerer, size_t branch,
                               Branch& call);
+  static absl::Status KeepsTransports(size_t i, const OfferedMedia& o, const Stream& stream,
+                                      int offerer);
   control::CreateRequest SessionRequest(const Request& r, size_t i, const SdpMedia& m,
                                         const OfferedMedia& o, int offerer, size_t branch) const;
   static String RewriteForAnswerer(const Request& r, const Sdp& sdp,
                                    const std::vector<OfferedMedia>& offered,
-                                   const std::vector<Stream>& streams, int answerer,
-                                   const std::string& transport);
+                                   const std::vector<Stream>& streams, int answerer);
 
   // Answer, in order: every section's updates checked, then applied, then
   // the SDP for the offerer.
   static absl::StatusOr<std::vector<std::optional<AnswerUpdates>>> PlanAnswer(
       Request& r, const Sdp& sdp, const Branch& call);
+  static absl::Status OffererWebrtcUpdate(size_t i, const Request& r, const OfferedMedia& o,
+                                          const Stream& stream, int offerer, AnswerUpdates& u);
+  static absl::Status AnswererWebrtc(size_t i, const SdpMedia& m, const OfferedMedia& o,
+                                     const Stream& stream, int answerer, AnswerUpdates& u);
   static absl::StatusOr<control::UpdateRequest> AnswererUpdate(Request& r, const Sdp& sdp,
                                                                size_t i, const OfferedMedia& o,
                                                                const Stream& stream,

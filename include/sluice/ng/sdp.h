@@ -1,10 +1,12 @@
 // SDP (RFC 4566) as the ng protocol needs it for RFC 3264 offer/answer:
 // parsed into session lines and media sections, each line kept verbatim, with
 // the few fields Sluice rewrites picked out (connection address, m= port and
-// transport, a=rtcp, a=rtcp-mux, a=crypto). Rewrite puts Sluice's addresses,
-// ports and keys in place of the peer's and leaves every other line intact,
-// apart from ICE and DTLS attributes, which Sluice (not an ICE agent, no
-// DTLS-SRTP) removes.
+// transport, a=rtcp, a=rtcp-mux, a=crypto, and the WebRTC transport
+// attributes: a=mid, a=setup, a=fingerprint, a=ice-ufrag, a=ice-pwd).
+// Rewrite puts Sluice's addresses, ports and keys in place of the peer's and
+// leaves every other line intact, apart from the peer's ICE and DTLS
+// attributes and a=group:BUNDLE, which Sluice replaces with its own (an
+// ICE-lite agent and DTLS endpoint on WebRTC legs, nothing on others).
 //
 // Control thread only. SDP bodies carry SDES keys: they live in wiping
 // strings, and errors quote line numbers, never line contents.
@@ -46,14 +48,28 @@ struct SdpMedia {
   // 4566 §6): media flows one way or not at all, a call on hold.
   std::optional<bool> one_way_or_none;
   std::vector<SdpCrypto> crypto;                // a=crypto, in order
+  // WebRTC transport (RFC 8843 a=mid, RFC 4145/5763 a=setup, RFC 8122
+  // a=fingerprint, RFC 8839 a=ice-ufrag/a=ice-pwd); the session-level
+  // values where the section has none.
+  std::optional<std::string> mid;
+  std::string setup;
+  std::vector<std::string> fingerprints;  // "sha-256 AB:CD:..."
+  std::string ice_ufrag;
+  String ice_pwd;                         // a credential
   std::vector<String> lines;  // every line after m=, verbatim, without EOL
 
   bool disabled() const { return port == 0; }
   bool secure() const;  // the transport is an SRTP profile (RTP/SAVP, RTP/SAVPF)
+  bool dtls() const;    // UDP/TLS/RTP/SAVP or UDP/TLS/RTP/SAVPF (RFC 5764 §8)
+  bool ice() const { return !ice_ufrag.empty() && !ice_pwd.empty(); }
 };
 
 struct Sdp {
   std::vector<String> session_lines;            // v= up to the first m=
+  bool bundle = false;                          // a=group:BUNDLE (RFC 8843)
+  // Session-level a=setup, a=fingerprint, a=ice-ufrag and a=ice-pwd (the
+  // sections have inherited them where they have none of their own).
+  SdpMedia session_transport;
   std::optional<packet::IpAddress> connection;  // session-level c=
   bool one_way_or_none = false;  // a session-level a=sendonly, a=recvonly or a=inactive
   std::vector<SdpMedia> media;
@@ -101,12 +117,23 @@ std::vector<crypto::Suite> SuitesToOffer(const SdpMedia& peer, const SdesPolicy&
 // Sluice's default suites, most preferred first.
 std::span<const crypto::Suite> DefaultSuites();
 
+// Sluice's side of a WebRTC leg, for the SDP toward its peer.
+struct WebrtcRewrite {
+  std::string fingerprint;  // "sha-256 AB:..."; empty: no DTLS
+  std::string setup;        // actpass, active or passive
+  std::string ice_ufrag;    // empty: no ICE
+  String ice_pwd;
+  std::vector<std::string> candidates;  // a=candidate values ("candidate:1 1 UDP ...")
+};
+
 // What one media section becomes.
 struct MediaRewrite {
   packet::Endpoint local;  // Sluice's address and RTP port for this section
   bool rtcp_mux = false;
   std::string proto;
   std::vector<SdpCrypto> crypto;  // Sluice's a=crypto lines
+  std::optional<WebrtcRewrite> webrtc;
+  std::string mid;  // an a=mid to add where the section has none ("": none)
 };
 
 struct RewriteOptions {
@@ -117,6 +144,9 @@ struct RewriteOptions {
 
 // Writes `sdp` with `plans[i]` applied to enabled section i (disabled
 // sections are written as they came). plans.size() must equal media.size().
+// a=ice-lite goes at session level when a section has ICE (RFC 8839 §5.3);
+// a=group:BUNDLE is never written: each section keeps its own transport, as
+// an answerer may decide (RFC 8843 §7.3.3).
 String RewriteSdp(const Sdp& sdp, std::span<const MediaRewrite> plans,
                   const RewriteOptions& options = {});
 

@@ -41,6 +41,11 @@ struct WebRtcLegConfig {
   std::optional<ice::LiteAgent> agent;     // ICE-lite, when the leg has it
   uint64_t consent_timeout_ms = 30000;     // the agent's (RFC 7675 §5.1)
   std::unique_ptr<dtls::Endpoint> dtls;    // DTLS-SRTP, when the leg has it
+  // DTLS-SRTP whose peer is not known yet (Sluice offers; the answer's
+  // update brings the endpoint): the leg relays nothing until then, and its
+  // view says "new" with `awaited_setup`, the setup Sluice offers.
+  bool dtls_awaited = false;
+  std::string awaited_setup = "actpass";
   std::string fingerprint;                 // ours, "sha-256 AB:...", for the view
 };
 

@@ -119,6 +119,12 @@ struct ParsedDtlsSpec {
 absl::StatusOr<ParsedDtlsSpec> ParseDtlsSpec(const control::DtlsSpec& spec,
                                              dtls::Setup local = dtls::Setup::kActpass);
 
+// A DtlsSpec with neither the peer's setup nor its fingerprints: Sluice
+// offers first and the peer's answer comes in an update (Add makes a leg
+// that relays nothing until then, its view "new" with the setup Sluice
+// offers: dtls.local_setup, else actpass with ICE, passive without).
+bool AwaitsPeer(const control::DtlsSpec& spec);
+
 // The peer's ICE credentials from an IceSpec: none when both are empty;
 // otherwise both, checked (errors name the field, never the password).
 absl::StatusOr<std::optional<ice::IceCredentials>> ParsePeerCredentials(
