@@ -26,6 +26,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +37,13 @@ PHONE_SSRC = 0x5b00a1a1
 PHONE_PORT = 16000
 PACKETS_PER_S = 50    # 20 ms G.711 both ways
 CHROMIUM = ("/usr/lib/chromium/chromium", "chromium")
+KAMAILIO = "/usr/sbin/kamailio"
+SIP_PORT = 5060       # Kamailio, on the relay namespace's loopback
+NG = "127.0.0.1:2223"  # sluiced's ng listener there
+# --via kamailio: sluiced's ng listener (configs/demo.toml has none), and
+# the legs' names there: the caller's (the browser's) is a, the callee's b.
+NG_CONFIG = '\n[ng]\nlisten = "%s"\ndelete_delay_ms = 0\n' % NG
+LEG_NAMES = {"control": {"browser": "browser", "phone": "phone"}, "kamailio": {"browser": "a", "phone": "b"}}
 
 
 def chromium():
@@ -46,10 +54,12 @@ def chromium():
     return None
 
 
-def missing():
+def missing(via="control"):
     """Why the WebRTC demo cannot run here, or None."""
     if chromium() is None:
         return "chromium is not installed"
+    if via == "kamailio" and not os.access(KAMAILIO, os.X_OK):
+        return "kamailio is not installed"
     try:
         import numpy  # noqa: F401  (the phone's recording is measured with it)
     except ImportError:
@@ -174,14 +184,15 @@ class Signalling:
     are unbuffered: a buffered reader would take two events in one read and
     leave the second unseen by select until a third came."""
 
-    def __init__(self, d, netns, sock_path):
+    def __init__(self, d, netns, sock_path, via_args=()):
         self.d = d
         self.name = "signalling"
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", netns, "/usr/bin/python3", os.path.join(HERE, "webrtc", "signalling.py"),
              "--control", sock_path, "--phone", "%s:%d" % (d.PHONE_B, PHONE_PORT),
-             "--phone-ssrc", str(PHONE_SSRC)],
+             "--phone-ssrc", str(PHONE_SSRC)] + list(via_args),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, start_new_session=True)
+        self.phone = None      # re-keyed when a re-INVITE brings Sluice a new key for it
         self.port = None
         self.events = {}       # the last event of each kind
         self.reports = []      # (time, the page's report)
@@ -206,6 +217,8 @@ class Signalling:
                 self.errors.append(ev["report"]["error"])
         elif kind == "error":
             self.errors.append("%s: %s" % (ev["path"], ev["message"]))
+        elif kind == "restarted" and ev.get("phone_crypto") and self.phone:
+            self.phone.send(["key 0 recv %s" % ev["phone_crypto"]])
         self.events[kind] = ev
 
     def last(self, key=None):
@@ -219,6 +232,56 @@ class Signalling:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait()
+
+
+# --- Kamailio ---------------------------------------------------------------------
+
+class Kamailio:
+    """Kamailio with the project's configs/kamailio/kamailio.cfg in the relay
+    namespace, its addresses as defines (as tests/integration/kamailio.cc
+    starts it): SIP on 127.0.0.1:SIP_PORT, its rtpengine module pointed at
+    sluiced's ng listener there."""
+
+    def __init__(self, d, netns, rundir):
+        self.name = "kamailio"
+        self.log_path = os.path.join(rundir, "kamailio.log")
+        cfg = os.path.join(d.ROOT, "configs", "kamailio", "kamailio.cfg")
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", netns, KAMAILIO, "-f", cfg, "-A", "LISTEN=udp:127.0.0.1:%d" % SIP_PORT,
+                 "-A", 'RTPENGINE_SOCK="udp:%s"' % NG, "-DD", "-E", "-Y", rundir,
+                 "-P", os.path.join(rundir, "kamailio.pid")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        sys.path.insert(0, os.path.join(HERE, "webrtc"))
+        import sip
+        self.probe = sip.Agent(sip.sockets_in_netns(netns, (0,))[0], ("127.0.0.1", SIP_PORT))
+
+    def wait_ready(self, d, timeout=15):
+        """Until it answers OPTIONS (its rtpengine module has pinged sluiced by then)."""
+        deadline = time.monotonic() + timeout
+        for i in range(1 << 30):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise d.DemoError("Kamailio did not answer OPTIONS within %d s; its log ends:\n%s"
+                                  % (timeout, d.tail(self.log_path)))
+            self.probe.send("OPTIONS sip:127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-"
+                            "probe%d\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: "
+                            "<sip:127.0.0.1>\r\nCall-ID: probe-%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                            % (SIP_PORT, self.probe.port, i, i))
+            try:
+                self.probe.wait(lambda m: m.startswith("SIP/2.0 200"), "OPTIONS reply", timeout=0.3)
+                self.probe.sock.close()
+                return
+            except RuntimeError:
+                pass
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 # --- audio ------------------------------------------------------------------------
@@ -267,20 +330,32 @@ def demo(d, args, bins, rundir, net, phones, checks):
     print("== network: namespaces %s{relay,pa,pb}: the browser in pa (%s), the phone in pb (%s)"
           % (net.prefix, d.PHONE_A, d.PHONE_B))
     net.create()
-    sock_path, log_path = d.start_sluiced(bins, rundir, net)
+    kamailio = args.via == "kamailio"
+    sock_path, log_path = d.start_sluiced(bins, rundir, net, NG_CONFIG if kamailio else "")
     ctl = d.Control(sock_path)
     sel = d.selectors.DefaultSelector()
+    via_args = ()
+    if kamailio:
+        kam = Kamailio(d, net.ns("relay"), rundir)
+        phones.append(kam)
+        kam.wait_ready(d)
+        print("== Kamailio: configs/kamailio/kamailio.cfg in %s, SIP on 127.0.0.1:%d, rtpengine_manage() "
+              "driving sluiced's ng listener at %s" % (net.ns("relay"), SIP_PORT, NG))
+        via_args = ("--via", "kamailio", "--sip-netns", net.ns("relay"), "--proxy", "127.0.0.1:%d" % SIP_PORT,
+                    "--ng", NG, "--phone-media", "sdes")
 
-    sig = Signalling(d, net.ns("pa"), sock_path)
+    sig = Signalling(d, net.ns("pa"), sock_path, via_args)
     phones.append(sig)
     sel.register(sig.proc.stdout, d.selectors.EVENT_READ, sig)
     wait(d, sel, "the signalling script did not listen", lambda: sig.port, 15)
     url = "http://127.0.0.1:%d/" % sig.port
-    print("== signalling: the demo's own script serves %s in the browser's namespace and creates the call "
-          "on sluiced's control socket" % url)
+    print("== signalling: the demo's own script serves %s in the browser's namespace and %s" % (
+        url, "plays two SIP user agents through Kamailio (the browser's caller, the phone's callee)"
+        if kamailio else "creates the call on sluiced's control socket"))
 
     phone = d.PhoneSide("phone", net.ns("pb"), bins["phone"], phone_ul, "any", rundir)
     phones.append(phone)
+    sig.phone = phone
     sel.register(phone.proc.stdout, d.selectors.EVENT_READ, phone)
     phone_offer = d.new_key(d.SUITE_A)   # the phone's a=crypto
     sig.send(phone_crypto=phone_offer)
@@ -299,17 +374,22 @@ def demo(d, args, bins, rundir, net, phones, checks):
     print("   offer from the page after %.1f s: setup %s, %d fingerprint(s), BUNDLE group %r; Sluice answers "
           "setup %s, ice-lite, no a=group" % (time.monotonic() - began, created["offer_setup"],
                                                created["fingerprints"], created["offer_group"], created["setup"]))
+    if kamailio:
+        print("   SIP: INVITE -> Kamailio -> the phone's agent got %s; 200 -> Kamailio -> the page got %s" % (
+            " ".join(created["phone_sdp_lines"]), " ".join(created["browser_sdp_lines"])))
     print("   call: browser %s <-> Sluice %s (WebRTC) | Sluice %s <-> phone %s:%d (SDES %s)" % (
         d.PHONE_A, created["browser_local"], created["phone_local"], d.PHONE_B, PHONE_PORT, d.SUITE_A))
-    phone.send(["call 0 %s:%d %s %d 0 %d 0" % (d.PHONE_B, PHONE_PORT, created["phone_local"], PHONE_SSRC,
-                                               d.secrets.randbelow(30000)),
+    # The browser's SSRC when its offer names it (a re-key then carries the
+    # stream's rollover counter); 0 takes any.
+    phone.send(["call 0 %s:%d %s %d %d %d 0" % (d.PHONE_B, PHONE_PORT, created["phone_local"], PHONE_SSRC,
+                                                created.get("ssrc", 0), d.secrets.randbelow(30000)),
                 "key 0 send %s" % phone_offer, "key 0 recv %s" % created["phone_crypto"], "ready"])
     wait(d, sel, "the phone did not get ready", lambda: phone.ready, 15)
 
     def connected():
         return sig.last("connection").get("connection") == "connected" or sig.errors
     wait(d, sel, "the page did not connect (ICE and DTLS)", connected, 30)
-    leg = browser_leg(d, ctl)
+    leg = browser_leg(d, ctl, args)
     print("   connected after %.1f s: Sluice's DTLS %s (%s), ICE selected %s" % (
         time.monotonic() - began, leg["dtls"]["state"], leg["dtls"].get("profile"), leg["ice"].get("selected")))
     phone.send(["start"])
@@ -322,11 +402,11 @@ def run_version(browser_path):
     return out or "Chromium"
 
 
-def browser_leg(d, ctl):
+def browser_leg(d, ctl, args):
     reply = ctl.call("session.get", session="webrtc-demo")
     if not reply.get("ok"):
         raise d.DemoError("session.get: %s" % reply.get("error"))
-    return next(l for l in reply["legs"] if l["name"] == "browser")
+    return next(l for l in reply["legs"] if l["name"] == LEG_NAMES[args.via]["browser"])
 
 
 def talk(d, args, sel, ctl, sig, phone, browser, url, rundir, checks, log_path, first_leg):
@@ -365,7 +445,7 @@ def talk(d, args, sel, ctl, sig, phone, browser, url, rundir, checks, log_path, 
             prev, prev_t, tick = (page, ph), now, tick + 1
         if now >= end:
             break
-    leg = browser_leg(d, ctl)
+    leg = browser_leg(d, ctl, args)
     return hang_up(d, args, sel, ctl, sig, phone, browser, url, rundir, checks, log_path, first_leg, leg, mark,
                    start)
 
@@ -389,7 +469,8 @@ def hang_up(d, args, sel, ctl, sig, phone, browser, url, rundir, checks, log_pat
     ctl.close()
     final = next((r for _, r in reversed(sig.reports) if r.get("final")), sig.last("rx_packets"))
     deleted = sig.events["deleted"]["reply"]
-    legs = {l["name"]: l for l in deleted.get("legs", [])}
+    names = {v: k for k, v in LEG_NAMES[args.via].items()}
+    legs = {names.get(l["name"], l["name"]): l for l in deleted.get("legs", [])}
     heard_hz, heard_s = dominant_hz(d, os.path.join(rundir, "phone-received.ul"), rundir)
     fig = {"final": final, "phone": phone.final, "legs": legs, "stats": stats, "heard_hz": heard_hz,
            "heard_s": heard_s, "call_s": call_s, "leg": leg, "first_leg": first_leg, "mark": mark,

@@ -79,6 +79,8 @@ def parse_offer(sdp):
             out["fingerprints"].append(value)
         elif name in ("ice-ufrag", "ice-pwd", "setup", "mid", "group"):
             (media if section else session)[name] = value
+        elif name == "ssrc" and section and "ssrc" not in out:
+            out["ssrc"] = int(value.split()[0])  # the browser's sending SSRC (RFC 5576)
     for name in ("ice-ufrag", "ice-pwd", "setup", "mid", "group"):
         out[name] = media.get(name, session.get(name))
     return out
@@ -170,6 +172,120 @@ class Call:
         return {"ok": reply.get("ok", False)}
 
 
+def sdp_values(sdp, prefix):
+    """The values of the lines that start with `prefix` ("a=crypto:"), in order."""
+    return [l[len(prefix):] for l in sdp.replace("\r", "").split("\n") if l.startswith(prefix)]
+
+
+def media_address(sdp):
+    """"IP:PORT" of an SDP's connection line and first m-line."""
+    return "%s:%s" % (sdp_values(sdp, "c=IN IP4 ")[0], sdp_values(sdp, "m=audio ")[0].split()[0])
+
+
+def phone_sdp(phone, crypto, version):
+    """The phone's answer to Sluice's SDES offer: its address, PCMU, its own
+    key under the tag of the offered AES_CM_128_HMAC_SHA1_80 line (RFC 4568
+    §5.1.2); plain RTP/AVP when crypto is None."""
+    ip, port = phone.rsplit(":", 1)
+    lines = ["v=0", "o=- 6006 %d IN IP4 %s" % (version, ip), "s=sluice-phone", "c=IN IP4 " + ip, "t=0 0",
+             "m=audio %s RTP/%sAVP 0" % (port, "S" if crypto else ""), "a=rtpmap:0 PCMU/8000"]
+    if crypto:
+        lines.append("a=crypto:%s %s" % crypto)
+    return "\r\n".join(lines + ["a=sendrecv"]) + "\r\n"
+
+
+class KamailioCall(Call):
+    """The call through Kamailio: the page's offer goes in an INVITE from the
+    browser's user agent, Kamailio's rtpengine_manage() asks Sluice over ng,
+    the phone's user agent answers what reaches it; an ICE restart is a
+    re-INVITE, the hang-up a BYE (the ng delete)."""
+
+    def __init__(self, args):
+        super().__init__(args)
+        import sip  # beside this script
+        self.sip = sip
+        host, port = args.proxy.rsplit(":", 1)
+        caller, callee, self.ng = sip.sockets_in_netns(args.sip_netns, (0, 0, 0))
+        self.dialog = sip.Dialog(caller, callee, (host, int(port)), args.session,
+                                 "X-Sluice-Media: srtp\r\n" if args.phone_media == "sdes" else "")
+        self.sluice_crypto, self.phone_key, self.at_phone = None, None, None
+
+    def answer(self, at_phone):
+        """The phone's 200: its key under the tag of Sluice's suite."""
+        self.at_phone = at_phone
+        if self.args.phone_media == "plain":
+            return phone_sdp(self.args.phone, None, self.dialog.cseq)
+        offered = [c.split(" ", 1) for c in sdp_values(at_phone, "a=crypto:")]
+        tag, key = next(((t, k) for t, k in offered if k.startswith(SUITE + " ")), (None, None))
+        if tag is None:
+            raise RuntimeError("Kamailio's INVITE offers the phone no %s: %s" % (SUITE, at_phone))
+        self.sluice_crypto = key
+        return phone_sdp(self.args.phone, (tag, self.phone_key), self.dialog.cseq)
+
+    def create(self, offer):
+        self.phone_key = self.phone_crypto.get(timeout=30) if self.args.phone_media == "sdes" else None
+        at_phone, answer = self.dialog.invite(self.sdp, self.answer)
+        self.created, self.peer_ufrag = True, offer["ice-ufrag"]
+        emit(event="created", browser_local=media_address(answer), phone_local=media_address(at_phone),
+             phone_crypto=self.sluice_crypto, sluice_ufrag=sdp_values(answer, "a=ice-ufrag:")[0],
+             setup=sdp_values(answer, "a=setup:")[0], offer_setup=offer["setup"], offer_group=offer["group"],
+             fingerprints=len(offer["fingerprints"]), ssrc=offer.get("ssrc", 0), call_id=self.args.session,
+             phone_proto=sdp_values(at_phone, "m=audio ")[0].split()[1], phone_sdp_lines=sip_summary(at_phone),
+             browser_sdp_lines=sip_summary(answer))
+        return answer
+
+    def restart(self, offer):
+        before = self.sluice_crypto
+        at_phone, answer = self.dialog.invite(self.sdp, self.answer)
+        emit(event="restarted", peer_ufrag_before=self.peer_ufrag, peer_ufrag=offer["ice-ufrag"],
+             sluice_ufrag=sdp_values(answer, "a=ice-ufrag:")[0], reinvite=True,
+             phone_crypto=self.sluice_crypto if self.sluice_crypto != before else None)
+        self.peer_ufrag = offer["ice-ufrag"]
+        return answer
+
+    def offer(self, sdp, restart):
+        self.sdp = sdp
+        return super().offer(sdp, restart)
+
+    def hangup(self):
+        """The call's final counters from sluiced (session.get, read only),
+        then the BYE, then Sluice's ng statistics."""
+        with self.lock:
+            if not self.created:
+                return {"ok": True}
+            reply = self.sluice.request("session.get", session=self.args.session)
+            self.dialog.bye()
+            self.created = False
+        emit(event="deleted", ok=reply.get("ok", False), reply=reply, ng=ng_statistics(self.ng, self.args.ng))
+        return {"ok": reply.get("ok", False)}
+
+
+def sip_summary(sdp):
+    """What an SDP says about its transport, for the demo's checks."""
+    return sorted({l.split(":", 1)[0] for l in sdp.replace("\r", "").split("\n")
+                   if l.startswith(("a=crypto", "a=ice-", "a=fingerprint", "a=setup", "a=candidate",
+                                    "a=rtcp-mux", "m="))})
+
+
+def ng_statistics(sock, where):
+    """Sluice's ng listener's own counters (the `statistics` command, bencoded)."""
+    host, port = where.rsplit(":", 1)
+    sock.settimeout(3)
+    sock.sendto(b"demo1 d7:command10:statisticse", (host, int(port)))
+    try:
+        reply = sock.recv(65536).decode(errors="replace")
+    except socket.timeout:
+        return {}
+    out, at = {}, reply.find("2:ngd") + 5
+    while 4 < at < len(reply) and reply[at] != "e":  # a dict of integers: N:keyiVALUEe
+        colon = reply.index(":", at)
+        key_end = colon + 1 + int(reply[at:colon])
+        value_end = reply.index("e", key_end)
+        out[reply[colon + 1:key_end]] = int(reply[key_end + 1:value_end])
+        at = value_end + 1
+    return out
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     call = None  # set before serving
 
@@ -235,9 +351,15 @@ def main():
     p.add_argument("--phone-ssrc", type=int, required=True)
     p.add_argument("--browser-interface", default="a")
     p.add_argument("--phone-interface", default="b")
+    p.add_argument("--via", choices=("control", "kamailio"), default="control",
+                   help="create the call on sluiced's control socket, or send it through Kamailio")
+    p.add_argument("--proxy", default="127.0.0.1:5060", help="Kamailio's SIP address (--via kamailio)")
+    p.add_argument("--ng", default="127.0.0.1:2223", help="sluiced's ng listener (--via kamailio)")
+    p.add_argument("--sip-netns", help="the namespace of Kamailio and the SIP user agents")
+    p.add_argument("--phone-media", choices=("sdes", "plain"), default="sdes")
     args = p.parse_args()
     host, port = args.listen.rsplit(":", 1)
-    Handler.call = Call(args)
+    Handler.call = KamailioCall(args) if args.via == "kamailio" else Call(args)
     server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
     threading.Thread(target=read_stdin, args=(Handler.call,), daemon=True).start()
     emit(event="listening", port=server.server_address[1])
