@@ -17,8 +17,8 @@ import time
 CLONE_NEWNET = 0x40000000
 
 
-def sockets_in_netns(netns, ports):
-    """UDP sockets bound to 127.0.0.1:port in the named namespace
+def sockets_in_netns(netns, ports, host="127.0.0.1"):
+    """UDP sockets bound to host:port in the named namespace
     (/run/netns/NAME); the calling thread returns to its own namespace."""
     libc = ctypes.CDLL(None, use_errno=True)
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
@@ -30,7 +30,7 @@ def sockets_in_netns(netns, ports):
             out = []
             for port in ports:
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.bind(("127.0.0.1", port))
+                s.bind((host, port))
                 out.append(s)
             return out
         finally:
