@@ -371,7 +371,7 @@ def demo(d, args, bins, rundir, net, phones, checks):
         print("== Kamailio: configs/kamailio/kamailio.cfg in %s, SIP on 127.0.0.1:%d, rtpengine_manage() "
               "driving sluiced's ng listener at %s" % (net.ns("relay"), SIP_PORT, NG))
         via_args = ("--via", "kamailio", "--sip-netns", net.ns("relay"), "--proxy", "127.0.0.1:%d" % SIP_PORT,
-                    "--ng", NG, "--phone-media", "sdes")
+                    "--ng", NG, "--phone-media", args.phone_media)
 
     sig = Signalling(d, net.ns("pa"), sock_path, via_args)
     phones.append(sig)
@@ -387,8 +387,10 @@ def demo(d, args, bins, rundir, net, phones, checks):
     phones.append(phone)
     sig.phone = phone
     sel.register(phone.proc.stdout, d.selectors.EVENT_READ, phone)
+    sdes = args.phone_media == "sdes"
     phone_offer = d.new_key(d.SUITE_A)   # the phone's a=crypto
-    sig.send(phone_crypto=phone_offer)
+    if sdes:
+        sig.send(phone_crypto=phone_offer)
 
     began = time.monotonic()
     browser = Browser(net.ns("pa"), url, wav, rundir)
@@ -407,13 +409,15 @@ def demo(d, args, bins, rundir, net, phones, checks):
     if kamailio:
         print("   SIP: INVITE -> Kamailio -> the phone's agent got %s; 200 -> Kamailio -> the page got %s" % (
             " ".join(created["phone_sdp_lines"]), " ".join(created["browser_sdp_lines"])))
-    print("   call: browser %s <-> Sluice %s (WebRTC) | Sluice %s <-> phone %s:%d (SDES %s)" % (
-        d.PHONE_A, created["browser_local"], created["phone_local"], d.PHONE_B, PHONE_PORT, d.SUITE_A))
+    print("   call: browser %s <-> Sluice %s (WebRTC) | Sluice %s <-> phone %s:%d (%s)" % (
+        d.PHONE_A, created["browser_local"], created["phone_local"], d.PHONE_B, PHONE_PORT,
+        "SDES " + d.SUITE_A if sdes else "plain RTP"))
     # The browser's SSRC when its offer names it (a re-key then carries the
     # stream's rollover counter); 0 takes any.
     phone.send(["call 0 %s:%d %s %d %d %d 0" % (d.PHONE_B, PHONE_PORT, created["phone_local"], PHONE_SSRC,
-                                                created.get("ssrc", 0), d.secrets.randbelow(30000)),
-                "key 0 send %s" % phone_offer, "key 0 recv %s" % created["phone_crypto"], "ready"])
+                                                created.get("ssrc", 0), d.secrets.randbelow(30000))] +
+               (["key 0 send %s" % phone_offer, "key 0 recv %s" % created["phone_crypto"]] if sdes else
+                ["plain 0"]) + ["ready"])
     wait(d, sel, "the phone did not get ready", lambda: phone.ready, 15)
 
     def connected():
@@ -510,7 +514,8 @@ def hang_up(d, args, sel, ctl, sig, phone, browser, url, rundir, checks, log_pat
     rtcp_apart = count_rtcp(sig.rtcp_sock)
     fig = {"final": final, "phone": phone.final, "legs": legs, "stats": stats, "heard_hz": heard_hz,
            "heard_s": heard_s, "call_s": call_s, "leg": leg, "first_leg": first_leg, "mark": mark,
-           "deleted": deleted, "stopped_at": stopped_at, "rtcp_apart": rtcp_apart}
+           "deleted": deleted, "stopped_at": stopped_at, "rtcp_apart": rtcp_apart,
+           "plain": args.phone_media == "plain"}
     summary(d, fig)
     if page_text:
         print("\n== the page said\n" + "\n".join("   " + l for l in page_text.splitlines()))
@@ -524,9 +529,9 @@ def summary(d, fig):
     print("   browser: sent %d RTP packets, received %d (lost %s), heard %.0f Hz at %.0f dB; DTLS %s, SRTP %s"
           % (f.get("tx_packets", 0), f.get("rx_packets", 0), f.get("rx_lost"), f.get("hz", 0), f.get("db", 0),
              f.get("dtls"), f.get("srtp")))
-    print("   phone:   sent %d, received %d, authenticated %d RTP and %d SRTCP (auth failures %d, replays %d, "
+    print("   phone:   sent %d, received %d, %s %d RTP and %d SRTCP (auth failures %d, replays %d, "
           "out of order %d); its recording (%.1f s) peaks at %.0f Hz" % (
-              p["sent"], p["received"], p["verified"], p.get("rtcp", 0), p["auth_failures"], p["replays"],
+              p["sent"], p["received"], "took (plain)" if fig["plain"] else "authenticated", p["verified"], p.get("rtcp", 0), p["auth_failures"], p["replays"],
               p["out_of_order"], fig["heard_s"], fig["heard_hz"]))
     for name in ("browser", "phone"):
         c = legs.get(name, {}).get("counters", {})
@@ -561,9 +566,10 @@ def run_checks(d, args, sig, checks, fig):
         apart = fig["rtcp_apart"]
         expect(p["verified"] == sent_b - cp.get("tx_rtcp_packets", 0) and p["auth_failures"] == 0 and
                p["verified"] > 0 and apart == cp.get("tx_rtcp_packets", 0) and legs["phone"]["rtcp"] == "separate",
-               "browser -> phone: the phone authenticated every RTP packet Sluice relayed to it (%d of %d), and "
-               "Sluice's %d SRTCP went to its RTCP port %d (rtcp-mux-demux; %d arrived there)"
-               % (p["verified"], sent_b - cp.get("tx_rtcp_packets", 0), cp.get("tx_rtcp_packets", 0),
+               "browser -> phone: the phone %s every RTP packet Sluice relayed to it (%d of %d), and "
+               "Sluice's %d RTCP went to its RTCP port %d (rtcp-mux-demux; %d arrived there)"
+               % ("authenticated" if args.phone_media == "sdes" else "took as plain RTP, in order,",
+                  p["verified"], sent_b - cp.get("tx_rtcp_packets", 0), cp.get("tx_rtcp_packets", 0),
                   PHONE_PORT + 1, apart))
     else:
         expect(p["verified"] + p.get("rtcp", 0) == sent_b and p["auth_failures"] == 0 and p["verified"] > 0,
@@ -583,7 +589,7 @@ def run_checks(d, args, sig, checks, fig):
     expect(all(x.get(k, 0) == 0 for x in (cb, cp) for k in ("auth_failures", "replay_drops")),
            "no authentication failure or replay at Sluice")
     if args.via == "kamailio":
-        ng_checks(sig, checks)
+        ng_checks(args, sig, checks, legs["phone"])
     if not args.no_rekey:
         restart_checks(d, sig, checks, fig)
     expect(fig["deleted"].get("ok") and fig["stats"].get("sessions") == 0,
@@ -591,21 +597,29 @@ def run_checks(d, args, sig, checks, fig):
            % fig["stats"].get("sessions"))
 
 
-def ng_checks(sig, checks):
-    """The call went through Kamailio and Sluice's ng listener."""
+def ng_checks(args, sig, checks, phone_leg):
+    """The call went through Kamailio and Sluice's ng listener; the phone's
+    side is what --phone-media asked for."""
     created, ng = sig.events["created"], sig.events["deleted"].get("ng", {})
     phone_lines, page_lines = set(created["phone_sdp_lines"]), set(created["browser_sdp_lines"])
     web = {"a=ice-lite", "a=ice-ufrag", "a=fingerprint", "a=setup", "a=candidate", "a=rtcp-mux"}
-    checks.expect(created["phone_proto"] == "RTP/SAVP" and "a=crypto" in phone_lines and not phone_lines & web
-                  and "a=crypto" not in page_lines and web <= page_lines,
-                  "SIP: Kamailio's INVITE gave the phone %s with a=crypto and no ICE or DTLS; its 200 gave the page "
+    sdes = args.phone_media == "sdes"
+    checks.expect(created["phone_proto"] == ("RTP/SAVP" if sdes else "RTP/AVP") and
+                  ("a=crypto" in phone_lines) == sdes and not phone_lines & web and
+                  "a=crypto" not in page_lines and web <= page_lines,
+                  "SIP: Kamailio's INVITE gave the phone %s %s a=crypto and no ICE or DTLS; its 200 gave the page "
                   "Sluice's ICE-lite and DTLS (%s), no a=crypto" % (
-                      created["phone_proto"], " ".join(sorted(page_lines & web))))
-    checks.expect(ng.get("requests", 0) >= 5 and ng.get("errors", 1) == 0 and sig.events.get("restarted", {}).get(
-        "reinvite", True), "over ng: Sluice's ng listener took %s requests from Kamailio's rtpengine module (offer, "
-                           "answer, the re-INVITE's offer and answer, the BYE's delete, its pings), %s errors; the "
-                           "session was named after the SIP Call-ID %s" % (
-                               ng.get("requests"), ng.get("errors"), created["call_id"]))
+                      created["phone_proto"], "with" if sdes else "without", " ".join(sorted(page_lines & web))))
+    suites = (phone_leg.get("rx_suite"), phone_leg.get("tx_suite"))
+    want = ("AES_CM_128_HMAC_SHA1_80",) * 2 if sdes else ("plain", "plain")
+    checks.expect(suites == want, "Sluice's leg toward the phone is %s both ways (rx %s, tx %s)" % (
+        "SDES" if sdes else "plain RTP", suites[0], suites[1]))
+    restarted = not args.no_rekey
+    checks.expect(ng.get("requests", 0) >= (5 if restarted else 3) and ng.get("errors", 1) == 0,
+                  "over ng: Sluice's ng listener took %s requests from Kamailio's rtpengine module (offer, answer, "
+                  "%sthe BYE's delete, its pings), %s errors; the session is named after the SIP Call-ID %s" % (
+                      ng.get("requests"), "the re-INVITE's offer and answer, " if restarted else "",
+                      ng.get("errors"), created["call_id"]))
 
 
 def restart_checks(d, sig, checks, fig):
