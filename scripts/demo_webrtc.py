@@ -14,6 +14,13 @@ session.update on Sluice), hangs up (session.delete) and stops sluiced.
 With --keep, a screenshot of the page during the call (DevTools
 Page.captureScreenshot over --remote-debugging-pipe).
 
+With --via kamailio the script creates nothing on the control socket: it
+plays two SIP user agents (scripts/webrtc/sip.py) through Kamailio, started
+here with configs/kamailio/kamailio.cfg in the relay namespace, whose
+rtpengine_manage() drives sluiced's ng listener: the page's offer in an
+INVITE, the phone's answer (SDES, or plain with --phone-media plain), the
+ICE restart as a re-INVITE, the hang-up as a BYE.
+
 scripts/demo imports this module and calls demo() with itself as `d`: the
 network, sluiced, the phone and the checks are the classic demo's.
 """
@@ -65,6 +72,17 @@ def missing(via="control"):
     except ImportError:
         return "python3-numpy is not installed"
     return None
+
+
+def stop_group(proc):
+    """SIGTERM to a process group of ours, SIGKILL after 5 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 # --- Chromium and its DevTools pipe -----------------------------------------------
@@ -167,13 +185,7 @@ class Browser:
                 os.close(fd)
             except OSError:
                 pass
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
 
 
 # --- the signalling script ---------------------------------------------------------
@@ -304,13 +316,7 @@ class Kamailio:
                 pass
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
 
 
 # --- audio ------------------------------------------------------------------------

@@ -16,6 +16,10 @@ standard library only). It plays the SBC between a browser and a SIP phone:
   POST /hangup   deletes the call
 The demo talks to it on stdin (the phone's SDES offer, commands for the page)
 and reads JSON events on stdout. The phone's keys only ever cross these pipes.
+With --via kamailio it plays a SIP caller for the page and a SIP callee for
+the phone through Kamailio (sip.py) instead of session.create/update/delete:
+INVITE, re-INVITE at an ICE restart, BYE at the hang-up; it reads the call's
+counters with session.get before the BYE.
 """
 
 import argparse
