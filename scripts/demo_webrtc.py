@@ -230,6 +230,7 @@ class Signalling:
         elif kind == "error":
             self.errors.append("%s: %s" % (ev["path"], ev["message"]))
         elif kind == "restarted" and ev.get("phone_crypto") and self.phone:
+            print("   -- re-INVITE: Sluice offered the phone a new SDES key; the phone re-keys (its key stays)")
             self.phone.send(["key 0 recv %s" % ev["phone_crypto"]])
         self.events[kind] = ev
 
