@@ -141,6 +141,9 @@ TEST(DecodeRequest, DtlsAndIceLegs) {
   ASSERT_TRUE(update.dtls.has_value());
   EXPECT_EQ(update.dtls->setup, "active");
   EXPECT_TRUE(update.dtls->local_setup.empty()) << "absent: Sluice picks";
+  ASSERT_TRUE(update.ice.has_value());
+  EXPECT_TRUE(update.ice->restart);
+  EXPECT_EQ(update.ice->ufrag, "wxyz");
 
   // Sluice offers first: neither the peer's setup nor its fingerprints yet.
   r = DecodeRequest(CreateLine(
@@ -151,9 +154,6 @@ TEST(DecodeRequest, DtlsAndIceLegs) {
   ASSERT_TRUE(awaited.legs[0].dtls.has_value());
   EXPECT_TRUE(awaited.legs[0].dtls->setup.empty() && awaited.legs[0].dtls->fingerprints.empty());
   EXPECT_EQ(awaited.legs[0].dtls->local_setup, "passive");
-  ASSERT_TRUE(update.ice.has_value());
-  EXPECT_TRUE(update.ice->restart);
-  EXPECT_EQ(update.ice->ufrag, "wxyz");
 
   struct Case {
     std::string line, message;
