@@ -46,6 +46,7 @@
 #include "sluice/session/flow_table.h"
 #include "sluice/session/policing.h"
 #include "sluice/version.h"
+#include "sluice/log/logger.h"
 #include "sluice/dtls/certificate.h"
 #include "sluice/dtls/fingerprint.h"
 #include "sluice/dtls/srtp_profile.h"
@@ -77,7 +78,10 @@ std::atomic<bool> stop_requested{false};
 
 void OnSignal(int) { stop_requested.store(true); }
 
-void Log(const std::string& line) { std::fprintf(stderr, "sluiced: %s\n", line.c_str()); }
+// A failure that stops the daemon: one error event, what failed and why.
+void LogFailure(std::string_view event, absl::string_view reason) {
+  log::Event(log::Level::kError, event, {{"reason", reason}});
+}
 
 std::atomic<bool> workers_stop{false};
 
@@ -136,7 +140,7 @@ bool HasCapIpcLock() {
 absl::Status PrepareKeyMemoryLock(const config::Config& cfg) {
   const rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
   if (setrlimit(RLIMIT_MEMLOCK, &unlimited) == 0) {
-    Log("key memory: locked in RAM (RLIMIT_MEMLOCK raised to unlimited)");
+    log::Event(log::Level::kInfo, "memory.locked", {{"how", "RLIMIT_MEMLOCK unlimited"}});
     return absl::OkStatus();
   }
   rlimit lock = {};
@@ -146,7 +150,7 @@ absl::Status PrepareKeyMemoryLock(const config::Config& cfg) {
   // CAP_IPC_LOCK (root's, in a container that keeps it) locks without limit,
   // as long as sluiced does not drop it by becoming [security] user.
   if (cfg.security.user.empty() && HasCapIpcLock()) {
-    Log("key memory: locked in RAM (CAP_IPC_LOCK)");
+    log::Event(log::Level::kInfo, "memory.locked", {{"how", "CAP_IPC_LOCK"}});
     return absl::OkStatus();
   }
   // About 8 KiB of session state a session (its contexts included), in
@@ -155,7 +159,8 @@ absl::Status PrepareKeyMemoryLock(const config::Config& cfg) {
       (uint64_t{cfg.limits.max_sessions} * 8192 / memory::kHotRegionBytes + 2) *
       memory::kHotRegionBytes;
   if (lock.rlim_cur == RLIM_INFINITY || lock.rlim_cur >= need) {
-    Log(absl::StrCat("key memory: locked in RAM (RLIMIT_MEMLOCK ", lock.rlim_cur, " bytes)"));
+    log::Event(log::Level::kInfo, "memory.locked",
+               {{"how", "RLIMIT_MEMLOCK"}, {"limit_bytes", uint64_t{lock.rlim_cur}}});
     return absl::OkStatus();
   }
   const std::string what = absl::StrCat(
@@ -166,8 +171,8 @@ absl::Status PrepareKeyMemoryLock(const config::Config& cfg) {
     return absl::FailedPreconditionError(
         absl::StrCat(what, ", or set [security] allow_unlocked_keys = true"));
   }
-  Log(absl::StrCat("warning: ", what, "; running anyway ([security] allow_unlocked_keys): "
-                   "session keys beyond the limit may be swapped to disk"));
+  log::Event(log::Level::kWarning, "memory.unlocked",
+             {{"reason", what}, {"effect", "session keys beyond the limit may be swapped to disk"}});
   return absl::OkStatus();
 }
 
@@ -219,11 +224,11 @@ absl::Status DropPrivileges(const config::SecurityConfig& security) {
 // DropPrivileges with its log line; 0, or 1 (and a stop request) on failure.
 int BecomeConfiguredUser(const config::SecurityConfig& security) {
   if (absl::Status s = DropPrivileges(security); !s.ok()) {
-    Log(absl::StrCat("security.user: ", s.message()));
+    LogFailure("security.user_failed", s.message());
     stop_requested.store(true);
     return 1;
   }
-  if (!security.user.empty()) Log(absl::StrCat("running as user ", security.user));
+  if (!security.user.empty()) log::Event(log::Level::kInfo, "security.user", {{"user", security.user}});
   return 0;
 }
 
@@ -276,8 +281,7 @@ absl::Status StartEal(const config::Config& cfg) {
 absl::Status ProbeCryptoBackend(const config::CryptoConfig& crypto) {
   absl::StatusOr<std::unique_ptr<crypto::Backend>> probe = crypto::MakeBackend(crypto.backend);
   if (!probe.ok()) return probe.status();
-  Log(absl::StrCat("crypto backend ", std::string((*probe)->name()), " (",
-                   std::string((*probe)->arch()), ")"));
+  log::Event(log::Level::kInfo, "crypto.backend", {{"backend", (*probe)->name()}, {"arch", (*probe)->arch()}});
   return absl::OkStatus();
 }
 
@@ -348,10 +352,11 @@ void LogInterface(const config::InterfaceConfig& iface, const dpdk::PortInfo& po
   if (port.rx_udp_checksum_offload) offloads.push_back("rx-udp");
   if (port.tx_ip_checksum_offload) offloads.push_back("tx-ipv4");
   if (port.tx_udp_checksum_offload) offloads.push_back("tx-udp");
-  Log(absl::StrCat("interface ", iface.name, ": ", iface.device, " port ", port.port_id,
-                   iface.ipv4 ? " " + iface.ipv4->ToString() : "",
-                   iface.ipv6 ? " " + iface.ipv6->ToString() : "", ", checksum offload: ",
-                   offloads.empty() ? "none" : absl::StrJoin(offloads, " ")));
+  log::Event(log::Level::kInfo, "interface.started",
+             {{"interface", iface.name}, {"device", iface.device}, {"port", port.port_id},
+              {"ipv4", iface.ipv4 ? iface.ipv4->ToString() : ""},
+              {"ipv6", iface.ipv6 ? iface.ipv6->ToString() : ""},
+              {"checksum_offload", offloads.empty() ? "none" : absl::StrJoin(offloads, ",")}});
 }
 
 // Starts the port of configured interface `index` and spreads its RX queues
@@ -548,7 +553,6 @@ std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Conf
       [workers]() { return ReadWorkerStats(*workers); });
   const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
   manager->SetPortStats([interfaces]() { return ReadPortStats(*interfaces); });
-  manager->SetLog([](std::string_view line) { Log(std::string(line)); });
   return manager;
 }
 
@@ -558,7 +562,6 @@ absl::StatusOr<std::unique_ptr<control::Server>> CreateControlServer(
   options.socket_path = control.socket;
   options.group = control.group;
   options.max_connections = control.max_connections;
-  options.log = [](absl::string_view line) { Log(std::string(line)); };
   if (control.tls.has_value()) options.tls = TlsServerOptionsFrom(*control.tls);
   return control::Server::Create(manager, options);
 }
@@ -591,12 +594,11 @@ bool StartNg(const config::Config& cfg, ControlPlane& control) {
   absl::StatusOr<std::unique_ptr<ng::Listener>> listener =
       ng::Listener::Create(*control.ng_handler, options);
   if (!listener.ok()) {
-    Log(std::string(listener.status().message()));
+    LogFailure("ng.failed", listener.status().message());
     return false;
   }
   control.ng_listener = *std::move(listener);
-  Log(absl::StrCat("ng protocol on udp ", cfg.ng->listen.ToString(),
-                   cfg.ng->socket.empty() ? "" : " and unix " + cfg.ng->socket));
+  log::Event(log::Level::kInfo, "ng.listening", {{"udp", cfg.ng->listen.ToString()}, {"unix", cfg.ng->socket}});
   return true;
 }
 
@@ -620,8 +622,9 @@ absl::Status StartWebRtc(const config::Config& cfg, const DataPlane& data, Contr
   options.mtu = w.mtu;
   options.handshake_timeout_ms = w.handshake_timeout_ms;
   options.consent_timeout_ms = w.consent_timeout_ms;
-  Log(absl::StrCat("DTLS certificate ", w.certificate.empty() ? "generated" : w.certificate, ", ",
-                   dtls::FormatFingerprint(certificate->GetFingerprint())));
+  log::Event(log::Level::kInfo, "dtls.certificate",
+             {{"source", w.certificate.empty() ? "generated" : w.certificate},
+              {"fingerprint", dtls::FormatFingerprint(certificate->GetFingerprint())}});
   control::SessionManager* manager = control.manager.get();
   control.webrtc = std::make_unique<webrtc::WebRtcLegs>(
       *data.handshake, *std::move(certificate), std::move(options),
@@ -636,7 +639,7 @@ absl::Status StartWebRtc(const config::Config& cfg, const DataPlane& data, Contr
 int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
   control.manager = CreateSessionManager(cfg, data);
   if (absl::Status s = StartWebRtc(cfg, data, control); !s.ok()) {
-    Log(std::string(s.message()));
+    LogFailure("webrtc.failed", s.message());
     stop_requested.store(true);
     return 1;
   }
@@ -651,12 +654,13 @@ int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlP
 // Serves the control socket, the slow path, the ng listener and the manager's
 // timers until a stop is requested. 0, or 1 when a listener failed.
 int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
-  Log(absl::StrCat("ready: ", data.n_workers, " worker(s), control socket ", cfg.control.socket,
-                   cfg.control.tls ? ", control TLS " + cfg.control.tls->listen.ToString() : ""));
+  log::Event(log::Level::kInfo, "daemon.ready",
+             {{"version", kVersion}, {"workers", data.n_workers}, {"control_socket", cfg.control.socket},
+              {"control_tls", cfg.control.tls ? cfg.control.tls->listen.ToString() : ""}});
   int rc = 0;
   while (!stop_requested.load()) {
     if (absl::Status s = (*control.server)->Poll(2); !s.ok()) {
-      Log(absl::StrCat("control socket: ", s.message()));
+      LogFailure("control.failed", s.message());
       rc = 1;
       break;
     }
@@ -664,14 +668,14 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
     data.handshake->RunControlTasks();
     if (control.ng_listener) {
       if (absl::Status s = control.ng_listener->Poll(0); !s.ok()) {
-        Log(std::string(s.message()));
+        LogFailure("ng.failed", s.message());
         rc = 1;
         break;
       }
     }
     control.manager->Tick();
   }
-  Log("stopping");
+  log::Event(log::Level::kInfo, "daemon.stopping", {});
   return rc;
 }
 
@@ -685,19 +689,19 @@ void Shutdown(DataPlane& data, ControlPlane& control) {
   if (control.server.ok()) control.server->reset();
   control.manager->Clear();
   for (const control::InterfaceInfo& info : data.interfaces) dpdk::StopPort(info.port_id);
-  Log("stopped");
+  log::Event(log::Level::kInfo, "daemon.stopped", {});
 }
 
 // The daemon from start to stop; its exit code.
 int Run(const config::Config& cfg) {
   ApplyProcessLimits(cfg.security);
   if (absl::Status s = PrepareKeyMemoryLock(cfg); !s.ok()) {
-    Log(std::string(s.message()));
+    LogFailure("memory.lock_failed", s.message());
     return 1;
   }
   DataPlane data;
   if (absl::Status s = StartDataPlane(cfg, data); !s.ok()) {
-    Log(std::string(s.message()));
+    LogFailure("daemon.start_failed", s.message());
     return 1;
   }
   ControlPlane control;
@@ -705,7 +709,7 @@ int Run(const config::Config& cfg) {
   // Privileges go only once every socket listens.
   if (rc == 0 && control.server.ok()) rc = BecomeConfiguredUser(cfg.security);
   if (!control.server.ok()) {
-    Log(absl::StrCat("control socket: ", control.server.status().message()));
+    LogFailure("control.failed", control.server.status().message());
     rc = 1;
   } else if (RunControlLoop(cfg, data, control) != 0) {
     rc = 1;

@@ -26,6 +26,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "sluice/log/logger.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59  // Linux 4.13
@@ -429,7 +430,8 @@ void Server::CheckCertificate() {
   if (!counters_.tls_certificate_warning.empty() &&
       wall - certificate_logged_ >= kCertificateLogEvery) {
     certificate_logged_ = wall;
-    Log(absl::StrCat("control: warning: ", counters_.tls_certificate_warning));
+    log::Event(log::Level::kWarning, "control.tls_certificate",
+               {{"warning", counters_.tls_certificate_warning}});
   }
 }
 
@@ -450,13 +452,10 @@ Server::~Server() {
   WipeMemory(scratch_.get(), kReadBytes);
 }
 
-void Server::Log(absl::string_view message) const {
-  if (options_.log) options_.log(message);
-}
-
 void Server::PauseAccepting() {
   if (accept_paused_) return;
-  Log("control: out of file descriptors; not accepting clients for a moment");
+  log::Event(log::Level::kError, "control.accept_paused",
+             {{"reason", "out of file descriptors"}});
   epoll_event ev{};
   ev.events = 0;
   ev.data.u64 = kUnixListener;
@@ -557,7 +556,7 @@ void Server::Accept(bool tls) {
         PauseAccepting();
         return;
       }
-      Log(absl::StrCat("control: accept: ", ErrnoText(err)));
+      log::Event(log::Level::kError, "control.accept_failed", {{"error", ErrnoText(err)}});
       return;
     }
     if (tls) {
@@ -569,11 +568,12 @@ void Server::Accept(bool tls) {
     if (!peer.ok() || !PeerAllowed(*peer, geteuid(), socket_gid_)) {
       ++counters_.connections_refused_credentials;
       if (peer.ok()) {
-        Log(absl::StrCat("control: refused a client (pid ", peer->pid, ", uid ", peer->uid,
-                         ", gid ", peer->gid, "): not root, not our user, not in group ",
-                         socket_gid_));
+        log::Event(log::Level::kNotice, "control.client_refused",
+                   {{"pid", peer->pid}, {"uid", peer->uid}, {"gid", peer->gid},
+                    {"reason", absl::StrCat("not root, not our user, not in group ", socket_gid_)}});
       } else {
-        Log(absl::StrCat("control: refused a client: ", peer.status().message()));
+        log::Event(log::Level::kNotice, "control.client_refused",
+                   {{"reason", peer.status().message()}});
       }
       close(fd);
       continue;
@@ -595,7 +595,7 @@ bool Server::Register(std::unique_ptr<Connection> c) {
   ev.events = c->interest;
   ev.data.u64 = c->id;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-    Log(absl::StrCat("control: epoll_ctl: ", ErrnoText(errno)));
+    log::Event(log::Level::kError, "control.epoll_failed", {{"error", ErrnoText(errno)}});
     close(c->fd);
     return false;
   }
@@ -757,7 +757,7 @@ bool Server::SetInterest(Connection& c, uint32_t interest) {
   ev.events = interest;
   ev.data.u64 = c.id;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
-    Log(absl::StrCat("control: epoll_ctl: ", ErrnoText(errno)));
+    log::Event(log::Level::kError, "control.epoll_failed", {{"error", ErrnoText(errno)}});
     Close(c);
     return false;
   }
@@ -784,7 +784,7 @@ void Server::AddTlsConnection(int fd, bool refuse) {
   c->peer = PeerAddress(fd);
   c->interest = EPOLLIN;
   if (c->ssl == nullptr) {
-    Log(absl::StrCat("control: TLS client from ", c->peer, ": ", DrainSslErrors()));
+    log::Event(log::Level::kError, "control.tls_failed", {{"peer", c->peer}, {"error", DrainSslErrors()}});
     close(fd);
     return;
   }
@@ -812,8 +812,8 @@ void Server::Handshake(Connection& c) {
     } else {
       ++counters_.tls_connections_accepted;
       c.last_active = std::chrono::steady_clock::now();
-      Log(absl::StrCat("control: TLS client ", TlsServerContext::Describe(c.ssl.get()), " from ",
-                       c.peer));
+      log::Event(log::Level::kInfo, "control.tls_client",
+                 {{"peer", c.peer}, {"client", TlsServerContext::Describe(c.ssl.get())}});
       // Requests sent with the handshake's last flight.
       if (!ReadOnce(c)) {
         Close(c);
@@ -834,8 +834,8 @@ void Server::Handshake(Connection& c) {
       break;
   }
   ++counters_.tls_handshakes_failed;
-  Log(absl::StrCat("control: refused a TLS client from ", c.peer, ": ",
-                   TlsServerContext::FailureReason(c.ssl.get())));
+  log::Event(log::Level::kNotice, "control.tls_refused",
+             {{"peer", c.peer}, {"reason", TlsServerContext::FailureReason(c.ssl.get())}});
   Close(c);
 }
 
@@ -854,8 +854,8 @@ int Server::ExpireHandshakes() {
     }
     handshakes_.pop_front();
     ++counters_.tls_handshake_timeouts;
-    Log(absl::StrCat("control: dropped a TLS client from ", it->second->peer,
-                     ": no handshake within ", options_.tls->handshake_timeout_ms, " ms"));
+    log::Event(log::Level::kNotice, "control.tls_handshake_timeout",
+               {{"peer", it->second->peer}, {"timeout_ms", options_.tls->handshake_timeout_ms}});
     Close(*it->second);
   }
   return -1;
@@ -883,8 +883,8 @@ int Server::ExpireIdle() {
   }
   for (Connection* c : expired) {
     ++counters_.tls_idle_timeouts;
-    Log(absl::StrCat("control: closed TLS client ", c->peer, ": idle for ",
-                     options_.tls->idle_timeout_ms, " ms"));
+    log::Event(log::Level::kInfo, "control.tls_idle_closed",
+               {{"peer", c->peer}, {"idle_ms", options_.tls->idle_timeout_ms}});
     Close(*c);
   }
   next_idle_check_ = next;

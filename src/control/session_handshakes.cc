@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "sluice/control/session_manager.h"
+#include "sluice/log/logger.h"
 
 namespace sluice::control {
 
@@ -86,8 +87,7 @@ void SessionManager::OnHandshakeEvent(HandshakeEvent event) {
   LegState& state = entry.legs[leg];
   if (event.id.generation < state.first_generation || state.first_generation == 0) return;
   if (handshakes_ == nullptr) return;
-  const std::string who = absl::StrCat("session \"", absl::CHexEscape(it->first), "\" leg ",
-                                       entry.session->leg(leg).name);
+  const std::string& leg_name = entry.session->leg(leg).name;
   switch (event.kind) {
     case HandshakeEvent::Kind::kSelected:
       entry.session->SetRemote(leg, event.peer);
@@ -106,7 +106,8 @@ void SessionManager::OnHandshakeEvent(HandshakeEvent event) {
       state.consent_lost = true;
       entry.session->SetKeysPending(leg, true);
       ++handshake_stats_.ice_consent_lost;
-      if (log_) log_(absl::StrCat(who, ": ICE consent lost, media stopped"));
+      log::Event(log::Level::kNotice, "ice.consent_lost",
+                 {{"session", it->first}, {"leg", leg_name}, {"action", "media stopped"}});
       return;
     case HandshakeEvent::Kind::kKeyed:
       if (event.id.generation != state.dtls_generation) return;
@@ -115,7 +116,8 @@ void SessionManager::OnHandshakeEvent(HandshakeEvent event) {
     case HandshakeEvent::Kind::kFailed:
       if (event.id.generation != state.dtls_generation) return;
       ++handshake_stats_.dtls_failed;
-      if (log_) log_(absl::StrCat(who, ": DTLS handshake failed: ", event.reason));
+      log::Event(log::Level::kNotice, "dtls.failed",
+                 {{"session", it->first}, {"leg", leg_name}, {"reason", event.reason}});
       return;
   }
 }

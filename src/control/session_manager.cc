@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "sluice/log/logger.h"
 #include "sluice/memory/hot_arena.h"
 #include "sluice/srtp/sdes.h"
 #include "sluice/version.h"
@@ -254,6 +255,8 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
                                   [](const LegRequest& leg) { return leg.await_answer; });
   ResolveNextHops(it->second);
   if (it->second.next_hops_pending) pending_.insert(&it->second);
+  log::Event(log::Level::kInfo, "session.created",
+             {{"session", it->first}, {"id", it->second.id}, {"key_group", it->second.key_group}});
   return Describe(it->first, it->second, generated);
 }
 
@@ -628,10 +631,8 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   }
   if (!s.ok()) {
     ++handshake_stats_.dtls_failed;
-    if (log_) {
-      log_(absl::StrCat("session \"", absl::CHexEscape(name), "\" leg ",
-                        entry.session->leg(leg).name, ": DTLS keys refused: ", s.message()));
-    }
+    log::Event(log::Level::kWarning, "dtls.keys_refused",
+               {{"session", name}, {"leg", entry.session->leg(leg).name}, {"reason", s.message()}});
     return;
   }
   for (const KeyChange* change : {&rx, &tx}) {
@@ -676,6 +677,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
       group != key_groups_.end() && --group->second.sessions == 0) {
     key_groups_.erase(group);
   }
+  log::Event(log::Level::kInfo, "session.deleted", {{"session", name}, {"id", entry.id}});
   sessions_.erase(it);
   Reclaim();  // at once when no worker is online
   return final_counters;
@@ -862,10 +864,8 @@ void SessionManager::DeleteExpired(const std::string& name, TimeoutReason reason
       why = absl::StrCat(m.final_timeout_s, " s since it was created");
       break;
   }
-  if (log_) {
-    log_(absl::StrCat("session \"", absl::CHexEscape(name), "\" (id ", id, ") deleted: ",
-                      std::string(TimeoutName(reason)), ", ", why));
-  }
+  log::Event(log::Level::kNotice, "session.timed_out",
+             {{"session", name}, {"id", id}, {"reason", TimeoutName(reason)}, {"detail", why}});
   if (on_expired_) on_expired_(name);
 }
 
@@ -899,10 +899,10 @@ void SessionManager::CheckLegKeys(const std::string& name, Entry& entry, int leg
     if (rekey_needed_.size() < Stats::kMaxRekeyNeeded) {
       rekey_needed_.push_back(RekeyNeeded{name, leg_name, direction, *used});
     }
-    if ((state.key_warned & bit) == 0 && log_) {
-      log_(absl::StrCat("session ", name, " leg ", leg_name, ": the ", direction,
-                        " master key has carried ", *used,
-                        "% of its packet limit; re-key it (session.update) before it runs out"));
+    if ((state.key_warned & bit) == 0) {
+      log::Event(log::Level::kWarning, "key.near_limit",
+                 {{"session", name}, {"leg", leg_name}, {"direction", direction},
+                  {"used_percent", *used}, {"action", "re-key with session.update"}});
     }
     state.key_warned |= bit;
   }

@@ -3,15 +3,13 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "sluice/log/logger.h"
 
 namespace sluice::control {
 
-WorkerWatch::WorkerWatch(session::FlowTable& table, uint32_t workers, uint64_t stall_ms,
-                         std::function<void(std::string_view)> log)
+WorkerWatch::WorkerWatch(session::FlowTable& table, uint32_t workers, uint64_t stall_ms)
     : table_(table),
       stall_ms_(std::max<uint64_t>(stall_ms, 1)),
-      log_(std::move(log)),
       states_(std::min(workers, table.max_readers())) {}
 
 void WorkerWatch::Poll(uint64_t now_ms) {
@@ -30,21 +28,16 @@ void WorkerWatch::Poll(uint64_t now_ms) {
       s.last_seen_ms = now_ms;
       if (s.stalled) {
         s.stalled = false;
-        if (log_) {
-          log_(absl::StrCat("worker ", id, " ", s.online ? "reports quiescence again"
-                                                         : "left the flow table",
-                            ": no longer stalled"));
-        }
+        log::Event(log::Level::kNotice, "worker.recovered",
+                   {{"worker", id}, {"how", s.online ? "quiescent again" : "left the flow table"}});
       }
       continue;
     }
     if (!s.stalled && now_ms - s.last_seen_ms >= stall_ms_) {
       s.stalled = true;
-      if (log_) {
-        log_(absl::StrCat("worker ", id, " stalled: no RCU quiescent state for ",
-                          now_ms - s.last_seen_ms,
-                          " ms; deleted sessions wait to be reclaimed until it reports"));
-      }
+      log::Event(log::Level::kError, "worker.stalled",
+                 {{"worker", id}, {"silent_ms", now_ms - s.last_seen_ms},
+                  {"effect", "deleted sessions wait to be reclaimed until it reports"}});
     }
   }
   // A fresh probe a few times per stall_ms, once the last is judged: a

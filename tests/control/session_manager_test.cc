@@ -16,6 +16,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "eal_environment.h"
+#include "log_capture.h"
 #include "sluice/control/protocol.h"
 #include "sluice/dpdk/eal.h"
 #include "sluice/memory/hot_arena.h"
@@ -326,8 +327,7 @@ TEST_F(SessionManagerTest, KeyReuseIsRefusedAcrossSessionsAndForTheWindow) {
 // leg says how far in session.get, stats lists it for the SBC to poll, and
 // the control loop's pass logs it once, by session and leg, never a key.
 TEST_F(SessionManagerTest, KeysNearTheirLimitAreReported) {
-  std::vector<std::string> logged;
-  manager_->SetLog([&](std::string_view line) { logged.emplace_back(line); });
+  testing::LogCapture capture;
   const json created = Create("near", kKey1);
   ASSERT_EQ(Code(created), "ok");
   auto flow_at = [&](const json& local) {
@@ -362,16 +362,16 @@ TEST_F(SessionManagerTest, KeysNearTheirLimitAreReported) {
             json({{"session", "near"}, {"leg", "a"}, {"direction", "rx"}, {"used_percent", 95}}));
   EXPECT_EQ(st["rekey_needed"][1]["direction"], "tx");
   EXPECT_EQ(st["rekey_needed"][1]["used_percent"], 92);
+  std::vector<std::string> logged = capture.Of("key.near_limit");
   ASSERT_EQ(logged.size(), 2u);
-  EXPECT_NE(logged[0].find("session near leg a: the rx master key has carried 95%"),
-            std::string::npos)
+  EXPECT_NE(logged[0].find("session=near leg=a direction=rx used_percent=95 "), std::string::npos)
       << logged[0];
   for (const std::string& line : logged) {
     EXPECT_EQ(line.find("inline:"), std::string::npos);
     EXPECT_EQ(line.find("WVNfX19zZW1jdGwg"), std::string::npos);
   }
   manager_->CheckKeyLimits();
-  EXPECT_EQ(logged.size(), 2u) << "logged once";
+  EXPECT_EQ(capture.Of("key.near_limit").size(), 2u) << "logged once";
   // Below the warning nothing is reported.
   in_b->tx->SetKeyCountsForTesting(0, 0, srtcp_limit / 100 * 80);
   // A re-key of rx: the new key starts afresh (the previous one, carried for
@@ -646,7 +646,6 @@ class SessionTimeoutTest : public SessionManagerTest {
     config_.media.final_timeout_s = final_timeout_s;
     MakeManager(30000, port_max, 0, max_sessions);
     manager_->SetClock([this] { return now_ms_; });
-    manager_->SetLog([this](std::string_view line) { log_.emplace_back(line); });
     manager_->SetOnExpired([this](const std::string& name) { expired_.push_back(name); });
   }
   void TearDown() override {
@@ -679,7 +678,7 @@ class SessionTimeoutTest : public SessionManagerTest {
 
   static constexpr uint64_t kStartMs = 5000000;
   uint64_t now_ms_ = kStartMs;
-  std::vector<std::string> log_;
+  testing::LogCapture capture_;
   std::vector<std::string> expired_;
 };
 
@@ -705,10 +704,11 @@ TEST_F(SessionTimeoutTest, NoMediaEitherWayForTimeoutDeletesTheSessionAndFreesIt
   EXPECT_EQ(stats["sessions_timed_out"]["timeout"], 2) << stats.dump();
   EXPECT_EQ(stats["sessions_timed_out"]["silent_timeout"], 0);
   EXPECT_EQ(stats["sessions_timed_out"]["final_timeout"], 0);
-  ASSERT_EQ(log_.size(), 2u);
-  EXPECT_EQ(log_[1], "session \"bye-lost\" (id 1) deleted: timeout, no packet relayed in either "
-                     "direction for 60 s");
-  for (const std::string& line : log_) EXPECT_EQ(line.find("inline:"), std::string::npos);
+  const std::vector<std::string> log = capture_.Of("session.timed_out");
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[1], "sluiced: level=notice event=session.timed_out session=bye-lost id=1 "
+                    "reason=timeout detail=\"no packet relayed in either direction for 60 s\"");
+  for (const std::string& line : capture_.lines()) EXPECT_EQ(line.find("inline:"), std::string::npos);
   // The normal delete path: the ports come back (no reuse delay here).
   EXPECT_EQ(Code(Create("next", kKey3)), "ok");
   EXPECT_EQ(Code(Create("next2", UniqueKey(2))), "ok");
@@ -730,10 +730,11 @@ TEST_F(SessionTimeoutTest, OneWayMediaEndsAfterSilentTimeout) {
   EXPECT_FALSE(Alive("one-way"));
   EXPECT_EQ(manager_->GetStats().timed_out.silent_timeout, 1u);
   EXPECT_EQ(manager_->GetStats().timed_out.timeout, 0u);
-  ASSERT_EQ(log_.size(), 1u);
-  EXPECT_NE(log_[0].find("deleted: silent_timeout, one direction relayed no packet for 120 s"),
+  const std::vector<std::string> log = capture_.Of("session.timed_out");
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_NE(log[0].find("reason=silent_timeout detail=\"one direction relayed no packet for 120 s\""),
             std::string::npos)
-      << log_[0];
+      << log[0];
 }
 
 TEST_F(SessionTimeoutTest, FinalTimeoutBoundsALiveSession) {
@@ -752,8 +753,10 @@ TEST_F(SessionTimeoutTest, FinalTimeoutBoundsALiveSession) {
   TickAt(300);
   EXPECT_FALSE(Alive("long"));
   EXPECT_EQ(manager_->GetStats().timed_out.final_timeout, 1u);
-  ASSERT_EQ(log_.size(), 1u);
-  EXPECT_NE(log_[0].find("deleted: final_timeout, 300 s since it was created"), std::string::npos);
+  const std::vector<std::string> log = capture_.Of("session.timed_out");
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_NE(log[0].find("reason=final_timeout detail=\"300 s since it was created\""), std::string::npos)
+      << log[0];
 }
 
 TEST_F(SessionTimeoutTest, MediaThatKeepsFlowingIsNeverReaped) {
@@ -767,7 +770,7 @@ TEST_F(SessionTimeoutTest, MediaThatKeepsFlowingIsNeverReaped) {
     TickAt(t);
   }
   EXPECT_TRUE(Alive("talk"));
-  EXPECT_TRUE(log_.empty());
+  EXPECT_TRUE(capture_.Of("session.timed_out").empty());
   EXPECT_EQ(manager_->GetStats().timed_out.timeout + manager_->GetStats().timed_out.silent_timeout,
             0u);
 }

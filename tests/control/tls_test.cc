@@ -1,6 +1,7 @@
 // The control protocol over mutual TLS: an in-process Server with a TLS
 // listener on loopback, certificates made by OpenSSL at test time, and
 // clients that should and should not get in.
+#include "log_capture.h"
 #include "sluice/control/tls.h"
 
 #include <arpa/inet.h>
@@ -114,10 +115,6 @@ class TlsTest : public ::testing::Test {
   void Start(ServerOptions options = {}) {
     options.socket_path = socket_path_;
     if (!options.tls) options.tls = TlsOptions();
-    options.log = [this](absl::string_view line) {
-      std::lock_guard<std::mutex> lock(log_mutex_);
-      log_.emplace_back(line);
-    };
     absl::StatusOr<std::unique_ptr<Server>> s = Server::Create(ops_, std::move(options));
     ASSERT_TRUE(s.ok()) << s.status();
     server = std::move(*s);
@@ -136,8 +133,7 @@ class TlsTest : public ::testing::Test {
   }
 
   std::string Log() {
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    return absl::StrJoin(log_, "\n");
+    return absl::StrJoin(log_.lines(), "\n");
   }
   // Waits until the log holds `text` (the server logs from its own thread).
   std::string WaitForLog(const std::string& text) {
@@ -187,8 +183,7 @@ class TlsTest : public ::testing::Test {
   std::unique_ptr<Server> server;
   std::thread thread_;
   std::atomic<bool> running_{false};
-  std::mutex log_mutex_;
-  std::vector<std::string> log_;
+  sluice::testing::LogCapture log_;
 };
 
 std::string* TlsTest::dir_ = nullptr;
@@ -235,8 +230,8 @@ TEST_F(TlsTest, GoodClientServedOverTls13) {
   EXPECT_FALSE(stats["control"]["tls"].contains("warning"));
   const std::string log = WaitForLog("TLS client");
   EXPECT_THAT(log, ::testing::ContainsRegex(
-                       "control: TLS client CN=sbc1,O=Sluice tests, TLSv1.3 TLS_[A-Z0-9_]+, "
-                       "SNI sluice.test from 127.0.0.1:[0-9]+"));
+                       "event=control.tls_client peer=127.0.0.1:[0-9]+ client=\"CN=sbc1,O=Sluice "
+                       "tests, TLSv1.3 TLS_[A-Z0-9_]+, SNI sluice.test\""));
   EXPECT_THAT(log, Not(HasSubstr("PRIVATE")));
 }
 
@@ -275,7 +270,7 @@ TEST_F(TlsTest, BadClientCertificatesRefusedWithTheReasonLogged) {
     absl::StatusOr<Json> reply = PingAs(cert);
     EXPECT_FALSE(reply.ok()) << "served: " << reply->dump();
     ++refused;
-    EXPECT_THAT(WaitForLog(r.logged), HasSubstr(absl::StrCat("control: refused a TLS client from 127.0.0.1:")));
+    EXPECT_THAT(WaitForLog(r.logged), HasSubstr("event=control.tls_refused peer=127.0.0.1:"));
     EXPECT_THAT(Log(), HasSubstr(r.logged));
   }
   // A certificate issued for servers only (extendedKeyUsage serverAuth).
@@ -424,8 +419,9 @@ TEST_F(TlsTest, PlaintextClientOnTheTlsPortRefused) {
   }
   close(fd);
   EXPECT_THAT(got, Not(HasSubstr("\"ok\"")));  // at most a TLS alert, never a reply
-  EXPECT_THAT(WaitForLog("refused a TLS client"),
-              ::testing::ContainsRegex("refused a TLS client from 127.0.0.1:[0-9]+: wrong version number"));
+  EXPECT_THAT(WaitForLog("control.tls_refused"),
+              ::testing::ContainsRegex(
+                  "event=control.tls_refused peer=127.0.0.1:[0-9]+ reason=\"[^\"]*wrong version number"));
   // The Unix socket and TLS still serve.
   absl::StatusOr<Client> unix_client = Client::Connect(socket_path_, kTimeoutMs);
   ASSERT_TRUE(unix_client.ok());
@@ -460,7 +456,8 @@ TEST_F(TlsTest, StalledHandshakesTimeOutWithoutHoldingOthersUp) {
   EXPECT_LT(Clock::now() - t, std::chrono::seconds(3));
   Stop();
   EXPECT_EQ(server->counters().tls_handshake_timeouts, 50u);
-  EXPECT_THAT(Log(), HasSubstr("no handshake within 300 ms"));
+  EXPECT_THAT(Log(), ::testing::ContainsRegex("event=control.tls_handshake_timeout peer=127.0.0.1:[0-9]+ "
+                                               "timeout_ms=300"));
 }
 
 // Each listener has its own limit: TLS clients never take a Unix client's
@@ -572,7 +569,8 @@ TEST_F(TlsTest, SilentServedTlsClientIsClosedAfterIdleTimeout) {
   EXPECT_LT(Clock::now() - t, std::chrono::seconds(3));
   Stop();
   EXPECT_EQ(server->counters().tls_idle_timeouts, 1u);
-  EXPECT_THAT(Log(), HasSubstr("idle for 300 ms"));
+  EXPECT_THAT(Log(), ::testing::ContainsRegex("event=control.tls_idle_closed peer=127.0.0.1:[0-9]+ "
+                                               "idle_ms=300"));
 }
 
 TEST_F(TlsTest, CertificateExpiringWithin30DaysWarnsInLogAndStats) {
@@ -585,8 +583,8 @@ TEST_F(TlsTest, CertificateExpiringWithin30DaysWarnsInLogAndStats) {
   options.tls->key_file = soon.key_file;
   Start(options);
   EXPECT_THAT(WaitForLog("warning"),
-              HasSubstr("control: warning: the control TLS certificate CN=sluiced-soon,O=Sluice "
-                        "tests expires at "));
+              HasSubstr("event=control.tls_certificate warning=\"the control TLS certificate "
+                        "CN=sluiced-soon,O=Sluice tests expires at "));
   absl::StatusOr<Json> stats = [&]() -> absl::StatusOr<Json> {
     absl::StatusOr<Client> c = Client::ConnectTls(ClientOptions(*client_), kTimeoutMs);
     if (!c.ok()) return c.status();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "eal_environment.h"
+#include "log_capture.h"
 #include "sluice/session/flow_table.h"
 
 namespace sluice::control {
@@ -31,8 +32,8 @@ TEST(WorkerWatchTest, SilentWorkerIsStalledAfterStallMsAndLoggedOnceEachWay) {
   ASSERT_NE(table, nullptr);
   table->RegisterReader(0);
   table->RegisterReader(1);
-  std::vector<std::string> log;
-  WorkerWatch watch(*table, 2, 100, [&](std::string_view line) { log.emplace_back(line); });
+  testing::LogCapture capture;
+  WorkerWatch watch(*table, 2, 100);
   // Worker 0 reports on every pass; worker 1 never does.
   for (uint64_t now = 0; now <= 99; now += 5) {
     watch.Poll(now);
@@ -49,15 +50,18 @@ TEST(WorkerWatchTest, SilentWorkerIsStalledAfterStallMsAndLoggedOnceEachWay) {
   EXPECT_TRUE(watch.worker(1).online);
   EXPECT_TRUE(watch.worker(1).stalled);
   EXPECT_EQ(watch.worker(1).last_seen_ms, 0u);
+  std::vector<std::string> log = capture.lines();
   ASSERT_EQ(log.size(), 1u);
-  EXPECT_NE(log[0].find("worker 1 stalled"), std::string::npos) << log[0];
+  EXPECT_NE(log[0].find("level=error event=worker.stalled worker=1 "), std::string::npos) << log[0];
 
   table->Quiescent(1);
   watch.Poll(305);
   EXPECT_FALSE(watch.worker(1).stalled);
   EXPECT_EQ(watch.worker(1).last_seen_ms, 305u);
+  log = capture.lines();
   ASSERT_EQ(log.size(), 2u);
-  EXPECT_NE(log[1].find("worker 1 reports quiescence again"), std::string::npos) << log[1];
+  EXPECT_NE(log[1].find("event=worker.recovered worker=1 how=\"quiescent again\""), std::string::npos)
+      << log[1];
   table->UnregisterReader(0);
   table->UnregisterReader(1);
 }

@@ -60,9 +60,6 @@ struct ServerOptions {
   // The TCP listener for mutual TLS; none when unset. Port 0 picks a free
   // port (tls_port() says which).
   std::optional<TlsServerOptions> tls;
-  // Refused connections and socket errors, one line each, for the daemon's
-  // log. May be empty.
-  std::function<void(absl::string_view)> log;
 };
 
 // Who may connect: root, the daemon's own user, and members (primary or
@@ -139,7 +136,6 @@ class Server {
   // interest or closes the connection.
   void Settle(Connection& c);
   void Close(Connection& c);
-  void Log(absl::string_view message) const;
 
   Operations& operations_;
   ServerOptions options_;

@@ -95,12 +95,6 @@ class SessionManager : public Operations {
 
   // Where stats gets the ports' counters (none until set).
   void SetPortStats(PortStatsFn port_stats) { port_stats_ = std::move(port_stats); }
-  // Where the manager's log lines go (none until set): a worker's stall and
-  // recovery, a key nearing its limit named by session and leg (never a key).
-  void SetLog(std::function<void(std::string_view)> log) {
-    watch_.set_log(log);
-    log_ = std::move(log);
-  }
   // Control loop, from Tick at most once a second: finds the keys past
   // [media] key_limit_warn_percent from the counts the workers keep, logs
   // each once, and keeps the list stats returns.
@@ -308,7 +302,6 @@ class SessionManager : public Operations {
     uint32_t sessions = 0;
   };
   std::map<std::string, KeyGroup> key_groups_;
-  std::function<void(std::string_view)> log_;
   // The last CheckKeyLimits pass: when, its findings.
   uint64_t key_check_ms_ = 0;
   uint64_t keys_near_limit_ = 0;

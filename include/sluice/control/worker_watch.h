@@ -4,13 +4,12 @@
 // polls, so a worker that stops polling stops reporting too.
 //
 // Control thread only. Poll reads one counter per worker and never waits;
-// it logs when a worker stalls and when it recovers, once each.
+// it logs when a worker stalls and when it recovers, once each
+// (worker.stalled, worker.recovered).
 #ifndef SLUICE_CONTROL_WORKER_WATCH_H_
 #define SLUICE_CONTROL_WORKER_WATCH_H_
 
 #include <cstdint>
-#include <functional>
-#include <string_view>
 #include <vector>
 
 #include "sluice/session/flow_table.h"
@@ -25,21 +24,18 @@ class WorkerWatch {
     uint64_t last_seen_ms = 0;  // when a report (or the worker offline) was last seen
   };
 
-  // workers: reader ids 0 .. workers-1. log may be empty.
-  WorkerWatch(session::FlowTable& table, uint32_t workers, uint64_t stall_ms,
-              std::function<void(std::string_view)> log = {});
+  // workers: reader ids 0 .. workers-1.
+  WorkerWatch(session::FlowTable& table, uint32_t workers, uint64_t stall_ms);
 
   // Control loop, every pass: now_ms from a steady clock.
   void Poll(uint64_t now_ms);
 
   const State& worker(uint32_t id) const { return states_[id]; }
   uint32_t workers() const { return static_cast<uint32_t>(states_.size()); }
-  void set_log(std::function<void(std::string_view)> log) { log_ = std::move(log); }
 
  private:
   session::FlowTable& table_;
   uint64_t stall_ms_;
-  std::function<void(std::string_view)> log_;
   std::vector<State> states_;
   // The probe: a grace-period token taken every probe interval; a worker that
   // has acknowledged it is seen alive.
