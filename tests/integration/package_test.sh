@@ -38,7 +38,7 @@ conffiles=$(dpkg-deb --info "$deb" conffiles) || fail "the package has no conffi
 echo "$conffiles" | grep -qx "/etc/sluice/sluice.toml" || fail "/etc/sluice/sluice.toml is not a conffile"
 depends=$(dpkg-deb --field "$deb" Depends)
 echo "Depends: $depends"
-for lib in libssl3 libsrtp2 libipsec-mb librte-ethdev; do
+for lib in libssl3 libsrtp2 libipsec-mb librte-ethdev librte-mempool-ring; do
   echo "$depends" | grep -q "$lib" || fail "Depends lacks $lib"
 done
 
