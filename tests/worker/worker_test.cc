@@ -1417,7 +1417,8 @@ TEST_F(HandshakeRingTest, AFloodAtOneLegLeavesTheRingToTheOthers) {
   Send(from_peer(flooded));
   Send(from_peer(other));
   EXPECT_EQ(Drops(DropReason::kHandshakeFull), 0u);
-  EXPECT_EQ(Drops(DropReason::kHandshakeRate), 640u - session::policing::kMinBurst);
+  EXPECT_EQ(Drops(DropReason::kHandshakeRate),
+            640u - (session::policing::kMinBurst - session::policing::kPeerReserve));
   size_t peers = 0;
   for (rte_mbuf* m : TakeRing()) {
     const packet::ParsedFrame f =
@@ -1428,6 +1429,48 @@ TEST_F(HandshakeRingTest, AFloodAtOneLegLeavesTheRingToTheOthers) {
   EXPECT_EQ(peers, 4u) << "both legs' peers reached the ring";
   EXPECT_EQ(flooded.session->flow(0).counters.other_drops.load(),
             Drops(DropReason::kHandshakeRate));
+}
+
+// A spoofer claiming a WebRTC leg's peer address (anyone can write it as
+// the source) gets no more than the leg's handshake rate: a flood from that
+// address is held to it (handshake_peer_rate), so the ring every WebRTC leg
+// shares keeps room for another leg's peer. Were the peer's address exempt,
+// the flood would fill the ring (handshake_full) and the other leg's
+// handshake would be lost.
+TEST_F(HandshakeRingTest, AFloodClaimingThePeersAddressIsHeldToTheLegsRate) {
+  std::mt19937 rng(71);
+  Call& flooded = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+  Call& other = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng,
+                              /*a_rtcp_mux=*/true, /*index=*/1));
+  for (Call* c : {&flooded, &other}) {
+    c->session->SetHandshake(0, true);
+    Publish(*c);
+  }
+  UseRing(256, session::policing::MakeRate(100, rte_get_tsc_hz()));
+  for (int burst = 0; burst < 20; ++burst) {  // 640 datagrams within milliseconds
+    std::vector<rte_mbuf*> frames;
+    for (int i = 0; i < 32; ++i) {
+      frames.push_back(Frame(*flooded.a.remote_mac, flooded.a.port_mac, *flooded.a.remote,
+                             flooded.a.local, i % 2 == 0 ? StunRequest() : DtlsRecord()));
+    }
+    Send(frames);
+  }
+  Send({Frame(*other.a.remote_mac, other.a.port_mac, *other.a.remote, other.a.local,
+              StunRequest()),
+        Frame(*other.a.remote_mac, other.a.port_mac, *other.a.remote, other.a.local,
+              DtlsRecord())});
+  EXPECT_EQ(Drops(DropReason::kHandshakeFull), 0u);
+  EXPECT_EQ(Drops(DropReason::kHandshakePeerRate), 640u - session::policing::kMinBurst);
+  size_t from_other = 0;
+  for (rte_mbuf* m : TakeRing()) {
+    const packet::ParsedFrame f =
+        packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), {});
+    from_other += f.src == *other.a.remote;
+    rte_pktmbuf_free(m);
+  }
+  EXPECT_EQ(from_other, 2u) << "the other leg's peer reached the ring";
+  EXPECT_EQ(flooded.session->flow(0).counters.other_drops.load(),
+            Drops(DropReason::kHandshakePeerRate));
 }
 
 // While a WebRTC leg's keys are pending nothing is relayed to or from it:
