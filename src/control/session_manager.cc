@@ -628,6 +628,8 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   }
   if (!s.ok()) {
     ++handshake_stats_.dtls_failed;
+    entry.legs[leg].refused_generation = event.id.generation;
+    entry.legs[leg].refused_reason = absl::StrCat("keys refused: ", s.message());
     if (log_) {
       log_(absl::StrCat("session \"", absl::CHexEscape(name), "\" leg ",
                         entry.session->leg(leg).name, ": DTLS keys refused: ", s.message()));
@@ -646,6 +648,7 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   state.tx_key.emplace(tx.keys[0], tx.fingerprints[0]);
   state.key_warned = 0;
   state.keyed = true;
+  state.keys_generation = event.id.generation;
   // After the hand-over: a worker that sees the flag clear adopts the new
   // contexts first (Session::SetKeysPending).
   if (!state.consent_lost) entry.session->SetKeysPending(leg, false);
