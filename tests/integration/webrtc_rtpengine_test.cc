@@ -102,26 +102,16 @@ class WebrtcRtpengineTest : public ::testing::Test {
     options.extra_config = "[media]\nport_min = 36000\nport_max = 36999\n";
     skip_reason_ = daemon_->Start(options);
     if (!skip_reason_.empty()) return;
-    // Userspace forwarding only (--table=-1), DTLS and ICE its own.
+    // Its DTLS and ICE its own; INFO logs say what it negotiated. One
+    // thread: with more, rtpengine 10.5 reorders a stream now and then (in
+    // 4 runs of 6 here, one packet of 200 it decrypts came after the next).
     log_ = absl::StrCat("/tmp/sluice-webrtc-rtpengine-", getpid(), ".log");
-    auto pid = daemon_->topology().Spawn(
-        daemon_->phone_ns(0),
-        {"sh", "-c",
-         absl::StrCat("exec ", kRtpengine, " --foreground --log-stderr --log-level=6 --table=-1 ",
-                      "--no-fallback --port-min=35000 --port-max=35999 --interface=",
-                      daemon_->phone_ip(0), " --listen-ng=127.0.0.1:", kNgPort, " > ", log_,
-                      " 2>&1")});
+    auto pid = StartRtpengine(daemon_->topology(), daemon_->phone_ns(0),
+                              absl::StrCat("--log-level=6 --num-threads=1 --port-min=35000 --port-max=35999 "
+                                           "--interface=", daemon_->phone_ip(0)),
+                              kNgPort, log_);
     ASSERT_TRUE(pid.ok()) << pid.status();
     rtpengine_ = *pid;
-    for (int i = 0; i < 50; ++i) {
-      NgClient probe;
-      if (probe.Open(daemon_->topology(), daemon_->phone_ns(0), "127.0.0.1", kNgPort) &&
-          Result(probe.Call(NgCommand("ping", ""))) == "pong") {
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    FAIL() << "rtpengine did not answer ping";
   }
 
   static void TearDownTestSuite() {
@@ -237,35 +227,32 @@ void WebrtcRtpengineTest::Call(const std::string& call, const std::string& sluic
   }
   EXPECT_EQ(got.dump().find("inline:"), std::string::npos) << "no key in session.get";
 
-  // rtpengine may key a moment after Sluice (its Finished is the last
-  // flight when it is the client): until a packet gets through each way,
-  // the phones retry; then the exchange that counts.
-  ExchangeResult warm;
-  for (int i = 0; i < 100 && (warm.got_a.empty() || warm.got_b.empty()); ++i) {
-    ExchangeResult r = Exchange(plain, sdes, 1);
-    warm.got_a.insert(warm.got_a.end(), r.got_a.begin(), r.got_a.end());
-    warm.got_b.insert(warm.got_b.end(), r.got_b.begin(), r.got_b.end());
-    warm.bad_b += r.bad_b;
+  // rtpengine keys a moment after Sluice when Sluice serves (Sluice's
+  // Finished is the last flight), and until then it may pass what its phone
+  // sends unprotected: media starts once rtpengine says it negotiated the
+  // profile Sluice shows. Then every packet both ways, nothing refused.
+  const std::string negotiated = "DTLS-SRTP successfully negotiated using " + profile;
+  bool rtpengine_keyed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!rtpengine_keyed && std::chrono::steady_clock::now() < deadline) {
+    for (const std::string& line : LogLines(log_, call)) {
+      rtpengine_keyed |= absl::StrContains(line, negotiated);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ASSERT_FALSE(warm.got_a.empty() || warm.got_b.empty()) << "no media through rtpengine and Sluice";
-  EXPECT_EQ(warm.bad_b, 0) << "packets the SDES phone could not verify";
+  ASSERT_TRUE(rtpengine_keyed) << "rtpengine's log does not say it negotiated " << profile;
   EXPECT_TRUE(Flows(plain, sdes, 200));
-
-  // rtpengine says it keyed with the same profile, and refused nothing.
-  bool same_profile = false;
   for (const std::string& line : LogLines(log_, call)) {
-    same_profile |= absl::StrContains(line, "DTLS-SRTP successfully negotiated using " + profile);
     EXPECT_FALSE(absl::StrContains(line, "authentication failed") ||
                  absl::StrContains(line, "Discarded"))
         << line;
   }
-  EXPECT_TRUE(same_profile) << "rtpengine's log does not say it negotiated " << profile;
 
   got = control_.Call({{"op", "session.get"}, {"session", call}});
   for (const json& l : got["legs"]) {
     EXPECT_EQ(l["counters"].value("auth_failures", -1), 0) << got.dump();
     EXPECT_EQ(l["counters"].value("replay_drops", -1), 0) << got.dump();
-    EXPECT_GE(l["counters"].value("rx_packets", 0), 200) << got.dump();
+    EXPECT_EQ(l["counters"].value("rx_packets", 0), 200) << got.dump();
   }
   EXPECT_EQ(Result(ng_.Call(NgCommand("delete", call))), "ok");
   EXPECT_TRUE(control_.Call({{"op", "session.delete"}, {"session", call}}).value("ok", false));
