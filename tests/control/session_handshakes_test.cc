@@ -203,11 +203,15 @@ TEST_F(SessionHandshakesTest, KeyedIsShownOnlyOnceTheKeysAreInstalled) {
   EXPECT_TRUE(leg["dtls"]["profile"].is_null()) << leg.dump();
   EXPECT_EQ(leg["rx_suite"], "pending");
 
-  HandshakeEvent keyed = Event(HandshakeEvent::Kind::kKeyed, "call", 0);
-  keyed.rx = FreshKey(11);
-  keyed.tx = FreshKey(13);
-  manager_->OnHandshakeEvent(keyed);
-  leg = get();
+  // The current handshake's keys (the first's again, the second time).
+  auto deliver_keys = [&] {
+    HandshakeEvent keyed = Event(HandshakeEvent::Kind::kKeyed, "call", 0);
+    keyed.rx = FreshKey(11);
+    keyed.tx = FreshKey(13);
+    manager_->OnHandshakeEvent(keyed);
+    return get();
+  };
+  leg = deliver_keys();
   EXPECT_EQ(leg["dtls"]["state"], "keyed") << leg.dump();
   EXPECT_EQ(leg["dtls"]["profile"], "AES_CM_128_HMAC_SHA1_80");
   EXPECT_EQ(leg["rx_suite"], "AES_CM_128_HMAC_SHA1_80");
@@ -218,11 +222,7 @@ TEST_F(SessionHandshakesTest, KeyedIsShownOnlyOnceTheKeysAreInstalled) {
   ASSERT_FALSE(updated.contains("error")) << updated.dump();
   EXPECT_EQ(get()["dtls"]["state"], "handshaking");
   // Its keys repeat the first handshake's: refused, and shown as failed.
-  HandshakeEvent again = Event(HandshakeEvent::Kind::kKeyed, "call", 0);
-  again.rx = FreshKey(11);
-  again.tx = FreshKey(13);
-  manager_->OnHandshakeEvent(again);
-  leg = get();
+  leg = deliver_keys();
   EXPECT_EQ(leg["dtls"]["state"], "failed") << leg.dump();
   EXPECT_THAT(leg["dtls"]["reason"].get<std::string>(), HasSubstr("keys refused")) << leg.dump();
   EXPECT_EQ(manager_->GetStats().webrtc.dtls_failed, 1u);
