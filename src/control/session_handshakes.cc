@@ -77,6 +77,23 @@ void SessionManager::DescribeHandshakes(const Entry& entry, int leg, LegInfo& in
   if (!view) return;
   info.dtls = std::move(view->dtls);
   info.ice = std::move(view->ice);
+  if (info.dtls) HoldKeyedUntilInstalled(entry.legs[leg], *info.dtls);
+}
+
+// The handshake thread's view says keyed as soon as the handshake is; the
+// keys are in once this thread has installed them (the kKeyed event, a pass
+// of the control loop later). Until then the leg's handshake is shown as
+// still under way (no profile yet), or failed if its keys were refused, so
+// that "keyed" always goes with its keys' suites in rx_suite and tx_suite.
+void SessionManager::HoldKeyedUntilInstalled(const LegState& state, LegInfo::Dtls& dtls) {
+  if (dtls.state != "keyed" || state.keys_generation == state.dtls_generation) return;
+  dtls.profile.clear();
+  if (state.refused_generation == state.dtls_generation) {
+    dtls.state = "failed";
+    dtls.reason = state.refused_reason;
+  } else {
+    dtls.state = "handshaking";
+  }
 }
 
 void SessionManager::OnHandshakeEvent(HandshakeEvent event) {

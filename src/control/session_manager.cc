@@ -631,6 +631,8 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   }
   if (!s.ok()) {
     ++handshake_stats_.dtls_failed;
+    entry.legs[leg].refused_generation = event.id.generation;
+    entry.legs[leg].refused_reason = absl::StrCat("keys refused: ", s.message());
     log::Event(log::Level::kWarning, "dtls.keys_refused",
                {{"session", name}, {"leg", entry.session->leg(leg).name}, {"reason", s.message()}});
     return;
@@ -647,6 +649,7 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   state.tx_key.emplace(tx.keys[0], tx.fingerprints[0]);
   state.key_warned = 0;
   state.keyed = true;
+  state.keys_generation = event.id.generation;
   // After the hand-over: a worker that sees the flag clear adopts the new
   // contexts first (Session::SetKeysPending).
   if (!state.consent_lost) entry.session->SetKeysPending(leg, false);

@@ -405,12 +405,16 @@ void Endpoint::Feed(std::span<const uint8_t> datagram, uint64_t now_ms) {
     return;
   }
   if (!started_) Start(now_ms);
-  if (state_ != State::kKeyed && now_ms >= deadline_ms_) OnTimer(now_ms);
+  if (state_ == State::kKeyed) {
+    AnswerRetransmission(datagram);
+    return;
+  }
+  if (now_ms >= deadline_ms_) OnTimer(now_ms);
   if (session_ == nullptr) {
     ++counters_.dropped_no_session;
     return;
   }
-  if (state_ != State::kKeyed && HasLaterEpochRecord(datagram) &&
+  if (HasLaterEpochRecord(datagram) &&
       ++early_epoch_datagrams_ > kMaxEarlyEpochDatagrams) {
     ++counters_.dropped_early_epoch;
     return;
@@ -426,21 +430,10 @@ void Endpoint::Feed(std::span<const uint8_t> datagram, uint64_t now_ms) {
 void Endpoint::Drive(uint64_t now_ms) {
   SSL* ssl = session_->ssl;
   ERR_clear_error();
-  if (state_ == State::kKeyed) {
-    // Lingering: a retransmitted Finished makes OpenSSL resend its last
-    // flight (RFC 6347 §4.2.4); application data is read and dropped.
-    std::array<char, 512> sink;
-    int rc;
-    while ((rc = SSL_read(ssl, sink.data(), static_cast<int>(sink.size()))) > 0) {
-    }
-    const int err = SSL_get_error(ssl, rc);
-    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) FreeSession();
-    ERR_clear_error();
-    return;
-  }
+  const size_t flight_start = outgoing_.size();
   const int rc = SSL_do_handshake(ssl);
   if (rc == 1) {
-    Complete(now_ms);
+    Complete(now_ms, flight_start);
     return;
   }
   const int err = SSL_get_error(ssl, rc);
@@ -448,7 +441,9 @@ void Endpoint::Drive(uint64_t now_ms) {
   ERR_clear_error();
 }
 
-void Endpoint::Complete(uint64_t now_ms) {
+// flight_start: where in outgoing_ what this Drive wrote begins (the
+// server's last flight).
+void Endpoint::Complete(uint64_t now_ms, size_t flight_start) {
   SSL* ssl = session_->ssl;
   // The verify callback has checked both already; nothing is keyed unless
   // they hold.
@@ -472,10 +467,31 @@ void Endpoint::Complete(uint64_t now_ms) {
   }
   state_ = State::kKeyed;
   profile_ = profile;
-  if (role_ == Role::kClient) {
-    FreeSession();  // the server sent the last flight: nothing to answer
-  } else {
+  FreeSession();
+  // The client received the last flight: it has nothing to answer.
+  if (role_ == Role::kServer && flight_start < outgoing_.size()) {
+    final_flight_.assign(outgoing_.begin() + static_cast<ptrdiff_t>(flight_start), outgoing_.end());
     linger_end_ms_ = now_ms + linger_ms_;
+  }
+}
+
+// RFC 6347 §4.2.4: a keyed server answers the client's retransmitted last
+// flight (its Finished, the only record of a later epoch in it) with its own
+// last flight again; anything else is dropped.
+void Endpoint::AnswerRetransmission(std::span<const uint8_t> datagram) {
+  if (final_flight_.empty() || !HasLaterEpochRecord(datagram) ||
+      final_flight_resends_ >= kMaxFinalFlightResends) {
+    ++counters_.dropped_no_session;
+    return;
+  }
+  ++final_flight_resends_;
+  ++counters_.final_flight_resends;
+  for (const std::vector<uint8_t>& d : final_flight_) {
+    if (outgoing_.size() >= kMaxQueuedDatagrams) {
+      ++counters_.dropped_queue_full;
+      break;
+    }
+    outgoing_.push_back(d);
   }
 }
 
@@ -504,15 +520,21 @@ void Endpoint::Fail(Failure failure, std::string reason) {
   keys_.reset();
   profile_.reset();
   FreeSession();
+  EndLinger();
 }
 
-void Endpoint::FreeSession() {
-  session_.reset();
+void Endpoint::FreeSession() { session_.reset(); }
+
+void Endpoint::EndLinger() {
+  final_flight_.clear();
+  final_flight_.shrink_to_fit();
   linger_end_ms_.reset();
 }
 
 void Endpoint::ReleaseSession() {
-  if (state_ == State::kKeyed) FreeSession();
+  if (state_ != State::kKeyed) return;
+  EndLinger();
+  next_timeout_ms_.reset();
 }
 
 void Endpoint::OnTimer(uint64_t now_ms) {
@@ -521,7 +543,7 @@ void Endpoint::OnTimer(uint64_t now_ms) {
     Fail(Failure::kDeadlinePassed,
          absl::StrCat("handshake deadline passed (", timeout_ms_, " ms)"));
   } else if (state_ == State::kKeyed && linger_end_ms_ && now_ms >= *linger_end_ms_) {
-    FreeSession();
+    EndLinger();
   } else if (state_ == State::kHandshaking && session_ != nullptr) {
     ERR_clear_error();
     const int rc = DTLSv1_handle_timeout(session_->ssl);

@@ -27,6 +27,8 @@ void Configure(Flow& flow, uint32_t max_pps, uint64_t tsc_hz) noexcept {
 Rate MakeRate(uint32_t max_pps, uint64_t tsc_hz) noexcept {
   Rate r;
   Parameters(max_pps, tsc_hz, r.interval_tsc, r.tolerance_tsc);
+  // The burst is kMinBurst at least, so others keep most of it.
+  r.others_tolerance_tsc = r.tolerance_tsc - kPeerReserve * r.interval_tsc;
   return r;
 }
 

@@ -241,10 +241,10 @@ void WebRtcLeg::Flush(DtlsSlot& slot, Sender& send) {
 
 void WebRtcLeg::Rekey(std::unique_ptr<dtls::Endpoint> endpoint) {
   if (endpoint == nullptr) return;
-  // Only a keyed endpoint that still holds its session has anything left to
-  // answer; one that never keyed is dropped (its keys would be stale).
+  // Only a keyed endpoint that still lingers has anything left to answer;
+  // one that never keyed is dropped (its keys would be stale).
   const dtls::Endpoint* old = current_.endpoint.get();
-  if (old != nullptr && old->state() == dtls::State::kKeyed && old->has_session()) {
+  if (old != nullptr && old->state() == dtls::State::kKeyed && old->lingering()) {
     previous_ = std::move(current_);
   } else {
     previous_.reset();
@@ -256,7 +256,7 @@ void WebRtcLeg::Rekey(std::unique_ptr<dtls::Endpoint> endpoint) {
 
 // kKeyed or kFailed for the current handshake, once.
 void WebRtcLeg::Report() {
-  if (previous_ && !previous_->endpoint->has_session()) previous_.reset();
+  if (previous_ && !previous_->endpoint->lingering()) previous_.reset();
   if (current_.endpoint == nullptr || current_.reported) return;
   const dtls::State state = current_.endpoint->state();
   if (state == dtls::State::kKeyed) {

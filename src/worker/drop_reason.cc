@@ -33,6 +33,7 @@ const char* DropReasonName(DropReason reason) noexcept {
     case DropReason::kNotKeyed: return "not_keyed";
     case DropReason::kHandshakeFull: return "handshake_full";
     case DropReason::kHandshakeRate: return "handshake_rate";
+    case DropReason::kHandshakePeerRate: return "handshake_peer_rate";
   }
   return "unknown";
 }

@@ -618,15 +618,15 @@ uint16_t Worker::Admit(Batch& batch, uint16_t& live) noexcept {
     return false;
   }
   // Nothing has authenticated them yet: one flooded port may not fill the
-  // ring every WebRTC leg shares (sluice/session/policing.h). The leg's peer
-  // (the address ICE selected) is not held to what strangers spent, so a
-  // flood at the port cannot starve its consent checks.
+  // ring every WebRTC leg shares (sluice/session/policing.h), whatever its
+  // source address claims. What claims the leg's peer's (the address ICE
+  // selected) may use a reserve of the burst that strangers may not, so a
+  // flood from others cannot starve its consent checks.
   const uint64_t now = polling_ ? poll_start_ : rte_rdtsc();
   const bool from_peer =
       it.flow->in_remote->Matches(it.frame.src.ip, it.frame.src.port, 0).same;
-  if (!from_peer &&
-      !session::policing::HandshakeWithinRate(*it.flow, config_.handshake_rate, now)) {
-    Reject(it, DropReason::kHandshakeRate);
+  if (!session::policing::HandshakeWithinRate(*it.flow, config_.handshake_rate, from_peer, now)) {
+    Reject(it, from_peer ? DropReason::kHandshakePeerRate : DropReason::kHandshakeRate);
     return false;
   }
   it.m->port = port;  // the handshake thread answers through it

@@ -67,12 +67,15 @@ class RecordingHandshakes : public MediaHandshakes {
   HandshakeView ViewOf(const packet::Endpoint& local) const {
     const Leg& leg = legs.at(local.ToString());
     HandshakeView v;
-    if (leg.dtls) v.dtls = LegInfo::Dtls{"handshaking", "", "passive", kFp, ""};
+    if (leg.dtls) v.dtls = LegInfo::Dtls{dtls_state, "", "passive", kFp, dtls_profile};
     if (leg.ice) v.ice = LegInfo::Ice{"ufrg", "PWDPWDPWDPWDPWDPWDPWDPWD", {"c"}, {}, {}};
     return v;
   }
   std::map<std::string, Leg> legs;
   std::vector<std::string> removed;
+  // What the handshake thread's view says of every DTLS leg.
+  std::string dtls_state = "handshaking";
+  std::string dtls_profile;
 };
 
 srtp::MasterKey FreshKey(uint8_t fill) {
@@ -182,6 +185,47 @@ TEST_F(SessionHandshakesTest, WebRtcLegWaitsForKeysThenRelays) {
   const std::string local = r["legs"][0]["local"];
   ASSERT_TRUE(manager_->Delete("call").ok());
   EXPECT_THAT(handshakes_.removed, ::testing::ElementsAre(local));
+}
+
+// The handshake thread's view says keyed a moment before the control
+// thread has installed the keys (the kKeyed event is still queued): the
+// reply says keyed only with the keys in, so "keyed" never goes with
+// rx_suite "pending". The same for a re-key's new handshake; keys the
+// manager refuses show as failed, with why.
+TEST_F(SessionHandshakesTest, KeyedIsShownOnlyOnceTheKeysAreInstalled) {
+  const json r = CreateWebRtc("call");
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  handshakes_.dtls_state = "keyed";
+  handshakes_.dtls_profile = "AES_CM_128_HMAC_SHA1_80";
+  auto get = [&] { return Call({{"op", "session.get"}, {"session", "call"}})["legs"][0]; };
+  json leg = get();
+  EXPECT_EQ(leg["dtls"]["state"], "handshaking") << leg.dump();
+  EXPECT_TRUE(leg["dtls"]["profile"].is_null()) << leg.dump();
+  EXPECT_EQ(leg["rx_suite"], "pending");
+
+  // The current handshake's keys (the first's again, the second time).
+  auto deliver_keys = [&] {
+    HandshakeEvent keyed = Event(HandshakeEvent::Kind::kKeyed, "call", 0);
+    keyed.rx = FreshKey(11);
+    keyed.tx = FreshKey(13);
+    manager_->OnHandshakeEvent(keyed);
+    return get();
+  };
+  leg = deliver_keys();
+  EXPECT_EQ(leg["dtls"]["state"], "keyed") << leg.dump();
+  EXPECT_EQ(leg["dtls"]["profile"], "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(leg["rx_suite"], "AES_CM_128_HMAC_SHA1_80");
+
+  // A re-key: its handshake keyed on the handshake thread, its keys not in.
+  const json updated = Call({{"op", "session.update"}, {"session", "call"}, {"leg", "a"},
+                             {"dtls", {{"setup", "active"}, {"fingerprints", {kFp}}}}});
+  ASSERT_FALSE(updated.contains("error")) << updated.dump();
+  EXPECT_EQ(get()["dtls"]["state"], "handshaking");
+  // Its keys repeat the first handshake's: refused, and shown as failed.
+  leg = deliver_keys();
+  EXPECT_EQ(leg["dtls"]["state"], "failed") << leg.dump();
+  EXPECT_THAT(leg["dtls"]["reason"].get<std::string>(), HasSubstr("keys refused")) << leg.dump();
+  EXPECT_EQ(manager_->GetStats().webrtc.dtls_failed, 1u);
 }
 
 TEST_F(SessionHandshakesTest, StaleAndForeignEventsChangeNothing) {

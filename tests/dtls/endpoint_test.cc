@@ -192,12 +192,15 @@ TEST(EndpointTest, KeysAreHandedOverOnceAndTheClientSessionIsFreedAtKeying) {
   pipe.Run();
   ASSERT_EQ(p.client->state(), State::kKeyed);
   EXPECT_FALSE(p.client->has_session());
-  EXPECT_TRUE(p.server->has_session());  // lingers for a lost last flight
+  EXPECT_FALSE(p.client->lingering());
+  EXPECT_FALSE(p.server->has_session()) << "freed at keying";
+  EXPECT_TRUE(p.server->lingering());  // its last flight, for a lost one
   EXPECT_TRUE(p.client->TakeKeys());
   EXPECT_FALSE(p.client->TakeKeys());
   EXPECT_EQ(p.client->state(), State::kKeyed);
   p.server->ReleaseSession();
-  EXPECT_FALSE(p.server->has_session());
+  EXPECT_FALSE(p.server->lingering());
+  EXPECT_FALSE(p.server->NextTimeoutMs());
   EXPECT_TRUE(p.server->TakeKeys());
 }
 
@@ -212,9 +215,9 @@ TEST(EndpointTest, ServerFreesItsSessionWhenTheLingerEnds) {
   const uint64_t end = *p.server->NextTimeoutMs();
   EXPECT_GE(end, pipe.now() + 4000);
   p.server->OnTimer(end - 1);
-  EXPECT_TRUE(p.server->has_session());
+  EXPECT_TRUE(p.server->lingering());
   p.server->OnTimer(end);
-  EXPECT_FALSE(p.server->has_session());
+  EXPECT_FALSE(p.server->lingering());
   EXPECT_FALSE(p.server->NextTimeoutMs());
   EXPECT_EQ(p.server->state(), State::kKeyed);
   // Late DTLS is counted, not processed.
@@ -242,6 +245,67 @@ TEST(EndpointTest, AnySingleLostFlightIsRecovered) {
     ASSERT_TRUE(ck && sk);
     ExpectCrosswise(*ck, *sk, SrtpProfile::kAes128CmSha1_80);
   }
+}
+
+// RFC 6347 §4.2.4, as Endpoint keeps it: the server's OpenSSL session (and
+// its master secret) is gone at keying; its last flight is lost, and the
+// client's retransmitted flight is answered with the same bytes from the
+// kept copy, which keys the client with the server's keys. Beyond
+// kMaxFinalFlightResends, after ReleaseSession, and for what carries no
+// Finished, nothing is sent.
+TEST(EndpointTest, AKeyedServerAnswersARetransmittedLastFlightWithoutItsSession) {
+  Pair p = MakePair();
+  HandshakePipe pipe(p.client.get(), p.server.get());
+  // Batch 3 is the server's last flight: lost.
+  pipe.Run([](const Sent& s) { return s.batch == 3; });
+  ASSERT_EQ(p.client->state(), State::kKeyed) << p.client->failure_reason();
+  ASSERT_EQ(p.server->state(), State::kKeyed);
+  EXPECT_FALSE(p.server->has_session());
+  EXPECT_EQ(p.server->counters().final_flight_resends, 1u);
+  std::vector<Datagram> last, again;
+  for (const Sent& s : pipe.sent()) {
+    if (!s.from_client && s.batch == 3) last.push_back(s.bytes);
+    if (!s.from_client && s.batch > 3) again.push_back(s.bytes);
+  }
+  ASSERT_FALSE(last.empty());
+  EXPECT_EQ(again, last) << "the same flight, sent again";
+  std::optional<SrtpKeys> ck = p.client->TakeKeys();
+  std::optional<SrtpKeys> sk = p.server->TakeKeys();
+  ASSERT_TRUE(ck && sk);
+  ExpectCrosswise(*ck, *sk, SrtpProfile::kAes128CmSha1_80);
+
+  // The client's flight once more (its Finished is the record of epoch 1):
+  // answered up to the bound; its ClientHello never is.
+  Datagram finished;
+  for (const Sent& s : pipe.sent()) {
+    if (s.from_client && s.batch == 2) finished = s.bytes;
+  }
+  ASSERT_FALSE(finished.empty());
+  const uint64_t dropped = p.server->counters().dropped_no_session;
+  p.server->Feed(pipe.sent().front().bytes, pipe.now());
+  EXPECT_TRUE(p.server->TakeOutgoing().empty()) << "a ClientHello is not a retransmitted Finished";
+  for (uint32_t i = 1; i < kMaxFinalFlightResends + 3; ++i) {
+    p.server->Feed(finished, pipe.now());
+    EXPECT_EQ(p.server->TakeOutgoing().empty(), i >= kMaxFinalFlightResends) << i;
+  }
+  EXPECT_EQ(p.server->counters().final_flight_resends, kMaxFinalFlightResends);
+  EXPECT_EQ(p.server->counters().dropped_no_session, dropped + 3u + 1u);
+}
+
+TEST(EndpointTest, AfterReleaseSessionARetransmittedLastFlightIsDropped) {
+  Pair p = MakePair();
+  HandshakePipe pipe(p.client.get(), p.server.get());
+  pipe.Run();
+  ASSERT_EQ(p.server->state(), State::kKeyed);
+  ASSERT_TRUE(p.server->lingering());
+  p.server->ReleaseSession();
+  EXPECT_FALSE(p.server->lingering());
+  for (const Sent& s : pipe.sent()) {
+    if (s.from_client && s.batch == 2) p.server->Feed(s.bytes, pipe.now());
+  }
+  EXPECT_TRUE(p.server->TakeOutgoing().empty());
+  EXPECT_EQ(p.server->counters().final_flight_resends, 0u);
+  EXPECT_EQ(p.server->counters().dropped_no_session, 1u);
 }
 
 // At the default MTU each flight is one datagram, and nothing is resent.
@@ -592,7 +656,7 @@ TEST(EndpointTest, ReKeyIsANewEndpointBesideTheOldOne) {
   HandshakePipe pipe(client.get(), server.get());
   pipe.Run();
   ASSERT_EQ(server->state(), State::kKeyed) << server->failure_reason();
-  EXPECT_TRUE(old_pair.server->has_session());
+  EXPECT_TRUE(old_pair.server->lingering());
   std::optional<SrtpKeys> new_keys = server->TakeKeys();
   ASSERT_TRUE(new_keys);
   EXPECT_FALSE(new_keys->receive.SameKeyAs(old_keys->receive));

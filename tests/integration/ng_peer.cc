@@ -149,4 +149,25 @@ void StopProcess(pid_t pid) {
   }
 }
 
+absl::StatusOr<pid_t> StartRtpengine(Topology& topo, const std::string& ns,
+                                     const std::string& args, uint16_t ng_port,
+                                     const std::string& log) {
+  absl::StatusOr<pid_t> pid = topo.Spawn(
+      ns, {"sh", "-c",
+           absl::StrCat("exec /usr/bin/rtpengine --foreground --log-stderr --table=-1 "
+                        "--no-fallback --listen-ng=127.0.0.1:", ng_port, " ", args, " > ", log,
+                        " 2>&1")});
+  if (!pid.ok()) return pid;
+  for (int i = 0; i < 50; ++i) {
+    NgClient probe;
+    if (probe.Open(topo, ns, "127.0.0.1", ng_port) &&
+        Result(probe.Call(NgCommand("ping", ""))) == "pong") {
+      return pid;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  StopProcess(*pid);
+  return absl::UnavailableError("rtpengine did not answer ping (its log: " + log + ")");
+}
+
 }  // namespace sluice::testing

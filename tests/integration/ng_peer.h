@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "netns.h"
 #include "sluice/ng/bencode.h"
 
@@ -60,6 +61,14 @@ SdpView ViewSdp(const ng::Value& reply);  // its "sdp"
 
 // Stops a process the test spawned: SIGTERM, up to 5 s, then SIGKILL.
 void StopProcess(pid_t pid);
+
+// Starts Debian's rtpengine in namespace `ns`: userspace forwarding only
+// (--table=-1), its ng listener at 127.0.0.1:ng_port, `args` added (its
+// interfaces and ports), what it logs written to `log`. Its pid once it
+// answers ping (within 5 s); else an error, and it is stopped.
+absl::StatusOr<pid_t> StartRtpengine(Topology& topo, const std::string& ns,
+                                     const std::string& args, uint16_t ng_port,
+                                     const std::string& log);
 
 }  // namespace sluice::testing
 

@@ -131,24 +131,13 @@ class NgRtpengineCompareTest : public ::testing::Test {
       ASSERT_TRUE(topo.Run("rte", {"ip", "addr", "add", daemon_->relay_ip(side) + "/32", "dev", "lo"})
                       .ok());
     }
-    auto pid = topo.Spawn(
-        "rte", {"sh", "-c",
-                absl::StrCat("exec /usr/bin/rtpengine --foreground --log-stderr --table=-1 "
-                             "--no-fallback --port-min=33000 --port-max=33999 --interface=a/",
-                             daemon_->relay_ip(0), " --interface=b/", daemon_->relay_ip(1),
-                             " --listen-ng=127.0.0.1:2224 > /tmp/sluice-ng-compare-rtpengine-",
-                             getpid(), ".log 2>&1")});
-    ASSERT_TRUE(pid.ok());
+    auto pid = StartRtpengine(
+        topo, "rte",
+        absl::StrCat("--port-min=33000 --port-max=33999 --interface=a/", daemon_->relay_ip(0),
+                     " --interface=b/", daemon_->relay_ip(1)),
+        2224, absl::StrCat("/tmp/sluice-ng-compare-rtpengine-", getpid(), ".log"));
+    ASSERT_TRUE(pid.ok()) << pid.status();
     rtpengine_ = *pid;
-    for (int i = 0; i < 50; ++i) {
-      NgClient probe;
-      if (probe.Open(topo, "rte", "127.0.0.1", 2224) &&
-          Result(probe.Call(NgCommand("ping", ""))) == "pong") {
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    FAIL() << "rtpengine did not answer ping";
   }
   static void TearDownTestSuite() {
     if (rtpengine_ > 0) {

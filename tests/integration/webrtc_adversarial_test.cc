@@ -447,7 +447,8 @@ TEST_F(UnlimitedHandshakes, FloodAtAnUncheckedLegIsCountedAndLearnsNothing) {
 }
 
 // sluiced as configured by default: a leg's port hands the handshake thread
-// at most [webrtc] handshake_max_pps from others than its peer.
+// at most [webrtc] handshake_max_pps (its peer's address keeping a reserve
+// of the burst).
 class DefaultHandshakeRate : public WebRtcAdversarialTest {
  protected:
   static void SetUpTestSuite() { StartDaemon(""); }

@@ -67,16 +67,42 @@ TEST(PolicingTest, TheHandshakeRateIsSharedEachFlowKeepsItsOwnPace) {
   EXPECT_EQ(rate.interval_tsc, kHz / 200);
   Flow flooded, other;
   int passed = 0;
-  for (int i = 0; i < 1000; ++i) passed += policing::HandshakeWithinRate(flooded, rate, 0);
-  EXPECT_EQ(passed, static_cast<int>(policing::kMinBurst));
-  for (uint32_t i = 0; i < policing::kMinBurst; ++i) {
-    EXPECT_TRUE(policing::HandshakeWithinRate(other, rate, 0)) << i;
+  for (int i = 0; i < 1000; ++i) passed += policing::HandshakeWithinRate(flooded, rate, false, 0);
+  EXPECT_EQ(passed, static_cast<int>(policing::kMinBurst - policing::kPeerReserve));
+  for (uint32_t i = 0; i < policing::kMinBurst - policing::kPeerReserve; ++i) {
+    EXPECT_TRUE(policing::HandshakeWithinRate(other, rate, false, 0)) << i;
   }
-  EXPECT_TRUE(policing::HandshakeWithinRate(flooded, rate, kHz / 200));
+  EXPECT_TRUE(policing::HandshakeWithinRate(flooded, rate, false, kHz / 200));
   // The handshake pace is apart from the media rate's.
   EXPECT_TRUE(WithinRate(flooded, 0));
   const policing::Rate unlimited = policing::MakeRate(0, kHz);
-  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(policing::HandshakeWithinRate(other, unlimited, 0));
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(policing::HandshakeWithinRate(other, unlimited, true, 0));
+}
+
+// The peer's address is held to the same rate (anyone can claim it): a
+// flood from it passes one burst, and then one an interval, like any. A
+// flood from others leaves it the reserve at once, and its turn each
+// interval after (others wait until the pace falls below their share).
+TEST(PolicingTest, ThePeersAddressIsHeldToTheRateAndKeepsAReserve) {
+  const policing::Rate rate = policing::MakeRate(200, kHz);
+  Flow spoofed;
+  int passed = 0;
+  for (int i = 0; i < 1000; ++i) passed += policing::HandshakeWithinRate(spoofed, rate, true, 0);
+  EXPECT_EQ(passed, static_cast<int>(policing::kMinBurst));
+  EXPECT_FALSE(policing::HandshakeWithinRate(spoofed, rate, false, 0));
+  EXPECT_TRUE(policing::HandshakeWithinRate(spoofed, rate, true, kHz / 200));
+
+  Flow flooded;
+  for (int i = 0; i < 1000; ++i) policing::HandshakeWithinRate(flooded, rate, false, 0);
+  for (uint32_t i = 0; i < policing::kPeerReserve; ++i) {
+    EXPECT_TRUE(policing::HandshakeWithinRate(flooded, rate, true, 0)) << i;
+  }
+  EXPECT_FALSE(policing::HandshakeWithinRate(flooded, rate, true, 0));
+  for (uint64_t t = 1; t <= 20; ++t) {  // the flood goes on; the peer checks each interval
+    const uint64_t now = t * (kHz / 200);
+    for (int i = 0; i < 100; ++i) policing::HandshakeWithinRate(flooded, rate, false, now);
+    EXPECT_TRUE(policing::HandshakeWithinRate(flooded, rate, true, now)) << t;
+  }
 }
 
 }  // namespace

@@ -76,9 +76,9 @@ bool KeyedWatch::Ask(const Pending& p) {
       dtls = &j["legs"][p.leg]["dtls"];
     }
     const std::string state = dtls != nullptr ? dtls->value("state", "") : "";
-    // Keyed, and the keys installed: the handshake's state says "keyed" as
-    // soon as it is, the leg's suite once the control loop has put its keys
-    // in the workers ("pending" until then).
+    // Keyed, and the keys installed: sluiced says "keyed" only once the
+    // control loop has put its keys in the workers; the suite is checked
+    // too, so a sluiced that said it before its keys were in is not trusted.
     o.keyed = state == "keyed" && j["legs"][p.leg].value("rx_suite", "") != "pending";
     o.done = o.keyed || state == "failed" || dtls == nullptr;
     if (state == "failed") o.reason = (*dtls)["reason"].is_string() ? (*dtls)["reason"] : "";

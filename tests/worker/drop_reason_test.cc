@@ -28,12 +28,14 @@ TEST(DropReasonTest, EveryReasonHasADistinctStableName) {
   EXPECT_STREQ(DropReasonName(DropReason::kNotKeyed), "not_keyed");
   EXPECT_STREQ(DropReasonName(DropReason::kHandshakeFull), "handshake_full");
   EXPECT_STREQ(DropReasonName(DropReason::kHandshakeRate), "handshake_rate");
+  EXPECT_STREQ(DropReasonName(DropReason::kHandshakePeerRate), "handshake_peer_rate");
 }
 
 // Every reason has a counter: the count reaches past the last one.
 TEST(DropReasonTest, TheCountCoversEveryReason) {
   for (DropReason r : {DropReason::kKeyRetired, DropReason::kNotKeyed,
-                       DropReason::kHandshakeFull, DropReason::kHandshakeRate}) {
+                       DropReason::kHandshakeFull, DropReason::kHandshakeRate,
+                       DropReason::kHandshakePeerRate}) {
     EXPECT_LT(static_cast<int>(r), kDropReasonCount) << DropReasonName(r);
   }
 }

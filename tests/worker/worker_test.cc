@@ -1304,6 +1304,30 @@ class HandshakeRingTest : public PipelineTest {
     rte_ring_free(ring_);
     PipelineTest::TearDown();
   }
+  // Two calls whose leg a takes handshakes, and a ring at 100 a second per
+  // leg (bursts of kMinBurst).
+  std::pair<Call*, Call*> TwoWebRtcCalls(std::mt19937& rng) {
+    Call& one = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
+    Call& two = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng,
+                              /*a_rtcp_mux=*/true, /*index=*/1));
+    for (Call* c : {&one, &two}) {
+      c->session->SetHandshake(0, true);
+      Publish(*c);
+    }
+    UseRing(256, session::policing::MakeRate(100, rte_get_tsc_hz()));
+    return {&one, &two};
+  }
+  // 640 STUN and DTLS datagrams from `from` at c's leg a, within milliseconds.
+  void Flood(Call& c, const Endpoint& from) {
+    for (int burst = 0; burst < 20; ++burst) {
+      std::vector<rte_mbuf*> frames;
+      for (int i = 0; i < 32; ++i) {
+        frames.push_back(Frame(*c.a.remote_mac, c.a.port_mac, from, c.a.local,
+                               i % 2 == 0 ? StunRequest() : DtlsRecord()));
+      }
+      Send(frames);
+    }
+  }
   std::vector<rte_mbuf*> TakeRing() {
     std::vector<rte_mbuf*> out(rte_ring_count(ring_));
     rte_ring_dequeue_bulk(ring_, reinterpret_cast<void**>(out.data()),
@@ -1386,29 +1410,15 @@ TEST_F(HandshakeRingTest, AFullRingIsACountedDrop) {
 // A flood of STUN and DTLS at one WebRTC leg's port from a stranger is held
 // to the leg's handshake rate ([webrtc] handshake_max_pps), so the ring
 // every WebRTC leg shares keeps room: another leg's handshake still reaches
-// it, and so does the flooded leg's own peer (its selected address is not
-// held to the rate the stranger spent). Without the rate, the flood fills
-// the ring and the others are dropped as handshake_full.
+// it, and so does the flooded leg's own peer (its selected address has a
+// reserve of the burst the stranger cannot spend). Without the rate, the
+// flood fills the ring and the others are dropped as handshake_full.
 TEST_F(HandshakeRingTest, AFloodAtOneLegLeavesTheRingToTheOthers) {
   std::mt19937 rng(67);
-  Call& flooded = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng));
-  Call& other = Keep(MakeCall(std::nullopt, std::nullopt, /*give_remotes=*/true, rng,
-                              /*a_rtcp_mux=*/true, /*index=*/1));
-  for (Call* c : {&flooded, &other}) {
-    c->session->SetHandshake(0, true);
-    Publish(*c);
-  }
-  // 100 a second per leg: bursts of kMinBurst.
-  UseRing(256, session::policing::MakeRate(100, rte_get_tsc_hz()));
-  const Endpoint stranger = Ep("192.0.2.99:4444");
-  for (int burst = 0; burst < 20; ++burst) {  // 640 datagrams within milliseconds
-    std::vector<rte_mbuf*> frames;
-    for (int i = 0; i < 32; ++i) {
-      frames.push_back(Frame(*flooded.a.remote_mac, flooded.a.port_mac, stranger,
-                             flooded.a.local, i % 2 == 0 ? StunRequest() : DtlsRecord()));
-    }
-    Send(frames);
-  }
+  auto [flooded_call, other_call] = TwoWebRtcCalls(rng);
+  Call& flooded = *flooded_call;
+  Call& other = *other_call;
+  Flood(flooded, Ep("192.0.2.99:4444"));
   auto from_peer = [](Call& c) {
     return std::vector<rte_mbuf*>{
         Frame(*c.a.remote_mac, c.a.port_mac, *c.a.remote, c.a.local, StunRequest()),
@@ -1417,7 +1427,8 @@ TEST_F(HandshakeRingTest, AFloodAtOneLegLeavesTheRingToTheOthers) {
   Send(from_peer(flooded));
   Send(from_peer(other));
   EXPECT_EQ(Drops(DropReason::kHandshakeFull), 0u);
-  EXPECT_EQ(Drops(DropReason::kHandshakeRate), 640u - session::policing::kMinBurst);
+  EXPECT_EQ(Drops(DropReason::kHandshakeRate),
+            640u - (session::policing::kMinBurst - session::policing::kPeerReserve));
   size_t peers = 0;
   for (rte_mbuf* m : TakeRing()) {
     const packet::ParsedFrame f =
@@ -1428,6 +1439,36 @@ TEST_F(HandshakeRingTest, AFloodAtOneLegLeavesTheRingToTheOthers) {
   EXPECT_EQ(peers, 4u) << "both legs' peers reached the ring";
   EXPECT_EQ(flooded.session->flow(0).counters.other_drops.load(),
             Drops(DropReason::kHandshakeRate));
+}
+
+// A spoofer claiming a WebRTC leg's peer address (anyone can write it as
+// the source) gets no more than the leg's handshake rate: a flood from that
+// address is held to it (handshake_peer_rate), so the ring every WebRTC leg
+// shares keeps room for another leg's peer. Were the peer's address exempt,
+// the flood would fill the ring (handshake_full) and the other leg's
+// handshake would be lost.
+TEST_F(HandshakeRingTest, AFloodClaimingThePeersAddressIsHeldToTheLegsRate) {
+  std::mt19937 rng(71);
+  auto [flooded_call, other_call] = TwoWebRtcCalls(rng);
+  Call& flooded = *flooded_call;
+  Call& other = *other_call;
+  Flood(flooded, *flooded.a.remote);
+  Send({Frame(*other.a.remote_mac, other.a.port_mac, *other.a.remote, other.a.local,
+              StunRequest()),
+        Frame(*other.a.remote_mac, other.a.port_mac, *other.a.remote, other.a.local,
+              DtlsRecord())});
+  EXPECT_EQ(Drops(DropReason::kHandshakeFull), 0u);
+  EXPECT_EQ(Drops(DropReason::kHandshakePeerRate), 640u - session::policing::kMinBurst);
+  size_t from_other = 0;
+  for (rte_mbuf* m : TakeRing()) {
+    const packet::ParsedFrame f =
+        packet::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), {});
+    from_other += f.src == *other.a.remote;
+    rte_pktmbuf_free(m);
+  }
+  EXPECT_EQ(from_other, 2u) << "the other leg's peer reached the ring";
+  EXPECT_EQ(flooded.session->flow(0).counters.other_drops.load(),
+            Drops(DropReason::kHandshakePeerRate));
 }
 
 // While a WebRTC leg's keys are pending nothing is relayed to or from it:

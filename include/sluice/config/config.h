@@ -161,8 +161,8 @@ struct WebRtcConfig {
   uint32_t handshake_timeout_ms = 20000;  // a leg not keyed by then has failed, 1000..600000
   uint32_t consent_timeout_ms = 30000;    // RFC 7675: no authenticated check this long stops sending, 5000..600000
   // STUN and DTLS datagrams a second a leg's port hands to the handshake
-  // thread from others than the leg's ICE-selected peer, bursts of a tenth
-  // of a second (64 at least); 0 = unlimited.
+  // thread, bursts of a tenth of a second (64 at least, 16 of which only
+  // the leg's ICE-selected peer's address may use); 0 = unlimited.
   uint32_t handshake_max_pps = 200;
 };
 

@@ -166,6 +166,10 @@ class SessionManager : public Operations {
     bool consent_lost = false;  // media stopped until the peer checks again
     uint64_t first_generation = 0;
     uint64_t dtls_generation = 0;
+    // The handshake whose keys are installed, or were refused (and why).
+    uint64_t keys_generation = 0;
+    uint64_t refused_generation = 0;
+    std::string refused_reason;
   };
   struct Entry {
     uint64_t id = 0;
@@ -202,6 +206,7 @@ class SessionManager : public Operations {
   void RemoveHandshake(const LegState& leg, const packet::Endpoint& local);
   void RemoveHandshakes(Entry& entry);
   void DescribeHandshakes(const Entry& entry, int leg, LegInfo& info) const;
+  static void HoldKeyedUntilInstalled(const LegState& state, LegInfo::Dtls& dtls);
   void InstallHandshakeKeys(const std::string& name, Entry& entry, int leg, HandshakeEvent& event);
   // A deleted session: out of the flow table, its memory and keys freed
   // (and its ports released) once the grace period `token` is over.

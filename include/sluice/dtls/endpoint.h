@@ -4,8 +4,19 @@
 //
 // Handshake thread only (not thread-safe; one object per leg). Keys are
 // never logged; the exported keying material is wiped once handed over, and
-// the OpenSSL session (with its master secret) is freed as soon as it is no
-// longer needed: at keying for the client, after the linger for the server.
+// the OpenSSL session (with its master secret, which SSL_free cleanses) is
+// freed at keying, in both roles.
+//
+// The server's last flight (RFC 6347 §4.2.4): the server sends it, and if
+// it is lost the client retransmits its own last flight, which the server
+// must answer. So a keyed server keeps the datagrams of its last flight (a
+// ChangeCipherSpec and a Finished already encrypted: nothing secret, a few
+// hundred bytes) for linger_ms, and answers each datagram that carries a
+// record of a later epoch than 0 (the client's retransmitted Finished, the
+// last message of its flight, as OpenSSL answers it) by sending them again,
+// at most kMaxFinalFlightResends times. ReleaseSession ends that early. A
+// resent flight is the same bytes: the client's replay window drops it
+// should the first copy arrive after all.
 //
 // What it guarantees:
 //  - Keys only after the peer's certificate matched one of the SDP
@@ -73,6 +84,9 @@ inline constexpr uint32_t kMinMtu = 256;   // OpenSSL's smallest DTLS MTU
 inline constexpr uint32_t kMaxMtu = 4096;
 // OpenSSL counts a timer with less than 15 ms left as expired.
 inline constexpr uint32_t kMinInitialRetransmitMs = 50;
+// A keyed server answers at most this many retransmissions of the client's
+// last flight (RFC 6347's timers send five in 32 s).
+inline constexpr uint32_t kMaxFinalFlightResends = 8;
 
 struct EndpointOptions {
   Role role = Role::kServer;
@@ -92,9 +106,9 @@ struct EndpointOptions {
   uint32_t initial_retransmit_ms = 1000;
   // The server sends the last flight; if it is lost, the client retransmits
   // its own, and RFC 6347 §4.2.4 wants the server to answer it. So the
-  // server keeps its session this long after keying (covering the client's
-  // retransmissions at 1, 3, 7, 15 and 31 s with RFC 6347's timers), or
-  // until ReleaseSession(). The client frees its session at keying.
+  // server keeps its last flight's datagrams this long after keying
+  // (covering the client's retransmissions at 1, 3, 7, 15 and 31 s with
+  // RFC 6347's timers), or until ReleaseSession().
   uint32_t linger_ms = 32000;
 };
 
@@ -126,7 +140,8 @@ struct EndpointCounters {
   uint64_t dropped_not_dtls = 0;    // empty, first byte outside 20..63, shorter than a header
   uint64_t dropped_oversize = 0;    // longer than kMaxDatagramLen
   uint64_t dropped_early_epoch = 0; // beyond kMaxEarlyEpochDatagrams
-  uint64_t dropped_no_session = 0;  // arrived after failure or after the session was freed
+  uint64_t dropped_no_session = 0;  // arrived after failure or keying, and not answered
+  uint64_t final_flight_resends = 0;  // keyed server: its last flight sent again
   uint64_t dropped_queue_full = 0;  // outgoing datagrams beyond kMaxQueuedDatagrams
 };
 
@@ -166,11 +181,15 @@ class Endpoint {
   // The keys, once, in kKeyed; afterwards (or before) nullopt. The
   // endpoint's copy is wiped.
   std::optional<SrtpKeys> TakeKeys();
-  // The peer has shown it holds the keys (authenticated SRTP or SRTCP from
-  // it): the server needs its session no longer, so it is freed now.
+  // Ends a keyed server's linger now: its last flight is needed no longer
+  // (the peer has shown it holds the keys, or the leg goes).
   void ReleaseSession();
-  // Whether the OpenSSL session (and so the DTLS master secret) still exists.
+  // Whether the OpenSSL session (and so the DTLS master secret) still
+  // exists: until keying or failure.
   bool has_session() const;
+  // Whether retransmissions of the peer's last flight are still answered:
+  // a handshake under way, or a keyed server within its linger.
+  bool lingering() const { return session_ != nullptr || !final_flight_.empty(); }
 
   State state() const { return state_; }
   Failure failure() const { return failure_; }
@@ -185,7 +204,9 @@ class Endpoint {
  private:
   Endpoint(Role role, uint64_t linger_ms, uint64_t timeout_ms);
   void Drive(uint64_t now_ms);
-  void Complete(uint64_t now_ms);
+  void Complete(uint64_t now_ms, size_t flight_start);
+  void AnswerRetransmission(std::span<const uint8_t> datagram);
+  void EndLinger();
   void FailFromOpenSsl(int ssl_error);
   void Fail(Failure failure, std::string reason);
   void FreeSession();
@@ -199,6 +220,9 @@ class Endpoint {
   std::optional<SrtpProfile> profile_;
   std::optional<SrtpKeys> keys_;
   std::vector<std::vector<uint8_t>> outgoing_;
+  // Keyed server: its last flight, for the client's retransmissions.
+  std::vector<std::vector<uint8_t>> final_flight_;
+  uint32_t final_flight_resends_ = 0;
   bool started_ = false;
   uint32_t early_epoch_datagrams_ = 0;
   uint64_t linger_ms_;

@@ -56,8 +56,8 @@ struct WebRtcLegConfig {
 struct WebRtcLegUpdate {
   control::HandshakeLegId id;
   // A new DTLS handshake (new fingerprints), started toward the peer at the
-  // next timer. Make-before-break: a keyed endpoint that still holds its
-  // session keeps answering the peer's retransmissions of the old handshake
+  // next timer. Make-before-break: a keyed endpoint that still lingers
+  // (dtls::Endpoint::lingering) keeps answering the peer's retransmissions of the old handshake
   // until the new one is keyed.
   std::unique_ptr<dtls::Endpoint> endpoint;
   // An ICE restart (RFC 8445 §9) with these new local credentials,

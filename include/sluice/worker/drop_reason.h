@@ -38,9 +38,10 @@ enum class DropReason : uint8_t {
   kNotKeyed,          // RTP/RTCP of a flow whose keys a handshake has not given yet
   kHandshakeFull,     // STUN/DTLS for the handshake thread: its ring is full
   kHandshakeRate,     // STUN/DTLS from a non-peer over the leg's [webrtc] handshake_max_pps
+  kHandshakePeerRate, // STUN/DTLS from the peer's address over its own handshake_max_pps
 };
 // Counters are indexed by reason: append reasons above, and name the last here.
-inline constexpr int kDropReasonCount = static_cast<int>(DropReason::kHandshakeRate) + 1;
+inline constexpr int kDropReasonCount = static_cast<int>(DropReason::kHandshakePeerRate) + 1;
 
 // Stable names for counters ("auth_failed", ...).
 const char* DropReasonName(DropReason reason) noexcept;
