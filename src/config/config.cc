@@ -92,6 +92,14 @@ constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SR
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
 
+constexpr absl::string_view kMetricsKeys[] = {"listen", "allow_remote"};
+
+// 127.0.0.0/8 or ::1.
+bool IsLoopback(const packet::IpAddress& ip) {
+  return ip.is_v4() ? (ip.v4_host_order() >> 24) == 127
+                    : ip == packet::IpAddress::Parse("::1").value();
+}
+
 struct TableSchema {
   absl::string_view name;
   std::span<const absl::string_view> keys;
@@ -103,6 +111,7 @@ constexpr TableSchema kSchema[] = {
     {"ng", kNgKeys},
     {"webrtc", kWebRtcKeys},
     {"security", kSecurityKeys},
+    {"metrics", kMetricsKeys},
 };
 
 // --- Input guard -----------------------------------------------------------
@@ -428,6 +437,7 @@ class Reader {
   absl::Status ReadCrypto(const Value& root, Config* config) const;
   absl::Status ReadLimits(const Value& root, Config* config) const;
   absl::Status ReadNg(const Value& root, Config* config) const;
+  absl::Status ReadMetrics(const Value& root, Config* config) const;
   absl::Status ReadNgAccess(const Section& s, NgConfig* ng) const;
   absl::Status ReadSecurity(const Value& root, Config* config) const;
   absl::Status ReadWebRtc(const Value& root, Config* config) const;
@@ -1082,6 +1092,41 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
   return absl::OkStatus();
 }
 
+// [metrics]: off without the table; on, listen is required, and an address
+// other hosts can reach needs allow_remote (the counters tell how busy the
+// relay is and which suites it runs).
+absl::Status Reader::ReadMetrics(const Value& root, Config* config) const {
+  Section s;
+  SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "metrics", &s));
+  if (s.table == nullptr) return absl::OkStatus();
+  SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kMetricsKeys));
+  MetricsConfig m;
+  const Value* v = s.Get("listen");
+  if (v == nullptr) {
+    return Error(s.table, s.Path("listen"),
+                 "required: the address and TCP port to serve /metrics on, like "
+                 "\"127.0.0.1:9464\" (or leave out [metrics] to serve none)");
+  }
+  std::string listen;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "listen", &listen));
+  const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(listen);
+  if (!endpoint || endpoint->port == 0) {
+    return Error(v, s.Path("listen"),
+                 absl::StrCat("expected an address and TCP port, like \"127.0.0.1:9464\"; got \"",
+                              absl::CHexEscape(listen.substr(0, kMaxKeyShown)), "\""));
+  }
+  m.listen = *endpoint;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "allow_remote", &m.allow_remote));
+  if (!IsLoopback(m.listen.ip) && !m.allow_remote) {
+    return Error(v, s.Path("listen"),
+                 absl::StrCat(m.listen.ToString(),
+                              " is not a loopback address: other hosts could read the relay's "
+                              "counters; set metrics.allow_remote = true to mean it"));
+  }
+  config->metrics = m;
+  return absl::OkStatus();
+}
+
 // Who may use ng: allowed_sources for UDP (loopback unless set, and set it
 // must be for a listen address that is not loopback), the Unix socket's file.
 absl::Status Reader::ReadNgAccess(const Section& s, NgConfig* ng) const {
@@ -1106,10 +1151,7 @@ absl::Status Reader::ReadNgAccess(const Section& s, NgConfig* ng) const {
       ng->allowed_sources.push_back(*prefix);
     }
   } else {
-    const packet::IpAddress& ip = ng->listen.ip;
-    const bool loopback = ip.is_v4() ? (ip.v4_host_order() >> 24) == 127
-                                     : ip == packet::IpAddress::Parse("::1").value();
-    if (!loopback) {
+    if (!IsLoopback(ng->listen.ip)) {
       return Error(s.Get("listen"), s.Path("listen"),
                    absl::StrCat(ng->listen.ToString(),
                                 " is not a loopback address: set ng.allowed_sources to the "
@@ -1169,6 +1211,7 @@ absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadControl(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadCrypto(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadNg(root, config));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadMetrics(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadWebRtc(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadSecurity(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadLimits(root, config));

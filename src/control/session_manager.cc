@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "sluice/memory/hot_arena.h"
 #include "sluice/srtp/sdes.h"
@@ -205,6 +206,24 @@ absl::StatusOr<std::vector<srtp::MasterKey>> SessionManager::KeysFor(
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request) {
+  absl::StatusOr<SessionInfo> created = CreateSession(request);
+  if (!created.ok()) return CountRefusal(created.status());
+  ++sessions_created_;
+  return created;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request) {
+  absl::StatusOr<SessionInfo> updated = UpdateSession(request);
+  if (!updated.ok()) return CountRefusal(updated.status());
+  return updated;
+}
+
+absl::Status SessionManager::CountRefusal(const absl::Status& status) {
+  if (absl::StartsWith(status.message(), "key_reuse: ")) ++key_reuse_refusals_;
+  return status;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::CreateSession(const CreateRequest& request) {
   if (absl::Status s = CheckCreate(request); !s.ok()) return s;
   Entry entry;
   entry.id = next_id_;
@@ -404,7 +423,7 @@ absl::Status SessionManager::StartSession(Entry& entry, const session::LegSpec s
   return absl::OkStatus();
 }
 
-absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request) {
+absl::StatusOr<SessionInfo> SessionManager::UpdateSession(const UpdateRequest& request) {
   auto it = sessions_.find(request.session);
   if (it == sessions_.end()) {
     return absl::NotFoundError(absl::StrCat("session \"", request.session, "\" not found"));
@@ -677,6 +696,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
     key_groups_.erase(group);
   }
   sessions_.erase(it);
+  ++sessions_deleted_;
   Reclaim();  // at once when no worker is online
   return final_counters;
 }
@@ -721,6 +741,10 @@ Stats SessionManager::GetStats() {
     stats.memory = MemoryStats{arena.in_use_bytes, arena.in_use_blocks, arena.mapped_bytes};
   }
   stats.sessions_reclaiming = reclaiming_.size();
+  stats.sessions_created = sessions_created_;
+  stats.sessions_deleted = sessions_deleted_;
+  stats.key_reuse_refusals = key_reuse_refusals_;
+  stats.legs = CountLegs();
   stats.timed_out = timed_out_;
   stats.webrtc = handshake_stats_;
   if (handshakes_ != nullptr) handshakes_->AddStats(stats.webrtc);
@@ -735,6 +759,19 @@ Stats SessionManager::GetStats() {
   stats.keys_near_limit = keys_near_limit_;
   stats.rekey_needed = rekey_needed_;
   return stats;
+}
+
+std::vector<LegCount> SessionManager::CountLegs() const {
+  std::map<std::pair<std::string_view, std::string_view>, uint64_t> counts;
+  for (const auto& [name, entry] : sessions_) {
+    for (const LegState& leg : entry.legs) {
+      const std::string_view keying = leg.dtls ? "dtls" : (leg.rx_key || leg.tx_key) ? "sdes" : "plain";
+      ++counts[{keying, leg.rx_suite}];
+    }
+  }
+  std::vector<LegCount> out;
+  for (const auto& [key, n] : counts) out.push_back({key.first, key.second, n});
+  return out;
 }
 
 void SessionManager::AddWorkerWatch(std::vector<WorkerStats>& workers) const {

@@ -147,6 +147,13 @@ struct NgConfig {
   uint32_t delete_delay_ms = 30000;  // a deleted call lingers this long unless delete-delay says (rtpengine's default), 0..86400000
 };
 
+// [metrics]: the Prometheus endpoint (docs/metrics.md). The table being
+// present turns it on.
+struct MetricsConfig {
+  packet::Endpoint listen;    // TCP address and port serving GET /metrics
+  bool allow_remote = false;  // required for a listen address that is not loopback
+};
+
 // [webrtc]: WebRTC legs (DTLS-SRTP keys and ICE-lite on the media port).
 struct WebRtcConfig {
   // sluiced's DTLS certificate and its key (PEM files), both or neither;
@@ -194,6 +201,7 @@ struct Config {
   CryptoConfig crypto;
   LimitsConfig limits;
   std::optional<NgConfig> ng;  // [ng]; none: no ng listener
+  std::optional<MetricsConfig> metrics;  // [metrics]; none: no metrics endpoint
   WebRtcConfig webrtc;
   SecurityConfig security;
   std::string source;  // where it came from, for messages

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -203,6 +204,7 @@ struct WorkerStats {
   uint32_t id = 0;
   unsigned lcore = 0;
   uint64_t rx_packets = 0, tx_packets = 0, busy_cycles = 0, idle_cycles = 0;
+  uint64_t rx_bytes = 0, tx_bytes = 0;  // whole frames, as received and as sent
   uint64_t handshake_packets = 0;  // STUN and DTLS given to the handshake thread
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count, non-zero only
   // RCU quiescent-state reports, as the control loop sees them: ms since the
@@ -220,6 +222,8 @@ struct PortStats {
   uint64_t rx_errors = 0;   // bad frames the NIC dropped (ierrors)
   uint64_t rx_no_mbuf = 0;  // no packet buffer to receive into
   uint64_t tx_errors = 0;
+  // The driver's extended counters (rte_eth_xstats), by the driver's names.
+  std::vector<std::pair<std::string, uint64_t>> xstats;
 };
 
 // The memory that holds the sessions' state every packet reads (their
@@ -238,8 +242,19 @@ struct RekeyNeeded {
   uint32_t used_percent = 0;
 };
 
+// Live legs with one way of keying and one suite (Stats::legs).
+struct LegCount {
+  std::string_view keying;  // "plain", "sdes" or "dtls"
+  std::string_view suite;   // what the leg receives with ("plain" until keyed)
+  uint64_t legs = 0;
+};
+
 struct Stats {
   uint64_t sessions = 0;
+  // Since start: sessions created and deleted (by any front end, timeouts
+  // included), and keys refused as reused (key_reuse errors).
+  uint64_t sessions_created = 0, sessions_deleted = 0, key_reuse_refusals = 0;
+  std::vector<LegCount> legs;
   // Deleted sessions whose memory (and keys) wait for every worker to pass
   // a quiescent state before they are freed.
   uint64_t sessions_reclaiming = 0;

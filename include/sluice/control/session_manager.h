@@ -198,6 +198,14 @@ class SessionManager : public Operations {
 
   struct KeyChange;
 
+  // Create and Update as the operations do them; Create and Update count
+  // what they give (stats: sessions created, key_reuse refusals).
+  absl::StatusOr<SessionInfo> CreateSession(const CreateRequest& request);
+  absl::StatusOr<SessionInfo> UpdateSession(const UpdateRequest& request);
+  absl::Status CountRefusal(const absl::Status& status);
+  // Live legs by keying and suite (stats).
+  std::vector<LegCount> CountLegs() const;
+
   static absl::Status CheckUpdate(const LegState& state, const UpdateRequest& request);
   // session_handshakes.cc: the WebRTC side of create, update and delete.
   absl::Status CheckHandshakeLeg(const LegRequest& leg, const std::string& field) const;
@@ -291,6 +299,9 @@ class SessionManager : public Operations {
   WorkerStatsFn worker_stats_;
   PortStatsFn port_stats_;
   uint64_t next_id_ = 1;
+  uint64_t sessions_created_ = 0;
+  uint64_t sessions_deleted_ = 0;
+  uint64_t key_reuse_refusals_ = 0;
   std::map<std::string, Entry> sessions_;  // ordered, for stable list paging
   // Sessions with work for Tick (a re-key in flight, a next hop to resolve),
   // so Tick costs nothing per idle session.
