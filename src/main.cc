@@ -44,6 +44,7 @@
 #include "sluice/dpdk/slow_path.h"
 #include "sluice/metrics/http_endpoint.h"
 #include "sluice/metrics/sluice_metrics.h"
+#include "sluice/metrics/telemetry.h"
 #include "sluice/ng/listener.h"
 #include "sluice/session/flow_table.h"
 #include "sluice/session/policing.h"
@@ -539,6 +540,7 @@ struct ControlPlane {
   std::unique_ptr<ng::Handler> ng_handler;
   std::unique_ptr<ng::Listener> ng_listener;  // only with [ng]
   std::unique_ptr<metrics::HttpEndpoint> metrics;  // only with [metrics]
+  std::unique_ptr<metrics::Telemetry> telemetry;   // DPDK telemetry's /sluice/ commands
 };
 
 std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Config& cfg,
@@ -678,6 +680,20 @@ bool StartMetrics(const config::Config& cfg, ControlPlane& control) {
   return true;
 }
 
+// /sluice/stats, /sluice/workers and /sluice/sessions in DPDK's telemetry
+// socket (docs/metrics.md says where it is). Without it sluiced runs on,
+// and says so.
+void StartTelemetry(ControlPlane& control) {
+  control::SessionManager* manager = control.manager.get();
+  absl::StatusOr<std::unique_ptr<metrics::Telemetry>> telemetry =
+      metrics::Telemetry::Start([manager]() { return manager->GetStats(); });
+  if (!telemetry.ok()) {
+    Log(absl::StrCat("telemetry: ", telemetry.status().message()));
+    return;
+  }
+  control.telemetry = *std::move(telemetry);
+}
+
 // The session manager, the control socket (and its TLS listener) and the ng
 // listener. Returns 0, or 1 with a stop requested when the ng listener
 // failed; a control socket that failed is left in control.server for Run.
@@ -693,6 +709,7 @@ int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlP
     stop_requested.store(true);
     return 1;
   }
+  StartTelemetry(control);
   return 0;
 }
 
@@ -724,6 +741,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
         break;
       }
     }
+    if (control.telemetry) control.telemetry->Serve();
     control.manager->Tick();
   }
   Log("stopping");
@@ -738,6 +756,7 @@ void Shutdown(DataPlane& data, ControlPlane& control) {
   rte_eal_mp_wait_lcore();
   data.handshake->Stop();
   if (control.server.ok()) control.server->reset();
+  control.telemetry.reset();
   control.manager->Clear();
   for (const control::InterfaceInfo& info : data.interfaces) dpdk::StopPort(info.port_id);
   Log("stopped");
