@@ -1,9 +1,6 @@
 #include "sluice/metrics/telemetry.h"
 
 #include <rte_eal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -15,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eal_environment.h"
+#include "telemetry_client.h"
 
 namespace sluice::metrics {
 namespace {
@@ -23,43 +21,10 @@ const auto* const kEnv = testing::AddEalEnvironment("telemetry_test", 64);
 
 using json = nlohmann::json;
 
-// A client of DPDK's telemetry socket (what dpdk-telemetry.py does): a
-// SOCK_SEQPACKET connection, one message a request and one a reply.
-class TelemetryClient {
- public:
-  // DPDK puts the socket in its runtime directory (also with --no-shconf).
-  static std::string SocketPath() {
-    return std::string(rte_eal_get_runtime_dir()) + "/dpdk_telemetry.v2";
-  }
+using testing::TelemetryClient;
 
-  bool Connect() {
-    fd_ = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-    sockaddr_un a = {};
-    a.sun_family = AF_UNIX;
-    const std::string path = SocketPath();
-    path.copy(a.sun_path, sizeof(a.sun_path) - 1);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return false;
-    const json hello = Read();  // version, pid, max_output_len
-    return hello.contains("pid");
-  }
-  ~TelemetryClient() {
-    if (fd_ >= 0) close(fd_);
-  }
-
-  json Call(const std::string& command) {
-    send(fd_, command.data(), command.size(), 0);
-    return Read();
-  }
-
- private:
-  json Read() {
-    char buf[16384];
-    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) return json();
-    return json::parse(std::string(buf, static_cast<size_t>(n)), nullptr, false);
-  }
-  int fd_ = -1;
-};
+// DPDK puts the socket in its runtime directory (also with --no-shconf).
+std::string SocketPath() { return std::string(rte_eal_get_runtime_dir()) + "/dpdk_telemetry.v2"; }
 
 control::Stats SampleStats() {
   control::Stats s;
@@ -107,7 +72,7 @@ TEST(TelemetryTest, CommandsAreListedBesideEthdevAndAnswerFromTheControlThread) 
   ASSERT_TRUE(t.ok()) << t.status();
   ControlLoop loop(**t);
   TelemetryClient client;
-  ASSERT_TRUE(client.Connect()) << "no telemetry socket at " << TelemetryClient::SocketPath();
+  ASSERT_TRUE(client.Connect(SocketPath())) << "no telemetry socket at " << SocketPath();
 
   json list = client.Call("/");
   ASSERT_TRUE(list.contains("/")) << list.dump();
@@ -137,7 +102,7 @@ TEST(TelemetryTest, WithoutTheControlLoopACommandAnswersAfterItsWaitAndAfterStop
   auto t = Telemetry::Start([] { return SampleStats(); });
   ASSERT_TRUE(t.ok()) << t.status();
   TelemetryClient client;
-  ASSERT_TRUE(client.Connect());
+  ASSERT_TRUE(client.Connect(SocketPath()));
   const auto start = std::chrono::steady_clock::now();
   const json stale = client.Call("/sluice/sessions");
   EXPECT_GE(std::chrono::steady_clock::now() - start, Telemetry::kWait);
