@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
@@ -116,6 +122,56 @@ TEST(SluiceMetricsTest, ExportsTheStatsUnderTheirNames) {
        }) {
     EXPECT_TRUE(absl::StrContains(text, line)) << "missing: " << line;
   }
+}
+
+// The names a PromQL expression refers to: identifiers that start with
+// sluice_ (functions, labels and keywords do not).
+std::set<std::string> NamesIn(const std::string& expr) {
+  std::set<std::string> out;
+  static const std::regex kName("sluice_[a-zA-Z0-9_:]*");
+  for (auto it = std::sregex_iterator(expr.begin(), expr.end(), kName);
+       it != std::sregex_iterator(); ++it) {
+    out.insert(it->str());
+  }
+  return out;
+}
+
+// Every series name the exporter writes (histograms: _bucket, _sum, _count).
+std::set<std::string> ExportedSeries(const std::string& text) {
+  std::set<std::string> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    out.insert(std::string(line.substr(0, line.find_first_of("{ "))));
+  }
+  return out;
+}
+
+TEST(GrafanaDashboardTest, ValidJsonReferringOnlyToExportedMetrics) {
+  std::ifstream in(SLUICE_DASHBOARD);
+  ASSERT_TRUE(in) << SLUICE_DASHBOARD;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const nlohmann::json dashboard = nlohmann::json::parse(buf.str(), nullptr, false);
+  ASSERT_FALSE(dashboard.is_discarded()) << "not valid JSON";
+  Histogram latency;
+  latency.Observe(0.001);
+  const std::set<std::string> exported = ExportedSeries(RenderFull(latency, HttpCounters{}));
+  ASSERT_TRUE(dashboard.contains("panels"));
+  size_t exprs = 0;
+  for (const nlohmann::json& panel : dashboard["panels"]) {
+    if (!panel.contains("targets")) continue;
+    for (const nlohmann::json& target : panel["targets"]) {
+      const std::string expr = target.value("expr", "");
+      const std::set<std::string> names = NamesIn(expr);
+      EXPECT_FALSE(names.empty()) << panel.value("title", "") << ": " << expr;
+      for (const std::string& name : names) {
+        EXPECT_TRUE(exported.count(name)) << panel.value("title", "") << " refers to " << name
+                                          << ", which sluiced does not export";
+      }
+      ++exprs;
+    }
+  }
+  EXPECT_GE(exprs, 6u);
 }
 
 }  // namespace
