@@ -833,6 +833,8 @@ TEST(ConfigTest, ServerExampleHasWhatItSays) {
   EXPECT_EQ(c->workers.lcores.size(), 8u);
   EXPECT_EQ(c->interfaces[0].rx_queues, 8);
   EXPECT_EQ(c->limits.leg_max_pps, 2000u);
+  ASSERT_TRUE(c->metrics.has_value());
+  EXPECT_EQ(c->metrics->listen.ToString(), "127.0.0.1:9464");
 }
 
 TEST(ConfigTest, LaptopExampleUsesVirtualDevices) {
