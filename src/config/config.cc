@@ -70,7 +70,7 @@ constexpr absl::string_view kMediaKeys[] = {
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
     "ssrc_reuse_idle_ms", "learn_before_answer", "key_limit_warn_percent",
     "timeout_s", "silent_timeout_s", "final_timeout_s",
-    "aes192_kdf"};
+    "aes192_kdf", "require_encryption"};
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
@@ -432,6 +432,7 @@ class Reader {
   absl::Status CheckGateways(const Section& s, const InterfaceConfig& iface) const;
   absl::Status ReadWorkers(const Value& root, Config* config) const;
   absl::Status ReadMedia(const Value& root, Config* config) const;
+  absl::Status ReadRequireEncryption(const Section& s, MediaConfig* m) const;
   absl::Status ReadControl(const Value& root, Config* config) const;
   absl::Status ReadControlTls(const Section& control, Config* config) const;
   absl::Status ReadCrypto(const Value& root, Config* config) const;
@@ -897,7 +898,27 @@ absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
     }
     m.aes192_kdf = *kdf;
   }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadRequireEncryption(s, &m));
   return ReadBool(s, "learn_before_answer", &m.learn_before_answer);
+}
+
+absl::Status Reader::ReadRequireEncryption(const Section& s, MediaConfig* m) const {
+  const Value* v = s.Get("require_encryption");
+  if (v == nullptr) return absl::OkStatus();
+  std::string text;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "require_encryption", &text));
+  if (text == "none") {
+    m->require_encryption = RequireEncryption::kNone;
+  } else if (text == "one-leg") {
+    m->require_encryption = RequireEncryption::kOneLeg;
+  } else if (text == "all-legs") {
+    m->require_encryption = RequireEncryption::kAllLegs;
+  } else {
+    return Error(v, "media.require_encryption",
+                 absl::StrCat("must be \"none\", \"one-leg\" or \"all-legs\"; got \"",
+                              absl::CHexEscape(text.substr(0, kMaxKeyShown)), "\""));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Reader::ReadControl(const Value& root, Config* config) const {

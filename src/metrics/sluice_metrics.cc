@@ -143,6 +143,14 @@ void WriteSessions(Exposition& out, const Stats& stats) {
              stats.timed_out.silent_timeout);
   out.Sample("sluice_sessions_timed_out_total", {{"reason", "final_timeout"}},
              stats.timed_out.final_timeout);
+  out.Family("sluice_sessions_by_encryption", kGauge,
+             "Sessions by their weaker leg: encrypted, unauthenticated (NULL_AUTH) or plain.");
+  for (const auto& [level, n] : stats.sessions_by_encryption) {
+    out.Sample("sluice_sessions_by_encryption", {{"encryption", level}}, n);
+  }
+  out.Family("sluice_encryption_refusals_total", kCounter,
+             "Creates and updates refused by [media] require_encryption.");
+  out.Sample("sluice_encryption_refusals_total", {}, stats.encryption_refusals);
   out.Family("sluice_legs", kGauge,
              "Live legs by how they are keyed (plain, sdes, dtls) and the suite they receive with.");
   for (const control::LegCount& l : stats.legs) {

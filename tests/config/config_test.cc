@@ -396,6 +396,23 @@ TEST(ConfigTest, Metrics) {
   });
 }
 
+TEST(ConfigTest, RequireEncryption) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.require_encryption, RequireEncryption::kNone);
+  c = ParseConfig(Cfg(kIpv4, "[media]\nrequire_encryption = \"all-legs\"\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.require_encryption, RequireEncryption::kAllLegs);
+  c = ParseConfig(Cfg(kIpv4, "[media]\nrequire_encryption = \"one-leg\"\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.require_encryption, RequireEncryption::kOneLeg);
+  ExpectErrors({
+      {Cfg(kIpv4, "[media]\nrequire_encryption = \"yes\"\n"),
+       {"media.require_encryption: must be \"none\", \"one-leg\" or \"all-legs\"; got \"yes\""}},
+      {Cfg(kIpv4, "[media]\nrequire_encryption = true\n"), {"media.require_encryption"}},
+  });
+}
+
 TEST(ConfigTest, KeySettings) {
   absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
   ASSERT_TRUE(c.ok()) << c.status();

@@ -24,6 +24,8 @@ control::Stats FullStats() {
   s.sessions_deleted = 7;
   s.key_reuse_refusals = 1;
   s.legs = {{"sdes", "AES_CM_128_HMAC_SHA1_80", 4}, {"plain", "plain", 2}};
+  s.sessions_by_encryption = {{"plain", 1}, {"unauthenticated", 0}, {"encrypted", 2}};
+  s.encryption_refusals = 3;
   s.keys_near_limit = 2;
   s.timed_out.silent_timeout = 5;
   s.webrtc.dtls_keyed = 4;
@@ -112,6 +114,8 @@ TEST(SluiceMetricsTest, ExportsTheStatsUnderTheirNames) {
            "sluice_sessions_timed_out_total{reason=\"silent_timeout\"} 5\n",
            "sluice_legs{keying=\"sdes\",suite=\"AES_CM_128_HMAC_SHA1_80\"} 4\n",
            "sluice_dtls_handshakes_total 4\n",
+           "sluice_sessions_by_encryption{encryption=\"plain\"} 1\n",
+           "sluice_encryption_refusals_total 3\n",
            "sluice_dtls_handshake_failures_total 1\n",
            "sluice_hot_arena_bytes 8192\n",
            "sluice_control_requests_total{protocol=\"native\"} 5\n",

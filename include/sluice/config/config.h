@@ -56,6 +56,14 @@ struct WorkersConfig {
 };
 
 // [media]
+// [media] require_encryption: which calls create refuses (encryption_audit.h
+// says what "encrypted" is).
+enum class RequireEncryption : uint8_t {
+  kNone,     // any call
+  kOneLeg,   // at least one leg encrypted and authenticated
+  kAllLegs,  // every leg encrypted and authenticated
+};
+
 struct MediaConfig {
   // Legs get an even RTP port p (RTCP on p + 1) with port_min <= p < p + 1 <=
   // port_max. port_min is even, both are >= 1024, port_min < port_max.
@@ -86,6 +94,7 @@ struct MediaConfig {
   uint32_t timeout_s = 60;
   uint32_t silent_timeout_s = 3600;
   uint32_t final_timeout_s = 0;
+  RequireEncryption require_encryption = RequireEncryption::kNone;
 };
 
 // [control.tls]: the control protocol over mutual TLS on TCP

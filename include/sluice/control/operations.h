@@ -147,6 +147,7 @@ struct LegInfo {
   RtcpMode rtcp = RtcpMode::kSeparate;
   std::string rx_suite;  // suite name or "plain"
   std::string tx_suite;
+  std::string encryption;  // "encrypted", "unauthenticated" or "plain" (encryption_audit.h)
   LegCounters counters;
   // How far each direction's master key has gone toward its packet limit,
   // in percent (none for plain), and the directions past [media]
@@ -192,6 +193,7 @@ struct LegInfo {
 struct SessionInfo {
   std::string session;
   std::vector<LegInfo> legs;
+  std::string encryption;  // its weaker leg's
   bool hold = false;  // on hold (UpdateRequest::hold): silent_timeout_s applies, not timeout_s
 };
 
@@ -255,6 +257,11 @@ struct Stats {
   // included), and keys refused as reused (key_reuse errors).
   uint64_t sessions_created = 0, sessions_deleted = 0, key_reuse_refusals = 0;
   std::vector<LegCount> legs;
+  // Live sessions by their weaker leg's encryption ("plain",
+  // "unauthenticated", "encrypted"), and creates refused by [media]
+  // require_encryption since start.
+  std::vector<std::pair<std::string_view, uint64_t>> sessions_by_encryption;
+  uint64_t encryption_refusals = 0;
   // Deleted sessions whose memory (and keys) wait for every worker to pass
   // a quiescent state before they are freed.
   uint64_t sessions_reclaiming = 0;

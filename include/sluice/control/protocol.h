@@ -54,6 +54,7 @@ enum class ErrorCode : uint8_t {
   kAlreadyExists,      // session name taken
   kKeyReuse,           // a key already used in this session
   kResourceExhausted,  // a limit: sessions, ports, connections
+  kEncryptionRequired, // below [media] require_encryption
   kInternal,           // anything else
 };
 
