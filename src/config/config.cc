@@ -439,6 +439,8 @@ class Reader {
   absl::Status ReadLimits(const Value& root, Config* config) const;
   absl::Status ReadNg(const Value& root, Config* config) const;
   absl::Status ReadMetrics(const Value& root, Config* config) const;
+  absl::Status ReadEndpoint(const Section& s, absl::string_view key, absl::string_view what,
+                            packet::Endpoint* out) const;
   absl::Status ReadNgAccess(const Section& s, NgConfig* ng) const;
   absl::Status ReadSecurity(const Value& root, Config* config) const;
   absl::Status ReadWebRtc(const Value& root, Config* config) const;
@@ -1083,17 +1085,8 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
   if (s.table == nullptr) return absl::OkStatus();
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kNgKeys));
   NgConfig ng;
-  if (const Value* v = s.Get("listen")) {
-    std::string listen;
-    SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "listen", &listen));
-    const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(listen);
-    if (!endpoint || endpoint->port == 0) {
-      return Error(v, s.Path("listen"),
-                   absl::StrCat("expected a UDP address and port, like \"127.0.0.1:2223\"; got \"",
-                                absl::CHexEscape(listen.substr(0, kMaxKeyShown)), "\""));
-    }
-    ng.listen = *endpoint;
-  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadEndpoint(s, "listen", "a UDP address and port, like \"127.0.0.1:2223\"", &ng.listen));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "interface", &ng.interface));
   if (!ng.interface.empty() && config->FindInterface(ng.interface) == nullptr) {
     return Error(s.Get("interface"), s.Path("interface"),
@@ -1116,6 +1109,23 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
 // [metrics]: off without the table; on, listen is required, and an address
 // other hosts can reach needs allow_remote (the counters tell how busy the
 // relay is and which suites it runs).
+// An address and port (not 0) at `key`, if set; `what` says what is expected.
+absl::Status Reader::ReadEndpoint(const Section& s, absl::string_view key, absl::string_view what,
+                                  packet::Endpoint* out) const {
+  const Value* v = s.Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  std::string text;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, key, &text));
+  const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(text);
+  if (!endpoint || endpoint->port == 0) {
+    return Error(v, s.Path(key),
+                 absl::StrCat("expected ", what, "; got \"",
+                              absl::CHexEscape(text.substr(0, kMaxKeyShown)), "\""));
+  }
+  *out = *endpoint;
+  return absl::OkStatus();
+}
+
 absl::Status Reader::ReadMetrics(const Value& root, Config* config) const {
   Section s;
   SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "metrics", &s));
@@ -1128,15 +1138,8 @@ absl::Status Reader::ReadMetrics(const Value& root, Config* config) const {
                  "required: the address and TCP port to serve /metrics on, like "
                  "\"127.0.0.1:9464\" (or leave out [metrics] to serve none)");
   }
-  std::string listen;
-  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "listen", &listen));
-  const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(listen);
-  if (!endpoint || endpoint->port == 0) {
-    return Error(v, s.Path("listen"),
-                 absl::StrCat("expected an address and TCP port, like \"127.0.0.1:9464\"; got \"",
-                              absl::CHexEscape(listen.substr(0, kMaxKeyShown)), "\""));
-  }
-  m.listen = *endpoint;
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadEndpoint(s, "listen", "an address and TCP port, like \"127.0.0.1:9464\"", &m.listen));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "allow_remote", &m.allow_remote));
   if (!IsLoopback(m.listen.ip) && !m.allow_remote) {
     return Error(v, s.Path("listen"),
