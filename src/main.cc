@@ -42,6 +42,9 @@
 #include "sluice/dpdk/eal.h"
 #include "sluice/dpdk/port.h"
 #include "sluice/dpdk/slow_path.h"
+#include "sluice/metrics/http_endpoint.h"
+#include "sluice/metrics/sluice_metrics.h"
+#include "sluice/metrics/telemetry.h"
 #include "sluice/ng/listener.h"
 #include "sluice/session/flow_table.h"
 #include "sluice/session/policing.h"
@@ -492,6 +495,8 @@ std::vector<control::WorkerStats> ReadWorkerStats(const std::vector<WorkerSlot>&
     s.lcore = workers[i].lcore;
     s.rx_packets = c.rx_packets.load(std::memory_order_relaxed);
     s.tx_packets = c.tx_packets.load(std::memory_order_relaxed);
+    s.rx_bytes = c.rx_bytes.load(std::memory_order_relaxed);
+    s.tx_bytes = c.tx_bytes.load(std::memory_order_relaxed);
     s.busy_cycles = c.busy_cycles.load(std::memory_order_relaxed);
     s.idle_cycles = c.idle_cycles.load(std::memory_order_relaxed);
     s.handshake_packets = c.handshake_packets.load(std::memory_order_relaxed);
@@ -522,6 +527,7 @@ std::vector<control::PortStats> ReadPortStats(
     p.rx_errors = s.ierrors;
     p.rx_no_mbuf = s.rx_nombuf;
     p.tx_errors = s.oerrors;
+    p.xstats = dpdk::ReadXstats(info.port_id);
     out.push_back(std::move(p));
   }
   return out;
@@ -538,6 +544,8 @@ struct ControlPlane {
   absl::StatusOr<std::unique_ptr<control::Server>> server;
   std::unique_ptr<ng::Handler> ng_handler;
   std::unique_ptr<ng::Listener> ng_listener;  // only with [ng]
+  std::unique_ptr<metrics::HttpEndpoint> metrics;  // only with [metrics]
+  std::unique_ptr<metrics::Telemetry> telemetry;   // DPDK telemetry's /sluice/ commands
 };
 
 std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Config& cfg,
@@ -633,6 +641,62 @@ absl::Status StartWebRtc(const config::Config& cfg, const DataPlane& data, Contr
   return absl::OkStatus();
 }
 
+// One scrape of /metrics: the stats the control socket's stats op gives,
+// and each front end's requests.
+std::string RenderMetrics(ControlPlane& control) {
+  const control::Stats stats = control.manager->GetStats();
+  metrics::SluiceMetricsInput input;
+  input.version = kVersion;
+  input.stats = &stats;
+  input.tsc_hz = rte_get_tsc_hz();
+  if (control.server.ok()) {
+    const control::ControlCounters& c = (*control.server)->counters();
+    input.front_ends.push_back(
+        {"native", c.native.requests, c.native.errors, &c.native.latency});
+    if (c.tls) {
+      input.front_ends.push_back(
+          {"tls", c.over_tls.requests, c.over_tls.errors, &c.over_tls.latency});
+    }
+  }
+  if (control.ng_listener) {
+    const ng::ListenerCounters& n = control.ng_listener->counters();
+    input.front_ends.push_back({"ng", n.requests, n.errors, &n.latency});
+  }
+  input.http = &control.metrics->counters();
+  return metrics::RenderSluiceMetrics(input);
+}
+
+// [metrics]: the Prometheus endpoint, served by the control loop. False
+// (logged) when it is configured and cannot listen.
+bool StartMetrics(const config::Config& cfg, ControlPlane& control) {
+  if (!cfg.metrics) return true;
+  metrics::HttpEndpointOptions options;
+  options.listen = cfg.metrics->listen;
+  absl::StatusOr<std::unique_ptr<metrics::HttpEndpoint>> endpoint = metrics::HttpEndpoint::Create(
+      options, [&control]() { return RenderMetrics(control); });
+  if (!endpoint.ok()) {
+    Log(std::string(endpoint.status().message()));
+    return false;
+  }
+  control.metrics = *std::move(endpoint);
+  Log(absl::StrCat("metrics on http://", cfg.metrics->listen.ToString(), "/metrics"));
+  return true;
+}
+
+// /sluice/stats, /sluice/workers and /sluice/sessions in DPDK's telemetry
+// socket (docs/metrics.md says where it is). Without it sluiced runs on,
+// and says so.
+void StartTelemetry(ControlPlane& control) {
+  control::SessionManager* manager = control.manager.get();
+  absl::StatusOr<std::unique_ptr<metrics::Telemetry>> telemetry =
+      metrics::Telemetry::Start([manager]() { return manager->GetStats(); });
+  if (!telemetry.ok()) {
+    Log(absl::StrCat("telemetry: ", telemetry.status().message()));
+    return;
+  }
+  control.telemetry = *std::move(telemetry);
+}
+
 // The session manager, the control socket (and its TLS listener) and the ng
 // listener. Returns 0, or 1 with a stop requested when the ng listener
 // failed; a control socket that failed is left in control.server for Run.
@@ -644,10 +708,11 @@ int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlP
     return 1;
   }
   control.server = CreateControlServer(cfg.control, *control.manager);
-  if (!StartNg(cfg, control)) {
+  if (!StartNg(cfg, control) || !StartMetrics(cfg, control)) {
     stop_requested.store(true);
     return 1;
   }
+  StartTelemetry(control);
   return 0;
 }
 
@@ -673,6 +738,14 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
         break;
       }
     }
+    if (control.metrics) {
+      if (absl::Status s = control.metrics->Poll(0); !s.ok()) {
+        Log(std::string(s.message()));
+        rc = 1;
+        break;
+      }
+    }
+    if (control.telemetry) control.telemetry->Serve();
     control.manager->Tick();
   }
   log::Event(log::Level::kInfo, "daemon.stopping", {});
@@ -687,6 +760,7 @@ void Shutdown(DataPlane& data, ControlPlane& control) {
   rte_eal_mp_wait_lcore();
   data.handshake->Stop();
   if (control.server.ok()) control.server->reset();
+  control.telemetry.reset();
   control.manager->Clear();
   for (const control::InterfaceInfo& info : data.interfaces) dpdk::StopPort(info.port_id);
   log::Event(log::Level::kInfo, "daemon.stopped", {});

@@ -170,13 +170,16 @@ void PrintHandshakes(const Json& legs) {
 void PrintSession(const Json& body) {
   const Json& legs = Member(body, "legs");
   const Json& hold = Member(body, "hold");
-  std::printf("session %s%s\n", Str(body, "session").c_str(),
-              hold.is_boolean() && hold.get<bool>() ? " (on hold)" : "");
+  std::printf("session %s%s: %s\n", Str(body, "session").c_str(),
+              hold.is_boolean() && hold.get<bool>() ? " (on hold)" : "",
+              Str(body, "encryption").c_str());
   if (!legs.is_array()) return;
-  std::vector<Row> rows = {{"LEG", "INTERFACE", "LOCAL", "REMOTE", "RTCP", "RX SUITE", "TX SUITE"}};
+  std::vector<Row> rows = {
+      {"LEG", "INTERFACE", "LOCAL", "REMOTE", "RTCP", "RX SUITE", "TX SUITE", "ENCRYPTION"}};
   for (const Json& leg : legs) {
     rows.push_back({Str(leg, "name"), Str(leg, "interface"), Str(leg, "local"), Remote(leg),
-                    Str(leg, "rtcp"), Str(leg, "rx_suite"), Str(leg, "tx_suite")});
+                    Str(leg, "rtcp"), Str(leg, "rx_suite"), Str(leg, "tx_suite"),
+                    Str(leg, "encryption")});
   }
   PrintTable(rows);
   std::printf("\n");
@@ -208,7 +211,8 @@ void PrintSession(const Json& body) {
 void PrintList(const Json& body) {
   const Json& sessions = Member(body, "sessions");
   std::vector<Row> rows = {
-      {"SESSION", "LEG", "LOCAL", "REMOTE", "RX SUITE", "TX SUITE", "RX PKTS", "TX PKTS", "DROPS"}};
+      {"SESSION", "LEG", "LOCAL", "REMOTE", "RX SUITE", "TX SUITE", "ENCRYPTION", "RX PKTS",
+       "TX PKTS", "DROPS"}};
   size_t count = 0;
   if (sessions.is_array()) {
     for (const Json& session : sessions) {
@@ -222,7 +226,8 @@ void PrintList(const Json& body) {
             Num(c, "auth_failures") + Num(c, "replay_drops") + Num(c, "other_drops");
         rows.push_back({first ? Str(session, "session") : "", Str(leg, "name"), Str(leg, "local"),
                         Remote(leg), Str(leg, "rx_suite"), Str(leg, "tx_suite"),
-                        absl::StrCat(Num(c, "rx_packets")), absl::StrCat(Num(c, "tx_packets")),
+                        Str(leg, "encryption"), absl::StrCat(Num(c, "rx_packets")),
+                        absl::StrCat(Num(c, "tx_packets")),
                         absl::StrCat(drops)});
         first = false;
       }

@@ -70,7 +70,7 @@ constexpr absl::string_view kMediaKeys[] = {
     "max_ssrcs_per_leg", "port_reuse_delay_s", "learn_packets",
     "ssrc_reuse_idle_ms", "learn_before_answer", "key_limit_warn_percent",
     "timeout_s", "silent_timeout_s", "final_timeout_s",
-    "aes192_kdf"};
+    "aes192_kdf", "require_encryption"};
 constexpr absl::string_view kControlKeys[] = {"socket", "group", "max_connections", "tls"};
 constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",           "key",
                                                  "ca",          "server_name",    "allowed_clients",
@@ -92,6 +92,14 @@ constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SR
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
 
+constexpr absl::string_view kMetricsKeys[] = {"listen", "allow_remote"};
+
+// 127.0.0.0/8 or ::1.
+bool IsLoopback(const packet::IpAddress& ip) {
+  return ip.is_v4() ? (ip.v4_host_order() >> 24) == 127
+                    : ip == packet::IpAddress::Parse("::1").value();
+}
+
 struct TableSchema {
   absl::string_view name;
   std::span<const absl::string_view> keys;
@@ -103,6 +111,7 @@ constexpr TableSchema kSchema[] = {
     {"ng", kNgKeys},
     {"webrtc", kWebRtcKeys},
     {"security", kSecurityKeys},
+    {"metrics", kMetricsKeys},
 };
 
 // --- Input guard -----------------------------------------------------------
@@ -423,11 +432,15 @@ class Reader {
   absl::Status CheckGateways(const Section& s, const InterfaceConfig& iface) const;
   absl::Status ReadWorkers(const Value& root, Config* config) const;
   absl::Status ReadMedia(const Value& root, Config* config) const;
+  absl::Status ReadRequireEncryption(const Section& s, MediaConfig* m) const;
   absl::Status ReadControl(const Value& root, Config* config) const;
   absl::Status ReadControlTls(const Section& control, Config* config) const;
   absl::Status ReadCrypto(const Value& root, Config* config) const;
   absl::Status ReadLimits(const Value& root, Config* config) const;
   absl::Status ReadNg(const Value& root, Config* config) const;
+  absl::Status ReadMetrics(const Value& root, Config* config) const;
+  absl::Status ReadEndpoint(const Section& s, absl::string_view key, absl::string_view what,
+                            packet::Endpoint* out) const;
   absl::Status ReadNgAccess(const Section& s, NgConfig* ng) const;
   absl::Status ReadSecurity(const Value& root, Config* config) const;
   absl::Status ReadWebRtc(const Value& root, Config* config) const;
@@ -887,7 +900,27 @@ absl::Status Reader::ReadMedia(const Value& root, Config* config) const {
     }
     m.aes192_kdf = *kdf;
   }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadRequireEncryption(s, &m));
   return ReadBool(s, "learn_before_answer", &m.learn_before_answer);
+}
+
+absl::Status Reader::ReadRequireEncryption(const Section& s, MediaConfig* m) const {
+  const Value* v = s.Get("require_encryption");
+  if (v == nullptr) return absl::OkStatus();
+  std::string text;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "require_encryption", &text));
+  if (text == "none") {
+    m->require_encryption = RequireEncryption::kNone;
+  } else if (text == "one-leg") {
+    m->require_encryption = RequireEncryption::kOneLeg;
+  } else if (text == "all-legs") {
+    m->require_encryption = RequireEncryption::kAllLegs;
+  } else {
+    return Error(v, "media.require_encryption",
+                 absl::StrCat("must be \"none\", \"one-leg\" or \"all-legs\"; got \"",
+                              absl::CHexEscape(text.substr(0, kMaxKeyShown)), "\""));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Reader::ReadControl(const Value& root, Config* config) const {
@@ -1052,17 +1085,8 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
   if (s.table == nullptr) return absl::OkStatus();
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kNgKeys));
   NgConfig ng;
-  if (const Value* v = s.Get("listen")) {
-    std::string listen;
-    SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "listen", &listen));
-    const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(listen);
-    if (!endpoint || endpoint->port == 0) {
-      return Error(v, s.Path("listen"),
-                   absl::StrCat("expected a UDP address and port, like \"127.0.0.1:2223\"; got \"",
-                                absl::CHexEscape(listen.substr(0, kMaxKeyShown)), "\""));
-    }
-    ng.listen = *endpoint;
-  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadEndpoint(s, "listen", "a UDP address and port, like \"127.0.0.1:2223\"", &ng.listen));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "interface", &ng.interface));
   if (!ng.interface.empty() && config->FindInterface(ng.interface) == nullptr) {
     return Error(s.Get("interface"), s.Path("interface"),
@@ -1079,6 +1103,51 @@ absl::Status Reader::ReadNg(const Value& root, Config* config) const {
       ReadUint(s, "offer_timeout_ms", 1000, 86400000, &ng.offer_timeout_ms));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "delete_delay_ms", 0, 86400000, &ng.delete_delay_ms));
   config->ng = std::move(ng);
+  return absl::OkStatus();
+}
+
+// [metrics]: off without the table; on, listen is required, and an address
+// other hosts can reach needs allow_remote (the counters tell how busy the
+// relay is and which suites it runs).
+// An address and port (not 0) at `key`, if set; `what` says what is expected.
+absl::Status Reader::ReadEndpoint(const Section& s, absl::string_view key, absl::string_view what,
+                                  packet::Endpoint* out) const {
+  const Value* v = s.Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  std::string text;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, key, &text));
+  const std::optional<packet::Endpoint> endpoint = packet::Endpoint::Parse(text);
+  if (!endpoint || endpoint->port == 0) {
+    return Error(v, s.Path(key),
+                 absl::StrCat("expected ", what, "; got \"",
+                              absl::CHexEscape(text.substr(0, kMaxKeyShown)), "\""));
+  }
+  *out = *endpoint;
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadMetrics(const Value& root, Config* config) const {
+  Section s;
+  SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "metrics", &s));
+  if (s.table == nullptr) return absl::OkStatus();
+  SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kMetricsKeys));
+  MetricsConfig m;
+  const Value* v = s.Get("listen");
+  if (v == nullptr) {
+    return Error(s.table, s.Path("listen"),
+                 "required: the address and TCP port to serve /metrics on, like "
+                 "\"127.0.0.1:9464\" (or leave out [metrics] to serve none)");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadEndpoint(s, "listen", "an address and TCP port, like \"127.0.0.1:9464\"", &m.listen));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "allow_remote", &m.allow_remote));
+  if (!IsLoopback(m.listen.ip) && !m.allow_remote) {
+    return Error(v, s.Path("listen"),
+                 absl::StrCat(m.listen.ToString(),
+                              " is not a loopback address: other hosts could read the relay's "
+                              "counters; set metrics.allow_remote = true to mean it"));
+  }
+  config->metrics = m;
   return absl::OkStatus();
 }
 
@@ -1106,10 +1175,7 @@ absl::Status Reader::ReadNgAccess(const Section& s, NgConfig* ng) const {
       ng->allowed_sources.push_back(*prefix);
     }
   } else {
-    const packet::IpAddress& ip = ng->listen.ip;
-    const bool loopback = ip.is_v4() ? (ip.v4_host_order() >> 24) == 127
-                                     : ip == packet::IpAddress::Parse("::1").value();
-    if (!loopback) {
+    if (!IsLoopback(ng->listen.ip)) {
       return Error(s.Get("listen"), s.Path("listen"),
                    absl::StrCat(ng->listen.ToString(),
                                 " is not a loopback address: set ng.allowed_sources to the "
@@ -1169,6 +1235,7 @@ absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadControl(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadCrypto(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadNg(root, config));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadMetrics(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadWebRtc(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadSecurity(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadLimits(root, config));

@@ -24,11 +24,14 @@ namespace {
 // payload, so DecodeRequest can return a plain absl::Status.
 constexpr absl::string_view kCodeTypeUrl = "type.sluice/control.ErrorCode";
 
-constexpr std::array<absl::string_view, 8> kCodeNames = {
-    "parse_error", "invalid_request", "invalid_argument", "not_found",
-    "already_exists", "key_reuse", "resource_exhausted", "internal"};
+constexpr std::array<absl::string_view, 9> kCodeNames = {
+    "parse_error",        "invalid_request",     "invalid_argument",
+    "not_found",          "already_exists",      "key_reuse",
+    "resource_exhausted", "encryption_required", "internal"};
 
+// FailedPrecondition statuses whose code is in their message's prefix.
 constexpr absl::string_view kKeyReusePrefix = "key_reuse: ";
+constexpr absl::string_view kEncryptionRequiredPrefix = "encryption_required: ";
 
 // Sent when even building an error reply fails (out of memory): a constant.
 constexpr std::string_view kInternalReply =
@@ -574,6 +577,9 @@ ErrorCode ErrorCodeFromStatus(const absl::Status& status) {
     case absl::StatusCode::kResourceExhausted: return ErrorCode::kResourceExhausted;
     case absl::StatusCode::kFailedPrecondition:
       if (absl::StartsWith(status.message(), kKeyReusePrefix)) return ErrorCode::kKeyReuse;
+      if (absl::StartsWith(status.message(), kEncryptionRequiredPrefix)) {
+        return ErrorCode::kEncryptionRequired;
+      }
       return ErrorCode::kInternal;
     default: return ErrorCode::kInternal;
   }
@@ -582,7 +588,9 @@ ErrorCode ErrorCodeFromStatus(const absl::Status& status) {
 std::string ErrorMessageFromStatus(const absl::Status& status) {
   absl::string_view message = status.message();
   if (status.code() == absl::StatusCode::kFailedPrecondition) {
-    absl::ConsumePrefix(&message, kKeyReusePrefix);
+    if (!absl::ConsumePrefix(&message, kKeyReusePrefix)) {
+      absl::ConsumePrefix(&message, kEncryptionRequiredPrefix);
+    }
   }
   if (message.empty()) return std::string(ErrorCodeName(ErrorCodeFromStatus(status)));
   return std::string(message);
@@ -734,6 +742,7 @@ Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
   Json body = Json::object();
   body["session"] = WipedString(info.session.data(), info.session.size());
   body["hold"] = info.hold;
+  body["encryption"] = info.encryption;
   Json& legs = body["legs"] = Json::array();
   for (const LegInfo& leg : info.legs) {
     Json j = Json::object();
@@ -751,6 +760,7 @@ Json EncodeSessionInfo(const SessionInfo& info, bool with_tx_crypto) {
     j["rtcp"] = RtcpName(leg.rtcp);
     j["rx_suite"] = WipedString(leg.rx_suite.data(), leg.rx_suite.size());
     j["tx_suite"] = WipedString(leg.tx_suite.data(), leg.tx_suite.size());
+    j["encryption"] = leg.encryption;
     const LegCounters& c = leg.counters;
     j["counters"] = Json{{"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
                          {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},

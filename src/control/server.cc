@@ -704,7 +704,11 @@ void Server::ProcessInput(Connection& c) {
                        " bytes; it was discarded and the connection stays usable"));
       if (!c.peer_gone) c.out.Append(reply.data(), reply.size());
     } else if (!absl::StripAsciiWhitespace(line).empty()) {
+      const auto start = std::chrono::steady_clock::now();
+      const uint64_t errors = counters_.errors;
       std::string reply = HandleLine(operations_, line, &counters_);
+      (c.ssl != nullptr ? counters_.over_tls : counters_.native)
+          .Record(start, counters_.errors != errors);
       if (!c.peer_gone) c.out.Append(reply.data(), reply.size());
       WipeString(reply);
     }

@@ -8,6 +8,8 @@
 #include <openssl/rand.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "sluice/control/encryption_audit.h"
 #include "absl/strings/str_cat.h"
 #include "sluice/log/logger.h"
 #include "sluice/memory/hot_arena.h"
@@ -206,6 +208,93 @@ absl::StatusOr<std::vector<srtp::MasterKey>> SessionManager::KeysFor(
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request) {
+  if (absl::Status s = CheckEncryption(request); !s.ok()) return s;
+  absl::StatusOr<SessionInfo> created = CreateSession(request);
+  if (!created.ok()) return CountRefusal(created.status());
+  ++sessions_created_;
+  LogUnencrypted(*created);
+  return created;
+}
+
+absl::Status SessionManager::CheckEncryption(const CreateRequest& request) {
+  if (request.legs.size() != 2) return absl::OkStatus();  // refused as such by CreateSession
+  return RequireEncryption(request.session,
+                           {RequestedLegEncryption(request.legs[0]),
+                            RequestedLegEncryption(request.legs[1])});
+}
+
+absl::Status SessionManager::CheckEncryption(const UpdateRequest& request) {
+  auto it = sessions_.find(request.session);
+  if (it == sessions_.end()) return absl::OkStatus();  // UpdateSession says what is wrong
+  const Entry& entry = it->second;
+  const absl::StatusOr<int> updated = FindLeg(entry, request);
+  if (!updated.ok()) return absl::OkStatus();
+  std::array<Encryption, 2> levels;
+  for (int i = 0; i < 2; ++i) {
+    const LegState& state = entry.legs[i];
+    Encryption rx = SuiteEncryption(state.rx_suite);
+    Encryption tx = SuiteEncryption(state.tx_suite);
+    if (i == *updated && request.rx) rx = SpecEncryption(*request.rx);
+    if (i == *updated && request.tx) tx = SpecEncryption(*request.tx);
+    // Not answered yet and no receive key: judged by what it sends with.
+    const bool awaiting = !entry.activity.started && !request.answer &&
+                          state.rx_suite == "plain" && !(i == *updated && request.rx);
+    levels[static_cast<size_t>(i)] =
+        state.dtls ? Encryption::kEncrypted : awaiting ? tx : Weaker(rx, tx);
+  }
+  return RequireEncryption(request.session, levels);
+}
+
+// [media] require_encryption over the levels a call's legs would have.
+absl::Status SessionManager::RequireEncryption(const std::string& session,
+                                               const std::array<Encryption, 2>& levels) {
+  const config::RequireEncryption need = config_.media.require_encryption;
+  if (need == config::RequireEncryption::kNone) return absl::OkStatus();
+  std::string legs;
+  int encrypted = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    if (levels[i] == Encryption::kEncrypted) ++encrypted;
+    absl::StrAppend(&legs, i == 0 ? "" : ", ", "legs[", i, "] is ",
+                    std::string(EncryptionName(levels[i])));
+  }
+  const bool all = need == config::RequireEncryption::kAllLegs;
+  if (encrypted >= (all ? 2 : 1)) return absl::OkStatus();
+  ++encryption_refusals_;
+  const char* mode = all ? "all-legs" : "one-leg";
+  if (log_) {
+    log_(absl::StrCat("session ", session, " refused: [media] require_encryption = ", mode,
+                      " and ", legs));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "encryption_required: [media] require_encryption is \"", mode, "\" and ", legs, "; key ",
+      all ? "both legs" : "a leg", " with an authenticated SRTP suite (SDES or DTLS-SRTP)"));
+}
+
+void SessionManager::LogUnencrypted(const SessionInfo& created) const {
+  if (!log_ || config_.media.require_encryption == config::RequireEncryption::kNone ||
+      created.encryption == EncryptionName(Encryption::kEncrypted)) {
+    return;
+  }
+  std::string legs;
+  for (const LegInfo& leg : created.legs) {
+    absl::StrAppend(&legs, legs.empty() ? "" : ", ", "leg ", leg.name, " ", leg.encryption);
+  }
+  log_(absl::StrCat("session ", created.session, " created ", created.encryption, ": ", legs));
+}
+
+absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request) {
+  if (absl::Status s = CheckEncryption(request); !s.ok()) return s;
+  absl::StatusOr<SessionInfo> updated = UpdateSession(request);
+  if (!updated.ok()) return CountRefusal(updated.status());
+  return updated;
+}
+
+absl::Status SessionManager::CountRefusal(const absl::Status& status) {
+  if (absl::StartsWith(status.message(), "key_reuse: ")) ++key_reuse_refusals_;
+  return status;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::CreateSession(const CreateRequest& request) {
   if (absl::Status s = CheckCreate(request); !s.ok()) return s;
   Entry entry;
   entry.id = next_id_;
@@ -407,7 +496,7 @@ absl::Status SessionManager::StartSession(Entry& entry, const session::LegSpec s
   return absl::OkStatus();
 }
 
-absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request) {
+absl::StatusOr<SessionInfo> SessionManager::UpdateSession(const UpdateRequest& request) {
   auto it = sessions_.find(request.session);
   if (it == sessions_.end()) {
     return absl::NotFoundError(absl::StrCat("session \"", request.session, "\" not found"));
@@ -682,6 +771,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
   }
   log::Event(log::Level::kInfo, "session.deleted", {{"session", name}, {"id", entry.id}});
   sessions_.erase(it);
+  ++sessions_deleted_;
   Reclaim();  // at once when no worker is online
   return final_counters;
 }
@@ -726,6 +816,11 @@ Stats SessionManager::GetStats() {
     stats.memory = MemoryStats{arena.in_use_bytes, arena.in_use_blocks, arena.mapped_bytes};
   }
   stats.sessions_reclaiming = reclaiming_.size();
+  stats.sessions_created = sessions_created_;
+  stats.sessions_deleted = sessions_deleted_;
+  stats.key_reuse_refusals = key_reuse_refusals_;
+  stats.encryption_refusals = encryption_refusals_;
+  CountLegs(stats);
   stats.timed_out = timed_out_;
   stats.webrtc = handshake_stats_;
   if (handshakes_ != nullptr) handshakes_->AddStats(stats.webrtc);
@@ -740,6 +835,24 @@ Stats SessionManager::GetStats() {
   stats.keys_near_limit = keys_near_limit_;
   stats.rekey_needed = rekey_needed_;
   return stats;
+}
+
+void SessionManager::CountLegs(Stats& stats) const {
+  std::map<std::pair<std::string_view, std::string_view>, uint64_t> counts;
+  uint64_t by_encryption[3] = {0, 0, 0};
+  for (const auto& [name, entry] : sessions_) {
+    ++by_encryption[static_cast<size_t>(CallEncryption(entry))];
+    for (const LegState& leg : entry.legs) {
+      const std::string_view keying = leg.dtls ? "dtls" : (leg.rx_key || leg.tx_key) ? "sdes" : "plain";
+      ++counts[{keying, leg.rx_suite}];
+    }
+  }
+  for (const auto& [key, n] : counts) stats.legs.push_back({key.first, key.second, n});
+  for (const Encryption e :
+       {Encryption::kPlain, Encryption::kUnauthenticated, Encryption::kEncrypted}) {
+    stats.sessions_by_encryption.emplace_back(EncryptionName(e),
+                                              by_encryption[static_cast<size_t>(e)]);
+  }
 }
 
 void SessionManager::AddWorkerWatch(std::vector<WorkerStats>& workers) const {
@@ -975,6 +1088,7 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
     leg.rtcp = state.rtcp;
     leg.rx_suite = std::string(state.rx_suite);
     leg.tx_suite = std::string(state.tx_suite);
+    leg.encryption = EncryptionName(LegEncryption(state.rx_suite, state.tx_suite, state.dtls));
     auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
     using session::FlowCounters;
     leg.counters.rx_packets = FlowCounters::Both(in.counters.rx_packets);
@@ -1005,7 +1119,16 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
     DescribeHandshakes(entry, i, leg);
     info.legs.push_back(std::move(leg));
   }
+  info.encryption = EncryptionName(CallEncryption(entry));
   return info;
+}
+
+Encryption SessionManager::CallEncryption(const Entry& entry) {
+  Encryption call = Encryption::kEncrypted;
+  for (const LegState& leg : entry.legs) {
+    call = Weaker(call, LegEncryption(leg.rx_suite, leg.tx_suite, leg.dtls));
+  }
+  return call;
 }
 
 }  // namespace sluice::control

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -123,6 +126,22 @@ absl::StatusOr<PortInfo> StartPort(const PortSetup& setup) {
 void StopPort(uint16_t port_id) {
   rte_eth_dev_stop(port_id);
   rte_eth_dev_close(port_id);
+}
+
+std::vector<std::pair<std::string, uint64_t>> ReadXstats(uint16_t port_id) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  const int n = rte_eth_xstats_get_names(port_id, nullptr, 0);
+  if (n <= 0) return out;
+  std::vector<rte_eth_xstat_name> names(static_cast<size_t>(n));
+  std::vector<rte_eth_xstat> values(static_cast<size_t>(n));
+  const int got_names = rte_eth_xstats_get_names(port_id, names.data(), static_cast<unsigned>(n));
+  const int got = rte_eth_xstats_get(port_id, values.data(), static_cast<unsigned>(n));
+  if (got_names != n || got != n) return out;
+  out.reserve(values.size());
+  for (const rte_eth_xstat& v : values) {
+    if (v.id < names.size()) out.emplace_back(names[v.id].name, v.value);
+  }
+  return out;
 }
 
 }  // namespace sluice::dpdk

@@ -183,6 +183,7 @@ void Listener::Expire(uint64_t now) {
 
 // The reply to one request's bencoded body.
 Value Listener::Handle(std::string_view body) {
+  const auto start = std::chrono::steady_clock::now();
   ++counters_.requests;
   Value reply;
   absl::StatusOr<Value> request = Decode(body);
@@ -208,6 +209,8 @@ Value Listener::Handle(std::string_view body) {
   }
   const Value* result = reply.Find("result");
   if (result != nullptr && result->is_string() && result->str() == "error") ++counters_.errors;
+  counters_.latency.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return reply;
 }
 

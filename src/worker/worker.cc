@@ -303,9 +303,16 @@ void Worker::FlushTx() noexcept {
   for (uint16_t port = 0; port < kMaxPorts; ++port) {
     const uint16_t n = tx_count_[port];
     if (n == 0) continue;
+    // Lengths are read before the burst: a driver may free what it sent.
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; ++i) bytes += tx_[port][i]->pkt_len;
     const uint16_t sent = rte_eth_tx_burst(port, config_.tx_queue, tx_[port].data(), n);
+    for (uint16_t i = sent; i < n; ++i) {
+      bytes -= tx_[port][i]->pkt_len;
+      Drop(tx_[port][i], DropReason::kTxFull);
+    }
     Inc(counters_.tx_packets, sent);
-    for (uint16_t i = sent; i < n; ++i) Drop(tx_[port][i], DropReason::kTxFull);
+    Inc(counters_.tx_bytes, bytes);
     tx_count_[port] = 0;
   }
 }
@@ -329,14 +336,17 @@ void Worker::PrefetchFrames(rte_mbuf** pkts, uint16_t n, uint16_t port, Batch& b
   // cold too (a ring rather than a NIC's driver), all of them are asked
   // for before the first is read.
   for (uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
+  uint64_t bytes = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     batch.rx[i] = m;
+    bytes += m->pkt_len;
     const char* data = rte_pktmbuf_mtod(m, const char*);
     const uint32_t lines = std::min<uint32_t>(kPrefetchFrameLines, (m->data_len + 63) / 64);
     for (uint32_t line = 0; line < lines; ++line) rte_prefetch0(data + 64 * line);
     if (any_tx_offload_) rte_prefetch1(&m->tx_offload);
   }
+  Inc(counters_.rx_bytes, bytes);
 }
 
 void Worker::ParseAndLookUp(Batch& batch) noexcept {

@@ -371,6 +371,48 @@ TEST(ConfigTest, Security) {
   });
 }
 
+TEST(ConfigTest, Metrics) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->metrics.has_value());  // off unless configured
+  c = ParseConfig(Cfg(kIpv4, "[metrics]\nlisten = \"127.0.0.1:9464\"\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->metrics.has_value());
+  EXPECT_EQ(c->metrics->listen.ToString(), "127.0.0.1:9464");
+  c = ParseConfig(Cfg(kIpv4, "[metrics]\nlisten = \"[::1]:9464\"\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  c = ParseConfig(Cfg(kIpv4, "[metrics]\nlisten = \"10.0.0.1:9464\"\nallow_remote = true\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->metrics->allow_remote);
+  ExpectErrors({
+      {Cfg(kIpv4, "[metrics]\nlisten = \"10.0.0.1:9464\"\n"),
+       {"metrics.listen: 10.0.0.1:9464 is not a loopback address", "allow_remote = true"}},
+      {Cfg(kIpv4, "[metrics]\nlisten = \"0.0.0.0:9464\"\n"), {"is not a loopback address"}},
+      {Cfg(kIpv4, "[metrics]\nallow_remote = true\n"), {"metrics.listen: required"}},
+      {Cfg(kIpv4, "[metrics]\nlisten = \"127.0.0.1\"\n"),
+       {"metrics.listen: expected an address and TCP port"}},
+      {Cfg(kIpv4, "[metrics]\nlisten = \"127.0.0.1:9464\"\npath = \"/x\"\n"),
+       {"metrics.path: unknown key"}},
+  });
+}
+
+TEST(ConfigTest, RequireEncryption) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.require_encryption, RequireEncryption::kNone);
+  c = ParseConfig(Cfg(kIpv4, "[media]\nrequire_encryption = \"all-legs\"\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.require_encryption, RequireEncryption::kAllLegs);
+  c = ParseConfig(Cfg(kIpv4, "[media]\nrequire_encryption = \"one-leg\"\n"), "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->media.require_encryption, RequireEncryption::kOneLeg);
+  ExpectErrors({
+      {Cfg(kIpv4, "[media]\nrequire_encryption = \"yes\"\n"),
+       {"media.require_encryption: must be \"none\", \"one-leg\" or \"all-legs\"; got \"yes\""}},
+      {Cfg(kIpv4, "[media]\nrequire_encryption = true\n"), {"media.require_encryption"}},
+  });
+}
+
 TEST(ConfigTest, KeySettings) {
   absl::StatusOr<Config> c = ParseConfig(Cfg(kIpv4), "t");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -808,6 +850,8 @@ TEST(ConfigTest, ServerExampleHasWhatItSays) {
   EXPECT_EQ(c->workers.lcores.size(), 8u);
   EXPECT_EQ(c->interfaces[0].rx_queues, 8);
   EXPECT_EQ(c->limits.leg_max_pps, 2000u);
+  ASSERT_TRUE(c->metrics.has_value());
+  EXPECT_EQ(c->metrics->listen.ToString(), "127.0.0.1:9464");
 }
 
 TEST(ConfigTest, LaptopExampleUsesVirtualDevices) {

@@ -497,6 +497,7 @@ SessionInfo SampleSession(bool with_generated_key) {
   a.rtcp = RtcpMode::kMux;
   a.rx_suite = "AES_CM_128_HMAC_SHA1_80";
   a.tx_suite = "AEAD_AES_256_GCM";
+  a.encryption = "encrypted";
   a.counters = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
   if (with_generated_key) a.tx_crypto = absl::StrCat("AEAD_AES_256_GCM inline:", kGeneratedKeyMarker);
   LegInfo b;
@@ -505,7 +506,9 @@ SessionInfo SampleSession(bool with_generated_key) {
   b.local = *packet::Endpoint::Parse("[fd00::1]:30002");
   b.rx_suite = "plain";
   b.tx_suite = "plain";
+  b.encryption = "plain";
   info.legs = {a, b};
+  info.encryption = "plain";
   return info;
 }
 
@@ -529,7 +532,13 @@ TEST(Encode, CodeNames) {
   EXPECT_EQ(ErrorCodeName(ErrorCode::kAlreadyExists), "already_exists");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kKeyReuse), "key_reuse");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kResourceExhausted), "resource_exhausted");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kEncryptionRequired), "encryption_required");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kInternal), "internal");
+  // The manager's refusal reaches the wire as its code, without the prefix.
+  const absl::Status refused =
+      absl::FailedPreconditionError("encryption_required: legs[1] is plain");
+  EXPECT_EQ(ErrorCodeFromStatus(refused), ErrorCode::kEncryptionRequired);
+  EXPECT_EQ(ErrorMessageFromStatus(refused), "legs[1] is plain");
 }
 
 TEST(Encode, SessionInfo) {
@@ -537,7 +546,8 @@ TEST(Encode, SessionInfo) {
   const std::string expected_a = absl::StrCat(
       R"({"name":"a","interface":"ia","local":"10.200.1.1:30000","remote":"10.200.1.2:40000",)",
       R"("remote_learned":true,"rtcp":"mux","rx_suite":"AES_CM_128_HMAC_SHA1_80",)",
-      R"("tx_suite":"AEAD_AES_256_GCM","counters":{"rx_packets":1,"rx_bytes":2,"tx_packets":3,)",
+      R"("tx_suite":"AEAD_AES_256_GCM","encryption":"encrypted",)",
+      R"("counters":{"rx_packets":1,"rx_bytes":2,"tx_packets":3,)",
       R"("tx_bytes":4,"auth_failures":5,"replay_drops":6,"other_drops":7,"remote_changes":8,)"
       R"("rx_rtcp_packets":9,"rx_rtcp_bytes":10,"tx_rtcp_packets":11,"tx_rtcp_bytes":12},)"
       R"("key_used_percent":{},"rekey_needed":[],"rx":{"roc_after_rekey":"none"},)",
@@ -545,11 +555,13 @@ TEST(Encode, SessionInfo) {
   const std::string expected_b = absl::StrCat(
       R"({"name":"b","interface":"ib","local":"[fd00::1]:30002","remote":null,)",
       R"("remote_learned":false,"rtcp":"separate","rx_suite":"plain","tx_suite":"plain",)",
+      R"("encryption":"plain",)",
       R"("counters":{"rx_packets":0,"rx_bytes":0,"tx_packets":0,"tx_bytes":0,"auth_failures":0,)",
       R"("replay_drops":0,"other_drops":0,"remote_changes":0,"rx_rtcp_packets":0,)"
       R"("rx_rtcp_bytes":0,"tx_rtcp_packets":0,"tx_rtcp_bytes":0},)"
       R"("key_used_percent":{},"rekey_needed":[],"rx":{"roc_after_rekey":"none"}})");
-  EXPECT_EQ(Dump(body), absl::StrCat(R"({"session":"call-123","hold":true,"legs":[)", expected_a, ",",
+  EXPECT_EQ(Dump(body), absl::StrCat(R"({"session":"call-123","hold":true,"encryption":"plain",)",
+                                      R"("legs":[)", expected_a, ",",
                                       expected_b, "]}"));
   // Without with_tx_crypto the key never appears, even when set.
   const std::string no_key = Dump(EncodeSessionInfo(SampleSession(true), false));
@@ -599,7 +611,8 @@ TEST(Encode, ListPingStats) {
   list.total = 5;
   list.sessions = {SampleSession(true)};
   const std::string l = Dump(EncodeListResult(list));
-  EXPECT_THAT(l, StartsWith(R"({"total":5,"sessions":[{"session":"call-123","hold":true,"legs":[{"name":"a")"));
+  EXPECT_THAT(l, StartsWith(R"({"total":5,"sessions":[{"session":"call-123","hold":true,)"
+                            R"("encryption":"plain","legs":[{"name":"a")"));
   EXPECT_THAT(l, Not(HasSubstr(kGeneratedKeyMarker)));
   EXPECT_EQ(Dump(EncodePing("0.1.0", 4)), R"({"version":"0.1.0","workers":4})");
 

@@ -870,3 +870,110 @@ TEST_F(SessionTimeoutTest, ZeroTurnsEachOff) {
 
 }  // namespace
 }  // namespace sluice::control
+
+namespace sluice::control {
+namespace {
+
+class RequireEncryptionTest : public SessionManagerTest {
+ protected:
+  void Require(config::RequireEncryption need) {
+    config_.media.require_encryption = need;
+    MakeManager(30000, 30099, 60);
+  }
+  static json SdesLeg(const std::string& name, const std::string& rx) {
+    return {{"name", name}, {"interface", name}, {"rx", {{"crypto", rx}}},
+            {"tx", {{"suite", "AEAD_AES_128_GCM"}}}};
+  }
+  static json PlainLeg(const std::string& name) {
+    return {{"name", name}, {"interface", name}, {"rx", {{"plain", true}}},
+            {"tx", {{"plain", true}}}};
+  }
+  json CreateLegs(const std::string& session, json a, json b) {
+    return Call({{"op", "session.create"}, {"session", session}, {"legs", {a, b}}});
+  }
+};
+
+TEST_F(RequireEncryptionTest, GetAndListSayHowEachLegAndTheCallAreProtected) {
+  ASSERT_EQ(Code(Create("mixed")), "ok");
+  json g = Call({{"op", "session.get"}, {"session", "mixed"}});
+  EXPECT_EQ(g["encryption"], "plain") << g.dump();
+  EXPECT_EQ(g["legs"][0]["encryption"], "encrypted") << g.dump();
+  EXPECT_EQ(g["legs"][1]["encryption"], "plain") << g.dump();
+  json l = Call({{"op", "session.list"}});
+  EXPECT_EQ(l["sessions"][0]["encryption"], "plain") << l.dump();
+  ASSERT_EQ(Code(CreateLegs("null-auth", SdesLeg("a", kKey2),
+                            SdesLeg("b", "AES_CM_128_NULL_AUTH inline:" + std::string(40, 'A')))),
+            "ok");
+  EXPECT_EQ(Call({{"op", "session.get"}, {"session", "null-auth"}})["encryption"],
+            "unauthenticated");
+  const Stats stats = manager_->GetStats();
+  ASSERT_EQ(stats.sessions_by_encryption.size(), 3u);
+  EXPECT_EQ(stats.sessions_by_encryption[0].second, 1u);  // plain
+  EXPECT_EQ(stats.sessions_by_encryption[1].second, 1u);  // unauthenticated
+}
+
+TEST_F(RequireEncryptionTest, AllLegsRefusesACallWithAPlainLegAndLeavesNothingBehind) {
+  Require(config::RequireEncryption::kAllLegs);
+  json r = Create("mixed");
+  EXPECT_EQ(Code(r), "encryption_required") << r.dump();
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("legs[1] is plain"), std::string::npos)
+      << r.dump();
+  EXPECT_EQ(r.dump().find("inline:"), std::string::npos) << "no key in the error";
+  EXPECT_EQ(manager_->session_count(), 0u);
+  EXPECT_EQ(table_->size(), 0u);
+  EXPECT_EQ(manager_->GetStats().encryption_refusals, 1u);
+  // The same key is not burnt: an encrypted call with it is created.
+  json ok = CreateLegs("srtp", SdesLeg("a", kKey1), SdesLeg("b", kKey2));
+  ASSERT_EQ(Code(ok), "ok") << ok.dump();
+  // A re-key to plain would take it below the requirement: refused too.
+  json down = Call({{"op", "session.update"}, {"session", "srtp"}, {"leg", "b"},
+                    {"rx", {{"plain", true}}}});
+  EXPECT_EQ(Code(down), "encryption_required") << down.dump();
+  EXPECT_EQ(Call({{"op", "session.get"}, {"session", "srtp"}})["legs"][1]["rx_suite"],
+            "AES_CM_128_HMAC_SHA1_80");
+}
+
+TEST_F(RequireEncryptionTest, OneLegAllowsABridgeToAPlainTrunkButNotTwoPlainLegs) {
+  Require(config::RequireEncryption::kOneLeg);
+  EXPECT_EQ(Code(Create("bridge")), "ok");
+  EXPECT_EQ(Code(CreateLegs("clear", PlainLeg("a"), PlainLeg("b"))), "encryption_required");
+  EXPECT_EQ(Code(CreateLegs("null-auth",
+                            SdesLeg("a", "AES_CM_128_NULL_AUTH inline:" + std::string(40, 'B')),
+                            PlainLeg("b"))),
+            "encryption_required");
+}
+
+// ng's offer (only ng makes a leg await its answer): the answerer leg has
+// no receive key until the answer's update brings it.
+TEST_F(RequireEncryptionTest, AnOfferAwaitingItsAnswerIsJudgedByWhatItSends) {
+  Require(config::RequireEncryption::kAllLegs);
+  CreateRequest offer;
+  offer.session = "offer";
+  offer.legs.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    LegRequest& leg = offer.legs[static_cast<size_t>(i)];
+    leg.name = leg.interface = i == 0 ? "a" : "b";
+    leg.tx.kind = CryptoSpec::Kind::kGenerate;
+  }
+  offer.legs[0].rx.kind = CryptoSpec::Kind::kSdes;
+  offer.legs[0].rx.sdes = kKey1;
+  offer.legs[1].await_answer = true;
+  absl::StatusOr<SessionInfo> created = manager_->Create(offer);
+  ASSERT_TRUE(created.ok()) << created.status();
+  UpdateRequest answer;
+  answer.session = "offer";
+  answer.leg = "b";
+  answer.answer = true;
+  answer.rx.emplace();
+  answer.rx->kind = CryptoSpec::Kind::kPlain;
+  absl::StatusOr<SessionInfo> plain = manager_->Update(answer);
+  EXPECT_EQ(ErrorCodeFromStatus(plain.status()), ErrorCode::kEncryptionRequired) << plain.status();
+  answer.rx->kind = CryptoSpec::Kind::kSdes;
+  answer.rx->sdes = kKey3;
+  absl::StatusOr<SessionInfo> answered = manager_->Update(answer);
+  ASSERT_TRUE(answered.ok()) << answered.status();
+  EXPECT_EQ(answered->encryption, "encrypted");
+}
+
+}  // namespace
+}  // namespace sluice::control

@@ -1276,6 +1276,26 @@ TEST_F(HandlerWebrtcTest, RefusedCombinations) {
               HasSubstr("declines DTLS-SRTP"));
   EXPECT_THAT(error(handler_->Handle(Request("answer", BrowserSdp("actpass"), "", true))),
               HasSubstr("active or passive (RFC 5763"));
+// [media] require_encryption holds for ng too: it is the session manager's
+// create and update that enforce it.
+class RequireEncryptionHandlerTest : public HandlerTest {
+ protected:
+  void SetUp() override {
+    config_.media.require_encryption = config::RequireEncryption::kOneLeg;
+    HandlerTest::SetUp();
+  }
+};
+
+TEST_F(RequireEncryptionHandlerTest, APlainToPlainOfferIsRefusedAndAPlainTrunkToSrtpIsNot) {
+  Value refused = handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", "")));
+  EXPECT_EQ(S(refused.Find("result")), "error");
+  EXPECT_THAT(S(refused.Find("error-reason")), HasSubstr("require_encryption"));
+  EXPECT_EQ(manager_->session_count(), 0u);
+  Value bridged = Offer(Sdp("10.0.1.2", 4000, "RTP/AVP", ""), "call-2@host");
+  bridged.Set("transport-protocol", "RTP/SAVP");
+  ng::Sdp out = ReplySdp(handler_->Handle(bridged));
+  ASSERT_EQ(out.media.size(), 1u);
+  EXPECT_EQ(out.media[0].proto, "RTP/SAVP");
 }
 
 }  // namespace

@@ -56,6 +56,14 @@ struct WorkersConfig {
 };
 
 // [media]
+// [media] require_encryption: which calls create refuses (encryption_audit.h
+// says what "encrypted" is).
+enum class RequireEncryption : uint8_t {
+  kNone,     // any call
+  kOneLeg,   // at least one leg encrypted and authenticated
+  kAllLegs,  // every leg encrypted and authenticated
+};
+
 struct MediaConfig {
   // Legs get an even RTP port p (RTCP on p + 1) with port_min <= p < p + 1 <=
   // port_max. port_min is even, both are >= 1024, port_min < port_max.
@@ -86,6 +94,7 @@ struct MediaConfig {
   uint32_t timeout_s = 60;
   uint32_t silent_timeout_s = 3600;
   uint32_t final_timeout_s = 0;
+  RequireEncryption require_encryption = RequireEncryption::kNone;
 };
 
 // [control.tls]: the control protocol over mutual TLS on TCP
@@ -147,6 +156,13 @@ struct NgConfig {
   uint32_t delete_delay_ms = 30000;  // a deleted call lingers this long unless delete-delay says (rtpengine's default), 0..86400000
 };
 
+// [metrics]: the Prometheus endpoint (docs/metrics.md). The table being
+// present turns it on.
+struct MetricsConfig {
+  packet::Endpoint listen;    // TCP address and port serving GET /metrics
+  bool allow_remote = false;  // required for a listen address that is not loopback
+};
+
 // [webrtc]: WebRTC legs (DTLS-SRTP keys and ICE-lite on the media port).
 struct WebRtcConfig {
   // sluiced's DTLS certificate and its key (PEM files), both or neither;
@@ -194,6 +210,7 @@ struct Config {
   CryptoConfig crypto;
   LimitsConfig limits;
   std::optional<NgConfig> ng;  // [ng]; none: no ng listener
+  std::optional<MetricsConfig> metrics;  // [metrics]; none: no metrics endpoint
   WebRtcConfig webrtc;
   SecurityConfig security;
   std::string source;  // where it came from, for messages

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -150,6 +151,7 @@ struct LegInfo {
   RtcpMode rtcp = RtcpMode::kSeparate;
   std::string rx_suite;  // suite name or "plain"
   std::string tx_suite;
+  std::string encryption;  // "encrypted", "unauthenticated" or "plain" (encryption_audit.h)
   LegCounters counters;
   // How far each direction's master key has gone toward its packet limit,
   // in percent (none for plain), and the directions past [media]
@@ -195,6 +197,7 @@ struct LegInfo {
 struct SessionInfo {
   std::string session;
   std::vector<LegInfo> legs;
+  std::string encryption;  // its weaker leg's
   bool hold = false;  // on hold (UpdateRequest::hold): silent_timeout_s applies, not timeout_s
 };
 
@@ -207,6 +210,7 @@ struct WorkerStats {
   uint32_t id = 0;
   unsigned lcore = 0;
   uint64_t rx_packets = 0, tx_packets = 0, busy_cycles = 0, idle_cycles = 0;
+  uint64_t rx_bytes = 0, tx_bytes = 0;  // whole frames, as received and as sent
   uint64_t handshake_packets = 0;  // STUN and DTLS given to the handshake thread
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count, non-zero only
   // RCU quiescent-state reports, as the control loop sees them: ms since the
@@ -224,6 +228,8 @@ struct PortStats {
   uint64_t rx_errors = 0;   // bad frames the NIC dropped (ierrors)
   uint64_t rx_no_mbuf = 0;  // no packet buffer to receive into
   uint64_t tx_errors = 0;
+  // The driver's extended counters (rte_eth_xstats), by the driver's names.
+  std::vector<std::pair<std::string, uint64_t>> xstats;
 };
 
 // The memory that holds the sessions' state every packet reads (their
@@ -242,8 +248,24 @@ struct RekeyNeeded {
   uint32_t used_percent = 0;
 };
 
+// Live legs with one way of keying and one suite (Stats::legs).
+struct LegCount {
+  std::string_view keying;  // "plain", "sdes" or "dtls"
+  std::string_view suite;   // what the leg receives with ("plain" until keyed)
+  uint64_t legs = 0;
+};
+
 struct Stats {
   uint64_t sessions = 0;
+  // Since start: sessions created and deleted (by any front end, timeouts
+  // included), and keys refused as reused (key_reuse errors).
+  uint64_t sessions_created = 0, sessions_deleted = 0, key_reuse_refusals = 0;
+  std::vector<LegCount> legs;
+  // Live sessions by their weaker leg's encryption ("plain",
+  // "unauthenticated", "encrypted"), and creates refused by [media]
+  // require_encryption since start.
+  std::vector<std::pair<std::string_view, uint64_t>> sessions_by_encryption;
+  uint64_t encryption_refusals = 0;
   // Deleted sessions whose memory (and keys) wait for every worker to pass
   // a quiescent state before they are freed.
   uint64_t sessions_reclaiming = 0;

@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "sluice/control/operations.h"
 #include "sluice/memory/wiping_allocator.h"
+#include "sluice/metrics/request_metrics.h"
 
 namespace sluice::control {
 
@@ -53,6 +54,7 @@ enum class ErrorCode : uint8_t {
   kAlreadyExists,      // session name taken
   kKeyReuse,           // a key already used in this session
   kResourceExhausted,  // a limit: sessions, ports, connections
+  kEncryptionRequired, // below [media] require_encryption
   kInternal,           // anything else
 };
 
@@ -125,6 +127,10 @@ struct ControlCounters {
   uint64_t tls_idle_timeouts = 0;         // served clients closed after idle_timeout_ms
   int64_t tls_certificate_not_after = 0;  // the server certificate's expiry, Unix seconds
   std::string tls_certificate_warning;    // set within 30 days of that
+  // Requests, error replies and latency by front end (the Unix socket, TLS),
+  // for the metrics endpoint.
+  metrics::RequestMetrics native;
+  metrics::RequestMetrics over_tls;
 };
 
 Json EncodeStats(const Stats& stats, const ControlCounters* control);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sluice/config/config.h"
+#include "sluice/control/encryption_audit.h"
 #include "sluice/control/key_registry.h"
 #include "sluice/control/media_handshakes.h"
 #include "sluice/control/operations.h"
@@ -196,6 +197,24 @@ class SessionManager : public Operations {
 
   struct KeyChange;
 
+  // Create and Update as the operations do them; Create and Update count
+  // what they give (stats: sessions created, key_reuse refusals).
+  absl::StatusOr<SessionInfo> CreateSession(const CreateRequest& request);
+  absl::StatusOr<SessionInfo> UpdateSession(const UpdateRequest& request);
+  absl::Status CountRefusal(const absl::Status& status);
+  // [media] require_encryption: refuses (and logs) a create, or an update
+  // of its keys, that leaves the call below it; logs a created call with a
+  // leg below encrypted (encryption_audit.h).
+  absl::Status CheckEncryption(const CreateRequest& request);
+  absl::Status CheckEncryption(const UpdateRequest& request);
+  absl::Status RequireEncryption(const std::string& session,
+                                 const std::array<Encryption, 2>& levels);
+  void LogUnencrypted(const SessionInfo& created) const;
+  // Live legs by keying and suite, sessions by encryption (stats).
+  void CountLegs(Stats& stats) const;
+  // A session's weaker leg (encryption_audit.h).
+  static Encryption CallEncryption(const Entry& entry);
+
   static absl::Status CheckUpdate(const LegState& state, const UpdateRequest& request);
   // session_handshakes.cc: the WebRTC side of create, update and delete.
   absl::Status CheckHandshakeLeg(const LegRequest& leg, const std::string& field) const;
@@ -290,6 +309,10 @@ class SessionManager : public Operations {
   WorkerStatsFn worker_stats_;
   PortStatsFn port_stats_;
   uint64_t next_id_ = 1;
+  uint64_t sessions_created_ = 0;
+  uint64_t sessions_deleted_ = 0;
+  uint64_t key_reuse_refusals_ = 0;
+  uint64_t encryption_refusals_ = 0;
   std::map<std::string, Entry> sessions_;  // ordered, for stable list paging
   // Sessions with work for Tick (a re-key in flight, a next hop to resolve),
   // so Tick costs nothing per idle session.

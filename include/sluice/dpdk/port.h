@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "sluice/packet/rewrite.h"
@@ -41,6 +43,10 @@ struct PortInfo {
 absl::StatusOr<PortInfo> StartPort(const PortSetup& setup);
 
 void StopPort(uint16_t port_id);
+
+// The port's extended counters (rte_eth_xstats), by the driver's names;
+// empty when the driver has none. Control thread.
+std::vector<std::pair<std::string, uint64_t>> ReadXstats(uint16_t port_id);
 
 }  // namespace sluice::dpdk
 

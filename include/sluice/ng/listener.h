@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "sluice/ng/bencode.h"
 #include "sluice/ng/handler.h"
+#include "sluice/metrics/histogram.h"
 #include "sluice/packet/address.h"
 
 namespace sluice::ng {
@@ -53,6 +54,7 @@ struct ListenerCounters {
   uint64_t errors = 0;          // answered with result "error"
   uint64_t dropped = 0;         // no cookie: nothing to answer to
   uint64_t refused = 0;         // from a source not in allowed_sources: unanswered
+  metrics::Histogram latency;   // seconds to handle a request (retransmissions not included)
 };
 
 inline constexpr size_t kMaxCookieBytes = 64;

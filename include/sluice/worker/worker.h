@@ -46,6 +46,8 @@ namespace sluice::worker {
 struct alignas(64) WorkerCounters {
   std::atomic<uint64_t> rx_packets{0};
   std::atomic<uint64_t> tx_packets{0};
+  std::atomic<uint64_t> rx_bytes{0};  // whole frames (pkt_len)
+  std::atomic<uint64_t> tx_bytes{0};
   std::atomic<uint64_t> slow_path_packets{0};
   std::atomic<uint64_t> handed_off{0};
   std::atomic<uint64_t> handshake_packets{0};  // STUN and DTLS to the handshake thread
