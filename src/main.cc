@@ -675,11 +675,12 @@ bool StartMetrics(const config::Config& cfg, ControlPlane& control) {
   absl::StatusOr<std::unique_ptr<metrics::HttpEndpoint>> endpoint = metrics::HttpEndpoint::Create(
       options, [&control]() { return RenderMetrics(control); });
   if (!endpoint.ok()) {
-    Log(std::string(endpoint.status().message()));
+    LogFailure("metrics.failed", endpoint.status().message());
     return false;
   }
   control.metrics = *std::move(endpoint);
-  Log(absl::StrCat("metrics on http://", cfg.metrics->listen.ToString(), "/metrics"));
+  log::Event(log::Level::kInfo, "metrics.listening",
+             {{"url", absl::StrCat("http://", cfg.metrics->listen.ToString(), "/metrics")}});
   return true;
 }
 
@@ -691,7 +692,7 @@ void StartTelemetry(ControlPlane& control) {
   absl::StatusOr<std::unique_ptr<metrics::Telemetry>> telemetry =
       metrics::Telemetry::Start([manager]() { return manager->GetStats(); });
   if (!telemetry.ok()) {
-    Log(absl::StrCat("telemetry: ", telemetry.status().message()));
+    log::Event(log::Level::kWarning, "telemetry.unavailable", {{"reason", telemetry.status().message()}});
     return;
   }
   control.telemetry = *std::move(telemetry);
@@ -740,7 +741,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
     }
     if (control.metrics) {
       if (absl::Status s = control.metrics->Poll(0); !s.ok()) {
-        Log(std::string(s.message()));
+        LogFailure("metrics.failed", s.message());
         rc = 1;
         break;
       }

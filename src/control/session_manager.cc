@@ -261,25 +261,24 @@ absl::Status SessionManager::RequireEncryption(const std::string& session,
   if (encrypted >= (all ? 2 : 1)) return absl::OkStatus();
   ++encryption_refusals_;
   const char* mode = all ? "all-legs" : "one-leg";
-  if (log_) {
-    log_(absl::StrCat("session ", session, " refused: [media] require_encryption = ", mode,
-                      " and ", legs));
-  }
+  log::Event(log::Level::kWarning, "session.encryption_refused",
+             {{"session", session}, {"require_encryption", mode}, {"legs", legs}});
   return absl::FailedPreconditionError(absl::StrCat(
       "encryption_required: [media] require_encryption is \"", mode, "\" and ", legs, "; key ",
       all ? "both legs" : "a leg", " with an authenticated SRTP suite (SDES or DTLS-SRTP)"));
 }
 
 void SessionManager::LogUnencrypted(const SessionInfo& created) const {
-  if (!log_ || config_.media.require_encryption == config::RequireEncryption::kNone ||
+  if (config_.media.require_encryption == config::RequireEncryption::kNone ||
       created.encryption == EncryptionName(Encryption::kEncrypted)) {
     return;
   }
   std::string legs;
   for (const LegInfo& leg : created.legs) {
-    absl::StrAppend(&legs, legs.empty() ? "" : ", ", "leg ", leg.name, " ", leg.encryption);
+    absl::StrAppend(&legs, legs.empty() ? "" : ", ", leg.name, " ", leg.encryption);
   }
-  log_(absl::StrCat("session ", created.session, " created ", created.encryption, ": ", legs));
+  log::Event(log::Level::kWarning, "session.not_all_encrypted",
+             {{"session", created.session}, {"encryption", created.encryption}, {"legs", legs}});
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request) {

@@ -914,7 +914,12 @@ TEST_F(RequireEncryptionTest, GetAndListSayHowEachLegAndTheCallAreProtected) {
 
 TEST_F(RequireEncryptionTest, AllLegsRefusesACallWithAPlainLegAndLeavesNothingBehind) {
   Require(config::RequireEncryption::kAllLegs);
+  testing::LogCapture capture;
   json r = Create("mixed");
+  const std::vector<std::string> refused = capture.Of("session.encryption_refused");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0], "sluiced: level=warning event=session.encryption_refused session=mixed "
+                        "require_encryption=all-legs legs=\"legs[0] is encrypted, legs[1] is plain\"");
   EXPECT_EQ(Code(r), "encryption_required") << r.dump();
   EXPECT_NE(r["error"]["message"].get<std::string>().find("legs[1] is plain"), std::string::npos)
       << r.dump();
@@ -935,7 +940,13 @@ TEST_F(RequireEncryptionTest, AllLegsRefusesACallWithAPlainLegAndLeavesNothingBe
 
 TEST_F(RequireEncryptionTest, OneLegAllowsABridgeToAPlainTrunkButNotTwoPlainLegs) {
   Require(config::RequireEncryption::kOneLeg);
+  testing::LogCapture capture;
   EXPECT_EQ(Code(Create("bridge")), "ok");
+  const std::vector<std::string> below = capture.Of("session.not_all_encrypted");
+  ASSERT_EQ(below.size(), 1u);
+  EXPECT_NE(below[0].find("session=bridge encryption=plain legs=\"a encrypted, b plain\""),
+            std::string::npos)
+      << below[0];
   EXPECT_EQ(Code(CreateLegs("clear", PlainLeg("a"), PlainLeg("b"))), "encryption_required");
   EXPECT_EQ(Code(CreateLegs("null-auth",
                             SdesLeg("a", "AES_CM_128_NULL_AUTH inline:" + std::string(40, 'B')),

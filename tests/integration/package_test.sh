@@ -31,7 +31,8 @@ echo "$deb"
 echo "== what it holds"
 contents=$(dpkg-deb --contents "$deb") || fail "dpkg-deb cannot read $deb"
 for f in ./usr/bin/sluiced ./usr/bin/sluicectl ./usr/bin/sluice-bench ./lib/systemd/system/sluiced.service \
-  ./etc/sluice/sluice.toml ./etc/sluice/laptop.toml ./usr/share/doc/sluice/README.md.gz; do
+  ./etc/sluice/sluice.toml ./etc/sluice/laptop.toml ./usr/share/doc/sluice/README.md.gz \
+  ./usr/share/doc/sluice/logging.md.gz ./usr/share/sluice/grafana/sluice-dashboard.json; do
   echo "$contents" | grep -q " $f\$" || fail "the package has no $f"
 done
 conffiles=$(dpkg-deb --info "$deb" conffiles) || fail "the package has no conffiles"

@@ -1276,6 +1276,8 @@ TEST_F(HandlerWebrtcTest, RefusedCombinations) {
               HasSubstr("declines DTLS-SRTP"));
   EXPECT_THAT(error(handler_->Handle(Request("answer", BrowserSdp("actpass"), "", true))),
               HasSubstr("active or passive (RFC 5763"));
+}
+
 // [media] require_encryption holds for ng too: it is the session manager's
 // create and update that enforce it.
 class RequireEncryptionHandlerTest : public HandlerTest {
