@@ -780,6 +780,26 @@ Json EncodePing(absl::string_view version, uint32_t workers) {
   return body;
 }
 
+// stats' "ha" object (docs/ha.md).
+Json HaJson(const HaStats& ha) {
+  return Json{{"connected", ha.connected},
+              {"sessions", ha.sessions},
+              {"backlog", ha.backlog},
+              {"lag_ms", ha.lag_ms},
+              {"writes", ha.writes},
+              {"deletes", ha.deletes},
+              {"write_errors", ha.write_errors},
+              {"connects", ha.connects},
+              {"disconnects", ha.disconnects},
+              {"checkpoints", ha.checkpoints},
+              {"not_replicated", ha.not_replicated},
+              {"restored", ha.restored},
+              {"refused", Json{{"corrupt", ha.refused_corrupt},
+                               {"unknown_interface", ha.refused_unknown_interface},
+                               {"other", ha.refused_other}}},
+              {"last_error", WipedString(ha.last_error.data(), ha.last_error.size())}};
+}
+
 Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   Json body = Json::object();
   body["sessions"] = stats.sessions;
@@ -833,6 +853,7 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
                          {"direction", r.direction},
                          {"used_percent", r.used_percent}});
   }
+  if (stats.ha) body["ha"] = HaJson(*stats.ha);
   if (control != nullptr) {
     body["control"] = Json{{"connections", control->connections_open},
                            {"connections_accepted", control->connections_accepted},

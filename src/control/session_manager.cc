@@ -156,6 +156,32 @@ absl::StatusOr<uint16_t> SessionManager::AllocatePort(const std::string& interfa
   return port;
 }
 
+absl::StatusOr<uint16_t> SessionManager::TakePort(const std::string& interface, uint16_t port) {
+  std::vector<uint16_t>& ready = ports_[interface].ready;
+  auto it = std::find(ready.begin(), ready.end(), port);
+  if (it == ready.end()) {
+    return absl::ResourceExhaustedError(absl::StrCat("port ", port, " on interface ", interface,
+                                                     " is not free or not in [media]'s range"));
+  }
+  *it = ready.back();
+  ready.pop_back();
+  return port;
+}
+
+std::optional<std::array<LegStreams, 2>> SessionManager::Streams(const std::string& name) const {
+  auto it = sessions_.find(name);
+  if (it == sessions_.end() || !it->second.session) return std::nullopt;
+  const session::Session& session = *it->second.session;
+  std::array<LegStreams, 2> out;
+  for (int i = 0; i < 2; ++i) {
+    if (const srtp::Context* rx = session.newest_rx(i)) out[i].rx = rx->SnapshotStreams(false);
+    if (const srtp::Context* tx = session.newest_tx(i)) out[i].tx = tx->SnapshotStreams(true);
+    const session::RemoteView remote = session.remote(i);
+    if (remote.known) out[i].remote = remote.endpoint;
+  }
+  return out;
+}
+
 void SessionManager::ReleasePort(const std::string& interface, uint16_t port) {
   ports_[interface].resting.emplace_back(port, NowMs());
 }
@@ -228,7 +254,7 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
     return absl::ResourceExhaustedError(
         "every remembered master key is still in use (key registry full)");
   }
-  if (absl::Status s = AllocateLegPorts(entry, specs); !s.ok()) return s;
+  if (absl::Status s = AllocateLegPorts(entry, request, specs); !s.ok()) return s;
   absl::Status started = AddHandshakes(request.session, request, entry, specs);
   if (started.ok()) {
     started = StartSession(entry, specs);
@@ -254,7 +280,9 @@ absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request)
                                   [](const LegRequest& leg) { return leg.await_answer; });
   ResolveNextHops(it->second);
   if (it->second.next_hops_pending) pending_.insert(&it->second);
-  return Describe(it->first, it->second, generated);
+  SessionInfo reply = Describe(it->first, it->second, generated);
+  if (observer_ != nullptr) observer_->OnCreated(request, reply);
+  return reply;
 }
 
 absl::Status SessionManager::AdmitAcrossSessions(const std::vector<srtp::KeyFingerprint>& fps,
@@ -376,9 +404,12 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   return absl::OkStatus();
 }
 
-absl::Status SessionManager::AllocateLegPorts(const Entry& entry, session::LegSpec specs[2]) {
+absl::Status SessionManager::AllocateLegPorts(const Entry& entry, const CreateRequest& request,
+                                              session::LegSpec specs[2]) {
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<uint16_t> port = AllocatePort(entry.legs[i].interface);
+    const uint16_t wanted = request.legs[static_cast<size_t>(i)].local_port;
+    absl::StatusOr<uint16_t> port = wanted != 0 ? TakePort(entry.legs[i].interface, wanted)
+                                                : AllocatePort(entry.legs[i].interface);
     if (!port.ok()) {
       if (i == 1) ReleasePort(entry.legs[0].interface, specs[0].local.port);
       return port.status();
@@ -470,7 +501,9 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const UpdateRequest& request)
   }
   if (entry.next_hops_pending || entry.session->HandOverPending()) pending_.insert(&entry);
   if (absl::Status s = UpdateHandshakes(it->first, entry, *leg, request); !s.ok()) return s;
-  return Describe(it->first, entry, generated);
+  SessionInfo reply = Describe(it->first, entry, generated);
+  if (observer_ != nullptr) observer_->OnUpdated(request, reply);
+  return reply;
 }
 
 absl::Status SessionManager::CheckUpdate(const LegState& state, const UpdateRequest& request) {
@@ -676,6 +709,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
       group != key_groups_.end() && --group->second.sessions == 0) {
     key_groups_.erase(group);
   }
+  if (observer_ != nullptr) observer_->OnDeleted(it->first);
   sessions_.erase(it);
   Reclaim();  // at once when no worker is online
   return final_counters;
@@ -734,6 +768,7 @@ Stats SessionManager::GetStats() {
   stats.drops.assign(drops.begin(), drops.end());
   stats.keys_near_limit = keys_near_limit_;
   stats.rekey_needed = rekey_needed_;
+  if (ha_stats_) stats.ha = ha_stats_();
   return stats;
 }
 

@@ -25,6 +25,7 @@
 #include "sluice/control/key_registry.h"
 #include "sluice/control/media_handshakes.h"
 #include "sluice/control/operations.h"
+#include "sluice/control/session_observer.h"
 #include "sluice/control/worker_watch.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/rewrite.h"
@@ -120,6 +121,15 @@ class SessionManager : public Operations {
   }
   // The clock for timeouts and port rest, in ms (tests); default steady_clock.
   void SetClock(std::function<uint64_t()> now_ms) { clock_ = std::move(now_ms); }
+
+  // Told of every create, update and delete that succeeds (replication);
+  // none until set. Not owned.
+  void SetObserver(SessionObserver* observer) { observer_ = observer; }
+  // Where stats gets its `ha` object (none until set).
+  void SetHaStats(std::function<HaStats()> ha_stats) { ha_stats_ = std::move(ha_stats); }
+  // Both legs' streams (their ROC and indices) and peers now, for a
+  // checkpoint; none when the session does not exist.
+  std::optional<std::array<LegStreams, 2>> Streams(const std::string& session) const;
 
   // WebRTC legs (a leg with dtls or ice) run their handshakes here; without
   // it they are refused. Not owned; outlives the manager's sessions.
@@ -235,7 +245,8 @@ class SessionManager : public Operations {
   absl::Status PrepareLeg(int i, const LegRequest& leg, Entry& entry, session::LegSpec& spec,
                           std::optional<std::string>* generated);
   // Both or neither: a failure releases what it took.
-  absl::Status AllocateLegPorts(const Entry& entry, session::LegSpec specs[2]);
+  absl::Status AllocateLegPorts(const Entry& entry, const CreateRequest& request,
+                                session::LegSpec specs[2]);
   absl::Status StartSession(Entry& entry, const session::LegSpec specs[2]);
 
   // Update, in order: find the leg, plan each direction's key change
@@ -256,6 +267,8 @@ class SessionManager : public Operations {
                            KeyChange& tx);
 
   absl::StatusOr<uint16_t> AllocatePort(const std::string& interface);
+  // A restored leg's own port, if it is free.
+  absl::StatusOr<uint16_t> TakePort(const std::string& interface, uint16_t port);
   void ReleasePort(const std::string& interface, uint16_t port);
   const InterfaceInfo* FindInterface(const std::string& name) const;
   uint64_t NowMs() const;
@@ -319,6 +332,8 @@ class SessionManager : public Operations {
   Stats::TimedOut timed_out_;
   std::function<void(const std::string&)> on_expired_;
   std::function<uint64_t()> clock_;
+  SessionObserver* observer_ = nullptr;
+  std::function<HaStats()> ha_stats_;
 };
 
 }  // namespace sluice::control
