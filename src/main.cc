@@ -49,6 +49,8 @@
 #include "sluice/dtls/certificate.h"
 #include "sluice/dtls/fingerprint.h"
 #include "sluice/dtls/srtp_profile.h"
+#include "sluice/ha/replicator.h"
+#include "sluice/ha/restore.h"
 #include "sluice/webrtc/handshake_thread.h"
 #include "sluice/webrtc/webrtc_legs.h"
 #include "sluice/worker/worker.h"
@@ -526,6 +528,8 @@ std::vector<control::PortStats> ReadPortStats(
 // their order and destroyed in reverse: the listeners before the manager
 // they call.
 struct ControlPlane {
+  // [ha]: the manager's observer; declared first, so destroyed last.
+  std::unique_ptr<ha::Replicator> replicator;
   // WebRTC legs' handshakes: the manager (declared after it, so destroyed
   // first) removes its legs from it as it deletes its sessions.
   std::unique_ptr<webrtc::WebRtcLegs> webrtc;
@@ -648,6 +652,34 @@ int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlP
   return 0;
 }
 
+// [ha] (docs/ha.md): the KEK read (refused unless 32 bytes, mode 0600),
+// every session in Redis restored, then replication on. An error means
+// sluiced must not start: a wrong KEK, Redis unreachable.
+absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  if (!cfg.ha) return absl::OkStatus();
+  absl::StatusOr<ha::Sealer> sealer = ha::Sealer::FromFile(cfg.ha->kek_file);
+  if (!sealer.ok()) return sealer.status();
+  control::SessionManager* manager = control.manager.get();
+  ha::Replicator::Options options{cfg.ha->redis, cfg.ha->password, cfg.ha->instance,
+                                  cfg.ha->checkpoint_ms};
+  control.replicator = std::make_unique<ha::Replicator>(
+      std::move(options), *std::move(sealer),
+      [manager](const std::string& session) { return manager->Streams(session); });
+  ha::Replicator* replicator = control.replicator.get();
+  manager->SetObserver(replicator);
+  const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
+  absl::Status restored = ha::Restore(
+      *cfg.ha, replicator->sealer(), *manager,
+      [interfaces](const std::string& name) {
+        return std::any_of(interfaces->begin(), interfaces->end(),
+                           [&](const control::InterfaceInfo& i) { return i.name == name; });
+      },
+      replicator->restore_counts(), [](std::string_view line) { Log(std::string(line)); });
+  if (!restored.ok()) return restored;
+  manager->SetHaStats([replicator]() { return replicator->Stats(); });
+  return absl::OkStatus();
+}
+
 // Serves the control socket, the slow path, the ng listener and the manager's
 // timers until a stop is requested. 0, or 1 when a listener failed.
 int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
@@ -670,6 +702,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
       }
     }
     control.manager->Tick();
+    if (control.replicator) control.replicator->Poll();
   }
   Log("stopping");
   return rc;
@@ -683,6 +716,12 @@ void Shutdown(DataPlane& data, ControlPlane& control) {
   rte_eal_mp_wait_lcore();
   data.handshake->Stop();
   if (control.server.ok()) control.server->reset();
+  // [ha]: what Redis lacks is sent (for a second at most); the sessions
+  // stay in Redis, for the next start to restore.
+  if (control.replicator) {
+    control.replicator->Flush(1000);
+    control.manager->SetObserver(nullptr);
+  }
   control.manager->Clear();
   for (const control::InterfaceInfo& info : data.interfaces) dpdk::StopPort(info.port_id);
   Log("stopped");
@@ -702,12 +741,22 @@ int Run(const config::Config& cfg) {
   }
   ControlPlane control;
   int rc = StartControlPlane(cfg, data, control);
+  if (rc == 0) {
+    if (absl::Status s = StartHa(cfg, data, control); !s.ok()) {
+      // Nothing of this start reaches Redis: what it holds stays as it was.
+      control.manager->SetObserver(nullptr);
+      control.replicator.reset();
+      Log(std::string(s.message()));
+      stop_requested.store(true);
+      rc = 1;
+    }
+  }
   // Privileges go only once every socket listens.
   if (rc == 0 && control.server.ok()) rc = BecomeConfiguredUser(cfg.security);
   if (!control.server.ok()) {
     Log(absl::StrCat("control socket: ", control.server.status().message()));
     rc = 1;
-  } else if (RunControlLoop(cfg, data, control) != 0) {
+  } else if (rc == 0 && RunControlLoop(cfg, data, control) != 0) {
     rc = 1;
   }
   Shutdown(data, control);

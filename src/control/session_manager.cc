@@ -389,6 +389,8 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   state.tx_unencrypted_srtcp = unencrypted_tx;
   spec.rx_keys = std::move(*rx);
   spec.tx_keys = std::move(*tx);
+  spec.rx_streams = leg.rx_streams;  // a restored session's (docs/ha.md)
+  spec.tx_streams = leg.tx_streams;
   // WebRTC: STUN and DTLS go to the handshake thread; a DTLS leg relays
   // nothing until its keys come (never in clear); an ICE leg's peer is the
   // one its checks select, and an unauthenticated packet never moves it
