@@ -10,7 +10,7 @@
 #include <hiredis/hiredis.h>
 
 #include "absl/strings/str_cat.h"
-#include "sluice/memory/wiping_allocator.h"
+#include "redis_address.h"
 
 namespace sluice::ha {
 namespace {
@@ -24,12 +24,6 @@ constexpr uint64_t kConnectTimeoutMs = 3000;
 constexpr uint64_t kMaxBackoffMs = 5000;
 // A direction keeps at most this many streams (the record codec's bound).
 constexpr size_t kMaxStreams = 64;
-
-uint64_t WallMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // What the key of leg `leg`'s direction `dir` is sealed to: the session,
 // the leg and the direction, so that a sealed key cannot be moved to
@@ -162,7 +156,7 @@ void Replicator::OnCreated(const control::CreateRequest& request,
     held.streams.legs[static_cast<size_t>(i)].rx = leg.rx_streams;  // a restore's, else none
     held.streams.legs[static_cast<size_t>(i)].tx = leg.tx_streams;
   }
-  held.streams.at_unix_ms = WallMs();
+  held.streams.at_unix_ms = UnixMs();
   held_[request.session] = std::move(held);
   MarkChanged(request.session, Now());
 }
@@ -233,17 +227,10 @@ void Replicator::Flush(uint64_t timeout_ms) {
 }
 
 void Replicator::Connect() {
-  const std::string& where = options_.redis;
-  redisAsyncContext* ac = nullptr;
-  if (where.rfind("unix:", 0) == 0) {
-    ac = redisAsyncConnectUnix(where.substr(5).c_str());
-  } else {
-    const std::string hostport = where.substr(6);  // after tcp://
-    const size_t colon = hostport.rfind(':');
-    const std::string host = hostport.substr(0, colon);
-    const int port = colon == std::string::npos ? 6379 : std::atoi(hostport.c_str() + colon + 1);
-    ac = redisAsyncConnect(host.c_str(), port);
-  }
+  const RedisAddress where = RedisAddress::Parse(options_.redis);
+  redisAsyncContext* ac = where.unix_socket
+                              ? redisAsyncConnectUnix(where.path_or_host.c_str())
+                              : redisAsyncConnect(where.path_or_host.c_str(), where.port);
   connect_started_ms_ = Now();
   if (ac == nullptr || ac->err != 0) {
     counts_.last_error = ac ? ac->errstr : "out of memory";
@@ -376,7 +363,7 @@ void Replicator::Checkpoint() {
   for (size_t n = 0; it != held_.end() && n < kChecksPerPoll; ++it, ++n) {
     // Read before the streams: the restore's bound on what was sent after
     // a checkpoint counts from no later than the snapshot (docs/ha.md).
-    const uint64_t wall = WallMs();
+    const uint64_t wall = UnixMs();
     std::optional<std::array<control::LegStreams, 2>> streams = streams_(it->first);
     if (!streams) continue;
     Held& held = it->second;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "sluice/ha/replicator.h"
 #include "sluice/memory/wiping_allocator.h"
+#include "redis_address.h"
 
 namespace sluice::ha {
 namespace {
@@ -45,15 +46,10 @@ absl::StatusOr<Reply> Command(redisContext* c, const std::vector<std::string>& a
 absl::StatusOr<Context> ConnectSync(const config::HaConfig& config) {
   timeval tv{static_cast<time_t>(config.restore_timeout_ms / 1000),
              static_cast<suseconds_t>((config.restore_timeout_ms % 1000) * 1000)};
-  Context c;
-  if (config.redis.rfind("unix:", 0) == 0) {
-    c.reset(redisConnectUnixWithTimeout(config.redis.substr(5).c_str(), tv));
-  } else {
-    const std::string hostport = config.redis.substr(6);
-    const size_t colon = hostport.rfind(':');
-    const int port = colon == std::string::npos ? 6379 : std::atoi(hostport.c_str() + colon + 1);
-    c.reset(redisConnectWithTimeout(hostport.substr(0, colon).c_str(), port, tv));
-  }
+  const RedisAddress where = RedisAddress::Parse(config.redis);
+  Context c(where.unix_socket
+                ? redisConnectUnixWithTimeout(where.path_or_host.c_str(), tv)
+                : redisConnectWithTimeout(where.path_or_host.c_str(), where.port, tv));
   if (!c || c->err != 0) {
     return absl::UnavailableError(absl::StrCat("ha: cannot reach Redis at ", config.redis, ": ",
                                                c ? c->errstr : "out of memory",
@@ -131,12 +127,6 @@ absl::Status UnsealInto(const SealedCrypto& sealed, const Sealer& sealer, const 
   spec.sdes = *text;  // the spec wipes its copy
   memory::WipeString(*text);
   return absl::OkStatus();
-}
-
-uint64_t WallMs() {
-  timeval tv{};
-  gettimeofday(&tv, nullptr);
-  return static_cast<uint64_t>(tv.tv_sec) * 1000 + static_cast<uint64_t>(tv.tv_usec) / 1000;
 }
 
 }  // namespace
@@ -217,7 +207,7 @@ absl::Status RestoreOne(redisContext* c, const std::string& key, const std::stri
     }
   }
   absl::StatusOr<control::CreateRequest> request =
-      RequestFromRecord(*record, *streams, sealer, config, WallMs());
+      RequestFromRecord(*record, *streams, sealer, config, UnixMs());
   if (!request.ok()) {
     if (absl::IsFailedPrecondition(request.status())) {
       return absl::FailedPreconditionError(
