@@ -652,12 +652,25 @@ int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlP
   return 0;
 }
 
+// [ha]'s KEKs: kek_file, and previous_kek_file when that file exists (a
+// rotation under way: what the previous KEK sealed still opens).
+absl::StatusOr<ha::Sealer> LoadKeks(const config::HaConfig& ha) {
+  absl::StatusOr<ha::Sealer> sealer = ha::Sealer::FromFile(ha.kek_file);
+  if (!sealer.ok()) return sealer.status();
+  if (!ha.previous_kek_file.empty() && access(ha.previous_kek_file.c_str(), F_OK) == 0) {
+    absl::StatusOr<ha::Sealer> previous = ha::Sealer::FromFile(ha.previous_kek_file);
+    if (!previous.ok()) return previous.status();
+    sealer->SetPrevious(*std::move(previous));
+  }
+  return sealer;
+}
+
 // [ha] (docs/ha.md): the KEK read (refused unless 32 bytes, mode 0600),
 // every session in Redis restored, then replication on. An error means
 // sluiced must not start: a wrong KEK, Redis unreachable.
 absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
   if (!cfg.ha) return absl::OkStatus();
-  absl::StatusOr<ha::Sealer> sealer = ha::Sealer::FromFile(cfg.ha->kek_file);
+  absl::StatusOr<ha::Sealer> sealer = LoadKeks(*cfg.ha);
   if (!sealer.ok()) return sealer.status();
   control::SessionManager* manager = control.manager.get();
   ha::Replicator::Options options{cfg.ha->redis, cfg.ha->password, cfg.ha->instance,
@@ -677,6 +690,16 @@ absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPl
       replicator->restore_counts(), [](std::string_view line) { Log(std::string(line)); });
   if (!restored.ok()) return restored;
   manager->SetHaStats([replicator]() { return replicator->Stats(); });
+  manager->SetHaRekek([replicator, ha = *cfg.ha]() -> absl::StatusOr<uint64_t> {
+    absl::StatusOr<ha::Sealer> next = LoadKeks(ha);
+    if (!next.ok()) return next.status();
+    if (next->kek_id() == replicator->sealer().kek_id()) {
+      return absl::FailedPreconditionError(
+          "ha.rekek: ha.kek_file still holds the KEK in use: move it to ha.previous_kek_file "
+          "and put the new KEK in ha.kek_file first (docs/ha.md)");
+    }
+    return replicator->Rekek(*std::move(next));
+  });
   return absl::OkStatus();
 }
 

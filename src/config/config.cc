@@ -90,7 +90,7 @@ constexpr absl::string_view kWebRtcKeys[] = {"certificate",          "private_ke
 constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",
                                                    "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM"};
 constexpr absl::string_view kHaKeys[] = {"redis",         "password",     "tls",
-                                         "role",          "instance",     "kek_file",
+                                         "role",          "instance",     "kek_file",     "previous_kek_file",
                                          "checkpoint_ms", "max_rtcp_pps", "restore_timeout_ms"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
@@ -1204,6 +1204,11 @@ absl::Status Reader::ReadHa(const Value& root, Config* config) const {
   if (ha.kek_file.empty() || ha.kek_file[0] != '/') {
     return Error(s.Get("kek_file"), s.Path("kek_file"),
                  "required: the absolute path of the key-encryption key (32 bytes, mode 0600)");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "previous_kek_file", &ha.previous_kek_file));
+  if (!ha.previous_kek_file.empty() && ha.previous_kek_file[0] != '/') {
+    return Error(s.Get("previous_kek_file"), s.Path("previous_kek_file"),
+                 "expected an absolute path");
   }
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "checkpoint_ms", 50, 60000, &ha.checkpoint_ms));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_rtcp_pps", 1, 1000000, &ha.max_rtcp_pps));

@@ -477,7 +477,7 @@ struct OpSpec {
   absl::Status (*decode)(const Json& request, RequestPayload* out);
 };
 
-const std::array<OpSpec, 7> kOps = {{
+const std::array<OpSpec, 8> kOps = {{
     {"ping", {"id", "op"},
      [](const Json&, RequestPayload* out) {
        out->emplace<PingRequest>();
@@ -509,6 +509,11 @@ const std::array<OpSpec, 7> kOps = {{
     {"stats", {"id", "op"},
      [](const Json&, RequestPayload* out) {
        out->emplace<StatsRequest>();
+       return absl::OkStatus();
+     }},
+    {"ha.rekek", {"id", "op"},
+     [](const Json&, RequestPayload* out) {
+       out->emplace<HaRekekRequest>();
        return absl::OkStatus();
      }},
 }};
@@ -906,6 +911,11 @@ struct Dispatch {
   }
   absl::StatusOr<Json> operator()(const StatsRequest&) const {
     return EncodeStats(operations.GetStats(), counters);
+  }
+  absl::StatusOr<Json> operator()(const HaRekekRequest&) const {
+    absl::StatusOr<uint64_t> resealed = operations.HaRekek();
+    if (!resealed.ok()) return resealed.status();
+    return Json{{"resealed", *resealed}};
   }
 
   static absl::StatusOr<Json> Session(const absl::StatusOr<SessionInfo>& info, bool with_tx) {

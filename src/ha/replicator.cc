@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "redis_address.h"
+#include "sluice/memory/wiping_allocator.h"
 
 namespace sluice::ha {
 namespace {
@@ -389,6 +390,38 @@ void Replicator::MergeStreams(Held& held, const std::array<control::LegStreams, 
     MergeDirection(held.streams.legs[i].tx, now[i].tx);
     if (now[i].remote) held.streams.legs[i].remote = now[i].remote;
   }
+}
+
+namespace {
+
+absl::Status Reseal(SealedCrypto& c, const Sealer& from, const Sealer& to, const std::string& aad) {
+  if (c.kind != SealedCrypto::Kind::kSdes) return absl::OkStatus();
+  absl::StatusOr<std::string> text = from.Unseal(c.sealed, aad);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::string> sealed = to.Seal(*text, aad);
+  memory::WipeString(*text);
+  if (!sealed.ok()) return sealed.status();
+  c.sealed = *std::move(sealed);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> Replicator::Rekek(Sealer next) {
+  std::map<std::string, Held> resealed = held_;
+  for (auto& [name, held] : resealed) {
+    for (int i = 0; i < 2; ++i) {
+      LegRecord& leg = held.record.legs[static_cast<size_t>(i)];
+      for (auto [c, dir] : {std::pair{&leg.rx, "rx"}, std::pair{&leg.tx, "tx"}}) {
+        if (absl::Status s = Reseal(*c, sealer_, next, Aad(name, i, dir)); !s.ok()) return s;
+      }
+    }
+  }
+  held_ = std::move(resealed);
+  sealer_ = std::move(next);
+  const uint64_t now = Now();
+  for (const auto& [name, held] : held_) MarkChanged(name, now);
+  return held_.size();
 }
 
 control::HaStats Replicator::Stats() const {

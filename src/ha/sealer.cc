@@ -100,6 +100,11 @@ absl::StatusOr<Sealer> Sealer::FromFile(const std::string& path) {
   return s;
 }
 
+void Sealer::SetPrevious(Sealer previous) {
+  previous.previous_.reset();  // one generation back at most
+  previous_ = std::make_unique<Sealer>(std::move(previous));
+}
+
 absl::StatusOr<uint32_t> Sealer::KekIdOf(std::string_view sealed) {
   if (sealed.size() < kSealOverhead) return absl::DataLossError("sealed value truncated");
   if (static_cast<uint8_t>(sealed[0]) != kSealVersion) {
@@ -138,9 +143,11 @@ absl::StatusOr<std::string> Sealer::Unseal(std::string_view sealed, std::string_
   absl::StatusOr<uint32_t> id = KekIdOf(sealed);
   if (!id.ok()) return id.status();
   if (*id != kek_id_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sealed under KEK id ", KekIdText(*id), ", but ha.kek_file is KEK id ",
-                     KekIdText(kek_id_), ": wrong key-encryption key"));
+    if (previous_ != nullptr && *id == previous_->kek_id_) return previous_->Unseal(sealed, aad);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sealed under KEK id ", KekIdText(*id), ", but ha.kek_file is KEK id ", KekIdText(kek_id_),
+        previous_ ? absl::StrCat(" and ha.previous_kek_file ", KekIdText(previous_->kek_id_)) : "",
+        ": wrong key-encryption key"));
   }
   const auto* p = reinterpret_cast<const unsigned char*>(sealed.data());
   const unsigned char* nonce = p + kHeaderBytes;

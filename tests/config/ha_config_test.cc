@@ -49,13 +49,14 @@ TEST(HaConfigTest, Defaults) {
 TEST(HaConfigTest, EverySetting) {
   absl::StatusOr<Config> c = ParseConfig(
       Cfg("[ha]\nredis = \"tcp://127.0.0.1:6379\"\npassword = \"pw\"\nrole = \"active\"\n"
-          "instance = \"relay-1.dc2\"\nkek_file = \"/k\"\ncheckpoint_ms = 200\n"
+          "instance = \"relay-1.dc2\"\nkek_file = \"/k\"\nprevious_kek_file = \"/old\"\ncheckpoint_ms = 200\n"
           "max_rtcp_pps = 50\nrestore_timeout_ms = 2000\ntls = false\n"),
       "test.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->ha->redis, "tcp://127.0.0.1:6379");
   EXPECT_EQ(c->ha->password, "pw");
   EXPECT_EQ(c->ha->instance, "relay-1.dc2");
+  EXPECT_EQ(c->ha->previous_kek_file, "/old");
   EXPECT_EQ(c->ha->checkpoint_ms, 200u);
   EXPECT_EQ(c->ha->max_rtcp_pps, 50u);
   EXPECT_EQ(c->ha->restore_timeout_ms, 2000u);
@@ -67,6 +68,8 @@ TEST(HaConfigTest, Refusals) {
   EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"unix:/r\"\n")), HasSubstr("ha.kek_file: required"));
   EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"unix:/r\"\nkek_file = \"kek\"\n")),
               HasSubstr("ha.kek_file: required"));
+  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "previous_kek_file = \"old\"\n")),
+              HasSubstr("ha.previous_kek_file: expected an absolute path"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "tls = true\n")), HasSubstr("hiredis 0.14 has no TLS"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "role = \"standby\"\n")), HasSubstr("not implemented yet"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "role = \"primary\"\n")),

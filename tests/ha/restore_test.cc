@@ -177,6 +177,15 @@ TEST_F(RestoreTest, AnotherKekStopsTheStart) {
   EXPECT_TRUE(ops_.created.empty());
 }
 
+TEST_F(RestoreTest, RecordsOfThePreviousKekAreRestored) {
+  Set("old", Good("old", Sealer::FromKey({7})), streams_);
+  Set("new", Good("new", sealer_), streams_);
+  Sealer rotating = Sealer::FromKey({9});
+  rotating.SetPrevious(Sealer::FromKey({7}));
+  ASSERT_TRUE(Run(rotating).ok());
+  EXPECT_EQ(counts_.restored, 2u);
+}
+
 TEST_F(RestoreTest, NoRedisStopsTheStart) {
   redis_.Stop();
   absl::Status s = Run(sealer_);

@@ -60,6 +60,25 @@ TEST(SealerTest, WrongKekIsToldApartFromDamage) {
   EXPECT_TRUE(absl::IsDataLoss(right.Unseal(forged, "s").status()));
 }
 
+// Rotation: the previous KEK still opens what it sealed; new seals are
+// under the current one only.
+TEST(SealerTest, PreviousKekOpensWhatItSealedAndSealsNothing) {
+  const Sealer old_kek = Sealer::FromKey(Kek(1));
+  const std::string old_sealed = *old_kek.Seal(kKeyText, "s");
+  Sealer current = Sealer::FromKey(Kek(2));
+  EXPECT_TRUE(absl::IsFailedPrecondition(current.Unseal(old_sealed, "s").status()));
+  current.SetPrevious(Sealer::FromKey(Kek(1)));
+  absl::StatusOr<std::string> back = current.Unseal(old_sealed, "s");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, kKeyText);
+  const std::string new_sealed = *current.Seal(kKeyText, "s");
+  EXPECT_EQ(*Sealer::KekIdOf(new_sealed), current.kek_id());
+  EXPECT_TRUE(absl::IsFailedPrecondition(old_kek.Unseal(new_sealed, "s").status()));
+  absl::StatusOr<std::string> third = Sealer::FromKey(Kek(3)).Seal(kKeyText, "s");
+  absl::StatusOr<std::string> r = current.Unseal(*third, "s");
+  EXPECT_NE(r.status().message().find("previous_kek_file"), std::string::npos) << r.status();
+}
+
 TEST(SealerTest, EveryDamagedByteAndEveryTruncationFails) {
   const Sealer s = Sealer::FromKey(Kek(1));
   const std::string sealed = *s.Seal(kKeyText, "s");

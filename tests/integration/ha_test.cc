@@ -26,6 +26,7 @@
 #include "harness.h"
 #include "redis_server.h"
 #include "sluice/crypto/session_key.h"
+#include "sluice/ha/sealer.h"
 #include "sluice/srtp/master_key.h"
 
 namespace sluice::testing {
@@ -153,7 +154,7 @@ class HaTest : public ::testing::Test {
     options.extra_config = absl::StrCat(
         "[media]\nport_min = 31000\nport_max = 31999\n"
         "[ha]\nredis = \"unix:", redis_->socket(), "\"\ninstance = \"hatest\"\nkek_file = \"",
-        kek_, "\"\ncheckpoint_ms = 100\n");
+        kek_, "\"\nprevious_kek_file = \"", kek_, ".previous\"\ncheckpoint_ms = 100\n");
     skip_reason_ = daemon_->Start(options);
   }
 
@@ -385,6 +386,52 @@ TEST_F(HaTest, BadRecordsAndWrongKekAreRefused) {
   ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
   s = Stats();
   EXPECT_EQ(s["ha"]["restored"], 3) << s.dump();
+}
+
+// KEK rotation online: the current KEK moved to previous_kek_file, a new
+// one in kek_file, `sluicectl ha rekek`: every record in Redis is sealed
+// under the new KEK, and a restart (with or without the previous file)
+// restores every session.
+TEST_F(HaTest, RekekSealsEveryRecordUnderTheNewKek) {
+  const std::string old_kek = ReadKek();
+  json r = control_.Call({{"op", "ha.rekek"}});
+  EXPECT_FALSE(r.value("ok", true)) << "the KEK in use is not a new one: " << r.dump();
+  std::ofstream(kek_ + ".previous", std::ios::binary | std::ios::trunc) << old_kek;
+  chmod((kek_ + ".previous").c_str(), 0600);
+  WriteKek(RandomKek(), 0600);
+  r = control_.Call({{"op", "ha.rekek"}});
+  ASSERT_TRUE(r.value("ok", false)) << r.dump();
+  EXPECT_EQ(r["resealed"], 3);
+  ASSERT_TRUE(WaitSynced());
+  std::array<uint8_t, ha::kKekBytes> new_kek;
+  const std::string new_bytes = ReadKek();
+  std::copy(new_bytes.begin(), new_bytes.end(), new_kek.begin());
+  const uint32_t new_id = ha::Sealer::FromKey(new_kek).kek_id();
+  // Every sealed value of the sessions sluiced holds now names the new KEK
+  // (the records it refused at its start are left as they were).
+  size_t sealed = 0;
+  for (const auto& [key, value] : Dump(redis_->socket())) {
+    if (key.find("outage") != std::string::npos) continue;
+    for (size_t at = value.find("\"sealed\":\""); at != std::string::npos;
+         at = value.find("\"sealed\":\"", at + 1)) {
+      std::string bytes;
+      ASSERT_TRUE(absl::Base64Unescape(value.substr(at + 10, value.find('"', at + 10) - at - 10), &bytes));
+      absl::StatusOr<uint32_t> id = ha::Sealer::KekIdOf(bytes);
+      ASSERT_TRUE(id.ok()) << key;
+      EXPECT_EQ(*id, new_id) << key;
+      ++sealed;
+    }
+  }
+  EXPECT_GE(sealed, 3u * 4u);
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  EXPECT_EQ(Stats()["ha"]["restored"], 3);
+  std::remove((kek_ + ".previous").c_str());
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  EXPECT_EQ(Stats()["ha"]["restored"], 3) << "no record needs the old KEK";
 }
 
 }  // namespace

@@ -192,6 +192,9 @@ struct HaConfig {
   std::string password;   // Redis AUTH; empty: none
   std::string instance = "sluice";  // key prefix sluice:<instance>:, [A-Za-z0-9_.-]{1,64}
   std::string kek_file;   // 32 bytes, mode 0600 or stricter (checked at start)
+  // A KEK being rotated out: records it sealed are restored (and sealed
+  // again under kek_file); empty: none.
+  std::string previous_kek_file;
   uint32_t checkpoint_ms = 1000;    // streams' ROC/index sampled this often, 50..60000
   // What a restored sender's SRTCP index skips: this many packets a second
   // since the last checkpoint (docs/ha.md, the checkpoint rule), 1..1000000.

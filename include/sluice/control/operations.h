@@ -328,6 +328,11 @@ class Operations {
   virtual absl::Status CheckKeyFree(const std::string& session, const srtp::KeyFingerprint& fp) {
     return absl::OkStatus();
   }
+  // [ha] KEK rotation (docs/ha.md): every replicated key sealed again under
+  // the KEK now in kek_file; the number of sessions resealed.
+  virtual absl::StatusOr<uint64_t> HaRekek() {
+    return absl::FailedPreconditionError("ha.rekek: sluiced runs without [ha]");
+  }
 };
 
 }  // namespace sluice::control

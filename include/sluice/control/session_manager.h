@@ -127,6 +127,11 @@ class SessionManager : public Operations {
   void SetObserver(SessionObserver* observer) { observer_ = observer; }
   // Where stats gets its `ha` object (none until set).
   void SetHaStats(std::function<HaStats()> ha_stats) { ha_stats_ = std::move(ha_stats); }
+  // What ha.rekek does (none until set: refused).
+  void SetHaRekek(std::function<absl::StatusOr<uint64_t>()> rekek) { ha_rekek_ = std::move(rekek); }
+  absl::StatusOr<uint64_t> HaRekek() override {
+    return ha_rekek_ ? ha_rekek_() : Operations::HaRekek();
+  }
   // Both legs' streams (their ROC and indices) and peers now, for a
   // checkpoint; none when the session does not exist.
   std::optional<std::array<LegStreams, 2>> Streams(const std::string& session) const;
@@ -334,6 +339,7 @@ class SessionManager : public Operations {
   std::function<uint64_t()> clock_;
   SessionObserver* observer_ = nullptr;
   std::function<HaStats()> ha_stats_;
+  std::function<absl::StatusOr<uint64_t>()> ha_rekek_;
 };
 
 }  // namespace sluice::control

@@ -65,6 +65,11 @@ class Replicator : public control::SessionObserver {
   void Flush(uint64_t timeout_ms);
 
   control::HaStats Stats() const;
+  // KEK rotation: every record's keys unsealed and sealed again under
+  // `next` (which should keep the current KEK as its previous, for records
+  // Redis still holds under it), then written. All or nothing; the number
+  // of sessions resealed.
+  absl::StatusOr<uint64_t> Rekek(Sealer next);
   const Sealer& sealer() const { return sealer_; }
   // The start-up restore's counts, shown in stats.
   control::HaStats& restore_counts() { return counts_; }

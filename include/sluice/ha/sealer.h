@@ -39,6 +39,10 @@ class Sealer {
   // which names the key without revealing it.
   uint32_t kek_id() const { return kek_id_; }
 
+  // A KEK being rotated out ([ha] previous_kek_file, docs/ha.md): what it
+  // sealed still unseals; Seal always uses this Sealer's own KEK.
+  void SetPrevious(Sealer previous);
+
   absl::StatusOr<std::string> Seal(std::string_view plaintext, std::string_view aad) const;
   // The plaintext (the caller wipes it); FailedPrecondition when sealed
   // under another KEK (its id in the message), DataLoss when damaged or
@@ -54,6 +58,7 @@ class Sealer {
   struct Kek;
   std::unique_ptr<Kek> kek_;
   uint32_t kek_id_ = 0;
+  std::unique_ptr<Sealer> previous_;
 };
 
 }  // namespace sluice::ha
