@@ -282,9 +282,23 @@ TEST_F(HaTest, CallsSurviveSigkillAndRestart) {
     c->a.Receive(0);
     c->b.Receive(0);
   }
-  // ARP for the restored peers (the harness waits 100 ms after a create;
-  // a restart under load, longer).
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  // The gap: from the kill until a packet gets through each way again (the
+  // restart, then ARP for the restored peers). What arrives verifies.
+  bool through[2] = {false, false};
+  int bad = 0;
+  for (int i = 0; i < 500 && !(through[0] && through[1]); ++i) {
+    plain.a.SendNext();
+    plain.b.SendNext();
+    through[0] = !plain.b.Receive(10, &bad).empty() || through[0];
+    through[1] = !plain.a.Receive(0, &bad).empty() || through[1];
+  }
+  ASSERT_TRUE(through[0] && through[1]) << "no packet through after the restart";
+  EXPECT_EQ(bad, 0);
+  std::printf("media gap (SIGKILL to packets through both ways): %.0f ms\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
+                  .count());
+  plain.a.Receive(100);
+  plain.b.Receive(100);
   const ExchangeResult p = Exchange(plain.a, plain.b, 100);
   EXPECT_TRUE(p.Perfect()) << p.Describe();
   EXPECT_EQ(p.bad_a + p.bad_b, 0);
