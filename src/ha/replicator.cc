@@ -55,6 +55,9 @@ bool SealSpec(const control::CryptoSpec& spec, const std::optional<std::string>&
   return true;
 }
 
+// A stream the snapshot lacks keeps its checkpoint: a re-key's context not
+// yet adopted by its worker has none yet, and a retired stream resumes from
+// its own record.
 void MergeDirection(std::vector<srtp::StreamState>& kept, const std::vector<srtp::StreamState>& now) {
   for (const srtp::StreamState& s : now) {
     auto it = std::find_if(kept.begin(), kept.end(),
@@ -63,13 +66,9 @@ void MergeDirection(std::vector<srtp::StreamState>& kept, const std::vector<srtp
       if (kept.size() < kMaxStreams) kept.push_back(s);
       continue;
     }
-    // Indices only grow: a snapshot taken before a worker adopted a re-key's
-    // context must not move a checkpoint back.
-    if (s.rtp_used && (!it->rtp_used || s.rtp_top > it->rtp_top)) {
-      it->rtp_used = true;
-      it->rtp_top = s.rtp_top;
-    }
-    it->rtcp_index = std::max(it->rtcp_index, s.rtcp_index);
+    // The stream as the context has it now: lower only when the peer's ROC
+    // reset on a re-key was detected (RocOnRekey), which moved it down.
+    *it = s;
   }
 }
 

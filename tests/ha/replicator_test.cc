@@ -141,7 +141,7 @@ TEST_F(ReplicatorTest, WritesSessionsSealedAndDeletesThem) {
   EXPECT_EQ(replicator_->Stats().sessions, 0u);
 }
 
-TEST_F(ReplicatorTest, CheckpointsStreamsThatMoveAndNeverMovesThemBack) {
+TEST_F(ReplicatorTest, CheckpointsStreamsThatMoveAndKeepsThoseASnapshotLacks) {
   replicator_->OnCreated(Request("call-2"), Reply("call-2"));
   streams_.emplace();
   (*streams_)[0].rx = {{0xa1, true, (uint64_t{2} << 16) | 100, 3}};
@@ -152,9 +152,9 @@ TEST_F(ReplicatorTest, CheckpointsStreamsThatMoveAndNeverMovesThemBack) {
   ASSERT_EQ(s->legs[0].rx.size(), 1u);
   EXPECT_EQ(s->legs[0].rx[0].rtp_top, (uint64_t{2} << 16) | 100);
   EXPECT_EQ(s->legs[1].tx[0].rtcp_index, 4u);
-  // A snapshot behind the checkpoint (a re-key's context not yet adopted)
+  // A snapshot without the stream (a re-key's context not yet adopted)
   // leaves it where it was.
-  (*streams_)[0].rx = {{0xa1, true, 50, 1}};
+  (*streams_)[0].rx.clear();
   (*streams_)[1].tx.clear();
   const uint64_t checkpoints = replicator_->Stats().checkpoints;
   PollFor(300);  // six checkpoint intervals
@@ -163,6 +163,13 @@ TEST_F(ReplicatorTest, CheckpointsStreamsThatMoveAndNeverMovesThemBack) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->legs[0].rx[0].rtp_top, (uint64_t{2} << 16) | 100);
   ASSERT_EQ(s->legs[1].tx.size(), 1u);
+  // A stream moved down (a peer's ROC reset detected after a re-key): the
+  // checkpoint follows, else a restore would refuse the peer's packets.
+  (*streams_)[0].rx = {{0xa1, true, 50, 1}};
+  PollUntil([&] { return Synced() && replicator_->Stats().checkpoints > checkpoints; });
+  s = DecodeStreams(Read("call-2").at("streams"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->legs[0].rx[0].rtp_top, 50u);
   // A re-key of leg 1's tx starts that direction's checkpoint afresh.
   control::UpdateRequest update;
   update.session = "call-2";
