@@ -215,7 +215,7 @@ void Replicator::Poll() {
     }
   }
   Checkpoint();
-  if (connected_) SendChanged();
+  if (connected_ && now >= writes_paused_until_ms_) SendChanged();
 }
 
 void Replicator::Flush(uint64_t timeout_ms) {
@@ -306,6 +306,9 @@ void Replicator::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
     r->counts_.last_error =
         rep != nullptr ? std::string(rep->str, rep->len) : "connection lost before a reply";
     if (f->id != 0) r->MarkChanged(f->session, f->since);  // sent again once connected
+    // A Redis that refuses writes (out of memory, read-only replica) is not
+    // asked again at once: every write waits a second.
+    if (rep != nullptr) r->writes_paused_until_ms_ = r->Now() + 1000;
     return;
   }
   if (f->id == 0) return;  // AUTH

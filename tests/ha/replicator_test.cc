@@ -214,6 +214,24 @@ TEST_F(ReplicatorTest, RedisGoneThenBackIsCaughtUpWithoutEverBlocking) {
   EXPECT_LT(longest, 250u) << "a Poll waited on Redis";
 }
 
+// A Redis that refuses writes (out of memory) is asked again a second
+// later, not at every Poll; once it accepts, it gets the latest state.
+TEST_F(ReplicatorTest, RefusedWritesAreRetriedASecondApart) {
+  ASSERT_TRUE(redis_.Command({"CONFIG", "SET", "maxmemory", "1"}));
+  replicator_->OnCreated(Request("call-6"), Reply("call-6"));
+  PollFor(1500);
+  const control::HaStats s = replicator_->Stats();
+  EXPECT_TRUE(s.connected);
+  EXPECT_GE(s.write_errors, 1u);
+  EXPECT_LE(s.write_errors, 3u) << "retried without a pause";
+  EXPECT_NE(s.last_error.find("OOM"), std::string::npos) << s.last_error;
+  EXPECT_EQ(s.backlog, 1u);
+  EXPECT_GE(s.lag_ms, 1000u);
+  ASSERT_TRUE(redis_.Command({"CONFIG", "SET", "maxmemory", "0"}));
+  PollUntil([&] { return Synced(); });
+  EXPECT_EQ(Read("call-6").count("record"), 1u);
+}
+
 // A Redis that accepts and never answers (paused) never stalls Poll;
 // resumed, it gets the latest state.
 TEST_F(ReplicatorTest, PausedRedisNeverStallsPoll) {

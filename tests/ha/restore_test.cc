@@ -9,7 +9,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <hiredis/hiredis.h>
 
 #include "redis_server.h"
 #include "sluice/ha/record.h"
@@ -112,15 +111,7 @@ class RestoreTest : public ::testing::Test {
     config_.restore_timeout_ms = 2000;
   }
   void Set(const std::string& session, const std::string& record, const std::string& streams) {
-    redisContext* c = redisConnectUnix(redis_.socket().c_str());
-    ASSERT_TRUE(c != nullptr && c->err == 0);
-    const std::string key = "sluice:r:s:" + session;
-    auto* r = static_cast<redisReply*>(redisCommand(c, "HSET %b record %b streams %b", key.data(),
-                                                    key.size(), record.data(), record.size(),
-                                                    streams.data(), streams.size()));
-    ASSERT_NE(r, nullptr);
-    freeReplyObject(r);
-    redisFree(c);
+    ASSERT_TRUE(redis_.Command({"HSET", "sluice:r:s:" + session, "record", record, "streams", streams}));
   }
   std::string Good(const std::string& name, const Sealer& sealer) {
     SessionRecord r = Sample();

@@ -68,37 +68,6 @@ std::map<std::string, std::string> Dump(const std::string& socket) {
   return out;
 }
 
-std::string HGet(const std::string& socket, const std::string& key, const std::string& field) {
-  std::string out;
-  redisContext* c = redisConnectUnix(socket.c_str());
-  if (c == nullptr || c->err != 0) {
-    if (c) redisFree(c);
-    return out;
-  }
-  auto* r = static_cast<redisReply*>(
-      redisCommand(c, "HGET %b %b", key.data(), key.size(), field.data(), field.size()));
-  if (r != nullptr && r->type == REDIS_REPLY_STRING) out.assign(r->str, r->len);
-  if (r) freeReplyObject(r);
-  redisFree(c);
-  return out;
-}
-
-void Command(const std::string& socket, const std::vector<std::string>& args) {
-  redisContext* c = redisConnectUnix(socket.c_str());
-  ASSERT_TRUE(c != nullptr && c->err == 0);
-  std::vector<const char*> argv;
-  std::vector<size_t> len;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    len.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), argv.data(), len.data()));
-  EXPECT_TRUE(r != nullptr && r->type != REDIS_REPLY_ERROR);
-  if (r) freeReplyObject(r);
-  redisFree(c);
-}
-
 // Every byte string the keys of `sdes` are made of, and what they derive:
 // the master key and salt (raw, hex, base64) and each session key and salt
 // (RFC 3711 §4.3).
@@ -363,14 +332,14 @@ TEST_F(HaTest, BadRecordsAndWrongKekAreRefused) {
   const std::string socket = redis_->socket();
   const std::string outage = absl::StrCat(kPrefix, "outage");
   const std::string elsewhere = absl::StrCat(kPrefix, "during-outage");
-  const std::string record = HGet(socket, outage, "record");
-  const std::string moved = HGet(socket, elsewhere, "record");
+  const std::string record = redis_->Command({"HGET", outage, "record"}).value_or("");
+  const std::string moved = redis_->Command({"HGET", elsewhere, "record"}).value_or("");
   ASSERT_NE(moved.find("\"interface\":\"a\""), std::string::npos) << moved;
-  Command(socket, {"HSET", absl::StrCat(kPrefix, "garbage"), "record", "\x01\xff{", "streams", "[]"});
-  Command(socket, {"HSET", outage, "record", record.substr(0, record.size() / 2)});
-  Command(socket, {"HSET", elsewhere, "record",
-                   absl::StrReplaceAll(moved, {{"\"interface\":\"a\"", "\"interface\":\"zz\""}})});
-  Command(socket, {"SET", absl::StrCat(kPrefix, "a-string"), "x"});
+  ASSERT_TRUE(redis_->Command({"HSET", absl::StrCat(kPrefix, "garbage"), "record", "\x01\xff{", "streams", "[]"}));
+  ASSERT_TRUE(redis_->Command({"HSET", outage, "record", record.substr(0, record.size() / 2)}));
+  ASSERT_TRUE(redis_->Command({"HSET", elsewhere, "record",
+                   absl::StrReplaceAll(moved, {{"\"interface\":\"a\"", "\"interface\":\"zz\""}})}));
+  ASSERT_TRUE(redis_->Command({"SET", absl::StrCat(kPrefix, "a-string"), "x"}));
 
   daemon_->Kill();
   ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();

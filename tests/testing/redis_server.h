@@ -12,8 +12,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <hiredis/hiredis.h>
 
 namespace sluice::testing {
 
@@ -63,6 +67,33 @@ class RedisServer {
   // A paused server accepts connections and answers nothing.
   void Pause() { kill(pid_, SIGSTOP); }
   void Resume() { kill(pid_, SIGCONT); }
+
+  // A command through a connection of the test's own: its reply as a
+  // string (a bulk or status reply; "" for others), or nullopt on an error
+  // reply or no connection.
+  std::optional<std::string> Command(const std::vector<std::string>& args) const {
+    redisContext* c = redisConnectUnix(socket_.c_str());
+    if (c == nullptr || c->err != 0) {
+      if (c != nullptr) redisFree(c);
+      return std::nullopt;
+    }
+    std::vector<const char*> argv;
+    std::vector<size_t> len;
+    for (const std::string& a : args) {
+      argv.push_back(a.data());
+      len.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(args.size()), argv.data(), len.data()));
+    std::optional<std::string> out;
+    if (r != nullptr && r->type != REDIS_REPLY_ERROR) {
+      out.emplace();
+      if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) out->assign(r->str, r->len);
+    }
+    if (r != nullptr) freeReplyObject(r);
+    redisFree(c);
+    return out;
+  }
 
   const std::string& socket() const { return socket_; }
   const std::string& dir() const { return dir_; }

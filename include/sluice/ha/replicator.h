@@ -115,6 +115,7 @@ class Replicator : public control::SessionObserver {
   uint64_t next_connect_ms_ = 0;
   uint64_t backoff_ms_ = 100;
   uint64_t next_checkpoint_ms_ = 0;
+  uint64_t writes_paused_until_ms_ = 0;  // after Redis refused a write
   std::string checkpoint_cursor_;
   control::HaStats counts_;
 };
