@@ -835,6 +835,14 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
+    // [ha]'s KEK files too (size, mode): a restart would refuse them.
+    if (cfg->ha.has_value()) {
+      if (absl::StatusOr<sluice::ha::Sealer> keks = sluice::LoadKeks(*cfg->ha); !keks.ok()) {
+        std::fprintf(stderr, "sluiced: %s: %s\n", config_path.c_str(),
+                     std::string(keks.status().message()).c_str());
+        return 2;
+      }
+    }
     std::printf("%s: configuration is valid\n", config_path.c_str());
     return 0;
   }

@@ -1175,9 +1175,13 @@ absl::Status Reader::ReadHa(const Value& root, Config* config) const {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "redis", &ha.redis));
   const absl::string_view redis = ha.redis;
   const bool unix_path = absl::StartsWith(redis, "unix:/") && redis.size() <= 5 + 107;
-  if (!unix_path && !(absl::StartsWith(redis, "tcp://") && redis.size() > 6)) {
+  // An address, not a name: resolving one would block the control thread.
+  const std::optional<packet::Endpoint> tcp =
+      absl::StartsWith(redis, "tcp://") ? packet::Endpoint::Parse(redis.substr(6)) : std::nullopt;
+  if (!unix_path && !(tcp && tcp->port != 0)) {
     return Error(s.Get("redis"), s.Path("redis"),
-                 "expected \"unix:/path/to/redis.sock\" or \"tcp://host:port\"");
+                 "expected \"unix:/path/to/redis.sock\" or \"tcp://IP:port\" (an address, "
+                 "like tcp://127.0.0.1:6379 or tcp://[::1]:6379)");
   }
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "password", &ha.password));
   bool tls = false;

@@ -10,7 +10,8 @@
 
 namespace sluice::ha {
 
-// "unix:/path" or "tcp://host:port" (the configuration has checked which).
+// "unix:/path", "tcp://IPv4:port" or "tcp://[IPv6]:port" (the
+// configuration has checked which).
 struct RedisAddress {
   bool unix_socket = false;
   std::string path_or_host;
@@ -26,6 +27,9 @@ struct RedisAddress {
     const std::string hostport = redis.substr(6);  // after tcp://
     const size_t colon = hostport.rfind(':');
     a.path_or_host = hostport.substr(0, colon);
+    if (a.path_or_host.size() >= 2 && a.path_or_host.front() == '[') {  // [v6]
+      a.path_or_host = a.path_or_host.substr(1, a.path_or_host.size() - 2);
+    }
     if (colon != std::string::npos) a.port = std::atoi(hostport.c_str() + colon + 1);
     return a;
   }

@@ -64,7 +64,12 @@ TEST(HaConfigTest, EverySetting) {
 
 TEST(HaConfigTest, Refusals) {
   EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"redis://x\"\nkek_file = \"/k\"\n")),
-              HasSubstr("ha.redis: expected \"unix:/path/to/redis.sock\" or \"tcp://host:port\""));
+              HasSubstr("ha.redis: expected \"unix:/path/to/redis.sock\" or \"tcp://IP:port\""));
+  EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"tcp://redis.example:6379\"\nkek_file = \"/k\"\n")),
+              HasSubstr("an address"));
+  EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"tcp://127.0.0.1\"\nkek_file = \"/k\"\n")),
+              HasSubstr("ha.redis"));
+  EXPECT_EQ(ErrorOf(Cfg("[ha]\nredis = \"tcp://[::1]:6379\"\nkek_file = \"/k\"\n")), "OK");
   EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"unix:/r\"\n")), HasSubstr("ha.kek_file: required"));
   EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"unix:/r\"\nkek_file = \"kek\"\n")),
               HasSubstr("ha.kek_file: required"));
