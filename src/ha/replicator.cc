@@ -72,6 +72,27 @@ void MergeDirection(std::vector<srtp::StreamState>& kept, const std::vector<srtp
   }
 }
 
+bool SameStream(const srtp::StreamState& a, const srtp::StreamState& b) {
+  return a.ssrc == b.ssrc && a.rtp_used == b.rtp_used && a.rtp_top == b.rtp_top &&
+         a.rtcp_index == b.rtcp_index;
+}
+
+// Compared field by field: a checkpoint pass visits every session, and most
+// have not moved since the last (no encoding for those).
+bool SameStreams(const std::array<control::LegStreams, 2>& a,
+                 const std::array<control::LegStreams, 2>& b) {
+  const auto same = [](const std::vector<srtp::StreamState>& x,
+                       const std::vector<srtp::StreamState>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(), SameStream);
+  };
+  for (size_t i = 0; i < 2; ++i) {
+    if (!same(a[i].rx, b[i].rx) || !same(a[i].tx, b[i].tx) || a[i].remote != b[i].remote) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string SessionKeyPrefix(const std::string& instance) {
@@ -370,9 +391,9 @@ void Replicator::Checkpoint() {
     std::optional<std::array<control::LegStreams, 2>> streams = streams_(it->first);
     if (!streams) continue;
     Held& held = it->second;
-    const std::string before = EncodeStreams({0, held.streams.legs});
+    const std::array<control::LegStreams, 2> before = held.streams.legs;
     MergeStreams(held, *streams);
-    if (EncodeStreams({0, held.streams.legs}) != before) {
+    if (!SameStreams(held.streams.legs, before)) {
       held.streams.at_unix_ms = wall;
       MarkChanged(it->first, now);
       ++counts_.checkpoints;
