@@ -220,7 +220,8 @@ void Replicator::OnDeleted(const std::string& session) {
 
 void Replicator::Poll() {
   const uint64_t now = Now();
-  if (ac_ == nullptr && now >= next_connect_ms_) Connect();
+  if (ac_ == nullptr && now >= next_connect_ms_) Connect(now);
+  // (connect_started_ms_ is this Poll's `now` or earlier: no underflow.)
   if (ac_ != nullptr && !connected_ && now - connect_started_ms_ > kConnectTimeoutMs) {
     redisAsyncContext* ac = ac_;
     Disconnected("connect timed out");
@@ -247,12 +248,12 @@ void Replicator::Flush(uint64_t timeout_ms) {
   }
 }
 
-void Replicator::Connect() {
+void Replicator::Connect(uint64_t now) {
   const RedisAddress where = RedisAddress::Parse(options_.redis);
   redisAsyncContext* ac = where.unix_socket
                               ? redisAsyncConnectUnix(where.path_or_host.c_str())
                               : redisAsyncConnect(where.path_or_host.c_str(), where.port);
-  connect_started_ms_ = Now();
+  connect_started_ms_ = now;
   if (ac == nullptr || ac->err != 0) {
     counts_.last_error = ac ? ac->errstr : "out of memory";
     if (ac) redisAsyncFree(ac);

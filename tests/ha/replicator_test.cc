@@ -214,6 +214,20 @@ TEST_F(ReplicatorTest, RedisGoneThenBackIsCaughtUpWithoutEverBlocking) {
   EXPECT_LT(longest, 250u) << "a Poll waited on Redis";
 }
 
+// A clock that moves between two readings in one Poll (every reading a
+// millisecond on) must not make a connection under way look timed out.
+TEST_F(ReplicatorTest, ConnectsWhenTheClockTicksWithinAPoll) {
+  uint64_t t = 1000;
+  Replicator::Options options{"unix:" + redis_.socket(), "", "t", 50};
+  replicator_ = std::make_unique<Replicator>(
+      options, Sealer::FromKey(kek_), [this](const std::string&) { return streams_; },
+      [&t]() { return ++t; });
+  replicator_->OnCreated(Request("call-7"), Reply("call-7"));
+  PollUntil([&] { return Synced(); });
+  EXPECT_TRUE(replicator_->Stats().connected) << replicator_->Stats().last_error;
+  EXPECT_EQ(replicator_->Stats().disconnects, 0u);
+}
+
 // A Redis that refuses writes (out of memory) is asked again a second
 // later, not at every Poll; once it accepts, it gets the latest state.
 TEST_F(ReplicatorTest, RefusedWritesAreRetriedASecondApart) {

@@ -83,7 +83,7 @@ class Replicator : public control::SessionObserver {
 
   uint64_t Now() const;
   void MarkChanged(const std::string& session, uint64_t since);
-  void Connect();
+  void Connect(uint64_t now);
   void Disconnected(const std::string& why);
   void SendChanged();
   bool Send(const std::string& session, uint64_t since);
