@@ -333,7 +333,7 @@ void Replicator::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
     if (rep != nullptr) r->writes_paused_until_ms_ = r->Now() + 1000;
     return;
   }
-  if (f->id == 0) return;  // AUTH
+  if (f->id == 0) return;  // AUTH or the heartbeat
   ++(f->is_delete ? r->counts_.deletes : r->counts_.writes);
 }
 
@@ -403,9 +403,23 @@ void Replicator::Checkpoint() {
   if (it == held_.end()) {
     checkpoint_cursor_.clear();
     next_checkpoint_ms_ = now + options_.checkpoint_ms;
+    Heartbeat();
   } else {
     checkpoint_cursor_ = it->first;
   }
+}
+
+// The active's heartbeat: its key expires three checkpoint intervals (at
+// least 3 s) after the last pass, so a watcher can tell it is gone.
+void Replicator::Heartbeat() {
+  if (!connected_ || ac_ == nullptr || Now() < writes_paused_until_ms_) return;
+  const std::string key = absl::StrCat("sluice:", options_.instance, ":heartbeat");
+  const std::string value = absl::StrCat(UnixMs());
+  const std::string ttl = absl::StrCat(std::max<uint64_t>(3000, 3 * uint64_t{options_.checkpoint_ms}));
+  const char* argv[] = {"SET", key.data(), value.data(), "PX", ttl.data()};
+  const size_t len[] = {3, key.size(), value.size(), 2, ttl.size()};
+  auto* f = new InFlight{this, 0, "", 0, false};
+  if (redisAsyncCommandArgv(ac_, &Replicator::OnReply, f, 5, argv, len) != REDIS_OK) delete f;
 }
 
 void Replicator::MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now) {

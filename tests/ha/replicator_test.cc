@@ -133,6 +133,16 @@ TEST_F(ReplicatorTest, WritesSessionsSealedAndDeletesThem) {
   EXPECT_EQ(*sealer.Unseal(record->legs[0].tx.sealed, "call-1/0/tx"), kTxKey);
   EXPECT_EQ(*sealer.Unseal(record->legs[1].rx.sealed, "call-1/1/rx"), kRxKey);
   EXPECT_EQ(replicator_->Stats().writes, 1u);
+  // The heartbeat: a recent time, expiring within three checkpoint
+  // intervals (3 s at least).
+  PollFor(120);
+  const std::optional<std::string> beat = redis_.Command({"GET", "sluice:t:heartbeat"});
+  ASSERT_TRUE(beat.has_value() && !beat->empty());
+  const std::optional<std::string> ttl = redis_.Command({"PTTL", "sluice:t:heartbeat"});
+  ASSERT_TRUE(ttl.has_value());
+  EXPECT_GT(std::stoll(*ttl), 0);
+  EXPECT_LE(std::stoll(*ttl), 3000);
+  EXPECT_GT(std::stoull(*beat), uint64_t{1700000000000});  // Unix ms
 
   replicator_->OnDeleted("call-1");
   PollUntil([&] { return Synced(); });

@@ -69,7 +69,7 @@ class RedisServer {
   void Resume() { kill(pid_, SIGCONT); }
 
   // A command through a connection of the test's own: its reply as a
-  // string (a bulk or status reply; "" for others), or nullopt on an error
+  // string (a bulk, status or integer reply; "" for others), or nullopt on an error
   // reply or no connection.
   std::optional<std::string> Command(const std::vector<std::string>& args) const {
     redisContext* c = redisConnectUnix(socket_.c_str());
@@ -89,6 +89,7 @@ class RedisServer {
     if (r != nullptr && r->type != REDIS_REPLY_ERROR) {
       out.emplace();
       if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) out->assign(r->str, r->len);
+      if (r->type == REDIS_REPLY_INTEGER) *out = std::to_string(r->integer);
     }
     if (r != nullptr) freeReplyObject(r);
     redisFree(c);

@@ -30,7 +30,9 @@ struct redisAsyncContext;
 namespace sluice::ha {
 
 // Where a session lives in Redis: a hash with fields "record" and
-// "streams" (record.h) at "sluice:<instance>:s:<session>".
+// "streams" (record.h) at "sluice:<instance>:s:<session>". The active's
+// heartbeat: "sluice:<instance>:heartbeat", its Unix time in ms, expiring
+// three checkpoint intervals (at least 3 s) after each checkpoint pass.
 std::string SessionKeyPrefix(const std::string& instance);
 
 // A session request's keys sealed into a record; false (nothing kept) for a
@@ -88,6 +90,7 @@ class Replicator : public control::SessionObserver {
   void SendChanged();
   bool Send(const std::string& session, uint64_t since);
   void Checkpoint();
+  void Heartbeat();
   void MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now);
   void ApplyUpdate(Held& held, const control::UpdateRequest& request,
                    const control::SessionInfo& reply);
