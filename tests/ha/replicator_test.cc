@@ -247,7 +247,9 @@ TEST_F(ReplicatorTest, RefusedWritesAreRetriedASecondApart) {
   const control::HaStats s = replicator_->Stats();
   EXPECT_TRUE(s.connected);
   EXPECT_GE(s.write_errors, 1u);
-  EXPECT_LE(s.write_errors, 3u) << "retried without a pause";
+  // Two rounds a second apart, each the session's write and perhaps the
+  // heartbeat: without the pause, hundreds.
+  EXPECT_LE(s.write_errors, 6u) << "retried without a pause";
   EXPECT_NE(s.last_error.find("OOM"), std::string::npos) << s.last_error;
   EXPECT_EQ(s.backlog, 1u);
   EXPECT_GE(s.lag_ms, 1000u);
