@@ -53,6 +53,8 @@
 #include "sluice/dtls/certificate.h"
 #include "sluice/dtls/fingerprint.h"
 #include "sluice/dtls/srtp_profile.h"
+#include "sluice/ha/replicator.h"
+#include "sluice/ha/restore.h"
 #include "sluice/webrtc/handshake_thread.h"
 #include "sluice/webrtc/webrtc_legs.h"
 #include "sluice/worker/worker.h"
@@ -537,6 +539,8 @@ std::vector<control::PortStats> ReadPortStats(
 // their order and destroyed in reverse: the listeners before the manager
 // they call.
 struct ControlPlane {
+  // [ha]: the manager's observer; declared first, so destroyed last.
+  std::unique_ptr<ha::Replicator> replicator;
   // WebRTC legs' handshakes: the manager (declared after it, so destroyed
   // first) removes its legs from it as it deletes its sessions.
   std::unique_ptr<webrtc::WebRtcLegs> webrtc;
@@ -717,6 +721,57 @@ int StartControlPlane(const config::Config& cfg, const DataPlane& data, ControlP
   return 0;
 }
 
+// [ha]'s KEKs: kek_file, and previous_kek_file when that file exists (a
+// rotation under way: what the previous KEK sealed still opens).
+absl::StatusOr<ha::Sealer> LoadKeks(const config::HaConfig& ha) {
+  absl::StatusOr<ha::Sealer> sealer = ha::Sealer::FromFile(ha.kek_file);
+  if (!sealer.ok()) return sealer.status();
+  if (!ha.previous_kek_file.empty() && access(ha.previous_kek_file.c_str(), F_OK) == 0) {
+    absl::StatusOr<ha::Sealer> previous = ha::Sealer::FromFile(ha.previous_kek_file);
+    if (!previous.ok()) return previous.status();
+    sealer->SetPrevious(*std::move(previous));
+  }
+  return sealer;
+}
+
+// [ha] (docs/ha.md): the KEK read (refused unless 32 bytes, mode 0600),
+// every session in Redis restored, then replication on. An error means
+// sluiced must not start: a wrong KEK, Redis unreachable.
+absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  if (!cfg.ha) return absl::OkStatus();
+  absl::StatusOr<ha::Sealer> sealer = LoadKeks(*cfg.ha);
+  if (!sealer.ok()) return sealer.status();
+  control::SessionManager* manager = control.manager.get();
+  ha::Replicator::Options options{cfg.ha->redis, cfg.ha->password, cfg.ha->instance,
+                                  cfg.ha->checkpoint_ms};
+  control.replicator = std::make_unique<ha::Replicator>(
+      std::move(options), *std::move(sealer),
+      [manager](const std::string& session) { return manager->Streams(session); });
+  ha::Replicator* replicator = control.replicator.get();
+  manager->SetObserver(replicator);
+  const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
+  absl::Status restored = ha::Restore(
+      *cfg.ha, replicator->sealer(), *manager,
+      [interfaces](const std::string& name) {
+        return std::any_of(interfaces->begin(), interfaces->end(),
+                           [&](const control::InterfaceInfo& i) { return i.name == name; });
+      },
+      replicator->restore_counts(), /*log=*/{});
+  if (!restored.ok()) return restored;
+  manager->SetHaStats([replicator]() { return replicator->Stats(); });
+  manager->SetHaRekek([replicator, ha = *cfg.ha]() -> absl::StatusOr<uint64_t> {
+    absl::StatusOr<ha::Sealer> next = LoadKeks(ha);
+    if (!next.ok()) return next.status();
+    if (next->kek_id() == replicator->sealer().kek_id()) {
+      return absl::FailedPreconditionError(
+          "ha.rekek: ha.kek_file still holds the KEK in use: move it to ha.previous_kek_file "
+          "and put the new KEK in ha.kek_file first (docs/ha.md)");
+    }
+    return replicator->Rekek(*std::move(next));
+  });
+  return absl::OkStatus();
+}
+
 // Serves the control socket, the slow path, the ng listener and the manager's
 // timers until a stop is requested. 0, or 1 when a listener failed.
 int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
@@ -748,6 +803,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
     }
     if (control.telemetry) control.telemetry->Serve();
     control.manager->Tick();
+    if (control.replicator) control.replicator->Poll();
   }
   log::Event(log::Level::kInfo, "daemon.stopping", {});
   return rc;
@@ -762,6 +818,12 @@ void Shutdown(DataPlane& data, ControlPlane& control) {
   data.handshake->Stop();
   if (control.server.ok()) control.server->reset();
   control.telemetry.reset();
+  // [ha]: what Redis lacks is sent (for a second at most); the sessions
+  // stay in Redis, for the next start to restore.
+  if (control.replicator) {
+    control.replicator->Flush(1000);
+    control.manager->SetObserver(nullptr);
+  }
   control.manager->Clear();
   for (const control::InterfaceInfo& info : data.interfaces) dpdk::StopPort(info.port_id);
   log::Event(log::Level::kInfo, "daemon.stopped", {});
@@ -781,12 +843,22 @@ int Run(const config::Config& cfg) {
   }
   ControlPlane control;
   int rc = StartControlPlane(cfg, data, control);
+  if (rc == 0) {
+    if (absl::Status s = StartHa(cfg, data, control); !s.ok()) {
+      // Nothing of this start reaches Redis: what it holds stays as it was.
+      control.manager->SetObserver(nullptr);
+      control.replicator.reset();
+      LogFailure("ha.failed", s.message());
+      stop_requested.store(true);
+      rc = 1;
+    }
+  }
   // Privileges go only once every socket listens.
   if (rc == 0 && control.server.ok()) rc = BecomeConfiguredUser(cfg.security);
   if (!control.server.ok()) {
     LogFailure("control.failed", control.server.status().message());
     rc = 1;
-  } else if (RunControlLoop(cfg, data, control) != 0) {
+  } else if (rc == 0 && RunControlLoop(cfg, data, control) != 0) {
     rc = 1;
   }
   Shutdown(data, control);
@@ -839,6 +911,14 @@ int main(int argc, char** argv) {
       if (!tls.ok()) {
         std::fprintf(stderr, "sluiced: %s: %s\n", config_path.c_str(),
                      std::string(tls.status().message()).c_str());
+        return 2;
+      }
+    }
+    // [ha]'s KEK files too (size, mode): a restart would refuse them.
+    if (cfg->ha.has_value()) {
+      if (absl::StatusOr<sluice::ha::Sealer> keks = sluice::LoadKeks(*cfg->ha); !keks.ok()) {
+        std::fprintf(stderr, "sluiced: %s: %s\n", config_path.c_str(),
+                     std::string(keks.status().message()).c_str());
         return 2;
       }
     }

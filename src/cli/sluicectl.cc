@@ -58,6 +58,8 @@ constexpr char kUsage[] =
     "  session list [--offset N] [--limit N]\n"
     "                                  sessions, 100 at a time by default\n"
     "  stats                           session count, per-worker counters, drops\n"
+    "  ha rekek                        [ha]: every replicated key sealed again under\n"
+    "                                  the KEK now in kek_file (docs/ha.md)\n"
     "\n"
     "Options:\n"
     "  --socket PATH   control socket (default /run/sluice/control.sock)\n"
@@ -430,7 +432,7 @@ Json ListRequest(Args& args) {
   return request;
 }
 
-enum class Show { kPing, kSession, kDeleted, kList, kStats };
+enum class Show { kPing, kSession, kDeleted, kList, kStats, kRekek };
 
 // Where the value of a --connect / --tls-* option goes, or null.
 std::string* TlsOption(const std::string& arg, sluice::control::TlsConnectOptions* tls) {
@@ -519,6 +521,12 @@ Json CommandRequest(Args& args, Show* show) {
     return Request("stats");
   }
   if (command == "session") return SessionRequest(args, show);
+  if (command == "ha") {
+    if (args.Take("an ha command (rekek)") != "rekek") Usage("ha: expected \"ha rekek\"");
+    args.ExpectEnd();
+    *show = Show::kRekek;
+    return Request("ha.rekek");
+  }
   Usage(absl::StrCat("unknown command \"", command, "\""));
 }
 
@@ -552,6 +560,10 @@ void ShowReply(const Json& body, Show show) {
     case Show::kSession: PrintSession(body); break;
     case Show::kList: PrintList(body); break;
     case Show::kStats: PrintStats(body); break;
+    case Show::kRekek:
+      std::printf("%llu session(s) sealed again under the new KEK\n",
+                  static_cast<unsigned long long>(Num(body, "resealed")));
+      break;
   }
 }
 

@@ -89,6 +89,9 @@ constexpr absl::string_view kWebRtcKeys[] = {"certificate",          "private_ke
                                              "handshake_max_pps"};
 constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",
                                                    "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM"};
+constexpr absl::string_view kHaKeys[] = {"redis",         "password",     "tls",
+                                         "role",          "instance",     "kek_file",     "previous_kek_file",
+                                         "checkpoint_ms", "max_rtcp_pps", "restore_timeout_ms"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
 
@@ -112,6 +115,7 @@ constexpr TableSchema kSchema[] = {
     {"webrtc", kWebRtcKeys},
     {"security", kSecurityKeys},
     {"metrics", kMetricsKeys},
+    {"ha", kHaKeys},
 };
 
 // --- Input guard -----------------------------------------------------------
@@ -443,6 +447,8 @@ class Reader {
                             packet::Endpoint* out) const;
   absl::Status ReadNgAccess(const Section& s, NgConfig* ng) const;
   absl::Status ReadSecurity(const Value& root, Config* config) const;
+  absl::Status ReadHa(const Value& root, Config* config) const;
+  absl::Status ReadHaRole(const Section& s) const;
   absl::Status ReadWebRtc(const Value& root, Config* config) const;
   absl::Status ReadSrtpProfiles(const Section& s, WebRtcConfig* w) const;
 
@@ -1226,6 +1232,74 @@ absl::Status Reader::ReadSecurity(const Value& root, Config* config) const {
   return absl::OkStatus();
 }
 
+absl::Status Reader::ReadHa(const Value& root, Config* config) const {
+  Section s;
+  SLUICE_CONFIG_RETURN_IF_ERROR(SectionOf(root, "ha", &s));
+  if (s.table == nullptr) return absl::OkStatus();
+  SLUICE_CONFIG_RETURN_IF_ERROR(CheckKeys(s, kHaKeys));
+  HaConfig ha;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "redis", &ha.redis));
+  const absl::string_view redis = ha.redis;
+  const bool unix_path = absl::StartsWith(redis, "unix:/") && redis.size() <= 5 + 107;
+  // An address, not a name: resolving one would block the control thread.
+  const std::optional<packet::Endpoint> tcp =
+      absl::StartsWith(redis, "tcp://") ? packet::Endpoint::Parse(redis.substr(6)) : std::nullopt;
+  if (!unix_path && !(tcp && tcp->port != 0)) {
+    return Error(s.Get("redis"), s.Path("redis"),
+                 "expected \"unix:/path/to/redis.sock\" or \"tcp://IP:port\" (an address, "
+                 "like tcp://127.0.0.1:6379 or tcp://[::1]:6379)");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "password", &ha.password));
+  bool tls = false;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "tls", &tls));
+  if (tls) {
+    // Debian 12's libhiredis-dev is 0.14, built without hiredis_ssl.
+    return Error(s.Get("tls"), s.Path("tls"),
+                 "TLS to Redis is not available (Debian's hiredis 0.14 has no TLS): reach "
+                 "Redis over a Unix socket, or through stunnel or spiped (docs/ha.md)");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadHaRole(s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "instance", &ha.instance));
+  const bool instance_ok =
+      !ha.instance.empty() && ha.instance.size() <= 64 &&
+      std::all_of(ha.instance.begin(), ha.instance.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+               c == '-';
+      });
+  if (!instance_ok) {
+    return Error(s.Get("instance"), s.Path("instance"),
+                 "expected 1 to 64 of A-Z, a-z, 0-9, '_', '.', '-'");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "kek_file", &ha.kek_file));
+  if (ha.kek_file.empty() || ha.kek_file[0] != '/') {
+    return Error(s.Get("kek_file"), s.Path("kek_file"),
+                 "required: the absolute path of the key-encryption key (32 bytes, mode 0600)");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "previous_kek_file", &ha.previous_kek_file));
+  if (!ha.previous_kek_file.empty() && ha.previous_kek_file[0] != '/') {
+    return Error(s.Get("previous_kek_file"), s.Path("previous_kek_file"),
+                 "expected an absolute path");
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "checkpoint_ms", 50, 60000, &ha.checkpoint_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_rtcp_pps", 1, 1000000, &ha.max_rtcp_pps));
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "restore_timeout_ms", 100, 600000, &ha.restore_timeout_ms));
+  config->ha = std::move(ha);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadHaRole(const Section& s) const {
+  std::string role = "active";
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "role", &role));
+  if (role == "active") return absl::OkStatus();
+  if (role == "standby") {
+    return Error(s.Get("role"), s.Path("role"),
+                 "\"standby\" is not implemented yet: run \"active\" (a restarted instance "
+                 "restores every session from Redis; docs/ha.md)");
+  }
+  return Error(s.Get("role"), s.Path("role"), "expected \"active\" or \"standby\"");
+}
+
 absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(CheckTopLevel(root));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadEal(root, config));
@@ -1239,6 +1313,7 @@ absl::Status Reader::Read(const Value& root, Config* config) {
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadWebRtc(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadSecurity(root, config));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadLimits(root, config));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadHa(root, config));
   if (config->ng && config->ng->max_calls == 0) config->ng->max_calls = config->limits.max_sessions;
   return absl::OkStatus();
 }

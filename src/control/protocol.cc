@@ -492,7 +492,7 @@ struct OpSpec {
   absl::Status (*decode)(const Json& request, RequestPayload* out);
 };
 
-const std::array<OpSpec, 7> kOps = {{
+const std::array<OpSpec, 8> kOps = {{
     {"ping", {"id", "op"},
      [](const Json&, RequestPayload* out) {
        out->emplace<PingRequest>();
@@ -524,6 +524,11 @@ const std::array<OpSpec, 7> kOps = {{
     {"stats", {"id", "op"},
      [](const Json&, RequestPayload* out) {
        out->emplace<StatsRequest>();
+       return absl::OkStatus();
+     }},
+    {"ha.rekek", {"id", "op"},
+     [](const Json&, RequestPayload* out) {
+       out->emplace<HaRekekRequest>();
        return absl::OkStatus();
      }},
 }};
@@ -802,6 +807,26 @@ Json EncodePing(absl::string_view version, uint32_t workers) {
   return body;
 }
 
+// stats' "ha" object (docs/ha.md).
+Json HaJson(const HaStats& ha) {
+  return Json{{"connected", ha.connected},
+              {"sessions", ha.sessions},
+              {"backlog", ha.backlog},
+              {"lag_ms", ha.lag_ms},
+              {"writes", ha.writes},
+              {"deletes", ha.deletes},
+              {"write_errors", ha.write_errors},
+              {"connects", ha.connects},
+              {"disconnects", ha.disconnects},
+              {"checkpoints", ha.checkpoints},
+              {"not_replicated", ha.not_replicated},
+              {"restored", ha.restored},
+              {"refused", Json{{"corrupt", ha.refused_corrupt},
+                               {"unknown_interface", ha.refused_unknown_interface},
+                               {"other", ha.refused_other}}},
+              {"last_error", WipedString(ha.last_error.data(), ha.last_error.size())}};
+}
+
 Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   Json body = Json::object();
   body["sessions"] = stats.sessions;
@@ -855,6 +880,7 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
                          {"direction", r.direction},
                          {"used_percent", r.used_percent}});
   }
+  if (stats.ha) body["ha"] = HaJson(*stats.ha);
   if (control != nullptr) {
     body["control"] = Json{{"connections", control->connections_open},
                            {"connections_accepted", control->connections_accepted},
@@ -907,6 +933,11 @@ struct Dispatch {
   }
   absl::StatusOr<Json> operator()(const StatsRequest&) const {
     return EncodeStats(operations.GetStats(), counters);
+  }
+  absl::StatusOr<Json> operator()(const HaRekekRequest&) const {
+    absl::StatusOr<uint64_t> resealed = operations.HaRekek();
+    if (!resealed.ok()) return resealed.status();
+    return Json{{"resealed", *resealed}};
   }
 
   static absl::StatusOr<Json> Session(const absl::StatusOr<SessionInfo>& info, bool with_tx) {

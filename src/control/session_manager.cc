@@ -159,6 +159,32 @@ absl::StatusOr<uint16_t> SessionManager::AllocatePort(const std::string& interfa
   return port;
 }
 
+absl::StatusOr<uint16_t> SessionManager::TakePort(const std::string& interface, uint16_t port) {
+  std::vector<uint16_t>& ready = ports_[interface].ready;
+  auto it = std::find(ready.begin(), ready.end(), port);
+  if (it == ready.end()) {
+    return absl::ResourceExhaustedError(absl::StrCat("port ", port, " on interface ", interface,
+                                                     " is not free or not in [media]'s range"));
+  }
+  *it = ready.back();
+  ready.pop_back();
+  return port;
+}
+
+std::optional<std::array<LegStreams, 2>> SessionManager::Streams(const std::string& name) const {
+  auto it = sessions_.find(name);
+  if (it == sessions_.end() || !it->second.session) return std::nullopt;
+  const session::Session& session = *it->second.session;
+  std::array<LegStreams, 2> out;
+  for (int i = 0; i < 2; ++i) {
+    if (const srtp::Context* rx = session.newest_rx(i)) out[i].rx = rx->SnapshotStreams(false);
+    if (const srtp::Context* tx = session.newest_tx(i)) out[i].tx = tx->SnapshotStreams(true);
+    const session::RemoteView remote = session.remote(i);
+    if (remote.known) out[i].remote = remote.endpoint;
+  }
+  return out;
+}
+
 void SessionManager::ReleasePort(const std::string& interface, uint16_t port) {
   ports_[interface].resting.emplace_back(port, NowMs());
 }
@@ -317,7 +343,7 @@ absl::StatusOr<SessionInfo> SessionManager::CreateSession(const CreateRequest& r
     return absl::ResourceExhaustedError(
         "every remembered master key is still in use (key registry full)");
   }
-  if (absl::Status s = AllocateLegPorts(entry, specs); !s.ok()) return s;
+  if (absl::Status s = AllocateLegPorts(entry, request, specs); !s.ok()) return s;
   absl::Status started = AddHandshakes(request.session, request, entry, specs);
   if (started.ok()) {
     started = StartSession(entry, specs);
@@ -345,7 +371,9 @@ absl::StatusOr<SessionInfo> SessionManager::CreateSession(const CreateRequest& r
   if (it->second.next_hops_pending) pending_.insert(&it->second);
   log::Event(log::Level::kInfo, "session.created",
              {{"session", it->first}, {"id", it->second.id}, {"key_group", it->second.key_group}});
-  return Describe(it->first, it->second, generated);
+  SessionInfo reply = Describe(it->first, it->second, generated);
+  if (observer_ != nullptr) observer_->OnCreated(request, reply);
+  return reply;
 }
 
 absl::Status SessionManager::AdmitAcrossSessions(const std::vector<srtp::KeyFingerprint>& fps,
@@ -452,6 +480,8 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   state.tx_unencrypted_srtcp = unencrypted_tx;
   spec.rx_keys = std::move(*rx);
   spec.tx_keys = std::move(*tx);
+  spec.rx_streams = leg.rx_streams;  // a restored session's (docs/ha.md)
+  spec.tx_streams = leg.tx_streams;
   // WebRTC: STUN and DTLS go to the handshake thread; a DTLS leg relays
   // nothing until its keys come (never in clear); an ICE leg's peer is the
   // one its checks select, and an unauthenticated packet never moves it
@@ -467,9 +497,12 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   return absl::OkStatus();
 }
 
-absl::Status SessionManager::AllocateLegPorts(const Entry& entry, session::LegSpec specs[2]) {
+absl::Status SessionManager::AllocateLegPorts(const Entry& entry, const CreateRequest& request,
+                                              session::LegSpec specs[2]) {
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<uint16_t> port = AllocatePort(entry.legs[i].interface);
+    const uint16_t wanted = request.legs[static_cast<size_t>(i)].local_port;
+    absl::StatusOr<uint16_t> port = wanted != 0 ? TakePort(entry.legs[i].interface, wanted)
+                                                : AllocatePort(entry.legs[i].interface);
     if (!port.ok()) {
       if (i == 1) ReleasePort(entry.legs[0].interface, specs[0].local.port);
       return port.status();
@@ -561,7 +594,9 @@ absl::StatusOr<SessionInfo> SessionManager::UpdateSession(const UpdateRequest& r
   }
   if (entry.next_hops_pending || entry.session->HandOverPending()) pending_.insert(&entry);
   if (absl::Status s = UpdateHandshakes(it->first, entry, *leg, request); !s.ok()) return s;
-  return Describe(it->first, entry, generated);
+  SessionInfo reply = Describe(it->first, entry, generated);
+  if (observer_ != nullptr) observer_->OnUpdated(request, reply);
+  return reply;
 }
 
 absl::Status SessionManager::CheckUpdate(const LegState& state, const UpdateRequest& request) {
@@ -769,6 +804,7 @@ absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {
     key_groups_.erase(group);
   }
   log::Event(log::Level::kInfo, "session.deleted", {{"session", name}, {"id", entry.id}});
+  if (observer_ != nullptr) observer_->OnDeleted(it->first);
   sessions_.erase(it);
   ++sessions_deleted_;
   Reclaim();  // at once when no worker is online
@@ -833,6 +869,7 @@ Stats SessionManager::GetStats() {
   stats.drops.assign(drops.begin(), drops.end());
   stats.keys_near_limit = keys_near_limit_;
   stats.rekey_needed = rekey_needed_;
+  if (ha_stats_) stats.ha = ha_stats_();
   return stats;
 }
 

@@ -32,6 +32,13 @@ void Session::operator delete(void* p, std::size_t bytes, std::align_val_t) noex
   memory::FreeHot(p, bytes);
 }
 
+namespace {
+absl::Status RestoreError(const LegSpec& leg, const char* side) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "leg ", leg.name, ": more restored ", side, " streams than [media] max_ssrcs_per_leg"));
+}
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegSpec& a,
                                                          const LegSpec& b,
                                                          const SessionOptions& options) {
@@ -61,6 +68,12 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     auto tx = MaybeContext(leg.tx_keys, leg_options, leg.tx_encrypt_srtcp,
                            absl::StrCat("legs[", i, "].tx"));
     if (!tx.ok()) return tx.status();
+    for (const srtp::StreamState& st : leg.rx_streams) {
+      if (*rx && !(*rx)->RestoreStream(st, false)) return RestoreError(leg, "rx");
+    }
+    for (const srtp::StreamState& st : leg.tx_streams) {
+      if (*tx && !(*tx)->RestoreStream(st, true)) return RestoreError(leg, "tx");
+    }
     rx_ctx[i] = rx->get();
     s->newest_rx_[i] = rx->get();
     tx_ctx[i] = tx->get();

@@ -371,6 +371,39 @@ void Context::InheritRetired(const Context& old) noexcept {
   }
 }
 
+std::vector<StreamState> Context::SnapshotStreams(bool sender) const {
+  std::vector<StreamState> out;
+  for (const Stream& s : streams_) {
+    const uint64_t used = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.last_used))
+                              .load(std::memory_order_relaxed);
+    if (used == 0) continue;
+    StreamState st;
+    st.ssrc = std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s.ssrc)).load(std::memory_order_relaxed);
+    st.rtp_used = !s.rtp_window.empty_relaxed();
+    st.rtp_top = st.rtp_used ? s.rtp_window.top_relaxed() : 0;
+    if (sender) {
+      st.rtcp_index = std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s.srtcp_index))
+                          .load(std::memory_order_relaxed);
+    } else if (!s.rtcp_window.empty_relaxed()) {
+      st.rtcp_index = static_cast<uint32_t>(s.rtcp_window.top_relaxed());
+    }
+    out.push_back(st);
+  }
+  return out;
+}
+
+bool Context::RestoreStream(const StreamState& state, bool sender) noexcept {
+  Stream* s = FindOrAddStream(state.ssrc, 0);
+  if (s == nullptr) return false;
+  if (state.rtp_used) s->rtp_window.Resume(state.rtp_top);
+  if (sender) {
+    s->srtcp_index = state.rtcp_index;
+  } else if (state.rtcp_index != 0) {
+    s->rtcp_window.Resume(state.rtcp_index);
+  }
+  return true;
+}
+
 void Context::SeedRtpStream(uint32_t ssrc, uint32_t roc, uint16_t highest_seq) noexcept {
   const uint64_t index = (uint64_t{roc} << 16) | highest_seq;
   Stream* s = FindOrAddStream(ssrc, 0);

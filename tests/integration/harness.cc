@@ -328,22 +328,58 @@ std::string Daemon::Start(const DaemonOptions& options) {
       "/24\"\n", ipv6_b_.empty() ? "" : absl::StrCat("ipv6 = \"", relay_ip6(), "/64\"\n"),
       "[workers]\nlcores = [1]\n"
       "[control]\nsocket = \"", socket_, "\"\n", options.extra_config);
+  if (!Restart()) {
+    ADD_FAILURE() << "sluiced did not answer on its control socket; log: " << dir_
+                  << "/sluiced.log";
+  }
+  return "";
+}
+
+bool Daemon::Restart() {
+  // The log is appended to: a restart's test reads what each run said.
   auto pid = topo_->Spawn(relay_ns(), {"sh", "-c",
                                     "exec " + SluicedPath() + " --config " + dir_ +
-                                        "/sluiced.toml > " + dir_ + "/sluiced.log 2>&1"});
+                                        "/sluiced.toml >> " + dir_ + "/sluiced.log 2>&1"});
   EXPECT_TRUE(pid.ok()) << pid.status();
-  if (!pid.ok()) return "";
+  if (!pid.ok()) return false;
   pid_ = *pid;
   // Ready once it answers: its socket accepts connections as soon as it
   // listens, before sluiced has finished starting (dropped privileges, say);
   // it answers requests only from its main loop.
   for (int i = 0; i < 200; ++i) {
-    if (Answers()) return "";
+    if (Answers()) return true;
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ADD_FAILURE() << "sluiced did not answer on its control socket; log: " << dir_
-                << "/sluiced.log";
-  return "";
+  return false;
+}
+
+void Daemon::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+int Daemon::WaitExit(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+std::string Daemon::Log() const {
+  std::ifstream log(dir_ + "/sluiced.log");
+  return std::string(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
 }
 
 std::string Daemon::phone_ns(int side) const {

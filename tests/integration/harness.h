@@ -147,6 +147,15 @@ class Daemon {
   // Stops sluiced now (SIGTERM; it must exit 0 within 5 s); the namespaces
   // stay.
   void Stop();
+  // SIGKILL: sluiced dies at once, without its shutdown; the namespaces stay.
+  void Kill();
+  // Starts sluiced again with the same configuration (after Stop or Kill):
+  // true once it answers, false when it exited or did not answer in 10 s.
+  bool Restart();
+  // Waits up to timeout_ms for sluiced to exit: its exit code, or -1.
+  int WaitExit(int timeout_ms);
+  // What sluiced logged, over every start.
+  std::string Log() const;
   bool running() const { return pid_ > 0; }
   // The process exists and its control socket answers.
   bool Alive();

@@ -199,5 +199,38 @@ INSTANTIATE_TEST_SUITE_P(Suites, ContextMemoryTest,
                            return name;
                          });
 
+// HA (docs/ha.md): a stream restored from a checkpoint accepts nothing at
+// or below its indices again, and a snapshot reads back what was restored.
+TEST(ContextRestoreTest, RestoredStreamsResumeAboveTheirCheckpoint) {
+  std::mt19937_64 rng(21);
+  const MasterKey key = RandomKey(crypto::Suite::kAesCm128HmacSha1_80, rng);
+  absl::StatusOr<std::unique_ptr<Context>> rx = Context::Create({&key, 1}, ContextOptions{});
+  absl::StatusOr<std::unique_ptr<Context>> tx = Context::Create({&key, 1}, ContextOptions{});
+  ASSERT_TRUE(rx.ok() && tx.ok());
+  const uint64_t top = (uint64_t{1} << 16) | 65500;  // ROC 1, SEQ 65500
+  ASSERT_TRUE((*rx)->RestoreStream({0xabc, true, top, 40}, false));
+  ASSERT_TRUE((*tx)->RestoreStream({0xabc, true, top, 90}, true));
+  const Context::Stream* s = (*rx)->FindStream(0xabc);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->roc(), 1u);
+  EXPECT_EQ(s->rtp_window.Check(top), ReplayCheck::kReplayed);
+  EXPECT_EQ(s->rtp_window.Check(top - 5), ReplayCheck::kReplayed);
+  EXPECT_EQ(s->rtp_window.Check(top + 1), ReplayCheck::kNew);
+  EXPECT_EQ(s->rtcp_window.Check(40), ReplayCheck::kReplayed);
+  EXPECT_EQ(s->rtcp_window.Check(41), ReplayCheck::kNew);
+  EXPECT_EQ((*tx)->FindStream(0xabc)->srtcp_index, 90u);  // the next SRTCP index is 91
+  const std::vector<StreamState> snap = (*rx)->SnapshotStreams(false);
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].ssrc, 0xabcu);
+  EXPECT_EQ(snap[0].rtp_top, top);
+  EXPECT_EQ(snap[0].rtcp_index, 40u);
+  EXPECT_EQ((*tx)->SnapshotStreams(true)[0].rtcp_index, 90u);
+  // More streams than slots: refused, not overwritten.
+  for (uint32_t ssrc = 1; ssrc < ContextOptions{}.max_streams; ++ssrc) {
+    EXPECT_TRUE((*rx)->RestoreStream({ssrc, false, 0, 0}, false));
+  }
+  EXPECT_FALSE((*rx)->RestoreStream({0xdef, true, 5, 0}, false));
+}
+
 }  // namespace
 }  // namespace sluice::srtp

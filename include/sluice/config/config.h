@@ -201,6 +201,23 @@ struct SecurityConfig {
   bool allow_unlocked_keys = false;
 };
 
+// [ha]: session state replicated to Redis, keys sealed under a KEK
+// (docs/ha.md). The table being present turns replication on.
+struct HaConfig {
+  std::string redis;      // "unix:/path/redis.sock" or "tcp://host:port"
+  std::string password;   // Redis AUTH; empty: none
+  std::string instance = "sluice";  // key prefix sluice:<instance>:, [A-Za-z0-9_.-]{1,64}
+  std::string kek_file;   // 32 bytes, mode 0600 or stricter (checked at start)
+  // A KEK being rotated out: records it sealed are restored (and sealed
+  // again under kek_file); empty: none.
+  std::string previous_kek_file;
+  uint32_t checkpoint_ms = 1000;    // streams' ROC/index sampled this often, 50..60000
+  // What a restored sender's SRTCP index skips: this many packets a second
+  // since the last checkpoint (docs/ha.md, the checkpoint rule), 1..1000000.
+  uint32_t max_rtcp_pps = 1000;
+  uint32_t restore_timeout_ms = 5000;  // start-up restore's Redis timeout, 100..600000
+};
+
 struct Config {
   std::vector<std::string> eal_args;  // [eal] args: passed to rte_eal_init after argv[0]
   std::vector<InterfaceConfig> interfaces;
@@ -213,6 +230,7 @@ struct Config {
   std::optional<MetricsConfig> metrics;  // [metrics]; none: no metrics endpoint
   WebRtcConfig webrtc;
   SecurityConfig security;
+  std::optional<HaConfig> ha;  // [ha]; none: no replication
   std::string source;  // where it came from, for messages
 
   // The interface called `name`, or null.

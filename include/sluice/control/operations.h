@@ -22,6 +22,7 @@
 #include "sluice/memory/wiping_allocator.h"
 #include "sluice/packet/address.h"
 #include "sluice/srtp/master_key.h"
+#include "sluice/srtp/stream_state.h"
 
 namespace sluice::control {
 
@@ -98,6 +99,12 @@ struct LegRequest {
   // With dtls, rx and tx are left out: the handshake keys both directions.
   std::optional<DtlsSpec> dtls;
   std::optional<IceSpec> ice;
+  // A session restored from Redis (docs/ha.md), never from the protocol
+  // codec: the local port it had (0: one is drawn), and where its streams
+  // resume.
+  uint16_t local_port = 0;
+  std::vector<srtp::StreamState> rx_streams;
+  std::vector<srtp::StreamState> tx_streams;
 };
 
 struct CreateRequest {
@@ -255,6 +262,22 @@ struct LegCount {
   uint64_t legs = 0;
 };
 
+// Replication to Redis ([ha], docs/ha.md), as the control loop sees it.
+struct HaStats {
+  bool connected = false;
+  uint64_t sessions = 0;  // sessions replicated
+  // Sessions whose latest state Redis does not have yet (changed, or sent
+  // and not yet acknowledged), and how old the oldest such change is.
+  uint64_t backlog = 0;
+  uint64_t lag_ms = 0;
+  uint64_t writes = 0, deletes = 0, write_errors = 0, connects = 0, disconnects = 0;
+  uint64_t checkpoints = 0;     // streams checkpoints that changed and were queued
+  uint64_t not_replicated = 0;  // WebRTC sessions (DTLS keys are not replicated)
+  // Start-up restore: sessions restored, and records refused, by reason.
+  uint64_t restored = 0, refused_corrupt = 0, refused_unknown_interface = 0, refused_other = 0;
+  std::string last_error;  // the latest Redis error ("" if none)
+};
+
 struct Stats {
   uint64_t sessions = 0;
   // Since start: sessions created and deleted (by any front end, timeouts
@@ -291,6 +314,7 @@ struct Stats {
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;
   std::vector<std::pair<std::string, uint64_t>> drops;  // summed over workers
+  std::optional<HaStats> ha;  // with [ha] only
 };
 
 // Error codes of the protocol map onto absl::StatusCode:
@@ -329,6 +353,11 @@ class Operations {
   // Without a process-wide key registry there is nothing to check.
   virtual absl::Status CheckKeyFree(const std::string& session, const srtp::KeyFingerprint& fp) {
     return absl::OkStatus();
+  }
+  // [ha] KEK rotation (docs/ha.md): every replicated key sealed again under
+  // the KEK now in kek_file; the number of sessions resealed.
+  virtual absl::StatusOr<uint64_t> HaRekek() {
+    return absl::FailedPreconditionError("ha.rekek: sluiced runs without [ha]");
   }
 };
 

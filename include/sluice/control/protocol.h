@@ -81,9 +81,10 @@ struct ListRequest {
   uint64_t limit = kDefaultListLimit;  // 0..kMaxListLimit
 };
 struct StatsRequest {};
+struct HaRekekRequest {};  // ha.rekek (docs/ha.md)
 
 using RequestPayload = std::variant<PingRequest, CreateRequest, UpdateRequest, DeleteRequest,
-                                    GetRequest, ListRequest, StatsRequest>;
+                                    GetRequest, ListRequest, StatsRequest, HaRekekRequest>;
 
 struct Request {
   Json id;         // any JSON scalar, echoed verbatim

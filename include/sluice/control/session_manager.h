@@ -26,6 +26,7 @@
 #include "sluice/control/key_registry.h"
 #include "sluice/control/media_handshakes.h"
 #include "sluice/control/operations.h"
+#include "sluice/control/session_observer.h"
 #include "sluice/control/worker_watch.h"
 #include "sluice/packet/address.h"
 #include "sluice/packet/rewrite.h"
@@ -115,6 +116,20 @@ class SessionManager : public Operations {
   }
   // The clock for timeouts and port rest, in ms (tests); default steady_clock.
   void SetClock(std::function<uint64_t()> now_ms) { clock_ = std::move(now_ms); }
+
+  // Told of every create, update and delete that succeeds (replication);
+  // none until set. Not owned.
+  void SetObserver(SessionObserver* observer) { observer_ = observer; }
+  // Where stats gets its `ha` object (none until set).
+  void SetHaStats(std::function<HaStats()> ha_stats) { ha_stats_ = std::move(ha_stats); }
+  // What ha.rekek does (none until set: refused).
+  void SetHaRekek(std::function<absl::StatusOr<uint64_t>()> rekek) { ha_rekek_ = std::move(rekek); }
+  absl::StatusOr<uint64_t> HaRekek() override {
+    return ha_rekek_ ? ha_rekek_() : Operations::HaRekek();
+  }
+  // Both legs' streams (their ROC and indices) and peers now, for a
+  // checkpoint; none when the session does not exist.
+  std::optional<std::array<LegStreams, 2>> Streams(const std::string& session) const;
 
   // WebRTC legs (a leg with dtls or ice) run their handshakes here; without
   // it they are refused. Not owned; outlives the manager's sessions.
@@ -253,7 +268,8 @@ class SessionManager : public Operations {
   absl::Status PrepareLeg(int i, const LegRequest& leg, Entry& entry, session::LegSpec& spec,
                           std::optional<std::string>* generated);
   // Both or neither: a failure releases what it took.
-  absl::Status AllocateLegPorts(const Entry& entry, session::LegSpec specs[2]);
+  absl::Status AllocateLegPorts(const Entry& entry, const CreateRequest& request,
+                                session::LegSpec specs[2]);
   absl::Status StartSession(Entry& entry, const session::LegSpec specs[2]);
 
   // Update, in order: find the leg, plan each direction's key change
@@ -274,6 +290,8 @@ class SessionManager : public Operations {
                            KeyChange& tx);
 
   absl::StatusOr<uint16_t> AllocatePort(const std::string& interface);
+  // A restored leg's own port, if it is free.
+  absl::StatusOr<uint16_t> TakePort(const std::string& interface, uint16_t port);
   void ReleasePort(const std::string& interface, uint16_t port);
   const InterfaceInfo* FindInterface(const std::string& name) const;
   uint64_t NowMs() const;
@@ -340,6 +358,9 @@ class SessionManager : public Operations {
   Stats::TimedOut timed_out_;
   std::function<void(const std::string&)> on_expired_;
   std::function<uint64_t()> clock_;
+  SessionObserver* observer_ = nullptr;
+  std::function<HaStats()> ha_stats_;
+  std::function<absl::StatusOr<uint64_t>()> ha_rekek_;
 };
 
 }  // namespace sluice::control

@@ -53,6 +53,10 @@ struct LegSpec {
   // SetKeysPending(leg, false) nothing is relayed to or from the leg.
   bool handshake = false;
   bool keys_pending = false;
+  // A restored session's streams (docs/ha.md): where each SSRC of the rx
+  // and tx contexts resumes. Applied by Session::Create, before publishing.
+  std::vector<srtp::StreamState> rx_streams;
+  std::vector<srtp::StreamState> tx_streams;
 };
 
 struct SessionOptions {

@@ -26,6 +26,7 @@
 #include "sluice/crypto/suite.h"
 #include "sluice/srtp/master_key.h"
 #include "sluice/srtp/replay_window.h"
+#include "sluice/srtp/stream_state.h"
 
 namespace sluice::srtp {
 
@@ -54,6 +55,7 @@ struct ContextOptions {
 };
 
 inline constexpr int kMaxMasterKeys = 4;
+
 
 // What a re-key does to the rollover counter of the streams it carries over.
 // RFC 3711 §3.3.1 keeps it across a new master key; RFC 4568 §7.1.4 starts a
@@ -203,6 +205,15 @@ class Context {
   // nothing at or below it is accepted again. Out of line, as CanAddStream.
   bool RetiredRtpTop(uint32_t ssrc, uint64_t* top) const noexcept;
   std::span<const Stream> streams() const { return {streams_.data(), streams_.size()}; }
+
+  // The streams in use, any thread: relaxed reads of the owner's slots, so a
+  // checkpoint may be a few packets behind the worker. `sender`: this
+  // context protects (its SRTCP index is the last sent).
+  std::vector<StreamState> SnapshotStreams(bool sender) const;
+  // Control thread, before the context is published: the stream resumes
+  // where `state` says, nothing at or below its indices used or accepted
+  // again (RFC 3711 §3.3.2, §9.1). False when no slot is free.
+  bool RestoreStream(const StreamState& state, bool sender) noexcept;
 
   // Sets where a sender's SRTP stream starts, so that its rollover counter
   // carries on; never below an index the stream has used.

@@ -7,6 +7,7 @@
 #define SLUICE_SRTP_REPLAY_WINDOW_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 namespace sluice::srtp {
@@ -37,6 +38,14 @@ class ReplayWindow {
   uint32_t size() const noexcept { return size_; }
   uint64_t top() const noexcept { return top_; }
   bool empty() const noexcept { return empty_; }
+  // top() and empty() read from another thread than the owner's (a
+  // checkpoint): relaxed loads, never torn.
+  uint64_t top_relaxed() const noexcept {
+    return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(top_)).load(std::memory_order_relaxed);
+  }
+  bool empty_relaxed() const noexcept {
+    return std::atomic_ref<bool>(const_cast<bool&>(empty_)).load(std::memory_order_relaxed);
+  }
 
   // Empty again, as after Init (a stream slot given to a new SSRC).
   void Reset() noexcept {

@@ -1,0 +1,128 @@
+// Replication of the active instance's sessions to Redis (docs/ha.md): the
+// session manager's observer. Each create, update and delete marks the
+// session changed; each control-loop Poll sends what changed (the latest
+// state of a session, coalesced), reads Redis's replies, takes the streams'
+// checkpoints every [ha] checkpoint_ms and reconnects with backoff. Redis is
+// reached through hiredis's asynchronous API on a non-blocking socket that
+// Poll drives: a slow or absent Redis grows the backlog and the lag that
+// stats reports, and never stops or delays a call.
+//
+// Control thread only. Keys reach it as SDES text in requests and replies:
+// sealed at once, never kept or logged in clear.
+#ifndef SLUICE_HA_REPLICATOR_H_
+#define SLUICE_HA_REPLICATOR_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "sluice/control/operations.h"
+#include "sluice/control/session_observer.h"
+#include "sluice/ha/record.h"
+#include "sluice/ha/sealer.h"
+
+struct redisAsyncContext;
+
+namespace sluice::ha {
+
+// Where a session lives in Redis: a hash with fields "record" and
+// "streams" (record.h) at "sluice:<instance>:s:<session>". The active's
+// heartbeat: "sluice:<instance>:heartbeat", its Unix time in ms, expiring
+// three checkpoint intervals (at least 3 s) after each checkpoint pass.
+std::string SessionKeyPrefix(const std::string& instance);
+
+// A session request's keys sealed into a record; false (nothing kept) for a
+// WebRTC session, whose keys come from DTLS and are not replicated.
+bool RecordFromCreate(const control::CreateRequest& request, const control::SessionInfo& reply,
+                      const Sealer& sealer, SessionRecord& record);
+
+class Replicator : public control::SessionObserver {
+ public:
+  struct Options {
+    std::string redis;     // "unix:/path" or "tcp://host:port"
+    std::string password;  // AUTH; empty: none
+    std::string instance;
+    uint32_t checkpoint_ms = 1000;
+  };
+  using StreamsFn =
+      std::function<std::optional<std::array<control::LegStreams, 2>>(const std::string&)>;
+  using ClockFn = std::function<uint64_t()>;  // ms, steady
+
+  Replicator(Options options, Sealer sealer, StreamsFn streams, ClockFn clock = {});
+  ~Replicator() override;
+  Replicator(const Replicator&) = delete;
+  Replicator& operator=(const Replicator&) = delete;
+
+  void OnCreated(const control::CreateRequest& request, const control::SessionInfo& reply) override;
+  void OnUpdated(const control::UpdateRequest& request, const control::SessionInfo& reply) override;
+  void OnDeleted(const std::string& session) override;
+
+  // Control loop: connects, sends, reads, checkpoints. Never blocks.
+  void Poll();
+  // Shutdown: Polls until Redis has everything or timeout_ms passed.
+  void Flush(uint64_t timeout_ms);
+
+  control::HaStats Stats() const;
+  // KEK rotation: every record's keys unsealed and sealed again under
+  // `next` (which should keep the current KEK as its previous, for records
+  // Redis still holds under it), then written. All or nothing; the number
+  // of sessions resealed.
+  absl::StatusOr<uint64_t> Rekek(Sealer next);
+  const Sealer& sealer() const { return sealer_; }
+  // The start-up restore's counts, shown in stats.
+  control::HaStats& restore_counts() { return counts_; }
+
+ private:
+  struct Held {
+    SessionRecord record;
+    StreamsRecord streams;
+  };
+  struct InFlight;  // one command awaiting its reply
+
+  uint64_t Now() const;
+  void MarkChanged(const std::string& session, uint64_t since);
+  void Connect(uint64_t now);
+  void Disconnected(const std::string& why);
+  void SendChanged();
+  bool Send(const std::string& session, uint64_t since);
+  void Checkpoint();
+  void Heartbeat();
+  void MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now);
+  void ApplyUpdate(Held& held, const control::UpdateRequest& request,
+                   const control::SessionInfo& reply);
+  static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void OnConnect(const redisAsyncContext* ac, int status);
+  static void OnDisconnect(const redisAsyncContext* ac, int status);
+
+  Options options_;
+  Sealer sealer_;
+  StreamsFn streams_;
+  ClockFn clock_;
+  std::string prefix_;
+  std::map<std::string, Held> held_;
+  // Sessions whose latest state Redis lacks (a write, or a delete when
+  // held_ has none), with when it first changed: coalesced by name.
+  std::map<std::string, uint64_t> changed_;
+  // Commands sent and not yet answered: their first-change times.
+  std::map<uint64_t, uint64_t> in_flight_;
+  std::set<std::string> sending_;  // sessions with a command in flight
+  uint64_t next_command_ = 1;
+  redisAsyncContext* ac_ = nullptr;
+  bool connected_ = false;
+  bool want_read_ = false, want_write_ = false;
+  uint64_t connect_started_ms_ = 0;
+  uint64_t next_connect_ms_ = 0;
+  uint64_t backoff_ms_ = 100;
+  uint64_t next_checkpoint_ms_ = 0;
+  uint64_t writes_paused_until_ms_ = 0;  // after Redis refused a write
+  std::string checkpoint_cursor_;
+  control::HaStats counts_;
+};
+
+}  // namespace sluice::ha
+
+#endif  // SLUICE_HA_REPLICATOR_H_

@@ -1,0 +1,52 @@
+// Start-up restore (docs/ha.md): every session the instance's Redis keys
+// hold is unsealed and created again on its own ports, its streams resuming
+// from their checkpoint (the send side's SRTCP index moved past whatever
+// may have been sent since), before sluiced answers its control socket.
+//
+// Control thread, at start-up; blocks on Redis for at most [ha]
+// restore_timeout_ms per request.
+#ifndef SLUICE_HA_RESTORE_H_
+#define SLUICE_HA_RESTORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "sluice/config/config.h"
+#include "sluice/control/operations.h"
+#include "sluice/ha/record.h"
+#include "sluice/ha/sealer.h"
+
+namespace sluice::ha {
+
+// The create request that brings a record back: keys unsealed (the request
+// wipes them), local ports as they were, streams from the checkpoint with
+// each sender's SRTCP index advanced by the checkpoint rule. FailedPrecondition
+// when a key is sealed under another KEK; DataLoss when damaged.
+absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& record,
+                                                         const StreamsRecord& streams,
+                                                         const Sealer& sealer,
+                                                         const config::HaConfig& config,
+                                                         uint64_t now_unix_ms);
+
+// How far a restored sender's SRTCP index moves past its checkpoint: at
+// most max_rtcp_pps packets a second since at_unix_ms, plus one checkpoint
+// interval (clock skew between hosts), plus one.
+uint32_t SrtcpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t now_unix_ms);
+
+// Restores every session under the instance's prefix through `ops`,
+// counting what it refused in `counts` (corrupt or truncated records,
+// unknown interfaces, creates that failed) and logging each refusal by key
+// (never a key's bytes). An error (Redis unreachable, a wrong KEK) means
+// sluiced must not start.
+absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
+                     control::Operations& ops,
+                     const std::function<bool(const std::string&)>& interface_known,
+                     control::HaStats& counts, const std::function<void(std::string_view)>& log);
+
+}  // namespace sluice::ha
+
+#endif  // SLUICE_HA_RESTORE_H_

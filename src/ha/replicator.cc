@@ -1,0 +1,478 @@
+#include "sluice/ha/replicator.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "absl/strings/str_cat.h"
+#include "redis_address.h"
+#include "sluice/memory/wiping_allocator.h"
+
+namespace sluice::ha {
+namespace {
+
+// Commands sent and unanswered at most: a slow Redis holds the rest as
+// changed sessions (one entry each, coalesced), not as queued commands.
+constexpr size_t kMaxInFlight = 256;
+// Sessions a Poll checkpoints at most (the rest in the next Polls).
+constexpr size_t kChecksPerPoll = 2048;
+constexpr uint64_t kConnectTimeoutMs = 3000;
+constexpr uint64_t kMaxBackoffMs = 5000;
+// A direction keeps at most this many streams (the record codec's bound).
+constexpr size_t kMaxStreams = 64;
+
+// What the key of leg `leg`'s direction `dir` is sealed to: the session,
+// the leg and the direction, so that a sealed key cannot be moved to
+// another session or another place in the same one.
+std::string Aad(const std::string& session, int leg, const char* dir) {
+  return absl::StrCat(session, "/", leg, "/", dir);
+}
+
+// Seals one direction's protection; false when sealing failed.
+bool SealSpec(const control::CryptoSpec& spec, const std::optional<std::string>& generated,
+              const Sealer& sealer, const std::string& aad, SealedCrypto& out) {
+  out = SealedCrypto{};
+  switch (spec.kind) {
+    case control::CryptoSpec::Kind::kPlain: return true;
+    case control::CryptoSpec::Kind::kPassthrough:
+      out.kind = SealedCrypto::Kind::kPassthrough;
+      return true;
+    case control::CryptoSpec::Kind::kSdes:
+    case control::CryptoSpec::Kind::kGenerate: break;
+  }
+  const std::string* text =
+      spec.kind == control::CryptoSpec::Kind::kSdes ? &spec.sdes : (generated ? &*generated : nullptr);
+  if (text == nullptr) return false;
+  absl::StatusOr<std::string> sealed = sealer.Seal(*text, aad);
+  if (!sealed.ok()) return false;
+  out.kind = SealedCrypto::Kind::kSdes;
+  out.sealed = *std::move(sealed);
+  return true;
+}
+
+// A stream the snapshot lacks keeps its checkpoint: a re-key's context not
+// yet adopted by its worker has none yet, and a retired stream resumes from
+// its own record.
+void MergeDirection(std::vector<srtp::StreamState>& kept, const std::vector<srtp::StreamState>& now) {
+  for (const srtp::StreamState& s : now) {
+    auto it = std::find_if(kept.begin(), kept.end(),
+                           [&](const srtp::StreamState& k) { return k.ssrc == s.ssrc; });
+    if (it == kept.end()) {
+      if (kept.size() < kMaxStreams) kept.push_back(s);
+      continue;
+    }
+    // The stream as the context has it now: lower only when the peer's ROC
+    // reset on a re-key was detected (RocOnRekey), which moved it down.
+    *it = s;
+  }
+}
+
+bool SameStream(const srtp::StreamState& a, const srtp::StreamState& b) {
+  return a.ssrc == b.ssrc && a.rtp_used == b.rtp_used && a.rtp_top == b.rtp_top &&
+         a.rtcp_index == b.rtcp_index;
+}
+
+// Compared field by field: a checkpoint pass visits every session, and most
+// have not moved since the last (no encoding for those).
+bool SameStreams(const std::array<control::LegStreams, 2>& a,
+                 const std::array<control::LegStreams, 2>& b) {
+  const auto same = [](const std::vector<srtp::StreamState>& x,
+                       const std::vector<srtp::StreamState>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(), SameStream);
+  };
+  for (size_t i = 0; i < 2; ++i) {
+    if (!same(a[i].rx, b[i].rx) || !same(a[i].tx, b[i].tx) || a[i].remote != b[i].remote) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string SessionKeyPrefix(const std::string& instance) {
+  return absl::StrCat("sluice:", instance, ":s:");
+}
+
+bool RecordFromCreate(const control::CreateRequest& request, const control::SessionInfo& reply,
+                      const Sealer& sealer, SessionRecord& record) {
+  if (request.legs.size() != 2 || reply.legs.size() != 2) return false;
+  record = SessionRecord{};
+  record.session = request.session;
+  record.key_group = request.key_group;
+  record.hold = reply.hold;
+  for (int i = 0; i < 2; ++i) {
+    const control::LegRequest& in = request.legs[static_cast<size_t>(i)];
+    const control::LegInfo& info = reply.legs[static_cast<size_t>(i)];
+    if (in.dtls || in.ice) return false;
+    LegRecord& leg = record.legs[static_cast<size_t>(i)];
+    leg.name = in.name;
+    leg.interface = in.interface;
+    leg.family = info.local.ip.family;
+    leg.local_port = info.local.port;
+    leg.remote = in.remote;
+    leg.strict_source = in.strict_source;
+    leg.await_answer = in.await_answer;
+    leg.rtcp = in.rtcp;
+    leg.roc_on_rekey = in.roc_on_rekey;
+    leg.aes192_kdf = in.aes192_kdf;
+    if (!SealSpec(in.rx, std::nullopt, sealer, Aad(request.session, i, "rx"), leg.rx) ||
+        !SealSpec(in.tx, info.tx_crypto, sealer, Aad(request.session, i, "tx"), leg.tx)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// One command awaiting Redis's reply.
+struct Replicator::InFlight {
+  Replicator* replicator;
+  uint64_t id;
+  std::string session;
+  uint64_t since;
+  bool is_delete;
+};
+
+Replicator::Replicator(Options options, Sealer sealer, StreamsFn streams, ClockFn clock)
+    : options_(std::move(options)),
+      sealer_(std::move(sealer)),
+      streams_(std::move(streams)),
+      clock_(std::move(clock)),
+      prefix_(SessionKeyPrefix(options_.instance)) {}
+
+Replicator::~Replicator() {
+  if (ac_ != nullptr) {
+    redisAsyncContext* ac = ac_;
+    ac_ = nullptr;  // callbacks run during the free see it gone
+    redisAsyncFree(ac);
+  }
+}
+
+uint64_t Replicator::Now() const {
+  if (clock_) return clock_();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void Replicator::MarkChanged(const std::string& session, uint64_t since) {
+  auto [it, inserted] = changed_.emplace(session, since);
+  if (!inserted) it->second = std::min(it->second, since);
+}
+
+void Replicator::OnCreated(const control::CreateRequest& request,
+                           const control::SessionInfo& reply) {
+  Held held;
+  if (!RecordFromCreate(request, reply, sealer_, held.record)) {
+    ++counts_.not_replicated;
+    return;
+  }
+  for (int i = 0; i < 2; ++i) {
+    const control::LegRequest& leg = request.legs[static_cast<size_t>(i)];
+    held.streams.legs[static_cast<size_t>(i)].rx = leg.rx_streams;  // a restore's, else none
+    held.streams.legs[static_cast<size_t>(i)].tx = leg.tx_streams;
+  }
+  held.streams.at_unix_ms = UnixMs();
+  held_[request.session] = std::move(held);
+  MarkChanged(request.session, Now());
+}
+
+void Replicator::OnUpdated(const control::UpdateRequest& request,
+                           const control::SessionInfo& reply) {
+  auto it = held_.find(request.session);
+  if (it == held_.end()) return;  // not replicated (WebRTC)
+  ApplyUpdate(it->second, request, reply);
+  MarkChanged(request.session, Now());
+}
+
+void Replicator::ApplyUpdate(Held& held, const control::UpdateRequest& request,
+                             const control::SessionInfo& reply) {
+  int i = 0;
+  while (i < 2 && held.record.legs[static_cast<size_t>(i)].name != request.leg) ++i;
+  if (i == 2 || reply.legs.size() != 2) return;
+  LegRecord& leg = held.record.legs[static_cast<size_t>(i)];
+  control::LegStreams& streams = held.streams.legs[static_cast<size_t>(i)];
+  // New keys, new index space (the ROC may restart): the old checkpoint
+  // of that direction no longer applies.
+  if (request.rx && SealSpec(*request.rx, std::nullopt, sealer_,
+                             Aad(request.session, i, "rx"), leg.rx)) {
+    streams.rx.clear();
+  }
+  if (request.tx && SealSpec(*request.tx, reply.legs[static_cast<size_t>(i)].tx_crypto, sealer_,
+                             Aad(request.session, i, "tx"), leg.tx)) {
+    streams.tx.clear();
+  }
+  if (request.remote) leg.remote = request.remote;
+  if (request.answer) leg.await_answer = false;
+  if (request.roc_on_rekey) leg.roc_on_rekey = *request.roc_on_rekey;
+  if (request.hold) held.record.hold = *request.hold;
+}
+
+void Replicator::OnDeleted(const std::string& session) {
+  if (held_.erase(session) == 0) return;
+  MarkChanged(session, Now());
+}
+
+void Replicator::Poll() {
+  const uint64_t now = Now();
+  if (ac_ == nullptr && now >= next_connect_ms_) Connect(now);
+  // (connect_started_ms_ is this Poll's `now` or earlier: no underflow.)
+  if (ac_ != nullptr && !connected_ && now - connect_started_ms_ > kConnectTimeoutMs) {
+    redisAsyncContext* ac = ac_;
+    Disconnected("connect timed out");
+    redisAsyncFree(ac);
+  }
+  if (ac_ != nullptr) {
+    redisAsyncContext* ac = ac_;
+    pollfd p{ac->c.fd, static_cast<short>((want_read_ ? POLLIN : 0) | (want_write_ ? POLLOUT : 0)),
+             0};
+    if (p.events != 0 && poll(&p, 1, 0) > 0) {
+      if ((p.revents & (POLLIN | POLLERR | POLLHUP)) != 0) redisAsyncHandleRead(ac);
+      if (ac_ == ac && (p.revents & POLLOUT) != 0) redisAsyncHandleWrite(ac);
+    }
+  }
+  Checkpoint();
+  if (connected_ && now >= writes_paused_until_ms_) SendChanged();
+}
+
+void Replicator::Flush(uint64_t timeout_ms) {
+  const uint64_t until = Now() + timeout_ms;
+  while ((!changed_.empty() || !in_flight_.empty()) && Now() < until) {
+    Poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void Replicator::Connect(uint64_t now) {
+  const RedisAddress where = RedisAddress::Parse(options_.redis);
+  redisAsyncContext* ac = where.unix_socket
+                              ? redisAsyncConnectUnix(where.path_or_host.c_str())
+                              : redisAsyncConnect(where.path_or_host.c_str(), where.port);
+  connect_started_ms_ = now;
+  if (ac == nullptr || ac->err != 0) {
+    counts_.last_error = ac ? ac->errstr : "out of memory";
+    if (ac) redisAsyncFree(ac);
+    Disconnected(counts_.last_error);
+    return;
+  }
+  ac_ = ac;
+  ac->data = this;
+  ac->ev.data = this;
+  ac->ev.addRead = [](void* r) { static_cast<Replicator*>(r)->want_read_ = true; };
+  ac->ev.delRead = [](void* r) { static_cast<Replicator*>(r)->want_read_ = false; };
+  ac->ev.addWrite = [](void* r) { static_cast<Replicator*>(r)->want_write_ = true; };
+  ac->ev.delWrite = [](void* r) { static_cast<Replicator*>(r)->want_write_ = false; };
+  ac->ev.cleanup = [](void* r) {
+    static_cast<Replicator*>(r)->want_read_ = static_cast<Replicator*>(r)->want_write_ = false;
+  };
+  redisAsyncSetConnectCallback(ac, &Replicator::OnConnect);
+  redisAsyncSetDisconnectCallback(ac, &Replicator::OnDisconnect);
+  if (!options_.password.empty()) {
+    const char* argv[] = {"AUTH", options_.password.data()};
+    const size_t len[] = {4, options_.password.size()};
+    auto* auth = new InFlight{this, 0, "", 0, false};
+    redisAsyncCommandArgv(ac, &Replicator::OnReply, auth, 2, argv, len);
+  }
+  // Until connected, hiredis waits for the socket to become writable.
+  want_write_ = true;
+}
+
+void Replicator::Disconnected(const std::string& why) {
+  if (ac_ != nullptr) ++counts_.disconnects;
+  ac_ = nullptr;
+  connected_ = false;
+  want_read_ = want_write_ = false;
+  counts_.last_error = why;
+  next_connect_ms_ = Now() + backoff_ms_;
+  backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
+}
+
+void Replicator::OnConnect(const redisAsyncContext* ac, int status) {
+  auto* r = static_cast<Replicator*>(ac->data);
+  if (r == nullptr || r->ac_ != ac) return;
+  if (status != REDIS_OK) {
+    r->Disconnected(ac->errstr);
+    return;
+  }
+  r->connected_ = true;
+  ++r->counts_.connects;
+  r->backoff_ms_ = 100;
+  // Redis may have lost what it had (restarted without persistence):
+  // every session is written again.
+  const uint64_t now = r->Now();
+  for (const auto& [name, held] : r->held_) r->MarkChanged(name, now);
+}
+
+void Replicator::OnDisconnect(const redisAsyncContext* ac, int status) {
+  auto* r = static_cast<Replicator*>(ac->data);
+  if (r == nullptr || r->ac_ != ac) return;
+  r->Disconnected(status == REDIS_OK ? "disconnected" : ac->errstr);
+}
+
+void Replicator::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
+  std::unique_ptr<InFlight> f(static_cast<InFlight*>(privdata));
+  Replicator* r = f->replicator;
+  const auto* rep = static_cast<const redisReply*>(reply);
+  const bool failed = rep == nullptr || rep->type == REDIS_REPLY_ERROR;
+  if (f->id != 0) {
+    r->in_flight_.erase(f->id);
+    r->sending_.erase(f->session);
+  }
+  if (failed) {
+    ++r->counts_.write_errors;
+    r->counts_.last_error =
+        rep != nullptr ? std::string(rep->str, rep->len) : "connection lost before a reply";
+    if (f->id != 0) r->MarkChanged(f->session, f->since);  // sent again once connected
+    // A Redis that refuses writes (out of memory, read-only replica) is not
+    // asked again at once: every write waits a second.
+    if (rep != nullptr) r->writes_paused_until_ms_ = r->Now() + 1000;
+    return;
+  }
+  if (f->id == 0) return;  // AUTH or the heartbeat
+  ++(f->is_delete ? r->counts_.deletes : r->counts_.writes);
+}
+
+// One command per session at a time: a slow Redis sees each session's
+// latest state once, not every state it went through.
+void Replicator::SendChanged() {
+  for (auto it = changed_.begin();
+       it != changed_.end() && in_flight_.size() < kMaxInFlight && ac_ != nullptr;) {
+    if (sending_.count(it->first) > 0) {
+      ++it;
+      continue;
+    }
+    const std::string session = it->first;
+    const uint64_t since = it->second;
+    it = changed_.erase(it);
+    if (!Send(session, since)) {
+      MarkChanged(session, since);
+      break;
+    }
+  }
+}
+
+bool Replicator::Send(const std::string& session, uint64_t since) {
+  const std::string key = prefix_ + session;
+  auto held = held_.find(session);
+  auto* f = new InFlight{this, next_command_++, session, since, held == held_.end()};
+  int rc;
+  if (f->is_delete) {
+    const char* argv[] = {"DEL", key.data()};
+    const size_t len[] = {3, key.size()};
+    rc = redisAsyncCommandArgv(ac_, &Replicator::OnReply, f, 2, argv, len);
+  } else {
+    const std::string record = EncodeSession(held->second.record);
+    const std::string streams = EncodeStreams(held->second.streams);
+    const char* argv[] = {"HSET", key.data(), "record", record.data(), "streams", streams.data()};
+    const size_t len[] = {4, key.size(), 6, record.size(), 7, streams.size()};
+    rc = redisAsyncCommandArgv(ac_, &Replicator::OnReply, f, 6, argv, len);
+  }
+  if (rc != REDIS_OK) {
+    delete f;
+    return false;
+  }
+  in_flight_[f->id] = since;
+  sending_.insert(session);
+  return true;
+}
+
+void Replicator::Checkpoint() {
+  const uint64_t now = Now();
+  if (now < next_checkpoint_ms_ || !streams_) return;
+  auto it = held_.lower_bound(checkpoint_cursor_);
+  for (size_t n = 0; it != held_.end() && n < kChecksPerPoll; ++it, ++n) {
+    // Read before the streams: the restore's bound on what was sent after
+    // a checkpoint counts from no later than the snapshot (docs/ha.md).
+    const uint64_t wall = UnixMs();
+    std::optional<std::array<control::LegStreams, 2>> streams = streams_(it->first);
+    if (!streams) continue;
+    Held& held = it->second;
+    const std::array<control::LegStreams, 2> before = held.streams.legs;
+    MergeStreams(held, *streams);
+    if (!SameStreams(held.streams.legs, before)) {
+      held.streams.at_unix_ms = wall;
+      MarkChanged(it->first, now);
+      ++counts_.checkpoints;
+    }
+  }
+  if (it == held_.end()) {
+    checkpoint_cursor_.clear();
+    next_checkpoint_ms_ = now + options_.checkpoint_ms;
+    Heartbeat();
+  } else {
+    checkpoint_cursor_ = it->first;
+  }
+}
+
+// The active's heartbeat: its key expires three checkpoint intervals (at
+// least 3 s) after the last pass, so a watcher can tell it is gone.
+void Replicator::Heartbeat() {
+  if (!connected_ || ac_ == nullptr || Now() < writes_paused_until_ms_) return;
+  const std::string key = absl::StrCat("sluice:", options_.instance, ":heartbeat");
+  const std::string value = absl::StrCat(UnixMs());
+  const std::string ttl = absl::StrCat(std::max<uint64_t>(3000, 3 * uint64_t{options_.checkpoint_ms}));
+  const char* argv[] = {"SET", key.data(), value.data(), "PX", ttl.data()};
+  const size_t len[] = {3, key.size(), value.size(), 2, ttl.size()};
+  auto* f = new InFlight{this, 0, "", 0, false};
+  if (redisAsyncCommandArgv(ac_, &Replicator::OnReply, f, 5, argv, len) != REDIS_OK) delete f;
+}
+
+void Replicator::MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now) {
+  for (size_t i = 0; i < 2; ++i) {
+    MergeDirection(held.streams.legs[i].rx, now[i].rx);
+    MergeDirection(held.streams.legs[i].tx, now[i].tx);
+    if (now[i].remote) held.streams.legs[i].remote = now[i].remote;
+  }
+}
+
+namespace {
+
+absl::Status Reseal(SealedCrypto& c, const Sealer& from, const Sealer& to, const std::string& aad) {
+  if (c.kind != SealedCrypto::Kind::kSdes) return absl::OkStatus();
+  absl::StatusOr<std::string> text = from.Unseal(c.sealed, aad);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::string> sealed = to.Seal(*text, aad);
+  memory::WipeString(*text);
+  if (!sealed.ok()) return sealed.status();
+  c.sealed = *std::move(sealed);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> Replicator::Rekek(Sealer next) {
+  std::map<std::string, Held> resealed = held_;
+  for (auto& [name, held] : resealed) {
+    for (int i = 0; i < 2; ++i) {
+      LegRecord& leg = held.record.legs[static_cast<size_t>(i)];
+      for (auto [c, dir] : {std::pair{&leg.rx, "rx"}, std::pair{&leg.tx, "tx"}}) {
+        if (absl::Status s = Reseal(*c, sealer_, next, Aad(name, i, dir)); !s.ok()) return s;
+      }
+    }
+  }
+  held_ = std::move(resealed);
+  sealer_ = std::move(next);
+  const uint64_t now = Now();
+  for (const auto& [name, held] : held_) MarkChanged(name, now);
+  return held_.size();
+}
+
+control::HaStats Replicator::Stats() const {
+  control::HaStats s = counts_;
+  s.connected = connected_;
+  s.sessions = held_.size();
+  s.backlog = changed_.size() + in_flight_.size();
+  uint64_t oldest = UINT64_MAX;
+  for (const auto& [name, since] : changed_) oldest = std::min(oldest, since);
+  for (const auto& [id, since] : in_flight_) oldest = std::min(oldest, since);
+  const uint64_t now = Now();
+  s.lag_ms = oldest == UINT64_MAX || oldest > now ? 0 : now - oldest;
+  return s;
+}
+
+}  // namespace sluice::ha

@@ -1,0 +1,257 @@
+#include "sluice/ha/restore.h"
+
+#include <sys/time.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include <hiredis/hiredis.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "sluice/ha/replicator.h"
+#include "sluice/log/logger.h"
+#include "sluice/memory/wiping_allocator.h"
+#include "redis_address.h"
+
+namespace sluice::ha {
+namespace {
+
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+struct ContextFree {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using Context = std::unique_ptr<redisContext, ContextFree>;
+
+absl::StatusOr<Reply> Command(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> len;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    len.push_back(a.size());
+  }
+  Reply reply(static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(args.size()), argv.data(), len.data())));
+  if (!reply) return absl::UnavailableError(absl::StrCat("redis: ", c->errstr));
+  if (reply->type == REDIS_REPLY_ERROR) {
+    return absl::UnavailableError(absl::StrCat("redis: ", std::string(reply->str, reply->len)));
+  }
+  return reply;
+}
+
+absl::StatusOr<Context> ConnectSync(const config::HaConfig& config) {
+  timeval tv{static_cast<time_t>(config.restore_timeout_ms / 1000),
+             static_cast<suseconds_t>((config.restore_timeout_ms % 1000) * 1000)};
+  const RedisAddress where = RedisAddress::Parse(config.redis);
+  Context c(where.unix_socket
+                ? redisConnectUnixWithTimeout(where.path_or_host.c_str(), tv)
+                : redisConnectWithTimeout(where.path_or_host.c_str(), where.port, tv));
+  if (!c || c->err != 0) {
+    return absl::UnavailableError(absl::StrCat("ha: cannot reach Redis at ", config.redis, ": ",
+                                               c ? c->errstr : "out of memory",
+                                               " (sessions cannot be restored; sluiced does not "
+                                               "start without them)"));
+  }
+  redisSetTimeout(c.get(), tv);
+  if (!config.password.empty()) {
+    if (absl::StatusOr<Reply> r = Command(c.get(), {"AUTH", config.password}); !r.ok()) {
+      return absl::UnavailableError(absl::StrCat("ha: Redis AUTH: ", r.status().message()));
+    }
+  }
+  return c;
+}
+
+absl::StatusOr<std::vector<std::string>> ScanKeys(redisContext* c, const std::string& prefix) {
+  std::vector<std::string> keys;
+  std::string cursor = "0";
+  do {
+    absl::StatusOr<Reply> r =
+        Command(c, {"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
+    if (!r.ok()) return r.status();
+    const redisReply* rep = r->get();
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
+      return absl::UnavailableError("redis: unexpected SCAN reply");
+    }
+    cursor.assign(rep->element[0]->str, rep->element[0]->len);
+    for (size_t i = 0; i < rep->element[1]->elements; ++i) {
+      const redisReply* k = rep->element[1]->element[i];
+      if (k->type == REDIS_REPLY_STRING) keys.emplace_back(k->str, k->len);
+    }
+  } while (cursor != "0");
+  return keys;
+}
+
+// A session's hash: its "record" and "streams" fields (either may be absent).
+struct Fields {
+  std::optional<std::string> record, streams;
+};
+
+absl::StatusOr<Fields> ReadFields(redisContext* c, const std::string& key) {
+  absl::StatusOr<Reply> r = Command(c, {"HGETALL", key});
+  Fields f;
+  // A key of another type under the prefix: a record with neither field.
+  if (!r.ok() && absl::StrContains(r.status().message(), "WRONGTYPE")) return f;
+  if (!r.ok()) return r.status();
+  const redisReply* rep = r->get();
+  if (rep->type != REDIS_REPLY_ARRAY) return f;  // another type: neither field
+  for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+    const redisReply* name = rep->element[i];
+    const redisReply* value = rep->element[i + 1];
+    if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING) continue;
+    const std::string_view n(name->str, name->len);
+    if (n == "record") f.record.emplace(value->str, value->len);
+    if (n == "streams") f.streams.emplace(value->str, value->len);
+  }
+  return f;
+}
+
+absl::Status UnsealInto(const SealedCrypto& sealed, const Sealer& sealer, const std::string& aad,
+                        control::CryptoSpec& spec) {
+  switch (sealed.kind) {
+    case SealedCrypto::Kind::kPlain:
+      spec.kind = control::CryptoSpec::Kind::kPlain;
+      return absl::OkStatus();
+    case SealedCrypto::Kind::kPassthrough:
+      spec.kind = control::CryptoSpec::Kind::kPassthrough;
+      return absl::OkStatus();
+    case SealedCrypto::Kind::kSdes: break;
+  }
+  absl::StatusOr<std::string> text = sealer.Unseal(sealed.sealed, aad);
+  if (!text.ok()) return text.status();
+  spec.kind = control::CryptoSpec::Kind::kSdes;
+  spec.sdes = *text;  // the spec wipes its copy
+  memory::WipeString(*text);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+uint32_t SrtcpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t now_unix_ms) {
+  const uint64_t elapsed = now_unix_ms > at_unix_ms ? now_unix_ms - at_unix_ms : 0;
+  const uint64_t ms = elapsed + config.checkpoint_ms;
+  const uint64_t skip = (uint64_t{config.max_rtcp_pps} * ms + 999) / 1000 + 1;
+  return static_cast<uint32_t>(std::min<uint64_t>(skip, 0x7fffffff));
+}
+
+absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& record,
+                                                         const StreamsRecord& streams,
+                                                         const Sealer& sealer,
+                                                         const config::HaConfig& config,
+                                                         uint64_t now_unix_ms) {
+  control::CreateRequest request;
+  request.session = record.session;
+  request.key_group = record.key_group;
+  const uint32_t skip = SrtcpSkip(config, streams.at_unix_ms, now_unix_ms);
+  for (int i = 0; i < 2; ++i) {
+    const LegRecord& r = record.legs[static_cast<size_t>(i)];
+    const control::LegStreams& s = streams.legs[static_cast<size_t>(i)];
+    control::LegRequest& leg = request.legs.emplace_back();
+    leg.name = r.name;
+    leg.interface = r.interface;
+    leg.family = r.family;
+    leg.local_port = r.local_port;
+    leg.remote = s.remote ? s.remote : r.remote;
+    if (leg.remote && leg.remote->ip.family != r.family) leg.remote = r.remote;
+    leg.strict_source = r.strict_source;
+    leg.await_answer = r.await_answer;
+    leg.rtcp = r.rtcp;
+    leg.roc_on_rekey = r.roc_on_rekey;
+    leg.aes192_kdf = r.aes192_kdf;
+    const std::string aad = absl::StrCat(record.session, "/", i, "/");
+    if (absl::Status st = UnsealInto(r.rx, sealer, aad + "rx", leg.rx); !st.ok()) return st;
+    if (absl::Status st = UnsealInto(r.tx, sealer, aad + "tx", leg.tx); !st.ok()) return st;
+    leg.rx_streams = s.rx;
+    leg.tx_streams = s.tx;
+    // RFC 3711 §9.1: an SRTCP index is never used twice under one key.
+    for (srtp::StreamState& st : leg.tx_streams) {
+      st.rtcp_index = static_cast<uint32_t>(
+          std::min<uint64_t>(uint64_t{st.rtcp_index} + skip, 0x7ffffffe));
+    }
+  }
+  return request;
+}
+
+namespace {
+
+// One key: read, decoded, unsealed, created; a refusal counted and logged.
+// Only a wrong KEK is an error.
+absl::Status RestoreOne(redisContext* c, const std::string& key, const std::string& prefix,
+                        const config::HaConfig& config, const Sealer& sealer,
+                        control::Operations& ops,
+                        const std::function<bool(const std::string&)>& interface_known,
+                        control::HaStats& counts, const std::function<void(std::string_view)>& log) {
+  const auto refuse = [&](uint64_t& counter, absl::string_view why) {
+    ++counter;
+    log::Event(log::Level::kWarning, "ha.restore_refused", {{"key", key}, {"reason", why}});
+    if (log) log(absl::StrCat("ha: restore refused ", absl::CHexEscape(key), ": ", why));
+    return absl::OkStatus();
+  };
+  absl::StatusOr<Fields> f = ReadFields(c, key);
+  if (!f.ok()) return f.status();
+  if (!f->record || !f->streams) return refuse(counts.refused_corrupt, "record or streams missing");
+  absl::StatusOr<SessionRecord> record = DecodeSession(*f->record);
+  if (!record.ok()) return refuse(counts.refused_corrupt, record.status().message());
+  absl::StatusOr<StreamsRecord> streams = DecodeStreams(*f->streams);
+  if (!streams.ok()) return refuse(counts.refused_corrupt, streams.status().message());
+  if (prefix + record->session != key) {
+    return refuse(counts.refused_corrupt, "the record names another session");
+  }
+  for (const LegRecord& leg : record->legs) {
+    if (!interface_known(leg.interface)) {
+      return refuse(counts.refused_unknown_interface,
+                    absl::StrCat("no interface \"", absl::CHexEscape(leg.interface), "\""));
+    }
+  }
+  absl::StatusOr<control::CreateRequest> request =
+      RequestFromRecord(*record, *streams, sealer, config, UnixMs());
+  if (!request.ok()) {
+    if (absl::IsFailedPrecondition(request.status())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("ha: ", absl::CHexEscape(key), ": ", request.status().message(),
+                       "; sluiced refuses to restore (give it the KEK the sessions were sealed "
+                       "under)"));
+    }
+    return refuse(counts.refused_corrupt, request.status().message());
+  }
+  absl::StatusOr<control::SessionInfo> created = ops.Create(*request);
+  if (!created.ok()) return refuse(counts.refused_other, created.status().message());
+  ++counts.restored;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
+                     control::Operations& ops,
+                     const std::function<bool(const std::string&)>& interface_known,
+                     control::HaStats& counts, const std::function<void(std::string_view)>& log) {
+  absl::StatusOr<Context> c = ConnectSync(config);
+  if (!c.ok()) return c.status();
+  const std::string prefix = SessionKeyPrefix(config.instance);
+  absl::StatusOr<std::vector<std::string>> keys = ScanKeys(c->get(), prefix);
+  if (!keys.ok()) return keys.status();
+  for (const std::string& key : *keys) {
+    absl::Status s = RestoreOne(c->get(), key, prefix, config, sealer, ops, interface_known,
+                                counts, log);
+    if (!s.ok()) return s;
+  }
+  log::Event(log::Level::kInfo, "ha.restored",
+             {{"sessions", counts.restored}, {"redis", config.redis},
+              {"refused_corrupt", counts.refused_corrupt},
+              {"refused_unknown_interface", counts.refused_unknown_interface},
+              {"refused_other", counts.refused_other}});
+  if (!log) return absl::OkStatus();
+  log(absl::StrCat("ha: restored ", counts.restored, " session(s) from ", config.redis,
+                   "; refused ", counts.refused_corrupt, " corrupt, ",
+                   counts.refused_unknown_interface, " for an unknown interface, ",
+                   counts.refused_other, " other"));
+  return absl::OkStatus();
+}
+
+}  // namespace sluice::ha

@@ -1,0 +1,188 @@
+// Start-up restore: the checkpoint rule's arithmetic, a record brought back
+// as a create request, and Restore against a real redis-server holding good
+// records, damaged ones, one for an unknown interface and one sealed under
+// another KEK.
+#include "sluice/ha/restore.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "redis_server.h"
+#include "sluice/ha/record.h"
+#include "sluice/ha/replicator.h"
+#include "sluice/ha/sealer.h"
+
+namespace sluice::ha {
+namespace {
+
+using testing::RedisServer;
+
+SessionRecord Sample() {
+  SessionRecord r;
+  r.session = "call-1";
+  for (int i = 0; i < 2; ++i) {
+    LegRecord& leg = r.legs[static_cast<size_t>(i)];
+    leg.name = i == 0 ? "caller" : "callee";
+    leg.interface = i == 0 ? "a" : "b";
+    leg.local_port = static_cast<uint16_t>(30000 + 2 * i);
+    leg.remote = packet::Endpoint::Parse(i == 0 ? "10.0.0.2:4000" : "10.0.1.2:5000");
+  }
+  return r;
+}
+
+const std::string kSdes = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+// The checkpoint rule (docs/ha.md): a restored sender's SRTCP index moves
+// past everything it may have sent since the checkpoint; nothing else moves.
+TEST(CheckpointRuleTest, RestoredSenderSkipsWhatItMayHaveSentSinceTheCheckpoint) {
+  config::HaConfig cfg;
+  cfg.checkpoint_ms = 1000;
+  cfg.max_rtcp_pps = 100;
+  EXPECT_EQ(SrtcpSkip(cfg, 10000, 10000), 101u);   // one interval at 100/s, plus one
+  EXPECT_EQ(SrtcpSkip(cfg, 10000, 15000), 601u);   // and the 5 s since
+  EXPECT_EQ(SrtcpSkip(cfg, 15000, 10000), 101u);   // a clock behind: one interval still
+  cfg.max_rtcp_pps = 1000000;
+  EXPECT_EQ(SrtcpSkip(cfg, 0, uint64_t{1} << 40), 0x7fffffffu);  // bounded
+
+  const Sealer sealer = Sealer::FromKey({});
+  SessionRecord r = Sample();
+  const std::string sdes = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+  r.legs[1].tx = {SealedCrypto::Kind::kSdes, *sealer.Seal(sdes, r.session + "/1/tx")};
+  r.legs[0].rx = {SealedCrypto::Kind::kSdes, *sealer.Seal(sdes, r.session + "/0/rx")};
+  StreamsRecord s;
+  s.at_unix_ms = 50000;
+  s.legs[1].tx = {{9, true, 123456, 40}};
+  s.legs[0].rx = {{5, true, 777, 12}};
+  cfg.max_rtcp_pps = 100;
+  absl::StatusOr<control::CreateRequest> req = RequestFromRecord(r, s, sealer, cfg, 52000);
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->legs[1].tx.kind, control::CryptoSpec::Kind::kSdes);
+  EXPECT_EQ(req->legs[1].tx.sdes, sdes);
+  EXPECT_EQ(req->legs[0].local_port, 30000);
+  EXPECT_EQ(req->legs[1].tx_streams[0].rtp_top, 123456u);       // RTP: the source's index
+  EXPECT_EQ(req->legs[1].tx_streams[0].rtcp_index, 40u + 301u);  // SRTCP: skipped
+  EXPECT_EQ(req->legs[0].rx_streams[0].rtcp_index, 12u);         // a receiver's: as it was
+  EXPECT_EQ(req->legs[0].rx_streams[0].rtp_top, 777u);
+
+  // A key sealed for another place in the session does not open there.
+  std::swap(r.legs[0].rx, r.legs[1].tx);
+  EXPECT_TRUE(absl::IsDataLoss(RequestFromRecord(r, s, sealer, cfg, 52000).status()));
+  // Another KEK: FailedPrecondition, which stops sluiced from starting.
+  std::array<uint8_t, kKekBytes> other{};
+  other[0] = 1;
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      RequestFromRecord(r, s, Sealer::FromKey(other), cfg, 52000).status()));
+}
+
+
+// Sessions restore through Operations::Create; the fake records them.
+class FakeOperations : public control::Operations {
+ public:
+  std::string Version() const override { return "test"; }
+  uint32_t Workers() const override { return 1; }
+  absl::StatusOr<control::SessionInfo> Create(const control::CreateRequest& r) override {
+    created.push_back(r.session);
+    return control::SessionInfo{};
+  }
+  absl::StatusOr<control::SessionInfo> Update(const control::UpdateRequest&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<control::SessionInfo> Delete(const std::string&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<control::SessionInfo> Get(const std::string&) override {
+    return absl::UnimplementedError("");
+  }
+  control::ListResult List(uint64_t, uint64_t) override { return {}; }
+  control::Stats GetStats() override { return {}; }
+  std::vector<std::string> created;
+};
+
+class RestoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!RedisServer::Installed()) GTEST_SKIP() << "redis-server is not installed (scripts/setup-deps)";
+    ASSERT_TRUE(redis_.Start());
+    config_.redis = "unix:" + redis_.socket();
+    config_.instance = "r";
+    config_.restore_timeout_ms = 2000;
+  }
+  void Set(const std::string& session, const std::string& record, const std::string& streams) {
+    ASSERT_TRUE(redis_.Command({"HSET", "sluice:r:s:" + session, "record", record, "streams", streams}));
+  }
+  std::string Good(const std::string& name, const Sealer& sealer) {
+    SessionRecord r = Sample();
+    r.session = name;
+    r.legs[0].rx = {SealedCrypto::Kind::kSdes, *sealer.Seal(kSdes, name + "/0/rx")};
+    return EncodeSession(r);
+  }
+  absl::Status Run(const Sealer& sealer) {
+    return Restore(
+        config_, sealer, ops_, [](const std::string& i) { return i == "a" || i == "b"; }, counts_,
+        [this](std::string_view line) { log_.emplace_back(line); });
+  }
+
+  RedisServer redis_;
+  config::HaConfig config_;
+  FakeOperations ops_;
+  control::HaStats counts_;
+  std::vector<std::string> log_;
+  const Sealer sealer_ = Sealer::FromKey({9});
+  const std::string streams_ = EncodeStreams({});
+};
+
+TEST_F(RestoreTest, RestoresGoodRecordsAndCountsEveryBadOne) {
+  Set("good-1", Good("good-1", sealer_), streams_);
+  Set("good-2", Good("good-2", sealer_), streams_);
+  const std::string good = Good("trunc", sealer_);
+  Set("trunc", good.substr(0, good.size() - 9), streams_);
+  Set("garbage", std::string("\0\xff", 2), streams_);
+  Set("no-streams", Good("no-streams", sealer_), "");
+  Set("renamed", Good("other-name", sealer_), streams_);
+  std::string elsewhere = Good("elsewhere", sealer_);
+  elsewhere.replace(elsewhere.find("\"interface\":\"b\""), 15, "\"interface\":\"z\"");
+  Set("elsewhere", elsewhere, streams_);
+  // Sealed for another session: refused as damage, not as another KEK.
+  SessionRecord swapped = Sample();
+  swapped.session = "swapped";
+  swapped.legs[0].rx = {SealedCrypto::Kind::kSdes, *sealer_.Seal(kSdes, "good-1/0/rx")};
+  Set("swapped", EncodeSession(swapped), streams_);
+
+  ASSERT_TRUE(Run(sealer_).ok());
+  EXPECT_EQ(counts_.restored, 2u);
+  EXPECT_EQ(counts_.refused_corrupt, 5u);  // trunc, garbage, no-streams, renamed, swapped
+  EXPECT_EQ(counts_.refused_unknown_interface, 1u);
+  std::sort(ops_.created.begin(), ops_.created.end());
+  EXPECT_EQ(ops_.created, (std::vector<std::string>{"good-1", "good-2"}));
+  for (const std::string& line : log_) EXPECT_EQ(line.find("inline:"), std::string::npos) << line;
+}
+
+TEST_F(RestoreTest, AnotherKekStopsTheStart) {
+  Set("good-1", Good("good-1", Sealer::FromKey({7})), streams_);
+  absl::Status s = Run(sealer_);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_NE(s.message().find("wrong key-encryption key"), std::string::npos) << s;
+  EXPECT_TRUE(ops_.created.empty());
+}
+
+TEST_F(RestoreTest, RecordsOfThePreviousKekAreRestored) {
+  Set("old", Good("old", Sealer::FromKey({7})), streams_);
+  Set("new", Good("new", sealer_), streams_);
+  Sealer rotating = Sealer::FromKey({9});
+  rotating.SetPrevious(Sealer::FromKey({7}));
+  ASSERT_TRUE(Run(rotating).ok());
+  EXPECT_EQ(counts_.restored, 2u);
+}
+
+TEST_F(RestoreTest, NoRedisStopsTheStart) {
+  redis_.Stop();
+  absl::Status s = Run(sealer_);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("cannot reach Redis"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace sluice::ha

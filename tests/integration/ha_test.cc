@@ -1,0 +1,427 @@
+// [ha] end to end: a real sluiced replicating to a real redis-server (on a
+// Unix socket in a temporary directory), killed with SIGKILL and started
+// again with the same configuration while libsrtp2 phones keep calling;
+// Redis stopped mid-call; damaged records, an unknown interface, a wrong or
+// exposed KEK. docs/ha.md says what each proves.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "harness.h"
+#include "redis_server.h"
+#include "sluice/crypto/session_key.h"
+#include "sluice/ha/sealer.h"
+#include "sluice/srtp/master_key.h"
+
+namespace sluice::testing {
+namespace {
+
+using json = nlohmann::json;
+constexpr char kPrefix[] = "sluice:hatest:s:";
+
+// Every key under Redis and its value(s), read through hiredis.
+std::map<std::string, std::string> Dump(const std::string& socket) {
+  std::map<std::string, std::string> out;
+  redisContext* c = redisConnectUnix(socket.c_str());
+  if (c == nullptr || c->err != 0) {
+    if (c) redisFree(c);
+    return out;
+  }
+  std::string cursor = "0";
+  do {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "SCAN %s COUNT 1000", cursor.c_str()));
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) break;
+    cursor.assign(r->element[0]->str, r->element[0]->len);
+    for (size_t i = 0; i < r->element[1]->elements; ++i) {
+      const std::string key(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+      auto* v = static_cast<redisReply*>(redisCommand(c, "HGETALL %b", key.data(), key.size()));
+      if (v != nullptr && v->type == REDIS_REPLY_ARRAY) {
+        for (size_t j = 0; j < v->elements; ++j) {
+          out[key].append(v->element[j]->str, v->element[j]->len).append("\n");
+        }
+      } else {
+        if (v) freeReplyObject(v);
+        v = static_cast<redisReply*>(redisCommand(c, "GET %b", key.data(), key.size()));
+        if (v != nullptr && v->type == REDIS_REPLY_STRING) out[key].assign(v->str, v->len);
+      }
+      if (v) freeReplyObject(v);
+    }
+    freeReplyObject(r);
+  } while (cursor != "0");
+  redisFree(c);
+  return out;
+}
+
+// Every byte string the keys of `sdes` are made of, and what they derive:
+// the master key and salt (raw, hex, base64) and each session key and salt
+// (RFC 3711 §4.3).
+std::vector<std::pair<std::string, std::string>> Secrets(const std::string& sdes) {
+  srtp::MasterKey key;
+  ParseKey(sdes, &key);
+  const auto bytes = [](std::span<const uint8_t> s) {
+    return std::string(reinterpret_cast<const char*>(s.data()), s.size());
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string master = bytes(key.key_bytes()), salt = bytes(key.salt_bytes());
+  out.emplace_back("master key", master);
+  out.emplace_back("master salt", salt);
+  out.emplace_back("master key (base64)", absl::Base64Escape(master + salt).substr(0, 20));
+  out.emplace_back("master key (hex)", absl::BytesToHexString(master));
+  out.emplace_back("master key (HEX)", absl::AsciiStrToUpper(absl::BytesToHexString(master)));
+  const crypto::SuiteInfo& info = key.info();
+  const std::pair<crypto::KeyLabel, size_t> labels[] = {
+      {crypto::KeyLabel::kSrtpEncryption, info.key_len},
+      {crypto::KeyLabel::kSrtpAuthentication, info.auth_key_len},
+      {crypto::KeyLabel::kSrtpSalt, info.salt_len},
+      {crypto::KeyLabel::kSrtcpEncryption, info.key_len},
+      {crypto::KeyLabel::kSrtcpAuthentication, info.auth_key_len},
+      {crypto::KeyLabel::kSrtcpSalt, info.salt_len}};
+  for (const auto& [label, n] : labels) {
+    if (n == 0) continue;
+    std::vector<uint8_t> derived(n);
+    crypto::DeriveKey(info, key.key_bytes(), key.salt_bytes(), label, derived);
+    out.emplace_back(absl::StrCat("session key, label ", static_cast<int>(label)), bytes(derived));
+  }
+  return out;
+}
+
+class HaTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!RedisServer::Installed()) {
+      skip_reason_ = "redis-server is not installed (scripts/setup-deps)";
+      return;
+    }
+    redis_ = new RedisServer();
+    if (!redis_->Start()) {
+      skip_reason_ = "redis-server did not start";
+      return;
+    }
+    kek_ = redis_->dir() + "/kek";
+    WriteKek(RandomKek(), 0600);
+    daemon_ = new Daemon();
+    DaemonOptions options;
+    options.name = "ha";
+    options.subnet_a = "10.211.1";
+    options.subnet_b = "10.211.2";
+    options.extra_config = absl::StrCat(
+        "[media]\nport_min = 31000\nport_max = 31999\n"
+        "[ha]\nredis = \"unix:", redis_->socket(), "\"\ninstance = \"hatest\"\nkek_file = \"",
+        kek_, "\"\nprevious_kek_file = \"", kek_, ".previous\"\ncheckpoint_ms = 100\n");
+    skip_reason_ = daemon_->Start(options);
+  }
+
+  static void TearDownTestSuite() {
+    delete daemon_;
+    daemon_ = nullptr;
+    delete redis_;
+    redis_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << "skipped: " << skip_reason_;
+    ASSERT_TRUE(daemon_->running()) << "sluiced is not running";
+    ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  }
+
+  static std::string RandomKek() {
+    std::string k(32, '\0');
+    RAND_bytes(reinterpret_cast<unsigned char*>(k.data()), 32);
+    return k;
+  }
+  static void WriteKek(const std::string& bytes, mode_t mode) {
+    std::ofstream(kek_, std::ios::binary | std::ios::trunc) << bytes;
+    chmod(kek_.c_str(), mode);
+  }
+  static std::string ReadKek() {
+    std::ifstream in(kek_, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  json Stats() { return control_.Call({{"op", "stats"}}); }
+  // Waits (at most 10 s) until Redis has every change.
+  bool WaitSynced() {
+    for (int i = 0; i < 500; ++i) {
+      const json s = Stats();
+      if (s.contains("ha") && s["ha"]["connected"] == true && s["ha"]["backlog"] == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  // A call with SRTP on both legs, its phones armed; seq: the phones' next
+  // sequence numbers.
+  struct Call {
+    Phone a, b;
+    std::vector<std::string> keys;  // every master key of the call (SDES)
+  };
+  Call MakeCall(const std::string& name, uint16_t phone_port, uint32_t ssrc, uint16_t seq) {
+    Call call;
+    const std::string key_a = FreshKey("AES_CM_128_HMAC_SHA1_80");
+    const std::string key_b = FreshKey("AEAD_AES_256_GCM");
+    const std::string remote_a = absl::StrCat(daemon_->phone_ip(0), ":", phone_port);
+    const std::string remote_b = absl::StrCat(daemon_->phone_ip(1), ":", phone_port + 2);
+    json r = daemon_->Create(control_, name,
+                             SrtpLeg("a", "a", remote_a, key_a, "AES_CM_128_HMAC_SHA1_80"),
+                             SrtpLeg("b", "b", remote_b, key_b, "AEAD_AES_256_GCM"));
+    EXPECT_TRUE(r.value("ok", false)) << r.dump();
+    if (!r.value("ok", false)) return call;
+    call.a = daemon_->MakePhone(0, daemon_->phone_ip(0), phone_port, ssrc);
+    call.b = daemon_->MakePhone(1, daemon_->phone_ip(1), phone_port + 2, ssrc + 1);
+    call.a.relay = Addr(daemon_->relay_ip(0), LocalPort(r["legs"][0]));
+    call.b.relay = Addr(daemon_->relay_ip(1), LocalPort(r["legs"][1]));
+    const std::string tx_a = r["legs"][0]["tx"]["crypto"], tx_b = r["legs"][1]["tx"]["crypto"];
+    Arm(call.a, key_a, tx_a);
+    Arm(call.b, key_b, tx_b);
+    call.a.seq = seq;
+    call.b.seq = static_cast<uint16_t>(seq + 50);
+    call.keys = {key_a, key_b, tx_a, tx_b};
+    return call;
+  }
+
+  // The relay's failures on a session's legs: auth failures and replays.
+  uint64_t Failures(const std::string& session) {
+    const json g = control_.Call({{"op", "session.get"}, {"session", session}});
+    uint64_t n = 0;
+    for (const json& leg : g["legs"]) {
+      n += leg["counters"]["auth_failures"].get<uint64_t>() +
+           leg["counters"]["replay_drops"].get<uint64_t>();
+    }
+    return n;
+  }
+
+  inline static RedisServer* redis_ = nullptr;
+  inline static Daemon* daemon_ = nullptr;
+  inline static std::string kek_;
+  inline static std::string skip_reason_;
+  inline static std::vector<std::string> all_keys_;  // every call's master keys
+  ControlClient control_;
+};
+
+// (1) and its ROC-wrap variant: SIGKILL mid-call, the same configuration
+// started again; every packet after the gap verifies at the phones and at
+// the relay, in order. In "wrap" the sequence numbers wrap (ROC 0 -> 1)
+// while sluiced is down.
+TEST_F(HaTest, CallsSurviveSigkillAndRestart) {
+  Call plain = MakeCall("survivor", 42000, 0x5a000001, 1000);
+  Call wrap = MakeCall("wrap", 42010, 0x5a000011, 65350);
+  for (const std::string& k : plain.keys) all_keys_.push_back(k);
+  for (const std::string& k : wrap.keys) all_keys_.push_back(k);
+  EXPECT_TRUE(Flows(plain.a, plain.b, 100));
+  EXPECT_TRUE(Flows(wrap.a, wrap.b, 100));
+  ASSERT_TRUE(WaitSynced());
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a checkpoint or two more
+
+  daemon_->Kill();
+  const auto killed = std::chrono::steady_clock::now();
+  // The phones go on talking into the void: 100 packets each way (the
+  // wrap call's sequence numbers pass 65535 here).
+  for (Call* c : {&plain, &wrap}) {
+    for (int i = 0; i < 100; ++i) {
+      c->a.SendNext();
+      c->b.SendNext();
+    }
+  }
+  EXPECT_LT(wrap.a.seq, 1000) << "the wrap call's sequence numbers wrapped during the outage";
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  const double restart_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed).count();
+  std::printf("sluiced killed and restarted, answering again after %.0f ms\n", restart_ms);
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  const json stats = Stats();
+  EXPECT_EQ(stats["ha"]["restored"], 2) << stats.dump();
+  EXPECT_EQ(stats["sessions"], 2);
+  for (Call* c : {&plain, &wrap}) {  // what the void left in the queues
+    c->a.Receive(0);
+    c->b.Receive(0);
+  }
+  // The gap: from the kill until a packet gets through each way again (the
+  // restart, then ARP for the restored peers). What arrives verifies.
+  bool through[2] = {false, false};
+  int bad = 0;
+  for (int i = 0; i < 500 && !(through[0] && through[1]); ++i) {
+    plain.a.SendNext();
+    plain.b.SendNext();
+    through[0] = !plain.b.Receive(10, &bad).empty() || through[0];
+    through[1] = !plain.a.Receive(0, &bad).empty() || through[1];
+  }
+  ASSERT_TRUE(through[0] && through[1]) << "no packet through after the restart";
+  EXPECT_EQ(bad, 0);
+  std::printf("media gap (SIGKILL to packets through both ways): %.0f ms\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
+                  .count());
+  plain.a.Receive(100);
+  plain.b.Receive(100);
+  const ExchangeResult p = Exchange(plain.a, plain.b, 100);
+  EXPECT_TRUE(p.Perfect()) << p.Describe();
+  EXPECT_EQ(p.bad_a + p.bad_b, 0);
+  const ExchangeResult w = Exchange(wrap.a, wrap.b, 100);
+  EXPECT_TRUE(w.Perfect()) << w.Describe();
+  EXPECT_EQ(w.bad_a + w.bad_b, 0);
+  EXPECT_EQ(Failures("survivor"), 0u);
+  EXPECT_EQ(Failures("wrap"), 0u);
+  if (HasFailure()) std::printf("%s\n", daemon_->Log().c_str());
+}
+
+// (3) No byte string of any key of the calls (master keys, salts, session
+// keys; raw, hex or base64) is anywhere in Redis.
+TEST_F(HaTest, RedisHoldsNoKeyInClear) {
+  Call extra = MakeCall("scanned", 42020, 0x5a000021, 7);
+  for (const std::string& k : extra.keys) all_keys_.push_back(k);
+  EXPECT_TRUE(Flows(extra.a, extra.b, 20));
+  ASSERT_TRUE(WaitSynced());
+  const std::map<std::string, std::string> dump = Dump(redis_->socket());
+  ASSERT_GE(dump.size(), 3u);
+  size_t checked = 0;
+  for (const std::string& sdes : all_keys_) {
+    for (const auto& [what, secret] : Secrets(sdes)) {
+      ++checked;
+      for (const auto& [key, value] : dump) {
+        EXPECT_EQ(value.find(secret), std::string::npos) << what << " in " << key;
+        EXPECT_EQ(key.find(secret), std::string::npos) << what << " in a key name";
+      }
+    }
+  }
+  EXPECT_GE(checked, 3u * 4u * 8u);
+  for (const auto& [key, value] : dump) EXPECT_EQ(value.find("inline:"), std::string::npos);
+}
+
+// (4) Redis stopped mid-call: the calls go on, a new call is set up, stats
+// show the lag; a Redis back (empty) is given every session.
+TEST_F(HaTest, RedisStoppedMidCallThenCaughtUp) {
+  Call c = MakeCall("outage", 42030, 0x5a000031, 300);
+  ASSERT_TRUE(WaitSynced());
+  redis_->Stop();
+  EXPECT_TRUE(Flows(c.a, c.b, 100));
+  Call d = MakeCall("during-outage", 42040, 0x5a000041, 400);
+  EXPECT_TRUE(Flows(d.a, d.b, 50));
+  json s = Stats();
+  EXPECT_EQ(s["ha"]["connected"], false) << s.dump();
+  EXPECT_GE(s["ha"]["backlog"].get<uint64_t>(), 1u) << s.dump();
+  EXPECT_GT(s["ha"]["lag_ms"].get<uint64_t>(), 0u) << s.dump();
+  ASSERT_TRUE(redis_->Start());
+  ASSERT_TRUE(WaitSynced()) << Stats().dump();
+  const std::map<std::string, std::string> dump = Dump(redis_->socket());
+  for (const char* name : {"survivor", "wrap", "scanned", "outage", "during-outage"}) {
+    EXPECT_EQ(dump.count(absl::StrCat(kPrefix, name)), 1u) << name;
+  }
+  EXPECT_TRUE(Flows(d.a, d.b, 20));
+}
+
+// (5) Damaged records, a record for an interface this sluiced lacks, a key
+// of another type: refused and counted, the rest restored. A wrong KEK, or
+// one others may read: sluiced refuses to start, and Redis is left as it was.
+TEST_F(HaTest, BadRecordsAndWrongKekAreRefused) {
+  ASSERT_TRUE(WaitSynced());
+  const std::string socket = redis_->socket();
+  const std::string outage = absl::StrCat(kPrefix, "outage");
+  const std::string elsewhere = absl::StrCat(kPrefix, "during-outage");
+  const std::string record = redis_->Command({"HGET", outage, "record"}).value_or("");
+  const std::string moved = redis_->Command({"HGET", elsewhere, "record"}).value_or("");
+  ASSERT_NE(moved.find("\"interface\":\"a\""), std::string::npos) << moved;
+  ASSERT_TRUE(redis_->Command({"HSET", absl::StrCat(kPrefix, "garbage"), "record", "\x01\xff{", "streams", "[]"}));
+  ASSERT_TRUE(redis_->Command({"HSET", outage, "record", record.substr(0, record.size() / 2)}));
+  ASSERT_TRUE(redis_->Command({"HSET", elsewhere, "record",
+                   absl::StrReplaceAll(moved, {{"\"interface\":\"a\"", "\"interface\":\"zz\""}})}));
+  ASSERT_TRUE(redis_->Command({"SET", absl::StrCat(kPrefix, "a-string"), "x"}));
+
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  json s = Stats();
+  EXPECT_EQ(s["ha"]["refused"]["corrupt"], 3) << s.dump();  // garbage, truncated, a string
+  EXPECT_EQ(s["ha"]["refused"]["unknown_interface"], 1) << s.dump();
+  EXPECT_EQ(s["ha"]["restored"], 3) << s.dump();  // survivor, wrap, scanned
+  EXPECT_EQ(s["sessions"], 3);
+  ASSERT_TRUE(WaitSynced());
+  // The sessions' keys (the heartbeat expires by itself meanwhile).
+  const auto sessions = [&socket] {
+    std::map<std::string, std::string> d = Dump(socket);
+    d.erase("sluice:hatest:heartbeat");
+    return d;
+  };
+  const std::map<std::string, std::string> before = sessions();
+
+  // The wrong KEK: sluiced exits with a clear error and writes nothing.
+  const std::string right = ReadKek();
+  daemon_->Kill();
+  WriteKek(RandomKek(), 0600);
+  EXPECT_FALSE(daemon_->Restart());
+  EXPECT_NE(daemon_->Log().find("wrong key-encryption key"), std::string::npos) << daemon_->Log();
+  // A KEK file others may read: refused too.
+  WriteKek(right, 0644);
+  EXPECT_FALSE(daemon_->Restart());
+  EXPECT_NE(daemon_->Log().find("chmod 0600"), std::string::npos);
+  EXPECT_EQ(sessions(), before) << "a refused start changed Redis";
+  // The right KEK again: everything that was restorable is restored.
+  WriteKek(right, 0600);
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  s = Stats();
+  EXPECT_EQ(s["ha"]["restored"], 3) << s.dump();
+}
+
+// KEK rotation online: the current KEK moved to previous_kek_file, a new
+// one in kek_file, `sluicectl ha rekek`: every record in Redis is sealed
+// under the new KEK, and a restart (with or without the previous file)
+// restores every session.
+TEST_F(HaTest, RekekSealsEveryRecordUnderTheNewKek) {
+  const std::string old_kek = ReadKek();
+  json r = control_.Call({{"op", "ha.rekek"}});
+  EXPECT_FALSE(r.value("ok", true)) << "the KEK in use is not a new one: " << r.dump();
+  std::ofstream(kek_ + ".previous", std::ios::binary | std::ios::trunc) << old_kek;
+  chmod((kek_ + ".previous").c_str(), 0600);
+  WriteKek(RandomKek(), 0600);
+  r = control_.Call({{"op", "ha.rekek"}});
+  ASSERT_TRUE(r.value("ok", false)) << r.dump();
+  EXPECT_EQ(r["resealed"], 3);
+  ASSERT_TRUE(WaitSynced());
+  std::array<uint8_t, ha::kKekBytes> new_kek;
+  const std::string new_bytes = ReadKek();
+  std::copy(new_bytes.begin(), new_bytes.end(), new_kek.begin());
+  const uint32_t new_id = ha::Sealer::FromKey(new_kek).kek_id();
+  // Every sealed value of the sessions sluiced holds now names the new KEK
+  // (the records it refused at its start are left as they were).
+  size_t sealed = 0;
+  for (const auto& [key, value] : Dump(redis_->socket())) {
+    if (key.find("outage") != std::string::npos) continue;
+    for (size_t at = value.find("\"sealed\":\""); at != std::string::npos;
+         at = value.find("\"sealed\":\"", at + 1)) {
+      std::string bytes;
+      ASSERT_TRUE(absl::Base64Unescape(value.substr(at + 10, value.find('"', at + 10) - at - 10), &bytes));
+      absl::StatusOr<uint32_t> id = ha::Sealer::KekIdOf(bytes);
+      ASSERT_TRUE(id.ok()) << key;
+      EXPECT_EQ(*id, new_id) << key;
+      ++sealed;
+    }
+  }
+  EXPECT_GE(sealed, 3u * 4u);
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  EXPECT_EQ(Stats()["ha"]["restored"], 3);
+  std::remove((kek_ + ".previous").c_str());
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  EXPECT_EQ(Stats()["ha"]["restored"], 3) << "no record needs the old KEK";
+}
+
+}  // namespace
+}  // namespace sluice::testing
