@@ -25,13 +25,12 @@ class LogCapture {
   }
   // The lines of one event ("event=NAME" in them).
   std::vector<std::string> Of(const std::string& event) const {
+    const std::string field = " event=" + event;
     std::vector<std::string> out;
     for (const std::string& line : lines()) {
-      if (line.find(" event=" + event + " ") != std::string::npos ||
-          line.size() >= event.size() + 7 &&
-              line.compare(line.size() - event.size() - 7, std::string::npos, " event=" + event) == 0) {
-        out.push_back(line);
-      }
+      const bool last = line.size() >= field.size() &&
+                        line.compare(line.size() - field.size(), field.size(), field) == 0;
+      if (last || line.find(field + " ") != std::string::npos) out.push_back(line);
     }
     return out;
   }
