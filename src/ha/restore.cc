@@ -188,7 +188,7 @@ absl::Status RestoreOne(redisContext* c, const std::string& key, const std::stri
                         control::HaStats& counts, const std::function<void(std::string_view)>& log) {
   const auto refuse = [&](uint64_t& counter, absl::string_view why) {
     ++counter;
-    log::Event(log::Level::kWarning, "ha.restore_refused", {{"key", key}, {"reason", why}});
+    log::Event(log::Level::kWarning, "ha.restore_refused", {{"record", key}, {"reason", why}});
     if (log) log(absl::StrCat("ha: restore refused ", absl::CHexEscape(key), ": ", why));
     return absl::OkStatus();
   };
