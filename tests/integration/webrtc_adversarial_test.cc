@@ -279,6 +279,24 @@ class WebRtcAdversarialTest : public ::testing::Test {
     return control_.Call({{"op", "session.get"}, {"session", session}});
   }
   json Stats() { return control_.Call({{"op", "stats"}}); }
+  // Ten SRTP calls between the phones, relaying while a test attacks
+  // (nullptr, with the failure recorded, if they cannot start).
+  std::unique_ptr<MediaCalls> StartMediaCalls() {
+    MediaCallsOptions m;
+    m.calls = 10;
+    m.session_prefix = "adv-media-";
+    m.ns_a = daemon_->phone_ns(0);
+    m.ip_a = daemon_->phone_ip(0);
+    m.ns_b = daemon_->phone_ns(1);
+    m.ip_b = daemon_->phone_ip(1);
+    absl::StatusOr<std::unique_ptr<MediaCalls>> media =
+        MediaCalls::Create(*raw_, daemon_->topology(), m);
+    EXPECT_TRUE(media.ok()) << media.status();
+    if (!media.ok()) return nullptr;
+    const absl::Status started = (*media)->Start();
+    EXPECT_TRUE(started.ok()) << started;
+    return started.ok() ? *std::move(media) : nullptr;
+  }
 
   // A WebRTC session `name`: leg a a browser on `port` (not started), leg b
   // a plain phone. Returns the browser's index.
@@ -350,23 +368,15 @@ class UnlimitedHandshakes : public WebRtcAdversarialTest {
 // datagram is counted under its reason and answered as the RFCs say, the
 // other calls do not notice, and the leg's own browser keys afterwards.
 TEST_F(UnlimitedHandshakes, FloodAtAnUncheckedLegIsCountedAndLearnsNothing) {
-  MediaCallsOptions m;
-  m.calls = 10;
-  m.session_prefix = "adv-media-";
-  m.ns_a = daemon_->phone_ns(0);
-  m.ip_a = daemon_->phone_ip(0);
-  m.ns_b = daemon_->phone_ns(1);
-  m.ip_b = daemon_->phone_ip(1);
-  auto media = MediaCalls::Create(*raw_, daemon_->topology(), m);
-  ASSERT_TRUE(media.ok()) << media.status();
-  ASSERT_TRUE((*media)->Start().ok());
+  std::unique_ptr<MediaCalls> media = StartMediaCalls();
+  ASSERT_NE(media, nullptr);
 
   const size_t target = MakeWebRtcCall("target", 42000, /*dtls_client=*/true);
   const size_t other = MakeWebRtcCall("other", 42002, /*dtls_client=*/false);
   ASSERT_FALSE(HasFailure());
   Attack attack(*daemon_, ForgerFor(target, replies_[0]), *LocalAddress(replies_[0]["legs"][0]));
   const json stats_before = Stats();
-  (*media)->Mark();
+  media->Mark();
 
   std::atomic<bool> stop{false};
   std::thread attacker([&] { attack.Run(120000, 100, stop); });
@@ -375,7 +385,7 @@ TEST_F(UnlimitedHandshakes, FloodAtAnUncheckedLegIsCountedAndLearnsNothing) {
   fleet_->Start(other);
   const std::optional<double> other_keyed_ms = WaitKeyed("other", started, 10000);
   attacker.join();
-  const MediaCallsResult lost = (*media)->Stop();
+  const MediaCallsResult lost = media->Stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const Attack::Replies replies = attack.Collect();
   const json stats_after = Stats();
@@ -442,7 +452,7 @@ TEST_F(UnlimitedHandshakes, FloodAtAnUncheckedLegIsCountedAndLearnsNothing) {
   EXPECT_TRUE(WaitKeyed("target", Clock::now(), 5000).has_value());
   EXPECT_EQ(Get("target")["legs"][0]["ice"]["selected"],
             daemon_->phone_ip(0) + ":42000");
-  EXPECT_TRUE((*media)->Delete(*raw_).ok());
+  EXPECT_TRUE(media->Delete(*raw_).ok());
   EXPECT_TRUE(DeleteSessions(*raw_, std::vector<std::string>{"target", "other"}).ok());
 }
 
@@ -458,22 +468,14 @@ class DefaultHandshakeRate : public WebRtcAdversarialTest {
 // holds it to the leg's rate (handshake_rate), the handshake ring never
 // fills, another call keys at once, running calls lose nothing.
 TEST_F(DefaultHandshakeRate, AFloodAtOnePortIsHeldToTheLegsRate) {
-  MediaCallsOptions m;
-  m.calls = 10;
-  m.session_prefix = "adv-media-";
-  m.ns_a = daemon_->phone_ns(0);
-  m.ip_a = daemon_->phone_ip(0);
-  m.ns_b = daemon_->phone_ns(1);
-  m.ip_b = daemon_->phone_ip(1);
-  auto media = MediaCalls::Create(*raw_, daemon_->topology(), m);
-  ASSERT_TRUE(media.ok()) << media.status();
-  ASSERT_TRUE((*media)->Start().ok());
+  std::unique_ptr<MediaCalls> media = StartMediaCalls();
+  ASSERT_NE(media, nullptr);
   const size_t target = MakeWebRtcCall("target", 42000, /*dtls_client=*/true);
   const size_t other = MakeWebRtcCall("other", 42002, /*dtls_client=*/false);
   ASSERT_FALSE(HasFailure());
   Attack attack(*daemon_, ForgerFor(target, replies_[0]), *LocalAddress(replies_[0]["legs"][0]));
   const json stats_before = Stats();
-  (*media)->Mark();
+  media->Mark();
 
   std::atomic<bool> stop{false};
   const Clock::time_point flood_start = Clock::now();
@@ -484,7 +486,7 @@ TEST_F(DefaultHandshakeRate, AFloodAtOnePortIsHeldToTheLegsRate) {
   const std::optional<double> other_keyed_ms = WaitKeyed("other", started, 10000);
   attacker.join();
   const double flood_s = std::chrono::duration<double>(Clock::now() - flood_start).count();
-  const MediaCallsResult lost = (*media)->Stop();
+  const MediaCallsResult lost = media->Stop();
   const json stats_after = Stats();
   const json leg = Get("target")["legs"][0];
   const uint64_t rate_drops = WorkerSum(stats_after, nullptr, "handshake_rate") -
@@ -508,7 +510,7 @@ TEST_F(DefaultHandshakeRate, AFloodAtOnePortIsHeldToTheLegsRate) {
   EXPECT_GT(rate_drops, attack.total() / 2);
   EXPECT_LE(rate_drops + LegTotal(leg), attack.total());
   EXPECT_TRUE(leg["ice"]["selected"].is_null());
-  EXPECT_TRUE((*media)->Delete(*raw_).ok());
+  EXPECT_TRUE(media->Delete(*raw_).ok());
   EXPECT_TRUE(DeleteSessions(*raw_, std::vector<std::string>{"target", "other"}).ok());
 }
 
