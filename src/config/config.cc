@@ -91,7 +91,8 @@ constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SR
                                                    "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM"};
 constexpr absl::string_view kHaKeys[] = {"redis",         "password",     "tls",
                                          "role",          "instance",     "kek_file",     "previous_kek_file",
-                                         "checkpoint_ms", "max_rtcp_pps", "restore_timeout_ms"};
+                                         "checkpoint_ms", "max_rtcp_pps", "max_rtp_pps",
+                                         "restore_timeout_ms"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
 
@@ -1282,6 +1283,15 @@ absl::Status Reader::ReadHa(const Value& root, Config* config) const {
   }
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "checkpoint_ms", 50, 60000, &ha.checkpoint_ms));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_rtcp_pps", 1, 1000000, &ha.max_rtcp_pps));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_rtp_pps", 1, 100000, &ha.max_rtp_pps));
+  if (uint64_t{ha.max_rtp_pps} * 2 * ha.checkpoint_ms / 1000 > kMaxRtpSkipAtLoad) {
+    return Error(s.Get("max_rtp_pps"), s.Path("max_rtp_pps"),
+                 absl::StrCat("max_rtp_pps × 2 × checkpoint_ms / 1000 must be at most ",
+                              kMaxRtpSkipAtLoad,
+                              ": a restored sender's SEQ skip must stay well below 2^15 for "
+                              "its receivers to follow (RFC 3711 §3.3.1); lower max_rtp_pps or "
+                              "checkpoint_ms"));
+  }
   SLUICE_CONFIG_RETURN_IF_ERROR(
       ReadUint(s, "restore_timeout_ms", 100, 600000, &ha.restore_timeout_ms));
   config->ha = std::move(ha);

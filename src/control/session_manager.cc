@@ -470,6 +470,7 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   spec.aes192_kdf = leg.aes192_kdf.value_or(config_.media.aes192_kdf);
   LegState& state = entry.legs[i];
   state.aes192_kdf = spec.aes192_kdf;
+  state.tx_seq_offset = spec.tx_seq_offset = leg.tx_seq_offset;
   state.interface = iface->name;
   state.rtcp = leg.rtcp;
   state.roc_on_rekey = leg.roc_on_rekey;
@@ -566,7 +567,7 @@ absl::StatusOr<SessionInfo> SessionManager::UpdateSession(const UpdateRequest& r
   // session as it was.
   if (absl::Status s = BuildRxContext(entry, *leg, rx); !s.ok()) return s;
   if (absl::Status s =
-          BuildTxContext(entry.legs[*leg].aes192_kdf, tx, TxRocRule(entry, *leg, request));
+          BuildTxContext(entry.legs[*leg], tx, TxRocRule(entry, *leg, request));
       !s.ok()) {
     return s;
   }
@@ -696,11 +697,14 @@ srtp::RocOnRekey SessionManager::TxRocRule(const Entry& entry, int leg,
   return moved ? srtp::RocOnRekey::kReset : srtp::RocOnRekey::kKeep;
 }
 
-absl::Status SessionManager::BuildTxContext(crypto::Aes192Kdf kdf, KeyChange& tx,
+absl::Status SessionManager::BuildTxContext(const LegState& state, KeyChange& tx,
                                             srtp::RocOnRekey rule) const {
   if (!tx.requested || tx.keys.empty()) return absl::OkStatus();
   srtp::ContextOptions options = ContextOptionsFor();
-  options.aes192_kdf = kdf;
+  options.aes192_kdf = state.aes192_kdf;
+  // A restored leg's SEQ shift carries on under the new key: its receivers
+  // see the SEQ go on, not jump back.
+  options.rtp_seq_offset = state.tx_seq_offset;
   options.encrypt_srtcp = !tx.unencrypted_srtcp;
   auto ctx = srtp::Context::Create(tx.keys, options);
   if (!ctx.ok()) {
@@ -748,7 +752,7 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   if (s.ok()) s = AdmitAcrossSessions(tx.fingerprints, entry.key_owner, "tx");
   if (s.ok()) s = BuildRxContext(entry, leg, rx);
   // A new DTLS association is a new SRTP context: its sender starts at ROC 0.
-  if (s.ok()) s = BuildTxContext(entry.legs[leg].aes192_kdf, tx, srtp::RocOnRekey::kReset);
+  if (s.ok()) s = BuildTxContext(entry.legs[leg], tx, srtp::RocOnRekey::kReset);
   if (s.ok() && !key_registry_.Reserve(2, NowMs())) {
     s = absl::ResourceExhaustedError("key registry full");
   }

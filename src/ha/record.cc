@@ -185,6 +185,7 @@ std::string EncodeStreams(const StreamsRecord& record) {
   for (const control::LegStreams& leg : record.legs) {
     json l = {{"rx", StreamsJson(leg.rx)}, {"tx", StreamsJson(leg.tx)}};
     if (leg.remote) l["remote"] = leg.remote->ToString();
+    if (leg.tx_seq_offset != 0) l["seq_offset"] = leg.tx_seq_offset;
     legs.push_back(std::move(l));
   }
   return json{{"v", kRecordVersion}, {"at_ms", record.at_unix_ms}, {"legs", legs}}.dump();
@@ -202,6 +203,9 @@ absl::StatusOr<StreamsRecord> DecodeStreams(std::string_view text) {
       leg.rx = StreamsFrom(l.at("rx"));
       leg.tx = StreamsFrom(l.at("tx"));
       if (l.contains("remote")) leg.remote = EndpointFrom(l.at("remote"));
+      if (l.contains("seq_offset")) {
+        leg.tx_seq_offset = static_cast<uint16_t>(Uint(l, "seq_offset", 65535));
+      }
     }
     return r;
   });

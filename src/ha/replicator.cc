@@ -176,6 +176,7 @@ void Replicator::OnCreated(const control::CreateRequest& request,
     const control::LegRequest& leg = request.legs[static_cast<size_t>(i)];
     held.streams.legs[static_cast<size_t>(i)].rx = leg.rx_streams;  // a restore's, else none
     held.streams.legs[static_cast<size_t>(i)].tx = leg.tx_streams;
+    held.streams.legs[static_cast<size_t>(i)].tx_seq_offset = leg.tx_seq_offset;
   }
   held.streams.at_unix_ms = UnixMs();
   held_[request.session] = std::move(held);

@@ -139,6 +139,35 @@ uint32_t SrtcpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t
   return static_cast<uint32_t>(std::min<uint64_t>(skip, 0x7fffffff));
 }
 
+uint64_t RtpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t now_unix_ms) {
+  // A day at most: a clock far off neither overflows nor moves the index
+  // space (2^48) noticeably.
+  const uint64_t elapsed = std::min<uint64_t>(
+      now_unix_ms > at_unix_ms ? now_unix_ms - at_unix_ms : 0, 86400000);
+  return (uint64_t{config.max_rtp_pps} * (elapsed + config.checkpoint_ms) + 999) / 1000 + 1;
+}
+
+namespace {
+
+// Rule 2 (docs/ha.md): leg `i` protects what the other leg receives in
+// plain, so after a crash that source may send again a SEQ Sluice already
+// protected, with another payload. Every index up to the checkpoint plus
+// `skip` counts as used, and the SEQ shift grows by `skip`, so that the
+// source's next packets land above them and relay.
+void SkipPlainSourcedSender(const SessionRecord& record, int i, uint64_t skip,
+                            control::LegRequest& leg) {
+  if (record.legs[static_cast<size_t>(i)].tx.kind != SealedCrypto::Kind::kSdes ||
+      record.legs[static_cast<size_t>(1 - i)].rx.kind != SealedCrypto::Kind::kPlain) {
+    return;
+  }
+  leg.tx_seq_offset = static_cast<uint16_t>(leg.tx_seq_offset + skip);
+  for (srtp::StreamState& st : leg.tx_streams) {
+    if (st.rtp_used) st.rtp_top = std::min(st.rtp_top + skip, (uint64_t{1} << 48) - 1);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& record,
                                                          const StreamsRecord& streams,
                                                          const Sealer& sealer,
@@ -148,6 +177,7 @@ absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& re
   request.session = record.session;
   request.key_group = record.key_group;
   const uint32_t skip = SrtcpSkip(config, streams.at_unix_ms, now_unix_ms);
+  const uint64_t rtp_skip = RtpSkip(config, streams.at_unix_ms, now_unix_ms);
   for (int i = 0; i < 2; ++i) {
     const LegRecord& r = record.legs[static_cast<size_t>(i)];
     const control::LegStreams& s = streams.legs[static_cast<size_t>(i)];
@@ -168,11 +198,13 @@ absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& re
     if (absl::Status st = UnsealInto(r.tx, sealer, aad + "tx", leg.tx); !st.ok()) return st;
     leg.rx_streams = s.rx;
     leg.tx_streams = s.tx;
+    leg.tx_seq_offset = s.tx_seq_offset;
     // RFC 3711 §9.1: an SRTCP index is never used twice under one key.
     for (srtp::StreamState& st : leg.tx_streams) {
       st.rtcp_index = static_cast<uint32_t>(
           std::min<uint64_t>(uint64_t{st.rtcp_index} + skip, 0x7ffffffe));
     }
+    SkipPlainSourcedSender(record, i, rtp_skip, leg);
   }
   return request;
 }

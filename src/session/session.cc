@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     leg_options.aes192_kdf = leg.aes192_kdf;
     auto rx = MaybeContext(leg.rx_keys, leg_options, true, absl::StrCat("legs[", i, "].rx"));
     if (!rx.ok()) return rx.status();
+    leg_options.rtp_seq_offset = leg.tx_seq_offset;  // a sender's only
     auto tx = MaybeContext(leg.tx_keys, leg_options, leg.tx_encrypt_srtcp,
                            absl::StrCat("legs[", i, "].tx"));
     if (!tx.ok()) return tx.status();

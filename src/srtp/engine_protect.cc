@@ -196,6 +196,13 @@ void Engine::AdmitRtpForProtect(std::span<const Job> jobs, std::span<Verdict> ve
       verdicts[i] = Verdict::kMalformed;
       continue;
     }
+    // A restored plain-sourced stream's SEQ shift (ContextOptions), in the
+    // header the tag covers, before the index is chosen from it.
+    if (const uint16_t shift = ctx.options().rtp_seq_offset; shift != 0) [[unlikely]] {
+      h.seq = static_cast<uint16_t>(h.seq + shift);
+      pkt.data[2] = static_cast<uint8_t>(h.seq >> 8);
+      pkt.data[3] = static_cast<uint8_t>(h.seq);
+    }
     uint64_t index;
     if (Verdict v = run.Admit(ctx, pkt, h, now_, &index); v != Verdict::kOk) {
       verdicts[i] = v;

@@ -43,6 +43,7 @@ TEST(HaConfigTest, Defaults) {
   EXPECT_EQ(c->ha->kek_file, "/etc/sluice/kek");
   EXPECT_EQ(c->ha->checkpoint_ms, 1000u);
   EXPECT_EQ(c->ha->max_rtcp_pps, 1000u);
+  EXPECT_EQ(c->ha->max_rtp_pps, 1000u);
   EXPECT_TRUE(c->ha->password.empty());
 }
 
@@ -50,7 +51,7 @@ TEST(HaConfigTest, EverySetting) {
   absl::StatusOr<Config> c = ParseConfig(
       Cfg("[ha]\nredis = \"tcp://127.0.0.1:6379\"\npassword = \"pw\"\nrole = \"active\"\n"
           "instance = \"relay-1.dc2\"\nkek_file = \"/k\"\nprevious_kek_file = \"/old\"\ncheckpoint_ms = 200\n"
-          "max_rtcp_pps = 50\nrestore_timeout_ms = 2000\ntls = false\n"),
+          "max_rtcp_pps = 50\nmax_rtp_pps = 2000\nrestore_timeout_ms = 2000\ntls = false\n"),
       "test.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->ha->redis, "tcp://127.0.0.1:6379");
@@ -59,6 +60,7 @@ TEST(HaConfigTest, EverySetting) {
   EXPECT_EQ(c->ha->previous_kek_file, "/old");
   EXPECT_EQ(c->ha->checkpoint_ms, 200u);
   EXPECT_EQ(c->ha->max_rtcp_pps, 50u);
+  EXPECT_EQ(c->ha->max_rtp_pps, 2000u);
   EXPECT_EQ(c->ha->restore_timeout_ms, 2000u);
 }
 
@@ -83,6 +85,13 @@ TEST(HaConfigTest, Refusals) {
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "instance = \"\"\n")), HasSubstr("ha.instance"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "checkpoint_ms = 10\n")), HasSubstr("ha.checkpoint_ms"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "max_rtcp_pps = 0\n")), HasSubstr("ha.max_rtcp_pps"));
+  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "max_rtp_pps = 0\n")), HasSubstr("ha.max_rtp_pps"));
+  // The restored sender's skip over two intervals stays at most 2^14, well
+  // below the 2^15 a receiver's ROC estimate follows (RFC 3711 §3.3.1).
+  EXPECT_EQ(ErrorOf(Cfg(kMinimal + "max_rtp_pps = 8192\n")), "OK");  // 8192 × 2 × 1 s
+  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "max_rtp_pps = 8193\n")),
+              HasSubstr("ha.max_rtp_pps: max_rtp_pps × 2 × checkpoint_ms / 1000 must be at most 16384"));
+  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "checkpoint_ms = 9000\n")), HasSubstr("lower max_rtp_pps or checkpoint_ms"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "kek = \"x\"\n")), HasSubstr("kek"));
 }
 

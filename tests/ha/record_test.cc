@@ -62,6 +62,7 @@ TEST(RecordTest, StreamsRoundTrip) {
   s.legs[0].rx = {{0xdeadbeef, true, (uint64_t{3} << 16) | 65500, 17}};
   s.legs[1].tx = {{7, false, 0, 0}, {8, true, (uint64_t{1} << 48) - 1, 0x7fffffff}};
   s.legs[1].remote = packet::Endpoint::Parse("[fd00::2]:6000");
+  s.legs[1].tx_seq_offset = 65535;  // a restored plain-sourced sender's SEQ shift
   absl::StatusOr<StreamsRecord> back = DecodeStreams(EncodeStreams(s));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->at_unix_ms, s.at_unix_ms);
@@ -74,6 +75,8 @@ TEST(RecordTest, StreamsRoundTrip) {
   EXPECT_EQ(back->legs[1].tx[1].rtcp_index, 0x7fffffffu);
   EXPECT_EQ(back->legs[1].remote->ToString(), "[fd00::2]:6000");
   EXPECT_FALSE(back->legs[0].remote.has_value());
+  EXPECT_EQ(back->legs[1].tx_seq_offset, 65535);
+  EXPECT_EQ(back->legs[0].tx_seq_offset, 0);  // absent: none (records written before it)
 }
 
 TEST(RecordTest, EveryTruncationIsRefusedNeverACrash) {
@@ -112,6 +115,8 @@ TEST(RecordTest, RefusesOutOfRangeAndForeignValues) {
   EXPECT_FALSE(DecodeStreams(R"({"v":1,"at_ms":1,"legs":[{"rx":[{"ssrc":1,"rtcp":2147483648}],"tx":[]},{"rx":[],"tx":[]}]})").ok());
   EXPECT_FALSE(DecodeStreams(R"({"v":1,"at_ms":1,"legs":[{"rx":[{"ssrc":1,"rtcp":0,"top":281474976710656}],"tx":[]},{"rx":[],"tx":[]}]})").ok());
   EXPECT_FALSE(DecodeStreams(R"({"v":1,"at_ms":1,"legs":[{"rx":[],"tx":[]}]})").ok());
+  EXPECT_FALSE(DecodeStreams(R"({"v":1,"at_ms":1,"legs":[{"rx":[],"tx":[],"seq_offset":65536},{"rx":[],"tx":[]}]})").ok());
+  EXPECT_FALSE(DecodeStreams(R"({"v":1,"at_ms":1,"legs":[{"rx":[],"tx":[],"seq_offset":-1},{"rx":[],"tx":[]}]})").ok());
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include "sluice/ha/restore.h"
 
 #include <algorithm>
+#include <array>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,10 @@
 #include "sluice/ha/record.h"
 #include "sluice/ha/replicator.h"
 #include "sluice/ha/sealer.h"
+#include "sluice/crypto/backend.h"
+#include "sluice/srtp/context.h"
+#include "sluice/srtp/engine.h"
+#include "sluice/srtp/sdes.h"
 
 namespace sluice::ha {
 namespace {
@@ -77,6 +84,101 @@ TEST(CheckpointRuleTest, RestoredSenderSkipsWhatItMayHaveSentSinceTheCheckpoint)
       RequestFromRecord(r, s, Sealer::FromKey(other), cfg, 52000).status()));
 }
 
+TEST(CheckpointRuleTest, RtpSkipIsWhatAStreamMaySendSinceTheSnapshotPlusAnInterval) {
+  config::HaConfig cfg;
+  cfg.checkpoint_ms = 100;
+  cfg.max_rtp_pps = 500;
+  EXPECT_EQ(RtpSkip(cfg, 1000, 1000), 51u);    // one interval at 500/s, plus one
+  EXPECT_EQ(RtpSkip(cfg, 1000, 1100), 101u);   // and the 100 ms since
+  EXPECT_EQ(RtpSkip(cfg, 2000, 1000), 51u);    // a clock behind: one interval still
+  EXPECT_EQ(RtpSkip(cfg, 0, UINT64_MAX), (500ull * (86400000 + 100) + 999) / 1000 + 1);  // bounded
+}
+
+// One packet from the plain side, SEQ `seq`, protected by `tx` and, when
+// Sluice sends it, checked by the SRTP phone `rx`: the index it came at,
+// or nothing when Sluice refused it.
+std::optional<uint64_t> Relay(srtp::Engine& engine, srtp::Context& tx, srtp::Context& rx,
+                              uint16_t seq, uint8_t payload_xor) {
+  std::array<uint8_t, 128> bytes{};
+  bytes[0] = 0x80;
+  bytes[2] = static_cast<uint8_t>(seq >> 8);
+  bytes[3] = static_cast<uint8_t>(seq);
+  bytes[11] = 9;  // SSRC 9
+  for (int i = 12; i < 52; ++i) bytes[i] = static_cast<uint8_t>(i ^ seq ^ payload_xor);
+  srtp::Packet pkt{bytes.data(), 52, 128};
+  srtp::Job job{&tx, &pkt};
+  srtp::Verdict v = srtp::Verdict::kCryptoError;
+  engine.ProtectRtp({&job, 1}, {&v, 1});
+  if (v != srtp::Verdict::kOk) return std::nullopt;
+  srtp::Job back{&rx, &pkt};
+  EXPECT_EQ(engine.UnprotectRtp({&back, 1}, {&v, 1}), 1u) << "the phone refused SEQ " << seq;
+  return rx.FindStream(9)->rtp_window.top();
+}
+
+// Rule 2 end to end: a plain RTP source relayed to SRTP; Sluice protects
+// 300 packets, the checkpoint having seen 200, and crashes; restored by
+// RequestFromRecord, it is sent every SEQ of before again with other
+// payloads (someone spoofing the plain side), then the source's next 100.
+// Nothing goes out at an index used before the crash; every packet that
+// goes out authenticates at the phone; the source's new packets all relay.
+// Then a second restart on top of the first: the shift accumulates.
+TEST(CheckpointRuleTest, RestoredPlainSourcedSenderNeverReusesAnIndex) {
+  config::HaConfig cfg;
+  cfg.checkpoint_ms = 100;
+  cfg.max_rtp_pps = 500;
+  const Sealer sealer = Sealer::FromKey({});
+  SessionRecord r = Sample();  // leg 0 receives plain; leg 1 sends SRTP
+  r.legs[1].tx = {SealedCrypto::Kind::kSdes, *sealer.Seal(kSdes, r.session + "/1/tx")};
+  absl::StatusOr<srtp::SdesCrypto> sdes = srtp::ParseSdesCrypto(kSdes);
+  ASSERT_TRUE(sdes.ok()) << sdes.status();
+  const srtp::MasterKey key = sdes->key;
+  auto backend = crypto::MakeBackend(crypto::BackendKind::kOpenssl);
+  ASSERT_TRUE(backend.ok());
+  srtp::Engine engine(**backend);
+  auto phone = *srtp::Context::Create({&key, 1}, {});
+  auto before = *srtp::Context::Create({&key, 1}, {});
+  std::set<uint64_t> used;
+  StreamsRecord checkpoint;
+  for (uint16_t n = 0; n < 300; ++n) {  // SEQ 65400 on: wraps at n = 136
+    std::optional<uint64_t> index =
+        Relay(engine, *before, *phone, static_cast<uint16_t>(65400 + n), 0);
+    ASSERT_TRUE(index.has_value());
+    used.insert(*index);
+    if (n == 199) checkpoint.legs[1].tx = before->SnapshotStreams(true);
+  }
+  checkpoint.at_unix_ms = 1000;
+  // Restored 100 ms after the snapshot: the skip is 101, above the 100
+  // packets sent after it.
+  uint16_t next_seq = 65400 + 300;
+  for (int restart = 0; restart < 2; ++restart) {
+    absl::StatusOr<control::CreateRequest> req = RequestFromRecord(
+        r, *DecodeStreams(EncodeStreams(checkpoint)), sealer, cfg, checkpoint.at_unix_ms + 100);
+    ASSERT_TRUE(req.ok()) << req.status();
+    EXPECT_EQ(req->legs[1].tx_seq_offset, 101 * (restart + 1));
+    EXPECT_EQ(req->legs[1].tx_streams[0].rtp_top, checkpoint.legs[1].tx[0].rtp_top + 101);
+    EXPECT_EQ(req->legs[0].tx_seq_offset, 0);  // leg 0 sends plain: nothing to skip
+    srtp::ContextOptions options;  // as Session::Create makes the tx context
+    options.rtp_seq_offset = req->legs[1].tx_seq_offset;
+    auto after = *srtp::Context::Create({&key, 1}, options);
+    for (const srtp::StreamState& st : req->legs[1].tx_streams) after->RestoreStream(st, true);
+    const uint64_t highest_before = *used.rbegin();
+    for (uint16_t seq = 65400; seq != next_seq; ++seq) {  // every SEQ again, other payloads
+      if (std::optional<uint64_t> index = Relay(engine, *after, *phone, seq, 0x5a)) {
+        EXPECT_TRUE(used.insert(*index).second) << "index " << *index << " used twice";
+      }
+    }
+    for (uint16_t n = 0; n < 100; ++n, ++next_seq) {  // the source carries on
+      std::optional<uint64_t> index = Relay(engine, *after, *phone, next_seq, 0);
+      ASSERT_TRUE(index.has_value()) << "SEQ " << next_seq << " dropped";
+      EXPECT_TRUE(used.insert(*index).second) << "index " << *index << " used twice";
+      EXPECT_GT(*index, highest_before);
+    }
+    // The next crash: its checkpoint has seen all but the last 100.
+    checkpoint.legs[1].tx = after->SnapshotStreams(true);
+    checkpoint.legs[1].tx[0].rtp_top -= 100;
+    checkpoint.legs[1].tx_seq_offset = req->legs[1].tx_seq_offset;
+  }
+}
 
 // Sessions restore through Operations::Create; the fake records them.
 class FakeOperations : public control::Operations {

@@ -117,6 +117,41 @@ TEST_P(EngineProtectTest, SrtcpGetsIndexTrailerMkiAndTag) {
   EXPECT_EQ(bytes[33], 0xb2);
 }
 
+// A restored plain-sourced sender's SEQ shift (ContextOptions::
+// rtp_seq_offset): the header carries SEQ + shift, the index and ROC follow
+// the shifted SEQ across its wrap, in bursts (a run of one stream) and one
+// by one, and the receiver authenticates every packet at that index.
+TEST_P(EngineProtectTest, SeqShiftMovesTheHeaderAndTheIndexAcrossAWrap) {
+  MasterKey k;
+  k.suite = Suite::kAesCm128HmacSha1_80;
+  for (size_t i = 0; i < k.key.size(); ++i) k.key[i] = static_cast<uint8_t>(3 * i + 1);
+  ContextOptions shifted;
+  shifted.rtp_seq_offset = 1000;
+  auto tx = *Context::Create({&k, 1}, shifted);
+  auto rx = *Context::Create({&k, 1}, ContextOptions{});
+  constexpr uint32_t kSsrc = 0x11223344;
+  for (uint32_t n = 0; n < 200;) {
+    const uint32_t burst = n < 100 ? 8 : 1;
+    std::vector<RtpBuffer> bufs;
+    bufs.reserve(burst);  // a buffer's packet points into it: never moved
+    for (uint32_t j = 0; j < burst; ++j) bufs.emplace_back(static_cast<uint16_t>(64400 + n + j), 40, 64);
+    std::vector<Job> jobs;
+    for (RtpBuffer& b : bufs) jobs.push_back(Job{tx.get(), &b.pkt});
+    std::vector<Verdict> v(burst, Verdict::kCryptoError);
+    ASSERT_EQ(engine_.ProtectRtp(jobs, v), burst);
+    for (uint32_t j = 0; j < burst; ++j, ++n) {
+      const uint16_t seq = static_cast<uint16_t>(bufs[j].bytes[2] << 8 | bufs[j].bytes[3]);
+      EXPECT_EQ(seq, static_cast<uint16_t>(65400 + n));  // 64400 + n + 1000, modulo 2^16
+      Job back{rx.get(), &bufs[j].pkt};
+      Verdict rv = Verdict::kCryptoError;
+      ASSERT_EQ(engine_.UnprotectRtp({&back, 1}, {&rv, 1}), 1u) << "packet " << n;
+      EXPECT_EQ(rx->FindStream(kSsrc)->rtp_window.top(), uint64_t{65400} + n);
+    }
+  }
+  EXPECT_EQ(tx->FindStream(kSsrc)->roc(), 1u);  // the shifted SEQ wrapped
+  EXPECT_EQ(tx->FindStream(kSsrc)->rtp_window.top(), uint64_t{65599});
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EngineProtectTest,
                          ::testing::Values(BackendKind::kIpsecMb, BackendKind::kOpenssl),
                          [](const auto& info) {

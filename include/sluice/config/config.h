@@ -203,6 +203,11 @@ struct SecurityConfig {
 
 // [ha]: session state replicated to Redis, keys sealed under a KEK
 // (docs/ha.md). The table being present turns replication on.
+// RFC 3711 §3.3.1: a receiver estimates the ROC right only across a SEQ
+// jump below 2^15; a restored sender's skip over two checkpoint intervals
+// stays within half of that, leaving the rest to the outage itself.
+inline constexpr uint32_t kMaxRtpSkipAtLoad = 1u << 14;
+
 struct HaConfig {
   std::string redis;      // "unix:/path/redis.sock" or "tcp://host:port"
   std::string password;   // Redis AUTH; empty: none
@@ -215,6 +220,10 @@ struct HaConfig {
   // What a restored sender's SRTCP index skips: this many packets a second
   // since the last checkpoint (docs/ha.md, the checkpoint rule), 1..1000000.
   uint32_t max_rtcp_pps = 1000;
+  // What a restored plain-sourced sender's SRTP index skips: this many
+  // packets a second per stream since the last checkpoint, 1..100000, with
+  // max_rtp_pps × 2 × checkpoint_ms / 1000 at most kMaxRtpSkipAtLoad.
+  uint32_t max_rtp_pps = 1000;
   uint32_t restore_timeout_ms = 5000;  // start-up restore's Redis timeout, 100..600000
 };
 

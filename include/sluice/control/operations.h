@@ -105,6 +105,9 @@ struct LegRequest {
   uint16_t local_port = 0;
   std::vector<srtp::StreamState> rx_streams;
   std::vector<srtp::StreamState> tx_streams;
+  // A restored leg's SEQ shift on what it sends (docs/ha.md, the checkpoint
+  // rule); never from the wire.
+  uint16_t tx_seq_offset = 0;
 };
 
 struct CreateRequest {

@@ -169,6 +169,7 @@ class SessionManager : public Operations {
     bool tx_unencrypted_srtcp = false;
     RocOnRekey roc_on_rekey = RocOnRekey::kAuto;
     crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;  // every context of the leg
+    uint16_t tx_seq_offset = 0;  // every tx context of the leg (LegRequest)
     // Directions already logged as past the key warning: bit 0 rx, bit 1
     // tx; cleared by a re-key of that direction.
     uint8_t key_warned = 0;
@@ -283,7 +284,7 @@ class SessionManager : public Operations {
                               const std::vector<srtp::KeyFingerprint>& next_fp,
                               const std::optional<KeyInUse>& current);
   absl::Status BuildRxContext(const Entry& entry, int leg, KeyChange& rx) const;
-  absl::Status BuildTxContext(crypto::Aes192Kdf kdf, KeyChange& tx, srtp::RocOnRekey rule) const;
+  absl::Status BuildTxContext(const LegState& state, KeyChange& tx, srtp::RocOnRekey rule) const;
   // The send side's ROC rule for an update of `leg` (RocOnRekey).
   srtp::RocOnRekey TxRocRule(const Entry& entry, int leg, const UpdateRequest& request) const;
   static void HandOverKeys(Entry& entry, int leg, const UpdateRequest& request, KeyChange& rx,

@@ -20,6 +20,9 @@ struct LegStreams {
   std::vector<srtp::StreamState> rx;
   std::vector<srtp::StreamState> tx;
   std::optional<packet::Endpoint> remote;
+  // The SEQ shift of what the leg sends (LegRequest::tx_seq_offset): set
+  // by a restore, kept by every checkpoint after it.
+  uint16_t tx_seq_offset = 0;
 };
 
 class SessionObserver {

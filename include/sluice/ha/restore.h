@@ -1,7 +1,8 @@
 // Start-up restore (docs/ha.md): every session the instance's Redis keys
 // hold is unsealed and created again on its own ports, its streams resuming
-// from their checkpoint (the send side's SRTCP index moved past whatever
-// may have been sent since), before sluiced answers its control socket.
+// from their checkpoint (the send side's SRTCP index, and the SRTP index of
+// a sender relayed from plain RTP, moved past whatever may have been sent
+// since), before sluiced answers its control socket.
 //
 // Control thread, at start-up; blocks on Redis for at most [ha]
 // restore_timeout_ms per request.
@@ -24,7 +25,8 @@ namespace sluice::ha {
 
 // The create request that brings a record back: keys unsealed (the request
 // wipes them), local ports as they were, streams from the checkpoint with
-// each sender's SRTCP index advanced by the checkpoint rule. FailedPrecondition
+// each sender's SRTCP index advanced by the checkpoint rule, and the SRTP
+// index of each sender relayed from a plain source too (its SEQ shifted). FailedPrecondition
 // when a key is sealed under another KEK; DataLoss when damaged.
 absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& record,
                                                          const StreamsRecord& streams,
@@ -36,6 +38,11 @@ absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& re
 // most max_rtcp_pps packets a second since at_unix_ms, plus one checkpoint
 // interval (clock skew between hosts), plus one.
 uint32_t SrtcpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t now_unix_ms);
+
+// The same bound for a restored sender's SRTP index, at max_rtp_pps: how
+// far the send window of a stream relayed from a plain source moves past
+// its checkpoint, and how much its SEQ shift grows (docs/ha.md, rule 2).
+uint64_t RtpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t now_unix_ms);
 
 // Restores every session under the instance's prefix through `ops`,
 // counting what it refused in `counts` (corrupt or truncated records,

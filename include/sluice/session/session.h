@@ -57,6 +57,9 @@ struct LegSpec {
   // and tx contexts resumes. Applied by Session::Create, before publishing.
   std::vector<srtp::StreamState> rx_streams;
   std::vector<srtp::StreamState> tx_streams;
+  // The tx contexts' SEQ shift (srtp::ContextOptions::rtp_seq_offset): a
+  // restored plain-sourced leg's; 0 otherwise.
+  uint16_t tx_seq_offset = 0;
 };
 
 struct SessionOptions {

@@ -46,6 +46,12 @@ struct ContextOptions {
   // it): RFC 6188, or as libsrtp2 before its AES-192 fix derives them.
   // (Here, in the padding before stream_idle: the options stay 24 bytes.)
   crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;
+  // A sender only: added to every RTP packet's SEQ before protect (modulo
+  // 2^16), so its SRTP index is the source's plus this. A restored stream
+  // relayed from a plain source starts ahead of every index it may have
+  // used before the restart (docs/ha.md, the checkpoint rule); 0 otherwise.
+  // (Also in that padding.)
+  uint16_t rtp_seq_offset = 0;
   // A stream slot that has carried no packet for this long (Engine::SetNow's
   // clock) may go to a new SSRC once every slot is taken, the least recently
   // used first; a slot used more recently is never taken. UINT64_MAX: slots
@@ -379,6 +385,7 @@ class Context {
 };
 
 static_assert(sizeof(Context::Stream) == 64);
+static_assert(sizeof(ContextOptions) == 24);
 // PrefetchRtp loads this object's two lines ahead of the keys and streams.
 static_assert(sizeof(Context) <= 128);
 
