@@ -9,8 +9,11 @@
 namespace sluice::bench {
 namespace {
 
-absl::StatusOr<std::unique_ptr<srtp::Context>> MakeContext(const srtp::MasterKey& key) {
-  return srtp::Context::Create(std::span<const srtp::MasterKey>(&key, 1), srtp::ContextOptions{});
+absl::StatusOr<std::unique_ptr<srtp::Context>> MakeContext(const srtp::MasterKey& key,
+                                                           uint16_t seq_offset = 0) {
+  srtp::ContextOptions options;
+  options.rtp_seq_offset = seq_offset;
+  return srtp::Context::Create(std::span<const srtp::MasterKey>(&key, 1), options);
 }
 
 // "auth_failed x3, replayed x1" for the verdicts that are not kOk.
@@ -34,13 +37,14 @@ EngineProtectLoop::EngineProtectLoop(crypto::Backend& backend, uint32_t size, si
     : engine_(backend), packets_(burst, size), pkts_(burst), jobs_(burst), verdicts_(burst) {}
 
 absl::StatusOr<std::unique_ptr<EngineProtectLoop>> EngineProtectLoop::Create(
-    crypto::Backend& backend, crypto::Suite suite, uint32_t size, size_t burst) {
+    crypto::Backend& backend, crypto::Suite suite, uint32_t size, size_t burst,
+    uint16_t seq_offset) {
   if (burst == 0 || burst > srtp::Engine::kMaxBurst) {
     return absl::InvalidArgumentError(
         absl::StrCat("burst must be 1 to ", srtp::Engine::kMaxBurst, ", got ", burst));
   }
   std::unique_ptr<EngineProtectLoop> loop(new EngineProtectLoop(backend, size, burst));
-  absl::StatusOr<std::unique_ptr<srtp::Context>> ctx = MakeContext(BenchMasterKey(suite));
+  absl::StatusOr<std::unique_ptr<srtp::Context>> ctx = MakeContext(BenchMasterKey(suite), seq_offset);
   if (!ctx.ok()) return ctx.status();
   loop->ctx_ = *std::move(ctx);
   for (size_t i = 0; i < burst; ++i) {

@@ -30,7 +30,8 @@ class EngineProtectLoop final : public BurstLoop {
  public:
   static absl::StatusOr<std::unique_ptr<EngineProtectLoop>> Create(crypto::Backend& backend,
                                                                    crypto::Suite suite,
-                                                                   uint32_t size, size_t burst);
+                                                                   uint32_t size, size_t burst,
+                                                                   uint16_t seq_offset = 0);
 
   size_t burst() const noexcept override { return jobs_.size(); }
   size_t Step() noexcept override;
