@@ -263,6 +263,38 @@ TEST_F(SessionManagerTest, SendRocRuleOnRekeyFollowsTheRfcsUnlessForced) {
   EXPECT_EQ(rule_after({{"roc_on_rekey", "reset"}}), srtp::RocOnRekey::kReset);
 }
 
+// A restored plain-sourced leg's SEQ shift (docs/ha.md, rule 2) is in its
+// send context from the start and in every one a re-key makes after it,
+// so its receiver sees the SEQ go on; the leg that sends plain has none.
+TEST_F(SessionManagerTest, RestoredSeqShiftCarriesOverTxRekeys) {
+  CreateRequest request;
+  request.session = "shifted";
+  for (int i = 0; i < 2; ++i) {
+    LegRequest& leg = request.legs.emplace_back();
+    leg.name = i == 0 ? "a" : "b";
+    leg.interface = leg.name;
+    leg.remote = packet::Endpoint::Parse(i == 0 ? "10.0.1.2:4000" : "10.0.2.2:5000");
+  }
+  request.legs[0].tx.kind = CryptoSpec::Kind::kGenerate;  // leg a sends SRTP of b's plain
+  request.legs[0].tx_seq_offset = 2601;
+  absl::StatusOr<SessionInfo> created = manager_->Create(request);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const session::FlowKey key = session::FlowKey::From(created->legs[1].local);
+  session::FlowRef ref{};
+  table_->LookupBulk(&key, 1, &ref);
+  ASSERT_NE(ref.flow, nullptr);
+  ASSERT_NE(ref.flow->tx, nullptr);
+  EXPECT_EQ(ref.flow->tx->options().rtp_seq_offset, 2601);
+  for (const char* roc : {"keep", "reset"}) {
+    const json reply = Call({{"op", "session.update"}, {"session", "shifted"}, {"leg", "a"},
+                             {"tx", {{"suite", "AES_CM_128_HMAC_SHA1_80"}}}, {"roc_on_rekey", roc}});
+    ASSERT_EQ(Code(reply), "ok") << reply.dump();
+    const srtp::Context* next = ref.flow->tx_next.load();
+    ASSERT_NE(next, nullptr);
+    EXPECT_EQ(next->options().rtp_seq_offset, 2601) << roc;
+  }
+}
+
 // An ng call's forked branches all receive with the caller's key: sessions
 // of one key group share it, a session of another group (or none) may not,
 // and the group ends with its last session.
