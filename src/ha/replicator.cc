@@ -366,6 +366,7 @@ bool Replicator::Send(const std::string& session, uint64_t since) {
     const size_t len[] = {3, key.size()};
     rc = redisAsyncCommandArgv(ac_, &Replicator::OnReply, f, 2, argv, len);
   } else {
+    SealNg(session, held->second.record);
     const std::string record = EncodeSession(held->second.record);
     const std::string streams = EncodeStreams(held->second.streams);
     const char* argv[] = {"HSET", key.data(), "record", record.data(), "streams", streams.data()};
@@ -379,6 +380,24 @@ bool Replicator::Send(const std::string& session, uint64_t since) {
   in_flight_[f->id] = since;
   sending_.insert(session);
   return true;
+}
+
+void Replicator::NgChanged(const std::string& session) {
+  if (held_.count(session) > 0) MarkChanged(session, Now());
+}
+
+// Sealed at each write, under the KEK of now: a KEK rotation's writes
+// carry it too. Its place is the session's: "<session>/ng" (no key's
+// place, which ends in /rx or /tx).
+void Replicator::SealNg(const std::string& session, SessionRecord& record) const {
+  std::optional<std::string> text = ng_state_ ? ng_state_(session) : std::nullopt;
+  if (!text) {
+    record.ng_sealed.clear();
+    return;
+  }
+  absl::StatusOr<std::string> sealed = sealer_.Seal(*text, absl::StrCat(session, "/ng"));
+  memory::WipeString(*text);
+  if (sealed.ok()) record.ng_sealed = *std::move(sealed);  // else the last one stays
 }
 
 void Replicator::Checkpoint() {
