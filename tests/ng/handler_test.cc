@@ -732,6 +732,71 @@ TEST_F(HandlerTest, ATimedOutSessionEndsItsCall) {
 }
 
 
+// [ha]: a session's ng state, exported and taken back by another handler
+// (a restarted sluiced's), makes its call whole again: query, a repeated
+// answer answered as before (the same keys), a re-offer that re-keys,
+// delete.
+TEST_F(HandlerTest, ExportedSessionStateRestoresTheCallInAnotherHandler) {
+  const std::string crypto = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", crypto))));
+  const Value answer =
+      Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP",
+                 std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n"));
+  const Value answered = handler_->Handle(answer);
+  ReplySdp(answered);
+  std::optional<String> state = handler_->ExportSession("call-1@host");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_FALSE(handler_->ExportSession("no-such-session").has_value());
+
+  Handler restarted(*manager_, Immediate());
+  control::CreateRequest create;
+  create.session = "call-1@host";
+  create.legs.resize(2);
+  ASSERT_TRUE(restarted.RestoreSession(std::string_view(state->data(), state->size()), create).ok());
+  EXPECT_EQ(restarted.call_count(), 1u);
+  Value reply = restarted.Handle(Request("query"));
+  ASSERT_EQ(S(reply.Find("result")), "ok") << S(reply.Find("error-reason"));
+  EXPECT_EQ(S(reply.Find("streams")->as_list()[0].Find("legs")->as_list()[1].Find("tag")), "bob");
+  EXPECT_EQ(S(restarted.Handle(answer).Find("sdp")), S(answered.Find("sdp")));
+  const std::string rekey = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey3 + "\r\n";
+  ReplySdp(restarted.Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", rekey))));
+  ReplySdp(restarted.Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP",
+      std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey4 + "\r\n"))));
+  reply = restarted.Handle(Request("delete"));
+  EXPECT_EQ(S(reply.Find("result")), "ok");
+  EXPECT_EQ(reply.Find("warning"), nullptr) << S(reply.Find("warning"));
+  EXPECT_FALSE(manager_->Get("call-1@host").ok());
+}
+
+// A damaged state (any truncation, another version, another session's) is
+// refused and changes nothing.
+TEST_F(HandlerTest, DamagedSessionStateIsRefused) {
+  const std::string crypto = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
+  ReplySdp(handler_->Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", crypto))));
+  std::optional<String> exported = handler_->ExportSession("call-1@host");
+  ASSERT_TRUE(exported.has_value());
+  const std::string state(exported->data(), exported->size());
+  ASSERT_TRUE(Handler::CheckSessionState(state, "call-1@host").ok());
+  for (size_t n = 0; n < state.size(); ++n) {
+    EXPECT_FALSE(Handler::CheckSessionState(state.substr(0, n), "call-1@host").ok()) << n;
+  }
+  EXPECT_FALSE(Handler::CheckSessionState(state, "call-2@host").ok());
+  std::string v2 = state;
+  ASSERT_NE(v2.find("1:vi1e"), std::string::npos);
+  v2.replace(v2.find("1:vi1e"), 6, "1:vi2e");
+  EXPECT_THAT(std::string(Handler::CheckSessionState(v2, "call-1@host").message()),
+              HasSubstr("unknown version"));
+  std::string bad_side = state;  // the offerer is leg 0 or 1
+  ASSERT_NE(bad_side.find("7:offereri0e"), std::string::npos);
+  bad_side.replace(bad_side.find("7:offereri0e"), 12, "7:offereri7e");
+  EXPECT_FALSE(Handler::CheckSessionState(bad_side, "call-1@host").ok());
+  Handler restarted(*manager_, Immediate());
+  control::CreateRequest create;
+  create.session = "call-1@host";
+  EXPECT_FALSE(restarted.RestoreSession(v2, create).ok());
+  EXPECT_EQ(restarted.call_count(), 0u);
+}
+
 // A re-INVITE that puts the call on hold (a=inactive) gives its session
 // [media] silent_timeout_s in place of timeout_s; one with a=sendrecv on
 // both sides takes it off hold.
