@@ -118,8 +118,10 @@ class ReplicatorTest : public ::testing::Test {
 // KEK of now.
 TEST_F(ReplicatorTest, SealsTheNgStateIntoEachWrite) {
   std::string state = "ng state 1";
+  int asked = 0;
   replicator_->SetNgState([&](const std::string& session) -> std::optional<std::string> {
     if (session != "ng-call") return std::nullopt;
+    ++asked;
     return state;
   });
   replicator_->OnCreated(Request("ng-call"), Reply("ng-call"));
@@ -138,6 +140,16 @@ TEST_F(ReplicatorTest, SealsTheNgStateIntoEachWrite) {
   replicator_->NgChanged("unknown");  // no session held: nothing
   EXPECT_EQ(replicator_->Stats().backlog, 1u);
   PollUntil([&] { return Synced(); });
+  r = DecodeSession(Read("ng-call")["record"]);
+  EXPECT_EQ(*sealer.Unseal(r->ng_sealed, "ng-call/ng"), "ng state 2");
+  // A checkpoint's write keeps the sealed state: not asked for again.
+  const int before = asked;
+  const uint64_t checkpoints = replicator_->Stats().checkpoints;
+  streams_.emplace();
+  (*streams_)[0].rx = {{42, true, 1000, 0}};
+  PollUntil([&] { return replicator_->Stats().checkpoints > checkpoints && Synced(); });
+  EXPECT_GT(replicator_->Stats().checkpoints, checkpoints);
+  EXPECT_EQ(asked, before);
   r = DecodeSession(Read("ng-call")["record"]);
   EXPECT_EQ(*sealer.Unseal(r->ng_sealed, "ng-call/ng"), "ng state 2");
 }

@@ -88,6 +88,7 @@ class Replicator : public control::SessionObserver {
   struct Held {
     SessionRecord record;
     StreamsRecord streams;
+    bool ng_stale = true;  // record.ng_sealed is to be asked for again
   };
   struct InFlight;  // one command awaiting its reply
 
@@ -98,7 +99,7 @@ class Replicator : public control::SessionObserver {
   void SendChanged();
   bool Send(const std::string& session, uint64_t since);
   void Checkpoint();
-  void SealNg(const std::string& session, SessionRecord& record) const;
+  void SealNg(const std::string& session, Held& held) const;
   void Heartbeat();
   void MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now);
   void ApplyUpdate(Held& held, const control::UpdateRequest& request,
