@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "eal_environment.h"
 #include "sluice/control/session_manager.h"
 #include "sluice/ng/handler.h"
 #include "sluice/session/flow_table.h"
+#include "sluice/srtp/sdes.h"
 
 namespace sluice::ng {
 namespace {
@@ -20,16 +22,17 @@ using ::testing::HasSubstr;
 
 const auto* const kEnv = sluice::testing::AddEalEnvironment("ng_handler_replication_test", 128);
 
-constexpr char kKey1[] = "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
-constexpr char kKey2[] = "inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";
-constexpr char kKey3[] = "inline:KCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/QEFCQ0RF";
-constexpr char kKey4[] = "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+// A fresh a=crypto line (tag 1): each key of a session must be new.
+std::string Crypto() {
+  absl::StatusOr<srtp::SdesCrypto> c =
+      srtp::GenerateSdesCrypto(crypto::Suite::kAesCm128HmacSha1_80);
+  return "a=crypto:1 " + srtp::FormatSdesCrypto(*c) + "\r\n";
+}
 
-std::string Sdp(const std::string& ip, int port, const std::string& proto,
-                const std::string& crypto_lines) {
-  return "v=0\r\no=- 1 1 IN IP4 " + ip + "\r\ns=-\r\nc=IN IP4 " + ip + "\r\nt=0 0\r\nm=audio " +
-         std::to_string(port) + " " + proto + " 0\r\na=rtpmap:0 PCMU/8000\r\n" + crypto_lines +
-         "a=sendrecv\r\n";
+// A phone's SDP: one audio section at ip:port, SDES.
+std::string Sdp(const std::string& ip, int port, const std::string& crypto_line) {
+  return absl::StrCat("v=0\r\no=- 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip,
+                      "\r\nt=0 0\r\nm=audio ", port, " RTP/SAVP 0\r\n", crypto_line);
 }
 
 std::string S(const Value* v) { return v && v->is_string() ? std::string(v->str()) : "<none>"; }
@@ -49,11 +52,11 @@ class HandlerReplicationTest : public ::testing::Test {
   }
   static std::vector<control::InterfaceInfo> Interfaces() {
     std::vector<control::InterfaceInfo> ifaces(2);
-    ifaces[0].name = "a";
-    ifaces[0].ipv4 = *packet::Prefix::Parse("10.0.1.1/24");
-    ifaces[1].name = "b";
-    ifaces[1].port_id = 1;
-    ifaces[1].ipv4 = *packet::Prefix::Parse("10.0.2.1/24");
+    for (uint16_t i = 0; i < 2; ++i) {  // a: 10.0.1.1 on port 0, b: 10.0.2.1 on port 1
+      ifaces[i].name = i == 0 ? "a" : "b";
+      ifaces[i].port_id = i;
+      ifaces[i].ipv4 = *packet::Prefix::Parse(absl::StrCat("10.0.", i + 1, ".1/24"));
+    }
     return ifaces;
   }
   static HandlerOptions Immediate() {
@@ -95,11 +98,8 @@ class HandlerReplicationTest : public ::testing::Test {
 // answer answered as before (the same keys), a re-offer that re-keys,
 // delete.
 TEST_F(HandlerReplicationTest, ExportedSessionStateRestoresTheCallInAnotherHandler) {
-  const std::string crypto = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
-  ReplySdp(handler_.Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", crypto))));
-  const Value answer =
-      Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP",
-                 std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey2 + "\r\n"));
+  ReplySdp(handler_.Handle(Offer(Sdp("10.0.1.2", 4000, Crypto()))));
+  const Value answer = Answer(Sdp("10.0.2.2", 5000, Crypto()));
   const Value answered = handler_.Handle(answer);
   ReplySdp(answered);
   std::optional<String> state = handler_.ExportSession("call-1@host");
@@ -116,10 +116,11 @@ TEST_F(HandlerReplicationTest, ExportedSessionStateRestoresTheCallInAnotherHandl
   ASSERT_EQ(S(reply.Find("result")), "ok") << S(reply.Find("error-reason"));
   EXPECT_EQ(S(reply.Find("streams")->as_list()[0].Find("legs")->as_list()[1].Find("tag")), "bob");
   EXPECT_EQ(S(restarted.Handle(answer).Find("sdp")), S(answered.Find("sdp")));
-  const std::string rekey = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey3 + "\r\n";
-  ReplySdp(restarted.Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", rekey))));
-  ReplySdp(restarted.Handle(Answer(Sdp("10.0.2.2", 5000, "RTP/SAVP",
-      std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey4 + "\r\n"))));
+  // A re-INVITE with new keys both ways: Sluice's new key toward the offerer.
+  ReplySdp(restarted.Handle(Offer(Sdp("10.0.1.2", 4000, Crypto()))));
+  const Value rekeyed = restarted.Handle(Answer(Sdp("10.0.2.2", 5000, Crypto())));
+  ReplySdp(rekeyed);
+  EXPECT_NE(S(rekeyed.Find("sdp")), S(answered.Find("sdp")));
   reply = restarted.Handle(Request("delete"));
   EXPECT_EQ(S(reply.Find("result")), "ok");
   EXPECT_EQ(reply.Find("warning"), nullptr) << S(reply.Find("warning"));
@@ -129,8 +130,7 @@ TEST_F(HandlerReplicationTest, ExportedSessionStateRestoresTheCallInAnotherHandl
 // A damaged state (any truncation, another version, another session's) is
 // refused and changes nothing.
 TEST_F(HandlerReplicationTest, DamagedSessionStateIsRefused) {
-  const std::string crypto = std::string("a=crypto:1 AES_CM_128_HMAC_SHA1_80 ") + kKey1 + "\r\n";
-  ReplySdp(handler_.Handle(Offer(Sdp("10.0.1.2", 4000, "RTP/SAVP", crypto))));
+  ReplySdp(handler_.Handle(Offer(Sdp("10.0.1.2", 4000, Crypto()))));
   std::optional<String> exported = handler_.ExportSession("call-1@host");
   ASSERT_TRUE(exported.has_value());
   const std::string state(exported->data(), exported->size());
