@@ -505,6 +505,7 @@ TEST_F(HaTest, NgCallsSurviveSigkillThenQueryReofferAnswerAndDelete) {
   EXPECT_NE(Dump(redis_->socket())[kPrefix + call].find("\"ng\":{\"sealed\""), std::string::npos);
 
   daemon_->Kill();
+  const auto killed = std::chrono::steady_clock::now();
   for (int i = 0; i < 20; ++i) {  // into the void
     a.SendNext();
     b.SendNext();
@@ -531,6 +532,9 @@ TEST_F(HaTest, NgCallsSurviveSigkillThenQueryReofferAnswerAndDelete) {
   // Media on the restored keys: every packet verifies.
   int bad = 0;
   ASSERT_TRUE(ng.Through(a, b, &bad)) << "no packet through after the restart";
+  std::printf("ng call: SIGKILL to packets through both ways: %.0f ms\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
+                  .count());
   EXPECT_EQ(bad, 0);
   EXPECT_TRUE(Flows(a, b, 50));
 
