@@ -734,6 +734,26 @@ absl::StatusOr<ha::Sealer> LoadKeks(const config::HaConfig& ha) {
   return sealer;
 }
 
+// The ng front end's calls in Redis (docs/ha.md, "ng call state"): taken
+// back at the restore, written with their sessions from then on.
+ha::NgRestore NgRestoreOf(ng::Handler& handler) {
+  return {[](const std::string& session, std::string_view state) {
+            return ng::Handler::CheckSessionState(state, session);
+          },
+          [&handler](std::string_view state, const control::CreateRequest& create) {
+            return handler.RestoreSession(state, create);
+          }};
+}
+
+void ConnectNgReplication(ng::Handler& handler, ha::Replicator& replicator) {
+  replicator.SetNgState([&handler](const std::string& session) -> std::optional<std::string> {
+    std::optional<ng::String> state = handler.ExportSession(session);
+    if (!state) return std::nullopt;
+    return std::string(state->data(), state->size());  // the replicator wipes it
+  });
+  handler.SetOnChanged([&replicator](const std::string& session) { replicator.NgChanged(session); });
+}
+
 // [ha] (docs/ha.md): the KEK read (refused unless 32 bytes, mode 0600),
 // every session in Redis restored, then replication on. An error means
 // sluiced must not start: a wrong KEK, Redis unreachable.
@@ -756,8 +776,9 @@ absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPl
         return std::any_of(interfaces->begin(), interfaces->end(),
                            [&](const control::InterfaceInfo& i) { return i.name == name; });
       },
-      replicator->restore_counts(), /*log=*/{});
+      replicator->restore_counts(), /*log=*/{}, NgRestoreOf(*control.ng_handler));
   if (!restored.ok()) return restored;
+  ConnectNgReplication(*control.ng_handler, *replicator);
   manager->SetHaStats([replicator]() { return replicator->Stats(); });
   manager->SetHaRekek([replicator, ha = *cfg.ha]() -> absl::StatusOr<uint64_t> {
     absl::StatusOr<ha::Sealer> next = LoadKeks(ha);

@@ -162,6 +162,9 @@ std::string EncodeSession(const SessionRecord& record) {
             {"key_group", absl::Base64Escape(record.key_group)},
             {"hold", record.hold},
             {"legs", {LegJson(record.legs[0]), LegJson(record.legs[1])}}};
+  if (!record.ng_sealed.empty()) {
+    j["ng"] = {{"v", kNgVersion}, {"sealed", absl::Base64Escape(record.ng_sealed)}};
+  }
   return j.dump();
 }
 
@@ -176,6 +179,14 @@ absl::StatusOr<SessionRecord> DecodeSession(std::string_view text) {
     const json& legs = j.at("legs");
     if (!legs.is_array() || legs.size() != 2) throw std::invalid_argument("legs");
     for (int i = 0; i < 2; ++i) r.legs[static_cast<size_t>(i)] = LegFrom(legs.at(i));
+    if (j.contains("ng")) {
+      const json& ng = j.at("ng");
+      if (Uint(ng, "v", UINT32_MAX) != kNgVersion) throw std::invalid_argument("ng: unknown version");
+      if (!absl::Base64Unescape(ng.at("sealed").get<std::string>(), &r.ng_sealed) ||
+          r.ng_sealed.empty()) {
+        throw std::invalid_argument("ng: sealed is not base64");
+      }
+    }
     return r;
   });
 }

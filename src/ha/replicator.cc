@@ -367,6 +367,7 @@ bool Replicator::Send(const std::string& session, uint64_t since) {
     const size_t len[] = {3, key.size()};
     rc = redisAsyncCommandArgv(ac_, &Replicator::OnReply, f, 2, argv, len);
   } else {
+    SealNg(session, held->second);
     const std::string record = EncodeSession(held->second.record);
     const std::string streams = EncodeStreams(held->second.streams);
     const char* argv[] = {"HSET", key.data(), "record", record.data(), "streams", streams.data()};
@@ -380,6 +381,31 @@ bool Replicator::Send(const std::string& session, uint64_t since) {
   in_flight_[f->id] = since;
   sending_.insert(session);
   return true;
+}
+
+void Replicator::NgChanged(const std::string& session) {
+  auto it = held_.find(session);
+  if (it == held_.end()) return;
+  it->second.ng_stale = true;
+  MarkChanged(session, Now());
+}
+
+// Asked for and sealed at the first write after it changed (not at each
+// checkpoint's), under the KEK of now: a KEK rotation marks every session's
+// stale. Its place is the session's: "<session>/ng" (no key's place, which
+// ends in /rx or /tx).
+void Replicator::SealNg(const std::string& session, Held& held) const {
+  if (!held.ng_stale) return;
+  held.ng_stale = false;
+  SessionRecord& record = held.record;
+  std::optional<std::string> text = ng_state_ ? ng_state_(session) : std::nullopt;
+  if (!text) {
+    record.ng_sealed.clear();
+    return;
+  }
+  absl::StatusOr<std::string> sealed = sealer_.Seal(*text, absl::StrCat(session, "/ng"));
+  memory::WipeString(*text);
+  if (sealed.ok()) record.ng_sealed = *std::move(sealed);  // else the last one stays
 }
 
 void Replicator::Checkpoint() {
@@ -458,6 +484,7 @@ absl::StatusOr<uint64_t> Replicator::Rekek(Sealer next) {
   }
   held_ = std::move(resealed);
   sealer_ = std::move(next);
+  for (auto& [name, held] : held_) held.ng_stale = true;
   const uint64_t now = Now();
   for (const auto& [name, held] : held_) MarkChanged(name, now);
   return held_.size();

@@ -211,13 +211,28 @@ absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& re
 
 namespace {
 
+// A record's ng state unsealed and checked ("" when it has none or nobody
+// takes it); FailedPrecondition under another KEK, DataLoss when damaged.
+absl::StatusOr<std::string> UnsealNg(const SessionRecord& record, const Sealer& sealer,
+                                     const NgRestore& ng) {
+  if (record.ng_sealed.empty() || !ng.check) return std::string();
+  absl::StatusOr<std::string> text = sealer.Unseal(record.ng_sealed, record.session + "/ng");
+  if (!text.ok()) return text.status();
+  if (absl::Status s = ng.check(record.session, *text); !s.ok()) {
+    memory::WipeString(*text);
+    return absl::DataLossError(s.message());
+  }
+  return text;
+}
+
 // One key: read, decoded, unsealed, created; a refusal counted and logged.
 // Only a wrong KEK is an error.
 absl::Status RestoreOne(redisContext* c, const std::string& key, const std::string& prefix,
                         const config::HaConfig& config, const Sealer& sealer,
                         control::Operations& ops,
                         const std::function<bool(const std::string&)>& interface_known,
-                        control::HaStats& counts, const std::function<void(std::string_view)>& log) {
+                        control::HaStats& counts, const std::function<void(std::string_view)>& log,
+                        const NgRestore& ng) {
   const auto refuse = [&](uint64_t& counter, absl::string_view why) {
     ++counter;
     log::Event(log::Level::kWarning, "ha.restore_refused", {{"record", key}, {"reason", why}});
@@ -242,17 +257,26 @@ absl::Status RestoreOne(redisContext* c, const std::string& key, const std::stri
   }
   absl::StatusOr<control::CreateRequest> request =
       RequestFromRecord(*record, *streams, sealer, config, UnixMs());
-  if (!request.ok()) {
-    if (absl::IsFailedPrecondition(request.status())) {
+  absl::StatusOr<std::string> ng_state =
+      request.ok() ? UnsealNg(*record, sealer, ng) : absl::StatusOr<std::string>(request.status());
+  if (!ng_state.ok()) {
+    if (absl::IsFailedPrecondition(ng_state.status())) {
       return absl::FailedPreconditionError(
-          absl::StrCat("ha: ", absl::CHexEscape(key), ": ", request.status().message(),
+          absl::StrCat("ha: ", absl::CHexEscape(key), ": ", ng_state.status().message(),
                        "; sluiced refuses to restore (give it the KEK the sessions were sealed "
                        "under)"));
     }
-    return refuse(counts.refused_corrupt, request.status().message());
+    return refuse(counts.refused_corrupt, ng_state.status().message());
   }
   absl::StatusOr<control::SessionInfo> created = ops.Create(*request);
+  absl::Status adopted = created.ok() && !ng_state->empty() && ng.adopt
+                             ? ng.adopt(*ng_state, *request)
+                             : absl::OkStatus();
+  memory::WipeString(*ng_state);
   if (!created.ok()) return refuse(counts.refused_other, created.status().message());
+  if (!adopted.ok()) {  // checked before: not expected; the session relays on
+    log::Event(log::Level::kWarning, "ha.restore_refused", {{"record", key}, {"reason", adopted.message()}});
+  }
   ++counts.restored;
   return absl::OkStatus();
 }
@@ -262,7 +286,8 @@ absl::Status RestoreOne(redisContext* c, const std::string& key, const std::stri
 absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
                      control::Operations& ops,
                      const std::function<bool(const std::string&)>& interface_known,
-                     control::HaStats& counts, const std::function<void(std::string_view)>& log) {
+                     control::HaStats& counts, const std::function<void(std::string_view)>& log,
+                     const NgRestore& ng) {
   absl::StatusOr<Context> c = ConnectSync(config);
   if (!c.ok()) return c.status();
   const std::string prefix = SessionKeyPrefix(config.instance);
@@ -270,7 +295,7 @@ absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
   if (!keys.ok()) return keys.status();
   for (const std::string& key : *keys) {
     absl::Status s = RestoreOne(c->get(), key, prefix, config, sealer, ops, interface_known,
-                                counts, log);
+                                counts, log, ng);
     if (!s.ok()) return s;
   }
   log::Event(log::Level::kInfo, "ha.restored",

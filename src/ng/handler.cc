@@ -16,6 +16,7 @@
 #include "sluice/ng/webrtc_media.h"
 #include "sluice/srtp/master_key.h"
 #include "sluice/srtp/sdes.h"
+#include "handler_state.h"
 
 namespace sluice::ng {
 
@@ -99,90 +100,6 @@ std::string SessionName(std::string_view call_id, size_t index, size_t branch) {
   if (branch != 0) absl::StrAppend(&base, ":b", branch);
   return index == 0 ? base : absl::StrCat(base, ":", index);
 }
-
-// One media section of a call: its Sluice session and Sluice's side of it.
-struct Handler::Stream {
-  std::string session;        // empty: the section was disabled when offered
-  packet::Endpoint local[2];  // Sluice's address on leg 0 and leg 1
-  bool rtcp_mux[2] = {false, false};
-  // What the session manager's key-reuse check holds for this session, as
-  // far as ng set the keys: every key used, and each leg's rx and tx key in
-  // use (a repeat of one of those is no re-key).
-  std::vector<srtp::KeyFingerprint> used_keys;
-  std::optional<srtp::KeyFingerprint> in_use[2][2];  // [leg][0 rx, 1 tx]
-  // A WebRTC leg (DTLS-SRTP and/or ICE-lite): what its peer's SDP last
-  // gave it (a re-offer that repeats it starts no handshake and no ICE
-  // restart) and Sluice's side, as the session's last reply showed it.
-  struct Transport {
-    bool dtls = false, ice = false;
-    PeerTransport peer;
-    std::optional<WebrtcRewrite> local;
-  };
-  Transport transport[2];
-};
-
-// What an offer left for its answer to settle, per media section.
-struct Handler::OfferedMedia {
-  bool enabled = false;
-  std::string offer_proto;             // what the offerer asked for (the answer says it back)
-  bool offerer_srtp = false;
-  uint32_t accepted_tag = 0;           // the offerer's a=crypto Sluice takes
-  String offerer_rx;                   // its value: Sluice's receive key on the offerer's leg
-  String offerer_tx;                   // Sluice's new send key toward the offerer
-  bool answerer_srtp = false;
-  std::vector<SdpCrypto> offered;      // Sluice's send keys toward the answerer, by tag
-  std::optional<packet::Endpoint> offerer_remote;
-  bool on_hold = false;  // a=sendonly, a=recvonly or a=inactive (Sdp::OnHold)
-  // The offerer's rollover counter rule on a re-key (SDES-ROC-reset/-keep).
-  std::optional<control::RocOnRekey> offerer_roc;
-  // WebRTC: the offerer's DTLS-SRTP and ICE (from its SDP), and what Sluice
-  // offers the answerer (from the flags): DTLS with this a=setup ("" lets
-  // the answer pick), ICE-lite.
-  bool offerer_dtls = false, offerer_ice = false;
-  PeerTransport offerer_transport;
-  bool answerer_dtls = false, answerer_ice = false;
-  std::string answerer_setup;
-  std::string answer_proto;             // the transport written toward the answerer
-  std::optional<std::string> offer_mid;  // the answer to the offerer names it (RFC 8843 §9.2)
-  std::string generated_mid;             // generate-mid, toward the answerer
-};
-
-// One dialog of a call: the offerer's side and one branch toward the
-// callee, with its own sessions (and so its own ports on both legs). A
-// call has one branch per via-branch it was offered on; answers from
-// several to-tags on one branch (a fork behind one offer) share its legs,
-// and the latest answer is where its media goes.
-struct Handler::Branch {
-  std::string via_branch;
-  std::string tags[2];  // leg 0: the first offerer's from-tag; leg 1: the answerer now
-  std::vector<std::string> aliases;  // to-tags that answered on this branch before tags[1]
-  std::vector<Stream> streams;
-  int offerer = 0;  // of the latest offer
-  bool pending = false;
-  bool gone = false;  // deleted: its sessions are freed, its index stays taken
-  // The latest offer, kept while answers to it may repeat (a 183 and a 200).
-  std::vector<OfferedMedia> offered;
-  // Digests of the latest offer and answer as received, and the replies
-  // sent: a repeat gets the same reply and changes nothing.
-  std::string offer_digest, answer_digest;
-  String offer_reply, answer_reply;
-
-  bool HasTag(const std::string& tag) const {
-    return !tag.empty() && (tags[0] == tag || tags[1] == tag ||
-                            std::find(aliases.begin(), aliases.end(), tag) != aliases.end());
-  }
-};
-
-struct Handler::Call {
-  std::vector<Branch> branches;  // [0]: the first offer's
-  bool answered = false;  // once: a call never answered expires
-  uint64_t offered_at_ms = 0;
-
-  size_t live() const {
-    return static_cast<size_t>(std::count_if(branches.begin(), branches.end(),
-                                             [](const Branch& b) { return !b.gone; }));
-  }
-};
 
 struct Handler::Request {
   std::string command, call_id, from_tag, to_tag, via_branch;
@@ -585,7 +502,20 @@ Value Handler::Handle(const Value& request) {
   }
   if (!r.warnings.empty()) out.Set("warning", Bounded(absl::StrJoin(r.warnings, "; ")));
   if (r.command == "offer" || r.command == "answer") IndexSessions(r.call_id);
+  if (r.command == "offer" || r.command == "answer" || r.command == "delete") Changed(r.call_id);
   return out;
+}
+
+void Handler::Changed(const std::string& call_id) {
+  auto found = calls_.find(call_id);
+  if (found == calls_.end()) return;
+  ++found->second.seq;
+  if (!on_changed_) return;
+  for (const Branch& b : found->second.branches) {
+    for (const Stream& s : b.streams) {
+      if (!s.session.empty()) on_changed_(s.session);
+    }
+  }
 }
 
 void Handler::IndexSessions(const std::string& call_id) {

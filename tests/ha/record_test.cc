@@ -56,6 +56,35 @@ TEST(RecordTest, SessionRoundTrip) {
   }
 }
 
+// The ng call state rides in the record, sealed, with its own version;
+// without it the record has no "ng" at all.
+TEST(RecordTest, NgStateRoundTripsAndIsRefusedWhenDamaged) {
+  SessionRecord r = Sample();
+  EXPECT_EQ(EncodeSession(r).find("\"ng\""), std::string::npos);
+  EXPECT_TRUE(DecodeSession(EncodeSession(r))->ng_sealed.empty());
+  r.ng_sealed = std::string("\x01\x00ng\xff sealed", 12);
+  const std::string text = EncodeSession(r);
+  absl::StatusOr<SessionRecord> back = DecodeSession(text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ng_sealed, r.ng_sealed);
+  for (size_t n = 0; n < text.size(); ++n) {
+    EXPECT_TRUE(absl::IsDataLoss(DecodeSession(text.substr(0, n)).status())) << n;
+  }
+  const size_t ng = text.find("\"ng\":{");
+  ASSERT_NE(ng, std::string::npos);
+  const auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    const size_t at = t.find(from, ng);
+    EXPECT_NE(at, std::string::npos) << from;
+    return t.replace(at, from.size(), to);
+  };
+  for (const std::string& bad : {with("\"v\":1", "\"v\":2"), with("\"v\":1", "\"v\":\"1\""),
+                                 with("\"sealed\":\"", "\"sealed\":\"*"),
+                                 with("\"sealed\":", "\"sealt\":")}) {
+    EXPECT_TRUE(absl::IsDataLoss(DecodeSession(bad).status())) << bad;
+  }
+}
+
 TEST(RecordTest, StreamsRoundTrip) {
   StreamsRecord s;
   s.at_unix_ms = 1765000000123;

@@ -113,6 +113,47 @@ class ReplicatorTest : public ::testing::Test {
   std::unique_ptr<Replicator> replicator_;
 };
 
+// The ng front end's state is asked for at each write and sealed for the
+// session's "/ng" place; a change it reports is written again, under the
+// KEK of now.
+TEST_F(ReplicatorTest, SealsTheNgStateIntoEachWrite) {
+  std::string state = "ng state 1";
+  int asked = 0;
+  replicator_->SetNgState([&](const std::string& session) -> std::optional<std::string> {
+    if (session != "ng-call") return std::nullopt;
+    ++asked;
+    return state;
+  });
+  replicator_->OnCreated(Request("ng-call"), Reply("ng-call"));
+  replicator_->OnCreated(Request("native"), Reply("native"));
+  PollUntil([&] { return Synced(); });
+  const Sealer sealer = Sealer::FromKey(kek_);
+  absl::StatusOr<SessionRecord> r = DecodeSession(Read("ng-call")["record"]);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Read("ng-call")["record"].find("ng state"), std::string::npos);
+  EXPECT_EQ(*sealer.Unseal(r->ng_sealed, "ng-call/ng"), "ng state 1");
+  EXPECT_FALSE(sealer.Unseal(r->ng_sealed, "ng-call/0/rx").ok());
+  EXPECT_TRUE(DecodeSession(Read("native")["record"])->ng_sealed.empty());
+
+  state = "ng state 2";
+  replicator_->NgChanged("ng-call");
+  replicator_->NgChanged("unknown");  // no session held: nothing
+  EXPECT_EQ(replicator_->Stats().backlog, 1u);
+  PollUntil([&] { return Synced(); });
+  r = DecodeSession(Read("ng-call")["record"]);
+  EXPECT_EQ(*sealer.Unseal(r->ng_sealed, "ng-call/ng"), "ng state 2");
+  // A checkpoint's write keeps the sealed state: not asked for again.
+  const int before = asked;
+  const uint64_t checkpoints = replicator_->Stats().checkpoints;
+  streams_.emplace();
+  (*streams_)[0].rx = {{42, true, 1000, 0}};
+  PollUntil([&] { return replicator_->Stats().checkpoints > checkpoints && Synced(); });
+  EXPECT_GT(replicator_->Stats().checkpoints, checkpoints);
+  EXPECT_EQ(asked, before);
+  r = DecodeSession(Read("ng-call")["record"]);
+  EXPECT_EQ(*sealer.Unseal(r->ng_sealed, "ng-call/ng"), "ng state 2");
+}
+
 TEST_F(ReplicatorTest, WritesSessionsSealedAndDeletesThem) {
   replicator_->OnCreated(Request("call-1"), Reply("call-1"));
   PollUntil([&] { return Synced(); });

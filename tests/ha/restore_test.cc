@@ -217,10 +217,17 @@ class RestoreTest : public ::testing::Test {
     r.legs[0].rx = {SealedCrypto::Kind::kSdes, *sealer.Seal(kSdes, name + "/0/rx")};
     return EncodeSession(r);
   }
-  absl::Status Run(const Sealer& sealer) {
+  absl::Status Run(const Sealer& sealer, const NgRestore& ng = {}) {
     return Restore(
         config_, sealer, ops_, [](const std::string& i) { return i == "a" || i == "b"; }, counts_,
-        [this](std::string_view line) { log_.emplace_back(line); });
+        [this](std::string_view line) { log_.emplace_back(line); }, ng);
+  }
+  // A good record with ng state `state` sealed for `place`.
+  std::string WithNg(const std::string& name, const std::string& state, const std::string& place,
+                     const Sealer& sealer) {
+    absl::StatusOr<SessionRecord> r = DecodeSession(Good(name, sealer));
+    r->ng_sealed = *sealer.Seal(state, place);
+    return EncodeSession(*r);
   }
 
   RedisServer redis_;
@@ -256,6 +263,39 @@ TEST_F(RestoreTest, RestoresGoodRecordsAndCountsEveryBadOne) {
   std::sort(ops_.created.begin(), ops_.created.end());
   EXPECT_EQ(ops_.created, (std::vector<std::string>{"good-1", "good-2"}));
   for (const std::string& line : log_) EXPECT_EQ(line.find("inline:"), std::string::npos) << line;
+}
+
+// A record's ng state is unsealed, checked before its session is created
+// and adopted after; a state that does not check, or sealed for another
+// session, refuses the record as corrupt; under another KEK, the start.
+TEST_F(RestoreTest, NgStateIsCheckedThenAdoptedOrTheRecordRefused) {
+  Set("ng-good", WithNg("ng-good", "good state", "ng-good/ng", sealer_), streams_);
+  Set("ng-bad", WithNg("ng-bad", "bad state", "ng-bad/ng", sealer_), streams_);
+  Set("ng-moved", WithNg("ng-moved", "good state", "ng-good/ng", sealer_), streams_);
+  Set("native", Good("native", sealer_), streams_);
+  std::vector<std::string> adopted;
+  NgRestore ng;
+  ng.check = [](const std::string& session, std::string_view state) {
+    return state == "good state" ? absl::OkStatus() : absl::InvalidArgumentError("not good");
+  };
+  ng.adopt = [&](std::string_view state, const control::CreateRequest& create) {
+    adopted.push_back(create.session + "=" + std::string(state));
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(Run(sealer_, ng).ok());
+  EXPECT_EQ(counts_.restored, 2u);
+  EXPECT_EQ(counts_.refused_corrupt, 2u);  // ng-bad, ng-moved
+  EXPECT_EQ(adopted, std::vector<std::string>{"ng-good=good state"});
+  std::sort(ops_.created.begin(), ops_.created.end());
+  EXPECT_EQ(ops_.created, (std::vector<std::string>{"native", "ng-good"}));
+
+  redis_.Command({"FLUSHALL"});
+  SessionRecord plain = Sample();  // no key sealed: the ng state alone names the KEK
+  plain.session = "plain";
+  plain.ng_sealed = *Sealer::FromKey({7}).Seal("good state", "plain/ng");
+  Set("plain", EncodeSession(plain), streams_);
+  absl::Status s = Run(sealer_, ng);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
 }
 
 TEST_F(RestoreTest, AnotherKekStopsTheStart) {

@@ -27,9 +27,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "harness.h"
+#include "ng_peer.h"
 #include "redis_server.h"
 #include "sluice/crypto/session_key.h"
 #include "sluice/ha/sealer.h"
+#include "sluice/ng/handler.h"
 #include "sluice/srtp/master_key.h"
 
 namespace sluice::testing {
@@ -37,6 +39,7 @@ namespace {
 
 using json = nlohmann::json;
 constexpr char kPrefix[] = "sluice:hatest:s:";
+constexpr uint16_t kNgPort = 2231;
 
 // Every key under Redis and its value(s), read through hiredis.
 std::map<std::string, std::string> Dump(const std::string& socket) {
@@ -104,6 +107,55 @@ std::vector<std::pair<std::string, std::string>> Secrets(const std::string& sdes
   return out;
 }
 
+// The SBC's side of the ng calls (ng_peer.h), on the daemon namespace's
+// loopback, and their phones' keys.
+struct NgSide {
+  explicit NgSide(Daemon& d) : daemon(d) {}
+  bool Open() {
+    client = std::make_unique<NgClient>();
+    return client->Open(daemon.topology(), "relay", "127.0.0.1", kNgPort);
+  }
+  // Offer from a with key ka, answer from b with kb (a's port + 2): the
+  // phones armed with the keys the replies carry; the SDP each side got.
+  std::pair<SdpView, SdpView> OfferAnswer(const std::string& call, Phone& a, Phone& b,
+                                          const std::string& ka, const std::string& kb,
+                                          uint16_t port) {
+    ng::Value reply = client->Call(
+        NgOffer(call, "tag-a", PhoneSdp(daemon.phone_ip(0), port, "RTP/SAVP", {ka})));
+    EXPECT_EQ(Result(reply), "ok") << ErrorReason(reply);
+    const SdpView to_b = ViewSdp(reply);
+    reply = client->Call(NgAnswer(call, "tag-a", "tag-b",
+                                  PhoneSdp(daemon.phone_ip(1), port + 2, "RTP/SAVP", {kb})));
+    EXPECT_EQ(Result(reply), "ok") << ErrorReason(reply);
+    const SdpView to_a = ViewSdp(reply);
+    if (to_a.crypto.empty() || to_b.crypto.empty()) return {to_a, to_b};
+    a.relay = Addr(to_a.ip, to_a.port);
+    b.relay = Addr(to_b.ip, to_b.port);
+    Arm(a, ka, to_a.crypto[0]);
+    Arm(b, kb, to_b.crypto[0]);
+    keys.insert(keys.end(), {ka, kb, to_a.crypto[0], to_b.crypto[0]});
+    return {to_a, to_b};
+  }
+  // Packets each way until one gets through both ways (the restart's ARP),
+  // bounded; what arrives must verify.
+  static bool Through(Phone& a, Phone& b, int* bad) {
+    bool got[2] = {false, false};
+    for (int i = 0; i < 500 && !(got[0] && got[1]); ++i) {
+      a.SendNext();
+      b.SendNext();
+      got[0] = !b.Receive(10, bad).empty() || got[0];
+      got[1] = !a.Receive(0, bad).empty() || got[1];
+    }
+    a.Receive(100, bad);
+    b.Receive(100, bad);
+    return got[0] && got[1];
+  }
+
+  Daemon& daemon;
+  std::unique_ptr<NgClient> client;
+  std::vector<std::string> keys;  // every SDES key of the calls
+};
+
 class HaTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -124,7 +176,8 @@ class HaTest : public ::testing::Test {
     options.subnet_a = "10.211.1";
     options.subnet_b = "10.211.2";
     options.extra_config = absl::StrCat(
-        "[media]\nport_min = 31000\nport_max = 31999\n"
+        "[media]\nport_min = 31000\nport_max = 31999\n[ng]\nlisten = \"127.0.0.1:", kNgPort,
+        "\"\ndelete_delay_ms = 0\nallowed_sources = [\"127.0.0.1\"]\n"
         "[ha]\nredis = \"unix:", redis_->socket(), "\"\ninstance = \"hatest\"\nkek_file = \"",
         kek_, "\"\nprevious_kek_file = \"", kek_, ".previous\"\ncheckpoint_ms = 100\n");
     skip_reason_ = daemon_->Start(options);
@@ -539,6 +592,121 @@ TEST_F(HaTest, PlainSourcedSenderNeverReusesAnIndexAfterRestart) {
   EXPECT_EQ(bad, 0) << "B failed to verify (authentication or replay)";
   std::printf("plain-sourced sender restored: SEQ shift %u; %zu resent SEQs relayed at new "
               "indices, the rest refused\n", shift, resent_through);
+}
+
+// The ng front end's calls (docs/ha.md, "ng call state"): an SDES call set
+// up by ng offer/answer and an offer not yet answered survive SIGKILL and a
+// restart; the restarted sluiced answers query for the call, re-keys it on
+// a re-INVITE, takes the late answer, and delete ends both; every packet
+// verifies at the phones, and Redis holds none of their keys nor tags.
+TEST_F(HaTest, NgCallsSurviveSigkillThenQueryReofferAnswerAndDelete) {
+  NgSide ng(*daemon_);
+  ASSERT_TRUE(ng.Open());
+  const json before = Stats();  // records earlier tests damaged are refused at each start
+  const uint64_t sessions_before = before["sessions"].get<uint64_t>();
+  const std::string call = "ng-ha-1@sbc.example", pending = "ng-ha-2@sbc.example";
+  Phone a = daemon_->MakePhone(0, daemon_->phone_ip(0), 40100, 0x7100);
+  Phone b = daemon_->MakePhone(1, daemon_->phone_ip(1), 40102, 0x7200);
+  const auto [to_a, to_b] = ng.OfferAnswer(call, a, b, NewSdesKey(), NewSdesKey(), 40100);
+  ASSERT_FALSE(to_a.crypto.empty() || to_b.crypto.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ARP for both peers
+  EXPECT_TRUE(Flows(a, b, 50));
+  // A second call, offered and not yet answered at the crash.
+  const std::string kc = NewSdesKey();
+  ng::Value reply = ng.client->Call(
+      NgOffer(pending, "tag-c", PhoneSdp(daemon_->phone_ip(0), 40110, "RTP/SAVP", {kc})));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const SdpView to_d = ViewSdp(reply);
+  ASSERT_EQ(to_d.crypto.size(), 1u);
+  ASSERT_TRUE(WaitSynced());
+  EXPECT_NE(Dump(redis_->socket())[kPrefix + call].find("\"ng\":{\"sealed\""), std::string::npos);
+
+  daemon_->Kill();
+  const auto killed = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {  // into the void
+    a.SendNext();
+    b.SendNext();
+  }
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  ASSERT_TRUE(ng.Open());
+  const json stats = Stats();
+  EXPECT_EQ(stats["ha"]["restored"], sessions_before + 2) << stats.dump();
+  EXPECT_EQ(stats["ha"]["refused"], before["ha"]["refused"]) << stats.dump();
+
+  // query: the call is known, with its tags and its one stream.
+  reply = ng.client->Call(NgCommand("query", call));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const ng::Value* streams = reply.Find("streams");
+  ASSERT_TRUE(streams != nullptr && streams->is_list() && streams->as_list().size() == 1u);
+  const ng::Value* legs = streams->as_list()[0].Find("legs");
+  ASSERT_TRUE(legs != nullptr && legs->as_list().size() == 2u);
+  EXPECT_EQ(legs->as_list()[0].Find("tag")->str(), "tag-a");
+  EXPECT_EQ(legs->as_list()[1].Find("tag")->str(), "tag-b");
+  reply = ng.client->Call(NgCommand("list", ""));
+  EXPECT_EQ(reply.Find("calls")->as_list().size(), 2u);
+
+  // Media on the restored keys: every packet verifies.
+  int bad = 0;
+  ASSERT_TRUE(ng.Through(a, b, &bad)) << "no packet through after the restart";
+  std::printf("ng call: SIGKILL to packets through both ways: %.0f ms\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
+                  .count());
+  EXPECT_EQ(bad, 0);
+  EXPECT_TRUE(Flows(a, b, 50));
+
+  // re-INVITE with new keys on both sides: Sluice re-keys both legs.
+  const auto [to_a2, to_b2] = ng.OfferAnswer(call, a, b, NewSdesKey(), NewSdesKey(), 40100);
+  ASSERT_FALSE(to_a2.crypto.empty() || to_b2.crypto.empty());
+  EXPECT_EQ(to_a2.port, to_a.port);
+  EXPECT_EQ(to_b2.port, to_b.port);
+  EXPECT_NE(to_a2.crypto[0], to_a.crypto[0]);
+  EXPECT_NE(to_b2.crypto[0], to_b.crypto[0]);
+  EXPECT_TRUE(Flows(a, b, 50));
+
+  // The offer made before the crash, answered after it.
+  Phone c = daemon_->MakePhone(0, daemon_->phone_ip(0), 40110, 0x7300);
+  Phone d = daemon_->MakePhone(1, daemon_->phone_ip(1), 40112, 0x7400);
+  const std::string kd = NewSdesKey();
+  reply = ng.client->Call(NgAnswer(pending, "tag-c", "tag-d",
+                             PhoneSdp(daemon_->phone_ip(1), 40112, "RTP/SAVP", {kd})));
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const SdpView to_c = ViewSdp(reply);
+  ASSERT_EQ(to_c.crypto.size(), 1u);
+  c.relay = Addr(to_c.ip, to_c.port);
+  d.relay = Addr(to_d.ip, to_d.port);
+  Arm(c, kc, to_c.crypto[0]);
+  Arm(d, kd, to_d.crypto[0]);
+  ng.keys.insert(ng.keys.end(), {kc, kd, to_c.crypto[0], to_d.crypto[0]});
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(Flows(c, d, 50));
+
+  // Redis holds none of the calls' keys (master keys, salts, session keys;
+  // raw, hex or base64), in their records or elsewhere, nor their tags.
+  ASSERT_TRUE(WaitSynced());
+  const std::map<std::string, std::string> dump = Dump(redis_->socket());
+  ASSERT_NE(dump.at(kPrefix + ng::SessionName(call, 0)).find("\"ng\""), std::string::npos);
+  for (const std::string& sdes : ng.keys) {
+    for (const auto& [what, secret] : Secrets(sdes)) {
+      for (const auto& [key, value] : dump) EXPECT_EQ(value.find(secret), std::string::npos) << what;
+    }
+  }
+  for (const auto& [key, value] : dump) {
+    EXPECT_EQ(value.find("inline:"), std::string::npos) << key;
+    EXPECT_EQ(value.find("tag-a"), std::string::npos) << key;  // the ng state is sealed whole
+  }
+
+  // delete ends both calls: sessions gone, Redis records gone.
+  for (const std::string& id : {call, pending}) {
+    reply = ng.client->Call(NgCommand("delete", id));
+    EXPECT_EQ(Result(reply), "ok");
+    EXPECT_EQ(reply.Find("warning"), nullptr) << reply.Find("warning")->str();
+  }
+  EXPECT_EQ(Stats()["sessions"], sessions_before);
+  ASSERT_TRUE(WaitSynced());
+  EXPECT_EQ(Dump(redis_->socket()).count(kPrefix + ng::SessionName(call, 0)), 0u);
+  EXPECT_EQ(Result(ng.client->Call(NgCommand("query", call))), "error");
+  if (HasFailure()) std::printf("%s\n", daemon_->Log().c_str());
 }
 
 }  // namespace

@@ -52,7 +52,13 @@ struct SessionRecord {
   std::string key_group;
   bool hold = false;
   std::array<LegRecord, 2> legs;
+  // The ng front end's state of the session's call (ng::Handler::
+  // ExportSession), sealed with "<session>/ng" as associated data; empty:
+  // none (a session of the native protocol). Its own version: kNgVersion.
+  std::string ng_sealed;
 };
+
+inline constexpr int kNgVersion = 1;
 
 // A checkpoint of both legs' streams, taken at at_unix_ms (wall clock, so
 // that another host's restore can bound what happened since).

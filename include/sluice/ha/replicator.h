@@ -76,10 +76,19 @@ class Replicator : public control::SessionObserver {
   // The start-up restore's counts, shown in stats.
   control::HaStats& restore_counts() { return counts_; }
 
+  // The ng front end's state of a session's call (docs/ha.md, "ng call
+  // state"), asked for at each write of the session and sealed into its
+  // record at once (the replicator wipes the text); none: no ng call.
+  using NgStateFn = std::function<std::optional<std::string>(const std::string&)>;
+  void SetNgState(NgStateFn ng_state) { ng_state_ = std::move(ng_state); }
+  // A session's ng state changed without a session operation.
+  void NgChanged(const std::string& session);
+
  private:
   struct Held {
     SessionRecord record;
     StreamsRecord streams;
+    bool ng_stale = true;  // record.ng_sealed is to be asked for again
   };
   struct InFlight;  // one command awaiting its reply
 
@@ -90,6 +99,7 @@ class Replicator : public control::SessionObserver {
   void SendChanged();
   bool Send(const std::string& session, uint64_t since);
   void Checkpoint();
+  void SealNg(const std::string& session, Held& held) const;
   void Heartbeat();
   void MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now);
   void ApplyUpdate(Held& held, const control::UpdateRequest& request,
@@ -102,6 +112,7 @@ class Replicator : public control::SessionObserver {
   Sealer sealer_;
   StreamsFn streams_;
   ClockFn clock_;
+  NgStateFn ng_state_;
   std::string prefix_;
   std::map<std::string, Held> held_;
   // Sessions whose latest state Redis lacks (a write, or a delete when

@@ -44,6 +44,15 @@ uint32_t SrtcpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t
 // its checkpoint, and how much its SEQ shift grows (docs/ha.md, rule 2).
 uint64_t RtpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t now_unix_ms);
 
+// The ng front end's part of a restore (docs/ha.md, "ng call state"):
+// `check` says whether a record's unsealed ng state is good, before its
+// session is created (a bad one refuses the record as corrupt); `adopt`
+// takes it once the session is. Empty: records' ng state is ignored.
+struct NgRestore {
+  std::function<absl::Status(const std::string& session, std::string_view state)> check;
+  std::function<absl::Status(std::string_view state, const control::CreateRequest& create)> adopt;
+};
+
 // Restores every session under the instance's prefix through `ops`,
 // counting what it refused in `counts` (corrupt or truncated records,
 // unknown interfaces, creates that failed) and logging each refusal by key
@@ -52,7 +61,8 @@ uint64_t RtpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t n
 absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
                      control::Operations& ops,
                      const std::function<bool(const std::string&)>& interface_known,
-                     control::HaStats& counts, const std::function<void(std::string_view)>& log);
+                     control::HaStats& counts, const std::function<void(std::string_view)>& log,
+                     const NgRestore& ng = {});
 
 }  // namespace sluice::ha
 

@@ -77,6 +77,25 @@ class Handler {
   // "Call-ID not found" (ok, with that warning).
   void SessionExpired(const std::string& session);
 
+  // Replication ([ha], docs/ha.md "ng call state"): what the handler knows
+  // of the call a session belongs to (the call's tags and dialog state, its
+  // branch, the session's media section with the keys of the latest offer
+  // and the replies' SDP) as one bencoded document that holds keys, for the
+  // caller to seal and wipe. None for a session of no ng call.
+  std::optional<String> ExportSession(const std::string& session) const;
+  // Whether `state` is such a document, for a session named `session`
+  // (any bytes: an error, never a crash).
+  static absl::Status CheckSessionState(std::string_view state, const std::string& session);
+  // Takes back the state of a session restored with `create`: its call is
+  // known again (query, re-offer, answer, delete). The key-reuse check
+  // knows the session's keys of now, not those it had before them.
+  absl::Status RestoreSession(std::string_view state, const control::CreateRequest& create);
+  // Told each live session of a call that an offer, answer or delete
+  // changed (the replicator writes them again).
+  void SetOnChanged(std::function<void(const std::string& session)> on_changed) {
+    on_changed_ = std::move(on_changed);
+  }
+
  private:
   struct Stream;
   struct Branch;
@@ -84,6 +103,8 @@ class Handler {
   struct Request;
   struct OfferedMedia;
   struct AnswerUpdates;
+  friend class StateCodec;  // ExportSession's and RestoreSession's (handler_replication.cc)
+  void Changed(const std::string& call_id);
 
   static absl::Status ParseRequest(const Value& request, Request& r);
   static absl::Status MergeRtppFlags(std::map<std::string, const Value*>& keys, Request& r);
@@ -169,6 +190,7 @@ class Handler {
   // Every live session of a call, to its call-id (for SessionExpired).
   void IndexSessions(const std::string& call_id);
   std::unordered_map<std::string, std::string> session_calls_;
+  std::function<void(const std::string&)> on_changed_;
 };
 
 // The Sluice session name for media section `index` of a call's branch
