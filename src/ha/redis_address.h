@@ -42,6 +42,14 @@ inline uint64_t UnixMs() {
                                    .count());
 }
 
+// Sets the heartbeat (KEYS[1]) to "<owner> <now>" (ARGV[1], ARGV[2]) for
+// ARGV[3] ms unless another owner holds it; returns that holder's value, or
+// nil when set. One script: no other client runs between the GET and SET.
+inline constexpr char kHeartbeatScript[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and string.sub(v, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then return v end "
+    "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3]) return false";
+
 }  // namespace sluice::ha
 
 #endif  // SLUICE_SRC_HA_REDIS_ADDRESS_H_
