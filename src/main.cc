@@ -549,6 +549,9 @@ struct ControlPlane {
   std::string ha_owner;
   int announcements_left = 0;
   uint64_t next_announce_ms = 0;
+  // An active's control loop: its last pass, and since when it holds back
+  // from the addresses until Redis confirms the heartbeat still its own.
+  uint64_t last_pass_ms = 0, unconfirmed_since_ms = 0;
   // WebRTC legs' handshakes: the manager (declared after it, so destroyed
   // first) removes its legs from it as it deletes its sessions.
   std::unique_ptr<webrtc::WebRtcLegs> webrtc;
@@ -878,6 +881,30 @@ void PollFailover(const config::Config& cfg, const DataPlane& data, ControlPlane
   }
 }
 
+// An active that stalled (stopped, starved) for longer than the heartbeat
+// lives may have been replaced: it answers for no address (ARP, ND, and no
+// requests naming them) until Redis confirms the heartbeat its own, and for
+// good once it finds it another's (fenced). Called before the slow path
+// answers what queued up meanwhile.
+void GuardAddresses(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  if (!control.replicator) return;
+  const uint64_t now = SteadyMs();
+  if (control.last_pass_ms != 0 && now - control.last_pass_ms > cfg.ha->heartbeat_ttl_ms) {
+    control.unconfirmed_since_ms = now;
+    data.slow_path->SetAnswering(false);
+    control.replicator->HeartbeatNow();
+    log::Event(log::Level::kWarning, "ha.stalled", {{"ms", now - control.last_pass_ms}});
+  }
+  control.last_pass_ms = now;
+  if (control.replicator->fenced()) {
+    data.slow_path->SetAnswering(false);
+  } else if (control.unconfirmed_since_ms != 0 &&
+             control.replicator->heartbeat_confirmed_ms() > control.unconfirmed_since_ms) {
+    control.unconfirmed_since_ms = 0;
+    data.slow_path->SetAnswering(true);
+  }
+}
+
 // Serves the control socket, the slow path, the ng listener and the manager's
 // timers until a stop is requested. 0, or 1 when a listener failed.
 int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
@@ -886,6 +913,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
               {"control_tls", cfg.control.tls ? cfg.control.tls->listen.ToString() : ""}});
   int rc = 0;
   while (!stop_requested.load()) {
+    GuardAddresses(cfg, data, control);
     if (absl::Status s = (*control.server)->Poll(2); !s.ok()) {
       LogFailure("control.failed", s.message());
       rc = 1;

@@ -441,7 +441,11 @@ void Replicator::OnHeartbeat(redisAsyncContext* ac, void* reply, void* privdata)
     r->counts_.last_error = std::string(rep->str, rep->len);
     return;
   }
-  if (rep->type != REDIS_REPLY_STRING || r->fenced_) return;
+  if (rep->type != REDIS_REPLY_STRING) {
+    r->heartbeat_confirmed_ms_ = r->Now();  // nil: set, ours
+    return;
+  }
+  if (r->fenced_) return;
   const std::string owner(rep->str, rep->len);
   r->fenced_ = true;
   r->counts_.fenced = true;

@@ -78,6 +78,12 @@ class Replicator : public control::SessionObserver {
   // of sessions resealed.
   absl::StatusOr<uint64_t> Rekek(Sealer next);
   const Sealer& sealer() const { return sealer_; }
+  // The heartbeat (docs/ha.md, "Standby"): found another instance's (this
+  // one writes nothing more); when Redis last confirmed it ours (steady ms,
+  // 0: not yet); a write asked for at the next Poll.
+  bool fenced() const { return fenced_; }
+  uint64_t heartbeat_confirmed_ms() const { return heartbeat_confirmed_ms_; }
+  void HeartbeatNow() { next_heartbeat_ms_ = 0; }
   // The start-up restore's counts, shown in stats.
   control::HaStats& restore_counts() { return counts_; }
 
@@ -126,6 +132,7 @@ class Replicator : public control::SessionObserver {
   uint64_t next_checkpoint_ms_ = 0;
   uint64_t next_heartbeat_ms_ = 0;
   bool fenced_ = false;  // the heartbeat is another instance's: nothing written
+  uint64_t heartbeat_confirmed_ms_ = 0;
   uint64_t writes_paused_until_ms_ = 0;  // after Redis refused a write
   std::string checkpoint_cursor_;
   control::HaStats counts_;
