@@ -262,44 +262,18 @@ void Standby::Handle(Pending& p, const redisReply* r) {
       return;
     }
     case Pending::Kind::kConfigSet: notifications_ = true; return;
-    case Pending::Kind::kScan: {
-      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-          r->element[1]->type != REDIS_REPLY_ARRAY) {
-        scanning_ = false;
-        return;
-      }
-      for (size_t i = 0; i < r->element[1]->elements; ++i) {
-        const std::string key = Str(r->element[1]->element[i]);
-        seen_[key] = scan_generation_;
-        Read(key);
-      }
-      const std::string cursor = Str(r->element[0]);
-      if (cursor != "0") {
-        Scan(cursor);
-        return;
-      }
-      // What the scan did not list is gone (a notification missed while
-      // disconnected, say).
-      for (auto it = seen_.begin(); it != seen_.end();) {
-        if (it->second == scan_generation_) {
-          ++it;
-          continue;
-        }
-        mirror_.erase(it->first);
-        it = seen_.erase(it);
-      }
-      scanning_ = false;
-      last_update_ms_ = now;
-      ever_updated_ = true;
-      return;
-    }
+    case Pending::Kind::kScan: Scanned(r); return;
     case Pending::Kind::kRead: break;
   }
-  // kRead: a session's hash, checked as a restore checks it.
+  Mirror(p.key, r, now);
+}
+
+// A session's hash, checked as a restore checks it.
+void Standby::Mirror(const std::string& key, const redisReply* r, uint64_t now) {
   std::optional<std::string> record, streams;
   if (r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
-    mirror_.erase(p.key);  // deleted meanwhile
-    seen_.erase(p.key);
+    mirror_.erase(key);  // deleted meanwhile
+    seen_.erase(key);
   } else {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
       const std::string name = Str(r->element[i]);
@@ -307,16 +281,48 @@ void Standby::Handle(Pending& p, const redisReply* r) {
       if (name == "streams") streams = Str(r->element[i + 1]);
     }
     absl::StatusOr<control::CreateRequest> checked =
-        CheckRecord(p.key, record, streams, config_, sealer_, interface_known_, UnixMs());
+        CheckRecord(key, record, streams, config_, sealer_, interface_known_, UnixMs());
     const bool ok = checked.ok();
-    auto [it, inserted] = mirror_.try_emplace(p.key, ok);
+    auto [it, inserted] = mirror_.try_emplace(key, ok);
     if (!ok && (inserted || it->second)) {
       log::Event(log::Level::kWarning, "ha.mirror_refused",
-                 {{"record", p.key}, {"reason", checked.status().message()}});
+                 {{"record", key}, {"reason", checked.status().message()}});
     }
     it->second = ok;
   }
   last_update_ms_ = now;
+  ever_updated_ = true;
+}
+
+// A page of the full scan: each key listed is read.
+void Standby::Scanned(const redisReply* r) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      r->element[1]->type != REDIS_REPLY_ARRAY) {
+    scanning_ = false;
+    return;
+  }
+  for (size_t i = 0; i < r->element[1]->elements; ++i) {
+    const std::string key = Str(r->element[1]->element[i]);
+    seen_[key] = scan_generation_;
+    Read(key);
+  }
+  const std::string cursor = Str(r->element[0]);
+  if (cursor != "0") {
+    Scan(cursor);
+    return;
+  }
+  // What the scan did not list is gone (a notification missed while
+  // disconnected, say).
+  for (auto it = seen_.begin(); it != seen_.end();) {
+    if (it->second == scan_generation_) {
+      ++it;
+      continue;
+    }
+    mirror_.erase(it->first);
+    it = seen_.erase(it);
+  }
+  scanning_ = false;
+  last_update_ms_ = Now();
   ever_updated_ = true;
 }
 

@@ -66,6 +66,8 @@ class Standby {
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
   void Handle(Pending& p, const redisReply* r);
   void OnNotification(const redisReply* r);
+  void Scanned(const redisReply* r);
+  void Mirror(const std::string& key, const redisReply* r, uint64_t now);
 
   config::HaConfig config_;
   Sealer sealer_;
