@@ -8,6 +8,10 @@
 #include <cstdlib>
 #include <string>
 
+#include <hiredis/async.h>
+
+#include "sluice/ha/replicator.h"
+
 namespace sluice::ha {
 
 // "unix:/path", "tcp://IPv4:port" or "tcp://[IPv6]:port" (the
@@ -34,6 +38,18 @@ struct RedisAddress {
     return a;
   }
 };
+
+// hiredis's event hooks on `ac` keep `wants` as the context waits: the
+// control loop's Poll polls its socket for that and drives the context.
+inline void AttachIoWants(redisAsyncContext* ac, IoWants* wants) {
+  ac->ev.data = wants;
+  ac->ev.addRead = [](void* w) { static_cast<IoWants*>(w)->read = true; };
+  ac->ev.delRead = [](void* w) { static_cast<IoWants*>(w)->read = false; };
+  ac->ev.addWrite = [](void* w) { static_cast<IoWants*>(w)->write = true; };
+  ac->ev.delWrite = [](void* w) { static_cast<IoWants*>(w)->write = false; };
+  ac->ev.cleanup = [](void* w) { *static_cast<IoWants*>(w) = IoWants{}; };
+  wants->write = true;  // until connected, hiredis waits for the socket to be writable
+}
 
 // Unix time in ms: checkpoints are compared across restarts and hosts.
 inline uint64_t UnixMs() {

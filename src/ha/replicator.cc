@@ -234,7 +234,7 @@ void Replicator::Poll() {
   }
   if (ac_ != nullptr) {
     redisAsyncContext* ac = ac_;
-    pollfd p{ac->c.fd, static_cast<short>((want_read_ ? POLLIN : 0) | (want_write_ ? POLLOUT : 0)),
+    pollfd p{ac->c.fd, static_cast<short>((io_.read ? POLLIN : 0) | (io_.write ? POLLOUT : 0)),
              0};
     if (p.events != 0 && poll(&p, 1, 0) > 0) {
       if ((p.revents & (POLLIN | POLLERR | POLLHUP)) != 0) redisAsyncHandleRead(ac);
@@ -271,14 +271,7 @@ void Replicator::Connect(uint64_t now) {
   }
   ac_ = ac;
   ac->data = this;
-  ac->ev.data = this;
-  ac->ev.addRead = [](void* r) { static_cast<Replicator*>(r)->want_read_ = true; };
-  ac->ev.delRead = [](void* r) { static_cast<Replicator*>(r)->want_read_ = false; };
-  ac->ev.addWrite = [](void* r) { static_cast<Replicator*>(r)->want_write_ = true; };
-  ac->ev.delWrite = [](void* r) { static_cast<Replicator*>(r)->want_write_ = false; };
-  ac->ev.cleanup = [](void* r) {
-    static_cast<Replicator*>(r)->want_read_ = static_cast<Replicator*>(r)->want_write_ = false;
-  };
+  AttachIoWants(ac, &io_);
   redisAsyncSetConnectCallback(ac, &Replicator::OnConnect);
   redisAsyncSetDisconnectCallback(ac, &Replicator::OnDisconnect);
   if (!options_.password.empty()) {
@@ -287,15 +280,13 @@ void Replicator::Connect(uint64_t now) {
     auto* auth = new InFlight{this, 0, "", 0, false};
     redisAsyncCommandArgv(ac, &Replicator::OnReply, auth, 2, argv, len);
   }
-  // Until connected, hiredis waits for the socket to become writable.
-  want_write_ = true;
 }
 
 void Replicator::Disconnected(const std::string& why) {
   if (ac_ != nullptr) ++counts_.disconnects;
   ac_ = nullptr;
   connected_ = false;
-  want_read_ = want_write_ = false;
+  io_ = IoWants{};
   counts_.last_error = why;
   next_connect_ms_ = Now() + backoff_ms_;
   backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
@@ -421,7 +412,7 @@ void Replicator::Checkpoint() {
 // script): a standby that promoted itself took it (SET NX), and an active
 // that finds it so stops writing rather than fight over the sessions.
 void Replicator::Heartbeat() {
-  if (fenced_ || !connected_ || ac_ == nullptr || Now() < writes_paused_until_ms_) return;
+  if (fenced_ || !connected_ || ac_ == nullptr) return;
   const std::string key = HeartbeatKey(options_.instance);
   const std::string value = absl::StrCat(UnixMs());
   const std::string ttl = absl::StrCat(options_.heartbeat_ttl_ms);

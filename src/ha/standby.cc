@@ -136,16 +136,8 @@ bool Standby::Connect(Link& link) {
   }
   link.ac = ac;
   link.started_ms = Now();
-  link.want_write = true;  // until connected, hiredis waits for the socket to be writable
   ac->data = this;
-  ac->ev.data = &link;
-  ac->ev.addRead = [](void* l) { static_cast<Link*>(l)->want_read = true; };
-  ac->ev.delRead = [](void* l) { static_cast<Link*>(l)->want_read = false; };
-  ac->ev.addWrite = [](void* l) { static_cast<Link*>(l)->want_write = true; };
-  ac->ev.delWrite = [](void* l) { static_cast<Link*>(l)->want_write = false; };
-  ac->ev.cleanup = [](void* l) {
-    static_cast<Link*>(l)->want_read = static_cast<Link*>(l)->want_write = false;
-  };
+  AttachIoWants(ac, &link.io);
   redisAsyncSetConnectCallback(ac, &Standby::OnConnect);
   redisAsyncSetDisconnectCallback(ac, &Standby::OnDisconnect);
   if (!config_.password.empty()) Command(link, new Pending{}, {"AUTH", config_.password});
@@ -155,8 +147,8 @@ bool Standby::Connect(Link& link) {
 void Standby::Drive(Link& link) {
   redisAsyncContext* ac = link.ac;
   if (ac == nullptr) return;
-  pollfd p{ac->c.fd,
-           static_cast<short>((link.want_read ? POLLIN : 0) | (link.want_write ? POLLOUT : 0)), 0};
+  pollfd p{ac->c.fd, static_cast<short>((link.io.read ? POLLIN : 0) | (link.io.write ? POLLOUT : 0)),
+           0};
   if (p.events == 0 || poll(&p, 1, 0) <= 0) return;
   if ((p.revents & (POLLIN | POLLERR | POLLHUP)) != 0) redisAsyncHandleRead(ac);
   if (link.ac == ac && (p.revents & POLLOUT) != 0) redisAsyncHandleWrite(ac);

@@ -346,9 +346,9 @@ TEST_F(HaFailoverTest, StandbyTakesOverWhenTheActiveIsKilled) {
   call.b.Receive(0);
   const double gap_ms = UntilThrough(call, killed);
   ASSERT_GE(gap_ms, 0) << "no packet through after the active was killed";
-  std::printf("failover gap (SIGKILL to packets through both ways): %.0f ms "
-              "(bound: heartbeat_ttl_ms %d + a check every 50 ms + promotion + announce + "
-              "the phones' next packet)\n",
+  std::printf("failover gap (SIGKILL to packets through both ways): %.0f ms (bound: "
+              "heartbeat_ttl_ms %d + one check, 50 ms + promote_after_ms 0 + the promotion "
+              "+ the phones' next packet, 10 ms)\n",
               gap_ms, kHeartbeatTtlMs);
   EXPECT_LT(gap_ms, kHeartbeatTtlMs + 1500);
   const json after = Ask(standby_, {{"op", "stats"}});

@@ -29,6 +29,12 @@ struct redisAsyncContext;
 
 namespace sluice::ha {
 
+// What a Redis connection driven by a control-loop Poll waits for on its
+// socket (set by hiredis's event hooks; src/ha/redis_address.h).
+struct IoWants {
+  bool read = false, write = false;
+};
+
 // Where a session lives in Redis: a hash with fields "record" and
 // "streams" (record.h) at "sluice:<instance>:s:<session>". The active's
 // heartbeat: "sluice:<instance>:heartbeat", "<owner> <Unix time in ms>",
@@ -125,7 +131,7 @@ class Replicator : public control::SessionObserver {
   uint64_t next_command_ = 1;
   redisAsyncContext* ac_ = nullptr;
   bool connected_ = false;
-  bool want_read_ = false, want_write_ = false;
+  IoWants io_;  // what the Redis socket waits for
   uint64_t connect_started_ms_ = 0;
   uint64_t next_connect_ms_ = 0;
   uint64_t backoff_ms_ = 100;

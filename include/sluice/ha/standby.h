@@ -18,6 +18,7 @@
 
 #include "sluice/config/config.h"
 #include "sluice/control/operations.h"
+#include "sluice/ha/replicator.h"
 #include "sluice/ha/sealer.h"
 
 struct redisAsyncContext;
@@ -47,7 +48,8 @@ class Standby {
   // One Redis connection driven by Poll.
   struct Link {
     redisAsyncContext* ac = nullptr;
-    bool connected = false, want_read = false, want_write = false;
+    bool connected = false;
+    IoWants io;
     uint64_t started_ms = 0;
   };
   struct Pending;  // a command's context for its reply
