@@ -804,6 +804,7 @@ absl::StatusOr<uint64_t> Promote(const config::Config& cfg, const DataPlane& dat
   const auto started = std::chrono::steady_clock::now();
   if (absl::Status s = ha::TakeHeartbeat(*cfg.ha, control.ha_owner, when); !s.ok()) return s;
   control.standby.reset();
+  control.manager->SetStandbyRefusal("");
   // The addresses first: the restored sessions ask for their peers (ARP
   // requests name our address), and the peers send here the sooner.
   data.slow_path->SetAnswering(true);
@@ -834,6 +835,9 @@ absl::Status StartStandby(const config::Config& cfg, const DataPlane& data,
   absl::StatusOr<ha::Sealer> sealer = LoadKeks(*cfg.ha);
   if (!sealer.ok()) return sealer.status();
   data.slow_path->SetAnswering(false);
+  control.manager->SetStandbyRefusal(
+      "this sluiced is an HA standby: it creates no session until promoted (sluicectl ha "
+      "promote); send calls to the active");
   control.standby =
       std::make_unique<ha::Standby>(*cfg.ha, *std::move(sealer), InterfaceKnown(data));
   control::SessionManager* manager = control.manager.get();

@@ -383,6 +383,10 @@ TEST_F(HaFailoverTest, OperatorPromotesWhileTheActiveIsStopped) {
   std::this_thread::sleep_for(std::chrono::milliseconds(2 * kHeartbeatTtlMs));
   EXPECT_EQ(Ask(standby_, {{"op", "stats"}})["ha"]["role"], "standby");
   EXPECT_FALSE(Ask(active_, {{"op", "ha.promote"}}).value("ok", true)) << "already active";
+  const json refused = Ask(standby_, {{"op", "session.create"}, {"session", "elsewhere"},
+                                      {"legs", {PlainLeg("a", "a", "10.213.1.2:44100"),
+                                                PlainLeg("b", "b", "10.213.2.2:44102")}}});
+  EXPECT_FALSE(refused.value("ok", true)) << "a standby created a session: " << refused.dump();
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
 
   kill(active_.pid, SIGSTOP);

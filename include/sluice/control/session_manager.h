@@ -127,6 +127,9 @@ class SessionManager : public Operations {
   absl::StatusOr<uint64_t> HaRekek() override {
     return ha_rekek_ ? ha_rekek_() : Operations::HaRekek();
   }
+  // An HA standby refuses every create with this message (it relays
+  // nothing until promoted); empty: creates are served.
+  void SetStandbyRefusal(std::string message) { standby_refusal_ = std::move(message); }
   // What ha.promote does (none until set: refused).
   void SetHaPromote(std::function<absl::StatusOr<uint64_t>()> promote) {
     ha_promote_ = std::move(promote);
@@ -369,6 +372,7 @@ class SessionManager : public Operations {
   std::function<HaStats()> ha_stats_;
   std::function<absl::StatusOr<uint64_t>()> ha_rekek_;
   std::function<absl::StatusOr<uint64_t>()> ha_promote_;
+  std::string standby_refusal_;
 };
 
 }  // namespace sluice::control
