@@ -194,8 +194,9 @@ class HaFailoverTest : public ::testing::Test {
 
   // What a relay's ports have sent, in all.
   static uint64_t TxPackets(const Relay& r) {
+    const json stats = Ask(r, {{"op", "stats"}});  // (a range-for over a temporary's member dangles)
     uint64_t n = 0;
-    for (const json& p : Ask(r, {{"op", "stats"}})["ports"]) n += p["tx_packets"].get<uint64_t>();
+    for (const json& p : stats["ports"]) n += p["tx_packets"].get<uint64_t>();
     return n;
   }
 
