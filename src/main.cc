@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +56,7 @@
 #include "sluice/dtls/srtp_profile.h"
 #include "sluice/ha/replicator.h"
 #include "sluice/ha/restore.h"
+#include "sluice/ha/standby.h"
 #include "sluice/webrtc/handshake_thread.h"
 #include "sluice/webrtc/webrtc_legs.h"
 #include "sluice/worker/worker.h"
@@ -541,6 +543,15 @@ std::vector<control::PortStats> ReadPortStats(
 struct ControlPlane {
   // [ha]: the manager's observer; declared first, so destroyed last.
   std::unique_ptr<ha::Replicator> replicator;
+  // [ha] role = "standby", until promoted; this process's name in the
+  // heartbeat; gratuitous ARPs still to send after a promotion.
+  std::unique_ptr<ha::Standby> standby;
+  std::string ha_owner;
+  int announcements_left = 0;
+  uint64_t next_announce_ms = 0;
+  // An active's control loop: its last pass, and since when it holds back
+  // from the addresses until Redis confirms the heartbeat still its own.
+  uint64_t last_pass_ms = 0, unconfirmed_since_ms = 0;
   // WebRTC legs' handshakes: the manager (declared after it, so destroyed
   // first) removes its legs from it as it deletes its sessions.
   std::unique_ptr<webrtc::WebRtcLegs> webrtc;
@@ -754,29 +765,41 @@ void ConnectNgReplication(ng::Handler& handler, ha::Replicator& replicator) {
   handler.SetOnChanged([&replicator](const std::string& session) { replicator.NgChanged(session); });
 }
 
-// [ha] (docs/ha.md): the KEK read (refused unless 32 bytes, mode 0600),
-// every session in Redis restored, then replication on. An error means
-// sluiced must not start: a wrong KEK, Redis unreachable.
-absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
-  if (!cfg.ha) return absl::OkStatus();
+uint64_t SteadyMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// Whether this sluiced has an interface called `name`.
+std::function<bool(const std::string&)> InterfaceKnown(const DataPlane& data) {
+  const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
+  return [interfaces](const std::string& name) {
+    return std::any_of(interfaces->begin(), interfaces->end(),
+                       [&](const control::InterfaceInfo& i) { return i.name == name; });
+  };
+}
+
+// The active's [ha] (docs/ha.md): the KEK read (refused unless 32 bytes,
+// mode 0600), every session in Redis restored, then replication on. An
+// error means sluiced must not start (or a standby must not go on): a
+// wrong KEK, Redis unreachable.
+absl::Status StartActive(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
   absl::StatusOr<ha::Sealer> sealer = LoadKeks(*cfg.ha);
   if (!sealer.ok()) return sealer.status();
   control::SessionManager* manager = control.manager.get();
-  ha::Replicator::Options options{cfg.ha->redis, cfg.ha->password, cfg.ha->instance,
-                                  cfg.ha->checkpoint_ms};
+  ha::Replicator::Options options{cfg.ha->redis,        cfg.ha->password,
+                                  cfg.ha->instance,     cfg.ha->checkpoint_ms,
+                                  cfg.ha->heartbeat_ms, cfg.ha->heartbeat_ttl_ms,
+                                  control.ha_owner};
   control.replicator = std::make_unique<ha::Replicator>(
       std::move(options), *std::move(sealer),
       [manager](const std::string& session) { return manager->Streams(session); });
   ha::Replicator* replicator = control.replicator.get();
   manager->SetObserver(replicator);
-  const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
-  absl::Status restored = ha::Restore(
-      *cfg.ha, replicator->sealer(), *manager,
-      [interfaces](const std::string& name) {
-        return std::any_of(interfaces->begin(), interfaces->end(),
-                           [&](const control::InterfaceInfo& i) { return i.name == name; });
-      },
-      replicator->restore_counts(), /*log=*/{}, NgRestoreOf(*control.ng_handler));
+  absl::Status restored = ha::Restore(*cfg.ha, replicator->sealer(), *manager,
+                                      InterfaceKnown(data), replicator->restore_counts(),
+                                      /*log=*/{}, NgRestoreOf(*control.ng_handler));
   if (!restored.ok()) return restored;
   ConnectNgReplication(*control.ng_handler, *replicator);
   manager->SetHaStats([replicator]() { return replicator->Stats(); });
@@ -793,6 +816,120 @@ absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPl
   return absl::OkStatus();
 }
 
+// A standby's promotion (docs/ha.md, "Standby"): the heartbeat taken
+// (`when` says on what terms), the sessions restored from Redis as at a
+// start, the addresses answered for and announced. The sessions installed.
+absl::StatusOr<uint64_t> Promote(const config::Config& cfg, const DataPlane& data,
+                                 ControlPlane& control, ha::TakeIf when) {
+  if (!control.standby) return absl::FailedPreconditionError("ha.promote: this instance is active");
+  const auto started = std::chrono::steady_clock::now();
+  if (absl::Status s = ha::TakeHeartbeat(*cfg.ha, control.ha_owner, when); !s.ok()) return s;
+  control.standby.reset();
+  control.manager->SetStandbyRefusal("");
+  // The addresses first: the restored sessions ask for their peers (ARP
+  // requests name our address), and the peers send here the sooner.
+  data.slow_path->SetAnswering(true);
+  data.slow_path->Announce();
+  if (absl::Status s = StartActive(cfg, data, control); !s.ok()) {
+    // Holding the heartbeat without the sessions: stop, for the supervisor
+    // to start a standby again (the heartbeat expires meanwhile).
+    LogFailure("ha.failed", s.message());
+    stop_requested.store(true);
+    return s;
+  }
+  // Twice more, a second apart: a lost frame, a switch still learning.
+  control.announcements_left = 2;
+  control.next_announce_ms = SteadyMs() + 1000;
+  const uint64_t sessions = control.replicator->restore_counts().restored;
+  log::Event(log::Level::kWarning, "ha.promoted",
+             {{"sessions", sessions},
+              {"trigger", when == ha::TakeIf::kAlways ? "ha.promote" : "heartbeat expired"},
+              {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - started).count()}});
+  return sessions;
+}
+
+// A standby: the sessions mirrored and checked, nothing installed, the
+// addresses left to the active until a promotion.
+absl::Status StartStandby(const config::Config& cfg, const DataPlane& data,
+                          ControlPlane& control) {
+  absl::StatusOr<ha::Sealer> sealer = LoadKeks(*cfg.ha);
+  if (!sealer.ok()) return sealer.status();
+  data.slow_path->SetAnswering(false);
+  control.manager->SetStandbyRefusal(
+      "this sluiced is an HA standby: it creates no session until promoted (sluicectl ha "
+      "promote); send calls to the active");
+  control.standby =
+      std::make_unique<ha::Standby>(*cfg.ha, *std::move(sealer), InterfaceKnown(data));
+  control::SessionManager* manager = control.manager.get();
+  manager->SetHaStats([&control]() {
+    return control.standby ? control.standby->Stats() : control.replicator->Stats();
+  });
+  manager->SetHaPromote([&cfg, &data, &control]() {
+    return Promote(cfg, data, control, ha::TakeIf::kAlways);
+  });
+  log::Event(log::Level::kInfo, "ha.standby", {{"redis", cfg.ha->redis}, {"instance", cfg.ha->instance}});
+  return absl::OkStatus();
+}
+
+// [ha]: a standby, or an active that takes the heartbeat (refusing to start
+// while another instance holds it) and restores the sessions.
+absl::Status StartHa(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  if (!cfg.ha) return absl::OkStatus();
+  control.ha_owner = ha::HeartbeatOwner(cfg.control.socket);
+  if (cfg.ha->standby) return StartStandby(cfg, data, control);
+  absl::Status taken = ha::TakeHeartbeat(*cfg.ha, control.ha_owner, ha::TakeIf::kAbsentOrOurs);
+  if (absl::IsFailedPrecondition(taken)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(taken.message(), "; start this one with role = \"standby\" (docs/ha.md)"));
+  }
+  if (!taken.ok()) return taken;
+  if (absl::Status s = StartActive(cfg, data, control); !s.ok()) return s;
+  control.manager->SetHaPromote([]() -> absl::StatusOr<uint64_t> {
+    return absl::FailedPreconditionError("ha.promote: this instance is active");
+  });
+  return absl::OkStatus();
+}
+
+// A standby's watch over the heartbeat, and a new active's announcements.
+void PollFailover(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  if (control.standby && control.standby->Poll()) {
+    absl::StatusOr<uint64_t> promoted = Promote(cfg, data, control, ha::TakeIf::kAbsent);
+    if (!promoted.ok() && control.standby) {
+      log::Event(log::Level::kWarning, "ha.promotion_refused", {{"reason", promoted.status().message()}});
+    }
+  }
+  if (control.announcements_left > 0 && SteadyMs() >= control.next_announce_ms) {
+    data.slow_path->Announce();
+    --control.announcements_left;
+    control.next_announce_ms += 1000;
+  }
+}
+
+// An active that stalled (stopped, starved) for longer than the heartbeat
+// lives may have been replaced: it answers for no address (ARP, ND, and no
+// requests naming them) until Redis confirms the heartbeat its own, and for
+// good once it finds it another's (fenced). Called before the slow path
+// answers what queued up meanwhile.
+void GuardAddresses(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
+  if (!control.replicator) return;
+  const uint64_t now = SteadyMs();
+  if (control.last_pass_ms != 0 && now - control.last_pass_ms > cfg.ha->heartbeat_ttl_ms) {
+    control.unconfirmed_since_ms = now;
+    data.slow_path->SetAnswering(false);
+    control.replicator->HeartbeatNow();
+    log::Event(log::Level::kWarning, "ha.stalled", {{"ms", now - control.last_pass_ms}});
+  }
+  control.last_pass_ms = now;
+  if (control.replicator->fenced()) {
+    data.slow_path->SetAnswering(false);
+  } else if (control.unconfirmed_since_ms != 0 &&
+             control.replicator->heartbeat_confirmed_ms() > control.unconfirmed_since_ms) {
+    control.unconfirmed_since_ms = 0;
+    data.slow_path->SetAnswering(true);
+  }
+}
+
 // Serves the control socket, the slow path, the ng listener and the manager's
 // timers until a stop is requested. 0, or 1 when a listener failed.
 int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlane& control) {
@@ -801,6 +938,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
               {"control_tls", cfg.control.tls ? cfg.control.tls->listen.ToString() : ""}});
   int rc = 0;
   while (!stop_requested.load()) {
+    GuardAddresses(cfg, data, control);
     if (absl::Status s = (*control.server)->Poll(2); !s.ok()) {
       LogFailure("control.failed", s.message());
       rc = 1;
@@ -825,6 +963,7 @@ int RunControlLoop(const config::Config& cfg, const DataPlane& data, ControlPlan
     if (control.telemetry) control.telemetry->Serve();
     control.manager->Tick();
     if (control.replicator) control.replicator->Poll();
+    PollFailover(cfg, data, control);
   }
   log::Event(log::Level::kInfo, "daemon.stopping", {});
   return rc;

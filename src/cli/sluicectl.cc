@@ -60,6 +60,8 @@ constexpr char kUsage[] =
     "  stats                           session count, per-worker counters, drops\n"
     "  ha rekek                        [ha]: every replicated key sealed again under\n"
     "                                  the KEK now in kek_file (docs/ha.md)\n"
+    "  ha promote                      [ha] standby: take the heartbeat and the\n"
+    "                                  addresses, install the sessions, relay\n"
     "\n"
     "Options:\n"
     "  --socket PATH   control socket (default /run/sluice/control.sock)\n"
@@ -432,7 +434,7 @@ Json ListRequest(Args& args) {
   return request;
 }
 
-enum class Show { kPing, kSession, kDeleted, kList, kStats, kRekek };
+enum class Show { kPing, kSession, kDeleted, kList, kStats, kRekek, kPromote };
 
 // Where the value of a --connect / --tls-* option goes, or null.
 std::string* TlsOption(const std::string& arg, sluice::control::TlsConnectOptions* tls) {
@@ -522,10 +524,11 @@ Json CommandRequest(Args& args, Show* show) {
   }
   if (command == "session") return SessionRequest(args, show);
   if (command == "ha") {
-    if (args.Take("an ha command (rekek)") != "rekek") Usage("ha: expected \"ha rekek\"");
+    const std::string what = args.Take("an ha command (rekek, promote)");
+    if (what != "rekek" && what != "promote") Usage("ha: expected \"ha rekek\" or \"ha promote\"");
     args.ExpectEnd();
-    *show = Show::kRekek;
-    return Request("ha.rekek");
+    *show = what == "rekek" ? Show::kRekek : Show::kPromote;
+    return Request(what == "rekek" ? "ha.rekek" : "ha.promote");
   }
   Usage(absl::StrCat("unknown command \"", command, "\""));
 }
@@ -563,6 +566,10 @@ void ShowReply(const Json& body, Show show) {
     case Show::kRekek:
       std::printf("%llu session(s) sealed again under the new KEK\n",
                   static_cast<unsigned long long>(Num(body, "resealed")));
+      break;
+    case Show::kPromote:
+      std::printf("promoted: active now, %llu session(s) installed\n",
+                  static_cast<unsigned long long>(Num(body, "sessions")));
       break;
   }
 }

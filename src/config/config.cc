@@ -92,7 +92,8 @@ constexpr absl::string_view kSrtpProfileNames[] = {"SRTP_AES128_CM_SHA1_80", "SR
 constexpr absl::string_view kHaKeys[] = {"redis",         "password",     "tls",
                                          "role",          "instance",     "kek_file",     "previous_kek_file",
                                          "checkpoint_ms", "max_rtcp_pps", "max_rtp_pps",
-                                         "restore_timeout_ms"};
+                                         "restore_timeout_ms", "heartbeat_ms",  "heartbeat_ttl_ms",
+                                         "auto_promote", "promote_after_ms"};
 constexpr absl::string_view kSecurityKeys[] = {"core_dumps", "user", "group",
                                                "key_reuse_window_s", "allow_unlocked_keys"};
 
@@ -449,7 +450,8 @@ class Reader {
   absl::Status ReadNgAccess(const Section& s, NgConfig* ng) const;
   absl::Status ReadSecurity(const Value& root, Config* config) const;
   absl::Status ReadHa(const Value& root, Config* config) const;
-  absl::Status ReadHaRole(const Section& s) const;
+  absl::Status ReadHaRole(const Section& s, HaConfig* ha) const;
+  absl::Status ReadHaFailover(const Section& s, HaConfig* ha) const;
   absl::Status ReadWebRtc(const Value& root, Config* config) const;
   absl::Status ReadSrtpProfiles(const Section& s, WebRtcConfig* w) const;
 
@@ -1259,7 +1261,7 @@ absl::Status Reader::ReadHa(const Value& root, Config* config) const {
                  "TLS to Redis is not available (Debian's hiredis 0.14 has no TLS): reach "
                  "Redis over a Unix socket, or through stunnel or spiped (docs/ha.md)");
   }
-  SLUICE_CONFIG_RETURN_IF_ERROR(ReadHaRole(s));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadHaRole(s, &ha));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "instance", &ha.instance));
   const bool instance_ok =
       !ha.instance.empty() && ha.instance.size() <= 64 &&
@@ -1294,20 +1296,36 @@ absl::Status Reader::ReadHa(const Value& root, Config* config) const {
   }
   SLUICE_CONFIG_RETURN_IF_ERROR(
       ReadUint(s, "restore_timeout_ms", 100, 600000, &ha.restore_timeout_ms));
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadHaFailover(s, &ha));
   config->ha = std::move(ha);
   return absl::OkStatus();
 }
 
-absl::Status Reader::ReadHaRole(const Section& s) const {
+absl::Status Reader::ReadHaRole(const Section& s, HaConfig* ha) const {
   std::string role = "active";
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "role", &role));
-  if (role == "active") return absl::OkStatus();
-  if (role == "standby") {
-    return Error(s.Get("role"), s.Path("role"),
-                 "\"standby\" is not implemented yet: run \"active\" (a restarted instance "
-                 "restores every session from Redis; docs/ha.md)");
+  if (role != "active" && role != "standby") {
+    return Error(s.Get("role"), s.Path("role"), "expected \"active\" or \"standby\"");
   }
-  return Error(s.Get("role"), s.Path("role"), "expected \"active\" or \"standby\"");
+  ha->standby = role == "standby";
+  return absl::OkStatus();
+}
+
+// The heartbeat and the standby's promotion (docs/ha.md, "Standby").
+absl::Status Reader::ReadHaFailover(const Section& s, HaConfig* ha) const {
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "heartbeat_ms", 50, 10000, &ha->heartbeat_ms));
+  ha->heartbeat_ttl_ms = std::max<uint32_t>(3000, 3 * ha->heartbeat_ms);
+  SLUICE_CONFIG_RETURN_IF_ERROR(
+      ReadUint(s, "heartbeat_ttl_ms", 150, 60000, &ha->heartbeat_ttl_ms));
+  // Two beats may be lost (a slow Redis, a busy control loop) before a
+  // standby takes over from an active that is alive.
+  if (ha->heartbeat_ttl_ms < 3 * ha->heartbeat_ms) {
+    return Error(s.Get("heartbeat_ttl_ms"), s.Path("heartbeat_ttl_ms"),
+                 absl::StrCat("must be at least 3 x heartbeat_ms (", 3 * ha->heartbeat_ms,
+                              "): two lost heartbeats must not hand the calls to the standby"));
+  }
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadBool(s, "auto_promote", &ha->auto_promote));
+  return ReadUint(s, "promote_after_ms", 0, 600000, &ha->promote_after_ms);
 }
 
 absl::Status Reader::Read(const Value& root, Config* config) {

@@ -492,7 +492,7 @@ struct OpSpec {
   absl::Status (*decode)(const Json& request, RequestPayload* out);
 };
 
-const std::array<OpSpec, 8> kOps = {{
+const std::array<OpSpec, 9> kOps = {{
     {"ping", {"id", "op"},
      [](const Json&, RequestPayload* out) {
        out->emplace<PingRequest>();
@@ -529,6 +529,11 @@ const std::array<OpSpec, 8> kOps = {{
     {"ha.rekek", {"id", "op"},
      [](const Json&, RequestPayload* out) {
        out->emplace<HaRekekRequest>();
+       return absl::OkStatus();
+     }},
+    {"ha.promote", {"id", "op"},
+     [](const Json&, RequestPayload* out) {
+       out->emplace<HaPromoteRequest>();
        return absl::OkStatus();
      }},
 }};
@@ -824,7 +829,13 @@ Json HaJson(const HaStats& ha) {
               {"refused", Json{{"corrupt", ha.refused_corrupt},
                                {"unknown_interface", ha.refused_unknown_interface},
                                {"other", ha.refused_other}}},
-              {"last_error", WipedString(ha.last_error.data(), ha.last_error.size())}};
+              {"last_error", WipedString(ha.last_error.data(), ha.last_error.size())},
+              {"role", ha.role},
+              {"fenced", ha.fenced},
+              {"mirrored", ha.mirrored},
+              {"mirror_refused", ha.mirror_refused},
+              {"last_update_age_ms", ha.last_update_age_ms},
+              {"heartbeat_age_ms", ha.heartbeat_age_ms}};
 }
 
 Json EncodeStats(const Stats& stats, const ControlCounters* control) {
@@ -938,6 +949,11 @@ struct Dispatch {
     absl::StatusOr<uint64_t> resealed = operations.HaRekek();
     if (!resealed.ok()) return resealed.status();
     return Json{{"resealed", *resealed}};
+  }
+  absl::StatusOr<Json> operator()(const HaPromoteRequest&) const {
+    absl::StatusOr<uint64_t> installed = operations.HaPromote();
+    if (!installed.ok()) return installed.status();
+    return Json{{"promoted", true}, {"sessions", *installed}};
   }
 
   static absl::StatusOr<Json> Session(const absl::StatusOr<SessionInfo>& info, bool with_tx) {

@@ -234,6 +234,7 @@ absl::StatusOr<std::vector<srtp::MasterKey>> SessionManager::KeysFor(
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Create(const CreateRequest& request) {
+  if (!standby_refusal_.empty()) return absl::FailedPreconditionError(standby_refusal_);
   if (absl::Status s = CheckEncryption(request); !s.ok()) return s;
   absl::StatusOr<SessionInfo> created = CreateSession(request);
   if (!created.ok()) return CountRefusal(created.status());

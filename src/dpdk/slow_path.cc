@@ -16,6 +16,9 @@ constexpr uint16_t kEtherArp = 0x0806;
 constexpr uint16_t kEtherIpv4 = 0x0800;
 constexpr uint16_t kEtherIpv6 = 0x86dd;
 constexpr uint16_t kEtherVlan = 0x8100;
+// RFC 4291 §2.7.1's all-nodes group and its MAC (RFC 2464 §7).
+constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+constexpr uint8_t kAllNodesMac[6] = {0x33, 0x33, 0, 0, 0, 1};
 
 uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 void Store16(uint8_t* p, uint16_t v) {
@@ -234,6 +237,10 @@ bool SlowPath::HandleArp(rte_mbuf* m, const SlowPathInterface& iface, uint32_t l
     ++counters_.neighbors_refused;
   }
   if (op != 1 || !IsOurs(iface.ipv4, target)) return false;
+  if (!answering_) {
+    ++counters_.not_answered;
+    return false;
+  }
   // Reply: to the asker, from us.
   std::memcpy(d, arp + 8, 6);
   std::memcpy(d + 6, iface.mac.data(), 6);
@@ -260,6 +267,10 @@ bool SlowPath::HandleIpv4(rte_mbuf* m, const SlowPathInterface& iface, uint32_t 
   const packet::IpAddress dst = packet::IpAddress::V4Bytes(ip + 16);
   uint8_t* icmp = ip + ihl;
   if (!IsOurs(iface.ipv4, dst) || icmp[0] != 8) return false;
+  if (!answering_) {
+    ++counters_.not_answered;
+    return false;
+  }
   uint8_t mac[6];
   std::memcpy(mac, d, 6);
   std::memcpy(d, d + 6, 6);
@@ -292,6 +303,10 @@ bool SlowPath::HandleIpv6(rte_mbuf* m, const SlowPathInterface& iface, uint32_t 
   const uint8_t type = ip[40];
   if (type == 135 || type == 136) return HandleNeighborDiscovery(m, iface, l3, payload);
   if (type == 128 && IsOurs(iface.ipv6, packet::IpAddress::V6Bytes(ip + 24))) {
+    if (!answering_) {
+      ++counters_.not_answered;
+      return false;
+    }
     return AnswerEcho6(m, iface, l3, payload);
   }
   return false;
@@ -315,6 +330,10 @@ bool SlowPath::HandleNeighborDiscovery(rte_mbuf* m, const SlowPathInterface& ifa
   }
   if (lla != nullptr) Learn(iface.port_id, src, lla);
   if (!IsOurs(iface.ipv6, target)) return false;
+  if (!answering_) {
+    ++counters_.not_answered;
+    return false;
+  }
   return AdvertiseNeighbor(m, iface, l3, src, target);
 }
 
@@ -327,9 +346,6 @@ bool SlowPath::AdvertiseNeighbor(rte_mbuf* m, const SlowPathInterface& iface, ui
   uint8_t* ip = d + l3;
   uint8_t* icmp = ip + 40;
   const bool unspecified = src == packet::IpAddress::V6Bytes(std::array<uint8_t, 16>{}.data());
-  static constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
-                                            0,    0,    0, 0, 0, 0, 0, 1};
-  static constexpr uint8_t kAllNodesMac[6] = {0x33, 0x33, 0, 0, 0, 1};
   uint8_t reply_dst[16];
   std::memcpy(reply_dst, unspecified ? kAllNodes : src.bytes.data(), 16);
   uint8_t eth_dst[6];
@@ -399,6 +415,9 @@ std::optional<packet::MacAddress> SlowPath::Lookup(uint16_t port_id,
 }
 
 bool SlowPath::Ask(const SlowPathInterface& iface, const NeighborKey& key, uint64_t now) {
+  // A request names our address as its sender: only the instance that owns
+  // the addresses may send one (its receivers update their caches from it).
+  if (!answering_) return false;
   auto it = asked_ms_.find(key);
   if (it == asked_ms_.end()) {
     if (asked_ms_.size() >= options_.max_neighbors) {
@@ -413,25 +432,42 @@ bool SlowPath::Ask(const SlowPathInterface& iface, const NeighborKey& key, uint6
   if (key.second.is_v4()) {
     SendArpRequest(iface, key.second);
   } else {
-    SendNeighborSolicit(iface, key.second);
+    SendNeighborMessage(iface, key.second, /*unsolicited=*/false);
   }
   return true;
 }
 
-void SlowPath::SendArpRequest(const SlowPathInterface& iface, const packet::IpAddress& target) {
-  if (!iface.ipv4) return;
+// A frame of `l3_len` bytes after the Ethernet header (and the interface's
+// VLAN tag), from the interface's MAC to `dst`; its L3 start in *l3.
+rte_mbuf* SlowPath::NewFrame(const SlowPathInterface& iface, const uint8_t* dst, uint16_t type,
+                             uint32_t l3_len, uint8_t** l3) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-  if (m == nullptr) return;
-  const uint32_t l3 = iface.vlan ? 18 : 14;
-  uint8_t* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, l3 + 28));
-  std::memset(d, 0xff, 6);
+  if (m == nullptr) return nullptr;
+  const uint32_t eth = iface.vlan ? 18 : 14;
+  uint8_t* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(eth + l3_len)));
+  if (d == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memcpy(d, dst, 6);
   std::memcpy(d + 6, iface.mac.data(), 6);
   if (iface.vlan) {
     Store16(d + 12, kEtherVlan);
     Store16(d + 14, iface.vlan);
   }
-  Store16(d + l3 - 2, kEtherArp);
-  uint8_t* arp = d + l3;
+  Store16(d + eth - 2, type);
+  *l3 = d + eth;
+  return m;
+}
+
+// An ARP request from us (RFC 826) for `target`; a gratuitous one (RFC 5227
+// §3's announcement) when `target` is our own address.
+void SlowPath::SendArpRequest(const SlowPathInterface& iface, const packet::IpAddress& target) {
+  if (!iface.ipv4) return;
+  static constexpr uint8_t kBroadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  uint8_t* arp;
+  rte_mbuf* m = NewFrame(iface, kBroadcast, kEtherArp, 28, &arp);
+  if (m == nullptr) return;
   Store16(arp, 1);
   Store16(arp + 2, kEtherIpv4);
   arp[4] = 6;
@@ -441,45 +477,48 @@ void SlowPath::SendArpRequest(const SlowPathInterface& iface, const packet::IpAd
   std::memcpy(arp + 14, iface.ipv4->ip.bytes.data(), 4);
   std::memset(arp + 18, 0, 6);
   std::memcpy(arp + 24, target.bytes.data(), 4);
-  ++counters_.arp_requests;
+  ++(target == iface.ipv4->ip ? counters_.announcements : counters_.arp_requests);
   Send(iface, m);
 }
 
-void SlowPath::SendNeighborSolicit(const SlowPathInterface& iface,
-                                   const packet::IpAddress& target) {
+// A neighbour solicitation for `target` to its solicited-node group
+// (RFC 4861 §7.2.2), or, `unsolicited`, the advertisement of our own
+// address to all nodes (§7.2.6: Override set, Solicited clear).
+void SlowPath::SendNeighborMessage(const SlowPathInterface& iface, const packet::IpAddress& target,
+                                   bool unsolicited) {
   if (!iface.ipv6) return;
-  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-  if (m == nullptr) return;
-  const uint32_t l3 = iface.vlan ? 18 : 14;
-  const uint32_t ns_len = 32;
-  uint8_t* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, l3 + 40 + ns_len));
+  const uint32_t len = 32;  // header, target, one 8-byte link-layer address option
   uint8_t group[16], group_mac[6];
   SolicitedNode(target.bytes.data(), group, group_mac);
-  std::memcpy(d, group_mac, 6);
-  std::memcpy(d + 6, iface.mac.data(), 6);
-  if (iface.vlan) {
-    Store16(d + 12, kEtherVlan);
-    Store16(d + 14, iface.vlan);
-  }
-  Store16(d + l3 - 2, kEtherIpv6);
-  uint8_t* ip = d + l3;
-  std::memset(ip, 0, 40);
+  uint8_t* ip;
+  rte_mbuf* m = NewFrame(iface, unsolicited ? kAllNodesMac : group_mac, kEtherIpv6, 40 + len, &ip);
+  if (m == nullptr) return;
+  std::memset(ip, 0, 40 + len);
   ip[0] = 0x60;
-  Store16(ip + 4, static_cast<uint16_t>(ns_len));
+  Store16(ip + 4, static_cast<uint16_t>(len));
   ip[6] = 58;
   ip[7] = 255;
   std::memcpy(ip + 8, iface.ipv6->ip.bytes.data(), 16);
-  std::memcpy(ip + 24, group, 16);
+  std::memcpy(ip + 24, unsolicited ? kAllNodes : group, 16);
   uint8_t* icmp = ip + 40;
-  std::memset(icmp, 0, ns_len);
-  icmp[0] = 135;
+  icmp[0] = unsolicited ? 136 : 135;
+  icmp[4] = unsolicited ? 0x20 : 0;  // O (override)
   std::memcpy(icmp + 8, target.bytes.data(), 16);
-  icmp[24] = 1;  // source link-layer address
+  icmp[24] = unsolicited ? 2 : 1;  // target / source link-layer address
   icmp[25] = 1;
   std::memcpy(icmp + 26, iface.mac.data(), 6);
-  Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, ns_len));
-  ++counters_.nd_solicits;
+  Store16(icmp + 2, Icmpv6Checksum(ip + 8, ip + 24, icmp, len));
+  ++(unsolicited ? counters_.announcements : counters_.nd_solicits);
   Send(iface, m);
+}
+
+void SlowPath::Announce() {
+  for (const SlowPathInterface& iface : ifaces_) {
+    if (iface.ipv4) {
+      SendArpRequest(iface, iface.ipv4->ip);
+    }
+    if (iface.ipv6) SendNeighborMessage(iface, iface.ipv6->ip, /*unsolicited=*/true);
+  }
 }
 
 }  // namespace sluice::dpdk

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "redis_address.h"
+#include "sluice/log/logger.h"
 #include "sluice/memory/wiping_allocator.h"
 
 namespace sluice::ha {
@@ -97,6 +98,10 @@ bool SameStreams(const std::array<control::LegStreams, 2>& a,
 
 std::string SessionKeyPrefix(const std::string& instance) {
   return absl::StrCat("sluice:", instance, ":s:");
+}
+
+std::string HeartbeatKey(const std::string& instance) {
+  return absl::StrCat("sluice:", instance, ":heartbeat");
 }
 
 bool RecordFromCreate(const control::CreateRequest& request, const control::SessionInfo& reply,
@@ -230,7 +235,7 @@ void Replicator::Poll() {
   }
   if (ac_ != nullptr) {
     redisAsyncContext* ac = ac_;
-    pollfd p{ac->c.fd, static_cast<short>((want_read_ ? POLLIN : 0) | (want_write_ ? POLLOUT : 0)),
+    pollfd p{ac->c.fd, static_cast<short>((io_.read ? POLLIN : 0) | (io_.write ? POLLOUT : 0)),
              0};
     if (p.events != 0 && poll(&p, 1, 0) > 0) {
       if ((p.revents & (POLLIN | POLLERR | POLLHUP)) != 0) redisAsyncHandleRead(ac);
@@ -238,7 +243,11 @@ void Replicator::Poll() {
     }
   }
   Checkpoint();
-  if (connected_ && now >= writes_paused_until_ms_) SendChanged();
+  if (now >= next_heartbeat_ms_) {
+    next_heartbeat_ms_ = now + options_.heartbeat_ms;
+    Heartbeat();
+  }
+  if (connected_ && !fenced_ && now >= writes_paused_until_ms_) SendChanged();
 }
 
 void Replicator::Flush(uint64_t timeout_ms) {
@@ -263,14 +272,7 @@ void Replicator::Connect(uint64_t now) {
   }
   ac_ = ac;
   ac->data = this;
-  ac->ev.data = this;
-  ac->ev.addRead = [](void* r) { static_cast<Replicator*>(r)->want_read_ = true; };
-  ac->ev.delRead = [](void* r) { static_cast<Replicator*>(r)->want_read_ = false; };
-  ac->ev.addWrite = [](void* r) { static_cast<Replicator*>(r)->want_write_ = true; };
-  ac->ev.delWrite = [](void* r) { static_cast<Replicator*>(r)->want_write_ = false; };
-  ac->ev.cleanup = [](void* r) {
-    static_cast<Replicator*>(r)->want_read_ = static_cast<Replicator*>(r)->want_write_ = false;
-  };
+  AttachIoWants(ac, &io_);
   redisAsyncSetConnectCallback(ac, &Replicator::OnConnect);
   redisAsyncSetDisconnectCallback(ac, &Replicator::OnDisconnect);
   if (!options_.password.empty()) {
@@ -279,15 +281,13 @@ void Replicator::Connect(uint64_t now) {
     auto* auth = new InFlight{this, 0, "", 0, false};
     redisAsyncCommandArgv(ac, &Replicator::OnReply, auth, 2, argv, len);
   }
-  // Until connected, hiredis waits for the socket to become writable.
-  want_write_ = true;
 }
 
 void Replicator::Disconnected(const std::string& why) {
   if (ac_ != nullptr) ++counts_.disconnects;
   ac_ = nullptr;
   connected_ = false;
-  want_read_ = want_write_ = false;
+  io_ = IoWants{};
   counts_.last_error = why;
   next_connect_ms_ = Now() + backoff_ms_;
   backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
@@ -430,23 +430,46 @@ void Replicator::Checkpoint() {
   if (it == held_.end()) {
     checkpoint_cursor_.clear();
     next_checkpoint_ms_ = now + options_.checkpoint_ms;
-    Heartbeat();
   } else {
     checkpoint_cursor_ = it->first;
   }
 }
 
-// The active's heartbeat: its key expires three checkpoint intervals (at
-// least 3 s) after the last pass, so a watcher can tell it is gone.
+// The active's heartbeat, set only while it is ours or absent (one atomic
+// script): a standby that promoted itself took it (SET NX), and an active
+// that finds it so stops writing rather than fight over the sessions.
 void Replicator::Heartbeat() {
-  if (!connected_ || ac_ == nullptr || Now() < writes_paused_until_ms_) return;
-  const std::string key = absl::StrCat("sluice:", options_.instance, ":heartbeat");
+  if (fenced_ || !connected_ || ac_ == nullptr) return;
+  const std::string key = HeartbeatKey(options_.instance);
   const std::string value = absl::StrCat(UnixMs());
-  const std::string ttl = absl::StrCat(std::max<uint64_t>(3000, 3 * uint64_t{options_.checkpoint_ms}));
-  const char* argv[] = {"SET", key.data(), value.data(), "PX", ttl.data()};
-  const size_t len[] = {3, key.size(), value.size(), 2, ttl.size()};
-  auto* f = new InFlight{this, 0, "", 0, false};
-  if (redisAsyncCommandArgv(ac_, &Replicator::OnReply, f, 5, argv, len) != REDIS_OK) delete f;
+  const std::string ttl = absl::StrCat(options_.heartbeat_ttl_ms);
+  const char* argv[] = {"EVAL", kHeartbeatScript, "1", key.data(), options_.owner.data(), value.data(),
+                        ttl.data()};
+  const size_t len[] = {4, sizeof kHeartbeatScript - 1, 1, key.size(), options_.owner.size(), value.size(),
+                        ttl.size()};
+  redisAsyncCommandArgv(ac_, &Replicator::OnHeartbeat, this, 7, argv, len);
+}
+
+void Replicator::OnHeartbeat(redisAsyncContext* ac, void* reply, void* privdata) {
+  auto* r = static_cast<Replicator*>(privdata);
+  const auto* rep = static_cast<const redisReply*>(reply);
+  if (r == nullptr || r->ac_ != ac || rep == nullptr) return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    ++r->counts_.write_errors;
+    r->counts_.last_error = std::string(rep->str, rep->len);
+    return;
+  }
+  if (rep->type != REDIS_REPLY_STRING) {
+    r->heartbeat_confirmed_ms_ = r->Now();  // nil: set, ours
+    return;
+  }
+  if (r->fenced_) return;
+  const std::string owner(rep->str, rep->len);
+  r->fenced_ = true;
+  r->counts_.fenced = true;
+  r->counts_.last_error = absl::StrCat("heartbeat held by another instance (", owner,
+                                       "): no longer writing to Redis");
+  log::Event(log::Level::kError, "ha.fenced", {{"heartbeat", owner}});
 }
 
 void Replicator::MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now) {

@@ -1,6 +1,7 @@
 #include "sluice/ha/restore.h"
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -209,6 +210,33 @@ absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& re
   return request;
 }
 
+absl::StatusOr<control::CreateRequest> CheckRecord(
+    const std::string& key, const std::optional<std::string>& record_text,
+    const std::optional<std::string>& streams_text, const config::HaConfig& config,
+    const Sealer& sealer, const std::function<bool(const std::string&)>& interface_known,
+    uint64_t now_unix_ms) {
+  if (!record_text || !streams_text) return absl::DataLossError("record or streams missing");
+  absl::StatusOr<SessionRecord> record = DecodeSession(*record_text);
+  if (!record.ok()) return absl::DataLossError(record.status().message());
+  absl::StatusOr<StreamsRecord> streams = DecodeStreams(*streams_text);
+  if (!streams.ok()) return absl::DataLossError(streams.status().message());
+  if (SessionKeyPrefix(config.instance) + record->session != key) {
+    return absl::DataLossError("the record names another session");
+  }
+  for (const LegRecord& leg : record->legs) {
+    if (!interface_known(leg.interface)) {
+      return absl::NotFoundError(
+          absl::StrCat("no interface \"", absl::CHexEscape(leg.interface), "\""));
+    }
+  }
+  absl::StatusOr<control::CreateRequest> request =
+      RequestFromRecord(*record, *streams, sealer, config, now_unix_ms);
+  if (!request.ok() && !absl::IsFailedPrecondition(request.status())) {
+    return absl::DataLossError(request.status().message());
+  }
+  return request;
+}
+
 namespace {
 
 // A record's ng state unsealed and checked ("" when it has none or nobody
@@ -225,10 +253,16 @@ absl::StatusOr<std::string> UnsealNg(const SessionRecord& record, const Sealer& 
   return text;
 }
 
+// A record sealed under another KEK: sluiced must not start.
+absl::Status WrongKek(const std::string& key, const absl::Status& why) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("ha: ", absl::CHexEscape(key), ": ", why.message(),
+                   "; sluiced refuses to restore (give it the KEK the sessions were sealed under)"));
+}
+
 // One key: read, decoded, unsealed, created; a refusal counted and logged.
 // Only a wrong KEK is an error.
-absl::Status RestoreOne(redisContext* c, const std::string& key, const std::string& prefix,
-                        const config::HaConfig& config, const Sealer& sealer,
+absl::Status RestoreOne(redisContext* c, const std::string& key, const config::HaConfig& config, const Sealer& sealer,
                         control::Operations& ops,
                         const std::function<bool(const std::string&)>& interface_known,
                         control::HaStats& counts, const std::function<void(std::string_view)>& log,
@@ -241,31 +275,17 @@ absl::Status RestoreOne(redisContext* c, const std::string& key, const std::stri
   };
   absl::StatusOr<Fields> f = ReadFields(c, key);
   if (!f.ok()) return f.status();
-  if (!f->record || !f->streams) return refuse(counts.refused_corrupt, "record or streams missing");
-  absl::StatusOr<SessionRecord> record = DecodeSession(*f->record);
-  if (!record.ok()) return refuse(counts.refused_corrupt, record.status().message());
-  absl::StatusOr<StreamsRecord> streams = DecodeStreams(*f->streams);
-  if (!streams.ok()) return refuse(counts.refused_corrupt, streams.status().message());
-  if (prefix + record->session != key) {
-    return refuse(counts.refused_corrupt, "the record names another session");
-  }
-  for (const LegRecord& leg : record->legs) {
-    if (!interface_known(leg.interface)) {
-      return refuse(counts.refused_unknown_interface,
-                    absl::StrCat("no interface \"", absl::CHexEscape(leg.interface), "\""));
-    }
-  }
   absl::StatusOr<control::CreateRequest> request =
-      RequestFromRecord(*record, *streams, sealer, config, UnixMs());
-  absl::StatusOr<std::string> ng_state =
-      request.ok() ? UnsealNg(*record, sealer, ng) : absl::StatusOr<std::string>(request.status());
+      CheckRecord(key, f->record, f->streams, config, sealer, interface_known, UnixMs());
+  if (absl::IsNotFound(request.status())) {
+    return refuse(counts.refused_unknown_interface, request.status().message());
+  }
+  if (absl::IsFailedPrecondition(request.status())) return WrongKek(key, request.status());
+  if (!request.ok()) return refuse(counts.refused_corrupt, request.status().message());
+  const SessionRecord record = *DecodeSession(*f->record);  // CheckRecord decoded it
+  absl::StatusOr<std::string> ng_state = UnsealNg(record, sealer, ng);
   if (!ng_state.ok()) {
-    if (absl::IsFailedPrecondition(ng_state.status())) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("ha: ", absl::CHexEscape(key), ": ", ng_state.status().message(),
-                       "; sluiced refuses to restore (give it the KEK the sessions were sealed "
-                       "under)"));
-    }
+    if (absl::IsFailedPrecondition(ng_state.status())) return WrongKek(key, ng_state.status());
     return refuse(counts.refused_corrupt, ng_state.status().message());
   }
   absl::StatusOr<control::SessionInfo> created = ops.Create(*request);
@@ -294,8 +314,8 @@ absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
   absl::StatusOr<std::vector<std::string>> keys = ScanKeys(c->get(), prefix);
   if (!keys.ok()) return keys.status();
   for (const std::string& key : *keys) {
-    absl::Status s = RestoreOne(c->get(), key, prefix, config, sealer, ops, interface_known,
-                                counts, log, ng);
+    absl::Status s =
+        RestoreOne(c->get(), key, config, sealer, ops, interface_known, counts, log, ng);
     if (!s.ok()) return s;
   }
   log::Event(log::Level::kInfo, "ha.restored",
@@ -309,6 +329,43 @@ absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
                    counts.refused_unknown_interface, " for an unknown interface, ",
                    counts.refused_other, " other"));
   return absl::OkStatus();
+}
+
+absl::Status TakeHeartbeat(const config::HaConfig& config, const std::string& owner, TakeIf when) {
+  absl::StatusOr<Context> c = ConnectSync(config);
+  if (!c.ok()) return c.status();
+  const std::string key = HeartbeatKey(config.instance);
+  const std::string value = absl::StrCat(owner, " ", UnixMs());
+  const std::string ttl = absl::StrCat(config.heartbeat_ttl_ms);
+  absl::StatusOr<Reply> r;
+  switch (when) {
+    case TakeIf::kAbsent: r = Command(c->get(), {"SET", key, value, "PX", ttl, "NX"}); break;
+    case TakeIf::kAbsentOrOurs:
+      r = Command(c->get(), {"EVAL", kHeartbeatScript, "1", key, owner, absl::StrCat(UnixMs()), ttl});
+      break;
+    case TakeIf::kAlways: r = Command(c->get(), {"SET", key, value, "PX", ttl}); break;
+  }
+  if (!r.ok()) return r.status();
+  // SET answers OK when it set the key; the script, nil.
+  const bool taken = when == TakeIf::kAbsentOrOurs ? (*r)->type == REDIS_REPLY_NIL
+                                                   : (*r)->type == REDIS_REPLY_STATUS;
+  if (taken) return absl::OkStatus();
+  std::string holder;
+  if ((*r)->type == REDIS_REPLY_STRING) {
+    holder.assign((*r)->str, (*r)->len);
+  } else if (absl::StatusOr<Reply> g = Command(c->get(), {"GET", key});
+             g.ok() && (*g)->type == REDIS_REPLY_STRING) {
+    holder.assign((*g)->str, (*g)->len);
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "ha: the heartbeat ", key, " is held by another instance (\"", absl::CHexEscape(holder),
+      "\"): it is active"));
+}
+
+std::string HeartbeatOwner(const std::string& control_socket) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return absl::StrCat(host, ":", control_socket);
 }
 
 }  // namespace sluice::ha

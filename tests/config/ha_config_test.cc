@@ -1,5 +1,5 @@
 // The [ha] table: where Redis is, the instance's key prefix, the KEK file,
-// the checkpoint rule's figures; TLS and the standby role refused with a
+// the checkpoint rule's figures, the standby and its heartbeat; TLS refused with a
 // reason.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -64,6 +64,28 @@ TEST(HaConfigTest, EverySetting) {
   EXPECT_EQ(c->ha->restore_timeout_ms, 2000u);
 }
 
+// A standby, and the heartbeat short enough for a failover within a second.
+TEST(HaConfigTest, StandbyAndHeartbeat) {
+  absl::StatusOr<Config> c = ParseConfig(Cfg(kMinimal), "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->ha->standby);
+  EXPECT_EQ(c->ha->heartbeat_ms, 1000u);
+  EXPECT_EQ(c->ha->heartbeat_ttl_ms, 3000u);
+  EXPECT_TRUE(c->ha->auto_promote);
+  c = ParseConfig(Cfg(kMinimal + "role = \"standby\"\nheartbeat_ms = 100\n"
+                                 "auto_promote = false\npromote_after_ms = 0\n"),
+                  "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->ha->standby);
+  EXPECT_EQ(c->ha->heartbeat_ms, 100u);
+  EXPECT_EQ(c->ha->heartbeat_ttl_ms, 3000u) << "3 x heartbeat_ms, at least 3 s";
+  EXPECT_FALSE(c->ha->auto_promote);
+  EXPECT_EQ(c->ha->promote_after_ms, 0u);
+  c = ParseConfig(Cfg(kMinimal + "heartbeat_ms = 100\nheartbeat_ttl_ms = 300\n"), "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->ha->heartbeat_ttl_ms, 300u);
+}
+
 TEST(HaConfigTest, Refusals) {
   EXPECT_THAT(ErrorOf(Cfg("[ha]\nredis = \"redis://x\"\nkek_file = \"/k\"\n")),
               HasSubstr("ha.redis: expected \"unix:/path/to/redis.sock\" or \"tcp://IP:port\""));
@@ -78,7 +100,11 @@ TEST(HaConfigTest, Refusals) {
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "previous_kek_file = \"old\"\n")),
               HasSubstr("ha.previous_kek_file: expected an absolute path"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "tls = true\n")), HasSubstr("hiredis 0.14 has no TLS"));
-  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "role = \"standby\"\n")), HasSubstr("not implemented yet"));
+  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "heartbeat_ms = 10\n")), HasSubstr("ha.heartbeat_ms"));
+  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "heartbeat_ms = 200\nheartbeat_ttl_ms = 500\n")),
+              HasSubstr("ha.heartbeat_ttl_ms: must be at least 3 x heartbeat_ms (600)"));
+  EXPECT_THAT(ErrorOf(Cfg(kMinimal + "promote_after_ms = 600001\n")),
+              HasSubstr("ha.promote_after_ms"));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "role = \"primary\"\n")),
               HasSubstr("expected \"active\" or \"standby\""));
   EXPECT_THAT(ErrorOf(Cfg(kMinimal + "instance = \"a*b\"\n")), HasSubstr("ha.instance"));

@@ -126,6 +126,18 @@ TEST_F(SessionManagerTest, CreateAllocatesEvenPortsAndReturnsOnlyGeneratedKeys) 
   EXPECT_NE(third["legs"][0]["tx"]["crypto"], r["legs"][0]["tx"]["crypto"]);
 }
 
+// An HA standby (docs/ha.md) creates nothing until promoted.
+TEST_F(SessionManagerTest, StandbyRefusesCreatesUntilPromoted) {
+  manager_->SetStandbyRefusal("an HA standby");
+  json r = Create("call-1");
+  EXPECT_EQ(Code(r), "internal") << r.dump();
+  EXPECT_EQ(r["error"]["message"], "an HA standby");
+  EXPECT_EQ(manager_->GetStats().sessions, 0u);
+  manager_->SetStandbyRefusal("");
+  r = Create("call-1");
+  EXPECT_EQ(Code(r), "ok") << r.dump();
+}
+
 TEST_F(SessionManagerTest, Ipv6RemoteGetsTheInterfacesIpv6Address) {
   json r = Create("v6", kKey1, "b", "[fd00:1::2]:4000");
   ASSERT_EQ(Code(r), "ok") << r.dump();

@@ -286,6 +286,63 @@ TEST_F(SlowPathTest, DoesNotAnswerArpForAnotherAddress) {
   EXPECT_EQ(sp_->counters().ignored, 1u);
 }
 
+// An HA standby (docs/ha.md): the addresses are the active's, so nothing
+// that names them leaves this instance: no ARP or ND answer, no echo reply,
+// no request of its own; neighbours it hears of are still learned.
+TEST_F(SlowPathTest, NotAnsweringSendsNothingForItsAddresses) {
+  sp_->SetAnswering(false);
+  Deliver(Arp(1, kPeerMac, Ip("192.0.2.10"), MacAddress{}, Ip("192.0.2.1")));
+  Deliver(Ipv6(MacAddress{0x33, 0x33, 0xff, 0, 0, 1}, Ip("2001:db8::10"), Ip("ff02::1:ff00:1"),
+               255, NeighborMessage(135, Ip("2001:db8::1"), &kPeerMac)));
+  Deliver(Ping4(Ip("192.0.2.10"), Ip("192.0.2.1"), {'x'}));
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.20")), std::nullopt);
+  EXPECT_EQ(sp_->Lookup(kPort, Ip("2001:db8::20")), std::nullopt);
+  EXPECT_TRUE(Sent().empty());
+  EXPECT_EQ(sp_->counters().not_answered, 3u);
+  EXPECT_EQ(sp_->counters().arp_replies + sp_->counters().nd_adverts +
+                sp_->counters().echo_replies + sp_->counters().arp_requests +
+                sp_->counters().nd_solicits,
+            0u);
+  // Answering again (promoted): the same request is answered.
+  sp_->SetAnswering(true);
+  Deliver(Arp(1, kPeerMac, Ip("192.0.2.10"), MacAddress{}, Ip("192.0.2.1")));
+  EXPECT_EQ(Sent().size(), 1u);
+}
+
+// Taking the addresses over: a gratuitous ARP request (sender and target our
+// address, RFC 5227 §3) and an unsolicited advertisement to all nodes with
+// Override set and Solicited clear (RFC 4861 §7.2.6), both from our MAC.
+TEST_F(SlowPathTest, AnnouncesItsAddresses) {
+  sp_->Announce();
+  const std::vector<rte_mbuf*> sent = Sent();
+  ASSERT_EQ(sent.size(), 2u);
+  const Bytes garp = Data(sent[0]);
+  ASSERT_EQ(garp.size(), 42u);
+  EXPECT_EQ(MacAt(garp, 0), (MacAddress{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
+  EXPECT_EQ(MacAt(garp, 6), kOurMac);
+  EXPECT_EQ(Load16(&garp[12]), 0x0806);
+  EXPECT_EQ(Load16(&garp[20]), 1);
+  EXPECT_EQ(MacAt(garp, 22), kOurMac);
+  EXPECT_EQ(IpAddress::V4Bytes(&garp[28]), Ip("192.0.2.1"));
+  EXPECT_EQ(IpAddress::V4Bytes(&garp[38]), Ip("192.0.2.1"));
+  const Bytes na = Data(sent[1]);
+  ASSERT_EQ(na.size(), 14u + 40 + 32);
+  EXPECT_EQ(MacAt(na, 0), (MacAddress{0x33, 0x33, 0, 0, 0, 1}));
+  EXPECT_EQ(MacAt(na, 6), kOurMac);
+  const uint8_t* ip = &na[14];
+  EXPECT_EQ(ip[7], 255);
+  EXPECT_EQ(IpAddress::V6Bytes(ip + 8), Ip("2001:db8::1"));
+  EXPECT_EQ(IpAddress::V6Bytes(ip + 24), Ip("ff02::1"));
+  EXPECT_EQ(ip[40], 136);
+  EXPECT_EQ(ip[44], 0x20);  // override, not solicited
+  EXPECT_EQ(IpAddress::V6Bytes(ip + 48), Ip("2001:db8::1"));
+  EXPECT_EQ(ip[64], 2);  // target link-layer address
+  EXPECT_EQ(MacAt(na, 14 + 40 + 26), kOurMac);
+  EXPECT_TRUE(Icmpv6ChecksumOk(ip));
+  EXPECT_EQ(sp_->counters().announcements, 2u);
+  EXPECT_EQ(sp_->counters().arp_requests, 0u);
+}
+
 TEST_F(SlowPathTest, LearnsNeighbourFromArpReplyAndStopsAsking) {
   // Unknown: Lookup asks with a broadcast ARP request, once a second at most.
   EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.20")), std::nullopt);

@@ -32,13 +32,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string SluicedPath() {
-  // build*/tests/<test> -> build*/src/sluiced
-  return (std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "src" /
-          "sluiced")
-      .string();
-}
-
 const char* const kPhoneIf[2] = {"veth-a1", "veth-b1"};
 const char* const kRelayIf[2] = {"veth-a0", "veth-b0"};
 
@@ -58,6 +51,13 @@ bool InterfaceInfo(int fd, const char* ifname, int* index, std::array<uint8_t, 6
 }
 
 }  // namespace
+
+std::string BuiltBinary(const std::string& name) {
+  // build*/tests/<test> -> build*/src/<name>
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "src" /
+          name)
+      .string();
+}
 
 // --- ControlClient ---
 
@@ -338,7 +338,7 @@ std::string Daemon::Start(const DaemonOptions& options) {
 bool Daemon::Restart() {
   // The log is appended to: a restart's test reads what each run said.
   auto pid = topo_->Spawn(relay_ns(), {"sh", "-c",
-                                    "exec " + SluicedPath() + " --config " + dir_ +
+                                    "exec " + BuiltBinary("sluiced") + " --config " + dir_ +
                                         "/sluiced.toml >> " + dir_ + "/sluiced.log 2>&1"});
   EXPECT_TRUE(pid.ok()) << pid.status();
   if (!pid.ok()) return false;
@@ -437,9 +437,14 @@ bool Daemon::Answers() const {
 }
 
 Phone Daemon::MakePhone(int side, const std::string& ip, uint16_t port, uint32_t ssrc) {
+  return MakePhoneIn(*topo_, phone_ns(side), ip, port, ssrc);
+}
+
+Phone MakePhoneIn(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port,
+                  uint32_t ssrc) {
   Phone p;
   const bool v6 = ip.find(':') != std::string::npos;
-  auto fd = topo_->Socket(phone_ns(side), v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
+  auto fd = topo.Socket(ns, v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
   EXPECT_TRUE(fd.ok()) << fd.status();
   if (!fd.ok()) return p;
   p.fd = *fd;

@@ -74,6 +74,13 @@ struct Phone {
   std::unique_ptr<LibsrtpPeer> send, recv;
 };
 
+// A phone socket in namespace `ns` (a short name of `topo`), bound to
+// ip:port (IPv4, or IPv6 when ip has a ':').
+Phone MakePhoneIn(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port,
+                  uint32_t ssrc);
+// A program of this build (sluiced, sluicectl), by name.
+std::string BuiltBinary(const std::string& name);
+
 // Sets up a phone's libsrtp2 contexts: it sends with `rx_crypto` (what
 // Sluice receives) and receives with `tx_crypto` (what Sluice sends with).
 void Arm(Phone& p, const std::string& rx_crypto, const std::string& tx_crypto);

@@ -225,6 +225,18 @@ struct HaConfig {
   // max_rtp_pps × 2 × checkpoint_ms / 1000 at most kMaxRtpSkipAtLoad.
   uint32_t max_rtp_pps = 1000;
   uint32_t restore_timeout_ms = 5000;  // start-up restore's Redis timeout, 100..600000
+  // role = "standby": mirrors the instance's sessions without relaying until
+  // promoted (docs/ha.md, "Standby").
+  bool standby = false;
+  // The active writes sluice:<instance>:heartbeat every heartbeat_ms
+  // (50..10000), expiring heartbeat_ttl_ms later (150..60000, at least
+  // 3 x heartbeat_ms; default 3 x heartbeat_ms, at least 3000).
+  uint32_t heartbeat_ms = 1000;
+  uint32_t heartbeat_ttl_ms = 3000;
+  // A standby promotes itself once the heartbeat has been absent this long
+  // (0..600000), unless auto_promote is false.
+  bool auto_promote = true;
+  uint32_t promote_after_ms = 500;
 };
 
 struct Config {

@@ -279,6 +279,15 @@ struct HaStats {
   // Start-up restore: sessions restored, and records refused, by reason.
   uint64_t restored = 0, refused_corrupt = 0, refused_unknown_interface = 0, refused_other = 0;
   std::string last_error;  // the latest Redis error ("" if none)
+  // Failover (docs/ha.md, "Standby"): "active" or "standby"; an active that
+  // found the heartbeat another's and stopped writing; a standby's mirror:
+  // sessions whose records validate, records refused, ms since the mirror
+  // last changed or was confirmed by a full scan, and since the active's
+  // heartbeat was last seen (-1: never).
+  std::string role = "active";
+  bool fenced = false;
+  uint64_t mirrored = 0, mirror_refused = 0;
+  int64_t last_update_age_ms = -1, heartbeat_age_ms = -1;
 };
 
 struct Stats {
@@ -361,6 +370,11 @@ class Operations {
   // the KEK now in kek_file; the number of sessions resealed.
   virtual absl::StatusOr<uint64_t> HaRekek() {
     return absl::FailedPreconditionError("ha.rekek: sluiced runs without [ha]");
+  }
+  // [ha] role = "standby" (docs/ha.md): takes the heartbeat and the
+  // addresses, installs the sessions; the number installed.
+  virtual absl::StatusOr<uint64_t> HaPromote() {
+    return absl::FailedPreconditionError("ha.promote: sluiced runs without [ha]");
   }
 };
 

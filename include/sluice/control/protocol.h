@@ -82,9 +82,11 @@ struct ListRequest {
 };
 struct StatsRequest {};
 struct HaRekekRequest {};  // ha.rekek (docs/ha.md)
+struct HaPromoteRequest {};  // ha.promote (docs/ha.md)
 
 using RequestPayload = std::variant<PingRequest, CreateRequest, UpdateRequest, DeleteRequest,
-                                    GetRequest, ListRequest, StatsRequest, HaRekekRequest>;
+                                    GetRequest, ListRequest, StatsRequest, HaRekekRequest,
+                                    HaPromoteRequest>;
 
 struct Request {
   Json id;         // any JSON scalar, echoed verbatim

@@ -127,6 +127,16 @@ class SessionManager : public Operations {
   absl::StatusOr<uint64_t> HaRekek() override {
     return ha_rekek_ ? ha_rekek_() : Operations::HaRekek();
   }
+  // An HA standby refuses every create with this message (it relays
+  // nothing until promoted); empty: creates are served.
+  void SetStandbyRefusal(std::string message) { standby_refusal_ = std::move(message); }
+  // What ha.promote does (none until set: refused).
+  void SetHaPromote(std::function<absl::StatusOr<uint64_t>()> promote) {
+    ha_promote_ = std::move(promote);
+  }
+  absl::StatusOr<uint64_t> HaPromote() override {
+    return ha_promote_ ? ha_promote_() : Operations::HaPromote();
+  }
   // Both legs' streams (their ROC and indices) and peers now, for a
   // checkpoint; none when the session does not exist.
   std::optional<std::array<LegStreams, 2>> Streams(const std::string& session) const;
@@ -362,6 +372,8 @@ class SessionManager : public Operations {
   SessionObserver* observer_ = nullptr;
   std::function<HaStats()> ha_stats_;
   std::function<absl::StatusOr<uint64_t>()> ha_rekek_;
+  std::function<absl::StatusOr<uint64_t>()> ha_promote_;
+  std::string standby_refusal_;
 };
 
 }  // namespace sluice::control

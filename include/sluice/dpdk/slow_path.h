@@ -59,6 +59,8 @@ struct SlowPathCounters {
   uint64_t neighbors_expired = 0;    // forgotten: no answer within the lifetime
   uint64_t ignored = 0;
   uint64_t tx_failed = 0;
+  uint64_t not_answered = 0;  // for our address while not answering (an HA standby)
+  uint64_t announcements = 0;  // gratuitous ARPs and unsolicited advertisements sent
 };
 
 struct SlowPathOptions {
@@ -97,6 +99,17 @@ class SlowPath {
   std::optional<packet::MacAddress> Lookup(uint16_t port_id, const packet::IpAddress& ip);
   size_t neighbors() const { return neighbors_.size(); }
 
+  // Whether the interfaces' addresses are this instance's (docs/ha.md,
+  // "Standby"): an HA standby neither answers ARP, neighbour solicitations
+  // or echo for them nor sends anything naming them (no requests either),
+  // so the link keeps sending to the active. On by default.
+  void SetAnswering(bool answering) { answering_ = answering; }
+  bool answering() const { return answering_; }
+  // Takes the addresses over: a gratuitous ARP (RFC 5227 §3's announcement)
+  // for each interface's IPv4 address and an unsolicited neighbour
+  // advertisement (RFC 4861 §7.2.6) for its IPv6 one, from its own MAC.
+  void Announce();
+
   const SlowPathCounters& counters() const { return counters_; }
 
  private:
@@ -123,7 +136,10 @@ class SlowPath {
   void Age(uint64_t now);
   void Send(const SlowPathInterface& iface, rte_mbuf* m);
   void SendArpRequest(const SlowPathInterface& iface, const packet::IpAddress& target);
-  void SendNeighborSolicit(const SlowPathInterface& iface, const packet::IpAddress& target);
+  void SendNeighborMessage(const SlowPathInterface& iface, const packet::IpAddress& target,
+                           bool unsolicited);
+  rte_mbuf* NewFrame(const SlowPathInterface& iface, const uint8_t* dst, uint16_t type,
+                     uint32_t l3_len, uint8_t** l3);
   const SlowPathInterface* FindPort(uint16_t port) const;
   uint64_t NowMs() const;
 
@@ -136,6 +152,7 @@ class SlowPath {
   absl::flat_hash_map<NeighborKey, Neighbor> neighbors_;
   absl::flat_hash_map<NeighborKey, uint64_t> asked_ms_;  // when each was last asked for
   SlowPathCounters counters_;
+  bool answering_ = true;
 };
 
 }  // namespace sluice::dpdk

@@ -29,11 +29,18 @@ struct redisAsyncContext;
 
 namespace sluice::ha {
 
+// What a Redis connection driven by a control-loop Poll waits for on its
+// socket (set by hiredis's event hooks; src/ha/redis_address.h).
+struct IoWants {
+  bool read = false, write = false;
+};
+
 // Where a session lives in Redis: a hash with fields "record" and
 // "streams" (record.h) at "sluice:<instance>:s:<session>". The active's
-// heartbeat: "sluice:<instance>:heartbeat", its Unix time in ms, expiring
-// three checkpoint intervals (at least 3 s) after each checkpoint pass.
+// heartbeat: "sluice:<instance>:heartbeat", "<owner> <Unix time in ms>",
+// written every [ha] heartbeat_ms to expire heartbeat_ttl_ms later.
 std::string SessionKeyPrefix(const std::string& instance);
+std::string HeartbeatKey(const std::string& instance);
 
 // A session request's keys sealed into a record; false (nothing kept) for a
 // WebRTC session, whose keys come from DTLS and are not replicated.
@@ -47,6 +54,10 @@ class Replicator : public control::SessionObserver {
     std::string password;  // AUTH; empty: none
     std::string instance;
     uint32_t checkpoint_ms = 1000;
+    uint32_t heartbeat_ms = 1000, heartbeat_ttl_ms = 3000;
+    // Names this process in the heartbeat: one that finds the heartbeat
+    // another's (a standby promoted) stops writing to Redis (fenced).
+    std::string owner;
   };
   using StreamsFn =
       std::function<std::optional<std::array<control::LegStreams, 2>>(const std::string&)>;
@@ -73,6 +84,12 @@ class Replicator : public control::SessionObserver {
   // of sessions resealed.
   absl::StatusOr<uint64_t> Rekek(Sealer next);
   const Sealer& sealer() const { return sealer_; }
+  // The heartbeat (docs/ha.md, "Standby"): found another instance's (this
+  // one writes nothing more); when Redis last confirmed it ours (steady ms,
+  // 0: not yet); a write asked for at the next Poll.
+  bool fenced() const { return fenced_; }
+  uint64_t heartbeat_confirmed_ms() const { return heartbeat_confirmed_ms_; }
+  void HeartbeatNow() { next_heartbeat_ms_ = 0; }
   // The start-up restore's counts, shown in stats.
   control::HaStats& restore_counts() { return counts_; }
 
@@ -105,6 +122,7 @@ class Replicator : public control::SessionObserver {
   void ApplyUpdate(Held& held, const control::UpdateRequest& request,
                    const control::SessionInfo& reply);
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void OnHeartbeat(redisAsyncContext* ac, void* reply, void* privdata);
   static void OnConnect(const redisAsyncContext* ac, int status);
   static void OnDisconnect(const redisAsyncContext* ac, int status);
 
@@ -124,11 +142,14 @@ class Replicator : public control::SessionObserver {
   uint64_t next_command_ = 1;
   redisAsyncContext* ac_ = nullptr;
   bool connected_ = false;
-  bool want_read_ = false, want_write_ = false;
+  IoWants io_;  // what the Redis socket waits for
   uint64_t connect_started_ms_ = 0;
   uint64_t next_connect_ms_ = 0;
   uint64_t backoff_ms_ = 100;
   uint64_t next_checkpoint_ms_ = 0;
+  uint64_t next_heartbeat_ms_ = 0;
+  bool fenced_ = false;  // the heartbeat is another instance's: nothing written
+  uint64_t heartbeat_confirmed_ms_ = 0;
   uint64_t writes_paused_until_ms_ = 0;  // after Redis refused a write
   std::string checkpoint_cursor_;
   control::HaStats counts_;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,17 @@ absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& re
                                                          const Sealer& sealer,
                                                          const config::HaConfig& config,
                                                          uint64_t now_unix_ms);
+
+// One key's fields as restore checks them before it creates the session
+// (and a standby as it mirrors them): both present and decoded, named for
+// their key, on interfaces this sluiced has, keys unsealed. DataLoss:
+// damaged; NotFound: an unknown interface; FailedPrecondition: sealed under
+// another KEK.
+absl::StatusOr<control::CreateRequest> CheckRecord(
+    const std::string& key, const std::optional<std::string>& record_text,
+    const std::optional<std::string>& streams_text, const config::HaConfig& config,
+    const Sealer& sealer, const std::function<bool(const std::string&)>& interface_known,
+    uint64_t now_unix_ms);
 
 // How far a restored sender's SRTCP index moves past its checkpoint: at
 // most max_rtcp_pps packets a second since at_unix_ms, plus one checkpoint
@@ -63,6 +75,18 @@ absl::Status Restore(const config::HaConfig& config, const Sealer& sealer,
                      const std::function<bool(const std::string&)>& interface_known,
                      control::HaStats& counts, const std::function<void(std::string_view)>& log,
                      const NgRestore& ng = {});
+
+// The heartbeat taken for `owner`: only if absent (automatic promotion,
+// SET NX), only if absent or already ours (an active starting), or
+// whatever it held (an operator's promotion). FailedPrecondition, naming
+// the holder, when another instance holds it; Unavailable when Redis cannot
+// be reached within restore_timeout_ms. Blocks.
+enum class TakeIf { kAbsent, kAbsentOrOurs, kAlways };
+absl::Status TakeHeartbeat(const config::HaConfig& config, const std::string& owner, TakeIf when);
+
+// This process's name in the heartbeat: the host's name and the control
+// socket, stable across restarts of one sluiced, distinct between two.
+std::string HeartbeatOwner(const std::string& control_socket);
 
 }  // namespace sluice::ha
 
