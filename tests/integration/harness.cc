@@ -286,10 +286,10 @@ namespace {
 std::string Vdev(const DaemonOptions& options, int side) {
   if (options.pmd == "af_xdp") {
     return absl::StrCat("\"--vdev=net_af_xdp", side, ",iface=", kRelayIf[side],
-                        ",start_queue=0,queue_count=1\"");
+                        ",start_queue=0,queue_count=1", options.vdev_args, "\"");
   }
   return absl::StrCat("\"--vdev=net_af_packet", side, ",iface=", kRelayIf[side],
-                      ",framecnt=", options.rx_ring, "\"");
+                      ",framecnt=", options.rx_ring, options.vdev_args, "\"");
 }
 
 // af_xdp's socket ring is the port's RX ring; af_packet's is framecnt.

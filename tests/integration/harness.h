@@ -133,6 +133,7 @@ struct DaemonOptions {
   // Each relay port's receive ring, in frames (af_packet's framecnt, or
   // [[interface]] rx_ring_size for af_xdp's socket ring).
   int rx_ring = 4096;
+  std::string vdev_args;  // appended to each --vdev: ",busy_budget=0"
 };
 
 class Daemon {
