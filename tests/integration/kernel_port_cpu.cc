@@ -82,6 +82,7 @@ struct Sample {
   double others = 0;         // sluiced's other threads: user + kernel
   double phones = 0;         // this process (the phones): user + kernel
   uint64_t busy = 0, idle = 0, relayed = 0;
+  uint64_t missed = 0;  // the ports' rx_missed: what their rings lost
 };
 
 Sample Take(Daemon& daemon, ControlClient& control) {
@@ -92,6 +93,7 @@ Sample Take(Daemon& daemon, ControlClient& control) {
     s.idle += w["idle_cycles"].get<uint64_t>();
     s.relayed += w["tx_packets"].get<uint64_t>();
   }
+  for (const json& p : stats["ports"]) s.missed += p["rx_missed"].get<uint64_t>();
   const std::string task_dir = absl::StrCat("/proc/", daemon.pid(), "/task");
   for (const auto& task : std::filesystem::directory_iterator(task_dir)) {
     std::ifstream comm_file(task.path() / "comm");
@@ -167,10 +169,12 @@ TEST_P(KernelPortCpu, Measure) {
   // Every phone sends in turn, paced to `pps` in all.
   const auto period = std::chrono::nanoseconds(1'000'000'000LL / pps);
   auto next = Clock::now();
+  uint64_t sent = 0;
   auto run_for = [&](int s) {
     const auto end = Clock::now() + std::chrono::seconds(s);
     for (size_t i = 0; Clock::now() < end; i = (i + 1) % phones.size()) {
       phones[i].SendNext();
+      ++sent;
       next += period;
       std::this_thread::sleep_until(next);
     }
@@ -178,6 +182,7 @@ TEST_P(KernelPortCpu, Measure) {
   run_for(2);  // warm-up: neighbours resolved, rings and caches warm
   const Sample a = Take(daemon, control);
   const uint64_t received_before = received.load();
+  sent = 0;
   run_for(seconds);
   const Sample b = Take(daemon, control);
   const uint64_t got = received.load() - received_before;
@@ -194,10 +199,11 @@ TEST_P(KernelPortCpu, Measure) {
   const double busy = static_cast<double>(b.busy - a.busy) / tsc_hz * on_cpu;
   const double others = b.others - a.others, phones_cpu = b.phones - a.phones;
   std::printf(
-      "RESULT pmd=%s%s calls=%d offered_pps=%d relayed_pps=%.0f received=%.4f "
+      "RESULT pmd=%s%s calls=%d offered_pps=%d sent_pps=%.0f relayed_pps=%.0f missed=%llu received=%.4f "
       "worker_on_cpu=%.2f worker_kernel_us=%.2f worker_busy_us=%.2f daemon_other_threads_us=%.2f "
       "phones_us=%.2f total_us=%.2f\n",
-      pmd.c_str(), options.vdev_args.c_str(), calls, pps, n / wall, static_cast<double>(got) / n,
+      pmd.c_str(), options.vdev_args.c_str(), calls, pps, static_cast<double>(sent) / wall, n / wall,
+      static_cast<unsigned long long>(b.missed - a.missed), static_cast<double>(got) / n,
       on_cpu, worker_sys * us, busy * us, others * us, phones_cpu * us, (busy + others + phones_cpu) * us);
   EXPECT_GT(n, 0);
 }
