@@ -40,8 +40,8 @@
 #include "sluice/control/session_manager.h"
 #include "sluice/crypto/backend.h"
 #include "sluice/dpdk/eal.h"
-#include "sluice/dpdk/port.h"
 #include "sluice/dpdk/kernel_ring_drops.h"
+#include "sluice/dpdk/port.h"
 #include "sluice/dpdk/slow_path.h"
 #include "sluice/metrics/http_endpoint.h"
 #include "sluice/metrics/sluice_metrics.h"
@@ -256,7 +256,7 @@ struct DataPlane {
   // Each configured interface as started, in configuration order: the one
   // description the session manager and the slow path are given.
   std::vector<control::InterfaceInfo> interfaces;
-  dpdk::KernelRingDrops ring_drops;  // what af_packet's kernel rings lost
+  dpdk::KernelRingDrops ring_drops;  // what af_packet and af_xdp kernel rings lost
   std::vector<std::vector<worker::RxQueue>> queues;   // by worker
   std::vector<worker::TxChecksumOffload> tx_offload;  // by port id
   std::unique_ptr<session::FlowTable> table;
