@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -34,6 +37,26 @@ std::string XdpUnsupported() {
   if (fd < 0) return "the kernel refuses AF_XDP sockets (CONFIG_XDP_SOCKETS)";
   close(fd);
   return "";
+}
+
+// Every thread of `pid` has stopped (state T), within two seconds: a
+// polling worker takes the stop only when it next enters the kernel.
+bool AllThreadsStopped(pid_t pid) {
+  for (int i = 0; i < 200; ++i) {
+    bool all = true;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+      std::ifstream f(task.path() / "stat");
+      std::string line((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      const size_t paren = line.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'T') {
+        all = false;
+      }
+    }
+    if (all) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
 }
 
 class KernelPortTest : public ::testing::TestWithParam<const char*> {
@@ -101,6 +124,7 @@ TEST_P(KernelPortTest, RingOverflowCountsAsMissed) {
   ASSERT_TRUE(Flows(a, b, 20));  // the phone's ARP entry for the relay is in
   const json before = Port(0);
   ASSERT_EQ(kill(daemon_.pid(), SIGSTOP), 0);
+  ASSERT_TRUE(AllThreadsStopped(daemon_.pid())) << "sluiced did not stop on SIGSTOP";
   // Paced, so the veth's own queue never overflows before the ring does.
   for (int i = 0; i < kFlood; ++i) {
     a.SendNext();
