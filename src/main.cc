@@ -41,6 +41,7 @@
 #include "sluice/control/session_manager.h"
 #include "sluice/crypto/backend.h"
 #include "sluice/dpdk/eal.h"
+#include "sluice/dpdk/kernel_ring_drops.h"
 #include "sluice/dpdk/port.h"
 #include "sluice/dpdk/slow_path.h"
 #include "sluice/metrics/http_endpoint.h"
@@ -257,6 +258,7 @@ struct DataPlane {
   // Each configured interface as started, in configuration order: the one
   // description the session manager and the slow path are given.
   std::vector<control::InterfaceInfo> interfaces;
+  dpdk::KernelRingDrops ring_drops;  // what af_packet and af_xdp kernel rings lost
   std::vector<std::vector<worker::RxQueue>> queues;   // by worker
   std::vector<worker::TxChecksumOffload> tx_offload;  // by port id
   std::unique_ptr<session::FlowTable> table;
@@ -391,6 +393,7 @@ absl::Status StartInterface(const config::Config& cfg, size_t index, DataPlane& 
   data.tx_offload[port->port_id] = {.ipv4_header = port->tx_ip_checksum_offload,
                                     .udp = port->tx_udp_checksum_offload};
   data.interfaces.push_back(DescribeInterface(iface, *port));
+  data.ring_drops.Watch(port->port_id);
   LogInterface(iface, *port);
   return absl::OkStatus();
 }
@@ -515,10 +518,9 @@ std::vector<control::WorkerStats> ReadWorkerStats(const std::vector<WorkerSlot>&
   return out;
 }
 
-std::vector<control::PortStats> ReadPortStats(
-    const std::vector<control::InterfaceInfo>& interfaces) {
+std::vector<control::PortStats> ReadPortStats(const DataPlane& data) {
   std::vector<control::PortStats> out;
-  for (const control::InterfaceInfo& info : interfaces) {
+  for (const control::InterfaceInfo& info : data.interfaces) {
     rte_eth_stats s = {};
     if (rte_eth_stats_get(info.port_id, &s) != 0) continue;
     control::PortStats p;
@@ -527,7 +529,8 @@ std::vector<control::PortStats> ReadPortStats(
     p.rx_bytes = s.ibytes;
     p.tx_packets = s.opackets;
     p.tx_bytes = s.obytes;
-    p.rx_missed = s.imissed;
+    // A kernel ring's overflow is the same loss as a NIC's full RX ring.
+    p.rx_missed = s.imissed + data.ring_drops.Drops(info.port_id);
     p.rx_errors = s.ierrors;
     p.rx_no_mbuf = s.rx_nombuf;
     p.tx_errors = s.oerrors;
@@ -574,8 +577,7 @@ std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Conf
   auto manager = std::make_unique<control::SessionManager>(
       cfg, data.interfaces, *data.table, data.n_workers, rte_get_tsc_hz(), resolver,
       [workers]() { return ReadWorkerStats(*workers); });
-  const std::vector<control::InterfaceInfo>* interfaces = &data.interfaces;
-  manager->SetPortStats([interfaces]() { return ReadPortStats(*interfaces); });
+  manager->SetPortStats([&data]() { return ReadPortStats(data); });
   return manager;
 }
 

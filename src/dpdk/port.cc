@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,19 +17,23 @@ namespace sluice::dpdk {
 namespace {
 
 // The device offers the queues asked for. af_packet fans frames out over all
-// its queue pairs: a queue nobody polls would swallow its share, so there the
-// counts must match exactly.
+// its queue pairs, and af_xdp's XDP program hands each of its interface
+// queues to that queue's socket: a queue nobody polls would swallow its
+// share (af_packet) or pass it to the kernel's stack (af_xdp), so for those
+// two the counts must match exactly.
 absl::Status CheckQueueCounts(const PortSetup& setup, const rte_eth_dev_info& dev) {
-  const bool af_packet = dev.driver_name != nullptr &&
-                         std::strcmp(dev.driver_name, "net_af_packet") == 0;
+  const std::string_view driver = dev.driver_name != nullptr ? dev.driver_name : "";
+  const bool every_queue = driver == "net_af_packet" || driver == "net_af_xdp";
   if (dev.max_tx_queues < setup.tx_queues || dev.max_rx_queues < setup.rx_queues ||
-      (af_packet && dev.max_rx_queues != setup.rx_queues)) {
+      (every_queue && dev.max_rx_queues != setup.rx_queues)) {
+    const uint16_t want = std::max(setup.rx_queues, setup.tx_queues);
     return absl::FailedPreconditionError(absl::StrCat(
         setup.device, " offers ", dev.max_rx_queues, " RX and ", dev.max_tx_queues,
         " TX queues; sluiced uses ", setup.rx_queues, " RX and ", setup.tx_queues,
         " TX (one TX queue per worker; RX as [[interface]] rx_queues says, default one per "
-        "worker). For net_af_packet give its --vdev qpairs=",
-        std::max(setup.rx_queues, setup.tx_queues)));
+        "worker). For net_af_packet give its --vdev qpairs=", want,
+        "; for net_af_xdp queue_count=", want, " (and the interface that many combined "
+        "channels: ethtool -L)"));
   }
   return absl::OkStatus();
 }

@@ -63,6 +63,13 @@ int StatsCommand(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_start_dict(drops);
   for (const auto& [reason, n] : s.drops) AddU64(drops, reason, n);
   rte_tel_data_add_dict_container(d, "drops", drops, 0);
+  // By interface: what each port lost before a worker saw it (its RX ring,
+  // or the kernel's socket ring on af_packet and af_xdp), as /ethdev/stats'
+  // imissed cannot show for those two.
+  rte_tel_data* missed = rte_tel_data_alloc();
+  rte_tel_data_start_dict(missed);
+  for (const control::PortStats& p : s.ports) AddU64(missed, p.interface, p.rx_missed);
+  rte_tel_data_add_dict_container(d, "rx_missed", missed, 0);
   return 0;
 }
 

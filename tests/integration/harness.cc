@@ -278,6 +278,28 @@ bool RawSender::Send(const std::vector<uint8_t>& frame) const {
 
 // --- Daemon ---
 
+namespace {
+
+// The relay's port on side `side` as an [eal] --vdev argument (quoted).
+// Receive rings of 4096 frames (the default) ride out a worker kept off its
+// CPU for a while on a busy test machine.
+std::string Vdev(const DaemonOptions& options, int side) {
+  if (options.pmd == "af_xdp") {
+    return absl::StrCat("\"--vdev=net_af_xdp", side, ",iface=", kRelayIf[side],
+                        ",start_queue=0,queue_count=1", options.vdev_args, "\"");
+  }
+  return absl::StrCat("\"--vdev=net_af_packet", side, ",iface=", kRelayIf[side],
+                      ",framecnt=", options.rx_ring, options.vdev_args, "\"");
+}
+
+// af_xdp's socket ring is the port's RX ring; af_packet's is framecnt.
+std::string RingSize(const DaemonOptions& options) {
+  if (options.pmd != "af_xdp") return "";
+  return absl::StrCat("rx_ring_size = ", options.rx_ring, "\n");
+}
+
+}  // namespace
+
 std::string Daemon::Start(const DaemonOptions& options) {
   std::string why;
   if (!Topology::Supported(&why)) return why;
@@ -318,14 +340,12 @@ std::string Daemon::Start(const DaemonOptions& options) {
       "[eal]\n"
       "args = [\"-l\", \"0-1\", \"--no-huge\", \"--no-shconf\", \"-m\", \"512\", \"--no-pci\",\n"
       "        \"--file-prefix=sluice-", options.name, "-test\", \"--log-level=*:warning\",\n"
-      // Receive rings of 4096 frames ride out a worker kept off its CPU for
-      // a while on a busy test machine.
-      "        \"--vdev=net_af_packet0,iface=", kRelayIf[0], ",framecnt=4096\",\n"
-      "        \"--vdev=net_af_packet1,iface=", kRelayIf[1], ",framecnt=4096\"]\n"
-      "[[interface]]\nname = \"a\"\ndevice = \"net_af_packet0\"\nipv4 = \"", relay_ip(0),
-      "/24\"\n"
-      "[[interface]]\nname = \"b\"\ndevice = \"net_af_packet1\"\nipv4 = \"", relay_ip(1),
-      "/24\"\n", ipv6_b_.empty() ? "" : absl::StrCat("ipv6 = \"", relay_ip6(), "/64\"\n"),
+      "        ", Vdev(options, 0), ", ", Vdev(options, 1), "]\n"
+      "[[interface]]\nname = \"a\"\ndevice = \"net_", options.pmd, "0\"\nipv4 = \"", relay_ip(0),
+      "/24\"\n", RingSize(options),
+      "[[interface]]\nname = \"b\"\ndevice = \"net_", options.pmd, "1\"\nipv4 = \"", relay_ip(1),
+      "/24\"\n", RingSize(options),
+      ipv6_b_.empty() ? "" : absl::StrCat("ipv6 = \"", relay_ip6(), "/64\"\n"),
       "[workers]\nlcores = [1]\n"
       "[control]\nsocket = \"", socket_, "\"\n", options.extra_config);
   if (!Restart()) {

@@ -135,6 +135,12 @@ struct DaemonOptions {
   // Appended to the namespace names ("relay2", "pa2", "pb2"), so a second
   // Daemon of the same test process gets namespaces of its own.
   std::string ns_suffix;
+  // The DPDK driver on the relay's veth ends: "af_packet" or "af_xdp".
+  std::string pmd = "af_packet";
+  // Each relay port's receive ring, in frames (af_packet's framecnt, or
+  // [[interface]] rx_ring_size for af_xdp's socket ring).
+  int rx_ring = 4096;
+  std::string vdev_args;  // appended to each --vdev: ",busy_budget=0"
 };
 
 class Daemon {

@@ -40,6 +40,10 @@ control::Stats SampleStats() {
   w.tx_bytes = 12345;
   w.drops = {{"auth_failed", 7}};
   s.workers.push_back(w);
+  control::PortStats p;
+  p.interface = "core";
+  p.rx_missed = 9;
+  s.ports.push_back(p);
   return s;
 }
 
@@ -86,6 +90,7 @@ TEST(TelemetryTest, CommandsAreListedBesideEthdevAndAnswerFromTheControlThread) 
   EXPECT_EQ(stats["/sluice/stats"]["sessions_created"], 5) << stats.dump();
   EXPECT_EQ(stats["/sluice/stats"]["rx_packets"], 100) << stats.dump();
   EXPECT_EQ(stats["/sluice/stats"]["drops"]["auth_failed"], 7) << stats.dump();
+  EXPECT_EQ(stats["/sluice/stats"]["rx_missed"]["core"], 9) << stats.dump();
 
   json workers = client.Call("/sluice/workers");
   EXPECT_EQ(workers["/sluice/workers"]["0"]["tx_bytes"], 12345) << workers.dump();
