@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "sluice/control/client.h"
 #include "sluiced_process.h"
+#include "thread_cpu.h"
 #include "traffic_calls.h"
 #include "traffic_generator.h"
 
@@ -40,8 +41,9 @@ constexpr char kUsage[] =
     "RTP) to leg a of every call in turn at --rate packets a second for\n"
     "--seconds, from a DPDK generator on core --generator-core. What sluiced\n"
     "relays out of leg b is counted per call (lost = sent - received, after a\n"
-    "0.5 s drain); every 64th packet is authenticated and decrypted with\n"
-    "libsrtp2 and its payload compared with what was sent. A memif ring that is\n"
+    "0.5 s drain); about one packet in 64, from up to 256 calls spread over\n"
+    "all, is authenticated and decrypted with libsrtp2 and its payload compared\n"
+    "with what was sent. A memif ring that is\n"
     "full when the generator sends counts as lost there (ring_full), as a NIC\n"
     "would miss the frame. The worker's busy share comes from sluiced's stats,\n"
     "the generator's from its own loop: whichever is near 1 is the limit.\n"
@@ -183,7 +185,11 @@ DaemonStats ReadStats(control::Client& client) {
 
 struct Measured {
   TrafficRunResult r;
-  double worker_busy = 0;  // sluiced's worker, over the run
+  double worker_busy = 0;  // sluiced's worker, over the run: its own busy cycles
+  // The CPU the worker thread was given over the run (the machine may be
+  // shared), and that CPU time per packet relayed.
+  double worker_cpu_share = 0;
+  double worker_ns_per_packet = 0;
   uint64_t rx_missed = 0;  // sluiced's ports, over the run
   json drops;              // sluiced's drops by reason, over the run
   std::optional<RekeyResult> rekey;
@@ -227,8 +233,15 @@ absl::StatusOr<Measured> Measure(Bench& b, double pps, std::optional<double> rek
                            [&](KeyChange k) { b.gen->PostKeyChange(std::move(k)); });
     });
   }
+  const pid_t pid = b.daemon->pid();
+  const std::optional<pid_t> worker = testing::FindThread(pid, "rte-worker-1");
+  auto worker_cpu = [&] { return worker ? testing::ThreadCpuSeconds(pid, *worker).value_or(0) : 0; };
   const DaemonStats before = ReadStats(*b.client);
+  const double cpu_before = worker_cpu();
   m.r = b.gen->Run(pps, b.o.seconds);
+  const double cpu = worker_cpu() - cpu_before;
+  m.worker_cpu_share = cpu / (m.r.seconds + 0.5);  // the drain too
+  if (m.r.received > 0) m.worker_ns_per_packet = cpu * 1e9 / static_cast<double>(m.r.received);
   if (rekeyer.joinable()) rekeyer.join();
   const DaemonStats after = ReadStats(*b.client);
   const double cycles = static_cast<double>(after.busy + after.idle - before.busy - before.idle);
@@ -280,7 +293,9 @@ json ToJson(const Measured& m) {
             {"auth_failures", r.auth_failures}, {"corrupted", r.corrupted},
             {"bad_checksums", r.bad_checksums}, {"send_failures", r.send_failures},
             {"offered_mpps", r.offered_mpps}, {"relayed_mpps", r.received_mpps},
-            {"worker_busy", m.worker_busy}, {"generator_busy", r.generator_busy},
+            {"worker_busy", m.worker_busy}, {"worker_cpu_share", m.worker_cpu_share},
+            {"worker_ns_per_packet", m.worker_ns_per_packet},
+            {"generator_busy", r.generator_busy}, {"generator_cpu_share", r.generator_cpu_share},
             {"sluiced_rx_missed", m.rx_missed}, {"sluiced_drops", m.drops},
             {"key_changes", r.key_changes}, {"rekey", nullptr}};
   if (m.rekey) {
@@ -292,14 +307,15 @@ json ToJson(const Measured& m) {
 
 void PrintRow(const Measured& m) {
   const TrafficRunResult& r = m.r;
-  std::printf("%9.0f %6.1f %11llu %11llu %9llu %9llu %7llu %7llu %6llu %8.3f %8.3f %6.2f %6.2f %s\n",
+  std::printf("%9.0f %5.1f %10llu %10llu %9llu %9llu %6llu %5llu %5llu %6.3f %6.3f %5.2f %5.2f %5.0f %5.2f %5.2f %s\n",
               r.target_pps, r.seconds, static_cast<unsigned long long>(r.sent),
               static_cast<unsigned long long>(r.received), static_cast<unsigned long long>(r.lost),
               static_cast<unsigned long long>(r.ring_full),
               static_cast<unsigned long long>(r.auth_checked),
               static_cast<unsigned long long>(r.auth_failures),
               static_cast<unsigned long long>(r.corrupted + r.bad_checksums), r.offered_mpps,
-              r.received_mpps, m.worker_busy, r.generator_busy,
+              r.received_mpps, m.worker_busy, m.worker_cpu_share, m.worker_ns_per_packet,
+              r.generator_busy, r.generator_cpu_share,
               m.rekey ? absl::StrFormat("%zu/%zu in %.2fs", m.rekey->requests - m.rekey->errors,
                                         m.rekey->requests, m.rekey->seconds)
                             .c_str()
@@ -356,12 +372,13 @@ int RunTrafficCommand(int argc, char** argv) {
     for (const Measured& m : runs) j["runs"].push_back(ToJson(m));
     if (first_loss) j["first_loss_pps"] = *first_loss;
     std::printf("%s\n", j.dump(2).c_str());
+    std::fflush(stdout);
   } else {
     std::printf("sluice-bench traffic: %zu calls, SRTP AES_CM_128_HMAC_SHA1_80, 172-byte RTP, "
                 "over net_memif\n", b.o.calls);
-    std::printf("%9s %6s %11s %11s %9s %9s %7s %7s %6s %8s %8s %6s %6s %s\n", "rate_pps",
-                "secs", "sent", "received", "lost", "ring_full", "authed", "authfail", "corrupt",
-                "sent_Mpps", "relay_Mpps", "worker", "gen", "rekeys");
+    std::printf("%9s %5s %10s %10s %9s %9s %6s %5s %5s %6s %6s %5s %5s %5s %5s %5s %s\n",
+                "rate_pps", "secs", "sent", "received", "lost", "ring_full", "authed", "authf",
+                "corr", "sent_M", "relay_M", "w_bsy", "w_cpu", "w_ns", "g_bsy", "g_cpu", "rekeys");
     for (const Measured& m : runs) PrintRow(m);
     if (b.o.find_first_loss) {
       std::printf(first_loss ? "first loss at %.0f pps\n" : "no loss up to %.0f pps\n",
@@ -372,6 +389,7 @@ int RunTrafficCommand(int argc, char** argv) {
                                         m.drops.dump().c_str());
     }
     if (!stopped.ok()) std::printf("sluiced: %s\n", std::string(stopped.message()).c_str());
+    std::fflush(stdout);
   }
   if (!integrity || !stopped.ok()) return 1;
   if (!b.o.find_first_loss && !runs.front().clean()) return 1;
