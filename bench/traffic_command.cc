@@ -61,6 +61,9 @@ constexpr char kUsage[] =
     "                       a packet is lost (at most 30 runs); reports that rate\n"
     "  --generator-core N   the CPU the generator runs on (default 0; sluiced's\n"
     "                       worker is on CPU 1)\n"
+    "  --inject-faults N    self-test of the checks: every Nth packet sent and\n"
+    "                       every Nth one checked has a bit flipped, so the run\n"
+    "                       must report losses and authentication failures\n"
     "  --sluiced PATH       the daemon (default: ../src/sluiced next to this binary)\n"
     "  --json               one JSON object instead of the table\n"
     "  --help               show this text\n";
@@ -72,6 +75,7 @@ struct Options {
   std::optional<double> rekey_at;
   bool find_first_loss = false;
   uint32_t generator_core = 0;
+  uint32_t fault_every = 0;
   std::string sluiced;
   bool json = false;
 };
@@ -110,6 +114,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     } else if (arg == "--generator-core") {
       s = Range(arg, v, 0, 1023, &d);
       o.generator_core = static_cast<uint32_t>(d);
+    } else if (arg == "--inject-faults") {
+      s = Range(arg, v, 2, 1e9, &d);
+      o.fault_every = static_cast<uint32_t>(d);
     } else if (arg == "--sluiced") {
       o.sluiced = std::string(v);
     } else {
@@ -273,6 +280,7 @@ absl::Status Start(Bench& b) {
   g.socket_b = d + "/memif-1.sock";
   g.file_prefix = absl::StrCat("sluice-traffic-gen-", getpid());
   g.core = b.o.generator_core;
+  g.fault_every = b.o.fault_every;
   absl::StatusOr<std::unique_ptr<TrafficGenerator>> gen = TrafficGenerator::Start(g);
   if (!gen.ok()) return Context("generator", gen.status());
   b.gen = *std::move(gen);
@@ -297,7 +305,8 @@ json ToJson(const Measured& m) {
             {"worker_ns_per_packet", m.worker_ns_per_packet},
             {"generator_busy", r.generator_busy}, {"generator_cpu_share", r.generator_cpu_share},
             {"sluiced_rx_missed", m.rx_missed}, {"sluiced_drops", m.drops},
-            {"key_changes", r.key_changes}, {"rekey", nullptr}};
+            {"key_changes", r.key_changes}, {"faults_sent", r.faults_sent},
+            {"faults_checked", r.faults_checked}, {"rekey", nullptr}};
   if (m.rekey) {
     j["rekey"] = {{"requests", m.rekey->requests}, {"errors", m.rekey->errors},
                   {"seconds", m.rekey->seconds}, {"first_error", m.rekey->first_error}};

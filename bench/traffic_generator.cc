@@ -351,6 +351,10 @@ size_t TrafficGenerator::State::SendBurst(size_t n) {
     }
     CallState& call = calls[index[i]];
     uint8_t* d = rte_pktmbuf_mtod(m[i], uint8_t*);
+    if (options.fault_every != 0 && (run->sent + good + 1) % options.fault_every == 0) {
+      d[kRtpAt + 20] ^= 1;
+      ++run->faults_sent;
+    }
     std::memcpy(d, a.relay_mac.data(), 6);
     std::memcpy(d + 6, a.mac.data(), 6);
     Store16(d + 12, kEtherIpv4);
@@ -405,6 +409,10 @@ void TrafficGenerator::State::Check(CallState& call, uint32_t index, const uint8
   ++run->auth_checked;
   int n = static_cast<int>(udp_len - 8);
   std::memcpy(scratch, udp + 8, n);
+  if (options.fault_every != 0 && run->auth_checked % options.fault_every == 0) {
+    scratch[20] ^= 1;
+    ++run->faults_checked;
+  }
   bool ok = srtp_unprotect(call.verify->get(), scratch, &n) == srtp_err_status_ok;
   if (!ok && call.next_verify) {
     n = static_cast<int>(udp_len - 8);

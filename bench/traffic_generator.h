@@ -31,6 +31,10 @@ struct GeneratorOptions {
   // Calls whose packets libsrtp2 checks, spread evenly over all of them (its
   // sessions are costly to free by the thousand: NSS keeps a list of them).
   uint32_t verified_calls = 256;
+  // Self-test: every Nth packet leaves phone A with a flipped payload bit
+  // (sluiced must drop it: a loss) and every Nth check gets a flipped bit
+  // before libsrtp2 sees it (an authentication failure). 0: never.
+  uint32_t fault_every = 0;
 };
 
 struct TrafficRunResult {
@@ -49,6 +53,8 @@ struct TrafficRunResult {
   uint64_t bad_checksums = 0;    // sampled frames with a wrong IPv4 or UDP checksum
   uint64_t send_failures = 0;    // protect failed at phone A (never expected)
   uint64_t key_changes = 0;      // re-keys the generator applied during the run
+  uint64_t faults_sent = 0;      // packets sent damaged (GeneratorOptions::fault_every)
+  uint64_t faults_checked = 0;   // checks given a damaged packet
   double offered_mpps = 0;       // sent / seconds
   double received_mpps = 0;      // received / seconds
   double generator_busy = 0;     // fraction of its loop's time spent working
