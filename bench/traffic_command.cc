@@ -368,7 +368,7 @@ int RunTrafficCommand(int argc, char** argv) {
     runs.push_back(*m);
     integrity &= m->r.auth_failures == 0 && m->r.corrupted == 0 && m->r.bad_checksums == 0 &&
                  m->r.auth_checked > 0;
-    if (m->r.lost > 0) {
+    if (b.o.find_first_loss && m->r.lost > 0) {
       first_loss = pps;
       break;
     }
