@@ -214,11 +214,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     }
   }
   if (o.sluiced.empty()) {
-    // build*/bench/sluice-bench -> build*/src/sluiced
-    std::error_code ec;
-    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec) return absl::InternalError(absl::StrCat("/proc/self/exe: ", ec.message()));
-    o.sluiced = (self.parent_path().parent_path() / "src" / "sluiced").string();
+    absl::StatusOr<std::string> path = DefaultSluicedPath();
+    if (!path.ok()) return path.status();
+    o.sluiced = *std::move(path);
   }
   return o;
 }

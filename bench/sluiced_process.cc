@@ -36,6 +36,13 @@ std::string ShellQuote(absl::string_view s) {
 
 }  // namespace
 
+absl::StatusOr<std::string> DefaultSluicedPath() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return absl::InternalError(absl::StrCat("/proc/self/exe: ", ec.message()));
+  return (self.parent_path().parent_path() / "src" / "sluiced").string();
+}
+
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& sluiced,
                                                       const std::string& config,
                                                       const std::string& socket,

@@ -48,6 +48,9 @@ class TempDir {
 };
 
 
+// build*/src/sluiced, beside this build's build*/bench/sluice-bench.
+absl::StatusOr<std::string> DefaultSluicedPath();
+
 // The sluiced under test: started with a configuration file, stopped with
 // SIGTERM. Killed if still running when destroyed.
 class Daemon {

@@ -128,10 +128,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     return absl::InvalidArgumentError("--rekey-at must fall within --seconds");
   }
   if (o.sluiced.empty()) {
-    std::error_code ec;
-    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec) return absl::InternalError(absl::StrCat("/proc/self/exe: ", ec.message()));
-    o.sluiced = (self.parent_path().parent_path() / "src" / "sluiced").string();
+    absl::StatusOr<std::string> path = DefaultSluicedPath();
+    if (!path.ok()) return path.status();
+    o.sluiced = *std::move(path);
   }
   return o;
 }
