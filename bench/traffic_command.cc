@@ -58,7 +58,7 @@ constexpr char kUsage[] =
     "                       fresh keys; the generator sends with leg a's new key\n"
     "                       once sluiced has answered)\n"
     "  --find-first-loss    runs of --seconds from --rate up, 10 % more each, until\n"
-    "                       a packet is lost (at most 30 runs); reports that rate\n"
+    "                       a packet is lost (at most 40 runs); reports that rate\n"
     "  --generator-core N   the CPU the generator runs on (default 0; sluiced's\n"
     "                       worker is on CPU 1)\n"
     "  --inject-faults N    self-test of the checks: every Nth packet sent and\n"
@@ -358,7 +358,7 @@ int RunTrafficCommand(int argc, char** argv) {
   std::optional<double> first_loss;
   bool integrity = true;
   double pps = b.o.rate;
-  for (int step = 0; step < (b.o.find_first_loss ? 30 : 1); ++step, pps *= 1.1) {
+  for (int step = 0; step < (b.o.find_first_loss ? 40 : 1); ++step, pps *= 1.1) {
     absl::StatusOr<Measured> m = Measure(b, pps, b.o.rekey_at);
     if (!m.ok()) {
       std::fprintf(stderr, "sluice-bench traffic: %s\n", std::string(m.status().message()).c_str());
