@@ -25,6 +25,8 @@ constexpr crypto::Suite kSuite = crypto::Suite::kAesCm128HmacSha1_80;
 // Calls per write: two batches of replies stay far below what sluiced buffers
 // for a client, so neither side waits on the other's reading.
 constexpr size_t kCallsPerBatch = 128;
+// Room for a batch of creates (about 600 bytes each), reserved once.
+constexpr size_t kBatchBytes = kCallsPerBatch * 1024;
 
 // A fresh master key and salt from OpenSSL's CSPRNG.
 absl::StatusOr<srtp::MasterKey> RandomKey() {
@@ -38,27 +40,31 @@ absl::StatusOr<srtp::MasterKey> RandomKey() {
   return key;
 }
 
-// {"crypto":"<suite> inline:base64(key || salt)"} (RFC 4568 §6.1). The caller
-// wipes the string.
-std::string CryptoField(const srtp::MasterKey& key) {
+// Appends {"crypto":"<suite> inline:base64(key || salt)"} (RFC 4568 §6.1) to
+// `out`, which has room reserved (a reallocation would leave a copy of the key
+// behind) and which the caller wipes.
+void AppendCrypto(std::string* out, const srtp::MasterKey& key) {
   const crypto::SuiteInfo& info = key.info();
   uint8_t raw[46];
   std::memcpy(raw, key.key.data(), info.key_len);
   std::memcpy(raw + info.key_len, key.salt.data(), info.salt_len);
-  unsigned char base64[65];
-  const int n = EVP_EncodeBlock(base64, raw, info.key_len + info.salt_len);
-  std::string out = absl::StrCat("{\"crypto\":\"", std::string(info.name), " inline:",
-                                 absl::string_view(reinterpret_cast<char*>(base64), n), "\"}");
+  char base64[65];
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(base64), raw,
+                                info.key_len + info.salt_len);
+  out->append("{\"crypto\":\"").append(info.name).append(" inline:").append(base64, n);
+  out->append("\"}");
   OPENSSL_cleanse(raw, sizeof raw);
   OPENSSL_cleanse(base64, sizeof base64);
-  return out;
 }
 
-std::string LegJson(absl::string_view name, const char* phone, size_t call,
-                    const srtp::MasterKey& rx, const srtp::MasterKey& tx) {
-  return absl::StrCat("{\"name\":\"", name, "\",\"interface\":\"", name, "\",\"remote\":\"",
-                      phone, ":", kPhonePortBase + 2 * call, "\",\"rtcp\":\"mux\",\"rx\":",
-                      CryptoField(rx), ",\"tx\":", CryptoField(tx), "}");
+void AppendLeg(std::string* out, absl::string_view name, const char* phone, size_t call,
+               const srtp::MasterKey& rx, const srtp::MasterKey& tx) {
+  absl::StrAppend(out, "{\"name\":\"", name, "\",\"interface\":\"", name, "\",\"remote\":\"",
+                  phone, ":", kPhonePortBase + 2 * call, "\",\"rtcp\":\"mux\",\"rx\":");
+  AppendCrypto(out, rx);
+  out->append(",\"tx\":");
+  AppendCrypto(out, tx);
+  out->append("}");
 }
 
 // Leg a's local port in a session.create reply; 0 when missing.
@@ -84,7 +90,7 @@ absl::Status Exchange(control::Client& client, std::string& batch, size_t lines,
                       const std::function<void(json&)>& on_reply) {
   absl::Status written = client.Write(batch);
   OPENSSL_cleanse(batch.data(), batch.size());
-  batch.clear();
+  batch.clear();  // keeps its capacity
   if (!written.ok()) return written;
   for (size_t i = 0; i < lines; ++i) {
     absl::StatusOr<std::string> line = client.ReadLine();
@@ -101,6 +107,7 @@ absl::Status Exchange(control::Client& client, std::string& batch, size_t lines,
 absl::StatusOr<std::vector<TrafficCall>> InstallCalls(control::Client& client, size_t count) {
   std::vector<TrafficCall> calls(count);
   std::string batch, error;
+  batch.reserve(kBatchBytes);
   for (size_t first = 0; first < count; first += kCallsPerBatch) {
     const size_t last = std::min(count, first + kCallsPerBatch);
     for (size_t i = first; i < last; ++i) {
@@ -112,9 +119,11 @@ absl::StatusOr<std::vector<TrafficCall>> InstallCalls(control::Client& client, s
       calls[i].send_key = *keys[0];
       calls[i].verify_key = *keys[1];
       absl::StrAppend(&batch, "{\"id\":", i, ",\"op\":\"session.create\",\"session\":\"traffic-",
-                      i, "\",\"legs\":[",
-                      LegJson("a", kTrafficPhoneA, i, calls[i].send_key, *keys[2]), ",",
-                      LegJson("b", kTrafficPhoneB, i, *keys[3], calls[i].verify_key), "]}\n");
+                      i, "\",\"legs\":[");
+      AppendLeg(&batch, "a", kTrafficPhoneA, i, calls[i].send_key, *keys[2]);
+      batch.append(",");
+      AppendLeg(&batch, "b", kTrafficPhoneB, i, *keys[3], calls[i].verify_key);
+      batch.append("]}\n");
     }
     size_t id = first;
     absl::Status s = Exchange(client, batch, last - first, [&](json& reply) {
@@ -137,6 +146,7 @@ RekeyResult RekeyCalls(control::Client& client, size_t count,
   RekeyResult r;
   const auto start = std::chrono::steady_clock::now();
   std::string batch;
+  batch.reserve(kBatchBytes);
   std::vector<srtp::MasterKey> new_send(kCallsPerBatch);
   for (size_t first = 0; first < count; first += kCallsPerBatch) {
     const size_t last = std::min(count, first + kCallsPerBatch);
@@ -150,10 +160,13 @@ RekeyResult RekeyCalls(control::Client& client, size_t count,
       new_send[i - first] = *send;
       publish(KeyChange{static_cast<uint32_t>(i), KeyChange::Leg::kVerifyB, *verify});
       absl::StrAppend(&batch, "{\"id\":", 2 * i, ",\"op\":\"session.update\",\"session\":\"traffic-",
-                      i, "\",\"leg\":\"b\",\"tx\":", CryptoField(*verify), "}\n",
-                      "{\"id\":", 2 * i + 1,
+                      i, "\",\"leg\":\"b\",\"tx\":");
+      AppendCrypto(&batch, *verify);
+      absl::StrAppend(&batch, "}\n{\"id\":", 2 * i + 1,
                       ",\"op\":\"session.update\",\"session\":\"traffic-", i,
-                      "\",\"leg\":\"a\",\"rx\":", CryptoField(*send), "}\n");
+                      "\",\"leg\":\"a\",\"rx\":");
+      AppendCrypto(&batch, *send);
+      batch.append("}\n");
       r.requests += 2;
     }
     uint64_t id = 2 * first;
