@@ -42,6 +42,7 @@
 #include "webrtc_phase.h"
 #include "nlohmann/json.hpp"
 #include "rtp_packets.h"
+#include "sluiced_process.h"
 #include "sluice/control/client.h"
 #include "sluice/crypto/suite.h"
 #include "sluice/srtp/master_key.h"
@@ -213,11 +214,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     }
   }
   if (o.sluiced.empty()) {
-    // build*/bench/sluice-bench -> build*/src/sluiced
-    std::error_code ec;
-    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec) return absl::InternalError(absl::StrCat("/proc/self/exe: ", ec.message()));
-    o.sluiced = (self.parent_path().parent_path() / "src" / "sluiced").string();
+    absl::StatusOr<std::string> path = DefaultSluicedPath();
+    if (!path.ok()) return path.status();
+    o.sluiced = *std::move(path);
   }
   return o;
 }
@@ -365,143 +364,6 @@ Phase RunPipelined(control::Client& client, absl::string_view op, const Batches&
   }
   return phase;
 }
-
-// A temporary directory, removed with everything in it.
-class TempDir {
- public:
-  static absl::StatusOr<TempDir> Create() {
-    char tmpl[] = "/tmp/sluice-bench-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) {
-      return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
-    }
-    return TempDir(tmpl);
-  }
-  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
-  TempDir& operator=(TempDir&&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  explicit TempDir(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-};
-
-std::string ShellQuote(absl::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-// The sluiced under test: started with a configuration file, stopped with
-// SIGTERM. Killed if still running when destroyed.
-class Daemon {
- public:
-  // Starts `sluiced` (inside namespace "relay" of `topo` when given), its
-  // output in `log`, and waits up to 30 s for its control socket.
-  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const std::string& sluiced,
-                                                       const std::string& config,
-                                                       const std::string& socket,
-                                                       const std::string& log,
-                                                       testing::Topology* topo) {
-    std::unique_ptr<Daemon> d(new Daemon(log));
-    if (topo != nullptr) {
-      // ip netns exec and sh both exec: the pid is sluiced's own.
-      absl::StatusOr<pid_t> pid = topo->Spawn(
-          "relay", {"sh", "-c",
-                    absl::StrCat("exec ", ShellQuote(sluiced), " --config ", ShellQuote(config),
-                                 " >", ShellQuote(log), " 2>&1")});
-      if (!pid.ok()) return pid.status();
-      d->pid_ = *pid;
-    } else {
-      const pid_t pid = fork();
-      if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-      if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);  // no daemon outlives a killed benchmark
-        if (freopen(log.c_str(), "w", stdout) == nullptr ||
-            dup2(STDOUT_FILENO, STDERR_FILENO) < 0) {
-          _exit(127);
-        }
-        execl(sluiced.c_str(), sluiced.c_str(), "--config", config.c_str(),
-              static_cast<char*>(nullptr));
-        _exit(127);
-      }
-      d->pid_ = pid;
-    }
-    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(d->pid_, &status, WNOHANG) == d->pid_) {
-        d->pid_ = -1;
-        return absl::UnavailableError(absl::StrCat("sluiced exited (status ", status,
-                                                   ") before opening its socket:\n",
-                                                   d->LogTail()));
-      }
-      if (control::Client::Connect(socket, 1000).ok()) return d;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return absl::DeadlineExceededError(
-        absl::StrCat("sluiced did not open its control socket within 30 s:\n", d->LogTail()));
-  }
-
-  Daemon(const Daemon&) = delete;
-  Daemon& operator=(const Daemon&) = delete;
-  ~Daemon() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  // SIGTERM, then up to 10 s for it to exit. OK when it exits with status 0.
-  absl::Status Stop() {
-    if (pid_ <= 0) return absl::FailedPreconditionError("sluiced is not running");
-    kill(pid_, SIGTERM);
-    int status = 0;
-    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
-    pid_t done = 0;
-    while ((done = waitpid(pid_, &status, WNOHANG)) == 0 && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (done == 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-      return absl::DeadlineExceededError(
-          absl::StrCat("sluiced did not exit within 10 s of SIGTERM:\n", LogTail()));
-    }
-    pid_ = -1;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat(
-        "sluiced ended with ",
-        WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
-                          : absl::StrCat("signal ", WTERMSIG(status)),
-        " after SIGTERM:\n", LogTail()));
-  }
-
-  pid_t pid() const { return pid_; }
-
-  // The last lines sluiced printed.
-  std::string LogTail() const {
-    std::ifstream in(log_);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (text.size() > 4000) text = "..." + text.substr(text.size() - 4000);
-    return text;
-  }
-
- private:
-  explicit Daemon(std::string log) : log_(std::move(log)) {}
-  pid_t pid_ = -1;
-  std::string log_;
-};
 
 std::string Config(const std::string& socket, const std::string& prefix, bool media,
                    size_t sessions) {
