@@ -96,7 +96,8 @@ class Arena {
     char* region = HugetlbRegion();
     if (region == nullptr) region = TransparentRegion();
     const uintptr_t aligned = reinterpret_cast<uintptr_t>(region);
-    // Session keys live here: never in a core dump, never swapped out. The
+    // Session keys live here: never in a core dump, never swapped out (a
+    // page of the reserved pool never is; the kernel ignores the lock there). The
     // lock takes pages as they are first touched (MLOCK_ONFAULT), so an
     // unused region costs no locked memory; when RLIMIT_MEMLOCK refuses it
     // (sluiced checks the limit at start-up) the region is counted unlocked.
