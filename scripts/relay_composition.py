@@ -182,11 +182,13 @@ def _scale_lines(scale, huge_free):
                 continue
             ratio = (r["mpps_per_core"] / one["mpps_per_core"]
                      if one.get("mpps_per_core") else None)
-            target = ("at least %.1f: %s" % (SCALE_MIN[n], _verdict(ratio >= SCALE_MIN[n]))
-                      if n in SCALE_MIN and ratio is not None and kind == "hugepages" else "")
+            targets = []
+            if n in SCALE_MIN and ratio is not None and kind == "hugepages":
+                targets.append("at least %.1f: %s" % (SCALE_MIN[n], _verdict(ratio >= SCALE_MIN[n])))
             if n == 1000000:
-                target += "; bytes <= 8 KiB: %s" % _verdict(
-                    r["bytes_per_session"] <= MAX_BYTES_PER_SESSION)
+                targets.append("bytes <= 8 KiB: %s" % _verdict(
+                    r["bytes_per_session"] <= MAX_BYTES_PER_SESSION))
+            target = "; ".join(targets)
             lines.append("| %s | %d | %.2f | %.1f | %s | %s | %d | %s | %s |" % (
                 kind, n, r["mpps_per_core"], r["ns_per_packet"], _cell(ratio, "%.2f"),
                 target, r["bytes_per_session"], r.get("session_memory", "?"),
