@@ -1,6 +1,7 @@
 #include "relay_command.h"
 
 #include <srtp2/srtp.h>
+#include <linux/mman.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -51,6 +52,8 @@ const char kRelayUsage[] =
     "            one CTR cipher burst + one HMAC-SHA1 hash burst, or one GCM call,\n"
     "            over the same bytes; AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM)\n"
     "  libsrtp2  srtp_unprotect then srtp_protect per packet, same suites and sizes\n"
+    "  plain     the plain RTP->RTP relay at the same sessions, size and checksum\n"
+    "            mode; composition is the relay's ns over floor ns + plain ns\n"
     "  mem ns    one dependent load at random over as much memory as the sessions'\n"
     "            state (at least 16 MiB): what a packet of a session out of cache\n"
     "            waits for at each pointer it follows\n"
@@ -67,7 +70,7 @@ const char kRelayUsage[] =
     "  --seconds T       timed CPU seconds per worker, after a 0.2 s warm-up\n"
     "                    (default 3)\n"
     "  --backend B       auto, ipsec-mb or openssl (default auto)\n"
-    "  --no-baselines    skip the floor and libsrtp2\n"
+    "  --no-baselines    skip the floor, libsrtp2 and plain\n"
     "  --small-pages     where the host has no hugepages, leave packet buffers,\n"
     "                    rings and the flow table on EAL's 4 KiB pages (default:\n"
     "                    a DPDK heap on transparent hugepages, as production\n"
@@ -112,6 +115,9 @@ struct Point {
   RelayRigResult relay;
   std::optional<double> floor_mpps;
   std::optional<double> libsrtp2_mpps;
+  // The plain RTP->RTP relay at the same sessions, size and checksum mode,
+  // same run: what the relay costs besides its crypto.
+  std::optional<double> plain_ns;
   // --overload: the same two-thread set-up offered 1x the measured rate (the
   // cross-core baseline), then F x.
   std::optional<RelayOverloadResult> paced, overload;
@@ -119,11 +125,26 @@ struct Point {
   // sessions' state: what a packet of a session that is not in cache waits
   // for, once per pointer it follows.
   double memory_latency_ns = 0;
+  const char* memory_latency_pages = "";
 };
 
-// A pointer chase through `bytes` of cache lines in random order, on
-// transparent hugepages where the kernel has them, as the sessions' state is.
-double MemoryLatencyNs(size_t bytes) {
+// The floor in ns a packet, when there is one.
+std::optional<double> FloorNs(const Point& p) {
+  return p.floor_mpps ? std::optional<double>(1e3 / *p.floor_mpps) : std::nullopt;
+}
+
+// Relay ns over floor ns + plain ns (issue 27: at most 1 + 0.10 x plain /
+// (floor + plain) is the target ns <= floor + 1.10 x plain).
+std::optional<double> Composition(const Point& p) {
+  const std::optional<double> floor = FloorNs(p);
+  if (!floor || !p.plain_ns) return std::nullopt;
+  return p.relay.ns_per_packet / (*floor + *p.plain_ns);
+}
+
+// A pointer chase through `bytes` of cache lines in random order, on the
+// pages the sessions' state is on: hugetlbfs pages where the host has them
+// reserved (sets *pages to "hugepages"), else transparent hugepages.
+double MemoryLatencyNs(size_t bytes, const char** pages) {
   struct alignas(64) Line {
     uint32_t next;
   };
@@ -133,11 +154,16 @@ double MemoryLatencyNs(size_t bytes) {
   std::shuffle(order.begin(), order.end(), std::mt19937(7));
   constexpr size_t kHugepage = size_t{2} << 20;
   const size_t mapped = (n * sizeof(Line) + kHugepage - 1) / kHugepage * kHugepage;
-  std::unique_ptr<Line, decltype(&std::free)> memory(
-      static_cast<Line*>(std::aligned_alloc(kHugepage, mapped)), &std::free);
-  if (memory == nullptr) return 0;
-  madvise(memory.get(), mapped, MADV_HUGEPAGE);
-  Line* lines = memory.get();
+  void* raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+  *pages = "hugepages";
+  if (raw == MAP_FAILED) {
+    raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return 0;
+    madvise(raw, mapped, MADV_HUGEPAGE);
+    *pages = "transparent-hugepages";
+  }
+  Line* lines = static_cast<Line*>(raw);
   for (size_t i = 0; i < n; ++i) lines[order[i]].next = order[(i + 1) % n];
   uint32_t p = order[0];
   const size_t steps = 2000000;
@@ -146,9 +172,9 @@ double MemoryLatencyNs(size_t bytes) {
   const auto end = std::chrono::steady_clock::now();
   volatile uint32_t sink = p;
   (void)sink;
+  munmap(raw, mapped);
   return std::chrono::duration<double, std::nano>(end - start).count() / steps;
 }
-
 
 std::string SuiteLabel(const std::optional<crypto::Suite>& s) {
   return s ? std::string(crypto::SuiteName(*s)) : "plain";
@@ -302,10 +328,22 @@ absl::StatusOr<Point> MeasurePoint(const Options& o, const RelayRigOptions& rig)
   }
   if (o.baselines) {
     if (absl::Status s = MeasureBaselines(o, p); !s.ok()) return s;
+    if (rig.in_suite || rig.out_suite) {
+      RelayRigOptions plain = rig;
+      plain.in_suite = plain.out_suite = std::nullopt;
+      absl::StatusOr<std::unique_ptr<RelayRig>> r = RelayRig::Create(plain);
+      if (!r.ok()) return r.status();
+      absl::StatusOr<RelayRigResult> result = (*r)->Run(o.seconds);
+      if (!result.ok()) return result.status();
+      p.plain_ns = result->ns_per_packet;
+    }
+  }
+  {
     // The sessions' state, at least 16 MiB (beyond most caches), at most 1 GiB.
     const double state = p.relay.bytes_per_session * rig.sessions;
-    p.memory_latency_ns = MemoryLatencyNs(static_cast<size_t>(
-        std::clamp(state, 16.0 * (1 << 20), 1024.0 * (1 << 20))));
+    p.memory_latency_ns = MemoryLatencyNs(
+        static_cast<size_t>(std::clamp(state, 16.0 * (1 << 20), 1024.0 * (1 << 20))),
+        &p.memory_latency_pages);
   }
   return p;
 }
@@ -337,9 +375,18 @@ nlohmann::json ToJson(const Point& p) {
   j["ratio_to_libsrtp2"] =
       opt(p.libsrtp2_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.libsrtp2_mpps)
                           : std::nullopt, 2);
+  j["floor_ns"] = opt(FloorNs(p), 1);
+  j["plain_ns"] = opt(p.plain_ns, 1);
+  j["composition"] = opt(Composition(p), 3);
+  j["composition_target_met"] =
+      FloorNs(p) && p.plain_ns
+          ? nlohmann::json(p.relay.ns_per_packet <= *FloorNs(p) + 1.10 * *p.plain_ns)
+          : nlohmann::json(nullptr);
+  j["session_memory"] = std::string(RelayRig::SessionMemory());
   j["bytes_per_session"] = std::llround(p.relay.bytes_per_session);
   j["memory_latency_ns"] = p.memory_latency_ns > 0 ? nlohmann::json(Round(p.memory_latency_ns, 1))
                                                    : nlohmann::json(nullptr);
+  if (p.memory_latency_ns > 0) j["memory_latency_pages"] = p.memory_latency_pages;
   j["install_seconds"] = Round(p.relay.install_seconds, 2);
   j["verified_packets"] = p.relay.verified;
   if (p.overload && p.paced) {
@@ -375,9 +422,9 @@ void PrintHeader(const Options& o) {
               o.rig.workers, o.rig.burst, o.seconds,
               o.rig.nic_offloads ? "checksums offloaded to the NIC" : "checksums in software",
               std::string(RelayRig::DataMemory()).c_str());
-  std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s %7s\n", "sessions", "size",
-              "Mpps/core", "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor",
-              "vs libsrtp2", "B/session", "mem ns");
+  std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s %7s %8s %8s %6s\n", "sessions",
+              "size", "Mpps/core", "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor",
+              "vs libsrtp2", "B/session", "mem ns", "floor ns", "plain ns", "comp");
 }
 
 void PrintRow(const Point& p) {
@@ -386,13 +433,16 @@ void PrintRow(const Point& p) {
   const std::optional<double> vs_lib =
       p.libsrtp2_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.libsrtp2_mpps)
                       : std::nullopt;
-  std::printf("%9u %5u %10.2f %8.1f %7.2f %10s %10s %9s %11s %9.0f %7s\n", p.rig.sessions,
+  std::printf("%9u %5u %10.2f %8.1f %7.2f %10s %10s %9s %11s %9.0f %7s %8s %8s %6s\n",
+              p.rig.sessions,
               p.rig.size, p.relay.mpps_per_core, p.relay.ns_per_packet, p.relay.gbps,
               Cell(p.floor_mpps, "%.2f").c_str(), Cell(p.libsrtp2_mpps, "%.3f").c_str(),
               Cell(vs_floor, "%.2f").c_str(), Cell(vs_lib, "%.1fx").c_str(),
               p.relay.bytes_per_session,
               Cell(p.memory_latency_ns > 0 ? std::optional<double>(p.memory_latency_ns)
-                                           : std::nullopt, "%.0f").c_str());
+                                           : std::nullopt, "%.0f").c_str(),
+              Cell(FloorNs(p), "%.1f").c_str(), Cell(p.plain_ns, "%.1f").c_str(),
+              Cell(Composition(p), "%.2f").c_str());
   std::fflush(stdout);
 }
 

@@ -554,6 +554,12 @@ std::string_view RelayRig::DataMemory() {
   return thp_heap != nullptr ? "transparent-hugepages" : "small-pages";
 }
 
+std::string_view RelayRig::SessionMemory() {
+  const memory::HotArenaStats stats = memory::GetHotArenaStats();
+  if (stats.regions > 0 && stats.hugetlb_regions == stats.regions) return "hugepages";
+  return stats.hugetlb_regions == 0 ? "transparent-hugepages" : "mixed";
+}
+
 RelayRig::RelayRig(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RelayRig::~RelayRig() = default;
 

@@ -81,6 +81,10 @@ class RelayRig {
   // Where that memory is: "hugepages", "transparent-hugepages" or
   // "small-pages".
   static std::string_view DataMemory();
+  // Where the sessions' state (the hot arena) is: "hugepages" when every
+  // region so far came from the host's reserved pool, "transparent-hugepages"
+  // when none did, "mixed" otherwise.
+  static std::string_view SessionMemory();
 
   // Creates ports, the flow table and the session manager, and installs the
   // sessions. Fails with a clear message on bad options or exhausted memory.

@@ -1,5 +1,6 @@
 #include "sluice/memory/hot_arena.h"
 
+#include <linux/mman.h>
 #include <sys/mman.h>
 
 #include <mutex>
@@ -57,13 +58,25 @@ class Arena {
 
   HotArenaStats Stats() {
     std::lock_guard<std::mutex> lock(mu_);
-    return HotArenaStats{blocks_, in_use_, regions_ * kRegionBytes, regions_, unlocked_regions_};
+    return HotArenaStats{blocks_,   in_use_,           regions_ * kRegionBytes,
+                         regions_, unlocked_regions_, hugetlb_regions_};
   }
 
  private:
+  // A region on one hugepage from the host's reserved pool (hugetlbfs,
+  // nr_hugepages) when it has one free: a hugepage for certain, where
+  // transparent ones are only asked for. Falls back to transparent hugepages.
+  char* HugetlbRegion() {
+    void* raw = mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    ++hugetlb_regions_;
+    return static_cast<char*>(raw);
+  }
+
   // A 2 MiB-aligned region (mapped with room to trim to the alignment), so
   // that the kernel can back it with one hugepage.
-  void NewRegion() {
+  char* TransparentRegion() {
     const size_t span = 2 * kRegionBytes;
     void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) throw std::bad_alloc();
@@ -76,7 +89,15 @@ class Arena {
     // Advice only: without transparent hugepages the region works the same
     // on small pages.
     madvise(reinterpret_cast<void*>(aligned), kRegionBytes, MADV_HUGEPAGE);
-    // Session keys live here: never in a core dump, never swapped out. The
+    return reinterpret_cast<char*>(aligned);
+  }
+
+  void NewRegion() {
+    char* region = HugetlbRegion();
+    if (region == nullptr) region = TransparentRegion();
+    const uintptr_t aligned = reinterpret_cast<uintptr_t>(region);
+    // Session keys live here: never in a core dump, never swapped out (a
+    // page of the reserved pool never is; the kernel ignores the lock there). The
     // lock takes pages as they are first touched (MLOCK_ONFAULT), so an
     // unused region costs no locked memory; when RLIMIT_MEMLOCK refuses it
     // (sluiced checks the limit at start-up) the region is counted unlocked.
@@ -97,6 +118,7 @@ class Arena {
   uint64_t in_use_ = 0;
   uint64_t regions_ = 0;
   uint64_t unlocked_regions_ = 0;  // mlock2 refused (RLIMIT_MEMLOCK)
+  uint64_t hugetlb_regions_ = 0;   // from the reserved hugepage pool
 };
 
 // Never destroyed: blocks may be freed by static destructors of any order.

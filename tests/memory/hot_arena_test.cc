@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <span>
 #include <string>
@@ -97,10 +98,55 @@ TEST(HotArenaTest, RegionsAreAdvisedForTransparentHugepages) {
     GTEST_SKIP() << "transparent hugepages are off on this kernel (" << testing::ThpMode() << ")";
   }
   void* p = AllocateHot(4096);
+  if (GetHotArenaStats().hugetlb_regions > 0) {
+    FreeHot(p, 4096);
+    GTEST_SKIP() << "the host has reserved hugepages: regions come from that pool "
+                    "(RegionsComeFromReservedHugepagesWhenTheHostHasThem)";
+  }
   const std::string eligible = testing::ThpEligible(p);
   ASSERT_FALSE(eligible.empty()) << "no THPeligible field for the block's mapping";
   EXPECT_EQ(std::stoi(eligible), 1) << "THP mode: " << testing::ThpMode();
   FreeHot(p, 4096);
+}
+
+// Free 2 MiB pages in the host's reserved pool (HugePages_Free).
+long FreeHugepages() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  long value = 0;
+  while (meminfo >> key >> value) {
+    if (key == "HugePages_Free:") return value;
+    meminfo.ignore(256, '\n');
+  }
+  return 0;
+}
+
+// A new region is a page of the reserved pool while it has one free (the
+// mapping's page size says so), and on transparent hugepages otherwise,
+// counted apart either way.
+TEST(HotArenaTest, RegionsComeFromReservedHugepagesWhenTheHostHasThem) {
+  if (!HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
+  }
+  const HotArenaStats before = GetHotArenaStats();
+  const long free_pages = FreeHugepages();
+  // Large blocks of a size no other test frees (so none is reused), more
+  // than a region holds.
+  constexpr size_t kBytes = (256 << 10) - 3 * 64;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 9; ++i) blocks.push_back(AllocateHot(kBytes));
+  const HotArenaStats during = GetHotArenaStats();
+  ASSERT_GE(during.regions, before.regions + 1);
+  const std::string page_size = testing::SmapsField(blocks.back(), "KernelPageSize:");
+  if (free_pages > 1) {  // another process may take one meanwhile
+    EXPECT_GT(during.hugetlb_regions, before.hugetlb_regions);
+    EXPECT_NE(page_size.find("2048"), std::string::npos) << page_size;
+  } else if (free_pages == 0) {
+    EXPECT_EQ(during.hugetlb_regions, before.hugetlb_regions);
+    EXPECT_NE(page_size.find("4 kB"), std::string::npos) << page_size;
+  }
+  EXPECT_LE(during.hugetlb_regions, during.regions);
+  for (void* p : blocks) FreeHot(p, kBytes);
 }
 
 // Session keys live in the regions: locked (never swapped) and left out of
@@ -117,7 +163,11 @@ TEST(HotArenaTest, RegionsHoldingKeysAreLockedAndNotDumped) {
   const std::string flags = testing::VmFlags(ctx->get());
   ASSERT_FALSE(flags.empty()) << "no VmFlags for the context's mapping";
   EXPECT_NE(flags.find(" dd "), std::string::npos) << "not MADV_DONTDUMP: " << flags;
-  if (GetHotArenaStats().unlocked_regions == 0) {
+  if (flags.find(" ht ") != std::string::npos) {
+    // A page of the reserved pool: never swapped, locked or not (the kernel
+    // leaves hugetlb mappings unmarked by mlock).
+    EXPECT_GT(GetHotArenaStats().hugetlb_regions, 0u);
+  } else if (GetHotArenaStats().unlocked_regions == 0) {
     EXPECT_NE(flags.find(" lo "), std::string::npos) << "not locked: " << flags;
   } else {
     ADD_FAILURE() << "RLIMIT_MEMLOCK refused to lock a region (run as root or raise it)";

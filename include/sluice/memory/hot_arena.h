@@ -5,10 +5,13 @@
 // lines land on as many pages: with 4 KiB pages nearly every one is also a
 // TLB miss and a page-table walk (on a VM, a nested one). The hot arena
 // carves blocks out of 2 MiB regions that the kernel is asked to back with
-// transparent hugepages (madvise(MADV_HUGEPAGE), which takes effect where
-// /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise", the
-// default), so one TLB entry covers hundreds of sessions, whatever the
-// process's malloc does. Only the blocks live there: a session's strings
+// hugepages: from the host's reserved pool (nr_hugepages, MAP_HUGETLB) while
+// it has free pages, else transparent hugepages (madvise(MADV_HUGEPAGE),
+// which takes effect where /sys/kernel/mm/transparent_hugepage/enabled is
+// "always" or "madvise", the default), so one TLB entry covers hundreds of
+// sessions, whatever the process's malloc does. The pool is shared with
+// DPDK's heap, which takes its pages as it grows: reserve enough for both
+// (about 8 KiB a session here, docs/performance.md). Only the blocks live there: a session's strings
 // and vectors stay on the ordinary heap.
 //
 // Blocks are 64-byte aligned, rounded up to 64 bytes, and kept by size:
@@ -46,6 +49,9 @@ struct HotArenaStats {
   // core dumps (MADV_DONTDUMP): they hold session keys. These the lock
   // limit (RLIMIT_MEMLOCK) refused; they are still left out of dumps.
   uint64_t unlocked_regions = 0;
+  // Regions on a hugepage of the host's reserved pool (MAP_HUGETLB); the
+  // others are on transparent hugepages where the kernel gives them.
+  uint64_t hugetlb_regions = 0;
 };
 // Bytes of one region: what RLIMIT_MEMLOCK must allow for each.
 inline constexpr size_t kHotRegionBytes = size_t{2} << 20;
