@@ -161,6 +161,13 @@ void SkipPlainSourcedSender(const SessionRecord& record, int i, uint64_t skip,
       record.legs[static_cast<size_t>(1 - i)].rx.kind != SealedCrypto::Kind::kPlain) {
     return;
   }
+  // With no stream in the checkpoint there is no index to keep clear of
+  // (a leg that has sent nothing, such as one awaiting an answer; a stream
+  // begun since the checkpoint is a documented limit): no shift.
+  if (std::none_of(leg.tx_streams.begin(), leg.tx_streams.end(),
+                   [](const srtp::StreamState& st) { return st.rtp_used; })) {
+    return;
+  }
   leg.tx_seq_offset = static_cast<uint16_t>(leg.tx_seq_offset + skip);
   for (srtp::StreamState& st : leg.tx_streams) {
     if (st.rtp_used) st.rtp_top = std::min(st.rtp_top + skip, (uint64_t{1} << 48) - 1);
