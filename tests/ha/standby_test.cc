@@ -89,7 +89,11 @@ TEST_F(StandbyTest, MirrorsAndChecksEveryRecordWithoutInstallingAny) {
   Put("elsewhere", "zz");  // an interface this sluiced lacks
   ASSERT_TRUE(redis_.Command({"HSET", "sluice:t:s:garbage", "record", "{", "streams", "{}"}));
   std::unique_ptr<Standby> s = MakeStandby();
-  PollUntil(*s, [&] { return s->Stats().mirrored == 1 && s->Stats().mirror_refused == 2; });
+  // Connected: both connections up, the subscription's too, which may come
+  // after the scan has mirrored everything.
+  PollUntil(*s, [&] {
+    return s->Stats().mirrored == 1 && s->Stats().mirror_refused == 2 && s->Stats().connected;
+  });
   control::HaStats st = s->Stats();
   EXPECT_EQ(st.role, "standby");
   EXPECT_EQ(st.mirrored, 1u);
