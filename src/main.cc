@@ -994,6 +994,7 @@ void Shutdown(DataPlane& data, ControlPlane& control) {
 // The daemon from start to stop; its exit code.
 int Run(const config::Config& cfg) {
   ApplyProcessLimits(cfg.security);
+  memory::SetHotArenaHugepageSource(cfg.limits.session_hugepages);
   if (absl::Status s = PrepareKeyMemoryLock(cfg); !s.ok()) {
     LogFailure("memory.lock_failed", s.message());
     return 1;

@@ -77,7 +77,8 @@ constexpr absl::string_view kControlTlsKeys[] = {"listen",      "cert",         
                                                  "handshake_timeout_ms", "max_connections",
                                                  "idle_timeout_ms"};
 constexpr absl::string_view kCryptoKeys[] = {"backend"};
-constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps"};
+constexpr absl::string_view kLimitsKeys[] = {"max_sessions", "mbufs", "leg_max_pps",
+                                              "session_hugepages"};
 constexpr absl::string_view kNgKeys[] = {"listen", "interface", "reply_cache_entries",
                                           "reply_cache_ms",
                                           "allowed_sources", "socket", "socket_group",
@@ -1085,7 +1086,21 @@ absl::Status Reader::ReadLimits(const Value& root, Config* config) const {
   LimitsConfig& l = config->limits;
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "max_sessions", 1, UINT32_MAX, &l.max_sessions));
   SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "mbufs", 0, UINT32_MAX, &l.mbufs));
-  return ReadUint(s, "leg_max_pps", 0, UINT32_MAX, &l.leg_max_pps);
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadUint(s, "leg_max_pps", 0, UINT32_MAX, &l.leg_max_pps));
+  const Value* v = s.Get("session_hugepages");
+  if (v == nullptr) return absl::OkStatus();
+  std::string source;
+  SLUICE_CONFIG_RETURN_IF_ERROR(ReadString(s, "session_hugepages", &source));
+  if (source == "auto") {
+    l.session_hugepages = memory::HugepageSource::kAuto;
+  } else if (source == "transparent") {
+    l.session_hugepages = memory::HugepageSource::kTransparent;
+  } else {
+    return Error(v, "limits.session_hugepages",
+                 absl::StrCat("expected \"auto\" or \"transparent\"; got \"",
+                              absl::CHexEscape(source.substr(0, kMaxKeyShown)), "\""));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Reader::ReadNg(const Value& root, Config* config) const {

@@ -62,6 +62,11 @@ class Arena {
                          regions_, unlocked_regions_, hugetlb_regions_};
   }
 
+  void SetSource(HugepageSource source) noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    source_ = source;
+  }
+
  private:
   // A region on one hugepage from the host's reserved pool (hugetlbfs,
   // nr_hugepages) when it has one free: a hugepage for certain, where
@@ -93,7 +98,7 @@ class Arena {
   }
 
   void NewRegion() {
-    char* region = HugetlbRegion();
+    char* region = source_ == HugepageSource::kAuto ? HugetlbRegion() : nullptr;
     if (region == nullptr) region = TransparentRegion();
     const uintptr_t aligned = reinterpret_cast<uintptr_t>(region);
     // Session keys live here: never in a core dump, never swapped out (a
@@ -119,6 +124,7 @@ class Arena {
   uint64_t regions_ = 0;
   uint64_t unlocked_regions_ = 0;  // mlock2 refused (RLIMIT_MEMLOCK)
   uint64_t hugetlb_regions_ = 0;   // from the reserved hugepage pool
+  HugepageSource source_ = HugepageSource::kAuto;
 };
 
 // Never destroyed: blocks may be freed by static destructors of any order.
@@ -152,6 +158,10 @@ void FreeHot(void* block, size_t bytes) noexcept {
     return;
   }
   TheArena().Free(block, bytes);
+}
+
+void SetHotArenaHugepageSource(HugepageSource source) noexcept {
+  if (HotArenaUsesRegions()) TheArena().SetSource(source);
 }
 
 HotArenaStats GetHotArenaStats() {

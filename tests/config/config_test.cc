@@ -150,6 +150,7 @@ TEST(ConfigTest, DefaultsApplyToMissingKeys) {
   EXPECT_EQ(c->limits.max_sessions, 100000u);
   EXPECT_EQ(c->limits.mbufs, 0u);
   EXPECT_EQ(c->limits.leg_max_pps, 0u);
+  EXPECT_EQ(c->limits.session_hugepages, memory::HugepageSource::kAuto);
 }
 
 TEST(ConfigTest, EveryKeyIsRead) {
@@ -193,6 +194,7 @@ backend = "openssl"
 max_sessions = 1
 mbufs = 65536
 leg_max_pps = 500
+session_hugepages = "transparent"
 )toml";
   absl::StatusOr<Config> c = ParseConfig(text, "all.toml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -229,6 +231,7 @@ leg_max_pps = 500
   EXPECT_EQ(c->limits.max_sessions, 1u);
   EXPECT_EQ(c->limits.mbufs, 65536u);
   EXPECT_EQ(c->limits.leg_max_pps, 500u);
+  EXPECT_EQ(c->limits.session_hugepages, memory::HugepageSource::kTransparent);
 }
 
 TEST(ConfigTest, CryptoBackendNames) {
@@ -519,6 +522,8 @@ TEST(ConfigTest, TypeErrorsNameKeyAndExpectedType) {
       {Cfg(kIpv4, "[crypto]\nbackend = 1\n"),
        {"crypto.backend: expected a string, got an integer"}},
       {Cfg(kIpv4, "[limits]\nleg_max_pps = 1.5\n"), {"limits.leg_max_pps: expected an integer"}},
+      {Cfg(kIpv4, "[limits]\nsession_hugepages = \"reserved\"\n"),
+       {"limits.session_hugepages: expected \"auto\" or \"transparent\"; got \"reserved\""}},
       {Cfg(kIpv4, "[limits]\nmbufs = \"auto\"\n"),
        {"limits.mbufs: expected an integer, got a string"}},
   });

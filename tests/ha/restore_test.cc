@@ -145,7 +145,7 @@ TEST(CheckpointRuleTest, RestoredPlainSourcedSenderNeverReusesAnIndex) {
   checkpoint.at_unix_ms = 1000;
   // Restored 100 ms after the snapshot: the skip is 101, above the 100
   // packets sent after it.
-  uint16_t next_seq = 65400 + 300;
+  uint16_t next_seq = static_cast<uint16_t>(65400 + 300);  // past the wrap
   for (int restart = 0; restart < 2; ++restart) {
     absl::StatusOr<control::CreateRequest> req = RequestFromRecord(
         r, *DecodeStreams(EncodeStreams(checkpoint)), sealer, cfg, checkpoint.at_unix_ms + 100);

@@ -149,6 +149,59 @@ TEST(HotArenaTest, RegionsComeFromReservedHugepagesWhenTheHostHasThem) {
   for (void* p : blocks) FreeHot(p, kBytes);
 }
 
+// The host's reserved pool size (nr_hugepages), read and written.
+long ReservedHugepages() {
+  std::ifstream in("/proc/sys/vm/nr_hugepages");
+  long n = -1;
+  in >> n;
+  return n;
+}
+
+bool SetReservedHugepages(long n) {
+  std::ofstream out("/proc/sys/vm/nr_hugepages");
+  out << n;
+  out.flush();
+  return out.good();
+}
+
+// [limits] session_hugepages = "transparent" leaves the reserved pool to
+// DPDK: regions stay off it though it has free pages, and "auto" takes them
+// again. The test reserves two pages of its own (as root) and gives them
+// back.
+TEST(HotArenaTest, TransparentSourceLeavesTheReservedPoolAlone) {
+  if (!HotArenaUsesRegions()) {
+    GTEST_SKIP() << "built with AddressSanitizer: blocks come from operator new";
+  }
+  const long reserved = ReservedHugepages();
+  if (reserved < 0 || !SetReservedHugepages(reserved + 2) || FreeHugepages() < 2) {
+    SetReservedHugepages(std::max(reserved, 0L));
+    GTEST_SKIP() << "cannot reserve two hugepages here (not root, or no memory for them)";
+  }
+  // Blocks of sizes no other test uses, each more than half a region, so
+  // each one needs a region of its own.
+  constexpr size_t kTransparentBytes = (256 << 10) - 5 * 64;
+  constexpr size_t kAutoBytes = (256 << 10) - 7 * 64;
+  SetHotArenaHugepageSource(HugepageSource::kTransparent);
+  const HotArenaStats before = GetHotArenaStats();
+  std::vector<void*> transparent;
+  for (int i = 0; i < 9; ++i) transparent.push_back(AllocateHot(kTransparentBytes));
+  const HotArenaStats after_transparent = GetHotArenaStats();
+  EXPECT_GT(after_transparent.regions, before.regions);
+  EXPECT_EQ(after_transparent.hugetlb_regions, before.hugetlb_regions);
+  EXPECT_EQ(testing::SmapsField(transparent.back(), "KernelPageSize:").find("2048"),
+            std::string::npos);
+
+  SetHotArenaHugepageSource(HugepageSource::kAuto);
+  std::vector<void*> automatic;
+  for (int i = 0; i < 9; ++i) automatic.push_back(AllocateHot(kAutoBytes));
+  EXPECT_GT(GetHotArenaStats().hugetlb_regions, after_transparent.hugetlb_regions);
+
+  for (void* p : transparent) FreeHot(p, kTransparentBytes);
+  for (void* p : automatic) FreeHot(p, kAutoBytes);
+  // Pages the arena keeps become surplus and go back when the process ends.
+  SetReservedHugepages(reserved);
+}
+
 // Session keys live in the regions: locked (never swapped) and left out of
 // core dumps. The lock needs RLIMIT_MEMLOCK room (or root, as the tests run).
 TEST(HotArenaTest, RegionsHoldingKeysAreLockedAndNotDumped) {

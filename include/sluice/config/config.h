@@ -18,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "sluice/crypto/backend_kind.h"
 #include "sluice/crypto/session_key.h"
+#include "sluice/memory/hot_arena.h"
 #include "sluice/packet/address.h"
 
 namespace sluice::config {
@@ -135,6 +136,10 @@ struct LimitsConfig {
   uint32_t max_sessions = 100000;  // >= 1; session.create beyond it: resource_exhausted
   uint32_t mbufs = 0;              // 0 = sized from rings, workers and max_sessions
   uint32_t leg_max_pps = 0;        // packets per second per leg and direction, 0 = unlimited
+  // Session state's hugepages: "auto" takes the host's reserved pool
+  // (nr_hugepages) while it has free pages, then transparent ones;
+  // "transparent" leaves the reserved pool to DPDK's heap.
+  memory::HugepageSource session_hugepages = memory::HugepageSource::kAuto;
 };
 
 // [ng]: rtpengine's ng control protocol over UDP (docs/ng-protocol.md). The

@@ -61,6 +61,14 @@ HotArenaStats GetHotArenaStats();
 // AddressSanitizer).
 bool HotArenaUsesRegions();
 
+// Where new regions come from. kAuto: the host's reserved pool while it has
+// free pages, else transparent hugepages. kTransparent: transparent
+// hugepages only, leaving the reserved pool to DPDK's heap (a host whose
+// nr_hugepages is sized for EAL alone). Set before sessions are made
+// ([limits] session_hugepages); regions already mapped stay where they are.
+enum class HugepageSource : uint8_t { kAuto, kTransparent };
+void SetHotArenaHugepageSource(HugepageSource source) noexcept;
+
 }  // namespace sluice::memory
 
 #endif  // SLUICE_MEMORY_HOT_ARENA_H_
