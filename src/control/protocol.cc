@@ -24,10 +24,11 @@ namespace {
 // payload, so DecodeRequest can return a plain absl::Status.
 constexpr absl::string_view kCodeTypeUrl = "type.sluice/control.ErrorCode";
 
-constexpr std::array<absl::string_view, 9> kCodeNames = {
+constexpr std::array<absl::string_view, 10> kCodeNames = {
     "parse_error",        "invalid_request",     "invalid_argument",
     "not_found",          "already_exists",      "key_reuse",
-    "resource_exhausted", "encryption_required", "internal"};
+    "resource_exhausted", "encryption_required", "failed_precondition",
+    "internal"};
 
 // FailedPrecondition statuses whose code is in their message's prefix.
 constexpr absl::string_view kKeyReusePrefix = "key_reuse: ";
@@ -590,7 +591,7 @@ ErrorCode ErrorCodeFromStatus(const absl::Status& status) {
       if (absl::StartsWith(status.message(), kEncryptionRequiredPrefix)) {
         return ErrorCode::kEncryptionRequired;
       }
-      return ErrorCode::kInternal;
+      return ErrorCode::kFailedPrecondition;
     default: return ErrorCode::kInternal;
   }
 }

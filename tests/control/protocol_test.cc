@@ -756,7 +756,7 @@ TEST(HandleLine, MapsEveryStatusCode) {
        "legs[0].rx.crypto: key already used in this session"},
       {absl::ResourceExhaustedError("no free port on interface a"), "resource_exhausted",
        "no free port on interface a"},
-      {absl::FailedPreconditionError("something else"), "internal", "something else"},
+      {absl::FailedPreconditionError("something else"), "failed_precondition", "something else"},
       {absl::InternalError("rte_hash_add_key failed"), "internal", "rte_hash_add_key failed"},
       {absl::UnavailableError(""), "internal", "internal"},
   };

@@ -130,7 +130,7 @@ TEST_F(SessionManagerTest, CreateAllocatesEvenPortsAndReturnsOnlyGeneratedKeys) 
 TEST_F(SessionManagerTest, StandbyRefusesCreatesUntilPromoted) {
   manager_->SetStandbyRefusal("an HA standby");
   json r = Create("call-1");
-  EXPECT_EQ(Code(r), "internal") << r.dump();
+  EXPECT_EQ(Code(r), "failed_precondition") << r.dump();
   EXPECT_EQ(r["error"]["message"], "an HA standby");
   EXPECT_EQ(manager_->GetStats().sessions, 0u);
   manager_->SetStandbyRefusal("");

@@ -38,7 +38,8 @@ void Check(const std::string& reply, std::string_view line) {
   const std::string code = error["code"].get<std::string>();
   static constexpr std::string_view kCodes[] = {
       "parse_error", "invalid_request", "invalid_argument", "not_found",
-      "already_exists", "key_reuse", "resource_exhausted", "internal"};
+      "already_exists", "key_reuse", "resource_exhausted", "encryption_required",
+      "failed_precondition", "internal"};
   bool known = false;
   for (std::string_view c : kCodes) known |= c == code;
   if (!known) __builtin_trap();

@@ -55,6 +55,7 @@ enum class ErrorCode : uint8_t {
   kKeyReuse,           // a key already used in this session
   kResourceExhausted,  // a limit: sessions, ports, connections
   kEncryptionRequired, // below [media] require_encryption
+  kFailedPrecondition, // not in this instance's state (an HA standby, ha.rekek's KEKs)
   kInternal,           // anything else
 };
 
