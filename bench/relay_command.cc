@@ -51,6 +51,10 @@ const char kRelayUsage[] =
     "            packet: unprotect on the way in plus protect on the way out (each\n"
     "            one CTR cipher burst + one HMAC-SHA1 hash burst, or one GCM call,\n"
     "            over the same bytes; AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM)\n"
+    "  kfloor    with more than one session, the floor with a key schedule per\n"
+    "            session in random order, the next burst's prefetched: the crypto's\n"
+    "            cost when its keys are not all in cache; kcomp is the relay's ns\n"
+    "            over kfloor ns + plain ns\n"
     "  libsrtp2  srtp_unprotect then srtp_protect per packet, same suites and sizes\n"
     "  plain     the plain RTP->RTP relay at the same sessions, size and checksum\n"
     "            mode; composition is the relay's ns over floor ns + plain ns\n"
@@ -114,6 +118,10 @@ struct Point {
   RelayRigOptions rig;
   RelayRigResult relay;
   std::optional<double> floor_mpps;
+  // The floor with a key schedule per session (as many as the relay has),
+  // visited in random order: what the crypto alone costs when its keys are
+  // not all in cache. Only with more than one session.
+  std::optional<double> keyed_floor_ns;
   std::optional<double> libsrtp2_mpps;
   // The plain RTP->RTP relay at the same sessions, size and checksum mode,
   // same run: what the relay costs besides its crypto.
@@ -139,6 +147,12 @@ std::optional<double> Composition(const Point& p) {
   const std::optional<double> floor = FloorNs(p);
   if (!floor || !p.plain_ns) return std::nullopt;
   return p.relay.ns_per_packet / (*floor + *p.plain_ns);
+}
+
+// The same over the keyed floor.
+std::optional<double> KeyedComposition(const Point& p) {
+  if (!p.keyed_floor_ns || !p.plain_ns) return std::nullopt;
+  return p.relay.ns_per_packet / (*p.keyed_floor_ns + *p.plain_ns);
 }
 
 // A pointer chase through `bytes` of cache lines in random order, on the
@@ -280,6 +294,8 @@ absl::Status MeasureBaselines(const Options& o, Point& p) {
   if (r.in_suite || r.out_suite) {
     bool floor_defined = true;
     double floor_ns = 0;
+    double keyed_floor_ns = 0;
+    const bool keyed = r.sessions > 1;
     absl::StatusOr<std::unique_ptr<ImbManager>> mgr = ImbManager::Create();
     if (!mgr.ok()) return mgr.status();
     for (const std::optional<crypto::Suite>& s : {r.in_suite, r.out_suite}) {
@@ -288,14 +304,19 @@ absl::Status MeasureBaselines(const Options& o, Point& p) {
         floor_defined = false;
         continue;
       }
-      absl::StatusOr<std::unique_ptr<BurstLoop>> loop = MakeFloorLoop(**mgr, *s, r.size, r.burst);
-      if (!loop.ok()) return loop.status();
-      if (absl::StatusOr<Measurement> w = Measure(**loop, 0.1); !w.ok()) return w.status();
-      absl::StatusOr<Measurement> m = Measure(**loop, seconds);
-      if (!m.ok()) return m.status();
-      floor_ns += m->ns_per_packet();
+      for (const size_t keys : {size_t{1}, size_t{keyed ? r.sessions : 0}}) {
+        if (keys == 0) continue;
+        absl::StatusOr<std::unique_ptr<BurstLoop>> loop =
+            MakeFloorLoop(**mgr, *s, r.size, r.burst, keys);
+        if (!loop.ok()) return loop.status();
+        if (absl::StatusOr<Measurement> w = Measure(**loop, 0.1); !w.ok()) return w.status();
+        absl::StatusOr<Measurement> m = Measure(**loop, seconds);
+        if (!m.ok()) return m.status();
+        (keys == 1 ? floor_ns : keyed_floor_ns) += m->ns_per_packet();
+      }
     }
     if (floor_defined) p.floor_mpps = 1e3 / floor_ns;
+    if (floor_defined && keyed) p.keyed_floor_ns = keyed_floor_ns;
     absl::StatusOr<std::unique_ptr<LibsrtpRelayLoop>> lib =
         LibsrtpRelayLoop::Create(r.in_suite, r.out_suite, r.size, r.burst);
     if (!lib.ok()) return lib.status();
@@ -378,6 +399,8 @@ nlohmann::json ToJson(const Point& p) {
   j["floor_ns"] = opt(FloorNs(p), 1);
   j["plain_ns"] = opt(p.plain_ns, 1);
   j["composition"] = opt(Composition(p), 3);
+  j["keyed_floor_ns"] = opt(p.keyed_floor_ns, 1);
+  j["keyed_composition"] = opt(KeyedComposition(p), 3);
   j["composition_target_met"] =
       FloorNs(p) && p.plain_ns
           ? nlohmann::json(p.relay.ns_per_packet <= *FloorNs(p) + 1.10 * *p.plain_ns)
@@ -422,9 +445,10 @@ void PrintHeader(const Options& o) {
               o.rig.workers, o.rig.burst, o.seconds,
               o.rig.nic_offloads ? "checksums offloaded to the NIC" : "checksums in software",
               std::string(RelayRig::DataMemory()).c_str());
-  std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s %7s %8s %8s %6s\n", "sessions",
-              "size", "Mpps/core", "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2", "vs floor",
-              "vs libsrtp2", "B/session", "mem ns", "floor ns", "plain ns", "comp");
+  std::printf("%9s %5s %10s %8s %7s %10s %10s %9s %11s %9s %7s %8s %8s %6s %9s %6s\n",
+              "sessions", "size", "Mpps/core", "ns/pkt", "Gbit/s", "floor Mpps", "libsrtp2",
+              "vs floor", "vs libsrtp2", "B/session", "mem ns", "floor ns", "plain ns", "comp",
+              "kfloor ns", "kcomp");
 }
 
 void PrintRow(const Point& p) {
@@ -433,7 +457,7 @@ void PrintRow(const Point& p) {
   const std::optional<double> vs_lib =
       p.libsrtp2_mpps ? std::optional<double>(p.relay.mpps_per_core / *p.libsrtp2_mpps)
                       : std::nullopt;
-  std::printf("%9u %5u %10.2f %8.1f %7.2f %10s %10s %9s %11s %9.0f %7s %8s %8s %6s\n",
+  std::printf("%9u %5u %10.2f %8.1f %7.2f %10s %10s %9s %11s %9.0f %7s %8s %8s %6s %9s %6s\n",
               p.rig.sessions,
               p.rig.size, p.relay.mpps_per_core, p.relay.ns_per_packet, p.relay.gbps,
               Cell(p.floor_mpps, "%.2f").c_str(), Cell(p.libsrtp2_mpps, "%.3f").c_str(),
@@ -442,7 +466,8 @@ void PrintRow(const Point& p) {
               Cell(p.memory_latency_ns > 0 ? std::optional<double>(p.memory_latency_ns)
                                            : std::nullopt, "%.0f").c_str(),
               Cell(FloorNs(p), "%.1f").c_str(), Cell(p.plain_ns, "%.1f").c_str(),
-              Cell(Composition(p), "%.2f").c_str());
+              Cell(Composition(p), "%.2f").c_str(), Cell(p.keyed_floor_ns, "%.1f").c_str(),
+              Cell(KeyedComposition(p), "%.2f").c_str());
   std::fflush(stdout);
 }
 

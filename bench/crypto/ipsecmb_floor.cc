@@ -2,7 +2,10 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
+#include <random>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -75,25 +78,68 @@ absl::Status CompareWithLibsrtp(Suite suite, const RtpPackets& plain, const RtpP
   return absl::OkStatus();
 }
 
+// Which of `keys` key schedules each packet uses: with one, all of them;
+// with more, a random one (sessions in random order, as the relay visits
+// them), the next burst's prefetched while this one runs, as the worker
+// prefetches a burst's contexts before it works on them.
+class KeyOrder {
+ public:
+  KeyOrder(size_t keys, size_t burst) : burst_(burst) {
+    if (keys <= 1) return;
+    std::mt19937 rng(27);
+    std::uniform_int_distribution<uint32_t> pick(0, static_cast<uint32_t>(keys - 1));
+    const size_t n = std::max<size_t>(keys, 1 << 16) / burst * burst + burst;
+    order_.resize(n);
+    for (uint32_t& k : order_) k = pick(rng);
+  }
+  bool keyed() const noexcept { return !order_.empty(); }
+  // The key of packet i of the current burst, and of the next burst.
+  uint32_t Current(size_t i) const noexcept { return order_[cursor_ + i]; }
+  uint32_t Next(size_t i) const noexcept { return order_[(cursor_ + burst_ + i) % order_.size()]; }
+  void Advance() noexcept {
+    cursor_ += burst_;
+    if (cursor_ == order_.size()) cursor_ = 0;
+  }
+
+ private:
+  size_t burst_;
+  size_t cursor_ = 0;
+  std::vector<uint32_t> order_;
+};
+
+template <typename T>
+void PrefetchWhole(const T* p) {
+  for (size_t line = 0; line < sizeof(T); line += 64) {
+    __builtin_prefetch(reinterpret_cast<const char*>(p) + line, 0, 3);
+  }
+}
+
 // AES-128-CTR cipher burst + HMAC-SHA1 hash burst.
 class AesCmHmacFloor final : public BurstLoop {
  public:
-  AesCmHmacFloor(IMB_MGR* mgr, uint32_t size, size_t burst)
-      : mgr_(mgr), packets_(burst, size), jobs_(burst), ivs_(burst), tags_(burst) {}
+  AesCmHmacFloor(IMB_MGR* mgr, uint32_t size, size_t burst, size_t keys)
+      : mgr_(mgr), packets_(burst, size), jobs_(burst), ivs_(burst), tags_(burst),
+        keys_(keys), order_(keys, burst) {
+    for (std::unique_ptr<Keys>& k : keys_) k = std::make_unique<Keys>();
+  }
 
   absl::Status Init() {
     const srtp::MasterKey mk = BenchMasterKey(Suite::kAesCm128HmacSha1_80);
     const std::vector<uint8_t> enc = DeriveSessionKey(mk, kLabelEncryption, 16);
     const std::vector<uint8_t> auth = DeriveSessionKey(mk, kLabelAuthentication, 20);
     const std::vector<uint8_t> salt = DeriveSessionKey(mk, kLabelSalt, 14);
-    IMB_AES_KEYEXP_128(mgr_, enc.data(), enc_keys_, dec_keys_);
+    Keys& first = *keys_[0];
+    IMB_AES_KEYEXP_128(mgr_, enc.data(), first.enc, first.dec);
     // HMAC: SHA-1 state after one block of key ^ ipad and of key ^ opad.
     alignas(16) uint8_t block[64];
     for (int pad = 0; pad < 2; ++pad) {
       std::memset(block, pad == 0 ? 0x36 : 0x5c, sizeof(block));
       for (size_t b = 0; b < auth.size(); ++b) block[b] ^= auth[b];
-      IMB_SHA1_ONE_BLOCK(mgr_, block, pad == 0 ? ipad_ : opad_);
+      IMB_SHA1_ONE_BLOCK(mgr_, block, pad == 0 ? first.ipad : first.opad);
     }
+    // Copies, as many sessions keyed alike would hold: the same bytes, so
+    // the output still matches libsrtp2's, each in memory of its own.
+    for (std::unique_ptr<Keys>& k : keys_) *k = first;
     const uint32_t size = packets_.size();
     for (size_t i = 0; i < jobs_.size(); ++i) {
       uint8_t* p = packets_.data(i);
@@ -111,8 +157,8 @@ class AesCmHmacFloor final : public BurstLoop {
       job.cipher_direction = IMB_DIR_ENCRYPT;
       job.chain_order = IMB_ORDER_CIPHER_HASH;
       job.hash_alg = IMB_AUTH_HMAC_SHA_1;
-      job.enc_keys = enc_keys_;
-      job.dec_keys = dec_keys_;
+      job.enc_keys = first.enc;
+      job.dec_keys = first.dec;
       job.key_len_in_bytes = 16;
       job.src = p;
       job.dst = p + kRtpHeaderLen;
@@ -124,8 +170,8 @@ class AesCmHmacFloor final : public BurstLoop {
       job.msg_len_to_hash_in_bytes = size + 4;
       job.auth_tag_output = tags_[i].bytes;
       job.auth_tag_output_len_in_bytes = 12;  // ipsec-mb computes 12 or 20; SRTP keeps 10
-      job.u.HMAC._hashed_auth_key_xor_ipad = ipad_;
-      job.u.HMAC._hashed_auth_key_xor_opad = opad_;
+      job.u.HMAC._hashed_auth_key_xor_ipad = first.ipad;
+      job.u.HMAC._hashed_auth_key_xor_opad = first.opad;
     }
     RtpPackets plain(packets_.count(), size);
     plain.CopyFrom(packets_);
@@ -141,6 +187,7 @@ class AesCmHmacFloor final : public BurstLoop {
 
   size_t Step() noexcept override {
     const uint32_t n = static_cast<uint32_t>(jobs_.size());
+    if (order_.keyed()) AssignKeys();
     uint32_t ciphered = n;
     if (packets_.size() > kRtpHeaderLen) {
       ciphered = IMB_SUBMIT_CIPHER_BURST(mgr_, jobs_.data(), n, IMB_CIPHER_CNTR, IMB_DIR_ENCRYPT,
@@ -161,29 +208,49 @@ class AesCmHmacFloor final : public BurstLoop {
   struct alignas(16) Tag {
     uint8_t bytes[16];
   };
+  struct alignas(64) Keys {
+    uint8_t enc[16 * 11];
+    uint8_t dec[16 * 11];
+    alignas(16) uint8_t ipad[20];
+    alignas(16) uint8_t opad[20];
+  };
+
+  void AssignKeys() noexcept {
+    for (size_t i = 0; i < jobs_.size(); ++i) PrefetchWhole(keys_[order_.Next(i)].get());
+    for (size_t i = 0; i < jobs_.size(); ++i) {
+      const Keys& k = *keys_[order_.Current(i)];
+      IMB_JOB& job = jobs_[i];
+      job.enc_keys = k.enc;
+      job.dec_keys = k.dec;
+      job.u.HMAC._hashed_auth_key_xor_ipad = k.ipad;
+      job.u.HMAC._hashed_auth_key_xor_opad = k.opad;
+    }
+    order_.Advance();
+  }
 
   IMB_MGR* mgr_;
   RtpPackets packets_;
   std::vector<IMB_JOB> jobs_;
   std::vector<Iv> ivs_;
   std::vector<Tag> tags_;
-  alignas(16) uint8_t enc_keys_[16 * 11];
-  alignas(16) uint8_t dec_keys_[16 * 11];
-  alignas(16) uint8_t ipad_[20];
-  alignas(16) uint8_t opad_[20];
+  std::vector<std::unique_ptr<Keys>> keys_;
+  KeyOrder order_;
 };
 
 // AES-128-GCM, one direct-API call a packet.
 class Gcm128Floor final : public BurstLoop {
  public:
-  Gcm128Floor(IMB_MGR* mgr, uint32_t size, size_t burst)
-      : mgr_(mgr), packets_(burst, size), ivs_(burst) {}
+  Gcm128Floor(IMB_MGR* mgr, uint32_t size, size_t burst, size_t keys)
+      : mgr_(mgr), packets_(burst, size), ivs_(burst), keys_(keys), order_(keys, burst) {
+    for (std::unique_ptr<Key>& k : keys_) k = std::make_unique<Key>();
+  }
 
   absl::Status Init() {
     const srtp::MasterKey mk = BenchMasterKey(Suite::kAeadAes128Gcm);
     const std::vector<uint8_t> enc = DeriveSessionKey(mk, kLabelEncryption, 16);
     const std::vector<uint8_t> salt = DeriveSessionKey(mk, kLabelSalt, 12);
-    IMB_AES128_GCM_PRE(mgr_, enc.data(), &key_);
+    IMB_AES128_GCM_PRE(mgr_, enc.data(), &keys_[0]->data);
+    for (std::unique_ptr<Key>& k : keys_) *k = *keys_[0];
     for (size_t i = 0; i < packets_.count(); ++i) {
       const uint8_t* p = packets_.data(i);
       // RFC 7714 §8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt.
@@ -204,11 +271,17 @@ class Gcm128Floor final : public BurstLoop {
 
   size_t Step() noexcept override {
     const uint64_t len = packets_.size() - kRtpHeaderLen;
+    const bool keyed = order_.keyed();
+    if (keyed) {
+      for (size_t i = 0; i < packets_.count(); ++i) PrefetchWhole(keys_[order_.Next(i)].get());
+    }
     for (size_t i = 0; i < packets_.count(); ++i) {
       uint8_t* p = packets_.data(i);
-      IMB_AES128_GCM_ENC(mgr_, &key_, &ctx_, p + kRtpHeaderLen, p + kRtpHeaderLen, len,
+      const gcm_key_data* key = &keys_[keyed ? order_.Current(i) : 0]->data;
+      IMB_AES128_GCM_ENC(mgr_, key, &ctx_, p + kRtpHeaderLen, p + kRtpHeaderLen, len,
                          ivs_[i].bytes, p, kRtpHeaderLen, p + packets_.size(), 16);
     }
+    if (keyed) order_.Advance();
     return packets_.count();
   }
 
@@ -221,7 +294,11 @@ class Gcm128Floor final : public BurstLoop {
   RtpPackets packets_;
   std::vector<Iv> ivs_;
   // intel-ipsec-mb.h aligns these to 64 only when LINUX is defined; say it here.
-  alignas(64) struct gcm_key_data key_;
+  struct Key {
+    alignas(64) struct gcm_key_data data;
+  };
+  std::vector<std::unique_ptr<Key>> keys_;
+  KeyOrder order_;
   alignas(64) struct gcm_context_data ctx_;
 };
 
@@ -256,14 +333,16 @@ bool HasFloor(crypto::Suite suite) {
 }
 
 absl::StatusOr<std::unique_ptr<BurstLoop>> MakeFloorLoop(ImbManager& mgr, crypto::Suite suite,
-                                                         uint32_t size, size_t burst) {
+                                                         uint32_t size, size_t burst,
+                                                         size_t keys) {
+  if (keys == 0) return absl::InvalidArgumentError("a floor needs at least one key");
   if (suite == Suite::kAesCm128HmacSha1_80) {
-    auto loop = std::make_unique<AesCmHmacFloor>(mgr.get(), size, burst);
+    auto loop = std::make_unique<AesCmHmacFloor>(mgr.get(), size, burst, keys);
     if (absl::Status s = loop->Init(); !s.ok()) return s;
     return std::unique_ptr<BurstLoop>(std::move(loop));
   }
   if (suite == Suite::kAeadAes128Gcm) {
-    auto loop = std::make_unique<Gcm128Floor>(mgr.get(), size, burst);
+    auto loop = std::make_unique<Gcm128Floor>(mgr.get(), size, burst, keys);
     if (absl::Status s = loop->Init(); !s.ok()) return s;
     return std::unique_ptr<BurstLoop>(std::move(loop));
   }

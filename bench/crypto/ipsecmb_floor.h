@@ -56,9 +56,13 @@ bool HasFloor(crypto::Suite suite);
 
 // A floor loop for `burst` packets of `size` bytes. Fails if the suite has no
 // floor or the first pass does not match libsrtp2 (srtp_init() must have been
-// called).
+// called). With `keys` > 1 each packet uses one of that many copies of the
+// key schedule, each in its own allocation, in random order with the next
+// burst's prefetched: the crypto's own cost at that many sessions, whose
+// keys do not all fit in cache.
 absl::StatusOr<std::unique_ptr<BurstLoop>> MakeFloorLoop(ImbManager& mgr, crypto::Suite suite,
-                                                         uint32_t size, size_t burst);
+                                                         uint32_t size, size_t burst,
+                                                         size_t keys = 1);
 
 }  // namespace sluice::bench
 
