@@ -194,11 +194,11 @@ struct Engine::UnprotectBurst {
   // direct_key_len bytes.
   size_t n_direct = 0;
   uint32_t direct_key_len = 0;
-  // Set by Authenticate: every packet verified at the first try, and no
-  // HMAC or GCM CryptoOp went to the backend after the direct jobs' hash:
-  // the decrypt runs on those jobs as they are, and no CryptoOp waits to be
-  // decrypted after its tag.
-  bool all_direct_verified = false;
+  // Set by Authenticate: every packet verified at the first try and none
+  // was an HMAC-SHA1 CryptoOp, so no CryptoOp waits to be decrypted after
+  // its tag; with no GCM CryptoOp either, the backend had no other call
+  // since the direct jobs' hash, and the decrypt runs on them as they are.
+  bool verified_at_once = false;
 };
 
 size_t Engine::UnprotectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
@@ -421,7 +421,7 @@ void Engine::Authenticate(std::span<const Job> jobs, std::span<Verdict> verdicts
       failed[n_failed++] = static_cast<uint16_t>(i);
     }
   }
-  b.all_direct_verified = ok && n_failed == 0 && b.n_hmac == 0 && b.n_gcm == 0;
+  b.verified_at_once = ok && n_failed == 0 && b.n_hmac == 0;
   if (n_failed == 0) return;
   for (size_t f = 0; f < n_failed; ++f) {
     if (b.slots[failed[f]].direct) MoveJobToOp(jobs, b, failed[f]);
@@ -440,9 +440,9 @@ void Engine::DecryptVerified(std::span<const Job> jobs, std::span<Verdict> verdi
   CryptoOp* decrypt[kMaxBurst];
   size_t n_decrypt = 0;
   for (size_t c = 0; c < b.n_cm; ++c) decrypt[n_decrypt++] = b.cm[c];
-  if (b.all_direct_verified) [[likely]] {
+  if (b.verified_at_once && b.n_gcm == 0) [[likely]] {
     if (b.n_direct > 0) ok = backend_.SubmitCmJobs(b.n_direct, static_cast<int>(b.direct_key_len));
-  } else {
+  } else if (!b.verified_at_once || b.n_direct > 0) {
     for (size_t i = 0; i < n; ++i) {
       if (!b.pending[i]) continue;
       if (b.slots[i].direct) MoveJobToOp(jobs, b, i);
