@@ -38,16 +38,14 @@ namespace engine_internal {
 struct Slot {
   Context::Key* key;
   int key_index;
+  uint32_t header_len;  // unprotect: where the payload starts
   uint64_t index;
   uint32_t ssrc;
   uint32_t end;        // unprotect: the packet's length once the trailer is gone
   uint32_t trailer;    // SRTCP E flag and index
   uint8_t tag_len;
   bool decrypt_after;  // AES-CM payload to decrypt once the tag verified
-  // Unprotect: in the backend's own jobs (Engine::direct_jobs_) rather than
-  // a CryptoOp; header_len is where its payload starts.
-  bool direct;
-  uint16_t header_len;
+  bool direct;  // unprotect: in the backend's own jobs, not a CryptoOp
   // RTP of a stream whose ROC rule a re-key left undecided (Context::
   // MarkRocTrial), and whether it authenticated with ROC 0 (roc_zero; index
   // then at ROC 0, kept_roc the ROC the estimate gave); first_key: the key it

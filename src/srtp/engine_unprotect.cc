@@ -283,7 +283,7 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
     slot.tag_len = static_cast<uint8_t>(tag_len);
     slot.decrypt_after = false;
     slot.direct = false;
-    slot.header_len = static_cast<uint16_t>(h.header_len);
+    slot.header_len = static_cast<uint32_t>(h.header_len);
     slot.roc_trial = false;
     slot.roc_zero = false;
     if (ctx.roc_watch()) [[unlikely]] {
