@@ -70,6 +70,12 @@ class IpsecMbBackend final : public Backend {
   bool SubmitCmHmacJobs(size_t n, int key_len) noexcept override {
     return n >= 1 && n <= kMaxJobs && CipherBurst(n, key_len) && HashBurst(n);
   }
+  bool SubmitHmacJobs(size_t n) noexcept override {
+    return n >= 1 && n <= kMaxJobs && HashBurst(n);
+  }
+  bool SubmitCmJobs(size_t n, int key_len) noexcept override {
+    return n >= 1 && n <= kMaxJobs && CipherBurst(n, key_len);
+  }
 
   bool GcmEncrypt(std::span<CryptoOp* const> ops) noexcept override { return Gcm<true>(ops); }
   bool GcmDecrypt(std::span<CryptoOp* const> ops) noexcept override { return Gcm<false>(ops); }

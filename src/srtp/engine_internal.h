@@ -38,12 +38,14 @@ namespace engine_internal {
 struct Slot {
   Context::Key* key;
   int key_index;
+  uint32_t header_len;  // unprotect: where the payload starts
   uint64_t index;
   uint32_t ssrc;
   uint32_t end;        // unprotect: the packet's length once the trailer is gone
   uint32_t trailer;    // SRTCP E flag and index
   uint8_t tag_len;
   bool decrypt_after;  // AES-CM payload to decrypt once the tag verified
+  bool direct;  // unprotect: in the backend's own jobs, not a CryptoOp
   // RTP of a stream whose ROC rule a re-key left undecided (Context::
   // MarkRocTrial), and whether it authenticated with ROC 0 (roc_zero; index
   // then at ROC 0, kept_roc the ROC the estimate gave); first_key: the key it
@@ -61,11 +63,10 @@ struct Slot {
 [[gnu::always_inline]] inline uint32_t Load32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
+// One byte swap and one store: GCC does not merge four byte stores into one.
 [[gnu::always_inline]] inline void Store32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
+  const uint32_t be = __builtin_bswap32(v);
+  std::memcpy(p, &be, 4);
 }
 
 constexpr uint32_t kRtcpHeaderLen = 8;
@@ -134,10 +135,10 @@ struct RtpHeader {
 // Whether the tag computed here equals the one received, in a time that
 // depends on the length alone: the bytes are XORed and ORed together, never
 // compared one by one, and the empty asm keeps the compiler from learning
-// anything about the running difference (so it cannot exit early). Inline,
-// a word at a time, rather than CRYPTO_memcmp's call and byte loop. Tags are
-// 4, 8, 10 or 16 bytes.
-[[gnu::always_inline]] inline bool TagsEqual(const uint8_t* a, const uint8_t* b, uint32_t len) {
+// anything about the running difference (so it cannot exit early). Each
+// tag length SRTP has (0 for NULL_AUTH, 4, 8, 10, 16) is a fixed run of
+// word loads; any other length takes the loop.
+[[gnu::always_inline]] inline uint64_t TagDiff(const uint8_t* a, const uint8_t* b, uint32_t len) {
   uint64_t diff = 0;
   uint32_t i = 0;
   for (; i + 8 <= len; i += 8) {
@@ -147,10 +148,40 @@ struct RtpHeader {
     diff |= x ^ y;
     __asm__("" : "+r"(diff));
   }
+  if (len - i >= 4) {
+    uint32_t x, y;
+    std::memcpy(&x, a + i, 4);
+    std::memcpy(&y, b + i, 4);
+    diff |= x ^ y;
+    __asm__("" : "+r"(diff));
+    i += 4;
+  }
+  if (len - i >= 2) {
+    uint16_t x, y;
+    std::memcpy(&x, a + i, 2);
+    std::memcpy(&y, b + i, 2);
+    diff |= static_cast<uint16_t>(x ^ y);
+    __asm__("" : "+r"(diff));
+    i += 2;
+  }
   for (; i < len; ++i) {
     diff |= static_cast<uint64_t>(a[i] ^ b[i]);
     __asm__("" : "+r"(diff));
   }
+  return diff;
+}
+
+[[gnu::always_inline]] inline bool TagsEqual(const uint8_t* a, const uint8_t* b, uint32_t len) {
+  uint64_t diff;
+  switch (len) {
+    case 0: return true;
+    case 4: diff = TagDiff(a, b, 4); break;
+    case 8: diff = TagDiff(a, b, 8); break;
+    case 10: diff = TagDiff(a, b, 10); break;
+    case 16: diff = TagDiff(a, b, 16); break;
+    default: diff = TagDiff(a, b, len); break;
+  }
+  __asm__("" : "+r"(diff));
   return diff == 0;
 }
 

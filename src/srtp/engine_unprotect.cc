@@ -2,6 +2,7 @@
 // decrypted ones, with the replay state committed only for those.
 #include <cstring>
 
+#include "crypto/cm_hmac_jobs.h"
 #include "engine_internal.h"
 #include "sluice/srtp/engine.h"
 
@@ -85,17 +86,17 @@ enum class FirstWork : uint8_t { kNone, kHmac, kGcm, kCm };
 // with nothing to check first.
 [[gnu::always_inline]] inline FirstWork SetRtpUnprotectOp(Packet& pkt,
                                                           const crypto::SessionKey& sk,
-                                                          const RtpHeader& h, const uint8_t* tag,
-                                                          Slot& slot, CryptoOp& op) noexcept {
+                                                          const uint8_t* tag, Slot& slot,
+                                                          CryptoOp& op) noexcept {
   const crypto::SuiteInfo& suite = *sk.suite;
-  const uint32_t header_len = static_cast<uint32_t>(h.header_len);
+  const uint32_t header_len = slot.header_len;
   op.key = &sk;
   op.buf = pkt.data;
   op.aad = nullptr;
   op.cipher_offset = header_len;
   op.cipher_len = slot.end - header_len;
   if (suite.cipher == CipherKind::kAesGcm) {
-    GcmIv(op.iv, sk.cm_salt, static_cast<uint32_t>(h.ssrc), slot.index);
+    GcmIv(op.iv, sk.cm_salt, slot.ssrc, slot.index);
     op.auth_offset = 0;
     op.auth_len = header_len;
     op.tag_len = slot.tag_len;
@@ -188,6 +189,16 @@ struct Engine::UnprotectBurst {
   CryptoOp* gcm[kMaxBurst];
   CryptoOp* hmac[kMaxBurst];
   size_t n_cm = 0, n_gcm = 0, n_hmac = 0;
+  // AES-CM with HMAC-SHA1 packets of one key size in the backend's own jobs
+  // where it has them (as protect's): n_direct of them, their AES keys
+  // direct_key_len bytes.
+  size_t n_direct = 0;
+  uint32_t direct_key_len = 0;
+  // Set by Authenticate: every packet verified at the first try and none
+  // was an HMAC-SHA1 CryptoOp, so no CryptoOp waits to be decrypted after
+  // its tag; with no GCM CryptoOp either, the backend had no other call
+  // since the direct jobs' hash, and the decrypt runs on them as they are.
+  bool verified_at_once = false;
 };
 
 size_t Engine::UnprotectRtp(std::span<const Job> jobs, std::span<Verdict> verdicts) noexcept {
@@ -271,6 +282,8 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
     slot.end = end;
     slot.tag_len = static_cast<uint8_t>(tag_len);
     slot.decrypt_after = false;
+    slot.direct = false;
+    slot.header_len = static_cast<uint32_t>(h.header_len);
     slot.roc_trial = false;
     slot.roc_zero = false;
     if (ctx.roc_watch()) [[unlikely]] {
@@ -278,14 +291,48 @@ void Engine::AdmitRtpForUnprotect(std::span<const Job> jobs, std::span<Verdict> 
       slot.first_key = static_cast<int8_t>(k);
     }
     CopySmall(slot.rx_tag, tag, tag_len);
-    switch (SetRtpUnprotectOp(pkt, *key.srtp, h, tag, slot, ops_[i])) {
+    b.pending[i] = true;
+    if (direct_jobs_ != nullptr && suite.cipher == CipherKind::kAesCm &&
+        suite.srtp_auth == AuthKind::kHmacSha1 && end > slot.header_len &&
+        (b.n_direct == 0 || suite.key_len == b.direct_key_len)) [[likely]] {
+      SetRtpUnprotectJob(pkt, *key.srtp, i, b);
+      continue;
+    }
+    switch (SetRtpUnprotectOp(pkt, *key.srtp, tag, slot, ops_[i])) {
       case FirstWork::kHmac: b.hmac[b.n_hmac++] = &ops_[i]; break;
       case FirstWork::kGcm: b.gcm[b.n_gcm++] = &ops_[i]; break;
       case FirstWork::kCm: b.cm[b.n_cm++] = &ops_[i]; break;
       case FirstWork::kNone: break;
     }
-    b.pending[i] = true;
   }
+}
+
+// Sets up an AES-CM with HMAC-SHA1 packet's unprotect in the backend's own
+// job, as SetRtpUnprotectOp would as a CryptoOp: HMAC-SHA1 over header,
+// payload and ROC (RFC 3711 §4.2), its tag into ops_[i].tag, where
+// Authenticate compares it; AES-CM over the payload once that verified.
+[[gnu::always_inline]] inline void Engine::SetRtpUnprotectJob(Packet& pkt,
+                                                              const crypto::SessionKey& sk,
+                                                              size_t i,
+                                                              UnprotectBurst& b) noexcept {
+  Slot& slot = b.slots[i];
+  const uint32_t key_len = sk.suite->key_len;
+  b.direct_key_len = key_len;
+  uint8_t* iv = direct_ivs_[b.n_direct];
+  CmIv(iv, sk.cm_salt, pkt.data + 8, slot.index);
+  Store32(pkt.data + slot.end, static_cast<uint32_t>(slot.index >> 16));
+  direct_jobs_->Set(b.n_direct++, sk, key_len, pkt.data, slot.header_len,
+                    slot.end - slot.header_len, iv, slot.end + 4, ops_[i].tag);
+  slot.direct = true;
+}
+
+// A packet admitted into the backend's own jobs as a CryptoOp instead, with
+// the key and index its slot has now: for the trial-key and ROC retries,
+// and to decrypt once the jobs are no longer as admission set them.
+void Engine::MoveJobToOp(std::span<const Job> jobs, UnprotectBurst& b, size_t i) noexcept {
+  Slot& slot = b.slots[i];
+  slot.direct = false;
+  SetRtpUnprotectOp(*jobs[i].pkt, *slot.key->srtp, slot.rx_tag, slot, ops_[i]);
 }
 
 void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,
@@ -341,6 +388,7 @@ void Engine::AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict>
     slot.end = end;
     slot.tag_len = static_cast<uint8_t>(tag_len);
     slot.decrypt_after = false;
+    slot.direct = false;
     slot.roc_trial = false;
     slot.roc_zero = false;
     std::memcpy(slot.rx_tag, tag, tag_len);
@@ -357,40 +405,52 @@ void Engine::Authenticate(std::span<const Job> jobs, std::span<Verdict> verdicts
                           UnprotectBurst& b, bool rtcp) noexcept {
   const size_t n = jobs.size();
   bool ok = true;
+  // The direct jobs first: the backend's other calls reuse their array.
+  if (b.n_direct > 0) ok = backend_.SubmitHmacJobs(b.n_direct);
   if (b.n_hmac > 0) ok = backend_.HmacSha1({b.hmac, b.n_hmac}) && ok;
   if (b.n_gcm > 0) ok = backend_.GcmDecrypt({b.gcm, b.n_gcm}) && ok;
   FailClosedUnless(ok, n, verdicts.data(), b.pending);
   uint16_t failed[kMaxBurst];
   size_t n_failed = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (!b.pending[i]) continue;
-    // AES_CM_128_NULL_AUTH carries no SRTP tag; SRTCP always has one.
-    const bool tagged = rtcp || jobs[i].ctx->suite().srtp_auth != AuthKind::kNull;
-    if (tagged && !TagsEqual(ops_[i].tag, b.slots[i].rx_tag, b.slots[i].tag_len)) {
+    // AES_CM_128_NULL_AUTH carries no SRTP tag: its tag_len 0 compares
+    // equal. SRTCP always has one.
+    if (b.pending[i] && !TagsEqual(ops_[i].tag, b.slots[i].rx_tag, b.slots[i].tag_len)) {
       verdicts[i] = Verdict::kAuthFailed;
       b.pending[i] = false;
       failed[n_failed++] = static_cast<uint16_t>(i);
     }
   }
+  b.verified_at_once = ok && n_failed == 0 && b.n_hmac == 0;
   if (n_failed == 0) return;
+  for (size_t f = 0; f < n_failed; ++f) {
+    if (b.slots[failed[f]].direct) MoveJobToOp(jobs, b, failed[f]);
+  }
   RetryTrialKeys(jobs, verdicts, b, failed, n_failed, rtcp);
   if (!rtcp) RetryResetRoc(jobs, verdicts, b, failed, n_failed);
 }
 
 // AES-CM payloads of the authenticated packets (and of NULL_AUTH ones)
-// decrypted in one submission; a refused one drops them all.
+// decrypted in one submission (two when some are direct jobs); a refused
+// one drops them all.
 void Engine::DecryptVerified(std::span<const Job> jobs, std::span<Verdict> verdicts,
                              UnprotectBurst& b) noexcept {
   const size_t n = jobs.size();
+  bool ok = true;
   CryptoOp* decrypt[kMaxBurst];
   size_t n_decrypt = 0;
   for (size_t c = 0; c < b.n_cm; ++c) decrypt[n_decrypt++] = b.cm[c];
-  for (size_t i = 0; i < n; ++i) {
-    if (b.pending[i] && b.slots[i].decrypt_after) decrypt[n_decrypt++] = &ops_[i];
+  if (b.verified_at_once && b.n_gcm == 0) [[likely]] {
+    if (b.n_direct > 0) ok = backend_.SubmitCmJobs(b.n_direct, static_cast<int>(b.direct_key_len));
+  } else if (!b.verified_at_once || b.n_direct > 0) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!b.pending[i]) continue;
+      if (b.slots[i].direct) MoveJobToOp(jobs, b, i);
+      if (b.slots[i].decrypt_after) decrypt[n_decrypt++] = &ops_[i];
+    }
   }
-  if (n_decrypt > 0) {
-    FailClosedUnless(backend_.AesCm({decrypt, n_decrypt}), n, verdicts.data(), b.pending);
-  }
+  if (n_decrypt > 0) ok = backend_.AesCm({decrypt, n_decrypt}) && ok;
+  FailClosedUnless(ok, n, verdicts.data(), b.pending);
 }
 
 // The stream state of authenticated packets committed in order: each index

@@ -80,8 +80,9 @@ struct Worker::CryptoQueue {
       rtp_items[n_rtp++] = i;
     }
   }
-  // Runs `rtp` and `rtcp` (engine calls) over the queued jobs and rejects
-  // the items whose verdict is not kOk; returns how many it rejected.
+  // Runs `rtp` and `rtcp` (engine calls, which return how many verdicts are
+  // kOk) over the queued jobs and rejects the items whose verdict is not
+  // kOk; returns how many it rejected.
   template <typename RtpFn, typename RtcpFn>
   uint16_t Run(Item* items, RtpFn rtp, RtcpFn rtcp) noexcept;
 };
@@ -140,12 +141,12 @@ uint16_t Worker::CryptoQueue::Run(Item* items, RtpFn rtp, RtcpFn rtcp) noexcept 
       ++rejected;
     }
   };
-  if (n_rtp > 0) {
-    rtp(std::span<const srtp::Job>(rtp_jobs, n_rtp), std::span<srtp::Verdict>(verdicts, n_rtp));
+  if (n_rtp > 0 && rtp(std::span<const srtp::Job>(rtp_jobs, n_rtp),
+                        std::span<srtp::Verdict>(verdicts, n_rtp)) != n_rtp) {
     settle(n_rtp, rtp_items);
   }
-  if (n_rtcp > 0) {
-    rtcp(std::span<const srtp::Job>(rtcp_jobs, n_rtcp), std::span<srtp::Verdict>(verdicts, n_rtcp));
+  if (n_rtcp > 0 && rtcp(std::span<const srtp::Job>(rtcp_jobs, n_rtcp),
+                         std::span<srtp::Verdict>(verdicts, n_rtcp)) != n_rtcp) {
     settle(n_rtcp, rtcp_items);
   }
   return rejected;
@@ -651,8 +652,8 @@ uint16_t Worker::Admit(Batch& batch, uint16_t& live) noexcept {
 
 uint16_t Worker::Unprotect(Batch& batch, uint16_t n) noexcept {
   const uint16_t rejected = batch.crypto.Run(
-      batch.items, [&](auto jobs, auto verdicts) { engine_.UnprotectRtp(jobs, verdicts); },
-      [&](auto jobs, auto verdicts) { engine_.UnprotectRtcp(jobs, verdicts); });
+      batch.items, [&](auto jobs, auto verdicts) { return engine_.UnprotectRtp(jobs, verdicts); },
+      [&](auto jobs, auto verdicts) { return engine_.UnprotectRtcp(jobs, verdicts); });
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 
@@ -682,8 +683,8 @@ uint16_t Worker::Protect(Batch& batch, uint16_t n) noexcept {
     if (it.flow->tx != nullptr) batch.crypto.Add(it.flow->tx, it, i);
   }
   const uint16_t rejected = batch.crypto.Run(
-      batch.items, [&](auto jobs, auto verdicts) { engine_.ProtectRtp(jobs, verdicts); },
-      [&](auto jobs, auto verdicts) { engine_.ProtectRtcp(jobs, verdicts); });
+      batch.items, [&](auto jobs, auto verdicts) { return engine_.ProtectRtp(jobs, verdicts); },
+      [&](auto jobs, auto verdicts) { return engine_.ProtectRtcp(jobs, verdicts); });
   return rejected == 0 ? n : Partition(batch.items, batch.order, n);
 }
 

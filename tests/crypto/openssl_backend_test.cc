@@ -26,6 +26,8 @@ TEST(OpensslBackendTest, NameAndNoDirectJobs) {
   EXPECT_EQ(b->name(), "openssl");
   EXPECT_EQ(b->DirectCmHmacJobs(), nullptr);
   EXPECT_FALSE(b->SubmitCmHmacJobs(1, 16));
+  EXPECT_FALSE(b->SubmitHmacJobs(1));
+  EXPECT_FALSE(b->SubmitCmJobs(1, 16));
 }
 
 struct GcmPacket {

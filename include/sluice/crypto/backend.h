@@ -92,19 +92,34 @@ class Backend {
   // cipher range is decrypted all the same: the caller drops that packet.
   virtual bool GcmDecrypt(std::span<CryptoOp* const> ops) noexcept = 0;
 
-  // Protect's usual work, AES-CM then HMAC-SHA1, written straight into the
-  // backend's own job form. A backend that has one (ipsec-mb) returns its
-  // array of kMaxDirectJobs jobs; the engine sets each packet's job itself
-  // (CmHmacJobs::Set: no CryptoOp to write and read back) and runs them with
-  // SubmitCmHmacJobs. Null (the default) where the backend has no such
-  // form: the engine then passes CryptoOps. Another call on the backend may
-  // reuse the array: set, submit, then make the next call.
+  // Protect's usual work, AES-CM then HMAC-SHA1 (and unprotect's, in the
+  // other order), written straight into the backend's own job form. A
+  // backend that has one (ipsec-mb) returns its array of kMaxDirectJobs
+  // jobs; the engine sets each packet's job itself (CmHmacJobs::Set: no
+  // CryptoOp to write and read back) and runs them with SubmitCmHmacJobs
+  // (or SubmitHmacJobs, then SubmitCmJobs). Null (the default) where the
+  // backend has no such form: the engine then passes CryptoOps. Another
+  // call on the backend may reuse the array: set, submit, then make the
+  // next call.
   static constexpr size_t kMaxDirectJobs = 64;
   virtual CmHmacJobs* DirectCmHmacJobs() noexcept { return nullptr; }
   // Runs the first n (1 to kMaxDirectJobs) jobs of DirectCmHmacJobs(), all
   // with AES keys of key_len bytes: one cipher burst, then one hash burst.
   // False as above (no tag or ciphertext of any of them may be used).
   virtual bool SubmitCmHmacJobs(size_t n, int key_len) noexcept {
+    (void)n;
+    (void)key_len;
+    return false;
+  }
+  // Unprotect's halves of the same jobs, authenticate first and decrypt
+  // what verified after: the hash burst alone over the first n jobs, and
+  // later the cipher burst alone over the same n, none of them changed and
+  // no other call on the backend in between. False as above.
+  virtual bool SubmitHmacJobs(size_t n) noexcept {
+    (void)n;
+    return false;
+  }
+  virtual bool SubmitCmJobs(size_t n, int key_len) noexcept {
     (void)n;
     (void)key_len;
     return false;

@@ -91,6 +91,11 @@ class Engine {
                             UnprotectBurst& b) noexcept;
   void AdmitRtcpForUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,
                              UnprotectBurst& b) noexcept;
+  // An AES-CM with HMAC-SHA1 packet's unprotect in the backend's own job
+  // (direct_jobs_), and the way back to a CryptoOp for the rare paths.
+  void SetRtpUnprotectJob(Packet& pkt, const crypto::SessionKey& sk, size_t i,
+                          UnprotectBurst& b) noexcept;
+  void MoveJobToOp(std::span<const Job> jobs, UnprotectBurst& b, size_t i) noexcept;
   size_t FinishUnprotect(std::span<const Job> jobs, std::span<Verdict> verdicts,
                          UnprotectBurst& b, bool rtcp) noexcept;
   void Authenticate(std::span<const Job> jobs, std::span<Verdict> verdicts, UnprotectBurst& b,
@@ -117,8 +122,9 @@ class Engine {
                      const uint16_t* failed, size_t n_failed) noexcept;
 
   crypto::Backend& backend_;
-  // The backend's own AES-CM + HMAC-SHA1 jobs, which protect sets directly,
-  // or null (see Backend::DirectCmHmacJobs); their counter blocks.
+  // The backend's own AES-CM + HMAC-SHA1 jobs, which protect and unprotect
+  // set directly, or null (see Backend::DirectCmHmacJobs); their counter
+  // blocks.
   crypto::CmHmacJobs* const direct_jobs_;
   alignas(16) uint8_t direct_ivs_[kMaxBurst][16];
   uint64_t now_ = 0;
