@@ -4,7 +4,10 @@ namespace sluice::control {
 
 CryptoSpec::~CryptoSpec() { WipeString(sdes); }
 
-IceSpec::~IceSpec() { WipeString(pwd); }
+IceSpec::~IceSpec() {
+  WipeString(pwd);
+  WipeString(local_pwd);
+}
 
 LegInfo::~LegInfo() {
   if (tx_crypto.has_value()) WipeString(*tx_crypto);

@@ -44,6 +44,10 @@ absl::Status SessionManager::AddHandshakes(const std::string& name, const Create
                           absl::StrCat("legs[", i, "].", view.status().message()));
     }
     entry.legs[i].first_generation = entry.legs[i].dtls_generation = id.generation;
+    if (leg.dtls && !leg.dtls->restored_profile.empty()) {
+      entry.legs[i].keyed = true;
+      entry.legs[i].keys_generation = id.generation;
+    }
   }
   return absl::OkStatus();
 }

@@ -485,17 +485,18 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   spec.rx_streams = leg.rx_streams;  // a restored session's (docs/ha.md)
   spec.tx_streams = leg.tx_streams;
   // WebRTC: STUN and DTLS go to the handshake thread; a DTLS leg relays
-  // nothing until its keys come (never in clear); an ICE leg's peer is the
-  // one its checks select, and an unauthenticated packet never moves it
-  // (the learning rule of a leg awaiting its answer: learning.h).
+  // nothing until its keys come (never in clear) unless restored keyed, with
+  // them (docs/ha.md); an ICE leg's peer is the one its checks select (had
+  // selected), and an unauthenticated packet never moves it (learning.h).
   spec.handshake = leg.dtls.has_value() || leg.ice.has_value();
   state.dtls = leg.dtls.has_value();
   state.ice = leg.ice.has_value();
-  if (state.dtls) {
+  if (state.dtls && leg.dtls->restored_profile.empty()) {
     spec.keys_pending = true;
     state.rx_suite = state.tx_suite = "pending";
   }
-  if (state.ice) spec.await_answer = true;
+  spec.await_answer = spec.await_answer || state.ice;
+  if (state.ice && leg.ice->selected) spec.remote = leg.ice->selected;
   return absl::OkStatus();
 }
 
@@ -783,6 +784,18 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   if (!state.consent_lost) entry.session->SetKeysPending(leg, false);
   if (entry.session->HandOverPending()) pending_.insert(&entry);
   ++handshake_stats_.dtls_keyed;
+  if (observer_ != nullptr) TellKeyed(name, leg, rx.keys[0], tx.keys[0]);
+}
+
+void SessionManager::TellKeyed(const std::string& name, int leg, const srtp::MasterKey& rx,
+                               const srtp::MasterKey& tx) {
+  srtp::SdesCrypto rx_sdes, tx_sdes;
+  rx_sdes.key = rx;
+  tx_sdes.key = tx;
+  std::string rx_text = srtp::FormatSdesCrypto(rx_sdes), tx_text = srtp::FormatSdesCrypto(tx_sdes);
+  observer_->OnLegKeyed(name, leg, std::string(crypto::SuiteName(rx.suite)), rx_text, tx_text);
+  WipeString(rx_text);
+  WipeString(tx_text);
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Delete(const std::string& name) {

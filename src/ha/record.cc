@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "sluice/crypto/suite.h"
 
 namespace sluice::ha {
 namespace {
@@ -65,6 +66,63 @@ packet::Endpoint EndpointFrom(const json& j) {
   return *e;
 }
 
+std::string Base64From(const json& j, const char* key) {
+  std::string out;
+  if (!absl::Base64Unescape(j.at(key).get<std::string>(), &out)) {
+    throw std::invalid_argument(key);
+  }
+  return out;
+}
+
+json DtlsJson(const control::DtlsSpec& d) {
+  json j = {{"setup", d.setup}, {"fingerprints", d.fingerprints}, {"local_setup", d.local_setup}};
+  if (!d.restored_profile.empty()) j["profile"] = d.restored_profile;
+  return j;
+}
+
+control::DtlsSpec DtlsFrom(const json& j) {
+  control::DtlsSpec d;
+  d.setup = j.at("setup").get<std::string>();
+  d.fingerprints = j.at("fingerprints").get<std::vector<std::string>>();
+  if (d.fingerprints.size() > 16) throw std::invalid_argument("fingerprints");
+  d.local_setup = j.at("local_setup").get<std::string>();
+  if (j.contains("profile")) {
+    d.restored_profile = j.at("profile").get<std::string>();
+    if (!crypto::SuiteFromName(d.restored_profile)) throw std::invalid_argument("profile");
+  }
+  return d;
+}
+
+json IceJson(const IceRecord& ice) {
+  json j = {{"ufrag", ice.ufrag}, {"pwd", absl::Base64Escape(ice.pwd_sealed)}};
+  if (!ice.peer_ufrag.empty()) {
+    j["peer_ufrag"] = ice.peer_ufrag;
+    j["peer_pwd"] = absl::Base64Escape(ice.peer_pwd_sealed);
+  }
+  return j;
+}
+
+IceRecord IceFrom(const json& j) {
+  IceRecord ice;
+  ice.ufrag = j.at("ufrag").get<std::string>();
+  ice.pwd_sealed = Base64From(j, "pwd");
+  if (ice.ufrag.empty() || ice.pwd_sealed.empty()) throw std::invalid_argument("ice");
+  if (j.contains("peer_ufrag")) {
+    ice.peer_ufrag = j.at("peer_ufrag").get<std::string>();
+    ice.peer_pwd_sealed = Base64From(j, "peer_pwd");
+    if (ice.peer_ufrag.empty() || ice.peer_pwd_sealed.empty()) throw std::invalid_argument("ice");
+  }
+  return ice;
+}
+
+// Keyed (a profile), both directions hold sealed keys; not keyed, none.
+void CheckWebRtcKeys(const LegRecord& leg) {
+  if (!leg.dtls) return;
+  const bool keyed = !leg.dtls->restored_profile.empty();
+  const auto kind = keyed ? SealedCrypto::Kind::kSdes : SealedCrypto::Kind::kPlain;
+  if (leg.rx.kind != kind || leg.tx.kind != kind) throw std::invalid_argument("dtls keys");
+}
+
 json LegJson(const LegRecord& leg) {
   json j = {{"name", leg.name},
             {"interface", leg.interface},
@@ -77,6 +135,8 @@ json LegJson(const LegRecord& leg) {
             {"rx", CryptoJson(leg.rx)},
             {"tx", CryptoJson(leg.tx)}};
   if (leg.remote) j["remote"] = leg.remote->ToString();
+  if (leg.dtls) j["dtls"] = DtlsJson(*leg.dtls);
+  if (leg.ice) j["ice"] = IceJson(*leg.ice);
   if (leg.aes192_kdf) {
     j["aes192_kdf"] =
         *leg.aes192_kdf == crypto::Aes192Kdf::kRfc6188 ? "rfc6188" : "libsrtp-legacy";
@@ -105,6 +165,9 @@ LegRecord LegFrom(const json& j) {
     leg.aes192_kdf = crypto::ParseAes192Kdf(j.at("aes192_kdf").get<std::string>());
     if (!leg.aes192_kdf) throw std::invalid_argument("aes192_kdf");
   }
+  if (j.contains("dtls")) leg.dtls = DtlsFrom(j.at("dtls"));
+  if (j.contains("ice")) leg.ice = IceFrom(j.at("ice"));
+  CheckWebRtcKeys(leg);
   return leg;
 }
 

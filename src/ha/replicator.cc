@@ -56,6 +56,30 @@ bool SealSpec(const control::CryptoSpec& spec, const std::optional<std::string>&
   return true;
 }
 
+bool SealText(const std::string& text, const Sealer& sealer, const std::string& aad,
+              std::string& out) {
+  absl::StatusOr<std::string> sealed = sealer.Seal(text, aad);
+  if (!sealed.ok()) return false;
+  out = *std::move(sealed);
+  return true;
+}
+
+// A WebRTC leg's ICE state: Sluice's credentials as the request gave them
+// (a restore's) or as the reply shows them, and the peer's once known.
+bool SealIce(const control::IceSpec& in, const std::optional<control::LegInfo::Ice>& shown,
+             const Sealer& sealer, const std::string& aad, IceRecord& out) {
+  out = IceRecord{};
+  const bool restored = !in.local_ufrag.empty();
+  if (!restored && (!shown || shown->pwd.empty())) return false;
+  out.ufrag = restored ? in.local_ufrag : shown->ufrag;
+  if (!SealText(restored ? in.local_pwd : shown->pwd, sealer, aad + "ice", out.pwd_sealed)) {
+    return false;
+  }
+  if (in.ufrag.empty()) return true;
+  out.peer_ufrag = in.ufrag;
+  return SealText(in.pwd, sealer, aad + "ice-peer", out.peer_pwd_sealed);
+}
+
 // A stream the snapshot lacks keeps its checkpoint: a re-key's context not
 // yet adopted by its worker has none yet, and a retired stream resumes from
 // its own record.
@@ -114,8 +138,12 @@ bool RecordFromCreate(const control::CreateRequest& request, const control::Sess
   for (int i = 0; i < 2; ++i) {
     const control::LegRequest& in = request.legs[static_cast<size_t>(i)];
     const control::LegInfo& info = reply.legs[static_cast<size_t>(i)];
-    if (in.dtls || in.ice) return false;
     LegRecord& leg = record.legs[static_cast<size_t>(i)];
+    leg.dtls = in.dtls;
+    if (in.ice && !SealIce(*in.ice, info.ice, sealer, Aad(request.session, i, ""),
+                           leg.ice.emplace())) {
+      return false;
+    }
     leg.name = in.name;
     leg.interface = in.interface;
     leg.family = info.local.ip.family;
@@ -191,7 +219,7 @@ void Replicator::OnCreated(const control::CreateRequest& request,
 void Replicator::OnUpdated(const control::UpdateRequest& request,
                            const control::SessionInfo& reply) {
   auto it = held_.find(request.session);
-  if (it == held_.end()) return;  // not replicated (WebRTC)
+  if (it == held_.end()) return;  // not replicated (sealing failed)
   ApplyUpdate(it->second, request, reply);
   MarkChanged(request.session, Now());
 }
@@ -213,10 +241,50 @@ void Replicator::ApplyUpdate(Held& held, const control::UpdateRequest& request,
                              Aad(request.session, i, "tx"), leg.tx)) {
     streams.tx.clear();
   }
+  // A new handshake's keys replace the old ones once it is keyed
+  // (OnLegKeyed); until then a restore relays on the old ones.
+  if (request.dtls && leg.dtls) {
+    const std::string profile = leg.dtls->restored_profile;
+    leg.dtls = request.dtls;
+    leg.dtls->restored_profile = profile;
+  }
+  if (request.ice && leg.ice) {
+    IceRecord ice;
+    if (SealIce(*request.ice, reply.legs[static_cast<size_t>(i)].ice, sealer_,
+                Aad(request.session, i, ""), ice)) {
+      if (ice.peer_ufrag.empty()) {  // the update kept the peer's credentials
+        ice.peer_ufrag = leg.ice->peer_ufrag;
+        ice.peer_pwd_sealed = leg.ice->peer_pwd_sealed;
+      }
+      leg.ice = std::move(ice);
+    }
+  }
   if (request.remote) leg.remote = request.remote;
   if (request.answer) leg.await_answer = false;
   if (request.roc_on_rekey) leg.roc_on_rekey = *request.roc_on_rekey;
   if (request.hold) held.record.hold = *request.hold;
+}
+
+void Replicator::OnLegKeyed(const std::string& session, int leg, const std::string& profile,
+                            const std::string& rx, const std::string& tx) {
+  auto it = held_.find(session);
+  if (it == held_.end() || leg < 0 || leg > 1) return;
+  LegRecord& r = it->second.record.legs[static_cast<size_t>(leg)];
+  if (!r.dtls) return;
+  SealedCrypto sealed_rx{SealedCrypto::Kind::kSdes, {}}, sealed_tx{SealedCrypto::Kind::kSdes, {}};
+  if (!SealText(rx, sealer_, Aad(session, leg, "rx"), sealed_rx.sealed) ||
+      !SealText(tx, sealer_, Aad(session, leg, "tx"), sealed_tx.sealed)) {
+    return;  // the record keeps the keys before (a restore relays on them)
+  }
+  r.rx = std::move(sealed_rx);
+  r.tx = std::move(sealed_tx);
+  r.dtls->restored_profile = profile;
+  // A new DTLS association is a new SRTP context (ROC 0): the checkpoint
+  // of the keys before no longer applies.
+  control::LegStreams& streams = it->second.streams.legs[static_cast<size_t>(leg)];
+  streams.rx.clear();
+  streams.tx.clear();
+  MarkChanged(session, Now());
 }
 
 void Replicator::OnDeleted(const std::string& session) {
@@ -482,15 +550,22 @@ void Replicator::MergeStreams(Held& held, const std::array<control::LegStreams, 
 
 namespace {
 
-absl::Status Reseal(SealedCrypto& c, const Sealer& from, const Sealer& to, const std::string& aad) {
-  if (c.kind != SealedCrypto::Kind::kSdes) return absl::OkStatus();
-  absl::StatusOr<std::string> text = from.Unseal(c.sealed, aad);
+// Sealed bytes (empty: none) opened under `from` and sealed under `to`.
+absl::Status ResealText(std::string& sealed_text, const Sealer& from, const Sealer& to,
+                        const std::string& aad) {
+  if (sealed_text.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> text = from.Unseal(sealed_text, aad);
   if (!text.ok()) return text.status();
   absl::StatusOr<std::string> sealed = to.Seal(*text, aad);
   memory::WipeString(*text);
   if (!sealed.ok()) return sealed.status();
-  c.sealed = *std::move(sealed);
+  sealed_text = *std::move(sealed);
   return absl::OkStatus();
+}
+
+absl::Status Reseal(SealedCrypto& c, const Sealer& from, const Sealer& to, const std::string& aad) {
+  if (c.kind != SealedCrypto::Kind::kSdes) return absl::OkStatus();
+  return ResealText(c.sealed, from, to, aad);
 }
 
 }  // namespace
@@ -502,6 +577,13 @@ absl::StatusOr<uint64_t> Replicator::Rekek(Sealer next) {
       LegRecord& leg = held.record.legs[static_cast<size_t>(i)];
       for (auto [c, dir] : {std::pair{&leg.rx, "rx"}, std::pair{&leg.tx, "tx"}}) {
         if (absl::Status s = Reseal(*c, sealer_, next, Aad(name, i, dir)); !s.ok()) return s;
+      }
+      if (!leg.ice) continue;
+      for (auto [text, dir] : {std::pair{&leg.ice->pwd_sealed, "ice"},
+                               std::pair{&leg.ice->peer_pwd_sealed, "ice-peer"}}) {
+        if (absl::Status s = ResealText(*text, sealer_, next, Aad(name, i, dir)); !s.ok()) {
+          return s;
+        }
       }
     }
   }

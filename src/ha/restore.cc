@@ -131,6 +131,43 @@ absl::Status UnsealInto(const SealedCrypto& sealed, const Sealer& sealer, const 
   return absl::OkStatus();
 }
 
+absl::Status UnsealText(const std::string& sealed, const Sealer& sealer, const std::string& aad,
+                        std::string& out) {
+  absl::StatusOr<std::string> text = sealer.Unseal(sealed, aad);
+  if (!text.ok()) return text.status();
+  out = *text;  // IceSpec wipes its copy
+  memory::WipeString(*text);
+  return absl::OkStatus();
+}
+
+// A WebRTC leg comes back with its ICE credentials, both sides', and the
+// pair its checks had selected (the checkpoint's peer), so the peer's
+// consent checks go on verifying; keyed (a profile in the record), with its
+// keys in rx and tx and no handshake awaited; else to handshake afresh.
+absl::Status RestoreWebRtc(const LegRecord& r, const std::string& aad,
+                           const control::LegStreams& s, const Sealer& sealer,
+                           control::LegRequest& leg) {
+  leg.dtls = r.dtls;
+  if (!r.ice) return absl::OkStatus();
+  control::IceSpec& ice = leg.ice.emplace();
+  ice.local_ufrag = r.ice->ufrag;
+  if (absl::Status st = UnsealText(r.ice->pwd_sealed, sealer, aad + "ice", ice.local_pwd);
+      !st.ok()) {
+    return st;
+  }
+  if (!r.ice->peer_ufrag.empty()) {
+    ice.ufrag = r.ice->peer_ufrag;
+    if (absl::Status st = UnsealText(r.ice->peer_pwd_sealed, sealer, aad + "ice-peer", ice.pwd);
+        !st.ok()) {
+      return st;
+    }
+  }
+  // An ICE leg's peer is the one its checks select, never a remote.
+  if (s.remote && s.remote->ip.family == r.family) ice.selected = s.remote;
+  leg.remote.reset();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 uint32_t SrtcpSkip(const config::HaConfig& config, uint64_t at_unix_ms, uint64_t now_unix_ms) {
@@ -204,6 +241,7 @@ absl::StatusOr<control::CreateRequest> RequestFromRecord(const SessionRecord& re
     const std::string aad = absl::StrCat(record.session, "/", i, "/");
     if (absl::Status st = UnsealInto(r.rx, sealer, aad + "rx", leg.rx); !st.ok()) return st;
     if (absl::Status st = UnsealInto(r.tx, sealer, aad + "tx", leg.tx); !st.ok()) return st;
+    if (absl::Status st = RestoreWebRtc(r, aad, s, sealer, leg); !st.ok()) return st;
     leg.rx_streams = s.rx;
     leg.tx_streams = s.tx;
     leg.tx_seq_offset = s.tx_seq_offset;

@@ -30,11 +30,13 @@ std::vector<std::string> CandidatesOf(const packet::Endpoint& local) {
 
 // RFC 6347 §4.1, §4.2.2: a handshake record of epoch 0 whose first message
 // opens a handshake (ClientHello, ServerHello or HelloVerifyRequest).
+constexpr size_t kDtlsRecordHeader = 13;
+constexpr uint8_t kClientHello = 1;
+
 bool OpensHandshake(std::span<const uint8_t> d) {
-  constexpr size_t kRecordHeader = 13;
-  if (d.size() <= kRecordHeader || d[0] != 22 || d[3] != 0 || d[4] != 0) return false;
-  const uint8_t type = d[kRecordHeader];
-  return type == 1 || type == 2 || type == 3;
+  if (d.size() <= kDtlsRecordHeader || d[0] != 22 || d[3] != 0 || d[4] != 0) return false;
+  const uint8_t type = d[kDtlsRecordHeader];
+  return type == kClientHello || type == 2 || type == 3;
 }
 
 }  // namespace
@@ -45,6 +47,7 @@ WebRtcLeg::WebRtcLeg(WebRtcLegConfig config, EventFn emit)
       remote_(config.remote),
       agent_(std::move(config.agent)),
       consent_timeout_ms_(config.consent_timeout_ms),
+      restored_profile_(std::move(config.restored_profile)),
       emit_(std::move(emit)),
       has_ice_(agent_.has_value()),
       has_dtls_(config.dtls != nullptr || config.dtls_awaited),
@@ -52,6 +55,14 @@ WebRtcLeg::WebRtcLeg(WebRtcLegConfig config, EventFn emit)
       candidates_(has_ice_ ? CandidatesOf(local_) : std::vector<std::string>{}) {
   current_.endpoint = std::move(config.dtls);
   current_.id = id_;
+  if (KeyedByRestore()) {
+    current_.started = true;  // Sluice opens no handshake: its keys are in
+    current_.reported = true;
+    if (agent_ && agent_->selected()) {
+      checked_.emplace_back(*agent_->selected(), config.now_ms);
+      last_check_ms_ = config.now_ms;
+    }
+  }
   if (current_.endpoint == nullptr && has_dtls_) {
     control::LegInfo::Dtls awaited;
     awaited.state = "new";
@@ -197,6 +208,18 @@ void WebRtcLeg::OnDtls(std::span<const uint8_t> payload, const packet::Endpoint&
     Inc(counters_.dtls_unchecked);
     return;
   }
+  // A leg restored keyed has no handshake to go on with: only a new one
+  // the peer opens (RFC 6347 §4.2.1, a ClientHello to Sluice the server)
+  // reaches the endpoint, and its keys re-key the leg as any handshake's.
+  if (KeyedByRestore()) {
+    if (current_.endpoint->role() != dtls::Role::kServer || !OpensHandshake(payload) ||
+        payload[kDtlsRecordHeader] != kClientHello) {
+      Inc(counters_.dtls_after_restore);
+      return;
+    }
+    restored_profile_.clear();  // a handshake from here on, reported as any
+    current_.reported = false;
+  }
   DtlsSlot& slot = Route(payload);
   slot.peer = from;
   slot.started = true;  // a Feed starts the endpoint
@@ -239,8 +262,13 @@ void WebRtcLeg::Flush(DtlsSlot& slot, Sender& send) {
   }
 }
 
+bool WebRtcLeg::KeyedByRestore() const {
+  return !restored_profile_.empty() && current_.endpoint != nullptr;
+}
+
 void WebRtcLeg::Rekey(std::unique_ptr<dtls::Endpoint> endpoint) {
   if (endpoint == nullptr) return;
+  restored_profile_.clear();
   // Only a keyed endpoint that still lingers has anything left to answer;
   // one that never keyed is dropped (its keys would be stale).
   const dtls::Endpoint* old = current_.endpoint.get();
@@ -345,6 +373,7 @@ void WebRtcLeg::AddLegCounts(control::LegInfo::Dtls* dtls, control::LegInfo::Ice
   if (dtls != nullptr) {
     AddCount(dtls->counts.dropped, "unchecked_source", counters_.dtls_unchecked.load());
     AddCount(dtls->counts.dropped, "stun_without_ice", counters_.stun_without_ice.load());
+    AddCount(dtls->counts.dropped, "after_restore", counters_.dtls_after_restore.load());
   }
   if (ice == nullptr || !agent_) return;
   const ice::LiteAgentCounters& c = agent_->counters();
@@ -361,6 +390,10 @@ void WebRtcLeg::Publish() {
   const bool settled = snapshot_.announced == 0;
   if (current_.endpoint != nullptr && settled) {
     snapshot_.dtls = DtlsView(*current_.endpoint, fingerprint_);
+    if (KeyedByRestore()) {
+      snapshot_.dtls->state = "keyed";
+      snapshot_.dtls->profile = restored_profile_;
+    }
     AddLegCounts(&*snapshot_.dtls, nullptr);
   }
   if (!agent_) return;

@@ -138,8 +138,12 @@ absl::StatusOr<ice::LiteAgent> WebRtcLegs::MakeAgent(const control::IceSpec& spe
   if (!peer.ok()) return peer.status();
   ice::LiteAgentOptions o;
   o.consent_timeout_ms = options_.consent_timeout_ms;
-  absl::StatusOr<ice::LiteAgent> agent = ice::LiteAgent::Create(std::nullopt, std::move(*peer), o);
+  // A restored leg keeps the credentials the peer's checks use.
+  std::optional<ice::IceCredentials> local;
+  if (!spec.local_ufrag.empty()) local = ice::MakeIceCredentials(spec.local_ufrag, spec.local_pwd);
+  absl::StatusOr<ice::LiteAgent> agent = ice::LiteAgent::Create(std::move(local), std::move(*peer), o);
   if (!agent.ok()) return Prefixed("ice", agent.status());
+  if (spec.selected) agent->AdoptSelected(*spec.selected, Now());
   return agent;
 }
 
@@ -178,7 +182,9 @@ absl::StatusOr<control::HandshakeView> WebRtcLegs::Add(
     absl::StatusOr<std::unique_ptr<dtls::Endpoint>> e = MakeEndpoint(*dtls, ice.has_value());
     if (!e.ok()) return e.status();
     config.dtls = std::move(*e);
+    config.restored_profile = dtls->restored_profile;
   }
+  config.now_ms = Now();
   if (ice) {
     absl::StatusOr<ice::LiteAgent> agent = MakeAgent(*ice);
     if (!agent.ok()) return agent.status();

@@ -121,6 +121,77 @@ TEST(RecordTest, EveryTruncationIsRefusedNeverACrash) {
   }
 }
 
+// A WebRTC leg: the peer's DTLS setup and fingerprints, the negotiated
+// suite once keyed (its keys then sealed in rx and tx), and its ICE state.
+SessionRecord WebRtcSample() {
+  SessionRecord r = Sample();
+  LegRecord& leg = r.legs[0];
+  leg.remote.reset();
+  leg.dtls.emplace();
+  leg.dtls->setup = "actpass";
+  leg.dtls->fingerprints = {"sha-256 AB:CD", "sha-1 01:02"};
+  leg.dtls->restored_profile = "AEAD_AES_128_GCM";
+  leg.rx = {SealedCrypto::Kind::kSdes, "sealed rx"};
+  leg.tx = {SealedCrypto::Kind::kSdes, "sealed tx"};
+  leg.ice = IceRecord{"locU", std::string("\x01pwd", 4), "peerU", "peer pwd"};
+  return r;
+}
+
+TEST(RecordTest, WebRtcLegRoundTrip) {
+  const SessionRecord r = WebRtcSample();
+  absl::StatusOr<SessionRecord> back = DecodeSession(EncodeSession(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  const LegRecord& b = back->legs[0];
+  ASSERT_TRUE(b.dtls.has_value());
+  EXPECT_EQ(b.dtls->setup, "actpass");
+  EXPECT_EQ(b.dtls->fingerprints, r.legs[0].dtls->fingerprints);
+  EXPECT_EQ(b.dtls->local_setup, "");
+  EXPECT_EQ(b.dtls->restored_profile, "AEAD_AES_128_GCM");
+  EXPECT_EQ(b.rx.sealed, "sealed rx");
+  EXPECT_EQ(b.tx.sealed, "sealed tx");
+  ASSERT_TRUE(b.ice.has_value());
+  EXPECT_EQ(b.ice->ufrag, "locU");
+  EXPECT_EQ(b.ice->pwd_sealed, r.legs[0].ice->pwd_sealed);
+  EXPECT_EQ(b.ice->peer_ufrag, "peerU");
+  EXPECT_EQ(b.ice->peer_pwd_sealed, "peer pwd");
+  EXPECT_FALSE(back->legs[1].dtls.has_value());
+  EXPECT_FALSE(back->legs[1].ice.has_value());
+
+  // Not keyed yet (a handshake under way): no profile, no keys.
+  SessionRecord handshaking = WebRtcSample();
+  handshaking.legs[0].dtls->restored_profile.clear();
+  handshaking.legs[0].rx = handshaking.legs[0].tx = {};
+  handshaking.legs[0].ice->peer_ufrag.clear();
+  back = DecodeSession(EncodeSession(handshaking));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->legs[0].dtls->restored_profile.empty());
+  EXPECT_EQ(back->legs[0].rx.kind, SealedCrypto::Kind::kPlain);
+  EXPECT_TRUE(back->legs[0].ice->peer_ufrag.empty());
+}
+
+// A profile without keys, keys without a profile, an unknown suite, an ICE
+// state without its password: refused.
+TEST(RecordTest, RefusesAnInconsistentWebRtcLeg) {
+  const std::string good = EncodeSession(WebRtcSample());
+  const auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = good;
+    const size_t at = t.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return t.replace(at, from.size(), to);
+  };
+  SessionRecord no_profile = WebRtcSample();
+  no_profile.legs[0].dtls->restored_profile.clear();
+  SessionRecord no_keys = WebRtcSample();
+  no_keys.legs[0].tx = {};
+  for (const std::string& bad :
+       {EncodeSession(no_profile), EncodeSession(no_keys),
+        with("\"profile\":\"AEAD_AES_128_GCM\"", "\"profile\":\"NULL\""),
+        with("\"ufrag\":\"locU\"", "\"ufrag\":\"\""),
+        with("\"fingerprints\":[", "\"fingerprints\":[7,")}) {
+    EXPECT_TRUE(absl::IsDataLoss(DecodeSession(bad).status())) << bad.substr(0, 300);
+  }
+}
+
 TEST(RecordTest, RefusesOutOfRangeAndForeignValues) {
   const std::string good = EncodeSession(Sample());
   const auto with = [&](const std::string& from, const std::string& to) {

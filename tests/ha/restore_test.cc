@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
 #include "redis_server.h"
 #include "sluice/ha/record.h"
 #include "sluice/ha/replicator.h"
@@ -88,6 +89,110 @@ TEST(CheckpointRuleTest, RestoredSenderSkipsWhatItMayHaveSentSinceTheCheckpoint)
   other[0] = 1;
   EXPECT_TRUE(absl::IsFailedPrecondition(
       RequestFromRecord(r, s, Sealer::FromKey(other), cfg, 52000).status()));
+}
+
+// A keyed WebRTC leg: its record holds the keys the handshake exported and
+// both ICE passwords, sealed (none of them in clear), and comes back as a
+// create that installs the leg keyed, its ICE credentials and selected pair
+// as they were, with the checkpoint rule applied to what it sends.
+TEST(CheckpointRuleTest, KeyedWebRtcLegIsSealedAndRestoredWithoutAHandshake) {
+  const Sealer sealer = Sealer::FromKey({3});
+  const std::string kLocalPwd = "localpasswordlocalpassw0";
+  const std::string kPeerPwd = "peerpasswordpeerpassword";
+  control::CreateRequest create;
+  create.session = "webrtc-1";
+  for (int i = 0; i < 2; ++i) {
+    control::LegRequest& leg = create.legs.emplace_back();
+    leg.name = i == 0 ? "browser" : "phone";
+    leg.interface = "a";
+    leg.family = 4;
+  }
+  control::LegRequest& browser = create.legs[0];
+  browser.dtls.emplace();
+  browser.dtls->setup = "actpass";
+  browser.dtls->fingerprints = {"sha-256 AB:CD"};
+  browser.ice.emplace();
+  browser.ice->ufrag = "peerU";
+  browser.ice->pwd = kPeerPwd;
+  create.legs[1].rx = {control::CryptoSpec::Kind::kSdes, kSdes};
+  control::SessionInfo reply;
+  reply.session = create.session;
+  for (int i = 0; i < 2; ++i) {
+    control::LegInfo& leg = reply.legs.emplace_back();
+    leg.local = *packet::Endpoint::Parse(i == 0 ? "10.0.0.1:30000" : "10.0.0.1:30002");
+  }
+  reply.legs[0].ice.emplace();
+  reply.legs[0].ice->ufrag = "locU";
+  reply.legs[0].ice->pwd = kLocalPwd;
+
+  SessionRecord record;
+  ASSERT_TRUE(RecordFromCreate(create, reply, sealer, record));
+  EXPECT_TRUE(record.legs[0].dtls->restored_profile.empty());  // not keyed yet
+  // What Replicator::OnLegKeyed seals once the handshake keyed the leg.
+  record.legs[0].dtls->restored_profile = "AES_CM_128_HMAC_SHA1_80";
+  record.legs[0].rx = {SealedCrypto::Kind::kSdes, *sealer.Seal(kSdes, "webrtc-1/0/rx")};
+  record.legs[0].tx = {SealedCrypto::Kind::kSdes, *sealer.Seal(kSdes, "webrtc-1/0/tx")};
+
+  const std::string text = EncodeSession(record);
+  std::string key_bytes;
+  ASSERT_TRUE(absl::Base64Unescape(kSdes.substr(kSdes.find(':') + 1), &key_bytes));
+  for (const std::string& secret : {kSdes.substr(kSdes.find(':') + 1), key_bytes, kLocalPwd,
+                                    kPeerPwd, absl::Base64Escape(kLocalPwd)}) {
+    EXPECT_EQ(text.find(secret), std::string::npos);
+  }
+
+  StreamsRecord s;
+  s.at_unix_ms = 50000;
+  s.legs[0].remote = packet::Endpoint::Parse("10.0.0.9:5555");  // the selected pair
+  s.legs[0].tx = {{9, true, 1000, 40}};
+  config::HaConfig cfg;
+  cfg.max_rtcp_pps = 100;
+  absl::StatusOr<control::CreateRequest> req =
+      RequestFromRecord(*DecodeSession(text), s, sealer, cfg, 52000);
+  ASSERT_TRUE(req.ok()) << req.status();
+  const control::LegRequest& leg = req->legs[0];
+  ASSERT_TRUE(leg.dtls && leg.ice);
+  EXPECT_EQ(leg.dtls->restored_profile, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(leg.dtls->fingerprints, browser.dtls->fingerprints);
+  EXPECT_EQ(leg.rx.sdes, kSdes);
+  EXPECT_EQ(leg.tx.sdes, kSdes);
+  EXPECT_EQ(leg.ice->local_ufrag, "locU");
+  EXPECT_EQ(leg.ice->local_pwd, kLocalPwd);
+  EXPECT_EQ(leg.ice->ufrag, "peerU");
+  EXPECT_EQ(leg.ice->pwd, kPeerPwd);
+  EXPECT_EQ(leg.ice->selected->ToString(), "10.0.0.9:5555");
+  EXPECT_FALSE(leg.remote.has_value());  // an ICE leg's peer is its selected pair
+  EXPECT_EQ(leg.tx_streams[0].rtcp_index, 40u + 301u);  // rule 3 as for SDES
+
+  // Restored again, it replicates as it came (a second restart).
+  control::SessionInfo again = reply;
+  again.legs[0].ice->pwd = "a new one the reply shows";
+  SessionRecord second;
+  ASSERT_TRUE(RecordFromCreate(*req, again, sealer, second));
+  EXPECT_EQ(second.legs[0].dtls->restored_profile, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(*sealer.Unseal(second.legs[0].ice->pwd_sealed, "webrtc-1/0/ice"), kLocalPwd);
+
+  // Another KEK stops the start; a damaged or moved password refuses it.
+  std::array<uint8_t, kKekBytes> other{};
+  other[0] = 1;
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      RequestFromRecord(record, s, Sealer::FromKey(other), cfg, 52000).status()));
+  SessionRecord damaged = record;
+  damaged.legs[0].ice->pwd_sealed.back() ^= 1;
+  EXPECT_TRUE(absl::IsDataLoss(RequestFromRecord(damaged, s, sealer, cfg, 52000).status()));
+  SessionRecord moved = record;
+  std::swap(moved.legs[0].ice->pwd_sealed, moved.legs[0].ice->peer_pwd_sealed);
+  EXPECT_TRUE(absl::IsDataLoss(RequestFromRecord(moved, s, sealer, cfg, 52000).status()));
+
+  // Replicated before keying: restored to handshake afresh.
+  SessionRecord handshaking = record;
+  handshaking.legs[0].dtls->restored_profile.clear();
+  handshaking.legs[0].rx = handshaking.legs[0].tx = {};
+  req = RequestFromRecord(handshaking, s, sealer, cfg, 52000);
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_TRUE(req->legs[0].dtls->restored_profile.empty());
+  EXPECT_EQ(req->legs[0].rx.kind, control::CryptoSpec::Kind::kPlain);
+  EXPECT_EQ(req->legs[0].ice->local_pwd, kLocalPwd);
 }
 
 // One packet from the plain side, SEQ `seq`, protected by `tx` and, when

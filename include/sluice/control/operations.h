@@ -65,6 +65,10 @@ struct DtlsSpec {
   // "passive"; empty: Sluice picks (RFC 5763 §5), as [webrtc] does. The
   // peer's setup the same as this one is refused (RFC 4145 §4).
   std::string local_setup;
+  // A leg restored keyed (docs/ha.md), never from the protocol codec: the
+  // SRTP suite its handshake had negotiated, its exported keys in the leg's
+  // rx and tx; the leg relays at once and waits for no handshake.
+  std::string restored_profile;
 };
 
 // ICE-lite on the leg's media port (RFC 8445 §2.5): the peer is the address
@@ -74,6 +78,11 @@ struct IceSpec {
   std::string ufrag;
   std::string pwd;       // a credential: wiped, never logged
   bool restart = false;  // session.update only: new local credentials (RFC 8445 §9)
+  // A restored leg's (docs/ha.md), never from the protocol codec: Sluice's
+  // credentials as the peer has them (wiped), and the pair checks selected.
+  std::string local_ufrag;
+  std::string local_pwd;
+  std::optional<packet::Endpoint> selected;
   ~IceSpec();
 };
 

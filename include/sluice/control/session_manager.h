@@ -253,6 +253,9 @@ class SessionManager : public Operations {
   void DescribeHandshakes(const Entry& entry, int leg, LegInfo& info) const;
   static void HoldKeyedUntilInstalled(const LegState& state, LegInfo::Dtls& dtls);
   void InstallHandshakeKeys(const std::string& name, Entry& entry, int leg, HandshakeEvent& event);
+  // The observer told of a leg keyed, with its keys as SDES values.
+  void TellKeyed(const std::string& name, int leg, const srtp::MasterKey& rx,
+                 const srtp::MasterKey& tx);
   // A deleted session: out of the flow table, its memory and keys freed
   // (and its ports released) once the grace period `token` is over.
   struct Reclaiming {

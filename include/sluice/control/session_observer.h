@@ -31,6 +31,11 @@ class SessionObserver {
   virtual void OnCreated(const CreateRequest& request, const SessionInfo& reply) = 0;
   virtual void OnUpdated(const UpdateRequest& request, const SessionInfo& reply) = 0;
   virtual void OnDeleted(const std::string& session) = 0;
+  // A WebRTC leg's DTLS handshake keyed it and its keys are installed, as
+  // SDES values (wiped after the call): `rx` unprotects what the peer
+  // sends, `tx` protects what Sluice sends; `profile`, their suite's name.
+  virtual void OnLegKeyed(const std::string& session, int leg, const std::string& profile,
+                          const std::string& rx, const std::string& tx) {}
 };
 
 }  // namespace sluice::control

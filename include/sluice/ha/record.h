@@ -32,6 +32,16 @@ struct SealedCrypto {
   std::string sealed;  // kSdes: the sealed bytes
 };
 
+// A WebRTC leg's ICE-lite state: Sluice's credentials, which the peer's
+// consent checks go on using, and the peer's; each password sealed to
+// "<session>/<leg>/ice" or ".../ice-peer".
+struct IceRecord {
+  std::string ufrag;            // Sluice's (its SDP shows it)
+  std::string pwd_sealed;
+  std::string peer_ufrag;       // empty: the peer's not known yet
+  std::string peer_pwd_sealed;  // empty likewise
+};
+
 struct LegRecord {
   std::string name;
   std::string interface;
@@ -45,6 +55,11 @@ struct LegRecord {
   std::optional<crypto::Aes192Kdf> aes192_kdf;
   SealedCrypto rx;
   SealedCrypto tx;
+  // A WebRTC leg: the peer's DTLS setup and fingerprints; once the leg is
+  // keyed, restored_profile names the negotiated suite and rx and tx hold
+  // the keys its handshake exported (as SDES values, sealed as theirs).
+  std::optional<control::DtlsSpec> dtls;
+  std::optional<IceRecord> ice;
 };
 
 struct SessionRecord {

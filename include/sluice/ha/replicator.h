@@ -42,8 +42,9 @@ struct IoWants {
 std::string SessionKeyPrefix(const std::string& instance);
 std::string HeartbeatKey(const std::string& instance);
 
-// A session request's keys sealed into a record; false (nothing kept) for a
-// WebRTC session, whose keys come from DTLS and are not replicated.
+// A session request's keys sealed into a record, a WebRTC leg's ICE
+// passwords too (its DTLS keys come later: Replicator::OnLegKeyed); false
+// (nothing kept) when sealing failed.
 bool RecordFromCreate(const control::CreateRequest& request, const control::SessionInfo& reply,
                       const Sealer& sealer, SessionRecord& record);
 
@@ -71,6 +72,9 @@ class Replicator : public control::SessionObserver {
   void OnCreated(const control::CreateRequest& request, const control::SessionInfo& reply) override;
   void OnUpdated(const control::UpdateRequest& request, const control::SessionInfo& reply) override;
   void OnDeleted(const std::string& session) override;
+  // Seals the keys a WebRTC leg's handshake exported into its record.
+  void OnLegKeyed(const std::string& session, int leg, const std::string& profile,
+                  const std::string& rx, const std::string& tx) override;
 
   // Control loop: connects, sends, reads, checkpoints. Never blocks.
   void Poll();

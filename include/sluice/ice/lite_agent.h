@@ -86,6 +86,14 @@ class LiteAgent {
   CheckResult Handle(std::span<const uint8_t> datagram, const packet::Endpoint& from,
                      uint64_t now_ms);
 
+  // A restored leg (docs/ha.md): the pair checks had selected before the
+  // restart, with consent as of `now_ms` (the peer's next consent check,
+  // under the same credentials, refreshes it; RFC 7675 §5.1).
+  void AdoptSelected(const packet::Endpoint& peer, uint64_t now_ms) noexcept {
+    selected_ = peer;
+    last_check_ms_ = now_ms;
+  }
+
   // The peer's credentials, once its SDP arrives.
   absl::Status SetPeerCredentials(IceCredentials peer);
 

@@ -47,6 +47,12 @@ struct WebRtcLegConfig {
   bool dtls_awaited = false;
   std::string awaited_setup = "actpass";
   std::string fingerprint;                 // ours, "sha-256 AB:...", for the view
+  // A leg restored keyed (docs/ha.md): the suite its keys have; `dtls`
+  // waits unstarted for a new handshake the peer may open (a ClientHello,
+  // when Sluice is the server), and the agent's selected pair, if any, may
+  // speak it. Empty: a leg that handshakes as usual.
+  std::string restored_profile;
+  uint64_t now_ms = 0;  // the handshake thread's clock at construction
 };
 
 // A re-offer for one leg. ICE events carry `id` from then on; DTLS events
@@ -72,6 +78,9 @@ struct WebRtcLegCounters {
   std::atomic<uint64_t> dtls_unchecked{0};    // DTLS from an address ICE did not authenticate
   std::atomic<uint64_t> stun_without_ice{0};  // STUN to a leg without ICE
   std::atomic<uint64_t> send_refused{0};      // Sender::Send said no (see HandshakeCounters)
+  // DTLS to a leg restored keyed that opens no new handshake (the peer's
+  // retransmission of the old one, an alert): nothing left to answer it.
+  std::atomic<uint64_t> dtls_after_restore{0};
 };
 
 class WebRtcLeg final : public MediaHandshake {
@@ -149,6 +158,7 @@ class WebRtcLeg final : public MediaHandshake {
   void Flush(DtlsSlot& slot, Sender& send);
   void CheckConsent(uint64_t now_ms);
   void Rekey(std::unique_ptr<dtls::Endpoint> endpoint);
+  bool KeyedByRestore() const;
   void Report();
   void Emit(control::HandshakeEvent event, const control::HandshakeLegId& id);
   void AddLegCounts(control::LegInfo::Dtls* dtls, control::LegInfo::Ice* ice) const;
@@ -165,6 +175,7 @@ class WebRtcLeg final : public MediaHandshake {
   std::vector<std::pair<packet::Endpoint, uint64_t>> checked_;  // address, last authenticated check
   std::optional<uint64_t> last_check_ms_;  // the selected pair's last authenticated check
   bool consent_lost_ = false;
+  std::string restored_profile_;  // see WebRtcLegConfig; cleared by a re-key's update
   EventFn emit_;
 
   // Fixed at construction.
