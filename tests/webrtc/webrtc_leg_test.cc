@@ -111,6 +111,8 @@ struct LegSpec {
   std::optional<dtls::Role> dtls;                      // Sluice's role
   const dtls::Certificate* expected = &BrowserCert();  // the fingerprint the SDP gave
   std::optional<Endpoint> remote;
+  std::string restored_profile;     // restored keyed (docs/ha.md)
+  std::optional<Endpoint> selected;  // ... with this pair selected
 };
 
 class WebRtcLegTest : public ::testing::Test {
@@ -127,8 +129,11 @@ class WebRtcLegTest : public ::testing::Test {
                                           ice::MakeIceCredentials(kPeerUfrag, kPeerPwd),
                                           {.consent_timeout_ms = kConsentMs});
       ASSERT_TRUE(agent.ok()) << agent.status();
+      if (spec.selected) agent->AdoptSelected(*spec.selected, now_);
       c.agent.emplace(std::move(*agent));
     }
+    c.restored_profile = spec.restored_profile;
+    c.now_ms = now_;
     if (spec.dtls) c.dtls = MakeEndpoint(SluiceCert(), *spec.dtls, *spec.expected);
     leg_ = std::make_unique<WebRtcLeg>(std::move(c),
                                        [this](HandshakeEvent e) { events_.push_back(e); });
@@ -297,6 +302,48 @@ TEST_P(WebRtcLegRoleTest, HandshakeAfterSelectionKeysTheLeg) {
   EXPECT_EQ(v.dtls->setup, role == dtls::Role::kClient ? "active" : "passive");
   EXPECT_EQ(v.dtls->fingerprint, dtls::FormatFingerprint(SluiceCert().GetFingerprint()));
   EXPECT_EQ(v.dtls->reason, "");
+}
+
+// A leg restored keyed after a restart (docs/ha.md): it shows keyed, sends
+// no handshake of its own, answers the browser's consent checks under the
+// credentials it had, counts DTLS left over from the old handshake, and a
+// new handshake the browser opens (Sluice the server) re-keys it.
+TEST_P(WebRtcLegRoleTest, RestoredKeyedLegAwaitsNoHandshakeAndTakesANewOne) {
+  const dtls::Role role = GetParam();
+  Make({.dtls = role, .restored_profile = "AES_CM_128_HMAC_SHA1_80", .selected = kPeer});
+  control::HandshakeView v = leg_->View(now_, false);
+  EXPECT_EQ(v.dtls->state, "keyed");
+  EXPECT_EQ(v.dtls->profile, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(v.ice->selected, kPeer);
+  now_ += 1000;
+  Timer();
+  EXPECT_TRUE(send_.Take(/*dtls=*/true).empty()) << "no handshake opened by Sluice";
+  Stun(Check(/*nominate=*/false), kPeer);  // consent freshness, RFC 7675
+  std::vector<FakeSender::Out> answers = send_.Take(false);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(ice::ParseStun(answers[0].payload).message.cls, ice::StunClass::kSuccessResponse);
+  EXPECT_TRUE(TakeEvents().empty());
+
+  // The browser's retransmitted Finished (a record of epoch 1).
+  const Bytes finished = {22, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 20, 0, 0, 0};
+  Dtls(finished, kPeer);
+  EXPECT_TRUE(send_.Take(true).empty());
+  EXPECT_TRUE(TakeEvents().empty());
+  v = leg_->View(now_, false);
+  EXPECT_EQ(v.dtls->state, "keyed");
+  EXPECT_EQ(Count(v.dtls->counts.dropped, "after_restore"), 1u);
+
+  MakeBrowser(role);
+  Pump();
+  std::vector<HandshakeEvent> events = TakeEvents();
+  if (role == dtls::Role::kClient) {
+    EXPECT_TRUE(events.empty()) << "Sluice the client opens no new handshake";
+    EXPECT_EQ(leg_->View(now_, false).dtls->state, "keyed");
+    return;
+  }
+  ASSERT_EQ(events.size(), 1u);
+  ExpectKeyedCrosswise(events[0], 1);
+  EXPECT_EQ(leg_->View(now_, false).dtls->state, "keyed");
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, WebRtcLegRoleTest,
