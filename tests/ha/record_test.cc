@@ -31,6 +31,13 @@ SessionRecord Sample() {
   return r;
 }
 
+// `text` with its first `from` replaced by `to`.
+std::string Replaced(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
 TEST(RecordTest, SessionRoundTrip) {
   const SessionRecord r = Sample();
   absl::StatusOr<SessionRecord> back = DecodeSession(EncodeSession(r));
@@ -174,10 +181,7 @@ TEST(RecordTest, WebRtcLegRoundTrip) {
 TEST(RecordTest, RefusesAnInconsistentWebRtcLeg) {
   const std::string good = EncodeSession(WebRtcSample());
   const auto with = [&](const std::string& from, const std::string& to) {
-    std::string t = good;
-    const size_t at = t.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    return t.replace(at, from.size(), to);
+    return Replaced(good, from, to);
   };
   SessionRecord no_profile = WebRtcSample();
   no_profile.legs[0].dtls->restored_profile.clear();
@@ -195,10 +199,7 @@ TEST(RecordTest, RefusesAnInconsistentWebRtcLeg) {
 TEST(RecordTest, RefusesOutOfRangeAndForeignValues) {
   const std::string good = EncodeSession(Sample());
   const auto with = [&](const std::string& from, const std::string& to) {
-    std::string t = good;
-    const size_t at = t.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    return t.replace(at, from.size(), to);
+    return Replaced(good, from, to);
   };
   for (const std::string& bad :
        {with("\"local_port\":30000", "\"local_port\":95536"),
