@@ -192,6 +192,66 @@ TEST_F(ReplicatorTest, WritesSessionsSealedAndDeletesThem) {
   EXPECT_EQ(replicator_->Stats().sessions, 0u);
 }
 
+// A WebRTC leg: written at once with its ICE passwords sealed and no keys;
+// its handshake's keys, when the session manager reports them, sealed into
+// rx and tx with the profile, and its checkpoint begun again; a KEK
+// rotation reseals the passwords too.
+TEST_F(ReplicatorTest, SealsAWebRtcLegsKeysOnceKeyedAndItsIcePasswords) {
+  control::CreateRequest request = Request("web");
+  control::LegRequest& leg = request.legs[0];
+  leg.remote.reset();
+  leg.rx = control::CryptoSpec{};
+  leg.tx = control::CryptoSpec{};
+  leg.dtls.emplace();
+  leg.dtls->setup = "actpass";
+  leg.dtls->fingerprints = {"sha-256 AB:CD"};
+  leg.ice.emplace();
+  leg.ice->ufrag = "peerU";
+  leg.ice->pwd = "peerPasswordOfTheBrowser";
+  control::SessionInfo reply = Reply("web");
+  reply.legs[0].tx_crypto.reset();
+  reply.legs[0].ice.emplace();
+  reply.legs[0].ice->ufrag = "locU";
+  reply.legs[0].ice->pwd = "localPasswordOfSluice123";
+  replicator_->OnCreated(request, reply);
+  PollUntil([&] { return Synced(); });
+  absl::StatusOr<SessionRecord> r = DecodeSession(Read("web")["record"]);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(replicator_->Stats().not_replicated, 0u);
+  EXPECT_EQ(r->legs[0].rx.kind, SealedCrypto::Kind::kPlain);
+  EXPECT_TRUE(r->legs[0].dtls->restored_profile.empty());
+
+  streams_.emplace();
+  (*streams_)[0].tx = {{7, true, 500, 20}};
+  PollUntil([&] { return replicator_->Stats().checkpoints > 0 && Synced(); });
+  replicator_->OnLegKeyed("web", 0, "AES_CM_128_HMAC_SHA1_80", kRxKey, kRxKey);
+  replicator_->OnLegKeyed("gone", 0, "AES_CM_128_HMAC_SHA1_80", kRxKey, kRxKey);  // nothing
+  streams_.reset();
+  PollUntil([&] { return Synced(); });
+  const auto fields = Read("web");
+  for (const std::string& secret : {std::string("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),
+                                    std::string("localPasswordOfSluice123"),
+                                    std::string("peerPasswordOfTheBrowser")}) {
+    EXPECT_EQ(fields.at("record").find(secret), std::string::npos) << secret;
+  }
+  r = DecodeSession(fields.at("record"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->legs[0].dtls->restored_profile, "AES_CM_128_HMAC_SHA1_80");
+  EXPECT_EQ(*Sealer::FromKey(kek_).Unseal(r->legs[0].tx.sealed, "web/0/tx"), kRxKey);
+  EXPECT_TRUE(DecodeStreams(fields.at("streams"))->legs[0].tx.empty()) << "a new SRTP context";
+
+  std::array<uint8_t, kKekBytes> next{4, 5, 6};
+  Sealer rotated = Sealer::FromKey(next);
+  rotated.SetPrevious(Sealer::FromKey(kek_));
+  ASSERT_TRUE(replicator_->Rekek(std::move(rotated)).ok());
+  PollUntil([&] { return Synced(); });
+  r = DecodeSession(Read("web")["record"]);
+  const Sealer only_next = Sealer::FromKey(next);
+  EXPECT_EQ(*only_next.Unseal(r->legs[0].ice->pwd_sealed, "web/0/ice"), "localPasswordOfSluice123");
+  EXPECT_EQ(*only_next.Unseal(r->legs[0].ice->peer_pwd_sealed, "web/0/ice-peer"),
+            "peerPasswordOfTheBrowser");
+}
+
 TEST_F(ReplicatorTest, CheckpointsStreamsThatMoveAndKeepsThoseASnapshotLacks) {
   replicator_->OnCreated(Request("call-2"), Reply("call-2"));
   streams_.emplace();
