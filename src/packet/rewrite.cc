@@ -4,8 +4,8 @@
 #include <cassert>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
 #endif
 
 namespace sluice::packet {
@@ -39,11 +39,19 @@ inline uint64_t Add64(uint64_t sum, uint64_t word) {
   return sum + (sum < word);
 }
 
+// The sum of the two big-endian 16-bit words at p, as a host-order number.
+inline uint32_t PairSum(const uint8_t* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  if constexpr (std::endian::native == std::endian::little) w = __builtin_bswap32(w);
+  return (w >> 16) + (w & 0xffff);
+}
+
 // The sum of an address's big-endian 16-bit words, as a host-order number.
 inline uint32_t WordSum(const IpAddress& a) {
-  const uint32_t n = a.is_v6() ? 16 : 4;
-  uint32_t sum = 0;
-  for (uint32_t i = 0; i < n; i += 2) sum += uint32_t{a.bytes[i]} << 8 | a.bytes[i + 1];
+  const uint8_t* b = a.bytes.data();
+  uint32_t sum = PairSum(b);
+  if (a.is_v6()) sum += PairSum(b + 4) + PairSum(b + 8) + PairSum(b + 12);
   return sum;
 }
 
@@ -55,38 +63,51 @@ inline uint16_t Fold(uint64_t sum) {
   return static_cast<uint16_t>(sum);
 }
 
+#if defined(__x86_64__)
+// Adds the kWords 64-bit words at data to sum in one chain of add-with-carry
+// instructions (GCC keeps the carry in the flag between _addcarry_u64 calls
+// whose results stay in registers), the last carry added back.
+template <int kWords>
+[[gnu::always_inline]] inline uint64_t AddWithCarries(uint64_t sum, const uint8_t* data) {
+  unsigned long long s = sum;
+  unsigned char carry = 0;
+  for (int i = 0; i < kWords; ++i) {
+    unsigned long long w;
+    std::memcpy(&w, data + 8 * i, 8);
+    carry = _addcarry_u64(carry, s, w, &s);
+  }
+  _addcarry_u64(carry, s, 0, &s);
+  return s;
+}
+#endif
+
 // RFC 1071 §2(B): the ones'-complement sum does not depend on byte order, so
 // words are added as the CPU loads them, 64 bits at a time (§2(C): wider
 // words, carries added back), and the folded result is turned into a
 // big-endian number once at the end. Every piece must start at an even offset
 // of the summed stream.
 inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
-#if defined(__SSE2__)
-  // 32 bytes a step as sixteen 16-bit words, each widened into a 32-bit
-  // lane (no carries to chase: a lane gains at most 0xffff a step), in four
-  // accumulators; every kMaxSteps steps the lanes go into the 64-bit sum
-  // before they could overflow. About 1.6 times the scalar loop's speed.
-  constexpr size_t kMaxSteps = 16384;  // 4 accumulators * 0xffff * 16384 < 2^32
-  const __m128i zero = _mm_setzero_si128();
-  while (len >= 32) {
-    __m128i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-    for (size_t steps = 0; len >= 32 && steps < kMaxSteps; ++steps) {
-      const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data));
-      const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16));
-      a0 = _mm_add_epi32(a0, _mm_unpacklo_epi16(v0, zero));
-      a1 = _mm_add_epi32(a1, _mm_unpackhi_epi16(v0, zero));
-      a2 = _mm_add_epi32(a2, _mm_unpacklo_epi16(v1, zero));
-      a3 = _mm_add_epi32(a3, _mm_unpackhi_epi16(v1, zero));
-      data += 32;
-      len -= 32;
-    }
-    const __m128i lanes = _mm_add_epi32(_mm_add_epi32(a0, a1), _mm_add_epi32(a2, a3));
-    const __m128i pairs =
-        _mm_add_epi64(_mm_unpacklo_epi32(lanes, zero), _mm_unpackhi_epi32(lanes, zero));
-    uint64_t halves[2];
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(halves), pairs);
-    acc = Add64(acc, halves[0] + halves[1]);  // each below 2^32
+#if defined(__x86_64__)
+  // One add-with-carry per 8 bytes, the carry kept in the flag from word
+  // to word and added back at the end of each step.
+  while (len >= 64) {
+    acc = AddWithCarries<8>(acc, data);
+    data += 64;
+    len -= 64;
   }
+  if (len & 32) {
+    acc = AddWithCarries<4>(acc, data);
+    data += 32;
+  }
+  if (len & 16) {
+    acc = AddWithCarries<2>(acc, data);
+    data += 16;
+  }
+  if (len & 8) {
+    acc = AddWithCarries<1>(acc, data);
+    data += 8;
+  }
+  len &= 7;
 #else
   // Two accumulators halve the chain of dependent add-with-carry steps.
   uint64_t other = 0;
@@ -101,8 +122,7 @@ inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
     len -= 32;
   }
   acc = Add64(acc, other);
-#endif
-  // The tail: fewer than 32 bytes.
+  // Fewer than 32 bytes.
   while (len >= 8) {
     uint64_t w;
     std::memcpy(&w, data, 8);
@@ -110,6 +130,8 @@ inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
     data += 8;
     len -= 8;
   }
+#endif
+  // The tail: fewer than 8 bytes.
   if (len >= 4) {
     uint32_t w;
     std::memcpy(&w, data, 4);

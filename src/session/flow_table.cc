@@ -24,6 +24,16 @@ FlowRef Untag(void* value) {
   return FlowRef{reinterpret_cast<Flow*>(v & ~uintptr_t{1}), (v & 1) != 0};
 }
 
+// Three word compares: the key's bytes, padding included, as FlowKey::From
+// stores them.
+bool SameKey(const FlowKey& a, const FlowKey& b) {
+  uint64_t wa[3], wb[3];
+  std::memcpy(wa, &a, sizeof wa);
+  std::memcpy(wb, &b, sizeof wb);
+  return ((wa[0] ^ wb[0]) | (wa[1] ^ wb[1]) | (wa[2] ^ wb[2])) == 0;
+}
+static_assert(sizeof(FlowKey) == 3 * sizeof(uint64_t));
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::Create(const std::string& name,
@@ -123,13 +133,23 @@ void FlowTable::Quiescent(uint32_t thread_id) noexcept {
 }
 
 void FlowTable::LookupBulk(const FlowKey* keys, uint32_t n, FlowRef* refs) const noexcept {
+  // A key the same as the one before it (a flow's packets arriving back to
+  // back, as they do when one flow fills a burst) takes that one's answer:
+  // only the first of each run goes to the table.
   const void* key_ptrs[RTE_HASH_LOOKUP_BULK_MAX];
   void* values[RTE_HASH_LOOKUP_BULK_MAX];
-  uint64_t hits = 0;
-  for (uint32_t i = 0; i < n; ++i) key_ptrs[i] = &keys[i];
-  rte_hash_lookup_bulk_data(hash_, key_ptrs, n, &hits, values);
+  uint8_t run_of[RTE_HASH_LOOKUP_BULK_MAX];
+  static_assert(RTE_HASH_LOOKUP_BULK_MAX <= 256, "run_of holds indices in a byte");
+  uint32_t runs = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    refs[i] = (hits >> i) & 1 ? Untag(values[i]) : FlowRef{nullptr, false};
+    if (i == 0 || !SameKey(keys[i], keys[i - 1])) key_ptrs[runs++] = &keys[i];
+    run_of[i] = static_cast<uint8_t>(runs - 1);
+  }
+  uint64_t hits = 0;
+  rte_hash_lookup_bulk_data(hash_, key_ptrs, runs, &hits, values);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t r = run_of[i];
+    refs[i] = (hits >> r) & 1 ? Untag(values[r]) : FlowRef{nullptr, false};
   }
 }
 
