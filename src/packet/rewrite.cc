@@ -56,11 +56,11 @@ inline uint32_t WordSum(const IpAddress& a) {
 }
 
 inline uint16_t Fold(uint64_t sum) {
-  sum = (sum & 0xffffffffu) + (sum >> 32);  // < 2^33
-  sum = (sum & 0xffffu) + (sum >> 16);      // < 2^17 + 2^16
-  sum = (sum & 0xffffu) + (sum >> 16);      // <= 0x10001
-  sum = (sum & 0xffffu) + (sum >> 16);      // <= 0xffff
-  return static_cast<uint16_t>(sum);
+  sum = (sum & 0xffffffffu) + (sum >> 32);  // < 2^33 - 1: no carry out below
+  const uint32_t s = static_cast<uint32_t>(sum) + static_cast<uint32_t>(sum >> 32);
+  // The upper half of s + (s rotated by 16) is the halves' sum with the
+  // lower halves' carry added back (RFC 1071 §4.1's end-around carry).
+  return static_cast<uint16_t>((s + std::rotr(s, 16)) >> 16);
 }
 
 #if defined(__x86_64__)
@@ -220,9 +220,11 @@ std::optional<uint16_t> UdpPayloadSum(uint16_t checksum, const Endpoint& src, co
   const uint32_t udp_len = kUdpLen + payload_len;
   // fold(pseudo + header + payload) == ~checksum, so payload == ~checksum -
   // (pseudo + header), subtraction being addition of the ones' complement.
-  const uint16_t headers = Fold(PseudoHeaderWords(src.ip, dst.ip, udp_len) + src.port + dst.port +
-                                udp_len);
-  return Fold(uint64_t{static_cast<uint16_t>(~checksum)} + static_cast<uint16_t>(~headers));
+  const uint64_t headers =
+      PseudoHeaderWords(src.ip, dst.ip, udp_len) + src.port + dst.port + udp_len;
+  // Minus headers, as a multiple of 0xffff (ones'-complement zero) larger
+  // than any header sum less it.
+  return Fold(uint64_t{static_cast<uint16_t>(~checksum)} + (uint64_t{0xffff} << 32) - headers);
 }
 
 uint32_t HeaderLength(const UdpHeaderSpec& spec) noexcept {
