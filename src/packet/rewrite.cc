@@ -219,6 +219,13 @@ uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* 
   return static_cast<uint16_t>(~Fold(sum));
 }
 
+uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* udp,
+                     uint32_t udp_len, uint16_t payload_sum) noexcept {
+  uint64_t sum = PseudoHeaderWords(src, dst, udp_len) + payload_sum;
+  for (int i = 0; i < 8; i += 2) sum += uint32_t{udp[i]} << 8 | udp[i + 1];
+  return static_cast<uint16_t>(~Fold(sum));
+}
+
 std::optional<uint16_t> UdpPayloadSum(uint16_t checksum, const Endpoint& src, const Endpoint& dst,
                                       uint32_t payload_len) noexcept {
   if (checksum == 0) return std::nullopt;  // none (IPv4); IPv6 refuses it before here
