@@ -25,9 +25,10 @@ constexpr uint32_t kIpv4Len = 20;
 constexpr uint32_t kIpv6Len = 40;
 constexpr uint32_t kUdpLen = 8;
 
+// One 16-bit store (stored byte by byte, neighbours were merged in shifts).
 inline uint8_t* Put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
+  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap16(v);
+  std::memcpy(p, &v, 2);
   return p + 2;
 }
 
