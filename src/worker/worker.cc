@@ -735,10 +735,11 @@ uint16_t Worker::RewriteAndTransmit(Batch& batch, uint16_t n) noexcept {
     if (frame == nullptr) return false;
   }
   const uint32_t frame_len = static_cast<uint32_t>(it.pkt.data + it.pkt.len - frame);
-  it.m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(it.m->buf_addr));
-  it.m->data_len = static_cast<uint16_t>(frame_len);
-  it.m->pkt_len = frame_len;
-  SetTxOffload(it.m, frame, out_port);
+  rte_mbuf* const m = it.m;  // once: each store below could otherwise change it
+  m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(m->buf_addr));
+  m->data_len = static_cast<uint16_t>(frame_len);
+  m->pkt_len = frame_len;
+  SetTxOffload(m, frame, out_port);
   return true;
 }
 
