@@ -222,8 +222,8 @@ uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* 
 
 uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* udp,
                      uint32_t udp_len, uint16_t payload_sum) noexcept {
-  uint64_t sum = PseudoHeaderWords(src, dst, udp_len) + payload_sum;
-  for (int i = 0; i < 8; i += 2) sum += uint32_t{udp[i]} << 8 | udp[i + 1];
+  const uint64_t sum =
+      PseudoHeaderWords(src, dst, udp_len) + PairSum(udp) + PairSum(udp + 4) + payload_sum;
   return static_cast<uint16_t>(~Fold(sum));
 }
 
