@@ -24,13 +24,11 @@ FlowRef Untag(void* value) {
   return FlowRef{reinterpret_cast<Flow*>(v & ~uintptr_t{1}), (v & 1) != 0};
 }
 
-// Three word compares: the key's bytes, padding included, as FlowKey::From
-// stores them.
-bool SameKey(const FlowKey& a, const FlowKey& b) {
-  uint64_t wa[3], wb[3];
-  std::memcpy(wa, &a, sizeof wa);
-  std::memcpy(wb, &b, sizeof wb);
-  return ((wa[0] ^ wb[0]) | (wa[1] ^ wb[1]) | (wa[2] ^ wb[2])) == 0;
+// Word i of a key's three, padding included, as FlowKey::From stores them.
+uint64_t KeyWord(const FlowKey& key, int i) {
+  uint64_t w;
+  std::memcpy(&w, reinterpret_cast<const char*>(&key) + 8 * i, 8);
+  return w;
 }
 static_assert(sizeof(FlowKey) == 3 * sizeof(uint64_t));
 
@@ -141,12 +139,23 @@ void FlowTable::LookupBulk(const FlowKey* keys, uint32_t n, FlowRef* refs) const
   uint8_t run_of[RTE_HASH_LOOKUP_BULK_MAX];
   static_assert(RTE_HASH_LOOKUP_BULK_MAX <= 256, "run_of holds indices in a byte");
   uint32_t runs = 0;
+  uint64_t last0 = 0, last1 = 0, last2 = 0;  // the key before, in registers
   for (uint32_t i = 0; i < n; ++i) {
-    if (i == 0 || !SameKey(keys[i], keys[i - 1])) key_ptrs[runs++] = &keys[i];
+    const uint64_t w0 = KeyWord(keys[i], 0), w1 = KeyWord(keys[i], 1), w2 = KeyWord(keys[i], 2);
+    if (i == 0 || ((w0 ^ last0) | (w1 ^ last1) | (w2 ^ last2)) != 0) key_ptrs[runs++] = &keys[i];
     run_of[i] = static_cast<uint8_t>(runs - 1);
+    last0 = w0;
+    last1 = w1;
+    last2 = w2;
   }
   uint64_t hits = 0;
   rte_hash_lookup_bulk_data(hash_, key_ptrs, runs, &hits, values);
+  if (runs == n) {  // every key its own (many sessions)
+    for (uint32_t i = 0; i < n; ++i) {
+      refs[i] = (hits >> i) & 1 ? Untag(values[i]) : FlowRef{nullptr, false};
+    }
+    return;
+  }
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t r = run_of[i];
     refs[i] = (hits >> r) & 1 ? Untag(values[r]) : FlowRef{nullptr, false};
