@@ -155,6 +155,10 @@ void TrafficGenerator::State::SendArpRequest(const Phone& p) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) return;
   uint8_t* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 42));
+  if (d == nullptr) {  // a pool whose buffers are smaller than a frame
+    rte_pktmbuf_free(m);
+    return;
+  }
   std::memset(d, 0xff, 6);
   std::memcpy(d + 6, p.mac.data(), 6);
   Store16(d + 12, kEtherArp);

@@ -43,10 +43,11 @@ absl::Status SessionManager::AddHandshakes(const std::string& name, const Create
       return absl::Status(view.status().code(),
                           absl::StrCat("legs[", i, "].", view.status().message()));
     }
-    entry.legs[i].first_generation = entry.legs[i].dtls_generation = id.generation;
+    HandshakeState& h = *entry.legs[i].handshake;
+    h.first_generation = h.dtls_generation = id.generation;
     if (leg.dtls && !leg.dtls->restored_profile.empty()) {
-      entry.legs[i].keyed = true;
-      entry.legs[i].keys_generation = id.generation;
+      h.keyed = true;
+      h.keys_generation = id.generation;
     }
   }
   return absl::OkStatus();
@@ -61,9 +62,9 @@ absl::Status SessionManager::UpdateHandshakes(const std::string& name, Entry& en
   }
   const HandshakeLegId id{name, leg, next_generation_++};
   absl::StatusOr<HandshakeView> view =
-      handshakes_->Update(id, entry.session->leg(leg).local, request.dtls, request.ice);
+      handshakes_->Update(id, entry.session->local(leg), request.dtls, request.ice);
   if (!view.ok()) return view.status();
-  if (request.dtls) state.dtls_generation = id.generation;
+  if (request.dtls) state.handshake->dtls_generation = id.generation;
   return absl::OkStatus();
 }
 
@@ -72,16 +73,16 @@ void SessionManager::RemoveHandshake(const LegState& leg, const packet::Endpoint
 }
 
 void SessionManager::RemoveHandshakes(Entry& entry) {
-  for (int i = 0; i < 2; ++i) RemoveHandshake(entry.legs[i], entry.session->leg(i).local);
+  for (int i = 0; i < 2; ++i) RemoveHandshake(entry.legs[i], entry.session->local(i));
 }
 
 void SessionManager::DescribeHandshakes(const Entry& entry, int leg, LegInfo& info) const {
   if (handshakes_ == nullptr || (!entry.legs[leg].dtls && !entry.legs[leg].ice)) return;
-  std::optional<HandshakeView> view = handshakes_->View(entry.session->leg(leg).local);
+  std::optional<HandshakeView> view = handshakes_->View(entry.session->local(leg));
   if (!view) return;
   info.dtls = std::move(view->dtls);
   info.ice = std::move(view->ice);
-  if (info.dtls) HoldKeyedUntilInstalled(entry.legs[leg], *info.dtls);
+  if (info.dtls) HoldKeyedUntilInstalled(*entry.legs[leg].handshake, *info.dtls);
 }
 
 // The handshake thread's view says keyed as soon as the handshake is; the
@@ -89,7 +90,7 @@ void SessionManager::DescribeHandshakes(const Entry& entry, int leg, LegInfo& in
 // of the control loop later). Until then the leg's handshake is shown as
 // still under way (no profile yet), or failed if its keys were refused, so
 // that "keyed" always goes with its keys' suites in rx_suite and tx_suite.
-void SessionManager::HoldKeyedUntilInstalled(const LegState& state, LegInfo::Dtls& dtls) {
+void SessionManager::HoldKeyedUntilInstalled(const HandshakeState& state, LegInfo::Dtls& dtls) {
   if (dtls.state != "keyed" || state.keys_generation == state.dtls_generation) return;
   dtls.profile.clear();
   if (state.refused_generation == state.dtls_generation) {
@@ -105,10 +106,12 @@ void SessionManager::OnHandshakeEvent(HandshakeEvent event) {
   if (it == sessions_.end() || event.id.leg < 0 || event.id.leg > 1) return;
   Entry& entry = it->second;
   const int leg = event.id.leg;
-  LegState& state = entry.legs[leg];
+  const LegState& leg_state = entry.legs[leg];
+  if (leg_state.handshake == nullptr) return;
+  HandshakeState& state = *leg_state.handshake;
   if (event.id.generation < state.first_generation || state.first_generation == 0) return;
   if (handshakes_ == nullptr) return;
-  const std::string& leg_name = entry.session->leg(leg).name;
+  const std::string& leg_name = leg_state.name;
   switch (event.kind) {
     case HandshakeEvent::Kind::kSelected:
       entry.session->SetRemote(leg, event.peer);
@@ -117,7 +120,7 @@ void SessionManager::OnHandshakeEvent(HandshakeEvent event) {
       if (entry.next_hops_pending) pending_.insert(&entry);
       if (state.consent_lost) {
         state.consent_lost = false;
-        if (state.keyed || !state.dtls) entry.session->SetKeysPending(leg, false);
+        if (state.keyed || !leg_state.dtls) entry.session->SetKeysPending(leg, false);
       }
       ++handshake_stats_.ice_selected;
       return;

@@ -472,6 +472,7 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   LegState& state = entry.legs[i];
   state.aes192_kdf = spec.aes192_kdf;
   state.tx_seq_offset = spec.tx_seq_offset = leg.tx_seq_offset;
+  state.name = leg.name;
   state.interface = iface->name;
   state.rtcp = leg.rtcp;
   state.roc_on_rekey = leg.roc_on_rekey;
@@ -484,13 +485,13 @@ absl::Status SessionManager::PrepareLeg(int i, const LegRequest& leg, Entry& ent
   spec.tx_keys = std::move(*tx);
   spec.rx_streams = leg.rx_streams;  // a restored session's (docs/ha.md)
   spec.tx_streams = leg.tx_streams;
-  // WebRTC: STUN and DTLS go to the handshake thread; a DTLS leg relays
-  // nothing until its keys come (never in clear) unless restored keyed, with
-  // them (docs/ha.md); an ICE leg's peer is the one its checks select (had
-  // selected), and an unauthenticated packet never moves it (learning.h).
+  // WebRTC: STUN and DTLS go to the handshake thread; a DTLS leg relays nothing until
+  // keyed (never in clear; one restored keyed at once, docs/ha.md); an ICE leg's peer is
+  // the one its checks (had) selected, never moved by an unauthenticated packet (learning.h).
   spec.handshake = leg.dtls.has_value() || leg.ice.has_value();
   state.dtls = leg.dtls.has_value();
   state.ice = leg.ice.has_value();
+  if (spec.handshake) state.handshake = std::make_unique<HandshakeState>();
   if (state.dtls && leg.dtls->restored_profile.empty()) {
     spec.keys_pending = true;
     state.rx_suite = state.tx_suite = "pending";
@@ -559,7 +560,7 @@ absl::StatusOr<SessionInfo> SessionManager::UpdateSession(const UpdateRequest& r
       return s;
     }
   }
-  const packet::Endpoint& local = entry.session->leg(*leg).local;
+  const packet::Endpoint& local = entry.session->local(*leg);
   if (request.remote && request.remote->ip.family != local.ip.family) {
     return absl::InvalidArgumentError(absl::StrCat("remote: ", request.remote->ToString(),
                                                    " is not the address family of the leg's local ",
@@ -623,7 +624,7 @@ absl::Status SessionManager::CheckUpdate(const LegState& state, const UpdateRequ
 absl::StatusOr<int> SessionManager::FindLeg(const Entry& entry, const UpdateRequest& request) {
   int leg = -1;
   for (int i = 0; i < 2; ++i) {
-    if (entry.session->leg(i).name == request.leg) leg = i;
+    if (entry.legs[i].name == request.leg) leg = i;
   }
   if (leg < 0) {
     return absl::NotFoundError(absl::StrCat("leg \"", request.leg, "\" not found in session \"",
@@ -675,14 +676,14 @@ absl::Status SessionManager::BuildRxContext(const Entry& entry, int leg, KeyChan
     previous = entry.session->newest_rx(leg);
     options.trial_keys = next.mki_len == 0;
   }
+  options.roc_on_rekey = entry.legs[leg].roc_on_rekey == RocOnRekey::kKeep
+                             ? srtp::RocOnRekey::kKeep
+                             : srtp::RocOnRekey::kDetect;
   auto ctx = srtp::Context::Create(rx.keys, options, previous);
   if (!ctx.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("rx: ", ctx.status().message()));
   }
   rx.context = std::move(*ctx);
-  const RocOnRekey mode = entry.legs[leg].roc_on_rekey;
-  rx.context->SetRocOnRekey(mode == RocOnRekey::kKeep ? srtp::RocOnRekey::kKeep
-                                                      : srtp::RocOnRekey::kDetect);
   return absl::OkStatus();
 }
 
@@ -708,12 +709,12 @@ absl::Status SessionManager::BuildTxContext(const LegState& state, KeyChange& tx
   // see the SEQ go on, not jump back.
   options.rtp_seq_offset = state.tx_seq_offset;
   options.encrypt_srtcp = !tx.unencrypted_srtcp;
+  options.roc_on_rekey = rule;
   auto ctx = srtp::Context::Create(tx.keys, options);
   if (!ctx.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("tx: ", ctx.status().message()));
   }
   tx.context = std::move(*ctx);
-  tx.context->SetRocOnRekey(rule);
   return absl::OkStatus();
 }
 
@@ -760,10 +761,10 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   }
   if (!s.ok()) {
     ++handshake_stats_.dtls_failed;
-    entry.legs[leg].refused_generation = event.id.generation;
-    entry.legs[leg].refused_reason = absl::StrCat("keys refused: ", s.message());
+    entry.legs[leg].handshake->refused_generation = event.id.generation;
+    entry.legs[leg].handshake->refused_reason = absl::StrCat("keys refused: ", s.message());
     log::Event(log::Level::kWarning, "dtls.keys_refused",
-               {{"session", name}, {"leg", entry.session->leg(leg).name}, {"reason", s.message()}});
+               {{"session", name}, {"leg", entry.legs[leg].name}, {"reason", s.message()}});
     return;
   }
   for (const KeyChange* change : {&rx, &tx}) {
@@ -777,11 +778,11 @@ void SessionManager::InstallHandshakeKeys(const std::string& name, Entry& entry,
   state.rx_key.emplace(rx.keys[0], rx.fingerprints[0]);
   state.tx_key.emplace(tx.keys[0], tx.fingerprints[0]);
   state.key_warned = 0;
-  state.keyed = true;
-  state.keys_generation = event.id.generation;
+  state.handshake->keyed = true;
+  state.handshake->keys_generation = event.id.generation;
   // After the hand-over: a worker that sees the flag clear adopts the new
   // contexts first (Session::SetKeysPending).
-  if (!state.consent_lost) entry.session->SetKeysPending(leg, false);
+  if (!state.handshake->consent_lost) entry.session->SetKeysPending(leg, false);
   if (entry.session->HandOverPending()) pending_.insert(&entry);
   ++handshake_stats_.dtls_keyed;
   if (observer_ != nullptr) TellKeyed(name, leg, rx.keys[0], tx.keys[0]);
@@ -833,7 +834,7 @@ void SessionManager::Reclaim() {
   while (!reclaiming_.empty() && table_.GracePeriodOver(reclaiming_.front().token)) {
     Reclaiming& dead = reclaiming_.front();
     for (int i = 0; i < 2; ++i) {
-      ReleasePort(dead.interfaces[i], dead.session->leg(i).local.port);
+      ReleasePort(dead.interfaces[i], dead.session->local(i).port);
     }
     reclaiming_.pop_front();  // contexts and master keys wipe themselves
   }
@@ -1065,7 +1066,7 @@ void SessionManager::CheckLegKeys(const std::string& name, Entry& entry, int leg
     }
     near = true;
     const char* direction = rx ? "rx" : "tx";
-    const std::string& leg_name = entry.session->leg(leg).name;
+    const std::string& leg_name = entry.legs[leg].name;
     if (rekey_needed_.size() < Stats::kMaxRekeyNeeded) {
       rekey_needed_.push_back(RekeyNeeded{name, leg_name, direction, *used});
     }
@@ -1128,14 +1129,13 @@ SessionInfo SessionManager::Describe(const std::string& name, const Entry& entry
   info.session = name;
   info.hold = entry.activity.hold;
   for (int i = 0; i < 2; ++i) {
-    const session::LegSpec& spec = entry.session->leg(i);
     const LegState& state = entry.legs[i];
     const session::Flow& in = entry.session->flow(i);       // arrives on this leg
     const session::Flow& out = entry.session->flow(1 - i);  // leaves on this leg
     LegInfo leg;
-    leg.name = spec.name;
+    leg.name = state.name;
     leg.interface = state.interface;
-    leg.local = spec.local;
+    leg.local = entry.session->local(i);
     const session::RemoteView view = entry.session->remote(i);
     if (view.known) leg.remote = view.endpoint;
     leg.remote_learned = view.learned;

@@ -70,11 +70,18 @@ void ParseL4(const uint8_t* data, ParsedFrame& f, uint8_t proto, uint32_t l4, ui
   const uint16_t udp_len = Get16(udp + 4);
   if (udp_len < kUdpLen || udp_len > avail) return Drop(f, ParseError::kBadUdpLen);
   if (options.verify_udp_checksum) {
-    const uint16_t sent = Get16(udp + 6);
     // RFC 768: 0 means the sender computed none (IPv4 only). RFC 8200 §8.1:
     // over IPv6 the checksum is mandatory and a zero one is discarded.
-    if (sent == 0 ? v6 : UdpChecksum(f.src.ip, f.dst.ip, udp, udp_len) != 0) {
-      return Drop(f, ParseError::kBadUdpChecksum);
+    if (Get16(udp + 6) == 0) {
+      if (v6) return Drop(f, ParseError::kBadUdpChecksum);
+    } else {
+      // The payload summed on its own, for the checksum it is sent with.
+      const uint16_t payload_sum = OnesComplementSum(udp + kUdpLen, udp_len - kUdpLen);
+      if (UdpChecksum(f.src.ip, f.dst.ip, udp, udp_len, payload_sum) != 0) {
+        return Drop(f, ParseError::kBadUdpChecksum);
+      }
+      f.payload_sum_known = true;
+      f.payload_sum = payload_sum;
     }
   }
   f.src.port = Get16(udp);

@@ -4,8 +4,8 @@
 #include <cassert>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
 #endif
 
 namespace sluice::packet {
@@ -25,9 +25,10 @@ constexpr uint32_t kIpv4Len = 20;
 constexpr uint32_t kIpv6Len = 40;
 constexpr uint32_t kUdpLen = 8;
 
+// One 16-bit store (stored byte by byte, neighbours were merged in shifts).
 inline uint8_t* Put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
+  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap16(v);
+  std::memcpy(p, &v, 2);
   return p + 2;
 }
 
@@ -39,21 +40,47 @@ inline uint64_t Add64(uint64_t sum, uint64_t word) {
   return sum + (sum < word);
 }
 
+// The sum of the two big-endian 16-bit words at p, as a host-order number.
+inline uint32_t PairSum(const uint8_t* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  if constexpr (std::endian::native == std::endian::little) w = __builtin_bswap32(w);
+  return (w >> 16) + (w & 0xffff);
+}
+
 // The sum of an address's big-endian 16-bit words, as a host-order number.
 inline uint32_t WordSum(const IpAddress& a) {
-  const uint32_t n = a.is_v6() ? 16 : 4;
-  uint32_t sum = 0;
-  for (uint32_t i = 0; i < n; i += 2) sum += uint32_t{a.bytes[i]} << 8 | a.bytes[i + 1];
+  const uint8_t* b = a.bytes.data();
+  uint32_t sum = PairSum(b);
+  if (a.is_v6()) sum += PairSum(b + 4) + PairSum(b + 8) + PairSum(b + 12);
   return sum;
 }
 
 inline uint16_t Fold(uint64_t sum) {
-  sum = (sum & 0xffffffffu) + (sum >> 32);  // < 2^33
-  sum = (sum & 0xffffu) + (sum >> 16);      // < 2^17 + 2^16
-  sum = (sum & 0xffffu) + (sum >> 16);      // <= 0x10001
-  sum = (sum & 0xffffu) + (sum >> 16);      // <= 0xffff
-  return static_cast<uint16_t>(sum);
+  sum = (sum & 0xffffffffu) + (sum >> 32);  // < 2^33 - 1: no carry out below
+  const uint32_t s = static_cast<uint32_t>(sum) + static_cast<uint32_t>(sum >> 32);
+  // The upper half of s + (s rotated by 16) is the halves' sum with the
+  // lower halves' carry added back (RFC 1071 §4.1's end-around carry).
+  return static_cast<uint16_t>((s + std::rotr(s, 16)) >> 16);
 }
+
+#if defined(__x86_64__)
+// Adds the kWords 64-bit words at data to sum in one chain of add-with-carry
+// instructions (GCC keeps the carry in the flag between _addcarry_u64 calls
+// whose results stay in registers), the last carry added back.
+template <int kWords>
+[[gnu::always_inline]] inline uint64_t AddWithCarries(uint64_t sum, const uint8_t* data) {
+  unsigned long long s = sum;
+  unsigned char carry = 0;
+  for (int i = 0; i < kWords; ++i) {
+    unsigned long long w;
+    std::memcpy(&w, data + 8 * i, 8);
+    carry = _addcarry_u64(carry, s, w, &s);
+  }
+  _addcarry_u64(carry, s, 0, &s);
+  return s;
+}
+#endif
 
 // RFC 1071 §2(B): the ones'-complement sum does not depend on byte order, so
 // words are added as the CPU loads them, 64 bits at a time (§2(C): wider
@@ -61,32 +88,27 @@ inline uint16_t Fold(uint64_t sum) {
 // big-endian number once at the end. Every piece must start at an even offset
 // of the summed stream.
 inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
-#if defined(__SSE2__)
-  // 32 bytes a step as sixteen 16-bit words, each widened into a 32-bit
-  // lane (no carries to chase: a lane gains at most 0xffff a step), in four
-  // accumulators; every kMaxSteps steps the lanes go into the 64-bit sum
-  // before they could overflow. About 1.6 times the scalar loop's speed.
-  constexpr size_t kMaxSteps = 16384;  // 4 accumulators * 0xffff * 16384 < 2^32
-  const __m128i zero = _mm_setzero_si128();
-  while (len >= 32) {
-    __m128i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-    for (size_t steps = 0; len >= 32 && steps < kMaxSteps; ++steps) {
-      const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data));
-      const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16));
-      a0 = _mm_add_epi32(a0, _mm_unpacklo_epi16(v0, zero));
-      a1 = _mm_add_epi32(a1, _mm_unpackhi_epi16(v0, zero));
-      a2 = _mm_add_epi32(a2, _mm_unpacklo_epi16(v1, zero));
-      a3 = _mm_add_epi32(a3, _mm_unpackhi_epi16(v1, zero));
-      data += 32;
-      len -= 32;
-    }
-    const __m128i lanes = _mm_add_epi32(_mm_add_epi32(a0, a1), _mm_add_epi32(a2, a3));
-    const __m128i pairs =
-        _mm_add_epi64(_mm_unpacklo_epi32(lanes, zero), _mm_unpackhi_epi32(lanes, zero));
-    uint64_t halves[2];
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(halves), pairs);
-    acc = Add64(acc, halves[0] + halves[1]);  // each below 2^32
+#if defined(__x86_64__)
+  // One add-with-carry per 8 bytes, the carry kept in the flag from word
+  // to word and added back at the end of each step.
+  while (len >= 64) {
+    acc = AddWithCarries<8>(acc, data);
+    data += 64;
+    len -= 64;
   }
+  if (len & 32) {
+    acc = AddWithCarries<4>(acc, data);
+    data += 32;
+  }
+  if (len & 16) {
+    acc = AddWithCarries<2>(acc, data);
+    data += 16;
+  }
+  if (len & 8) {
+    acc = AddWithCarries<1>(acc, data);
+    data += 8;
+  }
+  len &= 7;
 #else
   // Two accumulators halve the chain of dependent add-with-carry steps.
   uint64_t other = 0;
@@ -101,8 +123,7 @@ inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
     len -= 32;
   }
   acc = Add64(acc, other);
-#endif
-  // The tail: fewer than 32 bytes.
+  // Fewer than 32 bytes.
   while (len >= 8) {
     uint64_t w;
     std::memcpy(&w, data, 8);
@@ -110,6 +131,8 @@ inline uint64_t Accumulate(const uint8_t* data, size_t len, uint64_t acc) {
     data += 8;
     len -= 8;
   }
+#endif
+  // The tail: fewer than 8 bytes.
   if (len >= 4) {
     uint32_t w;
     std::memcpy(&w, data, 4);
@@ -179,6 +202,11 @@ uint16_t OnesComplementSum(const uint8_t* data, size_t len, uint16_t sum) noexce
 }
 
 uint16_t Ipv4HeaderChecksum(const uint8_t* header, size_t header_len) noexcept {
+  // Without options (nearly every header), the length is a constant the
+  // sum unrolls for.
+  if (header_len == kIpv4Len) {
+    return static_cast<uint16_t>(~Finish(Accumulate(header, kIpv4Len, 0)));
+  }
   return static_cast<uint16_t>(~Finish(Accumulate(header, header_len, 0)));
 }
 
@@ -192,15 +220,24 @@ uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* 
   return static_cast<uint16_t>(~Fold(sum));
 }
 
+uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* udp,
+                     uint32_t udp_len, uint16_t payload_sum) noexcept {
+  const uint64_t sum =
+      PseudoHeaderWords(src, dst, udp_len) + PairSum(udp) + PairSum(udp + 4) + payload_sum;
+  return static_cast<uint16_t>(~Fold(sum));
+}
+
 std::optional<uint16_t> UdpPayloadSum(uint16_t checksum, const Endpoint& src, const Endpoint& dst,
                                       uint32_t payload_len) noexcept {
   if (checksum == 0) return std::nullopt;  // none (IPv4); IPv6 refuses it before here
   const uint32_t udp_len = kUdpLen + payload_len;
   // fold(pseudo + header + payload) == ~checksum, so payload == ~checksum -
   // (pseudo + header), subtraction being addition of the ones' complement.
-  const uint16_t headers = Fold(PseudoHeaderWords(src.ip, dst.ip, udp_len) + src.port + dst.port +
-                                udp_len);
-  return Fold(uint64_t{static_cast<uint16_t>(~checksum)} + static_cast<uint16_t>(~headers));
+  const uint64_t headers =
+      PseudoHeaderWords(src.ip, dst.ip, udp_len) + src.port + dst.port + udp_len;
+  // Minus headers, as a multiple of 0xffff (ones'-complement zero) larger
+  // than any header sum less it.
+  return Fold(uint64_t{static_cast<uint16_t>(~checksum)} + (uint64_t{0xffff} << 32) - headers);
 }
 
 uint32_t HeaderLength(const UdpHeaderSpec& spec) noexcept {

@@ -24,6 +24,14 @@ FlowRef Untag(void* value) {
   return FlowRef{reinterpret_cast<Flow*>(v & ~uintptr_t{1}), (v & 1) != 0};
 }
 
+// Word i of a key's three, padding included, as FlowKey::From stores them.
+uint64_t KeyWord(const FlowKey& key, int i) {
+  uint64_t w;
+  std::memcpy(&w, reinterpret_cast<const char*>(&key) + 8 * i, 8);
+  return w;
+}
+static_assert(sizeof(FlowKey) == 3 * sizeof(uint64_t));
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FlowTable>> FlowTable::Create(const std::string& name,
@@ -123,13 +131,34 @@ void FlowTable::Quiescent(uint32_t thread_id) noexcept {
 }
 
 void FlowTable::LookupBulk(const FlowKey* keys, uint32_t n, FlowRef* refs) const noexcept {
+  // A key the same as the one before it (a flow's packets arriving back to
+  // back, as they do when one flow fills a burst) takes that one's answer:
+  // only the first of each run goes to the table.
   const void* key_ptrs[RTE_HASH_LOOKUP_BULK_MAX];
   void* values[RTE_HASH_LOOKUP_BULK_MAX];
-  uint64_t hits = 0;
-  for (uint32_t i = 0; i < n; ++i) key_ptrs[i] = &keys[i];
-  rte_hash_lookup_bulk_data(hash_, key_ptrs, n, &hits, values);
+  uint8_t run_of[RTE_HASH_LOOKUP_BULK_MAX];
+  static_assert(RTE_HASH_LOOKUP_BULK_MAX <= 256, "run_of holds indices in a byte");
+  uint32_t runs = 0;
+  uint64_t last0 = 0, last1 = 0, last2 = 0;  // the key before, in registers
   for (uint32_t i = 0; i < n; ++i) {
-    refs[i] = (hits >> i) & 1 ? Untag(values[i]) : FlowRef{nullptr, false};
+    const uint64_t w0 = KeyWord(keys[i], 0), w1 = KeyWord(keys[i], 1), w2 = KeyWord(keys[i], 2);
+    if (i == 0 || ((w0 ^ last0) | (w1 ^ last1) | (w2 ^ last2)) != 0) key_ptrs[runs++] = &keys[i];
+    run_of[i] = static_cast<uint8_t>(runs - 1);
+    last0 = w0;
+    last1 = w1;
+    last2 = w2;
+  }
+  uint64_t hits = 0;
+  rte_hash_lookup_bulk_data(hash_, key_ptrs, runs, &hits, values);
+  if (runs == n) {  // every key its own (many sessions)
+    for (uint32_t i = 0; i < n; ++i) {
+      refs[i] = (hits >> i) & 1 ? Untag(values[i]) : FlowRef{nullptr, false};
+    }
+    return;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t r = run_of[i];
+    refs[i] = (hits >> r) & 1 ? Untag(values[r]) : FlowRef{nullptr, false};
   }
 }
 

@@ -43,12 +43,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
                                                          const LegSpec& b,
                                                          const SessionOptions& options) {
   std::unique_ptr<Session> s(new Session());
-  s->id_ = id;
-  s->legs_ = {a, b};
+  const LegSpec* legs[2] = {&a, &b};
   srtp::Context* rx_ctx[2] = {nullptr, nullptr};
   srtp::Context* tx_ctx[2] = {nullptr, nullptr};
   for (int i = 0; i < 2; ++i) {
-    const LegSpec& leg = s->legs_[i];
+    const LegSpec& leg = *legs[i];
     if (leg.local.ip.unset() || leg.local.port == 0) {
       return absl::InvalidArgumentError(absl::StrCat("leg ", leg.name, ": no local address"));
     }
@@ -84,8 +83,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     s->remotes_[i].Store(learning::GivenRemote(leg.remote, leg.remote_mac));
   }
   for (int i = 0; i < 2; ++i) {
-    const LegSpec& in = s->legs_[i];
-    const LegSpec& out = s->legs_[1 - i];
+    const LegSpec& in = *legs[i];
+    const LegSpec& out = *legs[1 - i];
     Flow& f = s->flows_[i];
     f.id = (id << 1) | static_cast<uint64_t>(i);
     f.in_local = in.local;
@@ -108,12 +107,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, const LegS
     f.keys_pending.store(in.keys_pending || out.keys_pending, std::memory_order_relaxed);
     s->keys_pending_[i] = in.keys_pending;
   }
-  // The contexts hold what the keys became; the master keys themselves are
-  // not kept (their destructors wipe them).
-  for (LegSpec& leg : s->legs_) {
-    leg.rx_keys = {};
-    leg.tx_keys = {};
-  }
+  // The contexts hold what the keys became; the master keys stay in the
+  // caller's specs (which wipe them).
   return s;
 }
 
@@ -201,30 +196,40 @@ void Session::SetKeysPending(int leg, bool pending) {
   for (Flow& f : flows_) f.keys_pending.store(any, std::memory_order_release);
 }
 
+int Session::TableKeys(int leg, packet::Endpoint keys[2]) const {
+  const Flow& f = flows_[leg];
+  keys[0] = f.in_local;
+  if (f.rtcp_mux) return 1;
+  keys[1] = f.in_local;
+  keys[1].port = static_cast<uint16_t>(f.in_local.port + 1);
+  return 2;
+}
+
 absl::Status Session::Publish(FlowTable& table) {
   for (int i = 0; i < 2; ++i) {
-    const LegSpec& leg = legs_[i];
-    std::vector<std::pair<packet::Endpoint, bool>> keys = {{leg.local, false}};
-    if (!leg.rtcp_mux) {
-      packet::Endpoint rtcp = leg.local;
-      rtcp.port = static_cast<uint16_t>(rtcp.port + 1);
-      keys.push_back({rtcp, true});
-    }
-    for (const auto& [endpoint, rtcp_port] : keys) {
-      absl::Status s = table.Add(endpoint, &flows_[i], rtcp_port);
+    packet::Endpoint keys[2];
+    const int n = TableKeys(i, keys);
+    for (int k = 0; k < n; ++k) {
+      const bool rtcp_port = k == 1;
+      absl::Status s = table.Add(keys[k], &flows_[i], rtcp_port);
       if (!s.ok()) {
         Unpublish(table);
         return s;
       }
-      published_.push_back(endpoint);
+      ++published_;
     }
   }
   return absl::OkStatus();
 }
 
 void Session::Unpublish(FlowTable& table) {
-  for (const packet::Endpoint& endpoint : published_) table.Remove(endpoint).IgnoreError();
-  published_.clear();
+  int left = published_;
+  for (int i = 0; i < 2 && left > 0; ++i) {
+    packet::Endpoint keys[2];
+    const int n = TableKeys(i, keys);
+    for (int k = 0; k < n && left > 0; ++k, --left) table.Remove(keys[k]).IgnoreError();
+  }
+  published_ = 0;
 }
 
 }  // namespace sluice::session

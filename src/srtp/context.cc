@@ -91,7 +91,9 @@ struct Context::Layout {
         streams_at(words_at + Lines(size_t{options.max_streams} * 2 * words * 8)),
         roc_at(streams_at + options.max_streams * sizeof(Stream) +
                Lines(size_t{options.max_streams} * kRetiredPerStream * sizeof(Retired))),
-        tables_at(roc_at + Lines(size_t{options.max_streams} * sizeof(RocTrial))),
+        tables_at(roc_at + (options.roc_on_rekey == RocOnRekey::kDetect
+                                ? Lines(size_t{options.max_streams} * sizeof(RocTrial))
+                                : 0)),
         other_keys_at(tables_at + n_tables * sizeof(crypto::GcmTables)),
         total(other_keys_at + (2 * n_keys - 1) * sizeof(crypto::SessionKey)) {}
 
@@ -186,7 +188,9 @@ std::unique_ptr<Context> Context::Place(const Layout& at, const crypto::SuiteInf
   ctx->window_words_ = reinterpret_cast<uint64_t*>(block + at.words_at);
   std::fill_n(ctx->window_words_, size_t{options.max_streams} * 2 * at.words, uint64_t{0});
   for (Retired& r : ctx->retired()) new (&r) Retired();
-  for (uint32_t i = 0; i < options.max_streams; ++i) new (&ctx->roc_trials()[i]) RocTrial();
+  if (options.roc_on_rekey == RocOnRekey::kDetect) {
+    for (uint32_t i = 0; i < options.max_streams; ++i) new (&ctx->roc_trials()[i]) RocTrial();
+  }
   for (uint32_t i = 0; i < options.max_streams; ++i) {
     Stream& s = *new (&streams[i]) Stream();
     s.rtp_window.Init(&ctx->window_words_[(2 * i) * at.words], options.replay_window);
@@ -279,7 +283,7 @@ uint32_t Context::UsedPercent() const noexcept {
 void Context::AdoptStreamsFrom(const Context& old) noexcept {
   // RFC 4568 §7.1.4: a new crypto context; nothing of the old one carries
   // over (its keys are gone with it, so no index repeats under a key).
-  if (roc_on_rekey_ == RocOnRekey::kReset) return;
+  if (roc_on_rekey() == RocOnRekey::kReset) return;
   InheritRetired(old);
   for (const Stream& from : old.streams_) {
     if (!from.in_use()) continue;
@@ -293,7 +297,7 @@ void Context::AdoptStreamsFrom(const Context& old) noexcept {
     to->rtp_window.CopyFrom(from.rtp_window);
     to->rtcp_window.CopyFrom(from.rtcp_window);
     to->srtcp_index = from.srtcp_index;
-    if (roc_on_rekey_ == RocOnRekey::kDetect && !to->rtp_window.empty() && to->roc() > 0) {
+    if (roc_on_rekey() == RocOnRekey::kDetect && !to->rtp_window.empty() && to->roc() > 0) {
       SetRocState(*to, RocAfterRekey::kUndecided, kRocTrialPackets);
       roc_watch_ = true;
     }
@@ -338,6 +342,7 @@ void Context::RecomputeRocWatch() noexcept {
 }
 
 RocAfterRekey Context::roc_after_rekey() const noexcept {
+  if (roc_on_rekey() != RocOnRekey::kDetect) return RocAfterRekey::kNone;
   bool undecided = false, kept = false;
   for (uint32_t i = 0; i < streams_.size(); ++i) {
     const RocAfterRekey st = std::atomic_ref<RocAfterRekey>(roc_trials()[i].state)
@@ -450,7 +455,7 @@ Context::Stream* Context::ClaimStream(uint32_t ssrc, uint64_t now) noexcept {
   }
   s->ssrc = ssrc;
   s->last_used = now + 1;
-  if (roc_trial(*s).state != RocAfterRekey::kNone) {
+  if (roc_on_rekey() == RocOnRekey::kDetect && roc_trial(*s).state != RocAfterRekey::kNone) {
     SetRocState(*s, RocAfterRekey::kNone, 0);
     RecomputeRocWatch();
   }

@@ -709,14 +709,19 @@ uint16_t Worker::RewriteAndTransmit(Batch& batch, uint16_t n) noexcept {
   // Enqueue).
   const uint16_t out_port = flow->out_port < kMaxPorts ? flow->out_port : 0;
   const TxChecksumOffload offload = tx_offload_[out_port];
-  // A payload forwarded unchanged (plain both ways) keeps its sum: the new
-  // UDP checksum follows from the received one (RFC 1624) without reading
-  // the payload again.
+  // A payload forwarded unchanged (plain both ways) keeps its sum: summed
+  // when its checksum was verified, else from the received checksum (RFC
+  // 1624), without reading the payload again.
   std::optional<uint16_t> payload_sum;
   if (flow->rx == nullptr && flow->tx == nullptr && !offload.udp) {
-    const uint8_t* old = rte_pktmbuf_mtod_offset(it.m, const uint8_t*, it.frame.l4_offset + 6);
-    payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
-                                        it.frame.src, it.frame.dst, it.frame.payload_len);
+    if (it.frame.payload_sum_known) {
+      payload_sum = it.frame.payload_sum;
+    } else {
+      const uint8_t* old =
+          rte_pktmbuf_mtod_offset(it.m, const uint8_t*, it.frame.l4_offset + 6);
+      payload_sum = packet::UdpPayloadSum(static_cast<uint16_t>(old[0] << 8 | old[1]),
+                                          it.frame.src, it.frame.dst, it.frame.payload_len);
+    }
   }
   // The flow keeps the headers it wrote last: while the peer stays where it
   // is (its slot's version unchanged) a packet only patches lengths, ID and
@@ -731,10 +736,11 @@ uint16_t Worker::RewriteAndTransmit(Batch& batch, uint16_t n) noexcept {
     if (frame == nullptr) return false;
   }
   const uint32_t frame_len = static_cast<uint32_t>(it.pkt.data + it.pkt.len - frame);
-  it.m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(it.m->buf_addr));
-  it.m->data_len = static_cast<uint16_t>(frame_len);
-  it.m->pkt_len = frame_len;
-  SetTxOffload(it.m, frame, out_port);
+  rte_mbuf* const m = it.m;  // once: each store below could otherwise change it
+  m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(m->buf_addr));
+  m->data_len = static_cast<uint16_t>(frame_len);
+  m->pkt_len = frame_len;
+  SetTxOffload(m, frame, out_port);
   return true;
 }
 

@@ -56,8 +56,10 @@ plain = relay("--in-suite", "plain", "--no-baselines")
 check("plain forwarding / AES_CM relay (same run)",
       plain["mpps_per_core"] / srtp["mpps_per_core"], 1.3)
 
+# Deterministic (no timing): about 8,100 bytes at 10,000 sessions, for the
+# 8 KiB target at 1,000,000 (docs/performance.md); 600 bytes more trips this.
 many = relay("--sessions", "10000", "--no-baselines")
-check("bytes per AES_CM session at 10,000 sessions", many["bytes_per_session"], 12 * 1024,
+check("bytes per AES_CM session at 10,000 sessions", many["bytes_per_session"], 8.5 * 1024,
       at_least=False)
 
 if failures:

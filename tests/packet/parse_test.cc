@@ -1,4 +1,5 @@
 #include "sluice/packet/parse.h"
+#include "sluice/packet/rewrite.h"
 
 #include <gtest/gtest.h>
 
@@ -309,6 +310,11 @@ TEST(ParseFrame, ChecksumsOfEveryPayloadLengthAndContent) {
       EXPECT_EQ(f4.payload_len, n);
       const ParsedFrame f6 = Parse(Udp6Frame(u));
       ASSERT_EQ(f6.kind, FrameKind::kUdp) << n << " " << ParseErrorName(f6.error);
+      // The verified payload's sum, kept for the checksum it is sent with.
+      const uint16_t sum = OnesComplementSum(u.payload.data(), u.payload.size());
+      EXPECT_TRUE(f4.payload_sum_known && f6.payload_sum_known) << n;
+      EXPECT_EQ(f4.payload_sum, sum) << n;
+      EXPECT_EQ(f6.payload_sum, sum) << n;
       u.corrupt_checksum = true;
       ExpectDrop(Udp4Frame(u), ParseError::kBadUdpChecksum);
       ExpectDrop(Udp6Frame(u), ParseError::kBadUdpChecksum);
@@ -382,6 +388,13 @@ TEST(ParseFrame, Ipv4Options) {
 TEST(ParseFrame, Ipv4ZeroUdpChecksumMeansNone) {
   const ParsedFrame f = Parse(Udp4Frame({.payload = RtpPayload(), .zero_checksum = true}));
   EXPECT_EQ(f.kind, FrameKind::kUdp);
+  EXPECT_FALSE(f.payload_sum_known);  // nothing summed
+}
+
+TEST(ParseFrame, NoPayloadSumWithoutVerifying) {
+  const ParsedFrame f = Parse(Udp4Frame(), {.verify_udp_checksum = false});
+  EXPECT_EQ(f.kind, FrameKind::kUdp);
+  EXPECT_FALSE(f.payload_sum_known);
 }
 
 TEST(ParseFrame, BadIpv4Checksum) {

@@ -489,6 +489,27 @@ TEST(Checksum, AgreesAtEveryStartOffsetAndAcrossLongBuffers) {
   }
 }
 
+TEST(Checksum, AgreesAtRandomLengthsAndAlignmentsWithCarriesEverywhere) {
+  // Every split of the 64-, 32-, 16- and 8-byte steps and the tail (odd
+  // lengths among them), from random start offsets, over random bytes and
+  // over bytes that carry out of every add (all ones, and mostly ones), with
+  // a running sum carried in.
+  std::mt19937 rng(27);
+  Bytes random(4200), ones(4200, 0xff), mostly(4200);
+  for (uint8_t& b : random) b = static_cast<uint8_t>(rng());
+  for (uint8_t& b : mostly) b = rng() % 8 == 0 ? static_cast<uint8_t>(rng()) : 0xff;
+  for (int trial = 0; trial < 3000; ++trial) {
+    const size_t len = trial < 300 ? trial : rng() % 4096;
+    const size_t offset = rng() % 64;
+    const uint16_t start = trial % 2 == 0 ? 0 : static_cast<uint16_t>(rng());
+    for (const Bytes* data : {&random, &ones, &mostly}) {
+      const uint8_t* p = data->data() + offset;
+      EXPECT_EQ(OnesComplementSum(p, len, start), RefSum(p, len, start))
+          << "offset " << offset << " length " << len << " start " << start;
+    }
+  }
+}
+
 TEST(Checksum, PseudoHeaderSums) {
   const IpAddress a4 = *IpAddress::Parse("10.0.0.1");
   const IpAddress b4 = *IpAddress::Parse("192.0.2.200");

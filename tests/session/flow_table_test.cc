@@ -148,6 +148,31 @@ TEST(FlowTableTest, LookupBulkAnswersEveryKeyOfABurst) {
   EXPECT_EQ(table->size(), kBurst / 2);
 }
 
+TEST(FlowTableTest, LookupBulkAnswersRepeatedKeysEachTheirOwn) {
+  // Runs of one key (a flow's packets back to back) take their first key's
+  // answer; a key that comes back after another, a miss among hits and a
+  // run of misses are answered each on its own.
+  auto table = MakeTable(64, 1);
+  ASSERT_NE(table, nullptr);
+  Flow a, b;
+  const Endpoint la = V4(0x0a000001, 30000), lb = V4(0x0a000001, 30001);
+  const Endpoint absent = V4(0x0a000002, 30000);
+  ASSERT_TRUE(table->Add(la, &a, false).ok());
+  ASSERT_TRUE(table->Add(lb, &b, true).ok());
+  const Endpoint burst[] = {la, la, la, lb, lb, absent, absent, la, lb, absent, la, la};
+  constexpr uint32_t kN = std::size(burst);
+  std::array<FlowKey, kN> keys;
+  for (uint32_t i = 0; i < kN; ++i) keys[i] = FlowKey::From(burst[i]);
+  std::array<FlowRef, kN> refs;
+  refs.fill(FlowRef{&a, true});
+  table->LookupBulk(keys.data(), kN, refs.data());
+  for (uint32_t i = 0; i < kN; ++i) {
+    const Flow* want = burst[i] == la ? &a : burst[i] == lb ? &b : nullptr;
+    EXPECT_EQ(refs[i].flow, want) << "key " << i;
+    EXPECT_EQ(refs[i].rtcp_port, want == &b) << "key " << i;
+  }
+}
+
 TEST(FlowTableTest, RefusesKeysBeyondItsCapacity) {
   constexpr uint32_t kCapacity = 64;
   auto table = MakeTable(kCapacity, 1);

@@ -80,9 +80,8 @@ TEST(SessionTest, EachFlowCarriesOneLegsPacketsToTheOther) {
   EXPECT_TRUE((*s)->remote(0).has_mac);
   EXPECT_EQ((*s)->remote(0).endpoint, Ep("192.0.2.10:4000"));
   EXPECT_FALSE((*s)->remote(1).known);
-  // The master keys are not kept once the contexts are made.
-  EXPECT_TRUE((*s)->leg(0).rx_keys.empty());
-  EXPECT_TRUE((*s)->leg(0).tx_keys.empty());
+  EXPECT_EQ((*s)->local(0), a.local);
+  EXPECT_EQ((*s)->local(1), b.local);
   EXPECT_EQ((*s)->newest_rx(0), f0.rx);
 }
 

@@ -188,6 +188,26 @@ TEST_P(ContextMemoryTest, LeadingLinesHoldWhatAnRtpPacketReads) {
   EXPECT_LE(stream + sizeof(Context::Stream), base + leading.size()) << "first stream";
 }
 
+// A million sessions hold four contexts each: with one master key and the
+// default options a context is its object, the key's line, two session keys,
+// the windows, four stream slots and their retired records (21 lines, GCM's
+// tables aside); only a context that detects a peer's ROC reset on re-key
+// has a line more, for detection's per-stream state.
+TEST_P(ContextMemoryTest, DefaultContextHasNoLineToSpare) {
+  std::mt19937_64 rng(17);
+  const MasterKey key = RandomKey(GetParam(), rng);
+  const crypto::SuiteInfo& info = crypto::GetSuiteInfo(GetParam());
+  const size_t tables = info.cipher == crypto::CipherKind::kAesGcm ? 2 * sizeof(crypto::GcmTables) : 0;
+  absl::StatusOr<std::unique_ptr<Context>> keep = Context::Create({&key, 1}, ContextOptions{});
+  ASSERT_TRUE(keep.ok()) << keep.status();
+  EXPECT_EQ((*keep)->memory_bytes(), 21 * 64 + tables);
+  EXPECT_EQ((*keep)->roc_after_rekey(), RocAfterRekey::kNone);
+  absl::StatusOr<std::unique_ptr<Context>> detect =
+      Context::Create({&key, 1}, {.roc_on_rekey = RocOnRekey::kDetect});
+  ASSERT_TRUE(detect.ok()) << detect.status();
+  EXPECT_EQ((*detect)->memory_bytes(), (*keep)->memory_bytes() + 64);
+}
+
 INSTANTIATE_TEST_SUITE_P(Suites, ContextMemoryTest,
                          ::testing::Values(crypto::Suite::kAesCm128HmacSha1_80,
                                            crypto::Suite::kAes256CmHmacSha1_32,

@@ -161,8 +161,8 @@ std::unique_ptr<Context> RekeyTest::ReceiveAcrossRekey(bool peer_resets, RocOnRe
   }
   ContextOptions opts;
   opts.trial_keys = true;
+  opts.roc_on_rekey = rule;
   auto next = *Context::Create({&new_key, 1}, opts, rx.get());
-  next->SetRocOnRekey(rule);
   next->AdoptStreamsFrom(*rx);
   engine_->SetNow(100);
   next->SetTrialDeadline(200);
@@ -234,8 +234,7 @@ TEST_P(RekeyTest, DetectionNeverAcceptsBothRocs) {
   const MasterKey old_key = RandomKey(GetParam(), rng), new_key = RandomKey(GetParam(), rng);
   auto rx = *Context::Create({&old_key, 1}, {});
   rx->SeedRtpStream(kSsrc, kRoc, 999);
-  auto next = *Context::Create({&new_key, 1}, {});
-  next->SetRocOnRekey(RocOnRekey::kDetect);
+  auto next = *Context::Create({&new_key, 1}, {.roc_on_rekey = RocOnRekey::kDetect});
   next->AdoptStreamsFrom(*rx);
   EXPECT_EQ(next->roc_after_rekey(), RocAfterRekey::kUndecided);
   std::vector<uint8_t> a = Forged(new_key, 0, 1000), b = Forged(new_key, kRoc, 1001);
@@ -266,8 +265,7 @@ TEST_P(RekeyTest, SendResetsOrKeepsTheRocAsTold) {
       ASSERT_EQ(Protect(*tx, p), Verdict::kOk);
       EXPECT_EQ(old_peer->UnprotectRtp(p), srtp_err_status_ok);
     }
-    auto next = *Context::Create({&new_key, 1}, {});
-    next->SetRocOnRekey(rule);
+    auto next = *Context::Create({&new_key, 1}, {.roc_on_rekey = rule});
     next->AdoptStreamsFrom(*tx);
     auto resetting = Peer(LibsrtpPeer::Role::kReceiver, new_key, std::nullopt);
     auto keeping = Peer(LibsrtpPeer::Role::kReceiver, new_key, kRoc);

@@ -167,7 +167,21 @@ class SessionManager : public Operations {
     uint8_t mki_len;
     srtp::KeyFingerprint fingerprint;
   };
+  // A WebRTC leg's handshakes. The generations: events older than
+  // first_generation belong to another leg; DTLS events other than
+  // dtls_generation to a replaced handshake.
+  struct HandshakeState {
+    bool keyed = false;         // a handshake's keys are installed
+    bool consent_lost = false;  // media stopped until the peer checks again
+    uint64_t first_generation = 0;
+    uint64_t dtls_generation = 0;
+    // The handshake whose keys are installed, or were refused (and why).
+    uint64_t keys_generation = 0;
+    uint64_t refused_generation = 0;
+    std::string refused_reason;
+  };
   struct LegState {
+    std::string name;
     std::string interface;
     RtcpMode rtcp = RtcpMode::kSeparate;
     std::string_view rx_suite = "plain";  // static names (SuiteLabel)
@@ -183,20 +197,11 @@ class SessionManager : public Operations {
     // Directions already logged as past the key warning: bit 0 rx, bit 1
     // tx; cleared by a re-key of that direction.
     uint8_t key_warned = 0;
-    // WebRTC: keys from a DTLS handshake, the peer from ICE checks. The
-    // handshake generations: events older than first_generation belong to
-    // another leg; DTLS events other than dtls_generation to a replaced
-    // handshake.
+    // WebRTC: keys from a DTLS handshake, the peer from ICE checks; a leg
+    // with either has its handshakes' state (most legs have neither).
     bool dtls = false;
     bool ice = false;
-    bool keyed = false;         // a handshake's keys are installed
-    bool consent_lost = false;  // media stopped until the peer checks again
-    uint64_t first_generation = 0;
-    uint64_t dtls_generation = 0;
-    // The handshake whose keys are installed, or were refused (and why).
-    uint64_t keys_generation = 0;
-    uint64_t refused_generation = 0;
-    std::string refused_reason;
+    std::unique_ptr<HandshakeState> handshake;
   };
   struct Entry {
     uint64_t id = 0;
@@ -251,7 +256,7 @@ class SessionManager : public Operations {
   void RemoveHandshake(const LegState& leg, const packet::Endpoint& local);
   void RemoveHandshakes(Entry& entry);
   void DescribeHandshakes(const Entry& entry, int leg, LegInfo& info) const;
-  static void HoldKeyedUntilInstalled(const LegState& state, LegInfo::Dtls& dtls);
+  static void HoldKeyedUntilInstalled(const HandshakeState& state, LegInfo::Dtls& dtls);
   void InstallHandshakeKeys(const std::string& name, Entry& entry, int leg, HandshakeEvent& event);
   // The observer told of a leg keyed, with its keys as SDES values.
   void TellKeyed(const std::string& name, int leg, const srtp::MasterKey& rx,

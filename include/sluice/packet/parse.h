@@ -65,6 +65,11 @@ struct ParsedFrame {
   Endpoint src;
   Endpoint dst;
   PayloadKind payload_kind = PayloadKind::kUnknown;  // kUdp only
+  // kUdp whose UDP checksum was verified here: the sum of its payload's
+  // 16-bit words (OnesComplementSum), which a relay forwarding the payload
+  // unchanged puts in the new checksum without reading the payload again.
+  bool payload_sum_known = false;
+  uint16_t payload_sum = 0;
 };
 
 struct ParseOptions {

@@ -124,6 +124,10 @@ uint16_t UdpPseudoHeaderSum(const IpAddress& src, const IpAddress& dst, uint32_t
 // RFC 768); with the received checksum in place it is 0 when that is right.
 uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* udp,
                      uint32_t udp_len) noexcept;
+// The same from the datagram's 8-byte header at `udp` and the sum of its
+// payload's words (OnesComplementSum), summed already.
+uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* udp,
+                     uint32_t udp_len, uint16_t payload_sum) noexcept;
 
 // What a NIC does to a frame sent with RTE_MBUF_F_TX_IP_CKSUM (ipv4_header)
 // and RTE_MBUF_F_TX_UDP_CKSUM (udp): the IPv4 header checksum computed into

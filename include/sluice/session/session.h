@@ -40,7 +40,7 @@ struct LegSpec {
   bool strict_source = false;      // never learn: accept only `remote`
   // Keys the peer sends with (unprotect) and Sluice sends with (protect);
   // empty = plain RTP in that direction. Session::Create makes the contexts
-  // from them and keeps no copy: leg() shows them empty.
+  // from them and keeps no copy (nor of the rest of the spec).
   std::vector<srtp::MasterKey> rx_keys;
   std::vector<srtp::MasterKey> tx_keys;
   bool tx_encrypt_srtcp = true;
@@ -133,8 +133,10 @@ class Session {
   void SetKeysPending(int leg, bool pending);
   bool keys_pending(int leg) const { return keys_pending_[leg]; }
 
-  uint64_t id() const { return id_; }
-  const LegSpec& leg(int i) const { return legs_[i]; }
+  uint64_t id() const { return flows_[0].id >> 1; }  // flow i's id is (id << 1) | i
+  // Leg i's local address and RTP port (its name and the rest of its spec
+  // are the control plane's to keep).
+  const packet::Endpoint& local(int i) const { return flows_[i].in_local; }
   // Flow i carries what arrives on leg i to leg 1 - i.
   const Flow& flow(int i) const { return flows_[i]; }
   Flow& mutable_flow(int i) { return flows_[i]; }
@@ -145,20 +147,29 @@ class Session {
   Session() = default;
   void HandOver(std::atomic<srtp::Context*>& slot, std::unique_ptr<srtp::Context> context);
   void Free(srtp::Context* context);
+  // The flow table keys of leg i: its RTP port, then its RTCP port unless
+  // muxed. Returns how many.
+  int TableKeys(int leg, packet::Endpoint keys[2]) const;
 
-  uint64_t id_ = 0;
-  std::array<LegSpec, 2> legs_;
-  // The peers, then the flows: a packet of flow 0 reads six lines side by
-  // side (both peers, its flow's hot lines).
-  std::array<RemoteSlot, 2> remotes_;
-  std::array<Flow, 2> flows_;
+  // The control plane's line, ahead of the lines packets read.
   // Every context the flows use, were handed or have not yet retired.
   std::vector<std::unique_ptr<srtp::Context>> contexts_;
   std::array<const srtp::Context*, 2> newest_rx_{};
   std::array<const srtp::Context*, 2> newest_tx_{};
   std::array<bool, 2> keys_pending_{};
-  std::vector<packet::Endpoint> published_;
+  // How many of the legs' table keys (TableKeys, leg 0's first) are in the
+  // table: Unpublish removes those, never a key another session holds.
+  uint8_t published_ = 0;
+  // The peers, then the flows: a packet of flow 0 reads six lines side by
+  // side (both peers, its flow's hot lines).
+  std::array<RemoteSlot, 2> remotes_;
+  std::array<Flow, 2> flows_;
 };
+// Sessions are the bulk of a large relay's memory (with their contexts):
+// control-plane data (leg names, specs) stays out of this block, whose
+// first line holds what the session itself needs.
+static_assert(sizeof(Session) == 64 + 2 * sizeof(RemoteSlot) + 2 * sizeof(Flow),
+              "a session is one line, its peers and its flows");
 
 }  // namespace sluice::session
 

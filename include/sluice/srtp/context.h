@@ -30,6 +30,15 @@
 
 namespace sluice::srtp {
 
+// What a re-key does to the rollover counter of the streams it carries over.
+// RFC 3711 §3.3.1 keeps it across a new master key; RFC 4568 §7.1.4 starts a
+// new context (ROC 0) when the new key comes with a new address or port, and
+// some peers reset it on any new key. kKeep: carried on. kReset: a send side
+// starts fresh streams (ROC 0, new windows). kDetect: a receive side tries
+// the kept ROC and then 0 on the first packets of each carried stream under
+// the new keys, and keeps whichever authenticates first (see RocAfterRekey).
+enum class RocOnRekey : uint8_t { kKeep, kReset, kDetect };
+
 struct ContextOptions {
   // RFC 3711 §3.3.2 replay window, packets: 64 to 1024, a multiple of 64.
   uint32_t replay_window = 128;
@@ -46,6 +55,10 @@ struct ContextOptions {
   // it): RFC 6188, or as libsrtp2 before its AES-192 fix derives them.
   // (Here, in the padding before stream_idle: the options stay 24 bytes.)
   crypto::Aes192Kdf aes192_kdf = crypto::Aes192Kdf::kRfc6188;
+  // The re-key rule the context applies when it takes streams over
+  // (AdoptStreamsFrom). Only a kDetect context has room for detection's
+  // per-stream state (a line of its block). (Also in that padding.)
+  RocOnRekey roc_on_rekey = RocOnRekey::kKeep;
   // A sender only: added to every RTP packet's SEQ before protect (modulo
   // 2^16), so its SRTP index is the source's plus this. A restored stream
   // relayed from a plain source starts ahead of every index it may have
@@ -63,14 +76,6 @@ struct ContextOptions {
 inline constexpr int kMaxMasterKeys = 4;
 
 
-// What a re-key does to the rollover counter of the streams it carries over.
-// RFC 3711 §3.3.1 keeps it across a new master key; RFC 4568 §7.1.4 starts a
-// new context (ROC 0) when the new key comes with a new address or port, and
-// some peers reset it on any new key. kKeep: carried on. kReset: a send side
-// starts fresh streams (ROC 0, new windows). kDetect: a receive side tries
-// the kept ROC and then 0 on the first packets of each carried stream under
-// the new keys, and keeps whichever authenticates first (see RocAfterRekey).
-enum class RocOnRekey : uint8_t { kKeep, kReset, kDetect };
 // What detection found for one stream: kNone (not carried, or carried at
 // ROC 0, or no detection), kUndecided (no packet under the new keys has
 // authenticated yet), kKept, kReset.
@@ -237,14 +242,14 @@ class Context {
   // above 0 starts kUndecided.
   void AdoptStreamsFrom(const Context& old) noexcept;
 
-  // The re-key rule this context applies when it takes over (control
-  // thread, before the context is offered). Default kKeep.
-  void SetRocOnRekey(RocOnRekey rule) noexcept { roc_on_rekey_ = rule; }
-  RocOnRekey roc_on_rekey() const noexcept { return roc_on_rekey_; }
+  // The re-key rule this context applies when it takes over
+  // (ContextOptions::roc_on_rekey).
+  RocOnRekey roc_on_rekey() const noexcept { return options_.roc_on_rekey; }
   // Whether some stream is still kUndecided with trials left: unprotect
   // takes its cold path (MarkRocTrial) only then. Owner thread.
   bool roc_watch() const noexcept { return roc_watch_; }
-  // Detection's per-stream state (owner thread).
+  // Detection's per-stream state (owner thread); only a kDetect context
+  // has it.
   struct RocTrial {
     RocAfterRekey state = RocAfterRekey::kNone;
     uint8_t trials_left = 0;
@@ -344,7 +349,8 @@ class Context {
             streams_.size() * kRetiredPerStream};
   }
   Retired* FindRetired(uint32_t ssrc) const noexcept;
-  // One per stream slot, from the line after the retired records.
+  // One per stream slot, from the line after the retired records; a kDetect
+  // context's only.
   RocTrial* roc_trials() const noexcept {
     const std::span<Retired> r = retired();
     const uintptr_t end = reinterpret_cast<uintptr_t>(r.data() + r.size());
@@ -369,7 +375,6 @@ class Context {
   // a byte keeps this object in the two lines PrefetchRtp loads).
   int8_t carried_ = -1;
   int8_t active_ = 0;  // as carried_
-  RocOnRekey roc_on_rekey_ = RocOnRekey::kKeep;
   bool roc_watch_ = false;  // owner thread
   // keys_[active_] and its SRTP session key, so that protect finds them in
   // this object and PrefetchRtp needs nothing but this object to be loaded.
