@@ -140,7 +140,9 @@ std::unique_ptr<LibsrtpPeer> Peer(LibsrtpPeer::Role role, const MasterKey& key,
   LibsrtpPeer::Options o;
   o.ssrc = kSsrc;
   auto peer = *LibsrtpPeer::Create(role, {&key, 1}, o);
-  if (roc) EXPECT_EQ(peer->SetRoc(kSsrc, *roc), srtp_err_status_ok);
+  if (roc) {
+    EXPECT_EQ(peer->SetRoc(kSsrc, *roc), srtp_err_status_ok);
+  }
   return peer;
 }
 
