@@ -272,7 +272,9 @@ class WebRtcAdversarialTest : public ::testing::Test {
     fleet_ = *std::move(fleet);
   }
   void TearDown() override {
-    if (skip_reason_.empty()) EXPECT_TRUE(daemon_->Alive()) << "sluiced must survive every test";
+    if (skip_reason_.empty()) {
+      EXPECT_TRUE(daemon_->Alive()) << "sluiced must survive every test";
+    }
   }
 
   json Get(const std::string& session) {
@@ -314,7 +316,9 @@ class WebRtcAdversarialTest : public ::testing::Test {
     replies_.push_back(*reply);
     absl::StatusOr<BrowserAnswer> answer = AnswerFromLeg((*reply)["legs"][0]);
     EXPECT_TRUE(answer.ok()) << answer.status();
-    if (answer.ok()) EXPECT_TRUE(fleet_->SetAnswer(i, *answer).ok());
+    if (answer.ok()) {
+      EXPECT_TRUE(fleet_->SetAnswer(i, *answer).ok());
+    }
     return i;
   }
 
