@@ -712,6 +712,30 @@ TEST_F(HaTest, NgCallsSurviveSigkillThenQueryReofferAnswerAndDelete) {
   if (HasFailure()) std::printf("%s\n", daemon_->Log().c_str());
 }
 
+// Media both ways between a browser (aiortc) and a libsrtp2 phone for n of
+// the phone's packets: the phone counts the browser's RTP it verified in
+// *phone_rtp and what failed (RTP or RTCP, demultiplexed as RFC 5761 does)
+// in *phone_bad; *browser_stats is what the browser counted meanwhile.
+void WebrtcMedia(PeerProcess& browser, Phone& phone, int n, int* phone_rtp, int* phone_bad,
+                 json* browser_stats) {
+  EXPECT_TRUE(browser.Call({{"cmd", "reset"}}).value("ok", false));
+  for (int i = 0; i < n; ++i) {
+    phone.SendNext();
+    std::unique_ptr<LibsrtpPeer> keys = std::move(phone.recv);  // Receive would take RTCP as RTP
+    for (std::vector<uint8_t>& p : phone.Receive(20)) {
+      const bool rtcp = p.size() > 1 && p[1] >= 200 && p[1] <= 207;
+      if ((rtcp ? keys->UnprotectRtcp(p) : keys->UnprotectRtp(p)) != srtp_err_status_ok) {
+        ++*phone_bad;
+      } else if (!rtcp) {
+        ++*phone_rtp;
+      }
+    }
+    phone.recv = std::move(keys);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  *browser_stats = browser.Call({{"cmd", "stats"}});
+}
+
 // (7) A WebRTC call (aiortc as the browser, DTLS-SRTP and ICE-lite with
 // Sluice) to a libsrtp2 SDES phone survives SIGKILL and a restart without
 // a new handshake: sluiced restores the leg keyed with the exported keys and
@@ -746,26 +770,6 @@ TEST_F(HaTest, WebrtcCallSurvivesSigkillWithoutANewHandshake) {
   const json up = browser.Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
   ASSERT_TRUE(up.value("ok", false)) << up.dump() << browser.Log();
 
-  // Media both ways: the phone's packets reach the browser through its
-  // SRTP, the browser's reach the phone verified; no failure at either.
-  const auto media = [&](int n, int* phone_rtp, int* phone_bad, json* browser_stats) {
-    EXPECT_TRUE(browser.Call({{"cmd", "reset"}}).value("ok", false));
-    for (int i = 0; i < n; ++i) {
-      phone.SendNext();
-      std::unique_ptr<LibsrtpPeer> keys = std::move(phone.recv);
-      for (std::vector<uint8_t>& p : phone.Receive(20)) {
-        const bool rtcp = p.size() > 1 && p[1] >= 200 && p[1] <= 207;
-        if ((rtcp ? keys->UnprotectRtcp(p) : keys->UnprotectRtp(p)) != srtp_err_status_ok) {
-          ++*phone_bad;
-        } else if (!rtcp) {
-          ++*phone_rtp;
-        }
-      }
-      phone.recv = std::move(keys);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    *browser_stats = browser.Call({{"cmd", "stats"}});
-  };
   json get;
   for (int i = 0; i < 100; ++i) {  // keys in a control loop pass after the browser's DTLS
     get = control_.Call({{"op", "session.get"}, {"session", "webrtc-ha"}});
@@ -775,7 +779,7 @@ TEST_F(HaTest, WebrtcCallSurvivesSigkillWithoutANewHandshake) {
   ASSERT_EQ(get["legs"][0]["dtls"]["state"], "keyed") << get.dump();
   int rtp = 0, bad = 0;
   json in;
-  media(50, &rtp, &bad, &in);
+  WebrtcMedia(browser, phone, 50, &rtp, &bad, &in);
   EXPECT_GE(in.value("rtp_in", 0), 45) << in.dump();
   EXPECT_GE(rtp, 25);
   EXPECT_EQ(bad, 0);
@@ -796,7 +800,7 @@ TEST_F(HaTest, WebrtcCallSurvivesSigkillWithoutANewHandshake) {
   phone.Receive(0);
   bool through[2] = {false, false};
   for (int i = 0; i < 300 && !(through[0] && through[1]); ++i) {
-    media(5, &rtp, &bad, &in);
+    WebrtcMedia(browser, phone, 5, &rtp, &bad, &in);
     through[0] = through[0] || in.value("rtp_in", 0) > 0;
     rtp = 0;
     through[1] = through[1] || (phone.SendNext(), !phone.Receive(20, &bad).empty());
@@ -807,7 +811,7 @@ TEST_F(HaTest, WebrtcCallSurvivesSigkillWithoutANewHandshake) {
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
                   .count());
   rtp = bad = 0;
-  media(100, &rtp, &bad, &in);
+  WebrtcMedia(browser, phone, 100, &rtp, &bad, &in);
   EXPECT_GE(in.value("rtp_in", 0), 90) << "phone to browser: " << in.dump();
   EXPECT_EQ(in.value("media_in", 0), in.value("rtp_in", 0) + in.value("rtcp_in", 0))
       << "packets the browser could not decrypt: " << in.dump();
