@@ -59,6 +59,10 @@ std::string BuiltBinary(const std::string& name) {
       .string();
 }
 
+std::string SourcePath(const std::string& relative) {
+  return std::string(SLUICE_SOURCE_DIR) + "/" + relative;
+}
+
 // --- ControlClient ---
 
 bool ControlClient::Connect(const std::string& path) {

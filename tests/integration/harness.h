@@ -80,6 +80,8 @@ Phone MakePhoneIn(Topology& topo, const std::string& ns, const std::string& ip, 
                   uint32_t ssrc);
 // A program of this build (sluiced, sluicectl), by name.
 std::string BuiltBinary(const std::string& name);
+// A file of the source tree ("configs/kamailio/kamailio.cfg").
+std::string SourcePath(const std::string& relative);
 
 // Sets up a phone's libsrtp2 contexts: it sends with `rx_crypto` (what
 // Sluice receives) and receives with `tx_crypto` (what Sluice sends with).

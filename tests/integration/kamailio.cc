@@ -17,10 +17,6 @@
 
 namespace sluice::testing {
 
-std::string SourcePath(const std::string& relative) {
-  return std::string(SLUICE_SOURCE_DIR) + "/" + relative;
-}
-
 SipAgent::~SipAgent() {
   if (fd_ >= 0) close(fd_);
 }

@@ -17,9 +17,6 @@
 
 namespace sluice::testing {
 
-// A file of the source tree ("configs/kamailio/kamailio.cfg").
-std::string SourcePath(const std::string& relative);
-
 // A SIP user agent: a UDP socket on a namespace's loopback.
 class SipAgent {
  public:
