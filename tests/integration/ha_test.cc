@@ -751,5 +751,52 @@ TEST_F(HaTest, WebrtcCallSurvivesSigkillWithoutANewHandshake) {
 }
 
 
+// (8) The same for a WebRTC call set up by ng: aiortc's offer, answered by
+// an SDES phone through the ng front end, survives SIGKILL and a restart
+// without a new handshake; the restored ng call answers query and delete.
+TEST_F(HaTest, NgWebrtcCallSurvivesSigkillWithoutANewHandshake) {
+  if (const std::string why = AiortcMissing(); !why.empty()) GTEST_SKIP() << "skipped: " << why;
+  NgSide ng(*daemon_);
+  ASSERT_TRUE(ng.Open());
+  WebrtcCall call;
+  ASSERT_TRUE(call.Offer(daemon_->topology(), daemon_->phone_ns(0), daemon_->phone_ip(0)));
+  const std::string id = "ng-webrtc-ha@sbc.example", key = NewSdesKey();
+  ng::Value offer = NgOffer(id, "web", call.offer_sdp);
+  offer.Set("rtpp-flags", "ICE=remove DTLS=off RTP/SAVP");
+  ng::Value reply = ng.client->Call(offer);
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  const SdpView to_phone = ViewSdp(reply);
+  ASSERT_FALSE(to_phone.crypto.empty());  // its first suite is the phone's, tag 1
+  ng::Value answer =
+      NgAnswer(id, "web", "phone", PhoneSdp(daemon_->phone_ip(1), 42050, "RTP/SAVP", {key}));
+  answer.Set("rtpp-flags", "ICE=force DTLS=passive");
+  reply = ng.client->Call(answer);
+  ASSERT_EQ(Result(reply), "ok") << ErrorReason(reply);
+  call.phone = daemon_->MakePhone(1, daemon_->phone_ip(1), 42050, 0x5a000051);
+  call.phone.relay = Addr(to_phone.ip, to_phone.port);
+  Arm(call.phone, key, to_phone.crypto[0]);
+  const std::string session = ng::SessionName(id, 0);
+  ASSERT_TRUE(call.Remote(std::string(reply.Find("sdp")->str())));
+  ASSERT_TRUE(call.WaitKeyed(control_, session));
+  ASSERT_TRUE(call.Through()) << "the call never got through";  // the phone's ARP
+  call.ExpectMedia(50);
+  ASSERT_TRUE(WaitSynced());
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a checkpoint or two more
+
+  daemon_->Kill();
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(daemon_->Restart()) << daemon_->Log();
+  ASSERT_TRUE(control_.Connect(daemon_->socket_path()));
+  ASSERT_TRUE(ng.Open());
+  ASSERT_TRUE(call.Through()) << "no media through after the restart";
+  std::printf("ng WebRTC call: SIGKILL to media through both ways: %.0f ms\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
+                  .count());
+  call.ExpectResumed(control_.Call({{"op", "session.get"}, {"session", session}}), Stats());
+  EXPECT_EQ(Failures(session), 0u);
+  EXPECT_EQ(Result(ng.client->Call(NgCommand("query", id))), "ok");
+  EXPECT_EQ(Result(ng.client->Call(NgCommand("delete", id))), "ok");
+  if (HasFailure()) std::printf("%s\n", daemon_->Log().c_str());
+}
 }  // namespace
 }  // namespace sluice::testing
