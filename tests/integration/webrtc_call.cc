@@ -29,6 +29,14 @@ void PhoneReceive(Phone& phone, int timeout_ms, int* rtp, int* bad) {
   phone.recv = std::move(keys);
 }
 
+// A reply's "ok" (false when none came: PeerProcess::Call's discarded value).
+bool Ok(const json& reply) { return reply.is_object() && reply.value("ok", false); }
+
+// A count in a stats reply, 0 when none came.
+int Count(const json& reply, const char* name) {
+  return reply.is_object() ? reply.value(name, 0) : 0;
+}
+
 }  // namespace
 
 std::string AiortcMissing() {
@@ -44,10 +52,10 @@ bool WebrtcCall::Offer(Topology& topo, const std::string& ns, const std::string&
   EXPECT_TRUE(started.ok()) << started.status();
   if (!started.ok()) return false;
   browser = *std::move(started);
-  EXPECT_TRUE(browser->Call({{"cmd", "hello"}}).value("ok", false)) << browser->Log();
+  EXPECT_TRUE(Ok(browser->Call({{"cmd", "hello"}}))) << browser->Log();
   const json o = browser->Call({{"cmd", "offer"}});
-  EXPECT_TRUE(o.value("ok", false)) << o.dump() << browser->Log();
-  if (!o.value("ok", false)) return false;
+  EXPECT_TRUE(Ok(o)) << o.dump() << browser->Log();
+  if (!Ok(o)) return false;
   offer_sdp = o["sdp"];
   offer = ParsePeerSdp(offer_sdp);
   return true;
@@ -56,10 +64,10 @@ bool WebrtcCall::Offer(Topology& topo, const std::string& ns, const std::string&
 bool WebrtcCall::Remote(const std::string& sdp) {
   answer = ParsePeerSdp(sdp);
   const json remote = browser->Call({{"cmd", "remote"}, {"sdp", sdp}});
-  EXPECT_TRUE(remote.value("ok", false)) << remote.dump() << "\n" << sdp;
+  EXPECT_TRUE(Ok(remote)) << remote.dump() << "\n" << sdp;
   const json up = browser->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 15}});
-  EXPECT_TRUE(up.value("ok", false)) << up.dump() << browser->Log();
-  return up.value("ok", false);
+  EXPECT_TRUE(Ok(up)) << up.dump() << browser->Log();
+  return Ok(up);
 }
 
 bool WebrtcCall::WaitKeyed(ControlClient& control, const std::string& session, int leg) {
@@ -77,21 +85,21 @@ bool WebrtcCall::WaitKeyed(ControlClient& control, const std::string& session, i
 }
 
 bool WebrtcCall::Through() {
-  EXPECT_TRUE(browser->Call({{"cmd", "reset"}}).value("ok", false));
+  EXPECT_TRUE(Ok(browser->Call({{"cmd", "reset"}})));
   phone.Receive(0);  // what an earlier relay sent
   int rtp = 0, bad = 0;
   bool at_browser = false;
   for (int i = 0; i < 1000 && !(at_browser && rtp > 0); ++i) {
     phone.SendNext();
     PhoneReceive(phone, 10, &rtp, &bad);
-    at_browser = at_browser || browser->Call({{"cmd", "stats"}}).value("rtp_in", 0) > 0;
+    at_browser = at_browser || Count(browser->Call({{"cmd", "stats"}}), "rtp_in") > 0;
   }
   EXPECT_EQ(bad, 0) << "packets the phone could not verify";
   return at_browser && rtp > 0;
 }
 
 void WebrtcCall::ExpectMedia(int n) {
-  EXPECT_TRUE(browser->Call({{"cmd", "reset"}}).value("ok", false));
+  EXPECT_TRUE(Ok(browser->Call({{"cmd", "reset"}})));
   int rtp = 0, bad = 0;
   for (int i = 0; i < n; ++i) {
     phone.SendNext();
@@ -99,8 +107,8 @@ void WebrtcCall::ExpectMedia(int n) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last packets' way
   const json in = browser->Call({{"cmd", "stats"}});
-  EXPECT_GE(in.value("rtp_in", 0), n * 9 / 10) << "phone to browser: " << in.dump();
-  EXPECT_EQ(in.value("media_in", 0), in.value("rtp_in", 0) + in.value("rtcp_in", 0))
+  EXPECT_GE(Count(in, "rtp_in"), n * 9 / 10) << "phone to browser: " << in.dump();
+  EXPECT_EQ(Count(in, "media_in"), Count(in, "rtp_in") + Count(in, "rtcp_in"))
       << "packets the browser could not decrypt: " << in.dump();
   EXPECT_GE(rtp, n / 2) << "browser to phone";
   EXPECT_EQ(bad, 0) << "packets the phone could not verify";
@@ -123,11 +131,11 @@ void WebrtcCall::ExpectResumed(const json& get, const json& stats) {
                            {"ufrag", offer.ufrag},
                            {"remote_ufrag", answer.ufrag},
                            {"remote_pwd", answer.pwd}});
-    if (!check.is_object() || check.value("answered", false) || !check["error"].is_null()) break;
+    if (!Ok(check) || check.value("answered", false) || !check["error"].is_null()) break;
   }
-  EXPECT_TRUE(check.value("answered", false)) << "a consent check: " << check.dump();
+  EXPECT_TRUE(Ok(check) && check.value("answered", false)) << "a consent check: " << check.dump();
   const json still = browser->Call({{"cmd", "wait"}, {"state", "connected"}, {"timeout", 1}});
-  EXPECT_TRUE(still.value("ok", false)) << still.dump();
+  EXPECT_TRUE(Ok(still)) << still.dump();
 }
 
 }  // namespace sluice::testing
