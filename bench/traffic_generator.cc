@@ -4,7 +4,9 @@
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <pthread.h>
 #include <rte_ring.h>
+#include <sched.h>
 #include <srtp2/srtp.h>
 #include <sys/resource.h>
 
@@ -105,7 +107,18 @@ struct TrafficGenerator::State {
 namespace {
 
 absl::Status InitEal(const GeneratorOptions& o) {
-  const std::string devargs = ",role=client,socket-abstract=no,rsize=12,socket=";
+  // EAL starts its own threads (interrupts, where memif's handshake runs;
+  // telemetry) on the CPUs the calling thread may use outside its lcores:
+  // sluiced's worker's CPU, unless this thread keeps to the generator's.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(o.core, &cpus);
+  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus); rc != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot run on CPU ", o.core, ": ", std::strerror(rc)));
+  }
+  const std::string devargs = absl::StrCat(",role=client,socket-abstract=no,rsize=", o.ring_log2,
+                                           ",socket=");
   std::vector<std::string> args = {
       "sluice-bench-traffic", "-l", absl::StrCat(o.core), "--no-huge", "-m", "256",
       "--no-pci", "--no-shconf", absl::StrCat("--file-prefix=", o.file_prefix),
@@ -473,11 +486,17 @@ TrafficRunResult TrafficGenerator::Run(double pps, double seconds, double drain)
   const uint64_t start = rte_rdtsc();
   const uint64_t end = start + static_cast<uint64_t>(seconds * hz);
   const double per_cycle = pps / static_cast<double>(hz);
-  uint64_t made = 0, busy = 0, now = start;
+  uint64_t made = 0, busy = 0, now = start, last = start, max_stall = 0;
   while ((now = rte_rdtsc()) < end) {
+    max_stall = std::max(max_stall, now - last);
+    last = now;
     const uint64_t due = static_cast<uint64_t>(static_cast<double>(now - start) * per_cycle);
     const uint64_t before = r.sent + r.send_failures + r.unexpected + s.received_total;
+    r.max_backlog = std::max(r.max_backlog, due > made ? due - made : 0);
     if (made < due && !s.calls.empty()) made += s.SendBurst(std::min<uint64_t>(kBurst, due - made));
+    if (r.ring_full > 0 && r.first_ring_full_s < 0) {
+      r.first_ring_full_s = static_cast<double>(now - start) / static_cast<double>(hz);
+    }
     s.ReceiveAt(s.b);
     s.ReceiveAt(s.a);
     s.ApplyKeyChanges();
@@ -485,6 +504,7 @@ TrafficRunResult TrafficGenerator::Run(double pps, double seconds, double drain)
   }
   r.seconds = static_cast<double>(now - start) / static_cast<double>(hz);
   r.generator_busy = static_cast<double>(busy) / static_cast<double>(now - start);
+  r.max_stall_ms = static_cast<double>(max_stall) * 1e3 / static_cast<double>(hz);
   r.generator_cpu_share = (ThreadCpuSeconds() - cpu_start) / r.seconds;
   const uint64_t drain_end = rte_rdtsc() + static_cast<uint64_t>(drain * hz);
   while (rte_rdtsc() < drain_end) {
