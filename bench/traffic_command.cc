@@ -61,6 +61,8 @@ constexpr char kUsage[] =
     "                       once sluiced has answered)\n"
     "  --find-first-loss    runs of --seconds from --rate up, 10 % more each, until\n"
     "                       a packet is lost (at most 40 runs); reports that rate\n"
+    "                       and the rate the generator then offered (less, past\n"
+    "                       what its core can send)\n"
     "  --generator-core N   the CPU the generator runs on (default 0; sluiced's\n"
     "                       worker is on CPU 1)\n"
     "  --memif-ring SLOTS   slots of each memif ring, a power of two from 1024 to\n"
@@ -415,7 +417,12 @@ void PrintJson(const Options& o, const Report& report) {
             {"memif_ring", 1u << o.ring_log2}, {"threads_sharing_worker_cpu", report.sharing},
             {"priority", report.priority}};
   for (const Measured& m : report.runs) j["runs"].push_back(ToJson(m));
-  if (report.first_loss) j["first_loss_pps"] = *report.first_loss;
+  if (report.first_loss) {
+    // Past its own limit the generator offers less than the target: what
+    // sluiced was sent when it first lost a packet is the rate that counts.
+    j["first_loss_pps"] = *report.first_loss;
+    j["first_loss_offered_mpps"] = report.runs.back().r.offered_mpps;
+  }
   std::printf("%s\n", j.dump(2).c_str());
   std::fflush(stdout);
 }
@@ -429,8 +436,10 @@ void PrintTable(const Options& o, const Report& report) {
               "corr", "sent_M", "relay_M", "w_bsy", "w_cpu", "w_ns", "g_bsy", "g_cpu", "rekeys");
   for (const Measured& m : report.runs) PrintRow(m);
   if (o.find_first_loss) {
-    std::printf(report.first_loss ? "first loss at %.0f pps\n" : "no loss up to %.0f pps\n",
-                report.first_loss ? *report.first_loss : report.runs.back().r.target_pps);
+    std::printf(report.first_loss ? "first loss at %.0f pps (%.3f Mpps offered)\n"
+                                  : "no loss up to %.0f pps (%.3f Mpps offered)\n",
+                report.first_loss ? *report.first_loss : report.runs.back().r.target_pps,
+                report.runs.back().r.offered_mpps);
   }
   for (const Measured& m : report.runs) {
     if (!m.drops.empty()) std::printf("sluiced drops at %.0f pps: %s\n", m.r.target_pps,
