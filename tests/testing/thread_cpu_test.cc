@@ -67,10 +67,15 @@ TEST(ThreadCpuTest, ThreadsAllowedOnACpuAreThoseWhoseAffinityHoldsIt) {
 TEST(ThreadCpuTest, SchedCountersGrowWhileTheThreadRuns) {
   const std::optional<ThreadSched> before = ReadThreadSched(getpid(), gettid());
   ASSERT_TRUE(before.has_value());
-  // Some work: schedstat counts the time run in nanoseconds.
+  // Work until the kernel has accounted some of it: schedstat's run time
+  // moves at a tick or a switch, not while the thread reads it.
+  std::optional<ThreadSched> after = before;
   volatile uint64_t sink = 0;
-  for (uint64_t i = 0; i < 10'000'000; ++i) sink = sink + i;
-  const std::optional<ThreadSched> after = ReadThreadSched(getpid(), gettid());
+  for (int round = 0; round < 1000 && after && after->run_ns == before->run_ns; ++round) {
+    for (uint64_t i = 0; i < 1'000'000; ++i) sink = sink + i;
+    sched_yield();
+    after = ReadThreadSched(getpid(), gettid());
+  }
   ASSERT_TRUE(after.has_value());
   EXPECT_GT(after->run_ns, before->run_ns);
   EXPECT_GE(after->wait_ns, before->wait_ns);
