@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,7 +37,10 @@ class PinnedThread {
     CPU_ZERO(&cpus);
     CPU_SET(0, &cpus);
     pinned_ = pthread_setaffinity_np(thread_.native_handle(), sizeof cpus, &cpus) == 0;
-    for (int i = 0; i < 10000 && tid_.load() == 0; ++i) std::this_thread::yield();
+    // Its CPU may be busy: up to 10 s for it to start.
+    for (int i = 0; i < 10000 && tid_.load() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
   }
   ~PinnedThread() {
     stop_ = true;
