@@ -1,10 +1,10 @@
 #include "traffic_generator.h"
 
+#include <pthread.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
-#include <pthread.h>
 #include <rte_ring.h>
 #include <sched.h>
 #include <srtp2/srtp.h>
