@@ -1,10 +1,12 @@
 #include "traffic_generator.h"
 
+#include <pthread.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <sched.h>
 #include <srtp2/srtp.h>
 #include <sys/resource.h>
 
@@ -37,6 +39,11 @@ constexpr uint16_t kEtherArp = 0x0806;
 constexpr uint8_t kSilence = 0xd5;  // G.711 A-law silence fills the payload
 constexpr unsigned kKeyChangeRing = 65536;  // > 2 changes per call at kMaxTrafficCalls
 constexpr unsigned kKeyChangesPerLoop = 8;
+// Packets a stall of the generator held back go out at most this many times
+// the rate, never back to back: a wire fills a NIC's ring at its own pace,
+// and thousands of packets at the generator's full speed would fill
+// sluiced's RX ring faster than the wire could.
+constexpr double kCatchUpRate = 1.25;
 
 uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 void Store16(uint8_t* p, uint16_t v) {
@@ -105,7 +112,18 @@ struct TrafficGenerator::State {
 namespace {
 
 absl::Status InitEal(const GeneratorOptions& o) {
-  const std::string devargs = ",role=client,socket-abstract=no,rsize=12,socket=";
+  // EAL starts its own threads (interrupts, where memif's handshake runs;
+  // telemetry) on the CPUs the calling thread may use outside its lcores:
+  // sluiced's worker's CPU, unless this thread keeps to the generator's.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(o.core, &cpus);
+  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus); rc != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot run on CPU ", o.core, ": ", std::strerror(rc)));
+  }
+  const std::string devargs = absl::StrCat(",role=client,socket-abstract=no,rsize=", o.ring_log2,
+                                           ",socket=");
   std::vector<std::string> args = {
       "sluice-bench-traffic", "-l", absl::StrCat(o.core), "--no-huge", "-m", "256",
       "--no-pci", "--no-shconf", absl::StrCat("--file-prefix=", o.file_prefix),
@@ -473,11 +491,26 @@ TrafficRunResult TrafficGenerator::Run(double pps, double seconds, double drain)
   const uint64_t start = rte_rdtsc();
   const uint64_t end = start + static_cast<uint64_t>(seconds * hz);
   const double per_cycle = pps / static_cast<double>(hz);
-  uint64_t made = 0, busy = 0, now = start;
+  uint64_t made = 0, busy = 0, now = start, last = start, max_stall = 0;
+  double credit = kBurst;  // packets it may send now, refilled at kCatchUpRate times the rate
   while ((now = rte_rdtsc()) < end) {
+    max_stall = std::max(max_stall, now - last);
+    credit = std::min<double>(kBurst, credit + static_cast<double>(now - last) * per_cycle *
+                                                   kCatchUpRate);
+    last = now;
     const uint64_t due = static_cast<uint64_t>(static_cast<double>(now - start) * per_cycle);
     const uint64_t before = r.sent + r.send_failures + r.unexpected + s.received_total;
-    if (made < due && !s.calls.empty()) made += s.SendBurst(std::min<uint64_t>(kBurst, due - made));
+    r.max_backlog = std::max(r.max_backlog, due > made ? due - made : 0);
+    const uint64_t n =
+        made < due ? std::min<uint64_t>(due - made, static_cast<uint64_t>(credit)) : 0;
+    if (n > 0 && !s.calls.empty()) {
+      const size_t sent = s.SendBurst(n);
+      made += sent;
+      credit -= static_cast<double>(sent);
+    }
+    if (r.ring_full > 0 && r.first_ring_full_s < 0) {
+      r.first_ring_full_s = static_cast<double>(now - start) / static_cast<double>(hz);
+    }
     s.ReceiveAt(s.b);
     s.ReceiveAt(s.a);
     s.ApplyKeyChanges();
@@ -485,6 +518,7 @@ TrafficRunResult TrafficGenerator::Run(double pps, double seconds, double drain)
   }
   r.seconds = static_cast<double>(now - start) / static_cast<double>(hz);
   r.generator_busy = static_cast<double>(busy) / static_cast<double>(now - start);
+  r.max_stall_ms = static_cast<double>(max_stall) * 1e3 / static_cast<double>(hz);
   r.generator_cpu_share = (ThreadCpuSeconds() - cpu_start) / r.seconds;
   const uint64_t drain_end = rte_rdtsc() + static_cast<uint64_t>(drain * hz);
   while (rte_rdtsc() < drain_end) {

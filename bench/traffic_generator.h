@@ -27,7 +27,8 @@ namespace sluice::bench {
 struct GeneratorOptions {
   std::string socket_a, socket_b;  // memif control sockets sluiced serves
   std::string file_prefix;         // EAL's, distinct from sluiced's
-  uint32_t core = 0;               // the one CPU the generator runs on
+  uint32_t core = 0;               // the one CPU the generator and its EAL threads run on
+  uint32_t ring_log2 = 14;         // memif ring slots, log2 (as sluiced's rsize)
   // Calls whose packets libsrtp2 checks, spread evenly over all of them (its
   // sessions are costly to free by the thousand: NSS keeps a list of them).
   uint32_t verified_calls = 256;
@@ -59,6 +60,13 @@ struct TrafficRunResult {
   double received_mpps = 0;      // received / seconds
   double generator_busy = 0;     // fraction of its loop's time spent working
   double generator_cpu_share = 0;  // CPU time the generator thread got / sending time
+  // The generator's own hiccups: the longest its loop went round once (it was
+  // descheduled), the most packets that were due and not yet sent (they go
+  // out back to back after such a stall), and when the first was refused by
+  // a full ring (seconds into the run; negative: never).
+  double max_stall_ms = 0;
+  uint64_t max_backlog = 0;
+  double first_ring_full_s = -1;
 };
 
 class TrafficGenerator {

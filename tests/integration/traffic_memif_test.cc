@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -75,10 +76,28 @@ void ExpectClean(const Outcome& o) {
   EXPECT_EQ(o.report["sluiced_exit"], "ok") << o.output;
 }
 
+// This session's autogroup ("/autogroup-15 nice 0"), whose nice the
+// benchmark raises for its run; empty without autogroup scheduling.
+std::string Autogroup() {
+  std::ifstream in("/proc/self/autogroup");
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
 TEST_F(TrafficMemifTest, RelaysEveryPacketOfEveryCall) {
+  const std::string autogroup = Autogroup();
   const Outcome o = RunTraffic("--seconds 3");
   ExpectClean(o);
-  if (!o.report.is_discarded()) EXPECT_TRUE(o.report["runs"][0]["rekey"].is_null());
+  if (o.report.is_discarded()) return;
+  EXPECT_TRUE(o.report["runs"][0]["rekey"].is_null());
+  // Nothing but sluiced's worker may run on its CPU: neither sluiced's other
+  // threads nor the generator's EAL threads.
+  EXPECT_EQ(o.report["threads_sharing_worker_cpu"], json::array()) << o.output;
+  // The run's priority was raised for it (--nice -20 by default) and put
+  // back after.
+  EXPECT_TRUE(o.report.value("priority", "").ends_with("nice -20")) << o.output;
+  EXPECT_EQ(Autogroup(), autogroup);
 }
 
 // RFC 3711 §9.2 / RFC 4568 re-keying while media flows: sluiced accepts the
