@@ -162,14 +162,15 @@ class HaFailoverTest : public ::testing::Test {
     return r;
   }
 
-  // Starts sluiced; true once it answers a ping (within 10 s).
+  // Starts sluiced; true once it answers a ping (within 30 s: a loaded
+  // machine's, as the harness's Daemon waits).
   bool Start(Relay& r) {
     auto pid = topo_->Spawn(r.ns, {"sh", "-c",
                                    absl::StrCat("exec ", BuiltBinary("sluiced"), " --config ",
                                                 r.config, " >> ", r.log, " 2>&1")});
     if (!pid.ok()) return false;
     r.pid = *pid;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 600; ++i) {
       ControlClient probe;
       if (probe.Connect(r.socket) && probe.Call({{"op", "ping"}}).value("ok", false)) return true;
       if (waitpid(r.pid, nullptr, WNOHANG) == r.pid) {

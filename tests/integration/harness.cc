@@ -376,8 +376,10 @@ bool Daemon::Restart() {
   pid_ = *pid;
   // Ready once it answers: its socket accepts connections as soon as it
   // listens, before sluiced has finished starting (dropped privileges, say);
-  // it answers requests only from its main loop.
-  for (int i = 0; i < 200; ++i) {
+  // it answers requests only from its main loop. Its start (EAL, memory,
+  // ports) can take seconds on a loaded machine: its main thread shares
+  // lcore 0 with every other sluiced there.
+  for (int i = 0; i < 600; ++i) {
     if (Answers()) return true;
     if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
       pid_ = -1;
@@ -419,16 +421,17 @@ std::string Daemon::phone_ns(int side) const {
 
 void Daemon::Stop() {
   if (pid_ > 0) {
-    // ip netns exec and sh both exec: the pid is sluiced's own.
+    // ip netns exec and sh both exec: the pid is sluiced's own. Its exit
+    // (unmapping its memory) can take seconds on a loaded machine.
     kill(pid_, SIGTERM);
     int status = 0;
-    for (int i = 0; i < 100 && waitpid(pid_, &status, WNOHANG) == 0; ++i) {
+    for (int i = 0; i < 300 && waitpid(pid_, &status, WNOHANG) == 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     if (waitpid(pid_, &status, WNOHANG) == 0) {
       kill(pid_, SIGKILL);
       waitpid(pid_, &status, 0);
-      ADD_FAILURE() << "sluiced did not stop on SIGTERM within 5 s";
+      ADD_FAILURE() << "sluiced did not stop on SIGTERM within 15 s";
     } else {
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "sluiced exit status " << status;
     }

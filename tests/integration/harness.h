@@ -163,13 +163,13 @@ class Daemon {
   // a test failure.
   std::string Start(const DaemonOptions& options);
 
-  // Stops sluiced now (SIGTERM; it must exit 0 within 5 s); the namespaces
+  // Stops sluiced now (SIGTERM; it must exit 0 within 15 s); the namespaces
   // stay.
   void Stop();
   // SIGKILL: sluiced dies at once, without its shutdown; the namespaces stay.
   void Kill();
   // Starts sluiced again with the same configuration (after Stop or Kill):
-  // true once it answers, false when it exited or did not answer in 10 s.
+  // true once it answers, false when it exited or did not answer in 30 s.
   bool Restart();
   // Waits up to timeout_ms for sluiced to exit: its exit code, or -1.
   int WaitExit(int timeout_ms);
