@@ -258,6 +258,17 @@ ExchangeResult Exchange(Phone& a, Phone& b, int n) {
   return r;
 }
 
+bool Reaches(Phone& from, Phone& to, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 20) {
+    const std::vector<uint8_t> sent = from.SendNext();
+    const std::vector<std::vector<uint8_t>> got = to.Receive(20);
+    // FIFO through the relay: the last sent arrived, so did (or never will)
+    // every one before it.
+    if (!got.empty() && got.back() == sent) return true;
+  }
+  return false;
+}
+
 ::testing::AssertionResult Flows(Phone& a, Phone& b, int n) {
   const ExchangeResult r = Exchange(a, b, n);
   if (r.Perfect()) return ::testing::AssertionSuccess();
@@ -369,8 +380,10 @@ bool Daemon::Restart() {
   pid_ = *pid;
   // Ready once it answers: its socket accepts connections as soon as it
   // listens, before sluiced has finished starting (dropped privileges, say);
-  // it answers requests only from its main loop.
-  for (int i = 0; i < 200; ++i) {
+  // it answers requests only from its main loop. Its start (EAL, memory,
+  // ports) can take seconds on a loaded machine: its main thread shares
+  // lcore 0 with every other sluiced there.
+  for (int i = 0; i < 600; ++i) {
     if (Answers()) return true;
     if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
       pid_ = -1;
@@ -412,16 +425,17 @@ std::string Daemon::phone_ns(int side) const {
 
 void Daemon::Stop() {
   if (pid_ > 0) {
-    // ip netns exec and sh both exec: the pid is sluiced's own.
+    // ip netns exec and sh both exec: the pid is sluiced's own. Its exit
+    // (unmapping its memory) can take seconds on a loaded machine.
     kill(pid_, SIGTERM);
     int status = 0;
-    for (int i = 0; i < 100 && waitpid(pid_, &status, WNOHANG) == 0; ++i) {
+    for (int i = 0; i < 300 && waitpid(pid_, &status, WNOHANG) == 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     if (waitpid(pid_, &status, WNOHANG) == 0) {
       kill(pid_, SIGKILL);
       waitpid(pid_, &status, 0);
-      ADD_FAILURE() << "sluiced did not stop on SIGTERM within 5 s";
+      ADD_FAILURE() << "sluiced did not stop on SIGTERM within 15 s";
     } else {
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "sluiced exit status " << status;
     }

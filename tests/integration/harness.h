@@ -109,6 +109,12 @@ struct ExchangeResult {
 };
 // Sends n packets each way, 2 ms apart, and collects what arrives.
 ExchangeResult Exchange(Phone& a, Phone& b, int n);
+// Sends a packet from `from` every 20 ms (at most for timeout_ms) until one
+// reaches `to`, the last sent: nothing of it is left in flight. A relay
+// drops packets toward an address it was just given until its ARP is
+// answered (no_neighbor); a test that counts every packet from the first
+// waits for this first.
+bool Reaches(Phone& from, Phone& to, int timeout_ms = 5000);
 // Exchange, as a test assertion: success when Perfect(), else what was lost.
 ::testing::AssertionResult Flows(Phone& a, Phone& b, int n);
 
@@ -159,13 +165,13 @@ class Daemon {
   // a test failure.
   std::string Start(const DaemonOptions& options);
 
-  // Stops sluiced now (SIGTERM; it must exit 0 within 5 s); the namespaces
+  // Stops sluiced now (SIGTERM; it must exit 0 within 15 s); the namespaces
   // stay.
   void Stop();
   // SIGKILL: sluiced dies at once, without its shutdown; the namespaces stay.
   void Kill();
   // Starts sluiced again with the same configuration (after Stop or Kill):
-  // true once it answers, false when it exited or did not answer in 10 s.
+  // true once it answers, false when it exited or did not answer in 30 s.
   bool Restart();
   // Waits up to timeout_ms for sluiced to exit: its exit code, or -1.
   int WaitExit(int timeout_ms);

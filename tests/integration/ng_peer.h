@@ -24,7 +24,7 @@ class NgClient {
   bool Open(Topology& topo, const std::string& ns, const std::string& ip, uint16_t port,
             const std::string& source_ip = "");
   // Sends the request under a fresh cookie; the reply's dictionary (an empty
-  // dictionary when nothing came back within 2 s or the cookie differed).
+  // dictionary when no reply with that cookie came back within 10 s).
   ng::Value Call(const ng::Value& request);
   // Sends "<cookie> <bencoded request>"; the raw reply ("" when none).
   std::string Raw(const std::string& cookie, const ng::Value& request);
@@ -32,6 +32,10 @@ class NgClient {
   std::string RawText(const std::string& datagram, int timeout_ms = 500);
 
  private:
+  // The bencoded body of the first reply carrying `cookie` within
+  // timeout_ms ("" when none); replies with other cookies are dropped.
+  std::string ReplyTo(const std::string& cookie, int timeout_ms);
+
   int fd_ = -1;
   inline static int next_ = 0;  // cookies stay unique across clients: the reply cache keys on them
 };

@@ -291,6 +291,10 @@ TEST_F(SippCallFlowsTest, EarlyMediaThen200KeepsPortKeyAndEveryPacket) {
   b.relay = Addr(to_callee.ip, to_callee.port);
   Arm(a, ka, early.crypto[0]);
   Arm(b, kb, to_callee.crypto[0]);
+  // The 183's answer gave the relay b's address, and with it an ARP for
+  // b's MAC that can still be unanswered when the 183 reaches the caller
+  // (packets toward b are dropped until then, as no_neighbor).
+  ASSERT_TRUE(Reaches(a, b)) << "no packet from a reached b";
 
   // Early media, on through the 200, until 25 packets after it arrived.
   int after_200 = -1;
@@ -356,6 +360,7 @@ TEST_F(SippCallFlowsTest, ForkedCallKeepsTheWinnerAndFreesTheLoser) {
   b2.relay = Addr(to_b2.ip, to_b2.port);
   Arm(a, ka, e2.crypto[0]);
   Arm(b2, kb2, to_b2.crypto[0]);
+  ASSERT_TRUE(Reaches(a, b2)) << "no packet from a reached b2";  // ARP, as above
   ExchangeResult r = PacedFor(a, b2, 15);
   EXPECT_TRUE(r.Perfect()) << "losing branch's early media: " << r.Describe();
   a.relay = Addr(e1.ip, e1.port);
