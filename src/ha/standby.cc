@@ -28,6 +28,10 @@ constexpr uint64_t kRescanMs = 1000;
 // stands for every class but K and E.
 constexpr char kEvents[] = "Khgxe";
 
+// Milliseconds from `then` to `now`; 0 for a `then` read after `now` (a reply
+// handled within the Poll that read `now`, on a clock that moved meanwhile).
+uint64_t Since(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
+
 std::string Missing(const std::string& flags) {
   std::string missing;
   for (const char c : std::string_view(kEvents)) {
@@ -99,7 +103,7 @@ bool Standby::Poll() {
     }
   }
   for (Link* link : {&commands_, &events_}) {
-    if (link->ac != nullptr && !link->connected && now - link->started_ms > kConnectTimeoutMs) {
+    if (link->ac != nullptr && !link->connected && Since(now, link->started_ms) > kConnectTimeoutMs) {
       redisAsyncContext* ac = link->ac;
       Drop(*link, "connect timed out");
       redisAsyncFree(ac);
@@ -108,12 +112,15 @@ bool Standby::Poll() {
   }
   if (!commands_.connected) return false;
   CheckHeartbeat(now);
-  if (!notifications_ && !scanning_ && now - last_update_ms_ >= kRescanMs) Scan("0");
+  if (!notifications_ && !scanning_ && Since(now, last_update_ms_) >= kRescanMs) Scan("0");
+  // The heartbeat's reply was handled (and timed) after `now` was read: the
+  // absence is measured on a fresh reading.
+  const uint64_t checked = Now();
   if (!config_.auto_promote || heartbeat_absent_since_ms_ == 0 ||
-      now - heartbeat_absent_since_ms_ < config_.promote_after_ms) {
+      Since(checked, heartbeat_absent_since_ms_) < config_.promote_after_ms) {
     return false;
   }
-  heartbeat_absent_since_ms_ = now;  // asked again after promote_after_ms if not promoted
+  heartbeat_absent_since_ms_ = checked;  // asked again after promote_after_ms if not promoted
   return true;
 }
 
@@ -355,8 +362,8 @@ control::HaStats Standby::Stats() const {
       std::count_if(mirror_.begin(), mirror_.end(), [](const auto& e) { return e.second; }));
   s.mirror_refused = s.sessions - s.mirrored;
   const uint64_t now = Now();
-  s.last_update_age_ms = ever_updated_ ? static_cast<int64_t>(now - last_update_ms_) : -1;
-  s.heartbeat_age_ms = ever_seen_ ? static_cast<int64_t>(now - heartbeat_seen_ms_) : -1;
+  s.last_update_age_ms = ever_updated_ ? static_cast<int64_t>(Since(now, last_update_ms_)) : -1;
+  s.heartbeat_age_ms = ever_seen_ ? static_cast<int64_t>(Since(now, heartbeat_seen_ms_)) : -1;
   return s;
 }
 

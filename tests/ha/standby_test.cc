@@ -45,10 +45,10 @@ class StandbyTest : public ::testing::Test {
     config_.promote_after_ms = 100;
   }
 
-  std::unique_ptr<Standby> MakeStandby() {
-    return std::make_unique<Standby>(config_, Sealer::FromKey(kek_), [](const std::string& name) {
-      return name == "a" || name == "b";
-    });
+  std::unique_ptr<Standby> MakeStandby(Standby::ClockFn clock = {}) {
+    return std::make_unique<Standby>(
+        config_, Sealer::FromKey(kek_),
+        [](const std::string& name) { return name == "a" || name == "b"; }, std::move(clock));
   }
 
   // A session's record as the active writes it, its keys sealed.
@@ -148,6 +148,26 @@ TEST_F(StandbyTest, AsksForPromotionOnlyOnceTheHeartbeatIsGone) {
   s = MakeStandby();
   const uint64_t later = NowMs() + 600;
   EXPECT_FALSE(PollUntil(*s, [&] { return NowMs() >= later; }));
+}
+
+// A clock that moves between two readings in one Poll (every reading a
+// millisecond on), as under load: the heartbeat's absence, first seen while
+// a reply is handled, must still last promote_after_ms before a promotion.
+TEST_F(StandbyTest, WaitsOutTheAbsenceWhenTheClockTicksWithinAPoll) {
+  uint64_t t = 1000;
+  std::unique_ptr<Standby> s = MakeStandby([&t]() { return ++t; });
+  uint64_t first_absent = 0;
+  bool asked = false;
+  for (const uint64_t end = NowMs() + 5000; !asked && NowMs() < end;) {
+    asked = s->Poll();
+    if (first_absent == 0 && s->Stats().connected && s->Stats().heartbeat_age_ms < 0) {
+      first_absent = t;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(asked) << "no promotion asked with the heartbeat absent";
+  ASSERT_NE(first_absent, 0u);
+  EXPECT_GE(t - first_absent, config_.promote_after_ms) << "asked before the absence lasted";
 }
 
 TEST_F(StandbyTest, TakesTheHeartbeatOnlyOnItsTerms) {
