@@ -308,7 +308,8 @@ uint16_t RxQueues(const config::InterfaceConfig& iface, uint32_t n_workers) {
 constexpr uint32_t kHandshakeRingSize = 4096;
 
 // [limits] mbufs, or enough for every RX and TX descriptor, the bursts in
-// flight and the rings.
+// flight and the rings (the slow path's 4096 and 2048 for its ring and TX
+// ring, the frames waiting for a next hop in its hold ring and held).
 uint64_t MbufCount(const config::Config& cfg, uint32_t n_workers) {
   if (cfg.limits.mbufs != 0) return cfg.limits.mbufs;
   uint64_t mbufs = 0;
@@ -316,7 +317,8 @@ uint64_t MbufCount(const config::Config& cfg, uint32_t n_workers) {
     mbufs += uint64_t{RxQueues(iface, n_workers)} * iface.rx_ring_size +
              uint64_t{n_workers} * iface.tx_ring_size;
   }
-  return mbufs + uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048 + kHandshakeRingSize;
+  return mbufs + uint64_t{n_workers} * (1024 + 64 * 16) + 4096 + 2048 + kHandshakeRingSize +
+         1024 + dpdk::SlowPath::kMaxHeld;
 }
 
 absl::StatusOr<rte_mempool*> CreateMbufPool(const config::Config& cfg, uint32_t n_workers) {
@@ -350,7 +352,7 @@ control::InterfaceInfo DescribeInterface(const config::InterfaceConfig& iface,
 // What the slow path answers for on an interface.
 dpdk::SlowPathInterface SlowPathInterfaceOf(const control::InterfaceInfo& info) {
   return {.port_id = info.port_id, .mac = info.mac, .ipv4 = info.ipv4, .ipv6 = info.ipv6,
-          .vlan = info.vlan};
+          .gateway = info.gateway, .gateway6 = info.gateway6, .vlan = info.vlan};
 }
 
 // The interface, its port and which checksums the NIC does: what an operator
@@ -424,6 +426,7 @@ void BuildWorkers(const config::Config& cfg, DataPlane& data) {
     wc.burst = cfg.workers.burst;
     wc.table = data.table.get();
     wc.slow_path = data.slow_path->ring();
+    wc.neighbor_hold = data.slow_path->hold_ring();
     wc.handshake = data.handshake->ring();
     wc.handshake_rate =
         session::policing::MakeRate(cfg.webrtc.handshake_max_pps, rte_get_tsc_hz());
@@ -507,6 +510,7 @@ std::vector<control::WorkerStats> ReadWorkerStats(const std::vector<WorkerSlot>&
     s.busy_cycles = c.busy_cycles.load(std::memory_order_relaxed);
     s.idle_cycles = c.idle_cycles.load(std::memory_order_relaxed);
     s.handshake_packets = c.handshake_packets.load(std::memory_order_relaxed);
+    s.neighbor_held = c.neighbor_held.load(std::memory_order_relaxed);
     for (int r = 0; r < worker::kDropReasonCount; ++r) {
       const uint64_t n = c.drops[static_cast<size_t>(r)].load(std::memory_order_relaxed);
       if (n > 0) {
@@ -572,6 +576,10 @@ std::unique_ptr<control::SessionManager> CreateSessionManager(const config::Conf
   control::NeighborResolver resolver;
   resolver.lookup = [slow_path](uint16_t port, const packet::IpAddress& ip) {
     return slow_path->Lookup(port, ip);
+  };
+  resolver.hold_stats = [slow_path]() {
+    const dpdk::SlowPathCounters& c = slow_path->counters();
+    return control::Stats::NeighborHold{slow_path->held(), c.hold_sent, c.hold_dropped};
   };
   const std::vector<WorkerSlot>* workers = &data.workers;
   auto manager = std::make_unique<control::SessionManager>(

@@ -839,6 +839,30 @@ Json HaJson(const HaStats& ha) {
               {"heartbeat_age_ms", ha.heartbeat_age_ms}};
 }
 
+namespace {
+
+Json WorkersJson(const std::vector<WorkerStats>& workers) {
+  Json out = Json::array();
+  for (const WorkerStats& w : workers) {
+    Json j = Json::object();
+    j["id"] = w.id;
+    j["lcore"] = w.lcore;
+    j["rx_packets"] = w.rx_packets;
+    j["tx_packets"] = w.tx_packets;
+    j["busy_cycles"] = w.busy_cycles;
+    j["idle_cycles"] = w.idle_cycles;
+    j["handshake_packets"] = w.handshake_packets;
+    j["neighbor_held"] = w.neighbor_held;
+    j["drops"] = Counts(w.drops);
+    j["quiescent_ms_ago"] = w.quiescent_ms_ago;
+    j["stalled"] = w.stalled;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+}  // namespace
+
 Json EncodeStats(const Stats& stats, const ControlCounters* control) {
   Json body = Json::object();
   body["sessions"] = stats.sessions;
@@ -868,21 +892,10 @@ Json EncodeStats(const Stats& stats, const ControlCounters* control) {
                          {"rx_no_mbuf", p.rx_no_mbuf},
                          {"tx_errors", p.tx_errors}});
   }
-  Json& workers = body["workers"] = Json::array();
-  for (const WorkerStats& w : stats.workers) {
-    Json j = Json::object();
-    j["id"] = w.id;
-    j["lcore"] = w.lcore;
-    j["rx_packets"] = w.rx_packets;
-    j["tx_packets"] = w.tx_packets;
-    j["busy_cycles"] = w.busy_cycles;
-    j["idle_cycles"] = w.idle_cycles;
-    j["handshake_packets"] = w.handshake_packets;
-    j["drops"] = Counts(w.drops);
-    j["quiescent_ms_ago"] = w.quiescent_ms_ago;
-    j["stalled"] = w.stalled;
-    workers.push_back(std::move(j));
-  }
+  body["workers"] = WorkersJson(stats.workers);
+  body["neighbor_hold"] = Json{{"waiting", stats.neighbor_hold.waiting},
+                               {"sent", stats.neighbor_hold.sent},
+                               {"dropped", stats.neighbor_hold.dropped}};
   body["drops"] = Counts(stats.drops);
   body["keys_near_limit"] = stats.keys_near_limit;
   Json& rekey = body["rekey_needed"] = Json::array();

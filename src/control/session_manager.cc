@@ -881,10 +881,12 @@ Stats SessionManager::GetStats() {
   if (worker_stats_) stats.workers = worker_stats_();
   AddWorkerWatch(stats.workers);
   if (port_stats_) stats.ports = port_stats_();
+  if (resolver_.hold_stats) stats.neighbor_hold = resolver_.hold_stats();
   std::map<std::string, uint64_t> drops;
   for (const WorkerStats& w : stats.workers) {
     for (const auto& [reason, count] : w.drops) drops[reason] += count;
   }
+  if (stats.neighbor_hold.dropped > 0) drops["no_neighbor"] += stats.neighbor_hold.dropped;
   stats.drops.assign(drops.begin(), drops.end());
   stats.keys_near_limit = keys_near_limit_;
   stats.rekey_needed = rekey_needed_;
@@ -1109,11 +1111,9 @@ void SessionManager::ResolveNextHops(Entry& entry) {
     const InterfaceInfo* iface = FindInterface(entry.legs[i].interface);
     if (iface == nullptr || !resolver_.lookup) continue;
     const packet::IpAddress& peer = view.endpoint.ip;
-    const std::optional<packet::Prefix>& prefix = peer.is_v4() ? iface->ipv4 : iface->ipv6;
-    const std::optional<packet::IpAddress>& gateway = peer.is_v4() ? iface->gateway : iface->gateway6;
     // On-link peers are asked for directly; others through the gateway.
-    packet::IpAddress hop = peer;
-    if (prefix && !prefix->Contains(peer) && gateway) hop = *gateway;
+    const packet::IpAddress hop = peer.is_v4() ? packet::NextHop(peer, iface->ipv4, iface->gateway)
+                                               : packet::NextHop(peer, iface->ipv6, iface->gateway6);
     if (std::optional<packet::MacAddress> found = resolver_.lookup(iface->port_id, hop)) {
       slot.SetResolvedMac(*found);
     } else {

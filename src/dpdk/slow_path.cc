@@ -88,6 +88,11 @@ absl::StatusOr<std::unique_ptr<SlowPath>> SlowPath::Create(std::vector<SlowPathI
   if (sp->tx_ring_ == nullptr) {
     return absl::ResourceExhaustedError("cannot create the slow-path TX ring");
   }
+  // Workers enqueue, the control thread dequeues.
+  sp->hold_ring_ = rte_ring_create("slow_path_hold", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  if (sp->hold_ring_ == nullptr) {
+    return absl::ResourceExhaustedError("cannot create the slow-path hold ring");
+  }
   return sp;
 }
 
@@ -97,10 +102,14 @@ SlowPath::~SlowPath() {
     while (rte_ring_dequeue(ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(ring_);
   }
-  if (tx_ring_ != nullptr) {
+  for (rte_ring* ring : {tx_ring_, hold_ring_}) {
+    if (ring == nullptr) continue;
     void* m;
-    while (rte_ring_dequeue(tx_ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-    rte_ring_free(tx_ring_);
+    while (rte_ring_dequeue(ring, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(ring);
+  }
+  for (auto& [key, frames] : held_) {
+    for (const HeldFrame& f : frames) rte_pktmbuf_free(f.m);
   }
 }
 
@@ -124,6 +133,9 @@ unsigned SlowPath::Poll() {
   for (unsigned i = 0; i < n; ++i) Handle(static_cast<rte_mbuf*>(pkts[i]));
   counters_.received += n;
   const uint64_t now = NowMs();
+  const unsigned held = rte_ring_sc_dequeue_burst(hold_ring_, pkts, 32, nullptr);
+  for (unsigned i = 0; i < held; ++i) Hold(static_cast<rte_mbuf*>(pkts[i]), now);
+  if (held_count_ > 0) ExpireHeld(now);
   if (now - aged_ms_ >= 1000) {
     aged_ms_ = now;
     Age(now);
@@ -159,6 +171,93 @@ void SlowPath::Learn(uint16_t port, const packet::IpAddress& ip, const uint8_t* 
     ++counters_.neighbors_learned;
   }
   if (asked != asked_ms_.end()) asked_ms_.erase(asked);
+  if (held_count_ > 0) Release(key, m);
+}
+
+// The frame's destination address (after its VLAN tag, if any) gives its
+// next hop on the port it is to leave by, as the session manager resolves
+// it; the worker wrote every header but the destination MAC.
+void SlowPath::Hold(rte_mbuf* m, uint64_t now) {
+  ++counters_.hold_received;
+  const SlowPathInterface* iface = FindPort(m->port);
+  const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  uint32_t l3 = 14;
+  if (len >= 18 && Load16(d + 12) == kEtherVlan) l3 = 18;
+  const uint16_t type = len >= l3 ? Load16(d + l3 - 2) : 0;
+  std::optional<packet::IpAddress> dst;
+  if (type == kEtherIpv4 && len >= l3 + 20) dst = packet::IpAddress::V4Bytes(d + l3 + 16);
+  if (type == kEtherIpv6 && len >= l3 + 40) dst = packet::IpAddress::V6Bytes(d + l3 + 24);
+  if (iface == nullptr || !dst) {
+    DropHeld(m);
+    return;
+  }
+  const NeighborKey key{iface->port_id,
+                        dst->is_v4() ? packet::NextHop(*dst, iface->ipv4, iface->gateway)
+                                     : packet::NextHop(*dst, iface->ipv6, iface->gateway6)};
+  std::vector<HeldFrame>& frames = held_[key];
+  // Behind frames already held for it, in their order; else at once if
+  // its next hop is known (Lookup asks for it otherwise).
+  if (frames.empty()) {
+    if (std::optional<packet::MacAddress> mac = Lookup(key.first, key.second)) {
+      held_.erase(key);
+      std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), mac->data(), 6);
+      ++counters_.hold_sent;
+      Send(*iface, m);
+      return;
+    }
+  }
+  if (frames.size() >= kHoldPerNeighbor) {
+    DropHeld(frames.front().m);
+    frames.erase(frames.begin());
+    --held_count_;
+  }
+  if (held_count_ >= kMaxHeld) {
+    if (frames.empty()) held_.erase(key);
+    DropHeld(m);
+    return;
+  }
+  frames.push_back(HeldFrame{m, now});
+  ++held_count_;
+}
+
+void SlowPath::Release(const NeighborKey& key, const packet::MacAddress& mac) {
+  auto it = held_.find(key);
+  const SlowPathInterface* iface = FindPort(key.first);
+  if (it == held_.end() || iface == nullptr) return;
+  for (const HeldFrame& f : it->second) {
+    std::memcpy(rte_pktmbuf_mtod(f.m, uint8_t*), mac.data(), 6);
+    ++counters_.hold_sent;
+    Send(*iface, f.m);
+  }
+  held_count_ -= it->second.size();
+  held_.erase(it);
+}
+
+// Frames are held in arrival order: each next hop's expire from the front.
+// A next hop still awaited is asked for again (Ask keeps requests a second
+// apart).
+void SlowPath::ExpireHeld(uint64_t now) {
+  for (auto it = held_.begin(); it != held_.end();) {
+    std::vector<HeldFrame>& frames = it->second;
+    size_t gone = 0;
+    while (gone < frames.size() && now - frames[gone].since_ms >= kHoldMs) {
+      DropHeld(frames[gone++].m);
+    }
+    frames.erase(frames.begin(), frames.begin() + static_cast<ptrdiff_t>(gone));
+    held_count_ -= gone;
+    if (frames.empty()) {
+      held_.erase(it++);
+      continue;
+    }
+    if (const SlowPathInterface* iface = FindPort(it->first.first)) Ask(*iface, it->first, now);
+    ++it;
+  }
+}
+
+void SlowPath::DropHeld(rte_mbuf* m) {
+  ++counters_.hold_dropped;
+  rte_pktmbuf_free(m);
 }
 
 // Once a second: neighbours past their lifetime are forgotten; those Lookup

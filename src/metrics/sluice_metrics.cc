@@ -49,6 +49,9 @@ void WriteWorkers(Exposition& out, const Stats& stats, uint64_t tsc_hz) {
   PerWorker(out, stats, "sluice_worker_handshake_packets_total",
             "STUN and DTLS packets a worker gave to the handshake thread.",
             [](const WorkerStats& w) { return w.handshake_packets; });
+  PerWorker(out, stats, "sluice_worker_neighbor_held_total",
+            "Packets a worker gave to the slow path to wait for their next hop's MAC.",
+            [](const WorkerStats& w) { return w.neighbor_held; });
   PerWorker(out, stats, "sluice_worker_busy_seconds_total",
             "Time a worker spent on polls that found work; with idle, its busy share.",
             [hz](const WorkerStats& w) { return static_cast<double>(w.busy_cycles) / hz; });
@@ -116,6 +119,16 @@ void WritePorts(Exposition& out, const Stats& stats) {
           [](const PortStats& p) { return p.rx_errors; });
   PerPort(out, stats, "sluice_nic_send_errors_total", "Frames the NIC failed to send (oerrors).",
           [](const PortStats& p) { return p.tx_errors; });
+  out.Family("sluice_neighbor_hold_waiting", kGauge,
+             "Frames waiting in the slow path for their next hop's MAC.");
+  out.Sample("sluice_neighbor_hold_waiting", {}, stats.neighbor_hold.waiting);
+  out.Family("sluice_neighbor_hold_sent_total", kCounter,
+             "Frames that waited for their next hop and were sent once it answered.");
+  out.Sample("sluice_neighbor_hold_sent_total", {}, stats.neighbor_hold.sent);
+  out.Family("sluice_neighbor_hold_dropped_total", kCounter,
+             "Frames dropped unsent: their next hop did not answer within 3 s, or the wait "
+             "was full.");
+  out.Sample("sluice_neighbor_hold_dropped_total", {}, stats.neighbor_hold.dropped);
   out.Family("sluice_nic_xstats_total", kCounter,
              "The driver's extended counters (rte_eth_xstats), by the driver's names.");
   for (const PortStats& p : stats.ports) {

@@ -693,7 +693,7 @@ uint16_t Worker::RewriteAndTransmit(Batch& batch, uint16_t n) noexcept {
   for (uint16_t j = 0; j < n; ++j) {
     Item& it = batch.items[batch.order[j]];
     if (!WriteHeaders(it)) {
-      ++rejected;
+      if (it.rejected) ++rejected;  // else held for its next hop (it.m taken)
       continue;
     }
     Inc(it.flow->counters.tx_packets[it.rtcp]);
@@ -735,13 +735,18 @@ uint16_t Worker::RewriteAndTransmit(Batch& batch, uint16_t n) noexcept {
     frame = BuildHeaders(it, offload, payload_sum);
     if (frame == nullptr) return false;
   }
+  FinishFrame(it, frame, out_port);
+  return true;
+}
+
+[[gnu::always_inline]] inline void Worker::FinishFrame(Item& it, uint8_t* frame,
+                                                      uint16_t out_port) noexcept {
   const uint32_t frame_len = static_cast<uint32_t>(it.pkt.data + it.pkt.len - frame);
   rte_mbuf* const m = it.m;  // once: each store below could otherwise change it
   m->data_off = static_cast<uint16_t>(frame - static_cast<uint8_t*>(m->buf_addr));
   m->data_len = static_cast<uint16_t>(frame_len);
   m->pkt_len = frame_len;
   SetTxOffload(m, frame, out_port);
-  return true;
 }
 
 uint8_t* Worker::BuildHeaders(Item& it, const TxChecksumOffload& offload,
@@ -758,10 +763,6 @@ uint8_t* Worker::BuildHeaders(Item& it, const TxChecksumOffload& offload,
     return nullptr;
   }
   if (!out.has_mac) out.has_mac = flow->out_remote->ResolvedMac(&out.mac);
-  if (!out.has_mac) {
-    Reject(it, DropReason::kNoNeighbor);
-    return nullptr;
-  }
   packet::UdpHeaderSpec spec;
   spec.payload_sum = payload_sum;
   spec.udp_checksum_offload = offload.udp;
@@ -774,6 +775,7 @@ uint8_t* Worker::BuildHeaders(Item& it, const TxChecksumOffload& offload,
   const uint16_t rtcp_offset = session::learning::RtcpPortOffset(it.rtcp, flow->out_rtcp_mux);
   spec.src.port = static_cast<uint16_t>(spec.src.port + rtcp_offset);
   spec.dst.port = static_cast<uint16_t>(spec.dst.port + rtcp_offset);
+  if (!out.has_mac) return HoldForNeighbor(it, spec, flow->out_port);
   uint8_t* frame = packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++);
   // Only the RTP port's headers are kept, and only from a stored view.
   if (rtcp_offset == 0 && (version & 1) == 0) {
@@ -782,6 +784,24 @@ uint8_t* Worker::BuildHeaders(Item& it, const TxChecksumOffload& offload,
     flow->out_headers_resolved = resolved;
   }
   return frame;
+}
+
+uint8_t* Worker::HoldForNeighbor(Item& it, packet::UdpHeaderSpec& spec,
+                                 uint16_t out_port) noexcept {
+  if (config_.neighbor_hold == nullptr || out_port >= kMaxPorts) {
+    Reject(it, DropReason::kNoNeighbor);
+    return nullptr;
+  }
+  spec.dst_mac = {};  // the slow path writes it once the next hop answers
+  FinishFrame(it, packet::WriteUdpHeaders(it.pkt.data, it.pkt.len, spec, ip_id_++), out_port);
+  it.m->port = out_port;
+  if (rte_ring_mp_enqueue(config_.neighbor_hold, it.m) != 0) {
+    Reject(it, DropReason::kNoNeighbor);
+    return nullptr;
+  }
+  Inc(counters_.neighbor_held);
+  it.m = nullptr;
+  return nullptr;
 }
 
 [[gnu::always_inline]] inline void Worker::SetTxOffload(rte_mbuf* m, const uint8_t* frame,

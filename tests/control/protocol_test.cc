@@ -626,6 +626,7 @@ TEST(Encode, ListPingStats) {
   w.busy_cycles = 100;
   w.idle_cycles = 200;
   w.handshake_packets = 7;
+  w.neighbor_held = 17;
   w.drops = {{"auth_failed", 1}};
   w.quiescent_ms_ago = 1500;
   w.stalled = true;
@@ -633,6 +634,7 @@ TEST(Encode, ListPingStats) {
   stats.sessions_reclaiming = 1;
   stats.timed_out = {4, 5, 6};
   stats.webrtc = {7, 8, 9, 10, {{"received", 11}, {"malformed", 0}}};
+  stats.neighbor_hold = {18, 19, 20};
   stats.drops = {{"auth_failed", 1}, {"no_flow", 2}};
   PortStats port;
   port.interface = "access";
@@ -654,8 +656,9 @@ TEST(Encode, ListPingStats) {
             R"("rx_packets":11,"rx_bytes":1100,)"
             R"("tx_packets":12,"tx_bytes":1200,"rx_missed":13,"rx_errors":14,"rx_no_mbuf":15,)"
             R"("tx_errors":16}],"workers":[{"id":1,"lcore":3,"rx_packets":10,"tx_packets":9,)"
-            R"("busy_cycles":100,"idle_cycles":200,"handshake_packets":7,"drops":{"auth_failed":1},)"
-            R"("quiescent_ms_ago":1500,"stalled":true}],)"
+            R"("busy_cycles":100,"idle_cycles":200,"handshake_packets":7,"neighbor_held":17,)"
+            R"("drops":{"auth_failed":1},"quiescent_ms_ago":1500,"stalled":true}],)"
+            R"("neighbor_hold":{"waiting":18,"sent":19,"dropped":20},)"
             R"("drops":{"auth_failed":1,"no_flow":2},"keys_near_limit":0,"rekey_needed":[]})");
   stats.memory = MemoryStats{7488, 3, 2u << 20};
   EXPECT_THAT(Dump(EncodeStats(stats, nullptr)),

@@ -216,6 +216,18 @@ class SlowPathTest : public ::testing::Test {
     EXPECT_EQ(sp_->Poll(), 1u);
   }
 
+  // Hands `frame` over as a worker would a frame whose next hop it has no
+  // MAC for, to leave by `port`, and polls.
+  void HandOver(const Bytes& frame, uint16_t port = kPort) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool);
+    ASSERT_NE(m, nullptr);
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                frame.size());
+    m->port = port;
+    ASSERT_EQ(rte_ring_enqueue(sp_->hold_ring(), m), 0);
+    EXPECT_EQ(sp_->Poll(), 0u) << "nothing came in";
+  }
+
   // What the slow path queued for sending since the last call; kept until
   // the test ends.
   std::vector<rte_mbuf*> Sent() {
@@ -640,14 +652,143 @@ TEST_F(SlowPathTest, PollHandlesABurstAndReturnsHowMany) {
   EXPECT_EQ(sp_->counters().echo_replies, 3u);
 }
 
+// A UDP frame as a worker writes it for a peer whose next hop it has no
+// MAC for: from our MAC to none, `tag` in its payload.
+Bytes Outgoing(const IpAddress& dst, uint8_t tag, uint16_t vlan = 0) {
+  Bytes b = Ethernet(MacAddress{}, kOurMac, dst.is_v4() ? 0x0800 : 0x86dd, vlan);
+  const Bytes udp = {0x9c, 0x40, 0x9c, 0x42, 0, 12, 0, 0, 0x80, 0, 0, tag};
+  if (dst.is_v4()) {
+    const uint8_t ip[12] = {0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0};
+    Put(b, ip, sizeof ip);
+    Put(b, Ip("192.0.2.1"));
+  } else {
+    const uint8_t ip[8] = {0x60, 0, 0, 0, 0, 12, 17, 64};
+    Put(b, ip, sizeof ip);
+    Put(b, Ip("2001:db8::1"));
+  }
+  Put(b, dst);
+  Put(b, udp.data(), udp.size());
+  return b;
+}
+
+// A frame handed over for want of a next hop waits while its next hop is
+// asked for (once), goes out in order with the answer's MAC and otherwise
+// unchanged, and later frames to a known next hop go out at once.
+TEST_F(SlowPathTest, HeldFramesGoOutOnceTheirNextHopAnswers) {
+  for (uint8_t tag = 1; tag <= 3; ++tag) HandOver(Outgoing(Ip("192.0.2.20"), tag));
+  std::vector<rte_mbuf*> sent = Sent();
+  ASSERT_EQ(sent.size(), 1u) << "one request";
+  EXPECT_EQ(Load16(&Data(sent[0])[12]), 0x0806);
+  EXPECT_EQ(IpAddress::V4Bytes(&Data(sent[0])[38]), Ip("192.0.2.20"));
+  EXPECT_EQ(sp_->held(), 3u);
+
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.20"), kOurMac, Ip("192.0.2.1")));
+  sent = Sent();
+  ASSERT_EQ(sent.size(), 3u);
+  for (uint8_t tag = 1; tag <= 3; ++tag) {
+    Bytes expected = Outgoing(Ip("192.0.2.20"), tag);
+    std::memcpy(expected.data(), kPeerMac.data(), 6);
+    EXPECT_EQ(sent[tag - 1]->port, kPort);
+    EXPECT_EQ(Data(sent[tag - 1]), expected) << "frame " << int{tag};
+  }
+  EXPECT_EQ(sp_->held(), 0u);
+  HandOver(Outgoing(Ip("192.0.2.20"), 4));
+  sent = Sent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(MacAt(Data(sent[0]), 0), kPeerMac);
+  EXPECT_EQ(sp_->counters().hold_received, 4u);
+  EXPECT_EQ(sp_->counters().hold_sent, 4u);
+  EXPECT_EQ(sp_->counters().hold_dropped, 0u);
+}
+
+// An off-link peer's frames wait for the gateway, inside the interface's
+// VLAN tag too; IPv6 ones for a neighbour solicitation's answer.
+TEST_F(SlowPathTest, HeldFramesWaitForTheGatewayOfAnOffLinkPeer) {
+  iface_.gateway = Ip("192.0.2.254");
+  Make(SlowPathOptions{});
+  HandOver(Outgoing(Ip("198.51.100.7"), 1));
+  HandOver(Outgoing(Ip("198.51.100.8"), 2, /*vlan=*/7));
+  std::vector<rte_mbuf*> sent = Sent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(IpAddress::V4Bytes(&Data(sent[0])[38]), Ip("192.0.2.254"));
+  constexpr MacAddress kGatewayMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0xfe};
+  Deliver(Arp(2, kGatewayMac, Ip("192.0.2.254"), kOurMac, Ip("192.0.2.1")));
+  sent = Sent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(MacAt(Data(sent[0]), 0), kGatewayMac);
+  EXPECT_EQ(Data(sent[1]).back(), 2);
+  EXPECT_EQ(Load16(&Data(sent[1])[14]), 7) << "the tag kept";
+
+  HandOver(Outgoing(Ip("2001:db8::20"), 3));
+  sent = Sent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(Data(sent[0])[14 + 40], 135) << "a neighbour solicitation";
+  Deliver(Ipv6(kOurMac, Ip("2001:db8::20"), Ip("2001:db8::1"), 255,
+               NeighborMessage(136, Ip("2001:db8::20"), &kPeerMac)));
+  sent = Sent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(MacAt(Data(sent[0]), 0), kPeerMac);
+  EXPECT_EQ(Data(sent[0]).back(), 3);
+}
+
+// Held frames are bounded per next hop (the oldest dropped first) and
+// dropped (counted, freed) once they have waited kHoldMs unanswered; what
+// cannot be addressed (no IP header, no such port) is dropped at once.
+TEST_F(SlowPathTest, HeldFramesAreBoundedAndExpire) {
+  for (size_t i = 0; i <= SlowPath::kHoldPerNeighbor; ++i) {
+    HandOver(Outgoing(Ip("192.0.2.29"), static_cast<uint8_t>(i)));
+  }
+  EXPECT_EQ(sp_->held(), SlowPath::kHoldPerNeighbor);
+  EXPECT_EQ(sp_->counters().hold_dropped, 1u);
+  Sent();
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.29"), kOurMac, Ip("192.0.2.1")));
+  std::vector<rte_mbuf*> sent = Sent();
+  ASSERT_EQ(sent.size(), SlowPath::kHoldPerNeighbor);
+  EXPECT_EQ(Data(sent.front()).back(), 1) << "the oldest was dropped";
+  EXPECT_EQ(Data(sent.back()).back(), SlowPath::kHoldPerNeighbor);
+
+  for (size_t i = 0; i < SlowPath::kHoldPerNeighbor; ++i) {
+    HandOver(Outgoing(Ip("192.0.2.30"), static_cast<uint8_t>(i)));
+  }
+  EXPECT_EQ(sp_->held(), SlowPath::kHoldPerNeighbor);
+  now_ms_ += SlowPath::kHoldMs / 2;
+  HandOver(Outgoing(Ip("192.0.2.31"), 1));
+  EXPECT_EQ(sp_->held(), SlowPath::kHoldPerNeighbor + 1);
+  now_ms_ += SlowPath::kHoldMs / 2;
+  EXPECT_EQ(sp_->Poll(), 0u);
+  EXPECT_EQ(sp_->held(), 1u) << "the first next hop's frames waited kHoldMs";
+  now_ms_ += SlowPath::kHoldMs / 2;
+  EXPECT_EQ(sp_->Poll(), 0u);
+  EXPECT_EQ(sp_->held(), 0u);
+  EXPECT_EQ(sp_->counters().hold_dropped, SlowPath::kHoldPerNeighbor + 2);
+  // While frames waited, their next hops were asked for again, a second
+  // apart at most: 192.0.2.29 once (answered), .30 and .31 twice each.
+  EXPECT_EQ(sp_->counters().arp_requests, 1u + 2u + 2u);
+  // An answer now finds nothing to send.
+  Sent();
+  Deliver(Arp(2, kPeerMac, Ip("192.0.2.30"), kOurMac, Ip("192.0.2.1")));
+  EXPECT_TRUE(Sent().empty());
+
+  HandOver(Ethernet(MacAddress{}, kOurMac, 0x0800));  // no IP header
+  HandOver(Outgoing(Ip("192.0.2.20"), 1), kPort + 1);
+  EXPECT_EQ(sp_->counters().hold_dropped, SlowPath::kHoldPerNeighbor + 4);
+  EXPECT_EQ(sp_->counters().hold_sent, SlowPath::kHoldPerNeighbor);
+  EXPECT_EQ(sp_->held(), 0u);
+}
+
 TEST_F(SlowPathTest, FreesWhatIsStillQueuedWhenDestroyed) {
+  HandOver(Outgoing(Ip("192.0.2.31"), 1));  // held, and an ARP request
   for (int i = 0; i < 2; ++i) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
     ASSERT_NE(m, nullptr);
     ASSERT_EQ(rte_ring_enqueue(sp_->ring(), m), 0);
   }
   EXPECT_EQ(sp_->Lookup(kPort, Ip("192.0.2.30")), std::nullopt);  // queues an ARP request
-  sp_.reset();  // TearDown checks that all three came back to the pool
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(rte_ring_enqueue(sp_->hold_ring(), m), 0);  // still in the hold ring
+  EXPECT_EQ(sp_->held(), 1u);
+  sp_.reset();  // TearDown checks that all six came back to the pool
 }
 
 }  // namespace

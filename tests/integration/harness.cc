@@ -504,8 +504,8 @@ json Daemon::Create(ControlClient& control, const std::string& name, json leg_a,
   json reply =
       control.Call({{"op", "session.create"}, {"session", name}, {"legs", {leg_a, leg_b}}});
   // Creating a session with given remotes starts ARP for them; until the
-  // answer is in, packets toward them are dropped as no_neighbor. An SBC's
-  // offer/answer takes far longer than that; the test waits as long.
+  // answer is in, packets toward them wait in the relay (neighbor_hold). An
+  // SBC's offer/answer takes far longer than that; the test waits as long.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return reply;
 }

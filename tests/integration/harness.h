@@ -111,9 +111,9 @@ struct ExchangeResult {
 ExchangeResult Exchange(Phone& a, Phone& b, int n);
 // Sends a packet from `from` every 20 ms (at most for timeout_ms) until one
 // reaches `to`, the last sent: nothing of it is left in flight. A relay
-// drops packets toward an address it was just given until its ARP is
-// answered (no_neighbor); a test that counts every packet from the first
-// waits for this first.
+// holds packets toward an address it was just given until its ARP is
+// answered (neighbor_hold), so they may arrive late; a test that times
+// packets from the first waits for this first.
 bool Reaches(Phone& from, Phone& to, int timeout_ms = 5000);
 // Exchange, as a test assertion: success when Perfect(), else what was lost.
 ::testing::AssertionResult Flows(Phone& a, Phone& b, int n);

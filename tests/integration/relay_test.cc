@@ -216,6 +216,54 @@ TEST_F(RelayTest, RekeyMidStreamLosesNothing) {
   control_.Call({{"op", "session.delete"}, {"session", "rekey"}});
 }
 
+// The first packets toward a peer whose next hop has not answered yet wait
+// in the relay and go out, in order, once it answers: phone B's new address
+// ignores ARP at first, so the relay's request at session.create goes
+// unanswered and A's first packets find no MAC.
+TEST_F(RelayTest, FirstPacketsToAnUnresolvedPeerWaitForItsAnswer) {
+  Topology& topo = daemon_->topology();
+  // Undone however the test ends: the suite's other tests need B to answer.
+  struct Undo {
+    Topology& topo;
+    ~Undo() {
+      topo.Run("pb", {"sysctl", "-qw", "net.ipv4.conf.veth-b1.arp_ignore=0"}).IgnoreError();
+      topo.Run("pb", {"ip", "addr", "del", "10.201.2.9/24", "dev", "veth-b1"}).IgnoreError();
+    }
+  } undo{topo};
+  ASSERT_TRUE(topo.Run("pb", {"ip", "addr", "add", "10.201.2.9/24", "dev", "veth-b1"}).ok());
+  ASSERT_TRUE(topo.Run("pb", {"sysctl", "-qw", "net.ipv4.conf.veth-b1.arp_ignore=8"}).ok());
+  const json before = control_.Call({{"op", "stats"}});
+  const json r = control_.Call({{"op", "session.create"},
+                                {"session", "unresolved"},
+                                {"legs",
+                                 {PlainLeg("a", "a", "10.201.1.2:40030"),
+                                  PlainLeg("b", "b", "10.201.2.9:40032")}}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  Phone a = MakePhone("pa", "10.201.1.2", 40030, 0xa9);
+  Phone b = MakePhone("pb", "10.201.2.9", 40032, 0xb9);
+  a.relay = Addr("10.201.1.1", LocalPort(r["legs"][0]));
+  b.relay = Addr("10.201.2.1", LocalPort(r["legs"][1]));
+  std::vector<std::vector<uint8_t>> sent;
+  for (int i = 0; i < 5; ++i) {
+    sent.push_back(a.SendNext());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(b.Receive(200).empty()) << "B answered no ARP, yet packets reached it";
+  const json waiting = control_.Call({{"op", "stats"}});
+  EXPECT_EQ(waiting["neighbor_hold"]["waiting"], 5) << waiting.dump();
+  // B answers the relay's next request, at most a second on.
+  ASSERT_TRUE(topo.Run("pb", {"sysctl", "-qw", "net.ipv4.conf.veth-b1.arp_ignore=0"}).ok());
+  std::vector<std::vector<uint8_t>> got = b.Receive(2500);
+  EXPECT_EQ(got, sent) << "every held packet, in order";
+  EXPECT_TRUE(Flows(a, b, 20));
+  const json after = control_.Call({{"op", "stats"}});
+  EXPECT_EQ(after["neighbor_hold"]["sent"].get<uint64_t>() -
+                before["neighbor_hold"]["sent"].get<uint64_t>(), 5u) << after.dump();
+  EXPECT_EQ(after["neighbor_hold"]["dropped"], before["neighbor_hold"]["dropped"]);
+  EXPECT_EQ(after["drops"].value("no_neighbor", 0), before["drops"].value("no_neighbor", 0));
+  control_.Call({{"op", "session.delete"}, {"session", "unresolved"}});
+}
+
 TEST_F(RelayTest, AnswersArpAndPing) {
   EXPECT_TRUE(daemon_->topology().Run("pa", {"ping", "-c", "1", "-W", "2", "10.201.1.1"}).ok());
   EXPECT_TRUE(daemon_->topology().Run("pb", {"ping", "-c", "1", "-W", "2", "10.201.2.1"}).ok());

@@ -293,7 +293,7 @@ TEST_F(SippCallFlowsTest, EarlyMediaThen200KeepsPortKeyAndEveryPacket) {
   Arm(b, kb, to_callee.crypto[0]);
   // The 183's answer gave the relay b's address, and with it an ARP for
   // b's MAC that can still be unanswered when the 183 reaches the caller
-  // (packets toward b are dropped until then, as no_neighbor).
+  // (packets toward b wait in the relay until then).
   ASSERT_TRUE(Reaches(a, b)) << "no packet from a reached b";
 
   // Early media, on through the 200, until 25 packets after it arrived.

@@ -133,41 +133,42 @@ struct Received {
   uint16_t udp_checksum_as_sent = 0;
 };
 
-// What leaves a port, as the wire sees it: a net_ring device hands over the
-// very mbuf that was sent, so checksums asked of the NIC (ol_flags) are
-// filled in here, as a NIC would.
+// A frame as the wire sees it (the mbuf freed): a net_ring device hands
+// over the very mbuf that was sent, so checksums asked of the NIC
+// (ol_flags) are filled in here, as a NIC would.
+Received Wire(rte_mbuf* m) {
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  Received r;
+  r.tx_flags = m->ol_flags & RTE_MBUF_F_TX_OFFLOAD_MASK;
+  if (r.tx_flags != 0) {
+    r.l2_len = m->l2_len;
+    r.l3_len = m->l3_len;
+    r.as_sent = packet::ParseFrame(d, len, packet::ParseOptions{});
+    r.as_sent_udp = packet::ParseFrame(d, len, packet::ParseOptions{.verify_ip_checksum = false});
+    const uint8_t* udp = d + r.l2_len + r.l3_len;
+    r.udp_checksum_as_sent = static_cast<uint16_t>(udp[6] << 8 | udp[7]);
+    EXPECT_TRUE(packet::CompleteOffloadedChecksums(
+        d, len, r.l2_len, r.l3_len, (r.tx_flags & RTE_MBUF_F_TX_IP_CKSUM) != 0,
+        (r.tx_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM));
+  }
+  r.frame = packet::ParseFrame(d, len, packet::ParseOptions{});
+  std::memcpy(r.dst_mac.data(), d, 6);
+  std::memcpy(r.src_mac.data(), d + 6, 6);
+  if (r.frame.kind == packet::FrameKind::kUdp) {
+    r.payload.assign(d + r.frame.payload_offset, d + r.frame.payload_offset + r.frame.payload_len);
+  }
+  rte_pktmbuf_free(m);
+  return r;
+}
+
+// What leaves a port.
 std::vector<Received> Drain(uint16_t port) {
   std::vector<Received> out;
   rte_mbuf* pkts[64];
   uint16_t n;
   while ((n = rte_eth_rx_burst(port, 0, pkts, 64)) > 0) {
-    for (uint16_t i = 0; i < n; ++i) {
-      uint8_t* d = rte_pktmbuf_mtod(pkts[i], uint8_t*);
-      Received r;
-      r.tx_flags = pkts[i]->ol_flags & RTE_MBUF_F_TX_OFFLOAD_MASK;
-      if (r.tx_flags != 0) {
-        r.l2_len = pkts[i]->l2_len;
-        r.l3_len = pkts[i]->l3_len;
-        r.as_sent = packet::ParseFrame(d, rte_pktmbuf_data_len(pkts[i]), packet::ParseOptions{});
-        r.as_sent_udp = packet::ParseFrame(d, rte_pktmbuf_data_len(pkts[i]),
-                                           packet::ParseOptions{.verify_ip_checksum = false});
-        const uint8_t* udp = d + r.l2_len + r.l3_len;
-        r.udp_checksum_as_sent = static_cast<uint16_t>(udp[6] << 8 | udp[7]);
-        EXPECT_TRUE(packet::CompleteOffloadedChecksums(
-            d, rte_pktmbuf_data_len(pkts[i]), r.l2_len, r.l3_len,
-            (r.tx_flags & RTE_MBUF_F_TX_IP_CKSUM) != 0,
-            (r.tx_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM));
-      }
-      r.frame = packet::ParseFrame(d, rte_pktmbuf_data_len(pkts[i]), packet::ParseOptions{});
-      std::memcpy(r.dst_mac.data(), d, 6);
-      std::memcpy(r.src_mac.data(), d + 6, 6);
-      if (r.frame.kind == packet::FrameKind::kUdp) {
-        r.payload.assign(d + r.frame.payload_offset,
-                         d + r.frame.payload_offset + r.frame.payload_len);
-      }
-      out.push_back(std::move(r));
-      rte_pktmbuf_free(pkts[i]);
-    }
+    for (uint16_t i = 0; i < n; ++i) out.push_back(Wire(pkts[i]));
   }
   return out;
 }
@@ -577,6 +578,67 @@ TEST_F(PipelineTest, SeparateRtcpPortCarriesOnlyRtcp) {
   ASSERT_EQ(c.a_send->ProtectRtp(rtp), srtp_err_status_ok);
   Send({Frame(Mac(0x12), c.a.port_mac, phone_rtcp, rtcp_local, rtp)});
   EXPECT_EQ(Drops(DropReason::kRtcpOnRtpPort), 1u);
+}
+
+// A packet whose next hop is not resolved yet is not dropped: it goes to
+// the hold ring with every header written but the destination MAC, and the
+// port it leaves by in mbuf->port; the flow keeps no headers from it. Once
+// the next hop is known, packets go out directly; with the ring full, or
+// without one, a packet is dropped as no_neighbor.
+TEST_F(PipelineTest, APacketWithoutANextHopWaitsInTheHoldRing) {
+  std::mt19937 rng(43);
+  Call c = MakeCall(crypto::Suite::kAesCm128HmacSha1_80, crypto::Suite::kAesCm128HmacSha1_80,
+                    /*give_remotes=*/true, rng);
+  c.b.remote_mac.reset();
+  c.session = *session::Session::Create(4, c.a, c.b, session::SessionOptions{});
+  Call& call = Keep(std::move(c));
+  Publish(call);
+  auto send_rtp = [&](uint16_t seq) {
+    std::vector<uint8_t> p = RtpPacket(seq, 0xaaaa, 160, static_cast<uint8_t>(seq));
+    EXPECT_EQ(call.a_send->ProtectRtp(p), srtp_err_status_ok);
+    Send({Frame(Mac(0x12), call.a.port_mac, *call.a.remote, call.a.local, p)});
+  };
+  // No ring: dropped.
+  send_rtp(1);
+  EXPECT_TRUE(Drain(port_b).empty());
+  EXPECT_EQ(Drops(DropReason::kNoNeighbor), 1u);
+
+  rte_ring* hold = rte_ring_create("worker_neighbor_hold", 4, static_cast<int>(rte_socket_id()),
+                                   RING_F_SC_DEQ);
+  ASSERT_NE(hold, nullptr);
+  WorkerConfig config = worker_->config();
+  config.neighbor_hold = hold;
+  worker_ = std::make_unique<Worker>(config);
+  // The ring holds 3 (a ring of 4): the fourth is dropped.
+  for (uint16_t seq = 2; seq <= 5; ++seq) send_rtp(seq);
+  EXPECT_TRUE(Drain(port_b).empty());
+  EXPECT_EQ(worker_->counters().neighbor_held.load(), 3u);
+  EXPECT_EQ(Drops(DropReason::kNoNeighbor), 1u);
+  for (uint16_t seq = 2; seq <= 4; ++seq) {
+    void* held = nullptr;
+    ASSERT_EQ(rte_ring_dequeue(hold, &held), 0);
+    rte_mbuf* m = static_cast<rte_mbuf*>(held);
+    EXPECT_EQ(m->port, port_b);
+    const Received r = Wire(m);
+    EXPECT_EQ(r.frame.kind, packet::FrameKind::kUdp);
+    EXPECT_EQ(r.dst_mac, MacAddress{}) << "the slow path writes it";
+    EXPECT_EQ(r.src_mac, call.b.port_mac);
+    EXPECT_EQ(r.frame.src, call.b.local);
+    EXPECT_EQ(r.frame.dst, *call.b.remote);
+    std::vector<uint8_t> p = r.payload;
+    ASSERT_EQ(call.b_recv->UnprotectRtp(p), srtp_err_status_ok) << "seq " << seq;
+    EXPECT_EQ(p, RtpPacket(seq, 0xaaaa, 160, static_cast<uint8_t>(seq)));
+  }
+  // Resolved: straight out, to the next hop (no headers were kept from the
+  // held packets).
+  call.session->remote_slot(1).SetResolvedMac(Mac(0x33));
+  send_rtp(6);
+  const std::vector<Received> got = Drain(port_b);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].dst_mac, Mac(0x33));
+  EXPECT_EQ(worker_->counters().neighbor_held.load(), 3u);
+  EXPECT_EQ(rte_ring_count(hold), 0u);
+  rte_ring_free(hold);
 }
 
 // The headers a flow keeps for its way out follow every change: a peer the

@@ -231,6 +231,7 @@ struct WorkerStats {
   uint64_t rx_packets = 0, tx_packets = 0, busy_cycles = 0, idle_cycles = 0;
   uint64_t rx_bytes = 0, tx_bytes = 0;  // whole frames, as received and as sent
   uint64_t handshake_packets = 0;  // STUN and DTLS given to the handshake thread
+  uint64_t neighbor_held = 0;  // given to the slow path to wait for a next hop
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count, non-zero only
   // RCU quiescent-state reports, as the control loop sees them: ms since the
   // last one, and whether that is past [workers] stall_ms.
@@ -334,7 +335,14 @@ struct Stats {
   std::optional<MemoryStats> memory;
   std::vector<PortStats> ports;
   std::vector<WorkerStats> workers;
-  std::vector<std::pair<std::string, uint64_t>> drops;  // summed over workers
+  // Frames whose next hop was not resolved yet, waiting in the slow path:
+  // now, and since start sent once it answered and dropped (unanswered
+  // within 3 s, or past the bounds; also counted as no_neighbor drops).
+  struct NeighborHold {
+    uint64_t waiting = 0, sent = 0, dropped = 0;
+  } neighbor_hold;
+  // Summed over workers, with neighbor_hold.dropped as no_neighbor.
+  std::vector<std::pair<std::string, uint64_t>> drops;
   std::optional<HaStats> ha;  // with [ha] only
 };
 

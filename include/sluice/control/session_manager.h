@@ -54,6 +54,8 @@ struct NeighborResolver {
   std::function<std::optional<packet::MacAddress>(uint16_t port_id,
                                                   const packet::IpAddress& next_hop)>
       lookup;
+  // The slow path's frames waiting for a next hop (Stats::neighbor_hold).
+  std::function<Stats::NeighborHold()> hold_stats;
 };
 
 // Per-worker counters as the daemon reads them.

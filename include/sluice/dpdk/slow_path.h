@@ -12,7 +12,15 @@
 // before it expires if Lookup has used it since its last answer, forgotten
 // when it expires.
 //
-// Control thread only (workers only enqueue into ring()). What it sends goes
+// A frame a worker could not send because its next hop is not resolved yet
+// (the first packets of a call to a new peer) waits here instead of being
+// dropped, as an IP stack's unresolved queue does: the worker hands it over
+// through hold_ring(), headers written but for the destination MAC. The
+// slow path asks for the next hop (again a second later while frames wait)
+// and sends the frames, in order, as soon as the answer comes, or drops
+// them (counted) after kHoldMs or past the bounds.
+//
+// Control thread only (workers only enqueue into ring() and hold_ring()). What it sends goes
 // through tx_ring(), which one worker drains onto its own TX queues; other
 // threads that send frames (the handshake thread) enqueue there too (many
 // producers, one consumer), each mbuf with its port set.
@@ -42,6 +50,9 @@ struct SlowPathInterface {
   packet::MacAddress mac{};
   std::optional<packet::Prefix> ipv4;
   std::optional<packet::Prefix> ipv6;
+  // Where off-link peers are reached (held frames' next hops).
+  std::optional<packet::IpAddress> gateway;
+  std::optional<packet::IpAddress> gateway6;
   uint16_t vlan = 0;
 };
 
@@ -61,6 +72,12 @@ struct SlowPathCounters {
   uint64_t tx_failed = 0;
   uint64_t not_answered = 0;  // for our address while not answering (an HA standby)
   uint64_t announcements = 0;  // gratuitous ARPs and unsolicited advertisements sent
+  // Frames handed over through hold_ring(): sent at once (the next hop was
+  // known by then), held, sent once their next hop answered, or dropped
+  // (unparsable, no such port, past the bounds, or unanswered for kHoldMs).
+  uint64_t hold_received = 0;
+  uint64_t hold_sent = 0;
+  uint64_t hold_dropped = 0;
 };
 
 struct SlowPathOptions {
@@ -80,6 +97,14 @@ class SlowPath {
   static constexpr uint64_t kAskWindowMs = 5000;
   // At most one request a second per address.
   static constexpr uint64_t kAskIntervalMs = 1000;
+  // A held frame waits this long for its next hop: through two more
+  // requests (kAskIntervalMs apart) if the first goes unanswered, as an IP
+  // stack's three probes. At most kHoldPerNeighbor frames wait for one next
+  // hop (past that, the oldest is dropped: a jitter buffer wants the newest
+  // media) and kMaxHeld in all (past that, the new frame is dropped).
+  static constexpr uint64_t kHoldMs = 3000;
+  static constexpr size_t kHoldPerNeighbor = 64;
+  static constexpr size_t kMaxHeld = 1024;
 
   static absl::StatusOr<std::unique_ptr<SlowPath>> Create(std::vector<SlowPathInterface> ifaces,
                                                           rte_mempool* pool,
@@ -88,9 +113,14 @@ class SlowPath {
 
   rte_ring* ring() const { return ring_; }
   rte_ring* tx_ring() const { return tx_ring_; }
+  // Workers' frames whose next hop is unresolved (many producers).
+  rte_ring* hold_ring() const { return hold_ring_; }
+  // Frames held for a next hop now.
+  size_t held() const { return held_count_; }
 
-  // Handles what the workers queued, and once a second ages the neighbour
-  // table; returns how many packets.
+  // Handles what the workers queued (returns how many of ring()'s packets),
+  // sends or holds what they could not address, drops held frames past
+  // kHoldMs, and once a second ages the neighbour table.
   unsigned Poll();
 
   // The next-hop MAC for `ip` on `port_id`, if known and not expired;
@@ -130,6 +160,16 @@ class SlowPath {
     bool used;              // Lookup returned it since then
   };
   void Learn(uint16_t port, const packet::IpAddress& ip, const uint8_t* mac);
+  struct HeldFrame {
+    rte_mbuf* m;
+    uint64_t since_ms;
+  };
+  // A frame from hold_ring(): sent if its next hop is known, else held.
+  void Hold(rte_mbuf* m, uint64_t now);
+  // The held frames for `key` go out to `mac`.
+  void Release(const NeighborKey& key, const packet::MacAddress& mac);
+  void ExpireHeld(uint64_t now);
+  void DropHeld(rte_mbuf* m);
   // Sends a request for `key` unless one went out within kAskIntervalMs or
   // the bound is reached; whether it sent one.
   bool Ask(const SlowPathInterface& iface, const NeighborKey& key, uint64_t now);
@@ -149,6 +189,9 @@ class SlowPath {
   rte_mempool* pool_ = nullptr;
   rte_ring* ring_ = nullptr;
   rte_ring* tx_ring_ = nullptr;
+  rte_ring* hold_ring_ = nullptr;
+  absl::flat_hash_map<NeighborKey, std::vector<HeldFrame>> held_;
+  size_t held_count_ = 0;
   absl::flat_hash_map<NeighborKey, Neighbor> neighbors_;
   absl::flat_hash_map<NeighborKey, uint64_t> asked_ms_;  // when each was last asked for
   SlowPathCounters counters_;

@@ -115,6 +115,14 @@ struct Prefix {
   friend bool operator!=(const Prefix& a, const Prefix& b) { return !(a == b); }
 };
 
+// Where a frame for `peer` goes on a link whose own prefix is `prefix`:
+// the peer itself when on-link (or when there is no gateway), else the
+// gateway.
+inline IpAddress NextHop(const IpAddress& peer, const std::optional<Prefix>& prefix,
+                         const std::optional<IpAddress>& gateway) noexcept {
+  return prefix && !prefix->Contains(peer) && gateway ? *gateway : peer;
+}
+
 static_assert(std::is_trivially_copyable_v<IpAddress>);
 static_assert(std::is_trivially_copyable_v<Endpoint>);
 static_assert(std::is_trivially_copyable_v<Prefix>);

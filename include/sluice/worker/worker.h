@@ -50,6 +50,7 @@ struct alignas(64) WorkerCounters {
   std::atomic<uint64_t> tx_bytes{0};
   std::atomic<uint64_t> slow_path_packets{0};
   std::atomic<uint64_t> handed_off{0};
+  std::atomic<uint64_t> neighbor_held{0};  // to the slow path to wait for a next hop
   std::atomic<uint64_t> handshake_packets{0};  // STUN and DTLS to the handshake thread
   std::atomic<uint64_t> busy_cycles{0};
   std::atomic<uint64_t> idle_cycles{0};
@@ -79,6 +80,11 @@ struct WorkerConfig {
   uint16_t burst = 32;
   session::FlowTable* table = nullptr;
   rte_ring* slow_path = nullptr;  // ARP, ICMP: handed over here (null: dropped)
+  // A frame whose next hop's MAC is not known yet goes here, its headers
+  // written but for the destination MAC and mbuf->port set to where it
+  // leaves, to wait for the slow path's answer (SlowPath::hold_ring). Null,
+  // or the ring full: dropped as no_neighbor.
+  rte_ring* neighbor_hold = nullptr;
   // Hand-off rings, indexed by worker id: a packet whose flow another worker
   // owns goes to that worker's ring (where RSS cannot steer by destination
   // port). Empty with a single worker.
@@ -208,6 +214,12 @@ class Worker {
   uint8_t* BuildHeaders(Item& item, const TxChecksumOffload& offload,
                         std::optional<uint16_t> payload_sum) noexcept;
   void SetTxOffload(rte_mbuf* m, const uint8_t* frame, uint16_t out_port) noexcept;
+  // The mbuf made the frame at `frame` up to the payload's end.
+  void FinishFrame(Item& item, uint8_t* frame, uint16_t out_port) noexcept;
+  // No next hop yet: the packet, its headers written with no destination
+  // MAC, goes to config_.neighbor_hold (taken: item.m cleared) or is
+  // rejected as no_neighbor. Returns null either way.
+  uint8_t* HoldForNeighbor(Item& item, packet::UdpHeaderSpec& spec, uint16_t out_port) noexcept;
 
   void Drop(rte_mbuf* m, DropReason reason) noexcept;
   void Enqueue(uint16_t port, rte_mbuf* m) noexcept;
