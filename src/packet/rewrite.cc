@@ -21,16 +21,13 @@ constexpr uint16_t kEtherTypeVlan = 0x8100;
 constexpr uint8_t kProtoUdp = 17;
 constexpr uint32_t kEtherLen = 14;
 constexpr uint32_t kVlanLen = 4;
-constexpr uint32_t kIpv4Len = 20;
-constexpr uint32_t kIpv6Len = 40;
-constexpr uint32_t kUdpLen = 8;
+using rewrite_internal::Fold;
+using rewrite_internal::kIpv4Len;
+using rewrite_internal::kIpv6Len;
+using rewrite_internal::kUdpLen;
+using rewrite_internal::Put16;
+using rewrite_internal::UdpChecksumField;
 
-// One 16-bit store (stored byte by byte, neighbours were merged in shifts).
-inline uint8_t* Put16(uint8_t* p, uint16_t v) {
-  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap16(v);
-  std::memcpy(p, &v, 2);
-  return p + 2;
-}
 
 // Ones'-complement addition in 64 bits: the carry out goes back in at the
 // bottom (RFC 1071 §2(C)). 2^64 - 1 is a multiple of 2^16 - 1, so folding the
@@ -56,13 +53,6 @@ inline uint32_t WordSum(const IpAddress& a) {
   return sum;
 }
 
-inline uint16_t Fold(uint64_t sum) {
-  sum = (sum & 0xffffffffu) + (sum >> 32);  // < 2^33 - 1: no carry out below
-  const uint32_t s = static_cast<uint32_t>(sum) + static_cast<uint32_t>(sum >> 32);
-  // The upper half of s + (s rotated by 16) is the halves' sum with the
-  // lower halves' carry added back (RFC 1071 §4.1's end-around carry).
-  return static_cast<uint16_t>((s + std::rotr(s, 16)) >> 16);
-}
 
 #if defined(__x86_64__)
 // Adds the kWords 64-bit words at data to sum in one chain of add-with-carry
@@ -179,20 +169,6 @@ inline uint64_t Ipv4HeaderWords(const UdpHeaderSpec& spec) {
   const uint8_t traffic_class = static_cast<uint8_t>((spec.dscp & 0x3f) << 2);  // ECN 0
   return 0x4500u + traffic_class + 0x4000u + (uint32_t{spec.ttl} << 8 | kProtoUdp) +
          WordSum(spec.src.ip) + WordSum(spec.dst.ip);
-}
-
-// The UDP checksum field for a datagram of udp_len bytes whose pseudo-header
-// words (but the length) sum to pseudo, ports to ports, payload to payload.
-inline uint16_t UdpChecksumField(uint64_t pseudo, uint32_t ports, uint32_t udp_len,
-                                 bool offload, uint16_t payload) {
-  // The pseudo-header's length: 16 bits (RFC 768) or 32 (RFC 8200), whose
-  // upper word is 0 as udp_len fits in 16 bits.
-  pseudo += udp_len;
-  if (offload) return Fold(pseudo);
-  uint16_t checksum = static_cast<uint16_t>(~Fold(pseudo + ports + udp_len + payload));
-  // RFC 768 (and RFC 8200 §8.1): a computed 0 goes out as all ones, since 0
-  // means "no checksum" over IPv4 and is invalid over IPv6.
-  return checksum == 0 ? 0xffff : checksum;
 }
 
 }  // namespace
@@ -332,38 +308,6 @@ void UdpHeaderTemplate::Build(const UdpHeaderSpec& spec) noexcept {
   UdpHeaderSpec empty = spec;
   empty.payload_sum = 0;
   WriteUdpHeaders(bytes_ + len_, 0, empty, 0);
-}
-
-uint8_t* UdpHeaderTemplate::Write(uint8_t* payload, uint32_t payload_len, uint16_t ip_id,
-                                  std::optional<uint16_t> payload_sum) const noexcept {
-  uint8_t* const frame = payload - len_;
-  // One constant-size copy per layout; a runtime length would call memcpy.
-  switch (len_) {
-    case 42: std::memcpy(frame, bytes_, 42); break;
-    case 46: std::memcpy(frame, bytes_, 46); break;
-    case 62: std::memcpy(frame, bytes_, 62); break;
-    default: std::memcpy(frame, bytes_, 66); break;
-  }
-  uint8_t* const ip = frame + ip_offset_;
-  const uint32_t udp_len = kUdpLen + payload_len;
-  uint8_t* udp;
-  if (v6_) {
-    Put16(ip + 4, static_cast<uint16_t>(udp_len));
-    udp = ip + kIpv6Len;
-  } else {
-    Put16(ip + 2, static_cast<uint16_t>(kIpv4Len + udp_len));
-    Put16(ip + 4, ip_id);
-    if (!ip_checksum_offload_) {
-      Put16(ip + 10, static_cast<uint16_t>(~Fold(uint64_t{ip_sum_} + kIpv4Len + udp_len + ip_id)));
-    }
-    udp = ip + kIpv4Len;
-  }
-  Put16(udp + 4, static_cast<uint16_t>(udp_len));
-  const uint16_t sum = udp_checksum_offload_ ? 0
-                       : payload_sum         ? *payload_sum
-                                             : OnesComplementSum(payload, payload_len);
-  Put16(udp + 6, UdpChecksumField(pseudo_sum_, ports_sum_, udp_len, udp_checksum_offload_, sum));
-  return frame;
 }
 
 bool CompleteOffloadedChecksums(uint8_t* frame, uint32_t frame_len, uint32_t l2_len,

@@ -8,8 +8,10 @@
 #define SLUICE_PACKET_REWRITE_H_
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 
 #include "sluice/packet/address.h"
@@ -138,6 +140,80 @@ uint16_t UdpChecksum(const IpAddress& src, const IpAddress& dst, const uint8_t* 
 // for tests; false, frame untouched, when the lengths do not fit.
 bool CompleteOffloadedChecksums(uint8_t* frame, uint32_t frame_len, uint32_t l2_len,
                                 uint32_t l3_len, bool ipv4_header, bool udp) noexcept;
+
+// Write, inline: the relay stamps a template on every packet it sends. What
+// it needs of rewrite.cc's helpers is here too.
+namespace rewrite_internal {
+
+constexpr uint32_t kIpv4Len = 20;
+constexpr uint32_t kIpv6Len = 40;
+constexpr uint32_t kUdpLen = 8;
+
+// One 16-bit store (stored byte by byte, neighbours were merged in shifts).
+inline uint8_t* Put16(uint8_t* p, uint16_t v) {
+  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap16(v);
+  std::memcpy(p, &v, 2);
+  return p + 2;
+}
+
+// The ones'-complement sum in 64 bits folded to 16 (RFC 1071 §2(C)).
+inline uint16_t Fold(uint64_t sum) {
+  sum = (sum & 0xffffffffu) + (sum >> 32);  // < 2^33 - 1: no carry out below
+  const uint32_t s = static_cast<uint32_t>(sum) + static_cast<uint32_t>(sum >> 32);
+  // The upper half of s + (s rotated by 16) is the halves' sum with the
+  // lower halves' carry added back (RFC 1071 §4.1's end-around carry).
+  return static_cast<uint16_t>((s + std::rotr(s, 16)) >> 16);
+}
+
+// The UDP checksum field for a datagram of udp_len bytes whose pseudo-header
+// words (but the length) sum to pseudo, ports to ports, payload to payload.
+inline uint16_t UdpChecksumField(uint64_t pseudo, uint32_t ports, uint32_t udp_len,
+                                 bool offload, uint16_t payload) {
+  // The pseudo-header's length: 16 bits (RFC 768) or 32 (RFC 8200), whose
+  // upper word is 0 as udp_len fits in 16 bits.
+  pseudo += udp_len;
+  if (offload) return Fold(pseudo);
+  uint16_t checksum = static_cast<uint16_t>(~Fold(pseudo + ports + udp_len + payload));
+  // RFC 768 (and RFC 8200 §8.1): a computed 0 goes out as all ones, since 0
+  // means "no checksum" over IPv4 and is invalid over IPv6.
+  return checksum == 0 ? 0xffff : checksum;
+}
+
+}  // namespace rewrite_internal
+
+inline uint8_t* UdpHeaderTemplate::Write(uint8_t* payload, uint32_t payload_len, uint16_t ip_id,
+                                         std::optional<uint16_t> payload_sum) const noexcept {
+  using rewrite_internal::Fold, rewrite_internal::Put16, rewrite_internal::UdpChecksumField;
+  using rewrite_internal::kIpv4Len, rewrite_internal::kIpv6Len, rewrite_internal::kUdpLen;
+  uint8_t* const frame = payload - len_;
+  // One constant-size copy per layout; a runtime length would call memcpy.
+  switch (len_) {
+    case 42: std::memcpy(frame, bytes_, 42); break;
+    case 46: std::memcpy(frame, bytes_, 46); break;
+    case 62: std::memcpy(frame, bytes_, 62); break;
+    default: std::memcpy(frame, bytes_, 66); break;
+  }
+  uint8_t* const ip = frame + ip_offset_;
+  const uint32_t udp_len = kUdpLen + payload_len;
+  uint8_t* udp;
+  if (v6_) {
+    Put16(ip + 4, static_cast<uint16_t>(udp_len));
+    udp = ip + kIpv6Len;
+  } else {
+    Put16(ip + 2, static_cast<uint16_t>(kIpv4Len + udp_len));
+    Put16(ip + 4, ip_id);
+    if (!ip_checksum_offload_) {
+      Put16(ip + 10, static_cast<uint16_t>(~Fold(uint64_t{ip_sum_} + kIpv4Len + udp_len + ip_id)));
+    }
+    udp = ip + kIpv4Len;
+  }
+  Put16(udp + 4, static_cast<uint16_t>(udp_len));
+  const uint16_t sum = udp_checksum_offload_ ? 0
+                       : payload_sum         ? *payload_sum
+                                             : OnesComplementSum(payload, payload_len);
+  Put16(udp + 6, UdpChecksumField(pseudo_sum_, ports_sum_, udp_len, udp_checksum_offload_, sum));
+  return frame;
+}
 
 }  // namespace sluice::packet
 
