@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "sluice/ng/sdp.h"
@@ -158,8 +162,36 @@ SdpView ViewSdp(const ng::Value& reply) {
   return sdp && sdp->is_string() ? ViewSdp(std::string(sdp->str())) : SdpView{};
 }
 
+namespace {
+
+// A process's start time (/proc/<pid>/stat's 22nd field), or "" when it is
+// gone: with the pid, what tells it from a later process given its pid.
+std::string StartTime(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  // Fields after the command (which may hold spaces) start past its ')'.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return "";
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+  }
+  return field;
+}
+
+// The children of `pid`, each with its start time.
+std::vector<std::pair<pid_t, std::string>> Children(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/task/", pid, "/children"));
+  std::vector<std::pair<pid_t, std::string>> out;
+  for (pid_t child; in >> child;) out.emplace_back(child, StartTime(child));
+  return out;
+}
+
+}  // namespace
+
 void StopProcess(pid_t pid) {
   if (pid <= 0) return;
+  const std::vector<std::pair<pid_t, std::string>> children = Children(pid);
   kill(pid, SIGTERM);
   int status = 0;
   for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
@@ -168,6 +200,9 @@ void StopProcess(pid_t pid) {
   if (waitpid(pid, &status, WNOHANG) == 0) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
+  }
+  for (const auto& [child, started] : children) {
+    if (!started.empty() && StartTime(child) == started) kill(child, SIGKILL);
   }
 }
 

@@ -63,7 +63,9 @@ struct SdpView {
 SdpView ViewSdp(const std::string& sdp);
 SdpView ViewSdp(const ng::Value& reply);  // its "sdp"
 
-// Stops a process the test spawned: SIGTERM, up to 5 s, then SIGKILL.
+// Stops a process the test spawned: SIGTERM, up to 5 s, then SIGKILL; and
+// then its children as they were when it was asked to stop, if any outlived
+// it (a Kamailio's workers), with SIGKILL.
 void StopProcess(pid_t pid);
 
 // Starts Debian's rtpengine in namespace `ns`: userspace forwarding only
