@@ -311,10 +311,9 @@ void Replicator::Poll() {
     }
   }
   Checkpoint();
-  if (now >= next_heartbeat_ms_) {
-    next_heartbeat_ms_ = now + options_.heartbeat_ms;
-    Heartbeat();
-  }
+  // The next one heartbeat_ms after one was sent: not after a Poll that
+  // found Redis not connected yet, so a (re)connection beats at once.
+  if (now >= next_heartbeat_ms_ && Heartbeat()) next_heartbeat_ms_ = now + options_.heartbeat_ms;
   if (connected_ && !fenced_ && now >= writes_paused_until_ms_) SendChanged();
 }
 
@@ -506,8 +505,8 @@ void Replicator::Checkpoint() {
 // The active's heartbeat, set only while it is ours or absent (one atomic
 // script): a standby that promoted itself took it (SET NX), and an active
 // that finds it so stops writing rather than fight over the sessions.
-void Replicator::Heartbeat() {
-  if (fenced_ || !connected_ || ac_ == nullptr) return;
+bool Replicator::Heartbeat() {
+  if (fenced_ || !connected_ || ac_ == nullptr) return false;
   const std::string key = HeartbeatKey(options_.instance);
   const std::string value = absl::StrCat(UnixMs());
   const std::string ttl = absl::StrCat(options_.heartbeat_ttl_ms);
@@ -515,7 +514,7 @@ void Replicator::Heartbeat() {
                         ttl.data()};
   const size_t len[] = {4, sizeof kHeartbeatScript - 1, 1, key.size(), options_.owner.size(), value.size(),
                         ttl.size()};
-  redisAsyncCommandArgv(ac_, &Replicator::OnHeartbeat, this, 7, argv, len);
+  return redisAsyncCommandArgv(ac_, &Replicator::OnHeartbeat, this, 7, argv, len) == REDIS_OK;
 }
 
 void Replicator::OnHeartbeat(redisAsyncContext* ac, void* reply, void* privdata) {

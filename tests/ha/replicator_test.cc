@@ -325,6 +325,26 @@ TEST_F(ReplicatorTest, RedisGoneThenBackIsCaughtUpWithoutEverBlocking) {
   EXPECT_LT(longest, 250u) << "a Poll waited on Redis";
 }
 
+// Polls that find Redis away do not put the heartbeat off: once Redis is
+// back, the heartbeat goes out at once, not heartbeat_ms (1 s) after the
+// first of them.
+TEST_F(ReplicatorTest, HeartbeatsAsSoonAsRedisIsBack) {
+  redis_.Stop();
+  PollFor(50);
+  EXPECT_FALSE(replicator_->Stats().connected);
+  ASSERT_TRUE(redis_.Start());
+  PollUntil([&] { return replicator_->Stats().connected; });
+  ASSERT_TRUE(replicator_->Stats().connected) << replicator_->Stats().last_error;
+  const uint64_t connected = NowMs();
+  PollUntil([&] {
+    const std::optional<std::string> beat = redis_.Command({"GET", "sluice:t:heartbeat"});
+    return beat.has_value() && !beat->empty();
+  });
+  EXPECT_LT(NowMs() - connected, 400u) << "the heartbeat waited for its timer";
+  PollUntil([&] { return replicator_->heartbeat_confirmed_ms() > 0; });
+  EXPECT_GT(replicator_->heartbeat_confirmed_ms(), 0u) << "its reply taken as ours";
+}
+
 // A clock that moves between two readings in one Poll (every reading a
 // millisecond on) must not make a connection under way look timed out.
 TEST_F(ReplicatorTest, ConnectsWhenTheClockTicksWithinAPoll) {

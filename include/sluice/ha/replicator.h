@@ -121,7 +121,8 @@ class Replicator : public control::SessionObserver {
   bool Send(const std::string& session, uint64_t since);
   void Checkpoint();
   void SealNg(const std::string& session, Held& held) const;
-  void Heartbeat();
+  // Whether a heartbeat was sent (connected and not fenced).
+  bool Heartbeat();
   void MergeStreams(Held& held, const std::array<control::LegStreams, 2>& now);
   void ApplyUpdate(Held& held, const control::UpdateRequest& request,
                    const control::SessionInfo& reply);
