@@ -195,18 +195,17 @@ void SlowPath::Hold(rte_mbuf* m, uint64_t now) {
   const NeighborKey key{iface->port_id,
                         dst->is_v4() ? packet::NextHop(*dst, iface->ipv4, iface->gateway)
                                      : packet::NextHop(*dst, iface->ipv6, iface->gateway6)};
-  std::vector<HeldFrame>& frames = held_[key];
   // Behind frames already held for it, in their order; else at once if
   // its next hop is known (Lookup asks for it otherwise).
-  if (frames.empty()) {
+  if (!held_.contains(key)) {
     if (std::optional<packet::MacAddress> mac = Lookup(key.first, key.second)) {
-      held_.erase(key);
       std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), mac->data(), 6);
       ++counters_.hold_sent;
       Send(*iface, m);
       return;
     }
   }
+  std::vector<HeldFrame>& frames = held_[key];
   if (frames.size() >= kHoldPerNeighbor) {
     DropHeld(frames.front().m);
     frames.erase(frames.begin());
